@@ -1,0 +1,73 @@
+/**
+ * One entry point for reading and writing volumes, by file extension (or folder = DICOM series).
+ * Each format lives in its own module; this file only dispatches.
+ */
+import { statSync } from 'node:fs';
+import { VolumeReadError, VolumeWriteError } from '../../errors.ts';
+import type { Volume } from '../volume.ts';
+import { readNifti, writeNifti } from './nifti.ts';
+import { readMetaImage, writeMetaImage } from './metaimage.ts';
+import { readVti } from './vti.ts';
+import { readNrrd } from './nrrd.ts';
+import { readDicomSeries, type DicomReadOptions } from './dicom/read-series.ts';
+
+export type VolumeFormat = 'nifti' | 'metaimage' | 'vti' | 'nrrd' | 'dicom';
+
+export function formatOfPath(path: string): VolumeFormat | null {
+  const p = path.toLowerCase();
+  if (p.endsWith('.nii') || p.endsWith('.nii.gz')) return 'nifti';
+  if (p.endsWith('.mha') || p.endsWith('.mhd')) return 'metaimage';
+  if (p.endsWith('.vti')) return 'vti';
+  if (p.endsWith('.nrrd') || p.endsWith('.nhdr')) return 'nrrd';
+  if (p.endsWith('.dcm') || p.endsWith('.ima')) return 'dicom';
+  return null;
+}
+
+export interface ReadOptions extends DicomReadOptions {}
+
+/**
+ * Read a volume from a file, a DICOM folder, or a list of DICOM files.
+ * Throws VolumeReadError naming the file and the problem.
+ */
+export async function readVolume(input: string | string[], options: ReadOptions = {}): Promise<Volume> {
+  if (Array.isArray(input)) return readDicomSeries(input, options);
+  let isDir: boolean;
+  try {
+    isDir = statSync(input).isDirectory();
+  } catch {
+    throw new VolumeReadError(input, 'no such file or folder');
+  }
+  if (isDir) return readDicomSeries(input, options);
+  switch (formatOfPath(input)) {
+    case 'nifti':
+      return readNifti(input);
+    case 'metaimage':
+      return readMetaImage(input);
+    case 'vti':
+      return readVti(input);
+    case 'nrrd':
+      return readNrrd(input);
+    default:
+      // Many DICOM files have no extension: let the DICOM reader decide (it checks the magic).
+      return readDicomSeries([input], options);
+  }
+}
+
+export interface WriteOptions {
+  /** Paths that must never be overwritten (the inputs). */
+  protect?: string[];
+  /** MetaImage only: zlib-compress the voxels (default true for .mha). */
+  compress?: boolean;
+}
+
+/** Write a volume as NIfTI (.nii / .nii.gz) or MetaImage (.mha / .mhd), atomically. */
+export function writeVolume(path: string, volume: Volume, options: WriteOptions = {}): void {
+  switch (formatOfPath(path)) {
+    case 'nifti':
+      return writeNifti(path, volume, options);
+    case 'metaimage':
+      return writeMetaImage(path, volume, options);
+    default:
+      throw new VolumeWriteError(path, 'unsupported output format (use .nii.gz, .nii, .mha or .mhd; DICOM via writeDicomSeries)');
+  }
+}
