@@ -23,7 +23,7 @@ export function formatOfPath(path: string): VolumeFormat | null {
   return null;
 }
 
-export interface ReadOptions extends DicomReadOptions {}
+export type ReadOptions = DicomReadOptions;
 
 /**
  * Read a volume from a file, a DICOM folder, or a list of DICOM files.

@@ -1,0 +1,22 @@
+// electron-vite: builds main (Node), preload and renderer (React) into out/.
+import { resolve } from 'node:path';
+import { defineConfig } from 'electron-vite';
+import react from '@vitejs/plugin-react';
+
+export default defineConfig({
+  main: {
+    build: {
+      rollupOptions: { input: { index: resolve(__dirname, 'main/index.ts') } },
+      // Native and WASM-carrying packages stay as runtime requires.
+      externalizeDeps: true,
+    },
+  },
+  preload: {
+    build: { rollupOptions: { input: { index: resolve(__dirname, 'preload/index.ts') } } },
+  },
+  renderer: {
+    root: resolve(__dirname, 'renderer'),
+    build: { rollupOptions: { input: { index: resolve(__dirname, 'renderer/index.html') } } },
+    plugins: [react()],
+  },
+});

@@ -1,0 +1,53 @@
+/**
+ * `sam <command>`: the command-line face of the engine. Thin: parses arguments, calls the engine,
+ * prints. Each command lives in its own module under cli/commands/.
+ */
+import { infoCommand } from './commands/info.ts';
+import { benchReadCommand } from './commands/bench-read.ts';
+
+export interface Command {
+  name: string;
+  summary: string;
+  usage: string;
+  run(args: string[]): Promise<number>;
+}
+
+const COMMANDS: Command[] = [infoCommand, benchReadCommand];
+
+function help(): string {
+  return [
+    'sam - CT registration workstation engine (SAM anatomical embeddings)',
+    '',
+    'usage: sam <command> [options]',
+    '',
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(12)} ${c.summary}`),
+    '',
+    "Run 'sam <command> --help' for a command's options.",
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(help());
+    return name ? 0 : 1;
+  }
+  const cmd = COMMANDS.find((c) => c.name === name);
+  if (!cmd) {
+    console.error(`sam: unknown command '${name}'\n\n${help()}`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(cmd.usage);
+    return 0;
+  }
+  try {
+    return await cmd.run(rest);
+  } catch (e) {
+    const err = e as Error;
+    // Typed engine errors already say "<file>: <problem>"; print them without a stack.
+    console.error(`sam ${name}: ${err.message}`);
+    if (process.env.SAM_DEBUG) console.error(err.stack);
+    return 1;
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * Intensity operations: clipping, the network's normalisation, and the check that a volume is CT
+ * in Hounsfield units before the CT-only stages use it.
+ */
+import { InputError } from '../errors.ts';
+import { withData, type Volume } from './volume.ts';
+
+/** Clip every value into [lo, hi], keeping the voxel type. */
+export function clipIntensity(volume: Volume, lo: number, hi: number): Volume {
+  const out = volume.data.slice();
+  for (let n = 0; n < out.length; n++) {
+    const v = out[n];
+    out[n] = v < lo ? lo : v > hi ? hi : v;
+  }
+  return withData(volume, out);
+}
+
+export interface NetworkNormalization {
+  /** HU window clipped before scaling (official SAM config: [-1024, 3071]). */
+  inMin: number;
+  inMax: number;
+  /** Linear map of the window onto [outMin, outMax] (official: [0, 255]) ... */
+  outMin: number;
+  outMax: number;
+  /** ... then minus this bias (official: 50). */
+  bias: number;
+}
+
+/** The official SAM configuration's RescaleIntensity: clip [-1024, 3071] HU, map to [0, 255], subtract 50. */
+export const SAM_NORMALIZATION: NetworkNormalization = { inMin: -1024, inMax: 3071, outMin: 0, outMax: 255, bias: 50 };
+
+/** Float32 network input from HU, as the official SAM pipeline computes it. */
+export function normalizeForNetwork(volume: Volume, n: NetworkNormalization = SAM_NORMALIZATION): Volume<Float32Array> {
+  const src = volume.data;
+  const out = new Float32Array(src.length);
+  const scale = (n.outMax - n.outMin) / (n.inMax - n.inMin);
+  for (let i = 0; i < src.length; i++) {
+    let v = src[i];
+    v = v < n.inMin ? n.inMin : v > n.inMax ? n.inMax : v;
+    out[i] = (v - n.inMin) * scale + n.outMin - n.bias;
+  }
+  return withData(volume, out);
+}
+
+export interface CtCheck {
+  ok: boolean;
+  reason: string;
+}
+
+/**
+ * Is this CT in HU? DICOM tells its modality; other formats do not, so the values decide:
+ * CT in HU has air near -1000 (at least 1% of voxels below -900, typically tens of percent)
+ * and nothing far below -1024 beyond padding values.
+ */
+export function checkCt(volume: Volume): CtCheck {
+  if (volume.components !== 1) return { ok: false, reason: `has ${volume.components} components, not a scalar CT` };
+  const mod = volume.meta.modality;
+  if (mod && mod !== 'CT') return { ok: false, reason: `modality is ${mod}, not CT` };
+  const d = volume.data;
+  const step = Math.max(1, Math.floor(d.length / 200000));
+  let air = 0;
+  let n = 0;
+  for (let i = 0; i < d.length; i += step, n++) if (d[i] <= -900 && d[i] >= -1100) air++;
+  const frac = air / n;
+  if (frac < 0.01 && mod !== 'CT')
+    return {
+      ok: false,
+      reason: `values do not look like CT in Hounsfield units (only ${(frac * 100).toFixed(2)}% of voxels in the air range -1100..-900 HU)`,
+    };
+  return { ok: true, reason: mod === 'CT' ? 'DICOM modality CT' : `HU range plausible (${(frac * 100).toFixed(1)}% air)` };
+}
+
+/** Throw an InputError naming the input when the volume is not CT in HU. */
+export function requireCt(volume: Volume, name = volume.meta.source ?? 'volume'): void {
+  const c = checkCt(volume);
+  if (!c.ok) throw new InputError(name, `not a CT in Hounsfield units: ${c.reason}`);
+}

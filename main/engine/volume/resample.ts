@@ -1,0 +1,172 @@
+/**
+ * Resampling a volume onto another grid (any origin, spacing, direction and size):
+ * trilinear for images, nearest neighbour for label maps. Positions are matched in world
+ * coordinates (LPS mm), so a volume resampled onto its own grid is returned unchanged.
+ */
+import {
+  applyAffine,
+  column,
+  dot,
+  indexToWorldMatrix,
+  worldToIndexMatrix,
+  type Affine3x4,
+  type Geometry,
+} from './geometry.ts';
+import { allocateVoxels, makeVolume, voxelCount, voxelTypeOf, type Mat3, type Vec3, type Volume, type VoxelType } from './volume.ts';
+
+export type Interpolation = 'linear' | 'nearest';
+
+export interface ResampleOptions {
+  interpolation?: Interpolation;
+  /** Value for points outside the input (default 0; use -1024 for CT in HU). */
+  fill?: number;
+  /** Voxel type of the output (default: the input's; integer outputs are rounded and clamped). */
+  outputType?: VoxelType;
+}
+
+/** Compose: target continuous index -> world -> source continuous index. */
+function targetToSourceIndex(target: Geometry, source: Geometry): Affine3x4 {
+  const a = indexToWorldMatrix(target);
+  const b = worldToIndexMatrix(source);
+  const m: number[] = [];
+  for (let r = 0; r < 3; r++) {
+    for (let c = 0; c < 4; c++) {
+      let v = b[r * 4] * a[c] + b[r * 4 + 1] * a[4 + c] + b[r * 4 + 2] * a[8 + c];
+      if (c === 3) v += b[r * 4 + 3];
+      m.push(v);
+    }
+  }
+  return m as Affine3x4;
+}
+
+const INT_RANGE: Partial<Record<VoxelType, [number, number]>> = {
+  int8: [-128, 127],
+  uint8: [0, 255],
+  int16: [-32768, 32767],
+  uint16: [0, 65535],
+  int32: [-2147483648, 2147483647],
+  uint32: [0, 4294967295],
+};
+
+export function resample(volume: Volume, target: Geometry, options: ResampleOptions = {}): Volume {
+  const interp = options.interpolation ?? 'linear';
+  const fill = options.fill ?? 0;
+  const outType = options.outputType ?? voxelTypeOf(volume.data);
+  const range = INT_RANGE[outType];
+  const nc = volume.components;
+  const out = allocateVoxels(outType, voxelCount(target.size) * nc);
+  const m = targetToSourceIndex(target, volume);
+  const [ni, nj, nk] = volume.size;
+  const src = volume.data;
+  const sj = ni * nc;
+  const sk = ni * nj * nc;
+  const [ti, tj, tk] = target.size;
+  let o = 0;
+  const vals = new Float64Array(nc);
+  const put = (v: number): void => {
+    if (range) {
+      v = Math.round(v);
+      v = v < range[0] ? range[0] : v > range[1] ? range[1] : v;
+    }
+    out[o++] = v;
+  };
+  for (let k = 0; k < tk; k++) {
+    for (let j = 0; j < tj; j++) {
+      // source index at i = 0 of this row, and its increment per i
+      let x = m[1] * j + m[2] * k + m[3];
+      let y = m[5] * j + m[6] * k + m[7];
+      let z = m[9] * j + m[10] * k + m[11];
+      for (let i = 0; i < ti; i++, x += m[0], y += m[4], z += m[8]) {
+        if (interp === 'nearest') {
+          const a = Math.round(x);
+          const b = Math.round(y);
+          const c = Math.round(z);
+          if (a < 0 || b < 0 || c < 0 || a >= ni || b >= nj || c >= nk) {
+            for (let q = 0; q < nc; q++) put(fill);
+          } else {
+            const base = a * nc + b * sj + c * sk;
+            for (let q = 0; q < nc; q++) out[o++] = src[base + q];
+          }
+          continue;
+        }
+        // Trilinear, inside the voxel-centre hull [0, n-1] of each axis (with 1e-6 slack); fill outside.
+        const eps = 1e-6;
+        if (x < -eps || y < -eps || z < -eps || x > ni - 1 + eps || y > nj - 1 + eps || z > nk - 1 + eps) {
+          for (let q = 0; q < nc; q++) put(fill);
+          continue;
+        }
+        let x0 = Math.floor(x);
+        let y0 = Math.floor(y);
+        let z0 = Math.floor(z);
+        if (x0 >= ni - 1) x0 = Math.max(ni - 2, 0);
+        if (y0 >= nj - 1) y0 = Math.max(nj - 2, 0);
+        if (z0 >= nk - 1) z0 = Math.max(nk - 2, 0);
+        if (x0 < 0) x0 = 0;
+        if (y0 < 0) y0 = 0;
+        if (z0 < 0) z0 = 0;
+        const fx = ni > 1 ? Math.min(Math.max(x - x0, 0), 1) : 0;
+        const fy = nj > 1 ? Math.min(Math.max(y - y0, 0), 1) : 0;
+        const fz = nk > 1 ? Math.min(Math.max(z - z0, 0), 1) : 0;
+        const dx = ni > 1 ? nc : 0;
+        const dy = nj > 1 ? sj : 0;
+        const dz = nk > 1 ? sk : 0;
+        const base = x0 * nc + y0 * sj + z0 * sk;
+        for (let q = 0; q < nc; q++) {
+          const p = base + q;
+          const c00 = src[p] + (src[p + dx] - src[p]) * fx;
+          const c10 = src[p + dy] + (src[p + dy + dx] - src[p + dy]) * fx;
+          const c01 = src[p + dz] + (src[p + dz + dx] - src[p + dz]) * fx;
+          const c11 = src[p + dz + dy] + (src[p + dz + dy + dx] - src[p + dz + dy]) * fx;
+          const c0 = c00 + (c10 - c00) * fy;
+          const c1 = c01 + (c11 - c01) * fy;
+          vals[q] = c0 + (c1 - c0) * fz;
+        }
+        for (let q = 0; q < nc; q++) put(vals[q]);
+      }
+    }
+  }
+  return makeVolume({ ...target, components: nc, data: out, meta: { ...volume.meta, warnings: [...volume.meta.warnings] } });
+}
+
+/**
+ * The grid with the given spacing (and by default the volume's own direction) that covers the
+ * volume's extent: the first voxel centre stays where it was, and the size is the number of
+ * whole new voxels inside the old extent (at least 1), as ITK/SimpleITK resampling scripts do.
+ */
+export function gridWithSpacing(volume: Geometry, spacing: Vec3, direction?: Mat3): Geometry {
+  const dir = direction ?? volume.direction;
+  if (!direction || dir.every((v, i) => Math.abs(v - volume.direction[i]) < 1e-9)) {
+    const size = [0, 1, 2].map((a) =>
+      Math.max(1, Math.floor(((volume.size[a] - 1) * volume.spacing[a]) / spacing[a] + 1e-6) + 1),
+    ) as Vec3;
+    return { size, spacing: [...spacing] as Vec3, origin: [...volume.origin] as Vec3, direction: [...dir] as Mat3 };
+  }
+  // Another direction: cover the world bounding box of the corners, measured along the new axes.
+  const lo: Vec3 = [Infinity, Infinity, Infinity];
+  const hi: Vec3 = [-Infinity, -Infinity, -Infinity];
+  const toWorld = indexToWorldMatrix(volume);
+  for (let c = 0; c < 8; c++) {
+    const p = applyAffine(toWorld, [
+      c & 1 ? volume.size[0] - 1 : 0,
+      c & 2 ? volume.size[1] - 1 : 0,
+      c & 4 ? volume.size[2] - 1 : 0,
+    ]);
+    for (let a = 0; a < 3; a++) {
+      const t = dot(p, column(dir, a));
+      lo[a] = Math.min(lo[a], t);
+      hi[a] = Math.max(hi[a], t);
+    }
+  }
+  const size = [0, 1, 2].map((a) => Math.max(1, Math.floor((hi[a] - lo[a]) / spacing[a] + 1e-6) + 1)) as Vec3;
+  const origin: Vec3 = [0, 0, 0];
+  for (let a = 0; a < 3; a++) {
+    const col = column(dir, a);
+    for (let r = 0; r < 3; r++) origin[r] += col[r] * lo[a];
+  }
+  return { size, spacing: [...spacing] as Vec3, origin, direction: [...dir] as Mat3 };
+}
+
+/** Resample to an isotropic or anisotropic spacing over the same extent (e.g. 2 mm for the network). */
+export function resampleToSpacing(volume: Volume, spacing: Vec3, options: ResampleOptions = {}): Volume {
+  return resample(volume, gridWithSpacing(volume, spacing), options);
+}
