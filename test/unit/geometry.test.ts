@@ -24,11 +24,7 @@ const oblique: Geometry = {
 test('indexToWorld matches a hand computation on an oblique, anisotropic grid', () => {
   // world = origin + D diag(spacing) ijk, computed by hand for ijk = (2, 4, 6)
   const ijk: Vec3 = [2, 4, 6];
-  const expect: Vec3 = [
-    -100 + c * 2 * 0.5 - s * 4 * 0.75,
-    50 + s * 2 * 0.5 + c * 4 * 0.75,
-    12 - 6 * 2.5,
-  ];
+  const expect: Vec3 = [-100 + c * 2 * 0.5 - s * 4 * 0.75, 50 + s * 2 * 0.5 + c * 4 * 0.75, 12 - 6 * 2.5];
   const got = indexToWorld(oblique, ijk);
   for (let a = 0; a < 3; a++) assert.ok(Math.abs(got[a] - expect[a]) < 1e-12, `axis ${a}: ${got[a]} vs ${expect[a]}`);
 });

@@ -20,7 +20,12 @@ const rot = (t: number): Mat3 => [Math.cos(t), -Math.sin(t), 0, Math.sin(t), Mat
 
 test('trilinear resampling reproduces a linear function of world position on an oblique target (float64 reference)', () => {
   const src = sampled({ size: [40, 36, 30], spacing: [1, 1.2, 2], origin: [-20, -20, -30], direction: rot(0.2) });
-  const target: Geometry = { size: [12, 10, 8], spacing: [1.7, 1.3, 2.9], origin: [-8, -6, -15], direction: rot(-0.35) };
+  const target: Geometry = {
+    size: [12, 10, 8],
+    spacing: [1.7, 1.3, 2.9],
+    origin: [-8, -6, -15],
+    direction: rot(-0.35),
+  };
   const out = resample(src, target, { fill: NaN });
   let n = 0;
   let checked = 0;
@@ -49,7 +54,12 @@ test('resampling onto the own grid is the identity, int16 kept', () => {
 test('a grid with the i axis reversed gives the data reversed along i (orientation check)', () => {
   const data = Int16Array.from({ length: 4 * 2 * 2 }, (_, n) => n);
   const v = makeVolume({ size: [4, 2, 2], spacing: [1, 1, 1], origin: [0, 0, 0], data });
-  const flipped: Geometry = { size: [4, 2, 2], spacing: [1, 1, 1], origin: [3, 0, 0], direction: [-1, 0, 0, 0, 1, 0, 0, 0, 1] };
+  const flipped: Geometry = {
+    size: [4, 2, 2],
+    spacing: [1, 1, 1],
+    origin: [3, 0, 0],
+    direction: [-1, 0, 0, 0, 1, 0, 0, 0, 1],
+  };
   const out = resample(v, flipped, { interpolation: 'nearest' });
   for (let k = 0; k < 2; k++)
     for (let j = 0; j < 2; j++)
@@ -59,22 +69,36 @@ test('a grid with the i axis reversed gives the data reversed along i (orientati
 test('nearest-neighbour resampling of labels only produces existing labels', () => {
   const data = Uint8Array.from({ length: 20 * 20 * 10 }, (_, n) => (n % 7 === 0 ? 5 : n % 3));
   const v = makeVolume({ size: [20, 20, 10], spacing: [1, 1, 1], origin: [0, 0, 0], data });
-  const out = resample(v, { size: [13, 17, 9], spacing: [1.37, 1.1, 1.05], origin: [0.3, 0.2, 0.1], direction: rot(0.1) }, { interpolation: 'nearest' });
+  const out = resample(
+    v,
+    { size: [13, 17, 9], spacing: [1.37, 1.1, 1.05], origin: [0.3, 0.2, 0.1], direction: rot(0.1) },
+    { interpolation: 'nearest' },
+  );
   const allowed = new Set([0, 1, 2, 5]);
   for (const x of out.data) assert.ok(allowed.has(x));
 });
 
 test('integer outputs are rounded and clamped; points outside get the fill value', () => {
   const v = makeVolume({ size: [2, 1, 1], spacing: [1, 1, 1], origin: [0, 0, 0], data: Int16Array.from([0, 3]) });
-  const out = resample(v, { size: [4, 1, 1], spacing: [0.5, 1, 1], origin: [0, 0, 0], direction: rot(0) }, { fill: -1024 });
+  const out = resample(
+    v,
+    { size: [4, 1, 1], spacing: [0.5, 1, 1], origin: [0, 0, 0], direction: rot(0) },
+    { fill: -1024 },
+  );
   assert.deepEqual(Array.from(out.data), [0, 2, 3, -1024]); // 1.5 rounds to 2
 });
 
 test('gridWithSpacing keeps the first voxel and covers the extent', () => {
-  const g = gridWithSpacing({ size: [512, 512, 141], spacing: [0.977, 0.977, 2], origin: [1, 2, 3], direction: rot(0) }, [2, 2, 2]);
+  const g = gridWithSpacing(
+    { size: [512, 512, 141], spacing: [0.977, 0.977, 2], origin: [1, 2, 3], direction: rot(0) },
+    [2, 2, 2],
+  );
   assert.deepEqual(g.size, [250, 250, 141]);
   assert.deepEqual(g.origin, [1, 2, 3]);
-  const v = resampleToSpacing(sampled({ size: [9, 9, 9], spacing: [1, 1, 1], origin: [0, 0, 0], direction: rot(0) }), [2, 2, 2]);
+  const v = resampleToSpacing(
+    sampled({ size: [9, 9, 9], spacing: [1, 1, 1], origin: [0, 0, 0], direction: rot(0) }),
+    [2, 2, 2],
+  );
   assert.deepEqual(v.size, [5, 5, 5]);
   assert.ok(Math.abs(v.data[4] - f([8, 0, 0])) < 1e-9);
 });

@@ -1,8 +1,14 @@
 /**
- * Body mask of a CT: voxels above an HU threshold, opened to cut thin attachments (the table,
- * blankets) in the slice plane, the largest 3D connected component, then holes filled slice by slice (so the lungs
- * and airways, which reach the edge of the field of view through the trachea, are inside).
- * Slices are taken across the index axis closest to the patient's superior-inferior axis.
+ * Body mask of a CT: voxels above an HU threshold, opened in the slice plane to cut thin
+ * attachments (the table, blankets), the largest 3D connected component, then filled slice by
+ * slice. Slices are taken across the index axis closest to the patient's superior-inferior axis.
+ *
+ * Filling: 'hull' (default) fills each slice's convex hull of the body. Plain hole filling treats
+ * any air that touches the edge of the field of view as outside, which leaves the lungs out of the
+ * mask whenever the field of view cuts through the chest (as in the elastix lung test image) and
+ * whenever the trachea leaves the volume; the hull keeps them in, at the price of including air in
+ * concavities between separate body parts (arms, legs) in the same slice. 'holes' is the plain
+ * hole filling.
  */
 import { withData, type Volume } from './volume.ts';
 import { column } from './geometry.ts';
@@ -12,6 +18,8 @@ export interface BodyMaskOptions {
   thresholdHu?: number;
   /** Radius in mm of the opening that detaches the table (default 3 mm; 0 disables it). */
   openingMm?: number;
+  /** How each slice is filled: convex hull (default) or holes only. */
+  fill?: 'hull' | 'holes';
 }
 
 export function bodyMask(volume: Volume, options: BodyMaskOptions = {}): Volume<Uint8Array> {
@@ -30,14 +38,16 @@ export function bodyMask(volume: Volume, options: BodyMaskOptions = {}): Volume<
     m = boxFilter(m, volume.size, radii, 'max');
   }
   keepLargestComponent(m, volume.size);
-  fillHolesPerSlice(m, volume.size, sup);
+  if ((options.fill ?? 'hull') === 'hull') fillConvexHullPerSlice(m, volume.size, sup);
+  else fillHolesPerSlice(m, volume.size, sup);
   return withData(volume, m, 1, { description: 'body mask' });
 }
 
 /** Index axis whose world direction is closest to S (z in LPS). */
 export function superiorAxis(volume: Volume): number {
   let best = 0;
-  for (let a = 1; a < 3; a++) if (Math.abs(column(volume.direction, a)[2]) > Math.abs(column(volume.direction, best)[2])) best = a;
+  for (let a = 1; a < 3; a++)
+    if (Math.abs(column(volume.direction, a)[2]) > Math.abs(column(volume.direction, best)[2])) best = a;
   return best;
 }
 
@@ -160,4 +170,79 @@ export function fillHolesPerSlice(mask: Uint8Array, size: number[], axis: number
     }
     for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) if (!outside[x + y * w]) mask[at(x, y)] = 1;
   }
+}
+
+/** Fill the 2D convex hull of the mask in every slice across `axis` (in place). */
+export function fillConvexHullPerSlice(mask: Uint8Array, size: number[], axis: number): void {
+  const strides = [1, size[0], size[0] * size[1]];
+  const [a0, a1] = [0, 1, 2].filter((b) => b !== axis);
+  const w = size[a0];
+  const h = size[a1];
+  const xs: number[] = [];
+  const ys: number[] = [];
+  for (let s = 0; s < size[axis]; s++) {
+    const base = s * strides[axis];
+    const at = (x: number, y: number): number => base + x * strides[a0] + y * strides[a1];
+    // extreme pixels of each row: the hull of these is the hull of the slice
+    xs.length = 0;
+    ys.length = 0;
+    for (let y = 0; y < h; y++) {
+      let lo = -1;
+      let hi = -1;
+      for (let x = 0; x < w; x++)
+        if (mask[at(x, y)]) {
+          if (lo < 0) lo = x;
+          hi = x;
+        }
+      if (lo >= 0) {
+        xs.push(lo, hi);
+        ys.push(y, y);
+      }
+    }
+    if (xs.length === 0) continue;
+    const hull = convexHull(xs, ys);
+    // scanline fill: for each row, the hull spans [min x, max x] of its edges' crossings
+    const left = new Float64Array(h).fill(Infinity);
+    const right = new Float64Array(h).fill(-Infinity);
+    for (let e = 0; e < hull.length; e++) {
+      const [x0, y0] = hull[e];
+      const [x1, y1] = hull[(e + 1) % hull.length];
+      const yLo = Math.ceil(Math.min(y0, y1));
+      const yHi = Math.floor(Math.max(y0, y1));
+      for (let y = yLo; y <= yHi; y++) {
+        const x = y1 === y0 ? Math.min(x0, x1) : x0 + ((y - y0) * (x1 - x0)) / (y1 - y0);
+        const x2 = y1 === y0 ? Math.max(x0, x1) : x;
+        if (x < left[y]) left[y] = x;
+        if (x2 > right[y]) right[y] = x2;
+      }
+    }
+    for (let y = 0; y < h; y++) {
+      if (left[y] > right[y]) continue;
+      const x0 = Math.max(0, Math.ceil(left[y] - 1e-9));
+      const x1 = Math.min(w - 1, Math.floor(right[y] + 1e-9));
+      for (let x = x0; x <= x1; x++) mask[at(x, y)] = 1;
+    }
+  }
+}
+
+/** Convex hull (Andrew's monotone chain) of points; returns the vertices in order. */
+function convexHull(xs: number[], ys: number[]): [number, number][] {
+  const pts = xs.map((x, n) => [x, ys[n]] as [number, number]).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  if (pts.length <= 2) return pts;
+  const cross = (o: number[], a: number[], b: number[]): number =>
+    (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0]);
+  const lower: [number, number][] = [];
+  for (const p of pts) {
+    while (lower.length >= 2 && cross(lower[lower.length - 2], lower[lower.length - 1], p) <= 0) lower.pop();
+    lower.push(p);
+  }
+  const upper: [number, number][] = [];
+  for (let n = pts.length - 1; n >= 0; n--) {
+    const p = pts[n];
+    while (upper.length >= 2 && cross(upper[upper.length - 2], upper[upper.length - 1], p) <= 0) upper.pop();
+    upper.push(p);
+  }
+  lower.pop();
+  upper.pop();
+  return lower.concat(upper);
 }

@@ -9,6 +9,7 @@ import { readNifti, writeNifti } from './nifti.ts';
 import { readMetaImage, writeMetaImage } from './metaimage.ts';
 import { readVti } from './vti.ts';
 import { readNrrd } from './nrrd.ts';
+import { isVtkJsDataSet, readVtkJsDataSet } from './vtkjs-dataset.ts';
 import { readDicomSeries, type DicomReadOptions } from './dicom/read-series.ts';
 
 export type VolumeFormat = 'nifti' | 'metaimage' | 'vti' | 'nrrd' | 'dicom';
@@ -37,7 +38,8 @@ export async function readVolume(input: string | string[], options: ReadOptions 
   } catch {
     throw new VolumeReadError(input, 'no such file or folder');
   }
-  if (isDir) return readDicomSeries(input, options);
+  // A vtk.js HTTP data set (folder with index.json, often named *.vti) or a DICOM folder.
+  if (isDir) return isVtkJsDataSet(input) ? readVtkJsDataSet(input) : readDicomSeries(input, options);
   switch (formatOfPath(input)) {
     case 'nifti':
       return readNifti(input);
@@ -68,6 +70,9 @@ export function writeVolume(path: string, volume: Volume, options: WriteOptions 
     case 'metaimage':
       return writeMetaImage(path, volume, options);
     default:
-      throw new VolumeWriteError(path, 'unsupported output format (use .nii.gz, .nii, .mha or .mhd; DICOM via writeDicomSeries)');
+      throw new VolumeWriteError(
+        path,
+        'unsupported output format (use .nii.gz, .nii, .mha or .mhd; DICOM via writeDicomSeries)',
+      );
   }
 }

@@ -1,0 +1,25 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parsePoints } from '../../main/engine/volume/points.ts';
+
+test('elastix point and index files, and CSV with or without header', () => {
+  assert.deepEqual(parsePoints('point\n2\n1 2 3\n-4.5 5 6e1\n', 'a.txt'), {
+    kind: 'world',
+    points: [
+      [1, 2, 3],
+      [-4.5, 5, 60],
+    ],
+  });
+  assert.deepEqual(parsePoints('index\n1\n1 2 3\n', 'a.txt').kind, 'index');
+  assert.deepEqual(parsePoints('x,y,z\n1,2,3\n', 'p.csv').points, [[1, 2, 3]]);
+  assert.deepEqual(parsePoints('1, 2, 3\n4,5,6', 'p.csv').points, [
+    [1, 2, 3],
+    [4, 5, 6],
+  ]);
+});
+
+test('bad point files are refused with the file name and the line', () => {
+  assert.throws(() => parsePoints('point\n3\n1 2 3\n', 'lm.txt'), /lm\.txt: header says 3 points, file has 1/);
+  assert.throws(() => parsePoints('point\n1\n1 2 x\n', 'lm.txt'), /lm\.txt: line 3: expected three numbers/);
+  assert.throws(() => parsePoints('', 'empty.csv'), /empty\.csv: no points/);
+});
