@@ -12,7 +12,13 @@ export default defineConfig({
     },
   },
   preload: {
-    build: { rollupOptions: { input: { index: resolve(__dirname, 'preload/index.ts') } } },
+    // A sandboxed preload cannot be an ES module: emit CommonJS as index.cjs.
+    build: {
+      rollupOptions: {
+        input: { index: resolve(__dirname, 'preload/index.ts') },
+        output: { format: 'cjs', entryFileNames: '[name].cjs' },
+      },
+    },
   },
   renderer: {
     root: resolve(__dirname, 'renderer'),

@@ -4,8 +4,10 @@
  */
 import { app, BrowserWindow, shell } from 'electron';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { registerIpc } from './ipc.ts';
 
+const here = fileURLToPath(new URL('.', import.meta.url));
 let mainWindow: BrowserWindow | null = null;
 
 function createWindow(): void {
@@ -14,7 +16,8 @@ function createWindow(): void {
     height: 900,
     title: 'SAM Registration Workstation',
     webPreferences: {
-      preload: join(__dirname, '../preload/index.mjs'),
+      // sandboxed preloads must be CommonJS (see electron.vite.config.ts)
+      preload: join(here, '../preload/index.cjs'),
       contextIsolation: true,
       sandbox: true,
       nodeIntegration: false,
@@ -27,7 +30,7 @@ function createWindow(): void {
   });
   mainWindow.webContents.on('will-navigate', (e) => e.preventDefault());
   if (process.env.ELECTRON_RENDERER_URL) void mainWindow.loadURL(process.env.ELECTRON_RENDERER_URL);
-  else void mainWindow.loadFile(join(__dirname, '../renderer/index.html'));
+  else void mainWindow.loadFile(join(here, '../renderer/index.html'));
   mainWindow.on('closed', () => (mainWindow = null));
 }
 

@@ -31,10 +31,12 @@ export function App(): React.JSX.Element {
       <button onClick={() => void open()} disabled={busy}>
         {busy ? 'Reading…' : 'Open CT volume…'}
       </button>
-      {error && <p role="alert" style={{ color: '#b00' }}>{error}</p>}
-      {summary && (
-        <pre data-testid="volume-summary">{JSON.stringify(summary, null, 2)}</pre>
+      {error && (
+        <p role="alert" style={{ color: '#b00' }}>
+          {error}
+        </p>
       )}
+      {summary && <pre data-testid="volume-summary">{JSON.stringify(summary, null, 2)}</pre>}
     </main>
   );
 }

@@ -50,7 +50,9 @@ export const benchReadCommand: Command = {
     else {
       console.log(`read ${result.input}`);
       console.log(`  size ${result.size}, voxels ${result.voxelMB.toFixed(1)} MB`);
-      console.log(`  wall time: ${result.seconds.map((s) => s.toFixed(3)).join(', ')} s (best ${result.bestSeconds.toFixed(3)} s; target < 3 s)`);
+      console.log(
+        `  wall time: ${result.seconds.map((s) => s.toFixed(3)).join(', ')} s (best ${result.bestSeconds.toFixed(3)} s; target < 3 s)`,
+      );
       console.log(
         `  peak RSS ${result.peakRssMB.toFixed(1)} MB = process baseline ${result.baselineRssMB.toFixed(1)} MB + ${result.peakRssDeltaMB.toFixed(1)} MB for the read` +
           ` = ${result.peakOverVoxelBytes.toFixed(2)}x the voxel bytes (target < 3x)`,

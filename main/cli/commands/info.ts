@@ -35,7 +35,9 @@ export const infoCommand: Command = {
         else {
           console.log(`${input}: ${series.length} DICOM series; choose one with --series UID`);
           for (const s of series)
-            console.log(`  ${s.seriesInstanceUid}  ${s.modality ?? '?'}  ${s.sliceCount} files  "${s.description ?? ''}"`);
+            console.log(
+              `  ${s.seriesInstanceUid}  ${s.modality ?? '?'}  ${s.sliceCount} files  "${s.description ?? ''}"`,
+            );
         }
         return 0;
       }

@@ -12,7 +12,10 @@ export function cropIndex(volume: Volume, start: Vec3, end: Vec3): Volume {
   const e = end.map((v, a) => Math.max(0, Math.min(volume.size[a], Math.ceil(v)))) as Vec3;
   const size = [e[0] - s[0], e[1] - s[1], e[2] - s[2]] as Vec3;
   if (size.some((n) => n <= 0))
-    throw new InputError(volume.meta.source ?? 'volume', `crop box [${start}]..[${end}] is empty or outside the volume`);
+    throw new InputError(
+      volume.meta.source ?? 'volume',
+      `crop box [${start}]..[${end}] is empty or outside the volume`,
+    );
   const nc = volume.components;
   const [ni, nj] = volume.size;
   const out = allocateVoxels(voxelTypeOf(volume.data), size[0] * size[1] * size[2] * nc);
@@ -20,7 +23,7 @@ export function cropIndex(volume: Volume, start: Vec3, end: Vec3): Volume {
   let o = 0;
   for (let k = 0; k < size[2]; k++)
     for (let j = 0; j < size[1]; j++) {
-      const from = ((s[0] + ni * (s[1] + j + nj * (s[2] + k))) * nc);
+      const from = (s[0] + ni * (s[1] + j + nj * (s[2] + k))) * nc;
       out.set(volume.data.subarray(from, from + rowLen), o);
       o += rowLen;
     }
@@ -77,9 +80,5 @@ export function cropWorld(volume: Volume, cornerA: Vec3, cornerB: Vec3): Volume 
       hi[a] = Math.max(hi[a], ijk[a]);
     }
   }
-  return cropIndex(
-    volume,
-    lo.map((v) => Math.ceil(v - 1e-6)) as Vec3,
-    hi.map((v) => Math.floor(v + 1e-6) + 1) as Vec3,
-  );
+  return cropIndex(volume, lo.map((v) => Math.ceil(v - 1e-6)) as Vec3, hi.map((v) => Math.floor(v + 1e-6) + 1) as Vec3);
 }

@@ -42,7 +42,7 @@ export function summarizeVolume(v: Volume): VolumeSummary {
   };
 }
 
-const f = (x: number, d = 3): string => (Number.isInteger(x) ? String(x) : x.toFixed(d));
+const f = (x: number, d = 3): string => String(Number(x.toFixed(d)));
 
 export function formatSummary(s: VolumeSummary): string {
   const d = s.direction;

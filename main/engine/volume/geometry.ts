@@ -14,9 +14,18 @@ export interface Geometry {
 
 /** 3x4 affine (row-major, last column = translation) mapping continuous index to world mm. */
 export type Affine3x4 = [
-  number, number, number, number,
-  number, number, number, number,
-  number, number, number, number,
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
 ];
 
 export function indexToWorldMatrix(g: Geometry): Affine3x4 {
@@ -24,9 +33,18 @@ export function indexToWorldMatrix(g: Geometry): Affine3x4 {
   const s = g.spacing;
   const o = g.origin;
   return [
-    d[0] * s[0], d[1] * s[1], d[2] * s[2], o[0],
-    d[3] * s[0], d[4] * s[1], d[5] * s[2], o[1],
-    d[6] * s[0], d[7] * s[1], d[8] * s[2], o[2],
+    d[0] * s[0],
+    d[1] * s[1],
+    d[2] * s[2],
+    o[0],
+    d[3] * s[0],
+    d[4] * s[1],
+    d[5] * s[2],
+    o[1],
+    d[6] * s[0],
+    d[7] * s[1],
+    d[8] * s[2],
+    o[2],
   ];
 }
 
@@ -73,11 +91,7 @@ export function worldBounds(g: Geometry): [Vec3, Vec3] {
   const lo: Vec3 = [Infinity, Infinity, Infinity];
   const hi: Vec3 = [-Infinity, -Infinity, -Infinity];
   for (let c = 0; c < 8; c++) {
-    const ijk: Vec3 = [
-      c & 1 ? g.size[0] - 1 : 0,
-      c & 2 ? g.size[1] - 1 : 0,
-      c & 4 ? g.size[2] - 1 : 0,
-    ];
+    const ijk: Vec3 = [c & 1 ? g.size[0] - 1 : 0, c & 2 ? g.size[1] - 1 : 0, c & 4 ? g.size[2] - 1 : 0];
     const p = indexToWorld(g, ijk);
     for (let a = 0; a < 3; a++) {
       lo[a] = Math.min(lo[a], p[a]);
@@ -88,11 +102,7 @@ export function worldBounds(g: Geometry): [Vec3, Vec3] {
 }
 
 export function det3(m: Mat3): number {
-  return (
-    m[0] * (m[4] * m[8] - m[5] * m[7]) -
-    m[1] * (m[3] * m[8] - m[5] * m[6]) +
-    m[2] * (m[3] * m[7] - m[4] * m[6])
-  );
+  return m[0] * (m[4] * m[8] - m[5] * m[7]) - m[1] * (m[3] * m[8] - m[5] * m[6]) + m[2] * (m[3] * m[7] - m[4] * m[6]);
 }
 
 export function transpose3(m: Mat3): Mat3 {

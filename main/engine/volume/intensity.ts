@@ -48,9 +48,11 @@ export interface CtCheck {
 }
 
 /**
- * Is this CT in HU? DICOM tells its modality; other formats do not, so the values decide:
- * CT in HU has air near -1000 (at least 1% of voxels below -900, typically tens of percent)
- * and nothing far below -1024 beyond padding values.
+ * Is this CT in HU? The modality must be CT where the format records it (DICOM), and the values
+ * must look like HU in every format: a CT in HU has air near -1000 (at least 1% of voxels in
+ * -1100..-900; whole scans have tens of percent). A DICOM series that says CT but stores raw values
+ * without its RescaleIntercept (air near 0, as the Slicer CTHead test series) fails too: using it as
+ * HU would silently shift every value by about 1024.
  */
 export function checkCt(volume: Volume): CtCheck {
   if (volume.components !== 1) return { ok: false, reason: `has ${volume.components} components, not a scalar CT` };
@@ -62,12 +64,16 @@ export function checkCt(volume: Volume): CtCheck {
   let n = 0;
   for (let i = 0; i < d.length; i += step, n++) if (d[i] <= -900 && d[i] >= -1100) air++;
   const frac = air / n;
-  if (frac < 0.01 && mod !== 'CT')
+  const pct = (frac * 100).toFixed(frac < 0.01 ? 2 : 1);
+  if (frac < 0.01)
     return {
       ok: false,
-      reason: `values do not look like CT in Hounsfield units (only ${(frac * 100).toFixed(2)}% of voxels in the air range -1100..-900 HU)`,
+      reason:
+        mod === 'CT'
+          ? `modality is CT but the values do not look like Hounsfield units (only ${pct}% of voxels in the air range -1100..-900 HU; a missing RescaleIntercept?)`
+          : `values do not look like CT in Hounsfield units (only ${pct}% of voxels in the air range -1100..-900 HU)`,
     };
-  return { ok: true, reason: mod === 'CT' ? 'DICOM modality CT' : `HU range plausible (${(frac * 100).toFixed(1)}% air)` };
+  return { ok: true, reason: `${mod === 'CT' ? 'modality CT, ' : ''}HU range plausible (${pct}% air)` };
 }
 
 /** Throw an InputError naming the input when the volume is not CT in HU. */

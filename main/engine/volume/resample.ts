@@ -12,7 +12,16 @@ import {
   type Affine3x4,
   type Geometry,
 } from './geometry.ts';
-import { allocateVoxels, makeVolume, voxelCount, voxelTypeOf, type Mat3, type Vec3, type Volume, type VoxelType } from './volume.ts';
+import {
+  allocateVoxels,
+  makeVolume,
+  voxelCount,
+  voxelTypeOf,
+  type Mat3,
+  type Vec3,
+  type Volume,
+  type VoxelType,
+} from './volume.ts';
 
 export type Interpolation = 'linear' | 'nearest';
 
@@ -125,7 +134,12 @@ export function resample(volume: Volume, target: Geometry, options: ResampleOpti
       }
     }
   }
-  return makeVolume({ ...target, components: nc, data: out, meta: { ...volume.meta, warnings: [...volume.meta.warnings] } });
+  return makeVolume({
+    ...target,
+    components: nc,
+    data: out,
+    meta: { ...volume.meta, warnings: [...volume.meta.warnings] },
+  });
 }
 
 /**

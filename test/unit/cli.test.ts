@@ -1,0 +1,69 @@
+/** The `sam` command as a user runs it: real files, exit codes, messages naming the file. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { dataPath, tempDir } from '../helpers.ts';
+
+function sam(...args: string[]) {
+  const r = spawnSync(process.execPath, ['bin/sam.mjs', ...args], { encoding: 'utf8' });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+test('sam info prints the geometry of a DICOM series', () => {
+  const r = sam('info', dataPath('Slicer/Testing/Data/Input/CTHeadAxialDicom'));
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /size:\s+64 x 64 x 93 voxels \(int16/);
+  assert.match(r.out, /spacing:\s+3\.2 x 3\.2 x 1\.5 mm/);
+  assert.match(r.out, /modality:\s+CT/);
+});
+
+test('sam info --json on NIfTI gives machine-readable geometry', () => {
+  const r = sam('info', dataPath('TotalSegmentator/tests/reference_files/example_ct.nii.gz'), '--json');
+  assert.equal(r.code, 0, r.err);
+  const s = JSON.parse(r.out);
+  assert.deepEqual(s.size, [122, 101, 112]);
+  assert.deepEqual(s.spacing, [3, 3, 3]);
+  assert.equal(s.ct.ok, true);
+});
+
+test('sam info lists the series of a folder with several, and reads the one chosen', () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    cpSync(dataPath('Slicer/Testing/Data/Input/CTHeadAxialDicom'), join(dir, 'head'), { recursive: true });
+    mkdirSync(join(dir, 'single'));
+    cpSync(dataPath('pydicom-deb/CT_small.dcm'), join(dir, 'single', 'CT_small.dcm'));
+    const list = sam('info', dir, '--json');
+    assert.equal(list.code, 0, list.err);
+    const series = JSON.parse(list.out).series as { seriesInstanceUid: string; sliceCount: number }[];
+    assert.equal(series.length, 2);
+    const head = series.find((s) => s.sliceCount === 93)!;
+    const one = sam('info', dir, '--series', head.seriesInstanceUid);
+    assert.equal(one.code, 0, one.err);
+    assert.match(one.out, /64 x 64 x 93/);
+  } finally {
+    cleanup();
+  }
+});
+
+test('sam info on bad input exits 1 with the file and the problem, no stack trace', () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const bad = join(dir, 'broken.nii.gz');
+    writeFileSync(bad, Buffer.from('this is not gzip'));
+    for (const [file, problem] of [
+      [bad, /not a NIfTI file|gzip|corrupt/i],
+      [join(dir, 'missing.mha'), /no such file/],
+    ] as const) {
+      const r = sam('info', file);
+      assert.equal(r.code, 1);
+      assert.ok(r.err.includes(file), r.err);
+      assert.match(r.err, problem);
+      assert.doesNotMatch(r.err, /\n\s+at /, 'no stack trace');
+    }
+    assert.equal(sam('frobnicate').code, 2);
+  } finally {
+    cleanup();
+  }
+});

@@ -1,0 +1,33 @@
+/** Which real volumes count as CT in HU: the CT-only stages refuse the others with a clear error. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readVolume } from '../../main/engine/volume/io/index.ts';
+import { checkCt, requireCt } from '../../main/engine/volume/intensity.ts';
+import { dataPath } from '../helpers.ts';
+
+test('the MR volume is read, reported as not CT, and refused by requireCt with its file name', async () => {
+  const file = dataPath('TotalSegmentator/tests/reference_files/example_mr_sm.nii.gz');
+  const mr = await readVolume(file);
+  assert.equal(checkCt(mr).ok, false);
+  assert.throws(
+    () => requireCt(mr),
+    (e: Error) => e.message.startsWith(`${file}: not a CT in Hounsfield units`),
+  );
+});
+
+test('real CTs in HU pass the CT check; the windowed LIDC2 copy and the raw-valued head series do not', async () => {
+  for (const p of [
+    'TotalSegmentator/tests/reference_files/example_ct.nii.gz',
+    'elastix/Testing/Data/3DCT_lung_baseline_small.mha',
+    'TotalSegmentator/tests/reference_files/example_ct_dicom',
+  ]) {
+    const v = await readVolume(dataPath(p));
+    assert.ok(checkCt(v).ok, `${p}: ${checkCt(v).reason}`);
+  }
+  // The Slicer head series says CT but stores raw values (air near 0, RescaleIntercept 0).
+  const head = await readVolume(dataPath('Slicer/Testing/Data/Input/CTHeadAxialDicom'));
+  assert.equal(head.meta.modality, 'CT');
+  assert.match(checkCt(head).reason, /modality is CT but the values do not look like Hounsfield units/);
+  const lidc = await readVolume(dataPath('vtk-js/Data/volume/LIDC2.vti'));
+  assert.equal(checkCt(lidc).ok, false, 'uint8 0..255 is not HU');
+});
