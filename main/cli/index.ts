@@ -4,6 +4,7 @@
  */
 import { infoCommand } from './commands/info.ts';
 import { benchReadCommand } from './commands/bench-read.ts';
+import { convertCommand } from './commands/convert.ts';
 
 export interface Command {
   name: string;
@@ -12,7 +13,7 @@ export interface Command {
   run(args: string[]): Promise<number>;
 }
 
-const COMMANDS: Command[] = [infoCommand, benchReadCommand];
+const COMMANDS: Command[] = [infoCommand, convertCommand, benchReadCommand];
 
 function help(): string {
   return [

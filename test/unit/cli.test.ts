@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dataPath, tempDir } from '../helpers.ts';
 
@@ -63,6 +63,35 @@ test('sam info on bad input exits 1 with the file and the problem, no stack trac
       assert.doesNotMatch(r.err, /\n\s+at /, 'no stack trace');
     }
     assert.equal(sam('frobnicate').code, 2);
+  } finally {
+    cleanup();
+  }
+});
+
+test('sam convert: DICOM to NIfTI and MetaImage and back to a DICOM series, geometry and voxels kept', () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const src = dataPath('Slicer/Testing/Data/Input/CTHeadAxialDicom');
+    const infoOf = (p: string) => JSON.parse(sam('info', p, '--json').out);
+    const ref = infoOf(src);
+    for (const out of [join(dir, 'head.nii.gz'), join(dir, 'head.mha')]) {
+      const r = sam('convert', src, out);
+      assert.equal(r.code, 0, r.err);
+      const got = infoOf(out);
+      assert.deepEqual(got.size, ref.size);
+      assert.deepEqual(got.valueRange, ref.valueRange);
+      for (let a = 0; a < 3; a++) assert.ok(Math.abs(got.origin[a] - ref.origin[a]) < 1e-4);
+    }
+    const r = sam('convert', join(dir, 'head.mha'), join(dir, 'dicom'), '--dicom', '--description', 'round trip');
+    assert.equal(r.code, 0, r.err);
+    assert.equal(readdirSync(join(dir, 'dicom')).length, 93);
+    const back = infoOf(join(dir, 'dicom'));
+    assert.deepEqual(back.size, ref.size);
+    assert.equal(back.description, 'round trip');
+    // converting onto the input itself is refused
+    const same = sam('convert', join(dir, 'head.mha'), join(dir, 'head.mha'));
+    assert.equal(same.code, 1);
+    assert.match(same.err, /refusing to overwrite an input/);
   } finally {
     cleanup();
   }

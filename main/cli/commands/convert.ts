@@ -1,0 +1,47 @@
+/**
+ * `sam convert <input> <output>`: read any supported volume and write it as NIfTI (.nii/.nii.gz),
+ * MetaImage (.mha/.mhd) or, with --dicom, a derived DICOM CT series into a folder. Never writes
+ * over the input; every file is written atomically.
+ */
+import { parseArgs } from 'node:util';
+import type { Command } from '../index.ts';
+import { readVolume, writeVolume } from '../../engine/volume/io/index.ts';
+import { writeDicomSeries } from '../../engine/volume/io/dicom/write-series.ts';
+
+export const convertCommand: Command = {
+  name: 'convert',
+  summary: 'convert a volume to NIfTI, MetaImage or a DICOM series',
+  usage: [
+    'usage: sam convert <input> <output.nii.gz|.nii|.mha|.mhd> [--series UID]',
+    '       sam convert <input> <output-folder> --dicom [--description TEXT] [--series UID]',
+    '',
+    '  --dicom         write a derived CT series (new series and instance UIDs; patient and study kept',
+    '                  when the input is DICOM) into the output folder',
+    '  --description   SeriesDescription of the derived series (default: "Converted by sam")',
+    '  --series        SeriesInstanceUID to read from an input folder with several series',
+  ].join('\n'),
+  async run(args) {
+    const { values, positionals } = parseArgs({
+      args,
+      allowPositionals: true,
+      options: { dicom: { type: 'boolean' }, description: { type: 'string' }, series: { type: 'string' } },
+    });
+    if (positionals.length !== 2) {
+      console.error(this.usage);
+      return 2;
+    }
+    const [input, output] = positionals;
+    const volume = await readVolume(input, { seriesUid: values.series });
+    if (values.dicom) {
+      const r = await writeDicomSeries(output, volume, {
+        seriesDescription: values.description ?? 'Converted by sam',
+        protect: [input],
+      });
+      console.log(`wrote ${r.files.length} files of series ${r.seriesInstanceUid} to ${output}`);
+    } else {
+      writeVolume(output, volume, { protect: [input] });
+      console.log(`wrote ${output} (${volume.size.join('x')})`);
+    }
+    return 0;
+  },
+};
