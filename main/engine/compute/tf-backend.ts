@@ -1,0 +1,167 @@
+/**
+ * Chooses and initialises the TensorFlow.js backend the engine computes on, and makes sure the
+ * gradient functions are registered (training needs them; tfjs-core alone does not register them).
+ *
+ * Backends, in 'auto' order of preference:
+ *   'webgpu'     - when navigator.gpu exists (Electron renderer, browsers) or the optional `webgpu`
+ *                  npm package (Dawn for Node) can be loaded; @tensorflow/tfjs-backend-webgpu.
+ *   'tensorflow' - when the optional @tensorflow/tfjs-node package is installed (same tfjs version).
+ *   'cpu'        - always available (@tensorflow/tfjs-backend-cpu, pure JS).
+ * An explicit choice (argument, or the SAM_TF_BACKEND environment variable) is honoured or fails
+ * with the reason; 'auto' falls back down the list and reports why each earlier one was skipped.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu'; // side effect: registers the 'cpu' backend and its kernels
+
+export type TfBackendName = 'webgpu' | 'tensorflow' | 'cpu';
+export const TF_BACKENDS: readonly TfBackendName[] = ['webgpu', 'tensorflow', 'cpu'];
+
+export interface TfBackendAttempt {
+  name: TfBackendName;
+  ok: boolean;
+  /** Why it was not used (absent when ok). */
+  reason?: string;
+}
+
+export interface TfBackendChoice {
+  /** The active backend. */
+  backend: TfBackendName;
+  attempts: TfBackendAttempt[];
+  /** Whether gradient functions are registered (tf.grad works), and why not otherwise. */
+  gradients: boolean;
+  gradientsReason?: string;
+}
+
+export interface TfBackendOptions {
+  /** 'auto' (default) or a backend name; overrides SAM_TF_BACKEND. */
+  backend?: TfBackendName | 'auto';
+  /** Register the gradient functions too (default true). */
+  gradients?: boolean;
+}
+
+// Optional packages: names in variables so that neither TypeScript nor a bundler requires them.
+const WEBGPU_NODE_PKG = 'webgpu';
+const TFJS_NODE_PKG = '@tensorflow/tfjs-node';
+
+/** Select and initialise a backend; throws when an explicitly requested backend is unavailable. */
+export async function initTfBackend(options: TfBackendOptions = {}): Promise<TfBackendChoice> {
+  const env = typeof process !== 'undefined' ? process.env?.SAM_TF_BACKEND : undefined;
+  const requested = options.backend ?? ((env as TfBackendName | 'auto' | undefined) || 'auto');
+  if (requested !== 'auto' && !TF_BACKENDS.includes(requested))
+    throw new Error(`tfjs backend '${requested}': unknown; choose one of auto, ${TF_BACKENDS.join(', ')}`);
+  const order = requested === 'auto' ? TF_BACKENDS : [requested];
+  const attempts: TfBackendAttempt[] = [];
+  let chosen: TfBackendName | undefined;
+  for (const name of order) {
+    const reason = await tryBackend(name);
+    attempts.push(reason ? { name, ok: false, reason } : { name, ok: true });
+    if (!reason) {
+      chosen = name;
+      break;
+    }
+  }
+  if (!chosen) {
+    const why = attempts.map((a) => `${a.name}: ${a.reason}`).join('; ');
+    throw new Error(`tfjs backend '${requested}': not available (${why})`);
+  }
+  const g = options.gradients === false ? 'not requested' : await registerGradients();
+  return { backend: chosen, attempts, gradients: g === null, ...(g ? { gradientsReason: g } : {}) };
+}
+
+/** Activate one backend; null when it is active, else the reason it is not. */
+async function tryBackend(name: TfBackendName): Promise<string | null> {
+  try {
+    if (name === 'webgpu') {
+      const why = await ensureNavigatorGpu();
+      if (why) return why;
+      await import('@tensorflow/tfjs-backend-webgpu');
+      if (!tf.findBackendFactory('webgpu'))
+        return 'the webgpu backend did not register (loaded before navigator.gpu existed?)';
+    } else if (name === 'tensorflow') {
+      try {
+        await import(/* @vite-ignore */ TFJS_NODE_PKG);
+      } catch (e) {
+        return `${TFJS_NODE_PKG} not installed or not loadable (${message(e)})`;
+      }
+      if (!tf.findBackendFactory('tensorflow'))
+        return `${TFJS_NODE_PKG} registered with another copy of @tensorflow/tfjs-core (versions must match)`;
+    }
+    if (!(await tf.setBackend(name))) return `initialisation failed`;
+    await tf.ready();
+    return tf.getBackend() === name ? null : `still on '${tf.getBackend()}' after initialisation`;
+  } catch (e) {
+    return `initialisation failed (${message(e)})`;
+  }
+}
+
+/** navigator.gpu from the environment, or from the optional `webgpu` package (Dawn) under Node. */
+async function ensureNavigatorGpu(): Promise<string | null> {
+  const g = globalThis as { navigator?: { gpu?: unknown } };
+  if (g.navigator?.gpu) return null;
+  let mod: { create?: (flags: string[]) => unknown; globals?: object };
+  try {
+    mod = await import(/* @vite-ignore */ WEBGPU_NODE_PKG);
+  } catch (e) {
+    return `no navigator.gpu and the '${WEBGPU_NODE_PKG}' package is not loadable (${message(e)})`;
+  }
+  if (typeof mod.create !== 'function') return `the '${WEBGPU_NODE_PKG}' package has no create()`;
+  Object.assign(globalThis, mod.globals ?? {});
+  const gpu = mod.create([]);
+  if (g.navigator) Object.defineProperty(g.navigator, 'gpu', { value: gpu, configurable: true });
+  else Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
+  return null;
+}
+
+let gradientsDone: Promise<string | null> | undefined;
+
+/**
+ * Register tfjs-core's gradient functions (idempotent); null on success, else the reason.
+ * Bundled builds (vite) resolve tfjs-core's ESM sources themselves; plain Node cannot, because those
+ * sources use extensionless and directory imports, so under Node a resolve hook (module.register)
+ * adds the '.js' / '/index.js' for files inside @tensorflow/tfjs-core/dist. The gradients land in
+ * tfjs' global registry, which every copy of tfjs-core shares.
+ */
+export function registerGradients(): Promise<string | null> {
+  gradientsDone ??= (async () => {
+    if (hasGradients()) return null;
+    try {
+      const isNode = typeof process !== 'undefined' && !!process.versions?.node;
+      if (isNode) {
+        const { register } = await import('node:module');
+        if (typeof register === 'function') register(`data:text/javascript,${encodeURIComponent(RESOLVE_HOOK)}`);
+      }
+      await import(/* @vite-ignore */ GRADIENTS_MODULE);
+    } catch (e) {
+      return `could not load ${GRADIENTS_MODULE} (${message(e)})`;
+    }
+    return hasGradients() ? null : 'gradients did not register';
+  })();
+  return gradientsDone;
+}
+
+const GRADIENTS_MODULE = '@tensorflow/tfjs-core/dist/register_all_gradients.js';
+
+function hasGradients(): boolean {
+  try {
+    return !!tf.getGradient('Conv3D') && !!tf.getGradient('Sum');
+  } catch {
+    return false;
+  }
+}
+
+const RESOLVE_HOOK = `
+import { existsSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+export async function resolve(specifier, context, next) {
+  const parent = context.parentURL || '';
+  if (parent.includes('/@tensorflow/tfjs-core/dist/') && /^\\.\\.?\\//.test(specifier) && !specifier.endsWith('.js')) {
+    const p = fileURLToPath(new URL(specifier, parent));
+    if (existsSync(p + '.js')) return next(specifier + '.js', context);
+    if (existsSync(p) && statSync(p).isDirectory()) return next(specifier + '/index.js', context);
+  }
+  return next(specifier, context);
+}`;
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message.split('\n')[0] : String(e);
+}

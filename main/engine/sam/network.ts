@@ -1,0 +1,321 @@
+/**
+ * The SAM embedding network as a pure function of a weights record: forward(weights, input, config)
+ * gives the global and local embeddings (L2-normalised per voxel) and their strides. The same
+ * weights serve training (call it under tf.grad / tf.variableGrads), inference and export.
+ *
+ * Tensors are NDHWC [batch, z, y, x, channels], float32. Input: [B, D, H, W, 1], the CT resampled
+ * to 2 mm and normalised by normalizeForNetwork. Output voxel n (per axis, stride s) describes the
+ * input block [s*n, s*n + s - 1]; its centre is at input voxel coordinate s*n + (s - 1)/2 exactly
+ * (the official loss assumes the same when it resamples its mm grids with align_corners=False).
+ * Inputs not a multiple of the total stride are padded at the high end with config.padValue (air)
+ * and the outputs cropped to ceil(size / stride), so indices never shift.
+ *
+ * Design (departures from the official mmdet code, which uses BatchNorm):
+ *  - No activation statistics (no BN/GN/IN): scaled weight standardisation with a learned gain and
+ *    bias on every conv except the stem, NF-ResNet pre-activation blocks
+ *    (x + alpha * f(x / beta), beta the analytic expected std of x). Batch size 1 trains like any
+ *    other, train and inference compute the same function, and an embedding depends only on its
+ *    receptive field, never on the field of view (whole volume vs patch), so the network is exactly
+ *    translation-equivariant by its total stride away from borders.
+ *  - The stem keeps absolute intensity (no standardisation: mean-free filters would lose HU level);
+ *    the input is scaled by config.inputScale and padded with air.
+ *  - Downsampling is 2-voxel average pooling then stride-1 convs (and max pooling for the
+ *    official z-pool), so every level's voxel is centred on its stride block; the strided stem
+ *    of 'small' uses an even kernel padded (k - s)/2 each side for the same reason.
+ *  - Top-down path: nearest upsampling (as mmdet FPN), lateral 1x1 only where channels differ.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { InputError } from '../errors.ts';
+import {
+  convLayers,
+  isTransition,
+  levelStrides,
+  outputStrides,
+  validateSamConfig,
+  type ConvLayer,
+  type SamConfig,
+  type Vec3,
+} from './config.ts';
+
+/** Weights by name (see convLayers for the names): `${layer}.w`, `.b`, `.g`. */
+export type SamWeights = Record<string, tf.Tensor>;
+
+export interface WeightSpec {
+  name: string;
+  shape: number[];
+  /** He-normal conv kernel, gain (init 1) or bias (init 0). */
+  init: 'he' | 'one' | 'zero';
+}
+
+/** Every weight tensor of a configuration, in canonical order. */
+export function weightSpecs(config: SamConfig): WeightSpec[] {
+  const out: WeightSpec[] = [];
+  for (const l of convLayers(config)) {
+    out.push({ name: `${l.name}.w`, shape: [...l.kernel, l.cin, l.cout], init: 'he' });
+    if (l.ws) out.push({ name: `${l.name}.g`, shape: [l.cout], init: 'one' });
+    out.push({ name: `${l.name}.b`, shape: [l.cout], init: 'zero' });
+  }
+  return out;
+}
+
+/** Deterministic He/Kaiming-normal initialisation: each tensor's values depend only on (seed, name). */
+export function createWeights(config: SamConfig, seed = 0): SamWeights {
+  validateSamConfig(config);
+  const w: SamWeights = {};
+  for (const s of weightSpecs(config)) w[s.name] = tf.tensor(initValues(s, seed), s.shape, 'float32');
+  return w;
+}
+
+/** The initial values of one weight (exported for tests and for re-initialising one layer). */
+export function initValues(spec: WeightSpec, seed: number): Float32Array {
+  const n = spec.shape.reduce((a, b) => a * b, 1);
+  const v = new Float32Array(n);
+  if (spec.init === 'one') v.fill(1);
+  if (spec.init !== 'he') return v;
+  const fanIn = n / spec.shape[spec.shape.length - 1];
+  const std = Math.sqrt(2 / fanIn);
+  const rnd = mulberry32(fnv1a(`${seed >>> 0}:${spec.name}`));
+  for (let i = 0; i < n; i += 2) {
+    // Box-Muller: two normals per pair of uniforms
+    const u = 1 - rnd();
+    const r = Math.sqrt(-2 * Math.log(u)) * std;
+    const t = 2 * Math.PI * rnd();
+    v[i] = r * Math.cos(t);
+    if (i + 1 < n) v[i + 1] = r * Math.sin(t);
+  }
+  return v;
+}
+
+export function disposeWeights(w: SamWeights): void {
+  for (const t of Object.values(w)) t.dispose();
+}
+
+/** Throw an InputError naming `source` unless the weights are exactly those of the configuration. */
+export function checkWeights(config: SamConfig, weights: SamWeights, source = 'SAM weights'): void {
+  const specs = weightSpecs(config);
+  for (const s of specs) {
+    const t = weights[s.name];
+    if (!t) throw new InputError(source, `missing weight '${s.name}' of configuration '${config.name}'`);
+    if (t.shape.length !== s.shape.length || t.shape.some((d, i) => d !== s.shape[i]))
+      throw new InputError(source, `weight '${s.name}' has shape [${t.shape}], expected [${s.shape}]`);
+    if (t.dtype !== 'float32') throw new InputError(source, `weight '${s.name}' is ${t.dtype}, expected float32`);
+  }
+  const known = new Set(specs.map((s) => s.name));
+  const extra = Object.keys(weights).filter((k) => !known.has(k));
+  if (extra.length) throw new InputError(source, `unexpected weights: ${extra.slice(0, 5).join(', ')}`);
+}
+
+export interface SamOutput {
+  /** [B, ceil(D/gz), ceil(H/gy), ceil(W/gx), embedDim], unit norm along channels. */
+  global: tf.Tensor5D;
+  /** [B, ceil(D/lz), ceil(H/ly), ceil(W/lx), embedDim], unit norm along channels. */
+  local: tf.Tensor5D;
+  /** Strides (z, y, x) in input voxels; voxel n is centred at input coordinate s*n + (s-1)/2. */
+  globalStride: Vec3;
+  localStride: Vec3;
+}
+
+/** Input coordinate (z, y, x), in input voxels, of the centre of output voxel `index` at `stride`. */
+export function embeddingVoxelCentre(index: Vec3, stride: Vec3): Vec3 {
+  return [0, 1, 2].map((a) => stride[a] * index[a] + (stride[a] - 1) / 2) as Vec3;
+}
+
+/** Output shapes (z, y, x) for an input of `size` (z, y, x), and the padded size the network runs on. */
+export function outputGeometry(config: SamConfig, size: Vec3) {
+  const s = outputStrides(config);
+  const ceil = (st: Vec3): Vec3 => [0, 1, 2].map((a) => Math.ceil(size[a] / st[a])) as Vec3;
+  const padded = [0, 1, 2].map((a) => ceil(s.total)[a] * s.total[a]) as Vec3;
+  return { local: ceil(s.local), global: ceil(s.global), localStride: s.local, globalStride: s.global, padded };
+}
+
+/** sqrt(2 / (1 - 1/pi)): scales ReLU so that relu(N(0,1)) keeps unit variance (NF-ResNet gamma). */
+const GAMMA = Math.sqrt(2 / (1 - 1 / Math.PI));
+
+interface ConvOptions {
+  /** Factor on the conv's input, folded into the kernel (ReLU gamma, 1/beta, the input scale). */
+  inScale?: number;
+  /** Factor on the conv's output, folded into kernel and bias (the residual alpha). */
+  outScale?: number;
+  /** 'same' only with stride 1 and odd kernels (symmetric); the stem runs 'valid' on a padded input. */
+  pad?: 'same' | 'valid';
+}
+
+/**
+ * The kernel actually applied: scaled weight standardisation W' = g (W - mean) / sqrt(var * fanIn + 1e-4)
+ * over each output channel's fan-in (or W itself for the stem), times the folded scales. Means and
+ * variances go through matMul and every broadcast is over the last axis: tfjs-cpu's fast paths.
+ */
+function effectiveKernel(w: SamWeights, l: ConvLayer, scale: number): tf.Tensor5D {
+  const k = w[`${l.name}.w`] as tf.Tensor5D;
+  if (!l.ws) return scale === 1 ? k : tf.mul(k, scale);
+  const fanIn = l.kernel[0] * l.kernel[1] * l.kernel[2] * l.cin;
+  const k2 = tf.reshape(k, [fanIn, l.cout]);
+  const ones = tf.ones([1, fanIn]);
+  const mean = tf.reshape(tf.matMul(ones, k2), [l.cout]);
+  const d = tf.sub(k2, tf.mul(mean, 1 / fanIn));
+  const sumSq = tf.reshape(tf.matMul(ones, tf.square(d)), [l.cout]);
+  const s = tf.mul(w[`${l.name}.g`], tf.rsqrt(tf.add(sumSq, 1e-4)));
+  return tf.reshape(tf.mul(d, scale === 1 ? s : tf.mul(s, scale)), k.shape);
+}
+
+function conv(x: tf.Tensor5D, w: SamWeights, l: ConvLayer, o: ConvOptions = {}): tf.Tensor5D {
+  const out = o.outScale ?? 1;
+  const k = effectiveKernel(w, l, (o.inScale ?? 1) * out);
+  const b = w[`${l.name}.b`];
+  return tf.add(tf.conv3d(x, k, l.convStride, o.pad ?? 'same'), out === 1 ? b : tf.mul(b, out));
+}
+
+/** conv(act(x)) with act = GAMMA * relu, GAMMA folded into the kernel. */
+const actConv = (x: tf.Tensor5D, w: SamWeights, l: ConvLayer, o: ConvOptions = {}) =>
+  conv(tf.relu(x), w, l, { ...o, inScale: (o.inScale ?? 1) * GAMMA });
+
+/**
+ * Nearest upsampling by integer factors (powers of two): forward through 2D nearest resizes, gradient
+ * as the exact block sum (average pooling times the block size). tfjs-cpu's own
+ * ResizeNearestNeighborGrad is wrong, so the gradient is supplied here.
+ */
+function upsample(x: tf.Tensor5D, f: Vec3): tf.Tensor5D {
+  if (f.every((n) => n === 1)) return x;
+  const up = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const v = args[0] as tf.Tensor5D;
+    const [b, , , , c] = v.shape;
+    let [d, h, wd] = v.shape.slice(1, 4);
+    let y: tf.Tensor = v;
+    if (f[1] !== 1 || f[2] !== 1) {
+      y = tf.image.resizeNearestNeighbor(tf.reshape(y, [b * d, h, wd, c]) as tf.Tensor4D, [h * f[1], wd * f[2]]);
+      h *= f[1];
+      wd *= f[2];
+    }
+    if (f[0] !== 1) {
+      y = tf.image.resizeNearestNeighbor(tf.reshape(y, [b, d, h * wd, c]) as tf.Tensor4D, [d * f[0], h * wd]);
+      d *= f[0];
+    }
+    const value = tf.reshape(y, [b, d, h, wd, c]) as tf.Tensor5D;
+    const gradFunc = (dy: tf.Tensor5D) => tf.mul(tf.avgPool3d(dy as tf.Tensor5D, f, f, 'valid'), f[0] * f[1] * f[2]);
+    return { value, gradFunc };
+  });
+  return up(x);
+}
+
+const pool = (x: tf.Tensor5D, f: Vec3, kind: 'avg' | 'max'): tf.Tensor5D =>
+  f.every((n) => n === 1) ? x : kind === 'avg' ? tf.avgPool3d(x, f, f, 'valid') : tf.maxPool3d(x, f, f, 'valid');
+
+/** x / |x| along channels; the per-voxel factor is spread over channels by an outer product (fast on cpu). */
+function l2normalize(x: tf.Tensor5D): tf.Tensor5D {
+  const c = x.shape[4];
+  const x2 = tf.reshape(x, [-1, c]);
+  const inv = tf.rsqrt(tf.maximum(tf.sum(tf.square(x2), -1, true), 1e-12));
+  return tf.reshape(tf.mul(x2, tf.matMul(inv, tf.ones([1, c]))), x.shape);
+}
+
+export interface ForwardOptions {
+  /** Normalised value used to pad outside the volume (default config.padValue, air). */
+  padValue?: number;
+}
+
+/**
+ * The network. `input` [B, D, H, W, 1] is not disposed; intermediates are. Differentiable with
+ * respect to every weight (and the input).
+ */
+export function forward(
+  weights: SamWeights,
+  input: tf.Tensor5D,
+  config: SamConfig,
+  options: ForwardOptions = {},
+): SamOutput {
+  if (input.rank !== 5 || input.shape[4] !== 1)
+    throw new InputError('SAM network input', `expected [batch, z, y, x, 1], got [${input.shape}]`);
+  validateSamConfig(config);
+  checkWeights(config, weights);
+  const layers = new Map(convLayers(config).map((l) => [l.name, l]));
+  const L = (name: string) => layers.get(name)!;
+  const size = input.shape.slice(1, 4) as Vec3;
+  const geo = outputGeometry(config, size);
+  const padValue = options.padValue ?? config.padValue;
+  const strides = levelStrides(config);
+
+  const result = tf.tidy(() => {
+    // input: pad to a multiple of the total stride (high end) plus the stem's half kernel, then scale
+    const stem = L('stem');
+    const pads = [0, 1, 2].map((a) => {
+      const half = (stem.kernel[a] - stem.convStride[a]) / 2;
+      return [half, geo.padded[a] - size[a] + half] as [number, number];
+    });
+    let x = tf.tidy(() =>
+      conv(tf.pad(input, [[0, 0], ...pads, [0, 0]], padValue), weights, stem, {
+        inScale: config.inputScale,
+        pad: 'valid',
+      }),
+    );
+
+    // backbone: NF-ResNet pre-activation blocks, x + alpha * f(x / beta); relu(x / beta) = relu(x) / beta
+    const feats: tf.Tensor5D[] = [];
+    let variance = 1;
+    let cin = config.stem.channels;
+    config.stages.forEach((st, i) => {
+      for (let b = 0; b < st.blocks; b++) {
+        const p = `s${i + 1}.b${b}`;
+        const trans = b === 0 && isTransition(cin, st);
+        const inScale = 1 / Math.sqrt(variance);
+        const prev = x;
+        x = tf.tidy(() => {
+          const a = b === 0 ? pool(tf.relu(prev), st.down, 'avg') : tf.relu(prev);
+          const raw = { inScale: inScale * GAMMA };
+          const shortcut = trans ? conv(a, weights, L(`${p}.short`), raw) : prev;
+          const h = conv(a, weights, L(`${p}.conv1`), raw);
+          return tf.add(shortcut, actConv(h, weights, L(`${p}.conv2`), { outScale: config.alpha }));
+        });
+        variance = (trans ? 1 : variance) + config.alpha ** 2;
+        if (!feats.includes(prev)) prev.dispose();
+      }
+      const pooled = pool(x, st.postPool, 'max');
+      if (pooled !== x) x.dispose();
+      x = pooled;
+      feats.push(x);
+      cin = st.channels;
+    });
+
+    const head = (t: tf.Tensor5D, name: string, preAct: boolean) =>
+      preAct ? actConv(t, weights, L(name)) : conv(t, weights, L(name));
+
+    // local head: top-down from level `levels` to level 1 (lateral 1x1 only where channels differ)
+    const { levels, widths } = config.local;
+    const lateral = (l: number) =>
+      layers.has(`local.lat${l}`) ? conv(feats[l - 1], weights, L(`local.lat${l}`)) : feats[l - 1];
+    let t = lateral(levels);
+    for (let l = levels - 1; l >= 1; l--) {
+      const down = widths[l] !== widths[l - 1] ? head(t, `local.td${l}`, config.local.tdPreAct) : t;
+      const f = [0, 1, 2].map((a) => strides[l][a] / strides[l - 1][a]) as Vec3;
+      t = tf.add(lateral(l), upsample(down, f));
+    }
+    config.local.out.forEach((o, i) => (t = head(t, `local.out${i}`, o.preAct)));
+    const local = l2normalize(t);
+
+    // global head on the top level
+    let g = feats[feats.length - 1];
+    config.global.out.forEach((o, i) => (g = head(g, `global.out${i}`, o.preAct)));
+    const global = l2normalize(g);
+
+    const crop = (y: tf.Tensor5D, s: Vec3) =>
+      y.shape[1] === s[0] && y.shape[2] === s[1] && y.shape[3] === s[2]
+        ? y
+        : tf.slice(y, [0, 0, 0, 0, 0], [-1, s[0], s[1], s[2], -1]);
+    return { local: crop(local, geo.local), global: crop(global, geo.global) };
+  });
+  return { ...result, localStride: geo.localStride, globalStride: geo.globalStride };
+}
+
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+function mulberry32(a: number): () => number {
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
