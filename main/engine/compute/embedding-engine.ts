@@ -1,0 +1,29 @@
+/**
+ * The contract every inference engine of the SAM network implements (tfjs on any backend,
+ * ONNX Runtime on any execution provider), so whole-volume embedding, matching and registration
+ * never depend on which one runs.
+ *
+ * Layout: one block of the normalised 2 mm CT, no batch axis, z slowest and x fastest
+ * ([D, H, W] = [nk, nj, ni] of a Volume whose data is i-fastest). Outputs are channel-last
+ * ([d, h, w, C], L2-normalised per voxel) with the network's strides (z, y, x); output voxel n
+ * along an axis of stride s is centred on input voxel s * n + (s - 1) / 2 (see sam/network.ts).
+ */
+import type { SamConfig, Vec3 } from '../sam/config.ts';
+
+export interface EngineOutput {
+  /** [gd, gh, gw, C] */
+  global: Float32Array;
+  globalSize: Vec3;
+  /** [ld, lh, lw, C] */
+  local: Float32Array;
+  localSize: Vec3;
+}
+
+export interface EmbeddingEngine {
+  /** e.g. 'tfjs-cpu', 'tfjs-webgpu', 'onnxruntime-cpu', 'onnxruntime-cuda'. */
+  readonly name: string;
+  readonly config: SamConfig;
+  /** Run the network on one block; size is [D, H, W]. */
+  run(input: Float32Array, size: Vec3): Promise<EngineOutput>;
+  dispose(): Promise<void> | void;
+}
