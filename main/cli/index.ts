@@ -5,6 +5,7 @@
 import { infoCommand } from './commands/info.ts';
 import { benchReadCommand } from './commands/bench-read.ts';
 import { convertCommand } from './commands/convert.ts';
+import { trainCommand } from './commands/train.ts';
 
 export interface Command {
   name: string;
@@ -13,7 +14,7 @@ export interface Command {
   run(args: string[]): Promise<number>;
 }
 
-const COMMANDS: Command[] = [infoCommand, convertCommand, benchReadCommand];
+const COMMANDS: Command[] = [infoCommand, convertCommand, trainCommand, benchReadCommand];
 
 function help(): string {
   return [

@@ -86,6 +86,8 @@ async function tryBackend(name: TfBackendName): Promise<string | null> {
       if (!tf.findBackendFactory('tensorflow'))
         return `${TFJS_NODE_PKG} registered with another copy of @tensorflow/tfjs-core (versions must match)`;
     }
+    // PROD silences tfjs's console banners (e.g. 'install tfjs-node'); our own messages say which backend runs.
+    tf.env().set('PROD', true);
     if (!(await tf.setBackend(name))) return `initialisation failed`;
     await tf.ready();
     return tf.getBackend() === name ? null : `still on '${tf.getBackend()}' after initialisation`;

@@ -1,0 +1,147 @@
+/**
+ * `sam train`: self-supervised training of the SAM network on the user's unlabeled CTs.
+ * Ctrl-C once saves a checkpoint and stops (resume with --resume); twice quits at once.
+ */
+import { mkdirSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import type { Command } from '../index.ts';
+import { initTfBackend, type TfBackendName } from '../../engine/compute/tf-backend.ts';
+import { getSamConfig } from '../../engine/sam/config.ts';
+import { forwardCost } from '../../engine/sam/flops.ts';
+import { loadTrainingSet } from '../../engine/train/dataset.ts';
+import { ADAM, SAM_SGD, type OptimizerOptions } from '../../engine/train/optimizer.ts';
+import { trainSam } from '../../engine/train/train-loop.ts';
+import { NO_AUGMENT } from '../../engine/train/augment.ts';
+import { bar, duration, ProgressLine } from '../progress.ts';
+
+const USAGE = `usage: sam train --data <folder|file|list.txt> [--data ...] --out <run dir> [options]
+
+  --data DIR|FILE     CT volumes: folders are searched (NIfTI, MetaImage, NRRD, VTI, DICOM series);
+                      a .txt file lists paths, one per line. Non-CT inputs are skipped with the reason.
+  --out DIR           run folder: checkpoints/, model.samw, loss.csv, loss.png
+  --config NAME       network configuration: small (default), paper, tiny
+  --iterations N      total iterations (default 2000)
+  --batch P           patch pairs per iteration (default 1)
+  --patch X,Y,Z       patch size in voxels at 2 mm (default 96,96,32)
+  --optimizer sgd|adam  sgd: official SAM schedule (lr 0.02, momentum 0.9, wd 1e-4, warm-up 500);
+                      adam: lr 1e-3 (default sgd)
+  --lr X              learning rate
+  --warmup N          warm-up iterations (sgd)
+  --checkpoint-every N  (default 100)
+  --resume            continue the run in --out from its latest checkpoint
+  --seed N            (default 0): same seed, data and options give the same weights
+  --backend NAME      auto (default: webgpu, then tfjs-node, then cpu), webgpu, tensorflow, cpu
+  --no-augment        no noise / blur / intensity augmentation
+  --tau X             InfoNCE temperature (default 0.5)`;
+
+export const trainCommand: Command = {
+  name: 'train',
+  summary: 'train the SAM embedding network on unlabeled CT (self-supervised)',
+  usage: USAGE,
+  async run(args) {
+    const { values } = parseArgs({
+      args,
+      options: {
+        data: { type: 'string', multiple: true },
+        out: { type: 'string' },
+        config: { type: 'string', default: 'small' },
+        iterations: { type: 'string', default: '2000' },
+        batch: { type: 'string', default: '1' },
+        patch: { type: 'string', default: '96,96,32' },
+        optimizer: { type: 'string', default: 'sgd' },
+        lr: { type: 'string' },
+        warmup: { type: 'string' },
+        'checkpoint-every': { type: 'string', default: '100' },
+        resume: { type: 'boolean', default: false },
+        seed: { type: 'string', default: '0' },
+        backend: { type: 'string', default: 'auto' },
+        'no-augment': { type: 'boolean', default: false },
+        tau: { type: 'string', default: '0.5' },
+      },
+    });
+    if (!values.data?.length || !values.out) {
+      console.error(USAGE);
+      return 2;
+    }
+    const int = (name: string, v: string, min = 1): number => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got '${v}'`);
+      return n;
+    };
+    const patch = values.patch.split(',').map((v) => int('patch', v)) as [number, number, number];
+    if (patch.length !== 3) throw new Error(`--patch needs three sizes X,Y,Z, got '${values.patch}'`);
+    if (values.optimizer !== 'sgd' && values.optimizer !== 'adam') throw new Error(`--optimizer must be sgd or adam`);
+    const optimizer: OptimizerOptions = { ...(values.optimizer === 'adam' ? ADAM : SAM_SGD) };
+    if (values.lr) optimizer.lr = Number(values.lr);
+    if (values.warmup) optimizer.warmup = int('warmup', values.warmup, 0);
+    const config = getSamConfig(values.config);
+
+    const backend = await initTfBackend({ backend: values.backend as TfBackendName | 'auto' });
+    if (!backend.gradients) throw new Error(`cannot train: gradients unavailable (${backend.gradientsReason})`);
+    console.error(
+      `backend: ${backend.backend}` +
+        backend.attempts
+          .filter((a) => !a.ok)
+          .map((a) => ` (skipped ${a.name}: ${a.reason})`)
+          .join(''),
+    );
+    const cost = forwardCost(config, [patch[2], patch[1], patch[0]]);
+    console.error(
+      `network: ${config.name}, ${(cost.params / 1e6).toFixed(2)} M parameters, ${(cost.flops / 1e9).toFixed(2)} GFLOP per patch forward`,
+    );
+
+    const controller = new AbortController();
+    let interrupts = 0;
+    const onSigint = (): void => {
+      interrupts++;
+      if (interrupts === 1) {
+        console.error('\ninterrupted: finishing this iteration and saving a checkpoint (Ctrl-C again to quit at once)');
+        controller.abort();
+      } else process.exit(130);
+    };
+    process.on('SIGINT', onSigint);
+    try {
+      console.error('reading training data...');
+      const { cases, skipped } = await loadTrainingSet(values.data, {
+        signal: controller.signal,
+        onCase: (src, ok, reason) => console.error(`  ${ok ? 'use ' : 'skip'} ${src}${ok ? '' : `: ${reason}`}`),
+      });
+      console.error(`${cases.length} CT volumes for training, ${skipped.length} inputs skipped`);
+      mkdirSync(values.out, { recursive: true });
+      const iterations = int('iterations', values.iterations);
+      const progress = new ProgressLine();
+      const result = await trainSam(
+        cases,
+        {
+          config,
+          runDir: values.out,
+          iterations,
+          batchPairs: int('batch', values.batch),
+          seed: int('seed', values.seed, 0),
+          optimizer,
+          checkpointEvery: int('checkpoint-every', values['checkpoint-every']),
+          resume: values.resume,
+          patch: { patchSize: patch },
+          augment: values['no-augment'] ? NO_AUGMENT : undefined,
+          tau: Number(values.tau),
+        },
+        {
+          signal: controller.signal,
+          onProgress: (p) =>
+            progress.update(
+              `${bar(p.iteration / p.iterations)} ${p.iteration}/${p.iterations} loss ${p.row.total.toFixed(4)} ` +
+                `(local ${((p.row.localAB + p.row.localBA) / 2).toFixed(3)}, global ${((p.row.globalAB + p.row.globalBA) / 2).toFixed(3)}) ` +
+                `lr ${p.row.lr.toExponential(2)} ${p.rate < 1 ? `${(1 / p.rate).toFixed(1)} s/it` : `${p.rate.toFixed(2)} it/s`} ETA ${duration(p.etaSeconds)}`,
+            ),
+          onCheckpoint: (dir) => progress.update(`checkpoint ${dir}`, true),
+        },
+      );
+      progress.done(
+        `${result.stopped === 'done' ? 'finished' : 'stopped'} at iteration ${result.iteration}; model ${values.out}/model.samw; loss curve ${values.out}/loss.csv, loss.png`,
+      );
+      return result.stopped === 'done' ? 0 : 130;
+    } finally {
+      process.off('SIGINT', onSigint);
+    }
+  },
+};

@@ -1,0 +1,44 @@
+/**
+ * A progress line for long CLI work: on a terminal it redraws one line (\r); otherwise (logs, CI)
+ * it prints a line at most every `everySeconds`.
+ */
+export class ProgressLine {
+  private last = 0;
+  constructor(
+    private readonly stream: NodeJS.WriteStream = process.stderr,
+    private readonly everySeconds = 10,
+  ) {}
+
+  update(text: string, force = false): void {
+    if (this.stream.isTTY) {
+      this.stream.write(
+        `\r${text.slice(0, (this.stream.columns ?? 120) - 1).padEnd(Math.min(this.stream.columns ?? 120, 120) - 1)}`,
+      );
+      return;
+    }
+    const now = performance.now() / 1000;
+    if (force || now - this.last >= this.everySeconds) {
+      this.stream.write(`${text}\n`);
+      this.last = now;
+    }
+  }
+
+  done(text?: string): void {
+    if (this.stream.isTTY) this.stream.write('\n');
+    if (text) this.stream.write(`${text}\n`);
+  }
+}
+
+export function bar(fraction: number, width = 24): string {
+  const f = Math.max(0, Math.min(1, fraction));
+  const full = Math.round(f * width);
+  return `[${'#'.repeat(full)}${'.'.repeat(width - full)}]`;
+}
+
+export function duration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '?';
+  const s = Math.round(seconds);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : m > 0 ? `${m}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
+}

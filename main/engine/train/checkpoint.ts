@@ -1,0 +1,84 @@
+/**
+ * Checkpoints of a training run, in <run>/checkpoints/iter-NNNNNNN/: weights.samw, the optimiser
+ * state as opt-m.samw (and opt-v.samw for Adam; same format, same tensor names as the weights) and
+ * state.json (iteration, options, elapsed time). <run>/checkpoints/latest.json names the newest
+ * complete one; it is written last and atomically, so an interrupted save never becomes "latest".
+ * The newest weights are also copied to <run>/model.samw, the file the rest of the product loads.
+ */
+import { existsSync, readdirSync, readFileSync, rmSync, copyFileSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
+import { InputError } from '../errors.ts';
+import { writeFileAtomic } from '../util/atomic-write.ts';
+import type { SamConfig } from '../sam/config.ts';
+import type { SamWeights } from '../sam/network.ts';
+import { loadWeights, saveWeights } from '../sam/weights-file.ts';
+import type { OptimizerState } from './optimizer.ts';
+
+export interface CheckpointState {
+  iteration: number;
+  elapsedSeconds: number;
+  /** The options the run was started with (for resume and for the record). */
+  options: Record<string, unknown>;
+}
+
+const KEEP = 2;
+
+export async function saveCheckpoint(
+  runDir: string,
+  config: SamConfig,
+  weights: SamWeights,
+  opt: OptimizerState,
+  state: CheckpointState,
+): Promise<string> {
+  const root = join(runDir, 'checkpoints');
+  const name = `iter-${String(state.iteration).padStart(7, '0')}`;
+  const dir = join(root, name);
+  rmSync(dir, { recursive: true, force: true });
+  const meta = { iteration: state.iteration };
+  await saveWeights(join(dir, 'weights.samw'), config, weights, { ...meta, kind: 'weights' });
+  await saveWeights(join(dir, 'opt-m.samw'), config, opt.m, { ...meta, kind: 'optimizer-m' });
+  if (opt.v) await saveWeights(join(dir, 'opt-v.samw'), config, opt.v, { ...meta, kind: 'optimizer-v' });
+  writeFileAtomic(join(dir, 'state.json'), Buffer.from(JSON.stringify(state, null, 2)));
+  writeFileAtomic(join(root, 'latest.json'), Buffer.from(JSON.stringify({ checkpoint: name }, null, 2)));
+  const tmp = join(runDir, `.model.samw.${process.pid}.tmp`);
+  copyFileSync(join(dir, 'weights.samw'), tmp);
+  renameSync(tmp, join(runDir, 'model.samw'));
+  for (const old of readdirSync(root)
+    .filter((d) => d.startsWith('iter-'))
+    .sort()
+    .slice(0, -KEEP))
+    rmSync(join(root, old), { recursive: true, force: true });
+  return dir;
+}
+
+export function hasCheckpoint(runDir: string): boolean {
+  return existsSync(join(runDir, 'checkpoints', 'latest.json'));
+}
+
+export function loadCheckpoint(runDir: string): {
+  config: SamConfig;
+  weights: SamWeights;
+  opt: OptimizerState;
+  state: CheckpointState;
+} {
+  const latest = join(runDir, 'checkpoints', 'latest.json');
+  if (!existsSync(latest))
+    throw new InputError(runDir, 'no checkpoint to resume from (checkpoints/latest.json missing)');
+  let name: string;
+  try {
+    name = JSON.parse(readFileSync(latest, 'utf8')).checkpoint;
+  } catch (e) {
+    throw new InputError(latest, `corrupt checkpoint pointer (${(e as Error).message})`);
+  }
+  const dir = join(runDir, 'checkpoints', String(name));
+  const w = loadWeights(join(dir, 'weights.samw'));
+  const m = loadWeights(join(dir, 'opt-m.samw'));
+  const v = existsSync(join(dir, 'opt-v.samw')) ? loadWeights(join(dir, 'opt-v.samw')) : undefined;
+  let state: CheckpointState;
+  try {
+    state = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8'));
+  } catch (e) {
+    throw new InputError(join(dir, 'state.json'), `corrupt checkpoint state (${(e as Error).message})`);
+  }
+  return { config: w.config, weights: w.weights, opt: v ? { m: m.weights, v: v.weights } : { m: m.weights }, state };
+}

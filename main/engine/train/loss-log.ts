@@ -1,0 +1,108 @@
+/**
+ * The training log of a run: loss.csv (one row per iteration, appended and flushed as training
+ * goes) and loss.png (the curves, redrawn at each checkpoint and at the end).
+ */
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../util/atomic-write.ts';
+import { encodePng } from '../util/png.ts';
+
+export interface LossRow {
+  iteration: number;
+  total: number;
+  localAB: number;
+  localBA: number;
+  globalAB: number;
+  globalBA: number;
+  lr: number;
+  seconds: number;
+}
+
+const COLUMNS: (keyof LossRow)[] = [
+  'iteration',
+  'total',
+  'localAB',
+  'localBA',
+  'globalAB',
+  'globalBA',
+  'lr',
+  'seconds',
+];
+
+export class LossLog {
+  readonly csv: string;
+  readonly png: string;
+  constructor(readonly dir: string) {
+    this.csv = join(dir, 'loss.csv');
+    this.png = join(dir, 'loss.png');
+  }
+
+  /** Rows already logged (when resuming), dropping any beyond `upTo` (iterations not checkpointed). */
+  load(upTo = Infinity): LossRow[] {
+    if (!existsSync(this.csv)) return [];
+    const lines = readFileSync(this.csv, 'utf8').trim().split('\n').slice(1);
+    const rows = lines
+      .map((l) => l.split(',').map(Number))
+      .filter((v) => v.length === COLUMNS.length && v.every(Number.isFinite))
+      .map((v) => Object.fromEntries(COLUMNS.map((c, n) => [c, v[n]])) as unknown as LossRow)
+      .filter((r) => r.iteration <= upTo);
+    this.rewrite(rows);
+    return rows;
+  }
+
+  private rewrite(rows: LossRow[]): void {
+    const text = [COLUMNS.join(','), ...rows.map((r) => COLUMNS.map((c) => r[c]).join(','))].join('\n') + '\n';
+    writeFileAtomic(this.csv, Buffer.from(text));
+  }
+
+  start(): void {
+    if (!existsSync(this.csv)) this.rewrite([]);
+  }
+
+  append(r: LossRow): void {
+    appendFileSync(this.csv, COLUMNS.map((c) => r[c]).join(',') + '\n');
+  }
+
+  /** Draw the total loss and the four terms against the iteration. */
+  plot(rows: LossRow[]): void {
+    writeFileAtomic(this.png, plotLoss(rows));
+  }
+}
+
+const SERIES: [keyof LossRow, [number, number, number]][] = [
+  ['total', [0, 0, 0]],
+  ['localAB', [31, 119, 180]],
+  ['localBA', [174, 199, 232]],
+  ['globalAB', [214, 39, 40]],
+  ['globalBA', [255, 152, 150]],
+];
+
+/** A 640x400 PNG: each series as a polyline, y from 0 to the maximum, light grid every 10%. */
+export function plotLoss(rows: LossRow[], width = 640, height = 400): Buffer {
+  const px = new Uint8Array(width * height * 3).fill(255);
+  const m = 30;
+  const set = (x: number, y: number, c: [number, number, number]): void => {
+    if (x < 0 || y < 0 || x >= width || y >= height) return;
+    px.set(c, (Math.round(y) * width + Math.round(x)) * 3);
+  };
+  const line = (x0: number, y0: number, x1: number, y1: number, c: [number, number, number]): void => {
+    const n = Math.max(1, Math.ceil(Math.max(Math.abs(x1 - x0), Math.abs(y1 - y0))));
+    for (let s = 0; s <= n; s++) set(x0 + ((x1 - x0) * s) / n, y0 + ((y1 - y0) * s) / n, c);
+  };
+  for (let g = 0; g <= 10; g++) {
+    const y = height - m - ((height - 2 * m) * g) / 10;
+    line(m, y, width - m, y, g === 0 ? [0, 0, 0] : [225, 225, 225]);
+  }
+  line(m, m, m, height - m, [0, 0, 0]);
+  if (rows.length === 0) return encodePng(width, height, px);
+  const x0 = rows[0].iteration;
+  const x1 = Math.max(rows[rows.length - 1].iteration, x0 + 1);
+  const ymax = Math.max(1e-9, ...rows.map((r) => r.total));
+  const X = (it: number): number => m + ((width - 2 * m) * (it - x0)) / (x1 - x0);
+  const Y = (v: number): number => height - m - ((height - 2 * m) * Math.min(v, ymax)) / ymax;
+  for (const [key, colour] of SERIES)
+    for (let n = 1; n < rows.length; n++)
+      line(X(rows[n - 1].iteration), Y(rows[n - 1][key]), X(rows[n].iteration), Y(rows[n][key]), colour);
+  if (rows.length === 1) for (const [key, colour] of SERIES) set(X(rows[0].iteration), Y(rows[0][key]), colour);
+  return encodePng(width, height, px);
+}

@@ -1,0 +1,180 @@
+/**
+ * The self-supervised training loop of the SAM network: each iteration samples `batchPairs`
+ * overlapping patch pairs from random training CTs, runs the network on all 2P patches, mines
+ * hard and diverse negatives on the current embeddings, and takes one optimiser step on the
+ * four-term InfoNCE loss. Deterministic for a seed: iteration t draws from an RNG seeded by
+ * (seed, t), so a resumed run continues exactly as an uninterrupted one would.
+ * Checkpoints every N iterations, at the end, and when cancelled (AbortSignal).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { InputError } from '../errors.ts';
+import type { SamConfig } from '../sam/config.ts';
+import { createWeights, disposeWeights, forward, type SamWeights } from '../sam/network.ts';
+import { augmentPatch, type AugmentOptions } from './augment.ts';
+import { hasCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
+import type { TrainingCase } from './dataset.ts';
+import { samInfoNceLoss } from './infonce.ts';
+import { LossLog, type LossRow } from './loss-log.ts';
+import { mineSamBatch, type NegativeOptions } from './negatives.ts';
+import { createOptimizerState, optimizerStep, type OptimizerOptions, type OptimizerState } from './optimizer.ts';
+import { samplePatchPair, type PatchPair, type PatchPairOptions } from './patch-pairs.ts';
+import { createRng } from './rng.ts';
+
+export interface TrainOptions {
+  config: SamConfig;
+  runDir: string;
+  iterations: number;
+  /** Patch pairs per iteration (2 x this many patches go through the network). */
+  batchPairs: number;
+  seed: number;
+  optimizer: OptimizerOptions;
+  checkpointEvery: number;
+  resume: boolean;
+  patch?: PatchPairOptions;
+  negatives?: NegativeOptions;
+  augment?: AugmentOptions;
+  tau?: number;
+}
+
+export interface TrainProgress {
+  iteration: number;
+  iterations: number;
+  row: LossRow;
+  /** Iterations per second over this session's iterations. */
+  rate: number;
+  etaSeconds: number;
+}
+
+export interface TrainResult {
+  iteration: number;
+  stopped: 'done' | 'cancelled';
+  checkpoint: string;
+  rows: LossRow[];
+}
+
+/** The RNG seed of iteration t: independent streams per iteration, reproducible on resume. */
+function iterationSeed(seed: number, t: number): number {
+  return (Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(t, 0x85ebca6b)) >>> 0;
+}
+
+export async function trainSam(
+  cases: TrainingCase[],
+  o: TrainOptions,
+  hooks: { onProgress?: (p: TrainProgress) => void; onCheckpoint?: (dir: string) => void; signal?: AbortSignal } = {},
+): Promise<TrainResult> {
+  if (cases.length === 0) throw new InputError(o.runDir, 'no training cases');
+  const log = new LossLog(o.runDir);
+  let weights: SamWeights;
+  let opt: OptimizerState;
+  let start = 0;
+  let elapsedBefore = 0;
+  if (o.resume && hasCheckpoint(o.runDir)) {
+    const ck = loadCheckpoint(o.runDir);
+    if (JSON.stringify(ck.config) !== JSON.stringify(o.config))
+      throw new InputError(
+        o.runDir,
+        `checkpoint was trained with configuration '${ck.config.name}', not '${o.config.name}'`,
+      );
+    weights = ck.weights;
+    opt = ck.opt;
+    if (!!opt.v !== (o.optimizer.kind === 'adam'))
+      throw new InputError(o.runDir, `checkpoint optimiser state does not match --optimizer ${o.optimizer.kind}`);
+    start = ck.state.iteration;
+    elapsedBefore = ck.state.elapsedSeconds;
+  } else {
+    if (hasCheckpoint(o.runDir))
+      throw new InputError(
+        o.runDir,
+        'already holds a training run: pass --resume to continue it, or choose another --out',
+      );
+    weights = createWeights(o.config, o.seed);
+    opt = createOptimizerState(o.optimizer, weights);
+  }
+  const rows = log.load(start);
+  log.start();
+  const names = Object.keys(weights);
+  const t0 = performance.now();
+  let lastCheckpoint = '';
+  const checkpoint = async (iteration: number): Promise<void> => {
+    lastCheckpoint = await saveCheckpoint(o.runDir, o.config, weights, opt, {
+      iteration,
+      elapsedSeconds: elapsedBefore + (performance.now() - t0) / 1000,
+      options: { ...o, config: o.config.name },
+    });
+    log.plot(rows);
+    hooks.onCheckpoint?.(lastCheckpoint);
+  };
+
+  const release = (): void => {
+    disposeWeights(weights);
+    disposeWeights(opt.m);
+    if (opt.v) disposeWeights(opt.v);
+  };
+
+  let t: number;
+  for (t = start + 1; t <= o.iterations; t++) {
+    // Let the event loop run (signal handlers, UI messages): the CPU backend's awaits resolve as
+    // microtasks and would otherwise keep it blocked for the whole run.
+    await new Promise((r) => setImmediate(r));
+    if (hooks.signal?.aborted) {
+      t--;
+      await checkpoint(t);
+      release();
+      return { iteration: t, stopped: 'cancelled', checkpoint: lastCheckpoint, rows };
+    }
+    const tIter = performance.now();
+    const rng = createRng(iterationSeed(o.seed, t));
+    const pairs: PatchPair[] = [];
+    for (let p = 0; p < o.batchPairs; p++) {
+      const c = cases[rng.int(0, cases.length)];
+      const pair = samplePatchPair(c.ct, rng, o.patch);
+      for (const v of [pair.a, pair.b]) augmentPatch(v.image.data, v.image.size, rng, o.augment);
+      pairs.push(pair);
+    }
+    const [px, py, pz] = pairs[0].a.image.size;
+    const input = tf.tidy(() => {
+      const buf = new Float32Array(2 * pairs.length * px * py * pz);
+      pairs.forEach((pair, p) => {
+        buf.set(pair.a.image.data, 2 * p * px * py * pz);
+        buf.set(pair.b.image.data, (2 * p + 1) * px * py * pz);
+      });
+      return tf.tensor5d(buf, [2 * pairs.length, pz, py, px, 1]);
+    });
+    const terms = { localAB: 0, localBA: 0, globalAB: 0, globalBA: 0 };
+    const lossFn = (...ws: tf.Tensor[]): tf.Scalar => {
+      const w: SamWeights = Object.fromEntries(names.map((n, k) => [n, ws[k]]));
+      const out = forward(w, input as tf.Tensor5D, o.config);
+      const sel = mineSamBatch({ local: out.local, global: out.global }, pairs, rng, o.negatives);
+      const l = samInfoNceLoss({ local: out.local, global: out.global }, sel, o.tau ?? 0.5);
+      terms.localAB = l.localAB.dataSync()[0];
+      terms.localBA = l.localBA.dataSync()[0];
+      terms.globalAB = l.globalAB.dataSync()[0];
+      terms.globalBA = l.globalBA.dataSync()[0];
+      return l.total;
+    };
+    const { value, grads } = tf.valueAndGrads(lossFn)(names.map((n) => weights[n]));
+    input.dispose();
+    const total = (await value.data())[0];
+    value.dispose();
+    if (!Number.isFinite(total)) {
+      grads.forEach((g) => g.dispose());
+      throw new Error(`training diverged at iteration ${t}: loss is ${total} (lower the learning rate)`);
+    }
+    const gradRecord: SamWeights = Object.fromEntries(names.map((n, k) => [n, grads[k]]));
+    const stepped = optimizerStep(o.optimizer, weights, gradRecord, opt, t);
+    grads.forEach((g) => g.dispose());
+    weights = stepped.weights;
+    opt = stepped.state;
+    const row: LossRow = { iteration: t, total, ...terms, lr: stepped.lr, seconds: (performance.now() - tIter) / 1000 };
+    rows.push(row);
+    log.append(row);
+    const done = t - start;
+    const rate = done / ((performance.now() - t0) / 1000);
+    hooks.onProgress?.({ iteration: t, iterations: o.iterations, row, rate, etaSeconds: (o.iterations - t) / rate });
+    if (t % o.checkpointEvery === 0 && t < o.iterations) await checkpoint(t);
+  }
+  t = Math.max(start, o.iterations);
+  await checkpoint(t);
+  release();
+  return { iteration: t, stopped: 'done', checkpoint: lastCheckpoint, rows };
+}
