@@ -319,3 +319,36 @@ function mulberry32(a: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+// ---- For exporters (sam/onnx/export.ts): the forward pass's constants and kernels on plain arrays ----
+
+/** The ReLU gain GAMMA that forward folds into every conv that follows an activation. */
+export const RELU_GAIN = GAMMA;
+
+/**
+ * effectiveKernel in float64 on plain arrays: the kernel forward applies for layer `l`, from its raw
+ * kernel `w` [kz, ky, kx, cin, cout] and gain `g` [cout] (used when l.ws), times `scale`; same formula
+ * and epsilon (g (W - mean) / sqrt(sum of squared deviations over the fan-in + 1e-4)). Same layout as `w`.
+ */
+export function effectiveKernelValues(
+  l: ConvLayer,
+  w: ArrayLike<number>,
+  g: ArrayLike<number> | undefined,
+  scale: number,
+): Float64Array {
+  const cout = l.cout;
+  const fanIn = w.length / cout;
+  const out = new Float64Array(w.length);
+  for (let o = 0; o < cout; o++) {
+    let mean = 0;
+    if (l.ws) {
+      for (let i = 0; i < fanIn; i++) mean += w[i * cout + o];
+      mean /= fanIn;
+    }
+    let sumSq = 0;
+    if (l.ws) for (let i = 0; i < fanIn; i++) sumSq += (w[i * cout + o] - mean) ** 2;
+    const s = l.ws ? (g![o] / Math.sqrt(sumSq + 1e-4)) * scale : scale;
+    for (let i = 0; i < fanIn; i++) out[i * cout + o] = (w[i * cout + o] - mean) * s;
+  }
+  return out;
+}

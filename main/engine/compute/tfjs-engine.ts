@@ -1,0 +1,56 @@
+/**
+ * The EmbeddingEngine on TensorFlow.js: network.ts forward() on the active (or a chosen) tfjs
+ * backend. It is the reference the ONNX Runtime engine is checked against.
+ *
+ * The weights stay the caller's (dispose them yourself); every tensor a run creates is disposed
+ * before it returns. A `backend` option selects and initialises that tfjs backend through
+ * initTfBackend (which switches tfjs globally); without it the active backend is used.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { InputError } from '../errors.ts';
+import type { SamConfig, Vec3 } from '../sam/config.ts';
+import { checkWeights, forward, type SamWeights } from '../sam/network.ts';
+import type { EmbeddingEngine, EngineOutput } from './embedding-engine.ts';
+import { initTfBackend, type TfBackendName } from './tf-backend.ts';
+
+export interface TfjsEngineOptions {
+  config: SamConfig;
+  weights: SamWeights;
+  /** tfjs backend to initialise ('auto' picks the best available); default: keep the active one. */
+  backend?: TfBackendName | 'auto';
+}
+
+export async function createTfjsEngine(options: TfjsEngineOptions): Promise<EmbeddingEngine> {
+  const { config, weights } = options;
+  if (options.backend) await initTfBackend({ backend: options.backend, gradients: false });
+  else await tf.ready();
+  checkWeights(config, weights);
+  const backend = tf.getBackend();
+  return {
+    name: `tfjs-${backend}`,
+    config,
+    async run(input: Float32Array, size: Vec3): Promise<EngineOutput> {
+      if (!size.every((n) => Number.isInteger(n) && n >= 1))
+        throw new InputError('tfjs engine input', `size must be three positive integers (got [${size}])`);
+      if (input.length !== size[0] * size[1] * size[2])
+        throw new InputError('tfjs engine input', `${input.length} values for a block of [${size}]`);
+      const x = tf.tensor5d(input, [1, ...size, 1], 'float32');
+      let o: ReturnType<typeof forward> | undefined;
+      try {
+        o = forward(weights, x, config);
+        const [global, local] = await Promise.all([o.global.data(), o.local.data()]);
+        return {
+          global: global as Float32Array,
+          globalSize: o.global.shape.slice(1, 4) as Vec3,
+          local: local as Float32Array,
+          localSize: o.local.shape.slice(1, 4) as Vec3,
+        };
+      } finally {
+        x.dispose();
+        o?.global.dispose();
+        o?.local.dispose();
+      }
+    },
+    dispose() {},
+  };
+}
