@@ -6,6 +6,7 @@ import { infoCommand } from './commands/info.ts';
 import { benchReadCommand } from './commands/bench-read.ts';
 import { convertCommand } from './commands/convert.ts';
 import { trainCommand } from './commands/train.ts';
+import { exportOnnxCommand } from './commands/export-onnx.ts';
 
 export interface Command {
   name: string;
@@ -14,7 +15,7 @@ export interface Command {
   run(args: string[]): Promise<number>;
 }
 
-const COMMANDS: Command[] = [infoCommand, convertCommand, trainCommand, benchReadCommand];
+const COMMANDS: Command[] = [infoCommand, convertCommand, trainCommand, exportOnnxCommand, benchReadCommand];
 
 function help(): string {
   return [
