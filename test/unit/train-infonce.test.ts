@@ -93,7 +93,7 @@ function randomUnit(shape: number[], seed: number): Float64Array {
   return out;
 }
 
-test('InfoNCE equals a float64 hand computation', () => {
+test('InfoNCE equals a float64 hand computation', async () => {
   const emb = randomUnit([12, 3], 1);
   const sel: DirectionSelection = {
     query: I(0, 1, 2),
@@ -135,7 +135,7 @@ test('InfoNCE equals a float64 hand computation', () => {
   assert.ok(Math.abs(terms[0] - (terms[1] + terms[2] + terms[3] + terms[4])) < 1e-5);
 });
 
-test('the gradient w.r.t. the embeddings matches finite differences', () => {
+test('the gradient w.r.t. the embeddings matches finite differences', async () => {
   const { sels, localShape, globalShape, c } = handCase();
   const local = randomUnit(localShape, 4);
   const global = randomUnit(globalShape, 5);
@@ -189,7 +189,7 @@ test('the gradient w.r.t. the embeddings matches finite differences', () => {
   }
 });
 
-test('a pair without overlap has no positives and contributes zero loss (no self-comparison)', () => {
+test('a pair without overlap has no positives and contributes zero loss (no self-comparison)', async () => {
   const strides: EmbeddingStrides = { local: [2, 2, 2], global: [2, 8, 8] };
   const mask = makeVolume({
     size: [80, 40, 40],
@@ -216,7 +216,7 @@ test('a pair without overlap has no positives and contributes zero loss (no self
     { a: { geometry: a }, b: { geometry: apart }, positives: none },
     { a: { geometry: a }, b: { geometry: near }, positives: some },
   ];
-  const sels = mineSamBatch({ local, global }, pairs, createRng(2), {
+  const sels = await mineSamBatch({ local, global }, pairs, createRng(2), {
     nCand: 100,
     nNeg: 20,
     globalCand: 10,

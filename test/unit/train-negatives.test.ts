@@ -26,7 +26,7 @@ await tf.setBackend('cpu');
 const dist = (w: ArrayLike<number>, i: number, p: ArrayLike<number>): number =>
   Math.hypot(w[3 * i] - p[0], w[3 * i + 1] - p[1], w[3 * i + 2] - p[2]);
 
-test('excluded candidates are never selected, even when they are the most similar', () => {
+test('excluded candidates are never selected, even when they are the most similar', async () => {
   const n = 200;
   const world = new Float32Array(n * 3);
   const scores = new Float32Array(n);
@@ -35,10 +35,11 @@ test('excluded candidates are never selected, even when they are the most simila
     // inside the 20 mm ball around x = 50: similarity 1 (the best); outside: negative
     scores[i] = Math.abs(i - 50) < 20 ? 1 : -1 + 0.001 * i;
   }
-  const req = (nCand: number, nNeg: number) =>
-    tf.tidy(() => {
-      const r = selectHardNegatives({
-        scores: tf.tensor2d(scores, [1, n]),
+  const req = async (nCand: number, nNeg: number) => {
+    const t = tf.tensor2d(scores, [1, n]);
+    try {
+      const r = await selectHardNegatives({
+        scores: t,
         queryWorld: [50, 0, 0],
         candidateWorld: world,
         radiusMm: 20,
@@ -48,8 +49,11 @@ test('excluded candidates are never selected, even when they are the most simila
         rng: createRng(1),
       });
       return r.indices;
-    });
-  const all = req(n, n);
+    } finally {
+      t.dispose();
+    }
+  };
+  const all = await req(n, n);
   const picked = [...all].filter((v) => v >= 0);
   // 39 voxels closer than 20 mm (31..69; 30 and 70 are at exactly 20 mm and allowed), 2 explicit
   assert.equal(picked.length, n - 39 - 2);
@@ -61,45 +65,43 @@ test('excluded candidates are never selected, even when they are the most simila
   assert.ok(picked.includes(30) && picked.includes(70));
   // The hardest remaining ones are the top: with nCand = nNeg = 5 they are 194..198.
   assert.deepEqual(
-    [...req(5, 5)].sort((a, b) => a - b),
+    [...(await req(5, 5))].sort((a, b) => a - b),
     [194, 195, 196, 197, 198],
   );
   // Fewer candidates than asked: padded with -1.
-  const few = tf.tidy(
-    () =>
-      selectHardNegatives({
-        scores: tf.tensor2d([[0.5, 0.9, 0.2]]),
-        queryWorld: [0, 0, 0],
-        candidateWorld: [0, 0, 0, 30, 0, 0, 40, 0, 0],
-        radiusMm: 5,
-        nCand: 10,
-        nNeg: 4,
-        rng: createRng(2),
-      }).indices,
-  );
+  const few = (
+    await selectHardNegatives({
+      scores: tf.tensor2d([[0.5, 0.9, 0.2]]),
+      queryWorld: [0, 0, 0],
+      candidateWorld: [0, 0, 0, 30, 0, 0, 40, 0, 0],
+      radiusMm: 5,
+      nCand: 10,
+      nNeg: 4,
+      rng: createRng(2),
+    })
+  ).indices;
   assert.deepEqual([...few].filter((v) => v >= 0).sort(), [1, 2]);
   assert.equal([...few].filter((v) => v < 0).length, 2);
 });
 
-test('n_neg are drawn at random from the top n_cand', () => {
+test('n_neg are drawn at random from the top n_cand', async () => {
   const n = 300;
   const s = createRng(5);
   const scores = Float32Array.from({ length: 2 * n }, () => s.next());
   const world = Float32Array.from({ length: n * 3 }, (_, i) => (i % 3 === 0 ? 100 + i : 0));
-  const run = (seed: number) =>
-    tf.tidy(
-      () =>
-        selectHardNegatives({
-          scores: tf.tensor2d(scores, [2, n]),
-          queryWorld: [0, 0, 0, 0, 0, 0],
-          candidateWorld: world,
-          radiusMm: 1,
-          nCand: 20,
-          nNeg: 5,
-          rng: createRng(seed),
-        }).indices,
-    );
-  const a = run(1);
+  const run = async (seed: number) =>
+    (
+      await selectHardNegatives({
+        scores: tf.tensor2d(scores, [2, n]),
+        queryWorld: [0, 0, 0, 0, 0, 0],
+        candidateWorld: world,
+        radiusMm: 1,
+        nCand: 20,
+        nNeg: 5,
+        rng: createRng(seed),
+      })
+    ).indices;
+  const a = await run(1);
   for (let q = 0; q < 2; q++) {
     const row = scores.slice(q * n, (q + 1) * n);
     const top = [...row.keys()].sort((x, y) => row[y] - row[x]).slice(0, 20);
@@ -107,11 +109,11 @@ test('n_neg are drawn at random from the top n_cand', () => {
     assert.equal(new Set(got).size, 5);
     for (const v of got) assert.ok(top.includes(v), `${v} not in the top 20`);
   }
-  assert.deepEqual(run(1), a, 'deterministic under a seed');
-  assert.notDeepEqual(run(2), a, 'another seed draws others');
+  assert.deepEqual(await run(1), a, 'deterministic under a seed');
+  assert.notDeepEqual(await run(2), a, 'another seed draws others');
 });
 
-test('global upsampling to the local grid is trilinear on the embedding-voxel centres', () => {
+test('global upsampling to the local grid is trilinear on the embedding-voxel centres', async () => {
   const patch: Geometry = { size: [16, 24, 8], spacing: [1.5, 1.5, 1.5], origin: [3, -2, 7], direction: IDENTITY3 };
   const gGrid = embeddingGrid(patch, [4, 8, 8]); // (x, y, z) = (2, 3, 2)
   const lGrid = embeddingGrid(patch, [2, 2, 2]); // (8, 12, 4)
@@ -173,7 +175,7 @@ function linePair(): { pair: MiningPair; strides: EmbeddingStrides } {
   return { pair: { a: { geometry: g }, b: { geometry: g }, positives }, strides };
 }
 
-test('local candidates are ranked by local similarity plus the upsampled global similarity', () => {
+test('local candidates are ranked by local similarity plus the upsampled global similarity', async () => {
   const { pair } = linePair();
   const e = (...v: number[]) => v;
   const minus = e(-1, 0, 0, 0);
@@ -186,11 +188,11 @@ test('local candidates are ranked by local similarity plus the upsampled global 
   // Upsampled global similarity with the query's (e2): voxel 3 -> 0.625 / |(0.625, 0.375)| = 0.857,
   // voxel 6 -> 0. So voxel 3 ranks first (1.357), voxel 6 second (0.6), though 6 is more similar locally.
   const opts = { radiusMm: 2.5, nRand: 0 };
-  const top1 = mineSamBatch({ local, global }, [pair], createRng(1), { ...opts, nCand: 1, nNeg: 1 })[0];
+  const top1 = (await mineSamBatch({ local, global }, [pair], createRng(1), { ...opts, nCand: 1, nNeg: 1 }))[0];
   assert.deepEqual([...top1.local.ab.negatives], [3]);
   assert.deepEqual([...top1.local.ab.query], [0]);
   assert.deepEqual([...top1.local.ab.key], [8]);
-  const top2 = mineSamBatch({ local, global }, [pair], createRng(1), { ...opts, nCand: 2, nNeg: 2 })[0];
+  const top2 = (await mineSamBatch({ local, global }, [pair], createRng(1), { ...opts, nCand: 2, nNeg: 2 }))[0];
   assert.deepEqual(
     [...top2.local.ab.negatives].sort((a, b) => a - b),
     [3, 6],
@@ -202,7 +204,9 @@ test('local candidates are ranked by local similarity plus the upsampled global 
       .flat(),
     [2, 1, 1, 2, 4],
   );
-  const localOnly = mineSamBatch({ local, global: flat }, [pair], createRng(1), { ...opts, nCand: 1, nNeg: 1 })[0];
+  const localOnly = (
+    await mineSamBatch({ local, global: flat }, [pair], createRng(1), { ...opts, nCand: 1, nNeg: 1 })
+  )[0];
   assert.deepEqual([...localOnly.local.ab.negatives], [6]);
   tf.dispose([local, global, flat]);
 });
@@ -235,7 +239,7 @@ function smallBatch(pairs: number, seed: number) {
   return { pairs: out, local: unit([2 * pairs, 4, 8, 8, 8]), global: unit([2 * pairs, 4, 2, 2, 8]) };
 }
 
-test('mined local negatives stay outside the radius when the excluded voxels are the most similar', () => {
+test('mined local negatives stay outside the radius when the excluded voxels are the most similar', async () => {
   const { pairs } = smallBatch(1, 4);
   const pos = pairs[0].positives;
   assert.ok(pos.local.a.length > 0);
@@ -252,11 +256,13 @@ test('mined local negatives stay outside the radius when the excluded voxels are
     data.push(...(dist(world, v, p) < 20 ? [1, 0, 0, 0, 0, 0, 0, 0] : [-1, 0, 0, 0, 0, 0, 0, 0]));
   const local = tf.tensor5d(data, [2, 4, 8, 8, 8]);
   const global = tf.tidy(() => tf.div(tf.ones([2, 4, 2, 2, 8]), Math.sqrt(8)));
-  const sel = mineSamBatch({ local, global }, [{ ...pairs[0], positives: one }], createRng(1), {
-    nCand: 2000,
-    nNeg: 2000,
-    radiusMm: 20,
-  })[0];
+  const sel = (
+    await mineSamBatch({ local, global }, [{ ...pairs[0], positives: one }], createRng(1), {
+      nCand: 2000,
+      nNeg: 2000,
+      radiusMm: 20,
+    })
+  )[0];
   const inside = world.length / 3 - [...Array(world.length / 3).keys()].filter((v) => dist(world, v, p) >= 20).length;
   assert.ok(inside > 10);
   for (const d of [sel.local.ab, sel.local.ba]) {
@@ -268,7 +274,7 @@ test('mined local negatives stay outside the radius when the excluded voxels are
   tf.dispose([local, global]);
 });
 
-test('n_rand negatives come from other patches of the batch only; mining is deterministic under a seed', () => {
+test('n_rand negatives come from other patches of the batch only; mining is deterministic under a seed', async () => {
   const rows = sampleOtherPatchVoxels(6, 50, [2, 3], 120, createRng(1));
   assert.equal(rows.length, 120);
   assert.equal(new Set(rows).size, 120);
@@ -279,7 +285,7 @@ test('n_rand negatives come from other patches of the batch only; mining is dete
   const { pairs, local, global } = smallBatch(3, 7);
   const vg = 4 * 2 * 2;
   const opts = { nRand: 20, nCand: 50, nNeg: 10, globalCand: 10, globalNeg: 5 };
-  const sel = mineSamBatch({ local, global }, pairs, createRng(9), opts);
+  const sel = await mineSamBatch({ local, global }, pairs, createRng(9), opts);
   for (let p = 0; p < 3; p++) {
     for (const d of [sel[p].global.ab, sel[p].global.ba]) {
       assert.equal(d.shared.length, 20);
@@ -295,7 +301,7 @@ test('n_rand negatives come from other patches of the batch only; mining is dete
     }
     assert.ok(sel[p].local.ab.query.length > 0);
   }
-  const again = mineSamBatch({ local, global }, pairs, createRng(9), opts);
+  const again = await mineSamBatch({ local, global }, pairs, createRng(9), opts);
   assert.deepEqual(again, sel);
   tf.dispose([local, global]);
 });

@@ -162,7 +162,35 @@ function conv(x: tf.Tensor5D, w: SamWeights, l: ConvLayer, o: ConvOptions = {}):
   const out = o.outScale ?? 1;
   const k = effectiveKernel(w, l, (o.inScale ?? 1) * out);
   const b = w[`${l.name}.b`];
-  return tf.add(tf.conv3d(x, k, l.convStride, o.pad ?? 'same'), out === 1 ? b : tf.mul(b, out));
+  return addChannelBias(tf.conv3d(x, k, l.convStride, o.pad ?? 'same'), out === 1 ? b : tf.mul(b, out));
+}
+
+/*
+ * Rank-5 helpers. tfjs-webgpu cannot compile shaders that index rank-5 coordinates (Pad, Slice and
+ * broadcasting binary ops fail with "cannot index type 'vec5'"), so every such op runs on a
+ * free reshape to rank 2 or 4. The same shapes are tfjs-cpu's fast paths (broadcast over the last axis).
+ */
+
+/** y + b with b [C] broadcast over [B, D, H, W, C], as a rank-2 op. */
+function addChannelBias(y: tf.Tensor5D, b: tf.Tensor): tf.Tensor5D {
+  const c = y.shape[4];
+  return tf.reshape(tf.add(tf.reshape(y, [-1, c]), b), y.shape);
+}
+
+/** Pad the spatial axes of a single-channel [B, D, H, W, 1] tensor with a constant, as a rank-4 op. */
+function padSpatial1(x: tf.Tensor5D, pads: [number, number][], value: number): tf.Tensor5D {
+  const [b, d, h, w] = x.shape;
+  const y: tf.Tensor4D = tf.pad(tf.reshape(x, [b, d, h, w]) as tf.Tensor4D, [[0, 0], ...pads], value);
+  return tf.reshape(y, [b, y.shape[1], y.shape[2], y.shape[3], 1]);
+}
+
+/** Keep voxels [0, s) of the spatial axes of [B, D, H, W, C], as rank-4 and rank-3 slices. */
+function cropSpatial(y: tf.Tensor5D, s: Vec3): tf.Tensor5D {
+  const [b, d, h, w, c] = y.shape;
+  if (d === s[0] && h === s[1] && w === s[2]) return y;
+  const hw = tf.slice(tf.reshape(y, [b * d, h, w, c]), [0, 0, 0, 0], [b * d, s[1], s[2], c]);
+  const dz = tf.slice(tf.reshape(hw, [b, d, s[1] * s[2] * c]), [0, 0, 0], [b, s[0], s[1] * s[2] * c]);
+  return tf.reshape(dz, [b, s[0], s[1], s[2], c]);
 }
 
 /** conv(act(x)) with act = GAMMA * relu, GAMMA folded into the kernel. */
@@ -242,7 +270,7 @@ export function forward(
       return [half, geo.padded[a] - size[a] + half] as [number, number];
     });
     let x = tf.tidy(() =>
-      conv(tf.pad(input, [[0, 0], ...pads, [0, 0]], padValue), weights, stem, {
+      conv(padSpatial1(input, pads, padValue), weights, stem, {
         inScale: config.inputScale,
         pad: 'valid',
       }),
@@ -296,11 +324,7 @@ export function forward(
     config.global.out.forEach((o, i) => (g = head(g, `global.out${i}`, o.preAct)));
     const global = l2normalize(g);
 
-    const crop = (y: tf.Tensor5D, s: Vec3) =>
-      y.shape[1] === s[0] && y.shape[2] === s[1] && y.shape[3] === s[2]
-        ? y
-        : tf.slice(y, [0, 0, 0, 0, 0], [-1, s[0], s[1], s[2], -1]);
-    return { local: crop(local, geo.local), global: crop(global, geo.global) };
+    return { local: cropSpatial(local, geo.local), global: cropSpatial(global, geo.global) };
   });
   return { ...result, localStride: geo.localStride, globalStride: geo.globalStride };
 }

@@ -73,7 +73,7 @@ export interface NegativeIndices {
 }
 
 /** Hard-and-diverse negatives: rank, exclude, keep the top nCand, draw nNeg of them at random. */
-export function selectHardNegatives(r: HardNegativeRequest): NegativeIndices {
+export async function selectHardNegatives(r: HardNegativeRequest): Promise<NegativeIndices> {
   const [nq, n] = r.scores.shape;
   const perQuery = r.nNeg;
   const out = new Int32Array(nq * perQuery).fill(-1);
@@ -104,16 +104,20 @@ export function selectHardNegatives(r: HardNegativeRequest): NegativeIndices {
     // Clearly inside (beyond float32 rounding): out of the ranking; the exact float64 test below decides the rest.
     const masked = tf.where(tf.less(d2, r2 - 0.05), tf.fill([nq, n], -Infinity), r.scores);
     const t = tf.topk(masked, k, true);
-    return { values: t.values.dataSync() as Float32Array, indices: t.indices.dataSync() as Int32Array };
+    return { values: t.values, indices: t.indices };
   });
+  // Asynchronous reads: a GPU backend has no synchronous download in Node.
+  const [values, indices] = await Promise.all([top.values.data(), top.indices.data()]);
+  tf.dispose([top.values, top.indices]);
+  const ranked = { values: values as Float32Array, indices: indices as Int32Array };
   const kept = new Int32Array(r.nCand);
   for (let qi = 0; qi < nq; qi++) {
     let m = 0;
     for (let t = 0; t < k && m < r.nCand; t++) {
-      const v = top.values[qi * k + t];
+      const v = ranked.values[qi * k + t];
       if (v === -Infinity) break; // sorted: only excluded ones remain
       if (Number.isNaN(v)) continue;
-      const ci = top.indices[qi * k + t];
+      const ci = ranked.indices[qi * k + t];
       let skip = false;
       for (let e = 0; e < ex; e++) if (r.exclude!.indices[qi * ex + e] === ci) skip = true;
       if (skip) continue;
@@ -247,12 +251,12 @@ interface DirectionContext {
 }
 
 /** One direction (A->B, or B->A when fromB): queries in one patch, keys in the other. */
-function mineDirection(
+async function mineDirection(
   ctx: DirectionContext,
   pos: PositiveSet,
   fromB: boolean,
   shared: Int32Array,
-): DirectionSelection {
+): Promise<DirectionSelection> {
   const nq = pos.a.length;
   const q = new Int32Array(nq);
   const k = new Int32Array(nq);
@@ -264,20 +268,25 @@ function mineDirection(
     exclude[2 * i + 1] = k[i];
   }
   let neg: Int32Array = new Int32Array(0);
-  if (nq > 0)
-    tf.tidy(() => {
-      const scores = ctx.score(tf.tensor1d(q, 'int32'));
-      neg = selectHardNegatives({
-        scores,
-        queryWorld: pos.world,
-        candidateWorld: ctx.world,
-        radiusMm: ctx.radiusMm,
-        exclude: { indices: exclude, perQuery: 2 },
-        nCand: ctx.nCand,
-        nNeg: ctx.nNeg,
-        rng: ctx.rng,
-      }).indices;
-    });
+  if (nq > 0) {
+    const scores = tf.tidy(() => ctx.score(tf.tensor1d(q, 'int32')));
+    try {
+      neg = (
+        await selectHardNegatives({
+          scores,
+          queryWorld: pos.world,
+          candidateWorld: ctx.world,
+          radiusMm: ctx.radiusMm,
+          exclude: { indices: exclude, perQuery: 2 },
+          nCand: ctx.nCand,
+          nNeg: ctx.nNeg,
+          rng: ctx.rng,
+        })
+      ).indices;
+    } finally {
+      scores.dispose();
+    }
+  }
   return {
     query: q.map((v) => v + ctx.rowBase),
     key: k.map((v) => v + ctx.rowBase),
@@ -293,12 +302,12 @@ function mineDirection(
  * embeddings, computed as the upsampled global similarity map divided by the upsampled
  * embeddings' norms (the same numbers, without a [queries x local voxels x C] product).
  */
-export function mineSamBatch(
+export async function mineSamBatch(
   emb: BatchEmbeddings,
   pairs: MiningPair[],
   rng: Rng,
   options: NegativeOptions = {},
-): PairSelection[] {
+): Promise<PairSelection[]> {
   const o = { ...SAM_NEGATIVES, ...options };
   const batch = pairs.length * 2;
   const out: PairSelection[] = [];
@@ -316,7 +325,9 @@ export function mineSamBatch(
     const vg = grids[0].global.size.reduce((x, y) => x * y);
     const [gz, gy, gx] = emb.global.shape.slice(1, 4);
     const own = [2 * p, 2 * p + 1];
-    tf.tidy(() => {
+    // A manual scope instead of tf.tidy, which cannot span the asynchronous reads below.
+    tf.engine().startScope();
+    try {
       const cl = tf.slice(tf.reshape(emb.local, [-1, c]), [2 * p * vl, 0], [2 * vl, c]) as tf.Tensor2D;
       const cg = tf.slice(tf.reshape(emb.global, [-1, cG]), [2 * p * vg, 0], [2 * vg, cG]) as tf.Tensor2D;
       const g = [0, 1].map((x) => tf.slice(cg, [x * vg, 0], [vg, cG]) as tf.Tensor2D);
@@ -362,17 +373,25 @@ export function mineSamBatch(
         rng,
       };
       const none = new Int32Array(0);
-      out.push({
-        local: {
-          ab: mineDirection(local, positives.local, false, none),
-          ba: mineDirection(local, positives.local, true, none),
-        },
-        global: {
-          ab: mineDirection(global, positives.global, false, sampleOtherPatchVoxels(batch, vg, own, o.nRand, rng)),
-          ba: mineDirection(global, positives.global, true, sampleOtherPatchVoxels(batch, vg, own, o.nRand, rng)),
-        },
-      });
-    });
+      // Sequential awaits keep the RNG draws in a fixed order (determinism).
+      const lab = await mineDirection(local, positives.local, false, none);
+      const lba = await mineDirection(local, positives.local, true, none);
+      const gab = await mineDirection(
+        global,
+        positives.global,
+        false,
+        sampleOtherPatchVoxels(batch, vg, own, o.nRand, rng),
+      );
+      const gba = await mineDirection(
+        global,
+        positives.global,
+        true,
+        sampleOtherPatchVoxels(batch, vg, own, o.nRand, rng),
+      );
+      out.push({ local: { ab: lab, ba: lba }, global: { ab: gab, ba: gba } });
+    } finally {
+      tf.engine().endScope();
+    }
   }
   return out;
 }

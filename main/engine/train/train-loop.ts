@@ -140,19 +140,29 @@ export async function trainSam(
       });
       return tf.tensor5d(buf, [2 * pairs.length, pz, py, px, 1]);
     });
-    const terms = { localAB: 0, localBA: 0, globalAB: 0, globalBA: 0 };
+    // Pass 1, no gradients: the current embeddings pick the positives' hard negatives. Mining reads
+    // tensors asynchronously (GPU backends have no synchronous read in Node), so it cannot run inside
+    // the differentiated function.
+    const first = forward(weights, input as tf.Tensor5D, o.config);
+    let sel;
+    try {
+      sel = await mineSamBatch({ local: first.local, global: first.global }, pairs, rng, o.negatives);
+    } finally {
+      tf.dispose([first.local, first.global]);
+    }
+    // Pass 2: the loss with those selections, differentiated with respect to every weight.
+    let kept: tf.Scalar[] = [];
     const lossFn = (...ws: tf.Tensor[]): tf.Scalar => {
       const w: SamWeights = Object.fromEntries(names.map((n, k) => [n, ws[k]]));
       const out = forward(w, input as tf.Tensor5D, o.config);
-      const sel = mineSamBatch({ local: out.local, global: out.global }, pairs, rng, o.negatives);
       const l = samInfoNceLoss({ local: out.local, global: out.global }, sel, o.tau ?? 0.5);
-      terms.localAB = l.localAB.dataSync()[0];
-      terms.localBA = l.localBA.dataSync()[0];
-      terms.globalAB = l.globalAB.dataSync()[0];
-      terms.globalBA = l.globalBA.dataSync()[0];
+      kept = [l.localAB, l.localBA, l.globalAB, l.globalBA].map((t) => tf.keep(t));
       return l.total;
     };
     const { value, grads } = tf.valueAndGrads(lossFn)(names.map((n) => weights[n]));
+    const [localAB, localBA, globalAB, globalBA] = await Promise.all(kept.map(async (t) => (await t.data())[0]));
+    tf.dispose(kept);
+    const terms = { localAB, localBA, globalAB, globalBA };
     input.dispose();
     const total = (await value.data())[0];
     value.dispose();
