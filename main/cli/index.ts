@@ -7,6 +7,8 @@ import { benchReadCommand } from './commands/bench-read.ts';
 import { convertCommand } from './commands/convert.ts';
 import { trainCommand } from './commands/train.ts';
 import { exportOnnxCommand } from './commands/export-onnx.ts';
+import { matchCommand } from './commands/match.ts';
+import { evalMatchCommand } from './commands/eval-match.ts';
 
 export interface Command {
   name: string;
@@ -15,7 +17,15 @@ export interface Command {
   run(args: string[]): Promise<number>;
 }
 
-const COMMANDS: Command[] = [infoCommand, convertCommand, trainCommand, exportOnnxCommand, benchReadCommand];
+const COMMANDS: Command[] = [
+  infoCommand,
+  convertCommand,
+  trainCommand,
+  exportOnnxCommand,
+  matchCommand,
+  evalMatchCommand,
+  benchReadCommand,
+];
 
 function help(): string {
   return [

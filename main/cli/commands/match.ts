@@ -1,0 +1,181 @@
+/**
+ * `sam match <template> <query> --points FILE`: find template points in the query volume with SAM
+ * embeddings (sam/match.ts). Embeddings are cached on disk by file content and model
+ * (sam/embedding-cache.ts). Also home of openModel, shared with `sam eval-match`.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { Command } from '../index.ts';
+import { chooseEngine, type Device } from '../../engine/compute/choose-engine.ts';
+import type { EmbeddingEngine } from '../../engine/compute/embedding-engine.ts';
+import { InputError } from '../../engine/errors.ts';
+import { getSamConfig, type SamConfig } from '../../engine/sam/config.ts';
+import { embedVolumeCached, hashInputFiles, hashModel } from '../../engine/sam/embedding-cache.ts';
+import { matchPoints } from '../../engine/sam/match.ts';
+import { createWeights } from '../../engine/sam/network.ts';
+import { loadWeights } from '../../engine/sam/weights-file.ts';
+import { writeFileAtomic } from '../../engine/util/atomic-write.ts';
+import { indexToWorld } from '../../engine/volume/geometry.ts';
+import { readVolume } from '../../engine/volume/io/index.ts';
+import { parsePoints } from '../../engine/volume/points.ts';
+
+/** Where the trained default model lives (resources/sam-small.samw; $SAM_MODEL overrides). */
+export function defaultModelPath(): string {
+  return process.env.SAM_MODEL || fileURLToPath(new URL('../../../resources/sam-small.samw', import.meta.url));
+}
+
+export interface OpenedModel {
+  label: string;
+  config: SamConfig;
+  engine: EmbeddingEngine;
+  /** sha256 of the model (embedding-cache.ts hashModel). */
+  hash: string;
+}
+
+/** A trained model from a weights file, or the network of a configuration at random initialisation. */
+export async function openModel(
+  source: { weightsFile: string } | { config: string; seed: number },
+  device: Device = 'auto',
+): Promise<OpenedModel> {
+  const trained = 'weightsFile' in source;
+  const { config, weights } = trained
+    ? loadWeights(source.weightsFile)
+    : (() => {
+        const c = getSamConfig(source.config);
+        return { config: c, weights: createWeights(c, source.seed) };
+      })();
+  const { engine, reason } = await chooseEngine(config, weights, device);
+  console.error(`engine: ${engine.name} (${reason})`);
+  return {
+    label: trained ? `trained (${config.name})` : `random init (${config.name}, seed ${source.seed})`,
+    config,
+    engine,
+    hash: trained ? hashModel(source) : hashModel({ config, seed: source.seed }),
+  };
+}
+
+const USAGE = `usage: sam match <template> <query> --points FILE [options]
+
+  <template>, <query>   CT volumes (any format sam reads; DICOM folders too)
+  --points FILE         template points: CSV of x,y,z in world LPS mm (optional header), or an
+                        elastix point file ("point": world mm, "index": voxel indices of the template)
+  --weights FILE        trained model (default resources/sam-small.samw, or $SAM_MODEL)
+  --random-init SEED    use the network at random initialisation instead (testing only)
+  --config NAME         configuration for --random-init: small (default), paper, tiny
+  --out FILE            write the matches as CSV (default: standard output)
+  --top-k N             global candidates searched locally (default 5)
+  --cycle               check forward-backward consistency; --cycle-threshold MM (default 10)
+  --min-score X         do not accept matches scoring below X
+  --cache-dir DIR       embedding cache (default $SAM_CACHE_DIR or ~/.cache/sam-workstation)
+  --no-cache            always recompute the embeddings
+  --fp16                keep embeddings in half precision (half the memory)
+  --device NAME         auto (default: a GPU through WebGPU, else ONNX Runtime on the CPU), webgpu,
+                        onnx, onnx-cuda, onnx-dml, onnx-coreml, tfjs-cpu, tfjs-node
+
+Output columns: x,y,z (matched, world LPS mm), score, global, local, cycle_error_mm, accepted.`;
+
+export const matchCommand: Command = {
+  name: 'match',
+  summary: 'find template points in a query CT with SAM embeddings',
+  usage: USAGE,
+  async run(args) {
+    const { values, positionals } = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        points: { type: 'string' },
+        weights: { type: 'string' },
+        'random-init': { type: 'string' },
+        config: { type: 'string', default: 'small' },
+        out: { type: 'string' },
+        'top-k': { type: 'string' },
+        cycle: { type: 'boolean', default: false },
+        'cycle-threshold': { type: 'string' },
+        'min-score': { type: 'string' },
+        'cache-dir': { type: 'string' },
+        'no-cache': { type: 'boolean', default: false },
+        fp16: { type: 'boolean', default: false },
+        device: { type: 'string', default: 'auto' },
+      },
+    });
+    if (positionals.length !== 2 || !values.points) {
+      console.error(USAGE);
+      return 2;
+    }
+    const [templatePath, queryPath] = positionals;
+    const num = (name: string, v: string | undefined) => {
+      if (v === undefined) return undefined;
+      const x = Number(v);
+      if (!Number.isFinite(x)) throw new InputError(`--${name}`, `expected a number, got '${v}'`);
+      return x;
+    };
+    const template = await readVolume(templatePath);
+    const query = await readVolume(queryPath);
+    const list = parsePoints(readFileSync(values.points, 'utf8'), values.points);
+    const points = list.kind === 'index' ? list.points.map((p) => indexToWorld(template, p)) : list.points;
+
+    let model: OpenedModel;
+    const backend = values.device as Device;
+    if (values['random-init'] !== undefined) {
+      model = await openModel({ config: values.config, seed: num('random-init', values['random-init'])! }, backend);
+      console.error(`sam match: using the ${model.label} network: matches are not anatomically meaningful`);
+    } else {
+      const weightsFile = values.weights ?? defaultModelPath();
+      if (!existsSync(weightsFile))
+        throw new InputError(
+          weightsFile,
+          values.weights ? 'no such weights file' : 'no trained model here yet; pass --weights FILE (or --random-init)',
+        );
+      model = await openModel({ weightsFile }, backend);
+    }
+    const tty = process.stderr.isTTY;
+    const embed = async (volume: typeof template, path: string, what: string) => {
+      const t0 = performance.now();
+      const e = await embedVolumeCached(volume, model.engine, {
+        inputHash: hashInputFiles(path),
+        modelHash: model.hash,
+        cacheDir: values['cache-dir'],
+        refresh: values['no-cache'],
+        fp16: values.fp16,
+        onProgress: (p) => tty && process.stderr.write(`\rembedding ${what}: tile ${p.tile}/${p.tiles}`),
+      });
+      const dt = ((performance.now() - t0) / 1000).toFixed(1);
+      console.error(`${tty ? '\r' : ''}embedding ${what}: ${e.cached ? 'from cache' : 'computed'} (${dt} s)`);
+      return e;
+    };
+    const te = await embed(template, templatePath, 'template');
+    const qe = await embed(query, queryPath, 'query');
+    const t0 = performance.now();
+    const matches = await matchPoints(te, qe, points, {
+      topK: num('top-k', values['top-k']),
+      cycleCheck: values.cycle,
+      cycleThresholdMm: num('cycle-threshold', values['cycle-threshold']),
+      minScore: num('min-score', values['min-score']),
+    });
+    const accepted = matches.filter((m) => m.accepted).length;
+    console.error(
+      `matched ${matches.length} points in ${(performance.now() - t0).toFixed(0)} ms; ${accepted} accepted`,
+    );
+    const f = (x: number) => (Number.isFinite(x) ? +x.toFixed(3) : '');
+    const lines = ['x,y,z,score,global,local,cycle_error_mm,accepted'];
+    for (const m of matches)
+      lines.push(
+        [
+          ...m.location.map(f),
+          f(m.score),
+          f(m.globalScore),
+          f(m.localScore),
+          f(m.cycleErrorMm ?? NaN),
+          m.accepted ? 1 : 0,
+        ].join(','),
+      );
+    const csv = `${lines.join('\n')}\n`;
+    if (values.out) {
+      writeFileAtomic(values.out, new TextEncoder().encode(csv), { protect: [templatePath, queryPath, values.points] });
+      console.error(`wrote ${values.out}`);
+    } else process.stdout.write(csv);
+    await model.engine.dispose();
+    return 0;
+  },
+};

@@ -1,0 +1,141 @@
+/**
+ * The intensity baseline of point matching: normalised cross-correlation (NCC) template matching.
+ * For each fixed point, a cube of fixed intensities around it (LPS-aligned, sampled trilinearly) is
+ * compared with every position of a search window in the moving image, coarse to fine: first on a
+ * `coarseSpacingMm` grid over +-searchRadiusMm around the start (default: the same world position),
+ * then on a `fineSpacingMm` grid over +-1 coarse voxel around the best, with a parabolic sub-voxel
+ * refinement. Intensities are clipped to [-1024, 2000] HU so that metal and bone edges do not dominate.
+ */
+import { indexToWorld, worldToIndex, worldToIndexMatrix, applyAffine, type Geometry } from '../volume/geometry.ts';
+import { gridWithSpacing, resample } from '../volume/resample.ts';
+import { IDENTITY3, type Vec3, type Volume } from '../volume/volume.ts';
+import { sampleLinear } from './synthetic-pair.ts';
+
+export interface NccOptions {
+  /** Half-size of the template cube, mm (default 16). */
+  templateRadiusMm?: number;
+  /** Half-size of the coarse search window, mm (default 48). */
+  searchRadiusMm?: number;
+  coarseSpacingMm?: number;
+  fineSpacingMm?: number;
+  /** Where to centre each point's search in the moving image (default: the point itself). */
+  initial?: Vec3[];
+}
+
+export interface NccMatch {
+  location: Vec3;
+  /** NCC at the match, in [-1, 1]. */
+  score: number;
+}
+
+const LO = -1024;
+const HI = 2000;
+
+interface Level {
+  grid: Geometry;
+  data: Float32Array;
+  /** Padding (voxels) around the moving image's extent, filled with air. */
+  pad: number;
+  spacing: number;
+}
+
+/** The moving image on an LPS grid of the given spacing, padded by `pad` voxels of air on each side. */
+function level(moving: Volume, spacing: number, pad: number): Level {
+  const g = gridWithSpacing(moving, [spacing, spacing, spacing], IDENTITY3);
+  const grid: Geometry = {
+    size: g.size.map((n) => n + 2 * pad) as Vec3,
+    spacing: g.spacing,
+    origin: indexToWorld(g, [-pad, -pad, -pad]),
+    direction: g.direction,
+  };
+  const v = resample(moving, grid, { fill: LO, outputType: 'float32' });
+  const data = v.data as Float32Array;
+  for (let n = 0; n < data.length; n++) data[n] = Math.min(HI, Math.max(LO, data[n]));
+  return { grid, data, pad, spacing };
+}
+
+/** Best NCC position on one level: candidates within +-radius voxels of `centre` (world). */
+function searchLevel(fixed: Volume, p: Vec3, L: Level, r: number, centre: Vec3, radius: number) {
+  const [ni, nj] = L.grid.size;
+  const toFixed = worldToIndexMatrix(fixed);
+  // zero-mean template
+  const side = 2 * r + 1;
+  const n = side ** 3;
+  const T = new Float64Array(n);
+  const offs = new Int32Array(n);
+  let mean = 0;
+  for (let c = -r, q = 0; c <= r; c++)
+    for (let b = -r; b <= r; b++)
+      for (let a = -r; a <= r; a++, q++) {
+        const w: Vec3 = [p[0] + a * L.spacing, p[1] + b * L.spacing, p[2] + c * L.spacing];
+        T[q] = Math.min(HI, Math.max(LO, sampleLinear(fixed, applyAffine(toFixed, w))));
+        offs[q] = a + ni * (b + nj * c);
+        mean += T[q];
+      }
+  mean /= n;
+  let tn = 0;
+  for (let q = 0; q < n; q++) {
+    T[q] -= mean;
+    tn += T[q] * T[q];
+  }
+  tn = Math.sqrt(tn);
+  const c0 = worldToIndex(L.grid, centre).map(Math.round);
+  const lo = c0.map((v) => Math.max(L.pad, v - radius));
+  const hi = c0.map((v, a) => Math.min(L.grid.size[a] - 1 - L.pad, v + radius));
+  const d = L.data;
+  const scoreAt = (i: number, j: number, k: number): number => {
+    const base = i + ni * (j + nj * k);
+    let st = 0;
+    let s1 = 0;
+    let s2 = 0;
+    for (let q = 0; q < n; q++) {
+      const v = d[base + offs[q]];
+      st += T[q] * v;
+      s1 += v;
+      s2 += v * v;
+    }
+    const varI = s2 - (s1 * s1) / n;
+    return varI > 1e-6 && tn > 0 ? st / (tn * Math.sqrt(varI)) : 0;
+  };
+  let best = -Infinity;
+  let at: Vec3 = [c0[0], c0[1], c0[2]];
+  for (let k = lo[2]; k <= hi[2]; k++)
+    for (let j = lo[1]; j <= hi[1]; j++)
+      for (let i = lo[0]; i <= hi[0]; i++) {
+        const s = scoreAt(i, j, k);
+        if (s > best) {
+          best = s;
+          at = [i, j, k];
+        }
+      }
+  return { best, at, scoreAt };
+}
+
+export function nccMatch(fixed: Volume, moving: Volume, points: Vec3[], options: NccOptions = {}): NccMatch[] {
+  const tr = options.templateRadiusMm ?? 16;
+  const sr = options.searchRadiusMm ?? 48;
+  const cs = options.coarseSpacingMm ?? 4;
+  const fs = options.fineSpacingMm ?? 2;
+  const rc = Math.max(1, Math.round(tr / cs));
+  const rf = Math.max(1, Math.round(tr / fs));
+  const coarse = level(moving, cs, rc);
+  const fine = level(moving, fs, rf);
+  return points.map((p, n) => {
+    const start = options.initial?.[n] ?? p;
+    if (!start.every(Number.isFinite)) return { location: [NaN, NaN, NaN] as Vec3, score: NaN };
+    const c = searchLevel(fixed, p, coarse, rc, start, Math.max(1, Math.round(sr / cs)));
+    const q = indexToWorld(coarse.grid, c.at);
+    const f = searchLevel(fixed, p, fine, rf, q, Math.max(1, Math.ceil(cs / fs)));
+    const at: Vec3 = [...f.at];
+    for (let a = 0; a < 3; a++) {
+      const s = [-1, 1].map((dlt) => {
+        const v = [...f.at];
+        v[a] += dlt;
+        return v[a] >= fine.pad && v[a] < fine.grid.size[a] - fine.pad ? f.scoreAt(v[0], v[1], v[2]) : NaN;
+      });
+      const den = s[0] - 2 * f.best + s[1];
+      if (den < 0) at[a] += Math.max(-0.5, Math.min(0.5, (0.5 * (s[0] - s[1])) / den));
+    }
+    return { location: indexToWorld(fine.grid, at), score: f.best };
+  });
+}
