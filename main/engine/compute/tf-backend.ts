@@ -13,6 +13,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu'; // side effect: registers the 'cpu' backend and its kernels
 
+// PROD silences tfjs's console banners (e.g. 'install tfjs-node'); our own messages say which backend runs.
+tf.env().set('PROD', true);
+
 export type TfBackendName = 'webgpu' | 'tensorflow' | 'cpu';
 export const TF_BACKENDS: readonly TfBackendName[] = ['webgpu', 'tensorflow', 'cpu'];
 
@@ -86,8 +89,6 @@ async function tryBackend(name: TfBackendName): Promise<string | null> {
       if (!tf.findBackendFactory('tensorflow'))
         return `${TFJS_NODE_PKG} registered with another copy of @tensorflow/tfjs-core (versions must match)`;
     }
-    // PROD silences tfjs's console banners (e.g. 'install tfjs-node'); our own messages say which backend runs.
-    tf.env().set('PROD', true);
     if (!(await tf.setBackend(name))) return `initialisation failed`;
     await tf.ready();
     return tf.getBackend() === name ? null : `still on '${tf.getBackend()}' after initialisation`;
