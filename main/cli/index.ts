@@ -4,6 +4,7 @@
  */
 import { infoCommand } from './commands/info.ts';
 import { benchReadCommand } from './commands/bench-read.ts';
+import { benchEmbedCommand } from './commands/bench-embed.ts';
 import { convertCommand } from './commands/convert.ts';
 import { trainCommand } from './commands/train.ts';
 import { exportOnnxCommand } from './commands/export-onnx.ts';
@@ -25,6 +26,7 @@ const COMMANDS: Command[] = [
   matchCommand,
   evalMatchCommand,
   benchReadCommand,
+  benchEmbedCommand,
 ];
 
 function help(): string {

@@ -23,6 +23,11 @@ export interface EmbeddingEngine {
   /** e.g. 'tfjs-cpu', 'tfjs-webgpu', 'onnxruntime-cpu', 'onnxruntime-cuda'. */
   readonly name: string;
   readonly config: SamConfig;
+  /**
+   * Peak memory per input voxel of one run, in bytes, when the engine knows it better than the tfjs
+   * estimate (sam/embed-volume.ts bytesPerInputVoxel); whole-volume embedding sizes its tiles by it.
+   */
+  readonly bytesPerInputVoxel?: number;
   /** Run the network on one block; size is [D, H, W]. */
   run(input: Float32Array, size: Vec3): Promise<EngineOutput>;
   dispose(): Promise<void> | void;

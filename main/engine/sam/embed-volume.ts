@@ -127,7 +127,7 @@ const ceilTo = (v: number, m: number) => Math.ceil(v / m) * m;
 export function planTiles(
   config: SamConfig,
   size: Axis3,
-  options: { tile?: Vec3; maxTileBytes?: number; margin?: Vec3 } = {},
+  options: { tile?: Vec3; maxTileBytes?: number; margin?: Vec3; bytesPerVoxel?: number } = {},
 ): Tile[] {
   const T = outputStrides(config).total;
   const R = receptiveRadius(config);
@@ -135,7 +135,7 @@ export function planTiles(
   let interior: number[];
   if (options.tile) interior = options.tile.map((v, a) => Math.max(T[a], ceilTo(v, T[a])));
   else {
-    const budget = (options.maxTileBytes ?? DEFAULT_TILE_BYTES) / bytesPerInputVoxel(config);
+    const budget = (options.maxTileBytes ?? DEFAULT_TILE_BYTES) / (options.bytesPerVoxel ?? bytesPerInputVoxel(config));
     const choices = [0, 1, 2].map((a) => {
       const out: { I: number; tiles: number; maxIn: number; work: number }[] = [];
       const full = ceilTo(size[a], T[a]);
@@ -222,7 +222,7 @@ export async function embedVolume(
     return { ...v, storage: fp16 ? 'float16' : 'float32', stride: [...stride] as Vec3 };
   };
   const out = { global: make(strides.global, 'global'), local: make(strides.local, 'local') };
-  const tiles = planTiles(config, size, options);
+  const tiles = planTiles(config, size, { ...options, bytesPerVoxel: engine.bytesPerInputVoxel });
   for (let t = 0; t < tiles.length; t++) {
     if (options.signal?.aborted) throw new CancelledError('embedding');
     const tile = tiles[t];

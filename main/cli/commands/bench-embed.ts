@@ -1,0 +1,101 @@
+/**
+ * `sam bench-embed [input]`: whole-volume embedding time and peak memory, and the time to match
+ * 2,000 points, on the chosen device (issue targets on this 2-core CPU: small network through ONNX
+ * Runtime <= 10 s for the 2 mm chest CT; 2,000 points <= 1 s; a 512x512x300 volume under 4 GB).
+ * --size resamples the input onto a larger grid of the same extent (e.g. 512,512,300) to measure
+ * memory at that size.
+ */
+import { parseArgs } from 'node:util';
+import type { Command } from '../index.ts';
+import type { Device } from '../../engine/compute/choose-engine.ts';
+import { embedVolume } from '../../engine/sam/embed-volume.ts';
+import { matchPoints } from '../../engine/sam/match.ts';
+import { indexToWorld } from '../../engine/volume/geometry.ts';
+import { readVolume } from '../../engine/volume/io/index.ts';
+import { bodyMask } from '../../engine/volume/mask.ts';
+import { resample } from '../../engine/volume/resample.ts';
+import type { Vec3 } from '../../engine/volume/volume.ts';
+import { createRng } from '../../engine/train/rng.ts';
+import { openModel } from './match.ts';
+
+const DEFAULT_INPUT = '../shared/data/ITKElastix/examples/data/00';
+
+export const benchEmbedCommand: Command = {
+  name: 'bench-embed',
+  summary: 'benchmark whole-volume SAM embedding and matching 2,000 points: time and peak memory',
+  usage: [
+    `usage: sam bench-embed [input (default ${DEFAULT_INPUT})] [options]`,
+    '  --config NAME    small (default) or paper: random initialisation unless --weights (speed does not depend on it)',
+    '  --weights FILE   a trained model instead',
+    '  --device NAME    auto (default), webgpu, onnx, onnx-cuda, tfjs-cpu, ...',
+    '  --size X,Y,Z     resample the input onto this many voxels over the same extent first',
+    '  --points N       points to match (default 2000)',
+    '  --repeat N       embedding runs (default 2; the first includes warm-up)',
+  ].join('\n'),
+  async run(args) {
+    const { values, positionals } = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', default: 'small' },
+        weights: { type: 'string' },
+        device: { type: 'string', default: 'auto' },
+        size: { type: 'string' },
+        points: { type: 'string', default: '2000' },
+        repeat: { type: 'string', default: '2' },
+      },
+    });
+    const input = positionals[0] ?? DEFAULT_INPUT;
+    const MB = 2 ** 20;
+    let volume = await readVolume(input);
+    if (values.size) {
+      const size = values.size.split(',').map(Number) as Vec3;
+      const spacing = volume.spacing.map((s, a) => (s * (volume.size[a] - 1)) / Math.max(1, size[a] - 1)) as Vec3;
+      volume = resample(volume, { size, spacing, origin: volume.origin, direction: volume.direction }, { fill: -1024 });
+    }
+    const model = await openModel(
+      values.weights ? { weightsFile: values.weights } : { config: values.config, seed: 0 },
+      values.device as Device,
+    );
+    const rssBefore = process.memoryUsage().rss;
+    console.log(
+      `input ${input}: ${volume.size.join('x')} voxels, ${volume.spacing.map((s) => s.toFixed(3)).join(' x ')} mm`,
+    );
+    console.log(`model ${model.label} on ${model.engine.name}`);
+    let embedded;
+    const times: number[] = [];
+    for (let r = 0; r < Number(values.repeat); r++) {
+      const t0 = performance.now();
+      embedded = await embedVolume(volume, model.engine);
+      times.push((performance.now() - t0) / 1000);
+    }
+    const e = embedded!;
+    console.log(
+      `embedding (resample to 2 mm + network, grid ${e.local.size.join('x')} local / ${e.global.size.join('x')} global): ` +
+        `${times.map((t) => t.toFixed(2)).join(', ')} s (best ${Math.min(...times).toFixed(2)} s)`,
+    );
+    // points: random voxels inside the body, matched from the volume onto itself
+    const mask = bodyMask(volume);
+    const rng = createRng(1);
+    const pts: Vec3[] = [];
+    const n = Number(values.points);
+    while (pts.length < n) {
+      const v = rng.int(0, mask.data.length);
+      if (!mask.data[v]) continue;
+      const [ni, nj] = volume.size;
+      pts.push(indexToWorld(volume, [v % ni, Math.floor(v / ni) % nj, Math.floor(v / (ni * nj))]));
+    }
+    await matchPoints(e, e, pts.slice(0, 10)); // warm-up (loads ONNX Runtime for the global product)
+    const m0 = performance.now();
+    const matches = await matchPoints(e, e, pts);
+    const matchSeconds = (performance.now() - m0) / 1000;
+    const err = matches.map((m, k) => Math.hypot(...(m.location.map((x, a) => x - pts[k][a]) as Vec3)));
+    console.log(
+      `matching ${n} points: ${matchSeconds.toFixed(3)} s (self-match error median ${err.sort((a, b) => a - b)[n >> 1].toFixed(2)} mm)`,
+    );
+    const peak = process.resourceUsage().maxRSS * 1024;
+    console.log(`peak RSS ${(peak / MB).toFixed(0)} MB (RSS before embedding ${(rssBefore / MB).toFixed(0)} MB)`);
+    await model.engine.dispose();
+    return 0;
+  },
+};
