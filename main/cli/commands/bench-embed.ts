@@ -28,7 +28,8 @@ export const benchEmbedCommand: Command = {
     '  --config NAME    small (default) or paper: random initialisation unless --weights (speed does not depend on it)',
     '  --weights FILE   a trained model instead',
     '  --device NAME    auto (default), webgpu, onnx, onnx-cuda, tfjs-cpu, ...',
-    '  --size X,Y,Z     resample the input onto this many voxels over the same extent first',
+    '  --size X,Y,Z     resample the input onto this many voxels first (over the same extent, or with',
+    '  --spacing X,Y,Z  this spacing in mm: e.g. --size 512,512,300 --spacing 0.8,0.8,1.25, a large scan)',
     '  --points N       points to match (default 2000)',
     '  --repeat N       embedding runs (default 2; the first includes warm-up)',
   ].join('\n'),
@@ -41,6 +42,7 @@ export const benchEmbedCommand: Command = {
         weights: { type: 'string' },
         device: { type: 'string', default: 'auto' },
         size: { type: 'string' },
+        spacing: { type: 'string' },
         points: { type: 'string', default: '2000' },
         repeat: { type: 'string', default: '2' },
       },
@@ -50,7 +52,9 @@ export const benchEmbedCommand: Command = {
     let volume = await readVolume(input);
     if (values.size) {
       const size = values.size.split(',').map(Number) as Vec3;
-      const spacing = volume.spacing.map((s, a) => (s * (volume.size[a] - 1)) / Math.max(1, size[a] - 1)) as Vec3;
+      const spacing = values.spacing
+        ? (values.spacing.split(',').map(Number) as Vec3)
+        : (volume.spacing.map((s, a) => (s * (volume.size[a] - 1)) / Math.max(1, size[a] - 1)) as Vec3);
       volume = resample(volume, { size, spacing, origin: volume.origin, direction: volume.direction }, { fill: -1024 });
     }
     const model = await openModel(
