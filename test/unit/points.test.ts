@@ -23,3 +23,11 @@ test('bad point files are refused with the file name and the line', () => {
   assert.throws(() => parsePoints('point\n1\n1 2 x\n', 'lm.txt'), /lm\.txt: line 3: expected three numbers/);
   assert.throws(() => parsePoints('', 'empty.csv'), /empty\.csv: no points/);
 });
+
+test('CSV: empty fields are refused; a header chooses the x, y, z columns by name', () => {
+  assert.throws(() => parsePoints('10,20,\n', 'p.csv'), /p\.csv: line 1: expected three numbers/);
+  assert.throws(() => parsePoints('1,,3\n', 'p.csv'), /line 1/);
+  assert.deepEqual(parsePoints('id,x,y,z\n7,10,20,30\n', 'p.csv').points, [[10, 20, 30]]);
+  assert.deepEqual(parsePoints('x,y,z,label\n1,2,3,lesion\n', 'p.csv').points, [[1, 2, 3]]);
+  assert.throws(() => parsePoints('a,b,c,d\n1,2,3,4\n', 'p.csv'), /no x, y, z names/);
+});

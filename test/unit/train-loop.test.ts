@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { initTfBackend } from '../../main/engine/compute/tf-backend.ts';
 import { getSamConfig } from '../../main/engine/sam/config.ts';
@@ -67,6 +67,15 @@ test('a run logs four finite loss terms per iteration, checkpoints, and resuming
       'same losses',
     );
     assert.ok(readFileSync(join(a.dir, 'model.samw')).equals(readFileSync(join(b.dir, 'model.samw'))), 'same weights');
+    // resuming a finished run leaves its last checkpoint untouched (no rewrite of what latest.json names)
+    const last = join(b.dir, 'checkpoints', 'iter-0000004', 'weights.samw');
+    const before = statSync(last);
+    await trainSam(cases, options(b.dir, 4, true));
+    const after = statSync(last);
+    assert.equal(after.ino, before.ino);
+    assert.equal(after.mtimeMs, before.mtimeMs);
+    // a resume with other run-defining options is refused, naming them
+    await assert.rejects(trainSam(cases, { ...options(b.dir, 6, true), seed: 8 }), /seed: 7 then, 8 now/);
   } finally {
     a.cleanup();
     b.cleanup();

@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import type { Command } from '../index.ts';
 import { readVolume } from '../../engine/volume/io/index.ts';
 import { listDicomSeries } from '../../engine/volume/io/dicom/read-series.ts';
+import { isVtkJsDataSet } from '../../engine/volume/io/vtkjs-dataset.ts';
 import { formatSummary, summarizeVolume } from '../../engine/volume/describe.ts';
 
 export const infoCommand: Command = {
@@ -28,7 +29,7 @@ export const infoCommand: Command = {
       return 2;
     }
     const input = positionals.length === 1 ? positionals[0] : positionals;
-    if (typeof input === 'string' && !values.series && isDir(input)) {
+    if (typeof input === 'string' && !values.series && isDir(input) && !isVtkJsDataSet(input)) {
       const series = await listDicomSeries(input);
       if (series.length > 1) {
         if (values.json) console.log(JSON.stringify({ series }, null, 2));

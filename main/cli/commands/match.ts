@@ -11,7 +11,7 @@ import { chooseEngine, type Device } from '../../engine/compute/choose-engine.ts
 import type { EmbeddingEngine } from '../../engine/compute/embedding-engine.ts';
 import { InputError } from '../../engine/errors.ts';
 import { getSamConfig, type SamConfig } from '../../engine/sam/config.ts';
-import { embedVolumeCached, hashInputFiles, hashModel } from '../../engine/sam/embedding-cache.ts';
+import { embedVolumeCached, hashModel, hashVolume } from '../../engine/sam/embedding-cache.ts';
 import { matchPoints } from '../../engine/sam/match.ts';
 import { createWeights } from '../../engine/sam/network.ts';
 import { loadWeights } from '../../engine/sam/weights-file.ts';
@@ -133,7 +133,8 @@ export const matchCommand: Command = {
     const embed = async (volume: typeof template, path: string, what: string) => {
       const t0 = performance.now();
       const e = await embedVolumeCached(volume, model.engine, {
-        inputHash: hashInputFiles(path),
+        // keyed by the voxels and geometry: a .mhd/.nhdr header alone does not identify its data
+        inputHash: hashVolume(volume),
         modelHash: model.hash,
         cacheDir: values['cache-dir'],
         refresh: values['no-cache'],

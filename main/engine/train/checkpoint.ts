@@ -33,7 +33,10 @@ export async function saveCheckpoint(
   const root = join(runDir, 'checkpoints');
   const name = `iter-${String(state.iteration).padStart(7, '0')}`;
   const dir = join(root, name);
-  rmSync(dir, { recursive: true, force: true });
+  // The same iteration saved again (Ctrl-C right after a periodic save, or a resume with nothing left
+  // to do) is the same state: keep the complete folder latest.json names rather than rewrite it.
+  if (latestName(root) === name && existsSync(join(dir, 'state.json'))) return dir;
+  rmSync(dir, { recursive: true, force: true }); // a partial folder from an interrupted save
   const meta = { iteration: state.iteration };
   await saveWeights(join(dir, 'weights.samw'), config, weights, { ...meta, kind: 'weights' });
   await saveWeights(join(dir, 'opt-m.samw'), config, opt.m, { ...meta, kind: 'optimizer-m' });
@@ -49,6 +52,14 @@ export async function saveCheckpoint(
     .slice(0, -KEEP))
     rmSync(join(root, old), { recursive: true, force: true });
   return dir;
+}
+
+function latestName(root: string): string | undefined {
+  try {
+    return JSON.parse(readFileSync(join(root, 'latest.json'), 'utf8')).checkpoint;
+  } catch {
+    return undefined;
+  }
 }
 
 export function hasCheckpoint(runDir: string): boolean {

@@ -3,7 +3,7 @@
  * be CT in HU (label maps, masks, MR and windowed copies are skipped with the reason), resampled
  * to the network grid with its body mask (prepareCt), and kept in memory.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { InputError } from '../errors.ts';
 import { formatOfPath, readVolume } from '../volume/io/index.ts';
@@ -58,8 +58,13 @@ function isDicomFile(p: string): boolean {
   try {
     if (!statSync(p).isFile()) return false;
     if (p.toLowerCase().endsWith('.dcm')) return true;
-    const fd = readFileSync(p).subarray(128, 132);
-    return fd.toString('latin1') === 'DICM';
+    const fd = openSync(p, 'r');
+    try {
+      const magic = Buffer.alloc(4);
+      return readSync(fd, magic, 0, 4, 128) === 4 && magic.toString('latin1') === 'DICM';
+    } finally {
+      closeSync(fd);
+    }
   } catch {
     return false;
   }

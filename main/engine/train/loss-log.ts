@@ -97,7 +97,7 @@ export function plotLoss(rows: LossRow[], width = 640, height = 400): Buffer {
   if (rows.length === 0) return encodePng(width, height, px);
   const x0 = rows[0].iteration;
   const x1 = Math.max(rows[rows.length - 1].iteration, x0 + 1);
-  const ymax = Math.max(1e-9, ...rows.map((r) => r.total));
+  const ymax = rows.reduce((m, r) => (r.total > m ? r.total : m), 1e-9);
   const X = (it: number): number => m + ((width - 2 * m) * (it - x0)) / (x1 - x0);
   const Y = (v: number): number => height - m - ((height - 2 * m) * Math.min(v, ymax)) / ymax;
   for (const [key, colour] of SERIES)

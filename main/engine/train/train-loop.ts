@@ -52,6 +52,16 @@ export interface TrainResult {
   rows: LossRow[];
 }
 
+/** Options that define the run: a resume must use the same ones (iterations and checkpointEvery may change). */
+const RUN_DEFINING = ['seed', 'batchPairs', 'optimizer', 'patch', 'negatives', 'augment', 'tau'] as const;
+
+function changedOptions(saved: Record<string, unknown>, now: TrainOptions): string[] {
+  const norm = (v: unknown) => JSON.stringify(v ?? null);
+  return RUN_DEFINING.filter((k) => norm(saved[k]) !== norm(now[k])).map(
+    (k) => `${k}: ${norm(saved[k])} then, ${norm(now[k])} now`,
+  );
+}
+
 /** The RNG seed of iteration t: independent streams per iteration, reproducible on resume. */
 function iterationSeed(seed: number, t: number): number {
   return (Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(t, 0x85ebca6b)) >>> 0;
@@ -79,6 +89,12 @@ export async function trainSam(
     opt = ck.opt;
     if (!!opt.v !== (o.optimizer.kind === 'adam'))
       throw new InputError(o.runDir, `checkpoint optimiser state does not match --optimizer ${o.optimizer.kind}`);
+    const changed = changedOptions(ck.state.options, o);
+    if (changed.length)
+      throw new InputError(
+        o.runDir,
+        `--resume with other options than the run was started with (${changed.join('; ')}): a resumed run must continue the same run`,
+      );
     start = ck.state.iteration;
     elapsedBefore = ck.state.elapsedSeconds;
   } else {

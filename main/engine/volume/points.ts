@@ -31,13 +31,34 @@ export function parsePoints(text: string, name: string): PointList {
     };
   }
   const sep = lines[0].includes(',') ? /\s*,\s*/ : /\s+/;
-  const start = lines[0].split(sep).every((t) => Number.isFinite(Number(t))) ? 0 : 1; // optional header row
-  return { kind: 'world', points: lines.slice(start).map((l, n) => parseTriple(l, sep, name, n + 1 + start)) };
+  const first = lines[0].split(sep);
+  const hasHeader = first.some((t) => t.trim() !== '' && !Number.isFinite(Number(t)));
+  // With a header, the x, y, z columns are found by name (e.g. "id,x,y,z"); without one, the first three.
+  let cols = [0, 1, 2];
+  if (hasHeader) {
+    const names = first.map((t) => t.trim().toLowerCase().replace(/^"|"$/g, ''));
+    const found = ['x', 'y', 'z'].map((c) =>
+      names.findIndex((n) => n === c || n.startsWith(`${c} `) || n.startsWith(`${c}(`) || n.startsWith(`${c}_`)),
+    );
+    if (found.every((c) => c >= 0)) cols = found;
+    else if (names.length > 3)
+      throw new InputError(name, `header "${lines[0]}" has more than three columns but no x, y, z names`);
+  }
+  const start = hasHeader ? 1 : 0;
+  if (lines.length <= start) throw new InputError(name, 'no points (only a header)');
+  return {
+    kind: 'world',
+    points: lines.slice(start).map((l, n) => {
+      const t = l.split(sep);
+      return parseTriple(cols.map((c) => t[c] ?? '').join(' '), /\s+/, name, n + 1 + start, l);
+    }),
+  };
 }
 
-function parseTriple(line: string, sep: RegExp, name: string, lineNo: number): Vec3 {
-  const t = line.split(sep).slice(0, 3).map(Number);
-  if (t.length !== 3 || !t.every(Number.isFinite))
-    throw new InputError(name, `line ${lineNo}: expected three numbers, found "${line}"`);
+function parseTriple(line: string, sep: RegExp, name: string, lineNo: number, original = line): Vec3 {
+  const fields = line.trim().split(sep);
+  const t = fields.slice(0, 3).map((f) => (f.trim() === '' ? NaN : Number(f)));
+  if (fields.length < 3 || t.length !== 3 || !t.every(Number.isFinite))
+    throw new InputError(name, `line ${lineNo}: expected three numbers, found "${original}"`);
   return t as Vec3;
 }
