@@ -1,0 +1,93 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { indexToWorld, type Geometry } from '../../main/engine/volume/geometry.ts';
+import { makeVolume, type Vec3 } from '../../main/engine/volume/volume.ts';
+import { resample } from '../../main/engine/volume/resample.ts';
+import { InputError } from '../../main/engine/errors.ts';
+import { fieldFromAffine, zeroField } from '../../main/engine/register/field/field.ts';
+import { warpVolume, warpWithAffine } from '../../main/engine/register/field/warp.ts';
+import { A1, ap, centeredGrid, fieldOf, rotation, worldImage } from './field-fixtures.ts';
+
+/** A linear function of world position: trilinear warping must reproduce f(A x) exactly. */
+const f = (p: Vec3): number => 3 * p[0] - 2 * p[1] + 0.5 * p[2] + 7;
+
+const moving = worldImage(centeredGrid([30, 28, 24], [1.1, 0.9, 1.6], rotation([1, 2, 3], 0.3)), f);
+const fixed: Geometry = centeredGrid([16, 14, 12], [1.5, 1.3, 2.1], rotation([-1, 0.5, 2], 0.4), [1, -1, 0.5]);
+
+test('warping with the field of an affine equals warpWithAffine and f(A x) on oblique, anisotropic grids', () => {
+  const byField = warpVolume(moving, fieldFromAffine(fixed, A1), { fill: NaN });
+  const byAffine = warpWithAffine(moving, fixed, A1, { fill: NaN });
+  assert.deepEqual(byField.size, fixed.size);
+  assert.deepEqual(byField.direction, fixed.direction);
+  let n = 0;
+  let checked = 0;
+  for (let k = 0; k < 12; k++)
+    for (let j = 0; j < 14; j++)
+      for (let i = 0; i < 16; i++, n++) {
+        const want = f(ap(A1, indexToWorld(fixed, [i, j, k])));
+        const a = byAffine.data[n];
+        const b = byField.data[n];
+        if (Number.isNaN(a)) continue;
+        checked++;
+        assert.ok(Math.abs(a - want) < 1e-9, `affine (${i},${j},${k}) ${a} vs ${want}`);
+        assert.ok(Math.abs(b - want) < 1e-4, `field (${i},${j},${k}) ${b} vs ${want}`); // float32 field
+      }
+  assert.ok(checked > 0.8 * 16 * 14 * 12, `most voxels map inside the moving volume (${checked})`);
+});
+
+test('a field of one voxel step along i reads the next voxel (sign and orientation, oblique grid)', () => {
+  const g = centeredGrid([6, 5, 4], [1.3, 0.7, 2.2], rotation([2, -1, 1], 0.7));
+  const data = Float32Array.from({ length: 6 * 5 * 4 }, (_, n) => n * 1.5);
+  const img = makeVolume({ ...g, data });
+  const step: Vec3 = [g.direction[0] * g.spacing[0], g.direction[3] * g.spacing[0], g.direction[6] * g.spacing[0]];
+  for (const interpolation of ['linear', 'nearest'] as const) {
+    const out = warpVolume(
+      img,
+      fieldOf(g, () => step),
+      { interpolation, fill: -1 },
+    );
+    for (let n = 0; n < data.length; n++) {
+      const i = n % 6;
+      assert.ok(Math.abs(out.data[n] - (i < 5 ? data[n + 1] : -1)) < 1e-4, `${interpolation} voxel ${n}`);
+    }
+  }
+});
+
+test('warping with a zero field equals resampling onto the fixed grid (int16 kept)', () => {
+  const src = makeVolume({
+    ...centeredGrid([20, 18, 10], [1, 1.2, 2], rotation([0, 0, 1], 0.2)),
+    data: Int16Array.from({ length: 20 * 18 * 10 }, (_, n) => ((n * 7919) % 2000) - 1000),
+  });
+  for (const interpolation of ['linear', 'nearest'] as const) {
+    const a = warpVolume(src, zeroField(fixed), { interpolation, fill: -1024 });
+    const b = resample(src, fixed, { interpolation, fill: -1024 });
+    assert.ok(a.data instanceof Int16Array);
+    let diff = 0;
+    for (let n = 0; n < a.data.length; n++) diff = Math.max(diff, Math.abs(a.data[n] - b.data[n]));
+    assert.ok(diff <= 1, `${interpolation}: max difference ${diff}`); // rounding of .5 only
+  }
+});
+
+test('nearest warping of labels only yields existing labels', () => {
+  const g = centeredGrid([20, 20, 10], [1, 1, 1.5], rotation([1, 1, 0], 0.3));
+  const labels = makeVolume({
+    ...g,
+    data: Uint8Array.from({ length: 20 * 20 * 10 }, (_, n) => (n % 7 === 0 ? 5 : n % 3)),
+  });
+  const u = fieldOf(g, (p) => [2.3 * Math.sin(p[1] / 4), 1.7 * Math.cos(p[2] / 3), 1.1 * Math.sin(p[0] / 5)]);
+  const out = warpVolume(labels, u, { interpolation: 'nearest' });
+  assert.ok(out.data instanceof Uint8Array);
+  const allowed = new Set([0, 1, 2, 5]);
+  const seen = new Set<number>();
+  for (const x of out.data) {
+    assert.ok(allowed.has(x), `label ${x}`);
+    seen.add(x);
+  }
+  assert.equal(seen.size, 4);
+  const fixedLabels = warpWithAffine(labels, g, A1, { interpolation: 'nearest', fill: 0 });
+  for (const x of fixedLabels.data) assert.ok(allowed.has(x));
+});
+
+test('a scalar volume is refused as a displacement field', () => {
+  assert.throws(() => warpVolume(moving, moving), InputError);
+});
