@@ -7,6 +7,7 @@ import { benchReadCommand } from './commands/bench-read.ts';
 import { benchEmbedCommand } from './commands/bench-embed.ts';
 import { convertCommand } from './commands/convert.ts';
 import { trainCommand } from './commands/train.ts';
+import { registerCommand } from './commands/register.ts';
 import { exportOnnxCommand } from './commands/export-onnx.ts';
 import { matchCommand } from './commands/match.ts';
 import { evalMatchCommand } from './commands/eval-match.ts';
@@ -22,6 +23,7 @@ const COMMANDS: Command[] = [
   infoCommand,
   convertCommand,
   trainCommand,
+  registerCommand,
   exportOnnxCommand,
   matchCommand,
   evalMatchCommand,

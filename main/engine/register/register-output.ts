@@ -1,0 +1,54 @@
+/**
+ * Writes a registration result into a folder, every file atomically and never over an input:
+ *   warped.nii.gz          the moving image resampled on the fixed grid (plus warped-dicom/ when the
+ *                          moving input was DICOM: a derived series keeping patient and study)
+ *   displacement.nii.gz    the displacement field on the fixed grid, 3 components, mm: fixed point x maps
+ *                          to moving point x + u(x) (LPS inside the product; stored as a NIfTI DISPVECT
+ *                          field with RAS vectors, which ITK and 3D Slicer read back as LPS)
+ *   affine.txt, affine.tfm the affine (fixed -> moving, LPS mm; ITK's resampling convention)
+ *   pairs.csv              matched point pairs with residuals and inlier flags
+ *   qa.json                per-stage times, residual and Jacobian statistics, image similarity
+ */
+import { join } from 'node:path';
+import { writeFileAtomic } from '../util/atomic-write.ts';
+import { writeVolume } from '../volume/io/index.ts';
+import { writeDicomSeries } from '../volume/io/dicom/write-series.ts';
+import type { Volume } from '../volume/volume.ts';
+import { writeAffine } from './affine-io.ts';
+import type { RegisterResult } from './cascade.ts';
+import { fieldFromAffine } from './field/field.ts';
+import { writePairsCsv } from './sam-affine.ts';
+
+export async function writeRegistration(
+  dir: string,
+  fixed: Volume,
+  moving: Volume,
+  r: RegisterResult,
+  options: { protect: string[]; field?: boolean },
+): Promise<string[]> {
+  const protect = options.protect;
+  const out: string[] = [];
+  const file = (name: string) => {
+    const p = join(dir, name);
+    out.push(p);
+    return p;
+  };
+  writeVolume(file('warped.nii.gz'), r.warped, { protect });
+  if (moving.meta.dicom) {
+    await writeDicomSeries(file('warped-dicom'), r.warped, {
+      source: moving,
+      seriesDescription: `${moving.meta.description ?? 'CT'} registered to fixed (SAM ${String(r.qa.stages)})`.slice(
+        0,
+        64,
+      ),
+      protect,
+    });
+  }
+  if (options.field !== false)
+    writeVolume(file('displacement.nii.gz'), fieldFromAffine(fixed, r.affine.affine), { protect });
+  writeAffine(file('affine.txt'), r.affine.affine, { protect });
+  writeAffine(file('affine.tfm'), r.affine.affine, { protect });
+  writePairsCsv(file('pairs.csv'), r.affine.pairs, { protect });
+  writeFileAtomic(file('qa.json'), Buffer.from(JSON.stringify(r.qa, null, 2)), { protect });
+  return out;
+}
