@@ -142,8 +142,12 @@ export async function trainSam(
     const rng = createRng(iterationSeed(o.seed, t));
     const pairs: PatchPair[] = [];
     for (let p = 0; p < o.batchPairs; p++) {
-      const c = cases[rng.int(0, cases.length)];
-      const pair = samplePatchPair(c.ct, rng, o.patch);
+      // A pair without positives (the official 20% of independently placed patches that miss each
+      // other) would contribute nothing: draw again, a few times at most.
+      let pair: PatchPair;
+      let tries = 0;
+      do pair = samplePatchPair(cases[rng.int(0, cases.length)].ct, rng, o.patch);
+      while (pair.positives.local.a.length === 0 && ++tries < 8);
       for (const v of [pair.a, pair.b]) augmentPatch(v.image.data, v.image.size, rng, o.augment);
       pairs.push(pair);
     }
