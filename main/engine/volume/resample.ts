@@ -3,6 +3,7 @@
  * trilinear for images, nearest neighbour for label maps. Positions are matched in world
  * coordinates (LPS mm), so a volume resampled onto its own grid is returned unchanged.
  */
+import { INTEGER_RANGE, trilinearAt } from './interpolate.ts';
 import {
   applyAffine,
   column,
@@ -48,20 +49,11 @@ function targetToSourceIndex(target: Geometry, source: Geometry): Affine3x4 {
   return m as Affine3x4;
 }
 
-const INT_RANGE: Partial<Record<VoxelType, [number, number]>> = {
-  int8: [-128, 127],
-  uint8: [0, 255],
-  int16: [-32768, 32767],
-  uint16: [0, 65535],
-  int32: [-2147483648, 2147483647],
-  uint32: [0, 4294967295],
-};
-
 export function resample(volume: Volume, target: Geometry, options: ResampleOptions = {}): Volume {
   const interp = options.interpolation ?? 'linear';
   const fill = options.fill ?? 0;
   const outType = options.outputType ?? voxelTypeOf(volume.data);
-  const range = INT_RANGE[outType];
+  const range = INTEGER_RANGE[outType];
   const nc = volume.components;
   const out = allocateVoxels(outType, voxelCount(target.size) * nc);
   const m = targetToSourceIndex(target, volume);
@@ -99,36 +91,9 @@ export function resample(volume: Volume, target: Geometry, options: ResampleOpti
           continue;
         }
         // Trilinear, inside the voxel-centre hull [0, n-1] of each axis (with 1e-6 slack); fill outside.
-        const eps = 1e-6;
-        if (x < -eps || y < -eps || z < -eps || x > ni - 1 + eps || y > nj - 1 + eps || z > nk - 1 + eps) {
+        if (!trilinearAt(src, volume.size, nc, x, y, z, 'fill', vals)) {
           for (let q = 0; q < nc; q++) put(fill);
           continue;
-        }
-        let x0 = Math.floor(x);
-        let y0 = Math.floor(y);
-        let z0 = Math.floor(z);
-        if (x0 >= ni - 1) x0 = Math.max(ni - 2, 0);
-        if (y0 >= nj - 1) y0 = Math.max(nj - 2, 0);
-        if (z0 >= nk - 1) z0 = Math.max(nk - 2, 0);
-        if (x0 < 0) x0 = 0;
-        if (y0 < 0) y0 = 0;
-        if (z0 < 0) z0 = 0;
-        const fx = ni > 1 ? Math.min(Math.max(x - x0, 0), 1) : 0;
-        const fy = nj > 1 ? Math.min(Math.max(y - y0, 0), 1) : 0;
-        const fz = nk > 1 ? Math.min(Math.max(z - z0, 0), 1) : 0;
-        const dx = ni > 1 ? nc : 0;
-        const dy = nj > 1 ? sj : 0;
-        const dz = nk > 1 ? sk : 0;
-        const base = x0 * nc + y0 * sj + z0 * sk;
-        for (let q = 0; q < nc; q++) {
-          const p = base + q;
-          const c00 = src[p] + (src[p + dx] - src[p]) * fx;
-          const c10 = src[p + dy] + (src[p + dy + dx] - src[p + dy]) * fx;
-          const c01 = src[p + dz] + (src[p + dz + dx] - src[p + dz]) * fx;
-          const c11 = src[p + dz + dy] + (src[p + dz + dy + dx] - src[p + dz + dy]) * fx;
-          const c0 = c00 + (c10 - c00) * fy;
-          const c1 = c01 + (c11 - c01) * fy;
-          vals[q] = c0 + (c1 - c0) * fz;
         }
         for (let q = 0; q < nc; q++) put(vals[q]);
       }

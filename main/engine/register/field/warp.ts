@@ -10,6 +10,7 @@
  * zero field equals resampling onto the fixed grid. Multi-component images are interpolated per
  * component (vectors are not reoriented). The loops allocate nothing per voxel.
  */
+import { INTEGER_RANGE } from '../../volume/interpolate.ts';
 import { InputError } from '../../errors.ts';
 import { geometryProblem, worldToIndexMatrix, type Geometry } from '../../volume/geometry.ts';
 import type { Interpolation } from '../../volume/resample.ts';
@@ -34,15 +35,6 @@ export interface WarpOptions {
   outputType?: VoxelType;
 }
 
-const INT_RANGE: Partial<Record<VoxelType, [number, number]>> = {
-  int8: [-128, 127],
-  uint8: [0, 255],
-  int16: [-32768, 32767],
-  uint16: [0, 65535],
-  int32: [-2147483648, 2147483647],
-  uint32: [0, 4294967295],
-};
-
 /** Writes interpolated moving values, voxel after voxel, into `out`. */
 interface Writer {
   out: VoxelArray;
@@ -55,7 +47,7 @@ function makeWriter(moving: Volume, outCount: number, options: WarpOptions): Wri
   if (interp !== 'linear' && interp !== 'nearest') throw new InputError('interpolation', `unknown mode ${interp}`);
   const fill = options.fill ?? 0;
   const outType = options.outputType ?? voxelTypeOf(moving.data);
-  const range = INT_RANGE[outType];
+  const range = INTEGER_RANGE[outType];
   const lo = range ? range[0] : 0;
   const hi = range ? range[1] : 0;
   const nc = moving.components;
