@@ -8,6 +8,7 @@ import { benchEmbedCommand } from './commands/bench-embed.ts';
 import { convertCommand } from './commands/convert.ts';
 import { trainCommand } from './commands/train.ts';
 import { registerCommand } from './commands/register.ts';
+import { transformPointsCommand } from './commands/transform-points.ts';
 import { exportOnnxCommand } from './commands/export-onnx.ts';
 import { matchCommand } from './commands/match.ts';
 import { evalMatchCommand } from './commands/eval-match.ts';
@@ -24,6 +25,7 @@ const COMMANDS: Command[] = [
   convertCommand,
   trainCommand,
   registerCommand,
+  transformPointsCommand,
   exportOnnxCommand,
   matchCommand,
   evalMatchCommand,

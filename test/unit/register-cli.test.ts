@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeSyntheticPair } from '../../main/engine/bench/synthetic-pair.ts';
 import { readAffine } from '../../main/engine/register/affine-io.ts';
@@ -72,6 +72,21 @@ test('sam register (affine, NCC matcher): known affine recovered, exports read b
     const qa = JSON.parse(readFileSync(join(out, 'qa.json'), 'utf8'));
     assert.ok(qa.nccInFixedBody.after > qa.nccInFixedBody.before, 'images agree better after registration');
     assert.equal(qa.jacobian.foldedPercent, 0);
+    // transform-points carries fixed points into moving space through the result, as transformix -def
+    const pts = [indexToWorld(pair.fixed, [40, 50, 60]), indexToWorld(pair.fixed, [60, 40, 50])];
+    const ptsFile = join(dir, 'points.csv');
+    writeFileSync(ptsFile, pts.map((q) => q.join(',')).join('\n'));
+    const tp = spawnSync(process.execPath, ['bin/sam.mjs', 'transform-points', out, ptsFile], { encoding: 'utf8' });
+    assert.equal(tp.status, 0, tp.stderr);
+    const rows = tp.stdout
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((l) => l.split(',').map(Number));
+    rows.forEach((row, k) => {
+      const want = affineApply(a, pts[k]);
+      for (let c = 0; c < 3; c++) assert.ok(Math.abs(row[c] - want[c]) < 1e-2, `point ${k}: ${row} vs ${want}`);
+    });
     // never over an input; unknown stages refused
     const again = spawnSync(
       process.execPath,

@@ -1,0 +1,64 @@
+/**
+ * `sam transform-points <result dir> <points>`: maps fixed-space points (world LPS mm; CSV or an
+ * elastix point file, "index" files in the fixed grid need --fixed) into moving space through the
+ * result, as `transformix -def` does: through displacement.nii.gz when present (x -> x + u(x),
+ * trilinear, clamped at the field's border), otherwise through affine.tfm.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { Command } from '../index.ts';
+import { InputError } from '../../engine/errors.ts';
+import { readAffine } from '../../engine/register/affine-io.ts';
+import { affineApply } from '../../engine/register/affine-fit.ts';
+import { transformPoints } from '../../engine/register/field/field.ts';
+import { writeFileAtomic } from '../../engine/util/atomic-write.ts';
+import { indexToWorld } from '../../engine/volume/geometry.ts';
+import { readVolume } from '../../engine/volume/io/index.ts';
+import { parsePoints } from '../../engine/volume/points.ts';
+import type { Vec3 } from '../../engine/volume/volume.ts';
+
+export const transformPointsCommand: Command = {
+  name: 'transform-points',
+  summary: 'map fixed-space points into moving space through a registration result',
+  usage: [
+    'usage: sam transform-points <result dir> <points.csv|elastix points.txt> [--out FILE] [--format csv|elastix] [--fixed VOLUME]',
+    '  points: x,y,z world LPS mm per line (CSV, optional header) or an elastix file ("point" or "index")',
+    '  --fixed   the fixed volume, needed for "index" point files',
+    '  --format  csv (default) or elastix ("point", count, then x y z per line)',
+  ].join('\n'),
+  async run(args) {
+    const { values, positionals } = parseArgs({
+      args,
+      allowPositionals: true,
+      options: { out: { type: 'string' }, format: { type: 'string', default: 'csv' }, fixed: { type: 'string' } },
+    });
+    if (positionals.length !== 2) {
+      console.error(this.usage);
+      return 2;
+    }
+    const [dir, pointsFile] = positionals;
+    const list = parsePoints(readFileSync(pointsFile, 'utf8'), pointsFile);
+    let points = list.points;
+    if (list.kind === 'index') {
+      if (!values.fixed) throw new InputError(pointsFile, 'index points need the fixed volume (--fixed)');
+      const fixed = await readVolume(values.fixed);
+      points = points.map((p) => indexToWorld(fixed, p));
+    }
+    const fieldPath = join(dir, 'displacement.nii.gz');
+    const affinePath = join(dir, 'affine.tfm');
+    let mapped: Vec3[];
+    if (existsSync(fieldPath)) mapped = transformPoints(await readVolume(fieldPath), points);
+    else if (existsSync(affinePath)) {
+      const a = readAffine(affinePath);
+      mapped = points.map((p) => affineApply(a, p));
+    } else throw new InputError(dir, 'no displacement.nii.gz or affine.tfm: not a sam register result folder');
+    const text =
+      values.format === 'elastix'
+        ? ['point', String(mapped.length), ...mapped.map((p) => p.map((v) => v.toFixed(4)).join(' '))].join('\n') + '\n'
+        : ['x,y,z', ...mapped.map((p) => p.map((v) => v.toFixed(4)).join(','))].join('\n') + '\n';
+    if (values.out) writeFileAtomic(values.out, Buffer.from(text), { protect: [pointsFile] });
+    else process.stdout.write(text);
+    return 0;
+  },
+};
