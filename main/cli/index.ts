@@ -8,6 +8,7 @@ import { benchEmbedCommand } from './commands/bench-embed.ts';
 import { convertCommand } from './commands/convert.ts';
 import { trainCommand } from './commands/train.ts';
 import { registerCommand } from './commands/register.ts';
+import { demoCommand } from './commands/demo.ts';
 import { transformPointsCommand } from './commands/transform-points.ts';
 import { exportOnnxCommand } from './commands/export-onnx.ts';
 import { matchCommand } from './commands/match.ts';
@@ -25,6 +26,7 @@ const COMMANDS: Command[] = [
   convertCommand,
   trainCommand,
   registerCommand,
+  demoCommand,
   transformPointsCommand,
   exportOnnxCommand,
   matchCommand,
