@@ -71,21 +71,16 @@ export const demoCommand: Command = {
     const mask = bodyMask(pair.fixed);
     const [ni, nj] = pair.fixed.size;
     const errs: number[] = [];
+    const before: number[] = [];
     for (let v = 0; v < mask.data.length; v += 53)
       if (mask.data[v]) {
         const x = indexToWorld(pair.fixed, [v % ni, Math.floor(v / ni) % nj, Math.floor(v / (ni * nj))]);
         const y = affineApply(r.affine.affine, x);
         const t = pair.truth(x);
         errs.push(Math.hypot(y[0] - t[0], y[1] - t[1], y[2] - t[2]));
-      }
-    errs.sort((a, b) => a - b);
-    const before: number[] = [];
-    for (let v = 0; v < mask.data.length; v += 53)
-      if (mask.data[v]) {
-        const x = indexToWorld(pair.fixed, [v % ni, Math.floor(v / ni) % nj, Math.floor(v / (ni * nj))]);
-        const t = pair.truth(x);
         before.push(Math.hypot(x[0] - t[0], x[1] - t[1], x[2] - t[2]));
       }
+    errs.sort((a, b) => a - b);
     const mean = (a: number[]) => a.reduce((s, x) => s + x, 0) / a.length;
     console.log(
       `registered in ${seconds.toFixed(1)} s; ${r.affine.stats.inliers} inlier pairs of ${r.affine.stats.kept}`,

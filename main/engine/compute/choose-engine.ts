@@ -5,6 +5,7 @@
  * 'onnx-coreml' (falling back to the CPU with the reason recorded), 'tfjs-cpu', 'tfjs-node'.
  * A software adapter (Mesa's lavapipe, SwiftShader) does not count as a GPU for 'auto'.
  */
+import * as tf from '@tensorflow/tfjs-core';
 import type { SamConfig } from '../sam/config.ts';
 import type { SamWeights } from '../sam/network.ts';
 import { exportSamOnnxBytes } from '../sam/onnx/export.ts';
@@ -40,7 +41,10 @@ interface AdapterInfo {
 
 /** Describe the WebGPU adapter, or null when there is none; software adapters are flagged. */
 export async function webgpuAdapter(): Promise<{ software: boolean; description: string } | null> {
+  const previous = tf.getBackend();
   const choice = await initTfBackend({ backend: 'webgpu', gradients: false }).catch(() => null);
+  // Probing must not switch the tfjs backend for the caller's other work.
+  if (previous && previous !== 'webgpu') await tf.setBackend(previous);
   if (!choice) return null;
   const gpu = (globalThis as { navigator?: { gpu?: { requestAdapter(): Promise<{ info?: AdapterInfo } | null> } } })
     .navigator?.gpu;

@@ -7,6 +7,7 @@
  * Conventions: the affine maps fixed to moving points (LPS mm); the warped image is the moving image
  * resampled on the fixed grid (see register-output.ts for the exported field).
  */
+import { resample } from '../volume/resample.ts';
 import { CancelledError, InputError } from '../errors.ts';
 import type { EmbeddingEngine } from '../compute/embedding-engine.ts';
 import { embedVolume } from '../sam/embed-volume.ts';
@@ -88,8 +89,10 @@ export async function registerVolumes(fixed: Volume, moving: Volume, o: Register
   }
   if (o.signal?.aborted) throw new CancelledError('registration');
   t0 = performance.now();
+  const fixedMask = bodyMask(fixed);
   const affine = await samAffine(fixed, moving, embeddings, {
     gridMm: o.gridMm,
+    fixedMask,
     signal: o.signal,
     onProgress: (p) => o.onProgress?.(`affine: ${p.stage}`, p.done, p.total),
     match:
@@ -102,8 +105,8 @@ export async function registerVolumes(fixed: Volume, moving: Volume, o: Register
   t0 = performance.now();
   const warped = warpWithAffine(moving, fixed, affine.affine, { fill: -1024 });
   tick('warp', t0);
-  const mask = bodyMask(fixed).data;
-  const before = warpWithAffine(moving, fixed, [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0], { fill: -1024 });
+  const mask = fixedMask.data;
+  const before = resample(moving, fixed, { fill: -1024 });
   // The Jacobian determinant of an affine is det(A) everywhere: a fold only if det(A) <= 0.
   const det = affineDeterminant(affine.affine);
   const qa = {

@@ -6,6 +6,7 @@
  * (seed, t), so a resumed run continues exactly as an uninterrupted one would.
  * Checkpoints every N iterations, at the end, and when cancelled (AbortSignal).
  */
+import { yieldToEventLoop } from '../util/yield.ts';
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.ts';
 import type { SamConfig } from '../sam/config.ts';
@@ -129,9 +130,8 @@ export async function trainSam(
 
   let t: number;
   for (t = start + 1; t <= o.iterations; t++) {
-    // Let the event loop run (signal handlers, UI messages): the CPU backend's awaits resolve as
-    // microtasks and would otherwise keep it blocked for the whole run.
-    await new Promise((r) => setImmediate(r));
+    // The CPU backend's awaits resolve as microtasks: without this, Ctrl-C is seen only at the end.
+    await yieldToEventLoop();
     if (hooks.signal?.aborted) {
       t--;
       await checkpoint(t);

@@ -3,6 +3,7 @@
  * of files, read each header (header.ts), skip what is not a DICOM image when scanning a folder
  * (but report it when a file was named explicitly), and group by SeriesInstanceUID.
  */
+import { yieldToEventLoop } from '../../../util/yield.ts';
 import { readdirSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { CancelledError, VolumeReadError } from '../../../errors.ts';
@@ -31,7 +32,7 @@ export function checkAbort(signal: AbortSignal | undefined): void {
 }
 
 /** Let an abort (or progress display) in through the event loop. */
-export const yieldToEventLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
+export { yieldToEventLoop };
 
 /** All regular files under a folder, sorted, following links but never looping. */
 export function listFilesRecursive(folder: string): string[] {

@@ -15,6 +15,7 @@
  * A volume whose direction is left-handed (det -1) is written as it is; a reader will sort its
  * slices along cross(row, column) and so index k the other way round.
  */
+import { yieldToEventLoop } from '../../../util/yield.ts';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { CancelledError, VolumeWriteError } from '../../../errors.ts';
@@ -195,7 +196,7 @@ export async function writeDicomSeries(
       writeFileAtomic(files[k], [header, pixelDataHeader(plane * 2), bytesOf(pixels)], { protect: options.protect });
       written.push(files[k]);
       options.onProgress?.(k + 1, nk);
-      if (k % 16 === 15) await new Promise((r) => setImmediate(r));
+      if (k % 16 === 15) await yieldToEventLoop();
     }
   } catch (e) {
     for (const f of written) rmSync(f, { force: true });
