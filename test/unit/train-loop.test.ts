@@ -12,6 +12,8 @@ import { getSamConfig } from '../../main/engine/sam/config.ts';
 import { loadTrainingSet, type TrainingCase } from '../../main/engine/train/dataset.ts';
 import { ADAM } from '../../main/engine/train/optimizer.ts';
 import { trainSam, type TrainOptions } from '../../main/engine/train/train-loop.ts';
+import { createWeights, disposeWeights } from '../../main/engine/sam/network.ts';
+import { loadWeights } from '../../main/engine/sam/weights-file.ts';
 import { dataPath, tempDir } from '../helpers.ts';
 
 const CT = dataPath('TotalSegmentator/tests/reference_files/example_ct.nii.gz');
@@ -122,3 +124,40 @@ test('sam train: Ctrl-C saves a checkpoint and exits 130; --resume finishes the 
     cleanup();
   }
 });
+
+test('a run started from a saved model (--init) begins from its weights, not a random initialisation', async () => {
+  const a = tempDir();
+  const b = tempDir();
+  try {
+    await trainSam(cases, options(a.dir, 1));
+    const saved = loadWeights(join(a.dir, 'model.samw'));
+    // lr 0: the weights after one iteration are exactly the initial ones
+    await trainSam(cases, {
+      ...options(b.dir, 1),
+      optimizer: { ...ADAM, lr: 0 },
+      init: { file: join(a.dir, 'model.samw'), weights: saved.weights },
+    });
+    const after = loadWeights(join(b.dir, 'model.samw'));
+    const random = createWeights(getSamConfig('tiny'), 7);
+    let differsFromRandom = false;
+    for (const [name, t] of Object.entries(after.weights)) {
+      const v = t.dataSync();
+      assert.deepEqual(Array.from(v), Array.from(readFileWeights(a.dir)[name]), name);
+      if (Array.from(v).some((x, i) => x !== random[name].dataSync()[i])) differsFromRandom = true;
+    }
+    assert.ok(differsFromRandom, 'the weights are the saved model, not the seed-7 initialisation');
+    disposeWeights(after.weights);
+    disposeWeights(random);
+  } finally {
+    a.cleanup();
+    b.cleanup();
+  }
+});
+
+function readFileWeights(runDir: string): Record<string, Float32Array> {
+  const m = loadWeights(join(runDir, 'model.samw'));
+  const out: Record<string, Float32Array> = {};
+  for (const [name, t] of Object.entries(m.weights)) out[name] = t.dataSync() as Float32Array;
+  disposeWeights(m.weights);
+  return out;
+}

@@ -73,7 +73,10 @@ export const registerCommand: Command = {
         values.device as Device,
       );
       engine = model.engine;
-    }
+      console.error(
+        `matcher: SAM, model ${model.label}${values['random-init'] === undefined ? ` (${weightsFile})` : ''}`,
+      );
+    } else console.error('matcher: NCC template matching');
     const controller = new AbortController();
     const onSigint = () => controller.abort();
     process.once('SIGINT', onSigint);

@@ -6,7 +6,10 @@ import { mkdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Command } from '../index.ts';
 import { initTfBackend, type TfBackendName } from '../../engine/compute/tf-backend.ts';
-import { getSamConfig } from '../../engine/sam/config.ts';
+import { getSamConfig, type SamConfig } from '../../engine/sam/config.ts';
+import { checkWeights, disposeWeights, type SamWeights } from '../../engine/sam/network.ts';
+import { loadWeights } from '../../engine/sam/weights-file.ts';
+import { InputError } from '../../engine/errors.ts';
 import { forwardCost } from '../../engine/sam/flops.ts';
 import { loadTrainingSet } from '../../engine/train/dataset.ts';
 import { ADAM, SAM_SGD, type OptimizerOptions } from '../../engine/train/optimizer.ts';
@@ -28,11 +31,23 @@ const USAGE = `usage: sam train --data <folder|file|list.txt> [--data ...] --out
   --lr X              learning rate
   --warmup N          warm-up iterations (sgd)
   --checkpoint-every N  (default 100)
+  --init FILE         start from this model's weights (fine-tuning; same configuration), not at random
   --resume            continue the run in --out from its latest checkpoint
   --seed N            (default 0): same seed, data and options give the same weights
   --backend NAME      auto (default: webgpu, then tfjs-node, then cpu), webgpu, tensorflow, cpu
   --no-augment        no noise / blur / intensity augmentation
   --tau X             InfoNCE temperature (default 0.5)`;
+
+/** The weights of --init, refused unless they were trained with the run's configuration. */
+function initWeights(file: string, config: SamConfig): SamWeights {
+  const m = loadWeights(file);
+  if (JSON.stringify(m.config) !== JSON.stringify(config)) {
+    disposeWeights(m.weights);
+    throw new InputError(file, `--init model has configuration '${m.config.name}', the run '${config.name}'`);
+  }
+  checkWeights(config, m.weights, file);
+  return m.weights;
+}
 
 export const trainCommand: Command = {
   name: 'train',
@@ -53,6 +68,7 @@ export const trainCommand: Command = {
         warmup: { type: 'string' },
         'checkpoint-every': { type: 'string', default: '100' },
         resume: { type: 'boolean', default: false },
+        init: { type: 'string' },
         seed: { type: 'string', default: '0' },
         backend: { type: 'string', default: 'auto' },
         'no-augment': { type: 'boolean', default: false },
@@ -91,13 +107,16 @@ export const trainCommand: Command = {
     );
 
     const controller = new AbortController();
-    let interrupts = 0;
+    // A second Ctrl-C quits at once. One that comes within a second of the first is the same
+    // interrupt delivered twice (GNU `timeout -s INT` signals the command and its process group).
+    let firstInterrupt = 0;
     const onSigint = (): void => {
-      interrupts++;
-      if (interrupts === 1) {
+      const now = performance.now();
+      if (!firstInterrupt) {
+        firstInterrupt = now;
         console.error('\ninterrupted: finishing this iteration and saving a checkpoint (Ctrl-C again to quit at once)');
         controller.abort();
-      } else process.exit(130);
+      } else if (now - firstInterrupt > 1000) process.exit(130);
     };
     process.on('SIGINT', onSigint);
     try {
@@ -124,6 +143,7 @@ export const trainCommand: Command = {
           patch: { patchSize: patch },
           augment: values['no-augment'] ? NO_AUGMENT : undefined,
           tau: Number(values.tau),
+          init: values.init ? { file: values.init, weights: initWeights(values.init, config) } : undefined,
         },
         {
           signal: controller.signal,

@@ -28,6 +28,12 @@ export interface EmbeddingEngine {
    * estimate (sam/embed-volume.ts bytesPerInputVoxel); whole-volume embedding sizes its tiles by it.
    */
   readonly bytesPerInputVoxel?: number;
+  /**
+   * Seconds for the network alone on a block of this size ([D, H, W]), the outputs reduced on the
+   * device so that nothing but a scalar is read back (benchmarks: separates the network from the
+   * transfer of its outputs). Optional.
+   */
+  timeNetwork?(size: Vec3): Promise<number>;
   /** Run the network on one block; size is [D, H, W]. */
   run(input: Float32Array, size: Vec3): Promise<EngineOutput>;
   dispose(): Promise<void> | void;

@@ -51,6 +51,21 @@ export async function createTfjsEngine(options: TfjsEngineOptions): Promise<Embe
         o?.local.dispose();
       }
     },
+    async timeNetwork(size: Vec3): Promise<number> {
+      const x = tf.zeros([1, ...size, 1], 'float32') as tf.Tensor5D;
+      try {
+        const t0 = performance.now();
+        const sum = tf.tidy(() => {
+          const o = forward(weights, x, config);
+          return tf.add(tf.sum(o.global), tf.sum(o.local));
+        });
+        await sum.data();
+        sum.dispose();
+        return (performance.now() - t0) / 1000;
+      } finally {
+        x.dispose();
+      }
+    },
     dispose() {},
   };
 }

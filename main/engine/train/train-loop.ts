@@ -35,6 +35,11 @@ export interface TrainOptions {
   negatives?: NegativeOptions;
   augment?: AugmentOptions;
   tau?: number;
+  /**
+   * Start a new run from these weights (a saved model, e.g. the shipped one: fine-tuning) instead of
+   * a random initialisation; the optimiser state starts fresh. Ignored by a resume.
+   */
+  init?: { file: string; weights: SamWeights };
 }
 
 export interface TrainProgress {
@@ -104,7 +109,7 @@ export async function trainSam(
         o.runDir,
         'already holds a training run: pass --resume to continue it, or choose another --out',
       );
-    weights = createWeights(o.config, o.seed);
+    weights = o.init ? o.init.weights : createWeights(o.config, o.seed);
     opt = createOptimizerState(o.optimizer, weights);
   }
   const rows = log.load(start);
@@ -116,7 +121,7 @@ export async function trainSam(
     lastCheckpoint = await saveCheckpoint(o.runDir, o.config, weights, opt, {
       iteration,
       elapsedSeconds: elapsedBefore + (performance.now() - t0) / 1000,
-      options: { ...o, config: o.config.name },
+      options: { ...o, config: o.config.name, init: o.init?.file },
     });
     log.plot(rows);
     hooks.onCheckpoint?.(lastCheckpoint);
