@@ -5,6 +5,7 @@
 import { infoCommand } from './commands/info.ts';
 import { benchReadCommand } from './commands/bench-read.ts';
 import { benchEmbedCommand } from './commands/bench-embed.ts';
+import { benchTrainCommand } from './commands/bench-train.ts';
 import { convertCommand } from './commands/convert.ts';
 import { trainCommand } from './commands/train.ts';
 import { registerCommand } from './commands/register.ts';
@@ -33,6 +34,7 @@ const COMMANDS: Command[] = [
   evalMatchCommand,
   benchReadCommand,
   benchEmbedCommand,
+  benchTrainCommand,
 ];
 
 function help(): string {

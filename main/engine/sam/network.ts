@@ -25,6 +25,7 @@
  *  - Top-down path: nearest upsampling (as mmdet FPN), lateral 1x1 only where channels differ.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { conv3dTapGrad } from './conv3d-filter-grad.ts';
 import { InputError } from '../errors.ts';
 import {
   convLayers,
@@ -158,11 +159,37 @@ function effectiveKernel(w: SamWeights, l: ConvLayer, scale: number): tf.Tensor5
   return tf.reshape(tf.mul(d, scale === 1 ? s : tf.mul(s, scale)), k.shape);
 }
 
+/**
+ * How the convolutions' weight gradients are computed: tfjs' Conv3DBackpropFilterV2 kernel
+ * ('builtin'), or one matrix product per kernel tap ('taps', conv3d-filter-grad.ts). 'auto' (the
+ * default) takes taps on WebGPU, where the built-in kernel is the bottleneck of training, and the
+ * built-in kernel elsewhere (on tfjs-cpu the taps are 3-5x slower). Values are identical up to
+ * rounding; $SAM_CONV_WGRAD sets the initial mode.
+ */
+export type FilterGradientMode = 'auto' | 'builtin' | 'taps';
+let filterGradientMode: FilterGradientMode = parseFilterGradientMode(process.env.SAM_CONV_WGRAD);
+
+function parseFilterGradientMode(v: string | undefined): FilterGradientMode {
+  if (v === undefined || v === '') return 'auto';
+  if (v === 'auto' || v === 'builtin' || v === 'taps') return v;
+  throw new Error(`SAM_CONV_WGRAD must be auto, builtin or taps (got '${v}')`);
+}
+
+export function setFilterGradientMode(mode: FilterGradientMode): void {
+  filterGradientMode = parseFilterGradientMode(mode);
+}
+
+export function filterGradientIsTaps(): boolean {
+  return filterGradientMode === 'taps' || (filterGradientMode === 'auto' && tf.getBackend() === 'webgpu');
+}
+
 function conv(x: tf.Tensor5D, w: SamWeights, l: ConvLayer, o: ConvOptions = {}): tf.Tensor5D {
   const out = o.outScale ?? 1;
   const k = effectiveKernel(w, l, (o.inScale ?? 1) * out);
   const b = w[`${l.name}.b`];
-  return addChannelBias(tf.conv3d(x, k, l.convStride, o.pad ?? 'same'), out === 1 ? b : tf.mul(b, out));
+  const pad = o.pad ?? 'same';
+  const y = filterGradientIsTaps() ? conv3dTapGrad(x, k, l.convStride, pad) : tf.conv3d(x, k, l.convStride, pad);
+  return addChannelBias(y, out === 1 ? b : tf.mul(b, out));
 }
 
 /*

@@ -1,0 +1,156 @@
+/**
+ * `sam bench-train`: training speed of the SAM network on the chosen tfjs backend: iterations/s and
+ * achieved GFLOP/s of whole training iterations (sampling, mining forward, forward + backward, Adam
+ * step) for each configuration, with the convolutions' weight gradients computed by tfjs' built-in
+ * kernel and by per-tap matrix products (sam/conv3d-filter-grad.ts); and the weight-gradient
+ * kernels alone, layer by layer, both ways.
+ *
+ * FLOP counts are the model's (network.ts layers, flops.ts): one iteration = a forward pass for
+ * mining + a forward pass and its backward pass (counted as two forward passes) over 2 x batch
+ * patches, i.e. 4x the forward FLOPs; the weight gradient of a layer = its forward FLOPs.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs-core';
+import type { Command } from '../index.ts';
+import { initTfBackend, type TfBackendName } from '../../engine/compute/tf-backend.ts';
+import { convLayers, getSamConfig, type SamConfig, type Vec3 } from '../../engine/sam/config.ts';
+import { conv3dFilterGradByTaps } from '../../engine/sam/conv3d-filter-grad.ts';
+import { forwardCost } from '../../engine/sam/flops.ts';
+import { setFilterGradientMode, type FilterGradientMode } from '../../engine/sam/network.ts';
+import { loadTrainingSet } from '../../engine/train/dataset.ts';
+import { ADAM } from '../../engine/train/optimizer.ts';
+import { trainSam } from '../../engine/train/train-loop.ts';
+
+const DEFAULT_DATA = '../shared/data/TotalSegmentator/tests/reference_files/example_ct.nii.gz';
+
+const USAGE = [
+  'usage: sam bench-train [options]',
+  '  --config A,B       configurations (default small,paper)',
+  '  --batch P          patch pairs per iteration (default 2)',
+  '  --patch X,Y,Z      patch size (default 96,96,32)',
+  '  --iterations N     timed iterations after one warm-up iteration (default 3)',
+  '  --backend NAME     auto (default), webgpu, tensorflow, cpu',
+  '  --wgrad A,B        weight-gradient methods to compare: builtin, taps (default builtin,taps)',
+  '  --no-kernels       skip the layer-by-layer weight-gradient comparison',
+  '  --no-iterations    skip the training iterations',
+  `  --data FILE        training CT (default ${DEFAULT_DATA})`,
+].join('\n');
+
+const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1];
+
+/** Each conv layer's weight gradient, built-in kernel vs taps, on the layer's shapes for this patch. */
+async function benchKernels(config: SamConfig, patchZyx: Vec3, batch: number, methods: string[]): Promise<void> {
+  const cost = forwardCost(config, patchZyx, batch);
+  const totals: Record<string, number> = {};
+  let flopsTotal = 0;
+  console.log(`  weight-gradient kernels, layer by layer (${batch} patches of ${[...patchZyx].reverse().join('x')}):`);
+  for (const [n, l] of convLayers(config).entries()) {
+    const outShape = cost.layers[n].outShape;
+    const inShape = outShape.map((s, a) => s * l.convStride[a]) as Vec3;
+    const x = tf.randomNormal([batch, ...inShape, l.cin]) as tf.Tensor5D;
+    const w = tf.randomNormal([...l.kernel, l.cin, l.cout]) as tf.Tensor5D;
+    const dy = tf.randomNormal([batch, ...outShape, l.cout]) as tf.Tensor5D;
+    const flops = cost.layers[n].flops;
+    flopsTotal += flops;
+    const line: string[] = [];
+    for (const m of methods) {
+      const run = () =>
+        m === 'taps'
+          ? conv3dFilterGradByTaps(x, dy, w.shape as [number, number, number, number, number], l.convStride, 'same')
+          : tf.grad((wt: tf.Tensor) => tf.sum(tf.mul(tf.conv3d(x, wt as tf.Tensor5D, l.convStride, 'same'), dy)))(w);
+      const warm = run();
+      await warm.data();
+      warm.dispose();
+      const t0 = performance.now();
+      const g = run();
+      await g.data();
+      const s = (performance.now() - t0) / 1000;
+      g.dispose();
+      totals[m] = (totals[m] ?? 0) + s;
+      line.push(`${m} ${(s * 1000).toFixed(1)} ms (${(flops / s / 1e9).toPrecision(3)} GFLOP/s)`);
+    }
+    tf.dispose([x, w, dy]);
+    console.log(`    ${l.name.padEnd(14)} ${l.kernel.join('x')} ${l.cin}->${l.cout}: ${line.join(', ')}`);
+  }
+  const sum = methods.map(
+    (m) => `${m} ${totals[m].toFixed(3)} s (${(flopsTotal / totals[m] / 1e9).toPrecision(3)} GFLOP/s)`,
+  );
+  const speedup =
+    totals.builtin && totals.taps ? `; taps ${(totals.builtin / totals.taps).toFixed(2)}x the built-in speed` : '';
+  console.log(`    all layers: ${sum.join(', ')}${speedup}`);
+}
+
+export const benchTrainCommand: Command = {
+  name: 'bench-train',
+  summary: 'benchmark SAM training: iterations/s, GFLOP/s, weight-gradient kernels',
+  usage: USAGE,
+  async run(args) {
+    const { values } = parseArgs({
+      args,
+      options: {
+        config: { type: 'string', default: 'small,paper' },
+        batch: { type: 'string', default: '2' },
+        patch: { type: 'string', default: '96,96,32' },
+        iterations: { type: 'string', default: '3' },
+        backend: { type: 'string', default: 'auto' },
+        wgrad: { type: 'string', default: 'builtin,taps' },
+        'no-kernels': { type: 'boolean', default: false },
+        'no-iterations': { type: 'boolean', default: false },
+        data: { type: 'string', default: DEFAULT_DATA },
+      },
+    });
+    const batch = Number(values.batch);
+    const iterations = Number(values.iterations);
+    const patch = values.patch.split(',').map(Number) as Vec3;
+    if (patch.length !== 3 || !patch.every((n) => Number.isInteger(n) && n > 0))
+      throw new Error(`--patch needs three sizes X,Y,Z, got '${values.patch}'`);
+    if (!Number.isInteger(batch) || batch < 1) throw new Error(`--batch must be a positive integer`);
+    if (!Number.isInteger(iterations) || iterations < 1) throw new Error(`--iterations must be a positive integer`);
+    const methods = values.wgrad.split(',');
+    for (const m of methods) if (m !== 'builtin' && m !== 'taps') throw new Error(`--wgrad: unknown method '${m}'`);
+    const backend = await initTfBackend({ backend: values.backend as TfBackendName | 'auto' });
+    console.log(`backend: ${backend.backend}`);
+    const cases = values['no-iterations'] ? [] : (await loadTrainingSet([values.data])).cases;
+    const patchZyx: Vec3 = [patch[2], patch[1], patch[0]];
+    for (const name of values.config.split(',')) {
+      const config = getSamConfig(name);
+      const fwd = forwardCost(config, patchZyx).flops;
+      console.log(
+        `${config.name}: ${(fwd / 1e9).toFixed(2)} GFLOP per patch forward; one iteration of ${batch} pair(s) = ` +
+          `${((4 * 2 * batch * fwd) / 1e9).toFixed(1)} GFLOP`,
+      );
+      if (!values['no-kernels']) await benchKernels(config, patchZyx, 2 * batch, methods);
+      if (values['no-iterations']) continue;
+      for (const m of methods) {
+        setFilterGradientMode(m as FilterGradientMode);
+        const dir = mkdtempSync(join(tmpdir(), 'sam-bench-train-'));
+        try {
+          const r = await trainSam(cases, {
+            config,
+            runDir: dir,
+            iterations: iterations + 1,
+            batchPairs: batch,
+            seed: 0,
+            optimizer: { ...ADAM },
+            checkpointEvery: 1e9,
+            resume: false,
+            patch: { patchSize: patch },
+          });
+          const secs = r.rows.slice(1).map((row) => row.seconds);
+          const s = median(secs);
+          console.log(
+            `  training, weight gradients by ${m}: ${(1 / s).toFixed(3)} it/s (${s.toFixed(2)} s/it, median of ` +
+              `${secs.length}; warm-up ${r.rows[0].seconds.toFixed(2)} s), ${((4 * 2 * batch * fwd) / s / 1e9).toPrecision(3)} GFLOP/s`,
+          );
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      }
+      setFilterGradientMode('auto');
+    }
+    return 0;
+  },
+};
