@@ -27,6 +27,8 @@ export interface ReviewInputs {
   signOff?: SignOff | null;
   /** Include the key slice images (default true). */
   images?: boolean;
+  /** Already computed for this transform (a review session's caches): reused as they are. */
+  precomputed?: { mask?: Volume; confidence?: ConfidenceResult | null; fieldStats?: FieldStatistics };
 }
 
 export interface ReviewOutput {
@@ -60,20 +62,24 @@ export function reviewRegistration(inputs: ReviewInputs): ReviewOutput {
     t0 = performance.now();
   };
   const { fixed, moving, result } = inputs;
-  const mask = bodyMask(fixed);
+  const pre = inputs.precomputed ?? {};
+  const mask = pre.mask ?? bodyMask(fixed);
   tick('body mask');
   const warped = result.warped ?? warpVolume(moving, result.field, { fill: -1024 });
   if (!result.warped) tick('warp');
-  const confidence = inputs.embeddings
-    ? confidenceMap(fixed, inputs.embeddings, result.field, {
-        mask,
-        labels: inputs.labels,
-        labelNames: inputs.labelNames,
-        threshold: inputs.threshold,
-      })
-    : null;
+  const confidence =
+    pre.confidence !== undefined
+      ? pre.confidence
+      : inputs.embeddings
+        ? confidenceMap(fixed, inputs.embeddings, result.field, {
+            mask,
+            labels: inputs.labels,
+            labelNames: inputs.labelNames,
+            threshold: inputs.threshold,
+          })
+        : null;
   if (confidence) tick('confidence');
-  const fieldStats = fieldStatistics(result.field, { mask });
+  const fieldStats = pre.fieldStats ?? fieldStatistics(result.field, { mask });
   tick('jacobian');
   const j = fieldStats.jacobian;
   const images = inputs.images === false ? [] : keyImages(fixed, warped, confidence?.lowMask);
