@@ -50,3 +50,4 @@ export {
 export { reviewRegistration, type ReviewInputs, type ReviewOutput } from './review/review.ts';
 export { readRegistrationResult, parsePairsCsv, type RegistrationResult } from './review/result-dir.ts';
 export { slicePlane, type Orientation, type SlicePlane } from './review/slice-plane.ts';
+export { ReviewSession, openReviewSession, type OpenReviewOptions } from './review/session.ts';

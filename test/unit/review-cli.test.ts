@@ -14,10 +14,12 @@ import { warpWithAffine } from '../../main/engine/register/field/warp.ts';
 import { samAffineFromPairs, writePairsCsv } from '../../main/engine/register/sam-affine.ts';
 import { checkerboardImage, makeSignOff, sliceImage, writeReviewReport } from '../../main/engine/review/report.ts';
 import { parsePairsCsv } from '../../main/engine/review/result-dir.ts';
+import { openReviewSession } from '../../main/engine/review/session.ts';
 import { affineDeterminant } from '../../main/engine/register/affine-fit.ts';
 import { indexToWorld } from '../../main/engine/volume/geometry.ts';
 import { readVolume, writeVolume } from '../../main/engine/volume/io/index.ts';
 import { bodyMask } from '../../main/engine/volume/mask.ts';
+import { cropIndex } from '../../main/engine/volume/crop.ts';
 import { makeVolume, type Vec3 } from '../../main/engine/volume/volume.ts';
 import { dataPath, rng, tempDir } from '../helpers.ts';
 import { EXAMPLE_CT } from './embed-fixtures.ts';
@@ -26,7 +28,8 @@ import { bestAffine } from './review-fixtures.ts';
 test('sam review: maps, report.json and report.html for a register result, with sign-off', async (t) => {
   const { dir, cleanup } = tempDir();
   try {
-    const ct = await readVolume(EXAMPLE_CT);
+    // the lower 70 slices of the example CT (the label map covers its lowest 30), cropped in-plane
+    const ct = cropIndex(await readVolume(EXAMPLE_CT), [11, 6, 0], [111, 96, 70]);
     const pair = makeSyntheticPair(ct, { seed: 5, bumps: 0, maxDeformationMm: 0, noiseHu: 5 });
     const fixedPath = join(dir, 'fixed.nii.gz');
     const movingPath = join(dir, 'moving.nii.gz');
@@ -38,7 +41,7 @@ test('sam review: maps, report.json and report.html for a register result, with 
     const r = rng(1);
     const cands = [];
     for (let n = 0; n < 300; n++) {
-      const x = indexToWorld(pair.fixed, [10 + r() * 100, 10 + r() * 80, 10 + r() * 90]);
+      const x = indexToWorld(pair.fixed, [8 + r() * 84, 8 + r() * 74, 6 + r() * 58]);
       const y = pair.truth(x).map((v) => v + (n % 10 === 0 ? 30 * (r() - 0.5) : 0.5 * (r() - 0.5))) as Vec3;
       cands.push({ fixed: x, moving: y, score: 0.9, accepted: true });
     }
@@ -126,6 +129,11 @@ test('sam review: maps, report.json and report.html for a register result, with 
     assert.equal(again.status, 0, again.stderr);
     assert.equal(statSync(join(res, 'warped.nii.gz')).mtimeMs, before);
     assert.equal(JSON.parse(readFileSync(join(res, 'report.json'), 'utf8')).signOff.decision, 'approved');
+    // the same folder opened as a review session (what the workstation calls), without a model
+    const session = await openReviewSession({ fixed: fixedPath, moving: movingPath, resultDir: res });
+    assert.equal(session.result.fieldSource, 'displacement.nii.gz');
+    assert.equal(session.result.pairs!.length, 300);
+    assert.equal(session.readout(indexToWorld(pair.fixed, [50, 45, 35])).jacobian.toFixed(4), det.toFixed(4));
     // a rejection without a comment is refused
     const bad = spawnSync(
       process.execPath,

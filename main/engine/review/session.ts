@@ -14,7 +14,10 @@ import { InputError } from '../errors.ts';
 import type { Affine3x4 } from '../register/affine-fit.ts';
 import { fieldFromAffine } from '../register/field/field.ts';
 import { warpWithAffine } from '../register/field/warp.ts';
-import type { EmbeddedVolume } from '../sam/embed-volume.ts';
+import type { EmbeddingEngine } from '../compute/embedding-engine.ts';
+import { embedVolume, type EmbeddedVolume } from '../sam/embed-volume.ts';
+import { embedVolumeCached, hashVolume } from '../sam/embedding-cache.ts';
+import { readVolume } from '../volume/io/index.ts';
 import type { Vec3, Volume } from '../volume/volume.ts';
 import { bodyMask } from '../volume/mask.ts';
 import { confidenceMap, type ConfidenceResult } from './confidence.ts';
@@ -27,7 +30,7 @@ import {
 } from './field-stats.ts';
 import { voxelReadout, type VoxelReadout } from './readout.ts';
 import { refitAffine, type RefitOptions, type RefitResult } from './refit.ts';
-import type { RegistrationResult } from './result-dir.ts';
+import { readRegistrationResult, type RegistrationResult } from './result-dir.ts';
 import { reviewRegistration, type ReviewOutput } from './review.ts';
 import type { SignOff } from './report.ts';
 import { trackPoint, type TrackedPoint, type TrackOptions } from './track-point.ts';
@@ -151,4 +154,47 @@ export class ReviewSession {
       precomputed: { mask: this.body, confidence: this.confidence(), fieldStats: this.fieldStats() },
     });
   }
+}
+
+/** What openReviewSession reads. */
+export interface OpenReviewOptions {
+  fixed: string;
+  moving: string;
+  resultDir: string;
+  labels?: string;
+  threshold?: number;
+  /** An opened embedding engine (the caller owns and disposes it); without it, no SAM tools. */
+  engine?: EmbeddingEngine;
+  /** Model identity for the embedding cache (embedding-cache.ts hashModel); no caching without it. */
+  modelHash?: string;
+  cacheDir?: string;
+  signal?: AbortSignal;
+}
+
+/** Read the images, the result folder and the labels, embed both images (cached), open a session. */
+export async function openReviewSession(o: OpenReviewOptions): Promise<ReviewSession> {
+  const fixed = await readVolume(o.fixed);
+  const moving = await readVolume(o.moving);
+  const result = await readRegistrationResult(o.resultDir, fixed);
+  const labels = o.labels ? await readVolume(o.labels) : undefined;
+  let embeddings;
+  if (o.engine) {
+    const engine = o.engine;
+    const embed = (v: Volume) =>
+      o.modelHash
+        ? embedVolumeCached(v, engine, {
+            inputHash: hashVolume(v),
+            modelHash: o.modelHash,
+            cacheDir: o.cacheDir,
+            signal: o.signal,
+          })
+        : embedVolume(v, engine, { signal: o.signal });
+    embeddings = { fixed: await embed(fixed), moving: await embed(moving) };
+  }
+  return new ReviewSession(fixed, moving, result, {
+    embeddings,
+    labels,
+    threshold: o.threshold,
+    names: { fixed: o.fixed, moving: o.moving, labels: o.labels },
+  });
 }
