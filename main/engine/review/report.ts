@@ -297,7 +297,7 @@ export function renderReportHtml(report: ReviewReport, images: ReportImage[]): s
     'tr.warn td{background:#fde2e2}',
     '.approved{color:#176d2a}.rejected{color:#a11}',
     '.grid{display:flex;flex-wrap:wrap;gap:12px}',
-    'figure{margin:0}img{image-rendering:pixelated;max-width:360px;border:1px solid #888}',
+    'figure{margin:0}img{image-rendering:pixelated;width:300px;border:1px solid #888}',
   ].join('');
   return `<!doctype html><html><head><meta charset="utf-8"><title>Registration review</title><style>${css}</style></head><body>${parts.join('\n')}</body></html>\n`;
 }
