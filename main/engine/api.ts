@@ -49,5 +49,6 @@ export {
 } from './review/report.ts';
 export { reviewRegistration, type ReviewInputs, type ReviewOutput } from './review/review.ts';
 export { readRegistrationResult, parsePairsCsv, type RegistrationResult } from './review/result-dir.ts';
+export { parseLabelNames } from './review/label-names.ts';
 export { slicePlane, type Orientation, type SlicePlane } from './review/slice-plane.ts';
 export { ReviewSession, openReviewSession, type OpenReviewOptions } from './review/session.ts';

@@ -15,6 +15,7 @@ import { samAffineFromPairs, writePairsCsv } from '../../main/engine/register/sa
 import { checkerboardImage, makeSignOff, sliceImage, writeReviewReport } from '../../main/engine/review/report.ts';
 import { parsePairsCsv } from '../../main/engine/review/result-dir.ts';
 import { openReviewSession } from '../../main/engine/review/session.ts';
+import { parseLabelNames } from '../../main/engine/review/label-names.ts';
 import { affineDeterminant } from '../../main/engine/register/affine-fit.ts';
 import { indexToWorld } from '../../main/engine/volume/geometry.ts';
 import { readVolume, writeVolume } from '../../main/engine/volume/io/index.ts';
@@ -57,6 +58,8 @@ test('sam review: maps, report.json and report.html for a register result, with 
     );
     const out = join(dir, 'review');
     const labels = dataPath('TotalSegmentator/tests/reference_files/example_seg.nii.gz');
+    const names = join(dir, 'names.csv');
+    writeFileSync(names, 'label,name\n5,liver\n1,spleen\n');
     const t0 = performance.now();
     const run = spawnSync(
       process.execPath,
@@ -68,6 +71,8 @@ test('sam review: maps, report.json and report.html for a register result, with 
         res,
         '--labels',
         labels,
+        '--label-names',
+        names,
         '--out',
         out,
         '--reject',
@@ -112,6 +117,9 @@ test('sam review: maps, report.json and report.html for a register result, with 
     assert.equal(c.thirds.length, 3);
     assert.equal(c.octants.length, 8);
     assert.ok(c.labels.length > 20);
+    const liver = c.labels.find((x: { label: number }) => x.label === 5);
+    assert.equal(liver.name, 'liver');
+    assert.equal(c.labels.find((x: { label: number }) => x.label === 2).name, 'label 2');
     // report.html: self-contained, images embedded, numbers present
     const html = readFileSync(join(out, 'report.html'), 'utf8');
     assert.ok(!/src="(?!data:)/.test(html), 'no external resources');
@@ -151,6 +159,12 @@ test('sam review: maps, report.json and report.html for a register result, with 
 
 test('report: sign-off rules, slice and checkerboard images, pairs.csv round trip, atomic writes refuse inputs', () => {
   assert.throws(() => makeSignOff({ decision: 'maybe', reviewer: 'a' }), /approved' or 'rejected/);
+  assert.deepEqual(parseLabelNames('{"1": "spleen", "5": "liver"}'), { 1: 'spleen', 5: 'liver' });
+  assert.deepEqual(parseLabelNames('# TotalSegmentator\nlabel\tname\n1\tspleen\n2, "kidney right"\n'), {
+    1: 'spleen',
+    2: 'kidney right',
+  });
+  assert.throws(() => parseLabelNames('1,a\nxx'), /line 2/);
   assert.throws(() => makeSignOff({ decision: 'approved', reviewer: ' ' }), /reviewer/);
   const s = makeSignOff({ decision: 'approved', reviewer: 'A', time: '2026-01-02T03:04:05Z' });
   assert.equal(s.time, '2026-01-02T03:04:05.000Z');

@@ -4,13 +4,14 @@
  * residual statistics, key slices, an optional sign-off, written as NIfTI maps plus report.json and
  * a self-contained report.html (engine/review/).
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from '../index.ts';
 import type { Device } from '../../engine/compute/choose-engine.ts';
 import { InputError } from '../../engine/errors.ts';
 import { readRegistrationResult } from '../../engine/review/result-dir.ts';
+import { parseLabelNames } from '../../engine/review/label-names.ts';
 import { makeSignOff, writeReviewReport } from '../../engine/review/report.ts';
 import { reviewRegistration } from '../../engine/review/review.ts';
 import { embedVolumeCached, hashVolume } from '../../engine/sam/embedding-cache.ts';
@@ -25,6 +26,7 @@ const USAGE = `usage: sam review <fixed> <moving> <result dir> [options]
   --out DIR            where to write (default: the result folder): confidence.nii.gz,
                        low-confidence.nii.gz, jacobian.nii.gz, folded.nii.gz, report.json, report.html
   --labels FILE        label map (e.g. TotalSegmentator) for per-organ confidence summaries
+  --label-names FILE   names of its labels: JSON {"1": "spleen"} or lines '1,spleen'
   --threshold X        similarity below which a voxel is flagged (default 0.6)
   --approve | --reject sign the review off (--reviewer NAME required; --comment TEXT, required to reject)
   --weights FILE       SAM model (default resources/sam-small.samw or $SAM_MODEL)
@@ -44,6 +46,7 @@ export const reviewCommand: Command = {
       options: {
         out: { type: 'string' },
         labels: { type: 'string' },
+        'label-names': { type: 'string' },
         threshold: { type: 'string' },
         approve: { type: 'boolean', default: false },
         reject: { type: 'boolean', default: false },
@@ -83,7 +86,9 @@ export const reviewCommand: Command = {
     const moving = await readVolume(movingPath);
     const result = await readRegistrationResult(resultDir, fixed);
     const labels = values.labels ? await readVolume(values.labels) : undefined;
-    const protect = [fixedPath, movingPath, ...(values.labels ? [values.labels] : []), ...result.files];
+    const ln = values['label-names'];
+    const labelNames = ln ? parseLabelNames(readFileSync(ln, 'utf8'), ln) : undefined;
+    const protect = [fixedPath, movingPath, ...[values.labels, ln].filter((p): p is string => !!p), ...result.files];
 
     let embeddings;
     if (!values['no-sam']) {
@@ -122,6 +127,7 @@ export const reviewCommand: Command = {
       names: { fixed: fixedPath, moving: movingPath, labels: values.labels },
       embeddings,
       labels,
+      labelNames,
       threshold,
       signOff,
     });

@@ -78,8 +78,8 @@ export function samSimilarityAt(embeddings: { fixed: EmbeddedVolume; moving: Emb
 export function voxelReadout(inputs: ReadoutInputs, point: Vec3): VoxelReadout {
   const { fixed, moving, field, warped, embeddings } = inputs;
   checkField(field);
-  if (!sameGrid(field, fixed)) throw new InputError('displacement field', 'the field is not on the fixed grid');
-  if (warped && !sameGrid(warped, fixed))
+  if (!sameGrid(field, fixed, 0.01)) throw new InputError('displacement field', 'the field is not on the fixed grid');
+  if (warped && !sameGrid(warped, fixed, 0.01))
     throw new InputError('warped image', 'the warped image is not on the fixed grid');
   if (!point.every(Number.isFinite)) throw new InputError('point', `not a finite point: ${point.join(', ')}`);
   const cont = worldToIndex(fixed, point);

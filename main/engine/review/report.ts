@@ -143,7 +143,7 @@ export function checkerboardImage(
   orientation: Orientation,
   options: { slice?: number; squares?: number } & Partial<WindowLevel> = {},
 ): SliceImage {
-  if (!sameGrid(a, b)) throw new InputError('checkerboard', 'the two volumes are not on the same grid');
+  if (!sameGrid(a, b, 0.01)) throw new InputError('checkerboard', 'the two volumes are not on the same grid');
   const wl = { ...CT_WINDOW, ...options };
   const { width, height, voxel } = sliceSampling(a, orientation, options.slice);
   const side = Math.max(1, Math.ceil(Math.max(width, height) / (options.squares ?? 8)));
@@ -164,7 +164,7 @@ export function flaggedOverlayImage(
   orientation: Orientation,
   options: { slice?: number } & Partial<WindowLevel> = {},
 ): SliceImage {
-  if (!sameGrid(fixed, flags)) throw new InputError('overlay', 'the flags are not on the fixed grid');
+  if (!sameGrid(fixed, flags, 0.01)) throw new InputError('overlay', 'the flags are not on the fixed grid');
   const wl = { ...CT_WINDOW, ...options };
   const { width, height, voxel } = sliceSampling(fixed, orientation, options.slice);
   const pixels = new Uint8Array(width * height * 3);

@@ -65,7 +65,23 @@ export function parsePairsCsv(text: string, source = 'pairs.csv'): SamAffinePair
   });
 }
 
-/** Read a result folder; the field is checked to lie on the fixed grid. */
+/** Largest distance (mm) between grid corners for a stored volume to count as on the fixed grid. */
+export const GRID_TOLERANCE_MM = 0.01;
+
+function onFixedGrid<T extends Volume>(v: T, g: Geometry): T {
+  return {
+    ...v,
+    size: [...g.size] as Vec3,
+    spacing: [...g.spacing] as Vec3,
+    origin: [...g.origin] as Vec3,
+    direction: [...g.direction] as Geometry['direction'],
+  };
+}
+
+/**
+ * Read a result folder. The field and the warped image are checked to lie on the fixed grid (within
+ * GRID_TOLERANCE_MM) and then given its exact geometry.
+ */
 export async function readRegistrationResult(dir: string, fixedGrid: Geometry): Promise<RegistrationResult> {
   if (!existsSync(dir)) throw new InputError(dir, 'no such result folder');
   const files: string[] = [];
@@ -86,16 +102,19 @@ export async function readRegistrationResult(dir: string, fixedGrid: Geometry): 
   if (fieldPath) {
     field = await readVolume(fieldPath);
     checkField(field, fieldPath);
-    if (!sameGrid(field, fixedGrid, 0.01))
+    if (!sameGrid(field, fixedGrid, GRID_TOLERANCE_MM))
       throw new InputError(fieldPath, 'the displacement field is not on the fixed image grid (wrong fixed image?)');
     fieldSource = 'displacement.nii.gz';
   } else if (affine) {
     field = fieldFromAffine(fixedGrid, affine);
     fieldSource = 'affine';
   } else throw new InputError(dir, 'no displacement.nii.gz and no affine.tfm: not a sam register result folder');
-  const warped = warpedPath ? await readVolume(warpedPath) : null;
-  if (warped && !sameGrid(warped, fixedGrid, 0.01))
+  let warped = warpedPath ? await readVolume(warpedPath) : null;
+  if (warped && !sameGrid(warped, fixedGrid, GRID_TOLERANCE_MM))
     throw new InputError(warpedPath!, 'the warped image is not on the fixed image grid (wrong fixed image?)');
+  // on the fixed grid within the tolerance: take its exact geometry (stored headers round it)
+  field = onFixedGrid(field, fixedGrid);
+  if (warped) warped = onFixedGrid(warped, fixedGrid);
   let qa: Record<string, unknown> | null = null;
   if (qaPath) {
     try {

@@ -162,6 +162,7 @@ export interface OpenReviewOptions {
   moving: string;
   resultDir: string;
   labels?: string;
+  labelNames?: Record<number, string>;
   threshold?: number;
   /** An opened embedding engine (the caller owns and disposes it); without it, no SAM tools. */
   engine?: EmbeddingEngine;
@@ -194,6 +195,7 @@ export async function openReviewSession(o: OpenReviewOptions): Promise<ReviewSes
   return new ReviewSession(fixed, moving, result, {
     embeddings,
     labels,
+    labelNames: o.labelNames,
     threshold: o.threshold,
     names: { fixed: o.fixed, moving: o.moving, labels: o.labels },
   });
