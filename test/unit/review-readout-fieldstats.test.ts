@@ -11,7 +11,8 @@ import { fieldFromAffine, zeroField } from '../../main/engine/register/field/fie
 import { jacobianDeterminant } from '../../main/engine/register/field/jacobian.ts';
 import { warpVolume } from '../../main/engine/register/field/warp.ts';
 import { affineDeterminant, affineFromParts } from '../../main/engine/register/affine-fit.ts';
-import type { EmbeddingVolume } from '../../main/engine/sam/embed-volume.ts';
+import { toHalf, type EmbeddingVolume } from '../../main/engine/sam/embed-volume.ts';
+import { confidenceGrid } from '../../main/engine/review/confidence.ts';
 import { dot, indexToWorld, orthonormalize } from '../../main/engine/volume/geometry.ts';
 import { makeVolume, type Mat3, type Vec3 } from '../../main/engine/volume/volume.ts';
 import { rng } from '../helpers.ts';
@@ -160,4 +161,40 @@ test('overlays: glyphs every N voxels in the slice, in-plane vectors; deformed g
   const ax = slicePlane(grid, 'axial');
   assert.equal(ax.axis, 2);
   assert.throws(() => arrowGlyphs(field, { orientation: 'axial', slice: 99 }), /outside/);
+});
+
+test('confidence grid: float16 embeddings give the float32 result (to half precision); values are cosines', () => {
+  const C = 8;
+  const r = rng(9);
+  const mk = (): EmbeddingVolume => {
+    const v = makeVolume({
+      size: [7, 6, 5],
+      spacing: [4, 4, 4],
+      origin: [-12, -10, -8],
+      components: C,
+      data: Float32Array.from({ length: 210 * C }, () => r() - 0.5),
+    });
+    return { ...v, storage: 'float32', stride: [2, 2, 2] };
+  };
+  const half = (e: EmbeddingVolume): EmbeddingVolume => ({
+    ...e,
+    storage: 'float16',
+    data: Uint16Array.from(e.data as Float32Array, (x) => toHalf(x)),
+  });
+  const fe = { global: mk(), local: mk() };
+  const me = { global: mk(), local: mk() };
+  const field = fieldFromAffine(
+    { size: [10, 9, 8], spacing: [2.5, 2.5, 2.5], origin: [-12, -10, -8], direction: [1, 0, 0, 0, 1, 0, 0, 0, 1] },
+    [1, 0, 0, 2, 0, 1, 0, -1, 0, 0, 1, 1.5],
+  );
+  const a = confidenceGrid({ fixed: fe, moving: me }, field);
+  const b = confidenceGrid({ fixed: { global: fe.global, local: half(fe.local) }, moving: me }, field);
+  let finite = 0;
+  a.data.forEach((v, n) => {
+    if (!Number.isFinite(v)) return assert.ok(Number.isNaN(b.data[n]));
+    finite++;
+    assert.ok(v >= -1 - 1e-5 && v <= 1 + 1e-5);
+    assert.ok(Math.abs(v - b.data[n]) < 2e-3, `${v} vs ${b.data[n]}`);
+  });
+  assert.ok(finite > 100);
 });

@@ -20,7 +20,7 @@
  */
 import { InputError } from '../errors.ts';
 import { checkField, fieldSampler } from '../register/field/field.ts';
-import { embeddingFloat32, type EmbeddedVolume } from '../sam/embed-volume.ts';
+import { halfTable, type EmbeddedVolume } from '../sam/embed-volume.ts';
 import { sampleEmbedding } from '../sam/match.ts';
 import { indexToWorldMatrix, sameGrid } from '../volume/geometry.ts';
 import { bodyMask } from '../volume/mask.ts';
@@ -83,7 +83,9 @@ export function confidenceGrid(embeddings: { fixed: EmbeddedVolume; moving: Embe
   if (fl.components !== ml.components)
     throw new InputError('SAM embeddings', 'fixed and moving embeddings have different channel counts');
   const C = fl.components;
-  const fdata = embeddingFloat32(fl);
+  // float16 storage is read through the half table voxel by voxel (no float32 copy of the whole grid)
+  const fdata = fl.data;
+  const half = fl.storage === 'float16' ? halfTable() : null;
   const sampler = fieldSampler(field, 'border');
   const m = indexToWorldMatrix(fl);
   const out = new Float32Array(voxelCount(fl.size));
@@ -105,7 +107,7 @@ export function confidenceGrid(embeddings: { fixed: EmbeddedVolume; moving: Embe
         let norm = 0;
         const base = n * C;
         for (let c = 0; c < C; c++) {
-          const f = fdata[base + c];
+          const f = half ? half[fdata[base + c]] : fdata[base + c];
           dotp += f * emb[c];
           norm += f * f;
         }
