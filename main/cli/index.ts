@@ -14,6 +14,7 @@ import { transformPointsCommand } from './commands/transform-points.ts';
 import { exportOnnxCommand } from './commands/export-onnx.ts';
 import { matchCommand } from './commands/match.ts';
 import { evalMatchCommand } from './commands/eval-match.ts';
+import { reviewCommand } from './commands/review.ts';
 
 export interface Command {
   name: string;
@@ -27,6 +28,7 @@ const COMMANDS: Command[] = [
   convertCommand,
   trainCommand,
   registerCommand,
+  reviewCommand,
   demoCommand,
   transformPointsCommand,
   exportOnnxCommand,

@@ -14,3 +14,41 @@ export async function volumeInfo(input: string | string[], options: ReadOptions 
 }
 
 export { readVolume, listDicomSeries };
+
+// ---- registration review (issue #7): the numbers behind the review tools ----
+export { voxelReadout, type VoxelReadout, type ReadoutInputs } from './review/readout.ts';
+export {
+  confidenceMap,
+  confidenceGrid,
+  summarizeConfidence,
+  DEFAULT_CONFIDENCE_THRESHOLD,
+  type ConfidenceResult,
+  type ConfidenceSummary,
+  type RegionSummary,
+} from './review/confidence.ts';
+export {
+  fieldStatistics,
+  arrowGlyphs,
+  deformedGridLines,
+  type FieldStatistics,
+  type SliceGlyphs,
+  type DeformedGrid,
+} from './review/field-stats.ts';
+export { refitAffine, residualHistogram, type RefitResult, type RefitOptions } from './review/refit.ts';
+export { trackPoint, trackPoints, type TrackedPoint, type TrackOptions } from './review/track-point.ts';
+export {
+  makeSignOff,
+  renderReportHtml,
+  writeReviewReport,
+  sliceImage,
+  checkerboardImage,
+  flaggedOverlayImage,
+  keyImages,
+  type SignOff,
+  type ReviewReport,
+} from './review/report.ts';
+export { reviewRegistration, type ReviewInputs, type ReviewOutput } from './review/review.ts';
+export { readRegistrationResult, parsePairsCsv, type RegistrationResult } from './review/result-dir.ts';
+export { parseLabelNames } from './review/label-names.ts';
+export { slicePlane, type Orientation, type SlicePlane } from './review/slice-plane.ts';
+export { ReviewSession, openReviewSession, type OpenReviewOptions } from './review/session.ts';

@@ -1,0 +1,136 @@
+/**
+ * Reading back a `sam register` result folder (register/register-output.ts): warped.nii.gz,
+ * displacement.nii.gz (or, without it, the field of affine.tfm / affine.txt on the fixed grid),
+ * the affine, pairs.csv (parsed back into SamAffinePair records) and qa.json. Missing optional
+ * files are null; a folder with neither a field nor an affine is refused.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { InputError } from '../errors.ts';
+import { readAffine } from '../register/affine-io.ts';
+import type { Affine3x4 } from '../register/affine-fit.ts';
+import { checkField, fieldFromAffine } from '../register/field/field.ts';
+import type { SamAffinePair } from '../register/sam-affine.ts';
+import { sameGrid, type Geometry } from '../volume/geometry.ts';
+import { readVolume } from '../volume/io/index.ts';
+import type { Vec3, Volume } from '../volume/volume.ts';
+
+export interface RegistrationResult {
+  dir: string;
+  warped: Volume | null;
+  field: Volume;
+  /** Where the field came from. */
+  fieldSource: 'displacement.nii.gz' | 'affine';
+  affine: Affine3x4 | null;
+  pairs: SamAffinePair[] | null;
+  qa: Record<string, unknown> | null;
+  /** The files read. */
+  files: string[];
+}
+
+/** Parse pairs.csv (register/sam-affine.ts pairsCsv) back into pair records. */
+export function parsePairsCsv(text: string, source = 'pairs.csv'): SamAffinePair[] {
+  const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '');
+  if (lines.length === 0) throw new InputError(source, 'empty pairs file');
+  const header = lines[0].split(',').map((s) => s.trim());
+  const col = (name: string) => {
+    const i = header.indexOf(name);
+    if (i < 0) throw new InputError(source, `no '${name}' column (is this a sam register pairs.csv?)`);
+    return i;
+  };
+  const fx = ['fixed_x', 'fixed_y', 'fixed_z'].map(col);
+  const mx = ['moving_x', 'moving_y', 'moving_z'].map(col);
+  const [cs, cr, ci, ck] = ['score', 'residual_mm', 'inlier', 'kept'].map(col);
+  const cc = header.indexOf('cycle_error_mm');
+  return lines.slice(1).map((l, n) => {
+    const f = l.split(',');
+    const v = (i: number) => (f[i] === undefined || f[i].trim() === '' ? NaN : Number(f[i]));
+    const fixed = fx.map(v) as Vec3;
+    const moving = mx.map(v) as Vec3;
+    if (!fixed.every(Number.isFinite) || !moving.every(Number.isFinite))
+      throw new InputError(source, `line ${n + 2}: a point coordinate is not a number`);
+    const kept = v(ck) === 1;
+    const cyc = cc >= 0 ? v(cc) : NaN;
+    return {
+      fixed,
+      moving,
+      score: v(cs),
+      // pairs.csv does not record the matcher's verdict; a kept pair was accepted
+      accepted: kept,
+      kept,
+      residualMm: v(cr),
+      inlier: v(ci) === 1,
+      ...(Number.isFinite(cyc) ? { cycleErrorMm: cyc } : {}),
+    };
+  });
+}
+
+/** Largest distance (mm) between grid corners for a stored volume to count as on the fixed grid. */
+export const GRID_TOLERANCE_MM = 0.01;
+
+function onFixedGrid<T extends Volume>(v: T, g: Geometry): T {
+  return {
+    ...v,
+    size: [...g.size] as Vec3,
+    spacing: [...g.spacing] as Vec3,
+    origin: [...g.origin] as Vec3,
+    direction: [...g.direction] as Geometry['direction'],
+  };
+}
+
+/**
+ * Read a result folder. The field and the warped image are checked to lie on the fixed grid (within
+ * GRID_TOLERANCE_MM) and then given its exact geometry.
+ */
+export async function readRegistrationResult(dir: string, fixedGrid: Geometry): Promise<RegistrationResult> {
+  if (!existsSync(dir)) throw new InputError(dir, 'no such result folder');
+  const files: string[] = [];
+  const path = (name: string) => {
+    const p = join(dir, name);
+    if (!existsSync(p)) return null;
+    files.push(p);
+    return p;
+  };
+  const warpedPath = path('warped.nii.gz');
+  const fieldPath = path('displacement.nii.gz');
+  const affinePath = path('affine.tfm') ?? path('affine.txt');
+  const pairsPath = path('pairs.csv');
+  const qaPath = path('qa.json');
+  const affine = affinePath ? readAffine(affinePath) : null;
+  let field: Volume;
+  let fieldSource: RegistrationResult['fieldSource'];
+  if (fieldPath) {
+    field = await readVolume(fieldPath);
+    checkField(field, fieldPath);
+    if (!sameGrid(field, fixedGrid, GRID_TOLERANCE_MM))
+      throw new InputError(fieldPath, 'the displacement field is not on the fixed image grid (wrong fixed image?)');
+    fieldSource = 'displacement.nii.gz';
+  } else if (affine) {
+    field = fieldFromAffine(fixedGrid, affine);
+    fieldSource = 'affine';
+  } else throw new InputError(dir, 'no displacement.nii.gz and no affine.tfm: not a sam register result folder');
+  let warped = warpedPath ? await readVolume(warpedPath) : null;
+  if (warped && !sameGrid(warped, fixedGrid, GRID_TOLERANCE_MM))
+    throw new InputError(warpedPath!, 'the warped image is not on the fixed image grid (wrong fixed image?)');
+  // on the fixed grid within the tolerance: take its exact geometry (stored headers round it)
+  field = onFixedGrid(field, fixedGrid);
+  if (warped) warped = onFixedGrid(warped, fixedGrid);
+  let qa: Record<string, unknown> | null = null;
+  if (qaPath) {
+    try {
+      qa = JSON.parse(readFileSync(qaPath, 'utf8')) as Record<string, unknown>;
+    } catch (e) {
+      throw new InputError(qaPath, `not valid JSON (${(e as Error).message})`);
+    }
+  }
+  return {
+    dir,
+    warped,
+    field,
+    fieldSource,
+    affine,
+    pairs: pairsPath ? parsePairsCsv(readFileSync(pairsPath, 'utf8'), pairsPath) : null,
+    qa,
+    files,
+  };
+}
