@@ -3,7 +3,20 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'out/', 'dist/', 'release/', 'test-results/', '.gl/', '.whl/', '.device/', 'sam-demo/', 'docs/training/'] },
+  {
+    ignores: [
+      'node_modules/',
+      'out/',
+      'dist/',
+      'release/',
+      'test-results/',
+      '.gl/',
+      '.whl/',
+      '.device/',
+      'sam-demo/',
+      'docs/training/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
