@@ -1,0 +1,128 @@
+/**
+ * React wrapper of one SliceView: mounts it, feeds it from the store without React re-renders
+ * (zustand subscribe; a view renders only when its slice, layers or display changed), and maps the
+ * mouse: wheel = scroll slices (Ctrl+wheel = zoom), left drag = window/level, right drag = zoom,
+ * middle or Shift+left drag = pan, double-click = move the linked cursor there.
+ */
+import { useEffect, useRef, useState } from 'react';
+import { useApp, type AppState } from '../store/index.ts';
+import { imageOf } from './images.ts';
+import { liveViews } from './registry.ts';
+import { SliceView } from './slice-view.ts';
+import { CAMERA, indexToWorld, stepCursor, worldToIndex, type ViewName } from './view-geometry.ts';
+
+function sync(view: SliceView, s: AppState, prev: AppState | null): boolean {
+  let dirty = false;
+  if (!prev || s.fixed !== prev.fixed) {
+    view.setBase(s.fixed ? imageOf(s.fixed) : null, s.fixed?.desc ?? null);
+    dirty = true;
+  }
+  const over = s.overlay === 'none' ? null : s[s.overlay];
+  const prevOver = prev ? (prev.overlay === 'none' ? null : prev[prev.overlay]) : undefined;
+  if (over !== prevOver) {
+    view.setOverlay(over ? imageOf(over) : null, over?.desc ?? null);
+    dirty = true;
+  }
+  if (!prev || s.window !== prev.window || s.level !== prev.level || s.opacity !== prev.opacity) {
+    view.setWindowLevel(s.window, s.level, s.opacity);
+    dirty = true;
+  }
+  if (!prev || s.cursor !== prev.cursor) dirty = view.setCursor(s.cursor) || dirty;
+  return dirty;
+}
+
+export function SliceViewport({ name }: { name: ViewName }): React.JSX.Element {
+  const host = useRef<HTMLDivElement>(null);
+  const [label, setLabel] = useState('');
+
+  useEffect(() => {
+    const el = host.current!;
+    const view = new SliceView(el, name);
+    liveViews.set(name, view);
+    const show = () => setLabel(view.sliceCount ? `${view.slice + 1}/${view.sliceCount}` : '');
+    sync(view, useApp.getState(), null);
+    view.render();
+    show();
+    const unsub = useApp.subscribe((s, prev) => {
+      if (sync(view, s, prev)) {
+        view.render();
+        show();
+      }
+    });
+
+    let drag: { x: number; y: number; button: number; shift: boolean; w: number; l: number } | null = null;
+    const onWheel = (e: WheelEvent) => {
+      e.preventDefault();
+      const s = useApp.getState();
+      if (e.ctrlKey) {
+        view.zoomBy(e.deltaY < 0 ? 1.1 : 1 / 1.1);
+        view.render();
+        return;
+      }
+      if (!s.fixed) return;
+      s.setCursor(stepCursor(s.fixed.desc, name, s.cursor, e.deltaY > 0 ? 1 : -1));
+    };
+    const onDown = (e: PointerEvent) => {
+      const s = useApp.getState();
+      drag = { x: e.clientX, y: e.clientY, button: e.button, shift: e.shiftKey, w: s.window, l: s.level };
+      el.setPointerCapture(e.pointerId);
+    };
+    const onMove = (e: PointerEvent) => {
+      if (!drag) return;
+      const r = el.getBoundingClientRect();
+      const dx = e.clientX - drag.x;
+      const dy = e.clientY - drag.y;
+      if (drag.button === 1 || (drag.button === 0 && drag.shift)) {
+        view.panBy(dx / r.width, dy / r.height);
+        view.render();
+        drag.x = e.clientX;
+        drag.y = e.clientY;
+      } else if (drag.button === 2) {
+        view.zoomBy(Math.exp(-dy / 200));
+        view.render();
+        drag.y = e.clientY;
+      } else if (drag.button === 0) {
+        useApp.getState().setWindowLevel(drag.w + dx * 4, drag.l + dy * 2);
+      }
+    };
+    const onUp = () => (drag = null);
+    const onDbl = (e: MouseEvent) => {
+      const s = useApp.getState();
+      if (!s.fixed) return;
+      const r = el.getBoundingClientRect();
+      const picked = view.pick((e.clientX - r.left) / r.width, (e.clientY - r.top) / r.height);
+      // keep the view's own slice, move the other two axes to the clicked point
+      const axis = CAMERA[name].normalAxis;
+      picked[axis] = s.cursor[axis];
+      const g = s.fixed.desc;
+      s.setCursor(indexToWorld(g, worldToIndex(g, picked)));
+    };
+    const noMenu = (e: Event) => e.preventDefault();
+    el.addEventListener('wheel', onWheel, { passive: false });
+    el.addEventListener('pointerdown', onDown);
+    el.addEventListener('pointermove', onMove);
+    el.addEventListener('pointerup', onUp);
+    el.addEventListener('dblclick', onDbl);
+    el.addEventListener('contextmenu', noMenu);
+    return () => {
+      unsub();
+      el.removeEventListener('wheel', onWheel);
+      el.removeEventListener('pointerdown', onDown);
+      el.removeEventListener('pointermove', onMove);
+      el.removeEventListener('pointerup', onUp);
+      el.removeEventListener('dblclick', onDbl);
+      el.removeEventListener('contextmenu', noMenu);
+      liveViews.delete(name);
+      view.delete();
+    };
+  }, [name]);
+
+  return (
+    <div className="viewport">
+      <div className="view-host" ref={host} data-testid={`view-${name}`} />
+      <div className="view-label">
+        {name} <span data-testid={`slice-${name}`}>{label}</span>
+      </div>
+    </div>
+  );
+}

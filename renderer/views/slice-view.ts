@@ -1,0 +1,223 @@
+/**
+ * One vtk.js slice view (axial, coronal or sagittal): a render window on a container, a base layer
+ * (the fixed volume, grey, window/level) and an overlay layer (moving or warped, orange, blended by
+ * opacity). Every vtk object of a view is created in the constructor and deleted in delete().
+ * Rendering happens only when something changed (no render loop).
+ */
+import '@kitware/vtk.js/Rendering/OpenGL/Profiles/Volume';
+import vtkRenderWindow from '@kitware/vtk.js/Rendering/Core/RenderWindow';
+import vtkRenderer from '@kitware/vtk.js/Rendering/Core/Renderer';
+import vtkOpenGLRenderWindow from '@kitware/vtk.js/Rendering/OpenGL/RenderWindow';
+import vtkImageMapper from '@kitware/vtk.js/Rendering/Core/ImageMapper';
+import vtkImageSlice from '@kitware/vtk.js/Rendering/Core/ImageSlice';
+import vtkColorTransferFunction from '@kitware/vtk.js/Rendering/Core/ColorTransferFunction';
+import type vtkImageData from '@kitware/vtk.js/Common/DataModel/ImageData';
+import type { VolumeDescriptor } from '../../main/engine/workstation/types.ts';
+import type { Vec3 } from '../store/view.ts';
+import { CAMERA, centreOf, sliceFor, type ViewName } from './view-geometry.ts';
+
+interface Layer {
+  mapper: vtkImageMapper;
+  actor: vtkImageSlice;
+  image: vtkImageData | null;
+  desc: VolumeDescriptor | null;
+}
+
+export class SliceView {
+  private readonly renderWindow = vtkRenderWindow.newInstance();
+  private readonly renderer = vtkRenderer.newInstance({ background: [0, 0, 0] });
+  private readonly glWindow = vtkOpenGLRenderWindow.newInstance();
+  private readonly overlayColors = vtkColorTransferFunction.newInstance();
+  private readonly base: Layer;
+  private readonly overlay: Layer;
+  private cursor: Vec3 = [0, 0, 0];
+  private window = 1500;
+  private level = -600;
+  private opacity = 0.5;
+  /** Parallel scale that fits the base volume; zoom multiplies it. */
+  private fitScale = 100;
+  private zoom = 1;
+  private pan: [number, number] = [0, 0];
+  private readonly resizeObserver: ResizeObserver;
+  /** Slice index the base layer shows (for the UI and tests). */
+  slice = 0;
+  sliceCount = 0;
+
+  constructor(
+    private readonly container: HTMLElement,
+    readonly view: ViewName,
+  ) {
+    this.renderWindow.addRenderer(this.renderer);
+    this.renderWindow.addView(this.glWindow);
+    this.glWindow.setContainer(container);
+    this.base = this.layer();
+    this.overlay = this.layer();
+    this.overlay.actor.getProperty().setRGBTransferFunction(0, this.overlayColors);
+    this.renderer.getActiveCamera().setParallelProjection(true);
+    this.resizeObserver = new ResizeObserver(() => this.resize());
+    this.resizeObserver.observe(container);
+    this.resize();
+  }
+
+  private layer(): Layer {
+    const mapper = vtkImageMapper.newInstance();
+    const actor = vtkImageSlice.newInstance();
+    actor.setMapper(mapper);
+    actor.getProperty().setInterpolationTypeToLinear();
+    actor.setVisibility(false);
+    this.renderer.addActor(actor);
+    return { mapper, actor, image: null, desc: null };
+  }
+
+  /** The canvas vtk.js draws into. */
+  canvas(): HTMLCanvasElement | null {
+    return this.container.querySelector('canvas');
+  }
+
+  private resize(): void {
+    const r = this.container.getBoundingClientRect();
+    const dpr = window.devicePixelRatio || 1;
+    this.glWindow.setSize(Math.max(1, Math.floor(r.width * dpr)), Math.max(1, Math.floor(r.height * dpr)));
+    this.placeCamera();
+    this.render();
+  }
+
+  private setLayer(l: Layer, image: vtkImageData | null, desc: VolumeDescriptor | null): boolean {
+    if (l.image === image) return false;
+    l.image = image;
+    l.desc = desc;
+    if (image) l.mapper.setInputData(image);
+    l.actor.setVisibility(!!image);
+    return true;
+  }
+
+  setBase(image: vtkImageData | null, desc: VolumeDescriptor | null): void {
+    if (!this.setLayer(this.base, image, desc)) return;
+    if (desc) {
+      // fit the volume: half the larger in-plane extent (mm)
+      const ext = [0, 1, 2].map((c) => desc.size[c] * desc.spacing[c]);
+      const inPlane = [0, 1, 2].filter((c) => c !== CAMERA[this.view].normalAxis).map((c) => ext[c]);
+      this.fitScale = Math.max(...inPlane) / 2;
+      this.zoom = 1;
+      this.pan = [0, 0];
+    }
+    this.updateSlices();
+    this.placeCamera();
+  }
+
+  setOverlay(image: vtkImageData | null, desc: VolumeDescriptor | null): void {
+    if (this.setLayer(this.overlay, image, desc)) this.updateSlices();
+  }
+
+  setCursor(c: Vec3): boolean {
+    this.cursor = c;
+    return this.updateSlices();
+  }
+
+  setWindowLevel(window: number, level: number, opacity: number): void {
+    this.window = window;
+    this.level = level;
+    this.opacity = opacity;
+    const p = this.base.actor.getProperty();
+    p.setColorWindow(window);
+    p.setColorLevel(level);
+    const lo = level - window / 2;
+    const hi = level + window / 2;
+    this.overlayColors.removeAllPoints();
+    this.overlayColors.addRGBPoint(lo, 0, 0, 0);
+    this.overlayColors.addRGBPoint(hi, 1, 0.6, 0.1);
+    const o = this.overlay.actor.getProperty();
+    o.setUseLookupTableScalarRange(true);
+    o.setOpacity(opacity);
+  }
+
+  /** Multiplies the zoom (>1 = closer) and moves the view by screen-fraction offsets. */
+  zoomBy(f: number): void {
+    this.zoom = Math.min(50, Math.max(0.1, this.zoom * f));
+    this.placeCamera();
+  }
+
+  panBy(dxFrac: number, dyFrac: number): void {
+    const s = (this.fitScale / this.zoom) * 2;
+    this.pan = [this.pan[0] - dxFrac * s * this.aspect(), this.pan[1] + dyFrac * s];
+    this.placeCamera();
+  }
+
+  private aspect(): number {
+    const [w, h] = this.glWindow.getSize();
+    return w / Math.max(1, h);
+  }
+
+  private updateSlices(): boolean {
+    let changed = false;
+    for (const l of [this.base, this.overlay]) {
+      if (!l.desc) continue;
+      const { axis, slice, count } = sliceFor(l.desc, this.view, this.cursor);
+      if (l.mapper.getSlicingMode() !== axis) {
+        l.mapper.setSlicingMode(axis);
+        changed = true;
+      }
+      if (l.mapper.getSlice() !== slice) {
+        l.mapper.setSlice(slice);
+        changed = true;
+      }
+      if (l === this.base) {
+        this.slice = slice;
+        this.sliceCount = count;
+      }
+    }
+    return changed;
+  }
+
+  /** Camera: looks along the view's normal through the volume centre, in the radiological orientation. */
+  private placeCamera(): void {
+    const desc = this.base.desc;
+    if (!desc) return;
+    const { dop, up } = CAMERA[this.view];
+    const c = centreOf(desc);
+    const right: Vec3 = [dop[1] * up[2] - dop[2] * up[1], dop[2] * up[0] - dop[0] * up[2], dop[0] * up[1] - dop[1] * up[0]];
+    const f: Vec3 = [0, 1, 2].map((i) => c[i] + right[i] * this.pan[0] + up[i] * this.pan[1]) as Vec3;
+    const cam = this.renderer.getActiveCamera();
+    const dist = 2000;
+    cam.setFocalPoint(f[0], f[1], f[2]);
+    cam.setPosition(f[0] - dop[0] * dist, f[1] - dop[1] * dist, f[2] - dop[2] * dist);
+    cam.setViewUp(up[0], up[1], up[2]);
+    cam.setParallelScale(this.fitScale / this.zoom);
+    cam.setClippingRange(1, 10000);
+  }
+
+  /** World point under a screen position given as fractions of the view (0..1, y down). */
+  pick(fx: number, fy: number): Vec3 {
+    const cam = this.renderer.getActiveCamera();
+    const f = cam.getFocalPoint();
+    const { dop, up } = CAMERA[this.view];
+    const right = [dop[1] * up[2] - dop[2] * up[1], dop[2] * up[0] - dop[0] * up[2], dop[0] * up[1] - dop[1] * up[0]];
+    const s = cam.getParallelScale();
+    const a = (fx - 0.5) * 2 * s * this.aspect();
+    const b = (0.5 - fy) * 2 * s;
+    return [0, 1, 2].map((i) => f[i] + right[i] * a + up[i] * b) as Vec3;
+  }
+
+  render(): void {
+    this.renderWindow.render();
+  }
+
+  delete(): void {
+    this.resizeObserver.disconnect();
+    for (const l of [this.base, this.overlay]) {
+      this.renderer.removeActor(l.actor);
+      l.actor.delete();
+      l.mapper.delete();
+    }
+    this.overlayColors.delete();
+    this.glWindow.setContainer(null as unknown as HTMLElement);
+    this.glWindow.delete();
+    this.renderer.delete();
+    this.renderWindow.delete();
+  }
+
+  /** Current display settings (for tests and the status line). */
+  state(): { window: number; level: number; opacity: number; zoom: number; slice: number; sliceCount: number } {
+    return { window: this.window, level: this.level, opacity: this.opacity, zoom: this.zoom, slice: this.slice, sliceCount: this.sliceCount };
+  }
+}
