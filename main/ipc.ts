@@ -19,7 +19,10 @@ type PickKind = 'volume' | 'dicom-folder' | 'export-folder' | 'session-open' | '
 
 async function pick(w: BrowserWindow | null, kind: PickKind): Promise<string | null> {
   if (kind === 'session-save') {
-    const opts: Electron.SaveDialogOptions = { title: 'Save session', filters: [{ name: 'Session', extensions: ['json'] }] };
+    const opts: Electron.SaveDialogOptions = {
+      title: 'Save session',
+      filters: [{ name: 'Session', extensions: ['json'] }],
+    };
     const r = w ? await dialog.showSaveDialog(w, opts) : await dialog.showSaveDialog(opts);
     return r.canceled || !r.filePath ? null : r.filePath;
   }

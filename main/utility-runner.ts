@@ -14,15 +14,10 @@ export function utilityRunner(bundleDir: string): StartWorker {
       serviceName: 'SAM registration',
       stdio: 'inherit',
     });
-    let finished = false;
     return {
       post: (m) => child.postMessage(m),
-      onMessage: (f) =>
-        child.on('message', (m: FromWorker) => {
-          if (m.type !== 'progress') finished = true;
-          f(m);
-        }),
-      onExit: (f) => child.on('exit', (code) => !finished && ((finished = true), f(code))),
+      onMessage: (f) => child.on('message', (m: FromWorker) => f(m)),
+      onExit: (f) => child.on('exit', (code) => f(code)),
       terminate: () => void child.kill(),
     };
   };

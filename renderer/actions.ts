@@ -66,6 +66,8 @@ export async function runRegistration(): Promise<void> {
       { fixedId: s.fixed.desc.id, movingId: s.moving.desc.id, matcher: s.matcher, stages: s.stages, gridMm: s.gridMm },
       (p) => useApp.getState().reportProgress(p),
     );
+    // the engine's part ends here; what follows is fetching and displaying the result
+    performance.mark('sam:registered');
     const warped = await fetchLoaded(summary.warped);
     const st = useApp.getState();
     st.setVolume('warped', warped);
@@ -95,7 +97,14 @@ export function currentSession(): SessionFile {
     savedAt: new Date().toISOString(),
     fixed: s.fixed ? { path: s.fixed.desc.path, series: s.fixed.desc.series } : undefined,
     moving: s.moving ? { path: s.moving.desc.path, series: s.moving.desc.series } : undefined,
-    settings: { matcher: s.matcher, stages: s.stages, gridMm: s.gridMm, window: s.window, level: s.level, opacity: s.opacity },
+    settings: {
+      matcher: s.matcher,
+      stages: s.stages,
+      gridMm: s.gridMm,
+      window: s.window,
+      level: s.level,
+      opacity: s.opacity,
+    },
     results:
       s.summary || s.lastExport
         ? { exportDir: s.lastExport?.dir, qa: s.summary?.qa, affine: s.summary?.affine }
@@ -104,7 +113,9 @@ export function currentSession(): SessionFile {
 }
 
 export async function saveSession(path: string): Promise<void> {
-  await guarded('save session', async () => useApp.getState().setSessionPath(await samApi().saveSession(path, currentSession())));
+  await guarded('save session', async () =>
+    useApp.getState().setSessionPath(await samApi().saveSession(path, currentSession())),
+  );
 }
 
 /** Reopens a session: settings, both inputs, and the exported warped volume when there is one. */
@@ -112,7 +123,11 @@ export async function openSession(path: string): Promise<void> {
   const session = await guarded('open session', () => samApi().openSession(path));
   if (!session) return;
   const s = useApp.getState();
-  s.setSettings({ matcher: session.settings.matcher, stages: session.settings.stages, gridMm: session.settings.gridMm });
+  s.setSettings({
+    matcher: session.settings.matcher,
+    stages: session.settings.stages,
+    gridMm: session.settings.gridMm,
+  });
   s.setWindowLevel(session.settings.window, session.settings.level);
   s.setOpacity(session.settings.opacity);
   s.setSessionPath(path);

@@ -39,3 +39,9 @@ const workstation = new Workstation({
 const s = await startWebServer({ workstation, rendererDir, port: Number(values.port) });
 console.log(`SAM workstation (browser mode): ${s.url}`);
 console.log(`reads: ${dataRoots.join(', ')}; writes: ${workRoot}`);
+
+// Started by a test harness: end with it (a killed harness must not leave a server behind).
+if (process.env.SAM_EXIT_WITH_PARENT) {
+  const parent = process.ppid;
+  setInterval(() => process.ppid !== parent && process.exit(0), 1000).unref();
+}

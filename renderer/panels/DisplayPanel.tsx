@@ -1,13 +1,29 @@
 /** Window/level presets and values, and the overlay (moving or warped over fixed) with its opacity. */
+import { useShallow } from 'zustand/react/shallow';
 import { useApp } from '../store/index.ts';
 import { PRESETS, type PresetName } from '../store/view.ts';
 
 export function DisplayPanel(): React.JSX.Element {
-  const { window, level, overlay, opacity, setWindowLevel, setOverlay, setOpacity, warped } = useApp();
+  const { window, level, overlay, opacity, setWindowLevel, setOverlay, setOpacity, warped } = useApp(
+    useShallow((s) => ({
+      window: s.window,
+      level: s.level,
+      overlay: s.overlay,
+      opacity: s.opacity,
+      setWindowLevel: s.setWindowLevel,
+      setOverlay: s.setOverlay,
+      setOpacity: s.setOpacity,
+      warped: s.warped,
+    })),
+  );
   return (
     <section className="panel">
       {(Object.keys(PRESETS) as PresetName[]).map((p) => (
-        <button key={p} data-testid={`preset-${p.replace(' ', '-')}`} onClick={() => setWindowLevel(PRESETS[p].window, PRESETS[p].level)}>
+        <button
+          key={p}
+          data-testid={`preset-${p.replace(' ', '-')}`}
+          onClick={() => setWindowLevel(PRESETS[p].window, PRESETS[p].level)}
+        >
           {p}
         </button>
       ))}
@@ -36,6 +52,12 @@ export function DisplayPanel(): React.JSX.Element {
           onChange={(e) => setOpacity(Number(e.target.value))}
         />
       </label>
+      {warped && (
+        <span className="info" data-testid="info-warped" data-desc={JSON.stringify(warped.desc)}>
+          warped {warped.desc.size.join('×')}; {(warped.transfer.bytes / 1e6).toFixed(1)} MB in{' '}
+          {warped.transfer.ms.toFixed(0)} ms
+        </span>
+      )}
     </section>
   );
 }

@@ -2,12 +2,15 @@
 import { useState } from 'react';
 import { samApi } from '../api/client.ts';
 import { exportTo, openSession, saveSession } from '../actions.ts';
+import { useShallow } from 'zustand/react/shallow';
 import { useApp } from '../store/index.ts';
 
 export function ExportPanel(): React.JSX.Element {
   const [dir, setDir] = useState('');
   const [session, setSession] = useState('');
-  const { summary, lastExport, busy, caps } = useApp();
+  const { summary, lastExport, busy, caps } = useApp(
+    useShallow((a) => ({ summary: a.summary, lastExport: a.lastExport, busy: a.busy, caps: a.caps })),
+  );
   const desktop = caps?.mode === 'desktop';
   const pick = async (kind: 'export-folder' | 'session-save' | 'session-open', set: (p: string) => void) => {
     const p = await samApi().pickPath(kind);
@@ -28,7 +31,8 @@ export function ExportPanel(): React.JSX.Element {
         </span>
       )}
       <label>
-        session file <input data-testid="session-path" value={session} onChange={(e) => setSession(e.target.value)} size={30} />
+        session file{' '}
+        <input data-testid="session-path" value={session} onChange={(e) => setSession(e.target.value)} size={30} />
       </label>
       {desktop && <button onClick={() => void pick('session-save', setSession)}>Choose…</button>}
       <button data-testid="session-save" disabled={!session || !!busy} onClick={() => void saveSession(session)}>

@@ -19,7 +19,9 @@ function OpenRow({ role }: { role: 'fixed' | 'moving' }): React.JSX.Element {
   async function open(): Promise<void> {
     let uid = chosen || undefined;
     if (!uid) {
-      const list = await samApi().listSeries(path).catch(() => []);
+      const list = await samApi()
+        .listSeries(path)
+        .catch(() => []);
       if (list.length > 1) {
         setSeries(list);
         useApp.getState().setError(`${path} holds ${list.length} series: choose one`);
@@ -71,8 +73,8 @@ function OpenRow({ role }: { role: 'fixed' | 'moving' }): React.JSX.Element {
       </button>
       {loaded && (
         <span className="info" data-testid={`info-${role}`} data-desc={JSON.stringify(loaded.desc)}>
-          {loaded.desc.size.join('×')} @ {loaded.desc.spacing.map((x) => x.toFixed(2)).join('×')} mm {loaded.desc.orientation};{' '}
-          {(loaded.transfer.bytes / 1e6).toFixed(1)} MB in {loaded.transfer.ms.toFixed(0)} ms
+          {loaded.desc.size.join('×')} @ {loaded.desc.spacing.map((x) => x.toFixed(2)).join('×')} mm{' '}
+          {loaded.desc.orientation}; {(loaded.transfer.bytes / 1e6).toFixed(1)} MB in {loaded.transfer.ms.toFixed(0)} ms
         </span>
       )}
     </div>
@@ -81,7 +83,7 @@ function OpenRow({ role }: { role: 'fixed' | 'moving' }): React.JSX.Element {
 
 export function OpenPanel(): React.JSX.Element {
   return (
-    <section className="panel">
+    <section className="panel tall">
       <OpenRow role="fixed" />
       <OpenRow role="moving" />
     </section>

@@ -1,5 +1,6 @@
 /** Registration: matcher and grid, run and cancel, per-stage progress, and the result's QA figures. */
 import { cancelRegistration, runRegistration } from '../actions.ts';
+import { useShallow } from 'zustand/react/shallow';
 import { useApp } from '../store/index.ts';
 
 function num(v: unknown, digits = 3): string {
@@ -7,14 +8,34 @@ function num(v: unknown, digits = 3): string {
 }
 
 export function RegisterPanel(): React.JSX.Element {
-  const s = useApp();
+  const s = useApp(
+    useShallow((a) => ({
+      matcher: a.matcher,
+      gridMm: a.gridMm,
+      stages: a.stages,
+      status: a.status,
+      progress: a.progress,
+      summary: a.summary,
+      regError: a.regError,
+      caps: a.caps,
+      fixed: a.fixed,
+      moving: a.moving,
+      setSettings: a.setSettings,
+    })),
+  );
   const running = s.status === 'running';
-  const qa = s.summary?.qa as { nccInFixedBody?: { before: number; after: number }; pairs?: { inliers: number; rmsMm: number } } | undefined;
+  const qa = s.summary?.qa as
+    { nccInFixedBody?: { before: number; after: number }; pairs?: { inliers: number; rmsMm: number } } | undefined;
   return (
-    <section className="panel">
+    <section className="panel tall">
       <label>
         matcher{' '}
-        <select data-testid="matcher" value={s.matcher} disabled={running} onChange={(e) => s.setSettings({ matcher: e.target.value as 'sam' | 'ncc' })}>
+        <select
+          data-testid="matcher"
+          value={s.matcher}
+          disabled={running}
+          onChange={(e) => s.setSettings({ matcher: e.target.value as 'sam' | 'ncc' })}
+        >
           <option value="sam" disabled={!s.caps?.samModel}>
             SAM{s.caps?.samModel ? '' : ' (no model installed)'}
           </option>
@@ -23,7 +44,15 @@ export function RegisterPanel(): React.JSX.Element {
       </label>
       <label>
         grid mm{' '}
-        <input data-testid="grid" type="number" min={4} max={100} value={s.gridMm} disabled={running} onChange={(e) => s.setSettings({ gridMm: Number(e.target.value) })} />
+        <input
+          data-testid="grid"
+          type="number"
+          min={4}
+          max={100}
+          value={s.gridMm}
+          disabled={running}
+          onChange={(e) => s.setSettings({ gridMm: Number(e.target.value) })}
+        />
       </label>
       <span>stages: {(s.caps?.stages ?? s.stages).join(' → ')}</span>
       <button data-testid="register" disabled={running || !s.fixed || !s.moving} onClick={() => void runRegistration()}>
@@ -36,14 +65,18 @@ export function RegisterPanel(): React.JSX.Element {
       <ul className="progress" data-testid="progress">
         {Object.values(s.progress).map((p) => (
           <li key={p.stage}>
-            {p.stage}: <progress max={p.total || 1} value={p.done} /> {p.done}/{p.total} ({p.elapsed.toFixed(1)} s)
+            {p.stage}:{' '}
+            <span className="bar">
+              <span style={{ width: `${(100 * p.done) / (p.total || 1)}%` }} />
+            </span>{' '}
+            {p.done}/{p.total} ({p.elapsed.toFixed(1)} s)
           </li>
         ))}
       </ul>
       {s.summary && (
         <span data-testid="reg-result">
-          done in {s.summary.seconds.toFixed(1)} s; NCC in body {num(qa?.nccInFixedBody?.before)} → {num(qa?.nccInFixedBody?.after)}; {qa?.pairs?.inliers ?? '–'} inlier
-          pairs, RMS {num(qa?.pairs?.rmsMm, 2)} mm
+          done in {s.summary.seconds.toFixed(1)} s; NCC in body {num(qa?.nccInFixedBody?.before)} →{' '}
+          {num(qa?.nccInFixedBody?.after)}; {qa?.pairs?.inliers ?? '–'} inlier pairs, RMS {num(qa?.pairs?.rmsMm, 2)} mm
         </span>
       )}
       {s.regError && s.status !== 'cancelled' && <span className="error">{s.regError}</span>}

@@ -54,6 +54,7 @@ export function SliceViewport({ name }: { name: ViewName }): React.JSX.Element {
     const onWheel = (e: WheelEvent) => {
       e.preventDefault();
       const s = useApp.getState();
+      view.interacting();
       if (e.ctrlKey) {
         view.zoomBy(e.deltaY < 0 ? 1.1 : 1 / 1.1);
         view.render();
@@ -72,6 +73,7 @@ export function SliceViewport({ name }: { name: ViewName }): React.JSX.Element {
       const r = el.getBoundingClientRect();
       const dx = e.clientX - drag.x;
       const dy = e.clientY - drag.y;
+      view.interacting();
       if (drag.button === 1 || (drag.button === 0 && drag.shift)) {
         view.panBy(dx / r.width, dy / r.height);
         view.render();

@@ -41,5 +41,12 @@ export function canvasStats(view: SliceView): CanvasStats | null {
     checksum = (checksum * 31 + px[p * 4] + 7 * px[p * 4 + 1]) >>> 0;
   }
   const mean = sum / n;
-  return { width: src.width, height: src.height, mean, std: Math.sqrt(Math.max(0, sq / n - mean * mean)), nonBlack: bright / n, checksum };
+  return {
+    width: src.width,
+    height: src.height,
+    mean,
+    std: Math.sqrt(Math.max(0, sq / n - mean * mean)),
+    nonBlack: bright / n,
+    checksum,
+  };
 }

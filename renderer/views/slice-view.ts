@@ -2,7 +2,10 @@
  * One vtk.js slice view (axial, coronal or sagittal): a render window on a container, a base layer
  * (the fixed volume, grey, window/level) and an overlay layer (moving or warped, orange, blended by
  * opacity). Every vtk object of a view is created in the constructor and deleted in delete().
- * Rendering happens only when something changed (no render loop).
+ * Rendering happens only when something changed (no render loop). While the user scrolls, zooms or
+ * pans, the view renders at half resolution (a quarter of the pixels, as VTK's interactive update
+ * rate does) and returns to full resolution 200 ms after the last event: with a software WebGL
+ * (SwiftShader) the pixel count decides the frame rate.
  */
 import '@kitware/vtk.js/Rendering/OpenGL/Profiles/Volume';
 import vtkRenderWindow from '@kitware/vtk.js/Rendering/Core/RenderWindow';
@@ -15,6 +18,9 @@ import type vtkImageData from '@kitware/vtk.js/Common/DataModel/ImageData';
 import type { VolumeDescriptor } from '../../main/engine/workstation/types.ts';
 import type { Vec3 } from '../store/view.ts';
 import { CAMERA, centreOf, sliceFor, type ViewName } from './view-geometry.ts';
+
+const INTERACTIVE_SCALE = 0.5;
+const STILL_AFTER_MS = 200;
 
 interface Layer {
   mapper: vtkImageMapper;
@@ -39,6 +45,9 @@ export class SliceView {
   private zoom = 1;
   private pan: [number, number] = [0, 0];
   private readonly resizeObserver: ResizeObserver;
+  /** Drawing-buffer scale: 1 when still, INTERACTIVE_SCALE while interacting. */
+  private scale = 1;
+  private stillTimer: ReturnType<typeof setTimeout> | undefined;
   /** Slice index the base layer shows (for the UI and tests). */
   slice = 0;
   sliceCount = 0;
@@ -74,12 +83,25 @@ export class SliceView {
     return this.container.querySelector('canvas');
   }
 
-  private resize(): void {
+  /** Call on each interactive event: lowers the resolution now, restores it when events stop. */
+  interacting(): void {
+    clearTimeout(this.stillTimer);
+    if (this.scale !== INTERACTIVE_SCALE) {
+      this.scale = INTERACTIVE_SCALE;
+      this.resize(false);
+    }
+    this.stillTimer = setTimeout(() => {
+      this.scale = 1;
+      this.resize();
+    }, STILL_AFTER_MS);
+  }
+
+  private resize(render = true): void {
     const r = this.container.getBoundingClientRect();
-    const dpr = window.devicePixelRatio || 1;
+    const dpr = (window.devicePixelRatio || 1) * this.scale;
     this.glWindow.setSize(Math.max(1, Math.floor(r.width * dpr)), Math.max(1, Math.floor(r.height * dpr)));
     this.placeCamera();
-    this.render();
+    if (render) this.render();
   }
 
   private setLayer(l: Layer, image: vtkImageData | null, desc: VolumeDescriptor | null): boolean {
@@ -175,7 +197,11 @@ export class SliceView {
     if (!desc) return;
     const { dop, up } = CAMERA[this.view];
     const c = centreOf(desc);
-    const right: Vec3 = [dop[1] * up[2] - dop[2] * up[1], dop[2] * up[0] - dop[0] * up[2], dop[0] * up[1] - dop[1] * up[0]];
+    const right: Vec3 = [
+      dop[1] * up[2] - dop[2] * up[1],
+      dop[2] * up[0] - dop[0] * up[2],
+      dop[0] * up[1] - dop[1] * up[0],
+    ];
     const f: Vec3 = [0, 1, 2].map((i) => c[i] + right[i] * this.pan[0] + up[i] * this.pan[1]) as Vec3;
     const cam = this.renderer.getActiveCamera();
     const dist = 2000;
@@ -203,6 +229,7 @@ export class SliceView {
   }
 
   delete(): void {
+    clearTimeout(this.stillTimer);
     this.resizeObserver.disconnect();
     for (const l of [this.base, this.overlay]) {
       this.renderer.removeActor(l.actor);
@@ -218,6 +245,13 @@ export class SliceView {
 
   /** Current display settings (for tests and the status line). */
   state(): { window: number; level: number; opacity: number; zoom: number; slice: number; sliceCount: number } {
-    return { window: this.window, level: this.level, opacity: this.opacity, zoom: this.zoom, slice: this.slice, sliceCount: this.sliceCount };
+    return {
+      window: this.window,
+      level: this.level,
+      opacity: this.opacity,
+      zoom: this.zoom,
+      slice: this.slice,
+      sliceCount: this.sliceCount,
+    };
   }
 }

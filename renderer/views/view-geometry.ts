@@ -31,7 +31,11 @@ export function indexToWorld(g: Geo, ijk: Vec3): Vec3 {
   const d = g.direction;
   const out: Vec3 = [0, 0, 0];
   for (let r = 0; r < 3; r++)
-    out[r] = g.origin[r] + d[r * 3] * g.spacing[0] * ijk[0] + d[r * 3 + 1] * g.spacing[1] * ijk[1] + d[r * 3 + 2] * g.spacing[2] * ijk[2];
+    out[r] =
+      g.origin[r] +
+      d[r * 3] * g.spacing[0] * ijk[0] +
+      d[r * 3 + 1] * g.spacing[1] * ijk[1] +
+      d[r * 3 + 2] * g.spacing[2] * ijk[2];
   return out;
 }
 

@@ -17,6 +17,7 @@ export type ToWorker =
   | { type: 'cancel' };
 
 export type FromWorker =
+  | { type: 'ready' }
   | { type: 'progress'; stage: string; done: number; total: number }
   | { type: 'done'; result: RegisterResult }
   | { type: 'error'; name: string; message: string };

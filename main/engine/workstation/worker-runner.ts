@@ -24,17 +24,14 @@ export const startWorkerThread: StartWorker = () => {
         { eval: true },
       )
     : new Worker(entry);
-  let finished = false;
+  w.unref(); // an idle worker never keeps the process alive
+  let exited = false;
   return {
     post: (m) => w.postMessage(m),
-    onMessage: (f) =>
-      w.on('message', (m: FromWorker) => {
-        if (m.type !== 'progress') finished = true;
-        f(m);
-      }),
+    onMessage: (f) => w.on('message', (m: FromWorker) => f(m)),
     onExit: (f) => {
-      w.on('error', () => !finished && ((finished = true), f(1)));
-      w.on('exit', (code) => !finished && ((finished = true), f(code)));
+      w.on('error', () => !exited && ((exited = true), f(1)));
+      w.on('exit', (code) => !exited && ((exited = true), f(code)));
     },
     terminate: () => void w.terminate(),
   };

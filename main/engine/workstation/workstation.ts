@@ -17,6 +17,7 @@ import { describeVolume } from './describe.ts';
 import { displayVoxels } from './display-voxels.ts';
 import { isInside, type PathPolicy } from './path-policy.ts';
 import type { StartWorker, WorkerHandle } from './runner.ts';
+import type { FromWorker } from './register-protocol.ts';
 import { readSession, writeSession } from './session-file.ts';
 import type {
   Capabilities,
@@ -53,6 +54,8 @@ export class Workstation {
   private volumes = new Map<string, Loaded>();
   private nextId = 1;
   private job: { worker: WorkerHandle; cancelled: boolean } | null = null;
+  private pool: WorkerHandle | null = null;
+  private listener: ((m: FromWorker) => void) | null = null;
   private result: { fixedId: string; movingId: string; result: RegisterResult; warpedId: string } | null = null;
 
   constructor(private readonly o: WorkstationOptions) {}
@@ -82,6 +85,7 @@ export class Workstation {
 
   async openVolume(path: string, series?: string): Promise<VolumeDescriptor> {
     const p = this.o.policy.readable(path);
+    this.worker(); // start it now, while the user is still opening volumes
     const volume = await readVolume(p, series ? { seriesUid: series } : {});
     if (volume.components !== 1) throw new InputError(path, 'a vector image cannot be opened as a CT volume');
     return this.add(p, volume, series);
@@ -112,28 +116,46 @@ export class Workstation {
     this.volumes.delete(id);
   }
 
+  /**
+   * The worker, started ahead of the first registration (when a volume is opened) and kept between
+   * registrations, so its start-up (loading the engine) is not paid while the user waits.
+   */
+  private worker(): WorkerHandle {
+    if (this.pool) return this.pool;
+    const w = this.o.startWorker();
+    this.pool = w;
+    w.onMessage((m) => this.listener?.(m));
+    w.onExit((code) => {
+      if (this.pool === w) this.pool = null;
+      this.listener?.({ type: 'error', name: 'WorkerExit', message: `registration worker exited (${code})` });
+    });
+    return w;
+  }
+
+  /** Ends the worker (when the app or the server closes). */
+  dispose(): void {
+    this.pool?.terminate();
+    this.pool = null;
+  }
+
   async register(req: RegisterRequest, onProgress: (p: RegisterProgress) => void): Promise<RegisterSummary> {
     if (this.job) throw new InputError('registration', 'a registration is already running');
     const fixed = this.get(req.fixedId);
     const moving = this.get(req.movingId);
     const t0 = performance.now();
-    const worker = this.o.startWorker();
+    const worker = this.worker();
     const job = { worker, cancelled: false };
     this.job = job;
     try {
       const result = await new Promise<RegisterResult>((resolve, reject) => {
-        worker.onMessage((m) => {
+        this.listener = (m) => {
+          if (m.type === 'ready') return;
           if (m.type === 'progress')
             onProgress({ stage: m.stage, done: m.done, total: m.total, elapsed: (performance.now() - t0) / 1000 });
           else if (m.type === 'done') resolve(m.result);
-          else if (m.name === 'CancelledError') reject(new CancelledError('registration'));
+          else if (job.cancelled || m.name === 'CancelledError') reject(new CancelledError('registration'));
           else reject(new Error(m.message));
-        });
-        worker.onExit((code) =>
-          reject(
-            job.cancelled ? new CancelledError('registration') : new Error(`registration worker exited (${code})`),
-          ),
-        );
+        };
         worker.post({
           type: 'register',
           fixed: fixed.volume,
@@ -152,7 +174,7 @@ export class Workstation {
       return { warped, affine: [...result.affine.affine], qa: result.qa, seconds: (performance.now() - t0) / 1000 };
     } finally {
       this.job = null;
-      worker.terminate();
+      this.listener = null;
     }
   }
 
@@ -162,7 +184,12 @@ export class Workstation {
     if (!job) return false;
     job.cancelled = true;
     job.worker.post({ type: 'cancel' });
-    setTimeout(() => this.job === job && job.worker.terminate(), 2000).unref?.();
+    setTimeout(() => {
+      if (this.job !== job) return;
+      job.worker.terminate();
+      if (this.pool === job.worker) this.pool = null;
+      this.listener?.({ type: 'error', name: 'CancelledError', message: 'registration cancelled' });
+    }, 2000).unref?.();
     return true;
   }
 
