@@ -17,7 +17,7 @@ function OpenRow({ role }: { role: 'fixed' | 'moving' }): React.JSX.Element {
   const busy = useApp((s) => s.busy);
 
   async function open(): Promise<void> {
-    let uid = chosen || undefined;
+    const uid = chosen || undefined;
     if (!uid) {
       const list = await samApi()
         .listSeries(path)

@@ -17,7 +17,7 @@ import vtkColorTransferFunction from '@kitware/vtk.js/Rendering/Core/ColorTransf
 import type vtkImageData from '@kitware/vtk.js/Common/DataModel/ImageData';
 import type { VolumeDescriptor } from '../../main/engine/workstation/types.ts';
 import type { Vec3 } from '../store/view.ts';
-import { CAMERA, centreOf, sliceFor, type ViewName } from './view-geometry.ts';
+import { CAMERA, centreOf, indexAxisAlong, sliceFor, type ViewName } from './view-geometry.ts';
 
 const INTERACTIVE_SCALE = 0.5;
 const STILL_AFTER_MS = 200;
@@ -40,8 +40,6 @@ export class SliceView {
   private window = 1500;
   private level = -600;
   private opacity = 0.5;
-  /** Parallel scale that fits the base volume; zoom multiplies it. */
-  private fitScale = 100;
   private zoom = 1;
   private pan: [number, number] = [0, 0];
   private readonly resizeObserver: ResizeObserver;
@@ -116,10 +114,6 @@ export class SliceView {
   setBase(image: vtkImageData | null, desc: VolumeDescriptor | null): void {
     if (!this.setLayer(this.base, image, desc)) return;
     if (desc) {
-      // fit the volume: half the larger in-plane extent (mm)
-      const ext = [0, 1, 2].map((c) => desc.size[c] * desc.spacing[c]);
-      const inPlane = [0, 1, 2].filter((c) => c !== CAMERA[this.view].normalAxis).map((c) => ext[c]);
-      this.fitScale = Math.max(...inPlane) / 2;
       this.zoom = 1;
       this.pan = [0, 0];
     }
@@ -160,9 +154,23 @@ export class SliceView {
   }
 
   panBy(dxFrac: number, dyFrac: number): void {
-    const s = (this.fitScale / this.zoom) * 2;
+    const s = (this.fitScale() / this.zoom) * 2;
     this.pan = [this.pan[0] - dxFrac * s * this.aspect(), this.pan[1] + dyFrac * s];
     this.placeCamera();
+  }
+
+  /** Parallel scale (half the view height in mm) at which the base volume just fits the view. */
+  private fitScale(): number {
+    const desc = this.base.desc;
+    if (!desc) return 100;
+    const { up, normalAxis } = CAMERA[this.view];
+    const upAxis = up.findIndex((x) => x !== 0);
+    const acrossAxis = [0, 1, 2].find((a) => a !== upAxis && a !== normalAxis)!;
+    const extent = (worldAxis: number) => {
+      const c = indexAxisAlong(desc, worldAxis);
+      return desc.size[c] * desc.spacing[c];
+    };
+    return Math.max(extent(upAxis) / 2, extent(acrossAxis) / (2 * this.aspect())) * 1.02;
   }
 
   private aspect(): number {
@@ -208,7 +216,7 @@ export class SliceView {
     cam.setFocalPoint(f[0], f[1], f[2]);
     cam.setPosition(f[0] - dop[0] * dist, f[1] - dop[1] * dist, f[2] - dop[2] * dist);
     cam.setViewUp(up[0], up[1], up[2]);
-    cam.setParallelScale(this.fitScale / this.zoom);
+    cam.setParallelScale(this.fitScale() / this.zoom);
     cam.setClippingRange(1, 10000);
   }
 
