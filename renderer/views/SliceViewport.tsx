@@ -9,18 +9,24 @@ import { useApp, type AppState } from '../store/index.ts';
 import { imageOf } from './images.ts';
 import { liveViews } from './registry.ts';
 import { SliceView } from './slice-view.ts';
-import { CAMERA, indexToWorld, stepCursor, worldToIndex, type ViewName } from './view-geometry.ts';
+import { CAMERA, indexToWorld, stepCursor, VIEWS, worldToIndex, type ViewName } from './view-geometry.ts';
 
-function sync(view: SliceView, s: AppState, prev: AppState | null): boolean {
+/**
+ * Brings a view up to date with the store. 'heavy' = a layer got a new volume (a new texture to
+ * upload): the three views then render one per animation frame instead of all in one frame.
+ */
+function sync(view: SliceView, s: AppState, prev: AppState | null): false | 'light' | 'heavy' {
   let dirty = false;
+  let heavy = false;
   if (!prev || s.fixed !== prev.fixed) {
     view.setBase(s.fixed ? imageOf(s.fixed) : null, s.fixed?.desc ?? null);
-    dirty = true;
+    dirty = heavy = true;
   }
   const over = s.overlay === 'none' ? null : s[s.overlay];
   const prevOver = prev ? (prev.overlay === 'none' ? null : prev[prev.overlay]) : undefined;
   if (over !== prevOver) {
     view.setOverlay(over ? imageOf(over) : null, over?.desc ?? null);
+    heavy = heavy || !!over;
     dirty = true;
   }
   if (!prev || s.window !== prev.window || s.level !== prev.level || s.opacity !== prev.opacity) {
@@ -28,7 +34,12 @@ function sync(view: SliceView, s: AppState, prev: AppState | null): boolean {
     dirty = true;
   }
   if (!prev || s.cursor !== prev.cursor) dirty = view.setCursor(s.cursor) || dirty;
-  return dirty;
+  return heavy ? 'heavy' : dirty ? 'light' : false;
+}
+
+function afterFrames(n: number, f: () => void): void {
+  if (n <= 0) f();
+  else requestAnimationFrame(() => afterFrames(n - 1, f));
 }
 
 export function SliceViewport({ name }: { name: ViewName }): React.JSX.Element {
@@ -43,11 +54,18 @@ export function SliceViewport({ name }: { name: ViewName }): React.JSX.Element {
     sync(view, useApp.getState(), null);
     view.render();
     show();
+    let alive = true;
     const unsub = useApp.subscribe((s, prev) => {
-      if (sync(view, s, prev)) {
+      const change = sync(view, s, prev);
+      if (change === 'light') {
         view.render();
         show();
-      }
+      } else if (change === 'heavy')
+        afterFrames(VIEWS.indexOf(name), () => {
+          if (!alive) return;
+          view.render();
+          show();
+        });
     });
 
     let drag: { x: number; y: number; button: number; shift: boolean; w: number; l: number } | null = null;
@@ -107,6 +125,7 @@ export function SliceViewport({ name }: { name: ViewName }): React.JSX.Element {
     el.addEventListener('dblclick', onDbl);
     el.addEventListener('contextmenu', noMenu);
     return () => {
+      alive = false;
       unsub();
       el.removeEventListener('wheel', onWheel);
       el.removeEventListener('pointerdown', onDown);
