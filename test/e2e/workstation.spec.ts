@@ -6,7 +6,7 @@
  * volume's geometry with the fixed one. Screenshots and figures go to test-results/e2e/.
  */
 import { expect, test, type Page } from '@playwright/test';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hasChromium } from './chromium.ts';
 import { DATA, startServer, type RunningServer } from './web-server.ts';
@@ -334,4 +334,23 @@ test('export (never outside the work folder), session saved, reloaded, reopened,
     warped: { size: warped.size, spacing: warped.spacing, origin: warped.origin },
   };
   await expectContent('09-session-reopened');
+});
+
+test('a DICOM folder holding two series asks which one to open', async () => {
+  const folder = join(server.work, 'two-series');
+  cpSync(join(DATA, 'Slicer/Testing/Data/Input/CTHeadAxialDicom'), join(folder, 'head'), { recursive: true });
+  cpSync(join(DATA, 'TotalSegmentator/tests/reference_files/example_ct_dicom'), join(folder, 'thorax'), {
+    recursive: true,
+  });
+  await page.getByTestId('path-moving').fill(folder);
+  await page.getByTestId('open-moving').click();
+  await expect(page.getByTestId('error')).toContainText('holds 2 series');
+  const select = page.getByTestId('series-moving');
+  const labels = await select.locator('option').allTextContents();
+  const head = labels.findIndex((l) => l.includes('64x64x93'));
+  expect(head).toBeGreaterThan(0);
+  await select.selectOption({ index: head });
+  await page.getByTestId('open-moving').click();
+  await expect(page.getByTestId('info-moving')).toContainText('64×64×93', { timeout: 60_000 });
+  await page.screenshot({ path: `${ART}/10-series-choice.png` });
 });
