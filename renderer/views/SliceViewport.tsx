@@ -44,6 +44,8 @@ function afterFrames(n: number, f: () => void): void {
 
 export function SliceViewport({ name }: { name: ViewName }): React.JSX.Element {
   const host = useRef<HTMLDivElement>(null);
+  const crossH = useRef<HTMLDivElement>(null);
+  const crossV = useRef<HTMLDivElement>(null);
   const [label, setLabel] = useState('');
 
   useEffect(() => {
@@ -52,6 +54,21 @@ export function SliceViewport({ name }: { name: ViewName }): React.JSX.Element {
     liveViews.set(name, view);
     const show = () => setLabel(view.sliceCount ? `${view.slice + 1}/${view.sliceCount}` : '');
     sync(view, useApp.getState(), null);
+    // the crosshair: the linked cursor, where the other two views' planes cross this one
+    let crossAt = '';
+    let crossTimer: ReturnType<typeof setTimeout> | undefined;
+    let lastCrossEvent = 0;
+    view.onRender = () => {
+      const s = useApp.getState();
+      const [fx, fy] = view.project(s.cursor);
+      const visible = !!s.fixed;
+      const key = visible ? `${fx.toFixed(4)} ${fy.toFixed(4)}` : 'hidden';
+      if (key === crossAt) return; // unchanged: touch nothing (style writes cost frames here)
+      crossAt = key;
+      crossV.current!.style.left = `${(fx * 100).toFixed(2)}%`;
+      crossH.current!.style.top = `${(fy * 100).toFixed(2)}%`;
+      crossV.current!.style.display = crossH.current!.style.display = visible ? 'block' : 'none';
+    };
     view.render();
     show();
     let alive = true;
@@ -60,6 +77,14 @@ export function SliceViewport({ name }: { name: ViewName }): React.JSX.Element {
       if (change === 'light') {
         view.render();
         show();
+      } else if (!change && s.cursor !== prev.cursor) {
+        // only the crosshair moved: at once for a single move (a double-click elsewhere), but while
+        // another view scrolls, once scrolling pauses, so that view keeps the frames to itself
+        clearTimeout(crossTimer);
+        const now = performance.now();
+        if (now - lastCrossEvent > 150) view.onRender?.();
+        else crossTimer = setTimeout(() => view.onRender?.(), 150);
+        lastCrossEvent = now;
       } else if (change === 'heavy')
         afterFrames(VIEWS.indexOf(name), () => {
           if (!alive) return;
@@ -133,6 +158,8 @@ export function SliceViewport({ name }: { name: ViewName }): React.JSX.Element {
       el.removeEventListener('pointerup', onUp);
       el.removeEventListener('dblclick', onDbl);
       el.removeEventListener('contextmenu', noMenu);
+      clearTimeout(crossTimer);
+      view.onRender = null;
       liveViews.delete(name);
       view.delete();
     };
@@ -141,6 +168,8 @@ export function SliceViewport({ name }: { name: ViewName }): React.JSX.Element {
   return (
     <div className="viewport">
       <div className="view-host" ref={host} data-testid={`view-${name}`} />
+      <div className="cross-h" ref={crossH} />
+      <div className="cross-v" ref={crossV} />
       <div className="view-label">
         {name} <span data-testid={`slice-${name}`}>{label}</span>
       </div>

@@ -46,6 +46,8 @@ export class SliceView {
   /** Drawing-buffer scale: 1 when still, INTERACTIVE_SCALE while interacting. */
   private scale = 1;
   private stillTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Called after every render (the crosshair follows the camera and the cursor). */
+  onRender: (() => void) | null = null;
   /** Slice index the base layer shows (for the UI and tests). */
   slice = 0;
   sliceCount = 0;
@@ -232,8 +234,22 @@ export class SliceView {
     return [0, 1, 2].map((i) => f[i] + right[i] * a + up[i] * b) as Vec3;
   }
 
+  /** Screen position (fractions of the view, y down) of a world point: the inverse of pick(). */
+  project(x: Vec3): [number, number] {
+    const cam = this.renderer.getActiveCamera();
+    const f = cam.getFocalPoint();
+    const { dop, up } = CAMERA[this.view];
+    const right = [dop[1] * up[2] - dop[2] * up[1], dop[2] * up[0] - dop[0] * up[2], dop[0] * up[1] - dop[1] * up[0]];
+    const d = [x[0] - f[0], x[1] - f[1], x[2] - f[2]];
+    const a = d[0] * right[0] + d[1] * right[1] + d[2] * right[2];
+    const b = d[0] * up[0] + d[1] * up[1] + d[2] * up[2];
+    const s = cam.getParallelScale();
+    return [0.5 + a / (2 * s * this.aspect()), 0.5 - b / (2 * s)];
+  }
+
   render(): void {
     this.renderWindow.render();
+    this.onRender?.();
   }
 
   delete(): void {

@@ -184,6 +184,14 @@ test('chest DICOM: three oriented views, window/level, zoom, pan, scrolling at >
   await page.screenshot({ path: `${ART}/03-chest-zoom-pan-wl.png` });
   await page.getByTestId('preset-lung').click();
 
+  // linked views: a double-click in the axial view moves the coronal and sagittal slices there
+  const ax = (await page.getByTestId('view-axial').boundingBox())!;
+  await page.mouse.dblclick(ax.x + ax.width * 0.3, ax.y + ax.height * 0.6);
+  await expect(page.getByTestId('slice-sagittal')).not.toHaveText('257/512');
+  await expect(page.getByTestId('slice-coronal')).not.toHaveText('257/512');
+  await expect(page.getByTestId('slice-axial')).toHaveText('71/141');
+  await page.screenshot({ path: `${ART}/03b-chest-linked-cursor.png` });
+
   // one wheel step = one slice, and the picture changes with the slice
   await page.getByTestId('view-axial').hover();
   await page.mouse.wheel(0, 100);
