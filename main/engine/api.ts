@@ -14,3 +14,7 @@ export async function volumeInfo(input: string | string[], options: ReadOptions 
 }
 
 export { readVolume, listDicomSeries };
+
+/** The workstation (desktop app and browser mode): loaded volumes, registration worker, export, sessions. */
+export { Workstation } from './workstation/workstation.ts';
+export type * from './workstation/types.ts';
