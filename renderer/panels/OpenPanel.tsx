@@ -2,7 +2,7 @@
  * Opening the fixed and the moving volume: a path (typed, or from the native dialog in the desktop
  * app), and for a DICOM folder holding several series, a choice of series.
  */
-import { useState } from 'react';
+import { useEffect, useState } from 'react';
 import type { SeriesChoice } from '../../main/engine/workstation/types.ts';
 import { samApi } from '../api/client.ts';
 import { loadVolume } from '../actions.ts';
@@ -15,6 +15,11 @@ function OpenRow({ role }: { role: 'fixed' | 'moving' }): React.JSX.Element {
   const loaded = useApp((s) => s[role]);
   const desktop = useApp((s) => s.caps?.mode === 'desktop');
   const busy = useApp((s) => s.busy);
+  // a volume opened another way (a reopened session) shows its path here
+  const loadedPath = loaded?.desc.path;
+  useEffect(() => {
+    if (loadedPath) setPath(loadedPath);
+  }, [loadedPath]);
 
   async function open(): Promise<void> {
     const uid = chosen || undefined;

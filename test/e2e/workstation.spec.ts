@@ -329,6 +329,7 @@ test('export (never outside the work folder), session saved, reloaded, reopened,
   const reFixed = JSON.parse((await page.getByTestId('info-fixed').getAttribute('data-desc'))!);
   const warped = JSON.parse((await page.getByTestId('info-warped').getAttribute('data-desc'))!);
   expect(reFixed.path).toBe(fixed.path);
+  await expect(page.getByTestId('path-fixed')).toHaveValue(fixed.path);
   expect(warped.path.endsWith('export1/warped.nii.gz')).toBe(true);
   // the exported warped volume lies on the fixed grid
   expect(warped.size).toEqual(fixed.size);
