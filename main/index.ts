@@ -3,10 +3,10 @@
  * under main/engine, shared with the CLI, the browser mode and the tests; registrations run in a
  * utilityProcess (utility-runner.ts), so the main process and the window never block on them.
  */
-import { app, BrowserWindow, Menu, shell } from 'electron';
+import { app, BrowserWindow, Menu, shell, type MenuItemConstructorOptions } from 'electron';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { registerIpc } from './ipc.ts';
+import { pick, registerIpc, type PickKind } from './ipc.ts';
 import { openPolicy } from './engine/workstation/path-policy.ts';
 import { Workstation } from './engine/workstation/workstation.ts';
 import { utilityRunner } from './utility-runner.ts';
@@ -38,11 +38,39 @@ function createWindow(): void {
   mainWindow.on('closed', () => (mainWindow = null));
 }
 
+/** Menu actions: a native dialog, then the renderer does the rest (the same code as its buttons). */
+type MenuAction = 'open-fixed' | 'open-moving' | 'export' | 'session-save' | 'session-open';
+
+function menuItem(label: string, action: MenuAction, kind: PickKind, accelerator?: string): MenuItemConstructorOptions {
+  return {
+    label,
+    accelerator,
+    click: async () => {
+      const path = await pick(mainWindow, kind);
+      if (path) mainWindow?.webContents.send('sam:menu', { action, path });
+    },
+  };
+}
+
 function buildMenu(): void {
   Menu.setApplicationMenu(
     Menu.buildFromTemplate([
       ...(process.platform === 'darwin' ? [{ role: 'appMenu' as const }] : []),
-      { role: 'fileMenu' },
+      {
+        label: 'File',
+        submenu: [
+          menuItem('Open fixed volume…', 'open-fixed', 'volume', 'CmdOrCtrl+O'),
+          menuItem('Open fixed DICOM folder…', 'open-fixed', 'dicom-folder'),
+          menuItem('Open moving volume…', 'open-moving', 'volume', 'CmdOrCtrl+Shift+O'),
+          menuItem('Open moving DICOM folder…', 'open-moving', 'dicom-folder'),
+          { type: 'separator' },
+          menuItem('Export result into folder…', 'export', 'export-folder', 'CmdOrCtrl+E'),
+          menuItem('Save session…', 'session-save', 'session-save', 'CmdOrCtrl+S'),
+          menuItem('Open session…', 'session-open', 'session-open'),
+          { type: 'separator' },
+          { role: process.platform === 'darwin' ? 'close' : 'quit' },
+        ],
+      },
       { role: 'editMenu' },
       { role: 'viewMenu' },
       { role: 'windowMenu' },

@@ -15,9 +15,9 @@ function checkSender(e: IpcMainInvokeEvent): void {
     throw new Error(`IPC call from an unexpected origin: ${url}`);
 }
 
-type PickKind = 'volume' | 'dicom-folder' | 'export-folder' | 'session-open' | 'session-save';
+export type PickKind = 'volume' | 'dicom-folder' | 'export-folder' | 'session-open' | 'session-save';
 
-async function pick(w: BrowserWindow | null, kind: PickKind): Promise<string | null> {
+export async function pick(w: BrowserWindow | null, kind: PickKind): Promise<string | null> {
   if (kind === 'session-save') {
     const opts: Electron.SaveDialogOptions = {
       title: 'Save session',

@@ -4,7 +4,7 @@
  * one event channel while a registration runs.
  */
 import { contextBridge, ipcRenderer, type IpcRendererEvent } from 'electron';
-import type { SamApi } from '../renderer/api/client.ts';
+import type { MenuCommand, SamApi } from '../renderer/api/client.ts';
 import type { RegisterProgress } from '../main/engine/workstation/types.ts';
 
 const api: SamApi = {
@@ -32,6 +32,11 @@ const api: SamApi = {
   exportResult: (dir) => ipcRenderer.invoke('sam:export', dir),
   saveSession: (path, s) => ipcRenderer.invoke('sam:save-session', path, s),
   openSession: (path) => ipcRenderer.invoke('sam:open-session', path),
+  onMenu(listener) {
+    const l = (_e: IpcRendererEvent, m: MenuCommand) => listener(m);
+    ipcRenderer.on('sam:menu', l);
+    return () => void ipcRenderer.off('sam:menu', l);
+  },
 };
 
 contextBridge.exposeInMainWorld('sam', api);

@@ -4,6 +4,7 @@
  */
 import { useEffect } from 'react';
 import { samApi } from './api/client.ts';
+import { exportTo, loadVolume, openSession, saveSession } from './actions.ts';
 import { useApp } from './store/index.ts';
 import { SliceViewport } from './views/SliceViewport.tsx';
 import { VIEWS } from './views/view-geometry.ts';
@@ -26,6 +27,14 @@ export function App(): React.JSX.Element {
         s.setSettings({ matcher: c.defaultMatcher });
       })
       .catch((e: Error) => useApp.getState().setError(e.message));
+    // desktop: the File menu's commands do what the panels' buttons do
+    return samApi().onMenu?.((m) => {
+      if (m.action === 'open-fixed') void loadVolume('fixed', m.path);
+      else if (m.action === 'open-moving') void loadVolume('moving', m.path);
+      else if (m.action === 'export') void exportTo(m.path);
+      else if (m.action === 'session-save') void saveSession(m.path);
+      else void openSession(m.path);
+    });
   }, []);
 
   return (

@@ -31,6 +31,13 @@ export interface SamApi {
   exportResult(dir: string): Promise<ExportSummary>;
   saveSession(path: string, session: SessionFile): Promise<string>;
   openSession(path: string): Promise<SessionFile>;
+  /** Desktop only: the application menu's actions (a path already chosen in a native dialog). */
+  onMenu?(listener: (m: MenuCommand) => void): () => void;
+}
+
+export interface MenuCommand {
+  action: 'open-fixed' | 'open-moving' | 'export' | 'session-save' | 'session-open';
+  path: string;
 }
 
 declare global {
