@@ -6,7 +6,13 @@ import react from '@vitejs/plugin-react';
 export default defineConfig({
   main: {
     build: {
-      rollupOptions: { input: { index: resolve(__dirname, 'main/index.ts') } },
+      // The registration worker is its own entry: Electron forks it as a utilityProcess.
+      rollupOptions: {
+        input: {
+          index: resolve(__dirname, 'main/index.ts'),
+          'register-worker': resolve(__dirname, 'main/engine/workstation/register-worker.ts'),
+        },
+      },
       // Native and WASM-carrying packages stay as runtime requires.
       externalizeDeps: true,
     },

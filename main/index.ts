@@ -1,11 +1,15 @@
 /**
  * Electron entry: the window, the menu and the IPC wiring. The engine it calls is plain Node code
- * under main/engine, shared with the CLI, the browser mode and the tests.
+ * under main/engine, shared with the CLI, the browser mode and the tests; registrations run in a
+ * utilityProcess (utility-runner.ts), so the main process and the window never block on them.
  */
-import { app, BrowserWindow, shell } from 'electron';
+import { app, BrowserWindow, Menu, shell, type MenuItemConstructorOptions } from 'electron';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { registerIpc } from './ipc.ts';
+import { pick, registerIpc, type PickKind } from './ipc.ts';
+import { openPolicy } from './engine/workstation/path-policy.ts';
+import { Workstation } from './engine/workstation/workstation.ts';
+import { utilityRunner } from './utility-runner.ts';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 let mainWindow: BrowserWindow | null = null;
@@ -34,8 +38,57 @@ function createWindow(): void {
   mainWindow.on('closed', () => (mainWindow = null));
 }
 
+/** Menu actions: a native dialog, then the renderer does the rest (the same code as its buttons). */
+type MenuAction = 'open-fixed' | 'open-moving' | 'export' | 'session-save' | 'session-open';
+
+function menuItem(label: string, action: MenuAction, kind: PickKind, accelerator?: string): MenuItemConstructorOptions {
+  return {
+    label,
+    accelerator,
+    click: async () => {
+      const path = await pick(mainWindow, kind);
+      if (path) mainWindow?.webContents.send('sam:menu', { action, path });
+    },
+  };
+}
+
+function buildMenu(): void {
+  Menu.setApplicationMenu(
+    Menu.buildFromTemplate([
+      ...(process.platform === 'darwin' ? [{ role: 'appMenu' as const }] : []),
+      {
+        label: 'File',
+        submenu: [
+          menuItem('Open fixed volume…', 'open-fixed', 'volume', 'CmdOrCtrl+O'),
+          menuItem('Open fixed DICOM folder…', 'open-fixed', 'dicom-folder'),
+          menuItem('Open moving volume…', 'open-moving', 'volume', 'CmdOrCtrl+Shift+O'),
+          menuItem('Open moving DICOM folder…', 'open-moving', 'dicom-folder'),
+          { type: 'separator' },
+          menuItem('Export result into folder…', 'export', 'export-folder', 'CmdOrCtrl+E'),
+          menuItem('Save session…', 'session-save', 'session-save', 'CmdOrCtrl+S'),
+          menuItem('Open session…', 'session-open', 'session-open'),
+          { type: 'separator' },
+          { role: process.platform === 'darwin' ? 'close' : 'quit' },
+        ],
+      },
+      { role: 'editMenu' },
+      { role: 'viewMenu' },
+      { role: 'windowMenu' },
+    ]),
+  );
+}
+
 void app.whenReady().then(() => {
-  registerIpc(() => mainWindow);
+  // The model ships in extraResources (electron-builder.yml); in development it is ./resources.
+  const resources = app.isPackaged ? join(process.resourcesPath, 'resources') : join(here, '../../resources');
+  const workstation = new Workstation({
+    mode: 'desktop',
+    policy: openPolicy,
+    startWorker: utilityRunner(here),
+    modelPath: process.env.SAM_MODEL || join(resources, 'sam-small.samw'),
+  });
+  registerIpc(() => mainWindow, workstation);
+  buildMenu();
   createWindow();
   app.on('activate', () => {
     if (BrowserWindow.getAllWindows().length === 0) createWindow();

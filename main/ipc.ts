@@ -1,9 +1,11 @@
 /**
- * IPC handlers: one typed handler per engine operation, with the sender checked. With index.ts the
- * only code that imports 'electron'.
+ * IPC handlers: one typed handler per workstation operation (the same operations and argument
+ * checks as the browser mode, main/server/rpc.ts), each with the sender checked, plus the native
+ * dialogs. With index.ts and utility-runner.ts the only code that imports 'electron'.
  */
 import { dialog, ipcMain, type BrowserWindow, type IpcMainInvokeEvent } from 'electron';
-import * as api from './engine/api.ts';
+import type { Workstation } from './engine/workstation/workstation.ts';
+import { operations } from './server/rpc.ts';
 
 /** Only our own renderer (file:// in production, the dev server in development) may call. */
 function checkSender(e: IpcMainInvokeEvent): void {
@@ -13,21 +15,54 @@ function checkSender(e: IpcMainInvokeEvent): void {
     throw new Error(`IPC call from an unexpected origin: ${url}`);
 }
 
-export function registerIpc(window: () => BrowserWindow | null): void {
-  ipcMain.handle('volume:pick', async (e) => {
-    checkSender(e);
-    const w = window();
-    const opts: Electron.OpenDialogOptions = {
-      title: 'Open a CT volume',
-      properties: ['openFile', 'openDirectory'],
-      filters: [{ name: 'CT volumes', extensions: ['nii', 'gz', 'mha', 'mhd', 'vti', 'nrrd', 'nhdr', 'dcm'] }],
+export type PickKind = 'volume' | 'dicom-folder' | 'export-folder' | 'session-open' | 'session-save';
+
+export async function pick(w: BrowserWindow | null, kind: PickKind): Promise<string | null> {
+  if (kind === 'session-save') {
+    const opts: Electron.SaveDialogOptions = {
+      title: 'Save session',
+      filters: [{ name: 'Session', extensions: ['json'] }],
     };
-    const r = w ? await dialog.showOpenDialog(w, opts) : await dialog.showOpenDialog(opts);
-    return r.canceled ? null : r.filePaths[0];
+    const r = w ? await dialog.showSaveDialog(w, opts) : await dialog.showSaveDialog(opts);
+    return r.canceled || !r.filePath ? null : r.filePath;
+  }
+  const opts: Electron.OpenDialogOptions =
+    kind === 'volume'
+      ? {
+          title: 'Open a CT volume',
+          properties: ['openFile'],
+          filters: [{ name: 'CT volumes', extensions: ['nii', 'gz', 'mha', 'mhd', 'vti', 'nrrd', 'nhdr', 'dcm'] }],
+        }
+      : kind === 'session-open'
+        ? { title: 'Open session', properties: ['openFile'], filters: [{ name: 'Session', extensions: ['json'] }] }
+        : {
+            title: kind === 'dicom-folder' ? 'Open a DICOM folder' : 'Export into folder',
+            properties: kind === 'export-folder' ? ['openDirectory', 'createDirectory'] : ['openDirectory'],
+          };
+  const r = w ? await dialog.showOpenDialog(w, opts) : await dialog.showOpenDialog(opts);
+  return r.canceled ? null : (r.filePaths[0] ?? null);
+}
+
+export function registerIpc(window: () => BrowserWindow | null, workstation: Workstation): void {
+  const ops = operations(workstation, (event, data) => window()?.webContents.send(`sam:${event}`, data));
+  const handle = (channel: string, f: (...args: unknown[]) => unknown) =>
+    ipcMain.handle(channel, (e, ...args: unknown[]) => {
+      checkSender(e);
+      return f(...args);
+    });
+  handle('sam:capabilities', ops.capabilities);
+  handle('sam:pick-path', (kind) => pick(window(), kind as PickKind));
+  handle('sam:list-series', ops.listSeries);
+  handle('sam:open-volume', ops.openVolume);
+  handle('sam:close-volume', ops.closeVolume);
+  handle('sam:voxels', (id) => {
+    if (typeof id !== 'string') throw new Error('sam:voxels expects a volume id');
+    const v = workstation.voxels(id);
+    return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
   });
-  ipcMain.handle('volume:info', async (e, path: unknown) => {
-    checkSender(e);
-    if (typeof path !== 'string') throw new Error('volume:info expects a path');
-    return api.volumeInfo(path);
-  });
+  handle('sam:register', ops.register);
+  handle('sam:cancel-registration', ops.cancelRegistration);
+  handle('sam:export', ops.exportResult);
+  handle('sam:save-session', ops.saveSession);
+  handle('sam:open-session', ops.openSession);
 }

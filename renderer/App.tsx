@@ -1,42 +1,62 @@
 /**
- * Application shell. For now: open a volume and show its geometry; the viewers, registration and
- * review panels are built on this (see the issues).
+ * Application shell: open fixed and moving, three linked slice views, display controls,
+ * registration with progress and cancel, export and sessions.
  */
-import { useState } from 'react';
+import { useEffect } from 'react';
 import { samApi } from './api/client.ts';
-import type { VolumeSummary } from '../main/engine/volume/describe.ts';
+import { exportTo, loadVolume, openSession, saveSession } from './actions.ts';
+import { useApp } from './store/index.ts';
+import { SliceViewport } from './views/SliceViewport.tsx';
+import { VIEWS } from './views/view-geometry.ts';
+import { OpenPanel } from './panels/OpenPanel.tsx';
+import { DisplayPanel } from './panels/DisplayPanel.tsx';
+import { RegisterPanel } from './panels/RegisterPanel.tsx';
+import { ExportPanel } from './panels/ExportPanel.tsx';
 
 export function App(): React.JSX.Element {
-  const [summary, setSummary] = useState<VolumeSummary | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
+  const error = useApp((s) => s.error);
+  const busy = useApp((s) => s.busy);
+  const caps = useApp((s) => s.caps);
 
-  async function open(): Promise<void> {
-    setError(null);
-    const path = await samApi().pickVolume();
-    if (!path) return;
-    setBusy(true);
-    try {
-      setSummary(await samApi().volumeInfo(path));
-    } catch (e) {
-      setError((e as Error).message);
-    } finally {
-      setBusy(false);
-    }
-  }
+  useEffect(() => {
+    samApi()
+      .capabilities()
+      .then((c) => {
+        const s = useApp.getState();
+        s.setCaps(c);
+        s.setSettings({ matcher: c.defaultMatcher });
+      })
+      .catch((e: Error) => useApp.getState().setError(e.message));
+    // desktop: the File menu's commands do what the panels' buttons do
+    return samApi().onMenu?.((m) => {
+      if (m.action === 'open-fixed') void loadVolume('fixed', m.path);
+      else if (m.action === 'open-moving') void loadVolume('moving', m.path);
+      else if (m.action === 'export') void exportTo(m.path);
+      else if (m.action === 'session-save') void saveSession(m.path);
+      else void openSession(m.path);
+    });
+  }, []);
 
   return (
-    <main style={{ fontFamily: 'system-ui, sans-serif', padding: 16 }}>
-      <h1>SAM Registration Workstation</h1>
-      <button onClick={() => void open()} disabled={busy}>
-        {busy ? 'Reading…' : 'Open CT volume…'}
-      </button>
-      {error && (
-        <p role="alert" style={{ color: '#b00' }}>
-          {error}
-        </p>
-      )}
-      {summary && <pre data-testid="volume-summary">{JSON.stringify(summary, null, 2)}</pre>}
+    <main className="app">
+      <header>
+        <strong>SAM Registration Workstation</strong> <span data-testid="mode">{caps?.mode ?? 'connecting…'}</span>
+        {busy && <span data-testid="busy"> {busy}…</span>}
+        {error && (
+          <span role="alert" className="error" data-testid="error">
+            {error}
+          </span>
+        )}
+      </header>
+      <OpenPanel />
+      <DisplayPanel />
+      <div className="views">
+        {VIEWS.map((v) => (
+          <SliceViewport key={v} name={v} />
+        ))}
+      </div>
+      <RegisterPanel />
+      <ExportPanel />
     </main>
   );
 }

@@ -52,3 +52,7 @@ export { readRegistrationResult, parsePairsCsv, type RegistrationResult } from '
 export { parseLabelNames } from './review/label-names.ts';
 export { slicePlane, type Orientation, type SlicePlane } from './review/slice-plane.ts';
 export { ReviewSession, openReviewSession, type OpenReviewOptions } from './review/session.ts';
+
+/** The workstation (desktop app and browser mode): loaded volumes, registration worker, export, sessions. */
+export { Workstation } from './workstation/workstation.ts';
+export type * from './workstation/types.ts';

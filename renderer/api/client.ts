@@ -1,14 +1,43 @@
 /**
  * One client interface for the renderer. In the desktop app the preload bridge implements it
- * (window.sam); the browser mode will implement the same interface over its local socket.
+ * (window.sam, preload/index.ts); in the browser mode socket-client.ts implements the same interface
+ * over the local server's WebSocket and one binary HTTP response per volume.
  */
-import type { VolumeSummary } from '../../main/engine/volume/describe.ts';
+import type {
+  Capabilities,
+  ExportSummary,
+  RegisterProgress,
+  RegisterRequest,
+  RegisterSummary,
+  SeriesChoice,
+  SessionFile,
+  VolumeDescriptor,
+} from '../../main/engine/workstation/types.ts';
+import { browserApi } from './socket-client.ts';
+
+export type PickKind = 'volume' | 'dicom-folder' | 'export-folder' | 'session-open' | 'session-save';
 
 export interface SamApi {
-  /** Native file/folder dialog; null when cancelled. */
-  pickVolume(): Promise<string | null>;
-  /** Read a volume and return its summary (geometry, values, modality). */
-  volumeInfo(path: string): Promise<VolumeSummary>;
+  capabilities(): Promise<Capabilities>;
+  /** Native dialog (desktop); null when cancelled or when there is none (browser mode: type the path). */
+  pickPath(kind: PickKind): Promise<string | null>;
+  listSeries(path: string): Promise<SeriesChoice[]>;
+  openVolume(path: string, series?: string): Promise<VolumeDescriptor>;
+  closeVolume(id: string): Promise<void>;
+  /** The int16 display copy of a volume: one transfer, shared by the three views. */
+  fetchVoxels(id: string): Promise<Int16Array>;
+  register(req: RegisterRequest, onProgress: (p: RegisterProgress) => void): Promise<RegisterSummary>;
+  cancelRegistration(): Promise<boolean>;
+  exportResult(dir: string): Promise<ExportSummary>;
+  saveSession(path: string, session: SessionFile): Promise<string>;
+  openSession(path: string): Promise<SessionFile>;
+  /** Desktop only: the application menu's actions (a path already chosen in a native dialog). */
+  onMenu?(listener: (m: MenuCommand) => void): () => void;
+}
+
+export interface MenuCommand {
+  action: 'open-fixed' | 'open-moving' | 'export' | 'session-save' | 'session-open';
+  path: string;
 }
 
 declare global {
@@ -17,7 +46,9 @@ declare global {
   }
 }
 
+let api: SamApi | null = null;
+
 export function samApi(): SamApi {
-  if (!window.sam) throw new Error('the engine bridge is not available in this window');
-  return window.sam;
+  api ??= window.sam ?? browserApi();
+  return api;
 }

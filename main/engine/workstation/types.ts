@@ -1,0 +1,97 @@
+/**
+ * The workstation's operation types, shared by the engine side (Electron main, browser-mode server),
+ * the preload bridge and the renderer. Type-only: no runtime code, no Node or DOM imports.
+ */
+
+/** What the renderer needs to place and display a volume; the voxels travel separately (int16). */
+export interface VolumeDescriptor {
+  id: string;
+  /** File or folder it was read from. */
+  path: string;
+  /** DICOM SeriesInstanceUID when a series was chosen. */
+  series?: string;
+  description?: string;
+  size: [number, number, number];
+  spacing: [number, number, number];
+  origin: [number, number, number];
+  /** Row-major 3x3; column c = world (LPS) direction of index axis c. */
+  direction: number[];
+  /** Orientation code of the index axes (e.g. LPS). */
+  orientation: string;
+  /** Voxel type of the source; the display copy is always int16 (HU, clamped). */
+  voxelType: string;
+  valueRange: [number, number];
+  warnings: string[];
+  /** Bytes of the int16 display copy (size product x 2). */
+  displayBytes: number;
+}
+
+export interface SeriesChoice {
+  seriesInstanceUid: string;
+  description: string;
+  slices: number;
+  size: string;
+}
+
+export type Matcher = 'sam' | 'ncc';
+export type StageName = 'affine' | 'coarse' | 'deform';
+
+export interface RegisterRequest {
+  fixedId: string;
+  movingId: string;
+  matcher: Matcher;
+  stages: StageName[];
+  /** Grid spacing of the matched points, mm. */
+  gridMm: number;
+}
+
+export interface RegisterProgress {
+  stage: string;
+  done: number;
+  total: number;
+  /** Seconds since the registration started. */
+  elapsed: number;
+}
+
+export interface RegisterSummary {
+  /** The warped moving volume, on the fixed grid, ready to be fetched like any volume. */
+  warped: VolumeDescriptor;
+  affine: number[];
+  qa: Record<string, unknown>;
+  seconds: number;
+}
+
+export interface ExportSummary {
+  dir: string;
+  files: string[];
+}
+
+export interface Capabilities {
+  /** 'desktop' (Electron) or 'browser' (npm run web). */
+  mode: 'desktop' | 'browser';
+  /** Whether a trained SAM model is installed (resources/sam-small.samw); else only NCC. */
+  samModel: boolean;
+  defaultMatcher: Matcher;
+  stages: StageName[];
+  /** Browser mode: the folders it may read and write (the user cannot browse elsewhere). */
+  dataRoots: string[];
+  workRoot?: string;
+}
+
+/** The session file: inputs, settings and results, enough to reopen the work. */
+export interface SessionFile {
+  format: 'sam-workstation-session';
+  version: 1;
+  savedAt: string;
+  fixed?: { path: string; series?: string };
+  moving?: { path: string; series?: string };
+  settings: {
+    matcher: Matcher;
+    stages: StageName[];
+    gridMm: number;
+    window: number;
+    level: number;
+    opacity: number;
+  };
+  results?: { exportDir?: string; qa?: Record<string, unknown>; affine?: number[] };
+}

@@ -1,0 +1,49 @@
+/**
+ * The browser mode's operations: one entry per workstation operation, with argument checks. The
+ * socket (socket.ts) dispatches JSON messages { id, op, args } here; nothing else is callable.
+ */
+import { InputError } from '../engine/errors.ts';
+import type { Workstation } from '../engine/workstation/workstation.ts';
+import type { RegisterProgress, RegisterRequest, SessionFile } from '../engine/workstation/types.ts';
+
+function str(v: unknown, name: string): string {
+  if (typeof v !== 'string' || v.length === 0 || v.length > 4096) throw new InputError(name, 'expected a path/string');
+  return v;
+}
+
+function optStr(v: unknown, name: string): string | undefined {
+  return v === undefined || v === null || v === '' ? undefined : str(v, name);
+}
+
+function registerRequest(v: unknown): RegisterRequest {
+  const r = v as RegisterRequest;
+  if (!r || typeof r !== 'object') throw new InputError('register', 'expected a request object');
+  if (r.matcher !== 'sam' && r.matcher !== 'ncc') throw new InputError('matcher', 'use sam or ncc');
+  if (!Array.isArray(r.stages) || !r.stages.every((s) => ['affine', 'coarse', 'deform'].includes(s)))
+    throw new InputError('stages', 'unknown stage');
+  const gridMm = Number(r.gridMm);
+  if (!(gridMm >= 4 && gridMm <= 100)) throw new InputError('gridMm', 'between 4 and 100 mm');
+  return {
+    fixedId: str(r.fixedId, 'fixedId'),
+    movingId: str(r.movingId, 'movingId'),
+    matcher: r.matcher,
+    stages: r.stages,
+    gridMm,
+  };
+}
+
+export type Emit = (event: 'register-progress', data: RegisterProgress) => void;
+
+export function operations(ws: Workstation, emit: Emit): Record<string, (...args: unknown[]) => unknown> {
+  return {
+    capabilities: () => ws.capabilities(),
+    listSeries: (path) => ws.listSeries(str(path, 'path')),
+    openVolume: (path, series) => ws.openVolume(str(path, 'path'), optStr(series, 'series')),
+    closeVolume: (id) => ws.closeVolume(str(id, 'id')),
+    register: (req) => ws.register(registerRequest(req), (p) => emit('register-progress', p)),
+    cancelRegistration: () => ws.cancelRegistration(),
+    exportResult: (dir) => ws.exportResult(str(dir, 'dir')),
+    saveSession: (path, s) => ws.saveSession(str(path, 'path'), s as SessionFile),
+    openSession: (path) => ws.openSession(str(path, 'path')),
+  };
+}

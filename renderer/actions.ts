@@ -1,0 +1,144 @@
+/**
+ * What the panels do: each action calls the engine through samApi() and updates the store.
+ * Voxels are fetched once per volume (int16) and timed, so the transfer cost is visible.
+ */
+import type { SessionFile } from '../main/engine/workstation/types.ts';
+import { samApi } from './api/client.ts';
+import { useApp } from './store/index.ts';
+import type { LoadedVolume, Role } from './store/volumes.ts';
+import { centreOf } from './views/view-geometry.ts';
+import { releaseImagesExcept } from './views/images.ts';
+
+async function guarded<T>(what: string, f: () => Promise<T>): Promise<T | undefined> {
+  const s = useApp.getState();
+  s.setError(null);
+  s.setBusy(what);
+  try {
+    return await f();
+  } catch (e) {
+    useApp.getState().setError(`${what}: ${(e as Error).message}`);
+    return undefined;
+  } finally {
+    useApp.getState().setBusy(null);
+  }
+}
+
+async function fetchLoaded(desc: LoadedVolume['desc']): Promise<LoadedVolume> {
+  const t0 = performance.now();
+  const voxels = await samApi().fetchVoxels(desc.id);
+  const transfer = { bytes: voxels.byteLength, ms: performance.now() - t0 };
+  console.info(`[sam] voxels of ${desc.id}: ${(transfer.bytes / 1e6).toFixed(1)} MB in ${transfer.ms.toFixed(0)} ms`);
+  return { desc, voxels, transfer };
+}
+
+function cleanup(): void {
+  const s = useApp.getState();
+  const keep = [s.fixed, s.moving, s.warped].filter((v): v is LoadedVolume => !!v).map((v) => v.desc.id);
+  releaseImagesExcept(keep);
+}
+
+export async function loadVolume(role: Role, path: string, series?: string): Promise<boolean> {
+  const r = await guarded(`open ${role}`, async () => {
+    const old = useApp.getState()[role];
+    const desc = await samApi().openVolume(path, series);
+    const loaded = await fetchLoaded(desc);
+    const s = useApp.getState();
+    s.setVolume(role, loaded);
+    if (role === 'fixed') {
+      s.setCursor(centreOf(desc));
+      // a new fixed image invalidates the old result
+      s.setVolume('warped', null);
+      s.finishRegistration({ status: 'idle' });
+    }
+    if (old) void samApi().closeVolume(old.desc.id);
+    cleanup();
+    return true;
+  });
+  return !!r;
+}
+
+export async function runRegistration(): Promise<void> {
+  const s = useApp.getState();
+  if (!s.fixed || !s.moving) return s.setError('open a fixed and a moving volume first');
+  s.startRegistration();
+  try {
+    const summary = await samApi().register(
+      { fixedId: s.fixed.desc.id, movingId: s.moving.desc.id, matcher: s.matcher, stages: s.stages, gridMm: s.gridMm },
+      (p) => useApp.getState().reportProgress(p),
+    );
+    // the engine's part ends here; what follows is fetching and displaying the result
+    performance.mark('sam:registered');
+    const warped = await fetchLoaded(summary.warped);
+    const st = useApp.getState();
+    st.setVolume('warped', warped);
+    st.setOverlay('warped');
+    st.finishRegistration({ status: 'done', summary });
+    cleanup();
+  } catch (e) {
+    const err = e as Error;
+    const cancelled = err.name === 'CancelledError' || /cancelled/.test(err.message);
+    useApp.getState().finishRegistration({ status: cancelled ? 'cancelled' : 'error', error: err.message });
+  }
+}
+
+export async function cancelRegistration(): Promise<void> {
+  await samApi().cancelRegistration();
+}
+
+export async function exportTo(dir: string): Promise<void> {
+  await guarded('export', async () => useApp.getState().setLastExport(await samApi().exportResult(dir)));
+}
+
+export function currentSession(): SessionFile {
+  const s = useApp.getState();
+  return {
+    format: 'sam-workstation-session',
+    version: 1,
+    savedAt: new Date().toISOString(),
+    fixed: s.fixed ? { path: s.fixed.desc.path, series: s.fixed.desc.series } : undefined,
+    moving: s.moving ? { path: s.moving.desc.path, series: s.moving.desc.series } : undefined,
+    settings: {
+      matcher: s.matcher,
+      stages: s.stages,
+      gridMm: s.gridMm,
+      window: s.window,
+      level: s.level,
+      opacity: s.opacity,
+    },
+    results:
+      s.summary || s.lastExport
+        ? { exportDir: s.lastExport?.dir, qa: s.summary?.qa, affine: s.summary?.affine }
+        : undefined,
+  };
+}
+
+export async function saveSession(path: string): Promise<void> {
+  await guarded('save session', async () =>
+    useApp.getState().setSessionPath(await samApi().saveSession(path, currentSession())),
+  );
+}
+
+/** Reopens a session: settings, both inputs, and the exported warped volume when there is one. */
+export async function openSession(path: string): Promise<void> {
+  const session = await guarded('open session', () => samApi().openSession(path));
+  if (!session) return;
+  const s = useApp.getState();
+  s.setSettings({
+    matcher: session.settings.matcher,
+    stages: session.settings.stages,
+    gridMm: session.settings.gridMm,
+  });
+  s.setWindowLevel(session.settings.window, session.settings.level);
+  s.setOpacity(session.settings.opacity);
+  s.setSessionPath(path);
+  if (session.fixed) await loadVolume('fixed', session.fixed.path, session.fixed.series);
+  if (session.moving) await loadVolume('moving', session.moving.path, session.moving.series);
+  if (session.results?.exportDir) {
+    await guarded('open exported result', async () => {
+      const desc = await samApi().openVolume(`${session.results!.exportDir}/warped.nii.gz`);
+      const st = useApp.getState();
+      st.setVolume('warped', await fetchLoaded(desc));
+      st.setOverlay('warped');
+    });
+  }
+}

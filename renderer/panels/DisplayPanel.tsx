@@ -1,0 +1,63 @@
+/** Window/level presets and values, and the overlay (moving or warped over fixed) with its opacity. */
+import { useShallow } from 'zustand/react/shallow';
+import { useApp } from '../store/index.ts';
+import { PRESETS, type PresetName } from '../store/view.ts';
+
+export function DisplayPanel(): React.JSX.Element {
+  const { window, level, overlay, opacity, setWindowLevel, setOverlay, setOpacity, warped } = useApp(
+    useShallow((s) => ({
+      window: s.window,
+      level: s.level,
+      overlay: s.overlay,
+      opacity: s.opacity,
+      setWindowLevel: s.setWindowLevel,
+      setOverlay: s.setOverlay,
+      setOpacity: s.setOpacity,
+      warped: s.warped,
+    })),
+  );
+  return (
+    <section className="panel">
+      {(Object.keys(PRESETS) as PresetName[]).map((p) => (
+        <button
+          key={p}
+          data-testid={`preset-${p.replace(' ', '-')}`}
+          onClick={() => setWindowLevel(PRESETS[p].window, PRESETS[p].level)}
+        >
+          {p}
+        </button>
+      ))}
+      <span data-testid="wl">
+        W {Math.round(window)} L {Math.round(level)}
+      </span>
+      <label>
+        overlay{' '}
+        <select data-testid="overlay" value={overlay} onChange={(e) => setOverlay(e.target.value as typeof overlay)}>
+          <option value="none">none</option>
+          <option value="moving">moving (unregistered)</option>
+          <option value="warped" disabled={!warped}>
+            warped moving
+          </option>
+        </select>
+      </label>
+      <label>
+        opacity{' '}
+        <input
+          data-testid="opacity"
+          type="range"
+          min={0}
+          max={1}
+          step={0.05}
+          value={opacity}
+          onChange={(e) => setOpacity(Number(e.target.value))}
+        />
+      </label>
+      {warped && (
+        <span className="info" data-testid="info-warped" data-desc={JSON.stringify(warped.desc)}>
+          warped {warped.desc.size.join('×')}; {(warped.transfer.bytes / 1e6).toFixed(1)} MB in{' '}
+          {warped.transfer.ms.toFixed(0)} ms
+        </span>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,46 @@
+/** Export of the result into a chosen folder, and saving/reopening the session file. */
+import { useState } from 'react';
+import { samApi } from '../api/client.ts';
+import { exportTo, openSession, saveSession } from '../actions.ts';
+import { useShallow } from 'zustand/react/shallow';
+import { useApp } from '../store/index.ts';
+
+export function ExportPanel(): React.JSX.Element {
+  const [dir, setDir] = useState('');
+  const [session, setSession] = useState('');
+  const { summary, lastExport, busy, caps } = useApp(
+    useShallow((a) => ({ summary: a.summary, lastExport: a.lastExport, busy: a.busy, caps: a.caps })),
+  );
+  const desktop = caps?.mode === 'desktop';
+  const pick = async (kind: 'export-folder' | 'session-save' | 'session-open', set: (p: string) => void) => {
+    const p = await samApi().pickPath(kind);
+    if (p) set(p);
+  };
+  return (
+    <section className="panel">
+      <label>
+        export folder <input data-testid="export-dir" value={dir} onChange={(e) => setDir(e.target.value)} size={30} />
+      </label>
+      {desktop && <button onClick={() => void pick('export-folder', setDir)}>Choose…</button>}
+      <button data-testid="export" disabled={!summary || !dir || !!busy} onClick={() => void exportTo(dir)}>
+        Export
+      </button>
+      {lastExport && (
+        <span data-testid="export-result" title={lastExport.files.join('\n')}>
+          {lastExport.files.length} files in {lastExport.dir}
+        </span>
+      )}
+      <label>
+        session file{' '}
+        <input data-testid="session-path" value={session} onChange={(e) => setSession(e.target.value)} size={30} />
+      </label>
+      {desktop && <button onClick={() => void pick('session-save', setSession)}>Choose…</button>}
+      <button data-testid="session-save" disabled={!session || !!busy} onClick={() => void saveSession(session)}>
+        Save session
+      </button>
+      <button data-testid="session-open" disabled={!session || !!busy} onClick={() => void openSession(session)}>
+        Open session
+      </button>
+    </section>
+  );
+}

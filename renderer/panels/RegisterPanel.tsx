@@ -1,0 +1,85 @@
+/** Registration: matcher and grid, run and cancel, per-stage progress, and the result's QA figures. */
+import { cancelRegistration, runRegistration } from '../actions.ts';
+import { useShallow } from 'zustand/react/shallow';
+import { useApp } from '../store/index.ts';
+
+function num(v: unknown, digits = 3): string {
+  return typeof v === 'number' ? v.toFixed(digits) : '–';
+}
+
+export function RegisterPanel(): React.JSX.Element {
+  const s = useApp(
+    useShallow((a) => ({
+      matcher: a.matcher,
+      gridMm: a.gridMm,
+      stages: a.stages,
+      status: a.status,
+      progress: a.progress,
+      summary: a.summary,
+      regError: a.regError,
+      caps: a.caps,
+      fixed: a.fixed,
+      moving: a.moving,
+      setSettings: a.setSettings,
+    })),
+  );
+  const running = s.status === 'running';
+  const qa = s.summary?.qa as
+    { nccInFixedBody?: { before: number; after: number }; pairs?: { inliers: number; rmsMm: number } } | undefined;
+  return (
+    <section className="panel tall">
+      <label>
+        matcher{' '}
+        <select
+          data-testid="matcher"
+          value={s.matcher}
+          disabled={running}
+          onChange={(e) => s.setSettings({ matcher: e.target.value as 'sam' | 'ncc' })}
+        >
+          <option value="sam" disabled={!s.caps?.samModel}>
+            SAM{s.caps?.samModel ? '' : ' (no model installed)'}
+          </option>
+          <option value="ncc">NCC</option>
+        </select>
+      </label>
+      <label>
+        grid mm{' '}
+        <input
+          data-testid="grid"
+          type="number"
+          min={4}
+          max={100}
+          value={s.gridMm}
+          disabled={running}
+          onChange={(e) => s.setSettings({ gridMm: Number(e.target.value) })}
+        />
+      </label>
+      <span>stages: {(s.caps?.stages ?? s.stages).join(' → ')}</span>
+      <button data-testid="register" disabled={running || !s.fixed || !s.moving} onClick={() => void runRegistration()}>
+        Register
+      </button>
+      <button data-testid="cancel" disabled={!running} onClick={() => void cancelRegistration()}>
+        Cancel
+      </button>
+      <span data-testid="reg-status">{s.status}</span>
+      <ul className="progress" data-testid="progress">
+        {Object.values(s.progress).map((p) => (
+          <li key={p.stage}>
+            {p.stage}:{' '}
+            <span className="bar">
+              <span style={{ width: `${(100 * p.done) / (p.total || 1)}%` }} />
+            </span>{' '}
+            {p.done}/{p.total} ({p.elapsed.toFixed(1)} s)
+          </li>
+        ))}
+      </ul>
+      {s.summary && (
+        <span data-testid="reg-result">
+          done in {s.summary.seconds.toFixed(1)} s; NCC in body {num(qa?.nccInFixedBody?.before)} →{' '}
+          {num(qa?.nccInFixedBody?.after)}; {qa?.pairs?.inliers ?? '–'} inlier pairs, RMS {num(qa?.pairs?.rmsMm, 2)} mm
+        </span>
+      )}
+      {s.regError && s.status !== 'cancelled' && <span className="error">{s.regError}</span>}
+    </section>
+  );
+}

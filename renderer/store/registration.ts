@@ -1,0 +1,35 @@
+/** Store slice: registration settings, per-stage progress, result or error. */
+import type { StateCreator } from 'zustand';
+import type { Matcher, RegisterProgress, RegisterSummary, StageName } from '../../main/engine/workstation/types.ts';
+import type { AppState } from './index.ts';
+
+export type RegStatus = 'idle' | 'running' | 'done' | 'cancelled' | 'error';
+
+export interface RegistrationSlice {
+  matcher: Matcher;
+  stages: StageName[];
+  gridMm: number;
+  status: RegStatus;
+  /** Latest progress per stage name, in the order the stages reported. */
+  progress: Record<string, RegisterProgress>;
+  summary: RegisterSummary | null;
+  regError: string | null;
+  setSettings(s: Partial<Pick<RegistrationSlice, 'matcher' | 'stages' | 'gridMm'>>): void;
+  startRegistration(): void;
+  reportProgress(p: RegisterProgress): void;
+  finishRegistration(s: { status: RegStatus; summary?: RegisterSummary | null; error?: string | null }): void;
+}
+
+export const registrationSlice: StateCreator<AppState, [], [], RegistrationSlice> = (set) => ({
+  matcher: 'ncc',
+  stages: ['affine'],
+  gridMm: 24,
+  status: 'idle',
+  progress: {},
+  summary: null,
+  regError: null,
+  setSettings: (s) => set(s),
+  startRegistration: () => set({ status: 'running', progress: {}, summary: null, regError: null }),
+  reportProgress: (p) => set((st) => ({ progress: { ...st.progress, [p.stage]: p } })),
+  finishRegistration: ({ status, summary = null, error = null }) => set({ status, summary, regError: error }),
+});

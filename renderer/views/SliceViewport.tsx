@@ -1,0 +1,178 @@
+/**
+ * React wrapper of one SliceView: mounts it, feeds it from the store without React re-renders
+ * (zustand subscribe; a view renders only when its slice, layers or display changed), and maps the
+ * mouse: wheel = scroll slices (Ctrl+wheel = zoom), left drag = window/level, right drag = zoom,
+ * middle or Shift+left drag = pan, double-click = move the linked cursor there.
+ */
+import { useEffect, useRef, useState } from 'react';
+import { useApp, type AppState } from '../store/index.ts';
+import { imageOf } from './images.ts';
+import { liveViews } from './registry.ts';
+import { SliceView } from './slice-view.ts';
+import { CAMERA, indexToWorld, stepCursor, VIEWS, worldToIndex, type ViewName } from './view-geometry.ts';
+
+/**
+ * Brings a view up to date with the store. 'heavy' = a layer got a new volume (a new texture to
+ * upload): the three views then render one per animation frame instead of all in one frame.
+ */
+function sync(view: SliceView, s: AppState, prev: AppState | null): false | 'light' | 'heavy' {
+  let dirty = false;
+  let heavy = false;
+  if (!prev || s.fixed !== prev.fixed) {
+    view.setBase(s.fixed ? imageOf(s.fixed) : null, s.fixed?.desc ?? null);
+    dirty = heavy = true;
+  }
+  const over = s.overlay === 'none' ? null : s[s.overlay];
+  const prevOver = prev ? (prev.overlay === 'none' ? null : prev[prev.overlay]) : undefined;
+  if (over !== prevOver) {
+    view.setOverlay(over ? imageOf(over) : null, over?.desc ?? null);
+    heavy = heavy || !!over;
+    dirty = true;
+  }
+  if (!prev || s.window !== prev.window || s.level !== prev.level || s.opacity !== prev.opacity) {
+    view.setWindowLevel(s.window, s.level, s.opacity);
+    dirty = true;
+  }
+  if (!prev || s.cursor !== prev.cursor) dirty = view.setCursor(s.cursor) || dirty;
+  return heavy ? 'heavy' : dirty ? 'light' : false;
+}
+
+function afterFrames(n: number, f: () => void): void {
+  if (n <= 0) f();
+  else requestAnimationFrame(() => afterFrames(n - 1, f));
+}
+
+export function SliceViewport({ name }: { name: ViewName }): React.JSX.Element {
+  const host = useRef<HTMLDivElement>(null);
+  const crossH = useRef<HTMLDivElement>(null);
+  const crossV = useRef<HTMLDivElement>(null);
+  const [label, setLabel] = useState('');
+
+  useEffect(() => {
+    const el = host.current!;
+    const view = new SliceView(el, name);
+    liveViews.set(name, view);
+    const show = () => setLabel(view.sliceCount ? `${view.slice + 1}/${view.sliceCount}` : '');
+    sync(view, useApp.getState(), null);
+    // the crosshair: the linked cursor, where the other two views' planes cross this one
+    let crossAt = '';
+    let crossTimer: ReturnType<typeof setTimeout> | undefined;
+    let lastCrossEvent = 0;
+    view.onRender = () => {
+      const s = useApp.getState();
+      const [fx, fy] = view.project(s.cursor);
+      const visible = !!s.fixed;
+      const key = visible ? `${fx.toFixed(4)} ${fy.toFixed(4)}` : 'hidden';
+      if (key === crossAt) return; // unchanged: touch nothing (style writes cost frames here)
+      crossAt = key;
+      crossV.current!.style.left = `${(fx * 100).toFixed(2)}%`;
+      crossH.current!.style.top = `${(fy * 100).toFixed(2)}%`;
+      crossV.current!.style.display = crossH.current!.style.display = visible ? 'block' : 'none';
+    };
+    view.render();
+    show();
+    let alive = true;
+    const unsub = useApp.subscribe((s, prev) => {
+      const change = sync(view, s, prev);
+      if (change === 'light') {
+        view.render();
+        show();
+      } else if (!change && s.cursor !== prev.cursor) {
+        // only the crosshair moved: at once for a single move (a double-click elsewhere), but while
+        // another view scrolls, once scrolling pauses, so that view keeps the frames to itself
+        clearTimeout(crossTimer);
+        const now = performance.now();
+        if (now - lastCrossEvent > 150) view.onRender?.();
+        else crossTimer = setTimeout(() => view.onRender?.(), 150);
+        lastCrossEvent = now;
+      } else if (change === 'heavy')
+        afterFrames(VIEWS.indexOf(name), () => {
+          if (!alive) return;
+          view.render();
+          show();
+        });
+    });
+
+    let drag: { x: number; y: number; button: number; shift: boolean; w: number; l: number } | null = null;
+    const onWheel = (e: WheelEvent) => {
+      e.preventDefault();
+      const s = useApp.getState();
+      view.interacting();
+      if (e.ctrlKey) {
+        view.zoomBy(e.deltaY < 0 ? 1.1 : 1 / 1.1);
+        view.render();
+        return;
+      }
+      if (!s.fixed) return;
+      s.setCursor(stepCursor(s.fixed.desc, name, s.cursor, e.deltaY > 0 ? 1 : -1));
+    };
+    const onDown = (e: PointerEvent) => {
+      const s = useApp.getState();
+      drag = { x: e.clientX, y: e.clientY, button: e.button, shift: e.shiftKey, w: s.window, l: s.level };
+      el.setPointerCapture(e.pointerId);
+    };
+    const onMove = (e: PointerEvent) => {
+      if (!drag) return;
+      const r = el.getBoundingClientRect();
+      const dx = e.clientX - drag.x;
+      const dy = e.clientY - drag.y;
+      view.interacting();
+      if (drag.button === 1 || (drag.button === 0 && drag.shift)) {
+        view.panBy(dx / r.width, dy / r.height);
+        view.render();
+        drag.x = e.clientX;
+        drag.y = e.clientY;
+      } else if (drag.button === 2) {
+        view.zoomBy(Math.exp(-dy / 200));
+        view.render();
+        drag.y = e.clientY;
+      } else if (drag.button === 0) {
+        useApp.getState().setWindowLevel(drag.w + dx * 4, drag.l + dy * 2);
+      }
+    };
+    const onUp = () => (drag = null);
+    const onDbl = (e: MouseEvent) => {
+      const s = useApp.getState();
+      if (!s.fixed) return;
+      const r = el.getBoundingClientRect();
+      const picked = view.pick((e.clientX - r.left) / r.width, (e.clientY - r.top) / r.height);
+      // keep the view's own slice, move the other two axes to the clicked point
+      const axis = CAMERA[name].normalAxis;
+      picked[axis] = s.cursor[axis];
+      const g = s.fixed.desc;
+      s.setCursor(indexToWorld(g, worldToIndex(g, picked)));
+    };
+    const noMenu = (e: Event) => e.preventDefault();
+    el.addEventListener('wheel', onWheel, { passive: false });
+    el.addEventListener('pointerdown', onDown);
+    el.addEventListener('pointermove', onMove);
+    el.addEventListener('pointerup', onUp);
+    el.addEventListener('dblclick', onDbl);
+    el.addEventListener('contextmenu', noMenu);
+    return () => {
+      alive = false;
+      unsub();
+      el.removeEventListener('wheel', onWheel);
+      el.removeEventListener('pointerdown', onDown);
+      el.removeEventListener('pointermove', onMove);
+      el.removeEventListener('pointerup', onUp);
+      el.removeEventListener('dblclick', onDbl);
+      el.removeEventListener('contextmenu', noMenu);
+      clearTimeout(crossTimer);
+      view.onRender = null;
+      liveViews.delete(name);
+      view.delete();
+    };
+  }, [name]);
+
+  return (
+    <div className="viewport">
+      <div className="view-host" ref={host} data-testid={`view-${name}`} />
+      <div className="cross-h" ref={crossH} />
+      <div className="cross-v" ref={crossV} />
+      <div className="view-label">
+        {name} <span data-testid={`slice-${name}`}>{label}</span>
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,77 @@
+/** The workstation engine: open, register in a worker thread (progress, cancel), export, sessions, path policy. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Workstation } from '../../main/engine/workstation/workstation.ts';
+import { rootedPolicy } from '../../main/engine/workstation/path-policy.ts';
+import { startWorkerThread } from '../../main/engine/workstation/worker-runner.ts';
+import { readVolume } from '../../main/engine/volume/io/index.ts';
+import { DATA, dataPath, tempDir } from '../helpers.ts';
+
+const FIXED = dataPath('elastix/Testing/Data/3DCT_lung_baseline_small.mha');
+
+test('workstation: register in a worker with progress, export, reopen geometry, session', async () => {
+  const t = tempDir();
+  try {
+    const ws = new Workstation({
+      mode: 'browser',
+      policy: rootedPolicy([DATA], t.dir),
+      startWorker: startWorkerThread,
+    });
+    const f = await ws.openVolume(FIXED);
+    const m = await ws.openVolume(FIXED);
+    assert.deepEqual(f.size, [57, 78, 64]);
+    assert.equal(ws.voxels(f.id).length, 57 * 78 * 64);
+    const stages = new Set<string>();
+    const r = await ws.register(
+      { fixedId: f.id, movingId: m.id, matcher: 'ncc', stages: ['affine'], gridMm: 40 },
+      (p) => stages.add(p.stage),
+    );
+    assert.ok(
+      [...stages].some((s) => s.startsWith('affine')),
+      [...stages].join(),
+    );
+    assert.deepEqual(r.warped.size, f.size);
+    // identity pair: the affine is close to identity
+    assert.ok(Math.abs(r.affine[0] - 1) < 0.05 && Math.abs(r.affine[3]) < 3, String(r.affine));
+    const e = await ws.exportResult(join(t.dir, 'out'));
+    assert.ok(existsSync(join(e.dir, 'warped.nii.gz')) && existsSync(join(e.dir, 'qa.json')));
+    const back = await readVolume(join(e.dir, 'warped.nii.gz'));
+    assert.deepEqual(back.size, f.size);
+    back.spacing.forEach((s, i) => assert.ok(Math.abs(s - f.spacing[i]) < 1e-4));
+    const sp = ws.saveSession('s.json', {
+      format: 'sam-workstation-session',
+      version: 1,
+      savedAt: new Date().toISOString(),
+      fixed: { path: FIXED },
+      settings: { matcher: 'ncc', stages: ['affine'], gridMm: 40, window: 1500, level: -600, opacity: 0.5 },
+      results: { exportDir: e.dir },
+    });
+    assert.equal(ws.openSession(sp).results?.exportDir, e.dir);
+    // the browser-mode policy: no reading outside the roots, no writing outside the work folder
+    assert.throws(() => ws.saveSession(join(DATA, 'x.json'), ws.openSession(sp)), /outside the work folder/);
+    await assert.rejects(ws.openVolume('/etc/passwd'), /outside the folders/);
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('workstation: cancel stops a running registration', async () => {
+  const t = tempDir();
+  try {
+    const ws = new Workstation({
+      mode: 'browser',
+      policy: rootedPolicy([DATA], t.dir),
+      startWorker: startWorkerThread,
+    });
+    const f = await ws.openVolume(FIXED);
+    const run = ws.register({ fixedId: f.id, movingId: f.id, matcher: 'ncc', stages: ['affine'], gridMm: 12 }, () => {
+      ws.cancelRegistration();
+    });
+    await assert.rejects(run, /cancelled/);
+    await assert.rejects(ws.exportResult(join(t.dir, 'o')), /nothing to export/);
+  } finally {
+    t.cleanup();
+  }
+});
