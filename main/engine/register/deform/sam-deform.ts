@@ -1,0 +1,207 @@
+/**
+ * SAM-deform by instance optimisation (no trained network needed): a dense displacement w on a coarse
+ * fixed-aligned grid G (default 4 mm, the SAM local-embedding spacing) is optimised with Adam, starting
+ * from the earlier stages' map b(x) = x + u0(x), to minimise deform-loss.ts: local NCC of the fixed and
+ * warped moving intensities (+ the SAM local-embedding similarity when embeddings are given) plus
+ * diffusion smoothness. The total map is x -> b(x) + w(x), so w is a correction added in moving space
+ * (stage-field.ts). Both images are box-smoothed to G's scale and clipped to [-1000, 1000] HU / 1000.
+ * Folding is watched: after the optimisation the Jacobian of u0 + w is checked on G, and w is smoothed
+ * (box filter) until no voxel folds (or `maxSmoothing` passes). AbortSignal is checked every iteration.
+ */
+import { CancelledError } from '../../errors.ts';
+import { yieldToEventLoop } from '../../util/yield.ts';
+import { indexToWorldMatrix, worldToIndexMatrix, type Geometry } from '../../volume/geometry.ts';
+import { gridWithSpacing, resample } from '../../volume/resample.ts';
+import { makeVolume, type Vec3, type Volume } from '../../volume/volume.ts';
+import type { Field } from '../field/field.ts';
+import { jacobianDeterminant } from '../field/jacobian.ts';
+import { boxSum } from './box-sum.ts';
+import { deformLoss, type DeformProblem, type SampledImage } from './deform-loss.ts';
+import { fixedWindows } from './local-ncc.ts';
+
+export interface SamDeformOptions {
+  /** Spacing of G, mm (default 4). */
+  spacingMm?: number;
+  /** Adam iterations (default 60). */
+  iterations?: number;
+  /** Adam step, mm (default 0.4, cosine-decayed to a tenth). */
+  learningRate?: number;
+  /** Diffusion weight (default 20). */
+  alpha?: number;
+  /** LNCC window radius in voxels of G (default 2). */
+  windowRadius?: number;
+  /** Feature channels (e.g. SAM local embeddings, unit-normalised) of both images, and their weight. */
+  features?: { fixed: Volume<Float32Array>; moving: Volume<Float32Array>; weight: number };
+  /** Box-smoothing passes of w allowed to remove folds (default 4). */
+  maxSmoothing?: number;
+  onProgress?: (stage: string, done: number, total: number) => void;
+  signal?: AbortSignal;
+}
+
+export interface SamDeformResult {
+  /** w on G (mm, LPS). */
+  field: Field;
+  stats: {
+    grid: { size: Vec3; spacingMm: number };
+    iterations: number;
+    lossStart: number;
+    lossEnd: number;
+    lnccStart: number;
+    lnccEnd: number;
+    smoothingPasses: number;
+    foldedPercentOnGrid: number;
+  };
+}
+
+/** The CT smoothed to about `spacing` (box of half-width spacing/2) and normalised, on `grid`. */
+function prepare(v: Volume, grid: Geometry): Float32Array {
+  const n = v.data.length;
+  const clipped = new Float32Array(n);
+  for (let q = 0; q < n; q++) clipped[q] = Math.max(-1000, Math.min(1000, v.data[q])) / 1000;
+  const r = Math.max(0, Math.round(grid.spacing[0] / 2 / Math.min(...v.spacing)));
+  const src = r > 0 ? smoothBox(clipped, v.size, r) : clipped;
+  return resample({ ...v, data: src, components: 1 }, grid, { fill: -1, outputType: 'float32' }).data as Float32Array;
+}
+
+function smoothBox(data: Float32Array, size: readonly number[], r: number): Float32Array {
+  const s = boxSum(data, size, r);
+  const c = boxSum(new Float32Array(data.length).fill(1), size, r);
+  const out = new Float32Array(data.length);
+  for (let q = 0; q < out.length; q++) out[q] = s[q] / c[q];
+  return out;
+}
+
+/** Box-smooth each component of a 3-component field in place (radius 1). */
+function smoothField(w: Float32Array, size: readonly number[]): void {
+  const N = w.length / 3;
+  const comp = new Float32Array(N);
+  for (let c = 0; c < 3; c++) {
+    for (let v = 0; v < N; v++) comp[v] = w[3 * v + c];
+    const s = smoothBox(comp, size, 1);
+    for (let v = 0; v < N; v++) w[3 * v + c] = s[v];
+  }
+}
+
+function sampled(v: Volume, data: Float32Array, channels: number): SampledImage {
+  return { data, size: v.size, channels, toIndex: worldToIndexMatrix(v) };
+}
+
+/**
+ * Optimise w. `u0` gives the earlier stages' displacement on a grid (stage-field.ts); `fixedMask` is the
+ * fixed body (window centres outside it do not count).
+ */
+export async function samDeform(
+  fixed: Volume,
+  moving: Volume,
+  u0: (grid: Geometry) => Field,
+  fixedMask: Volume,
+  o: SamDeformOptions = {},
+): Promise<SamDeformResult> {
+  const s = o.spacingMm ?? 4;
+  const G = gridWithSpacing(fixed, [s, s, s]);
+  const N = G.size[0] * G.size[1] * G.size[2];
+  const I = prepare(fixed, G);
+  const movingGrid = gridWithSpacing(moving, [s, s, s]);
+  const M = prepare(moving, movingGrid);
+  const maskG = resample(fixedMask, G, { interpolation: 'nearest', outputType: 'uint8' }).data;
+  const weight = new Float32Array(N);
+  for (let v = 0; v < N; v++) weight[v] = maskG[v] ? 1 : 0;
+  const base = u0(G).data;
+  const toW = indexToWorldMatrix(G);
+  const toM = worldToIndexMatrix(movingGrid);
+  // window centres count only inside the fixed body and where the earlier stages land inside the
+  // moving image, a window's radius away from its faces (no information beyond the moving field of view)
+  const rw = o.windowRadius ?? 2;
+  for (let k = 0, q = 0, v = 0; k < G.size[2]; k++)
+    for (let j = 0; j < G.size[1]; j++)
+      for (let i = 0; i < G.size[0]; i++, q += 3, v++) {
+        base[q] += toW[0] * i + toW[1] * j + toW[2] * k + toW[3];
+        base[q + 1] += toW[4] * i + toW[5] * j + toW[6] * k + toW[7];
+        base[q + 2] += toW[8] * i + toW[9] * j + toW[10] * k + toW[11];
+        for (let a = 0; a < 3; a++) {
+          const c = toM[4 * a] * base[q] + toM[4 * a + 1] * base[q + 1] + toM[4 * a + 2] * base[q + 2] + toM[4 * a + 3];
+          if (c < rw || c > movingGrid.size[a] - 1 - rw) weight[v] = 0;
+        }
+      }
+  const windows = fixedWindows(I, G.size, rw, weight);
+  const problem: DeformProblem = {
+    size: G.size,
+    spacing: G.spacing,
+    base,
+    windows,
+    moving: sampled({ ...movingGrid } as Volume, M, 1),
+    alpha: o.alpha ?? 20,
+  };
+  if (o.features && o.features.weight > 0) {
+    const ff = resample(o.features.fixed, G, { fill: 0, outputType: 'float32' }).data as Float32Array;
+    problem.features = {
+      fixed: ff,
+      moving: sampled(o.features.moving, o.features.moving.data, o.features.moving.components),
+      weight: o.features.weight,
+    };
+  }
+  const iterations = o.iterations ?? 60;
+  const lr0 = o.learningRate ?? 0.4;
+  const w = new Float32Array(3 * N);
+  const grad = new Float32Array(3 * N);
+  const m1 = new Float32Array(3 * N);
+  const m2 = new Float32Array(3 * N);
+  const b1 = 0.9;
+  const b2 = 0.999;
+  const start = deformLoss(problem, w);
+  for (let it = 1; it <= iterations; it++) {
+    if (o.signal?.aborted) throw new CancelledError('SAM-deform');
+    grad.fill(0);
+    deformLoss(problem, w, grad);
+    const lr = lr0 * (0.1 + 0.9 * 0.5 * (1 + Math.cos((Math.PI * (it - 1)) / iterations)));
+    const c1 = 1 - b1 ** it;
+    const c2 = 1 - b2 ** it;
+    for (let q = 0; q < w.length; q++) {
+      const g = grad[q];
+      m1[q] = b1 * m1[q] + (1 - b1) * g;
+      m2[q] = b2 * m2[q] + (1 - b2) * g * g;
+      w[q] -= (lr * (m1[q] / c1)) / (Math.sqrt(m2[q] / c2) + 1e-12);
+    }
+    o.onProgress?.('deform: optimise', it, iterations);
+    if (it % 4 === 0) await yieldToEventLoop();
+  }
+  // fold check on G: u0 + w must not fold
+  const field = makeVolume({
+    ...G,
+    components: 3,
+    data: w,
+    meta: { description: 'SAM-deform correction' },
+  }) as Field;
+  const total = makeVolume({ ...G, components: 3, data: new Float32Array(3 * N), meta: { warnings: [] } }) as Field;
+  const folded = () => {
+    for (let k = 0, q = 0; k < G.size[2]; k++)
+      for (let j = 0; j < G.size[1]; j++)
+        for (let i = 0; i < G.size[0]; i++, q += 3) {
+          total.data[q] = base[q] + w[q] - (toW[0] * i + toW[1] * j + toW[2] * k + toW[3]);
+          total.data[q + 1] = base[q + 1] + w[q + 1] - (toW[4] * i + toW[5] * j + toW[6] * k + toW[7]);
+          total.data[q + 2] = base[q + 2] + w[q + 2] - (toW[8] * i + toW[9] * j + toW[10] * k + toW[11]);
+        }
+    return jacobianDeterminant(total).foldedPercent;
+  };
+  let passes = 0;
+  let foldedPercent = folded();
+  while (foldedPercent > 0 && passes < (o.maxSmoothing ?? 4)) {
+    smoothField(w, G.size);
+    passes++;
+    foldedPercent = folded();
+  }
+  const end = deformLoss(problem, w);
+  return {
+    field,
+    stats: {
+      grid: { size: [...G.size] as Vec3, spacingMm: s },
+      iterations,
+      lossStart: start.loss,
+      lossEnd: end.loss,
+      lnccStart: -start.similarity,
+      lnccEnd: -end.similarity,
+      smoothingPasses: passes,
+      foldedPercentOnGrid: foldedPercent,
+    },
+  };
+}
