@@ -13,6 +13,7 @@ import { transformPointsCommand } from './commands/transform-points.ts';
 import { exportOnnxCommand } from './commands/export-onnx.ts';
 import { matchCommand } from './commands/match.ts';
 import { evalMatchCommand } from './commands/eval-match.ts';
+import { benchRegCommand } from './commands/bench-reg.ts';
 
 export interface Command {
   name: string;
@@ -33,6 +34,7 @@ const COMMANDS: Command[] = [
   evalMatchCommand,
   benchReadCommand,
   benchEmbedCommand,
+  benchRegCommand,
 ];
 
 function help(): string {

@@ -22,7 +22,9 @@ import { embedVolume } from '../sam/embed-volume.ts';
 import { nccMatch } from '../bench/ncc-match.ts';
 import { requireCt } from '../volume/intensity.ts';
 import { bodyMask } from '../volume/mask.ts';
-import type { Volume } from '../volume/volume.ts';
+import type { Vec3, Volume } from '../volume/volume.ts';
+import { add } from '../volume/geometry.ts';
+import { initialShift } from './initial-shift.ts';
 import { affineDecompose, affineDeterminant } from './affine-fit.ts';
 import { warpWithAffine } from './field/warp.ts';
 import { samAffine, type SamAffineResult } from './sam-affine.ts';
@@ -58,8 +60,16 @@ export interface RegisterResult {
   field: Field;
   /** The moving image resampled on the fixed grid. */
   warped: Volume;
-  qa: Record<string, unknown>;
+  qa: RegisterQa;
 }
+
+/** qa.json: the fields callers read, and the rest as written. */
+export type RegisterQa = Record<string, unknown> & {
+  secondsPerStage: Record<string, number>;
+  secondsTotal: number;
+  jacobian: { min: number; max: number; mean: number; std: number; foldedPercent: number; voxels?: number };
+  nccInFixedBody: { before: number; after: number };
+};
 
 /** Normalised cross-correlation of two images on the same grid inside a mask. */
 function maskedNcc(a: ArrayLike<number>, b: ArrayLike<number>, mask: Uint8Array): number {
@@ -119,9 +129,13 @@ export async function registerVolumes(fixed: Volume, moving: Volume, o: Register
   if (o.signal?.aborted) throw new CancelledError('registration');
   t0 = performance.now();
   const fixedMask = bodyMask(fixed);
+  const movingMask = bodyMask(moving);
+  // NCC searches near its start point: start from a rough translation (initial-shift.ts)
+  const shift = matcher === 'ncc' ? initialShift(fixed, moving, fixedMask) : ([0, 0, 0] as Vec3);
   const affine = await samAffine(fixed, moving, embeddings, {
     gridMm: o.gridMm,
     fixedMask,
+    movingMask,
     // NCC searches +-48 mm exhaustively per point: a few hundred points are plenty for 12 parameters
     maxPoints: matcher === 'ncc' ? 300 : undefined,
     signal: o.signal,
@@ -129,7 +143,11 @@ export async function registerVolumes(fixed: Volume, moving: Volume, o: Register
     match:
       matcher === 'ncc'
         ? async (points) =>
-            nccMatch(fixed, moving, points, { coarseSpacingMm: 6, fineSpacingMm: 2 }).map((m) => ({
+            nccMatch(fixed, moving, points, {
+              coarseSpacingMm: 6,
+              fineSpacingMm: 2,
+              initial: points.map((p) => add(p, shift)),
+            }).map((m) => ({
               location: m.location,
               score: m.score,
               accepted: true,
@@ -186,13 +204,14 @@ export async function registerVolumes(fixed: Volume, moving: Volume, o: Register
     const det = affineDeterminant(affine.affine);
     jacobian = { min: det, max: det, mean: det, std: 0, foldedPercent: det > 0 ? 0 : 100 };
   }
-  const qa = {
+  const qa: RegisterQa = {
     stages,
     matcher,
     engine: o.engine?.name,
     secondsPerStage: times,
     secondsTotal: Object.values(times).reduce((a, b) => a + b, 0),
     affine: { matrix: affine.affine, decomposition: affineDecompose(affine.affine), method: affine.method },
+    initialShiftMm: shift,
     pairs: affine.stats,
     coarse: coarse?.stats,
     deform: deform?.stats,

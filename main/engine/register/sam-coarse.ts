@@ -27,7 +27,7 @@ import { gridPointsInMask } from './grid-points.ts';
 export interface SamCoarseOptions {
   /** Spacing of the matched points, mm (default 10). */
   gridMm?: number;
-  /** At most this many points (default 1500). */
+  /** At most this many points (default 800). */
   maxPoints?: number;
   /** Control-grid spacing of the fitted field, mm (default 24). */
   controlSpacingMm?: number;
@@ -41,7 +41,7 @@ export interface SamCoarseOptions {
   priorRadiusMm?: number;
   /** NCC: search radius around the affine prediction, mm (default 16). */
   searchRadiusMm?: number;
-  /** Points per matcher call (progress and cancellation granularity; default 256). */
+  /** Points per matcher call (progress and cancellation granularity; default SAM 256, NCC 400: each NCC call resamples the images). */
   chunk?: number;
   onProgress?: (stage: string, done: number, total: number) => void;
   signal?: AbortSignal;
@@ -89,12 +89,12 @@ export async function samCoarse(
   const check = () => {
     if (o.signal?.aborted) throw new CancelledError('SAM-coarse');
   };
-  const points = gridPointsInMask(fixedMask, { spacingMm: o.gridMm ?? 10, maxPoints: o.maxPoints ?? 1500 });
+  const points = gridPointsInMask(fixedMask, { spacingMm: o.gridMm ?? 10, maxPoints: o.maxPoints ?? 800 });
   if (points.length < 8) throw new InputError('SAM-coarse', `only ${points.length} grid points in the fixed body`);
   const minScore = o.minScore ?? (matcher.kind === 'sam' ? 0.6 : 0.5);
   const cycleThr = o.cycleThresholdMm ?? 4;
   const inverse = affineInvert(affine);
-  const chunk = Math.max(1, o.chunk ?? 256);
+  const chunk = Math.max(1, o.chunk ?? (matcher.kind === 'sam' ? 256 : 400));
   const pairs: CoarsePair[] = [];
   for (let p0 = 0; p0 < points.length; p0 += chunk) {
     check();

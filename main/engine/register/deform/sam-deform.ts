@@ -1,6 +1,7 @@
 /**
  * SAM-deform by instance optimisation (no trained network needed): a dense displacement w on a coarse
- * fixed-aligned grid G (default 4 mm, the SAM local-embedding spacing) is optimised with Adam, starting
+ * fixed-aligned grid G (default 4 mm, the SAM local-embedding spacing, cropped to the fixed body's
+ * bounding box plus a margin; outside it w continues as its border value) is optimised with Adam, starting
  * from the earlier stages' map b(x) = x + u0(x), to minimise deform-loss.ts: local NCC of the fixed and
  * warped moving intensities (+ the SAM local-embedding similarity when embeddings are given) plus
  * diffusion smoothness. The total map is x -> b(x) + w(x), so w is a correction added in moving space
@@ -10,7 +11,7 @@
  */
 import { CancelledError } from '../../errors.ts';
 import { yieldToEventLoop } from '../../util/yield.ts';
-import { indexToWorldMatrix, worldToIndexMatrix, type Geometry } from '../../volume/geometry.ts';
+import { indexToWorld, indexToWorldMatrix, worldToIndexMatrix, type Geometry } from '../../volume/geometry.ts';
 import { gridWithSpacing, resample } from '../../volume/resample.ts';
 import { makeVolume, type Vec3, type Volume } from '../../volume/volume.ts';
 import type { Field } from '../field/field.ts';
@@ -82,6 +83,33 @@ function smoothField(w: Float32Array, size: readonly number[]): void {
   }
 }
 
+/** The part of `grid` that covers the mask's nonzero voxels, with `margin` voxels around (the air around the body carries no information). */
+function bodyGrid(grid: Geometry, mask: Volume, margin: number): Geometry {
+  const m = resample(mask, grid, { interpolation: 'nearest', outputType: 'uint8' }).data;
+  const [ni, nj, nk] = grid.size;
+  const lo = [ni, nj, nk];
+  const hi = [-1, -1, -1];
+  for (let k = 0, v = 0; k < nk; k++)
+    for (let j = 0; j < nj; j++)
+      for (let i = 0; i < ni; i++, v++)
+        if (m[v]) {
+          const idx = [i, j, k];
+          for (let a = 0; a < 3; a++) {
+            if (idx[a] < lo[a]) lo[a] = idx[a];
+            if (idx[a] > hi[a]) hi[a] = idx[a];
+          }
+        }
+  if (hi[0] < 0) return grid;
+  const start = lo.map((v) => Math.max(0, v - margin)) as Vec3;
+  const end = hi.map((v, a) => Math.min(grid.size[a] - 1, v + margin));
+  return {
+    size: end.map((v, a) => Math.max(2, v - start[a] + 1)) as Vec3,
+    spacing: [...grid.spacing] as Vec3,
+    origin: indexToWorld(grid, start),
+    direction: [...grid.direction] as Geometry['direction'],
+  };
+}
+
 function sampled(v: Volume, data: Float32Array, channels: number): SampledImage {
   return { data, size: v.size, channels, toIndex: worldToIndexMatrix(v) };
 }
@@ -98,7 +126,7 @@ export async function samDeform(
   o: SamDeformOptions = {},
 ): Promise<SamDeformResult> {
   const s = o.spacingMm ?? 4;
-  const G = gridWithSpacing(fixed, [s, s, s]);
+  const G = bodyGrid(gridWithSpacing(fixed, [s, s, s]), fixedMask, (o.windowRadius ?? 2) + 2);
   const N = G.size[0] * G.size[1] * G.size[2];
   const I = prepare(fixed, G);
   const movingGrid = gridWithSpacing(moving, [s, s, s]);
