@@ -19,6 +19,7 @@ import { jacobianDeterminant } from '../field/jacobian.ts';
 import { boxSum } from './box-sum.ts';
 import { deformLoss, type DeformProblem, type SampledImage } from './deform-loss.ts';
 import { fixedWindows } from './local-ncc.ts';
+import { stageField } from '../stage-field.ts';
 
 export interface SamDeformOptions {
   /** Spacing of G, mm (default 4). */
@@ -27,12 +28,16 @@ export interface SamDeformOptions {
   iterations?: number;
   /** Adam step, mm (default 0.4, cosine-decayed to a tenth). */
   learningRate?: number;
-  /** Diffusion weight (default 20). */
+  /** Diffusion weight (default 5). */
   alpha?: number;
   /** LNCC window radius in voxels of G (default 2). */
   windowRadius?: number;
   /** Feature channels (e.g. SAM local embeddings, unit-normalised) of both images, and their weight. */
   features?: { fixed: Volume<Float32Array>; moving: Volume<Float32Array>; weight: number };
+  /** Box-smoothing passes (radius 1) of the gradient before each Adam step (default 2). */
+  gradientSmoothing?: number;
+  /** Optimise at twice the spacing first (default true). */
+  multilevel?: boolean;
   /** Box-smoothing passes of w allowed to remove folds (default 4). */
   maxSmoothing?: number;
   onProgress?: (stage: string, done: number, total: number) => void;
@@ -118,15 +123,22 @@ function sampled(v: Volume, data: Float32Array, channels: number): SampledImage 
  * Optimise w. `u0` gives the earlier stages' displacement on a grid (stage-field.ts); `fixedMask` is the
  * fixed body (window centres outside it do not count).
  */
-export async function samDeform(
+interface Level {
+  G: Geometry;
+  problem: DeformProblem;
+}
+
+/** The objective on the grid of spacing s (see the header). */
+function buildLevel(
   fixed: Volume,
   moving: Volume,
   u0: (grid: Geometry) => Field,
   fixedMask: Volume,
-  o: SamDeformOptions = {},
-): Promise<SamDeformResult> {
-  const s = o.spacingMm ?? 4;
-  const G = bodyGrid(gridWithSpacing(fixed, [s, s, s]), fixedMask, (o.windowRadius ?? 2) + 2);
+  s: number,
+  o: SamDeformOptions,
+): Level {
+  const rw = o.windowRadius ?? 2;
+  const G = bodyGrid(gridWithSpacing(fixed, [s, s, s]), fixedMask, rw + 2);
   const N = G.size[0] * G.size[1] * G.size[2];
   const I = prepare(fixed, G);
   const movingGrid = gridWithSpacing(moving, [s, s, s]);
@@ -139,7 +151,6 @@ export async function samDeform(
   const toM = worldToIndexMatrix(movingGrid);
   // window centres count only inside the fixed body and where the earlier stages land inside the
   // moving image, a window's radius away from its faces (no information beyond the moving field of view)
-  const rw = o.windowRadius ?? 2;
   for (let k = 0, q = 0, v = 0; k < G.size[2]; k++)
     for (let j = 0; j < G.size[1]; j++)
       for (let i = 0; i < G.size[0]; i++, q += 3, v++) {
@@ -151,14 +162,13 @@ export async function samDeform(
           if (c < rw || c > movingGrid.size[a] - 1 - rw) weight[v] = 0;
         }
       }
-  const windows = fixedWindows(I, G.size, rw, weight);
   const problem: DeformProblem = {
     size: G.size,
     spacing: G.spacing,
     base,
-    windows,
+    windows: fixedWindows(I, G.size, rw, weight),
     moving: sampled({ ...movingGrid } as Volume, M, 1),
-    alpha: o.alpha ?? 20,
+    alpha: o.alpha ?? 5,
   };
   if (o.features && o.features.weight > 0) {
     const ff = resample(o.features.fixed, G, { fill: 0, outputType: 'float32' }).data as Float32Array;
@@ -168,31 +178,71 @@ export async function samDeform(
       weight: o.features.weight,
     };
   }
-  const iterations = o.iterations ?? 60;
-  const lr0 = o.learningRate ?? 0.4;
-  const w = new Float32Array(3 * N);
-  const grad = new Float32Array(3 * N);
-  const m1 = new Float32Array(3 * N);
-  const m2 = new Float32Array(3 * N);
+  return { G, problem };
+}
+
+/** Adam on w (in place), the gradient box-smoothed `smoothing` times first (a preconditioner). */
+async function optimise(
+  problem: DeformProblem,
+  w: Float32Array,
+  iterations: number,
+  lr0: number,
+  smoothing: number,
+  label: string,
+  o: SamDeformOptions,
+): Promise<void> {
+  const n = w.length;
+  const grad = new Float32Array(n);
+  const m1 = new Float32Array(n);
+  const m2 = new Float32Array(n);
   const b1 = 0.9;
   const b2 = 0.999;
-  const start = deformLoss(problem, w);
   for (let it = 1; it <= iterations; it++) {
     if (o.signal?.aborted) throw new CancelledError('SAM-deform');
     grad.fill(0);
     deformLoss(problem, w, grad);
+    for (let p = 0; p < smoothing; p++) smoothField(grad, problem.size);
     const lr = lr0 * (0.1 + 0.9 * 0.5 * (1 + Math.cos((Math.PI * (it - 1)) / iterations)));
     const c1 = 1 - b1 ** it;
     const c2 = 1 - b2 ** it;
-    for (let q = 0; q < w.length; q++) {
+    for (let q = 0; q < n; q++) {
       const g = grad[q];
       m1[q] = b1 * m1[q] + (1 - b1) * g;
       m2[q] = b2 * m2[q] + (1 - b2) * g * g;
       w[q] -= (lr * (m1[q] / c1)) / (Math.sqrt(m2[q] / c2) + 1e-12);
     }
-    o.onProgress?.('deform: optimise', it, iterations);
+    o.onProgress?.(`deform: ${label}`, it, iterations);
     if (it % 4 === 0) await yieldToEventLoop();
   }
+}
+
+export async function samDeform(
+  fixed: Volume,
+  moving: Volume,
+  u0: (grid: Geometry) => Field,
+  fixedMask: Volume,
+  o: SamDeformOptions = {},
+): Promise<SamDeformResult> {
+  const s = o.spacingMm ?? 4;
+  const iterations = o.iterations ?? 60;
+  const lr0 = o.learningRate ?? 0.4;
+  const smoothing = o.gradientSmoothing ?? 2;
+  // coarse level first (twice the spacing, 8 times fewer voxels), its w carried to the fine level
+  let init: Field | null = null;
+  if (o.multilevel ?? true) {
+    const c = buildLevel(fixed, moving, u0, fixedMask, 2 * s, o);
+    const wc = new Float32Array(c.problem.base.length);
+    await optimise(c.problem, wc, iterations, 2 * lr0, smoothing, 'optimise (coarse level)', o);
+    init = makeVolume({ ...c.G, components: 3, data: wc, meta: { description: 'w (coarse level)' } }) as Field;
+  }
+  const { G, problem } = buildLevel(fixed, moving, u0, fixedMask, s, o);
+  const base = problem.base;
+  const toW = indexToWorldMatrix(G);
+  const N = G.size[0] * G.size[1] * G.size[2];
+  // the coarse level's w read on G (stageField with the identity affine adds nothing else)
+  const w = init ? stageField(G, [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0], [init]).data : new Float32Array(3 * N);
+  const start = deformLoss(problem, init ? new Float32Array(3 * N) : w);
+  await optimise(problem, w, iterations, lr0, smoothing, 'optimise', o);
   // fold check on G: u0 + w must not fold
   const field = makeVolume({
     ...G,
