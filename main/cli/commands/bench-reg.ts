@@ -36,6 +36,7 @@ const USAGE = `usage: sam bench-reg [options]
   --weights FILE     SAM model
   --device NAME      compute device for SAM (default auto)
   --no-elastix       skip elastix
+  --elastix-iterations N  override elastix's iterations per resolution (quick runs)
   --json             print the rows as JSON instead of the table`;
 
 async function loadSource(name: string): Promise<BenchSource> {
@@ -68,6 +69,7 @@ export const benchRegCommand: Command = {
         weights: { type: 'string' },
         device: { type: 'string', default: 'auto' },
         'no-elastix': { type: 'boolean', default: false },
+        'elastix-iterations': { type: 'string' },
         json: { type: 'boolean', default: false },
         help: { type: 'boolean', default: false },
       },
@@ -106,6 +108,8 @@ export const benchRegCommand: Command = {
         matcher: values.matcher,
         engine,
         elastix,
+        elastixIterations:
+          values['elastix-iterations'] !== undefined ? Number(values['elastix-iterations']) : undefined,
         onProgress: (what) => console.error(`bench-reg: ${what}`),
       });
       if (values.json) console.log(JSON.stringify(rows, null, 2));

@@ -6,7 +6,7 @@
  * LPS mm, the product's convention). MetaImage keeps ITK's LPS vectors as they are.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,12 +45,30 @@ export interface ElastixResult {
 export async function runElastix(
   fixed: Volume,
   moving: Volume,
-  options: { parameters?: string[]; threads?: number; signal?: AbortSignal } = {},
+  options: {
+    parameters?: string[];
+    /** Override MaximumNumberOfIterations in every parameter file (quick runs, tests). */
+    iterations?: number;
+    threads?: number;
+    signal?: AbortSignal;
+  } = {},
 ): Promise<ElastixResult> {
-  const params = options.parameters ?? ['affine.txt', 'bspline.txt'].map((f) => join(ELASTIX_PARAMETERS, f));
+  let params = options.parameters ?? ['affine.txt', 'bspline.txt'].map((f) => join(ELASTIX_PARAMETERS, f));
   for (const p of params) if (!existsSync(p)) throw new InputError(p, 'elastix parameter file not found');
   const dir = mkdtempSync(join(tmpdir(), 'sam-elastix-'));
   try {
+    if (options.iterations !== undefined) {
+      const n = Math.max(1, Math.round(options.iterations));
+      params = params.map((p, k) => {
+        const copy = join(dir, `parameters.${k}.txt`);
+        const text = readFileSync(p, 'utf8').replace(
+          /\(MaximumNumberOfIterations [^)]*\)/g,
+          `(MaximumNumberOfIterations ${n})`,
+        );
+        writeFileSync(copy, text);
+        return copy;
+      });
+    }
     const f = join(dir, 'fixed.mha');
     const m = join(dir, 'moving.mha');
     writeVolume(f, fixed);

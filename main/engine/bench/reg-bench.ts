@@ -52,6 +52,8 @@ export interface BenchOptions {
   matcher: 'sam' | 'ncc';
   engine?: EmbeddingEngine;
   elastix: boolean;
+  /** Override elastix's iterations per resolution (quick runs). */
+  elastixIterations?: number;
   /** TRE point stride over the fixed body voxels (default 23). */
   stride?: number;
   minOrganVoxels?: number;
@@ -163,10 +165,10 @@ export async function benchRegistration(sources: BenchSource[], o: BenchOptions)
           coarse: t.coarse,
         }),
       );
-    rows.push(score(name, `SAM ${o.stages.join('+')}`, r.field, pair, ctx, t));
+    if (r.deform) rows.push(score(name, `SAM ${o.stages.join('+')}`, r.field, pair, ctx, t));
     if (o.elastix) {
       o.onProgress?.(`${name}: elastix (affine + B-spline)`);
-      const e = await runElastix(pair.fixed, pair.moving, { signal: o.signal });
+      const e = await runElastix(pair.fixed, pair.moving, { signal: o.signal, iterations: o.elastixIterations });
       rows.push(score(name, 'elastix affine+bspline', e.field, pair, ctx, e.seconds));
     }
   }

@@ -31,6 +31,7 @@ import { samAffine, type SamAffineResult } from './sam-affine.ts';
 import { samCoarse, type SamCoarseOptions, type SamCoarseResult } from './sam-coarse.ts';
 import { samDeform, type SamDeformOptions, type SamDeformResult } from './deform/sam-deform.ts';
 import { stageField } from './stage-field.ts';
+import { embeddingFeatures } from './deform/embedding-features.ts';
 import { fieldFromAffine, type Field } from './field/field.ts';
 import { jacobianDeterminant } from './field/jacobian.ts';
 import { warpVolume } from './field/warp.ts';
@@ -48,6 +49,8 @@ export interface RegisterOptions {
   /** Options of the later stages. */
   coarse?: SamCoarseOptions;
   deform?: SamDeformOptions;
+  /** Weight of the SAM local-embedding similarity in the deform stage (SAM matcher only; default 0.5). */
+  featureWeight?: number;
   onProgress?: (stage: string, done: number, total: number) => void;
   signal?: AbortSignal;
 }
@@ -174,7 +177,13 @@ export async function registerVolumes(fixed: Volume, moving: Volume, o: Register
   if (stages.includes('deform')) {
     t0 = performance.now();
     const before = [...corrections];
+    // with SAM, the local embeddings' similarity joins the intensity term (embedding-features.ts)
+    const features =
+      embeddings && (o.featureWeight ?? 0.5) > 0
+        ? { ...embeddingFeatures(embeddings), weight: o.featureWeight ?? 0.5 }
+        : undefined;
     deform = await samDeform(fixed, moving, (g) => stageField(g, affine.affine, before), fixedMask, {
+      features,
       ...o.deform,
       signal: o.signal,
       onProgress: o.onProgress,
