@@ -43,8 +43,8 @@ export interface DeformEval {
 }
 
 /**
- * Trilinear value (and index-space gradient into g[0..3) when given) of channel block `c0..c0+nc` at
- * continuous index (x, y, z), border clamped. Writes values into out[0..nc).
+ * Trilinear value of every channel at continuous index (x, y, z), border clamped, into out[0..nc), and
+ * its index-space gradient into g[3c..3c+3) when given.
  */
 function sampleWithGradient(
   img: SampledImage,
@@ -60,12 +60,18 @@ function sampleWithGradient(
   let cx = 1;
   let cy = 1;
   let cz = 1;
-  if (x < 0) ((x = 0), (cx = 0));
-  else if (x > ni - 1) ((x = ni - 1), (cx = 0));
-  if (y < 0) ((y = 0), (cy = 0));
-  else if (y > nj - 1) ((y = nj - 1), (cy = 0));
-  if (z < 0) ((z = 0), (cz = 0));
-  else if (z > nk - 1) ((z = nk - 1), (cz = 0));
+  if (x < 0 || x > ni - 1) {
+    x = x < 0 ? 0 : ni - 1;
+    cx = 0;
+  }
+  if (y < 0 || y > nj - 1) {
+    y = y < 0 ? 0 : nj - 1;
+    cy = 0;
+  }
+  if (z < 0 || z > nk - 1) {
+    z = z < 0 ? 0 : nk - 1;
+    cz = 0;
+  }
   const x0 = Math.min(Math.floor(x), ni - 2);
   const y0 = Math.min(Math.floor(y), nj - 2);
   const z0 = Math.min(Math.floor(z), nk - 2);
