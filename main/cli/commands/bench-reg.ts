@@ -32,6 +32,7 @@ const USAGE = `usage: sam bench-reg [options]
   --spacing MM       isotropic grid of both images (default 3)
   --seed N           seed of the first pair (default 11; pair n uses seed + n)
   --stages LIST      cascade stages (default ${DEFAULT_STAGES.join(',')})
+  --deform-iters N   Adam iterations per level of the deform stage (default: the cascade's)
   --matcher sam|ncc  default ncc (no model needed); sam uses --weights or resources/sam-small.samw
   --weights FILE     SAM model
   --device NAME      compute device for SAM (default auto)
@@ -66,6 +67,7 @@ export const benchRegCommand: Command = {
         seed: { type: 'string', default: '11' },
         stages: { type: 'string', default: DEFAULT_STAGES.join(',') },
         matcher: { type: 'string', default: 'ncc' },
+        'deform-iters': { type: 'string' },
         weights: { type: 'string' },
         device: { type: 'string', default: 'auto' },
         'no-elastix': { type: 'boolean', default: false },
@@ -108,6 +110,8 @@ export const benchRegCommand: Command = {
         matcher: values.matcher,
         engine,
         elastix,
+        register:
+          values['deform-iters'] !== undefined ? { deform: { iterations: Number(values['deform-iters']) } } : undefined,
         elastixIterations:
           values['elastix-iterations'] !== undefined ? Number(values['elastix-iterations']) : undefined,
         onProgress: (what) => console.error(`bench-reg: ${what}`),

@@ -27,7 +27,7 @@ const USAGE = `usage: sam register <fixed> <moving> --out DIR [options]
   --device NAME       auto (default), webgpu, onnx, onnx-cuda, tfjs-cpu, ...
   --grid MM           grid spacing of the affine stage's matched points (default 16)
   --coarse-grid MM    grid spacing of the coarse stage's matched points (default 10)
-  --deform-iters N    Adam iterations of the deform stage (default 60)
+  --deform-iters N    Adam iterations per level of the deform stage (default 40)
   --no-field          do not write the displacement field`;
 
 export const registerCommand: Command = {
@@ -48,7 +48,7 @@ export const registerCommand: Command = {
         device: { type: 'string', default: 'auto' },
         grid: { type: 'string', default: '16' },
         'coarse-grid': { type: 'string', default: '10' },
-        'deform-iters': { type: 'string', default: '60' },
+        'deform-iters': { type: 'string', default: '40' },
         'no-field': { type: 'boolean', default: false },
       },
     });

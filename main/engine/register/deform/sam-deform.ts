@@ -28,7 +28,7 @@ import { stageField } from '../stage-field.ts';
 export interface SamDeformOptions {
   /** Spacing of G, mm (default 4). */
   spacingMm?: number;
-  /** Adam iterations (default 60). */
+  /** Adam iterations per level (default 40). */
   iterations?: number;
   /** Adam step, mm (default 0.4, cosine-decayed to a tenth). */
   learningRate?: number;
@@ -264,7 +264,7 @@ export async function samDeform(
   o: SamDeformOptions = {},
 ): Promise<SamDeformResult> {
   const s = o.spacingMm ?? 4;
-  const iterations = o.iterations ?? 60;
+  const iterations = o.iterations ?? 40;
   const lr0 = o.learningRate ?? 0.4;
   const smoothing = o.gradientSmoothing ?? 2;
   // coarse level first (twice the spacing, 8 times fewer voxels), its w carried to the fine level
