@@ -15,6 +15,7 @@ import { exportOnnxCommand } from './commands/export-onnx.ts';
 import { matchCommand } from './commands/match.ts';
 import { evalMatchCommand } from './commands/eval-match.ts';
 import { reviewCommand } from './commands/review.ts';
+import { benchRegCommand } from './commands/bench-reg.ts';
 
 export interface Command {
   name: string;
@@ -37,6 +38,7 @@ const COMMANDS: Command[] = [
   benchReadCommand,
   benchEmbedCommand,
   benchTrainCommand,
+  benchRegCommand,
 ];
 
 function help(): string {

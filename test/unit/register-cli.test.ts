@@ -36,7 +36,20 @@ test('sam register (affine, NCC matcher): known affine recovered, exports read b
     const out = join(dir, 'result');
     const r = spawnSync(
       process.execPath,
-      ['bin/sam.mjs', 'register', fixedPath, movingPath, '--out', out, '--matcher', 'ncc', '--grid', '24'],
+      [
+        'bin/sam.mjs',
+        'register',
+        fixedPath,
+        movingPath,
+        '--out',
+        out,
+        '--matcher',
+        'ncc',
+        '--grid',
+        '24',
+        '--stages',
+        'affine',
+      ],
       {
         encoding: 'utf8',
       },
@@ -87,14 +100,16 @@ test('sam register (affine, NCC matcher): known affine recovered, exports read b
       const want = affineApply(a, pts[k]);
       for (let c = 0; c < 3; c++) assert.ok(Math.abs(row[c] - want[c]) < 1e-2, `point ${k}: ${row} vs ${want}`);
     });
-    // never over an input; unknown stages refused
-    const again = spawnSync(
-      process.execPath,
-      ['bin/sam.mjs', 'register', fixedPath, movingPath, '--out', out, '--stages', 'affine,deform', '--matcher', 'ncc'],
-      { encoding: 'utf8' },
-    );
-    assert.equal(again.status, 1);
-    assert.match(again.stderr, /deform not implemented yet/);
+    // unknown stages, and stages out of order, refused
+    for (const bad of ['affine,warp', 'coarse,affine']) {
+      const again = spawnSync(
+        process.execPath,
+        ['bin/sam.mjs', 'register', fixedPath, movingPath, '--out', out, '--stages', bad, '--matcher', 'ncc'],
+        { encoding: 'utf8' },
+      );
+      assert.equal(again.status, 1, bad);
+      assert.match(again.stderr, /--stages/);
+    }
   } finally {
     cleanup();
   }

@@ -1,6 +1,7 @@
 /**
  * `sam register <fixed> <moving> --out <dir>`: the registration cascade from the command line.
- * Stages available so far: affine (SAM-affine). Writes the result folder (register-output.ts).
+ * Stages: affine (SAM-affine), coarse (SAM-coarse), deform (SAM-deform by instance optimisation);
+ * default all three. Writes the result folder (register-output.ts).
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -8,7 +9,7 @@ import { parseArgs } from 'node:util';
 import type { Command } from '../index.ts';
 import type { Device } from '../../engine/compute/choose-engine.ts';
 import { InputError } from '../../engine/errors.ts';
-import { registerVolumes, STAGES, type Stage } from '../../engine/register/cascade.ts';
+import { checkStages, DEFAULT_STAGES, registerVolumes } from '../../engine/register/cascade.ts';
 import { writeRegistration } from '../../engine/register/register-output.ts';
 import { readVolume } from '../../engine/volume/io/index.ts';
 import { defaultModelPath, openModel } from './match.ts';
@@ -18,18 +19,20 @@ const USAGE = `usage: sam register <fixed> <moving> --out DIR [options]
 
   <fixed>, <moving>   CT volumes (NIfTI, MetaImage, NRRD, VTI, DICOM folder)
   --out DIR           result folder: warped.nii.gz (+ warped-dicom/ for DICOM input), displacement.nii.gz,
-                      affine.txt, affine.tfm, pairs.csv, qa.json; never writes over the inputs
-  --stages LIST       comma-separated, in order (default affine; coarse and deform are not built yet)
+                      affine.txt, affine.tfm, pairs.csv, coarse-pairs.csv, qa.json; never writes over the inputs
+  --stages LIST       comma-separated, in order: affine[,coarse][,deform] (default affine,coarse,deform)
   --matcher sam|ncc   point matcher (default sam; ncc = intensity template matching, no model needed)
   --weights FILE      SAM model (default resources/sam-small.samw or $SAM_MODEL)
   --random-init SEED  the untrained network instead (testing only)
   --device NAME       auto (default), webgpu, onnx, onnx-cuda, tfjs-cpu, ...
-  --grid MM           grid spacing of the matched points (default 16)
+  --grid MM           grid spacing of the affine stage's matched points (default 16)
+  --coarse-grid MM    grid spacing of the coarse stage's matched points (default 10)
+  --deform-iters N    Adam iterations per level of the deform stage (default 40)
   --no-field          do not write the displacement field`;
 
 export const registerCommand: Command = {
   name: 'register',
-  summary: 'register a moving CT onto a fixed CT (affine stage) and write the results',
+  summary: 'register a moving CT onto a fixed CT (affine, coarse, deform) and write the results',
   usage: USAGE,
   async run(args) {
     const { values, positionals } = parseArgs({
@@ -37,13 +40,15 @@ export const registerCommand: Command = {
       allowPositionals: true,
       options: {
         out: { type: 'string' },
-        stages: { type: 'string', default: 'affine' },
+        stages: { type: 'string', default: DEFAULT_STAGES.join(',') },
         matcher: { type: 'string', default: 'sam' },
         weights: { type: 'string' },
         'random-init': { type: 'string' },
         config: { type: 'string', default: 'small' },
         device: { type: 'string', default: 'auto' },
         grid: { type: 'string', default: '16' },
+        'coarse-grid': { type: 'string', default: '10' },
+        'deform-iters': { type: 'string', default: '40' },
         'no-field': { type: 'boolean', default: false },
       },
     });
@@ -51,8 +56,7 @@ export const registerCommand: Command = {
       console.error(USAGE);
       return 2;
     }
-    const stages = values.stages.split(',').map((s) => s.trim()) as Stage[];
-    for (const s of stages) if (!STAGES.includes(s)) throw new InputError('--stages', `unknown stage '${s}'`);
+    const stages = checkStages(values.stages.split(',').map((s) => s.trim()));
     if (values.matcher !== 'sam' && values.matcher !== 'ncc') throw new InputError('--matcher', 'use sam or ncc');
     const [fixedPath, movingPath] = positionals;
     const out = resolve(values.out);
@@ -86,6 +90,8 @@ export const registerCommand: Command = {
         matcher: values.matcher,
         engine,
         gridMm: Number(values.grid),
+        coarse: { gridMm: Number(values['coarse-grid']) },
+        deform: { iterations: Number(values['deform-iters']) },
         signal: controller.signal,
         onProgress: (stage, done, total) => progress.update(`${stage} ${done}/${total}`),
       });
@@ -99,6 +105,17 @@ export const registerCommand: Command = {
         `affine from ${s.inliers} inlier pairs of ${s.kept} kept (${s.pairs} grid points): residual RMS ${s.rmsMm.toFixed(2)} mm, ` +
           `p95 ${s.p95ResidualMm.toFixed(2)} mm`,
       );
+      const q = r.qa;
+      const parts = [`stages ${stages.join(',')} in ${q.secondsTotal.toFixed(1)} s`];
+      if (r.coarse)
+        parts.push(
+          `coarse from ${r.coarse.stats.inliers} pairs: residual mean ${r.coarse.stats.affineResidualMm.mean.toFixed(2)} -> ` +
+            `${r.coarse.stats.coarseResidualMm.mean.toFixed(2)} mm`,
+        );
+      if (r.deform)
+        parts.push(`deform LNCC ${r.deform.stats.lnccStart.toFixed(3)} -> ${r.deform.stats.lnccEnd.toFixed(3)}`);
+      parts.push(`folding ${q.jacobian.foldedPercent.toFixed(3)} %`);
+      console.error(parts.join('; '));
       for (const f of files) console.log(f);
       return 0;
     } finally {

@@ -2,12 +2,14 @@
  * Writes a registration result into a folder, every file atomically and never over an input:
  *   warped.nii.gz          the moving image resampled on the fixed grid (plus warped-dicom/ when the
  *                          moving input was DICOM: a derived series keeping patient and study)
- *   displacement.nii.gz    the displacement field on the fixed grid, 3 components, mm: fixed point x maps
+ *   displacement.nii.gz    the displacement field of the whole cascade (affine composed with the coarse
+ *                          and deform corrections) on the fixed grid, 3 components, mm: fixed point x maps
  *                          to moving point x + u(x) (LPS inside the product; stored as a NIfTI DISPVECT
  *                          field with RAS vectors, which ITK and 3D Slicer read back as LPS)
  *   affine.txt, affine.tfm the affine (fixed -> moving, LPS mm; ITK's resampling convention)
- *   pairs.csv              matched point pairs with residuals and inlier flags
- *   qa.json                per-stage times, residual and Jacobian statistics, image similarity
+ *   pairs.csv              matched point pairs of the affine stage with residuals and inlier flags
+ *   coarse-pairs.csv       matched point pairs of the coarse stage (when it ran)
+ *   qa.json                per-stage times, residual and Jacobian statistics (folding %), image similarity
  */
 import { join } from 'node:path';
 import { writeFileAtomic } from '../util/atomic-write.ts';
@@ -16,7 +18,6 @@ import { writeDicomSeries } from '../volume/io/dicom/write-series.ts';
 import type { Volume } from '../volume/volume.ts';
 import { writeAffine } from './affine-io.ts';
 import type { RegisterResult } from './cascade.ts';
-import { fieldFromAffine } from './field/field.ts';
 import { writePairsCsv } from './sam-affine.ts';
 
 export async function writeRegistration(
@@ -44,11 +45,21 @@ export async function writeRegistration(
       protect,
     });
   }
-  if (options.field !== false)
-    writeVolume(file('displacement.nii.gz'), fieldFromAffine(fixed, r.affine.affine), { protect });
+  if (options.field !== false) writeVolume(file('displacement.nii.gz'), r.field, { protect });
   writeAffine(file('affine.txt'), r.affine.affine, { protect });
   writeAffine(file('affine.tfm'), r.affine.affine, { protect });
   writePairsCsv(file('pairs.csv'), r.affine.pairs, { protect });
+  if (r.coarse) {
+    const f = (x: number) => (Number.isFinite(x) ? String(+x.toFixed(4)) : '');
+    const lines = ['fixed_x,fixed_y,fixed_z,moving_x,moving_y,moving_z,score,cycle_error_mm,kept,residual_mm'];
+    for (const p of r.coarse.pairs)
+      lines.push(
+        [...p.fixed.map(f), ...p.moving.map(f), f(p.score), f(p.cycleErrorMm), p.kept ? 1 : 0, f(p.residualMm)].join(
+          ',',
+        ),
+      );
+    writeFileAtomic(file('coarse-pairs.csv'), Buffer.from(`${lines.join('\n')}\n`), { protect });
+  }
   writeFileAtomic(file('qa.json'), Buffer.from(JSON.stringify(r.qa, null, 2)), { protect });
   return out;
 }

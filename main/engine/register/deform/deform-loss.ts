@@ -1,0 +1,216 @@
+/**
+ * The SAM-deform objective and its exact gradient: for a displacement w (mm, LPS, 3 per voxel) on the
+ * deform grid G (fixed-aligned),
+ *   J(x) = M(b(x) + w(x))           b(x) = x + u0(x): where the earlier stages send x (world mm)
+ *   loss = LNCC(I, J) + featureWeight · F(w) + alpha · mean_x Σ_axes |Δ_axis w / h|^2
+ * - M: the moving image (smoothed and normalised, on its own grid), read trilinearly with the border
+ *   clamped; ∂J/∂w = ∇M at the sampled point (the exact derivative of the trilinear interpolant,
+ *   zero along an axis where the point is clamped).
+ * - LNCC: local-ncc.ts (exact gradient through box sums).
+ * - F: optional feature term, e.g. SAM local embeddings: F = -mean_x <f(x), g(b(x) + w(x))> with f the
+ *   fixed features on G and g the moving feature channels read trilinearly (unit-normalised beforehand;
+ *   the sampled vector is not renormalised, so the term stays a smooth function of w).
+ * - Diffusion: forward differences between neighbours on G (h: G's spacing per axis).
+ * The gradient check in test/unit/reg-deform.test.ts compares this gradient with finite differences.
+ */
+import type { Affine3x4 } from '../../volume/geometry.ts';
+import { lnccLoss, type FixedWindows } from './local-ncc.ts';
+
+/** A multi-channel image on a grid (channels interleaved, i fastest) with its world -> index map. */
+export interface SampledImage {
+  data: Float32Array;
+  size: readonly number[];
+  channels: number;
+  toIndex: Affine3x4;
+}
+
+export interface DeformProblem {
+  size: readonly number[];
+  spacing: readonly number[];
+  /** b(x) = x + u0(x) per voxel of G, world mm (3 per voxel). */
+  base: Float32Array;
+  windows: FixedWindows;
+  moving: SampledImage;
+  alpha: number;
+  features?: { fixed: Float32Array; moving: SampledImage; weight: number };
+}
+
+export interface DeformEval {
+  loss: number;
+  similarity: number;
+  feature: number;
+  smoothness: number;
+}
+
+/**
+ * Trilinear value of every channel at continuous index (x, y, z), border clamped, into out[0..nc), and
+ * its index-space gradient into g[3c..3c+3) when given.
+ */
+function sampleWithGradient(
+  img: SampledImage,
+  x: number,
+  y: number,
+  z: number,
+  out: Float64Array,
+  g: Float64Array | null,
+): void {
+  const [ni, nj, nk] = img.size;
+  const nc = img.channels;
+  const d = img.data;
+  let cx = 1;
+  let cy = 1;
+  let cz = 1;
+  if (x < 0 || x > ni - 1) {
+    x = x < 0 ? 0 : ni - 1;
+    cx = 0;
+  }
+  if (y < 0 || y > nj - 1) {
+    y = y < 0 ? 0 : nj - 1;
+    cy = 0;
+  }
+  if (z < 0 || z > nk - 1) {
+    z = z < 0 ? 0 : nk - 1;
+    cz = 0;
+  }
+  const x0 = Math.min(Math.floor(x), ni - 2);
+  const y0 = Math.min(Math.floor(y), nj - 2);
+  const z0 = Math.min(Math.floor(z), nk - 2);
+  const fx = x - x0;
+  const fy = y - y0;
+  const fz = z - z0;
+  const sj = ni * nc;
+  const sk = sj * nj;
+  const base = x0 * nc + y0 * sj + z0 * sk;
+  for (let q = 0; q < nc; q++) {
+    const p = base + q;
+    const v000 = d[p];
+    const v100 = d[p + nc];
+    const v010 = d[p + sj];
+    const v110 = d[p + sj + nc];
+    const v001 = d[p + sk];
+    const v101 = d[p + sk + nc];
+    const v011 = d[p + sk + sj];
+    const v111 = d[p + sk + sj + nc];
+    const c00 = v000 + (v100 - v000) * fx;
+    const c10 = v010 + (v110 - v010) * fx;
+    const c01 = v001 + (v101 - v001) * fx;
+    const c11 = v011 + (v111 - v011) * fx;
+    const c0 = c00 + (c10 - c00) * fy;
+    const c1 = c01 + (c11 - c01) * fy;
+    out[q] = c0 + (c1 - c0) * fz;
+    if (g) {
+      const dx0 = (v100 - v000) * (1 - fy) + (v110 - v010) * fy;
+      const dx1 = (v101 - v001) * (1 - fy) + (v111 - v011) * fy;
+      g[3 * q] = cx * (dx0 * (1 - fz) + dx1 * fz);
+      g[3 * q + 1] = cy * (c10 - c00 + (c11 - c01 - (c10 - c00)) * fz);
+      g[3 * q + 2] = cz * (c1 - c0);
+    }
+  }
+}
+
+/** Loss terms at w; the gradient (same layout as w) is written into `grad` when given. */
+export function deformLoss(p: DeformProblem, w: Float32Array, grad?: Float32Array): DeformEval {
+  const N = p.size[0] * p.size[1] * p.size[2];
+  const J = new Float32Array(N);
+  const gJ = grad ? new Float32Array(3 * N) : null;
+  const m = p.moving.toIndex;
+  const val = new Float64Array(1);
+  const g = new Float64Array(3);
+  for (let v = 0, o = 0; v < N; v++, o += 3) {
+    const X = p.base[o] + w[o];
+    const Y = p.base[o + 1] + w[o + 1];
+    const Z = p.base[o + 2] + w[o + 2];
+    const x = m[0] * X + m[1] * Y + m[2] * Z + m[3];
+    const y = m[4] * X + m[5] * Y + m[6] * Z + m[7];
+    const z = m[8] * X + m[9] * Y + m[10] * Z + m[11];
+    sampleWithGradient(p.moving, x, y, z, val, gJ ? g : null);
+    J[v] = val[0];
+    if (gJ) {
+      // index gradient -> world gradient: dJ/dX_r = Σ_a dJ/didx_a · m[a][r]
+      gJ[o] = g[0] * m[0] + g[1] * m[4] + g[2] * m[8];
+      gJ[o + 1] = g[0] * m[1] + g[1] * m[5] + g[2] * m[9];
+      gJ[o + 2] = g[0] * m[2] + g[1] * m[6] + g[2] * m[10];
+    }
+  }
+  const dJ = grad ? new Float64Array(N) : undefined;
+  const similarity = lnccLoss(p.windows, J, dJ);
+  if (grad && dJ && gJ)
+    for (let v = 0, o = 0; v < N; v++, o += 3) {
+      grad[o] = dJ[v] * gJ[o];
+      grad[o + 1] = dJ[v] * gJ[o + 1];
+      grad[o + 2] = dJ[v] * gJ[o + 2];
+    }
+  let feature = 0;
+  if (p.features && p.features.weight > 0) {
+    const F = p.features;
+    const C = F.moving.channels;
+    const fm = F.moving.toIndex;
+    const vals = new Float64Array(C);
+    const gc = grad ? new Float64Array(3 * C) : null;
+    const s = F.weight / N;
+    for (let v = 0, o = 0; v < N; v++, o += 3) {
+      const X = p.base[o] + w[o];
+      const Y = p.base[o + 1] + w[o + 1];
+      const Z = p.base[o + 2] + w[o + 2];
+      sampleWithGradient(
+        F.moving,
+        fm[0] * X + fm[1] * Y + fm[2] * Z + fm[3],
+        fm[4] * X + fm[5] * Y + fm[6] * Z + fm[7],
+        fm[8] * X + fm[9] * Y + fm[10] * Z + fm[11],
+        vals,
+        gc,
+      );
+      let dotp = 0;
+      let g0 = 0;
+      let g1 = 0;
+      let g2 = 0;
+      for (let c = 0; c < C; c++) {
+        const fc = F.fixed[v * C + c];
+        dotp += fc * vals[c];
+        if (gc) {
+          g0 += fc * gc[3 * c];
+          g1 += fc * gc[3 * c + 1];
+          g2 += fc * gc[3 * c + 2];
+        }
+      }
+      feature -= dotp / N;
+      if (grad && gc) {
+        grad[o] -= s * (g0 * fm[0] + g1 * fm[4] + g2 * fm[8]);
+        grad[o + 1] -= s * (g0 * fm[1] + g1 * fm[5] + g2 * fm[9]);
+        grad[o + 2] -= s * (g0 * fm[2] + g1 * fm[6] + g2 * fm[10]);
+      }
+    }
+  }
+  // diffusion regulariser: forward differences along each axis
+  const [ni, nj, nk] = p.size;
+  const coef = p.alpha / N;
+  let smooth = 0;
+  const axes: [number, number, number, number][] = [
+    [3, 1, 0, 0],
+    [3 * ni, 0, 1, 0],
+    [3 * ni * nj, 0, 0, 1],
+  ];
+  for (let a = 0; a < 3; a++) {
+    const [step, di, dj, dk] = axes[a];
+    const inv = 1 / (p.spacing[a] * p.spacing[a]);
+    const gd = 2 * coef * inv;
+    for (let k = 0; k < nk - dk; k++)
+      for (let j = 0; j < nj - dj; j++) {
+        let o = 3 * ni * (j + nj * k);
+        for (let i = 0; i < ni - di; i++, o += 3) {
+          const q = o + step;
+          for (let c = 0; c < 3; c++) {
+            const dlt = w[q + c] - w[o + c];
+            smooth += dlt * dlt * inv;
+            if (grad) {
+              grad[q + c] += gd * dlt;
+              grad[o + c] -= gd * dlt;
+            }
+          }
+        }
+      }
+  }
+  smooth *= coef;
+  const fw = p.features?.weight ?? 0;
+  return { loss: similarity + fw * feature + smooth, similarity, feature, smoothness: smooth };
+}

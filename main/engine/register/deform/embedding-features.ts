@@ -1,0 +1,80 @@
+/**
+ * SAM local embeddings as feature channels for SAM-deform's feature term: both images' local
+ * embeddings projected on the first k principal components of the fixed image's embeddings (so that
+ * sampling them every iteration stays cheap: k = 8 instead of 128 channels), then unit-normalised per
+ * voxel, so <f, g> is the cosine similarity in the reduced space. Principal components by power
+ * iteration with deflation on the C x C covariance of (at most 20000) sampled fixed voxels.
+ */
+import type { EmbeddedVolume } from '../../sam/embed-volume.ts';
+import { embeddingFloat32 } from '../../sam/embed-volume.ts';
+import { makeVolume, type Volume } from '../../volume/volume.ts';
+
+function principalComponents(data: Float32Array, C: number, k: number): { mean: Float64Array; axes: Float64Array[] } {
+  const n = data.length / C;
+  const step = Math.max(1, Math.floor(n / 20000));
+  const mean = new Float64Array(C);
+  let m = 0;
+  for (let v = 0; v < n; v += step, m++) for (let c = 0; c < C; c++) mean[c] += data[v * C + c];
+  for (let c = 0; c < C; c++) mean[c] /= Math.max(m, 1);
+  const cov = new Float64Array(C * C);
+  const x = new Float64Array(C);
+  for (let v = 0; v < n; v += step) {
+    for (let c = 0; c < C; c++) x[c] = data[v * C + c] - mean[c];
+    for (let a = 0; a < C; a++) for (let b = 0; b < C; b++) cov[a * C + b] += x[a] * x[b];
+  }
+  const axes: Float64Array[] = [];
+  for (let q = 0; q < Math.min(k, C); q++) {
+    let e = new Float64Array(C).map((_, c) => Math.sin(1 + c * (q + 1)));
+    for (let it = 0; it < 100; it++) {
+      const y = new Float64Array(C);
+      for (let a = 0; a < C; a++) for (let b = 0; b < C; b++) y[a] += cov[a * C + b] * e[b];
+      for (const p of axes) {
+        let d = 0;
+        for (let c = 0; c < C; c++) d += y[c] * p[c];
+        for (let c = 0; c < C; c++) y[c] -= d * p[c];
+      }
+      const norm = Math.hypot(...y) || 1;
+      e = y.map((v) => v / norm);
+    }
+    axes.push(e);
+  }
+  return { mean, axes };
+}
+
+function project(ev: EmbeddedVolume['local'], pc: { mean: Float64Array; axes: Float64Array[] }): Volume<Float32Array> {
+  const C = ev.components;
+  const k = pc.axes.length;
+  const src = embeddingFloat32(ev);
+  const n = src.length / C;
+  const out = new Float32Array(n * k);
+  for (let v = 0; v < n; v++) {
+    let s = 0;
+    for (let q = 0; q < k; q++) {
+      let d = 0;
+      const a = pc.axes[q];
+      for (let c = 0; c < C; c++) d += (src[v * C + c] - pc.mean[c]) * a[c];
+      out[v * k + q] = d;
+      s += d * d;
+    }
+    const inv = s > 0 ? 1 / Math.sqrt(s) : 0;
+    for (let q = 0; q < k; q++) out[v * k + q] *= inv;
+  }
+  return makeVolume({
+    size: [...ev.size],
+    spacing: [...ev.spacing],
+    origin: [...ev.origin],
+    direction: [...ev.direction],
+    components: k,
+    data: out,
+    meta: { description: `SAM local embedding, ${k} principal components` },
+  });
+}
+
+/** Reduced, unit-normalised local-embedding channels of both images. */
+export function embeddingFeatures(
+  embeddings: { fixed: EmbeddedVolume; moving: EmbeddedVolume },
+  k = 8,
+): { fixed: Volume<Float32Array>; moving: Volume<Float32Array> } {
+  const pc = principalComponents(embeddingFloat32(embeddings.fixed.local), embeddings.fixed.local.components, k);
+  return { fixed: project(embeddings.fixed.local, pc), moving: project(embeddings.moving.local, pc) };
+}

@@ -1,0 +1,106 @@
+/**
+ * Local normalised cross-correlation (LNCC) between a fixed image I and a warped moving image J on the
+ * same grid, and its exact gradient with respect to every voxel of J.
+ *
+ * Windows: the (2r+1)^3 box around each voxel c, truncated at the grid's faces (n_c voxels). With the
+ * box sums S_I, S_J, S_II, S_JJ, S_IJ of the window:
+ *   cross_c = S_IJ - S_I S_J / n_c,  varI_c = S_II - S_I^2 / n_c,  varJ_c = S_JJ - S_J^2 / n_c,
+ *   cc_c = cross_c^2 / (varI_c varJ_c + eps),      loss = -(Σ_c m_c cc_c) / Σ_c m_c
+ * with m_c a weight per window centre (the fixed body) and eps damping flat windows (air). Then
+ *   ∂cc_c/∂J(x) = a_c (I(x) - Ī_c) - 2 b_c (J(x) - J̄_c),  a_c = 2 cross_c / D_c,  b_c = cross_c^2 varI_c / D_c^2
+ * for x in the window of c, and since the truncated windows are symmetric (x in window(c) iff c in
+ * window(x)), the sum over windows is a box sum again:
+ *   ∂loss/∂J(x) = -(1/Σm) [ I(x) B(m a)(x) - B(m a Ī)(x) - 2 J(x) B(m b)(x) + 2 B(m b J̄)(x) ].
+ */
+import { boxSum } from './box-sum.ts';
+
+export interface FixedWindows {
+  size: readonly number[];
+  r: number;
+  eps: number;
+  I: Float32Array;
+  /** Window sums of 1, I, I^2. */
+  n: Float64Array;
+  sI: Float64Array;
+  sII: Float64Array;
+  /** Window-centre weights (null: all 1) and their sum. */
+  weight: Float32Array | null;
+  weightSum: number;
+}
+
+/** Precompute the fixed image's window sums (I on the grid, i fastest). */
+export function fixedWindows(
+  I: Float32Array,
+  size: readonly number[],
+  r: number,
+  weight: Float32Array | null = null,
+  eps?: number,
+): FixedWindows {
+  const ones = new Float32Array(I.length).fill(1);
+  const II = new Float32Array(I.length);
+  for (let v = 0; v < I.length; v++) II[v] = I[v] * I[v];
+  let weightSum = 0;
+  if (weight) for (let v = 0; v < weight.length; v++) weightSum += weight[v];
+  else weightSum = I.length;
+  const nWin = (2 * r + 1) ** 3;
+  return {
+    size,
+    r,
+    eps: eps ?? 1e-3 * (nWin / 125) ** 2,
+    I,
+    n: boxSum(ones, size, r),
+    sI: boxSum(I, size, r),
+    sII: boxSum(II, size, r),
+    weight,
+    weightSum: Math.max(weightSum, 1e-12),
+  };
+}
+
+/** The LNCC loss of J against the fixed windows; writes ∂loss/∂J into `grad` when given. */
+export function lnccLoss(f: FixedWindows, J: Float32Array, grad?: Float64Array): number {
+  const N = J.length;
+  const JJ = new Float32Array(N);
+  const IJ = new Float32Array(N);
+  const I = f.I;
+  for (let v = 0; v < N; v++) {
+    JJ[v] = J[v] * J[v];
+    IJ[v] = I[v] * J[v];
+  }
+  const sJ = boxSum(J, f.size, f.r);
+  const sJJ = boxSum(JJ, f.size, f.r);
+  const sIJ = boxSum(IJ, f.size, f.r);
+  const w = f.weight;
+  let total = 0;
+  // reuse buffers for the per-window coefficients
+  const A = grad ? new Float64Array(N) : null;
+  const AI = grad ? new Float64Array(N) : null;
+  const B = grad ? new Float64Array(N) : null;
+  const BJ = grad ? new Float64Array(N) : null;
+  for (let c = 0; c < N; c++) {
+    const m = w ? w[c] : 1;
+    if (m === 0) continue;
+    const n = f.n[c];
+    const cross = sIJ[c] - (f.sI[c] * sJ[c]) / n;
+    const varI = f.sII[c] - (f.sI[c] * f.sI[c]) / n;
+    const varJ = sJJ[c] - (sJ[c] * sJ[c]) / n;
+    const D = varI * varJ + f.eps;
+    total += (m * cross * cross) / D;
+    if (A) {
+      const a = (m * 2 * cross) / D;
+      const b = (m * cross * cross * varI) / (D * D);
+      A[c] = a;
+      AI![c] = (a * f.sI[c]) / n;
+      B![c] = b;
+      BJ![c] = (b * sJ[c]) / n;
+    }
+  }
+  if (grad && A) {
+    const bA = boxSum(A, f.size, f.r);
+    const bAI = boxSum(AI!, f.size, f.r);
+    const bB = boxSum(B!, f.size, f.r);
+    const bBJ = boxSum(BJ!, f.size, f.r);
+    const s = -1 / f.weightSum;
+    for (let x = 0; x < N; x++) grad[x] = s * (I[x] * bA[x] - bAI[x] - 2 * J[x] * bB[x] + 2 * bBJ[x]);
+  }
+  return -total / f.weightSum;
+}

@@ -1,0 +1,190 @@
+/**
+ * SAM-coarse: the smooth non-linear correction after the affine (SAME++'s coarse stage).
+ *
+ *  1. grid points every gridMm (denser than the affine's) in the fixed body mask;
+ *  2. each matched into the moving image near where the affine sends it:
+ *     - SAM: sam/match.ts matchPoints on the embeddings (with its forward-backward cycle check), and the
+ *       match must lie within priorRadiusMm of A p (the affine-mapped neighbourhood);
+ *     - NCC: bench/ncc-match.ts template matching searched within searchRadiusMm of A p, then matched
+ *       back from the moving image into the fixed one (search around A^-1 q) for the cycle check;
+ *  3. confident pairs kept: similarity >= minScore and cycle error <= cycleThresholdMm;
+ *  4. the residual displacement d = q - A p of the kept pairs fitted by a smooth control grid
+ *     (control-grid-fit.ts: regularised least squares with Tukey reweighting).
+ * The correction is additive in moving space: the stage's map is x -> A x + v(x) (fixed world point to
+ * moving world point, LPS mm), with v read trilinearly from the control grid; see stageField.
+ */
+import { CancelledError, InputError } from '../errors.ts';
+import { nccMatch } from '../bench/ncc-match.ts';
+import type { EmbeddedVolume } from '../sam/embed-volume.ts';
+import { matchPoints } from '../sam/match.ts';
+import { applyAffine, worldBounds } from '../volume/geometry.ts';
+import type { Vec3, Volume } from '../volume/volume.ts';
+import { affineInvert, type Affine3x4 } from './affine-fit.ts';
+import { fitControlGrid } from './control-grid-fit.ts';
+import type { Field } from './field/field.ts';
+import { gridPointsInMask } from './grid-points.ts';
+
+export interface SamCoarseOptions {
+  /** Spacing of the matched points, mm (default 10). */
+  gridMm?: number;
+  /** At most this many points (default 800). */
+  maxPoints?: number;
+  /** Control-grid spacing of the fitted field, mm (default 24). */
+  controlSpacingMm?: number;
+  /** Smoothness weight of the fit (control-grid-fit.ts, default 0.5). */
+  smoothness?: number;
+  /** Minimum similarity of a kept pair (default: SAM 0.6, NCC 0.5). */
+  minScore?: number;
+  /** Largest forward-backward distance of a kept pair, mm (default 4). */
+  cycleThresholdMm?: number;
+  /** SAM: largest distance of a match from the affine prediction, mm (default 25). */
+  priorRadiusMm?: number;
+  /** NCC: search radius around the affine prediction, mm (default 16). */
+  searchRadiusMm?: number;
+  /** Points per matcher call (progress and cancellation granularity; default SAM 256, NCC 400: each NCC call resamples the images). */
+  chunk?: number;
+  onProgress?: (stage: string, done: number, total: number) => void;
+  signal?: AbortSignal;
+}
+
+export interface CoarsePair {
+  fixed: Vec3;
+  moving: Vec3;
+  score: number;
+  cycleErrorMm: number;
+  kept: boolean;
+  /** |A p + v(p) - q|, mm (kept pairs; NaN otherwise). */
+  residualMm: number;
+}
+
+export interface SamCoarseResult {
+  /** v on the control grid (mm, LPS), added to the affine in moving space. */
+  grid: Field;
+  pairs: CoarsePair[];
+  stats: {
+    points: number;
+    kept: number;
+    /** Kept pairs after Tukey rounds (weight > 0). */
+    inliers: number;
+    /** Over the inliers: |q - A p| before the stage and |q - A p - v(p)| after it, mm. */
+    affineResidualMm: { mean: number; p95: number };
+    coarseResidualMm: { mean: number; p95: number };
+  };
+}
+
+function meanP95(v: number[]): { mean: number; p95: number } {
+  if (!v.length) return { mean: NaN, p95: NaN };
+  const s = [...v].sort((a, b) => a - b);
+  return { mean: s.reduce((a, b) => a + b, 0) / s.length, p95: s[Math.min(s.length - 1, Math.floor(0.95 * s.length))] };
+}
+
+export async function samCoarse(
+  fixed: Volume,
+  moving: Volume,
+  affine: Affine3x4,
+  matcher: { kind: 'sam'; embeddings: { fixed: EmbeddedVolume; moving: EmbeddedVolume } } | { kind: 'ncc' },
+  fixedMask: Volume,
+  o: SamCoarseOptions = {},
+): Promise<SamCoarseResult> {
+  const check = () => {
+    if (o.signal?.aborted) throw new CancelledError('SAM-coarse');
+  };
+  const points = gridPointsInMask(fixedMask, { spacingMm: o.gridMm ?? 10, maxPoints: o.maxPoints ?? 800 });
+  if (points.length < 8) throw new InputError('SAM-coarse', `only ${points.length} grid points in the fixed body`);
+  const minScore = o.minScore ?? (matcher.kind === 'sam' ? 0.6 : 0.5);
+  const cycleThr = o.cycleThresholdMm ?? 4;
+  const inverse = affineInvert(affine);
+  const chunk = Math.max(1, o.chunk ?? (matcher.kind === 'sam' ? 256 : 400));
+  const pairs: CoarsePair[] = [];
+  for (let p0 = 0; p0 < points.length; p0 += chunk) {
+    check();
+    o.onProgress?.('coarse: match', p0, points.length);
+    const part = points.slice(p0, p0 + chunk);
+    const predicted = part.map((p) => applyAffine(affine, p));
+    if (matcher.kind === 'sam') {
+      const e = matcher.embeddings;
+      const found = await matchPoints(e.fixed, e.moving, part, {
+        cycleCheck: true,
+        cycleThresholdMm: cycleThr,
+        minScore,
+        signal: o.signal,
+      });
+      const prior = o.priorRadiusMm ?? 25;
+      found.forEach((m, n) => {
+        const q = m.location;
+        const far = Math.hypot(q[0] - predicted[n][0], q[1] - predicted[n][1], q[2] - predicted[n][2]) > prior;
+        pairs.push({
+          fixed: part[n],
+          moving: [...q] as Vec3,
+          score: m.score,
+          cycleErrorMm: m.cycleErrorMm ?? NaN,
+          kept: m.accepted && m.score >= minScore && !far,
+          residualMm: NaN,
+        });
+      });
+    } else {
+      const sr = o.searchRadiusMm ?? 16;
+      const opts = { templateRadiusMm: 12, searchRadiusMm: sr, coarseSpacingMm: 4, fineSpacingMm: 2 };
+      const fwd = nccMatch(fixed, moving, part, { ...opts, initial: predicted });
+      const back = nccMatch(
+        moving,
+        fixed,
+        fwd.map((m) => m.location),
+        { ...opts, initial: fwd.map((m) => applyAffine(inverse, m.location)) },
+      );
+      fwd.forEach((m, n) => {
+        const b = back[n].location;
+        const p = part[n];
+        const cyc = Math.hypot(b[0] - p[0], b[1] - p[1], b[2] - p[2]);
+        pairs.push({
+          fixed: p,
+          moving: [...m.location] as Vec3,
+          score: m.score,
+          cycleErrorMm: cyc,
+          kept: Number.isFinite(cyc) && cyc <= cycleThr && m.score >= minScore,
+          residualMm: NaN,
+        });
+      });
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+  o.onProgress?.('coarse: match', points.length, points.length);
+  check();
+  const kept = pairs.filter((p) => p.kept);
+  if (kept.length < 8)
+    throw new InputError(
+      'SAM-coarse',
+      `only ${kept.length} of ${pairs.length} points matched confidently; run the affine stage only`,
+    );
+  o.onProgress?.('coarse: fit', 0, 1);
+  const d = kept.map((p) => {
+    const a = applyAffine(affine, p.fixed);
+    return [p.moving[0] - a[0], p.moving[1] - a[1], p.moving[2] - a[2]] as Vec3;
+  });
+  const fit = fitControlGrid(
+    kept.map((p) => p.fixed),
+    d,
+    { spacingMm: o.controlSpacingMm ?? 24, smoothness: o.smoothness, bounds: worldBounds(fixed) },
+  );
+  o.onProgress?.('coarse: fit', 1, 1);
+  const before: number[] = [];
+  const after: number[] = [];
+  kept.forEach((p, n) => {
+    p.residualMm = fit.residualMm[n];
+    if (fit.weight[n] > 0) {
+      before.push(Math.hypot(...d[n]));
+      after.push(fit.residualMm[n]);
+    }
+  });
+  return {
+    grid: fit.grid,
+    pairs,
+    stats: {
+      points: pairs.length,
+      kept: kept.length,
+      inliers: after.length,
+      affineResidualMm: meanP95(before),
+      coarseResidualMm: meanP95(after),
+    },
+  };
+}
