@@ -13,12 +13,12 @@ const FIXED = dataPath('elastix/Testing/Data/3DCT_lung_baseline_small.mha');
 
 test('workstation: register in a worker with progress, export, reopen geometry, session', async () => {
   const t = tempDir();
+  const ws = new Workstation({
+    mode: 'browser',
+    policy: rootedPolicy([DATA], t.dir),
+    startWorker: startWorkerThread,
+  });
   try {
-    const ws = new Workstation({
-      mode: 'browser',
-      policy: rootedPolicy([DATA], t.dir),
-      startWorker: startWorkerThread,
-    });
     const f = await ws.openVolume(FIXED);
     const m = await ws.openVolume(FIXED);
     assert.deepEqual(f.size, [57, 78, 64]);
@@ -53,18 +53,19 @@ test('workstation: register in a worker with progress, export, reopen geometry, 
     assert.throws(() => ws.saveSession(join(DATA, 'x.json'), ws.openSession(sp)), /outside the work folder/);
     await assert.rejects(ws.openVolume('/etc/passwd'), /outside the folders/);
   } finally {
+    ws.dispose();
     t.cleanup();
   }
 });
 
 test('workstation: cancel stops a running registration', async () => {
   const t = tempDir();
+  const ws = new Workstation({
+    mode: 'browser',
+    policy: rootedPolicy([DATA], t.dir),
+    startWorker: startWorkerThread,
+  });
   try {
-    const ws = new Workstation({
-      mode: 'browser',
-      policy: rootedPolicy([DATA], t.dir),
-      startWorker: startWorkerThread,
-    });
     const f = await ws.openVolume(FIXED);
     const run = ws.register({ fixedId: f.id, movingId: f.id, matcher: 'ncc', stages: ['affine'], gridMm: 12 }, () => {
       ws.cancelRegistration();
@@ -72,6 +73,7 @@ test('workstation: cancel stops a running registration', async () => {
     await assert.rejects(run, /cancelled/);
     await assert.rejects(ws.exportResult(join(t.dir, 'o')), /nothing to export/);
   } finally {
+    ws.dispose();
     t.cleanup();
   }
 });
