@@ -4,7 +4,8 @@
 // Usage: node scripts/run-tests.mjs [filter-substring ...]   unit tests whose path matches (no e2e)
 //        node scripts/run-tests.mjs --e2e                     only the UI tests
 // The UI tests are skipped, with a message, when /usr/bin/chromium (or $SAM_CHROMIUM) is missing or
-// SAM_SKIP_E2E=1; they need the built renderer (npm run build), built here when absent.
+// SAM_SKIP_E2E=1; they need the built renderer (npm run build), built here when absent or older than
+// its sources (a stale build would test yesterday's UI).
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -19,12 +20,26 @@ function find(dir) {
   return out;
 }
 
+/** Newest modification time (ms) of these files and of the files under these folders. */
+function newest(paths) {
+  let t = 0;
+  const walk = (p) => {
+    const st = statSync(p);
+    if (st.isDirectory()) for (const name of readdirSync(p)) walk(join(p, name));
+    else t = Math.max(t, st.mtimeMs);
+  };
+  for (const p of paths) if (existsSync(p)) walk(p);
+  return t;
+}
+
 function runE2e() {
   const chromium = process.env.SAM_CHROMIUM ?? '/usr/bin/chromium';
   if (process.env.SAM_SKIP_E2E === '1') return (console.log('e2e: skipped (SAM_SKIP_E2E=1)'), 0);
   if (!existsSync(chromium))
     return (console.log(`e2e: skipped, no Chromium at ${chromium} (scripts/setup-test-deps.sh)`), 0);
-  if (!existsSync('out/renderer/index.html')) {
+  const built = 'out/renderer/index.html';
+  const sources = ['renderer', 'preload', 'main', 'electron.vite.config.ts', 'package.json'];
+  if (!existsSync(built) || statSync(built).mtimeMs < newest(sources)) {
     const b = spawnSync('npm', ['run', 'build'], { stdio: 'inherit' });
     if (b.status !== 0) return b.status ?? 1;
   }

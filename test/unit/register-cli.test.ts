@@ -1,7 +1,7 @@
 /**
  * `sam register` end to end on a pair made from real CT by a known affine (no deformation): the
- * result folder, geometry of the exports, and the affine recovered. The NCC matcher is used, as no
- * trained SAM model exists yet; the SAM matcher path is covered by test/unit/affine-sam.test.ts.
+ * result folder, geometry of the exports, and the affine recovered, with the NCC matcher (the
+ * default); the SAM matcher is covered by test/unit/affine-sam.test.ts and shipped-model.test.ts.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -39,7 +39,7 @@ test('the shipped model is the small configuration, trained (not its random init
   assert.ok(changed / total > 0.9, `${changed} of ${total} weights differ from the seed-0 initialisation`);
 });
 
-test('sam register with the shipped model (default matcher): known affine recovered within 3 mm RMS', async () => {
+test('sam register --matcher sam with the shipped model: known affine recovered within 3 mm RMS', async () => {
   const { dir, cleanup } = tempDir();
   try {
     const ct = await readVolume(dataPath('TotalSegmentator/tests/reference_files/example_ct.nii.gz'));
@@ -51,7 +51,20 @@ test('sam register with the shipped model (default matcher): known affine recove
     const out = join(dir, 'result');
     const r = spawnSync(
       process.execPath,
-      ['bin/sam.mjs', 'register', fixedPath, movingPath, '--out', out, '--stages', 'affine', '--device', 'onnx'],
+      [
+        'bin/sam.mjs',
+        'register',
+        fixedPath,
+        movingPath,
+        '--out',
+        out,
+        '--stages',
+        'affine',
+        '--matcher',
+        'sam',
+        '--device',
+        'onnx',
+      ],
       { encoding: 'utf8', env: { ...process.env, SAM_MODEL: '' } },
     );
     assert.equal(r.status, 0, r.stderr);

@@ -3,6 +3,7 @@
  * CT of ../shared/data by a known affine (with noise and a cropped field of view), registered with
  * the cascade (affine, coarse, deform), written like `sam register` writes, and the result is scored against the known truth.
  */
+import { InputError } from '../../engine/errors.ts';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -22,7 +23,7 @@ export const demoCommand: Command = {
   summary: 'register a pair made from a real CT by a known affine, and score the result',
   usage: [
     `usage: sam demo [--ct FILE (default ${DEFAULT_CT})] [--out DIR (default sam-demo)] [--seed N]`,
-    '  Uses the SAM matcher when a trained model exists (resources/sam-small.samw or $SAM_MODEL), else NCC.',
+    '  --matcher ncc|sam  NCC template matching (default) or SAM embeddings (resources/sam-small.samw or $SAM_MODEL)',
   ].join('\n'),
   async run(args) {
     const { values } = parseArgs({
@@ -31,6 +32,7 @@ export const demoCommand: Command = {
         ct: { type: 'string', default: DEFAULT_CT },
         out: { type: 'string', default: 'sam-demo' },
         seed: { type: 'string', default: '5' },
+        matcher: { type: 'string', default: 'ncc' },
       },
     });
     const ct = await readVolume(values.ct);
@@ -48,14 +50,15 @@ export const demoCommand: Command = {
     const movingPath = join(out, 'moving.nii.gz');
     writeVolume(fixedPath, pair.fixed, { protect: [values.ct] });
     writeVolume(movingPath, pair.moving, { protect: [values.ct] });
-    const trained = existsSync(defaultModelPath());
-    const engine = trained ? (await openModel({ weightsFile: defaultModelPath() })).engine : undefined;
-    console.error(
-      `pair from ${values.ct} (seed ${values.seed}); matcher: ${trained ? 'SAM' : 'NCC (no trained SAM model yet)'}`,
-    );
+    if (values.matcher !== 'sam' && values.matcher !== 'ncc') throw new InputError('--matcher', 'use ncc or sam');
+    const sam = values.matcher === 'sam';
+    if (sam && !existsSync(defaultModelPath()))
+      throw new InputError(defaultModelPath(), 'no SAM model here: use --matcher ncc');
+    const engine = sam ? (await openModel({ weightsFile: defaultModelPath() })).engine : undefined;
+    console.error(`pair from ${values.ct} (seed ${values.seed}); matcher: ${sam ? 'SAM' : 'NCC'}`);
     const t0 = performance.now();
     const r = await registerVolumes(pair.fixed, pair.moving, {
-      matcher: trained ? 'sam' : 'ncc',
+      matcher: sam ? 'sam' : 'ncc',
       engine,
       gridMm: 24,
       onProgress: (stage, done, total) =>

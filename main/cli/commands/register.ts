@@ -21,7 +21,8 @@ const USAGE = `usage: sam register <fixed> <moving> --out DIR [options]
   --out DIR           result folder: warped.nii.gz (+ warped-dicom/ for DICOM input), displacement.nii.gz,
                       affine.txt, affine.tfm, pairs.csv, coarse-pairs.csv, qa.json; never writes over the inputs
   --stages LIST       comma-separated, in order: affine[,coarse][,deform] (default affine,coarse,deform)
-  --matcher sam|ncc   point matcher (default sam; ncc = intensity template matching, no model needed)
+  --matcher ncc|sam   point matcher (default ncc, intensity template matching; sam = SAM embeddings, which
+                      with the shipped short-trained model are less accurate than NCC on our benchmarks)
   --weights FILE      SAM model (default resources/sam-small.samw or $SAM_MODEL)
   --random-init SEED  the untrained network instead (testing only)
   --device NAME       auto (default), webgpu, onnx, onnx-cuda, tfjs-cpu, ...
@@ -41,7 +42,7 @@ export const registerCommand: Command = {
       options: {
         out: { type: 'string' },
         stages: { type: 'string', default: DEFAULT_STAGES.join(',') },
-        matcher: { type: 'string', default: 'sam' },
+        matcher: { type: 'string', default: 'ncc' },
         weights: { type: 'string' },
         'random-init': { type: 'string' },
         config: { type: 'string', default: 'small' },

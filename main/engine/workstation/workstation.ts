@@ -65,7 +65,8 @@ export class Workstation {
     return {
       mode: this.o.mode,
       samModel: sam,
-      defaultMatcher: sam ? 'sam' : 'ncc',
+      // NCC until a shipped model matches as accurately (README, Registration): SAM is offered
+      defaultMatcher: 'ncc',
       stages: ['affine'],
       dataRoots: this.o.dataRoots ?? [],
       workRoot: this.o.workRoot,
