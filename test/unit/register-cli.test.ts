@@ -12,9 +12,8 @@ import { makeSyntheticPair } from '../../main/engine/bench/synthetic-pair.ts';
 import { readAffine } from '../../main/engine/register/affine-io.ts';
 import { affineApply } from '../../main/engine/register/affine-fit.ts';
 import { indexToWorld } from '../../main/engine/volume/geometry.ts';
-import { readVolume, writeVolume } from '../../main/engine/volume/io/index.ts';
-import { bodyMask } from '../../main/engine/volume/mask.ts';
-import type { Vec3 } from '../../main/engine/volume/volume.ts';
+import { readVolume } from '../../main/engine/volume/io/index.ts';
+import { affineErrorRms, registerPairCli } from '../register-helpers.ts';
 import { dataPath, tempDir } from '../helpers.ts';
 
 test('sam register (affine, NCC matcher): known affine recovered, exports read back on the fixed grid', async () => {
@@ -29,48 +28,20 @@ test('sam register (affine, NCC matcher): known affine recovered, exports read b
       maxRotationDeg: 6,
       maxTranslationMm: 12,
     });
-    const fixedPath = join(dir, 'fixed.nii.gz');
-    const movingPath = join(dir, 'moving.nii.gz');
-    writeVolume(fixedPath, pair.fixed);
-    writeVolume(movingPath, pair.moving);
-    const out = join(dir, 'result');
-    const r = spawnSync(
-      process.execPath,
-      [
-        'bin/sam.mjs',
-        'register',
-        fixedPath,
-        movingPath,
-        '--out',
-        out,
-        '--matcher',
-        'ncc',
-        '--grid',
-        '24',
-        '--stages',
-        'affine',
-      ],
-      {
-        encoding: 'utf8',
-      },
-    );
+    const { fixedPath, movingPath, out, r } = registerPairCli(dir, pair, [
+      '--matcher',
+      'ncc',
+      '--grid',
+      '24',
+      '--stages',
+      'affine',
+    ]);
     assert.equal(r.status, 0, r.stderr);
     for (const f of ['warped.nii.gz', 'displacement.nii.gz', 'affine.txt', 'affine.tfm', 'pairs.csv', 'qa.json'])
       assert.ok(existsSync(join(out, f)), f);
     // the affine against the truth, over points of the fixed body
     const a = readAffine(join(out, 'affine.tfm'));
-    const mask = bodyMask(pair.fixed);
-    let sum = 0;
-    let n = 0;
-    const [ni, nj] = pair.fixed.size;
-    for (let v = 0; v < mask.data.length; v += 97)
-      if (mask.data[v]) {
-        const x = indexToWorld(pair.fixed, [v % ni, Math.floor(v / ni) % nj, Math.floor(v / (ni * nj))]);
-        const d = affineApply(a, x).map((c, k) => c - pair.truth(x)[k]) as Vec3;
-        sum += d[0] ** 2 + d[1] ** 2 + d[2] ** 2;
-        n++;
-      }
-    const rms = Math.sqrt(sum / n);
+    const rms = affineErrorRms(pair, a);
     console.log(`affine error RMS over the fixed body: ${rms.toFixed(3)} mm`);
     assert.ok(rms < 0.5, `affine error RMS ${rms.toFixed(2)} mm over the fixed body`);
     // exports: warped and field on the fixed grid; the field is A x - x
@@ -80,6 +51,7 @@ test('sam register (affine, NCC matcher): known affine recovered, exports read b
     assert.equal(field.components, 3);
     const p = indexToWorld(field, [10, 20, 30]);
     const ax = affineApply(a, p);
+    const [ni, nj] = field.size;
     const at = 3 * (10 + ni * (20 + nj * 30));
     for (let k = 0; k < 3; k++) assert.ok(Math.abs(field.data[at + k] - (ax[k] - p[k])) < 1e-3);
     const qa = JSON.parse(readFileSync(join(out, 'qa.json'), 'utf8'));

@@ -5,18 +5,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { makeSyntheticPair } from '../../main/engine/bench/synthetic-pair.ts';
 import { initTfBackend } from '../../main/engine/compute/tf-backend.ts';
 import { readAffine } from '../../main/engine/register/affine-io.ts';
-import { affineApply } from '../../main/engine/register/affine-fit.ts';
 import { createWeights, disposeWeights } from '../../main/engine/sam/network.ts';
 import { loadWeights } from '../../main/engine/sam/weights-file.ts';
-import { indexToWorld } from '../../main/engine/volume/geometry.ts';
-import { readVolume, writeVolume } from '../../main/engine/volume/io/index.ts';
-import { bodyMask } from '../../main/engine/volume/mask.ts';
-import type { Vec3 } from '../../main/engine/volume/volume.ts';
+import { readVolume } from '../../main/engine/volume/io/index.ts';
+import { affineErrorRms, registerPairCli } from '../register-helpers.ts';
 import { dataPath, tempDir } from '../helpers.ts';
 
 const MODEL = 'resources/sam-small.samw';
@@ -44,44 +40,13 @@ test('sam register --matcher sam with the shipped model: known affine recovered 
   try {
     const ct = await readVolume(dataPath('TotalSegmentator/tests/reference_files/example_ct.nii.gz'));
     const pair = makeSyntheticPair(ct, { seed: 5, bumps: 0, maxDeformationMm: 0, noiseHu: 5 });
-    const fixedPath = join(dir, 'fixed.nii.gz');
-    const movingPath = join(dir, 'moving.nii.gz');
-    writeVolume(fixedPath, pair.fixed);
-    writeVolume(movingPath, pair.moving);
-    const out = join(dir, 'result');
-    const r = spawnSync(
-      process.execPath,
-      [
-        'bin/sam.mjs',
-        'register',
-        fixedPath,
-        movingPath,
-        '--out',
-        out,
-        '--stages',
-        'affine',
-        '--matcher',
-        'sam',
-        '--device',
-        'onnx',
-      ],
-      { encoding: 'utf8', env: { ...process.env, SAM_MODEL: '' } },
-    );
+    const { out, r } = registerPairCli(dir, pair, ['--stages', 'affine', '--matcher', 'sam', '--device', 'onnx'], {
+      ...process.env,
+      SAM_MODEL: '',
+    });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr + r.stdout, /sam-small\.samw|SAM/);
-    const a = readAffine(join(out, 'affine.tfm'));
-    const mask = bodyMask(pair.fixed);
-    const [ni, nj] = pair.fixed.size;
-    let sum = 0;
-    let n = 0;
-    for (let v = 0; v < mask.data.length; v += 97)
-      if (mask.data[v]) {
-        const x = indexToWorld(pair.fixed, [v % ni, Math.floor(v / ni) % nj, Math.floor(v / (ni * nj))]);
-        const d = affineApply(a, x).map((c, k) => c - pair.truth(x)[k]) as Vec3;
-        sum += d[0] ** 2 + d[1] ** 2 + d[2] ** 2;
-        n++;
-      }
-    const rms = Math.sqrt(sum / n);
+    const rms = affineErrorRms(pair, readAffine(join(out, 'affine.tfm')));
     console.log(`SAM matcher, shipped model: affine error RMS over the fixed body ${rms.toFixed(2)} mm`);
     assert.ok(rms < 3, `affine error RMS ${rms.toFixed(2)} mm`);
   } finally {

@@ -1,0 +1,54 @@
+/**
+ * Shared by the `sam register` CLI tests: write a synthetic pair, run the command on it, and score an
+ * affine against the pair's known truth over the fixed body.
+ */
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { join } from 'node:path';
+import type { SyntheticPair } from '../main/engine/bench/synthetic-pair.ts';
+import { affineApply, type Affine3x4 } from '../main/engine/register/affine-fit.ts';
+import { indexToWorld } from '../main/engine/volume/geometry.ts';
+import { writeVolume } from '../main/engine/volume/io/index.ts';
+import { bodyMask } from '../main/engine/volume/mask.ts';
+import type { Vec3 } from '../main/engine/volume/volume.ts';
+
+export interface RegisterRun {
+  fixedPath: string;
+  movingPath: string;
+  out: string;
+  r: SpawnSyncReturns<string>;
+}
+
+/** Writes the pair into dir (fixed.nii.gz, moving.nii.gz) and runs `sam register ... --out dir/result args`. */
+export function registerPairCli(
+  dir: string,
+  pair: SyntheticPair,
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): RegisterRun {
+  const fixedPath = join(dir, 'fixed.nii.gz');
+  const movingPath = join(dir, 'moving.nii.gz');
+  writeVolume(fixedPath, pair.fixed);
+  writeVolume(movingPath, pair.moving);
+  const out = join(dir, 'result');
+  const r = spawnSync(process.execPath, ['bin/sam.mjs', 'register', fixedPath, movingPath, '--out', out, ...args], {
+    encoding: 'utf8',
+    env,
+  });
+  return { fixedPath, movingPath, out, r };
+}
+
+/** RMS distance (mm) between the affine's and the truth's image of every 97th fixed body voxel. */
+export function affineErrorRms(pair: SyntheticPair, a: Affine3x4): number {
+  const mask = bodyMask(pair.fixed);
+  const [ni, nj] = pair.fixed.size;
+  let sum = 0;
+  let n = 0;
+  for (let v = 0; v < mask.data.length; v += 97)
+    if (mask.data[v]) {
+      const x = indexToWorld(pair.fixed, [v % ni, Math.floor(v / ni) % nj, Math.floor(v / (ni * nj))]);
+      const d = affineApply(a, x).map((c, k) => c - pair.truth(x)[k]) as Vec3;
+      sum += d[0] ** 2 + d[1] ** 2 + d[2] ** 2;
+      n++;
+    }
+  return Math.sqrt(sum / n);
+}
