@@ -1,7 +1,11 @@
-/** Registration: matcher and grid, run and cancel, per-stage progress, and the result's QA figures. */
+/** Registration: matcher, grid and stages, run and cancel, per-stage progress, and the result's QA figures. */
 import { cancelRegistration, runRegistration } from '../actions.ts';
 import { useShallow } from 'zustand/react/shallow';
 import { useApp } from '../store/index.ts';
+import type { StageName } from '../../main/engine/workstation/types.ts';
+
+/** The cascade's stages in order; a run takes a prefix of them. */
+const STAGES: StageName[] = ['affine', 'coarse', 'deform'];
 
 function num(v: unknown, digits = 3): string {
   return typeof v === 'number' ? v.toFixed(digits) : '–';
@@ -54,7 +58,21 @@ export function RegisterPanel(): React.JSX.Element {
           onChange={(e) => s.setSettings({ gridMm: Number(e.target.value) })}
         />
       </label>
-      <span>stages: {(s.caps?.stages ?? s.stages).join(' → ')}</span>
+      <label>
+        stages{' '}
+        <select
+          data-testid="stages"
+          value={s.stages.join(',')}
+          disabled={running}
+          onChange={(e) => s.setSettings({ stages: e.target.value.split(',') as StageName[] })}
+        >
+          {(s.caps?.stages ?? STAGES).map((_, n, all) => (
+            <option key={n} value={all.slice(0, n + 1).join(',')}>
+              {all.slice(0, n + 1).join(' → ')}
+            </option>
+          ))}
+        </select>
+      </label>
       <button data-testid="register" disabled={running || !s.fixed || !s.moving} onClick={() => void runRegistration()}>
         Register
       </button>

@@ -22,7 +22,7 @@ export interface RegistrationSlice {
 
 export const registrationSlice: StateCreator<AppState, [], [], RegistrationSlice> = (set) => ({
   matcher: 'ncc',
-  stages: ['affine'],
+  stages: ['affine', 'coarse', 'deform'],
   gridMm: 24,
   status: 'idle',
   progress: {},

@@ -308,9 +308,17 @@ test('export (never outside the work folder), session saved, reloaded, reopened,
   await expect(page.getByTestId('error')).toContainText('outside the work folder');
   await page.getByTestId('export-dir').fill('export1');
   await page.getByTestId('export').click();
-  await expect(page.getByTestId('export-result')).toContainText('6 files in', { timeout: 60_000 });
+  await expect(page.getByTestId('export-result')).toContainText('7 files in', { timeout: 60_000 });
   const files = (await page.getByTestId('export-result').getAttribute('title'))!.split('\n');
-  for (const f of ['warped.nii.gz', 'displacement.nii.gz', 'affine.txt', 'affine.tfm', 'pairs.csv', 'qa.json'])
+  for (const f of [
+    'warped.nii.gz',
+    'displacement.nii.gz',
+    'affine.txt',
+    'affine.tfm',
+    'pairs.csv',
+    'coarse-pairs.csv',
+    'qa.json',
+  ])
     expect(files.some((p) => p.endsWith(`/${f}`))).toBe(true);
   const fixed = JSON.parse((await page.getByTestId('info-fixed').getAttribute('data-desc'))!);
 

@@ -67,7 +67,7 @@ export class Workstation {
       samModel: sam,
       // NCC until a shipped model matches as accurately (README, Registration): SAM is offered
       defaultMatcher: 'ncc',
-      stages: ['affine'],
+      stages: ['affine', 'coarse', 'deform'],
       dataRoots: this.o.dataRoots ?? [],
       workRoot: this.o.workRoot,
     };
