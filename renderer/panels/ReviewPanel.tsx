@@ -29,7 +29,7 @@ export function ReviewPanel(): React.JSX.Element | null {
     <section className="panel">
       <span data-testid="readout" data-readout={readout ? JSON.stringify(readout) : ''}>
         {readout
-          ? `voxel ${readout.index.join(',')}: fixed ${f(readout.fixedHu, 0)} HU, warped ${f(readout.warpedHu, 0)} HU, ` +
+          ? `voxel ${readout.index.join(',')}: fixed ${f(readout.fixedHu, 0)} HU, warped ${f(readout.warpedHu, 0)} HU (moving ${f(readout.movingHu, 0)} at x+u), ` +
             `u (${readout.displacement.map((x) => x.toFixed(2)).join(', ')}) mm, J ${f(readout.jacobian, 3)}` +
             (readout.folded ? ' (folded)' : '') +
             (readout.samSimilarity !== null ? `, SAM ${f(readout.samSimilarity, 3)}` : '')

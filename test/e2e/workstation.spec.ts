@@ -3,7 +3,9 @@
  * app), on real CT from ../shared/data: open the 512x512x141 chest DICOM series and measure slice
  * scrolling; open an MHA pair, cancel one registration, run another while measuring the page's frame
  * gaps; review the warped overlay; export; save the session, reload, reopen it and compare the exported
- * volume's geometry with the fixed one. Screenshots and figures go to test-results/e2e/.
+ * volume's geometry with the fixed one; the review tools on the registered pair (comparison modes,
+ * the engine's readout and field QA checked against the engine run here on the exported files,
+ * the Jacobian overlay, the sign-off in the session and in the exported report.json). Screenshots and figures go to test-results/e2e/.
  */
 import { expect, test, type Page } from '@playwright/test';
 import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -295,6 +297,31 @@ test('chest DICOM: three oriented views, window/level, zoom, pan, scrolling at >
   );
   expect(fps.distinctSlices).toBeGreaterThan(100);
   expect(fps.fps).toBeGreaterThanOrEqual(30);
+
+  // the same with a checkerboard composite at chest size: the chest has no registration, so a copy of
+  // it shifted by 8 rows stands in for the warped volume (the real composite path and rendering)
+  await page.evaluate(() => {
+    const s = window.__sam!.store.getState();
+    const f = s.fixed!;
+    const v = new Int16Array(f.voxels.length);
+    v.set(f.voxels.subarray(f.desc.size[0] * 8));
+    s.setVolume('warped', { desc: { ...f.desc, id: 'e2e-shifted' }, voxels: v, transfer: { bytes: 0, ms: 0 } });
+    s.setCompare('checker');
+  });
+  await expect(page.getByTestId('compare-mode')).toHaveValue('checker');
+  await page.waitForTimeout(300);
+  await expectContent('04b-chest-checkerboard');
+  const fpsChecker = await measureScroll();
+  metrics.chestScrollCheckerboard = fpsChecker;
+  console.log(
+    `chest scrolling, checkerboard on: ${fpsChecker.fps.toFixed(1)} frames/s over ${fpsChecker.frames} frames (${fpsChecker.distinctSlices} slices), max gap ${fpsChecker.maxGapMs.toFixed(0)} ms`,
+  );
+  expect(fpsChecker.fps).toBeGreaterThanOrEqual(30);
+  await page.evaluate(() => {
+    const s = window.__sam!.store.getState();
+    s.setCompare('blend');
+    s.setVolume('warped', null);
+  });
   await expectContent('04-chest-after-scroll');
 });
 
@@ -445,6 +472,8 @@ test('export (never outside the work folder), session saved, reloaded, reopened,
   await page.getByTestId('session-save').click();
   await expect(page.getByTestId('busy')).toHaveCount(0);
   await expect(page.getByTestId('error')).toHaveCount(0);
+  const saved = JSON.parse(readFileSync(join(server.work, 'session.json'), 'utf8'));
+  expect(saved.signOff).toMatchObject({ decision: 'rejected', reviewer: 'e2e reviewer' });
 
   await page.reload();
   await expect(page.getByTestId('mode')).toHaveText('browser');
@@ -453,6 +482,7 @@ test('export (never outside the work folder), session saved, reloaded, reopened,
   await page.getByTestId('session-open').click();
   await expect(page.getByTestId('info-warped')).toBeVisible({ timeout: 120_000 });
   await expect(page.getByTestId('wl')).toHaveText('W 1500 L -600');
+  await expect(page.getByTestId('signoff-status')).toContainText('rejected by e2e reviewer');
   const reFixed = JSON.parse((await page.getByTestId('info-fixed').getAttribute('data-desc'))!);
   const warped = JSON.parse((await page.getByTestId('info-warped').getAttribute('data-desc'))!);
   expect(reFixed.path).toBe(fixed.path);

@@ -186,6 +186,7 @@ export class Workstation {
       });
       const warped = this.add(fixed.descriptor.path, result.warped);
       warped.description = `${moving.descriptor.description ?? 'moving'} registered to fixed`;
+      if (this.result?.jacobianId) this.volumes.delete(this.result.jacobianId);
       this.result = { fixedId: req.fixedId, movingId: req.movingId, result, warpedId: warped.id };
       return { warped, affine: [...result.affine.affine], qa: result.qa, seconds: (performance.now() - t0) / 1000 };
     } finally {
