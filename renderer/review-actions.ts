@@ -54,10 +54,17 @@ useApp.subscribe((s, p) => {
   if (s.summary && s.summary !== p.summary) void loadFieldQa();
 });
 
-/** The engine's readout at a world point (after a double-click); only with a registration result. */
+/**
+ * Whether the warped volume shown is the engine's last result (a warped volume reopened from a session
+ * is not: the engine holds no field for it, or another registration's).
+ */
+export function reviewable(s: AppState): boolean {
+  return !!s.summary && !!s.warped && s.summary.warped.id === s.warped.desc.id;
+}
+
+/** The engine's readout at a world point (after a double-click); only for the engine's last result. */
 export async function readoutAt(point: Vec3): Promise<void> {
-  const s = useApp.getState();
-  if (!s.warped) return;
+  if (!reviewable(useApp.getState())) return;
   try {
     useApp.getState().setReadout(await samApi().readout(point));
   } catch (e) {

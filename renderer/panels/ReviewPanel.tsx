@@ -5,13 +5,13 @@
  */
 import { useState } from 'react';
 import { useShallow } from 'zustand/react/shallow';
-import { signOff } from '../review-actions.ts';
+import { reviewable, signOff } from '../review-actions.ts';
 import { useApp } from '../store/index.ts';
 
 const f = (x: number | null | undefined, d = 1) => (x === null || x === undefined ? '–' : x.toFixed(d));
 
 export function ReviewPanel(): React.JSX.Element | null {
-  const { warped, readout, fieldQa, showJacobian, setShowJacobian, signed } = useApp(
+  const { warped, readout, fieldQa, showJacobian, setShowJacobian, signed, live } = useApp(
     useShallow((s) => ({
       warped: s.warped,
       readout: s.readout,
@@ -19,6 +19,7 @@ export function ReviewPanel(): React.JSX.Element | null {
       showJacobian: s.showJacobian,
       setShowJacobian: s.setShowJacobian,
       signed: s.signOff,
+      live: reviewable(s),
     })),
   );
   const [comment, setComment] = useState('');
@@ -33,13 +34,17 @@ export function ReviewPanel(): React.JSX.Element | null {
             `u (${readout.displacement.map((x) => x.toFixed(2)).join(', ')}) mm, J ${f(readout.jacobian, 3)}` +
             (readout.folded ? ' (folded)' : '') +
             (readout.samSimilarity !== null ? `, SAM ${f(readout.samSimilarity, 3)}` : '')
-          : 'double-click a view for the readout'}
+          : live
+            ? 'double-click a view for the readout'
+            : 'no readout (this result was not registered in this session)'}
       </span>
       <span data-testid="qa-panel" data-qa={fieldQa ? JSON.stringify(fieldQa.jacobian) : ''}>
         {j
           ? `Jacobian min ${f(j.min, 3)} max ${f(j.max, 3)} mean ${f(j.mean, 3)}; folded ${j.folded} (${f(j.foldedPercent, 3)} %); ` +
             `|u| mean ${f(fieldQa.displacementMm.mean, 2)} max ${f(fieldQa.displacementMm.max, 2)} mm`
-          : 'field QA…'}
+          : live
+            ? 'field QA…'
+            : 'no field QA'}
       </span>
       <label>
         <input
