@@ -63,6 +63,8 @@ export function registerIpc(window: () => BrowserWindow | null, workstation: Wor
   handle('sam:register', ops.register);
   handle('sam:cancel-registration', ops.cancelRegistration);
   handle('sam:export', ops.exportResult);
+  handle('sam:readout', ops.readout);
+  handle('sam:field-qa', ops.fieldQa);
   handle('sam:save-session', ops.saveSession);
   handle('sam:open-session', ops.openSession);
 }

@@ -29,7 +29,9 @@ const api: SamApi = {
     }
   },
   cancelRegistration: () => ipcRenderer.invoke('sam:cancel-registration'),
-  exportResult: (dir) => ipcRenderer.invoke('sam:export', dir),
+  exportResult: (dir, signOff) => ipcRenderer.invoke('sam:export', dir, signOff),
+  readout: (point) => ipcRenderer.invoke('sam:readout', point),
+  fieldQa: () => ipcRenderer.invoke('sam:field-qa'),
   saveSession: (path, s) => ipcRenderer.invoke('sam:save-session', path, s),
   openSession: (path) => ipcRenderer.invoke('sam:open-session', path),
   onMenu(listener) {

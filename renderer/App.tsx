@@ -12,6 +12,7 @@ import { OpenPanel } from './panels/OpenPanel.tsx';
 import { DisplayPanel } from './panels/DisplayPanel.tsx';
 import { RegisterPanel } from './panels/RegisterPanel.tsx';
 import { ExportPanel } from './panels/ExportPanel.tsx';
+import { ReviewPanel } from './panels/ReviewPanel.tsx';
 
 export function App(): React.JSX.Element {
   const error = useApp((s) => s.error);
@@ -55,6 +56,7 @@ export function App(): React.JSX.Element {
           <SliceViewport key={v} name={v} />
         ))}
       </div>
+      <ReviewPanel />
       <RegisterPanel />
       <ExportPanel />
     </main>

@@ -33,7 +33,9 @@ async function fetchLoaded(desc: LoadedVolume['desc']): Promise<LoadedVolume> {
 
 function cleanup(): void {
   const s = useApp.getState();
-  const keep = [s.fixed, s.moving, s.warped].filter((v): v is LoadedVolume => !!v).map((v) => v.desc.id);
+  const keep = [s.fixed, s.moving, s.warped, s.composite, s.jacobian]
+    .filter((v): v is LoadedVolume => !!v)
+    .map((v) => v.desc.id);
   releaseImagesExcept(keep);
 }
 
@@ -86,7 +88,8 @@ export async function cancelRegistration(): Promise<void> {
 }
 
 export async function exportTo(dir: string): Promise<void> {
-  await guarded('export', async () => useApp.getState().setLastExport(await samApi().exportResult(dir)));
+  const signOff = useApp.getState().signOff ?? undefined;
+  await guarded('export', async () => useApp.getState().setLastExport(await samApi().exportResult(dir, signOff)));
 }
 
 export function currentSession(): SessionFile {
@@ -109,6 +112,7 @@ export function currentSession(): SessionFile {
       s.summary || s.lastExport
         ? { exportDir: s.lastExport?.dir, qa: s.summary?.qa, affine: s.summary?.affine }
         : undefined,
+    signOff: s.signOff ?? undefined,
   };
 }
 
@@ -141,4 +145,5 @@ export async function openSession(path: string): Promise<void> {
       st.setOverlay('warped');
     });
   }
+  if (session.signOff) useApp.getState().setSignOff(session.signOff);
 }

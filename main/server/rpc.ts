@@ -4,7 +4,7 @@
  */
 import { InputError } from '../engine/errors.ts';
 import type { Workstation } from '../engine/workstation/workstation.ts';
-import type { RegisterProgress, RegisterRequest, SessionFile } from '../engine/workstation/types.ts';
+import type { RegisterProgress, RegisterRequest, SessionFile, SignOffRequest } from '../engine/workstation/types.ts';
 
 function str(v: unknown, name: string): string {
   if (typeof v !== 'string' || v.length === 0 || v.length > 4096) throw new InputError(name, 'expected a path/string');
@@ -32,6 +32,24 @@ function registerRequest(v: unknown): RegisterRequest {
   };
 }
 
+function point(v: unknown): [number, number, number] {
+  if (!Array.isArray(v) || v.length !== 3 || !v.every((x) => typeof x === 'number' && Number.isFinite(x)))
+    throw new InputError('point', 'expected [x, y, z] in mm');
+  return [v[0], v[1], v[2]];
+}
+
+function signOff(v: unknown): SignOffRequest | undefined {
+  if (v === undefined || v === null) return undefined;
+  const s = v as SignOffRequest;
+  if (typeof s !== 'object') throw new InputError('sign-off', 'expected a sign-off object');
+  if (s.decision !== 'approved' && s.decision !== 'rejected') throw new InputError('sign-off', 'approved or rejected');
+  const text = (x: unknown, name: string) => {
+    if (typeof x !== 'string' || x.length > 4096) throw new InputError(name, 'expected a string');
+    return x;
+  };
+  return { decision: s.decision, comment: text(s.comment, 'comment'), reviewer: text(s.reviewer, 'reviewer') };
+}
+
 export type Emit = (event: 'register-progress', data: RegisterProgress) => void;
 
 export function operations(ws: Workstation, emit: Emit): Record<string, (...args: unknown[]) => unknown> {
@@ -42,7 +60,9 @@ export function operations(ws: Workstation, emit: Emit): Record<string, (...args
     closeVolume: (id) => ws.closeVolume(str(id, 'id')),
     register: (req) => ws.register(registerRequest(req), (p) => emit('register-progress', p)),
     cancelRegistration: () => ws.cancelRegistration(),
-    exportResult: (dir) => ws.exportResult(str(dir, 'dir')),
+    exportResult: (dir, s) => ws.exportResult(str(dir, 'dir'), signOff(s)),
+    readout: (p) => ws.readout(point(p)),
+    fieldQa: () => ws.fieldQa(),
     saveSession: (path, s) => ws.saveSession(str(path, 'path'), s as SessionFile),
     openSession: (path) => ws.openSession(str(path, 'path')),
   };

@@ -5,12 +5,15 @@
  */
 import type {
   Capabilities,
+  CursorReadout,
   ExportSummary,
+  FieldQa,
   RegisterProgress,
   RegisterRequest,
   RegisterSummary,
   SeriesChoice,
   SessionFile,
+  SignOffRequest,
   VolumeDescriptor,
 } from '../../main/engine/workstation/types.ts';
 import { browserApi } from './socket-client.ts';
@@ -28,7 +31,12 @@ export interface SamApi {
   fetchVoxels(id: string): Promise<Int16Array>;
   register(req: RegisterRequest, onProgress: (p: RegisterProgress) => void): Promise<RegisterSummary>;
   cancelRegistration(): Promise<boolean>;
-  exportResult(dir: string): Promise<ExportSummary>;
+  /** Writes the result folder; with a sign-off also report.json and report.html. */
+  exportResult(dir: string, signOff?: SignOffRequest): Promise<ExportSummary>;
+  /** Engine readout of the last registration at the fixed voxel nearest a world point (mm). */
+  readout(point: [number, number, number]): Promise<CursorReadout>;
+  /** Jacobian / folding statistics of the last registration and its Jacobian map (a volume). */
+  fieldQa(): Promise<FieldQa>;
   saveSession(path: string, session: SessionFile): Promise<string>;
   openSession(path: string): Promise<SessionFile>;
   /** Desktop only: the application menu's actions (a path already chosen in a native dialog). */

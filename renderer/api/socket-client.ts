@@ -65,7 +65,9 @@ export function browserApi(): SamApi {
       }
     },
     cancelRegistration: () => call('cancelRegistration'),
-    exportResult: (dir) => call('exportResult', dir),
+    exportResult: (dir, signOff) => call('exportResult', dir, signOff),
+    readout: (point) => call('readout', point),
+    fieldQa: () => call('fieldQa'),
     saveSession: (path, s) => call('saveSession', path, s),
     openSession: (path) => call('openSession', path),
   };

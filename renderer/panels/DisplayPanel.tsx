@@ -1,10 +1,26 @@
-/** Window/level presets and values, and the overlay (moving or warped over fixed) with its opacity. */
+/**
+ * Window/level presets and values, the overlay (moving or warped over fixed) with its opacity, and
+ * the fixed/warped comparison mode (blend, checkerboard with its tile size, difference).
+ */
 import { useShallow } from 'zustand/react/shallow';
 import { useApp } from '../store/index.ts';
 import { PRESETS, type PresetName } from '../store/view.ts';
 
 export function DisplayPanel(): React.JSX.Element {
-  const { window, level, overlay, opacity, setWindowLevel, setOverlay, setOpacity, warped } = useApp(
+  const {
+    window,
+    level,
+    overlay,
+    opacity,
+    setWindowLevel,
+    setOverlay,
+    setOpacity,
+    warped,
+    compare,
+    checkerSize,
+    setCompare,
+    setCheckerSize,
+  } = useApp(
     useShallow((s) => ({
       window: s.window,
       level: s.level,
@@ -14,6 +30,10 @@ export function DisplayPanel(): React.JSX.Element {
       setOverlay: s.setOverlay,
       setOpacity: s.setOpacity,
       warped: s.warped,
+      compare: s.compare,
+      checkerSize: s.checkerSize,
+      setCompare: s.setCompare,
+      setCheckerSize: s.setCheckerSize,
     })),
   );
   return (
@@ -52,6 +72,33 @@ export function DisplayPanel(): React.JSX.Element {
           onChange={(e) => setOpacity(Number(e.target.value))}
         />
       </label>
+      <label>
+        compare{' '}
+        <select
+          data-testid="compare-mode"
+          value={compare}
+          disabled={!warped}
+          onChange={(e) => setCompare(e.target.value as typeof compare)}
+        >
+          <option value="blend">blend</option>
+          <option value="checker">checkerboard</option>
+          <option value="difference">difference |fixed − warped|</option>
+        </select>
+      </label>
+      {compare === 'checker' && (
+        <label>
+          tile (voxels){' '}
+          <input
+            data-testid="checker-size"
+            type="number"
+            min={1}
+            max={256}
+            value={checkerSize}
+            onChange={(e) => setCheckerSize(Number(e.target.value))}
+            style={{ width: '4em' }}
+          />
+        </label>
+      )}
       {warped && (
         <span className="info" data-testid="info-warped" data-desc={JSON.stringify(warped.desc)}>
           warped {warped.desc.size.join('×')}; {(warped.transfer.bytes / 1e6).toFixed(1)} MB in{' '}

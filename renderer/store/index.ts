@@ -1,15 +1,17 @@
 /** The renderer's one zustand store, made of slices (volumes, view, registration, session). */
 import { create } from 'zustand';
 import { registrationSlice, type RegistrationSlice } from './registration.ts';
+import { reviewSlice, type ReviewSlice } from './review.ts';
 import { sessionSlice, type SessionSlice } from './session.ts';
 import { viewSlice, type ViewSlice } from './view.ts';
 import { volumesSlice, type VolumesSlice } from './volumes.ts';
 
-export type AppState = VolumesSlice & ViewSlice & RegistrationSlice & SessionSlice;
+export type AppState = VolumesSlice & ViewSlice & RegistrationSlice & SessionSlice & ReviewSlice;
 
 export const useApp = create<AppState>()((...a) => ({
   ...volumesSlice(...a),
   ...viewSlice(...a),
   ...registrationSlice(...a),
   ...sessionSlice(...a),
+  ...reviewSlice(...a),
 }));

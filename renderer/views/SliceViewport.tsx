@@ -5,11 +5,24 @@
  * middle or Shift+left drag = pan, double-click = move the linked cursor there.
  */
 import { useEffect, useRef, useState } from 'react';
+import { readoutAt } from '../review-actions.ts';
 import { useApp, type AppState } from '../store/index.ts';
 import { imageOf } from './images.ts';
 import { liveViews } from './registry.ts';
 import { SliceView } from './slice-view.ts';
 import { CAMERA, indexToWorld, stepCursor, VIEWS, worldToIndex, type ViewName } from './view-geometry.ts';
+
+/** The base layer: the comparison composite when one is on, else the fixed volume. */
+function baseOf(s: AppState): AppState['fixed'] {
+  return s.composite ?? s.fixed;
+}
+
+/** The overlay layer: the Jacobian map when toggled on, else moving/warped (none over a composite). */
+function overlayOf(s: AppState): AppState['fixed'] {
+  if (s.showJacobian && s.jacobian) return s.jacobian;
+  if (s.composite || s.overlay === 'none') return null;
+  return s[s.overlay];
+}
 
 /**
  * Brings a view up to date with the store. 'heavy' = a layer got a new volume (a new texture to
@@ -18,17 +31,21 @@ import { CAMERA, indexToWorld, stepCursor, VIEWS, worldToIndex, type ViewName } 
 function sync(view: SliceView, s: AppState, prev: AppState | null): false | 'light' | 'heavy' {
   let dirty = false;
   let heavy = false;
-  if (!prev || s.fixed !== prev.fixed) {
-    view.setBase(s.fixed ? imageOf(s.fixed) : null, s.fixed?.desc ?? null);
+  const base = baseOf(s);
+  if (!prev || base !== baseOf(prev)) {
+    view.setBase(base ? imageOf(base) : null, base?.desc ?? null, !!prev && prev.fixed === s.fixed);
     dirty = heavy = true;
   }
-  const over = s.overlay === 'none' ? null : s[s.overlay];
-  const prevOver = prev ? (prev.overlay === 'none' ? null : prev[prev.overlay]) : undefined;
+  const over = overlayOf(s);
+  const prevOver = prev ? overlayOf(prev) : undefined;
   if (over !== prevOver) {
     view.setOverlay(over ? imageOf(over) : null, over?.desc ?? null);
     heavy = heavy || !!over;
     dirty = true;
   }
+  const baseColors = s.composite && s.compare === 'difference' ? 'difference' : 'grey';
+  const overColors = s.showJacobian && s.jacobian ? 'jacobian' : 'orange';
+  if (view.setColors(baseColors, overColors)) dirty = true;
   if (!prev || s.window !== prev.window || s.level !== prev.level || s.opacity !== prev.opacity) {
     view.setWindowLevel(s.window, s.level, s.opacity);
     dirty = true;
@@ -140,7 +157,9 @@ export function SliceViewport({ name }: { name: ViewName }): React.JSX.Element {
       const axis = CAMERA[name].normalAxis;
       picked[axis] = s.cursor[axis];
       const g = s.fixed.desc;
-      s.setCursor(indexToWorld(g, worldToIndex(g, picked)));
+      const c = indexToWorld(g, worldToIndex(g, picked));
+      s.setCursor(c);
+      void readoutAt(c);
     };
     const noMenu = (e: Event) => e.preventDefault();
     el.addEventListener('wheel', onWheel, { passive: false });

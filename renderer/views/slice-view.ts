@@ -1,7 +1,8 @@
 /**
  * One vtk.js slice view (axial, coronal or sagittal): a render window on a container, a base layer
  * (the fixed volume, grey, window/level) and an overlay layer (moving or warped, orange, blended by
- * opacity). Every vtk object of a view is created in the constructor and deleted in delete().
+ * opacity; or the Jacobian map in its own colours). In the difference comparison mode the base layer
+ * shows |fixed - warped| in a heat colour map. Every vtk object of a view is created in the constructor and deleted in delete().
  * Rendering happens only when something changed (no render loop). While the user scrolls, zooms or
  * pans, the view renders at half resolution (a quarter of the pixels, as VTK's interactive update
  * rate does) and returns to full resolution 200 ms after the last event: with a software WebGL
@@ -22,6 +23,9 @@ import { CAMERA, centreOf, indexAxisAlong, sliceFor, type ViewName } from './vie
 const INTERACTIVE_SCALE = 0.5;
 const STILL_AFTER_MS = 200;
 
+export type BaseColors = 'grey' | 'difference';
+export type OverlayColors = 'orange' | 'jacobian';
+
 interface Layer {
   mapper: vtkImageMapper;
   actor: vtkImageSlice;
@@ -34,6 +38,10 @@ export class SliceView {
   private readonly renderer = vtkRenderer.newInstance({ background: [0, 0, 0] });
   private readonly glWindow = vtkOpenGLRenderWindow.newInstance();
   private readonly overlayColors = vtkColorTransferFunction.newInstance();
+  private readonly differenceColors = vtkColorTransferFunction.newInstance();
+  private readonly jacobianColors = vtkColorTransferFunction.newInstance();
+  private baseKind: BaseColors = 'grey';
+  private overlayKind: OverlayColors = 'orange';
   private readonly base: Layer;
   private readonly overlay: Layer;
   private cursor: Vec3 = [0, 0, 0];
@@ -62,6 +70,24 @@ export class SliceView {
     this.base = this.layer();
     this.overlay = this.layer();
     this.overlay.actor.getProperty().setRGBTransferFunction(0, this.overlayColors);
+    // |fixed - warped| in HU: black (equal) through red and orange to white (>= 1000 HU)
+    for (const [x, r, g, b] of [
+      [0, 0, 0, 0],
+      [100, 0.5, 0, 0],
+      [300, 1, 0.4, 0],
+      [600, 1, 0.9, 0.2],
+      [1000, 1, 1, 1],
+    ])
+      this.differenceColors.addRGBPoint(x, r, g, b);
+    // Jacobian determinant x1000: folded (<= 0) magenta, compression blue, 1 grey, expansion red
+    for (const [x, r, g, b] of [
+      [0, 1, 0, 1],
+      [500, 0, 0.3, 1],
+      [1000, 0.5, 0.5, 0.5],
+      [1500, 1, 0.2, 0],
+      [2000, 1, 1, 0],
+    ])
+      this.jacobianColors.addRGBPoint(x, r, g, b);
     this.renderer.getActiveCamera().setParallelProjection(true);
     this.resizeObserver = new ResizeObserver(() => this.resize());
     this.resizeObserver.observe(container);
@@ -113,9 +139,10 @@ export class SliceView {
     return true;
   }
 
-  setBase(image: vtkImageData | null, desc: VolumeDescriptor | null): void {
+  /** keepCamera: the same grid shown differently (a comparison composite): zoom and pan stay. */
+  setBase(image: vtkImageData | null, desc: VolumeDescriptor | null, keepCamera = false): void {
     if (!this.setLayer(this.base, image, desc)) return;
-    if (desc) {
+    if (desc && !keepCamera) {
       this.zoom = 1;
       this.pan = [0, 0];
     }
@@ -125,6 +152,15 @@ export class SliceView {
 
   setOverlay(image: vtkImageData | null, desc: VolumeDescriptor | null): void {
     if (this.setLayer(this.overlay, image, desc)) this.updateSlices();
+  }
+
+  /** Colour maps of the two layers; returns whether anything changed. */
+  setColors(base: BaseColors, overlay: OverlayColors): boolean {
+    if (base === this.baseKind && overlay === this.overlayKind) return false;
+    this.baseKind = base;
+    this.overlayKind = overlay;
+    this.setWindowLevel(this.window, this.level, this.opacity);
+    return true;
   }
 
   setCursor(c: Vec3): boolean {
@@ -139,12 +175,20 @@ export class SliceView {
     const p = this.base.actor.getProperty();
     p.setColorWindow(window);
     p.setColorLevel(level);
+    if (this.baseKind === 'difference') {
+      p.setRGBTransferFunction(0, this.differenceColors);
+      p.setUseLookupTableScalarRange(true);
+    } else {
+      p.setRGBTransferFunction(0, null);
+      p.setUseLookupTableScalarRange(false);
+    }
     const lo = level - window / 2;
     const hi = level + window / 2;
     this.overlayColors.removeAllPoints();
     this.overlayColors.addRGBPoint(lo, 0, 0, 0);
     this.overlayColors.addRGBPoint(hi, 1, 0.6, 0.1);
     const o = this.overlay.actor.getProperty();
+    o.setRGBTransferFunction(0, this.overlayKind === 'jacobian' ? this.jacobianColors : this.overlayColors);
     o.setUseLookupTableScalarRange(true);
     o.setOpacity(opacity);
   }
@@ -261,6 +305,8 @@ export class SliceView {
       l.mapper.delete();
     }
     this.overlayColors.delete();
+    this.differenceColors.delete();
+    this.jacobianColors.delete();
     this.glWindow.setContainer(null as unknown as HTMLElement);
     this.glWindow.delete();
     this.renderer.delete();

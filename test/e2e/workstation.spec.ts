@@ -3,11 +3,14 @@
  * app), on real CT from ../shared/data: open the 512x512x141 chest DICOM series and measure slice
  * scrolling; open an MHA pair, cancel one registration, run another while measuring the page's frame
  * gaps; review the warped overlay; export; save the session, reload, reopen it and compare the exported
- * volume's geometry with the fixed one. Screenshots and figures go to test-results/e2e/.
+ * volume's geometry with the fixed one; the review tools on the registered pair (comparison modes,
+ * the engine's readout and field QA checked against the engine run here on the exported files,
+ * the Jacobian overlay, the sign-off in the session and in the exported report.json). Screenshots and figures go to test-results/e2e/.
  */
 import { expect, test, type Page } from '@playwright/test';
-import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fieldStatistics, readVolume, voxelReadout } from '../../main/engine/api.ts';
 import { hasChromium } from './chromium.ts';
 import { DATA, startServer, type RunningServer } from './web-server.ts';
 
@@ -114,6 +117,90 @@ async function stopFrameMonitor(): Promise<{ registering: Gaps; showingResult: G
   });
 }
 
+interface Scroll {
+  frames: number;
+  seconds: number;
+  fps: number;
+  distinctSlices: number;
+  maxGapMs: number;
+}
+
+/** Scrolling speed: one wheel event per animation frame, through the real handler, over 200 frames. */
+async function measureScroll(): Promise<Scroll> {
+  return page.evaluate(
+    () =>
+      new Promise<Scroll>((resolve) => {
+        const el = document.querySelector('[data-testid=view-axial]')!;
+        const view = window.__sam!.views.get('axial')!;
+        const seen = new Set<number>();
+        let dir = 1;
+        let frames = 0;
+        let t0 = 0;
+        let last = 0;
+        let maxGap = 0;
+        let warm = 10;
+        const step = (t: number) => {
+          if (warm > 0) {
+            warm--;
+            el.dispatchEvent(new WheelEvent('wheel', { deltaY: 100, bubbles: true, cancelable: true }));
+            requestAnimationFrame(step);
+            return;
+          }
+          if (frames === 0) t0 = t;
+          else maxGap = Math.max(maxGap, t - last);
+          last = t;
+          if (view.slice >= view.sliceCount - 1) dir = -1;
+          if (view.slice <= 0) dir = 1;
+          el.dispatchEvent(new WheelEvent('wheel', { deltaY: 100 * dir, bubbles: true, cancelable: true }));
+          seen.add(view.slice);
+          frames++;
+          if (frames <= 200) requestAnimationFrame(step);
+          else
+            resolve({
+              frames: frames - 1,
+              seconds: (t - t0) / 1000,
+              fps: (frames - 1) / ((t - t0) / 1000),
+              distinctSlices: seen.size,
+              maxGapMs: maxGap,
+            });
+        };
+        requestAnimationFrame(step);
+      }),
+  );
+}
+
+/**
+ * The UI's readout and QA numbers against the engine called here, in the test process, on the input
+ * files and the exported displacement field and warped image.
+ */
+async function agreesWithEngine(dir: string): Promise<void> {
+  const [fixed, moving, field, warped] = await Promise.all([
+    readVolume(PAIR_FIXED),
+    readVolume(PAIR_MOVING),
+    readVolume(join(dir, 'displacement.nii.gz')),
+    readVolume(join(dir, 'warped.nii.gz')),
+  ]);
+  const ui = review.readout as { point: [number, number, number] } & Record<string, number & number[]>;
+  const e = voxelReadout({ fixed, moving, field, warped }, ui.point);
+  expect(e.index).toEqual(ui.index);
+  expect(ui.fixedHu).toBe(e.fixedHu);
+  expect(Math.abs(ui.warpedHu - e.warpedHu!)).toBeLessThanOrEqual(0.5);
+  expect(Math.abs(ui.movingHu - e.movingHu)).toBeLessThan(1e-3);
+  for (let c = 0; c < 3; c++) expect(Math.abs(ui.displacement[c] - e.displacement[c])).toBeLessThan(1e-4);
+  expect(Math.abs(ui.jacobian - e.jacobian)).toBeLessThan(1e-5);
+  const st = fieldStatistics(field).jacobian;
+  const qa = review.qa!;
+  expect(Math.abs(qa.min - st.min)).toBeLessThan(1e-5);
+  expect(Math.abs(qa.max - st.max)).toBeLessThan(1e-5);
+  expect(qa.foldedPercent).toBe(st.foldedPercent);
+  metrics.readoutAgreement = {
+    point: ui.point,
+    ui: { fixedHu: ui.fixedHu, warpedHu: ui.warpedHu, displacement: ui.displacement, jacobian: ui.jacobian },
+    engine: { fixedHu: e.fixedHu, warpedHu: e.warpedHu, displacement: e.displacement, jacobian: e.jacobian },
+    qa: { ui: qa, engine: { min: st.min, max: st.max, foldedPercent: st.foldedPercent } },
+  };
+}
+
 test.beforeAll(async ({ browser }) => {
   mkdirSync(ART, { recursive: true });
   server = await startServer();
@@ -202,48 +289,7 @@ test('chest DICOM: three oriented views, window/level, zoom, pan, scrolling at >
   expect(next.std).toBeGreaterThan(5);
 
   // scrolling speed: one wheel event per animation frame, through the real handler, over 200 frames
-  const fps = await page.evaluate(
-    () =>
-      new Promise<{ frames: number; seconds: number; fps: number; distinctSlices: number; maxGapMs: number }>(
-        (resolve) => {
-          const el = document.querySelector('[data-testid=view-axial]')!;
-          const view = window.__sam!.views.get('axial')!;
-          const seen = new Set<number>();
-          let dir = 1;
-          let frames = 0;
-          let t0 = 0;
-          let last = 0;
-          let maxGap = 0;
-          let warm = 10;
-          const step = (t: number) => {
-            if (warm > 0) {
-              warm--;
-              el.dispatchEvent(new WheelEvent('wheel', { deltaY: 100, bubbles: true, cancelable: true }));
-              requestAnimationFrame(step);
-              return;
-            }
-            if (frames === 0) t0 = t;
-            else maxGap = Math.max(maxGap, t - last);
-            last = t;
-            if (view.slice >= view.sliceCount - 1) dir = -1;
-            if (view.slice <= 0) dir = 1;
-            el.dispatchEvent(new WheelEvent('wheel', { deltaY: 100 * dir, bubbles: true, cancelable: true }));
-            seen.add(view.slice);
-            frames++;
-            if (frames <= 200) requestAnimationFrame(step);
-            else
-              resolve({
-                frames: frames - 1,
-                seconds: (t - t0) / 1000,
-                fps: (frames - 1) / ((t - t0) / 1000),
-                distinctSlices: seen.size,
-                maxGapMs: maxGap,
-              });
-          };
-          requestAnimationFrame(step);
-        },
-      ),
-  );
+  const fps = await measureScroll();
   metrics.chestScroll = fps;
   await page.waitForTimeout(400); // back to full resolution
   console.log(
@@ -251,6 +297,31 @@ test('chest DICOM: three oriented views, window/level, zoom, pan, scrolling at >
   );
   expect(fps.distinctSlices).toBeGreaterThan(100);
   expect(fps.fps).toBeGreaterThanOrEqual(30);
+
+  // the same with a checkerboard composite at chest size: the chest has no registration, so a copy of
+  // it shifted by 8 rows stands in for the warped volume (the real composite path and rendering)
+  await page.evaluate(() => {
+    const s = window.__sam!.store.getState();
+    const f = s.fixed!;
+    const v = new Int16Array(f.voxels.length);
+    v.set(f.voxels.subarray(f.desc.size[0] * 8));
+    s.setVolume('warped', { desc: { ...f.desc, id: 'e2e-shifted' }, voxels: v, transfer: { bytes: 0, ms: 0 } });
+    s.setCompare('checker');
+  });
+  await expect(page.getByTestId('compare-mode')).toHaveValue('checker');
+  await page.waitForTimeout(300);
+  await expectContent('04b-chest-checkerboard');
+  const fpsChecker = await measureScroll();
+  metrics.chestScrollCheckerboard = fpsChecker;
+  console.log(
+    `chest scrolling, checkerboard on: ${fpsChecker.fps.toFixed(1)} frames/s over ${fpsChecker.frames} frames (${fpsChecker.distinctSlices} slices), max gap ${fpsChecker.maxGapMs.toFixed(0)} ms`,
+  );
+  expect(fpsChecker.fps).toBeGreaterThanOrEqual(30);
+  await page.evaluate(() => {
+    const s = window.__sam!.store.getState();
+    s.setCompare('blend');
+    s.setVolume('warped', null);
+  });
   await expectContent('04-chest-after-scroll');
 });
 
@@ -302,13 +373,89 @@ test('MHA pair: cancel a registration, run one with progress while the page stay
   await page.getByTestId('opacity').fill('0.5');
 });
 
+const review: { readout?: Record<string, unknown>; qa?: Record<string, number> } = {};
+
+test('review: compare modes, checkerboard tiles, engine readout, Jacobian overlay and QA, sign-off', async () => {
+  await expect(page.getByTestId('compare-mode')).toHaveValue('blend');
+  const blend = await stats('axial');
+  await page.getByTestId('compare-mode').selectOption('checker');
+  await expect(page.getByTestId('checker-size')).toHaveValue('16');
+  const checker = await expectContent('11-compare-checkerboard');
+  expect(checker.axial.checksum).not.toBe(blend.checksum);
+  await page.getByTestId('checker-size').fill('4');
+  await page.waitForTimeout(100);
+  const checker4 = await stats('axial');
+  expect(checker4.checksum).not.toBe(checker.axial.checksum);
+  expect(checker4.std).toBeGreaterThan(5);
+  await page.screenshot({ path: `${ART}/12-compare-checkerboard-4.png` });
+
+  // scrolling with the checkerboard on (the pair's 64 axial slices)
+  const scroll = await measureScroll();
+  metrics.pairScrollCheckerboard = scroll;
+  await page.waitForTimeout(400);
+  console.log(
+    `pair scrolling, checkerboard on: ${scroll.fps.toFixed(1)} frames/s over ${scroll.frames} frames (${scroll.distinctSlices} slices), max gap ${scroll.maxGapMs.toFixed(0)} ms`,
+  );
+  expect(scroll.fps).toBeGreaterThanOrEqual(30);
+
+  await page.getByTestId('compare-mode').selectOption('difference');
+  await page.waitForTimeout(100);
+  const diff = await stats('axial');
+  console.log(
+    `difference view: mean ${diff.mean.toFixed(1)} std ${diff.std.toFixed(1)} nonBlack ${diff.nonBlack.toFixed(3)}`,
+  );
+  expect(diff.checksum).not.toBe(checker4.checksum);
+  expect(diff.checksum).not.toBe(blend.checksum);
+  expect(diff.std).toBeGreaterThan(1);
+  await page.screenshot({ path: `${ART}/13-compare-difference.png` });
+  await page.getByTestId('compare-mode').selectOption('blend');
+  await page.waitForTimeout(100);
+  // (the scrolling moved the slice: compare with the difference view of the same slice)
+  const back = await stats('axial');
+  expect(back.checksum).not.toBe(diff.checksum);
+  expect(back.std).toBeGreaterThan(5);
+
+  // readout: a double-click in the axial view asks the engine
+  const ax = (await page.getByTestId('view-axial').boundingBox())!;
+  await page.mouse.dblclick(ax.x + ax.width * 0.4, ax.y + ax.height * 0.5);
+  const readout = page.getByTestId('readout');
+  await expect(readout).toHaveAttribute('data-readout', /fixedHu/, { timeout: 10_000 });
+  review.readout = JSON.parse((await readout.getAttribute('data-readout'))!);
+  await expect(readout).toContainText(' HU, warped ');
+
+  // field QA and the Jacobian overlay
+  const qa = page.getByTestId('qa-panel');
+  await expect(qa).toHaveAttribute('data-qa', /foldedPercent/, { timeout: 30_000 });
+  review.qa = JSON.parse((await qa.getAttribute('data-qa'))!);
+  await expect(qa).toContainText('folded');
+  const before = await stats('axial');
+  await page.getByTestId('overlay-jacobian').check();
+  await page.waitForTimeout(100);
+  const jac = await stats('axial');
+  expect(jac.checksum).not.toBe(before.checksum);
+  await page.screenshot({ path: `${ART}/14-jacobian-overlay.png` });
+  await page.getByTestId('overlay-jacobian').uncheck();
+  await page.waitForTimeout(100);
+  expect((await stats('axial')).checksum).toBe(before.checksum);
+
+  // sign-off: a rejection needs a comment
+  await page.getByTestId('signoff-reviewer').fill('e2e reviewer');
+  await page.getByTestId('signoff-reject').click();
+  await expect(page.getByTestId('error')).toContainText('needs a comment');
+  await page.getByTestId('signoff-comment').fill('residual shift at the diaphragm');
+  await page.getByTestId('signoff-reject').click();
+  await expect(page.getByTestId('signoff-status')).toContainText('rejected by e2e reviewer');
+  metrics.review = review;
+});
+
 test('export (never outside the work folder), session saved, reloaded, reopened, geometry compared', async () => {
   await page.getByTestId('export-dir').fill(join(DATA, 'elastix'));
   await page.getByTestId('export').click();
   await expect(page.getByTestId('error')).toContainText('outside the work folder');
   await page.getByTestId('export-dir').fill('export1');
   await page.getByTestId('export').click();
-  await expect(page.getByTestId('export-result')).toContainText('7 files in', { timeout: 60_000 });
+  // the cascade's 7 files, and the review report with the sign-off
+  await expect(page.getByTestId('export-result')).toContainText('9 files in', { timeout: 60_000 });
   const files = (await page.getByTestId('export-result').getAttribute('title'))!.split('\n');
   for (const f of [
     'warped.nii.gz',
@@ -320,12 +467,22 @@ test('export (never outside the work folder), session saved, reloaded, reopened,
     'qa.json',
   ])
     expect(files.some((p) => p.endsWith(`/${f}`))).toBe(true);
+  for (const f of ['report.json', 'report.html']) expect(files.some((p) => p.endsWith(`/${f}`))).toBe(true);
+  const report = JSON.parse(readFileSync(join(server.work, 'export1/report.json'), 'utf8'));
+  expect(report.signOff).toMatchObject({
+    decision: 'rejected',
+    comment: 'residual shift at the diaphragm',
+    reviewer: 'e2e reviewer',
+  });
+  await agreesWithEngine(join(server.work, 'export1'));
   const fixed = JSON.parse((await page.getByTestId('info-fixed').getAttribute('data-desc'))!);
 
   await page.getByTestId('session-path').fill('session.json');
   await page.getByTestId('session-save').click();
   await expect(page.getByTestId('busy')).toHaveCount(0);
   await expect(page.getByTestId('error')).toHaveCount(0);
+  const saved = JSON.parse(readFileSync(join(server.work, 'session.json'), 'utf8'));
+  expect(saved.signOff).toMatchObject({ decision: 'rejected', reviewer: 'e2e reviewer' });
 
   await page.reload();
   await expect(page.getByTestId('mode')).toHaveText('browser');
@@ -334,6 +491,7 @@ test('export (never outside the work folder), session saved, reloaded, reopened,
   await page.getByTestId('session-open').click();
   await expect(page.getByTestId('info-warped')).toBeVisible({ timeout: 120_000 });
   await expect(page.getByTestId('wl')).toHaveText('W 1500 L -600');
+  await expect(page.getByTestId('signoff-status')).toContainText('rejected by e2e reviewer');
   const reFixed = JSON.parse((await page.getByTestId('info-fixed').getAttribute('data-desc'))!);
   const warped = JSON.parse((await page.getByTestId('info-warped').getAttribute('data-desc'))!);
   expect(reFixed.path).toBe(fixed.path);

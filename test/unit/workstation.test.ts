@@ -1,7 +1,7 @@
 /** The workstation engine: open, register in a worker thread (progress, cancel), export, sessions, path policy. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Workstation } from '../../main/engine/workstation/workstation.ts';
 import { rootedPolicy } from '../../main/engine/workstation/path-policy.ts';
@@ -35,8 +35,31 @@ test('workstation: register in a worker with progress, export, reopen geometry, 
     assert.deepEqual(r.warped.size, f.size);
     // identity pair: the affine is close to identity
     assert.ok(Math.abs(r.affine[0] - 1) < 0.05 && Math.abs(r.affine[3]) < 3, String(r.affine));
-    const e = await ws.exportResult(join(t.dir, 'out'));
+    // review: the readout at a voxel is the fixed voxel and the warped voxel there, J near 1
+    const fixedVoxels = ws.voxels(f.id);
+    const warpedVoxels = ws.voxels(r.warped.id);
+    const c = f.origin.map((o, a) => o + 20 * f.spacing[a] * f.direction[a * 4]) as [number, number, number];
+    const ro = ws.readout(c);
+    const n = ro.index[0] + 57 * (ro.index[1] + 78 * ro.index[2]);
+    assert.equal(ro.fixedHu, fixedVoxels[n]);
+    assert.equal(Math.round(ro.warpedHu!), warpedVoxels[n]);
+    assert.ok(Math.abs(ro.jacobian - 1) < 0.1, String(ro.jacobian));
+    const qa = ws.fieldQa();
+    assert.ok(qa.jacobian.min <= ro.jacobian && ro.jacobian <= qa.jacobian.max);
+    assert.equal(qa.jacobian.foldedPercent, 0);
+    const jm = ws.voxels(qa.jacobianMap.id);
+    assert.equal(jm[n], Math.round(ro.jacobian * 1000));
+    assert.throws(() => ws.readout([NaN, 0, 0]), /finite/);
+    const e = await ws.exportResult(join(t.dir, 'out'), {
+      decision: 'rejected',
+      comment: 'shift at the apex',
+      reviewer: 'dr test',
+    });
     assert.ok(existsSync(join(e.dir, 'warped.nii.gz')) && existsSync(join(e.dir, 'qa.json')));
+    const report = JSON.parse(readFileSync(join(e.dir, 'report.json'), 'utf8'));
+    assert.equal(report.signOff.decision, 'rejected');
+    assert.equal(report.signOff.comment, 'shift at the apex');
+    assert.ok(e.files.some((p) => p.endsWith('report.html')));
     const back = await readVolume(join(e.dir, 'warped.nii.gz'));
     assert.deepEqual(back.size, f.size);
     back.spacing.forEach((s, i) => assert.ok(Math.abs(s - f.spacing[i]) < 1e-4));

@@ -94,4 +94,44 @@ export interface SessionFile {
     opacity: number;
   };
   results?: { exportDir?: string; qa?: Record<string, unknown>; affine?: number[] };
+  signOff?: SignOffRequest & { time: string };
+}
+
+/** The cursor readout of the last registration at one fixed voxel (engine: review/readout.ts). */
+export interface CursorReadout {
+  /** Fixed voxel (i, j, k) the point was snapped to, and its centre (LPS mm). */
+  index: [number, number, number];
+  point: [number, number, number];
+  fixedHu: number;
+  /** Warped HU at the voxel (the warped image on the fixed grid). */
+  warpedHu: number | null;
+  /** Moving HU at the mapped point x + u(x) (null outside the moving image). */
+  movingHu: number | null;
+  displacement: [number, number, number];
+  jacobian: number;
+  folded: boolean;
+  samSimilarity: number | null;
+}
+
+/** Deformation QA of the last registration (engine: review/field-stats.ts). */
+export interface FieldQa {
+  jacobian: {
+    min: number;
+    max: number;
+    mean: number;
+    std: number;
+    folded: number;
+    foldedPercent: number;
+    voxels: number;
+  };
+  displacementMm: { mean: number; max: number };
+  /** The Jacobian determinant map x1000 as an int16 volume on the fixed grid (fetch its voxels). */
+  jacobianMap: VolumeDescriptor;
+}
+
+/** The reviewer's decision, stored in the session and written into the export's report. */
+export interface SignOffRequest {
+  decision: 'approved' | 'rejected';
+  comment: string;
+  reviewer: string;
 }

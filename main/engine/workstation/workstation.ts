@@ -10,6 +10,11 @@ import { fileURLToPath } from 'node:url';
 import { CancelledError, InputError } from '../errors.ts';
 import type { RegisterResult } from '../register/cascade.ts';
 import { writeRegistration } from '../register/register-output.ts';
+import { fieldStatistics, type FieldStatistics } from '../review/field-stats.ts';
+import { voxelReadout } from '../review/readout.ts';
+import { makeSignOff, writeReviewReport } from '../review/report.ts';
+import { reviewRegistration } from '../review/review.ts';
+import { makeVolume } from '../volume/volume.ts';
 import { listDicomSeries } from '../volume/io/dicom/scan.ts';
 import { readVolume } from '../volume/io/index.ts';
 import type { Volume } from '../volume/volume.ts';
@@ -21,6 +26,9 @@ import type { FromWorker } from './register-protocol.ts';
 import { readSession, writeSession } from './session-file.ts';
 import type {
   Capabilities,
+  CursorReadout,
+  FieldQa,
+  SignOffRequest,
   ExportSummary,
   RegisterProgress,
   RegisterRequest,
@@ -56,7 +64,14 @@ export class Workstation {
   private job: { worker: WorkerHandle; cancelled: boolean } | null = null;
   private pool: WorkerHandle | null = null;
   private listener: ((m: FromWorker) => void) | null = null;
-  private result: { fixedId: string; movingId: string; result: RegisterResult; warpedId: string } | null = null;
+  private result: {
+    fixedId: string;
+    movingId: string;
+    result: RegisterResult;
+    warpedId: string;
+    stats?: FieldStatistics;
+    jacobianId?: string;
+  } | null = null;
 
   constructor(private readonly o: WorkstationOptions) {}
 
@@ -171,6 +186,7 @@ export class Workstation {
       });
       const warped = this.add(fixed.descriptor.path, result.warped);
       warped.description = `${moving.descriptor.description ?? 'moving'} registered to fixed`;
+      if (this.result?.jacobianId) this.volumes.delete(this.result.jacobianId);
       this.result = { fixedId: req.fixedId, movingId: req.movingId, result, warpedId: warped.id };
       return { warped, affine: [...result.affine.affine], qa: result.qa, seconds: (performance.now() - t0) / 1000 };
     } finally {
@@ -194,8 +210,76 @@ export class Workstation {
     return true;
   }
 
-  /** Writes the last registration's result folder (warped, field, affine, pairs, QA); never over the inputs. */
-  async exportResult(dir: string): Promise<ExportSummary> {
+  private lastResult(what: string): NonNullable<Workstation['result']> {
+    if (!this.result) throw new InputError(what, 'run a registration first');
+    return this.result;
+  }
+
+  /** Fixed, warped and moving HU, displacement and Jacobian at the fixed voxel nearest a world point. */
+  readout(point: [number, number, number]): CursorReadout {
+    const r = this.lastResult('readout');
+    const v = voxelReadout(
+      {
+        fixed: this.get(r.fixedId).volume,
+        moving: this.get(r.movingId).volume,
+        field: r.result.field,
+        warped: r.result.warped,
+      },
+      point,
+    );
+    return {
+      index: v.index,
+      point: v.point,
+      fixedHu: v.fixedHu,
+      warpedHu: v.warpedHu,
+      movingHu: Number.isFinite(v.movingHu) ? v.movingHu : null,
+      displacement: v.displacement,
+      jacobian: v.jacobian,
+      folded: v.folded,
+      samSimilarity: v.samSimilarity,
+    };
+  }
+
+  /**
+   * Jacobian / folding and displacement statistics of the last result's field (computed once), and
+   * the Jacobian map x1000 as an int16 volume the renderer fetches like any other.
+   */
+  fieldQa(): FieldQa {
+    const r = this.lastResult('field QA');
+    r.stats ??= fieldStatistics(r.result.field);
+    const j = r.stats.jacobian;
+    if (!r.jacobianId) {
+      const det = j.det.data;
+      const data = new Int16Array(det.length);
+      for (let n = 0; n < det.length; n++) {
+        const x = Math.round(det[n] * 1000);
+        data[n] = x > 32767 ? 32767 : x < -32768 ? -32768 : Number.isNaN(x) ? 0 : x;
+      }
+      const map = makeVolume({ ...j.det, data, meta: { description: 'Jacobian determinant x1000' } });
+      const d = this.add(this.get(r.fixedId).descriptor.path, map);
+      d.description = 'Jacobian determinant x1000';
+      r.jacobianId = d.id;
+    }
+    return {
+      jacobian: {
+        min: j.min,
+        max: j.max,
+        mean: j.mean,
+        std: j.std,
+        folded: j.folded,
+        foldedPercent: j.foldedPercent,
+        voxels: j.voxels,
+      },
+      displacementMm: { mean: r.stats.magnitudeStats.mean, max: r.stats.magnitudeStats.max },
+      jacobianMap: this.get(r.jacobianId).descriptor,
+    };
+  }
+
+  /**
+   * Writes the last registration's result folder (warped, field, affine, pairs, QA); never over the
+   * inputs. With a sign-off, also the review report (report.json, report.html) holding it.
+   */
+  async exportResult(dir: string, signOff?: SignOffRequest & { time?: string }): Promise<ExportSummary> {
     if (!this.result) throw new InputError('export', 'nothing to export: run a registration first');
     const out = this.o.policy.writable(dir);
     const fixed = this.get(this.result.fixedId);
@@ -209,6 +293,26 @@ export class Workstation {
     }
     mkdirSync(out, { recursive: true });
     const files = await writeRegistration(out, fixed.volume, moving.volume, this.result.result, { protect: inputs });
+    if (signOff) {
+      const r = this.result;
+      const review = reviewRegistration({
+        fixed: fixed.volume,
+        moving: moving.volume,
+        result: {
+          dir: out,
+          warped: r.result.warped,
+          field: r.result.field,
+          fieldSource: 'displacement.nii.gz',
+          affine: null,
+          pairs: null,
+          qa: r.result.qa,
+          files,
+        },
+        names: { fixed: fixed.descriptor.path, moving: moving.descriptor.path },
+        signOff: makeSignOff(signOff),
+      });
+      files.push(...writeReviewReport(out, review.report, review.images, { protect: inputs }));
+    }
     return { dir: out, files };
   }
 
