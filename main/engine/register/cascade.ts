@@ -141,6 +141,8 @@ export async function registerVolumes(fixed: Volume, moving: Volume, o: Register
     movingMask,
     // NCC searches +-48 mm exhaustively per point: a few hundred points are plenty for 12 parameters
     maxPoints: matcher === 'ncc' ? 300 : undefined,
+    // NCC matches synchronously: chunks of 25 points (about 0.3 s) between which cancel is seen
+    chunk: matcher === 'ncc' ? 25 : undefined,
     signal: o.signal,
     onProgress: (p) => o.onProgress?.(`affine: ${p.stage}`, p.done, p.total),
     match:

@@ -16,6 +16,7 @@
  * outliers; samAffineFromPairs fits pre-computed pairs. Pairs go to CSV with pairsCsv / writePairsCsv.
  */
 import { CancelledError, InputError } from '../errors.ts';
+import { yieldToEventLoop } from '../util/yield.ts';
 import type { EmbeddedVolume } from '../sam/embed-volume.ts';
 import { matchPoints } from '../sam/match.ts';
 import { writeFileAtomic } from '../util/atomic-write.ts';
@@ -159,6 +160,8 @@ export async function samAffine(
   const chunk = Math.max(1, options.chunk ?? 512);
   const candidates: CandidatePair[] = [];
   for (let p0 = 0; p0 < points.length; p0 += chunk) {
+    // a synchronous matcher (NCC) would otherwise hold the event loop: no cancel, no progress
+    await yieldToEventLoop();
     check();
     options.onProgress?.({ stage: 'match', done: p0, total: points.length });
     const part = points.slice(p0, p0 + chunk);

@@ -14,6 +14,7 @@
  * moving world point, LPS mm), with v read trilinearly from the control grid; see stageField.
  */
 import { CancelledError, InputError } from '../errors.ts';
+import { yieldToEventLoop } from '../util/yield.ts';
 import { nccMatch } from '../bench/ncc-match.ts';
 import type { EmbeddedVolume } from '../sam/embed-volume.ts';
 import { matchPoints } from '../sam/match.ts';
@@ -94,9 +95,11 @@ export async function samCoarse(
   const minScore = o.minScore ?? (matcher.kind === 'sam' ? 0.6 : 0.5);
   const cycleThr = o.cycleThresholdMm ?? 4;
   const inverse = affineInvert(affine);
-  const chunk = Math.max(1, o.chunk ?? (matcher.kind === 'sam' ? 256 : 400));
+  // NCC matches synchronously: small chunks keep cancel and progress responsive between them
+  const chunk = Math.max(1, o.chunk ?? (matcher.kind === 'sam' ? 256 : 50));
   const pairs: CoarsePair[] = [];
   for (let p0 = 0; p0 < points.length; p0 += chunk) {
+    await yieldToEventLoop();
     check();
     o.onProgress?.('coarse: match', p0, points.length);
     const part = points.slice(p0, p0 + chunk);
