@@ -65,6 +65,7 @@ export function registerIpc(window: () => BrowserWindow | null, workstation: Wor
   handle('sam:export', ops.exportResult);
   handle('sam:readout', ops.readout);
   handle('sam:field-qa', ops.fieldQa);
+  handle('sam:refit-affine', ops.refitAffine);
   handle('sam:save-session', ops.saveSession);
   handle('sam:open-session', ops.openSession);
 }

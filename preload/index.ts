@@ -32,6 +32,7 @@ const api: SamApi = {
   exportResult: (dir, signOff) => ipcRenderer.invoke('sam:export', dir, signOff),
   readout: (point) => ipcRenderer.invoke('sam:readout', point),
   fieldQa: () => ipcRenderer.invoke('sam:field-qa'),
+  refitAffine: (excluded) => ipcRenderer.invoke('sam:refit-affine', excluded),
   saveSession: (path, s) => ipcRenderer.invoke('sam:save-session', path, s),
   openSession: (path) => ipcRenderer.invoke('sam:open-session', path),
   onMenu(listener) {

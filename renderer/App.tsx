@@ -13,6 +13,7 @@ import { DisplayPanel } from './panels/DisplayPanel.tsx';
 import { RegisterPanel } from './panels/RegisterPanel.tsx';
 import { ExportPanel } from './panels/ExportPanel.tsx';
 import { ReviewPanel } from './panels/ReviewPanel.tsx';
+import { PairsPanel } from './panels/PairsPanel.tsx';
 
 export function App(): React.JSX.Element {
   const error = useApp((s) => s.error);
@@ -57,6 +58,7 @@ export function App(): React.JSX.Element {
         ))}
       </div>
       <ReviewPanel />
+      <PairsPanel />
       <RegisterPanel />
       <ExportPanel />
     </main>

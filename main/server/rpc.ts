@@ -38,6 +38,12 @@ function point(v: unknown): [number, number, number] {
   return [v[0], v[1], v[2]];
 }
 
+function indices(v: unknown): number[] {
+  if (!Array.isArray(v) || v.length > 100_000 || !v.every((x) => Number.isInteger(x) && x >= 0))
+    throw new InputError('excluded', 'expected a list of pair indices');
+  return v as number[];
+}
+
 function signOff(v: unknown): SignOffRequest | undefined {
   if (v === undefined || v === null) return undefined;
   const s = v as SignOffRequest;
@@ -63,6 +69,7 @@ export function operations(ws: Workstation, emit: Emit): Record<string, (...args
     exportResult: (dir, s) => ws.exportResult(str(dir, 'dir'), signOff(s)),
     readout: (p) => ws.readout(point(p)),
     fieldQa: () => ws.fieldQa(),
+    refitAffine: (excluded) => ws.refitAffine(indices(excluded)),
     saveSession: (path, s) => ws.saveSession(str(path, 'path'), s as SessionFile),
     openSession: (path) => ws.openSession(str(path, 'path')),
   };

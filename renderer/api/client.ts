@@ -4,6 +4,7 @@
  * over the local server's WebSocket and one binary HTTP response per volume.
  */
 import type {
+  AffineRefit,
   Capabilities,
   CursorReadout,
   ExportSummary,
@@ -37,6 +38,8 @@ export interface SamApi {
   readout(point: [number, number, number]): Promise<CursorReadout>;
   /** Jacobian / folding statistics of the last registration and its Jacobian map (a volume). */
   fieldQa(): Promise<FieldQa>;
+  /** Refits the last registration's affine without these pairs (not applied to the warped image). */
+  refitAffine(excluded: number[]): Promise<AffineRefit>;
   saveSession(path: string, session: SessionFile): Promise<string>;
   openSession(path: string): Promise<SessionFile>;
   /** Desktop only: the application menu's actions (a path already chosen in a native dialog). */

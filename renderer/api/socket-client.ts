@@ -68,6 +68,7 @@ export function browserApi(): SamApi {
     exportResult: (dir, signOff) => call('exportResult', dir, signOff),
     readout: (point) => call('readout', point),
     fieldQa: () => call('fieldQa'),
+    refitAffine: (excluded) => call('refitAffine', excluded),
     saveSession: (path, s) => call('saveSession', path, s),
     openSession: (path) => call('openSession', path),
   };

@@ -5,12 +5,14 @@
  * gaps; review the warped overlay; export; save the session, reload, reopen it and compare the exported
  * volume's geometry with the fixed one; the review tools on the registered pair (comparison modes,
  * the engine's readout and field QA checked against the engine run here on the exported files,
- * the Jacobian overlay, the sign-off in the session and in the exported report.json). Screenshots and figures go to test-results/e2e/.
+ * the Jacobian overlay, the sign-off in the session and in the exported report.json; the affine pairs'
+ * residual table, cursor jump and refit checked against the engine's refitAffine here). Screenshots and figures go to test-results/e2e/.
  */
 import { expect, test, type Page } from '@playwright/test';
 import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fieldStatistics, readVolume, voxelReadout } from '../../main/engine/api.ts';
+import { fieldStatistics, readVolume, refitAffine, voxelReadout } from '../../main/engine/api.ts';
+import type { AffinePair } from '../../main/engine/workstation/types.ts';
 import { hasChromium } from './chromium.ts';
 import { DATA, startServer, type RunningServer } from './web-server.ts';
 
@@ -446,6 +448,47 @@ test('review: compare modes, checkerboard tiles, engine readout, Jacobian overla
   await page.getByTestId('signoff-reject').click();
   await expect(page.getByTestId('signoff-status')).toContainText('rejected by e2e reviewer');
   metrics.review = review;
+});
+
+test('affine pairs: residual table sorted, row click moves the cursor, exclude and refit', async () => {
+  const rows = page.getByTestId('pair-row');
+  await expect(rows.first()).toBeVisible({ timeout: 10_000 });
+  const residuals = (await rows.evaluateAll((r) => r.map((e) => Number(e.getAttribute('data-residual'))))) as number[];
+  expect(residuals.length).toBeGreaterThan(10);
+  for (let i = 1; i < residuals.length; i++) expect(residuals[i]).toBeLessThanOrEqual(residuals[i - 1]);
+  const pairs = await page.evaluate(() => window.__sam!.store.getState().summary!.pairs!);
+  expect(pairs.length).toBe(residuals.length);
+
+  // a click on a row whose fixed point lies on another axial slice moves the linked cursor there
+  const cursor = await page.evaluate(() => window.__sam!.store.getState().cursor);
+  const label = await page.getByTestId('slice-axial').textContent();
+  const order = (await rows.evaluateAll((r) => r.map((e) => Number(e.getAttribute('data-index'))))) as number[];
+  const k = order.findIndex((i) => Math.abs(pairs[i].fixed[2] - cursor[2]) > 10);
+  expect(k).toBeGreaterThanOrEqual(0);
+  await rows.nth(k).locator('td').nth(1).click({ timeout: 10_000 });
+  await expect(page.getByTestId('slice-axial')).not.toHaveText(label!);
+  expect(await page.evaluate(() => window.__sam!.store.getState().cursor)).toEqual(pairs[order[k]].fixed);
+
+  // exclude the 3 largest residuals, refit: the engine's refitAffine here on the same pairs agrees
+  const before = Number(await page.getByTestId('pairs-rms').getAttribute('data-rms'));
+  for (let i = 0; i < 3; i++) await rows.nth(i).getByTestId('exclude').check({ timeout: 10_000 });
+  await page.getByTestId('refit').click({ timeout: 10_000 });
+  const result = page.getByTestId('refit-result');
+  await expect(result).toContainText('(not applied)', { timeout: 10_000 });
+  await expect(page.getByTestId('residual-histogram')).toBeVisible();
+  const after = Number(await result.getAttribute('data-rms'));
+  const excluded = order.slice(0, 3);
+  const e = refitAffine(
+    pairs.map((p: AffinePair) => ({ ...p, accepted: true })),
+    { exclude: excluded },
+  );
+  metrics.affineRefit = { before, after, engine: e.stats.rmsMm, excluded, pairs: pairs.length, ms: e.ms };
+  console.log(
+    `affine refit without pairs ${excluded.join(',')}: RMS ${before} -> ${after} mm (engine ${e.stats.rmsMm})`,
+  );
+  expect(Math.abs(after - e.stats.rmsMm)).toBeLessThan(1e-6);
+  expect(after).toBeLessThanOrEqual(before + 1e-9);
+  await page.screenshot({ path: `${ART}/15-affine-pairs-refit.png` });
 });
 
 test('export (never outside the work folder), session saved, reloaded, reopened, geometry compared', async () => {

@@ -50,6 +50,16 @@ test('workstation: register in a worker with progress, export, reopen geometry, 
     const jm = ws.voxels(qa.jacobianMap.id);
     assert.equal(jm[n], Math.round(ro.jacobian * 1000));
     assert.throws(() => ws.readout([NaN, 0, 0]), /finite/);
+    // the affine pairs in the summary; a refit without none of them gives the registration's RMS back
+    assert.ok(r.pairs && r.pairs.length > 4 && r.pairs.every((p, i) => p.index === i));
+    const same = ws.refitAffine([]);
+    assert.ok(Math.abs(same.rmsMm - r.affineRmsMm!) < 1e-9, `${same.rmsMm} vs ${r.affineRmsMm}`);
+    const kept = r.pairs!.filter((p) => p.kept);
+    const worst = kept.reduce((a, p) => (p.residualMm > a.residualMm ? p : a)).index;
+    const refit = ws.refitAffine([worst]);
+    assert.equal(refit.residuals[worst].kept, false);
+    assert.equal(refit.fitted, same.fitted - 1);
+    assert.throws(() => ws.refitAffine([r.pairs!.length]), /not in/);
     const e = await ws.exportResult(join(t.dir, 'out'), {
       decision: 'rejected',
       comment: 'shift at the apex',

@@ -59,6 +59,34 @@ export interface RegisterSummary {
   affine: number[];
   qa: Record<string, unknown>;
   seconds: number;
+  /** The affine stage's matched pairs (all of them, or only the kept ones when there are too many). */
+  pairs?: AffinePair[];
+  /** The affine fit's RMS residual over its inliers, mm. */
+  affineRmsMm?: number;
+}
+
+/** One matched point pair of the SAM-affine stage (engine: register/sam-affine.ts SamAffinePair). */
+export interface AffinePair {
+  /** The pair's index in the engine's list (what refitAffine's exclusions name). */
+  index: number;
+  fixed: [number, number, number];
+  moving: [number, number, number];
+  score: number;
+  kept: boolean;
+  residualMm: number;
+  inlier: boolean;
+}
+
+/** An interactive refit of the affine without some pairs (engine: review/refit.ts); not applied. */
+export interface AffineRefit {
+  affine: number[];
+  rmsMm: number;
+  fitted: number;
+  inliers: number;
+  /** New residual and inlier flag per pair index (the same indices as RegisterSummary.pairs). */
+  residuals: { index: number; residualMm: number; inlier: boolean; kept: boolean }[];
+  histogram: { edgesMm: number[]; fitted: number[]; inliers: number[]; excluded: number[] };
+  ms: number;
 }
 
 export interface ExportSummary {

@@ -12,6 +12,7 @@ import type { RegisterResult } from '../register/cascade.ts';
 import { writeRegistration } from '../register/register-output.ts';
 import { fieldStatistics, type FieldStatistics } from '../review/field-stats.ts';
 import { voxelReadout } from '../review/readout.ts';
+import { refitAffine } from '../review/refit.ts';
 import { makeSignOff, writeReviewReport } from '../review/report.ts';
 import { reviewRegistration } from '../review/review.ts';
 import { makeVolume } from '../volume/volume.ts';
@@ -25,6 +26,8 @@ import type { StartWorker, WorkerHandle } from './runner.ts';
 import type { FromWorker } from './register-protocol.ts';
 import { readSession, writeSession } from './session-file.ts';
 import type {
+  AffinePair,
+  AffineRefit,
   Capabilities,
   CursorReadout,
   FieldQa,
@@ -56,6 +59,22 @@ export interface WorkstationOptions {
 
 export function defaultModelPath(): string {
   return process.env.SAM_MODEL || fileURLToPath(new URL('../../../resources/sam-small.samw', import.meta.url));
+}
+
+/** At most this many affine pairs go to the renderer (beyond it, only the kept ones). */
+const MAX_PAIRS = 3000;
+
+function affinePairs(result: RegisterResult): AffinePair[] {
+  const all = result.affine.pairs.map((p, index) => ({
+    index,
+    fixed: [p.fixed[0], p.fixed[1], p.fixed[2]] as [number, number, number],
+    moving: [p.moving[0], p.moving[1], p.moving[2]] as [number, number, number],
+    score: p.score,
+    kept: p.kept,
+    residualMm: p.residualMm,
+    inlier: p.inlier,
+  }));
+  return all.length <= MAX_PAIRS ? all : all.filter((p) => p.kept).slice(0, MAX_PAIRS);
 }
 
 export class Workstation {
@@ -188,7 +207,14 @@ export class Workstation {
       warped.description = `${moving.descriptor.description ?? 'moving'} registered to fixed`;
       if (this.result?.jacobianId) this.volumes.delete(this.result.jacobianId);
       this.result = { fixedId: req.fixedId, movingId: req.movingId, result, warpedId: warped.id };
-      return { warped, affine: [...result.affine.affine], qa: result.qa, seconds: (performance.now() - t0) / 1000 };
+      return {
+        warped,
+        affine: [...result.affine.affine],
+        qa: result.qa,
+        seconds: (performance.now() - t0) / 1000,
+        pairs: affinePairs(result),
+        affineRmsMm: result.affine.stats.rmsMm,
+      };
     } finally {
       this.job = null;
       this.listener = null;
@@ -237,6 +263,24 @@ export class Workstation {
       jacobian: v.jacobian,
       folded: v.folded,
       samSimilarity: v.samSimilarity,
+    };
+  }
+
+  /**
+   * Refits the last result's affine without the excluded pairs (indices into its affine pairs), with
+   * SAM-affine's robust fit; the new affine is reported, not applied (the warped image stays).
+   */
+  refitAffine(excluded: number[]): AffineRefit {
+    const r = this.lastResult('refit');
+    const f = refitAffine(r.result.affine.pairs, { exclude: excluded });
+    return {
+      affine: [...f.affine],
+      rmsMm: f.stats.rmsMm,
+      fitted: f.stats.fitted,
+      inliers: f.stats.inliers,
+      residuals: f.pairs.map((p, index) => ({ index, residualMm: p.residualMm, inlier: p.inlier, kept: p.kept })),
+      histogram: f.histogram,
+      ms: f.ms,
     };
   }
 
