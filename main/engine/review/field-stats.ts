@@ -182,3 +182,19 @@ export function deformedGridLines(field: Volume, options: SliceOptions): Deforme
   }
   return { plane, slice, normal, lines };
 }
+
+/** The numbers of a Jacobian report, without its maps (what reports and the UI show). */
+export interface JacobianSummary {
+  min: number;
+  max: number;
+  mean: number;
+  std: number;
+  folded: number;
+  foldedPercent: number;
+  voxels: number;
+}
+
+export function jacobianSummary(j: JacobianReport): JacobianSummary {
+  const { min, max, mean, std, folded, foldedPercent, voxels } = j;
+  return { min, max, mean, std, folded, foldedPercent, voxels };
+}

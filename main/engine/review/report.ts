@@ -7,6 +7,7 @@
  * Slice images follow slice-plane.ts's radiological layout, with square pixels (nearest neighbour
  * at the finer of the two in-plane spacings).
  */
+import type { JacobianSummary } from './field-stats.ts';
 import { join } from 'node:path';
 import { InputError } from '../errors.ts';
 import { writeFileAtomic } from '../util/atomic-write.ts';
@@ -59,15 +60,7 @@ export interface ReviewReport {
     p95Mm: number;
     maxMm: number;
   } | null;
-  jacobian: {
-    min: number;
-    max: number;
-    mean: number;
-    std: number;
-    folded: number;
-    foldedPercent: number;
-    voxels: number;
-  };
+  jacobian: JacobianSummary;
   displacementMm: { mean: number; p95: number; max: number };
   confidence: ConfidenceSummary | null;
   /** Seconds spent by the review itself per step. */

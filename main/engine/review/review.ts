@@ -10,7 +10,7 @@ import type { EmbeddedVolume } from '../sam/embed-volume.ts';
 import { bodyMask } from '../volume/mask.ts';
 import type { Volume } from '../volume/volume.ts';
 import { confidenceMap, type ConfidenceResult } from './confidence.ts';
-import { fieldStatistics, type FieldStatistics } from './field-stats.ts';
+import { fieldStatistics, jacobianSummary, type FieldStatistics } from './field-stats.ts';
 import { keyImages, type ReportImage, type ReviewReport, type SignOff } from './report.ts';
 import type { RegistrationResult } from './result-dir.ts';
 
@@ -94,15 +94,7 @@ export function reviewRegistration(inputs: ReviewInputs): ReviewOutput {
     },
     registrationQa: result.qa,
     residuals: residualStats(result.pairs),
-    jacobian: {
-      min: j.min,
-      max: j.max,
-      mean: j.mean,
-      std: j.std,
-      folded: j.folded,
-      foldedPercent: j.foldedPercent,
-      voxels: j.voxels,
-    },
+    jacobian: jacobianSummary(j),
     displacementMm: {
       mean: fieldStats.magnitudeStats.mean,
       p95: fieldStats.magnitudeStats.p95,

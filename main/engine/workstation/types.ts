@@ -2,6 +2,7 @@
  * The workstation's operation types, shared by the engine side (Electron main, browser-mode server),
  * the preload bridge and the renderer. Type-only: no runtime code, no Node or DOM imports.
  */
+import type { JacobianSummary } from '../review/field-stats.ts';
 
 /** What the renderer needs to place and display a volume; the voxels travel separately (int16). */
 export interface VolumeDescriptor {
@@ -143,15 +144,7 @@ export interface CursorReadout {
 
 /** Deformation QA of the last registration (engine: review/field-stats.ts). */
 export interface FieldQa {
-  jacobian: {
-    min: number;
-    max: number;
-    mean: number;
-    std: number;
-    folded: number;
-    foldedPercent: number;
-    voxels: number;
-  };
+  jacobian: JacobianSummary;
   displacementMm: { mean: number; max: number };
   /** The Jacobian determinant map x1000 as an int16 volume on the fixed grid (fetch its voxels). */
   jacobianMap: VolumeDescriptor;

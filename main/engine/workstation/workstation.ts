@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { CancelledError, InputError } from '../errors.ts';
 import type { RegisterResult } from '../register/cascade.ts';
 import { writeRegistration } from '../register/register-output.ts';
-import { fieldStatistics, type FieldStatistics } from '../review/field-stats.ts';
+import { fieldStatistics, jacobianSummary, type FieldStatistics } from '../review/field-stats.ts';
 import { voxelReadout } from '../review/readout.ts';
 import { refitAffine } from '../review/refit.ts';
 import { makeSignOff, writeReviewReport } from '../review/report.ts';
@@ -305,15 +305,7 @@ export class Workstation {
       r.jacobianId = d.id;
     }
     return {
-      jacobian: {
-        min: j.min,
-        max: j.max,
-        mean: j.mean,
-        std: j.std,
-        folded: j.folded,
-        foldedPercent: j.foldedPercent,
-        voxels: j.voxels,
-      },
+      jacobian: jacobianSummary(j),
       displacementMm: { mean: r.stats.magnitudeStats.mean, max: r.stats.magnitudeStats.max },
       jacobianMap: this.get(r.jacobianId).descriptor,
     };
