@@ -3,10 +3,11 @@
  * embeddings (sam/match.ts). Embeddings are cached on disk by file content and model
  * (sam/embedding-cache.ts). Also home of openModel, shared with `sam eval-match`.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Command } from '../index.ts';
+import { MODEL_OPTIONS, openModelFromArgs } from '../model-args.ts';
 import { chooseEngine, type Device } from '../../engine/compute/choose-engine.ts';
 import type { EmbeddingEngine } from '../../engine/compute/embedding-engine.ts';
 import { InputError } from '../../engine/errors.ts';
@@ -85,9 +86,7 @@ export const matchCommand: Command = {
       allowPositionals: true,
       options: {
         points: { type: 'string' },
-        weights: { type: 'string' },
-        'random-init': { type: 'string' },
-        config: { type: 'string', default: 'small' },
+        ...MODEL_OPTIONS,
         out: { type: 'string' },
         'top-k': { type: 'string' },
         cycle: { type: 'boolean', default: false },
@@ -96,7 +95,6 @@ export const matchCommand: Command = {
         'cache-dir': { type: 'string' },
         'no-cache': { type: 'boolean', default: false },
         fp16: { type: 'boolean', default: false },
-        device: { type: 'string', default: 'auto' },
       },
     });
     if (positionals.length !== 2 || !values.points) {
@@ -115,20 +113,9 @@ export const matchCommand: Command = {
     const list = parsePoints(readFileSync(values.points, 'utf8'), values.points);
     const points = list.kind === 'index' ? list.points.map((p) => indexToWorld(template, p)) : list.points;
 
-    let model: OpenedModel;
-    const backend = values.device as Device;
-    if (values['random-init'] !== undefined) {
-      model = await openModel({ config: values.config, seed: num('random-init', values['random-init'])! }, backend);
+    const model = await openModelFromArgs(values, '--random-init');
+    if (!model.weightsFile)
       console.error(`sam match: using the ${model.label} network: matches are not anatomically meaningful`);
-    } else {
-      const weightsFile = values.weights ?? defaultModelPath();
-      if (!existsSync(weightsFile))
-        throw new InputError(
-          weightsFile,
-          values.weights ? 'no such weights file' : 'no trained model here yet; pass --weights FILE (or --random-init)',
-        );
-      model = await openModel({ weightsFile }, backend);
-    }
     const tty = process.stderr.isTTY;
     const embed = async (volume: typeof template, path: string, what: string) => {
       const t0 = performance.now();

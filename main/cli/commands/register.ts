@@ -3,16 +3,15 @@
  * Stages: affine (SAM-affine), coarse (SAM-coarse), deform (SAM-deform by instance optimisation);
  * default all three. Writes the result folder (register-output.ts).
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from '../index.ts';
-import type { Device } from '../../engine/compute/choose-engine.ts';
+import { MODEL_OPTIONS, openModelFromArgs } from '../model-args.ts';
 import { InputError } from '../../engine/errors.ts';
 import { checkStages, DEFAULT_STAGES, registerVolumes } from '../../engine/register/cascade.ts';
 import { writeRegistration } from '../../engine/register/register-output.ts';
 import { readVolume } from '../../engine/volume/io/index.ts';
-import { defaultModelPath, openModel } from './match.ts';
 import { ProgressLine } from '../progress.ts';
 
 const USAGE = `usage: sam register <fixed> <moving> --out DIR [options]
@@ -43,10 +42,7 @@ export const registerCommand: Command = {
         out: { type: 'string' },
         stages: { type: 'string', default: DEFAULT_STAGES.join(',') },
         matcher: { type: 'string', default: 'ncc' },
-        weights: { type: 'string' },
-        'random-init': { type: 'string' },
-        config: { type: 'string', default: 'small' },
-        device: { type: 'string', default: 'auto' },
+        ...MODEL_OPTIONS,
         grid: { type: 'string', default: '16' },
         'coarse-grid': { type: 'string', default: '10' },
         'deform-iters': { type: 'string', default: '40' },
@@ -68,19 +64,9 @@ export const registerCommand: Command = {
     const moving = await readVolume(movingPath);
     let engine;
     if (values.matcher === 'sam') {
-      const weightsFile = values.weights ?? defaultModelPath();
-      if (values['random-init'] === undefined && !existsSync(weightsFile))
-        throw new InputError(weightsFile, 'no trained SAM model here yet: pass --weights FILE, or --matcher ncc');
-      const model = await openModel(
-        values['random-init'] !== undefined
-          ? { config: values.config, seed: Number(values['random-init']) }
-          : { weightsFile },
-        values.device as Device,
-      );
+      const model = await openModelFromArgs(values, '--matcher ncc');
       engine = model.engine;
-      console.error(
-        `matcher: SAM, model ${model.label}${values['random-init'] === undefined ? ` (${weightsFile})` : ''}`,
-      );
+      console.error(`matcher: SAM, model ${model.label}${model.weightsFile ? ` (${model.weightsFile})` : ''}`);
     } else console.error('matcher: NCC template matching');
     const controller = new AbortController();
     const onSigint = () => controller.abort();

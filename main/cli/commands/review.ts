@@ -4,11 +4,11 @@
  * residual statistics, key slices, an optional sign-off, written as NIfTI maps plus report.json and
  * a self-contained report.html (engine/review/).
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from '../index.ts';
-import type { Device } from '../../engine/compute/choose-engine.ts';
+import { MODEL_OPTIONS, openModelFromArgs } from '../model-args.ts';
 import { InputError } from '../../engine/errors.ts';
 import { readRegistrationResult } from '../../engine/review/result-dir.ts';
 import { parseLabelNames } from '../../engine/review/label-names.ts';
@@ -17,7 +17,6 @@ import { reviewRegistration } from '../../engine/review/review.ts';
 import { embedVolumeCached, hashVolume } from '../../engine/sam/embedding-cache.ts';
 import { readVolume, writeVolume } from '../../engine/volume/io/index.ts';
 import type { Volume } from '../../engine/volume/volume.ts';
-import { defaultModelPath, openModel } from './match.ts';
 
 const USAGE = `usage: sam review <fixed> <moving> <result dir> [options]
 
@@ -52,11 +51,8 @@ export const reviewCommand: Command = {
         reject: { type: 'boolean', default: false },
         comment: { type: 'string' },
         reviewer: { type: 'string' },
-        weights: { type: 'string' },
-        'random-init': { type: 'string' },
-        config: { type: 'string', default: 'small' },
+        ...MODEL_OPTIONS,
         'no-sam': { type: 'boolean', default: false },
-        device: { type: 'string', default: 'auto' },
         'cache-dir': { type: 'string' },
         'no-cache': { type: 'boolean', default: false },
       },
@@ -92,15 +88,7 @@ export const reviewCommand: Command = {
 
     let embeddings;
     if (!values['no-sam']) {
-      const weightsFile = values.weights ?? defaultModelPath();
-      if (values['random-init'] === undefined && !existsSync(weightsFile))
-        throw new InputError(weightsFile, 'no trained SAM model here: pass --weights FILE, or --no-sam');
-      const model = await openModel(
-        values['random-init'] !== undefined
-          ? { config: values.config, seed: Number(values['random-init']) }
-          : { weightsFile },
-        values.device as Device,
-      );
+      const model = await openModelFromArgs(values, '--no-sam');
       try {
         const embed = async (v: Volume, what: string) => {
           const t0 = performance.now();
