@@ -1,8 +1,10 @@
 /**
- * Shared by the `sam register` CLI tests: write a synthetic pair, run the command on it, and score an
- * affine against the pair's known truth over the fixed body.
+ * Shared by the `sam register` CLI tests: write a synthetic pair, run the command on it, score an
+ * affine against the pair's known truth over the fixed body, and run `sam transform-points`.
  */
+import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SyntheticPair } from '../main/engine/bench/synthetic-pair.ts';
 import { affineApply, type Affine3x4 } from '../main/engine/register/affine-fit.ts';
@@ -51,4 +53,19 @@ export function affineErrorRms(pair: SyntheticPair, a: Affine3x4): number {
       n++;
     }
   return Math.sqrt(sum / n);
+}
+
+/** Runs `sam transform-points <resultDir> points.csv` on these fixed points; the moving points it prints. */
+export function transformPointsCli(dir: string, resultDir: string, points: Vec3[]): number[][] {
+  const ptsFile = join(dir, 'points.csv');
+  writeFileSync(ptsFile, points.map((q) => q.join(',')).join('\n'));
+  const tp = spawnSync(process.execPath, ['bin/sam.mjs', 'transform-points', resultDir, ptsFile], {
+    encoding: 'utf8',
+  });
+  assert.equal(tp.status, 0, tp.stderr);
+  return tp.stdout
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((l) => l.split(',').map(Number));
 }

@@ -7,8 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeSyntheticPair, insideGrid, type SyntheticPair } from '../../main/engine/bench/synthetic-pair.ts';
 import { bodyPoints, tre } from '../../main/engine/bench/reg-metrics.ts';
@@ -16,9 +15,10 @@ import { affineApply } from '../../main/engine/register/affine-fit.ts';
 import { readAffine } from '../../main/engine/register/affine-io.ts';
 import { registerVolumes } from '../../main/engine/register/cascade.ts';
 import { sampleField } from '../../main/engine/register/field/field.ts';
-import { readVolume, writeVolume } from '../../main/engine/volume/io/index.ts';
+import { readVolume } from '../../main/engine/volume/io/index.ts';
 import { bodyMask } from '../../main/engine/volume/mask.ts';
 import type { Vec3 } from '../../main/engine/volume/volume.ts';
+import { registerPairCli, transformPointsCli } from '../register-helpers.ts';
 import { dataPath, tempDir } from '../helpers.ts';
 
 async function deformedPair(seed: number): Promise<SyntheticPair> {
@@ -73,31 +73,16 @@ test('sam register --stages affine,coarse,deform: outputs read back on the fixed
   const { dir, cleanup } = tempDir();
   try {
     const pair = await deformedPair(22);
-    const fixedPath = join(dir, 'fixed.nii.gz');
-    const movingPath = join(dir, 'moving.nii.gz');
-    writeVolume(fixedPath, pair.fixed);
-    writeVolume(movingPath, pair.moving);
-    const out = join(dir, 'result');
-    const r = spawnSync(
-      process.execPath,
-      [
-        'bin/sam.mjs',
-        'register',
-        fixedPath,
-        movingPath,
-        '--out',
-        out,
-        '--matcher',
-        'ncc',
-        '--grid',
-        '24',
-        '--stages',
-        'affine,coarse,deform',
-        '--deform-iters',
-        '30',
-      ],
-      { encoding: 'utf8' },
-    );
+    const { out, r } = registerPairCli(dir, pair, [
+      '--matcher',
+      'ncc',
+      '--grid',
+      '24',
+      '--stages',
+      'affine,coarse,deform',
+      '--deform-iters',
+      '30',
+    ]);
     assert.equal(r.status, 0, r.stderr);
     for (const f of ['warped.nii.gz', 'displacement.nii.gz', 'affine.tfm', 'pairs.csv', 'coarse-pairs.csv', 'qa.json'])
       assert.ok(existsSync(join(out, f)), f);
@@ -127,15 +112,7 @@ test('sam register --stages affine,coarse,deform: outputs read back on the fixed
     assert.ok(cascade.mean < affine.mean, `cascade ${cascade.mean} vs affine ${affine.mean}`);
     // transform-points goes through the same field
     const pts = points.slice(0, 3);
-    const ptsFile = join(dir, 'points.csv');
-    writeFileSync(ptsFile, pts.map((q) => q.join(',')).join('\n'));
-    const tp = spawnSync(process.execPath, ['bin/sam.mjs', 'transform-points', out, ptsFile], { encoding: 'utf8' });
-    assert.equal(tp.status, 0, tp.stderr);
-    const rows = tp.stdout
-      .trim()
-      .split('\n')
-      .slice(1)
-      .map((l) => l.split(',').map(Number));
+    const rows = transformPointsCli(dir, out, pts);
     rows.forEach((row, k) => {
       const u = sampleField(field, pts[k]);
       for (let c = 0; c < 3; c++) assert.ok(Math.abs(row[c] - (pts[k][c] + u[c])) < 1e-2, `point ${k}`);

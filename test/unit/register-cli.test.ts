@@ -6,14 +6,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeSyntheticPair } from '../../main/engine/bench/synthetic-pair.ts';
 import { readAffine } from '../../main/engine/register/affine-io.ts';
 import { affineApply } from '../../main/engine/register/affine-fit.ts';
 import { indexToWorld } from '../../main/engine/volume/geometry.ts';
 import { readVolume } from '../../main/engine/volume/io/index.ts';
-import { affineErrorRms, registerPairCli } from '../register-helpers.ts';
+import { affineErrorRms, registerPairCli, transformPointsCli } from '../register-helpers.ts';
 import { dataPath, tempDir } from '../helpers.ts';
 
 test('sam register (affine, NCC matcher): known affine recovered, exports read back on the fixed grid', async () => {
@@ -59,15 +59,7 @@ test('sam register (affine, NCC matcher): known affine recovered, exports read b
     assert.equal(qa.jacobian.foldedPercent, 0);
     // transform-points carries fixed points into moving space through the result, as transformix -def
     const pts = [indexToWorld(pair.fixed, [40, 50, 60]), indexToWorld(pair.fixed, [60, 40, 50])];
-    const ptsFile = join(dir, 'points.csv');
-    writeFileSync(ptsFile, pts.map((q) => q.join(',')).join('\n'));
-    const tp = spawnSync(process.execPath, ['bin/sam.mjs', 'transform-points', out, ptsFile], { encoding: 'utf8' });
-    assert.equal(tp.status, 0, tp.stderr);
-    const rows = tp.stdout
-      .trim()
-      .split('\n')
-      .slice(1)
-      .map((l) => l.split(',').map(Number));
+    const rows = transformPointsCli(dir, out, pts);
     rows.forEach((row, k) => {
       const want = affineApply(a, pts[k]);
       for (let c = 0; c < 3; c++) assert.ok(Math.abs(row[c] - want[c]) < 1e-2, `point ${k}: ${row} vs ${want}`);

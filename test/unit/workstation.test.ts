@@ -11,13 +11,14 @@ import { DATA, dataPath, tempDir } from '../helpers.ts';
 
 const FIXED = dataPath('elastix/Testing/Data/3DCT_lung_baseline_small.mha');
 
+/** A browser-mode workstation reading the data folder and writing into `work`, registering in a worker thread. */
+function browserWorkstation(work: string): Workstation {
+  return new Workstation({ mode: 'browser', policy: rootedPolicy([DATA], work), startWorker: startWorkerThread });
+}
+
 test('workstation: register in a worker with progress, export, reopen geometry, session', async () => {
   const t = tempDir();
-  const ws = new Workstation({
-    mode: 'browser',
-    policy: rootedPolicy([DATA], t.dir),
-    startWorker: startWorkerThread,
-  });
+  const ws = browserWorkstation(t.dir);
   try {
     const f = await ws.openVolume(FIXED);
     const m = await ws.openVolume(FIXED);
@@ -93,11 +94,7 @@ test('workstation: register in a worker with progress, export, reopen geometry, 
 
 test('workstation: cancel stops a running registration', async () => {
   const t = tempDir();
-  const ws = new Workstation({
-    mode: 'browser',
-    policy: rootedPolicy([DATA], t.dir),
-    startWorker: startWorkerThread,
-  });
+  const ws = browserWorkstation(t.dir);
   try {
     const f = await ws.openVolume(FIXED);
     const run = ws.register({ fixedId: f.id, movingId: f.id, matcher: 'ncc', stages: ['affine'], gridMm: 12 }, () => {
