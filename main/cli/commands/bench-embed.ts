@@ -8,6 +8,7 @@
 import { parseArgs } from 'node:util';
 import type { Command } from '../index.ts';
 import type { Device } from '../../engine/compute/choose-engine.ts';
+import type { EmbeddingEngine } from '../../engine/compute/embedding-engine.ts';
 import { embedVolume, networkGrid } from '../../engine/sam/embed-volume.ts';
 import { matchPoints } from '../../engine/sam/match.ts';
 import { indexToWorld } from '../../engine/volume/geometry.ts';
@@ -72,11 +73,8 @@ export const benchEmbedCommand: Command = {
     const engine = model.engine;
     let runSeconds = 0;
     let runs = 0;
-    const timed = {
+    const timed: EmbeddingEngine = {
       ...engine,
-      name: engine.name,
-      config: engine.config,
-      bytesPerInputVoxel: engine.bytesPerInputVoxel,
       run: async (input: Float32Array, size: Vec3) => {
         const t0 = performance.now();
         try {
