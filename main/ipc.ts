@@ -44,7 +44,9 @@ export async function pick(w: BrowserWindow | null, kind: PickKind): Promise<str
 }
 
 export function registerIpc(window: () => BrowserWindow | null, workstation: Workstation): void {
-  const ops = operations(workstation, (event, data) => window()?.webContents.send(`sam:${event}`, data));
+  const ops = operations(workstation, (event: string, data: unknown) =>
+    window()?.webContents.send(`sam:${event}`, data),
+  );
   const handle = (channel: string, f: (...args: unknown[]) => unknown) =>
     ipcMain.handle(channel, (e, ...args: unknown[]) => {
       checkSender(e);
@@ -66,6 +68,8 @@ export function registerIpc(window: () => BrowserWindow | null, workstation: Wor
   handle('sam:readout', ops.readout);
   handle('sam:field-qa', ops.fieldQa);
   handle('sam:refit-affine', ops.refitAffine);
+  handle('sam:confidence', ops.confidence);
+  handle('sam:track-point', ops.trackPoint);
   handle('sam:save-session', ops.saveSession);
   handle('sam:open-session', ops.openSession);
 }

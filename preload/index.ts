@@ -5,7 +5,7 @@
  */
 import { contextBridge, ipcRenderer, type IpcRendererEvent } from 'electron';
 import type { MenuCommand, SamApi } from '../renderer/api/client.ts';
-import type { RegisterProgress } from '../main/engine/workstation/types.ts';
+import type { RegisterProgress, ReviewProgress } from '../main/engine/workstation/types.ts';
 
 const api: SamApi = {
   capabilities: () => ipcRenderer.invoke('sam:capabilities'),
@@ -33,6 +33,13 @@ const api: SamApi = {
   readout: (point) => ipcRenderer.invoke('sam:readout', point),
   fieldQa: () => ipcRenderer.invoke('sam:field-qa'),
   refitAffine: (excluded) => ipcRenderer.invoke('sam:refit-affine', excluded),
+  onReviewProgress(listener) {
+    const l = (_e: IpcRendererEvent, p: ReviewProgress) => listener(p);
+    ipcRenderer.on('sam:review-progress', l);
+    return () => void ipcRenderer.off('sam:review-progress', l);
+  },
+  confidence: () => ipcRenderer.invoke('sam:confidence'),
+  trackPoint: (point) => ipcRenderer.invoke('sam:track-point', point),
   saveSession: (path, s) => ipcRenderer.invoke('sam:save-session', path, s),
   openSession: (path) => ipcRenderer.invoke('sam:open-session', path),
   onMenu(listener) {

@@ -4,7 +4,13 @@
  */
 import { InputError } from '../engine/errors.ts';
 import type { Workstation } from '../engine/workstation/workstation.ts';
-import type { RegisterProgress, RegisterRequest, SessionFile, SignOffRequest } from '../engine/workstation/types.ts';
+import type {
+  RegisterProgress,
+  RegisterRequest,
+  ReviewProgress,
+  SessionFile,
+  SignOffRequest,
+} from '../engine/workstation/types.ts';
 
 function str(v: unknown, name: string): string {
   if (typeof v !== 'string' || v.length === 0 || v.length > 4096) throw new InputError(name, 'expected a path/string');
@@ -56,7 +62,10 @@ function signOff(v: unknown): SignOffRequest | undefined {
   return { decision: s.decision, comment: text(s.comment, 'comment'), reviewer: text(s.reviewer, 'reviewer') };
 }
 
-export type Emit = (event: 'register-progress', data: RegisterProgress) => void;
+export type Emit = {
+  (event: 'register-progress', data: RegisterProgress): void;
+  (event: 'review-progress', data: ReviewProgress): void;
+};
 
 export function operations(ws: Workstation, emit: Emit): Record<string, (...args: unknown[]) => unknown> {
   return {
@@ -70,6 +79,8 @@ export function operations(ws: Workstation, emit: Emit): Record<string, (...args
     readout: (p) => ws.readout(point(p)),
     fieldQa: () => ws.fieldQa(),
     refitAffine: (excluded) => ws.refitAffine(indices(excluded)),
+    confidence: () => ws.confidence((p) => emit('review-progress', p)),
+    trackPoint: (p) => ws.trackPoint(point(p), (q) => emit('review-progress', q)),
     saveSession: (path, s) => ws.saveSession(str(path, 'path'), s as SessionFile),
     openSession: (path) => ws.openSession(str(path, 'path')),
   };

@@ -6,15 +6,18 @@
 import type {
   AffineRefit,
   Capabilities,
+  ConfidenceInfo,
   CursorReadout,
   ExportSummary,
   FieldQa,
   RegisterProgress,
   RegisterRequest,
   RegisterSummary,
+  ReviewProgress,
   SeriesChoice,
   SessionFile,
   SignOffRequest,
+  TrackedPointInfo,
   VolumeDescriptor,
 } from '../../main/engine/workstation/types.ts';
 import { browserApi } from './socket-client.ts';
@@ -40,6 +43,12 @@ export interface SamApi {
   fieldQa(): Promise<FieldQa>;
   /** Refits the last registration's affine without these pairs (not applied to the warped image). */
   refitAffine(excluded: number[]): Promise<AffineRefit>;
+  /** Progress of the review's background work (embeddings, confidence map); returns an unsubscribe. */
+  onReviewProgress(listener: (p: ReviewProgress) => void): () => void;
+  /** The last registration's SAM confidence map (a volume), its summaries and the QA flags. */
+  confidence(): Promise<ConfidenceInfo>;
+  /** A fixed point (mm) tracked into the moving image with SAM, and where the registration maps it. */
+  trackPoint(point: [number, number, number]): Promise<TrackedPointInfo>;
   saveSession(path: string, session: SessionFile): Promise<string>;
   openSession(path: string): Promise<SessionFile>;
   /** Desktop only: the application menu's actions (a path already chosen in a native dialog). */

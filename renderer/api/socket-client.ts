@@ -4,7 +4,7 @@
  * (?token=...), is kept in memory and removed from the address bar.
  */
 import type { SamApi } from './client.ts';
-import type { RegisterProgress } from '../../main/engine/workstation/types.ts';
+import type { RegisterProgress, ReviewProgress } from '../../main/engine/workstation/types.ts';
 
 interface Pending {
   resolve: (v: unknown) => void;
@@ -18,6 +18,7 @@ export function browserApi(): SamApi {
   if (params.has('token')) history.replaceState(null, '', location.pathname);
   const pending = new Map<number, Pending>();
   let progress: ((p: RegisterProgress) => void) | null = null;
+  const reviewListeners = new Set<(p: ReviewProgress) => void>();
   let nextId = 1;
   const socket = new Promise<WebSocket>((resolve, reject) => {
     const ws = new WebSocket(`ws://${location.host}/api/socket?token=${encodeURIComponent(token)}`);
@@ -30,6 +31,7 @@ export function browserApi(): SamApi {
     ws.onmessage = (e) => {
       const m = JSON.parse(String(e.data));
       if (m.event === 'register-progress') return progress?.(m.data);
+      if (m.event === 'review-progress') return reviewListeners.forEach((f) => f(m.data));
       const p = pending.get(m.id);
       if (!p) return;
       pending.delete(m.id);
@@ -69,6 +71,12 @@ export function browserApi(): SamApi {
     readout: (point) => call('readout', point),
     fieldQa: () => call('fieldQa'),
     refitAffine: (excluded) => call('refitAffine', excluded),
+    onReviewProgress(listener) {
+      reviewListeners.add(listener);
+      return () => void reviewListeners.delete(listener);
+    },
+    confidence: () => call('confidence'),
+    trackPoint: (point) => call('trackPoint', point),
     saveSession: (path, s) => call('saveSession', path, s),
     openSession: (path) => call('openSession', path),
   };

@@ -222,6 +222,7 @@ test('report: sign-off rules, slice and checkerboard images, pairs.csv round tri
       jacobian: { min: 1, max: 1, mean: 1, std: 0, folded: 0, foldedPercent: 0, voxels: 1 },
       displacementMm: { mean: 0, p95: 0, max: 0 },
       confidence: null,
+      flags: [],
       reviewSeconds: {},
       files: [],
       signOff: s,

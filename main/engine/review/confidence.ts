@@ -264,3 +264,41 @@ export function confidenceMap(
     summary: summarizeConfidence(map, mask, threshold, options.labels, options.labelNames),
   };
 }
+
+/**
+ * A confidence result rebuilt from a stored similarity map on the fixed grid (the workstation keeps
+ * the worker's int16 x1000 map, `noData` where undefined) and its summary: what the review report
+ * needs (map, body mask, lowMask, summary) without the embeddings. `grid` is the map itself.
+ */
+export function confidenceFromStoredMap(
+  fixed: Volume,
+  stored: Int16Array,
+  noData: number,
+  summary: ConfidenceSummary,
+  mask: Volume = bodyMask(fixed),
+): ConfidenceResult {
+  if (stored.length !== voxelCount(fixed.size))
+    throw new InputError('confidence map', 'the stored map is not on the fixed grid');
+  const data = new Float32Array(stored.length);
+  const low = new Uint8Array(stored.length);
+  for (let n = 0; n < stored.length; n++) {
+    const v = stored[n] === noData ? NaN : stored[n] / 1000;
+    data[n] = v;
+    low[n] = mask.data[n] && v < summary.threshold ? 1 : 0;
+  }
+  const map = withData(fixed, data, 1, { description: 'SAM confidence (local embedding similarity)' });
+  const mask8 =
+    mask.data instanceof Uint8Array
+      ? (mask as Volume<Uint8Array>)
+      : withData(
+          mask,
+          Uint8Array.from(mask.data, (v) => (v ? 1 : 0)),
+        );
+  return {
+    grid: map,
+    map,
+    lowMask: withData(fixed, low, 1, { description: `SAM confidence below ${summary.threshold}` }),
+    mask: mask8,
+    summary,
+  };
+}

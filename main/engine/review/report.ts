@@ -15,6 +15,7 @@ import { encodePng } from '../util/png.ts';
 import { sameGrid } from '../volume/geometry.ts';
 import type { Volume } from '../volume/volume.ts';
 import type { ConfidenceSummary } from './confidence.ts';
+import type { QaFlag } from './qa-flags.ts';
 import { slicePlane, sliceIndex, type Orientation } from './slice-plane.ts';
 
 export type Decision = 'approved' | 'rejected';
@@ -63,6 +64,8 @@ export interface ReviewReport {
   jacobian: JacobianSummary;
   displacementMm: { mean: number; p95: number; max: number };
   confidence: ConfidenceSummary | null;
+  /** What the QA rules (qa-flags.ts) flag in the confidence and Jacobian numbers; empty = nothing flagged. */
+  flags: QaFlag[];
   /** Seconds spent by the review itself per step. */
   reviewSeconds: Record<string, number>;
   files: string[];
@@ -239,6 +242,13 @@ export function renderReportHtml(report: ReviewReport, images: ReportImage[]): s
       ...Object.entries(report.reviewSeconds).map(([k, v]) => [`Review time: ${k}`, `${num(v)} s`] as [string, string]),
     ]),
   );
+  const flags = report.flags ?? [];
+  parts.push(`<h2>QA flags</h2>`);
+  parts.push(
+    flags.length
+      ? `<ul class="flags">${flags.map((f) => `<li class="warn">${esc(f.code)}: ${esc(f.message)}</li>`).join('')}</ul>`
+      : `<p>None: ${report.confidence ? 'confidence and Jacobian' : 'Jacobian (no confidence map: no SAM embeddings)'} within the limits.</p>`,
+  );
   const r = report.residuals;
   if (r) {
     parts.push(`<h2>Matched pairs (SAM-affine)</h2>`);
@@ -288,6 +298,7 @@ export function renderReportHtml(report: ReviewReport, images: ReportImage[]): s
     'table{border-collapse:collapse;margin:0.5em 0 1.5em}',
     'th,td{border:1px solid #ccc;padding:3px 8px;text-align:left}',
     'tr.warn td{background:#fde2e2}',
+    'li.warn{color:#a11}',
     '.approved{color:#176d2a}.rejected{color:#a11}',
     '.grid{display:flex;flex-wrap:wrap;gap:12px}',
     'figure{margin:0}img{image-rendering:pixelated;width:300px;border:1px solid #888}',

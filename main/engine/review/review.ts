@@ -11,6 +11,7 @@ import { bodyMask } from '../volume/mask.ts';
 import type { Volume } from '../volume/volume.ts';
 import { confidenceMap, type ConfidenceResult } from './confidence.ts';
 import { fieldStatistics, jacobianSummary, type FieldStatistics } from './field-stats.ts';
+import { qaFlags } from './qa-flags.ts';
 import { keyImages, type ReportImage, type ReviewReport, type SignOff } from './report.ts';
 import type { RegistrationResult } from './result-dir.ts';
 
@@ -101,6 +102,7 @@ export function reviewRegistration(inputs: ReviewInputs): ReviewOutput {
       max: fieldStats.magnitudeStats.max,
     },
     confidence: confidence?.summary ?? null,
+    flags: qaFlags(confidence?.summary ?? null, jacobianSummary(j)),
     reviewSeconds: seconds,
     files: [],
     signOff: inputs.signOff ?? null,

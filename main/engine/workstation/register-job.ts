@@ -3,10 +3,21 @@
  * (registerVolumes) off the caller's event loop, posts progress, honours cancel. Runs as a
  * worker_threads Worker (browser-mode server, tests) or as an Electron utilityProcess (desktop app):
  * the port adapter below is the only difference.
+ *
+ * It keeps the last registration (inputs and field) for the review requests (register-protocol.ts):
+ * 'review' embeds both images with the SAM model (once per registration) and computes the confidence
+ * map (review/confidence.ts); 'track' matches one fixed point into the moving image with them
+ * (review/track-point.ts).
  */
 import { parentPort } from 'node:worker_threads';
 import { registerVolumes } from '../register/cascade.ts';
-import type { FromWorker, ToWorker } from './register-protocol.ts';
+import { confidenceMap } from '../review/confidence.ts';
+import { trackPoint } from '../review/track-point.ts';
+import type { EmbeddedVolume } from '../sam/embed-volume.ts';
+import { embedVolume } from '../sam/embed-volume.ts';
+import { bodyMask } from '../volume/mask.ts';
+import type { Volume } from '../volume/volume.ts';
+import { CONFIDENCE_NO_DATA, type FromWorker, type ToWorker } from './register-protocol.ts';
 
 interface Port {
   post(m: FromWorker): void;
@@ -32,14 +43,29 @@ function port(): Port {
 const io = port();
 let controller: AbortController | null = null;
 
+/** The last registration, kept for the review requests. */
+let last: {
+  fixed: Volume;
+  moving: Volume;
+  field: Volume;
+  embeddings?: { fixed: EmbeddedVolume; moving: EmbeddedVolume };
+} | null = null;
+let review: { job: number; controller: AbortController } | null = null;
+
+async function openEngine(modelPath: string) {
+  const { openModel } = await import('../../cli/commands/match.ts');
+  return (await openModel({ weightsFile: modelPath })).engine;
+}
+
 async function run(m: Extract<ToWorker, { type: 'register' }>): Promise<void> {
+  review?.controller.abort();
+  last = null;
   controller = new AbortController();
   let engine;
   try {
     if (m.options.matcher === 'sam') {
       if (!m.options.modelPath) throw new Error('SAM matcher: no model installed (choose NCC)');
-      const { openModel } = await import('../../cli/commands/match.ts');
-      engine = (await openModel({ weightsFile: m.options.modelPath })).engine;
+      engine = await openEngine(m.options.modelPath);
     }
     const result = await registerVolumes(m.fixed, m.moving, {
       stages: m.options.stages,
@@ -49,6 +75,7 @@ async function run(m: Extract<ToWorker, { type: 'register' }>): Promise<void> {
       signal: controller.signal,
       onProgress: (stage, done, total) => io.post({ type: 'progress', stage, done, total }),
     });
+    last = { fixed: m.fixed, moving: m.moving, field: result.field };
     io.post({ type: 'done', result });
   } catch (e) {
     const err = e as Error;
@@ -59,8 +86,72 @@ async function run(m: Extract<ToWorker, { type: 'register' }>): Promise<void> {
   }
 }
 
+function reviewError(job: number, e: unknown): void {
+  const err = e as Error;
+  io.post({ type: 'review-error', job, name: err.name ?? 'Error', message: err.message ?? String(e) });
+}
+
+async function runReview(m: Extract<ToWorker, { type: 'review' }>): Promise<void> {
+  review?.controller.abort();
+  const mine = { job: m.job, controller: new AbortController() };
+  review = mine;
+  const signal = mine.controller.signal;
+  const state = last;
+  const seconds: Record<string, number> = {};
+  let t0 = performance.now();
+  const tick = (name: string) => {
+    seconds[name] = (performance.now() - t0) / 1000;
+    t0 = performance.now();
+  };
+  let engine;
+  try {
+    if (!state) throw new Error('run a registration first');
+    if (!state.embeddings) {
+      engine = await openEngine(m.modelPath);
+      const embeddings: { fixed?: EmbeddedVolume; moving?: EmbeddedVolume } = {};
+      for (const role of ['fixed', 'moving'] as const)
+        embeddings[role] = await embedVolume(state[role], engine, {
+          signal,
+          onProgress: (p) =>
+            io.post({ type: 'review-progress', job: m.job, stage: `embedding ${role}`, done: p.tile, total: p.tiles }),
+        });
+      state.embeddings = embeddings as { fixed: EmbeddedVolume; moving: EmbeddedVolume };
+      tick('embeddings');
+    }
+    signal.throwIfAborted();
+    io.post({ type: 'review-progress', job: m.job, stage: 'confidence map', done: 0, total: 1 });
+    const mask = bodyMask(state.fixed);
+    const c = confidenceMap(state.fixed, state.embeddings, state.field, { mask, threshold: m.threshold });
+    const map = new Int16Array(c.map.data.length);
+    for (let n = 0; n < map.length; n++) {
+      const v = c.map.data[n];
+      map[n] = Number.isFinite(v) ? Math.round(Math.max(-1, Math.min(1, v)) * 1000) : CONFIDENCE_NO_DATA;
+    }
+    tick('confidence map');
+    if (review === mine) io.post({ type: 'review-done', job: m.job, summary: c.summary, map, seconds });
+  } catch (e) {
+    reviewError(m.job, e);
+  } finally {
+    if (review === mine) review = null;
+    await engine?.dispose();
+  }
+}
+
+async function runTrack(m: Extract<ToWorker, { type: 'track' }>): Promise<void> {
+  try {
+    if (!last?.embeddings) throw new Error('point tracking needs the SAM embeddings: compute the confidence map first');
+    const tracked = await trackPoint(last.embeddings, m.point, { field: last.field });
+    io.post({ type: 'track-done', job: m.job, tracked });
+  } catch (e) {
+    reviewError(m.job, e);
+  }
+}
+
 io.post({ type: 'ready' });
 io.onMessage((m) => {
   if (m.type === 'cancel') controller?.abort();
   else if (m.type === 'register') void run(m);
+  else if (m.type === 'review') void runReview(m);
+  else if (m.type === 'track') void runTrack(m);
+  else if (m.type === 'cancel-review' && review?.job === m.job) review.controller.abort();
 });

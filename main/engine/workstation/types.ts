@@ -2,7 +2,10 @@
  * The workstation's operation types, shared by the engine side (Electron main, browser-mode server),
  * the preload bridge and the renderer. Type-only: no runtime code, no Node or DOM imports.
  */
+import type { ConfidenceSummary } from '../review/confidence.ts';
 import type { JacobianSummary } from '../review/field-stats.ts';
+import type { QaFlag } from '../review/qa-flags.ts';
+import type { TrackedPoint } from '../review/track-point.ts';
 
 /** What the renderer needs to place and display a volume; the voxels travel separately (int16). */
 export interface VolumeDescriptor {
@@ -98,7 +101,7 @@ export interface ExportSummary {
 export interface Capabilities {
   /** 'desktop' (Electron) or 'browser' (npm run web). */
   mode: 'desktop' | 'browser';
-  /** Whether a trained SAM model is installed (resources/sam-small.samw); else only NCC. */
+  /** Whether a trained SAM model is installed (resources/sam-small.samw); else only NCC, and no confidence map or point tracking. */
   samModel: boolean;
   defaultMatcher: Matcher;
   stages: StageName[];
@@ -156,3 +159,24 @@ export interface SignOffRequest {
   comment: string;
   reviewer: string;
 }
+
+/** Progress of the review's background work (SAM embeddings of both images, confidence map). */
+export interface ReviewProgress {
+  stage: string;
+  done: number;
+  total: number;
+}
+
+/** The confidence map of the last registration (engine: review/confidence.ts) and the QA flags. */
+export interface ConfidenceInfo {
+  summary: ConfidenceSummary;
+  /** Local SAM similarity x1000 on the fixed grid, int16; -32768 where undefined (fetch its voxels). */
+  map: VolumeDescriptor;
+  /** Verdict of the QA rules (review/qa-flags.ts) on the confidence and the Jacobian statistics. */
+  flags: QaFlag[];
+  /** Seconds per step (embeddings are computed once per registration). */
+  seconds: Record<string, number>;
+}
+
+/** A fixed point tracked into the moving image (engine: review/track-point.ts). */
+export type TrackedPointInfo = TrackedPoint;

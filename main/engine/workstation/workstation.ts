@@ -10,7 +10,9 @@ import { fileURLToPath } from 'node:url';
 import { CancelledError, InputError } from '../errors.ts';
 import type { RegisterResult } from '../register/cascade.ts';
 import { writeRegistration } from '../register/register-output.ts';
+import { confidenceFromStoredMap } from '../review/confidence.ts';
 import { fieldStatistics, jacobianSummary, type FieldStatistics } from '../review/field-stats.ts';
+import { qaFlags } from '../review/qa-flags.ts';
 import { voxelReadout } from '../review/readout.ts';
 import { refitAffine } from '../review/refit.ts';
 import { makeSignOff, writeReviewReport } from '../review/report.ts';
@@ -23,12 +25,13 @@ import { describeVolume } from './describe.ts';
 import { displayVoxels } from './display-voxels.ts';
 import { isInside, type PathPolicy } from './path-policy.ts';
 import type { StartWorker, WorkerHandle } from './runner.ts';
-import type { FromWorker } from './register-protocol.ts';
+import { CONFIDENCE_NO_DATA, type FromWorker } from './register-protocol.ts';
 import { readSession, writeSession } from './session-file.ts';
 import type {
   AffinePair,
   AffineRefit,
   Capabilities,
+  ConfidenceInfo,
   CursorReadout,
   FieldQa,
   SignOffRequest,
@@ -36,10 +39,20 @@ import type {
   RegisterProgress,
   RegisterRequest,
   RegisterSummary,
+  ReviewProgress,
   SeriesChoice,
   SessionFile,
+  TrackedPointInfo,
   VolumeDescriptor,
 } from './types.ts';
+
+type ReviewMessage = Extract<FromWorker, { job: number }>;
+
+/** The confidence map of a result, as the worker sent it (kept for the readout and the report). */
+interface StoredConfidence {
+  info: ConfidenceInfo;
+  map: Int16Array;
+}
 
 interface Loaded {
   descriptor: VolumeDescriptor;
@@ -82,7 +95,7 @@ export class Workstation {
   private nextId = 1;
   private job: { worker: WorkerHandle; cancelled: boolean } | null = null;
   private pool: WorkerHandle | null = null;
-  private listener: ((m: FromWorker) => void) | null = null;
+  private listener: ((m: Exclude<FromWorker, ReviewMessage>) => void) | null = null;
   private result: {
     fixedId: string;
     movingId: string;
@@ -90,7 +103,13 @@ export class Workstation {
     warpedId: string;
     stats?: FieldStatistics;
     jacobianId?: string;
+    /** The confidence map's computation (started once per result; see confidence()). */
+    confidence?: Promise<StoredConfidence>;
+    confidenceDone?: StoredConfidence;
   } | null = null;
+  /** Review requests in flight in the worker, by job number. */
+  private reviewJobs = new Map<number, (m: ReviewMessage) => void>();
+  private nextJob = 1;
 
   constructor(private readonly o: WorkstationOptions) {}
 
@@ -159,10 +178,12 @@ export class Workstation {
     if (this.pool) return this.pool;
     const w = this.o.startWorker();
     this.pool = w;
-    w.onMessage((m) => this.listener?.(m));
+    w.onMessage((m) => ('job' in m ? this.reviewJobs.get(m.job)?.(m) : this.listener?.(m)));
     w.onExit((code) => {
       if (this.pool === w) this.pool = null;
-      this.listener?.({ type: 'error', name: 'WorkerExit', message: `registration worker exited (${code})` });
+      const message = `registration worker exited (${code})`;
+      this.listener?.({ type: 'error', name: 'WorkerExit', message });
+      for (const [job, f] of [...this.reviewJobs]) f({ type: 'review-error', job, name: 'WorkerExit', message });
     });
     return w;
   }
@@ -206,6 +227,7 @@ export class Workstation {
       const warped = this.add(fixed.descriptor.path, result.warped);
       warped.description = `${moving.descriptor.description ?? 'moving'} registered to fixed`;
       if (this.result?.jacobianId) this.volumes.delete(this.result.jacobianId);
+      if (this.result?.confidenceDone) this.volumes.delete(this.result.confidenceDone.info.map.id);
       this.result = { fixedId: req.fixedId, movingId: req.movingId, result, warpedId: warped.id };
       return {
         warped,
@@ -262,8 +284,105 @@ export class Workstation {
       displacement: v.displacement,
       jacobian: v.jacobian,
       folded: v.folded,
-      samSimilarity: v.samSimilarity,
+      samSimilarity: this.confidenceAt(v.index),
     };
+  }
+
+  /** The confidence map's value (the SAM similarity of fixed and warped) at a fixed voxel, once computed. */
+  private confidenceAt(index: [number, number, number]): number | null {
+    const c = this.result?.confidenceDone;
+    if (!c) return null;
+    const [ni, nj] = this.get(this.result!.fixedId).volume.size;
+    const x = c.map[index[0] + ni * (index[1] + nj * index[2])];
+    return x === CONFIDENCE_NO_DATA || x === undefined ? null : x / 1000;
+  }
+
+  /** Sends a review request to the worker and resolves with its answer (progress on the way). */
+  private askWorker<T extends ReviewMessage['type']>(
+    request: (job: number) => Parameters<WorkerHandle['post']>[0],
+    answer: T,
+    onProgress?: (p: ReviewProgress) => void,
+  ): Promise<Extract<ReviewMessage, { type: T }>> {
+    const job = this.nextJob++;
+    return new Promise((resolve, reject) => {
+      this.reviewJobs.set(job, (m) => {
+        if (m.type === 'review-progress') return onProgress?.({ stage: m.stage, done: m.done, total: m.total });
+        this.reviewJobs.delete(job);
+        if (m.type === answer) resolve(m as Extract<ReviewMessage, { type: T }>);
+        else if (m.type === 'review-error')
+          reject(
+            m.name === 'CancelledError' || m.name === 'AbortError'
+              ? new CancelledError('review')
+              : new Error(m.message),
+          );
+        else reject(new Error(`unexpected answer ${m.type} from the worker`));
+      });
+      this.worker().post(request(job));
+    });
+  }
+
+  private samModelFor(what: string): string {
+    if (!this.capabilities().samModel)
+      throw new InputError(
+        what,
+        `needs the SAM model, which is not installed (${this.o.modelPath ?? 'no model path'})`,
+      );
+    return this.o.modelPath!;
+  }
+
+  /**
+   * The confidence map of the last result (review/confidence.ts): the worker embeds the fixed and
+   * moving images with the SAM model (once per result) and maps the similarity of fixed and warped
+   * embeddings; returned with its summary and the QA flags (review/qa-flags.ts). Computed once per
+   * result; concurrent calls share it.
+   */
+  async confidence(onProgress?: (p: ReviewProgress) => void): Promise<ConfidenceInfo> {
+    const r = this.lastResult('confidence map');
+    const modelPath = this.samModelFor('the confidence map');
+    if (this.job) throw new InputError('confidence map', 'a registration is running');
+    if (!r.confidence) {
+      r.confidence = (async () => {
+        const m = await this.askWorker((job) => ({ type: 'review', job, modelPath }), 'review-done', onProgress);
+        const fixed = this.get(r.fixedId);
+        const volume = makeVolume({
+          size: fixed.volume.size,
+          spacing: fixed.volume.spacing,
+          origin: fixed.volume.origin,
+          direction: fixed.volume.direction,
+          data: m.map,
+          meta: { description: 'SAM confidence x1000' },
+        });
+        const d = this.add(fixed.descriptor.path, volume);
+        d.description = 'SAM confidence x1000';
+        const flags = qaFlags(m.summary, jacobianSummary(this.stats(r).jacobian));
+        const stored = { info: { summary: m.summary, map: d, flags, seconds: m.seconds }, map: m.map };
+        if (this.result === r) r.confidenceDone = stored;
+        return stored;
+      })();
+      r.confidence.catch(() => {
+        if (this.result === r) r.confidence = undefined;
+      });
+    }
+    return (await r.confidence).info;
+  }
+
+  /**
+   * Tracks a fixed point (world mm) into the moving image with the SAM embeddings (computing the
+   * confidence map first when needed): the match, its score and cycle check, and where the
+   * registration maps the point.
+   */
+  async trackPoint(
+    point: [number, number, number],
+    onProgress?: (p: ReviewProgress) => void,
+  ): Promise<TrackedPointInfo> {
+    this.lastResult('point tracking');
+    this.samModelFor('point tracking');
+    await this.confidence(onProgress);
+    return (await this.askWorker((job) => ({ type: 'track', job, point }), 'track-done')).tracked;
+  }
+
+  private stats(r: NonNullable<Workstation['result']>): FieldStatistics {
+    return (r.stats ??= fieldStatistics(r.result.field));
   }
 
   /**
@@ -290,8 +409,7 @@ export class Workstation {
    */
   fieldQa(): FieldQa {
     const r = this.lastResult('field QA');
-    r.stats ??= fieldStatistics(r.result.field);
-    const j = r.stats.jacobian;
+    const j = this.stats(r).jacobian;
     if (!r.jacobianId) {
       const det = j.det.data;
       const data = new Int16Array(det.length);
@@ -306,7 +424,7 @@ export class Workstation {
     }
     return {
       jacobian: jacobianSummary(j),
-      displacementMm: { mean: r.stats.magnitudeStats.mean, max: r.stats.magnitudeStats.max },
+      displacementMm: { mean: this.stats(r).magnitudeStats.mean, max: this.stats(r).magnitudeStats.max },
       jacobianMap: this.get(r.jacobianId).descriptor,
     };
   }
@@ -346,6 +464,16 @@ export class Workstation {
         },
         names: { fixed: fixed.descriptor.path, moving: moving.descriptor.path },
         signOff: makeSignOff(signOff),
+        precomputed: r.confidenceDone
+          ? {
+              confidence: confidenceFromStoredMap(
+                fixed.volume,
+                r.confidenceDone.map,
+                CONFIDENCE_NO_DATA,
+                r.confidenceDone.info.summary,
+              ),
+            }
+          : undefined,
       });
       files.push(...writeReviewReport(out, review.report, review.images, { protect: inputs }));
     }
