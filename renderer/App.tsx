@@ -14,6 +14,7 @@ import { RegisterPanel } from './panels/RegisterPanel.tsx';
 import { ExportPanel } from './panels/ExportPanel.tsx';
 import { ReviewPanel } from './panels/ReviewPanel.tsx';
 import { PairsPanel } from './panels/PairsPanel.tsx';
+import { ConfidencePanel } from './panels/ConfidencePanel.tsx';
 
 export function App(): React.JSX.Element {
   const error = useApp((s) => s.error);
@@ -58,6 +59,7 @@ export function App(): React.JSX.Element {
         ))}
       </div>
       <ReviewPanel />
+      <ConfidencePanel />
       <PairsPanel />
       <RegisterPanel />
       <ExportPanel />

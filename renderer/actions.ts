@@ -4,7 +4,7 @@
  */
 import type { SessionFile } from '../main/engine/workstation/types.ts';
 import { samApi } from './api/client.ts';
-import { useApp } from './store/index.ts';
+import { heldVolumes, useApp } from './store/index.ts';
 import type { LoadedVolume, Role } from './store/volumes.ts';
 import { centreOf } from './views/view-geometry.ts';
 import { releaseImagesExcept } from './views/images.ts';
@@ -33,10 +33,7 @@ async function fetchLoaded(desc: LoadedVolume['desc']): Promise<LoadedVolume> {
 
 function cleanup(): void {
   const s = useApp.getState();
-  const keep = [s.fixed, s.moving, s.warped, s.composite, s.jacobian]
-    .filter((v): v is LoadedVolume => !!v)
-    .map((v) => v.desc.id);
-  releaseImagesExcept(keep);
+  releaseImagesExcept(heldVolumes(s).map((v) => v.desc.id));
 }
 
 export async function loadVolume(role: Role, path: string, series?: string): Promise<boolean> {

@@ -5,18 +5,16 @@
  */
 import type { SignOffRequest } from '../main/engine/workstation/types.ts';
 import { samApi } from './api/client.ts';
-import { useApp, type AppState } from './store/index.ts';
+import { heldVolumes, useApp, type AppState } from './store/index.ts';
 import type { LoadedVolume } from './store/volumes.ts';
 import { compositeVoxels } from './views/composite.ts';
 import { releaseImagesExcept } from './views/images.ts';
 import type { Vec3 } from './store/view.ts';
 
 /** Frees vtk images of volumes no longer shown (after the views have switched to the new ones). */
-function releaseLater(): void {
+export function releaseLater(): void {
   setTimeout(() => {
-    const s = useApp.getState();
-    const keep = [s.fixed, s.moving, s.warped, s.composite, s.jacobian].filter((v): v is LoadedVolume => !!v);
-    releaseImagesExcept(keep.map((v) => v.desc.id));
+    releaseImagesExcept(heldVolumes(useApp.getState()).map((v) => v.desc.id));
   }, 0);
 }
 
@@ -41,11 +39,19 @@ function updateComposite(s: AppState): void {
 useApp.subscribe((s, p) => {
   if (s.fixed !== p.fixed || s.warped !== p.warped) {
     // a new result (or none): its readout, QA, overlay and sign-off no longer apply
-    if (s.readout || s.fieldQa || s.signOff) {
+    if (s.readout || s.fieldQa || s.signOff || s.confidence || s.confidenceStatus !== 'idle' || s.tracked) {
       s.setReadout(null);
       s.setFieldQa(null, null);
       s.setShowJacobian(false);
       s.setSignOff(null);
+      s.setConfidence({
+        confidence: null,
+        confidenceMap: null,
+        confidenceStatus: 'idle',
+        confidenceProgress: null,
+        showConfidence: false,
+      });
+      s.setTrack({ tracked: null });
       releaseLater();
     }
   }

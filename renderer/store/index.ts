@@ -4,7 +4,7 @@ import { registrationSlice, type RegistrationSlice } from './registration.ts';
 import { reviewSlice, type ReviewSlice } from './review.ts';
 import { sessionSlice, type SessionSlice } from './session.ts';
 import { viewSlice, type ViewSlice } from './view.ts';
-import { volumesSlice, type VolumesSlice } from './volumes.ts';
+import { volumesSlice, type LoadedVolume, type VolumesSlice } from './volumes.ts';
 
 export type AppState = VolumesSlice & ViewSlice & RegistrationSlice & SessionSlice & ReviewSlice;
 
@@ -15,3 +15,8 @@ export const useApp = create<AppState>()((...a) => ({
   ...sessionSlice(...a),
   ...reviewSlice(...a),
 }));
+
+/** Every volume the store holds (what the views may show); vtk images of any other are freed. */
+export function heldVolumes(s: AppState): LoadedVolume[] {
+  return [s.fixed, s.moving, s.warped, s.composite, s.jacobian, s.confidenceMap].filter((v): v is LoadedVolume => !!v);
+}

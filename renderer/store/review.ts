@@ -1,10 +1,18 @@
 /**
  * Store slice: the review tools: fixed/warped comparison mode (blend, checkerboard, difference) and
  * its composite volume, the engine's cursor readout, the field QA with the Jacobian map overlay, and
- * the reviewer's sign-off (kept in the session and written into the export's report).
+ * the reviewer's sign-off (kept in the session and written into the export's report), the SAM
+ * confidence map with its overlay and QA flags, and point tracking.
  */
 import type { StateCreator } from 'zustand';
-import type { CursorReadout, FieldQa, SignOffRequest } from '../../main/engine/workstation/types.ts';
+import type {
+  ConfidenceInfo,
+  CursorReadout,
+  FieldQa,
+  ReviewProgress,
+  SignOffRequest,
+  TrackedPointInfo,
+} from '../../main/engine/workstation/types.ts';
 import type { CompareMode } from '../views/composite.ts';
 import type { AppState } from './index.ts';
 import type { LoadedVolume } from './volumes.ts';
@@ -20,6 +28,21 @@ export interface ReviewSlice {
   jacobian: LoadedVolume | null;
   showJacobian: boolean;
   signOff: (SignOffRequest & { time: string }) | null;
+  /** The SAM confidence map of the result and its state (computed by the engine in the background). */
+  confidence: ConfidenceInfo | null;
+  confidenceMap: LoadedVolume | null;
+  confidenceStatus: 'idle' | 'running' | 'done' | 'error';
+  confidenceProgress: ReviewProgress | null;
+  showConfidence: boolean;
+  /** Point tracking: on = a double-click also tracks the point into the moving image. */
+  trackMode: boolean;
+  tracked: TrackedPointInfo | null;
+  setConfidence(
+    s: Partial<
+      Pick<ReviewSlice, 'confidence' | 'confidenceMap' | 'confidenceStatus' | 'confidenceProgress' | 'showConfidence'>
+    >,
+  ): void;
+  setTrack(s: Partial<Pick<ReviewSlice, 'trackMode' | 'tracked'>>): void;
   setCompare(mode: CompareMode): void;
   setCheckerSize(n: number): void;
   setComposite(v: LoadedVolume | null): void;
@@ -38,6 +61,15 @@ export const reviewSlice: StateCreator<AppState, [], [], ReviewSlice> = (set) =>
   jacobian: null,
   showJacobian: false,
   signOff: null,
+  confidence: null,
+  confidenceMap: null,
+  confidenceStatus: 'idle',
+  confidenceProgress: null,
+  showConfidence: false,
+  trackMode: false,
+  tracked: null,
+  setConfidence: (c) => set(c),
+  setTrack: (t) => set(t),
   setCompare: (compare) => set({ compare }),
   setCheckerSize: (n) => set({ checkerSize: Math.max(1, Math.min(256, Math.round(n) || 1)) }),
   setComposite: (composite) => set({ composite }),

@@ -2,9 +2,11 @@
  * React wrapper of one SliceView: mounts it, feeds it from the store without React re-renders
  * (zustand subscribe; a view renders only when its slice, layers or display changed), and maps the
  * mouse: wheel = scroll slices (Ctrl+wheel = zoom), left drag = window/level, right drag = zoom,
- * middle or Shift+left drag = pan, double-click = move the linked cursor there.
+ * middle or Shift+left drag = pan, double-click = move the linked cursor there (and ask the engine for
+ * the readout, and in tracking mode track the point into the moving image).
  */
 import { useEffect, useRef, useState } from 'react';
+import { trackAt } from '../confidence-actions.ts';
 import { readoutAt } from '../review-actions.ts';
 import { useApp, type AppState } from '../store/index.ts';
 import { imageOf } from './images.ts';
@@ -17,8 +19,9 @@ function baseOf(s: AppState): AppState['fixed'] {
   return s.composite ?? s.fixed;
 }
 
-/** The overlay layer: the Jacobian map when toggled on, else moving/warped (none over a composite). */
+/** The overlay layer: the confidence or Jacobian map when toggled on, else moving/warped (none over a composite). */
 function overlayOf(s: AppState): AppState['fixed'] {
+  if (s.showConfidence && s.confidenceMap) return s.confidenceMap;
   if (s.showJacobian && s.jacobian) return s.jacobian;
   if (s.composite || s.overlay === 'none') return null;
   return s[s.overlay];
@@ -44,8 +47,10 @@ function sync(view: SliceView, s: AppState, prev: AppState | null): false | 'lig
     dirty = true;
   }
   const baseColors = s.composite && s.compare === 'difference' ? 'difference' : 'grey';
-  const overColors = s.showJacobian && s.jacobian ? 'jacobian' : 'orange';
+  const overColors =
+    s.showConfidence && s.confidenceMap ? 'confidence' : s.showJacobian && s.jacobian ? 'jacobian' : 'orange';
   if (view.setColors(baseColors, overColors)) dirty = true;
+  if (s.confidence && view.setConfidenceThreshold(s.confidence.summary.threshold)) dirty = true;
   if (!prev || s.window !== prev.window || s.level !== prev.level || s.opacity !== prev.opacity) {
     view.setWindowLevel(s.window, s.level, s.opacity);
     dirty = true;
@@ -160,6 +165,7 @@ export function SliceViewport({ name }: { name: ViewName }): React.JSX.Element {
       const c = indexToWorld(g, worldToIndex(g, picked));
       s.setCursor(c);
       void readoutAt(c);
+      void trackAt(c);
     };
     const noMenu = (e: Event) => e.preventDefault();
     el.addEventListener('wheel', onWheel, { passive: false });

@@ -15,6 +15,7 @@ import vtkOpenGLRenderWindow from '@kitware/vtk.js/Rendering/OpenGL/RenderWindow
 import vtkImageMapper from '@kitware/vtk.js/Rendering/Core/ImageMapper';
 import vtkImageSlice from '@kitware/vtk.js/Rendering/Core/ImageSlice';
 import vtkColorTransferFunction from '@kitware/vtk.js/Rendering/Core/ColorTransferFunction';
+import vtkPiecewiseFunction from '@kitware/vtk.js/Common/DataModel/PiecewiseFunction';
 import type vtkImageData from '@kitware/vtk.js/Common/DataModel/ImageData';
 import type { VolumeDescriptor } from '../../main/engine/workstation/types.ts';
 import type { Vec3 } from '../store/view.ts';
@@ -24,7 +25,37 @@ const INTERACTIVE_SCALE = 0.5;
 const STILL_AFTER_MS = 200;
 
 export type BaseColors = 'grey' | 'difference';
-export type OverlayColors = 'orange' | 'jacobian';
+export type OverlayColors = 'orange' | 'jacobian' | 'confidence';
+
+/**
+ * The confidence overlay's scale (SAM similarity x1000; the renderer's copy holds CONFIDENCE_HOLE
+ * where the engine had no data): similarity below the threshold opaque red to yellow (likely
+ * misregistered), at or above it a faint green, holes transparent. Holes sit ABOVE the scale, so the
+ * linear interpolation between a hole and its neighbours passes through transparent or faint values
+ * and never paints a false red fringe along the field-of-view border.
+ */
+export const CONFIDENCE_HOLE = 1100;
+export function confidenceScale(threshold: number): { colors: number[][]; opacity: number[][] } {
+  const t = Math.round(threshold * 1000);
+  return {
+    colors: [
+      [-1000, 0.5, 0, 0],
+      [0, 0.9, 0, 0],
+      [t - 1, 1, 0.85, 0],
+      [t, 0, 0.8, 0.3],
+      [1000, 0, 0.8, 0.3],
+      [CONFIDENCE_HOLE, 0, 0, 0],
+    ],
+    opacity: [
+      [-1000, 0.9],
+      [t - 1, 0.9],
+      [t, 0.12],
+      [1000, 0.12],
+      [1001, 0],
+      [CONFIDENCE_HOLE, 0],
+    ],
+  };
+}
 
 interface Layer {
   mapper: vtkImageMapper;
@@ -40,6 +71,9 @@ export class SliceView {
   private readonly overlayColors = vtkColorTransferFunction.newInstance();
   private readonly differenceColors = vtkColorTransferFunction.newInstance();
   private readonly jacobianColors = vtkColorTransferFunction.newInstance();
+  private readonly confidenceColors = vtkColorTransferFunction.newInstance();
+  private readonly confidenceOpacity = vtkPiecewiseFunction.newInstance();
+  private confidenceThreshold = NaN;
   private baseKind: BaseColors = 'grey';
   private overlayKind: OverlayColors = 'orange';
   private readonly base: Layer;
@@ -88,6 +122,7 @@ export class SliceView {
       [2000, 1, 1, 0],
     ])
       this.jacobianColors.addRGBPoint(x, r, g, b);
+    this.setConfidenceThreshold(0.6);
     this.renderer.getActiveCamera().setParallelProjection(true);
     this.resizeObserver = new ResizeObserver(() => this.resize());
     this.resizeObserver.observe(container);
@@ -154,6 +189,18 @@ export class SliceView {
     if (this.setLayer(this.overlay, image, desc)) this.updateSlices();
   }
 
+  /** The confidence overlay's threshold (SAM similarity); returns whether it changed. */
+  setConfidenceThreshold(threshold: number): boolean {
+    if (threshold === this.confidenceThreshold) return false;
+    this.confidenceThreshold = threshold;
+    const { colors, opacity } = confidenceScale(threshold);
+    this.confidenceColors.removeAllPoints();
+    for (const [x, r, g, b] of colors) this.confidenceColors.addRGBPoint(x, r, g, b);
+    this.confidenceOpacity.removeAllPoints();
+    for (const [x, a] of opacity) this.confidenceOpacity.addPoint(x, a);
+    return true;
+  }
+
   /** Colour maps of the two layers; returns whether anything changed. */
   setColors(base: BaseColors, overlay: OverlayColors): boolean {
     if (base === this.baseKind && overlay === this.overlayKind) return false;
@@ -188,7 +235,15 @@ export class SliceView {
     this.overlayColors.addRGBPoint(lo, 0, 0, 0);
     this.overlayColors.addRGBPoint(hi, 1, 0.6, 0.1);
     const o = this.overlay.actor.getProperty();
-    o.setRGBTransferFunction(0, this.overlayKind === 'jacobian' ? this.jacobianColors : this.overlayColors);
+    o.setRGBTransferFunction(
+      0,
+      this.overlayKind === 'jacobian'
+        ? this.jacobianColors
+        : this.overlayKind === 'confidence'
+          ? this.confidenceColors
+          : this.overlayColors,
+    );
+    o.setPiecewiseFunction(0, this.overlayKind === 'confidence' ? this.confidenceOpacity : null);
     o.setUseLookupTableScalarRange(true);
     o.setOpacity(opacity);
   }
@@ -307,6 +362,8 @@ export class SliceView {
     this.overlayColors.delete();
     this.differenceColors.delete();
     this.jacobianColors.delete();
+    this.confidenceColors.delete();
+    this.confidenceOpacity.delete();
     this.glWindow.setContainer(null as unknown as HTMLElement);
     this.glWindow.delete();
     this.renderer.delete();

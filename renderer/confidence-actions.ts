@@ -1,0 +1,54 @@
+/**
+ * The review's SAM tools: the confidence map (asked of the engine, which embeds both images once per
+ * result in its worker; progress shown; the map fetched as an int16 volume and its no-data value
+ * moved next to the scale, slice-view.ts CONFIDENCE_HOLE) and point tracking (a double-click in
+ * tracking mode sends the fixed point to the engine and keeps its match on the moving image).
+ */
+import { CONFIDENCE_NO_DATA } from '../main/engine/workstation/register-protocol.ts';
+import { samApi } from './api/client.ts';
+import { reviewable } from './review-actions.ts';
+import { useApp } from './store/index.ts';
+import type { Vec3 } from './store/view.ts';
+import { CONFIDENCE_HOLE } from './views/slice-view.ts';
+
+export async function computeConfidence(): Promise<void> {
+  const s = useApp.getState();
+  if (!reviewable(s) || s.confidenceStatus === 'running') return;
+  const summary = s.summary;
+  s.setConfidence({ confidenceStatus: 'running', confidenceProgress: null });
+  const off = samApi().onReviewProgress((p) => useApp.getState().setConfidence({ confidenceProgress: p }));
+  try {
+    const info = await samApi().confidence();
+    const t0 = performance.now();
+    const voxels = await samApi().fetchVoxels(info.map.id);
+    for (let n = 0; n < voxels.length; n++) if (voxels[n] === CONFIDENCE_NO_DATA) voxels[n] = CONFIDENCE_HOLE;
+    if (useApp.getState().summary !== summary) return; // another result meanwhile
+    useApp.getState().setConfidence({
+      confidence: info,
+      confidenceMap: { desc: info.map, voxels, transfer: { bytes: voxels.byteLength, ms: performance.now() - t0 } },
+      confidenceStatus: 'done',
+      confidenceProgress: null,
+      showConfidence: true,
+    });
+  } catch (e) {
+    if (useApp.getState().summary !== summary) return;
+    useApp.getState().setConfidence({ confidenceStatus: 'error', confidenceProgress: null });
+    useApp.getState().setError(`confidence map: ${(e as Error).message}`);
+  } finally {
+    off();
+  }
+}
+
+/** Tracks a fixed point (mm) into the moving image when tracking mode is on. */
+export async function trackAt(point: Vec3): Promise<void> {
+  const s = useApp.getState();
+  if (!s.trackMode || !reviewable(s)) return;
+  const summary = s.summary;
+  s.setTrack({ tracked: null });
+  try {
+    const tracked = await samApi().trackPoint(point);
+    if (useApp.getState().summary === summary) useApp.getState().setTrack({ tracked });
+  } catch (e) {
+    useApp.getState().setError(`point tracking: ${(e as Error).message}`);
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * The SAM review tools: the confidence map (computed by the engine on request: both images embedded
+ * once per result), its overlay toggle and per-region summary, the QA flags (review/qa-flags.ts: the
+ * confidence rules and the Jacobian rules; before the map exists, the Jacobian rules alone), and
+ * point tracking (in tracking mode a double-click finds the point on the moving image; "show on
+ * moving" puts the cursor there over the moving image).
+ */
+import { useShallow } from 'zustand/react/shallow';
+import { qaFlags } from '../../main/engine/review/qa-flags.ts';
+import { computeConfidence } from '../confidence-actions.ts';
+import { reviewable } from '../review-actions.ts';
+import { useApp } from '../store/index.ts';
+import type { Vec3 } from '../store/view.ts';
+
+const pct = (x: number) => (Number.isFinite(x) ? `${x.toFixed(1)} %` : '–');
+const mm = (p: readonly number[]) => p.map((x) => x.toFixed(1)).join(', ');
+
+export function ConfidencePanel(): React.JSX.Element | null {
+  const s = useApp(
+    useShallow((st) => ({
+      warped: st.warped,
+      samModel: !!st.caps?.samModel,
+      live: reviewable(st),
+      fieldQa: st.fieldQa,
+      confidence: st.confidence,
+      status: st.confidenceStatus,
+      progress: st.confidenceProgress,
+      show: st.showConfidence,
+      trackMode: st.trackMode,
+      tracked: st.tracked,
+    })),
+  );
+  if (!s.warped) return null;
+  const app = useApp.getState();
+  const c = s.confidence;
+  const flags = c ? c.flags : s.fieldQa ? qaFlags(null, s.fieldQa.jacobian) : null;
+  const worstOctant = c?.summary.octants.reduce((a, b) => (b.percentBelow > a.percentBelow ? b : a));
+  const t = s.tracked;
+  const goTo = (p: Vec3, overlay: 'moving' | 'warped') => {
+    app.setOverlay(overlay);
+    app.setCursor(p);
+  };
+  return (
+    <section className="panel tall" data-testid="confidence-panel">
+      <button
+        data-testid="confidence-compute"
+        disabled={!s.samModel || !s.live || s.status === 'running' || s.status === 'done'}
+        title={s.samModel ? 'SAM similarity of the fixed and warped embeddings' : 'no SAM model installed'}
+        onClick={() => void computeConfidence()}
+      >
+        SAM confidence
+      </button>
+      <span data-testid="confidence-status" data-status={s.status}>
+        {s.status === 'running'
+          ? s.progress
+            ? `${s.progress.stage} ${s.progress.done}/${s.progress.total}`
+            : 'starting…'
+          : s.status === 'done' && c
+            ? `below ${c.summary.threshold}: body ${pct(c.summary.body.percentBelow)} (mean ${c.summary.body.meanSimilarity.toFixed(3)}); ` +
+              `thirds ${c.summary.thirds.map((r) => pct(r.percentBelow)).join(' / ')}; worst octant ${worstOctant!.name} ${pct(worstOctant!.percentBelow)}`
+            : s.samModel
+              ? ''
+              : 'no SAM model: confidence and tracking unavailable'}
+      </span>
+      <label>
+        <input
+          data-testid="overlay-confidence"
+          type="checkbox"
+          disabled={!c}
+          checked={s.show}
+          onChange={(e) => app.setConfidence({ showConfidence: e.target.checked })}
+        />{' '}
+        confidence map
+      </label>
+      <span
+        data-testid="qa-flags"
+        data-flags={flags ? JSON.stringify(flags) : ''}
+        className={flags?.length ? 'error' : 'ok'}
+        title={flags?.map((f) => f.message).join('\n')}
+      >
+        {flags === null
+          ? ''
+          : flags.length
+            ? `QA: ${flags.length} flag${flags.length > 1 ? 's' : ''}: ${flags.map((f) => f.message).join('; ')}`
+            : `QA: nothing flagged${c ? '' : ' (Jacobian only; no confidence map yet)'}`}
+      </span>
+      <label>
+        <input
+          data-testid="track-mode"
+          type="checkbox"
+          disabled={!s.samModel || !s.live}
+          checked={s.trackMode}
+          onChange={(e) => app.setTrack({ trackMode: e.target.checked })}
+        />{' '}
+        track points (double-click)
+      </label>
+      {t && (
+        <span data-testid="tracked" data-tracked={JSON.stringify(t)}>
+          ({mm(t.point)}) → moving ({mm(t.matched)}) score {t.score.toFixed(3)}
+          {t.accepted ? '' : ' (rejected by the cycle check)'}
+          {t.distanceMm !== null ? `, ${t.distanceMm.toFixed(1)} mm from the registration's mapping` : ''}{' '}
+          <button data-testid="track-show-moving" onClick={() => goTo(t.matched, 'moving')}>
+            show on moving
+          </button>{' '}
+          <button data-testid="track-show-fixed" onClick={() => goTo(t.point, 'warped')}>
+            back to fixed
+          </button>
+        </span>
+      )}
+    </section>
+  );
+}

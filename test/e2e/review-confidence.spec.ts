@@ -1,0 +1,168 @@
+/**
+ * The review's SAM tools end to end in Chromium (browser mode) on a deformed pair made here from the
+ * real TotalSegmentator example CT by a known transform (bench/synthetic-pair.ts, as the unit tests'
+ * review-fixtures.ts): a deliberately poor registration (affine only) is flagged by the confidence
+ * rules, the full cascade is not (and folds nothing); the confidence overlay changes the picture and
+ * toggling it off restores it; the readout's SAM similarity is the map's value at that voxel; a
+ * tracked point lands near its true correspondence and "show on moving" moves the cursor to it.
+ */
+import { expect, test, type Page } from '@playwright/test';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { makeSyntheticPair, type SyntheticPair } from '../../main/engine/bench/synthetic-pair.ts';
+import { readVolume, writeVolume } from '../../main/engine/volume/io/index.ts';
+import type { QaFlag } from '../../main/engine/review/qa-flags.ts';
+import type { TrackedPointInfo } from '../../main/engine/workstation/types.ts';
+import { hasChromium } from './chromium.ts';
+import { DATA, startServer, type RunningServer } from './web-server.ts';
+
+const ART = 'test-results/e2e';
+const EXAMPLE_CT = join(DATA, 'TotalSegmentator/tests/reference_files/example_ct.nii.gz');
+const metrics: Record<string, unknown> = {};
+
+test.describe.configure({ mode: 'serial' });
+test.skip(!hasChromium, 'Chromium is not installed (scripts/setup-test-deps.sh installs it)');
+
+let server: RunningServer;
+let page: Page;
+let pair: SyntheticPair;
+
+async function checksum(view = 'axial'): Promise<number> {
+  return page.evaluate((v) => {
+    const s = window.__sam!;
+    return s.stats(s.views.get(v as 'axial')!)!.checksum;
+  }, view);
+}
+
+async function open(role: 'fixed' | 'moving', path: string): Promise<void> {
+  await page.getByTestId(`path-${role}`).fill(path);
+  await page.getByTestId(`open-${role}`).click();
+  await expect(page.getByTestId(`info-${role}`)).toContainText(' MB in ', { timeout: 120_000 });
+  await expect(page.getByTestId('busy')).toHaveCount(0, { timeout: 120_000 });
+}
+
+async function register(stages: string): Promise<number> {
+  await page.getByTestId('stages').selectOption(stages);
+  const t0 = Date.now();
+  await page.getByTestId('register').click();
+  await expect(page.getByTestId('reg-status')).toHaveText('done', { timeout: 300_000 });
+  return (Date.now() - t0) / 1000;
+}
+
+/** Computes the confidence map in the UI; returns its flags, summary figures and seconds. */
+async function confidence(
+  label: string,
+): Promise<{ flags: QaFlag[]; seconds: number; body: number; thirds: number[] }> {
+  const t0 = Date.now();
+  await page.getByTestId('confidence-compute').click();
+  await expect(page.getByTestId('confidence-status')).toHaveAttribute('data-status', 'done', { timeout: 180_000 });
+  const seconds = (Date.now() - t0) / 1000;
+  const flags = JSON.parse((await page.getByTestId('qa-flags').getAttribute('data-flags'))!) as QaFlag[];
+  const c = await page.evaluate(() => window.__sam!.store.getState().confidence!.summary);
+  await page.waitForTimeout(200);
+  await page.screenshot({ path: `${ART}/${label}.png` });
+  return { flags, seconds, body: c.body.percentBelow, thirds: c.thirds.map((r) => r.percentBelow) };
+}
+
+test.beforeAll(async ({ browser }) => {
+  mkdirSync(ART, { recursive: true });
+  server = await startServer();
+  // the deformed pair (3 mm, two smooth bumps up to 40 mm, noise): written into the server's work folder
+  pair = makeSyntheticPair(await readVolume(EXAMPLE_CT), {
+    seed: 21,
+    maxDeformationMm: 40,
+    bumps: 2,
+    bumpSigmaMm: [45, 55],
+    noiseHu: 10,
+  });
+  writeVolume(join(server.work, 'deformed-fixed.nii.gz'), pair.fixed);
+  writeVolume(join(server.work, 'deformed-moving.nii.gz'), pair.moving);
+  page = await browser.newPage();
+  page.on('pageerror', (e) => console.log('page error:', e.message));
+  await page.goto(server.url);
+  await expect(page.getByTestId('mode')).toHaveText('browser');
+});
+
+test.afterAll(async () => {
+  await page?.close();
+  await server?.stop();
+  console.log('confidence e2e figures:', JSON.stringify(metrics, null, 2));
+  writeFileSync(`${ART}/metrics-confidence.json`, JSON.stringify(metrics, null, 2));
+});
+
+test('affine only on a deformed pair: flagged by the confidence map; overlay, readout and tracking agree with the engine', async () => {
+  await open('fixed', join(server.work, 'deformed-fixed.nii.gz'));
+  await open('moving', join(server.work, 'deformed-moving.nii.gz'));
+  const affineSeconds = await register('affine');
+  await expect(page.getByTestId('qa-panel')).toHaveAttribute('data-qa', /foldedPercent/, { timeout: 60_000 });
+  const before = await checksum();
+  const r = await confidence('20-confidence-affine-only');
+  console.log(
+    `affine only: registered in ${affineSeconds.toFixed(1)} s, confidence in ${r.seconds.toFixed(1)} s; ${r.body.toFixed(2)} % of the body below the threshold; flags: ${r.flags.map((f) => f.message).join('; ')}`,
+  );
+  metrics.affineOnly = { registerSeconds: affineSeconds, ...r };
+  expect(r.flags.some((f) => f.code === 'low-confidence')).toBe(true);
+  await expect(page.getByTestId('qa-flags')).toContainText('flag');
+
+  // the overlay came on with the map and changed the picture; off restores it, on changes it again
+  await expect(page.getByTestId('overlay-confidence')).toBeChecked();
+  const on = await checksum();
+  expect(on).not.toBe(before);
+  await page.getByTestId('overlay-confidence').uncheck();
+  await page.waitForTimeout(100);
+  expect(await checksum()).toBe(before);
+  await page.getByTestId('overlay-confidence').check();
+  await page.waitForTimeout(100);
+  expect(await checksum()).toBe(on);
+
+  // the readout's SAM similarity is the map's value at that voxel
+  const ax = (await page.getByTestId('view-axial').boundingBox())!;
+  await page.mouse.dblclick(ax.x + ax.width * 0.45, ax.y + ax.height * 0.45);
+  const readout = page.getByTestId('readout');
+  await expect(readout).toHaveAttribute('data-readout', /"samSimilarity":-?\d/, { timeout: 10_000 });
+  const ro = JSON.parse((await readout.getAttribute('data-readout'))!) as { index: number[]; samSimilarity: number };
+  const mapValue = await page.evaluate((ijk) => {
+    const m = window.__sam!.store.getState().confidenceMap!;
+    const [ni, nj] = m.desc.size;
+    return m.voxels[ijk[0] + ni * (ijk[1] + nj * ijk[2])] / 1000;
+  }, ro.index);
+  expect(ro.samSimilarity).toBeCloseTo(mapValue, 6);
+  await expect(readout).toContainText('SAM ');
+
+  // tracking: double-click a point in tracking mode; the match lies near the true correspondence
+  await page.getByTestId('track-mode').check();
+  await page.mouse.dblclick(ax.x + ax.width * 0.5, ax.y + ax.height * 0.5);
+  const tracked = page.getByTestId('tracked');
+  await expect(tracked).toBeVisible({ timeout: 30_000 });
+  const t = JSON.parse((await tracked.getAttribute('data-tracked'))!) as TrackedPointInfo;
+  const truth = pair.truth(t.point);
+  const err = Math.hypot(...t.matched.map((x, a) => x - truth[a]));
+  console.log(
+    `tracked (${t.point.map((x) => x.toFixed(1))}) -> (${t.matched.map((x) => x.toFixed(1))}), score ${t.score.toFixed(3)}, ${err.toFixed(2)} mm from the truth, ${t.distanceMm?.toFixed(2)} mm from the affine's mapping`,
+  );
+  metrics.tracked = { ...t, errorMm: err };
+  expect(err).toBeLessThan(8);
+  await page.getByTestId('track-show-moving').click();
+  await expect(page.getByTestId('overlay')).toHaveValue('moving');
+  const cursor = await page.evaluate(() => window.__sam!.store.getState().cursor);
+  for (let a = 0; a < 3; a++) expect(cursor[a]).toBeCloseTo(t.matched[a], 6);
+  await page.screenshot({ path: `${ART}/21-tracked-on-moving.png` });
+  await page.getByTestId('track-show-fixed').click();
+  await page.getByTestId('track-mode').uncheck();
+});
+
+test('the full cascade on the same pair: not flagged, no folding', async () => {
+  const seconds = await register('affine,coarse,deform');
+  await expect(page.getByTestId('qa-panel')).toHaveAttribute('data-qa', /foldedPercent/, { timeout: 60_000 });
+  // the previous result's map is gone with it
+  await expect(page.getByTestId('confidence-status')).toHaveAttribute('data-status', 'idle');
+  const r = await confidence('22-confidence-cascade');
+  const qa = JSON.parse((await page.getByTestId('qa-panel').getAttribute('data-qa'))!) as { folded: number };
+  console.log(
+    `cascade: registered in ${seconds.toFixed(1)} s, confidence in ${r.seconds.toFixed(1)} s; ${r.body.toFixed(2)} % of the body below the threshold; ${qa.folded} folded; flags: ${r.flags.length}`,
+  );
+  metrics.cascade = { registerSeconds: seconds, ...r, folded: qa.folded };
+  expect(r.flags).toEqual([]);
+  expect(qa.folded).toBe(0);
+  await expect(page.getByTestId('qa-flags')).toHaveText('QA: nothing flagged');
+});
