@@ -247,8 +247,25 @@ export function confidenceMap(
   map.meta.description = 'SAM confidence (local embedding similarity)';
   const mask = (options.mask ?? bodyMask(fixed)) as Volume;
   if (!sameGrid(mask, fixed)) throw new InputError('mask', 'the body mask is not on the fixed grid');
+  return assemble(
+    fixed,
+    grid,
+    map,
+    mask,
+    summarizeConfidence(map, mask, threshold, options.labels, options.labelNames),
+  );
+}
+
+/** The result around a map on the fixed grid: lowMask (body voxels below the summary's threshold) and the mask as bytes. */
+function assemble(
+  fixed: Volume,
+  grid: Volume<Float32Array>,
+  map: Volume<Float32Array>,
+  mask: Volume,
+  summary: ConfidenceSummary,
+): ConfidenceResult {
   const low = new Uint8Array(voxelCount(fixed.size));
-  for (let n = 0; n < low.length; n++) low[n] = mask.data[n] && map.data[n] < threshold ? 1 : 0;
+  for (let n = 0; n < low.length; n++) low[n] = mask.data[n] && map.data[n] < summary.threshold ? 1 : 0;
   const mask8 =
     mask.data instanceof Uint8Array
       ? (mask as Volume<Uint8Array>)
@@ -259,9 +276,9 @@ export function confidenceMap(
   return {
     grid,
     map,
-    lowMask: withData(fixed, low, 1, { description: `SAM confidence below ${threshold}` }),
+    lowMask: withData(fixed, low, 1, { description: `SAM confidence below ${summary.threshold}` }),
     mask: mask8,
-    summary: summarizeConfidence(map, mask, threshold, options.labels, options.labelNames),
+    summary,
   };
 }
 
@@ -280,25 +297,7 @@ export function confidenceFromStoredMap(
   if (stored.length !== voxelCount(fixed.size))
     throw new InputError('confidence map', 'the stored map is not on the fixed grid');
   const data = new Float32Array(stored.length);
-  const low = new Uint8Array(stored.length);
-  for (let n = 0; n < stored.length; n++) {
-    const v = stored[n] === noData ? NaN : stored[n] / 1000;
-    data[n] = v;
-    low[n] = mask.data[n] && v < summary.threshold ? 1 : 0;
-  }
+  for (let n = 0; n < stored.length; n++) data[n] = stored[n] === noData ? NaN : stored[n] / 1000;
   const map = withData(fixed, data, 1, { description: 'SAM confidence (local embedding similarity)' });
-  const mask8 =
-    mask.data instanceof Uint8Array
-      ? (mask as Volume<Uint8Array>)
-      : withData(
-          mask,
-          Uint8Array.from(mask.data, (v) => (v ? 1 : 0)),
-        );
-  return {
-    grid: map,
-    map,
-    lowMask: withData(fixed, low, 1, { description: `SAM confidence below ${summary.threshold}` }),
-    mask: mask8,
-    summary,
-  };
+  return assemble(fixed, map, map, mask, summary);
 }
