@@ -161,7 +161,11 @@ test('the full cascade on the same pair: not flagged, no folding', async () => {
   console.log(
     `cascade: registered in ${seconds.toFixed(1)} s, confidence in ${r.seconds.toFixed(1)} s; ${r.body.toFixed(2)} % of the body below the threshold; ${qa.folded} folded; flags: ${r.flags.length}`,
   );
-  metrics.cascade = { registerSeconds: seconds, ...r, folded: qa.folded };
+  // the coarse stage's kept pairs come with the result, residuals after its fit
+  const coarse = await page.evaluate(() => window.__sam!.store.getState().summary!.coarsePairs ?? []);
+  expect(coarse.length).toBeGreaterThan(20);
+  expect(coarse.every((p) => Number.isFinite(p.residualMm) && p.residualMm >= 0)).toBe(true);
+  metrics.cascade = { registerSeconds: seconds, ...r, folded: qa.folded, coarsePairs: coarse.length };
   expect(r.flags).toEqual([]);
   expect(qa.folded).toBe(0);
   await expect(page.getByTestId('qa-flags')).toHaveText('QA: nothing flagged');

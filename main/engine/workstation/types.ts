@@ -67,6 +67,17 @@ export interface RegisterSummary {
   pairs?: AffinePair[];
   /** The affine fit's RMS residual over its inliers, mm. */
   affineRmsMm?: number;
+  /** The SAM-coarse stage's kept pairs (when it ran), residuals after its smooth fit. */
+  coarsePairs?: CoarsePairInfo[];
+}
+
+/** One kept point pair of the SAM-coarse stage (engine: register/sam-coarse.ts CoarsePair). */
+export interface CoarsePairInfo {
+  fixed: [number, number, number];
+  moving: [number, number, number];
+  score: number;
+  /** |A p + v(p) - q| after the coarse fit, mm. */
+  residualMm: number;
 }
 
 /** One matched point pair of the SAM-affine stage (engine: register/sam-affine.ts SamAffinePair). */

@@ -31,6 +31,7 @@ import type {
   AffinePair,
   AffineRefit,
   Capabilities,
+  CoarsePairInfo,
   ConfidenceInfo,
   CursorReadout,
   FieldQa,
@@ -88,6 +89,18 @@ function affinePairs(result: RegisterResult): AffinePair[] {
     inlier: p.inlier,
   }));
   return all.length <= MAX_PAIRS ? all : all.filter((p) => p.kept).slice(0, MAX_PAIRS);
+}
+
+function coarsePairs(result: RegisterResult): CoarsePairInfo[] | undefined {
+  return result.coarse?.pairs
+    .filter((p) => p.kept)
+    .slice(0, MAX_PAIRS)
+    .map((p) => ({
+      fixed: [p.fixed[0], p.fixed[1], p.fixed[2]],
+      moving: [p.moving[0], p.moving[1], p.moving[2]],
+      score: p.score,
+      residualMm: p.residualMm,
+    }));
 }
 
 export class Workstation {
@@ -236,6 +249,7 @@ export class Workstation {
         seconds: (performance.now() - t0) / 1000,
         pairs: affinePairs(result),
         affineRmsMm: result.affine.stats.rmsMm,
+        coarsePairs: coarsePairs(result),
       };
     } finally {
       this.job = null;
