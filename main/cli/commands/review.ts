@@ -143,6 +143,10 @@ export const reviewCommand: Command = {
           : '') +
         (signOff ? `; ${signOff.decision} by ${signOff.reviewer}` : ''),
     );
+    const flags = r.report.flags;
+    console.error(
+      flags.length ? flags.map((f) => `QA flag: ${f.code}: ${f.message}`).join('\n') : 'QA: nothing flagged',
+    );
     for (const f of files) console.log(f);
     return 0;
   },
