@@ -66,6 +66,7 @@ export function registerIpc(window: () => BrowserWindow | null, workstation: Wor
   handle('sam:readout', ops.readout);
   handle('sam:field-qa', ops.fieldQa);
   handle('sam:refit-affine', ops.refitAffine);
+  handle('sam:slice-overlay', ops.sliceOverlay);
   handle('sam:save-session', ops.saveSession);
   handle('sam:open-session', ops.openSession);
 }

@@ -33,6 +33,7 @@ const api: SamApi = {
   readout: (point) => ipcRenderer.invoke('sam:readout', point),
   fieldQa: () => ipcRenderer.invoke('sam:field-qa'),
   refitAffine: (excluded) => ipcRenderer.invoke('sam:refit-affine', excluded),
+  sliceOverlay: (req) => ipcRenderer.invoke('sam:slice-overlay', req),
   saveSession: (path, s) => ipcRenderer.invoke('sam:save-session', path, s),
   openSession: (path) => ipcRenderer.invoke('sam:open-session', path),
   onMenu(listener) {

@@ -4,7 +4,13 @@
  */
 import { InputError } from '../engine/errors.ts';
 import type { Workstation } from '../engine/workstation/workstation.ts';
-import type { RegisterProgress, RegisterRequest, SessionFile, SignOffRequest } from '../engine/workstation/types.ts';
+import type {
+  RegisterProgress,
+  RegisterRequest,
+  SessionFile,
+  SignOffRequest,
+  SliceOverlayRequest,
+} from '../engine/workstation/types.ts';
 
 function str(v: unknown, name: string): string {
   if (typeof v !== 'string' || v.length === 0 || v.length > 4096) throw new InputError(name, 'expected a path/string');
@@ -36,6 +42,16 @@ function point(v: unknown): [number, number, number] {
   if (!Array.isArray(v) || v.length !== 3 || !v.every((x) => typeof x === 'number' && Number.isFinite(x)))
     throw new InputError('point', 'expected [x, y, z] in mm');
   return [v[0], v[1], v[2]];
+}
+
+function sliceOverlayRequest(v: unknown): SliceOverlayRequest {
+  const r = v as SliceOverlayRequest;
+  if (!r || typeof r !== 'object') throw new InputError('slice overlay', 'expected a request object');
+  if (!['axial', 'coronal', 'sagittal'].includes(r.orientation))
+    throw new InputError('orientation', 'use axial, coronal or sagittal');
+  if (!Number.isInteger(r.every) || r.every < 1 || r.every > 512)
+    throw new InputError('every', 'an integer from 1 to 512 voxels');
+  return { orientation: r.orientation, point: point(r.point), every: r.every };
 }
 
 function indices(v: unknown): number[] {
@@ -70,6 +86,7 @@ export function operations(ws: Workstation, emit: Emit): Record<string, (...args
     readout: (p) => ws.readout(point(p)),
     fieldQa: () => ws.fieldQa(),
     refitAffine: (excluded) => ws.refitAffine(indices(excluded)),
+    sliceOverlay: (req) => ws.sliceOverlay(sliceOverlayRequest(req)),
     saveSession: (path, s) => ws.saveSession(str(path, 'path'), s as SessionFile),
     openSession: (path) => ws.openSession(str(path, 'path')),
   };

@@ -69,6 +69,7 @@ export function browserApi(): SamApi {
     readout: (point) => call('readout', point),
     fieldQa: () => call('fieldQa'),
     refitAffine: (excluded) => call('refitAffine', excluded),
+    sliceOverlay: (req) => call('sliceOverlay', req),
     saveSession: (path, s) => call('saveSession', path, s),
     openSession: (path) => call('openSession', path),
   };

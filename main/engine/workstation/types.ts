@@ -4,6 +4,8 @@
  */
 import type { JacobianSummary } from '../review/field-stats.ts';
 
+export type { OverlayGlyph, SliceOverlay } from '../review/slice-overlay.ts';
+
 /** What the renderer needs to place and display a volume; the voxels travel separately (int16). */
 export interface VolumeDescriptor {
   id: string;
@@ -64,6 +66,8 @@ export interface RegisterSummary {
   pairs?: AffinePair[];
   /** The affine fit's RMS residual over its inliers, mm. */
   affineRmsMm?: number;
+  /** Grid spacing of the matched points of this run, mm (the request's gridMm). */
+  gridMm?: number;
 }
 
 /** One matched point pair of the SAM-affine stage (engine: register/sam-affine.ts SamAffinePair). */
@@ -148,6 +152,18 @@ export interface FieldQa {
   displacementMm: { mean: number; max: number };
   /** The Jacobian determinant map x1000 as an int16 volume on the fixed grid (fetch its voxels). */
   jacobianMap: VolumeDescriptor;
+  /** The displacement magnitude |u| in tenths of a mm (|u| x 10) as an int16 volume on the fixed grid. */
+  magnitudeMap: VolumeDescriptor;
+}
+
+/**
+ * What sliceOverlay asks for: the slice of a view through a world point, glyphs and grid lines every
+ * `every` voxels; the answer (SliceOverlay, engine: review/slice-overlay.ts) is in world LPS mm.
+ */
+export interface SliceOverlayRequest {
+  orientation: 'axial' | 'coronal' | 'sagittal';
+  point: [number, number, number];
+  every: number;
 }
 
 /** The reviewer's decision, stored in the session and written into the export's report. */

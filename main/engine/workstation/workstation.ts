@@ -13,6 +13,7 @@ import { writeRegistration } from '../register/register-output.ts';
 import { fieldStatistics, jacobianSummary, type FieldStatistics } from '../review/field-stats.ts';
 import { voxelReadout } from '../review/readout.ts';
 import { refitAffine } from '../review/refit.ts';
+import { sliceOverlay, type SliceOverlay } from '../review/slice-overlay.ts';
 import { makeSignOff, writeReviewReport } from '../review/report.ts';
 import { reviewRegistration } from '../review/review.ts';
 import { makeVolume } from '../volume/volume.ts';
@@ -38,6 +39,7 @@ import type {
   RegisterSummary,
   SeriesChoice,
   SessionFile,
+  SliceOverlayRequest,
   VolumeDescriptor,
 } from './types.ts';
 
@@ -90,6 +92,7 @@ export class Workstation {
     warpedId: string;
     stats?: FieldStatistics;
     jacobianId?: string;
+    magnitudeId?: string;
   } | null = null;
 
   constructor(private readonly o: WorkstationOptions) {}
@@ -206,6 +209,7 @@ export class Workstation {
       const warped = this.add(fixed.descriptor.path, result.warped);
       warped.description = `${moving.descriptor.description ?? 'moving'} registered to fixed`;
       if (this.result?.jacobianId) this.volumes.delete(this.result.jacobianId);
+      if (this.result?.magnitudeId) this.volumes.delete(this.result.magnitudeId);
       this.result = { fixedId: req.fixedId, movingId: req.movingId, result, warpedId: warped.id };
       return {
         warped,
@@ -214,6 +218,7 @@ export class Workstation {
         seconds: (performance.now() - t0) / 1000,
         pairs: affinePairs(result),
         affineRmsMm: result.affine.stats.rmsMm,
+        gridMm: req.gridMm,
       };
     } finally {
       this.job = null;
@@ -285,30 +290,45 @@ export class Workstation {
   }
 
   /**
-   * Jacobian / folding and displacement statistics of the last result's field (computed once), and
-   * the Jacobian map x1000 as an int16 volume the renderer fetches like any other.
+   * Jacobian / folding and displacement statistics of the last result's field (computed once), the
+   * Jacobian map x1000 and the displacement magnitude map |u| x 10 (tenths of a mm) as int16 volumes
+   * on the fixed grid the renderer fetches like any other.
    */
   fieldQa(): FieldQa {
     const r = this.lastResult('field QA');
     r.stats ??= fieldStatistics(r.result.field);
     const j = r.stats.jacobian;
-    if (!r.jacobianId) {
-      const det = j.det.data;
-      const data = new Int16Array(det.length);
-      for (let n = 0; n < det.length; n++) {
-        const x = Math.round(det[n] * 1000);
-        data[n] = x > 32767 ? 32767 : x < -32768 ? -32768 : Number.isNaN(x) ? 0 : x;
-      }
-      const map = makeVolume({ ...j.det, data, meta: { description: 'Jacobian determinant x1000' } });
-      const d = this.add(this.get(r.fixedId).descriptor.path, map);
-      d.description = 'Jacobian determinant x1000';
-      r.jacobianId = d.id;
-    }
+    const fixedPath = this.get(r.fixedId).descriptor.path;
+    r.jacobianId ??= this.addInt16Map(fixedPath, j.det, 1000, 'Jacobian determinant x1000');
+    r.magnitudeId ??= this.addInt16Map(fixedPath, r.stats.magnitude, 10, 'displacement magnitude (mm x 10)');
     return {
       jacobian: jacobianSummary(j),
       displacementMm: { mean: r.stats.magnitudeStats.mean, max: r.stats.magnitudeStats.max },
       jacobianMap: this.get(r.jacobianId).descriptor,
+      magnitudeMap: this.get(r.magnitudeId).descriptor,
     };
+  }
+
+  /** A float map as an int16 volume (value x factor, rounded and clamped; NaN 0), added as a volume. */
+  private addInt16Map(path: string, map: Volume, factor: number, description: string): string {
+    const src = map.data;
+    const data = new Int16Array(src.length);
+    for (let n = 0; n < src.length; n++) {
+      const x = Math.round(src[n] * factor);
+      data[n] = x > 32767 ? 32767 : x < -32768 ? -32768 : Number.isNaN(x) ? 0 : x;
+    }
+    const d = this.add(path, makeVolume({ ...map, data, meta: { description } }));
+    d.description = description;
+    return d.id;
+  }
+
+  /**
+   * The arrow glyphs and deformed grid lines of the last result's field on the slice of an
+   * orientation through a world point, every `every` voxels (world LPS mm).
+   */
+  sliceOverlay(req: SliceOverlayRequest): SliceOverlay {
+    const r = this.lastResult('slice overlay');
+    return sliceOverlay(r.result.field, req.orientation, req.point, req.every);
   }
 
   /**
