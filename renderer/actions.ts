@@ -33,7 +33,7 @@ async function fetchLoaded(desc: LoadedVolume['desc']): Promise<LoadedVolume> {
 
 function cleanup(): void {
   const s = useApp.getState();
-  const keep = [s.fixed, s.moving, s.warped, s.composite, s.jacobian]
+  const keep = [s.fixed, s.moving, s.warped, s.composite, s.jacobian, s.magnitude]
     .filter((v): v is LoadedVolume => !!v)
     .map((v) => v.desc.id);
   releaseImagesExcept(keep);

@@ -1,13 +1,14 @@
 /**
  * The review tools' actions: keeps the comparison composite (checkerboard / difference) in step
  * with the fixed and warped volumes, the mode and the tile size; asks the engine for the cursor
- * readout and the field QA (fetching the Jacobian map once); records the sign-off.
+ * readout and the field QA (fetching the Jacobian and displacement magnitude maps once); records the
+ * sign-off.
  */
 import type { SignOffRequest } from '../main/engine/workstation/types.ts';
 import { samApi } from './api/client.ts';
 import { useApp, type AppState } from './store/index.ts';
 import type { LoadedVolume } from './store/volumes.ts';
-import { compositeVoxels } from './views/composite.ts';
+import { compositeVoxels, isComposite } from './views/composite.ts';
 import { releaseImagesExcept } from './views/images.ts';
 import type { Vec3 } from './store/view.ts';
 
@@ -15,14 +16,16 @@ import type { Vec3 } from './store/view.ts';
 function releaseLater(): void {
   setTimeout(() => {
     const s = useApp.getState();
-    const keep = [s.fixed, s.moving, s.warped, s.composite, s.jacobian].filter((v): v is LoadedVolume => !!v);
+    const keep = [s.fixed, s.moving, s.warped, s.composite, s.jacobian, s.magnitude].filter(
+      (v): v is LoadedVolume => !!v,
+    );
     releaseImagesExcept(keep.map((v) => v.desc.id));
   }, 0);
 }
 
 function updateComposite(s: AppState): void {
   const { fixed, warped } = s;
-  if (s.compare === 'blend' || !fixed || !warped || fixed.voxels.length !== warped.voxels.length) {
+  if (!isComposite(s.compare) || !fixed || !warped || fixed.voxels.length !== warped.voxels.length) {
     if (s.composite) {
       s.setComposite(null);
       releaseLater();
@@ -41,13 +44,19 @@ function updateComposite(s: AppState): void {
 useApp.subscribe((s, p) => {
   if (s.fixed !== p.fixed || s.warped !== p.warped) {
     // a new result (or none): its readout, QA, overlay and sign-off no longer apply
-    if (s.readout || s.fieldQa || s.signOff) {
+    if (s.readout || s.fieldQa || s.signOff || s.magnitude) {
       s.setReadout(null);
       s.setFieldQa(null, null);
       s.setShowJacobian(false);
+      s.setMagnitude(null);
+      s.setShowMagnitude(false);
       s.setSignOff(null);
       releaseLater();
     }
+  }
+  if (s.summary !== p.summary && (s.refit || s.selectedPair !== null)) {
+    s.setRefit(null);
+    s.setSelectedPair(null);
   }
   if (s.fixed !== p.fixed || s.warped !== p.warped || s.compare !== p.compare || s.checkerSize !== p.checkerSize)
     updateComposite(useApp.getState());
@@ -82,7 +91,15 @@ export async function loadFieldQa(): Promise<void> {
       voxels,
       transfer: { bytes: voxels.byteLength, ms: performance.now() - t0 },
     };
+    const t1 = performance.now();
+    const mag = await samApi().fetchVoxels(qa.magnitudeMap.id);
+    const magnitude: LoadedVolume = {
+      desc: qa.magnitudeMap,
+      voxels: mag,
+      transfer: { bytes: mag.byteLength, ms: performance.now() - t1 },
+    };
     useApp.getState().setFieldQa(qa, jac);
+    useApp.getState().setMagnitude(magnitude);
   } catch (e) {
     useApp.getState().setError(`field QA: ${(e as Error).message}`);
   }

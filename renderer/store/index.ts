@@ -1,12 +1,13 @@
-/** The renderer's one zustand store, made of slices (volumes, view, registration, session). */
+/** The renderer's one zustand store, made of slices (volumes, view, registration, session, review, overlays). */
 import { create } from 'zustand';
+import { overlaysSlice, type OverlaysSlice } from './overlays.ts';
 import { registrationSlice, type RegistrationSlice } from './registration.ts';
 import { reviewSlice, type ReviewSlice } from './review.ts';
 import { sessionSlice, type SessionSlice } from './session.ts';
 import { viewSlice, type ViewSlice } from './view.ts';
 import { volumesSlice, type VolumesSlice } from './volumes.ts';
 
-export type AppState = VolumesSlice & ViewSlice & RegistrationSlice & SessionSlice & ReviewSlice;
+export type AppState = VolumesSlice & ViewSlice & RegistrationSlice & SessionSlice & ReviewSlice & OverlaysSlice;
 
 export const useApp = create<AppState>()((...a) => ({
   ...volumesSlice(...a),
@@ -14,4 +15,5 @@ export const useApp = create<AppState>()((...a) => ({
   ...registrationSlice(...a),
   ...sessionSlice(...a),
   ...reviewSlice(...a),
+  ...overlaysSlice(...a),
 }));
