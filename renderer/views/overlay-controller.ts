@@ -77,7 +77,9 @@ export class OverlayController {
   }
 
   draw(): void {
+    const t0 = performance.now();
     this.overlay.draw(this.scene(useApp.getState()));
+    this.overlay.drawn.ms = performance.now() - t0; // the scene too (the lens's slice pixels)
   }
 
   private scene(s: AppState): OverlayScene {

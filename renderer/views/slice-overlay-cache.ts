@@ -1,9 +1,9 @@
 /**
  * The deformation overlays (arrow glyphs, deformed grid lines) of the views' slices, fetched from
- * the engine (sliceOverlay) and kept per result, view, slice and spacing. At most one request per
- * view is in flight and requests start at most every MIN_INTERVAL_MS, so that scrolling through
- * slices asks for some of them on the way and the one it stops on at once; a view draws only the
- * overlay of the slice it shows (never a neighbour's).
+ * the engine (sliceOverlay) and kept per result, view, slice and spacing (the oldest dropped beyond
+ * MAX_ENTRIES). At most one request per view is in flight and requests start at most every
+ * MIN_INTERVAL_MS, so that scrolling through slices asks for some of them on the way and the one it
+ * stops on at once; a view draws only the overlay of the slice it shows (never a neighbour's).
  */
 import type { SliceOverlay } from '../../main/engine/workstation/types.ts';
 import { samApi } from '../api/client.ts';
@@ -77,9 +77,4 @@ function pump(view: ViewName): void {
       st.busy = false;
       pump(view);
     });
-}
-
-/** Forgets every overlay (a new result). */
-export function clearSliceOverlays(): void {
-  cache.clear();
 }

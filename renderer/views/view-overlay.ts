@@ -61,7 +61,7 @@ export interface Drawn {
   movingMarkers: number;
   /** Pair index -> CSS colour of its markers. */
   colors: Record<number, string>;
-  /** Time the draw took, ms. */
+  /** Time the draw took, ms (set by its caller, scene building included). */
   ms: number;
 }
 
@@ -101,7 +101,6 @@ export class ViewOverlay {
   }
 
   draw(scene: OverlayScene): void {
-    const t0 = performance.now();
     const c = this.canvas;
     const w = c.clientWidth;
     const h = c.clientHeight;
@@ -131,7 +130,6 @@ export class ViewOverlay {
     if (scene.field && scene.grid) drawn.lines = this.drawGrid(scene.field, w, h);
     if (scene.field && scene.glyphs) drawn.glyphs = this.drawGlyphs(scene.field, scene.glyphMaxMm, w, h);
     if (scene.pairs) this.drawPairs(scene.pairs, w, h, drawn);
-    drawn.ms = performance.now() - t0;
     this.drawn = drawn;
     const attrs = `${drawn.pairs} ${drawn.glyphs} ${drawn.lines} ${drawn.slice}`;
     if (attrs !== this.attrs) {

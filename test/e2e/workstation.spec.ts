@@ -355,8 +355,35 @@ test('chest DICOM: three oriented views, window/level, zoom, pan, scrolling at >
     `chest scrolling, checkerboard on: ${fpsChecker.fps.toFixed(1)} frames/s over ${fpsChecker.frames} frames (${fpsChecker.distinctSlices} slices), max gap ${fpsChecker.maxGapMs.toFixed(0)} ms`,
   );
   expect(fpsChecker.fps).toBeGreaterThanOrEqual(30);
+
+  // the spyglass (the lens draws the shown slice of the warped volume each frame) and the flicker at 4 Hz
+  await page.evaluate(() => window.__sam!.store.getState().setCompare('spyglass'));
+  const axBox = (await page.getByTestId('view-axial').boundingBox())!;
+  await page.mouse.move(axBox.x + axBox.width / 2, axBox.y + axBox.height / 2);
+  await page.waitForTimeout(100);
+  const fpsLens = await measureScroll();
+  metrics.chestScrollSpyglass = fpsLens;
+  await page.screenshot({ path: `${ART}/04c-chest-spyglass.png` });
   await page.evaluate(() => {
     const s = window.__sam!.store.getState();
+    s.setFlickerHz(4);
+    s.setCompare('flicker');
+  });
+  const fpsFlicker = await measureScroll();
+  metrics.chestScrollFlicker4Hz = fpsFlicker;
+  for (const [what, f] of [
+    ['spyglass', fpsLens],
+    ['flicker at 4 Hz', fpsFlicker],
+  ] as const)
+    console.log(
+      `chest scrolling, ${what}: ${f.fps.toFixed(1)} frames/s over ${f.frames} frames (${f.distinctSlices} slices), overlay draw ${f.overlayMs.toFixed(2)} ms a frame, max gap ${f.maxGapMs.toFixed(0)} ms`,
+    );
+  expect(fpsLens.fps).toBeGreaterThanOrEqual(30);
+  expect(fpsFlicker.fps).toBeGreaterThanOrEqual(30);
+  await page.mouse.move(5, 5);
+  await page.evaluate(() => {
+    const s = window.__sam!.store.getState();
+    s.setFlickerHz(1);
     s.setCompare('blend');
     s.setVolume('warped', null);
   });
