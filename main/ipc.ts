@@ -70,6 +70,7 @@ export function registerIpc(window: () => BrowserWindow | null, workstation: Wor
   handle('sam:refit-affine', ops.refitAffine);
   handle('sam:confidence', ops.confidence);
   handle('sam:track-point', ops.trackPoint);
+  handle('sam:slice-overlay', ops.sliceOverlay);
   handle('sam:save-session', ops.saveSession);
   handle('sam:open-session', ops.openSession);
 }

@@ -40,6 +40,7 @@ const api: SamApi = {
   },
   confidence: () => ipcRenderer.invoke('sam:confidence'),
   trackPoint: (point) => ipcRenderer.invoke('sam:track-point', point),
+  sliceOverlay: (req) => ipcRenderer.invoke('sam:slice-overlay', req),
   saveSession: (path, s) => ipcRenderer.invoke('sam:save-session', path, s),
   openSession: (path) => ipcRenderer.invoke('sam:open-session', path),
   onMenu(listener) {

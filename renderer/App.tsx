@@ -1,5 +1,6 @@
 /**
- * Application shell: open fixed and moving, three linked slice views, display controls,
+ * Application shell: open fixed and moving, display controls, three linked slice views with the
+ * review tools in a column at their right (readout, QA and sign-off, overlays, affine pairs),
  * registration with progress and cancel, export and sessions.
  */
 import { useEffect } from 'react';
@@ -15,6 +16,8 @@ import { ExportPanel } from './panels/ExportPanel.tsx';
 import { ReviewPanel } from './panels/ReviewPanel.tsx';
 import { PairsPanel } from './panels/PairsPanel.tsx';
 import { ConfidencePanel } from './panels/ConfidencePanel.tsx';
+import { OverlayPanel } from './panels/OverlayPanel.tsx';
+import './flicker.ts';
 
 export function App(): React.JSX.Element {
   const error = useApp((s) => s.error);
@@ -53,14 +56,19 @@ export function App(): React.JSX.Element {
       </header>
       <OpenPanel />
       <DisplayPanel />
-      <div className="views">
-        {VIEWS.map((v) => (
-          <SliceViewport key={v} name={v} />
-        ))}
+      <div className="workspace">
+        <div className="views">
+          {VIEWS.map((v) => (
+            <SliceViewport key={v} name={v} />
+          ))}
+        </div>
+        <aside className="side" data-testid="side-column">
+          <ReviewPanel />
+          <ConfidencePanel />
+          <OverlayPanel />
+          <PairsPanel />
+        </aside>
       </div>
-      <ReviewPanel />
-      <ConfidencePanel />
-      <PairsPanel />
       <RegisterPanel />
       <ExportPanel />
     </main>

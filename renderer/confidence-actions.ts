@@ -1,7 +1,7 @@
 /**
  * The review's SAM tools: the confidence map (asked of the engine, which embeds both images once per
  * result in its worker; progress shown; the map fetched as an int16 volume and its no-data value
- * moved next to the scale, slice-view.ts CONFIDENCE_HOLE) and point tracking (a double-click in
+ * moved next to the scale, color-maps.ts CONFIDENCE_HOLE) and point tracking (a double-click in
  * tracking mode sends the fixed point to the engine and keeps its match on the moving image).
  */
 import { CONFIDENCE_NO_DATA } from '../main/engine/workstation/register-protocol.ts';
@@ -9,7 +9,7 @@ import { samApi } from './api/client.ts';
 import { reviewable } from './review-actions.ts';
 import { useApp } from './store/index.ts';
 import type { Vec3 } from './store/view.ts';
-import { CONFIDENCE_HOLE } from './views/slice-view.ts';
+import { CONFIDENCE_HOLE } from './views/color-maps.ts';
 
 export async function computeConfidence(): Promise<void> {
   const s = useApp.getState();

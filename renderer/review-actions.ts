@@ -1,13 +1,14 @@
 /**
  * The review tools' actions: keeps the comparison composite (checkerboard / difference) in step
  * with the fixed and warped volumes, the mode and the tile size; asks the engine for the cursor
- * readout and the field QA (fetching the Jacobian map once); records the sign-off.
+ * readout and the field QA (fetching the Jacobian and displacement magnitude maps once); records the
+ * sign-off.
  */
 import type { SignOffRequest } from '../main/engine/workstation/types.ts';
 import { samApi } from './api/client.ts';
 import { heldVolumes, useApp, type AppState } from './store/index.ts';
 import type { LoadedVolume } from './store/volumes.ts';
-import { compositeVoxels } from './views/composite.ts';
+import { compositeVoxels, isComposite } from './views/composite.ts';
 import { releaseImagesExcept } from './views/images.ts';
 import type { Vec3 } from './store/view.ts';
 
@@ -20,7 +21,7 @@ export function releaseLater(): void {
 
 function updateComposite(s: AppState): void {
   const { fixed, warped } = s;
-  if (s.compare === 'blend' || !fixed || !warped || fixed.voxels.length !== warped.voxels.length) {
+  if (!isComposite(s.compare) || !fixed || !warped || fixed.voxels.length !== warped.voxels.length) {
     if (s.composite) {
       s.setComposite(null);
       releaseLater();
@@ -39,10 +40,20 @@ function updateComposite(s: AppState): void {
 useApp.subscribe((s, p) => {
   if (s.fixed !== p.fixed || s.warped !== p.warped) {
     // a new result (or none): its readout, QA, overlay and sign-off no longer apply
-    if (s.readout || s.fieldQa || s.signOff || s.confidence || s.confidenceStatus !== 'idle' || s.tracked) {
+    if (
+      s.readout ||
+      s.fieldQa ||
+      s.signOff ||
+      s.magnitude ||
+      s.confidence ||
+      s.confidenceStatus !== 'idle' ||
+      s.tracked
+    ) {
       s.setReadout(null);
       s.setFieldQa(null, null);
       s.setShowJacobian(false);
+      s.setMagnitude(null);
+      s.setShowMagnitude(false);
       s.setSignOff(null);
       s.setConfidence({
         confidence: null,
@@ -54,6 +65,10 @@ useApp.subscribe((s, p) => {
       s.setTrack({ tracked: null });
       releaseLater();
     }
+  }
+  if (s.summary !== p.summary && (s.refit || s.selectedPair !== null)) {
+    s.setRefit(null);
+    s.setSelectedPair(null);
   }
   if (s.fixed !== p.fixed || s.warped !== p.warped || s.compare !== p.compare || s.checkerSize !== p.checkerSize)
     updateComposite(useApp.getState());
@@ -88,7 +103,15 @@ export async function loadFieldQa(): Promise<void> {
       voxels,
       transfer: { bytes: voxels.byteLength, ms: performance.now() - t0 },
     };
+    const t1 = performance.now();
+    const mag = await samApi().fetchVoxels(qa.magnitudeMap.id);
+    const magnitude: LoadedVolume = {
+      desc: qa.magnitudeMap,
+      voxels: mag,
+      transfer: { bytes: mag.byteLength, ms: performance.now() - t1 },
+    };
     useApp.getState().setFieldQa(qa, jac);
+    useApp.getState().setMagnitude(magnitude);
   } catch (e) {
     useApp.getState().setError(`field QA: ${(e as Error).message}`);
   }

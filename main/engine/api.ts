@@ -51,6 +51,7 @@ export { reviewRegistration, type ReviewInputs, type ReviewOutput } from './revi
 export { readRegistrationResult, parsePairsCsv, type RegistrationResult } from './review/result-dir.ts';
 export { parseLabelNames } from './review/label-names.ts';
 export { slicePlane, type Orientation, type SlicePlane } from './review/slice-plane.ts';
+export { sliceOverlay, sliceThrough, type SliceOverlay, type OverlayGlyph } from './review/slice-overlay.ts';
 export { ReviewSession, openReviewSession, type OpenReviewOptions } from './review/session.ts';
 
 /** The workstation (desktop app and browser mode): loaded volumes, registration worker, export, sessions. */

@@ -10,6 +10,7 @@ import type {
   ReviewProgress,
   SessionFile,
   SignOffRequest,
+  SliceOverlayRequest,
 } from '../engine/workstation/types.ts';
 
 function str(v: unknown, name: string): string {
@@ -42,6 +43,16 @@ function point(v: unknown): [number, number, number] {
   if (!Array.isArray(v) || v.length !== 3 || !v.every((x) => typeof x === 'number' && Number.isFinite(x)))
     throw new InputError('point', 'expected [x, y, z] in mm');
   return [v[0], v[1], v[2]];
+}
+
+function sliceOverlayRequest(v: unknown): SliceOverlayRequest {
+  const r = v as SliceOverlayRequest;
+  if (!r || typeof r !== 'object') throw new InputError('slice overlay', 'expected a request object');
+  if (!['axial', 'coronal', 'sagittal'].includes(r.orientation))
+    throw new InputError('orientation', 'use axial, coronal or sagittal');
+  if (!Number.isInteger(r.every) || r.every < 1 || r.every > 512)
+    throw new InputError('every', 'an integer from 1 to 512 voxels');
+  return { orientation: r.orientation, point: point(r.point), every: r.every };
 }
 
 function indices(v: unknown): number[] {
@@ -81,6 +92,7 @@ export function operations(ws: Workstation, emit: Emit): Record<string, (...args
     refitAffine: (excluded) => ws.refitAffine(indices(excluded)),
     confidence: () => ws.confidence((p) => emit('review-progress', p)),
     trackPoint: (p) => ws.trackPoint(point(p), (q) => emit('review-progress', q)),
+    sliceOverlay: (req) => ws.sliceOverlay(sliceOverlayRequest(req)),
     saveSession: (path, s) => ws.saveSession(str(path, 'path'), s as SessionFile),
     openSession: (path) => ws.openSession(str(path, 'path')),
   };

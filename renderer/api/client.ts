@@ -18,6 +18,8 @@ import type {
   SessionFile,
   SignOffRequest,
   TrackedPointInfo,
+  SliceOverlay,
+  SliceOverlayRequest,
   VolumeDescriptor,
 } from '../../main/engine/workstation/types.ts';
 import { browserApi } from './socket-client.ts';
@@ -39,7 +41,7 @@ export interface SamApi {
   exportResult(dir: string, signOff?: SignOffRequest): Promise<ExportSummary>;
   /** Engine readout of the last registration at the fixed voxel nearest a world point (mm). */
   readout(point: [number, number, number]): Promise<CursorReadout>;
-  /** Jacobian / folding statistics of the last registration and its Jacobian map (a volume). */
+  /** Jacobian / folding statistics of the last registration, its Jacobian and |u| maps (volumes). */
   fieldQa(): Promise<FieldQa>;
   /** Refits the last registration's affine without these pairs (not applied to the warped image). */
   refitAffine(excluded: number[]): Promise<AffineRefit>;
@@ -49,6 +51,8 @@ export interface SamApi {
   confidence(): Promise<ConfidenceInfo>;
   /** A fixed point (mm) tracked into the moving image with SAM, and where the registration maps it. */
   trackPoint(point: [number, number, number]): Promise<TrackedPointInfo>;
+  /** Arrow glyphs and deformed grid lines of the last registration on a view's slice (world mm). */
+  sliceOverlay(req: SliceOverlayRequest): Promise<SliceOverlay>;
   saveSession(path: string, session: SessionFile): Promise<string>;
   openSession(path: string): Promise<SessionFile>;
   /** Desktop only: the application menu's actions (a path already chosen in a native dialog). */

@@ -77,6 +77,7 @@ export function browserApi(): SamApi {
     },
     confidence: () => call('confidence'),
     trackPoint: (point) => call('trackPoint', point),
+    sliceOverlay: (req) => call('sliceOverlay', req),
     saveSession: (path, s) => call('saveSession', path, s),
     openSession: (path) => call('openSession', path),
   };

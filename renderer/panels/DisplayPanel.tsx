@@ -1,6 +1,7 @@
 /**
  * Window/level presets and values, the overlay (moving or warped over fixed) with its opacity, and
- * the fixed/warped comparison mode (blend, checkerboard with its tile size, difference).
+ * the fixed/warped comparison mode (blend, checkerboard with its tile size, difference, flicker with
+ * its rate, spyglass with its lens radius).
  */
 import { useShallow } from 'zustand/react/shallow';
 import { useApp } from '../store/index.ts';
@@ -20,6 +21,10 @@ export function DisplayPanel(): React.JSX.Element {
     checkerSize,
     setCompare,
     setCheckerSize,
+    flickerHz,
+    setFlickerHz,
+    spyglassPx,
+    setSpyglassPx,
   } = useApp(
     useShallow((s) => ({
       window: s.window,
@@ -34,6 +39,10 @@ export function DisplayPanel(): React.JSX.Element {
       checkerSize: s.checkerSize,
       setCompare: s.setCompare,
       setCheckerSize: s.setCheckerSize,
+      flickerHz: s.flickerHz,
+      setFlickerHz: s.setFlickerHz,
+      spyglassPx: s.spyglassPx,
+      setSpyglassPx: s.setSpyglassPx,
     })),
   );
   return (
@@ -83,8 +92,39 @@ export function DisplayPanel(): React.JSX.Element {
           <option value="blend">blend</option>
           <option value="checker">checkerboard</option>
           <option value="difference">difference |fixed − warped|</option>
+          <option value="flicker">flicker fixed / warped</option>
+          <option value="spyglass">spyglass (warped in a lens)</option>
         </select>
       </label>
+      {compare === 'flicker' && (
+        <label>
+          rate{' '}
+          <input
+            data-testid="flicker-hz"
+            type="range"
+            min={0.5}
+            max={4}
+            step={0.5}
+            value={flickerHz}
+            onChange={(e) => setFlickerHz(Number(e.target.value))}
+          />{' '}
+          {flickerHz} Hz
+        </label>
+      )}
+      {compare === 'spyglass' && (
+        <label>
+          lens radius (px){' '}
+          <input
+            data-testid="spyglass-radius"
+            type="number"
+            min={10}
+            max={300}
+            value={spyglassPx}
+            onChange={(e) => setSpyglassPx(Number(e.target.value))}
+            style={{ width: '4em' }}
+          />
+        </label>
+      )}
       {compare === 'checker' && (
         <label>
           tile (voxels){' '}

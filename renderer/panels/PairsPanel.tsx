@@ -2,9 +2,11 @@
  * The affine stage's matched point pairs: a sortable residual table (click a header to sort, a row to
  * move the linked cursor to the pair's fixed point), a checkbox per pair to exclude it, and a refit of
  * the affine without the excluded pairs (the engine's review/refit.ts) with its RMS and residual
- * histogram. The refit is reported only: the warped image is not recomputed.
+ * histogram. The refit is reported only: the warped image is not recomputed; it goes to the store, so
+ * that the pair markers over the views take its residuals' colours. The selected pair (a row click or
+ * a marker click in a view) is highlighted and scrolled into sight.
  */
-import { useMemo, useState } from 'react';
+import { useEffect, useMemo, useRef, useState } from 'react';
 import type { AffinePair, AffineRefit } from '../../main/engine/workstation/types.ts';
 import { samApi } from '../api/client.ts';
 import { useApp } from '../store/index.ts';
@@ -46,8 +48,14 @@ function Histogram({ h }: { h: AffineRefit['histogram'] }): React.JSX.Element {
 function PairsTable({ pairs, rmsMm }: { pairs: AffinePair[]; rmsMm: number }): React.JSX.Element {
   const [sort, setSort] = useState<{ key: SortKey; desc: boolean }>({ key: 'residualMm', desc: true });
   const [excluded, setExcluded] = useState<Set<number>>(new Set());
-  const [refit, setRefit] = useState<AffineRefit | null>(null);
+  const refit = useApp((s) => s.refit);
+  const selected = useApp((s) => s.selectedPair);
   const [busy, setBusy] = useState(false);
+  const body = useRef<HTMLTableSectionElement>(null);
+  useEffect(() => {
+    if (selected === null) return;
+    body.current?.querySelector(`tr[data-index="${selected}"]`)?.scrollIntoView({ block: 'nearest' });
+  }, [selected]);
   const rows = useMemo(() => {
     const s = pairs.map((p) => {
       const r = refit?.residuals[p.index];
@@ -65,7 +73,7 @@ function PairsTable({ pairs, rmsMm }: { pairs: AffinePair[]; rmsMm: number }): R
   const doRefit = async () => {
     setBusy(true);
     try {
-      setRefit(await samApi().refitAffine([...excluded].sort((a, b) => a - b)));
+      useApp.getState().setRefit(await samApi().refitAffine([...excluded].sort((a, b) => a - b)));
       useApp.getState().setError(null);
     } catch (e) {
       useApp.getState().setError(`refit: ${(e as Error).message}`);
@@ -75,7 +83,7 @@ function PairsTable({ pairs, rmsMm }: { pairs: AffinePair[]; rmsMm: number }): R
   };
   return (
     <>
-      <div style={{ display: 'flex', gap: 6, alignItems: 'center', height: 40, flex: 'none' }}>
+      <div style={{ display: 'flex', flexWrap: 'wrap', gap: 6, alignItems: 'center', flex: 'none' }}>
         <span data-testid="pairs-rms" data-rms={rmsMm}>
           {pairs.length} affine pairs, registration's affine: RMS {rmsMm.toFixed(3)} mm
         </span>{' '}
@@ -106,14 +114,18 @@ function PairsTable({ pairs, rmsMm }: { pairs: AffinePair[]; rmsMm: number }): R
               ))}
             </tr>
           </thead>
-          <tbody>
+          <tbody ref={body}>
             {rows.map((p) => (
               <tr
                 key={p.index}
                 data-testid="pair-row"
                 data-index={p.index}
                 data-residual={p.residualMm}
-                onClick={() => useApp.getState().setCursor([...p.fixed])}
+                className={p.index === selected ? 'selected' : undefined}
+                onClick={() => {
+                  useApp.getState().setSelectedPair(p.index);
+                  useApp.getState().setCursor([...p.fixed]);
+                }}
               >
                 <td>
                   <input

@@ -1,6 +1,7 @@
 /**
  * The review panel: the engine's readout at the cursor (double-click a view), the deformation QA
- * (Jacobian min/max, folded %, displacement) with the Jacobian map overlay toggle, and the sign-off
+ * (Jacobian min/max, folded %, displacement) with the Jacobian and displacement magnitude (|u|) map
+ * overlay toggles (one at a time; legends in the overlay panel), and the sign-off
  * (approve / reject with a comment), written into the export's report.json / report.html.
  */
 import { useState } from 'react';
@@ -11,17 +12,20 @@ import { useApp } from '../store/index.ts';
 const f = (x: number | null | undefined, d = 1) => (x === null || x === undefined ? '–' : x.toFixed(d));
 
 export function ReviewPanel(): React.JSX.Element | null {
-  const { warped, readout, fieldQa, showJacobian, setShowJacobian, signed, live } = useApp(
-    useShallow((s) => ({
-      warped: s.warped,
-      readout: s.readout,
-      fieldQa: s.fieldQa,
-      showJacobian: s.showJacobian,
-      setShowJacobian: s.setShowJacobian,
-      signed: s.signOff,
-      live: reviewable(s),
-    })),
-  );
+  const { warped, readout, fieldQa, showJacobian, setShowJacobian, showMagnitude, setShowMagnitude, signed, live } =
+    useApp(
+      useShallow((s) => ({
+        warped: s.warped,
+        readout: s.readout,
+        fieldQa: s.fieldQa,
+        showJacobian: s.showJacobian,
+        setShowJacobian: s.setShowJacobian,
+        showMagnitude: s.showMagnitude,
+        setShowMagnitude: s.setShowMagnitude,
+        signed: s.signOff,
+        live: reviewable(s),
+      })),
+    );
   const [comment, setComment] = useState('');
   const [reviewer, setReviewer] = useState('');
   if (!warped) return null;
@@ -52,9 +56,25 @@ export function ReviewPanel(): React.JSX.Element | null {
           type="checkbox"
           disabled={!fieldQa}
           checked={showJacobian}
-          onChange={(e) => setShowJacobian(e.target.checked)}
+          onChange={(e) => {
+            setShowJacobian(e.target.checked);
+            if (e.target.checked) setShowMagnitude(false);
+          }}
         />{' '}
         Jacobian map
+      </label>
+      <label title="the displacement magnitude |u| map (the engine sends |u| x 10 as int16, 0.1 mm steps)">
+        <input
+          data-testid="overlay-magnitude"
+          type="checkbox"
+          disabled={!fieldQa}
+          checked={showMagnitude}
+          onChange={(e) => {
+            setShowMagnitude(e.target.checked);
+            if (e.target.checked) setShowJacobian(false);
+          }}
+        />{' '}
+        |u| map
       </label>
       <label>
         reviewer{' '}

@@ -3,15 +3,19 @@
  * (zustand subscribe; a view renders only when its slice, layers or display changed), and maps the
  * mouse: wheel = scroll slices (Ctrl+wheel = zoom), left drag = window/level, right drag = zoom,
  * middle or Shift+left drag = pan, double-click = move the linked cursor there (and ask the engine for
- * the readout, and in tracking mode track the point into the moving image).
+ * the readout, and in tracking mode track the point into the moving image), left click on an affine
+ * pair's marker = move the cursor to the pair. The review overlays are drawn over the view by an
+ * OverlayController (overlay-controller.ts).
  */
 import { useEffect, useRef, useState } from 'react';
 import { trackAt } from '../confidence-actions.ts';
 import { readoutAt } from '../review-actions.ts';
 import { useApp, type AppState } from '../store/index.ts';
 import { imageOf } from './images.ts';
-import { liveViews } from './registry.ts';
-import { SliceView } from './slice-view.ts';
+import { magnitudeScaleMm } from './color-maps.ts';
+import { OverlayController } from './overlay-controller.ts';
+import { liveOverlays, liveViews } from './registry.ts';
+import { SliceView, type OverlayColors } from './slice-view.ts';
 import { CAMERA, indexToWorld, stepCursor, VIEWS, worldToIndex, type ViewName } from './view-geometry.ts';
 
 /** The base layer: the comparison composite when one is on, else the fixed volume. */
@@ -19,12 +23,27 @@ function baseOf(s: AppState): AppState['fixed'] {
   return s.composite ?? s.fixed;
 }
 
-/** The overlay layer: the confidence or Jacobian map when toggled on, else moving/warped (none over a composite). */
+/**
+ * The overlay layer: the confidence, Jacobian or |u| map when toggled on, else moving/warped (none over a
+ * composite or under the spyglass, which draws the warped slice itself; the warped one in flicker).
+ */
 function overlayOf(s: AppState): AppState['fixed'] {
   if (s.showConfidence && s.confidenceMap) return s.confidenceMap;
   if (s.showJacobian && s.jacobian) return s.jacobian;
-  if (s.composite || s.overlay === 'none') return null;
+  if (s.showMagnitude && s.magnitude) return s.magnitude;
+  if (s.composite || s.compare === 'spyglass') return null;
+  if (s.compare === 'flicker') return s.warped;
+  if (s.overlay === 'none') return null;
   return s[s.overlay];
+}
+
+/** The overlay layer's colours and opacity: flicker shows the warped image in grey, opaque or not at all. */
+function overlayLook(s: AppState): { colors: OverlayColors; opacity: number } {
+  if (s.showConfidence && s.confidenceMap) return { colors: 'confidence', opacity: s.opacity };
+  if (s.showJacobian && s.jacobian) return { colors: 'jacobian', opacity: s.opacity };
+  if (s.showMagnitude && s.magnitude) return { colors: 'magnitude', opacity: s.opacity };
+  if (s.compare === 'flicker') return { colors: 'grey', opacity: s.flickerWarped ? 1 : 0 };
+  return { colors: 'orange', opacity: s.opacity };
 }
 
 /**
@@ -47,12 +66,12 @@ function sync(view: SliceView, s: AppState, prev: AppState | null): false | 'lig
     dirty = true;
   }
   const baseColors = s.composite && s.compare === 'difference' ? 'difference' : 'grey';
-  const overColors =
-    s.showConfidence && s.confidenceMap ? 'confidence' : s.showJacobian && s.jacobian ? 'jacobian' : 'orange';
-  if (view.setColors(baseColors, overColors)) dirty = true;
+  const look = overlayLook(s);
+  if (view.setMagnitudeRange(magnitudeScaleMm(s.fieldQa?.displacementMm.max))) dirty = true;
   if (s.confidence && view.setConfidenceThreshold(s.confidence.summary.threshold)) dirty = true;
-  if (!prev || s.window !== prev.window || s.level !== prev.level || s.opacity !== prev.opacity) {
-    view.setWindowLevel(s.window, s.level, s.opacity);
+  if (view.setColors(baseColors, look.colors)) dirty = true;
+  if (!prev || s.window !== prev.window || s.level !== prev.level || look.opacity !== overlayLook(prev).opacity) {
+    view.setWindowLevel(s.window, s.level, look.opacity);
     dirty = true;
   }
   if (!prev || s.cursor !== prev.cursor) dirty = view.setCursor(s.cursor) || dirty;
@@ -75,12 +94,14 @@ export function SliceViewport({ name }: { name: ViewName }): React.JSX.Element {
     const view = new SliceView(el, name);
     liveViews.set(name, view);
     const show = () => setLabel(view.sliceCount ? `${view.slice + 1}/${view.sliceCount}` : '');
+    const overlay = new OverlayController(el, view, name);
+    liveOverlays.set(name, overlay.overlay);
     sync(view, useApp.getState(), null);
     // the crosshair: the linked cursor, where the other two views' planes cross this one
     let crossAt = '';
     let crossTimer: ReturnType<typeof setTimeout> | undefined;
     let lastCrossEvent = 0;
-    view.onRender = () => {
+    const cross = () => {
       const s = useApp.getState();
       const [fx, fy] = view.project(s.cursor);
       const visible = !!s.fixed;
@@ -90,6 +111,10 @@ export function SliceViewport({ name }: { name: ViewName }): React.JSX.Element {
       crossV.current!.style.left = `${(fx * 100).toFixed(2)}%`;
       crossH.current!.style.top = `${(fy * 100).toFixed(2)}%`;
       crossV.current!.style.display = crossH.current!.style.display = visible ? 'block' : 'none';
+    };
+    view.onRender = () => {
+      cross();
+      overlay.draw();
     };
     view.render();
     show();
@@ -104,8 +129,8 @@ export function SliceViewport({ name }: { name: ViewName }): React.JSX.Element {
         // another view scrolls, once scrolling pauses, so that view keeps the frames to itself
         clearTimeout(crossTimer);
         const now = performance.now();
-        if (now - lastCrossEvent > 150) view.onRender?.();
-        else crossTimer = setTimeout(() => view.onRender?.(), 150);
+        if (now - lastCrossEvent > 150) cross();
+        else crossTimer = setTimeout(cross, 150);
         lastCrossEvent = now;
       } else if (change === 'heavy')
         afterFrames(VIEWS.indexOf(name), () => {
@@ -129,6 +154,7 @@ export function SliceViewport({ name }: { name: ViewName }): React.JSX.Element {
       s.setCursor(stepCursor(s.fixed.desc, name, s.cursor, e.deltaY > 0 ? 1 : -1));
     };
     const onDown = (e: PointerEvent) => {
+      if (e.button === 0 && !e.shiftKey && overlay.pickPair(e)) return;
       const s = useApp.getState();
       drag = { x: e.clientX, y: e.clientY, button: e.button, shift: e.shiftKey, w: s.window, l: s.level };
       el.setPointerCapture(e.pointerId);
@@ -185,6 +211,8 @@ export function SliceViewport({ name }: { name: ViewName }): React.JSX.Element {
       el.removeEventListener('contextmenu', noMenu);
       clearTimeout(crossTimer);
       view.onRender = null;
+      overlay.dispose();
+      liveOverlays.delete(name);
       liveViews.delete(name);
       view.delete();
     };

@@ -6,7 +6,12 @@
  * views then scroll through it like any volume. Pure functions (no DOM, no vtk.js).
  */
 
-export type CompareMode = 'blend' | 'checker' | 'difference';
+/** blend, flicker and spyglass show the two volumes themselves; checker and difference a composite. */
+export type CompareMode = 'blend' | 'checker' | 'difference' | 'flicker' | 'spyglass';
+
+export function isComposite(mode: CompareMode): mode is 'checker' | 'difference' {
+  return mode === 'checker' || mode === 'difference';
+}
 
 export function checkerboardVoxels(
   fixed: Int16Array,
@@ -41,7 +46,7 @@ export function differenceVoxels(fixed: Int16Array, warped: Int16Array): Int16Ar
   return out;
 }
 
-/** The composite for a mode, or null for 'blend' (the views blend the two layers themselves). */
+/** The composite for a mode, or null for the others (the views show the two layers themselves). */
 export function compositeVoxels(
   mode: CompareMode,
   fixed: Int16Array,
@@ -49,6 +54,6 @@ export function compositeVoxels(
   size: readonly [number, number, number],
   tile: number,
 ): Int16Array | null {
-  if (mode === 'blend' || fixed.length !== warped.length) return null;
+  if (!isComposite(mode) || fixed.length !== warped.length) return null;
   return mode === 'checker' ? checkerboardVoxels(fixed, warped, size, tile) : differenceVoxels(fixed, warped);
 }

@@ -1,7 +1,8 @@
 /**
  * One vtk.js slice view (axial, coronal or sagittal): a render window on a container, a base layer
  * (the fixed volume, grey, window/level) and an overlay layer (moving or warped, orange, blended by
- * opacity; or the Jacobian map in its own colours). In the difference comparison mode the base layer
+ * opacity; grey in the flicker comparison, hidden at opacity 0; or the Jacobian or displacement
+ * magnitude map in its own colours, color-maps.ts). In the difference comparison mode the base layer
  * shows |fixed - warped| in a heat colour map. Every vtk object of a view is created in the constructor and deleted in delete().
  * Rendering happens only when something changed (no render loop). While the user scrolls, zooms or
  * pans, the view renders at half resolution (a quarter of the pixels, as VTK's interactive update
@@ -19,42 +20,25 @@ import vtkPiecewiseFunction from '@kitware/vtk.js/Common/DataModel/PiecewiseFunc
 import type vtkImageData from '@kitware/vtk.js/Common/DataModel/ImageData';
 import type { VolumeDescriptor } from '../../main/engine/workstation/types.ts';
 import type { Vec3 } from '../store/view.ts';
+import {
+  confidenceOpacityStops,
+  confidenceStops,
+  DIFFERENCE_STOPS,
+  JACOBIAN_STOPS,
+  magnitudeStops,
+  type Stop,
+} from './color-maps.ts';
 import { CAMERA, centreOf, indexAxisAlong, sliceFor, type ViewName } from './view-geometry.ts';
 
 const INTERACTIVE_SCALE = 0.5;
 const STILL_AFTER_MS = 200;
 
 export type BaseColors = 'grey' | 'difference';
-export type OverlayColors = 'orange' | 'jacobian' | 'confidence';
+export type OverlayColors = 'orange' | 'grey' | 'jacobian' | 'magnitude' | 'confidence';
 
-/**
- * The confidence overlay's scale (SAM similarity x1000; the renderer's copy holds CONFIDENCE_HOLE
- * where the engine had no data): similarity below the threshold opaque red to yellow (likely
- * misregistered), at or above it a faint green, holes transparent. Holes sit ABOVE the scale, so the
- * linear interpolation between a hole and its neighbours passes through transparent or faint values
- * and never paints a false red fringe along the field-of-view border.
- */
-export const CONFIDENCE_HOLE = 1100;
-export function confidenceScale(threshold: number): { colors: number[][]; opacity: number[][] } {
-  const t = Math.round(threshold * 1000);
-  return {
-    colors: [
-      [-1000, 0.5, 0, 0],
-      [0, 0.9, 0, 0],
-      [t - 1, 1, 0.85, 0],
-      [t, 0, 0.8, 0.3],
-      [1000, 0, 0.8, 0.3],
-      [CONFIDENCE_HOLE, 0, 0, 0],
-    ],
-    opacity: [
-      [-1000, 0.9],
-      [t - 1, 0.9],
-      [t, 0.12],
-      [1000, 0.12],
-      [1001, 0],
-      [CONFIDENCE_HOLE, 0],
-    ],
-  };
+function setStops(f: vtkColorTransferFunction, stops: readonly Stop[]): void {
+  f.removeAllPoints();
+  for (const [x, r, g, b] of stops) f.addRGBPoint(x, r, g, b);
 }
 
 interface Layer {
@@ -74,6 +58,8 @@ export class SliceView {
   private readonly confidenceColors = vtkColorTransferFunction.newInstance();
   private readonly confidenceOpacity = vtkPiecewiseFunction.newInstance();
   private confidenceThreshold = NaN;
+  private readonly magnitudeColors = vtkColorTransferFunction.newInstance();
+  private magnitudeMaxMm = 0;
   private baseKind: BaseColors = 'grey';
   private overlayKind: OverlayColors = 'orange';
   private readonly base: Layer;
@@ -104,24 +90,9 @@ export class SliceView {
     this.base = this.layer();
     this.overlay = this.layer();
     this.overlay.actor.getProperty().setRGBTransferFunction(0, this.overlayColors);
-    // |fixed - warped| in HU: black (equal) through red and orange to white (>= 1000 HU)
-    for (const [x, r, g, b] of [
-      [0, 0, 0, 0],
-      [100, 0.5, 0, 0],
-      [300, 1, 0.4, 0],
-      [600, 1, 0.9, 0.2],
-      [1000, 1, 1, 1],
-    ])
-      this.differenceColors.addRGBPoint(x, r, g, b);
-    // Jacobian determinant x1000: folded (<= 0) magenta, compression blue, 1 grey, expansion red
-    for (const [x, r, g, b] of [
-      [0, 1, 0, 1],
-      [500, 0, 0.3, 1],
-      [1000, 0.5, 0.5, 0.5],
-      [1500, 1, 0.2, 0],
-      [2000, 1, 1, 0],
-    ])
-      this.jacobianColors.addRGBPoint(x, r, g, b);
+    setStops(this.differenceColors, DIFFERENCE_STOPS);
+    setStops(this.jacobianColors, JACOBIAN_STOPS);
+    this.setMagnitudeRange(10);
     this.setConfidenceThreshold(0.6);
     this.renderer.getActiveCamera().setParallelProjection(true);
     this.resizeObserver = new ResizeObserver(() => this.resize());
@@ -170,8 +141,14 @@ export class SliceView {
     l.image = image;
     l.desc = desc;
     if (image) l.mapper.setInputData(image);
-    l.actor.setVisibility(!!image);
+    this.updateVisibility();
     return true;
+  }
+
+  /** The base layer shows when it has an image; the overlay also needs an opacity above 0. */
+  private updateVisibility(): void {
+    this.base.actor.setVisibility(!!this.base.image);
+    this.overlay.actor.setVisibility(!!this.overlay.image && this.opacity > 0);
   }
 
   /** keepCamera: the same grid shown differently (a comparison composite): zoom and pan stay. */
@@ -193,11 +170,9 @@ export class SliceView {
   setConfidenceThreshold(threshold: number): boolean {
     if (threshold === this.confidenceThreshold) return false;
     this.confidenceThreshold = threshold;
-    const { colors, opacity } = confidenceScale(threshold);
-    this.confidenceColors.removeAllPoints();
-    for (const [x, r, g, b] of colors) this.confidenceColors.addRGBPoint(x, r, g, b);
+    setStops(this.confidenceColors, confidenceStops(threshold));
     this.confidenceOpacity.removeAllPoints();
-    for (const [x, a] of opacity) this.confidenceOpacity.addPoint(x, a);
+    for (const [x, a] of confidenceOpacityStops(threshold)) this.confidenceOpacity.addPoint(x, a);
     return true;
   }
 
@@ -207,6 +182,14 @@ export class SliceView {
     this.baseKind = base;
     this.overlayKind = overlay;
     this.setWindowLevel(this.window, this.level, this.opacity);
+    return true;
+  }
+
+  /** The displacement magnitude map's colour scale: 0..maxMm (the map holds |u| x 10). */
+  setMagnitudeRange(maxMm: number): boolean {
+    if (maxMm === this.magnitudeMaxMm || !(maxMm > 0)) return false;
+    this.magnitudeMaxMm = maxMm;
+    setStops(this.magnitudeColors, magnitudeStops(maxMm));
     return true;
   }
 
@@ -235,17 +218,20 @@ export class SliceView {
     this.overlayColors.addRGBPoint(lo, 0, 0, 0);
     this.overlayColors.addRGBPoint(hi, 1, 0.6, 0.1);
     const o = this.overlay.actor.getProperty();
-    o.setRGBTransferFunction(
-      0,
-      this.overlayKind === 'jacobian'
-        ? this.jacobianColors
-        : this.overlayKind === 'confidence'
-          ? this.confidenceColors
-          : this.overlayColors,
-    );
+    const lut = {
+      orange: this.overlayColors,
+      grey: null,
+      jacobian: this.jacobianColors,
+      magnitude: this.magnitudeColors,
+      confidence: this.confidenceColors,
+    };
+    o.setRGBTransferFunction(0, lut[this.overlayKind]);
     o.setPiecewiseFunction(0, this.overlayKind === 'confidence' ? this.confidenceOpacity : null);
-    o.setUseLookupTableScalarRange(true);
+    o.setUseLookupTableScalarRange(this.overlayKind !== 'grey');
+    o.setColorWindow(window);
+    o.setColorLevel(level);
     o.setOpacity(opacity);
+    this.updateVisibility();
   }
 
   /** Multiplies the zoom (>1 = closer) and moves the view by screen-fraction offsets. */
@@ -364,6 +350,7 @@ export class SliceView {
     this.jacobianColors.delete();
     this.confidenceColors.delete();
     this.confidenceOpacity.delete();
+    this.magnitudeColors.delete();
     this.glWindow.setContainer(null as unknown as HTMLElement);
     this.glWindow.delete();
     this.renderer.delete();

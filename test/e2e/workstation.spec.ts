@@ -6,13 +6,26 @@
  * volume's geometry with the fixed one; the review tools on the registered pair (comparison modes,
  * the engine's readout and field QA checked against the engine run here on the exported files,
  * the Jacobian overlay, the sign-off in the session and in the exported report.json; the affine pairs'
- * residual table, cursor jump and refit checked against the engine's refitAffine here). Screenshots and figures go to test-results/e2e/.
+ * residual table, cursor jump and refit checked against the engine's refitAffine here); the review
+ * overlays (flicker, spyglass, the |u| map, arrow glyphs, deformed grid lines and the affine pairs'
+ * markers, their counts and colours checked against the engine and the colour maps here, a marker click
+ * moving the cursor, scrolling with the overlays on). Screenshots and figures go to test-results/e2e/.
  */
 import { expect, test, type Page } from '@playwright/test';
 import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fieldStatistics, readVolume, refitAffine, voxelReadout } from '../../main/engine/api.ts';
-import type { AffinePair } from '../../main/engine/workstation/types.ts';
+import {
+  arrowGlyphs,
+  deformedGridLines,
+  fieldStatistics,
+  readVolume,
+  refitAffine,
+  voxelReadout,
+} from '../../main/engine/api.ts';
+import type { AffinePair, AffineRefit, VolumeDescriptor } from '../../main/engine/workstation/types.ts';
+import { colorAt, cssColor, magnitudeScaleMm, residualStops } from '../../renderer/views/color-maps.ts';
+import { pairResidualScaleMm, pairsInSlab } from '../../renderer/views/overlay-geometry.ts';
+import { CAMERA, centreOf, indexToWorld, sliceFor, type ViewName } from '../../renderer/views/view-geometry.ts';
 import { hasChromium } from './chromium.ts';
 import { DATA, startServer, type RunningServer } from './web-server.ts';
 
@@ -41,6 +54,18 @@ async function stats(view: string): Promise<Stats> {
     const s = window.__sam!;
     return s.stats(s.views.get(v as 'axial')!)!;
   }, view);
+}
+
+async function allStats(): Promise<Record<string, Stats>> {
+  const out: Record<string, Stats> = {};
+  for (const v of VIEWS) out[v] = await stats(v);
+  return out;
+}
+
+/** Checksums of the three views equal those of an earlier picture. */
+async function expectSamePictures(label: string, before: Record<string, Stats>): Promise<void> {
+  const now = await allStats();
+  for (const v of VIEWS) expect(now[v].checksum, `${label}: ${v} view differs`).toBe(before[v].checksum);
 }
 
 async function expectContent(label: string): Promise<Record<string, Stats>> {
@@ -125,6 +150,10 @@ interface Scroll {
   fps: number;
   distinctSlices: number;
   maxGapMs: number;
+  /** Frames after which the axial view's overlay held arrow glyphs of its slice. */
+  glyphFrames: number;
+  /** Mean time of the axial view's last overlay draw per frame, ms. */
+  overlayMs: number;
 }
 
 /** Scrolling speed: one wheel event per animation frame, through the real handler, over 200 frames. */
@@ -141,6 +170,9 @@ async function measureScroll(): Promise<Scroll> {
         let last = 0;
         let maxGap = 0;
         let warm = 10;
+        let glyphFrames = 0;
+        let overlayMs = 0;
+        const overlay = window.__sam!.overlays.get('axial');
         const step = (t: number) => {
           if (warm > 0) {
             warm--;
@@ -155,6 +187,8 @@ async function measureScroll(): Promise<Scroll> {
           if (view.slice <= 0) dir = 1;
           el.dispatchEvent(new WheelEvent('wheel', { deltaY: 100 * dir, bubbles: true, cancelable: true }));
           seen.add(view.slice);
+          if (overlay?.drawn.glyphs) glyphFrames++;
+          overlayMs += overlay?.drawn.ms ?? 0;
           frames++;
           if (frames <= 200) requestAnimationFrame(step);
           else
@@ -164,6 +198,8 @@ async function measureScroll(): Promise<Scroll> {
               fps: (frames - 1) / ((t - t0) / 1000),
               distinctSlices: seen.size,
               maxGapMs: maxGap,
+              glyphFrames,
+              overlayMs: overlayMs / frames,
             });
         };
         requestAnimationFrame(step);
@@ -319,8 +355,35 @@ test('chest DICOM: three oriented views, window/level, zoom, pan, scrolling at >
     `chest scrolling, checkerboard on: ${fpsChecker.fps.toFixed(1)} frames/s over ${fpsChecker.frames} frames (${fpsChecker.distinctSlices} slices), max gap ${fpsChecker.maxGapMs.toFixed(0)} ms`,
   );
   expect(fpsChecker.fps).toBeGreaterThanOrEqual(30);
+
+  // the spyglass (the lens draws the shown slice of the warped volume each frame) and the flicker at 4 Hz
+  await page.evaluate(() => window.__sam!.store.getState().setCompare('spyglass'));
+  const axBox = (await page.getByTestId('view-axial').boundingBox())!;
+  await page.mouse.move(axBox.x + axBox.width / 2, axBox.y + axBox.height / 2);
+  await page.waitForTimeout(100);
+  const fpsLens = await measureScroll();
+  metrics.chestScrollSpyglass = fpsLens;
+  await page.screenshot({ path: `${ART}/04c-chest-spyglass.png` });
   await page.evaluate(() => {
     const s = window.__sam!.store.getState();
+    s.setFlickerHz(4);
+    s.setCompare('flicker');
+  });
+  const fpsFlicker = await measureScroll();
+  metrics.chestScrollFlicker4Hz = fpsFlicker;
+  for (const [what, f] of [
+    ['spyglass', fpsLens],
+    ['flicker at 4 Hz', fpsFlicker],
+  ] as const)
+    console.log(
+      `chest scrolling, ${what}: ${f.fps.toFixed(1)} frames/s over ${f.frames} frames (${f.distinctSlices} slices), overlay draw ${f.overlayMs.toFixed(2)} ms a frame, max gap ${f.maxGapMs.toFixed(0)} ms`,
+    );
+  expect(fpsLens.fps).toBeGreaterThanOrEqual(30);
+  expect(fpsFlicker.fps).toBeGreaterThanOrEqual(30);
+  await page.mouse.move(5, 5);
+  await page.evaluate(() => {
+    const s = window.__sam!.store.getState();
+    s.setFlickerHz(1);
     s.setCompare('blend');
     s.setVolume('warped', null);
   });
@@ -491,6 +554,256 @@ test('affine pairs: residual table sorted, row click moves the cursor, exclude a
   await page.screenshot({ path: `${ART}/15-affine-pairs-refit.png` });
 });
 
+/** Stats of a view (optionally a region) taken when the flicker shows the fixed (false) or warped (true) image. */
+async function flickerStats(warped: boolean, view: string, region?: Region): Promise<Stats & { grey?: number[] }> {
+  return page.evaluate(
+    ({ warped, view, region }) =>
+      new Promise<Stats & { grey?: number[] }>((resolve) => {
+        const s = window.__sam!;
+        const check = () =>
+          s.store.getState().flickerWarped === warped
+            ? resolve(s.stats(s.views.get(view as 'axial')!, region)!)
+            : setTimeout(check, 10);
+        check();
+      }),
+    { warped, view, region },
+  );
+}
+
+interface Region {
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+}
+
+const meanAbsDiff = (a: number[], b: number[]) => a.reduce((t, x, i) => t + Math.abs(x - b[i]), 0) / a.length;
+
+test('review overlays: flicker, spyglass, |u| map, glyphs, deformed grid, pair markers, scrolling with them', async () => {
+  // the field the overlays show: exported here and read by the engine in this process
+  await page.getByTestId('export-dir').fill('overlay-field');
+  await page.getByTestId('export').click();
+  await expect(page.getByTestId('export-result')).toHaveAttribute('title', /overlay-field/, { timeout: 60_000 });
+  const field = await readVolume(join(server.work, 'overlay-field/displacement.nii.gz'));
+  const fixedDesc: VolumeDescriptor = JSON.parse((await page.getByTestId('info-fixed').getAttribute('data-desc'))!);
+  // the cursor at the volume's centre: lung in all three views
+  await page.evaluate((c) => window.__sam!.store.getState().setCursor(c), centreOf(fixedDesc));
+
+  await page.getByTestId('compare-mode').selectOption('blend');
+  await page.getByTestId('overlay').selectOption('none');
+  const fixedOnly = await allStats();
+  await page.getByTestId('overlay').selectOption('warped');
+  await page.waitForTimeout(100);
+  const base = await allStats();
+
+  // flicker: every view alternates between the fixed picture and the warped one, at the rate chosen
+  await page.getByTestId('compare-mode').selectOption('flicker');
+  await page.getByTestId('flicker-hz').fill('2');
+  await expect(page.getByTestId('flicker-hz')).toHaveValue('2');
+  const switches = await page.evaluate(
+    () =>
+      new Promise<number>((resolve) => {
+        let n = 0;
+        const unsub = window.__sam!.store.subscribe((s, p) => void (s.flickerWarped !== p.flickerWarped && n++));
+        setTimeout(() => (unsub(), resolve(n)), 2000);
+      }),
+  );
+  // 2 Hz = 4 switches a second (each picture 250 ms)
+  expect(switches).toBeGreaterThanOrEqual(6);
+  expect(switches).toBeLessThanOrEqual(10);
+  const flickerWarped: Record<string, Stats> = {};
+  for (const v of VIEWS) {
+    const f = await flickerStats(false, v);
+    expect(f.checksum, `${v}: the fixed phase shows the fixed image alone`).toBe(fixedOnly[v].checksum);
+    flickerWarped[v] = await flickerStats(true, v);
+    expect(flickerWarped[v].checksum, `${v}: the warped phase differs`).not.toBe(fixedOnly[v].checksum);
+    expect(flickerWarped[v].std).toBeGreaterThan(5);
+  }
+  await page.screenshot({ path: `${ART}/16-compare-flicker.png` });
+  metrics.flicker = { hz: 2, switchesIn2s: switches };
+
+  // the spyglass: the warped slice in a lens around the mouse; the rest is the fixed image
+  const centre: Region = { x: 0.45, y: 0.45, w: 0.1, h: 0.1 };
+  const warpedCentre = await flickerStats(true, 'axial', centre);
+  const fixedCentre = await flickerStats(false, 'axial', centre);
+  await page.getByTestId('compare-mode').selectOption('spyglass');
+  await page.mouse.move(5, 5); // outside the views: no lens
+  await page.waitForTimeout(100);
+  expect((await stats('axial')).checksum).toBe(fixedOnly.axial.checksum);
+  const ax = (await page.getByTestId('view-axial').boundingBox())!;
+  await page.mouse.move(ax.x + ax.width / 2, ax.y + ax.height / 2);
+  await page.waitForTimeout(100);
+  const lens = await page.evaluate((r) => window.__sam!.stats(window.__sam!.views.get('axial')!, r)!, centre);
+  const lensVsWarped = meanAbsDiff(lens.grey!, warpedCentre.grey!);
+  const fixedVsWarped = meanAbsDiff(fixedCentre.grey!, warpedCentre.grey!);
+  console.log(
+    `spyglass: lens vs warped ${lensVsWarped.toFixed(2)}, fixed vs warped ${fixedVsWarped.toFixed(2)} grey levels`,
+  );
+  expect(lensVsWarped).toBeLessThan(4);
+  expect(lensVsWarped).toBeLessThan(Math.max(1, fixedVsWarped / 2));
+  const withLens = await stats('axial');
+  expect(withLens.checksum).not.toBe(fixedOnly.axial.checksum);
+  await page.screenshot({ path: `${ART}/17-compare-spyglass.png` });
+  await page.getByTestId('spyglass-radius').fill('120');
+  await page.waitForTimeout(100);
+  expect((await stats('axial')).checksum).not.toBe(withLens.checksum);
+  metrics.spyglass = { lensVsWarped, fixedVsWarped };
+  await page.getByTestId('compare-mode').selectOption('blend');
+  await page.mouse.move(5, 5);
+  await page.waitForTimeout(100);
+  await expectSamePictures('flicker and spyglass off', base);
+
+  // the displacement magnitude map: |u| x 10 of the exported field, its own colours and legend
+  await page.getByTestId('overlay-magnitude').check();
+  await page.waitForTimeout(100);
+  const mag = await allStats();
+  for (const v of VIEWS) expect(mag[v].checksum).not.toBe(base[v].checksum);
+  const legend = page.getByTestId('legend-magnitude');
+  await expect(legend).toBeVisible();
+  const n = field.data.length / 3;
+  const sample = Array.from({ length: 50 }, (_, i) => Math.floor((i * n) / 50));
+  const ui = await page.evaluate((idx) => idx.map((i) => window.__sam!.store.getState().magnitude!.voxels[i]), sample);
+  sample.forEach((v, i) => {
+    const u = Math.hypot(field.data[3 * v], field.data[3 * v + 1], field.data[3 * v + 2]);
+    expect(Math.abs(ui[i] - u * 10)).toBeLessThanOrEqual(0.5 + 1e-3);
+  });
+  const maxMm = await page.evaluate(() => window.__sam!.store.getState().fieldQa!.displacementMm.max);
+  await expect(legend).toHaveAttribute('data-range', `0 ${magnitudeScaleMm(maxMm)}`);
+  await page.screenshot({ path: `${ART}/18-magnitude-map.png` });
+  // one map at a time: the Jacobian map replaces it
+  await page.getByTestId('overlay-jacobian').check();
+  await expect(page.getByTestId('overlay-magnitude')).not.toBeChecked();
+  await page.getByTestId('overlay-jacobian').uncheck();
+  await page.waitForTimeout(100);
+  await expectSamePictures('|u| map off', base);
+
+  // arrow glyphs and deformed grid lines: as many as the engine makes for the view's slice and spacing
+  await page.getByTestId('overlay-glyphs').check();
+  await page.getByTestId('overlay-grid').check();
+  for (const v of VIEWS) await expect(page.getByTestId(`overlay-${v}`)).toHaveAttribute('data-glyphs', /^[1-9]/);
+  const fieldCounts: Record<string, unknown> = {};
+  for (const v of VIEWS) {
+    const d = await page.evaluate((name) => window.__sam!.overlays.get(name as 'axial')!.drawn, v);
+    const label = (await page.getByTestId(`slice-${v}`).textContent())!;
+    expect(d.slice).toBe(Number(label.split('/')[0]) - 1);
+    const glyphs = arrowGlyphs(field, { orientation: v, slice: d.slice!, every: d.every! }).glyphs.length;
+    const lines = deformedGridLines(field, { orientation: v, slice: d.slice!, every: d.every! }).lines.length;
+    expect(d.glyphs).toBe(glyphs);
+    expect(d.lines).toBe(lines);
+    await expect(page.getByTestId(`overlay-${v}`)).toHaveAttribute('data-glyphs', String(glyphs));
+    fieldCounts[v] = { slice: d.slice, every: d.every, glyphs, lines };
+  }
+  metrics.fieldOverlays = fieldCounts;
+  const withField = await allStats();
+  for (const v of VIEWS) expect(withField[v].checksum).not.toBe(base[v].checksum);
+  await page.screenshot({ path: `${ART}/19-glyphs-and-grid.png` });
+  // a wider spacing on screen: fewer glyphs
+  const before = Number(await page.getByTestId('overlay-axial').getAttribute('data-glyphs'));
+  await page.getByTestId('overlay-spacing').fill('60');
+  await expect
+    .poll(async () => Number(await page.getByTestId('overlay-axial').getAttribute('data-glyphs')))
+    .toBeLessThan(before);
+  await page.getByTestId('overlay-spacing').fill('28');
+  await page.getByTestId('overlay-glyphs').uncheck();
+  await page.getByTestId('overlay-grid').uncheck();
+  await page.waitForTimeout(100);
+  await expectSamePictures('glyphs and grid off', base);
+
+  // the affine pairs of the shown slab, coloured by the (refit) residual
+  const pairs: AffinePair[] = await page.evaluate(() => window.__sam!.store.getState().summary!.pairs!);
+  const gridMm: number = await page.evaluate(() => window.__sam!.store.getState().summary!.gridMm!);
+  const expectedPairs = async () => {
+    const cursor = await page.evaluate(() => window.__sam!.store.getState().cursor);
+    const refit: AffineRefit | null = await page.evaluate(() => window.__sam!.store.getState().refit);
+    const scale = pairResidualScaleMm(pairs);
+    const out: Record<string, { index: number; fixedIn: boolean; color: string }[]> = {};
+    for (const v of VIEWS) {
+      const { axis, slice } = sliceFor(fixedDesc, v as ViewName, cursor);
+      const ijk: [number, number, number] = [0, 0, 0];
+      ijk[axis] = slice;
+      const normal = CAMERA[v as ViewName].normalAxis;
+      out[v] = pairsInSlab(pairs, normal, indexToWorld(fixedDesc, ijk)[normal], gridMm / 2).map((p) => ({
+        index: p.pair.index,
+        fixedIn: p.fixedIn,
+        color: cssColor(colorAt(residualStops(scale), refit?.residuals[p.pair.index].residualMm ?? p.pair.residualMm)),
+      }));
+    }
+    return out;
+  };
+  const checkPairs = async () => {
+    const want = await expectedPairs();
+    for (const v of VIEWS) {
+      const d = await page.evaluate((name) => window.__sam!.overlays.get(name as 'axial')!.drawn, v);
+      expect(d.pairs, `${v}: pairs drawn`).toBe(want[v].length);
+      for (const p of want[v]) expect(d.colors[p.index], `${v}: colour of pair ${p.index}`).toBe(p.color);
+    }
+    return want;
+  };
+  await page.getByTestId('overlay-pairs').check();
+  await expect(page.getByTestId('legend-residual')).toBeVisible();
+  await page.waitForTimeout(100);
+  const want = await checkPairs();
+  expect(want.axial.length).toBeGreaterThan(0);
+  const withPairs = await allStats();
+  expect(withPairs.axial.checksum).not.toBe(base.axial.checksum);
+  await page.screenshot({ path: `${ART}/20-pair-markers.png` });
+  await page.getByTestId('overlay-pairs').uncheck();
+  await page.waitForTimeout(100);
+  await expectSamePictures('pairs off', base);
+  await page.getByTestId('overlay-pairs').check();
+
+  // a click on a fixed marker in the axial view moves the linked cursor to the pair's fixed point
+  // (one whose fixed marker has no other pair's marker within 8 px)
+  const markers = await page.evaluate(() => window.__sam!.overlays.get('axial')!.markers);
+  let pair: AffinePair | undefined;
+  let at: [number, number] = [0, 0];
+  for (const p of want.axial.filter((q) => q.fixedIn)) {
+    const cand = pairs.find((q) => q.index === p.index)!;
+    const [fx, fy] = await page.evaluate((x) => window.__sam!.views.get('axial')!.project(x), cand.fixed);
+    const xy: [number, number] = [fx * ax.width, fy * ax.height];
+    const alone = markers.every((m) => m.index === p.index || Math.hypot(m.at[0] - xy[0], m.at[1] - xy[1]) >= 8);
+    if (alone && fx > 0.02 && fx < 0.98 && fy > 0.02 && fy < 0.98) {
+      pair = cand;
+      at = xy;
+      break;
+    }
+  }
+  expect(pair, 'a pair marker to click').toBeDefined();
+  await page.mouse.click(ax.x + at[0], ax.y + at[1]);
+  await expect.poll(() => page.evaluate(() => window.__sam!.store.getState().cursor)).toEqual(pair!.fixed);
+  expect(await page.evaluate(() => window.__sam!.store.getState().selectedPair)).toBe(pair!.index);
+  await expect(page.locator(`[data-testid=pair-row][data-index="${pair!.index}"]`)).toHaveClass(/selected/);
+  await page.waitForTimeout(300);
+  await checkPairs(); // the slab around the pair now
+
+  // refit without three more pairs: the markers take the new residuals' colours
+  const rows = page.getByTestId('pair-row');
+  for (let i = 3; i < 6; i++) await rows.nth(i).getByTestId('exclude').check({ timeout: 10_000 });
+  const oldRms = await page.getByTestId('refit-result').getAttribute('data-rms');
+  await page.getByTestId('refit').click();
+  await expect(page.getByTestId('refit-result')).not.toHaveAttribute('data-rms', oldRms!, { timeout: 10_000 });
+  await page.waitForTimeout(100);
+  await checkPairs();
+  await page.screenshot({ path: `${ART}/21-pair-markers-after-refit.png` });
+
+  // scrolling the pair's axial slices with glyphs, grid and pairs on
+  await page.getByTestId('overlay-glyphs').check();
+  await page.getByTestId('overlay-grid').check();
+  await page.waitForTimeout(300);
+  const scroll = await measureScroll();
+  metrics.pairScrollOverlays = scroll;
+  await page.waitForTimeout(400);
+  console.log(
+    `pair scrolling, glyphs + grid + pairs on: ${scroll.fps.toFixed(1)} frames/s over ${scroll.frames} frames (${scroll.distinctSlices} slices, ` +
+      `glyphs drawn after ${scroll.glyphFrames} frames, overlay draw ${scroll.overlayMs.toFixed(2)} ms a frame), max gap ${scroll.maxGapMs.toFixed(0)} ms`,
+  );
+  expect(scroll.fps).toBeGreaterThanOrEqual(30);
+  await page.screenshot({ path: `${ART}/22-overlays-after-scroll.png` });
+  await page.getByTestId('overlay-glyphs').uncheck();
+  await page.getByTestId('overlay-grid').uncheck();
+  await page.getByTestId('overlay-pairs').uncheck();
+});
+
 test('export (never outside the work folder), session saved, reloaded, reopened, geometry compared', async () => {
   await page.getByTestId('export-dir').fill(join(DATA, 'elastix'));
   await page.getByTestId('export').click();
@@ -498,7 +811,8 @@ test('export (never outside the work folder), session saved, reloaded, reopened,
   await page.getByTestId('export-dir').fill('export1');
   await page.getByTestId('export').click();
   // the cascade's 7 files, and the review report with the sign-off
-  await expect(page.getByTestId('export-result')).toContainText('9 files in', { timeout: 60_000 });
+  await expect(page.getByTestId('export-result')).toHaveAttribute('title', /export1/, { timeout: 60_000 });
+  await expect(page.getByTestId('export-result')).toContainText('9 files in');
   const files = (await page.getByTestId('export-result').getAttribute('title'))!.split('\n');
   for (const f of [
     'warped.nii.gz',

@@ -77,6 +77,12 @@ test('web server: token, host, origin, operations, binary voxels', async () => {
     }[];
     assert.equal(series.length, 1);
     assert.equal(series[0].slices, 141);
+    // the slice overlay's arguments are checked before the workstation sees them
+    const overlay = (req: unknown) => call(c, 'sliceOverlay', req).then((r) => String(r.error?.message));
+    assert.match(await overlay({ orientation: 'oblique', point: [0, 0, 0], every: 4 }), /orientation/);
+    assert.match(await overlay({ orientation: 'axial', point: [0, 0], every: 4 }), /point/);
+    assert.match(await overlay({ orientation: 'axial', point: [0, 0, 0], every: 0.5 }), /every/);
+    assert.match(await overlay({ orientation: 'axial', point: [0, 0, 0], every: 4 }), /run a registration first/);
     c.close();
   } finally {
     await s.close();

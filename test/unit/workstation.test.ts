@@ -50,6 +50,19 @@ test('workstation: register in a worker with progress, export, reopen geometry, 
     assert.equal(qa.jacobian.foldedPercent, 0);
     const jm = ws.voxels(qa.jacobianMap.id);
     assert.equal(jm[n], Math.round(ro.jacobian * 1000));
+    // the displacement magnitude map: |u| x 10 at the same voxel
+    const mm = ws.voxels(qa.magnitudeMap.id);
+    assert.deepEqual(qa.magnitudeMap.size, f.size);
+    assert.equal(mm[n], Math.round(Math.hypot(...ro.displacement) * 10));
+    assert.equal(r.gridMm, 40);
+    // the slice overlay through the readout's voxel: on its axial slice, glyphs every 8 voxels
+    const so = ws.sliceOverlay({ orientation: 'axial', point: ro.point, every: 8 });
+    assert.equal(so.slice, ro.index[2]);
+    assert.equal(so.glyphs.length, Math.ceil((57 - 4) / 8) * Math.ceil((78 - 4) / 8));
+    const lines = (n: number) => Math.ceil(n / 8) + ((n - 1) % 8 ? 1 : 0); // every 8th and the last
+    assert.equal(so.lines.length, lines(57) + lines(78));
+    for (const g of so.glyphs) assert.ok(Math.abs(g.position[2] - ro.point[2]) < 1e-3);
+    assert.throws(() => ws.sliceOverlay({ orientation: 'axial', point: ro.point, every: 0 }), /every/);
     assert.throws(() => ws.readout([NaN, 0, 0]), /finite/);
     // the affine pairs in the summary; a refit without none of them gives the registration's RMS back
     assert.ok(r.pairs && r.pairs.length > 4 && r.pairs.every((p, i) => p.index === i));

@@ -7,6 +7,8 @@ import type { JacobianSummary } from '../review/field-stats.ts';
 import type { QaFlag } from '../review/qa-flags.ts';
 import type { TrackedPoint } from '../review/track-point.ts';
 
+export type { OverlayGlyph, SliceOverlay } from '../review/slice-overlay.ts';
+
 /** What the renderer needs to place and display a volume; the voxels travel separately (int16). */
 export interface VolumeDescriptor {
   id: string;
@@ -69,6 +71,8 @@ export interface RegisterSummary {
   affineRmsMm?: number;
   /** The SAM-coarse stage's kept pairs (when it ran), residuals after its smooth fit. */
   coarsePairs?: CoarsePairInfo[];
+  /** Grid spacing of the matched points of this run, mm (the request's gridMm). */
+  gridMm?: number;
 }
 
 /** One kept point pair of the SAM-coarse stage (engine: register/sam-coarse.ts CoarsePair). */
@@ -162,6 +166,18 @@ export interface FieldQa {
   displacementMm: { mean: number; max: number };
   /** The Jacobian determinant map x1000 as an int16 volume on the fixed grid (fetch its voxels). */
   jacobianMap: VolumeDescriptor;
+  /** The displacement magnitude |u| in tenths of a mm (|u| x 10) as an int16 volume on the fixed grid. */
+  magnitudeMap: VolumeDescriptor;
+}
+
+/**
+ * What sliceOverlay asks for: the slice of a view through a world point, glyphs and grid lines every
+ * `every` voxels; the answer (SliceOverlay, engine: review/slice-overlay.ts) is in world LPS mm.
+ */
+export interface SliceOverlayRequest {
+  orientation: 'axial' | 'coronal' | 'sagittal';
+  point: [number, number, number];
+  every: number;
 }
 
 /** The reviewer's decision, stored in the session and written into the export's report. */

@@ -15,6 +15,7 @@ import { fieldStatistics, jacobianSummary, type FieldStatistics } from '../revie
 import { qaFlags } from '../review/qa-flags.ts';
 import { voxelReadout } from '../review/readout.ts';
 import { refitAffine } from '../review/refit.ts';
+import { sliceOverlay, type SliceOverlay } from '../review/slice-overlay.ts';
 import { makeSignOff, writeReviewReport } from '../review/report.ts';
 import { reviewRegistration } from '../review/review.ts';
 import { makeVolume } from '../volume/volume.ts';
@@ -44,6 +45,7 @@ import type {
   SeriesChoice,
   SessionFile,
   TrackedPointInfo,
+  SliceOverlayRequest,
   VolumeDescriptor,
 } from './types.ts';
 
@@ -119,6 +121,7 @@ export class Workstation {
     /** The confidence map's computation (started once per result; see confidence()). */
     confidence?: Promise<StoredConfidence>;
     confidenceDone?: StoredConfidence;
+    magnitudeId?: string;
   } | null = null;
   /** Review requests in flight in the worker, by job number. */
   private reviewJobs = new Map<number, (m: ReviewMessage) => void>();
@@ -241,6 +244,7 @@ export class Workstation {
       warped.description = `${moving.descriptor.description ?? 'moving'} registered to fixed`;
       if (this.result?.jacobianId) this.volumes.delete(this.result.jacobianId);
       if (this.result?.confidenceDone) this.volumes.delete(this.result.confidenceDone.info.map.id);
+      if (this.result?.magnitudeId) this.volumes.delete(this.result.magnitudeId);
       this.result = { fixedId: req.fixedId, movingId: req.movingId, result, warpedId: warped.id };
       return {
         warped,
@@ -250,6 +254,7 @@ export class Workstation {
         pairs: affinePairs(result),
         affineRmsMm: result.affine.stats.rmsMm,
         coarsePairs: coarsePairs(result),
+        gridMm: req.gridMm,
       };
     } finally {
       this.job = null;
@@ -418,29 +423,44 @@ export class Workstation {
   }
 
   /**
-   * Jacobian / folding and displacement statistics of the last result's field (computed once), and
-   * the Jacobian map x1000 as an int16 volume the renderer fetches like any other.
+   * Jacobian / folding and displacement statistics of the last result's field (computed once), the
+   * Jacobian map x1000 and the displacement magnitude map |u| x 10 (tenths of a mm) as int16 volumes
+   * on the fixed grid the renderer fetches like any other.
    */
   fieldQa(): FieldQa {
     const r = this.lastResult('field QA');
     const j = this.stats(r).jacobian;
-    if (!r.jacobianId) {
-      const det = j.det.data;
-      const data = new Int16Array(det.length);
-      for (let n = 0; n < det.length; n++) {
-        const x = Math.round(det[n] * 1000);
-        data[n] = x > 32767 ? 32767 : x < -32768 ? -32768 : Number.isNaN(x) ? 0 : x;
-      }
-      const map = makeVolume({ ...j.det, data, meta: { description: 'Jacobian determinant x1000' } });
-      const d = this.add(this.get(r.fixedId).descriptor.path, map);
-      d.description = 'Jacobian determinant x1000';
-      r.jacobianId = d.id;
-    }
+    const fixedPath = this.get(r.fixedId).descriptor.path;
+    r.jacobianId ??= this.addInt16Map(fixedPath, j.det, 1000, 'Jacobian determinant x1000');
+    r.magnitudeId ??= this.addInt16Map(fixedPath, this.stats(r).magnitude, 10, 'displacement magnitude (mm x 10)');
     return {
       jacobian: jacobianSummary(j),
       displacementMm: { mean: this.stats(r).magnitudeStats.mean, max: this.stats(r).magnitudeStats.max },
       jacobianMap: this.get(r.jacobianId).descriptor,
+      magnitudeMap: this.get(r.magnitudeId).descriptor,
     };
+  }
+
+  /** A float map as an int16 volume (value x factor, rounded and clamped; NaN 0), added as a volume. */
+  private addInt16Map(path: string, map: Volume, factor: number, description: string): string {
+    const src = map.data;
+    const data = new Int16Array(src.length);
+    for (let n = 0; n < src.length; n++) {
+      const x = Math.round(src[n] * factor);
+      data[n] = x > 32767 ? 32767 : x < -32768 ? -32768 : Number.isNaN(x) ? 0 : x;
+    }
+    const d = this.add(path, makeVolume({ ...map, data, meta: { description } }));
+    d.description = description;
+    return d.id;
+  }
+
+  /**
+   * The arrow glyphs and deformed grid lines of the last result's field on the slice of an
+   * orientation through a world point, every `every` voxels (world LPS mm).
+   */
+  sliceOverlay(req: SliceOverlayRequest): SliceOverlay {
+    const r = this.lastResult('slice overlay');
+    return sliceOverlay(r.result.field, req.orientation, req.point, req.every);
   }
 
   /**
