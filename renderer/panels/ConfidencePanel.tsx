@@ -36,7 +36,11 @@ export function ConfidencePanel(): React.JSX.Element | null {
   const flags = c ? c.flags : s.fieldQa ? qaFlags(null, s.fieldQa.jacobian) : null;
   const worstOctant = c?.summary.octants.reduce((a, b) => (b.percentBelow > a.percentBelow ? b : a));
   const t = s.tracked;
+  // shows the image itself: the map overlays (which take the overlay layer) are turned off
   const goTo = (p: Vec3, overlay: 'moving' | 'warped') => {
+    app.setConfidence({ showConfidence: false });
+    app.setShowJacobian(false);
+    app.setShowMagnitude(false);
     app.setOverlay(overlay);
     app.setCursor(p);
   };

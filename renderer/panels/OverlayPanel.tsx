@@ -16,6 +16,9 @@ export function OverlayPanel(): React.JSX.Element | null {
   const s = useApp(
     useShallow((a) => ({
       pairs: a.summary?.pairs,
+      coarse: a.summary?.coarsePairs,
+      showCoarse: a.showCoarsePairs,
+      setShowCoarse: a.setShowCoarsePairs,
       gridMm: a.summary?.gridMm,
       live: reviewable(a),
       warped: a.warped,
@@ -46,6 +49,16 @@ export function OverlayPanel(): React.JSX.Element | null {
           onChange={(e) => s.setShowPairs(e.target.checked)}
         />{' '}
         affine pairs (±{((s.gridMm ?? 24) / 2).toFixed(0)} mm slab)
+      </label>
+      <label>
+        <input
+          data-testid="overlay-coarse-pairs"
+          type="checkbox"
+          disabled={!s.coarse?.length}
+          checked={s.showCoarse}
+          onChange={(e) => s.setShowCoarse(e.target.checked)}
+        />{' '}
+        coarse pairs{s.coarse?.length ? ` (${s.coarse.length})` : ''}
       </label>
       <label>
         <input

@@ -17,6 +17,8 @@ export interface OverlaysSlice {
   /** Spyglass lens radius, screen px. */
   spyglassPx: number;
   showPairs: boolean;
+  /** The SAM-coarse stage's kept pairs (squares; the coarse stage's slab is a quarter of the grid). */
+  showCoarsePairs: boolean;
   showGlyphs: boolean;
   showGrid: boolean;
   /** Wanted spacing of glyphs and grid lines on screen, px. */
@@ -30,6 +32,7 @@ export interface OverlaysSlice {
   setFlickerWarped(on: boolean): void;
   setSpyglassPx(px: number): void;
   setShowPairs(on: boolean): void;
+  setShowCoarsePairs(on: boolean): void;
   setShowGlyphs(on: boolean): void;
   setShowGrid(on: boolean): void;
   setGlyphSpacingPx(px: number): void;
@@ -47,6 +50,7 @@ export const overlaysSlice: StateCreator<AppState, [], [], OverlaysSlice> = (set
   flickerWarped: false,
   spyglassPx: 60,
   showPairs: false,
+  showCoarsePairs: false,
   showGlyphs: false,
   showGrid: false,
   glyphSpacingPx: 28,
@@ -58,6 +62,7 @@ export const overlaysSlice: StateCreator<AppState, [], [], OverlaysSlice> = (set
   setFlickerWarped: (flickerWarped) => set({ flickerWarped }),
   setSpyglassPx: (px) => set({ spyglassPx: Math.round(clamp(px, 10, 300, 60)) }),
   setShowPairs: (showPairs) => set({ showPairs }),
+  setShowCoarsePairs: (showCoarsePairs) => set({ showCoarsePairs }),
   setShowGlyphs: (showGlyphs) => set({ showGlyphs }),
   setShowGrid: (showGrid) => set({ showGrid }),
   setGlyphSpacingPx: (px) => set({ glyphSpacingPx: Math.round(clamp(px, 8, 200, 28)) }),

@@ -1,14 +1,14 @@
 /**
  * Keeps one view's 2-D overlay (view-overlay.ts) in step with the store: builds its scene (the
- * spyglass lens under the mouse, the field overlay of the shown slice, the affine pairs of the shown
- * slab), asks the engine for the slice's glyphs and grid lines when they are on (slice-overlay-cache.ts),
+ * spyglass lens under the mouse, the field overlay of the shown slice, the affine and coarse pairs of
+ * the shown slab, the tracked point), asks the engine for the slice's glyphs and grid lines when they are on (slice-overlay-cache.ts),
  * redraws after each render of the view and, once per animation frame at most, when only the overlays
  * changed; a left click on a pair marker moves the linked cursor to the pair's fixed point and selects
  * the pair (its row in the pairs table).
  */
 import { reviewable } from '../review-actions.ts';
 import { useApp, type AppState } from '../store/index.ts';
-import { magnitudeScaleMm } from './color-maps.ts';
+import { magnitudeScaleMm, residualScaleMm } from './color-maps.ts';
 import { glyphEvery, pairResidualScaleMm } from './overlay-geometry.ts';
 import { cachedSliceOverlay, requestSliceOverlay } from './slice-overlay-cache.ts';
 import { sliceGreyPixels, type SlicePixels } from './slice-pixels.ts';
@@ -21,6 +21,8 @@ const WATCHED: (keyof AppState)[] = [
   'compare',
   'spyglassPx',
   'showPairs',
+  'showCoarsePairs',
+  'tracked',
   'showGlyphs',
   'showGrid',
   'glyphSpacingPx',
@@ -40,6 +42,7 @@ export class OverlayController {
   private lensKey = '';
   private lensImage: { canvas: HTMLCanvasElement; pixels: SlicePixels } | null = null;
   private scaleFor: { pairs: unknown; mm: number } = { pairs: null, mm: 1 };
+  private coarseScaleFor: { pairs: unknown; mm: number } = { pairs: null, mm: 1 };
   private readonly unsub: () => void;
 
   constructor(
@@ -92,7 +95,32 @@ export class OverlayController {
       grid: s.showGrid,
       glyphMaxMm: magnitudeScaleMm(s.fieldQa?.displacementMm.max),
       pairs: s.showPairs ? this.pairs(s) : null,
+      coarse: s.showCoarsePairs ? this.coarse(s) : null,
+      tracked: s.tracked && s.fixed ? { tracked: s.tracked, ...this.slab(s, this.halfVoxelMm(s)) } : null,
     };
+  }
+
+  /** World coordinate of the shown slice along the view's normal, with a half width (mm). */
+  private slab(s: AppState, halfSlabMm: number): { slabCentreMm: number; halfSlabMm: number } {
+    const desc = s.fixed!.desc;
+    const { axis, slice } = sliceFor(desc, this.name, s.cursor);
+    const ijk: [number, number, number] = [0, 0, 0];
+    ijk[axis] = slice;
+    return { slabCentreMm: indexToWorld(desc, ijk)[CAMERA[this.name].normalAxis], halfSlabMm };
+  }
+
+  /** Half a fixed voxel along the view's normal, at least 1.5 mm (a tracked point shows on its own slice). */
+  private halfVoxelMm(s: AppState): number {
+    const desc = s.fixed!.desc;
+    return Math.max(1.5, desc.spacing[indexAxisAlong(desc, CAMERA[this.name].normalAxis)] / 2);
+  }
+
+  private coarse(s: AppState): OverlayScene['coarse'] {
+    const pairs = s.summary?.coarsePairs;
+    if (!pairs?.length || !s.fixed) return null;
+    if (this.coarseScaleFor.pairs !== pairs)
+      this.coarseScaleFor = { pairs, mm: residualScaleMm(pairs.map((p) => p.residualMm)) };
+    return { pairs, scaleMm: this.coarseScaleFor.mm, ...this.slab(s, (s.summary?.gridMm ?? 24) / 4) };
   }
 
   /** The field overlay of the shown slice: from the cache, else asked for (drawn when it arrives). */
@@ -117,17 +145,11 @@ export class OverlayController {
     if (!pairs?.length || !s.fixed) return null;
     if (this.scaleFor.pairs !== pairs) this.scaleFor = { pairs, mm: pairResidualScaleMm(pairs) };
     const refit = s.refit;
-    const normal = CAMERA[this.name].normalAxis;
-    const desc = s.fixed.desc;
-    const { axis, slice } = sliceFor(desc, this.name, s.cursor);
-    const ijk: [number, number, number] = [0, 0, 0];
-    ijk[axis] = slice;
     return {
       pairs,
       residualOf: (p) => refit?.residuals[p.index]?.residualMm ?? p.residualMm,
       scaleMm: this.scaleFor.mm,
-      slabCentreMm: indexToWorld(desc, ijk)[normal],
-      halfSlabMm: (s.summary?.gridMm ?? 24) / 2,
+      ...this.slab(s, (s.summary?.gridMm ?? 24) / 2),
       selected: s.selectedPair,
     };
   }

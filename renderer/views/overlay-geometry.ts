@@ -9,8 +9,14 @@ import { niceFloor, residualScaleMm } from './color-maps.ts';
 
 type Vec3 = readonly [number, number, number];
 
-export interface PairInSlab {
-  pair: AffinePair;
+/** Any matched pair (affine or coarse): a fixed and a moving point, world mm. */
+export interface PointPair {
+  fixed: readonly number[];
+  moving: readonly number[];
+}
+
+export interface PairInSlab<P extends PointPair = AffinePair> {
+  pair: P;
   fixedIn: boolean;
   movingIn: boolean;
 }
@@ -19,13 +25,13 @@ export interface PairInSlab {
  * The pairs with their fixed or their moving point within `halfMm` of `centreMm` along world axis
  * `axis` (0 x, 1 y, 2 z), in the order given.
  */
-export function pairsInSlab(
-  pairs: readonly AffinePair[],
+export function pairsInSlab<P extends PointPair>(
+  pairs: readonly P[],
   axis: 0 | 1 | 2,
   centreMm: number,
   halfMm: number,
-): PairInSlab[] {
-  const out: PairInSlab[] = [];
+): PairInSlab<P>[] {
+  const out: PairInSlab<P>[] = [];
   for (const pair of pairs) {
     const fixedIn = Math.abs(pair.fixed[axis] - centreMm) <= halfMm;
     const movingIn = Math.abs(pair.moving[axis] - centreMm) <= halfMm;

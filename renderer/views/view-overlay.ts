@@ -4,10 +4,17 @@
  * draws, bottom to top: the spyglass lens (the warped slice inside a circle around the mouse), the
  * deformed grid lines, the arrow glyphs (true to scale in mm, coloured by |u|, with a scale bar) and
  * the affine pairs of the shown slab (fixed point a filled disc, moving point a ring, joined by a
- * line, coloured by residual; the selected pair ringed in white). It remembers what it drew (counts,
+ * line, coloured by residual; the selected pair ringed in white), the SAM-coarse pairs (squares), and a
+ * tracked point (fixed +, SAM match ring, registration's mapping x). It remembers what it drew (counts,
  * pair markers and colours) for clicks and the UI tests.
  */
-import type { AffinePair, SliceOverlay, VolumeDescriptor } from '../../main/engine/workstation/types.ts';
+import type {
+  AffinePair,
+  CoarsePairInfo,
+  SliceOverlay,
+  TrackedPointInfo,
+  VolumeDescriptor,
+} from '../../main/engine/workstation/types.ts';
 import { colorAt, cssColor, magnitudeStops, residualStops } from './color-maps.ts';
 import { hitMarker, pairsInSlab, plus, scaleBar, type Marker } from './overlay-geometry.ts';
 import type { SliceView } from './slice-view.ts';
@@ -26,6 +33,21 @@ export interface PairsScene {
   slabCentreMm: number;
   halfSlabMm: number;
   selected: number | null;
+}
+
+/** The SAM-coarse stage's kept pairs (not clickable: they are not refitted). */
+export interface CoarsePairsScene {
+  pairs: readonly CoarsePairInfo[];
+  scaleMm: number;
+  slabCentreMm: number;
+  halfSlabMm: number;
+}
+
+/** A tracked point: the clicked fixed point, its SAM match, and where the registration maps it. */
+export interface TrackedScene {
+  tracked: TrackedPointInfo;
+  slabCentreMm: number;
+  halfSlabMm: number;
 }
 
 export interface LensScene {
@@ -48,6 +70,8 @@ export interface OverlayScene {
   /** |u| colour scale end for the glyphs, mm. */
   glyphMaxMm: number;
   pairs: PairsScene | null;
+  coarse: CoarsePairsScene | null;
+  tracked: TrackedScene | null;
 }
 
 export interface Drawn {
@@ -59,6 +83,10 @@ export interface Drawn {
   pairs: number;
   fixedMarkers: number;
   movingMarkers: number;
+  /** SAM-coarse pairs in the slab. */
+  coarsePairs: number;
+  /** Tracking markers drawn (fixed point, SAM match, registration's mapping: those in the slab). */
+  trackMarkers: string[];
   /** Pair index -> CSS colour of its markers. */
   colors: Record<number, string>;
   /** Time the draw took, ms (set by its caller, scene building included). */
@@ -81,6 +109,8 @@ export class ViewOverlay {
     pairs: 0,
     fixedMarkers: 0,
     movingMarkers: 0,
+    coarsePairs: 0,
+    trackMarkers: [],
     colors: {},
     ms: 0,
   };
@@ -122,6 +152,8 @@ export class ViewOverlay {
       pairs: 0,
       fixedMarkers: 0,
       movingMarkers: 0,
+      coarsePairs: 0,
+      trackMarkers: [],
       colors: {},
       ms: 0,
     };
@@ -129,15 +161,19 @@ export class ViewOverlay {
     if (scene.lens) this.drawLens(scene.lens, w, h, dpr);
     if (scene.field && scene.grid) drawn.lines = this.drawGrid(scene.field, w, h);
     if (scene.field && scene.glyphs) drawn.glyphs = this.drawGlyphs(scene.field, scene.glyphMaxMm, w, h);
+    if (scene.coarse) drawn.coarsePairs = this.drawCoarsePairs(scene.coarse, w, h);
     if (scene.pairs) this.drawPairs(scene.pairs, w, h, drawn);
+    if (scene.tracked) drawn.trackMarkers = this.drawTracked(scene.tracked, w, h);
     this.drawn = drawn;
-    const attrs = `${drawn.pairs} ${drawn.glyphs} ${drawn.lines} ${drawn.slice}`;
+    const attrs = `${drawn.pairs} ${drawn.glyphs} ${drawn.lines} ${drawn.slice} ${drawn.coarsePairs} ${drawn.trackMarkers.join(',')}`;
     if (attrs !== this.attrs) {
       this.attrs = attrs;
       c.dataset.pairs = String(drawn.pairs);
       c.dataset.glyphs = String(drawn.glyphs);
       c.dataset.lines = String(drawn.lines);
       c.dataset.slice = String(drawn.slice ?? '');
+      c.dataset.coarsePairs = String(drawn.coarsePairs);
+      c.dataset.track = drawn.trackMarkers.join(',');
     }
   }
 
@@ -308,6 +344,93 @@ export class ViewOverlay {
       g.stroke();
     }
     drawn.pairs = shown.length;
+  }
+
+  /** Coarse pairs: fixed point a filled square, moving point an open square, joined by a thin line. */
+  private drawCoarsePairs(s: CoarsePairsScene, w: number, h: number): number {
+    const g = this.ctx;
+    const stops = residualStops(s.scaleMm);
+    const shown = pairsInSlab(s.pairs, CAMERA[this.name].normalAxis, s.slabCentreMm, s.halfSlabMm);
+    for (const { pair, fixedIn, movingIn } of shown) {
+      const color = cssColor(colorAt(stops, pair.residualMm));
+      const a = this.at(pair.fixed, w, h);
+      const b = this.at(pair.moving, w, h);
+      g.beginPath();
+      g.setLineDash(fixedIn && movingIn ? [] : [3, 3]);
+      g.moveTo(a[0], a[1]);
+      g.lineTo(b[0], b[1]);
+      g.strokeStyle = color;
+      g.lineWidth = 1;
+      g.stroke();
+      g.setLineDash([]);
+      if (fixedIn) {
+        g.fillStyle = color;
+        g.fillRect(a[0] - 2.5, a[1] - 2.5, 5, 5);
+      }
+      if (movingIn) g.strokeRect(b[0] - 2.5, b[1] - 2.5, 5, 5);
+    }
+    return shown.length;
+  }
+
+  /**
+   * Point tracking: the clicked fixed point (green +), its SAM match on the moving image (cyan ring,
+   * score beside it) and the registration's mapping of the point (yellow x), each where it lies
+   * within the slab of the shown slice; the match and the mapping joined by a dashed line.
+   */
+  private drawTracked(s: TrackedScene, w: number, h: number): string[] {
+    const g = this.ctx;
+    const axis = CAMERA[this.name].normalAxis;
+    const inSlab = (p: readonly number[] | null): p is readonly number[] =>
+      !!p && Math.abs(p[axis] - s.slabCentreMm) <= s.halfSlabMm;
+    const t = s.tracked;
+    const drawn: string[] = [];
+    g.lineWidth = 2;
+    if (inSlab(t.matched) && inSlab(t.mapped)) {
+      const a = this.at(t.matched, w, h);
+      const b = this.at(t.mapped!, w, h);
+      g.beginPath();
+      g.setLineDash([4, 3]);
+      g.moveTo(a[0], a[1]);
+      g.lineTo(b[0], b[1]);
+      g.strokeStyle = '#ff0';
+      g.stroke();
+      g.setLineDash([]);
+    }
+    if (inSlab(t.point)) {
+      const [x, y] = this.at(t.point, w, h);
+      g.beginPath();
+      g.moveTo(x - 7, y);
+      g.lineTo(x + 7, y);
+      g.moveTo(x, y - 7);
+      g.lineTo(x, y + 7);
+      g.strokeStyle = '#3f3';
+      g.stroke();
+      drawn.push('fixed');
+    }
+    if (inSlab(t.mapped)) {
+      const [x, y] = this.at(t.mapped, w, h);
+      g.beginPath();
+      g.moveTo(x - 5, y - 5);
+      g.lineTo(x + 5, y + 5);
+      g.moveTo(x - 5, y + 5);
+      g.lineTo(x + 5, y - 5);
+      g.strokeStyle = '#ff0';
+      g.stroke();
+      drawn.push('mapped');
+    }
+    if (inSlab(t.matched)) {
+      const [x, y] = this.at(t.matched, w, h);
+      g.beginPath();
+      g.arc(x, y, 8, 0, 2 * Math.PI);
+      g.strokeStyle = t.accepted ? '#0ff' : '#f80';
+      g.stroke();
+      g.fillStyle = g.strokeStyle;
+      g.font = '11px system-ui, sans-serif';
+      g.textAlign = 'left';
+      g.fillText(`SAM ${t.score.toFixed(2)}`, x + 11, y - 6);
+      drawn.push('matched');
+    }
+    return drawn;
   }
 
   /** The pair whose marker is under a point (CSS px in the view), or null. */

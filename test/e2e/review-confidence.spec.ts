@@ -142,13 +142,19 @@ test('affine only on a deformed pair: flagged by the confidence map; overlay, re
   );
   metrics.tracked = { ...t, errorMm: err };
   expect(err).toBeLessThan(8);
+  // the clicked point is marked on its slice; after 'show on moving' the match is marked on its own
+  await expect(page.getByTestId('overlay-axial')).toHaveAttribute('data-track', /fixed/);
   await page.getByTestId('track-show-moving').click();
   await expect(page.getByTestId('overlay')).toHaveValue('moving');
+  await expect(page.getByTestId('overlay-confidence')).not.toBeChecked();
   const cursor = await page.evaluate(() => window.__sam!.store.getState().cursor);
   for (let a = 0; a < 3; a++) expect(cursor[a]).toBeCloseTo(t.matched[a], 6);
+  for (const v of ['axial', 'coronal', 'sagittal'])
+    await expect(page.getByTestId(`overlay-${v}`)).toHaveAttribute('data-track', /matched/);
   await page.screenshot({ path: `${ART}/21-tracked-on-moving.png` });
   await page.getByTestId('track-show-fixed').click();
   await page.getByTestId('track-mode').uncheck();
+  await page.getByTestId('overlay-confidence').check();
 });
 
 test('the full cascade on the same pair: not flagged, no folding', async () => {
@@ -166,6 +172,25 @@ test('the full cascade on the same pair: not flagged, no folding', async () => {
   expect(coarse.length).toBeGreaterThan(20);
   expect(coarse.every((p) => Number.isFinite(p.residualMm) && p.residualMm >= 0)).toBe(true);
   metrics.cascade = { registerSeconds: seconds, ...r, folded: qa.folded, coarsePairs: coarse.length };
+  // drawn on the views when toggled: squares in the slab of each view's slice
+  await page.getByTestId('overlay-confidence').uncheck();
+  const plain = await checksum();
+  await page.getByTestId('overlay-coarse-pairs').check();
+  await expect(page.getByTestId('overlay-axial')).not.toHaveAttribute('data-coarse-pairs', '0');
+  const drawn = Number(await page.getByTestId('overlay-axial').getAttribute('data-coarse-pairs'));
+  const slab = await page.evaluate(() => {
+    const s = window.__sam!.store.getState();
+    return { z: s.cursor[2], half: (s.summary!.gridMm ?? 24) / 4 };
+  });
+  const expected = coarse.filter(
+    (p) => Math.abs(p.fixed[2] - slab.z) <= slab.half || Math.abs(p.moving[2] - slab.z) <= slab.half,
+  ).length;
+  expect(Math.abs(drawn - expected)).toBeLessThanOrEqual(Math.max(2, expected * 0.05));
+  expect(await checksum()).not.toBe(plain);
+  await page.screenshot({ path: `${ART}/23-coarse-pairs.png` });
+  await page.getByTestId('overlay-coarse-pairs').uncheck();
+  await page.waitForTimeout(100);
+  expect(await checksum()).toBe(plain);
   expect(r.flags).toEqual([]);
   expect(qa.folded).toBe(0);
   await expect(page.getByTestId('qa-flags')).toHaveText('QA: nothing flagged');
