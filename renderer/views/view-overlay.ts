@@ -93,17 +93,11 @@ export interface Drawn {
   ms: number;
 }
 
-const COLOR_BINS = 8;
-
-export class ViewOverlay {
-  readonly canvas = document.createElement('canvas');
-  private readonly ctx: CanvasRenderingContext2D;
-  /** The pair markers drawn last (CSS px in the view), for clicks. */
-  markers: Marker[] = [];
-  private attrs = '';
-  drawn: Drawn = {
-    slice: null,
-    every: null,
+/** The record of an overlay with nothing drawn yet (of the field overlay's slice, when there is one). */
+function nothingDrawn(field: SliceOverlay | null): Drawn {
+  return {
+    slice: field?.slice ?? null,
+    every: field?.every ?? null,
     glyphs: 0,
     lines: 0,
     pairs: 0,
@@ -114,6 +108,17 @@ export class ViewOverlay {
     colors: {},
     ms: 0,
   };
+}
+
+const COLOR_BINS = 8;
+
+export class ViewOverlay {
+  readonly canvas = document.createElement('canvas');
+  private readonly ctx: CanvasRenderingContext2D;
+  /** The pair markers drawn last (CSS px in the view), for clicks. */
+  markers: Marker[] = [];
+  private attrs = '';
+  drawn: Drawn = nothingDrawn(null);
 
   constructor(
     private readonly view: SliceView,
@@ -144,19 +149,7 @@ export class ViewOverlay {
     const g = this.ctx;
     g.setTransform(dpr, 0, 0, dpr, 0, 0);
     g.clearRect(0, 0, w, h);
-    const drawn: Drawn = {
-      slice: scene.field?.slice ?? null,
-      every: scene.field?.every ?? null,
-      glyphs: 0,
-      lines: 0,
-      pairs: 0,
-      fixedMarkers: 0,
-      movingMarkers: 0,
-      coarsePairs: 0,
-      trackMarkers: [],
-      colors: {},
-      ms: 0,
-    };
+    const drawn = nothingDrawn(scene.field);
     this.markers = [];
     if (scene.lens) this.drawLens(scene.lens, w, h, dpr);
     if (scene.field && scene.grid) drawn.lines = this.drawGrid(scene.field, w, h);
@@ -307,14 +300,7 @@ export class ViewOverlay {
       drawn.colors[pair.index] = color;
       const a = this.at(pair.fixed, w, h);
       const b = this.at(pair.moving, w, h);
-      g.beginPath();
-      g.setLineDash(fixedIn && movingIn ? [] : [4, 3]);
-      g.moveTo(a[0], a[1]);
-      g.lineTo(b[0], b[1]);
-      g.strokeStyle = color;
-      g.lineWidth = 1.5;
-      g.stroke();
-      g.setLineDash([]);
+      this.segment(a, b, color, 1.5, fixedIn && movingIn ? [] : [4, 3]);
       if (movingIn) {
         g.beginPath();
         g.arc(b[0], b[1], 4, 0, 2 * Math.PI);
@@ -346,6 +332,19 @@ export class ViewOverlay {
     drawn.pairs = shown.length;
   }
 
+  /** A line between two screen points (dash pattern [] = solid). */
+  private segment(a: Pt, b: Pt, color: string, width: number, dash: number[]): void {
+    const g = this.ctx;
+    g.beginPath();
+    g.setLineDash(dash);
+    g.moveTo(a[0], a[1]);
+    g.lineTo(b[0], b[1]);
+    g.strokeStyle = color;
+    g.lineWidth = width;
+    g.stroke();
+    g.setLineDash([]);
+  }
+
   /** Coarse pairs: fixed point a filled square, moving point an open square, joined by a thin line. */
   private drawCoarsePairs(s: CoarsePairsScene, w: number, h: number): number {
     const g = this.ctx;
@@ -355,14 +354,7 @@ export class ViewOverlay {
       const color = cssColor(colorAt(stops, pair.residualMm));
       const a = this.at(pair.fixed, w, h);
       const b = this.at(pair.moving, w, h);
-      g.beginPath();
-      g.setLineDash(fixedIn && movingIn ? [] : [3, 3]);
-      g.moveTo(a[0], a[1]);
-      g.lineTo(b[0], b[1]);
-      g.strokeStyle = color;
-      g.lineWidth = 1;
-      g.stroke();
-      g.setLineDash([]);
+      this.segment(a, b, color, 1, fixedIn && movingIn ? [] : [3, 3]);
       if (fixedIn) {
         g.fillStyle = color;
         g.fillRect(a[0] - 2.5, a[1] - 2.5, 5, 5);
@@ -385,17 +377,8 @@ export class ViewOverlay {
     const t = s.tracked;
     const drawn: string[] = [];
     g.lineWidth = 2;
-    if (inSlab(t.matched) && inSlab(t.mapped)) {
-      const a = this.at(t.matched, w, h);
-      const b = this.at(t.mapped!, w, h);
-      g.beginPath();
-      g.setLineDash([4, 3]);
-      g.moveTo(a[0], a[1]);
-      g.lineTo(b[0], b[1]);
-      g.strokeStyle = '#ff0';
-      g.stroke();
-      g.setLineDash([]);
-    }
+    if (inSlab(t.matched) && inSlab(t.mapped))
+      this.segment(this.at(t.matched, w, h), this.at(t.mapped, w, h), '#ff0', 2, [4, 3]);
     if (inSlab(t.point)) {
       const [x, y] = this.at(t.point, w, h);
       g.beginPath();

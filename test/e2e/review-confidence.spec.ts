@@ -14,6 +14,7 @@ import { readVolume, writeVolume } from '../../main/engine/volume/io/index.ts';
 import type { QaFlag } from '../../main/engine/review/qa-flags.ts';
 import type { TrackedPointInfo } from '../../main/engine/workstation/types.ts';
 import { hasChromium } from './chromium.ts';
+import { openVolume, viewStats } from './page-tools.ts';
 import { DATA, startServer, type RunningServer } from './web-server.ts';
 
 const ART = 'test-results/e2e';
@@ -28,17 +29,7 @@ let page: Page;
 let pair: SyntheticPair;
 
 async function checksum(view = 'axial'): Promise<number> {
-  return page.evaluate((v) => {
-    const s = window.__sam!;
-    return s.stats(s.views.get(v as 'axial')!)!.checksum;
-  }, view);
-}
-
-async function open(role: 'fixed' | 'moving', path: string): Promise<void> {
-  await page.getByTestId(`path-${role}`).fill(path);
-  await page.getByTestId(`open-${role}`).click();
-  await expect(page.getByTestId(`info-${role}`)).toContainText(' MB in ', { timeout: 120_000 });
-  await expect(page.getByTestId('busy')).toHaveCount(0, { timeout: 120_000 });
+  return (await viewStats(page, view)).checksum;
 }
 
 async function register(stages: string): Promise<number> {
@@ -91,8 +82,8 @@ test.afterAll(async () => {
 });
 
 test('affine only on a deformed pair: flagged by the confidence map; overlay, readout and tracking agree with the engine', async () => {
-  await open('fixed', join(server.work, 'deformed-fixed.nii.gz'));
-  await open('moving', join(server.work, 'deformed-moving.nii.gz'));
+  await openVolume(page, 'fixed', join(server.work, 'deformed-fixed.nii.gz'));
+  await openVolume(page, 'moving', join(server.work, 'deformed-moving.nii.gz'));
   const affineSeconds = await register('affine');
   await expect(page.getByTestId('qa-panel')).toHaveAttribute('data-qa', /foldedPercent/, { timeout: 60_000 });
   const before = await checksum();

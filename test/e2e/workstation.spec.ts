@@ -27,6 +27,7 @@ import { colorAt, cssColor, magnitudeScaleMm, residualStops } from '../../render
 import { pairResidualScaleMm, pairsInSlab } from '../../renderer/views/overlay-geometry.ts';
 import { CAMERA, centreOf, indexToWorld, sliceFor, type ViewName } from '../../renderer/views/view-geometry.ts';
 import { hasChromium } from './chromium.ts';
+import { measureScroll as measureScrollIn, openVolume, viewStats, type Scroll, type Stats } from './page-tools.ts';
 import { DATA, startServer, type RunningServer } from './web-server.ts';
 
 const ART = 'test-results/e2e';
@@ -42,18 +43,8 @@ test.skip(!hasChromium, 'Chromium is not installed (scripts/setup-test-deps.sh i
 let server: RunningServer;
 let page: Page;
 
-interface Stats {
-  mean: number;
-  std: number;
-  nonBlack: number;
-  checksum: number;
-}
-
 async function stats(view: string): Promise<Stats> {
-  return page.evaluate((v) => {
-    const s = window.__sam!;
-    return s.stats(s.views.get(v as 'axial')!)!;
-  }, view);
+  return viewStats(page, view);
 }
 
 async function allStats(): Promise<Record<string, Stats>> {
@@ -81,12 +72,7 @@ async function expectContent(label: string): Promise<Record<string, Stats>> {
 }
 
 async function open(role: 'fixed' | 'moving', path: string): Promise<Record<string, unknown>> {
-  await page.getByTestId(`path-${role}`).fill(path);
-  await page.getByTestId(`open-${role}`).click();
-  const info = page.getByTestId(`info-${role}`);
-  await expect(info).toContainText(' MB in ', { timeout: 120_000 });
-  await expect(page.getByTestId('busy')).toHaveCount(0, { timeout: 120_000 });
-  return JSON.parse((await info.getAttribute('data-desc'))!);
+  return openVolume(page, role, path);
 }
 
 /** Starts a requestAnimationFrame loop in the page that records every frame's end time and gap. */
@@ -144,67 +130,8 @@ async function stopFrameMonitor(): Promise<{ registering: Gaps; showingResult: G
   });
 }
 
-interface Scroll {
-  frames: number;
-  seconds: number;
-  fps: number;
-  distinctSlices: number;
-  maxGapMs: number;
-  /** Frames after which the axial view's overlay held arrow glyphs of its slice. */
-  glyphFrames: number;
-  /** Mean time of the axial view's last overlay draw per frame, ms. */
-  overlayMs: number;
-}
-
-/** Scrolling speed: one wheel event per animation frame, through the real handler, over 200 frames. */
-async function measureScroll(): Promise<Scroll> {
-  return page.evaluate(
-    () =>
-      new Promise<Scroll>((resolve) => {
-        const el = document.querySelector('[data-testid=view-axial]')!;
-        const view = window.__sam!.views.get('axial')!;
-        const seen = new Set<number>();
-        let dir = 1;
-        let frames = 0;
-        let t0 = 0;
-        let last = 0;
-        let maxGap = 0;
-        let warm = 10;
-        let glyphFrames = 0;
-        let overlayMs = 0;
-        const overlay = window.__sam!.overlays.get('axial');
-        const step = (t: number) => {
-          if (warm > 0) {
-            warm--;
-            el.dispatchEvent(new WheelEvent('wheel', { deltaY: 100, bubbles: true, cancelable: true }));
-            requestAnimationFrame(step);
-            return;
-          }
-          if (frames === 0) t0 = t;
-          else maxGap = Math.max(maxGap, t - last);
-          last = t;
-          if (view.slice >= view.sliceCount - 1) dir = -1;
-          if (view.slice <= 0) dir = 1;
-          el.dispatchEvent(new WheelEvent('wheel', { deltaY: 100 * dir, bubbles: true, cancelable: true }));
-          seen.add(view.slice);
-          if (overlay?.drawn.glyphs) glyphFrames++;
-          overlayMs += overlay?.drawn.ms ?? 0;
-          frames++;
-          if (frames <= 200) requestAnimationFrame(step);
-          else
-            resolve({
-              frames: frames - 1,
-              seconds: (t - t0) / 1000,
-              fps: (frames - 1) / ((t - t0) / 1000),
-              distinctSlices: seen.size,
-              maxGapMs: maxGap,
-              glyphFrames,
-              overlayMs: overlayMs / frames,
-            });
-        };
-        requestAnimationFrame(step);
-      }),
-  );
+function measureScroll(): Promise<Scroll> {
+  return measureScrollIn(page);
 }
 
 /**
