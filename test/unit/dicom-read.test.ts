@@ -332,3 +332,12 @@ test('a localizer filed in the same series is left out with a warning', async ()
     cleanup();
   }
 });
+
+test('a DICOM volume is plain data: it can be structured-cloned (to the registration worker) with its attributes', async () => {
+  // dcmjs hangs toJSON/toString on person names; the workstation failed with "could not be cloned"
+  const v = await readDicomSeries(CHEST);
+  const c = structuredClone(v);
+  assert.deepEqual(c.meta.dicom!.attributes.StudyInstanceUID, v.meta.dicom!.attributes.StudyInstanceUID);
+  assert.deepEqual(c.meta.dicom!.attributes.PatientName, v.meta.dicom!.attributes.PatientName);
+  assert.equal(c.data.length, v.data.length);
+});

@@ -2,6 +2,9 @@
  * The naturalised (dcmjs) attributes of one file, without Pixel Data, kept in Volume.meta.dicom
  * so that a derived series can keep the patient and study identity. Only the header bytes are
  * given to dcmjs. Bulky per-frame functional groups of multi-frame files are left out.
+ * dcmjs hangs toJSON/toString functions on person-name values (and so on sequences holding them):
+ * they are dropped (plainData), so that a volume can be structured-cloned to a worker (the workstation
+ * registers in one) and written back by dcmjs from the plain {Alphabetic, ...} form.
  */
 import { readFileSync } from 'node:fs';
 import { readHeaderBytes } from './header.ts';
@@ -32,6 +35,16 @@ function metaGroup(tsUid: string): Uint8Array {
   return out;
 }
 
+/** A deep copy holding only data: functions dropped; binary values (ArrayBuffer, typed arrays) kept as they are. */
+export function plainData(x: unknown): unknown {
+  if (x === null || typeof x !== 'object') return typeof x === 'function' ? undefined : x;
+  if (x instanceof ArrayBuffer || ArrayBuffer.isView(x)) return x;
+  if (Array.isArray(x)) return x.map(plainData);
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(x)) if (typeof v !== 'function') out[k] = plainData(v);
+  return out;
+}
+
 export function readAttributes(file: string): { attributes: Attributes; warning?: string } {
   try {
     const { parsed, prefix } = readHeaderBytes(file);
@@ -59,7 +72,7 @@ export function readAttributes(file: string): { attributes: Attributes; warning?
     const attributes = lib.data.DicomMetaDictionary.naturalizeDataset(dict.dict);
     delete attributes.PixelData;
     delete attributes.PerFrameFunctionalGroupsSequence;
-    return { attributes };
+    return { attributes: plainData(attributes) as Attributes };
   } catch (e) {
     return {
       attributes: {},
