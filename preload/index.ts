@@ -38,7 +38,7 @@ const api: SamApi = {
     ipcRenderer.on('sam:review-progress', l);
     return () => void ipcRenderer.off('sam:review-progress', l);
   },
-  confidence: () => ipcRenderer.invoke('sam:confidence'),
+  confidence: (labels) => ipcRenderer.invoke('sam:confidence', labels),
   trackPoint: (point) => ipcRenderer.invoke('sam:track-point', point),
   sliceOverlay: (req) => ipcRenderer.invoke('sam:slice-overlay', req),
   saveSession: (path, s) => ipcRenderer.invoke('sam:save-session', path, s),

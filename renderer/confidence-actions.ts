@@ -5,20 +5,22 @@
  * tracking mode sends the fixed point to the engine and keeps its match on the moving image).
  */
 import { CONFIDENCE_NO_DATA } from '../main/engine/workstation/register-protocol.ts';
+import type { ConfidenceLabels } from '../main/engine/workstation/types.ts';
 import { samApi } from './api/client.ts';
-import { reviewable } from './review-actions.ts';
+import { releaseLater, reviewable } from './review-actions.ts';
 import { useApp } from './store/index.ts';
 import type { Vec3 } from './store/view.ts';
 import { CONFIDENCE_HOLE } from './views/color-maps.ts';
 
-export async function computeConfidence(): Promise<void> {
+/** Asks for the confidence map (with a label map for per-organ summaries when given). */
+export async function computeConfidence(labels?: ConfidenceLabels): Promise<void> {
   const s = useApp.getState();
   if (!reviewable(s) || s.confidenceStatus === 'running') return;
   const summary = s.summary;
   s.setConfidence({ confidenceStatus: 'running', confidenceProgress: null });
   const off = samApi().onReviewProgress((p) => useApp.getState().setConfidence({ confidenceProgress: p }));
   try {
-    const info = await samApi().confidence();
+    const info = await samApi().confidence(labels);
     const t0 = performance.now();
     const voxels = await samApi().fetchVoxels(info.map.id);
     for (let n = 0; n < voxels.length; n++) if (voxels[n] === CONFIDENCE_NO_DATA) voxels[n] = CONFIDENCE_HOLE;
@@ -30,6 +32,7 @@ export async function computeConfidence(): Promise<void> {
       confidenceProgress: null,
       showConfidence: true,
     });
+    releaseLater(); // a recomputed map replaces the previous one
   } catch (e) {
     if (useApp.getState().summary !== summary) return;
     useApp.getState().setConfidence({ confidenceStatus: 'error', confidenceProgress: null });

@@ -5,6 +5,7 @@
 import { InputError } from '../engine/errors.ts';
 import type { Workstation } from '../engine/workstation/workstation.ts';
 import type {
+  ConfidenceLabels,
   RegisterProgress,
   RegisterRequest,
   ReviewProgress,
@@ -73,6 +74,13 @@ function signOff(v: unknown): SignOffRequest | undefined {
   return { decision: s.decision, comment: text(s.comment, 'comment'), reviewer: text(s.reviewer, 'reviewer') };
 }
 
+function confidenceLabels(v: unknown): ConfidenceLabels | undefined {
+  if (v === undefined || v === null) return undefined;
+  const l = v as ConfidenceLabels;
+  if (typeof l !== 'object') throw new InputError('labels', 'expected { path, namesPath? }');
+  return { path: str(l.path, 'labels path'), namesPath: optStr(l.namesPath, 'label names path') };
+}
+
 export type Emit = {
   (event: 'register-progress', data: RegisterProgress): void;
   (event: 'review-progress', data: ReviewProgress): void;
@@ -90,7 +98,7 @@ export function operations(ws: Workstation, emit: Emit): Record<string, (...args
     readout: (p) => ws.readout(point(p)),
     fieldQa: () => ws.fieldQa(),
     refitAffine: (excluded) => ws.refitAffine(indices(excluded)),
-    confidence: () => ws.confidence((p) => emit('review-progress', p)),
+    confidence: (labels) => ws.confidence((p) => emit('review-progress', p), confidenceLabels(labels)),
     trackPoint: (p) => ws.trackPoint(point(p), (q) => emit('review-progress', q)),
     sliceOverlay: (req) => ws.sliceOverlay(sliceOverlayRequest(req)),
     saveSession: (path, s) => ws.saveSession(str(path, 'path'), s as SessionFile),

@@ -7,6 +7,7 @@ import type {
   AffineRefit,
   Capabilities,
   ConfidenceInfo,
+  ConfidenceLabels,
   CursorReadout,
   ExportSummary,
   FieldQa,
@@ -47,8 +48,8 @@ export interface SamApi {
   refitAffine(excluded: number[]): Promise<AffineRefit>;
   /** Progress of the review's background work (embeddings, confidence map); returns an unsubscribe. */
   onReviewProgress(listener: (p: ReviewProgress) => void): () => void;
-  /** The last registration's SAM confidence map (a volume), its summaries and the QA flags. */
-  confidence(): Promise<ConfidenceInfo>;
+  /** The last registration's SAM confidence map (a volume), its summaries (per organ with labels) and the QA flags. */
+  confidence(labels?: ConfidenceLabels): Promise<ConfidenceInfo>;
   /** A fixed point (mm) tracked into the moving image with SAM, and where the registration maps it. */
   trackPoint(point: [number, number, number]): Promise<TrackedPointInfo>;
   /** Arrow glyphs and deformed grid lines of the last registration on a view's slice (world mm). */

@@ -75,7 +75,7 @@ export function browserApi(): SamApi {
       reviewListeners.add(listener);
       return () => void reviewListeners.delete(listener);
     },
-    confidence: () => call('confidence'),
+    confidence: (labels) => call('confidence', labels),
     trackPoint: (point) => call('trackPoint', point),
     sliceOverlay: (req) => call('sliceOverlay', req),
     saveSession: (path, s) => call('saveSession', path, s),

@@ -5,6 +5,7 @@
  * point tracking (in tracking mode a double-click finds the point on the moving image; "show on
  * moving" puts the cursor there over the moving image).
  */
+import { useState } from 'react';
 import { useShallow } from 'zustand/react/shallow';
 import { qaFlags } from '../../main/engine/review/qa-flags.ts';
 import { computeConfidence } from '../confidence-actions.ts';
@@ -30,8 +31,11 @@ export function ConfidencePanel(): React.JSX.Element | null {
       tracked: st.tracked,
     })),
   );
+  const [labelsPath, setLabelsPath] = useState('');
+  const [namesPath, setNamesPath] = useState('');
   if (!s.warped) return null;
   const app = useApp.getState();
+  const organs = s.confidence ? [...s.confidence.summary.labels].sort((a, b) => b.percentBelow - a.percentBelow) : [];
   const c = s.confidence;
   const flags = c ? c.flags : s.fieldQa ? qaFlags(null, s.fieldQa.jacobian) : null;
   const worstOctant = c?.summary.octants.reduce((a, b) => (b.percentBelow > a.percentBelow ? b : a));
@@ -48,12 +52,36 @@ export function ConfidencePanel(): React.JSX.Element | null {
     <section className="panel tall" data-testid="confidence-panel">
       <button
         data-testid="confidence-compute"
-        disabled={!s.samModel || !s.live || s.status === 'running' || s.status === 'done'}
+        disabled={!s.samModel || !s.live || s.status === 'running'}
         title={s.samModel ? 'SAM similarity of the fixed and warped embeddings' : 'no SAM model installed'}
-        onClick={() => void computeConfidence()}
+        onClick={() =>
+          void computeConfidence(
+            labelsPath.trim() ? { path: labelsPath.trim(), namesPath: namesPath.trim() || undefined } : undefined,
+          )
+        }
       >
         SAM confidence
       </button>
+      <label title="a label map of the fixed image (e.g. TotalSegmentator), for per-organ summaries">
+        labels{' '}
+        <input
+          data-testid="confidence-labels"
+          value={labelsPath}
+          placeholder="optional label map"
+          onChange={(e) => setLabelsPath(e.target.value)}
+          size={14}
+        />
+      </label>
+      <label title='label names: JSON {"1": "spleen"}, lines &apos;1,spleen&apos;, or a TotalSegmentator statistics.json'>
+        names{' '}
+        <input
+          data-testid="confidence-label-names"
+          value={namesPath}
+          placeholder="optional"
+          onChange={(e) => setNamesPath(e.target.value)}
+          size={10}
+        />
+      </label>
       <span data-testid="confidence-status" data-status={s.status}>
         {s.status === 'running'
           ? s.progress
@@ -66,6 +94,15 @@ export function ConfidencePanel(): React.JSX.Element | null {
               ? ''
               : 'no SAM model: confidence and tracking unavailable'}
       </span>
+      {organs.length > 0 && (
+        <span data-testid="confidence-organs" data-organs={JSON.stringify(organs)}>
+          organs, most below {c!.summary.threshold}:{' '}
+          {organs
+            .slice(0, 5)
+            .map((o) => `${o.name} ${pct(o.percentBelow)}`)
+            .join(', ')}
+        </span>
+      )}
       <label>
         <input
           data-testid="overlay-confidence"

@@ -153,7 +153,23 @@ test('the full cascade on the same pair: not flagged, no folding', async () => {
   await expect(page.getByTestId('qa-panel')).toHaveAttribute('data-qa', /foldedPercent/, { timeout: 60_000 });
   // the previous result's map is gone with it
   await expect(page.getByTestId('confidence-status')).toHaveAttribute('data-status', 'idle');
+  // per-organ summaries: TotalSegmentator's labels of the source CT's first 30 slices, named by its statistics.json
+  await page
+    .getByTestId('confidence-labels')
+    .fill(join(DATA, 'TotalSegmentator/tests/reference_files/example_seg_fast.nii.gz'));
+  await page
+    .getByTestId('confidence-label-names')
+    .fill(join(DATA, 'TotalSegmentator/tests/reference_files/example_seg_fast/statistics.json'));
   const r = await confidence('22-confidence-cascade');
+  const organs = JSON.parse((await page.getByTestId('confidence-organs').getAttribute('data-organs'))!) as {
+    name: string;
+    label: number;
+    voxels: number;
+  }[];
+  expect(organs.length).toBeGreaterThan(5);
+  const liver = organs.find((o) => o.name === 'liver');
+  expect(liver?.label).toBe(5);
+  expect(liver!.voxels).toBeGreaterThan(1000);
   const qa = JSON.parse((await page.getByTestId('qa-panel').getAttribute('data-qa'))!) as { folded: number };
   console.log(
     `cascade: registered in ${seconds.toFixed(1)} s, confidence in ${r.seconds.toFixed(1)} s; ${r.body.toFixed(2)} % of the body below the threshold; ${qa.folded} folded; flags: ${r.flags.length}`,
@@ -162,7 +178,13 @@ test('the full cascade on the same pair: not flagged, no folding', async () => {
   const coarse = await page.evaluate(() => window.__sam!.store.getState().summary!.coarsePairs ?? []);
   expect(coarse.length).toBeGreaterThan(20);
   expect(coarse.every((p) => Number.isFinite(p.residualMm) && p.residualMm >= 0)).toBe(true);
-  metrics.cascade = { registerSeconds: seconds, ...r, folded: qa.folded, coarsePairs: coarse.length };
+  metrics.cascade = {
+    registerSeconds: seconds,
+    ...r,
+    folded: qa.folded,
+    coarsePairs: coarse.length,
+    organs: organs.slice(0, 5),
+  };
   // drawn on the views when toggled: squares in the slab of each view's slice
   await page.getByTestId('overlay-confidence').uncheck();
   const plain = await checksum();

@@ -1,7 +1,9 @@
 /**
  * Names of the labels of a label map, for the per-organ confidence summaries: a JSON object
  * ({"1": "spleen", ...}) or lines of "<label><comma, tab or spaces><name>" (a header line and
- * lines starting with # are skipped), e.g. a TotalSegmentator class map saved as CSV.
+ * lines starting with # are skipped), e.g. a TotalSegmentator class map saved as CSV; or a
+ * TotalSegmentator statistics.json ({"spleen": {"volume": ..., ...}, "kidney_right": ...}), whose keys
+ * come in class order: label n is its n-th key (TotalSegmentator writes them from its class map).
  */
 import { InputError } from '../errors.ts';
 
@@ -15,7 +17,10 @@ export function parseLabelNames(text: string, source = 'label names'): Record<nu
     } catch (e) {
       throw new InputError(source, `not valid JSON (${(e as Error).message})`);
     }
-    for (const [k, v] of Object.entries(obj as Record<string, unknown>)) {
+    const entries = Object.entries(obj as Record<string, unknown>);
+    if (entries.length && entries.every(([k, v]) => !/^-?\d+$/.test(k) && !!v && typeof v === 'object'))
+      return Object.fromEntries(entries.map(([k], i) => [i + 1, k]));
+    for (const [k, v] of entries) {
       const n = Number(k);
       if (!Number.isInteger(n) || typeof v !== 'string')
         throw new InputError(source, `entry '${k}' is not label -> name`);

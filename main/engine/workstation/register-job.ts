@@ -121,7 +121,12 @@ async function runReview(m: Extract<ToWorker, { type: 'review' }>): Promise<void
     signal.throwIfAborted();
     io.post({ type: 'review-progress', job: m.job, stage: 'confidence map', done: 0, total: 1 });
     const mask = bodyMask(state.fixed);
-    const c = confidenceMap(state.fixed, state.embeddings, state.field, { mask, threshold: m.threshold });
+    const c = confidenceMap(state.fixed, state.embeddings, state.field, {
+      mask,
+      threshold: m.threshold,
+      labels: m.labels,
+      labelNames: m.labelNames,
+    });
     const map = new Int16Array(c.map.data.length);
     for (let n = 0; n < map.length; n++) {
       const v = c.map.data[n];

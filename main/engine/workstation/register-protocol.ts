@@ -23,7 +23,15 @@ export type ToWorker =
     }
   | { type: 'cancel' }
   /** Embeds the last registration's fixed and moving images and computes the confidence map. */
-  | { type: 'review'; job: number; modelPath: string; threshold?: number }
+  | {
+      type: 'review';
+      job: number;
+      modelPath: string;
+      threshold?: number;
+      /** Label map (any grid) and names for per-organ summaries. */
+      labels?: Volume;
+      labelNames?: Record<number, string>;
+    }
   /** Tracks a fixed point into the moving image with the embeddings of the last 'review'. */
   | { type: 'track'; job: number; point: Vec3 }
   | { type: 'cancel-review'; job: number };

@@ -205,5 +205,12 @@ export interface ConfidenceInfo {
   seconds: Record<string, number>;
 }
 
+/** A label map of the fixed image (any grid) for per-organ confidence summaries, and its label names. */
+export interface ConfidenceLabels {
+  path: string;
+  /** JSON {"1": "spleen"}, lines '1,spleen', or a TotalSegmentator statistics.json (review/label-names.ts). */
+  namesPath?: string;
+}
+
 /** A fixed point tracked into the moving image (engine: review/track-point.ts). */
 export type TrackedPointInfo = TrackedPoint;

@@ -4,7 +4,7 @@
  * and cancel), export, and session files. Electron's IPC handlers and the browser-mode server both
  * wrap one instance; plain Node, no Electron, no DOM.
  */
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CancelledError, InputError } from '../errors.ts';
@@ -12,6 +12,7 @@ import type { RegisterResult } from '../register/cascade.ts';
 import { writeRegistration } from '../register/register-output.ts';
 import { confidenceFromStoredMap } from '../review/confidence.ts';
 import { fieldStatistics, jacobianSummary, type FieldStatistics } from '../review/field-stats.ts';
+import { parseLabelNames } from '../review/label-names.ts';
 import { qaFlags } from '../review/qa-flags.ts';
 import { voxelReadout } from '../review/readout.ts';
 import { refitAffine } from '../review/refit.ts';
@@ -34,6 +35,7 @@ import type {
   Capabilities,
   CoarsePairInfo,
   ConfidenceInfo,
+  ConfidenceLabels,
   CursorReadout,
   FieldQa,
   SignOffRequest,
@@ -120,6 +122,8 @@ export class Workstation {
     jacobianId?: string;
     /** The confidence map's computation (started once per result; see confidence()). */
     confidence?: Promise<StoredConfidence>;
+    /** The label choice the computation was asked with (JSON). */
+    confidenceKey?: string;
     confidenceDone?: StoredConfidence;
     magnitudeId?: string;
   } | null = null;
@@ -352,16 +356,26 @@ export class Workstation {
   /**
    * The confidence map of the last result (review/confidence.ts): the worker embeds the fixed and
    * moving images with the SAM model (once per result) and maps the similarity of fixed and warped
-   * embeddings; returned with its summary and the QA flags (review/qa-flags.ts). Computed once per
-   * result; concurrent calls share it.
+   * embeddings; returned with its summary (per organ too, given a label map and optionally its
+   * names) and the QA flags (review/qa-flags.ts). Computed once per result and label choice;
+   * concurrent calls share it.
    */
-  async confidence(onProgress?: (p: ReviewProgress) => void): Promise<ConfidenceInfo> {
+  async confidence(onProgress?: (p: ReviewProgress) => void, labels?: ConfidenceLabels): Promise<ConfidenceInfo> {
     const r = this.lastResult('confidence map');
     const modelPath = this.samModelFor('the confidence map');
     if (this.job) throw new InputError('confidence map', 'a registration is running');
-    if (!r.confidence) {
+    const key = JSON.stringify(labels ?? null);
+    if (!r.confidence || r.confidenceKey !== key) {
+      const previous = r.confidence;
+      r.confidenceKey = key;
       r.confidence = (async () => {
-        const m = await this.askWorker((job) => ({ type: 'review', job, modelPath }), 'review-done', onProgress);
+        const old = await previous?.catch(() => undefined);
+        const lab = labels ? await this.readLabels(labels) : undefined;
+        const m = await this.askWorker(
+          (job) => ({ type: 'review', job, modelPath, labels: lab?.volume, labelNames: lab?.names }),
+          'review-done',
+          onProgress,
+        );
         const fixed = this.get(r.fixedId);
         const volume = makeVolume({
           size: fixed.volume.size,
@@ -373,16 +387,27 @@ export class Workstation {
         });
         const d = this.add(fixed.descriptor.path, volume);
         d.description = 'SAM confidence x1000';
+        if (old) this.volumes.delete(old.info.map.id);
         const flags = qaFlags(m.summary, jacobianSummary(this.stats(r).jacobian));
         const stored = { info: { summary: m.summary, map: d, flags, seconds: m.seconds }, map: m.map };
         if (this.result === r) r.confidenceDone = stored;
         return stored;
       })();
-      r.confidence.catch(() => {
-        if (this.result === r) r.confidence = undefined;
+      const mine = r.confidence;
+      mine.catch(() => {
+        if (this.result === r && r.confidence === mine) r.confidence = undefined;
       });
     }
     return (await r.confidence).info;
+  }
+
+  /** A label map for the per-organ summaries (read here, policy-checked) and its names. */
+  private async readLabels(l: ConfidenceLabels): Promise<{ volume: Volume; names?: Record<number, string> }> {
+    const volume = await readVolume(this.o.policy.readable(l.path));
+    if (volume.components !== 1) throw new InputError(l.path, 'a label map needs one component per voxel');
+    if (!l.namesPath) return { volume };
+    const p = this.o.policy.readable(l.namesPath);
+    return { volume, names: parseLabelNames(readFileSync(p, 'utf8'), l.namesPath) };
   }
 
   /**
@@ -396,7 +421,8 @@ export class Workstation {
   ): Promise<TrackedPointInfo> {
     this.lastResult('point tracking');
     this.samModelFor('point tracking');
-    await this.confidence(onProgress);
+    // any confidence map of this result means the worker holds the embeddings
+    await (this.result?.confidence ?? this.confidence(onProgress));
     return (await this.askWorker((job) => ({ type: 'track', job, point }), 'track-done')).tracked;
   }
 
