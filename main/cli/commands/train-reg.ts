@@ -39,7 +39,8 @@ const USAGE = `usage: sam train-reg --data <folder|file|list.txt> [--data ...] -
   --init FILE         start from this network's weights (same configuration)
   --resume            continue the run in --out from its latest checkpoint
   --seed N            (default 0): same seed, data and options give the same weights
-  --backend NAME      tfjs backend for training: auto (default), webgpu, tensorflow, cpu
+  --backend NAME      tfjs backend for training: cpu (default; the only one the network is tested on),
+                      auto, webgpu, tensorflow
   --weights FILE      SAM model for the features (default resources/sam-small.samw)
   --random-init SEED  the untrained SAM network instead (testing only); --config NAME its configuration
   --device NAME       compute device for the SAM embeddings (default auto)`;
@@ -65,7 +66,7 @@ export const trainRegCommand: Command = {
         init: { type: 'string' },
         resume: { type: 'boolean', default: false },
         seed: { type: 'string', default: '0' },
-        backend: { type: 'string', default: 'auto' },
+        backend: { type: 'string', default: 'cpu' },
         ...MODEL_OPTIONS,
       },
     });
