@@ -82,6 +82,7 @@ test('sam register --deform-net: the network runs before the instance optimisati
     assert.ok(qa.secondsPerStage.deform > 0);
     assert.ok(Number.isFinite(qa.deformNet.meanDisplacementMm));
     assert.match(qa.deformNet.file, /model\.samw$/);
+    assert.equal(qa.deformNet.runtime, 'onnxruntime');
     assert.equal(qa.matcher, 'ncc');
   } finally {
     cleanup();

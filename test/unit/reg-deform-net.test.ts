@@ -21,6 +21,7 @@ import {
 } from '../../main/engine/register/deform-net/network.ts';
 import { loadDeformNet, saveDeformNet } from '../../main/engine/register/deform-net/weights-file.ts';
 import { voxelToWorld } from '../../main/engine/register/deform-net/inputs.ts';
+import { createDeformOnnxRunner } from '../../main/engine/register/deform-net/onnx.ts';
 import { fixedWindows, lnccLoss } from '../../main/engine/register/deform/local-ncc.ts';
 import { deformLoss } from '../../main/engine/register/deform/deform-loss.ts';
 import { warpVolume } from '../../main/engine/register/field/warp.ts';
@@ -252,4 +253,32 @@ test('network file: round trip, and a corrupt file is refused with the file name
   } finally {
     cleanup();
   }
+});
+
+test('ONNX Runtime velocity = tfjs velocity (small configuration, same weights)', async () => {
+  const config = getDeformNetConfig('small');
+  const w = createDeformWeights(config, 5);
+  w['flow.w'].dispose();
+  w['flow.w'] = tf.randomNormal(w['flow.w'].shape, 0, 0.1, 'float32', 2);
+  const size: Vec3 = [16, 12, 8];
+  const N = size[0] * size[1] * size[2];
+  const x = new Float32Array(N * 29).map((_, q) => Math.sin(q * 0.173) + 0.3 * Math.cos(q * 0.011));
+  const all = t5(x, size, 29);
+  const input = {
+    fixed: tf.slice(all, [0, 0, 0, 0, 0], [-1, -1, -1, -1, 1]) as tf.Tensor5D,
+    moving: tf.slice(all, [0, 0, 0, 0, 1], [-1, -1, -1, -1, 1]) as tf.Tensor5D,
+    correlation: tf.slice(all, [0, 0, 0, 0, 2], [-1, -1, -1, -1, 27]) as tf.Tensor5D,
+  };
+  const ref = await deformForward(w, input, config).velocity.data();
+  const values = Object.fromEntries(Object.entries(w).map(([k, t]) => [k, t.dataSync() as Float32Array]));
+  const got = await (await createDeformOnnxRunner(config, values))(x, size);
+  let maxErr = 0;
+  let maxV = 0;
+  for (let q = 0; q < ref.length; q++) {
+    maxErr = Math.max(maxErr, Math.abs(ref[q] - got[q]));
+    maxV = Math.max(maxV, Math.abs(ref[q]));
+  }
+  console.log(`ONNX vs tfjs velocity: max |v| ${maxV.toFixed(3)}, max difference ${maxErr.toExponential(2)}`);
+  assert.equal(got.length, ref.length);
+  assert.ok(maxV > 0.01 && maxErr < 1e-4 * Math.max(1, maxV), `max difference ${maxErr}`);
 });

@@ -187,9 +187,9 @@ export async function registerVolumes(fixed: Volume, moving: Volume, o: Register
   let deform: SamDeformResult | undefined;
   let deformNet: DeformNetStageResult | undefined;
   if (stages.includes('deform')) {
+    t0 = performance.now();
     const reduced = embeddings ? embeddingFeatures(embeddings, o.deformNet?.config.featureChannels) : undefined;
     if (o.deformNet && reduced) {
-      t0 = performance.now();
       const prior = [...corrections];
       deformNet = await deformNetStage(
         fixed,
@@ -202,8 +202,8 @@ export async function registerVolumes(fixed: Volume, moving: Volume, o: Register
       );
       corrections.push(deformNet.field);
       tick('deformNet', t0);
+      t0 = performance.now();
     }
-    t0 = performance.now();
     const before = [...corrections];
     // with the SAM matcher, the local embeddings' similarity joins the intensity term (embedding-features.ts)
     const features =

@@ -15,27 +15,46 @@ import type { Field } from '../field/field.ts';
 import { bodyGrid } from '../deform/sam-deform.ts';
 import { sizeMultiple, type DeformNetConfig } from './config.ts';
 import { basePoints, buildSample, correctionField, padGrid, sampleTensors, voxelToWorld } from './inputs.ts';
-import { lncc } from './losses.ts';
-import { warp } from './layers.ts';
-import { deformForward, type DeformNetWeights } from './network.ts';
+import { fixedWindows, lnccLoss } from '../deform/local-ncc.ts';
+import { trilinearAt } from '../../volume/interpolate.ts';
+import { deformForward, velocityToDisplacement, type DeformNetWeights } from './network.ts';
+import type { VelocityRunner } from './onnx.ts';
+import { inputChannels } from './config.ts';
 
 export interface DeformNet {
   config: DeformNetConfig;
   weights: DeformNetWeights;
   /** Where it was read from (QA). */
   file?: string;
+  /** The convolutional part on ONNX Runtime (onnx.ts); without it, tfjs runs the whole network. */
+  velocity?: VelocityRunner;
 }
 
 export interface DeformNetStageResult {
   field: Field;
   stats: {
     file?: string;
+    /** 'onnxruntime' or 'tfjs-<backend>'. */
+    runtime: string;
     grid: { size: Vec3; spacingMm: number };
     /** Mean |u| of the network's displacement over the counted voxels, mm. */
     meanDisplacementMm: number;
     lnccBefore: number;
     lnccAfter: number;
   };
+}
+
+/** img(x + u(x)) on its own grid (u in voxel units, NDHWC; border values outside). */
+function warpOnGrid(img: Float32Array, size: Vec3, u: Float32Array): Float32Array {
+  const out = new Float32Array(img.length);
+  const v = new Float64Array(1);
+  for (let k = 0, q = 0; k < size[2]; k++)
+    for (let j = 0; j < size[1]; j++)
+      for (let i = 0; i < size[0]; i++, q++) {
+        trilinearAt(img, size, 1, i + u[3 * q], j + u[3 * q + 1], k + u[3 * q + 2], 'border', v);
+        out[q] = v[0];
+      }
+  return out;
 }
 
 export async function deformNetStage(
@@ -68,15 +87,28 @@ export async function deformNetStage(
   o.onProgress?.('deform network: forward', 1, 2);
   const { input, mask } = sampleTensors(sample);
   try {
-    const out = deformForward(net.weights, input, net.config);
-    const [before, after] = tf.tidy(() => [
-      lncc(input.fixed, input.moving, 2, mask),
-      lncc(input.fixed, warp(input.moving, out.displacement), 2, mask),
-    ]);
+    let out: { velocity: tf.Tensor5D; displacement: tf.Tensor5D };
+    if (net.velocity) {
+      // NDHWC input channels: fixed, moving, correlation (as deformForward's concatenation)
+      const N = sample.mask.length;
+      const C = inputChannels(net.config);
+      const D = sample.correlationChannels;
+      const x = new Float32Array(N * C);
+      for (let v = 0; v < N; v++) {
+        x[v * C] = sample.fixed[v];
+        x[v * C + 1] = sample.moving[v];
+        x.set(sample.correlation.subarray(v * D, v * D + D), v * C + 2);
+      }
+      const [ni, nj, nk] = G.size;
+      const velocity = tf.tensor5d(await net.velocity(x, G.size), [1, nk, nj, ni, 3]);
+      out = { velocity, displacement: velocityToDisplacement(velocity, net.config) };
+    } else out = deformForward(net.weights, input, net.config);
     const u = (await out.displacement.data()) as Float32Array;
-    const lb = (await before.data())[0];
-    const la = (await after.data())[0];
-    tf.dispose([out.velocity, out.displacement, before, after]);
+    tf.dispose([out.velocity, out.displacement]);
+    // LNCC (window radius 2, counted voxels) before and after, on the CPU (local-ncc.ts)
+    const windows = fixedWindows(sample.fixed, G.size, 2, sample.mask);
+    const lb = lnccLoss(windows, sample.moving);
+    const la = lnccLoss(windows, warpOnGrid(sample.moving, G.size, u));
     const uWorld = voxelToWorld(G, u);
     let sum = 0;
     let cnt = 0;
@@ -90,6 +122,7 @@ export async function deformNetStage(
       field: correctionField(G, sample.base, uWorld),
       stats: {
         file: net.file,
+        runtime: net.velocity ? 'onnxruntime' : `tfjs-${tf.getBackend()}`,
         grid: { size: [...G.size] as Vec3, spacingMm: s },
         meanDisplacementMm: cnt ? sum / cnt : 0,
         lnccBefore: -lb,

@@ -116,11 +116,21 @@ export function deformForward(w: DeformNetWeights, input: DeformNetInput, c: Def
     }
     c.full.forEach((_, f) => (x = layer(`full${f}`, x)));
     const velocity = layer('flow', x, false);
-    // VoxelMorph's int_downsize 2: integrate at half resolution, upsample trilinearly (x2 in voxel units)
-    const displacement = tf.mul(
-      upsampleLinear2(integrateVelocity(tf.mul(downsample2(velocity), 0.5) as tf.Tensor5D, c.integrationSteps)),
-      2,
-    ) as tf.Tensor5D;
+    const displacement = velocityToDisplacement(velocity, c);
     return { velocity, displacement };
   });
+}
+
+/**
+ * The displacement of a stationary velocity [1, K, J, I, 3] (voxel units): VoxelMorph's int_downsize 2,
+ * integrated at half resolution by scaling and squaring, upsampled trilinearly (x2 in voxel units).
+ */
+export function velocityToDisplacement(velocity: tf.Tensor5D, c: DeformNetConfig): tf.Tensor5D {
+  return tf.tidy(
+    () =>
+      tf.mul(
+        upsampleLinear2(integrateVelocity(tf.mul(downsample2(velocity), 0.5) as tf.Tensor5D, c.integrationSteps)),
+        2,
+      ) as tf.Tensor5D,
+  );
 }
