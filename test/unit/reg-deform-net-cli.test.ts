@@ -3,11 +3,11 @@
  * untrained tiny SAM network for the features and the tiny deform network, so that both run in
  * seconds: train-reg writes checkpoints, model.samw and loss.csv, is deterministic under --seed, and a
  * resumed run continues exactly as an uninterrupted one; the cascade runs the network before the
- * instance optimisation and reports its time and numbers in qa.json.
+ * instance optimisation and reports its time and numbers in qa.json; Ctrl-C saves a checkpoint.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeSyntheticPair } from '../../main/engine/bench/synthetic-pair.ts';
@@ -84,6 +84,28 @@ test('sam register --deform-net: the network runs before the instance optimisati
     assert.match(qa.deformNet.file, /model\.samw$/);
     assert.equal(qa.deformNet.runtime, 'onnxruntime');
     assert.equal(qa.matcher, 'ncc');
+  } finally {
+    cleanup();
+  }
+});
+
+test('sam train-reg: Ctrl-C saves a checkpoint and exits 130; --resume finishes the run', async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const args = ['bin/sam.mjs', 'train-reg', '--data', LUNG, '--out', dir, ...COMMON, ...DEVICE, '--iterations', '2'];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d) => {
+      err += d;
+      if (err.includes('backend:') && !child.killed) child.kill('SIGINT');
+    });
+    const code = await new Promise<number | null>((res) => child.on('close', res));
+    assert.equal(code, 130, err);
+    assert.match(err, /saving a checkpoint/);
+    assert.ok(existsSync(join(dir, 'checkpoints', 'latest.json')));
+    const r = spawnSync(process.execPath, [...args, '--resume'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /finished at iteration 2/);
   } finally {
     cleanup();
   }
