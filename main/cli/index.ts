@@ -8,6 +8,7 @@ import { benchEmbedCommand } from './commands/bench-embed.ts';
 import { benchTrainCommand } from './commands/bench-train.ts';
 import { convertCommand } from './commands/convert.ts';
 import { trainCommand } from './commands/train.ts';
+import { trainRegCommand } from './commands/train-reg.ts';
 import { registerCommand } from './commands/register.ts';
 import { demoCommand } from './commands/demo.ts';
 import { transformPointsCommand } from './commands/transform-points.ts';
@@ -28,6 +29,7 @@ const COMMANDS: Command[] = [
   infoCommand,
   convertCommand,
   trainCommand,
+  trainRegCommand,
   registerCommand,
   reviewCommand,
   demoCommand,

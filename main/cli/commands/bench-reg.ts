@@ -15,6 +15,7 @@ import { checkStages, DEFAULT_STAGES } from '../../engine/register/cascade.ts';
 import { readVolume } from '../../engine/volume/io/index.ts';
 import { resample } from '../../engine/volume/resample.ts';
 import { defaultModelPath, openModel } from './match.ts';
+import { DEFORM_NET_OPTIONS, openDeformNet } from '../deform-net-args.ts';
 
 const DATA = process.env.SAM_DATA_DIR ?? '../shared/data';
 const TS = 'TotalSegmentator/tests/reference_files';
@@ -34,6 +35,9 @@ const USAGE = `usage: sam bench-reg [options]
   --stages LIST      cascade stages (default ${DEFAULT_STAGES.join(',')})
   --deform-iters N   Adam iterations per level of the deform stage (default: the cascade's)
   --matcher sam|ncc  default ncc (no model needed); sam uses --weights or resources/sam-small.samw
+  --deform-net FILE  a SAM-deform network (sam train-reg) before the instance optimisation (default
+                     resources/sam-deform-net.samw when present; opens the SAM model for its features)
+  --no-deform-net    instance optimisation alone
   --weights FILE     SAM model
   --device NAME      compute device for SAM (default auto)
   --no-elastix       skip elastix
@@ -74,6 +78,7 @@ export const benchRegCommand: Command = {
         'elastix-iterations': { type: 'string' },
         json: { type: 'boolean', default: false },
         help: { type: 'boolean', default: false },
+        ...DEFORM_NET_OPTIONS,
       },
     });
     if (values.help) {
@@ -95,8 +100,10 @@ export const benchRegCommand: Command = {
     }
     const sources = [];
     for (const s of values.sources.split(',').map((x) => x.trim())) sources.push(await loadSource(s));
+    const deformNet = stages.includes('deform') ? await openDeformNet(values) : undefined;
+    if (deformNet) console.error(`bench-reg: deform network ${deformNet.file}, then instance optimisation`);
     let engine;
-    if (values.matcher === 'sam') {
+    if (values.matcher === 'sam' || deformNet) {
       const w = values.weights ?? defaultModelPath();
       if (!existsSync(w)) throw new InputError(w, 'no trained SAM model: pass --weights FILE or use --matcher ncc');
       engine = (await openModel({ weightsFile: w }, values.device as Device)).engine;
@@ -110,8 +117,10 @@ export const benchRegCommand: Command = {
         matcher: values.matcher,
         engine,
         elastix,
-        register:
-          values['deform-iters'] !== undefined ? { deform: { iterations: Number(values['deform-iters']) } } : undefined,
+        register: {
+          deform: values['deform-iters'] !== undefined ? { iterations: Number(values['deform-iters']) } : undefined,
+          deformNet,
+        },
         elastixIterations:
           values['elastix-iterations'] !== undefined ? Number(values['elastix-iterations']) : undefined,
         onProgress: (what) => console.error(`bench-reg: ${what}`),

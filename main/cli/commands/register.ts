@@ -8,6 +8,8 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from '../index.ts';
 import { MODEL_OPTIONS, openModelFromArgs } from '../model-args.ts';
+import { DEFORM_NET_OPTIONS, openDeformNet } from '../deform-net-args.ts';
+import { disposeDeformWeights } from '../../engine/register/deform-net/network.ts';
 import { InputError } from '../../engine/errors.ts';
 import { checkStages, DEFAULT_STAGES, registerVolumes } from '../../engine/register/cascade.ts';
 import { writeRegistration } from '../../engine/register/register-output.ts';
@@ -28,6 +30,10 @@ const USAGE = `usage: sam register <fixed> <moving> --out DIR [options]
   --grid MM           grid spacing of the affine stage's matched points (default 16)
   --coarse-grid MM    grid spacing of the coarse stage's matched points (default 10)
   --deform-iters N    Adam iterations per level of the deform stage (default 40)
+  --deform-net FILE   a SAM-deform network (sam train-reg): its field starts the deform stage, which
+                      instance optimisation then refines (default resources/sam-deform-net.samw when
+                      present); it reads SAM features, so the SAM model is opened with any matcher
+  --no-deform-net     instance optimisation alone
   --no-field          do not write the displacement field`;
 
 export const registerCommand: Command = {
@@ -47,6 +53,7 @@ export const registerCommand: Command = {
         'coarse-grid': { type: 'string', default: '10' },
         'deform-iters': { type: 'string', default: '40' },
         'no-field': { type: 'boolean', default: false },
+        ...DEFORM_NET_OPTIONS,
       },
     });
     if (positionals.length !== 2 || !values.out) {
@@ -62,12 +69,18 @@ export const registerCommand: Command = {
     const progress = new ProgressLine(process.stderr, 5);
     const fixed = await readVolume(fixedPath);
     const moving = await readVolume(movingPath);
+    const deformNet = stages.includes('deform') ? await openDeformNet(values) : undefined;
+    if (deformNet)
+      console.error(`deform network: ${deformNet.file} (${deformNet.config.name}), then instance optimisation`);
     let engine;
-    if (values.matcher === 'sam') {
-      const model = await openModelFromArgs(values, '--matcher ncc');
+    if (values.matcher === 'sam' || deformNet) {
+      const model = await openModelFromArgs(values, values.matcher === 'sam' ? '--matcher ncc' : '--no-deform-net');
       engine = model.engine;
-      console.error(`matcher: SAM, model ${model.label}${model.weightsFile ? ` (${model.weightsFile})` : ''}`);
-    } else console.error('matcher: NCC template matching');
+      console.error(
+        `${values.matcher === 'sam' ? 'matcher: SAM, model' : 'SAM features for the deform network:'} ${model.label}${model.weightsFile ? ` (${model.weightsFile})` : ''}`,
+      );
+    }
+    if (values.matcher === 'ncc') console.error('matcher: NCC template matching');
     const controller = new AbortController();
     const onSigint = () => controller.abort();
     process.once('SIGINT', onSigint);
@@ -79,6 +92,7 @@ export const registerCommand: Command = {
         gridMm: Number(values.grid),
         coarse: { gridMm: Number(values['coarse-grid']) },
         deform: { iterations: Number(values['deform-iters']) },
+        deformNet,
         signal: controller.signal,
         onProgress: (stage, done, total) => progress.update(`${stage} ${done}/${total}`),
       });
@@ -99,6 +113,10 @@ export const registerCommand: Command = {
           `coarse from ${r.coarse.stats.inliers} pairs: residual mean ${r.coarse.stats.affineResidualMm.mean.toFixed(2)} -> ` +
             `${r.coarse.stats.coarseResidualMm.mean.toFixed(2)} mm`,
         );
+      if (r.deformNet)
+        parts.push(
+          `deform network ${r.deformNet.stats.meanDisplacementMm.toFixed(2)} mm mean, LNCC ${r.deformNet.stats.lnccBefore.toFixed(3)} -> ${r.deformNet.stats.lnccAfter.toFixed(3)}`,
+        );
       if (r.deform)
         parts.push(`deform LNCC ${r.deform.stats.lnccStart.toFixed(3)} -> ${r.deform.stats.lnccEnd.toFixed(3)}`);
       parts.push(`folding ${q.jacobian.foldedPercent.toFixed(3)} %`);
@@ -108,6 +126,7 @@ export const registerCommand: Command = {
     } finally {
       process.off('SIGINT', onSigint);
       await engine?.dispose();
+      if (deformNet) disposeDeformWeights(deformNet.weights);
     }
   },
 };

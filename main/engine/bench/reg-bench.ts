@@ -59,7 +59,7 @@ export interface BenchOptions {
   minOrganVoxels?: number;
   transform?: Partial<SyntheticPairOptions>;
   /** Further options of the cascade (stage options). */
-  register?: Pick<RegisterOptions, 'coarse' | 'deform' | 'gridMm'>;
+  register?: Pick<RegisterOptions, 'coarse' | 'deform' | 'gridMm' | 'deformNet'>;
   onProgress?: (what: string) => void;
   signal?: AbortSignal;
 }
@@ -165,7 +165,8 @@ export async function benchRegistration(sources: BenchSource[], o: BenchOptions)
           coarse: t.coarse,
         }),
       );
-    if (r.deform) rows.push(score(name, `SAM ${o.stages.join('+')}`, r.field, pair, ctx, t));
+    if (r.deform)
+      rows.push(score(name, `SAM ${o.stages.join('+')}${r.deformNet ? ' (net + IO)' : ''}`, r.field, pair, ctx, t));
     if (o.elastix) {
       o.onProgress?.(`${name}: elastix (affine + B-spline)`);
       const e = await runElastix(pair.fixed, pair.moving, { signal: o.signal, iterations: o.elastixIterations });

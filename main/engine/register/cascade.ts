@@ -6,7 +6,10 @@
  * - coarse (sam-coarse.ts): denser points matched near their affine prediction, cycle-checked, a smooth
  *   control-grid displacement fitted to them;
  * - deform (deform/sam-deform.ts): instance optimisation of a dense 4 mm displacement (local NCC,
- *   diffusion smoothness), no trained network needed.
+ *   diffusion smoothness), no trained network needed; with a trained SAM-deform network
+ *   (deform-net/, `deformNet`), the network's field first and the instance optimisation refining it
+ *   (SAME++: network + instance optimisation). The network reads SAM local features, so it needs the
+ *   embeddings: with the NCC matcher the engine embeds both images for it.
  * The default is the full cascade (DEFAULT_STAGES): about 30-60 s on a 2-core CPU for a 2 mm chest
  * pair with the NCC matcher (README, registration section).
  * The matcher is SAM (embeddings from the given engine) or, as a classical fallback and baseline, NCC
@@ -34,6 +37,7 @@ import { stageField } from './stage-field.ts';
 import { embeddingFeatures } from './deform/embedding-features.ts';
 import { fieldFromAffine, type Field } from './field/field.ts';
 import { jacobianDeterminant } from './field/jacobian.ts';
+import { deformNetStage, type DeformNet, type DeformNetStageResult } from './deform-net/apply.ts';
 import { warpVolume } from './field/warp.ts';
 
 export const STAGES = ['affine', 'coarse', 'deform'] as const;
@@ -51,6 +55,8 @@ export interface RegisterOptions {
   deform?: SamDeformOptions;
   /** Weight of the SAM local-embedding similarity in the deform stage (SAM matcher only; default 0.5). */
   featureWeight?: number;
+  /** A trained SAM-deform network: its field starts the deform stage (needs `engine`). */
+  deformNet?: DeformNet;
   onProgress?: (stage: string, done: number, total: number) => void;
   signal?: AbortSignal;
 }
@@ -59,6 +65,7 @@ export interface RegisterResult {
   affine: SamAffineResult;
   coarse?: SamCoarseResult;
   deform?: SamDeformResult;
+  deformNet?: DeformNetStageResult;
   /** The whole map as one displacement field on the fixed grid (mm, LPS). */
   field: Field;
   /** The moving image resampled on the fixed grid. */
@@ -120,8 +127,10 @@ export async function registerVolumes(fixed: Volume, moving: Volume, o: Register
   const matcher = o.matcher ?? 'sam';
   let t0 = performance.now();
   let embeddings = null;
-  if (matcher === 'sam') {
-    if (!o.engine) throw new InputError('SAM matcher', 'no embedding engine given');
+  const netUsed = !!o.deformNet && stages.includes('deform');
+  if (matcher === 'sam' || netUsed) {
+    if (!o.engine)
+      throw new InputError(matcher === 'sam' ? 'SAM matcher' : 'SAM-deform network', 'no embedding engine given');
     o.onProgress?.('embed fixed', 0, 2);
     const f = await embedVolume(fixed, o.engine, { signal: o.signal });
     o.onProgress?.('embed moving', 1, 2);
@@ -135,7 +144,7 @@ export async function registerVolumes(fixed: Volume, moving: Volume, o: Register
   const movingMask = bodyMask(moving);
   // NCC searches near its start point: start from a rough translation (initial-shift.ts)
   const shift = matcher === 'ncc' ? initialShift(fixed, moving, fixedMask) : ([0, 0, 0] as Vec3);
-  const affine = await samAffine(fixed, moving, embeddings, {
+  const affine = await samAffine(fixed, moving, matcher === 'sam' ? embeddings : null, {
     gridMm: o.gridMm,
     fixedMask,
     movingMask,
@@ -168,7 +177,7 @@ export async function registerVolumes(fixed: Volume, moving: Volume, o: Register
       fixed,
       moving,
       affine.affine,
-      embeddings ? { kind: 'sam', embeddings } : { kind: 'ncc' },
+      matcher === 'sam' && embeddings ? { kind: 'sam', embeddings } : { kind: 'ncc' },
       fixedMask,
       { ...o.coarse, signal: o.signal, onProgress: o.onProgress },
     );
@@ -176,13 +185,30 @@ export async function registerVolumes(fixed: Volume, moving: Volume, o: Register
     tick('coarse', t0);
   }
   let deform: SamDeformResult | undefined;
+  let deformNet: DeformNetStageResult | undefined;
   if (stages.includes('deform')) {
     t0 = performance.now();
+    const reduced = embeddings ? embeddingFeatures(embeddings, o.deformNet?.config.featureChannels) : undefined;
+    if (o.deformNet && reduced) {
+      const prior = [...corrections];
+      deformNet = await deformNetStage(
+        fixed,
+        moving,
+        (g) => stageField(g, affine.affine, prior),
+        fixedMask,
+        reduced,
+        o.deformNet,
+        { signal: o.signal, onProgress: o.onProgress },
+      );
+      corrections.push(deformNet.field);
+      tick('deformNet', t0);
+      t0 = performance.now();
+    }
     const before = [...corrections];
-    // with SAM, the local embeddings' similarity joins the intensity term (embedding-features.ts)
+    // with the SAM matcher, the local embeddings' similarity joins the intensity term (embedding-features.ts)
     const features =
-      embeddings && (o.featureWeight ?? 0.5) > 0
-        ? { ...embeddingFeatures(embeddings), weight: o.featureWeight ?? 0.5 }
+      reduced && matcher === 'sam' && (o.featureWeight ?? 0.5) > 0
+        ? { ...reduced, weight: o.featureWeight ?? 0.5 }
         : undefined;
     deform = await samDeform(fixed, moving, (g) => stageField(g, affine.affine, before), fixedMask, {
       features,
@@ -226,11 +252,12 @@ export async function registerVolumes(fixed: Volume, moving: Volume, o: Register
     pairs: affine.stats,
     coarse: coarse?.stats,
     deform: deform?.stats,
+    deformNet: deformNet?.stats,
     jacobian,
     nccInFixedBody: {
       before: maskedNcc(fixed.data, before.data, mask),
       after: maskedNcc(fixed.data, warped.data, mask),
     },
   };
-  return { affine, coarse, deform, field, warped, qa };
+  return { affine, coarse, deform, deformNet, field, warped, qa };
 }

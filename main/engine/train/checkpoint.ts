@@ -4,6 +4,8 @@
  * state.json (iteration, options, elapsed time). <run>/checkpoints/latest.json names the newest
  * complete one; it is written last and atomically, so an interrupted save never becomes "latest".
  * The newest weights are also copied to <run>/model.samw, the file the rest of the product loads.
+ * The weights file format is the SAM network's (sam/weights-file.ts) unless a WeightsIo is given (the
+ * SAM-deform network's, register/deform-net/weights-file.ts).
  */
 import { existsSync, readdirSync, readFileSync, rmSync, copyFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,6 +16,14 @@ import type { SamWeights } from '../sam/network.ts';
 import { loadWeights, saveWeights } from '../sam/weights-file.ts';
 import type { OptimizerState } from './optimizer.ts';
 
+/** How a network's weights (with its configuration) are written and read. */
+export interface WeightsIo<C> {
+  save(path: string, config: C, weights: SamWeights, meta: Record<string, unknown>): Promise<void>;
+  load(path: string): { config: C; weights: SamWeights };
+}
+
+const SAM_IO: WeightsIo<SamConfig> = { save: saveWeights, load: loadWeights };
+
 export interface CheckpointState {
   iteration: number;
   elapsedSeconds: number;
@@ -23,12 +33,13 @@ export interface CheckpointState {
 
 const KEEP = 2;
 
-export async function saveCheckpoint(
+export async function saveCheckpoint<C = SamConfig>(
   runDir: string,
-  config: SamConfig,
+  config: C,
   weights: SamWeights,
   opt: OptimizerState,
   state: CheckpointState,
+  io: WeightsIo<C> = SAM_IO as unknown as WeightsIo<C>,
 ): Promise<string> {
   const root = join(runDir, 'checkpoints');
   const name = `iter-${String(state.iteration).padStart(7, '0')}`;
@@ -38,9 +49,9 @@ export async function saveCheckpoint(
   if (latestName(root) === name && existsSync(join(dir, 'state.json'))) return dir;
   rmSync(dir, { recursive: true, force: true }); // a partial folder from an interrupted save
   const meta = { iteration: state.iteration };
-  await saveWeights(join(dir, 'weights.samw'), config, weights, { ...meta, kind: 'weights' });
-  await saveWeights(join(dir, 'opt-m.samw'), config, opt.m, { ...meta, kind: 'optimizer-m' });
-  if (opt.v) await saveWeights(join(dir, 'opt-v.samw'), config, opt.v, { ...meta, kind: 'optimizer-v' });
+  await io.save(join(dir, 'weights.samw'), config, weights, { ...meta, kind: 'weights' });
+  await io.save(join(dir, 'opt-m.samw'), config, opt.m, { ...meta, kind: 'optimizer-m' });
+  if (opt.v) await io.save(join(dir, 'opt-v.samw'), config, opt.v, { ...meta, kind: 'optimizer-v' });
   writeFileAtomic(join(dir, 'state.json'), Buffer.from(JSON.stringify(state, null, 2)));
   writeFileAtomic(join(root, 'latest.json'), Buffer.from(JSON.stringify({ checkpoint: name }, null, 2)));
   const tmp = join(runDir, `.model.samw.${process.pid}.tmp`);
@@ -66,8 +77,11 @@ export function hasCheckpoint(runDir: string): boolean {
   return existsSync(join(runDir, 'checkpoints', 'latest.json'));
 }
 
-export function loadCheckpoint(runDir: string): {
-  config: SamConfig;
+export function loadCheckpoint<C = SamConfig>(
+  runDir: string,
+  io: WeightsIo<C> = SAM_IO as unknown as WeightsIo<C>,
+): {
+  config: C;
   weights: SamWeights;
   opt: OptimizerState;
   state: CheckpointState;
@@ -82,9 +96,9 @@ export function loadCheckpoint(runDir: string): {
     throw new InputError(latest, `corrupt checkpoint pointer (${(e as Error).message})`);
   }
   const dir = join(runDir, 'checkpoints', String(name));
-  const w = loadWeights(join(dir, 'weights.samw'));
-  const m = loadWeights(join(dir, 'opt-m.samw'));
-  const v = existsSync(join(dir, 'opt-v.samw')) ? loadWeights(join(dir, 'opt-v.samw')) : undefined;
+  const w = io.load(join(dir, 'weights.samw'));
+  const m = io.load(join(dir, 'opt-m.samw'));
+  const v = existsSync(join(dir, 'opt-v.samw')) ? io.load(join(dir, 'opt-v.samw')) : undefined;
   let state: CheckpointState;
   try {
     state = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8'));

@@ -29,29 +29,42 @@ const COLUMNS: (keyof LossRow)[] = [
   'seconds',
 ];
 
-export class LossLog {
+/**
+ * The log of a run; the columns and plotted series are the SAM training's unless given (the first
+ * columns must be 'iteration' and 'total' for other logs too).
+ */
+export class LossLog<R extends { iteration: number; total: number } = LossRow> {
   readonly csv: string;
   readonly png: string;
-  constructor(readonly dir: string) {
+  private readonly columns: (keyof R & string)[];
+  private readonly series: [keyof R & string, [number, number, number]][];
+  constructor(
+    readonly dir: string,
+    columns?: (keyof R & string)[],
+    series?: [keyof R & string, [number, number, number]][],
+  ) {
+    this.columns = columns ?? (COLUMNS as (keyof R & string)[]);
+    this.series = series ?? (SERIES as [keyof R & string, [number, number, number]][]);
     this.csv = join(dir, 'loss.csv');
     this.png = join(dir, 'loss.png');
   }
 
   /** Rows already logged (when resuming), dropping any beyond `upTo` (iterations not checkpointed). */
-  load(upTo = Infinity): LossRow[] {
+  load(upTo = Infinity): R[] {
     if (!existsSync(this.csv)) return [];
     const lines = readFileSync(this.csv, 'utf8').trim().split('\n').slice(1);
     const rows = lines
       .map((l) => l.split(',').map(Number))
-      .filter((v) => v.length === COLUMNS.length && v.every(Number.isFinite))
-      .map((v) => Object.fromEntries(COLUMNS.map((c, n) => [c, v[n]])) as unknown as LossRow)
+      .filter((v) => v.length === this.columns.length && v.every(Number.isFinite))
+      .map((v) => Object.fromEntries(this.columns.map((c, n) => [c, v[n]])) as unknown as R)
       .filter((r) => r.iteration <= upTo);
     this.rewrite(rows);
     return rows;
   }
 
-  private rewrite(rows: LossRow[]): void {
-    const text = [COLUMNS.join(','), ...rows.map((r) => COLUMNS.map((c) => r[c]).join(','))].join('\n') + '\n';
+  private rewrite(rows: R[]): void {
+    const cols = this.columns;
+    const text = [cols.join(','), ...rows.map((r) => cols.map((c) => r[c]).join(','))].join('\n') + '\n';
     writeFileAtomic(this.csv, Buffer.from(text));
   }
 
@@ -59,13 +72,13 @@ export class LossLog {
     if (!existsSync(this.csv)) this.rewrite([]);
   }
 
-  append(r: LossRow): void {
-    appendFileSync(this.csv, COLUMNS.map((c) => r[c]).join(',') + '\n');
+  append(r: R): void {
+    appendFileSync(this.csv, this.columns.map((c) => r[c]).join(',') + '\n');
   }
 
-  /** Draw the total loss and the four terms against the iteration. */
-  plot(rows: LossRow[]): void {
-    writeFileAtomic(this.png, plotLoss(rows));
+  /** Draw the total loss and the terms against the iteration. */
+  plot(rows: R[]): void {
+    writeFileAtomic(this.png, plotLoss(rows, 640, 400, this.series));
   }
 }
 
@@ -78,7 +91,12 @@ const SERIES: [keyof LossRow, [number, number, number]][] = [
 ];
 
 /** A 640x400 PNG: each series as a polyline, y from 0 to the maximum, light grid every 10%. */
-export function plotLoss(rows: LossRow[], width = 640, height = 400): Buffer {
+export function plotLoss<R extends { iteration: number; total: number } = LossRow>(
+  rows: R[],
+  width = 640,
+  height = 400,
+  series: [keyof R & string, [number, number, number]][] = SERIES as [keyof R & string, [number, number, number]][],
+): Buffer {
   const px = new Uint8Array(width * height * 3).fill(255);
   const m = 30;
   const set = (x: number, y: number, c: [number, number, number]): void => {
@@ -100,9 +118,10 @@ export function plotLoss(rows: LossRow[], width = 640, height = 400): Buffer {
   const ymax = rows.reduce((m, r) => (r.total > m ? r.total : m), 1e-9);
   const X = (it: number): number => m + ((width - 2 * m) * (it - x0)) / (x1 - x0);
   const Y = (v: number): number => height - m - ((height - 2 * m) * Math.min(v, ymax)) / ymax;
-  for (const [key, colour] of SERIES)
+  const v = (r: R, key: keyof R & string) => r[key] as number;
+  for (const [key, colour] of series)
     for (let n = 1; n < rows.length; n++)
-      line(X(rows[n - 1].iteration), Y(rows[n - 1][key]), X(rows[n].iteration), Y(rows[n][key]), colour);
-  if (rows.length === 1) for (const [key, colour] of SERIES) set(X(rows[0].iteration), Y(rows[0][key]), colour);
+      line(X(rows[n - 1].iteration), Y(v(rows[n - 1], key)), X(rows[n].iteration), Y(v(rows[n], key)), colour);
+  if (rows.length === 1) for (const [key, colour] of series) set(X(rows[0].iteration), Y(v(rows[0], key)), colour);
   return encodePng(width, height, px);
 }

@@ -69,7 +69,7 @@ function changedOptions(saved: Record<string, unknown>, now: TrainOptions): stri
 }
 
 /** The RNG seed of iteration t: independent streams per iteration, reproducible on resume. */
-function iterationSeed(seed: number, t: number): number {
+export function iterationSeed(seed: number, t: number): number {
   return (Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(t, 0x85ebca6b)) >>> 0;
 }
 

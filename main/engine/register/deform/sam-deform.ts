@@ -73,7 +73,7 @@ export interface SamDeformResult {
 }
 
 /** The CT smoothed to about `spacing` (box of half-width spacing/2) and normalised, on `grid`. */
-function prepare(v: Volume, grid: Geometry): Float32Array {
+export function prepareImage(v: Volume, grid: Geometry): Float32Array {
   const n = v.data.length;
   const clipped = new Float32Array(n);
   for (let q = 0; q < n; q++) clipped[q] = Math.max(-1000, Math.min(1000, v.data[q])) / 1000;
@@ -102,7 +102,7 @@ function smoothField(w: Float32Array, size: readonly number[]): void {
 }
 
 /** The part of `grid` that covers the mask's nonzero voxels, with `margin` voxels around (the air around the body carries no information). */
-function bodyGrid(grid: Geometry, mask: Volume, margin: number): Geometry {
+export function bodyGrid(grid: Geometry, mask: Volume, margin: number): Geometry {
   const m = resample(mask, grid, { interpolation: 'nearest', outputType: 'uint8' }).data;
   const [ni, nj, nk] = grid.size;
   const lo = [ni, nj, nk];
@@ -153,9 +153,9 @@ function buildLevel(
   const rw = o.windowRadius ?? 2;
   const G = bodyGrid(gridWithSpacing(fixed, [s, s, s]), fixedMask, rw + 2);
   const N = G.size[0] * G.size[1] * G.size[2];
-  const I = prepare(fixed, G);
+  const I = prepareImage(fixed, G);
   const movingGrid = gridWithSpacing(moving, [s, s, s]);
-  const M = prepare(moving, movingGrid);
+  const M = prepareImage(moving, movingGrid);
   const maskG = resample(fixedMask, G, { interpolation: 'nearest', outputType: 'uint8' }).data;
   const weight = new Float32Array(N);
   for (let v = 0; v < N; v++) weight[v] = maskG[v] ? 1 : 0;

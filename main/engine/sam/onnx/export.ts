@@ -240,12 +240,12 @@ const INPUT_DOC = 'normalised 2 mm CT (normalizeForNetwork), z slowest, x fastes
 const OUTPUT_DOC =
   'embeddings, channel-last, unit L2 norm; voxel n along an axis of stride s is centred on s*n + (s-1)/2';
 
-const ints = (value: number[]): AttrValue => ({ type: 'ints', value });
-const int = (value: number): AttrValue => ({ type: 'int', value });
-const str = (value: string): AttrValue => ({ type: 'string', value });
+export const ints = (value: number[]): AttrValue => ({ type: 'ints', value });
+export const int = (value: number): AttrValue => ({ type: 'int', value });
+export const str = (value: string): AttrValue => ({ type: 'string', value });
 
-/** Nodes and initializers with unique value names. */
-class GraphBuilder {
+/** Nodes and initializers with unique value names (also used by register/deform-net/onnx.ts). */
+export class GraphBuilder {
   readonly nodes: NodeProto[] = [];
   readonly inits: TensorProto[] = [];
   private readonly used = new Set<string>(['ct', 'global', 'local']);

@@ -1,0 +1,46 @@
+/**
+ * The SAM-deform network a command uses: --deform-net FILE, or the shipped one
+ * (resources/sam-deform-net.samw, or $SAM_DEFORM_NET) when it exists; --no-deform-net: none
+ * (instance optimisation alone). Its convolutions run on ONNX Runtime when it loads (else tfjs), the
+ * integration on tfjs' CPU backend, which loading it selects.
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { initTfBackend } from '../engine/compute/tf-backend.ts';
+import { InputError } from '../engine/errors.ts';
+import type { DeformNet } from '../engine/register/deform-net/apply.ts';
+import { loadDeformNet } from '../engine/register/deform-net/weights-file.ts';
+import { createDeformOnnxRunner } from '../engine/register/deform-net/onnx.ts';
+
+export const DEFORM_NET_OPTIONS = {
+  'deform-net': { type: 'string' },
+  'no-deform-net': { type: 'boolean', default: false },
+} as const;
+
+export function defaultDeformNetPath(): string {
+  return process.env.SAM_DEFORM_NET || fileURLToPath(new URL('../../resources/sam-deform-net.samw', import.meta.url));
+}
+
+export async function openDeformNet(values: {
+  'deform-net'?: string;
+  'no-deform-net'?: boolean;
+}): Promise<DeformNet | undefined> {
+  if (values['no-deform-net']) return undefined;
+  const file = values['deform-net'] ?? defaultDeformNetPath();
+  if (!existsSync(file)) {
+    if (values['deform-net']) throw new InputError(file, 'no such deform network file');
+    return undefined;
+  }
+  // the convolutions on ONNX Runtime (onnx.ts), the integration on tfjs' CPU backend
+  await initTfBackend({ backend: 'cpu', gradients: false });
+  const n = loadDeformNet(file);
+  const tensors: Record<string, Float32Array> = {};
+  for (const [k, t] of Object.entries(n.weights)) tensors[k] = t.dataSync() as Float32Array;
+  let velocity;
+  try {
+    velocity = await createDeformOnnxRunner(n.config, tensors);
+  } catch (e) {
+    console.error(`deform network: ONNX Runtime unavailable (${(e as Error).message.split('\n')[0]}); tfjs runs it`);
+  }
+  return { config: n.config, weights: n.weights, file, velocity };
+}
