@@ -107,3 +107,60 @@ export function loadCheckpoint<C = SamConfig>(
   }
   return { config: w.config, weights: w.weights, opt: v ? { m: m.weights, v: v.weights } : { m: m.weights }, state };
 }
+
+/** Where a training run starts: its weights, optimiser state, first iteration and time already spent. */
+export interface RunStart {
+  weights: SamWeights;
+  opt: OptimizerState;
+  start: number;
+  elapsedBefore: number;
+}
+
+/**
+ * Starts a run in `runDir`: from its latest checkpoint with `resume` (the configuration must be the
+ * same and `changedOptions` must name no option that defines the run), else fresh (`fresh()`;
+ * refused when the folder already holds a run, so that nothing trained is overwritten).
+ */
+export function startRun<C extends { name: string }>(o: {
+  runDir: string;
+  resume?: boolean;
+  config: C;
+  io?: WeightsIo<C>;
+  /** Options of the checkpointed run that differ from this one's (described for the message). */
+  changedOptions: (saved: Record<string, unknown>, opt: OptimizerState) => string[];
+  fresh: () => { weights: SamWeights; opt: OptimizerState };
+}): RunStart {
+  if (o.resume && hasCheckpoint(o.runDir)) {
+    const ck = loadCheckpoint(o.runDir, o.io);
+    if (JSON.stringify(ck.config) !== JSON.stringify(o.config))
+      throw new InputError(
+        o.runDir,
+        `checkpoint was trained with configuration '${ck.config.name}', not '${o.config.name}'`,
+      );
+    const changed = o.changedOptions(ck.state.options, ck.opt);
+    if (changed.length)
+      throw new InputError(
+        o.runDir,
+        `--resume with other options than the run was started with (${changed.join('; ')}): a resumed run must continue the same run`,
+      );
+    return { weights: ck.weights, opt: ck.opt, start: ck.state.iteration, elapsedBefore: ck.state.elapsedSeconds };
+  }
+  if (hasCheckpoint(o.runDir))
+    throw new InputError(
+      o.runDir,
+      'already holds a training run: pass --resume to continue it, or choose another --out',
+    );
+  return { ...o.fresh(), start: 0, elapsedBefore: 0 };
+}
+
+/** The options among `keys` whose saved value differs from the current one, described for a message. */
+export function changedRunOptions(
+  keys: readonly string[],
+  saved: Record<string, unknown>,
+  now: Record<string, unknown>,
+): string[] {
+  const norm = (v: unknown) => JSON.stringify(v ?? null);
+  return keys
+    .filter((k) => norm(saved[k]) !== norm(now[k]))
+    .map((k) => `${k}: ${norm(saved[k])} then, ${norm(now[k])} now`);
+}

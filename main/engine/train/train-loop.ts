@@ -12,12 +12,12 @@ import { InputError } from '../errors.ts';
 import type { SamConfig } from '../sam/config.ts';
 import { createWeights, disposeWeights, forward, type SamWeights } from '../sam/network.ts';
 import { augmentPatch, type AugmentOptions } from './augment.ts';
-import { hasCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
+import { changedRunOptions, saveCheckpoint, startRun } from './checkpoint.ts';
 import type { TrainingCase } from './dataset.ts';
 import { samInfoNceLoss } from './infonce.ts';
 import { LossLog, type LossRow } from './loss-log.ts';
 import { mineSamBatch, type NegativeOptions } from './negatives.ts';
-import { createOptimizerState, optimizerStep, type OptimizerOptions, type OptimizerState } from './optimizer.ts';
+import { createOptimizerState, optimizerStep, type OptimizerOptions } from './optimizer.ts';
 import { samplePatchPair, type PatchPair, type PatchPairOptions } from './patch-pairs.ts';
 import { createRng } from './rng.ts';
 
@@ -61,13 +61,6 @@ export interface TrainResult {
 /** Options that define the run: a resume must use the same ones (iterations and checkpointEvery may change). */
 const RUN_DEFINING = ['seed', 'batchPairs', 'optimizer', 'patch', 'negatives', 'augment', 'tau'] as const;
 
-function changedOptions(saved: Record<string, unknown>, now: TrainOptions): string[] {
-  const norm = (v: unknown) => JSON.stringify(v ?? null);
-  return RUN_DEFINING.filter((k) => norm(saved[k]) !== norm(now[k])).map(
-    (k) => `${k}: ${norm(saved[k])} then, ${norm(now[k])} now`,
-  );
-}
-
 /** The RNG seed of iteration t: independent streams per iteration, reproducible on resume. */
 export function iterationSeed(seed: number, t: number): number {
   return (Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(t, 0x85ebca6b)) >>> 0;
@@ -80,38 +73,23 @@ export async function trainSam(
 ): Promise<TrainResult> {
   if (cases.length === 0) throw new InputError(o.runDir, 'no training cases');
   const log = new LossLog(o.runDir);
-  let weights: SamWeights;
-  let opt: OptimizerState;
-  let start = 0;
-  let elapsedBefore = 0;
-  if (o.resume && hasCheckpoint(o.runDir)) {
-    const ck = loadCheckpoint(o.runDir);
-    if (JSON.stringify(ck.config) !== JSON.stringify(o.config))
-      throw new InputError(
-        o.runDir,
-        `checkpoint was trained with configuration '${ck.config.name}', not '${o.config.name}'`,
-      );
-    weights = ck.weights;
-    opt = ck.opt;
-    if (!!opt.v !== (o.optimizer.kind === 'adam'))
-      throw new InputError(o.runDir, `checkpoint optimiser state does not match --optimizer ${o.optimizer.kind}`);
-    const changed = changedOptions(ck.state.options, o);
-    if (changed.length)
-      throw new InputError(
-        o.runDir,
-        `--resume with other options than the run was started with (${changed.join('; ')}): a resumed run must continue the same run`,
-      );
-    start = ck.state.iteration;
-    elapsedBefore = ck.state.elapsedSeconds;
-  } else {
-    if (hasCheckpoint(o.runDir))
-      throw new InputError(
-        o.runDir,
-        'already holds a training run: pass --resume to continue it, or choose another --out',
-      );
-    weights = o.init ? o.init.weights : createWeights(o.config, o.seed);
-    opt = createOptimizerState(o.optimizer, weights);
-  }
+  const run = startRun({
+    runDir: o.runDir,
+    resume: o.resume,
+    config: o.config,
+    changedOptions: (saved, ckOpt) => [
+      ...(!!ckOpt.v !== (o.optimizer.kind === 'adam')
+        ? [`optimiser state: ${ckOpt.v ? 'adam' : 'sgd'} then, ${o.optimizer.kind} now`]
+        : []),
+      ...changedRunOptions(RUN_DEFINING, saved, o as unknown as Record<string, unknown>),
+    ],
+    fresh: () => {
+      const w = o.init ? o.init.weights : createWeights(o.config, o.seed);
+      return { weights: w, opt: createOptimizerState(o.optimizer, w) };
+    },
+  });
+  let { weights, opt } = run;
+  const { start, elapsedBefore } = run;
   const rows = log.load(start);
   log.start();
   const names = Object.keys(weights);

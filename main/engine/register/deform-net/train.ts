@@ -14,7 +14,7 @@ import { InputError } from '../../errors.ts';
 import { yieldToEventLoop } from '../../util/yield.ts';
 import { applyAffine, indexToWorldMatrix } from '../../volume/geometry.ts';
 import type { Vec3 } from '../../volume/volume.ts';
-import { hasCheckpoint, loadCheckpoint, saveCheckpoint, type WeightsIo } from '../../train/checkpoint.ts';
+import { changedRunOptions, saveCheckpoint, startRun, type WeightsIo } from '../../train/checkpoint.ts';
 import { LossLog } from '../../train/loss-log.ts';
 import {
   createOptimizerState,
@@ -134,37 +134,20 @@ export async function trainDeformNet(
 ): Promise<TrainRegResult> {
   if (cases.length === 0) throw new InputError(o.runDir, 'no training cases');
   const log = new LossLog<RegLossRow>(o.runDir, COLUMNS, SERIES);
-  let weights: DeformNetWeights;
-  let opt: OptimizerState;
-  let start = 0;
-  let elapsedBefore = 0;
-  if (o.resume && hasCheckpoint(o.runDir)) {
-    const ck = loadCheckpoint(o.runDir, DEFORM_IO);
-    if (JSON.stringify(ck.config) !== JSON.stringify(o.config))
-      throw new InputError(
-        o.runDir,
-        `checkpoint was trained with configuration '${ck.config.name}', not '${o.config.name}'`,
-      );
-    const norm = (v: unknown) => JSON.stringify(v ?? null);
-    const changed = RUN_DEFINING.filter((k) => norm(ck.state.options[k]) !== norm(o[k]));
-    if (changed.length)
-      throw new InputError(
-        o.runDir,
-        `--resume with other options than the run was started with (${changed.join(', ')})`,
-      );
-    weights = ck.weights;
-    opt = ck.opt;
-    start = ck.state.iteration;
-    elapsedBefore = ck.state.elapsedSeconds;
-  } else {
-    if (hasCheckpoint(o.runDir))
-      throw new InputError(
-        o.runDir,
-        'already holds a training run: pass --resume to continue it, or choose another --out',
-      );
-    weights = o.init ? o.init.weights : createDeformWeights(o.config, o.seed);
-    opt = createOptimizerState(o.optimizer, weights);
-  }
+  const run = startRun({
+    runDir: o.runDir,
+    resume: o.resume,
+    config: o.config,
+    io: DEFORM_IO,
+    changedOptions: (saved) => changedRunOptions(RUN_DEFINING, saved, o as unknown as Record<string, unknown>),
+    fresh: () => {
+      const w = o.init ? o.init.weights : createDeformWeights(o.config, o.seed);
+      return { weights: w, opt: createOptimizerState(o.optimizer, w) };
+    },
+  });
+  let weights: DeformNetWeights = run.weights;
+  let opt: OptimizerState = run.opt;
+  const { start, elapsedBefore } = run;
   const rows = log.load(start);
   log.start();
   const names = Object.keys(weights);
