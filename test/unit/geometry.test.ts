@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import {
   geometryProblem,
   indexToWorld,
+  invert3,
+  mul3,
   orientationCode,
   orthonormalize,
   worldToIndex,
@@ -69,4 +71,10 @@ test('sameGrid compares origin, far corner and direction', () => {
   assert.ok(sameGrid(oblique, { ...oblique }));
   assert.ok(!sameGrid(oblique, { ...oblique, origin: [-100, 50, 12.01] }));
   assert.ok(!sameGrid(oblique, { ...oblique, spacing: [0.5, 0.75, 2.51] }));
+});
+
+test('invert3: the inverse of a general 3x3 matrix times the matrix is the identity', () => {
+  const m = [2, 1, 0.5, -1, 3, 0.25, 0.3, -0.7, 1.5] as Mat3;
+  const p = mul3(invert3(m), m);
+  p.forEach((x, n) => assert.ok(Math.abs(x - (n % 4 === 0 ? 1 : 0)) < 1e-12, `${n}: ${x}`));
 });

@@ -15,7 +15,14 @@
  * sum_b |a_b| e^(-1/2) / s_b <= 0.5, enforced), converged to 1e-9 mm, then y = L^-1 (u - c - t) + c.
  * |d| <= maxDeformationMm everywhere (sum_b |a_b| is bounded by it).
  */
-import { applyAffine, indexToWorldMatrix, worldToIndex, worldToIndexMatrix, column } from '../volume/geometry.ts';
+import {
+  applyAffine,
+  indexToWorldMatrix,
+  worldToIndex,
+  worldToIndexMatrix,
+  column,
+  invert3,
+} from '../volume/geometry.ts';
 import type { Geometry } from '../volume/geometry.ts';
 import { superiorAxis } from '../volume/mask.ts';
 import { gridWithSpacing, resample } from '../volume/resample.ts';
@@ -97,24 +104,6 @@ function mulM(a: Mat3, b: Mat3): Mat3 {
     for (let j = 0; j < 3; j++) r.push(a[i * 3] * b[j] + a[i * 3 + 1] * b[3 + j] + a[i * 3 + 2] * b[6 + j]);
   return mat(r);
 }
-function invM(m: Mat3): Mat3 {
-  const [a, b, c, d, e, f, g, h, i] = m;
-  const A = e * i - f * h;
-  const B = -(d * i - f * g);
-  const C = d * h - e * g;
-  const det = a * A + b * B + c * C;
-  return mat([
-    A,
-    -(b * i - c * h),
-    b * f - c * e,
-    B,
-    a * i - c * g,
-    -(a * f - c * d),
-    C,
-    -(a * h - b * g),
-    a * e - b * d,
-  ]).map((x) => x / det) as Mat3;
-}
 const mv = (m: Mat3, v: Vec3): Vec3 => [
   m[0] * v[0] + m[1] * v[1] + m[2] * v[2],
   m[3] * v[0] + m[4] * v[1] + m[5] * v[2],
@@ -163,7 +152,7 @@ export function makeSyntheticPair(source: Volume, options: SyntheticPairOptions)
   const h = () => u(-1, 1) * o.maxShear;
   const H = mat([1, h(), h(), 0, 1, h(), 0, 0, 1]);
   const L = mulM(R, mulM(S, H));
-  const Linv = invM(L);
+  const Linv = invert3(L);
   const t: Vec3 = [0, 1, 2].map(() => u(-1, 1) * o.maxTranslationMm) as Vec3;
 
   // deformation: Gaussian bumps inside the central 80% of the fixed image

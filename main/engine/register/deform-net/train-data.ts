@@ -20,6 +20,7 @@ import {
   indexToWorldMatrix,
   worldToIndexMatrix,
   type Geometry,
+  invert3,
 } from '../../volume/geometry.ts';
 import { gridWithSpacing, resample } from '../../volume/resample.ts';
 import { bodyMask } from '../../volume/mask.ts';
@@ -78,25 +79,6 @@ export function caseBodyGrid(ct: Volume, spacingMm: number): Geometry {
   return bodyGrid(gridWithSpacing(ct, [spacingMm, spacingMm, spacingMm]), bodyMask(ct), 0);
 }
 
-function inv3(m: Mat3): Mat3 {
-  const [a, b, c, d, e, f, g, h, i] = m;
-  const A = e * i - f * h;
-  const B = -(d * i - f * g);
-  const C = d * h - e * g;
-  const det = a * A + b * B + c * C;
-  return [
-    A,
-    -(b * i - c * h),
-    b * f - c * e,
-    B,
-    a * i - c * g,
-    -(a * f - c * d),
-    C,
-    -(a * h - b * g),
-    a * e - b * d,
-  ].map((x) => x / det) as Mat3;
-}
-
 export function makeTrainingSample(c: RegTrainingCase, rng: Rng, o: RegSampleOptions): RegTrainingSample {
   const s = o.spacingMm;
   const crop = o.crop ?? [32, 32, 32];
@@ -125,7 +107,7 @@ export function makeTrainingSample(c: RegTrainingCase, rng: Rng, o: RegSampleOpt
   const pair = makeSyntheticPair(subCt, { ...TRAIN_TRANSFORM, ...o.transform, seed: rng.uint32() });
   const { linear, centre, translation } = pair.params;
   // the affine part of truth: y = L^-1 (x - c - t) + c
-  const Li = inv3(linear);
+  const Li = invert3(linear);
   const ct = [0, 1, 2].map((r) => centre[r] + translation[r]);
   const affine = [0, 1, 2].flatMap((r) => [
     Li[3 * r],
