@@ -1,9 +1,9 @@
 /**
  * Page helpers shared by the UI tests: a view's canvas statistics (window.__sam.stats), opening a
- * volume through the Open panel, and the scrolling measurement (one wheel event per animation frame
+ * volume through the Open panel, the workstation page of a browser-mode server, and the scrolling measurement (one wheel event per animation frame
  * through the real handler, over 200 frames).
  */
-import { expect, type Page } from '@playwright/test';
+import { expect, type Browser, type Page } from '@playwright/test';
 
 export interface Stats {
   mean: number;
@@ -17,6 +17,16 @@ export async function viewStats(page: Page, view: string): Promise<Stats> {
     const s = window.__sam!;
     return s.stats(s.views.get(v as 'axial')!)!;
   }, view);
+}
+
+/** A new page on the server's session URL, showing the page's errors (and its [sam] log lines). */
+export async function openWorkstation(browser: Browser, url: string, log = false): Promise<Page> {
+  const page = await browser.newPage();
+  if (log) page.on('console', (m) => m.text().startsWith('[sam]') && console.log(m.text()));
+  page.on('pageerror', (e) => console.log('page error:', e.message));
+  await page.goto(url);
+  await expect(page.getByTestId('mode')).toHaveText('browser');
+  return page;
 }
 
 /** Opens a volume as fixed or moving and waits until it is shown; returns its descriptor. */

@@ -11,7 +11,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readVolume, writeVolume } from '../../main/engine/volume/io/index.ts';
 import { hasChromium } from './chromium.ts';
-import { measureScroll, openVolume, viewStats } from './page-tools.ts';
+import { measureScroll, openVolume, viewStats, openWorkstation } from './page-tools.ts';
 import { DATA, startServer, type RunningServer } from './web-server.ts';
 
 const ART = 'test-results/e2e';
@@ -31,10 +31,7 @@ test.beforeAll(async ({ browser }) => {
   const chest = await readVolume(CHEST);
   const moved = { ...chest, origin: chest.origin.map((o, a) => o + SHIFT[a]) as [number, number, number] };
   writeVolume(join(server.work, 'chest-shifted.nii'), moved);
-  page = await browser.newPage();
-  page.on('pageerror', (e) => console.log('page error:', e.message));
-  await page.goto(server.url);
-  await expect(page.getByTestId('mode')).toHaveText('browser');
+  page = await openWorkstation(browser, server.url);
 });
 
 test.afterAll(async () => {

@@ -14,7 +14,7 @@ import { readVolume, writeVolume } from '../../main/engine/volume/io/index.ts';
 import type { QaFlag } from '../../main/engine/review/qa-flags.ts';
 import type { TrackedPointInfo } from '../../main/engine/workstation/types.ts';
 import { hasChromium } from './chromium.ts';
-import { openVolume, viewStats } from './page-tools.ts';
+import { openVolume, viewStats, openWorkstation } from './page-tools.ts';
 import { DATA, startServer, type RunningServer } from './web-server.ts';
 
 const ART = 'test-results/e2e';
@@ -68,10 +68,7 @@ test.beforeAll(async ({ browser }) => {
   });
   writeVolume(join(server.work, 'deformed-fixed.nii.gz'), pair.fixed);
   writeVolume(join(server.work, 'deformed-moving.nii.gz'), pair.moving);
-  page = await browser.newPage();
-  page.on('pageerror', (e) => console.log('page error:', e.message));
-  await page.goto(server.url);
-  await expect(page.getByTestId('mode')).toHaveText('browser');
+  page = await openWorkstation(browser, server.url);
 });
 
 test.afterAll(async () => {

@@ -27,7 +27,14 @@ import { colorAt, cssColor, magnitudeScaleMm, residualStops } from '../../render
 import { pairResidualScaleMm, pairsInSlab } from '../../renderer/views/overlay-geometry.ts';
 import { CAMERA, centreOf, indexToWorld, sliceFor, type ViewName } from '../../renderer/views/view-geometry.ts';
 import { hasChromium } from './chromium.ts';
-import { measureScroll as measureScrollIn, openVolume, viewStats, type Scroll, type Stats } from './page-tools.ts';
+import {
+  measureScroll as measureScrollIn,
+  openVolume,
+  viewStats,
+  type Scroll,
+  type Stats,
+  openWorkstation,
+} from './page-tools.ts';
 import { DATA, startServer, type RunningServer } from './web-server.ts';
 
 const ART = 'test-results/e2e';
@@ -169,11 +176,7 @@ async function agreesWithEngine(dir: string): Promise<void> {
 test.beforeAll(async ({ browser }) => {
   mkdirSync(ART, { recursive: true });
   server = await startServer();
-  page = await browser.newPage();
-  page.on('console', (m) => m.text().startsWith('[sam]') && console.log(m.text()));
-  page.on('pageerror', (e) => console.log('page error:', e.message));
-  await page.goto(server.url);
-  await expect(page.getByTestId('mode')).toHaveText('browser');
+  page = await openWorkstation(browser, server.url, true);
 });
 
 test.afterAll(async () => {
