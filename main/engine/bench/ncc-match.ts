@@ -5,10 +5,16 @@
  * `coarseSpacingMm` grid over +-searchRadiusMm around the start (default: the same world position),
  * then on a `fineSpacingMm` grid over +-1 coarse voxel around the best, with a parabolic sub-voxel
  * refinement. Intensities are clipped to [-1024, 2000] HU so that metal and bone edges do not dominate.
+ *
+ * Speed: the moving image's levels (resampled, clipped, padded) are made once per image and spacing and
+ * kept while the image lives (a WeakMap on the Volume: the cascade calls this chunk by chunk), with the
+ * box sums of the values and of their squares over the template cube, so that a candidate position costs
+ * one multiply-add per template voxel (the template is zero-mean, so the cross term needs no mean).
  */
 import { indexToWorld, worldToIndex, worldToIndexMatrix, applyAffine, type Geometry } from '../volume/geometry.ts';
 import { gridWithSpacing, resample } from '../volume/resample.ts';
 import { IDENTITY3, type Vec3, type Volume } from '../volume/volume.ts';
+import { boxSum } from '../register/deform/box-sum.ts';
 import { sampleLinear } from './synthetic-pair.ts';
 
 export interface NccOptions {
@@ -34,9 +40,24 @@ const HI = 2000;
 interface Level {
   grid: Geometry;
   data: Float32Array;
-  /** Padding (voxels) around the moving image's extent, filled with air. */
+  /** Padding (voxels) around the moving image's extent, filled with air; also the template radius. */
   pad: number;
   spacing: number;
+  /** Sums of the values and of their squares over the (2 pad + 1)^3 cube around each voxel. */
+  sum: Float64Array;
+  sumSq: Float64Array;
+}
+
+const levels = new WeakMap<Volume, Map<string, Level>>();
+
+/** The level of an image for a spacing and template radius: made once, kept while the image lives. */
+function cachedLevel(moving: Volume, spacing: number, pad: number): Level {
+  let byKey = levels.get(moving);
+  if (!byKey) levels.set(moving, (byKey = new Map()));
+  const key = `${spacing}:${pad}`;
+  let L = byKey.get(key);
+  if (!L) byKey.set(key, (L = level(moving, spacing, pad)));
+  return L;
 }
 
 /** The moving image on an LPS grid of the given spacing, padded by `pad` voxels of air on each side. */
@@ -51,7 +72,9 @@ function level(moving: Volume, spacing: number, pad: number): Level {
   const v = resample(moving, grid, { fill: LO, outputType: 'float32' });
   const data = v.data as Float32Array;
   for (let n = 0; n < data.length; n++) data[n] = Math.min(HI, Math.max(LO, data[n]));
-  return { grid, data, pad, spacing };
+  const sq = new Float64Array(data.length);
+  for (let n = 0; n < data.length; n++) sq[n] = data[n] * data[n];
+  return { grid, data, pad, spacing, sum: boxSum(data, grid.size, pad), sumSq: boxSum(sq, grid.size, pad) };
 }
 
 /** Best NCC position on one level: candidates within +-radius voxels of `centre` (world). */
@@ -83,18 +106,13 @@ function searchLevel(fixed: Volume, p: Vec3, L: Level, r: number, centre: Vec3, 
   const lo = c0.map((v) => Math.max(L.pad, v - radius));
   const hi = c0.map((v, a) => Math.min(L.grid.size[a] - 1 - L.pad, v + radius));
   const d = L.data;
+  if (r !== L.pad) throw new Error('ncc-match: the level was made for another template radius');
   const scoreAt = (i: number, j: number, k: number): number => {
     const base = i + ni * (j + nj * k);
     let st = 0;
-    let s1 = 0;
-    let s2 = 0;
-    for (let q = 0; q < n; q++) {
-      const v = d[base + offs[q]];
-      st += T[q] * v;
-      s1 += v;
-      s2 += v * v;
-    }
-    const varI = s2 - (s1 * s1) / n;
+    for (let q = 0; q < n; q++) st += T[q] * d[base + offs[q]];
+    const s1 = L.sum[base];
+    const varI = L.sumSq[base] - (s1 * s1) / n;
     return varI > 1e-6 && tn > 0 ? st / (tn * Math.sqrt(varI)) : 0;
   };
   let best = -Infinity;
@@ -118,8 +136,8 @@ export function nccMatch(fixed: Volume, moving: Volume, points: Vec3[], options:
   const fs = options.fineSpacingMm ?? 2;
   const rc = Math.max(1, Math.round(tr / cs));
   const rf = Math.max(1, Math.round(tr / fs));
-  const coarse = level(moving, cs, rc);
-  const fine = level(moving, fs, rf);
+  const coarse = cachedLevel(moving, cs, rc);
+  const fine = cachedLevel(moving, fs, rf);
   return points.map((p, n) => {
     const start = options.initial?.[n] ?? p;
     if (!start.every(Number.isFinite)) return { location: [NaN, NaN, NaN] as Vec3, score: NaN };
