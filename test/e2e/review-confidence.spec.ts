@@ -84,7 +84,7 @@ test('affine only on a deformed pair: flagged by the confidence map; overlay, re
   const affineSeconds = await register('affine');
   await expect(page.getByTestId('qa-panel')).toHaveAttribute('data-qa', /foldedPercent/, { timeout: 60_000 });
   const before = await checksum();
-  const r = await confidence('20-confidence-affine-only');
+  const r = await confidence('40-confidence-affine-only');
   console.log(
     `affine only: registered in ${affineSeconds.toFixed(1)} s, confidence in ${r.seconds.toFixed(1)} s; ${r.body.toFixed(2)} % of the body below the threshold; flags: ${r.flags.map((f) => f.message).join('; ')}`,
   );
@@ -139,7 +139,7 @@ test('affine only on a deformed pair: flagged by the confidence map; overlay, re
   for (let a = 0; a < 3; a++) expect(cursor[a]).toBeCloseTo(t.matched[a], 6);
   for (const v of ['axial', 'coronal', 'sagittal'])
     await expect(page.getByTestId(`overlay-${v}`)).toHaveAttribute('data-track', /matched/);
-  await page.screenshot({ path: `${ART}/21-tracked-on-moving.png` });
+  await page.screenshot({ path: `${ART}/41-tracked-on-moving.png` });
   await page.getByTestId('track-show-fixed').click();
   await page.getByTestId('track-mode').uncheck();
   await page.getByTestId('overlay-confidence').check();
@@ -157,7 +157,7 @@ test('the full cascade on the same pair: not flagged, no folding', async () => {
   await page
     .getByTestId('confidence-label-names')
     .fill(join(DATA, 'TotalSegmentator/tests/reference_files/example_seg_fast/statistics.json'));
-  const r = await confidence('22-confidence-cascade');
+  const r = await confidence('42-confidence-cascade');
   const organs = JSON.parse((await page.getByTestId('confidence-organs').getAttribute('data-organs'))!) as {
     name: string;
     label: number;
@@ -197,7 +197,7 @@ test('the full cascade on the same pair: not flagged, no folding', async () => {
   ).length;
   expect(Math.abs(drawn - expected)).toBeLessThanOrEqual(Math.max(2, expected * 0.05));
   expect(await checksum()).not.toBe(plain);
-  await page.screenshot({ path: `${ART}/23-coarse-pairs.png` });
+  await page.screenshot({ path: `${ART}/43-coarse-pairs.png` });
   await page.getByTestId('overlay-coarse-pairs').uncheck();
   await page.waitForTimeout(100);
   expect(await checksum()).toBe(plain);
