@@ -1,8 +1,8 @@
 /**
  * The affine stage's matched point pairs: a sortable residual table (click a header to sort, a row to
- * move the linked cursor to the pair's fixed point), a checkbox per pair to exclude it, and a refit of
- * the affine without the excluded pairs (the engine's review/refit.ts) with its RMS and residual
- * histogram. The refit is reported only: the warped image is not recomputed; it goes to the store, so
+ * move the linked cursor to the pair's fixed point), a checkbox per pair to exclude it, which refits
+ * the affine at once without the excluded pairs (the engine's review/refit.ts), with its RMS and residual
+ * histogram; the rows keep their order until a header is clicked again. The refit is reported only: the warped image is not recomputed; it goes to the store, so
  * that the pair markers over the views take its residuals' colours. The selected pair (a row click or
  * a marker click in a view) is highlighted and scrolled into sight.
  */
@@ -50,36 +50,37 @@ function PairsTable({ pairs, rmsMm }: { pairs: AffinePair[]; rmsMm: number }): R
   const [excluded, setExcluded] = useState<Set<number>>(new Set());
   const refit = useApp((s) => s.refit);
   const selected = useApp((s) => s.selectedPair);
-  const [busy, setBusy] = useState(false);
+  /** The residuals the rows are ordered by: taken when a header is clicked, so a refit does not move rows under the mouse. */
+  const [orderBy, setOrderBy] = useState<AffineRefit | null>(null);
+  const latest = useRef(0);
   const body = useRef<HTMLTableSectionElement>(null);
   useEffect(() => {
     if (selected === null) return;
     body.current?.querySelector(`tr[data-index="${selected}"]`)?.scrollIntoView({ block: 'nearest' });
   }, [selected]);
   const rows = useMemo(() => {
-    const s = pairs.map((p) => {
-      const r = refit?.residuals[p.index];
+    const withRefit = (p: AffinePair, f: AffineRefit | null) => {
+      const r = f?.residuals[p.index];
       return r ? { ...p, residualMm: r.residualMm, inlier: r.inlier } : p;
-    });
-    const v = (p: AffinePair) => Number(p[sort.key]);
-    return s.sort((a, b) => (sort.desc ? v(b) - v(a) : v(a) - v(b)) || a.index - b.index);
-  }, [pairs, refit, sort]);
-  const toggle = (i: number) =>
-    setExcluded((e) => {
-      const n = new Set(e);
-      if (!n.delete(i)) n.add(i);
-      return n;
-    });
-  const doRefit = async () => {
-    setBusy(true);
-    try {
-      useApp.getState().setRefit(await samApi().refitAffine([...excluded].sort((a, b) => a - b)));
-      useApp.getState().setError(null);
-    } catch (e) {
-      useApp.getState().setError(`refit: ${(e as Error).message}`);
-    } finally {
-      setBusy(false);
-    }
+    };
+    const v = (p: AffinePair) => Number(withRefit(p, orderBy)[sort.key]);
+    const order = [...pairs].sort((a, b) => (sort.desc ? v(b) - v(a) : v(a) - v(b)) || a.index - b.index);
+    return order.map((p) => withRefit(p, refit));
+  }, [pairs, refit, orderBy, sort]);
+  /** Excluding or including a pair refits the affine at once (the engine's robust fit, ~10-30 ms); the latest answer wins. */
+  const toggle = (i: number) => {
+    const n = new Set(excluded);
+    if (!n.delete(i)) n.add(i);
+    setExcluded(n);
+    const ask = ++latest.current;
+    samApi()
+      .refitAffine([...n].sort((a, b) => a - b))
+      .then((r) => {
+        if (ask !== latest.current) return;
+        useApp.getState().setRefit(r);
+        useApp.getState().setError(null);
+      })
+      .catch((e: Error) => ask === latest.current && useApp.getState().setError(`refit: ${e.message}`));
   };
   return (
     <>
@@ -87,9 +88,7 @@ function PairsTable({ pairs, rmsMm }: { pairs: AffinePair[]; rmsMm: number }): R
         <span data-testid="pairs-rms" data-rms={rmsMm}>
           {pairs.length} affine pairs, registration's affine: RMS {rmsMm.toFixed(3)} mm
         </span>{' '}
-        <button data-testid="refit" disabled={busy} onClick={() => void doRefit()}>
-          Refit ({excluded.size} excluded)
-        </button>{' '}
+        <span data-testid="excluded-count">{excluded.size} excluded</span>{' '}
         {refit && (
           <span data-testid="refit-result" data-rms={refit.rmsMm}>
             refit affine: RMS {refit.rmsMm.toFixed(3)} mm (not applied), {refit.fitted} fitted, {refit.inliers} inliers
@@ -106,7 +105,11 @@ function PairsTable({ pairs, rmsMm }: { pairs: AffinePair[]; rmsMm: number }): R
                   key={c.label}
                   data-testid={c.key ? `sort-${c.key}` : undefined}
                   style={c.key ? { cursor: 'pointer' } : undefined}
-                  onClick={() => c.key && setSort((s) => ({ key: c.key!, desc: s.key === c.key ? !s.desc : true }))}
+                  onClick={() => {
+                    if (!c.key) return;
+                    setOrderBy(refit);
+                    setSort((s) => ({ key: c.key!, desc: s.key === c.key ? !s.desc : true }));
+                  }}
                 >
                   {c.label}
                   {sort.key === c.key ? (sort.desc ? ' ▼' : ' ▲') : ''}
