@@ -37,7 +37,9 @@ export function ReviewPanel(): React.JSX.Element | null {
           ? `voxel ${readout.index.join(',')}: fixed ${f(readout.fixedHu, 0)} HU, warped ${f(readout.warpedHu, 0)} HU (moving ${f(readout.movingHu, 0)} at x+u), ` +
             `u (${readout.displacement.map((x) => x.toFixed(2)).join(', ')}) mm, J ${f(readout.jacobian, 3)}` +
             (readout.folded ? ' (folded)' : '') +
-            (readout.samSimilarity !== null ? `, SAM ${f(readout.samSimilarity, 3)}` : '')
+            (readout.samSimilarity !== null
+              ? `, SAM ${f(readout.samSimilarity, 3)}`
+              : ', SAM – (after the confidence map)')
           : live
             ? 'double-click a view for the readout'
             : 'no readout (this result was not registered in this session)'}
