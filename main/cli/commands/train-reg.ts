@@ -17,6 +17,7 @@ import { DEFAULT_REG_LOSS, trainDeformNet } from '../../engine/register/deform-n
 import { loadRegTrainingSet } from '../../engine/register/deform-net/train-set.ts';
 import type { Vec3 } from '../../engine/volume/volume.ts';
 import { bar, duration, ProgressLine } from '../progress.ts';
+import { trainingInterrupt } from '../training-interrupt.ts';
 
 const USAGE = `usage: sam train-reg --data <folder|file|list.txt> [--data ...] --out <run dir> [options]
 
@@ -90,17 +91,7 @@ export const trainRegCommand: Command = {
     if (crop.length !== 3 || crop.some((n) => n % m !== 0))
       throw new InputError('--crop', `three sizes X,Y,Z, multiples of ${m}, got '${values.crop}'`);
     const optimizer: OptimizerOptions = { ...ADAM, lr: num('lr', values.lr) };
-    const controller = new AbortController();
-    let firstInterrupt = 0;
-    const onSigint = (): void => {
-      const now = performance.now();
-      if (!firstInterrupt) {
-        firstInterrupt = now;
-        console.error('\ninterrupted: finishing this iteration and saving a checkpoint (Ctrl-C again to quit at once)');
-        controller.abort();
-      } else if (now - firstInterrupt > 1000) process.exit(130);
-    };
-    process.on('SIGINT', onSigint);
+    const interrupt = trainingInterrupt();
     try {
       // SAM features first (the engine may use tfjs too), then the training backend
       const model = await openModelFromArgs(values, '--random-init SEED');
@@ -110,7 +101,7 @@ export const trainRegCommand: Command = {
         cases = await loadRegTrainingSet(values.data, model.engine, {
           spacingMm: config.spacingMm,
           featureChannels: config.featureChannels,
-          signal: controller.signal,
+          signal: interrupt.signal,
           onCase: (src, ok, reason) => console.error(`  ${ok ? 'use ' : 'skip'} ${src}${ok ? '' : `: ${reason}`}`),
         });
       } finally {
@@ -154,7 +145,7 @@ export const trainRegCommand: Command = {
           init,
         },
         {
-          signal: controller.signal,
+          signal: interrupt.signal,
           onProgress: (p) =>
             progress.update(
               `${bar(p.iteration / p.iterations)} ${p.iteration}/${p.iterations} loss ${p.row.total.toFixed(4)} ` +
@@ -170,7 +161,7 @@ export const trainRegCommand: Command = {
       );
       return result.stopped === 'done' ? 0 : 130;
     } finally {
-      process.off('SIGINT', onSigint);
+      interrupt.dispose();
     }
   },
 };

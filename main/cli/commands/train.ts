@@ -16,6 +16,7 @@ import { ADAM, SAM_SGD, type OptimizerOptions } from '../../engine/train/optimiz
 import { trainSam } from '../../engine/train/train-loop.ts';
 import { NO_AUGMENT } from '../../engine/train/augment.ts';
 import { bar, duration, ProgressLine } from '../progress.ts';
+import { trainingInterrupt } from '../training-interrupt.ts';
 
 const USAGE = `usage: sam train --data <folder|file|list.txt> [--data ...] --out <run dir> [options]
 
@@ -106,23 +107,11 @@ export const trainCommand: Command = {
       `network: ${config.name}, ${(cost.params / 1e6).toFixed(2)} M parameters, ${(cost.flops / 1e9).toFixed(2)} GFLOP per patch forward`,
     );
 
-    const controller = new AbortController();
-    // A second Ctrl-C quits at once. One that comes within a second of the first is the same
-    // interrupt delivered twice (GNU `timeout -s INT` signals the command and its process group).
-    let firstInterrupt = 0;
-    const onSigint = (): void => {
-      const now = performance.now();
-      if (!firstInterrupt) {
-        firstInterrupt = now;
-        console.error('\ninterrupted: finishing this iteration and saving a checkpoint (Ctrl-C again to quit at once)');
-        controller.abort();
-      } else if (now - firstInterrupt > 1000) process.exit(130);
-    };
-    process.on('SIGINT', onSigint);
+    const interrupt = trainingInterrupt();
     try {
       console.error('reading training data...');
       const { cases, skipped } = await loadTrainingSet(values.data, {
-        signal: controller.signal,
+        signal: interrupt.signal,
         onCase: (src, ok, reason) => console.error(`  ${ok ? 'use ' : 'skip'} ${src}${ok ? '' : `: ${reason}`}`),
       });
       console.error(`${cases.length} CT volumes for training, ${skipped.length} inputs skipped`);
@@ -146,7 +135,7 @@ export const trainCommand: Command = {
           init: values.init ? { file: values.init, weights: initWeights(values.init, config) } : undefined,
         },
         {
-          signal: controller.signal,
+          signal: interrupt.signal,
           onProgress: (p) =>
             progress.update(
               `${bar(p.iteration / p.iterations)} ${p.iteration}/${p.iterations} loss ${p.row.total.toFixed(4)} ` +
@@ -161,7 +150,7 @@ export const trainCommand: Command = {
       );
       return result.stopped === 'done' ? 0 : 130;
     } finally {
-      process.off('SIGINT', onSigint);
+      interrupt.dispose();
     }
   },
 };
