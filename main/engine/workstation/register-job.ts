@@ -49,6 +49,8 @@ let last: {
   moving: Volume;
   field: Volume;
   embeddings?: { fixed: EmbeddedVolume; moving: EmbeddedVolume };
+  /** The fixed body mask (made at the first review request, reused by later ones). */
+  mask?: Volume;
 } | null = null;
 let review: { job: number; controller: AbortController } | null = null;
 
@@ -120,7 +122,7 @@ async function runReview(m: Extract<ToWorker, { type: 'review' }>): Promise<void
     }
     signal.throwIfAborted();
     io.post({ type: 'review-progress', job: m.job, stage: 'confidence map', done: 0, total: 1 });
-    const mask = bodyMask(state.fixed);
+    const mask = (state.mask ??= bodyMask(state.fixed));
     const c = confidenceMap(state.fixed, state.embeddings, state.field, {
       mask,
       threshold: m.threshold,

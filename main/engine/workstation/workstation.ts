@@ -19,6 +19,8 @@ import { refitAffine } from '../review/refit.ts';
 import { sliceOverlay, type SliceOverlay } from '../review/slice-overlay.ts';
 import { makeSignOff, writeReviewReport } from '../review/report.ts';
 import { reviewRegistration } from '../review/review.ts';
+import type { Geometry } from '../volume/geometry.ts';
+import { bodyMask } from '../volume/mask.ts';
 import { makeVolume } from '../volume/volume.ts';
 import { listDicomSeries } from '../volume/io/dicom/scan.ts';
 import { readVolume } from '../volume/io/index.ts';
@@ -377,16 +379,7 @@ export class Workstation {
           onProgress,
         );
         const fixed = this.get(r.fixedId);
-        const volume = makeVolume({
-          size: fixed.volume.size,
-          spacing: fixed.volume.spacing,
-          origin: fixed.volume.origin,
-          direction: fixed.volume.direction,
-          data: m.map,
-          meta: { description: 'SAM confidence x1000' },
-        });
-        const d = this.add(fixed.descriptor.path, volume);
-        d.description = 'SAM confidence x1000';
+        const d = this.addMap(fixed.descriptor.path, fixed.volume, m.map, 'SAM confidence x1000');
         if (old) this.volumes.delete(old.info.map.id);
         const flags = qaFlags(m.summary, jacobianSummary(this.stats(r).jacobian));
         const stored = { info: { summary: m.summary, map: d, flags, seconds: m.seconds }, map: m.map };
@@ -475,9 +468,15 @@ export class Workstation {
       const x = Math.round(src[n] * factor);
       data[n] = x > 32767 ? 32767 : x < -32768 ? -32768 : Number.isNaN(x) ? 0 : x;
     }
-    const d = this.add(path, makeVolume({ ...map, data, meta: { description } }));
+    return this.addMap(path, map, data, description).id;
+  }
+
+  /** An int16 map on a grid (the fixed one), added as a volume the renderer fetches like any other. */
+  private addMap(path: string, grid: Geometry, data: Int16Array, description: string): VolumeDescriptor {
+    const { size, spacing, origin, direction } = grid;
+    const d = this.add(path, makeVolume({ size, spacing, origin, direction, data, meta: { description } }));
     d.description = description;
-    return d.id;
+    return d;
   }
 
   /**
@@ -524,15 +523,16 @@ export class Workstation {
         },
         names: { fixed: fixed.descriptor.path, moving: moving.descriptor.path },
         signOff: makeSignOff(signOff),
+        // the body mask once, for the stored confidence map and the review's statistics
         precomputed: r.confidenceDone
-          ? {
-              confidence: confidenceFromStoredMap(
-                fixed.volume,
-                r.confidenceDone.map,
-                CONFIDENCE_NO_DATA,
-                r.confidenceDone.info.summary,
-              ),
-            }
+          ? (() => {
+              const mask = bodyMask(fixed.volume);
+              const { map, info } = r.confidenceDone;
+              return {
+                mask,
+                confidence: confidenceFromStoredMap(fixed.volume, map, CONFIDENCE_NO_DATA, info.summary, mask),
+              };
+            })()
           : undefined,
       });
       files.push(...writeReviewReport(out, review.report, review.images, { protect: inputs }));
