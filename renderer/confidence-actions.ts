@@ -30,8 +30,8 @@ export async function computeConfidence(labels?: ConfidenceLabels): Promise<void
       confidenceMap: { desc: info.map, voxels, transfer: { bytes: voxels.byteLength, ms: performance.now() - t0 } },
       confidenceStatus: 'done',
       confidenceProgress: null,
-      showConfidence: true,
     });
+    useApp.getState().showMap('confidence');
     releaseLater(); // a recomputed map replaces the previous one
   } catch (e) {
     if (useApp.getState().summary !== summary) return;

@@ -51,17 +51,10 @@ useApp.subscribe((s, p) => {
     ) {
       s.setReadout(null);
       s.setFieldQa(null, null);
-      s.setShowJacobian(false);
+      s.showMap(null);
       s.setMagnitude(null);
-      s.setShowMagnitude(false);
       s.setSignOff(null);
-      s.setConfidence({
-        confidence: null,
-        confidenceMap: null,
-        confidenceStatus: 'idle',
-        confidenceProgress: null,
-        showConfidence: false,
-      });
+      s.setConfidence({ confidence: null, confidenceMap: null, confidenceStatus: 'idle', confidenceProgress: null });
       s.setTrack({ tracked: null });
       releaseLater();
     }

@@ -42,9 +42,7 @@ export function ConfidencePanel(): React.JSX.Element | null {
   const t = s.tracked;
   // shows the image itself: the map overlays (which take the overlay layer) are turned off
   const goTo = (p: Vec3, overlay: 'moving' | 'warped') => {
-    app.setConfidence({ showConfidence: false });
-    app.setShowJacobian(false);
-    app.setShowMagnitude(false);
+    app.showMap(null);
     app.setOverlay(overlay);
     app.setCursor(p);
   };
@@ -109,7 +107,7 @@ export function ConfidencePanel(): React.JSX.Element | null {
           type="checkbox"
           disabled={!c}
           checked={s.show}
-          onChange={(e) => app.setConfidence({ showConfidence: e.target.checked })}
+          onChange={(e) => app.showMap(e.target.checked ? 'confidence' : null)}
         />{' '}
         confidence map
       </label>

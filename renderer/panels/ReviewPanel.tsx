@@ -12,20 +12,18 @@ import { useApp } from '../store/index.ts';
 const f = (x: number | null | undefined, d = 1) => (x === null || x === undefined ? '–' : x.toFixed(d));
 
 export function ReviewPanel(): React.JSX.Element | null {
-  const { warped, readout, fieldQa, showJacobian, setShowJacobian, showMagnitude, setShowMagnitude, signed, live } =
-    useApp(
-      useShallow((s) => ({
-        warped: s.warped,
-        readout: s.readout,
-        fieldQa: s.fieldQa,
-        showJacobian: s.showJacobian,
-        setShowJacobian: s.setShowJacobian,
-        showMagnitude: s.showMagnitude,
-        setShowMagnitude: s.setShowMagnitude,
-        signed: s.signOff,
-        live: reviewable(s),
-      })),
-    );
+  const { warped, readout, fieldQa, showJacobian, showMagnitude, showMap, signed, live } = useApp(
+    useShallow((s) => ({
+      warped: s.warped,
+      readout: s.readout,
+      fieldQa: s.fieldQa,
+      showJacobian: s.showJacobian,
+      showMagnitude: s.showMagnitude,
+      showMap: s.showMap,
+      signed: s.signOff,
+      live: reviewable(s),
+    })),
+  );
   const [comment, setComment] = useState('');
   const [reviewer, setReviewer] = useState('');
   if (!warped) return null;
@@ -58,10 +56,7 @@ export function ReviewPanel(): React.JSX.Element | null {
           type="checkbox"
           disabled={!fieldQa}
           checked={showJacobian}
-          onChange={(e) => {
-            setShowJacobian(e.target.checked);
-            if (e.target.checked) setShowMagnitude(false);
-          }}
+          onChange={(e) => showMap(e.target.checked ? 'jacobian' : null)}
         />{' '}
         Jacobian map
       </label>
@@ -71,10 +66,7 @@ export function ReviewPanel(): React.JSX.Element | null {
           type="checkbox"
           disabled={!fieldQa}
           checked={showMagnitude}
-          onChange={(e) => {
-            setShowMagnitude(e.target.checked);
-            if (e.target.checked) setShowJacobian(false);
-          }}
+          onChange={(e) => showMap(e.target.checked ? 'magnitude' : null)}
         />{' '}
         |u| map
       </label>

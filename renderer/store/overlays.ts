@@ -36,7 +36,6 @@ export interface OverlaysSlice {
   setShowGlyphs(on: boolean): void;
   setShowGrid(on: boolean): void;
   setGlyphSpacingPx(px: number): void;
-  setShowMagnitude(on: boolean): void;
   setMagnitude(v: LoadedVolume | null): void;
   setRefit(r: AffineRefit | null): void;
   setSelectedPair(index: number | null): void;
@@ -66,7 +65,6 @@ export const overlaysSlice: StateCreator<AppState, [], [], OverlaysSlice> = (set
   setShowGlyphs: (showGlyphs) => set({ showGlyphs }),
   setShowGrid: (showGrid) => set({ showGrid }),
   setGlyphSpacingPx: (px) => set({ glyphSpacingPx: Math.round(clamp(px, 8, 200, 28)) }),
-  setShowMagnitude: (showMagnitude) => set({ showMagnitude }),
   setMagnitude: (magnitude) => set({ magnitude }),
   setRefit: (refit) => set({ refit }),
   setSelectedPair: (selectedPair) => set({ selectedPair }),

@@ -38,17 +38,19 @@ export interface ReviewSlice {
   trackMode: boolean;
   tracked: TrackedPointInfo | null;
   setConfidence(
-    s: Partial<
-      Pick<ReviewSlice, 'confidence' | 'confidenceMap' | 'confidenceStatus' | 'confidenceProgress' | 'showConfidence'>
-    >,
+    s: Partial<Pick<ReviewSlice, 'confidence' | 'confidenceMap' | 'confidenceStatus' | 'confidenceProgress'>>,
   ): void;
   setTrack(s: Partial<Pick<ReviewSlice, 'trackMode' | 'tracked'>>): void;
+  /**
+   * The map shown in the views' overlay layer: the Jacobian, the |u| or the confidence map, or none.
+   * They share the layer, so turning one on turns the others off (one place decides it).
+   */
+  showMap(map: 'jacobian' | 'magnitude' | 'confidence' | null): void;
   setCompare(mode: CompareMode): void;
   setCheckerSize(n: number): void;
   setComposite(v: LoadedVolume | null): void;
   setReadout(r: CursorReadout | null): void;
   setFieldQa(qa: FieldQa | null, jacobian: LoadedVolume | null): void;
-  setShowJacobian(on: boolean): void;
   setSignOff(s: ReviewSlice['signOff']): void;
 }
 
@@ -70,11 +72,12 @@ export const reviewSlice: StateCreator<AppState, [], [], ReviewSlice> = (set) =>
   tracked: null,
   setConfidence: (c) => set(c),
   setTrack: (t) => set(t),
+  showMap: (map) =>
+    set({ showJacobian: map === 'jacobian', showMagnitude: map === 'magnitude', showConfidence: map === 'confidence' }),
   setCompare: (compare) => set({ compare }),
   setCheckerSize: (n) => set({ checkerSize: Math.max(1, Math.min(256, Math.round(n) || 1)) }),
   setComposite: (composite) => set({ composite }),
   setReadout: (readout) => set({ readout }),
   setFieldQa: (fieldQa, jacobian) => set({ fieldQa, jacobian }),
-  setShowJacobian: (showJacobian) => set({ showJacobian }),
   setSignOff: (signOff) => set({ signOff }),
 });
