@@ -10,14 +10,19 @@ import type { Command } from '../index.ts';
 import type { Device } from '../../engine/compute/choose-engine.ts';
 import type { EmbeddingEngine } from '../../engine/compute/embedding-engine.ts';
 import { embedVolume, networkGrid } from '../../engine/sam/embed-volume.ts';
-import { matchPoints } from '../../engine/sam/match.ts';
+import * as tf from '@tensorflow/tfjs-core';
+import { InputError } from '../../engine/errors.ts';
+import { forward } from '../../engine/sam/network.ts';
+import { embedVolumeOnDevice, whenComputed, type DeviceEmbedded } from '../../engine/sam/device/embed-on-device.ts';
+import { matchPointsOnDevice } from '../../engine/sam/device/match-on-device.ts';
+import { matchPoints, type PointMatch } from '../../engine/sam/match.ts';
 import { indexToWorld } from '../../engine/volume/geometry.ts';
 import { readVolume } from '../../engine/volume/io/index.ts';
 import { bodyMask } from '../../engine/volume/mask.ts';
 import { resample } from '../../engine/volume/resample.ts';
-import type { Vec3 } from '../../engine/volume/volume.ts';
+import type { Vec3, Volume } from '../../engine/volume/volume.ts';
 import { createRng } from '../../engine/train/rng.ts';
-import { openModel } from './match.ts';
+import { openModel, type OpenedModel } from './match.ts';
 
 const DEFAULT_INPUT = '../shared/data/ITKElastix/examples/data/00';
 
@@ -33,6 +38,11 @@ export const benchEmbedCommand: Command = {
     '  --spacing X,Y,Z  this spacing in mm: e.g. --size 512,512,300 --spacing 0.8,0.8,1.25, a large scan)',
     '  --points N       points to match (default 2000)',
     '  --repeat N       embedding runs (default 2; the first includes warm-up)',
+    '  --on-device      also embed and match with everything kept on the tfjs device (a GPU through',
+    '                   --device webgpu): input made there, nothing read back but the matches',
+    '  --tile-bytes B   memory budget of one tile for --on-device (default 2.5e9; a large GPU takes more)',
+    '  --profile        with --on-device: time every kernel of one forward pass on the whole grid (tf.profile;',
+    '                   WebGPU needs timestamp queries: SAM_DAWN_FLAGS=enable-dawn-features=allow_unsafe_apis)',
   ].join('\n'),
   async run(args) {
     const { values, positionals } = parseArgs({
@@ -46,6 +56,9 @@ export const benchEmbedCommand: Command = {
         spacing: { type: 'string' },
         points: { type: 'string', default: '2000' },
         repeat: { type: 'string', default: '2' },
+        'on-device': { type: 'boolean', default: false },
+        'tile-bytes': { type: 'string' },
+        profile: { type: 'boolean', default: false },
       },
     });
     const input = positionals[0] ?? DEFAULT_INPUT;
@@ -130,9 +143,97 @@ export const benchEmbedCommand: Command = {
     console.log(
       `matching ${n} points: ${matchSeconds.toFixed(3)} s (self-match error median ${err.sort((a, b) => a - b)[n >> 1].toFixed(2)} mm)`,
     );
+    if (values['on-device']) {
+      if (!engine.name.startsWith('tfjs-'))
+        throw new InputError('--on-device', `needs a tfjs engine (--device webgpu or tfjs-cpu), not ${engine.name}`);
+      await benchOnDevice(volume, model, pts, {
+        repeat: Number(values.repeat),
+        maxTileBytes: values['tile-bytes'] ? Number(values['tile-bytes']) : undefined,
+        profile: values.profile,
+      });
+    }
     const peak = process.resourceUsage().maxRSS * 1024;
     console.log(`peak RSS ${(peak / MB).toFixed(0)} MB (RSS before embedding ${(rssBefore / MB).toFixed(0)} MB)`);
     await model.engine.dispose();
     return 0;
   },
 };
+
+/**
+ * Embedding and matching with the embeddings kept on the tfjs device (sam/device/): the time from
+ * the CT in memory to both embedding levels on the device (input resampled there, tiles assembled
+ * there; finished = a reduction over both levels read back), and matching the points there.
+ */
+async function benchOnDevice(
+  volume: Volume,
+  model: OpenedModel,
+  pts: Vec3[],
+  options: { repeat: number; maxTileBytes?: number; profile?: boolean },
+): Promise<void> {
+  const { config, weights } = model;
+  let e: DeviceEmbedded | undefined;
+  const times: number[] = [];
+  let tiles = 0;
+  for (let r = 0; r < Math.max(1, options.repeat); r++) {
+    e?.dispose();
+    const t0 = performance.now();
+    e = await embedVolumeOnDevice(
+      volume,
+      { config, weights },
+      { maxTileBytes: options.maxTileBytes, onProgress: (p) => (tiles = p.tiles) },
+    );
+    await whenComputed(e);
+    times.push((performance.now() - t0) / 1000);
+  }
+  const d = e!;
+  console.log(
+    `on the device (${d.backend}): embedding, ${tiles} tile(s), input made on the device, embeddings left there: ` +
+      `${times.map((t) => t.toFixed(3)).join(', ')} s (best ${Math.min(...times).toFixed(3)} s)`,
+  );
+  await matchPointsOnDevice(d, d, pts.slice(0, 10)); // warm-up (shader compilation)
+  const m: number[] = [];
+  let matches: PointMatch[] = [];
+  for (let r = 0; r < 2; r++) {
+    const t0 = performance.now();
+    matches = await matchPointsOnDevice(d, d, pts);
+    m.push((performance.now() - t0) / 1000);
+  }
+  const err = matches.map((q, k) => Math.hypot(...(q.location.map((x, a) => x - pts[k][a]) as Vec3)));
+  console.log(
+    `on the device: matching ${pts.length} points ${m.map((t) => t.toFixed(3)).join(', ')} s ` +
+      `(self-match error median ${err.sort((a, b) => a - b)[pts.length >> 1].toFixed(2)} mm)`,
+  );
+  d.dispose();
+  if (options.profile) await profileForward(volume, model);
+}
+
+/** Kernel times of one forward pass over the whole network grid, by kernel and by kind. */
+async function profileForward(volume: Volume, model: OpenedModel): Promise<void> {
+  const grid = networkGrid(volume).size;
+  const x = tf.zeros([1, grid[2], grid[1], grid[0], 1]) as tf.Tensor5D;
+  const info = await tf.profile(() => {
+    const o = forward(model.weights, x, model.config);
+    return [o.global, o.local];
+  });
+  tf.dispose([x, ...(info.result as tf.Tensor[])]);
+  const ms = (k: (typeof info.kernels)[number]) => (typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0);
+  const total = info.kernels.reduce((a, k) => a + ms(k), 0);
+  console.log(
+    `profile: ${info.kernels.length} kernels, ${total.toFixed(1)} ms of kernel time, peak ${(info.peakBytes / 2 ** 20).toFixed(0)} MB` +
+      (total === 0 ? ' (no kernel times: the backend has no timer; see --profile in the usage)' : ''),
+  );
+  const byName = new Map<string, { ms: number; n: number }>();
+  for (const k of info.kernels) {
+    const e = byName.get(k.name) ?? { ms: 0, n: 0 };
+    e.ms += ms(k);
+    e.n++;
+    byName.set(k.name, e);
+  }
+  for (const [name, e] of [...byName].sort((a, b) => b[1].ms - a[1].ms).slice(0, 12))
+    console.log(`  ${name.padEnd(28)} ${e.n.toString().padStart(4)} x  ${e.ms.toFixed(2).padStart(9)} ms`);
+  console.log('  slowest kernels:');
+  for (const k of [...info.kernels].sort((a, b) => ms(b) - ms(a)).slice(0, 12))
+    console.log(
+      `  ${k.name.padEnd(28)} ${ms(k).toFixed(2).padStart(9)} ms  in ${k.inputShapes.map((s) => `[${s}]`).join(' ')} -> ${k.outputShapes.map((s) => `[${s}]`).join(' ')}`,
+    );
+}

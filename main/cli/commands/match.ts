@@ -13,8 +13,10 @@ import type { EmbeddingEngine } from '../../engine/compute/embedding-engine.ts';
 import { InputError } from '../../engine/errors.ts';
 import { getSamConfig, type SamConfig } from '../../engine/sam/config.ts';
 import { embedVolumeCached, hashModel, hashVolume } from '../../engine/sam/embedding-cache.ts';
-import { matchPoints } from '../../engine/sam/match.ts';
-import { createWeights } from '../../engine/sam/network.ts';
+import { embedVolumeOnDevice, whenComputed } from '../../engine/sam/device/embed-on-device.ts';
+import { matchPointsOnDevice } from '../../engine/sam/device/match-on-device.ts';
+import { matchPoints, type PointMatch } from '../../engine/sam/match.ts';
+import { createWeights, type SamWeights } from '../../engine/sam/network.ts';
 import { loadWeights } from '../../engine/sam/weights-file.ts';
 import { writeFileAtomic } from '../../engine/util/atomic-write.ts';
 import { indexToWorld } from '../../engine/volume/geometry.ts';
@@ -29,6 +31,8 @@ export function defaultModelPath(): string {
 export interface OpenedModel {
   label: string;
   config: SamConfig;
+  /** The network's weights (tfjs tensors; the engine may hold its own copy, e.g. ONNX Runtime). */
+  weights: SamWeights;
   engine: EmbeddingEngine;
   /** sha256 of the model (embedding-cache.ts hashModel). */
   hash: string;
@@ -51,6 +55,7 @@ export async function openModel(
   return {
     label: trained ? `trained (${config.name})` : `random init (${config.name}, seed ${source.seed})`,
     config,
+    weights,
     engine,
     hash: trained ? hashModel(source) : hashModel({ config, seed: source.seed }),
   };
@@ -68,7 +73,8 @@ const USAGE = `usage: sam match <template> <query> --points FILE [options]
   --top-k N             global candidates searched locally (default 5)
   --cycle               check forward-backward consistency; --cycle-threshold MM (default 10)
   --min-score X         do not accept matches scoring below X
-  --cache-dir DIR       embedding cache (default $SAM_CACHE_DIR or ~/.cache/sam-workstation)
+  --cache-dir DIR       embedding cache (default $SAM_CACHE_DIR or ~/.cache/sam-workstation; not used
+                        on WebGPU, where embeddings are made and matched on the GPU)
   --no-cache            always recompute the embeddings
   --fp16                keep embeddings in half precision (half the memory)
   --device NAME         auto (default: a GPU through WebGPU, else ONNX Runtime on the CPU), webgpu,
@@ -132,15 +138,38 @@ export const matchCommand: Command = {
       console.error(`${tty ? '\r' : ''}embedding ${what}: ${e.cached ? 'from cache' : 'computed'} (${dt} s)`);
       return e;
     };
-    const te = await embed(template, templatePath, 'template');
-    const qe = await embed(query, queryPath, 'query');
-    const t0 = performance.now();
-    const matches = await matchPoints(te, qe, points, {
+    const matchOptions = {
       topK: num('top-k', values['top-k']),
       cycleCheck: values.cycle,
       cycleThresholdMm: num('cycle-threshold', values['cycle-threshold']),
       minScore: num('min-score', values['min-score']),
-    });
+    };
+    let matches: PointMatch[];
+    let t0: number;
+    if (model.engine.name === 'tfjs-webgpu') {
+      // on a GPU: embeddings made and matched there (sam/device/), no cache (recomputing beats reading it)
+      const onDevice = async (volume: typeof template, what: string) => {
+        const t = performance.now();
+        const e = await embedVolumeOnDevice(volume, model);
+        await whenComputed(e);
+        console.error(`embedding ${what}: on the GPU (${((performance.now() - t) / 1000).toFixed(1)} s)`);
+        return e;
+      };
+      const te = await onDevice(template, 'template');
+      const qe = await onDevice(query, 'query');
+      t0 = performance.now();
+      try {
+        matches = await matchPointsOnDevice(te, qe, points, matchOptions);
+      } finally {
+        te.dispose();
+        qe.dispose();
+      }
+    } else {
+      const te = await embed(template, templatePath, 'template');
+      const qe = await embed(query, queryPath, 'query');
+      t0 = performance.now();
+      matches = await matchPoints(te, qe, points, matchOptions);
+    }
     const accepted = matches.filter((m) => m.accepted).length;
     console.error(
       `matched ${matches.length} points in ${(performance.now() - t0).toFixed(0)} ms; ${accepted} accepted`,

@@ -109,7 +109,10 @@ async function ensureNavigatorGpu(): Promise<string | null> {
   }
   if (typeof mod.create !== 'function') return `the '${WEBGPU_NODE_PKG}' package has no create()`;
   Object.assign(globalThis, mod.globals ?? {});
-  const gpu = mod.create([]);
+  // $SAM_DAWN_FLAGS: Dawn options, comma-separated (e.g. enable-dawn-features=allow_unsafe_apis for
+  // the timestamp queries that kernel profiling needs)
+  const flags = (process.env.SAM_DAWN_FLAGS ?? '').split(',').filter(Boolean);
+  const gpu = mod.create(flags);
   if (g.navigator) Object.defineProperty(g.navigator, 'gpu', { value: gpu, configurable: true });
   else Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
   return null;

@@ -5,7 +5,7 @@
  * from match.ts as plain functions over typed arrays so that V8 optimises them.
  */
 import { InputError } from '../errors.ts';
-import { indexToWorldMatrix, worldToIndexMatrix, type Affine3x4 } from '../volume/geometry.ts';
+import { indexToWorldMatrix, worldToIndexMatrix, type Affine3x4, type Geometry } from '../volume/geometry.ts';
 import type { Vec3 } from '../volume/volume.ts';
 import { embeddingFloat32, halfTable, type EmbeddedVolume, type EmbeddingVolume } from './embed-volume.ts';
 
@@ -22,7 +22,7 @@ export function compose(a: Affine3x4, b: Affine3x4): Affine3x4 {
  * Where each local voxel sits in the global grid, per axis (the two grids of an embedded volume share
  * their axes): flat offset of its global cell's lower corner, trilinear fraction, corner step.
  */
-interface CellTables {
+export interface CellTables {
   off: [Int32Array, Int32Array, Int32Array];
   frac: [Float64Array, Float64Array, Float64Array];
   step: Vec3;
@@ -34,6 +34,11 @@ interface QueryCache {
   norms?: Float32Array;
 }
 const queryCache = new WeakMap<EmbeddingVolume, QueryCache>();
+
+/** The cell tables of an embedded volume (cached; shared with the GPU matcher, sam/device/). */
+export function cellTables(e: { global: Geometry; local: Geometry }): CellTables {
+  return cached(e as unknown as EmbeddedVolume).cells;
+}
 
 function cached(e: EmbeddedVolume): QueryCache {
   let q = queryCache.get(e.global);

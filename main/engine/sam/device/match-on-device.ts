@@ -1,0 +1,314 @@
+/**
+ * Anatomical point matching on the tfjs device, against embeddings that stay there
+ * (embed-on-device.ts): the same algorithm, score and answers as sam/match.ts matchPoints (read its
+ * header), with the heavy parts as tensor ops and only small answers read back:
+ *  1. template embeddings at the points: the 8 trilinear corners' rows gathered and weighted
+ *     (indices and weights computed here, as match.ts sampleEmbedding), renormalised;
+ *  2. global similarity with every query global voxel: one matrix product per block of points; the
+ *     top-k global voxels by tf.topk (indices read back: points x k integers);
+ *  3. the local windows around the candidates (built here, exactly match.ts's boxes and order) scored
+ *     on the device: gathered rows of the query's local embedding and of its global embedding
+ *     upsampled trilinearly to the local grid and renormalised (computed once per query, kept in
+ *     `derived`: tg · normalise(upsample(G)) equals match.ts's interpolated similarity divided by the
+ *     interpolated embedding's norm), one batched matrix product each; the window scores are read back
+ *     (points x window floats: 2.5 MB for 1,000 points of the small network) and the best taken in
+ *     match.ts's scan order, so ties resolve the same way;
+ *  4. sub-voxel refinement from the scores of the best voxel's six neighbours (a second small product);
+ *  5. optional similarity map of one point and the forward-backward cycle check (the same function
+ *     with template and query swapped).
+ * Equal to matchPoints within float32 rounding (test/unit/match-on-device.test.ts, CPU and WebGPU).
+ * Memory per block of points is bounded by `maxBlockBytes` (default 256 MB of gathered rows).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { CancelledError, InputError } from '../../errors.ts';
+import { indexToWorld, worldToIndex } from '../../volume/geometry.ts';
+import { makeVolume, type Vec3 } from '../../volume/volume.ts';
+import type { MatchOptions, PointMatch } from '../match.ts';
+import { cellTables } from '../similarity-grid.ts';
+import type { DeviceEmbedded, DeviceEmbeddingLevel } from './embed-on-device.ts';
+
+export interface DeviceMatchOptions extends Omit<MatchOptions, 'backend' | 'blockSize'> {
+  /** Bytes of gathered embedding rows per block of points (default 256 MB). */
+  maxBlockBytes?: number;
+}
+
+const UPSAMPLED_GLOBAL = 'globalOnLocalGrid';
+
+/**
+ * The global embedding trilinearly upsampled to the local grid and L2-normalised, [Vl, C] (cached in
+ * e.derived). Trilinear in three separable passes with the CPU matcher's cell tables.
+ */
+export function upsampledGlobal(e: DeviceEmbedded): tf.Tensor2D {
+  const hit = e.derived.get(UPSAMPLED_GLOBAL);
+  if (hit) return hit as tf.Tensor2D;
+  const { off, frac, step } = cellTables(e);
+  const G = e.global.size;
+  const L = e.local.size;
+  const strides = [1, G[0], G[0] * G[1]];
+  const out = tf.tidy(() => {
+    let x: tf.Tensor4D = tf.reshape(e.global.data, [G[2], G[1], G[0], e.global.components]);
+    for (const a of [0, 1, 2]) {
+      const lo = Int32Array.from(off[a], (o) => o / strides[a]);
+      const hi = Int32Array.from(lo, (v) => v + (step[a] ? 1 : 0));
+      const shape = [1, 1, 1, 1];
+      shape[2 - a] = L[a];
+      const f = tf.tensor(Float32Array.from(frac[a]), shape);
+      const x0 = tf.gather(x, tf.tensor1d(lo, 'int32'), 2 - a);
+      const x1 = tf.gather(x, tf.tensor1d(hi, 'int32'), 2 - a);
+      x = tf.add(x0, tf.mul(tf.sub(x1, x0), f)) as tf.Tensor4D;
+    }
+    const flat = tf.reshape(x, [L[0] * L[1] * L[2], e.global.components]);
+    const norm = tf.sqrt(tf.maximum(tf.sum(tf.square(flat), 1, true), 1e-24));
+    return tf.div(flat, norm) as tf.Tensor2D;
+  });
+  e.derived.set(UPSAMPLED_GLOBAL, out);
+  return out;
+}
+
+/** Trilinear corners (flat voxel indices) and weights of points in a level, as match.ts sampleEmbedding. */
+function corners(level: DeviceEmbeddingLevel, pts: Vec3[]): { idx: Int32Array; w: Float32Array; inside: boolean[] } {
+  const idx = new Int32Array(pts.length * 8);
+  const w = new Float32Array(pts.length * 8);
+  const inside: boolean[] = [];
+  const [ni, nj] = level.size;
+  pts.forEach((p, n) => {
+    const c = worldToIndex(level, p);
+    inside.push(c.every((v, a) => v >= -0.5 && v <= level.size[a] - 0.5));
+    const i0: number[] = [];
+    const f: number[] = [];
+    for (let a = 0; a < 3; a++) {
+      const s = level.size[a];
+      const x = Math.min(Math.max(c[a], 0), s - 1);
+      i0[a] = Math.min(Math.floor(x), Math.max(s - 2, 0));
+      f[a] = s > 1 ? x - i0[a] : 0;
+    }
+    for (let c8 = 0; c8 < 8; c8++) {
+      const o = [c8 & 1, (c8 >> 1) & 1, (c8 >> 2) & 1];
+      let wt = 1;
+      for (let a = 0; a < 3; a++) wt *= o[a] ? f[a] : 1 - f[a];
+      // a zero-weight corner may lie past the edge of a size-1 axis: clamp its index
+      const ijk = o.map((d, a) => Math.min(i0[a] + d, level.size[a] - 1));
+      idx[n * 8 + c8] = ijk[0] + ni * (ijk[1] + nj * ijk[2]);
+      w[n * 8 + c8] = wt;
+    }
+  });
+  return { idx, w, inside };
+}
+
+/** Normalised embeddings [P, C] at the points whose corners are given. */
+function sampleRows(level: DeviceEmbeddingLevel, idx: Int32Array, w: Float32Array): tf.Tensor2D {
+  const P = idx.length / 8;
+  return tf.tidy(() => {
+    const rows = tf.reshape(tf.gather(level.data, tf.tensor1d(idx, 'int32')), [P, 8, level.components]);
+    const s = tf.sum(tf.mul(rows, tf.tensor3d(w, [P, 8, 1])), 1);
+    const norm = tf.sqrt(tf.maximum(tf.sum(tf.square(s), 1, true), 1e-30));
+    return tf.div(s, norm) as tf.Tensor2D;
+  });
+}
+
+/** Scores (global, local) of the voxels idx [P, W] against each point's template rows; read back. */
+async function windowScores(
+  gn: tf.Tensor2D,
+  ql: tf.Tensor2D,
+  tg: tf.Tensor2D,
+  tl: tf.Tensor2D,
+  idx: Int32Array,
+  P: number,
+  W: number,
+): Promise<{ g: Float32Array; l: Float32Array }> {
+  const [g, l] = tf.tidy(() => {
+    const i = tf.tensor1d(idx, 'int32');
+    const one = (q: tf.Tensor2D, t: tf.Tensor2D) =>
+      tf.reshape(tf.matMul(tf.reshape(tf.gather(q, i), [P, W, q.shape[1]]), tf.reshape(t, [P, t.shape[1], 1])), [
+        P * W,
+      ]);
+    return [one(gn, tg), one(ql, tl)];
+  });
+  try {
+    return { g: (await g.data()) as Float32Array, l: (await l.data()) as Float32Array };
+  } finally {
+    tf.dispose([g, l]);
+  }
+}
+
+/** Match template points (world mm) into the query; both embedded on the same tfjs device. */
+export async function matchPointsOnDevice(
+  template: DeviceEmbedded,
+  query: DeviceEmbedded,
+  points: Vec3[],
+  options: DeviceMatchOptions = {},
+): Promise<PointMatch[]> {
+  const C = template.global.components;
+  if (query.global.components !== C || template.local.components !== query.local.components)
+    throw new InputError('SAM embeddings', 'template and query have different channel counts (different models?)');
+  if (template.backend !== tf.getBackend() || query.backend !== tf.getBackend())
+    throw new InputError('SAM embeddings', `they live on ${template.backend}/${query.backend}, not ${tf.getBackend()}`);
+  const CL = query.local.components;
+  const refine = options.refine ?? true;
+  const [li, lj, lk] = query.local.size;
+  const [gi, gj, gk] = query.global.size;
+  const Vg = gi * gj * gk;
+  const Vl = li * lj * lk;
+  const topK = Math.max(1, Math.min(Vg, options.topK ?? 5));
+  const exhaustive = topK === Vg;
+  const h = [0, 1, 2].map(
+    (a) =>
+      (options.localRadiusMm ?? query.global.spacing[a] / 2 + (options.localMarginMm ?? 0)) / query.local.spacing[a],
+  );
+  const mapFor = options.returnMap === true ? 0 : typeof options.returnMap === 'number' ? options.returnMap : -1;
+  const gn = upsampledGlobal(query);
+  const ql = query.local.data;
+  // points per block: the window rows gathered for a block stay under the budget
+  const W = exhaustive ? Vl : topK * h.reduce((p, x) => p * (Math.floor(2 * x + 2e-6) + 1), 1);
+  const block = Math.max(1, Math.min(4096, Math.floor((options.maxBlockBytes ?? 256e6) / (W * (C + CL) * 4))));
+  const results: PointMatch[] = [];
+  const voxelCentres: Vec3[] = [];
+  const lv = (v: number): Vec3 => [v % li, Math.floor(v / li) % lj, Math.floor(v / (li * lj))];
+
+  for (let p0 = 0; p0 < points.length; p0 += block) {
+    if (options.signal?.aborted) throw new CancelledError('point matching');
+    const pts = points.slice(p0, p0 + block);
+    const P = pts.length;
+    const cg = corners(template.global, pts);
+    const cl = corners(template.local, pts);
+    const tg = sampleRows(template.global, cg.idx, cg.w);
+    const tl = sampleRows(template.local, cl.idx, cl.w);
+    try {
+      // windows: every local voxel, or the boxes around the top-k global candidates in match.ts's order
+      let idx: Int32Array;
+      let Wb: number;
+      const counts = new Int32Array(P);
+      if (exhaustive) {
+        Wb = Vl;
+        idx = new Int32Array(P * Vl);
+        for (let b = 0; b < P; b++) {
+          for (let v = 0; v < Vl; v++) idx[b * Vl + v] = v;
+          counts[b] = Vl;
+        }
+      } else {
+        const top = tf.tidy(() => tf.topk(tf.matMul(tg, query.global.data, false, true), topK).indices);
+        const cand = (await top.data()) as Int32Array;
+        top.dispose();
+        const lists: number[][] = [];
+        for (let b = 0; b < P; b++) {
+          const list: number[] = [];
+          for (let q = 0; q < topK; q++) {
+            const v = cand[b * topK + q];
+            const gIdx: Vec3 = [v % gi, Math.floor(v / gi) % gj, Math.floor(v / (gi * gj))];
+            const c = worldToIndex(query.local, indexToWorld(query.global, gIdx));
+            const lo = c.map((x, a) => Math.max(0, Math.ceil(x - h[a] - 1e-6)));
+            const hi = c.map((x, a) => Math.min(query.local.size[a] - 1, Math.floor(x + h[a] + 1e-6)));
+            for (let k = lo[2]; k <= hi[2]; k++)
+              for (let j = lo[1]; j <= hi[1]; j++)
+                for (let i = lo[0]; i <= hi[0]; i++) list.push(i + li * (j + lj * k));
+          }
+          lists.push(list);
+        }
+        Wb = Math.max(1, ...lists.map((l) => l.length));
+        idx = new Int32Array(P * Wb);
+        lists.forEach((list, b) => {
+          counts[b] = list.length;
+          idx.set(list, b * Wb);
+          idx.fill(list[0] ?? 0, b * Wb + list.length, (b + 1) * Wb);
+        });
+      }
+      const { g, l } = await windowScores(gn, ql, tg, tl, idx, P, Wb);
+      // best of each window, first maximum in scan order (as match.ts's strict '>')
+      const bestV = new Int32Array(P);
+      const best = new Float64Array(P).fill(-Infinity);
+      const bestG = new Float64Array(P);
+      const bestL = new Float64Array(P);
+      for (let b = 0; b < P; b++)
+        for (let t = 0; t < counts[b]; t++) {
+          const o = b * Wb + t;
+          const s = (g[o] + l[o]) / 2;
+          if (s > best[b]) {
+            best[b] = s;
+            bestV[b] = idx[o];
+            bestG[b] = g[o];
+            bestL[b] = l[o];
+          }
+        }
+      // neighbours of the best voxels for the sub-voxel refinement (the voxel itself where none)
+      let nb: { g: Float32Array; l: Float32Array } | null = null;
+      if (refine) {
+        const nIdx = new Int32Array(P * 6);
+        for (let b = 0; b < P; b++) {
+          const bi = lv(bestV[b]);
+          for (let a = 0; a < 3; a++)
+            for (const [s, d] of [
+              [0, -1],
+              [1, 1],
+            ]) {
+              const n = [...bi];
+              n[a] += d;
+              const ok = n[a] >= 0 && n[a] < query.local.size[a];
+              nIdx[b * 6 + a * 2 + s] = ok ? n[0] + li * (n[1] + lj * n[2]) : bestV[b];
+            }
+        }
+        nb = await windowScores(gn, ql, tg, tl, nIdx, P, 6);
+      }
+      let map: Float32Array | null = null;
+      if (mapFor >= p0 && mapFor < p0 + P) {
+        const m = tf.tidy(() => {
+          const r = mapFor - p0;
+          const one = (q: tf.Tensor2D, t: tf.Tensor2D) => tf.matMul(tf.slice(t, [r, 0], [1, -1]), q, false, true);
+          return tf.reshape(tf.div(tf.add(one(gn, tg), one(ql, tl)), 2), [Vl]);
+        });
+        map = (await m.data()) as Float32Array;
+        m.dispose();
+      }
+      for (let b = 0; b < P; b++) {
+        const bi = lv(bestV[b]);
+        const at: Vec3 = [...bi];
+        if (nb)
+          for (let a = 0; a < 3; a++) {
+            if (bi[a] <= 0 || bi[a] >= query.local.size[a] - 1) continue;
+            const s = [0, 1].map((q) => (nb.g[b * 6 + a * 2 + q] + nb.l[b * 6 + a * 2 + q]) / 2);
+            const den = s[0] - 2 * best[b] + s[1];
+            if (den < 0) at[a] += Math.max(-0.5, Math.min(0.5, (0.5 * (s[0] - s[1])) / den));
+          }
+        const inT = cg.inside[b] && cl.inside[b];
+        const m: PointMatch = {
+          location: indexToWorld(query.local, at),
+          score: best[b],
+          globalScore: bestG[b],
+          localScore: bestL[b],
+          inTemplate: inT,
+          accepted: inT && best[b] >= (options.minScore ?? -Infinity),
+        };
+        if (map && p0 + b === mapFor)
+          m.map = makeVolume({
+            size: query.local.size,
+            spacing: query.local.spacing,
+            origin: query.local.origin,
+            direction: query.local.direction,
+            components: 1,
+            data: map,
+            meta: { description: 'SAM similarity' },
+          });
+        results.push(m);
+        voxelCentres.push(indexToWorld(query.local, bi));
+      }
+    } finally {
+      tf.dispose([tg, tl]);
+    }
+  }
+
+  if (options.cycleCheck) {
+    const back = await matchPointsOnDevice(query, template, voxelCentres, {
+      ...options,
+      cycleCheck: false,
+      returnMap: false,
+      minScore: undefined,
+    });
+    const thr = options.cycleThresholdMm ?? 10;
+    results.forEach((r, n) => {
+      const b = back[n].location;
+      const p = points[n];
+      r.cycleErrorMm = Math.hypot(b[0] - p[0], b[1] - p[1], b[2] - p[2]);
+      if (!(r.cycleErrorMm <= thr)) r.accepted = false;
+    });
+  }
+  return results;
+}
