@@ -2,8 +2,10 @@
  * `sam bench-train`: training speed of the SAM network on the chosen tfjs backend: iterations/s and
  * achieved GFLOP/s of whole training iterations (sampling, mining forward, forward + backward, Adam
  * step) for each configuration, with the convolutions' weight gradients computed by tfjs' built-in
- * kernel and by per-tap matrix products (sam/conv3d-filter-grad.ts); and the weight-gradient
- * kernels alone, layer by layer, both ways.
+ * kernel and by per-tap matrix products (sam/conv3d-filter-grad.ts); the weight-gradient
+ * kernels alone, layer by layer, both ways; and on WebGPU the forward convolutions alone, layer by
+ * layer, by tfjs' built-in (naive) Conv3D kernel and by the WGSL implicit-GEMM program
+ * (sam/conv3d-wgsl.ts).
  *
  * FLOP counts are the model's (network.ts layers, flops.ts): one iteration = a forward pass for
  * mining + a forward pass and its backward pass (counted as two forward passes) over 2 x batch
@@ -18,6 +20,7 @@ import type { Command } from '../index.ts';
 import { initTfBackend, type TfBackendName } from '../../engine/compute/tf-backend.ts';
 import { convLayers, getSamConfig, type SamConfig, type Vec3 } from '../../engine/sam/config.ts';
 import { conv3dFilterGradByTaps } from '../../engine/sam/conv3d-filter-grad.ts';
+import { conv3dWgslForward } from '../../engine/sam/conv3d-wgsl.ts';
 import { forwardCost } from '../../engine/sam/flops.ts';
 import { setFilterGradientMode, type FilterGradientMode } from '../../engine/sam/network.ts';
 import { loadTrainingSet } from '../../engine/train/dataset.ts';
@@ -35,6 +38,7 @@ const USAGE = [
   '  --backend NAME     auto (default), webgpu, tensorflow, cpu',
   '  --wgrad A,B        weight-gradient methods to compare: builtin, taps (default builtin,taps)',
   '  --no-kernels       skip the layer-by-layer weight-gradient comparison',
+  '  --no-forward       skip the layer-by-layer forward comparison, built-in Conv3D vs WGSL (WebGPU only)',
   '  --no-iterations    skip the training iterations',
   `  --data FILE        training CT (default ${DEFAULT_DATA})`,
 ].join('\n');
@@ -83,6 +87,64 @@ async function benchKernels(config: SamConfig, patchZyx: Vec3, batch: number, me
   console.log(`    all layers: ${sum.join(', ')}${speedup}`);
 }
 
+/**
+ * Each conv layer's forward pass, tfjs' built-in Conv3D vs the WGSL program, on the layer's shapes
+ * for this patch (the stem 'valid' on its padded input, as the network runs it; the others 'same').
+ * Best of two timed runs after a warm-up (pipeline compilation), each read back.
+ */
+async function benchForward(config: SamConfig, patchZyx: Vec3, batch: number): Promise<void> {
+  const cost = forwardCost(config, patchZyx, batch);
+  const methods = ['builtin', 'wgsl'] as const;
+  const totals = { builtin: 0, wgsl: 0 };
+  let flopsTotal = 0;
+  let maxErr = 0;
+  console.log(`  forward convolutions, layer by layer (${batch} patches of ${[...patchZyx].reverse().join('x')}):`);
+  for (const [n, l] of convLayers(config).entries()) {
+    const outShape = cost.layers[n].outShape;
+    const stem = n === 0;
+    const inShape = outShape.map((s, a) => s * l.convStride[a] + (stem ? l.kernel[a] - l.convStride[a] : 0)) as Vec3;
+    const pad = stem ? 'valid' : 'same';
+    const x = tf.randomNormal([batch, ...inShape, l.cin]) as tf.Tensor5D;
+    const w = tf.randomNormal([...l.kernel, l.cin, l.cout]) as tf.Tensor5D;
+    const flops = cost.layers[n].flops;
+    flopsTotal += flops;
+    const line: string[] = [];
+    const secs = { builtin: 0, wgsl: 0 };
+    const values: Record<string, Float32Array> = {};
+    for (const m of methods) {
+      const run = () => (m === 'wgsl' ? conv3dWgslForward : tf.conv3d)(x, w, l.convStride, pad);
+      const warm = run();
+      values[m] = (await warm.data()) as Float32Array;
+      warm.dispose();
+      let s = Infinity;
+      for (let r = 0; r < 2; r++) {
+        const t0 = performance.now();
+        const y = run();
+        await y.data();
+        s = Math.min(s, (performance.now() - t0) / 1000);
+        y.dispose();
+      }
+      totals[m] += s;
+      secs[m] = s;
+      line.push(`${m} ${(s * 1000).toFixed(1)} ms (${(flops / s / 1e9).toPrecision(3)} GFLOP/s)`);
+    }
+    const scale = values.builtin.reduce((a, v) => Math.max(a, Math.abs(v)), 0) || 1;
+    maxErr = Math.max(maxErr, values.wgsl.reduce((a, v, i) => Math.max(a, Math.abs(v - values.builtin[i])), 0) / scale);
+    tf.dispose([x, w]);
+    console.log(
+      `    ${l.name.padEnd(14)} ${l.kernel.join('x')} ${l.cin}->${l.cout}: ${line.join(', ')}; ` +
+        `wgsl ${(secs.builtin / secs.wgsl).toFixed(2)}x`,
+    );
+  }
+  const sum = methods.map(
+    (m) => `${m} ${totals[m].toFixed(3)} s (${(flopsTotal / totals[m] / 1e9).toPrecision(3)} GFLOP/s)`,
+  );
+  console.log(
+    `    all layers: ${sum.join(', ')}; wgsl ${(totals.builtin / totals.wgsl).toFixed(2)}x the built-in speed ` +
+      `(max difference ${maxErr.toExponential(1)} of the largest output)`,
+  );
+}
+
 export const benchTrainCommand: Command = {
   name: 'bench-train',
   summary: 'benchmark SAM training: iterations/s, GFLOP/s, weight-gradient kernels',
@@ -98,6 +160,7 @@ export const benchTrainCommand: Command = {
         backend: { type: 'string', default: 'auto' },
         wgrad: { type: 'string', default: 'builtin,taps' },
         'no-kernels': { type: 'boolean', default: false },
+        'no-forward': { type: 'boolean', default: false },
         'no-iterations': { type: 'boolean', default: false },
         data: { type: 'string', default: DEFAULT_DATA },
       },
@@ -122,6 +185,7 @@ export const benchTrainCommand: Command = {
         `${config.name}: ${(fwd / 1e9).toFixed(2)} GFLOP per patch forward; one iteration of ${batch} pair(s) = ` +
           `${((4 * 2 * batch * fwd) / 1e9).toFixed(1)} GFLOP`,
       );
+      if (!values['no-forward'] && backend.backend === 'webgpu') await benchForward(config, patchZyx, 2 * batch);
       if (!values['no-kernels']) await benchKernels(config, patchZyx, 2 * batch, methods);
       if (values['no-iterations']) continue;
       for (const m of methods) {

@@ -1,0 +1,383 @@
+/**
+ * A 3D convolution forward pass for tfjs-webgpu written in WGSL: an implicit matrix product with
+ * shared-memory tiles, run through tfjs-webgpu's own program mechanism (runWebGPUProgram).
+ *
+ * Why: tfjs-webgpu's Conv3D is a naive kernel (conv3d_naive_webgpu.js: one thread per output element
+ * looping over kd*kh*kw*Cin, with two scalar buffer reads per multiply-add and no reuse between
+ * threads); it is 88% of the `small` network's kernel time. tfjs' conv2d has a tiled matrix-product
+ * program (conv2d_mm_webgpu.js); this is the same idea in 3D.
+ *
+ * Algorithm (implicit GEMM): out[m, n] = sum_k A[m, k] B[k, n] with
+ *   m = an output voxel (b, z, y, x) of M = B * Do * Ho * Wo, n = an output channel of Cout,
+ *   k = (tap (a, b, c), input channel ci) of K = kd * kh * kw * Cin, in the filter's own order, so
+ *   B = the filter [kd, kh, kw, Cin, Cout] read as [K, Cout] with no copy, and
+ *   A[m, k] = x[b, z*sd + a - padFront, y*sh + b - padTop, x*sw + c - padLeft, ci], 0 outside the
+ *   input: the tap shift, the stride and the zero padding ('same'/'valid', from tfjs'
+ *   backend_util.computeConv3DInfo) are applied while loading, nothing is materialised.
+ * A workgroup computes a TM x TN tile of the output (TM voxels x TN channels). It walks K in chunks
+ * of TK: its threads copy the TM x TK slice of A and the TK x TN slice of B into workgroup memory
+ * (coalesced: neighbouring threads read neighbouring vec4s of a voxel's channels, and of a filter
+ * row), then every thread accumulates an RM x 4 register block (RM voxels x 4 channels, a vec4 of B
+ * times a broadcast A value per multiply-add), so each value read from workgroup memory feeds 4 (A)
+ * or RM (B) multiply-adds. Two ways to walk K:
+ *  - 'tap' (Cin a multiple of 16): chunks never straddle a tap, so the tap loop is outside and one
+ *    bounds test per voxel row and tap gives a whole vec4 of channels; vec4 buffer reads of x.
+ *  - 'flat' (any Cin, e.g. the Cin = 1 stem with its 4x6x6 or 3x7x7 kernel): k is decomposed per
+ *    element into (tap, ci) with compile-time divisors, so a 144-tap stem is 9 chunks of 16, not 144
+ *    chunks of 1.
+ * Filter and output are read and written as vec4 when Cout is a multiple of 4 (scalar otherwise).
+ * Per-row data (the input corner and batch offset of every voxel of the tile) is computed once per
+ * workgroup into workgroup memory. All shapes that fix loop bounds are compile-time constants of
+ * the shader (one pipeline per layer shape, cached by tfjs); the spatial sizes and paddings are
+ * uniforms, so the tiles of a large volume share pipelines.
+ *
+ * Tiles: TN = 16, 32 or 64 by Cout (a 16-channel layer does not waste 3/4 of a 64-wide tile),
+ * TM = 64 voxels, RM = 4 (a 4x4 block per thread: 64 to 256 threads per workgroup), TK = 16 or 32
+ * (workgroup memory stays under WebGPU's default 16 KiB). Measured on this CPU's WebGPU (Dawn on
+ * Mesa lavapipe) against the naive kernel: see README ("The forward convolution kernel") and
+ * `sam bench-train --forward`.
+ * On a large GPU (H100) the same shape is the classic one: tens of thousands of workgroups for a
+ * whole CT (M ~ 10^6 voxels / 64), coalesced global reads, each A and B element read from global
+ * memory once per tile column/row instead of once per output element, and 16 multiply-adds per 8
+ * workgroup-memory reads; we expect it to move the convolutions from the naive kernel's
+ * memory-bound rate towards the matrix programs' 2-3 TFLOP/s, but that is unmeasured here.
+ *
+ * Differentiable: tf.customGrad, input gradient by tfjs' Conv3DBackpropInputV2 (tf.conv3dTranspose),
+ * filter gradient by tfjs' Conv3DBackpropFilterV2 or by the caller's function (network.ts passes
+ * the per-tap matrix products when it uses them), so only the forward pass changes.
+ *
+ * Layout: NDHWC [B, D, H, W, C], filters [kd, kh, kw, Cin, Cout], dilation 1 (tf.conv3d's order).
+ * The program sees x as [B*D*H*W, Cin], the filter as [K, Cout] and writes [M, Cout] (free
+ * reshapes): tfjs-webgpu cannot index rank-5 coordinates in generated shader code (see network.ts).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
+
+export type Vec3 = [number, number, number];
+export type Shape5 = [number, number, number, number, number];
+
+/** dL/dW of conv3d(x, W, strides, pad) from dy = dL/d(output), as conv3dFilterGradByTaps has it. */
+export type FilterGradFn = (
+  x: tf.Tensor5D,
+  dy: tf.Tensor5D,
+  filterShape: Shape5,
+  strides: Vec3,
+  pad: 'same' | 'valid',
+) => tf.Tensor5D;
+
+/** Tile sizes of one program (see the header): TM voxels x TN channels, K chunks of TK, RM rows a thread. */
+export interface Conv3dTiles {
+  tm: number;
+  tn: number;
+  tk: number;
+  rm: number;
+}
+
+const KERNEL_NAME = 'SamConv3DWgsl';
+/** Default workgroup memory limit of WebGPU (maxComputeWorkgroupStorageSize). */
+const SHARED_BYTES = 16384;
+
+let tileOverride: Partial<Conv3dTiles> = {};
+
+/** For benchmarks: override the tile sizes the heuristic picks (an empty object restores it). */
+export function setConv3dWgslTiles(t: Partial<Conv3dTiles>): void {
+  tileOverride = { ...t };
+}
+
+/** The tile sizes used for a layer: TN by Cout, TK by Cin, within the workgroup memory limit. */
+export function chooseTiles(cin: number, cout: number): Conv3dTiles & { mode: 'tap' | 'flat' } {
+  const tn = tileOverride.tn ?? (cout <= 16 ? 16 : cout <= 32 ? 32 : 64);
+  const tm = tileOverride.tm ?? 64;
+  const rm = tileOverride.rm ?? 4;
+  const fits = (tk: number) => (tm * tk + tk * tn) * 4 + tm * 16 <= SHARED_BYTES;
+  let tk = tileOverride.tk ?? (fits(32) ? 32 : 16);
+  const mode = cin % 16 === 0 ? 'tap' : 'flat';
+  if (mode === 'tap' && cin % tk !== 0) tk = 16;
+  return { tm, tn, tk, rm, mode };
+}
+
+class Conv3DMMProgram implements WebGPUProgram {
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout = { x: [1], y: [0] };
+  dispatch: [number, number, number];
+  variableNames = ['x', 'W'];
+  variableComponents: number[];
+  outputComponent: number;
+  uniforms = 'inDims : vec3<i32>, outDims : vec3<i32>, pads : vec3<i32>, M : i32, tilesY : i32,';
+  workgroupSize: [number, number, number];
+  readonly tilesY: number;
+
+  constructor(
+    private readonly info: tf.backend_util.Conv3DInfo,
+    private readonly t: Conv3dTiles & { mode: 'tap' | 'flat' },
+  ) {
+    const { tm, tn, tk, rm } = t;
+    const cin = info.inChannels;
+    const cout = info.outChannels;
+    if (tn % 4 !== 0 || tm % rm !== 0 || tk % 4 !== 0) throw new Error(`conv3dWgsl: bad tiles ${JSON.stringify(t)}`);
+    const M = info.batchSize * info.outDepth * info.outHeight * info.outWidth;
+    this.outputShape = [M, cout];
+    const threads = (tm / rm) * (tn / 4);
+    if (threads > 256) throw new Error(`conv3dWgsl: ${threads} threads per workgroup (at most 256)`);
+    this.workgroupSize = [threads, 1, 1];
+    const tilesM = Math.ceil(M / tm);
+    this.tilesY = Math.min(tilesM, 32768);
+    this.dispatch = [Math.ceil(cout / tn), this.tilesY, Math.ceil(tilesM / this.tilesY)];
+    const xv = t.mode === 'tap' ? 4 : 1;
+    const ov = cout % 4 === 0 ? 4 : 1;
+    this.variableComponents = [xv, ov];
+    this.outputComponent = ov;
+    const k = [info.filterDepth, info.filterHeight, info.filterWidth];
+    const s = [info.strideDepth, info.strideHeight, info.strideWidth];
+    this.shaderKey = `samConv3dMM_${t.mode}_${tm}_${tn}_${tk}_${rm}_${k.join('x')}_${s.join('x')}_${cin}_${cout}`;
+  }
+
+  getUserCode(): string {
+    const { tm, tn, tk, rm, mode } = this.t;
+    const info = this.info;
+    const [KD, KH, KW] = [info.filterDepth, info.filterHeight, info.filterWidth];
+    const [SD, SH, SW] = [info.strideDepth, info.strideHeight, info.strideWidth];
+    const CIN = info.inChannels;
+    const COUT = info.outChannels;
+    const K = KD * KH * KW * CIN;
+    const NT = this.workgroupSize[0];
+    const WN = tn / 4;
+    const TK4 = tk / 4;
+    const inBounds = 'iz >= 0 && iz < inD && iy >= 0 && iy < inH && ix >= 0 && ix < inW';
+    // one element of the filter row k at column n (n < COUT), as a vec4 of columns n..n+3
+    const readB =
+      COUT % 4 === 0
+        ? `if (n < ${COUT}) { v = W[(k * ${COUT} + n) / 4]; }`
+        : [0, 1, 2, 3].map((j) => `if (n + ${j} < ${COUT}) { v[${j}] = W[k * ${COUT} + n + ${j}]; }`).join('\n');
+    const loadB = (kExpr: string, guard: string) => `
+        for (var s = t; s < ${tk * WN}; s += ${NT}) {
+          let r = s / ${WN};
+          let n = n0 + (s % ${WN}) * 4;
+          let k = ${kExpr} + r;
+          var v = vec4<f32>(0.0);
+          ${guard ? `if (${guard}) {` : ''}
+          ${readB}
+          ${guard ? '}' : ''}
+          Bsub[r][s % ${WN}] = v;
+        }`;
+    const compute = `
+        workgroupBarrier();
+        for (var k4 = 0; k4 < ${TK4}; k4++) {
+          let b0 = Bsub[k4 * 4][tx];
+          let b1 = Bsub[k4 * 4 + 1][tx];
+          let b2 = Bsub[k4 * 4 + 2][tx];
+          let b3 = Bsub[k4 * 4 + 3][tx];
+          for (var i = 0; i < ${rm}; i++) {
+            let av = Asub[ty * ${rm} + i][k4];
+            acc[i] = fma(vec4<f32>(av.x), b0, acc[i]);
+            acc[i] = fma(vec4<f32>(av.y), b1, acc[i]);
+            acc[i] = fma(vec4<f32>(av.z), b2, acc[i]);
+            acc[i] = fma(vec4<f32>(av.w), b3, acc[i]);
+          }
+        }
+        workgroupBarrier();`;
+    let body: string;
+    if (mode === 'tap') {
+      body = `
+  for (var a = 0; a < ${KD}; a++) {
+    for (var b = 0; b < ${KH}; b++) {
+      for (var c = 0; c < ${KW}; c++) {
+        let tap = (a * ${KH} + b) * ${KW} + c;
+        for (var c0 = 0; c0 < ${CIN}; c0 += ${tk}) {
+          for (var s = t; s < ${tm * TK4}; s += ${NT}) {
+            let row = s / ${TK4};
+            let q = s % ${TK4};
+            let info = rowInfo[row];
+            let iz = info.x + a;
+            let iy = info.y + b;
+            let ix = info.z + c;
+            var v = vec4<f32>(0.0);
+            if (${inBounds}) {
+              v = x[(info.w + (iz * inH + iy) * inW + ix) * ${CIN / 4} + c0 / 4 + q];
+            }
+            Asub[row][q] = v;
+          }
+          ${loadB(`tap * ${CIN} + c0`, '')}
+          ${compute}
+        }
+      }
+    }
+  }`;
+    } else {
+      const elem = (j: number) => {
+        const decompose =
+          CIN === 1
+            ? `let tap = k;`
+            : `let tap = k / ${CIN};
+              let ci = k - tap * ${CIN};`;
+        return `{
+            let k = k0 + q * 4 + ${j};
+            if (k < ${K}) {
+              ${decompose}
+              let a = tap / ${KH * KW};
+              let bc = tap - a * ${KH * KW};
+              let b = bc / ${KW};
+              let c = bc - b * ${KW};
+              let iz = info.x + a;
+              let iy = info.y + b;
+              let ix = info.z + c;
+              if (${inBounds}) {
+                v[${j}] = x[(info.w + (iz * inH + iy) * inW + ix) * ${CIN}${CIN === 1 ? '' : ' + ci'}];
+              }
+            }
+          }`;
+      };
+      body = `
+  for (var kt = 0; kt < ${Math.ceil(K / tk)}; kt++) {
+    let k0 = kt * ${tk};
+    for (var s = t; s < ${tm * TK4}; s += ${NT}) {
+      let row = s / ${TK4};
+      let q = s % ${TK4};
+      let info = rowInfo[row];
+      var v = vec4<f32>(0.0);
+      ${[0, 1, 2, 3].map(elem).join('\n')}
+      Asub[row][q] = v;
+    }
+    ${loadB('k0', `k < ${K}`)}
+    ${compute}
+  }`;
+    }
+    const write =
+      COUT % 4 === 0
+        ? `result[m * ${COUT / 4} + n / 4] = acc[i];`
+        : [0, 1, 2, 3].map((j) => `if (n + ${j} < ${COUT}) { result[m * ${COUT} + n + ${j}] = acc[i][${j}]; }`).join('\n');
+    return `
+var<workgroup> Asub : array<array<vec4<f32>, ${TK4}>, ${tm}>;
+var<workgroup> Bsub : array<array<vec4<f32>, ${WN}>, ${tk}>;
+var<workgroup> rowInfo : array<vec4<i32>, ${tm}>;
+
+${main()} {
+  let t = i32(localIndex);
+  let tx = t % ${WN};
+  let ty = t / ${WN};
+  let inD = uniforms.inDims.x;
+  let inH = uniforms.inDims.y;
+  let inW = uniforms.inDims.z;
+  let m0 = (i32(workgroupId.z) * uniforms.tilesY + i32(workgroupId.y)) * ${tm};
+  let n0 = i32(workgroupId.x) * ${tn};
+  // each voxel row of the tile: input corner (z, y, x) and batch offset; rows past M read nothing
+  for (var r = t; r < ${tm}; r += ${NT}) {
+    let m = m0 + r;
+    var info = vec4<i32>(-1073741824, 0, 0, 0);
+    if (m < uniforms.M) {
+      let ox = m % uniforms.outDims.z;
+      let m1 = m / uniforms.outDims.z;
+      let oy = m1 % uniforms.outDims.y;
+      let m2 = m1 / uniforms.outDims.y;
+      let oz = m2 % uniforms.outDims.x;
+      let bt = m2 / uniforms.outDims.x;
+      info = vec4<i32>(oz * ${SD} - uniforms.pads.x, oy * ${SH} - uniforms.pads.y, ox * ${SW} - uniforms.pads.z,
+                       bt * inD * inH * inW);
+    }
+    rowInfo[r] = info;
+  }
+  var acc : array<vec4<f32>, ${rm}>;
+  for (var i = 0; i < ${rm}; i++) {
+    acc[i] = vec4<f32>(0.0);
+  }
+  workgroupBarrier();
+  ${body}
+  let n = n0 + tx * 4;
+  for (var i = 0; i < ${rm}; i++) {
+    let m = m0 + ty * ${rm} + i;
+    if (m < uniforms.M && n < ${COUT}) {
+      ${write}
+    }
+  }
+}`;
+  }
+}
+
+/** tfjs-webgpu's getMainHeaderString() (webgpu_program.js): the entry `_start` calls `main()`. */
+const main = () => 'fn main()';
+
+interface KernelAttrs {
+  strides: Vec3;
+  pad: 'same' | 'valid';
+}
+
+function kernelFunc({
+  inputs,
+  backend,
+  attrs,
+}: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: tf.KernelBackend;
+  attrs?: tf.NamedAttrMap;
+}): tf.TensorInfo {
+  const { x, filter } = inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
+  const { strides, pad } = attrs as unknown as KernelAttrs;
+  const info = tf.backend_util.computeConv3DInfo(x.shape as Shape5, filter.shape as Shape5, strides, 1, pad);
+  const program = new Conv3DMMProgram(info, chooseTiles(info.inChannels, info.outChannels));
+  const p = info.padInfo;
+  const uniforms = [
+    { type: 'int32', data: [info.inDepth, info.inHeight, info.inWidth] },
+    { type: 'int32', data: [info.outDepth, info.outHeight, info.outWidth] },
+    { type: 'int32', data: [p.front, p.top, p.left] },
+    { type: 'int32', data: [program.outputShape[0]] },
+    { type: 'int32', data: [program.tilesY] },
+  ];
+  // rank-2 views of the same buffers (free)
+  const x2 = { dataId: x.dataId, shape: [x.shape[0] * x.shape[1] * x.shape[2] * x.shape[3], x.shape[4]], dtype: x.dtype };
+  const w2 = { dataId: filter.dataId, shape: [filter.shape.slice(0, 4).reduce((a, b) => a * b, 1), filter.shape[4]], dtype: filter.dtype };
+  const out = (backend as WebGPUBackend).runWebGPUProgram(program, [x2, w2], 'float32', uniforms);
+  return { dataId: out.dataId, shape: info.outShape, dtype: out.dtype };
+}
+
+function ensureKernel(): void {
+  if (tf.getKernel(KERNEL_NAME, 'webgpu')) return;
+  tf.registerKernel({ kernelName: KERNEL_NAME, backendName: 'webgpu', kernelFunc });
+}
+
+/** Forward only (no gradient): the WGSL program on the active webgpu backend. */
+export function conv3dWgslForward(x: tf.Tensor5D, filter: tf.Tensor5D, strides: Vec3, pad: 'same' | 'valid'): tf.Tensor5D {
+  if (tf.getBackend() !== 'webgpu')
+    throw new Error(`conv3dWgsl needs the tfjs 'webgpu' backend (the active backend is '${tf.getBackend()}')`);
+  if (x.rank !== 5 || filter.rank !== 5) throw new Error(`conv3dWgsl: x and filter must be rank 5`);
+  if (x.shape[4] !== filter.shape[3])
+    throw new Error(`conv3dWgsl: input channels ${x.shape[4]} differ from the filter's ${filter.shape[3]}`);
+  if (x.dtype !== 'float32' || filter.dtype !== 'float32') throw new Error(`conv3dWgsl: float32 only`);
+  ensureKernel();
+  const attrs: KernelAttrs = { strides, pad };
+  return tf.engine().runKernel(KERNEL_NAME, { x, filter }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor5D;
+}
+
+/** tfjs' own filter gradient kernel (Conv3DBackpropFilterV2), as tf.conv3d's gradient calls it. */
+const builtinFilterGrad: FilterGradFn = (x, dy, filterShape, strides, pad) =>
+  tf.engine().runKernel('Conv3DBackpropFilterV2', { x, dy }, {
+    strides,
+    pad,
+    filterShape,
+  } as unknown as tf.NamedAttrMap) as tf.Tensor5D;
+
+/**
+ * tf.conv3d(x, filter, strides, pad) (NDHWC, filter [kd, kh, kw, Cin, Cout], dilation 1) with the
+ * forward pass in WGSL; needs the webgpu backend. Gradients: input by tf.conv3dTranspose, filter by
+ * `filterGrad` (default tfjs' Conv3DBackpropFilterV2).
+ */
+export function conv3dWgsl(
+  x: tf.Tensor5D,
+  filter: tf.Tensor5D,
+  strides: Vec3,
+  pad: 'same' | 'valid',
+  filterGrad: FilterGradFn = builtinFilterGrad,
+): tf.Tensor5D {
+  const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const [xi, wi] = args as [tf.Tensor5D, tf.Tensor5D];
+    const save = args[2] as tf.GradSaveFunc;
+    const value = conv3dWgslForward(xi, wi, strides, pad);
+    save([xi, wi]);
+    const gradFunc = (dy: tf.Tensor5D, saved: tf.Tensor[]) => {
+      const [xs, ws] = saved as [tf.Tensor5D, tf.Tensor5D];
+      return [tf.conv3dTranspose(dy, ws, xs.shape, strides, pad), filterGrad(xs, dy, ws.shape as Shape5, strides, pad)];
+    };
+    return { value, gradFunc };
+  });
+  return f(x, filter) as tf.Tensor5D;
+}
