@@ -246,7 +246,9 @@ class Conv3DMMProgram implements WebGPUProgram {
     const write =
       COUT % 4 === 0
         ? `result[m * ${COUT / 4} + n / 4] = acc[i];`
-        : [0, 1, 2, 3].map((j) => `if (n + ${j} < ${COUT}) { result[m * ${COUT} + n + ${j}] = acc[i][${j}]; }`).join('\n');
+        : [0, 1, 2, 3]
+            .map((j) => `if (n + ${j} < ${COUT}) { result[m * ${COUT} + n + ${j}] = acc[i][${j}]; }`)
+            .join('\n');
     return `
 var<workgroup> Asub : array<array<vec4<f32>, ${TK4}>, ${tm}>;
 var<workgroup> Bsub : array<array<vec4<f32>, ${WN}>, ${tk}>;
@@ -308,7 +310,7 @@ function kernelFunc({
   attrs,
 }: {
   inputs: tf.NamedTensorInfoMap;
-  backend: tf.KernelBackend;
+  backend: unknown;
   attrs?: tf.NamedAttrMap;
 }): tf.TensorInfo {
   const { x, filter } = inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
@@ -324,8 +326,16 @@ function kernelFunc({
     { type: 'int32', data: [program.tilesY] },
   ];
   // rank-2 views of the same buffers (free)
-  const x2 = { dataId: x.dataId, shape: [x.shape[0] * x.shape[1] * x.shape[2] * x.shape[3], x.shape[4]], dtype: x.dtype };
-  const w2 = { dataId: filter.dataId, shape: [filter.shape.slice(0, 4).reduce((a, b) => a * b, 1), filter.shape[4]], dtype: filter.dtype };
+  const x2 = {
+    dataId: x.dataId,
+    shape: [x.shape[0] * x.shape[1] * x.shape[2] * x.shape[3], x.shape[4]],
+    dtype: x.dtype,
+  };
+  const w2 = {
+    dataId: filter.dataId,
+    shape: [filter.shape.slice(0, 4).reduce((a, b) => a * b, 1), filter.shape[4]],
+    dtype: filter.dtype,
+  };
   const out = (backend as WebGPUBackend).runWebGPUProgram(program, [x2, w2], 'float32', uniforms);
   return { dataId: out.dataId, shape: info.outShape, dtype: out.dtype };
 }
@@ -336,7 +346,12 @@ function ensureKernel(): void {
 }
 
 /** Forward only (no gradient): the WGSL program on the active webgpu backend. */
-export function conv3dWgslForward(x: tf.Tensor5D, filter: tf.Tensor5D, strides: Vec3, pad: 'same' | 'valid'): tf.Tensor5D {
+export function conv3dWgslForward(
+  x: tf.Tensor5D,
+  filter: tf.Tensor5D,
+  strides: Vec3,
+  pad: 'same' | 'valid',
+): tf.Tensor5D {
   if (tf.getBackend() !== 'webgpu')
     throw new Error(`conv3dWgsl needs the tfjs 'webgpu' backend (the active backend is '${tf.getBackend()}')`);
   if (x.rank !== 5 || filter.rank !== 5) throw new Error(`conv3dWgsl: x and filter must be rank 5`);

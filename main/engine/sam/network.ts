@@ -25,7 +25,8 @@
  *  - Top-down path: nearest upsampling (as mmdet FPN), lateral 1x1 only where channels differ.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { conv3dTapGrad } from './conv3d-filter-grad.ts';
+import { conv3dFilterGradByTaps, conv3dTapGrad } from './conv3d-filter-grad.ts';
+import { conv3dWgsl } from './conv3d-wgsl.ts';
 import { InputError } from '../errors.ts';
 import {
   convLayers,
@@ -183,12 +184,40 @@ export function filterGradientIsTaps(): boolean {
   return filterGradientMode === 'taps' || (filterGradientMode === 'auto' && tf.getBackend() === 'webgpu');
 }
 
+/**
+ * How the convolutions' forward pass runs: tfjs' Conv3D kernel ('builtin'; on WebGPU a naive
+ * kernel) or the WGSL implicit matrix product of conv3d-wgsl.ts ('wgsl', WebGPU only; its
+ * gradients are tfjs' and the filter gradient follows FilterGradientMode). 'auto' (the default)
+ * takes wgsl on WebGPU (3x the naive kernel's speed over the small network's layers on lavapipe)
+ * and the built-in kernel elsewhere. $SAM_CONV_FORWARD sets the initial mode.
+ */
+export type ConvForwardMode = 'auto' | 'builtin' | 'wgsl';
+let convForwardMode: ConvForwardMode = parseConvForwardMode(process.env.SAM_CONV_FORWARD);
+
+function parseConvForwardMode(v: string | undefined): ConvForwardMode {
+  if (v === undefined || v === '') return 'auto';
+  if (v === 'auto' || v === 'builtin' || v === 'wgsl') return v;
+  throw new Error(`SAM_CONV_FORWARD must be auto, builtin or wgsl (got '${v}')`);
+}
+
+export function setConvForwardMode(mode: ConvForwardMode): void {
+  convForwardMode = parseConvForwardMode(mode);
+}
+
+export function convForwardIsWgsl(): boolean {
+  return convForwardMode === 'wgsl' || (convForwardMode === 'auto' && tf.getBackend() === 'webgpu');
+}
+
 function conv(x: tf.Tensor5D, w: SamWeights, l: ConvLayer, o: ConvOptions = {}): tf.Tensor5D {
   const out = o.outScale ?? 1;
   const k = effectiveKernel(w, l, (o.inScale ?? 1) * out);
   const b = w[`${l.name}.b`];
   const pad = o.pad ?? 'same';
-  const y = filterGradientIsTaps() ? conv3dTapGrad(x, k, l.convStride, pad) : tf.conv3d(x, k, l.convStride, pad);
+  const y = convForwardIsWgsl()
+    ? conv3dWgsl(x, k, l.convStride, pad, filterGradientIsTaps() ? conv3dFilterGradByTaps : undefined)
+    : filterGradientIsTaps()
+      ? conv3dTapGrad(x, k, l.convStride, pad)
+      : tf.conv3d(x, k, l.convStride, pad);
   return addChannelBias(y, out === 1 ? b : tf.mul(b, out));
 }
 

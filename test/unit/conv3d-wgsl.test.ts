@@ -1,0 +1,251 @@
+/**
+ * The WGSL conv3d forward program (sam/conv3d-wgsl.ts) against tf.conv3d on the CPU backend and a
+ * float64 sum, over the network's kernel shapes (1x1x1, 1x3x3, 3x3x3, the 4x6x6 / 3x7x7 / 3x4x4
+ * stems with Cin = 1 and their strides), channel counts that are and are not multiples of 4 and of
+ * the tiles, odd spatial sizes, batch 2, 'same' and 'valid'; its gradients against tf.conv3d's; and
+ * the whole tiny and small networks with it against the built-in Conv3D (embeddings and weight
+ * gradients). Needs a WebGPU adapter (lavapipe here and in CI): skipped without one locally, a
+ * failure in CI (CI=true).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import { initTfBackend } from '../../main/engine/compute/tf-backend.ts';
+import { conv3dFilterGradByTaps } from '../../main/engine/sam/conv3d-filter-grad.ts';
+import { chooseTiles, conv3dWgsl, conv3dWgslForward, type Vec3 } from '../../main/engine/sam/conv3d-wgsl.ts';
+import { getSamConfig } from '../../main/engine/sam/config.ts';
+import { createWeights, disposeWeights, forward, setConvForwardMode } from '../../main/engine/sam/network.ts';
+import { createRng } from '../../main/engine/train/rng.ts';
+
+interface Case {
+  what: string;
+  x: [number, number, number, number, number];
+  k: Vec3;
+  cout: number;
+  strides: Vec3;
+  pad: 'same' | 'valid';
+}
+
+const CASES: Case[] = [
+  {
+    what: '3x3x3, 3->5 (not multiples of 4)',
+    x: [1, 7, 9, 11, 3],
+    k: [3, 3, 3],
+    cout: 5,
+    strides: [1, 1, 1],
+    pad: 'same',
+  },
+  { what: '1x3x3, 16->32, batch 2', x: [2, 5, 13, 11, 16], k: [1, 3, 3], cout: 32, strides: [1, 1, 1], pad: 'same' },
+  { what: '3x3x3, 64->64', x: [1, 6, 9, 7, 64], k: [3, 3, 3], cout: 64, strides: [1, 1, 1], pad: 'same' },
+  { what: '1x1x1, 32->128, batch 2', x: [2, 3, 7, 5, 32], k: [1, 1, 1], cout: 128, strides: [1, 1, 1], pad: 'same' },
+  {
+    what: 'small stem 4x6x6, 1->16, stride 2',
+    x: [1, 10, 14, 16, 1],
+    k: [4, 6, 6],
+    cout: 16,
+    strides: [2, 2, 2],
+    pad: 'valid',
+  },
+  { what: 'paper stem 3x7x7, 1->64', x: [1, 5, 13, 15, 1], k: [3, 7, 7], cout: 64, strides: [1, 1, 1], pad: 'same' },
+  {
+    what: 'tiny stem 3x4x4, 1->4, stride 1,2,2',
+    x: [2, 6, 12, 14, 1],
+    k: [3, 4, 4],
+    cout: 4,
+    strides: [1, 2, 2],
+    pad: 'valid',
+  },
+  {
+    what: '3x3x3, 16->8, stride 2, same',
+    x: [1, 7, 9, 11, 16],
+    k: [3, 3, 3],
+    cout: 8,
+    strides: [2, 2, 2],
+    pad: 'same',
+  },
+  { what: '3x3x3, 32->16, valid', x: [1, 6, 9, 10, 32], k: [3, 3, 3], cout: 16, strides: [1, 1, 1], pad: 'valid' },
+  {
+    what: '1x3x3, 16->6 (tap mode, Cout not a multiple of 4)',
+    x: [1, 4, 9, 9, 16],
+    k: [1, 3, 3],
+    cout: 6,
+    strides: [1, 1, 1],
+    pad: 'same',
+  },
+  { what: '3x3x3, 6->8 (tiny head)', x: [2, 5, 7, 6, 6], k: [3, 3, 3], cout: 8, strides: [1, 1, 1], pad: 'same' },
+  { what: '3x3x3, 128->128', x: [1, 3, 5, 4, 128], k: [3, 3, 3], cout: 128, strides: [1, 1, 1], pad: 'same' },
+];
+
+function randomValues(n: number, seed: number): Float32Array {
+  const rng = createRng(seed);
+  return Float32Array.from({ length: n }, () => rng.uniform(-1, 1));
+}
+
+const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
+
+/** float64 conv3d by the definition, from the padding tfjs reports. */
+function reference64(xv: Float32Array, wv: Float32Array, c: Case): Float64Array {
+  const info = tf.backend_util.computeConv3DInfo(c.x, [...c.k, c.x[4], c.cout], c.strides, 1, c.pad);
+  const [B, D, H, W, Ci] = c.x;
+  const [Do, Ho, Wo, Co] = [info.outDepth, info.outHeight, info.outWidth, c.cout];
+  const out = new Float64Array(B * Do * Ho * Wo * Co);
+  for (let b = 0; b < B; b++)
+    for (let z = 0; z < Do; z++)
+      for (let y = 0; y < Ho; y++)
+        for (let xx = 0; xx < Wo; xx++) {
+          const o = (((b * Do + z) * Ho + y) * Wo + xx) * Co;
+          for (let a = 0; a < c.k[0]; a++)
+            for (let bb = 0; bb < c.k[1]; bb++)
+              for (let cc = 0; cc < c.k[2]; cc++) {
+                const iz = z * c.strides[0] + a - info.padInfo.front;
+                const iy = y * c.strides[1] + bb - info.padInfo.top;
+                const ix = xx * c.strides[2] + cc - info.padInfo.left;
+                if (iz < 0 || iz >= D || iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                for (let ci = 0; ci < Ci; ci++) {
+                  const xval = xv[(((b * D + iz) * H + iy) * W + ix) * Ci + ci];
+                  const wrow = (((a * c.k[1] + bb) * c.k[2] + cc) * Ci + ci) * Co;
+                  for (let co = 0; co < Co; co++) out[o + co] += xval * wv[wrow + co];
+                }
+              }
+        }
+  return out;
+}
+
+function maxRelError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num = Math.max(num, Math.abs(a[i] - b[i]));
+    den = Math.max(den, Math.abs(b[i]));
+  }
+  return num / (den || 1);
+}
+
+/** Switch to WebGPU, or skip (fail in CI) without an adapter. */
+async function webgpuOrSkip(t: { skip: (m: string) => void }): Promise<boolean> {
+  const r = await initTfBackend({ backend: 'webgpu' }).catch((e: Error) => e);
+  if (r instanceof Error || r.backend !== 'webgpu') {
+    if (process.env.CI) assert.fail(`no WebGPU adapter in CI: ${r instanceof Error ? r.message : r.backend}`);
+    t.skip('no WebGPU adapter');
+    return false;
+  }
+  return true;
+}
+
+test('conv3dWgsl needs the webgpu backend and says so', async () => {
+  await initTfBackend({ backend: 'cpu' });
+  const x = tf.zeros([1, 2, 2, 2, 1]) as tf.Tensor5D;
+  const w = tf.zeros([1, 1, 1, 1, 1]) as tf.Tensor5D;
+  assert.throws(() => conv3dWgsl(x, w, [1, 1, 1], 'same'), /needs the tfjs 'webgpu' backend.*'cpu'/);
+  tf.dispose([x, w]);
+});
+
+test('conv3dWgsl equals tf.conv3d on the CPU backend and a float64 sum (webgpu)', async (t) => {
+  if (!(await webgpuOrSkip(t))) return;
+  const modes = new Set<string>();
+  const results: { c: Case; gpu: Float32Array; xv: Float32Array; wv: Float32Array }[] = [];
+  for (const [n, c] of CASES.entries()) {
+    modes.add(chooseTiles(c.x[4], c.cout).mode);
+    const xv = randomValues(size(c.x), 10 + n);
+    const wv = randomValues(size([...c.k, c.x[4], c.cout]), 20 + n);
+    const x = tf.tensor5d(xv, c.x);
+    const w = tf.tensor5d(wv, [...c.k, c.x[4], c.cout]);
+    const y = conv3dWgslForward(x, w, c.strides, c.pad);
+    const info = tf.backend_util.computeConv3DInfo(c.x, w.shape, c.strides, 1, c.pad);
+    assert.deepEqual(y.shape, info.outShape, c.what);
+    results.push({ c, gpu: (await y.data()) as Float32Array, xv, wv });
+    tf.dispose([x, w, y]);
+  }
+  assert.deepEqual([...modes].sort(), ['flat', 'tap'], 'both ways of walking K are covered');
+  await initTfBackend({ backend: 'cpu' });
+  for (const { c, gpu, xv, wv } of results) {
+    const x = tf.tensor5d(xv, c.x);
+    const w = tf.tensor5d(wv, [...c.k, c.x[4], c.cout]);
+    const y = tf.conv3d(x, w, c.strides, c.pad);
+    const eCpu = maxRelError(gpu, await y.data());
+    const e64 = maxRelError(gpu, reference64(xv, wv, c));
+    assert.ok(eCpu < 1e-5, `${c.what}: vs tf.conv3d on cpu, max relative error ${eCpu}`);
+    assert.ok(e64 < 1e-5, `${c.what}: vs float64, max relative error ${e64}`);
+    tf.dispose([x, w, y]);
+  }
+});
+
+test("conv3dWgsl's input and filter gradients equal tf.conv3d's (webgpu)", async (t) => {
+  if (!(await webgpuOrSkip(t))) return;
+  try {
+    for (const n of [0, 1, 4, 7]) {
+      const c = CASES[n];
+      const x = tf.tensor5d(randomValues(size(c.x), 10 + n), c.x);
+      const w = tf.tensor5d(randomValues(size([...c.k, c.x[4], c.cout]), 20 + n), [...c.k, c.x[4], c.cout]);
+      const info = tf.backend_util.computeConv3DInfo(c.x, w.shape, c.strides, 1, c.pad);
+      const dy = tf.tensor5d(randomValues(size(info.outShape), 30 + n), info.outShape as Case['x']);
+      type Conv = (a: tf.Tensor5D, b: tf.Tensor5D) => tf.Tensor5D;
+      const loss = (f: Conv) => (xt: tf.Tensor, wt: tf.Tensor) =>
+        tf.sum(tf.mul(f(xt as tf.Tensor5D, wt as tf.Tensor5D), dy));
+      const [gx0, gw0] = tf.grads(loss((a, b) => tf.conv3d(a, b, c.strides, c.pad)))([x, w]);
+      const [gx1, gw1] = tf.grads(loss((a, b) => conv3dWgsl(a, b, c.strides, c.pad)))([x, w]);
+      const [gx2, gw2] = tf.grads(loss((a, b) => conv3dWgsl(a, b, c.strides, c.pad, conv3dFilterGradByTaps)))([x, w]);
+      const v = async (g: tf.Tensor) => await g.data();
+      assert.ok(maxRelError(await v(gx1), await v(gx0)) < 1e-6, `${c.what}: input gradient`);
+      assert.ok(maxRelError(await v(gw1), await v(gw0)) < 1e-6, `${c.what}: filter gradient (built-in)`);
+      assert.ok(maxRelError(await v(gx2), await v(gx0)) < 1e-6, `${c.what}: input gradient (taps)`);
+      assert.ok(maxRelError(await v(gw2), await v(gw0)) < 1e-5, `${c.what}: filter gradient (taps)`);
+      tf.dispose([x, w, dy, gx0, gw0, gx1, gw1, gx2, gw2]);
+    }
+  } finally {
+    await initTfBackend({ backend: 'cpu' });
+  }
+});
+
+/** Embeddings and all weight gradients of a random loss, with the forward convs built-in or WGSL. */
+async function network(name: 'tiny' | 'small', size: Vec3, mode: 'builtin' | 'wgsl') {
+  setConvForwardMode(mode);
+  try {
+    const cfg = getSamConfig(name);
+    const w = createWeights(cfg, 4);
+    const names = Object.keys(w);
+    const x = tf.tensor5d(
+      randomValues(2 * size[0] * size[1] * size[2], 5).map((v) => 2 * v),
+      [2, ...size, 1],
+    );
+    const out = forward(w, x, cfg);
+    const local = (await out.local.data()) as Float32Array;
+    const global = (await out.global.data()) as Float32Array;
+    const rl = tf.tensor(randomValues(out.local.size, 6), out.local.shape);
+    const rg = tf.tensor(randomValues(out.global.size, 7), out.global.shape);
+    tf.dispose([out.local, out.global]);
+    const grads = tf.grads((...ws: tf.Tensor[]) => {
+      const o = forward(Object.fromEntries(names.map((n, k) => [n, ws[k]])), x, cfg);
+      return tf.add(tf.sum(tf.mul(o.local, rl)), tf.sum(tf.mul(o.global, rg)));
+    })(names.map((n) => w[n]));
+    const g = await Promise.all(grads.map(async (t) => (await t.data()) as Float32Array));
+    tf.dispose([x, rl, rg, ...grads]);
+    disposeWeights(w);
+    return { local, global, grads: g, names };
+  } finally {
+    setConvForwardMode('auto');
+  }
+}
+
+for (const [name, size] of [
+  ['tiny', [16, 24, 20]],
+  ['small', [16, 32, 32]],
+] as const) {
+  test(`the ${name} network with WGSL convolutions gives the built-in embeddings and gradients (webgpu)`, async (t) => {
+    if (!(await webgpuOrSkip(t))) return;
+    try {
+      const a = await network(name, [...size], 'builtin');
+      const b = await network(name, [...size], 'wgsl');
+      const maxDiff = (p: Float32Array, q: Float32Array) => p.reduce((m, v, i) => Math.max(m, Math.abs(v - q[i])), 0);
+      assert.ok(maxDiff(b.local, a.local) < 1e-4, `local embeddings differ by ${maxDiff(b.local, a.local)}`);
+      assert.ok(maxDiff(b.global, a.global) < 1e-4, `global embeddings differ by ${maxDiff(b.global, a.global)}`);
+      for (let k = 0; k < a.grads.length; k++) {
+        const e = maxRelError(b.grads[k], a.grads[k]);
+        assert.ok(e < 1e-3, `gradient of ${a.names[k]} differs: max relative error ${e}`);
+      }
+    } finally {
+      await initTfBackend({ backend: 'cpu' });
+    }
+  });
+}
