@@ -65,35 +65,46 @@ export type FilterGradFn = (
   pad: 'same' | 'valid',
 ) => tf.Tensor5D;
 
-/** Tile sizes of one program (see the header): TM voxels x TN channels, K chunks of TK, RM rows a thread. */
+/**
+ * Tile sizes of one program (see the header): TM voxels x TN channels per workgroup, K in chunks of
+ * TK; each thread accumulates RM voxels x CN vec4s of channels.
+ */
 export interface Conv3dTiles {
   tm: number;
   tn: number;
   tk: number;
   rm: number;
+  cn: number;
 }
 
 const KERNEL_NAME = 'SamConv3DWgsl';
 /** Default workgroup memory limit of WebGPU (maxComputeWorkgroupStorageSize). */
 const SHARED_BYTES = 16384;
 
-let tileOverride: Partial<Conv3dTiles> = {};
+type Mode = 'tap' | 'flat';
+let tileOverride: Partial<Conv3dTiles & { mode: Mode }> = {};
 
 /** For benchmarks: override the tile sizes the heuristic picks (an empty object restores it). */
-export function setConv3dWgslTiles(t: Partial<Conv3dTiles>): void {
+export function setConv3dWgslTiles(t: Partial<Conv3dTiles & { mode: Mode }>): void {
   tileOverride = { ...t };
 }
 
-/** The tile sizes used for a layer: TN by Cout, TK by Cin, within the workgroup memory limit. */
-export function chooseTiles(cin: number, cout: number): Conv3dTiles & { mode: 'tap' | 'flat' } {
+/**
+ * The tiles used for a layer: TN = 16, 32 or 64 by Cout; TM = 128 voxels; 8 x 8 register blocks
+ * (RM = 8 voxels x CN = 2 vec4s of channels), so 32, 64 or 128 threads; TK = 16 (TK = 32 would
+ * exceed 16 KiB of workgroup memory at TM = 128 and measured no faster). 'tap' when Cin is a
+ * multiple of 16, 'flat' otherwise.
+ */
+export function chooseTiles(cin: number, cout: number): Conv3dTiles & { mode: Mode } {
   const tn = tileOverride.tn ?? (cout <= 16 ? 16 : cout <= 32 ? 32 : 64);
-  const tm = tileOverride.tm ?? 64;
-  const rm = tileOverride.rm ?? 4;
-  const fits = (tk: number) => (tm * tk + tk * tn) * 4 + tm * 16 <= SHARED_BYTES;
-  let tk = tileOverride.tk ?? (fits(32) ? 32 : 16);
-  const mode = cin % 16 === 0 ? 'tap' : 'flat';
-  if (mode === 'tap' && cin % tk !== 0) tk = 16;
-  return { tm, tn, tk, rm, mode };
+  const tm = tileOverride.tm ?? 128;
+  const rm = tileOverride.rm ?? 8;
+  const cn = tileOverride.cn ?? 2;
+  const tk = tileOverride.tk ?? 16;
+  if ((tm * tk + tk * tn) * 4 + tm * 16 > SHARED_BYTES) throw new Error(`conv3dWgsl: tiles exceed workgroup memory`);
+  const mode: Mode = tileOverride.mode ?? (cin % 16 === 0 && cin % tk === 0 ? 'tap' : 'flat');
+  if (mode === 'tap' && cin % tk !== 0) throw new Error(`conv3dWgsl: 'tap' needs Cin a multiple of TK`);
+  return { tm, tn, tk, rm, cn, mode };
 }
 
 class Conv3DMMProgram implements WebGPUProgram {
@@ -110,31 +121,32 @@ class Conv3DMMProgram implements WebGPUProgram {
 
   constructor(
     private readonly info: tf.backend_util.Conv3DInfo,
-    private readonly t: Conv3dTiles & { mode: 'tap' | 'flat' },
+    private readonly t: Conv3dTiles & { mode: Mode },
   ) {
-    const { tm, tn, tk, rm } = t;
+    const { tm, tn, tk, rm, cn } = t;
     const cin = info.inChannels;
     const cout = info.outChannels;
-    if (tn % 4 !== 0 || tm % rm !== 0 || tk % 4 !== 0) throw new Error(`conv3dWgsl: bad tiles ${JSON.stringify(t)}`);
+    if (tn % (4 * cn) !== 0 || tm % rm !== 0 || tk % 4 !== 0)
+      throw new Error(`conv3dWgsl: bad tiles ${JSON.stringify(t)}`);
     const M = info.batchSize * info.outDepth * info.outHeight * info.outWidth;
     this.outputShape = [M, cout];
-    const threads = (tm / rm) * (tn / 4);
+    const threads = (tm / rm) * (tn / 4 / cn);
     if (threads > 256) throw new Error(`conv3dWgsl: ${threads} threads per workgroup (at most 256)`);
     this.workgroupSize = [threads, 1, 1];
     const tilesM = Math.ceil(M / tm);
     this.tilesY = Math.min(tilesM, 32768);
     this.dispatch = [Math.ceil(cout / tn), this.tilesY, Math.ceil(tilesM / this.tilesY)];
-    const xv = t.mode === 'tap' ? 4 : 1;
+    const xv = t.mode === 'flat' ? 1 : 4;
     const ov = cout % 4 === 0 ? 4 : 1;
     this.variableComponents = [xv, ov];
     this.outputComponent = ov;
     const k = [info.filterDepth, info.filterHeight, info.filterWidth];
     const s = [info.strideDepth, info.strideHeight, info.strideWidth];
-    this.shaderKey = `samConv3dMM_${t.mode}_${tm}_${tn}_${tk}_${rm}_${k.join('x')}_${s.join('x')}_${cin}_${cout}`;
+    this.shaderKey = `samConv3dMM_${t.mode}_${tm}_${tn}_${tk}_${rm}_${cn}_${k.join('x')}_${s.join('x')}_${cin}_${cout}`;
   }
 
   getUserCode(): string {
-    const { tm, tn, tk, rm, mode } = this.t;
+    const { tm, tn, tk, rm, cn, mode } = this.t;
     const info = this.info;
     const [KD, KH, KW] = [info.filterDepth, info.filterHeight, info.filterWidth];
     const [SD, SH, SW] = [info.strideDepth, info.strideHeight, info.strideWidth];
@@ -142,39 +154,39 @@ class Conv3DMMProgram implements WebGPUProgram {
     const COUT = info.outChannels;
     const K = KD * KH * KW * CIN;
     const NT = this.workgroupSize[0];
-    const WN = tn / 4;
+    const TN4 = tn / 4;
+    const WN = TN4 / cn; // threads along the channels
     const TK4 = tk / 4;
+    const I = [...Array(rm).keys()];
+    const J = [...Array(cn).keys()];
     const inBounds = 'iz >= 0 && iz < inD && iy >= 0 && iy < inH && ix >= 0 && ix < inW';
-    // one element of the filter row k at column n (n < COUT), as a vec4 of columns n..n+3
+    // filter row k at columns n..n+3 (n < COUT) as a vec4
     const readB =
       COUT % 4 === 0
         ? `if (n < ${COUT}) { v = W[(k * ${COUT} + n) / 4]; }`
         : [0, 1, 2, 3].map((j) => `if (n + ${j} < ${COUT}) { v[${j}] = W[k * ${COUT} + n + ${j}]; }`).join('\n');
     const loadB = (kExpr: string, guard: string) => `
-        for (var s = t; s < ${tk * WN}; s += ${NT}) {
-          let r = s / ${WN};
-          let n = n0 + (s % ${WN}) * 4;
+        for (var s = t; s < ${tk * TN4}; s += ${NT}) {
+          let r = s / ${TN4};
+          let n = n0 + (s % ${TN4}) * 4;
           let k = ${kExpr} + r;
           var v = vec4<f32>(0.0);
           ${guard ? `if (${guard}) {` : ''}
           ${readB}
           ${guard ? '}' : ''}
-          Bsub[r][s % ${WN}] = v;
+          Bsub[r][s % ${TN4}] = v;
         }`;
+    // the register block: RM rows x CN vec4 columns, unrolled (acc_i_j), a thread's columns WN apart
+    const fmas = I.map(
+      (i) => `
+            let a${i} = Asub[ty * ${rm} + ${i}][k4];
+            ${J.map((j) => ['x', 'y', 'z', 'w'].map((c, q) => `acc${i}_${j} = fma(vec4<f32>(a${i}.${c}), b${j}_${q}, acc${i}_${j});`).join('\n')).join('\n')}`,
+    ).join('');
     const compute = `
         workgroupBarrier();
         for (var k4 = 0; k4 < ${TK4}; k4++) {
-          let b0 = Bsub[k4 * 4][tx];
-          let b1 = Bsub[k4 * 4 + 1][tx];
-          let b2 = Bsub[k4 * 4 + 2][tx];
-          let b3 = Bsub[k4 * 4 + 3][tx];
-          for (var i = 0; i < ${rm}; i++) {
-            let av = Asub[ty * ${rm} + i][k4];
-            acc[i] = fma(vec4<f32>(av.x), b0, acc[i]);
-            acc[i] = fma(vec4<f32>(av.y), b1, acc[i]);
-            acc[i] = fma(vec4<f32>(av.z), b2, acc[i]);
-            acc[i] = fma(vec4<f32>(av.w), b3, acc[i]);
-          }
+          ${J.map((j) => [0, 1, 2, 3].map((q) => `let b${j}_${q} = Bsub[k4 * 4 + ${q}][tx + ${j * WN}];`).join('\n')).join('\n')}
+          ${fmas}
         }
         workgroupBarrier();`;
     let body: string;
@@ -243,15 +255,24 @@ class Conv3DMMProgram implements WebGPUProgram {
     ${compute}
   }`;
     }
-    const write =
-      COUT % 4 === 0
-        ? `result[m * ${COUT / 4} + n / 4] = acc[i];`
-        : [0, 1, 2, 3]
-            .map((j) => `if (n + ${j} < ${COUT}) { result[m * ${COUT} + n + ${j}] = acc[i][${j}]; }`)
-            .join('\n');
+    const write = (i: number, j: number) => {
+      const store =
+        COUT % 4 === 0
+          ? `result[m * ${COUT / 4} + n / 4] = acc${i}_${j};`
+          : [0, 1, 2, 3]
+              .map((q) => `if (n + ${q} < ${COUT}) { result[m * ${COUT} + n + ${q}] = acc${i}_${j}[${q}]; }`)
+              .join('\n');
+      return `{
+    let m = m0 + ty * ${rm} + ${i};
+    let n = n0 + (tx + ${j * WN}) * 4;
+    if (m < uniforms.M && n < ${COUT}) {
+      ${store}
+    }
+  }`;
+    };
     return `
 var<workgroup> Asub : array<array<vec4<f32>, ${TK4}>, ${tm}>;
-var<workgroup> Bsub : array<array<vec4<f32>, ${WN}>, ${tk}>;
+var<workgroup> Bsub : array<array<vec4<f32>, ${TN4}>, ${tk}>;
 var<workgroup> rowInfo : array<vec4<i32>, ${tm}>;
 
 ${main()} {
@@ -279,19 +300,10 @@ ${main()} {
     }
     rowInfo[r] = info;
   }
-  var acc : array<vec4<f32>, ${rm}>;
-  for (var i = 0; i < ${rm}; i++) {
-    acc[i] = vec4<f32>(0.0);
-  }
+  ${I.map((i) => J.map((j) => `var acc${i}_${j} = vec4<f32>(0.0);`).join('\n')).join('\n')}
   workgroupBarrier();
   ${body}
-  let n = n0 + tx * 4;
-  for (var i = 0; i < ${rm}; i++) {
-    let m = m0 + ty * ${rm} + i;
-    if (m < uniforms.M && n < ${COUT}) {
-      ${write}
-    }
-  }
+  ${I.map((i) => J.map((j) => write(i, j)).join('\n')).join('\n')}
 }`;
   }
 }
