@@ -12,7 +12,13 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initTfBackend } from '../../main/engine/compute/tf-backend.ts';
 import { conv3dFilterGradByTaps } from '../../main/engine/sam/conv3d-filter-grad.ts';
-import { chooseTiles, conv3dWgsl, conv3dWgslForward, type Vec3 } from '../../main/engine/sam/conv3d-wgsl.ts';
+import {
+  chooseTiles,
+  conv3dWgsl,
+  conv3dWgslForward,
+  setConv3dWgslTiles,
+  type Vec3,
+} from '../../main/engine/sam/conv3d-wgsl.ts';
 import { getSamConfig } from '../../main/engine/sam/config.ts';
 import { createWeights, disposeWeights, forward, setConvForwardMode } from '../../main/engine/sam/network.ts';
 import { createRng } from '../../main/engine/train/rng.ts';
@@ -154,7 +160,23 @@ test('conv3dWgsl equals tf.conv3d on the CPU backend and a float64 sum (webgpu)'
     const y = conv3dWgslForward(x, w, c.strides, c.pad);
     const info = tf.backend_util.computeConv3DInfo(c.x, w.shape, c.strides, 1, c.pad);
     assert.deepEqual(y.shape, info.outShape, c.what);
-    results.push({ c, gpu: (await y.data()) as Float32Array, xv, wv });
+    const gpu = (await y.data()) as Float32Array;
+    // other tiles (4x4 register blocks, 64-voxel tiles; 'flat' for every Cin) give the same values
+    const otherTiles = [0, 2, 4, 9].includes(n)
+      ? [
+          { tm: 64, rm: 4, cn: 1 },
+          { mode: 'flat' as const, tn: 32 },
+        ]
+      : [];
+    for (const tiles of otherTiles) {
+      setConv3dWgslTiles(tiles);
+      const y2 = conv3dWgslForward(x, w, c.strides, c.pad);
+      setConv3dWgslTiles({});
+      const e = maxRelError(await y2.data(), gpu);
+      assert.ok(e < 1e-6, `${c.what}: tiles ${JSON.stringify(tiles)} differ by ${e}`);
+      y2.dispose();
+    }
+    results.push({ c, gpu, xv, wv });
     tf.dispose([x, w, y]);
   }
   assert.deepEqual([...modes].sort(), ['flat', 'tap'], 'both ways of walking K are covered');
