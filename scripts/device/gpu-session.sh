@@ -4,7 +4,10 @@
 # the engine, and the network alone), then continues training it for TRAIN_S seconds (new seed, so
 # new patch pairs). Without it: trains from scratch first, then benchmarks the result and the
 # paper-size network. Before either, `sam bench-train` (training it/s, GFLOP/s, the weight-gradient
-# kernels both ways). Everything lands in $OUT.
+# kernels both ways, and the forward convolutions layer by layer by tfjs' naive Conv3D and by the
+# WGSL program). On WebGPU the network's convolutions run the WGSL program by default
+# (SAM_CONV_FORWARD=auto), so the embedding benchmarks and the training measure it too; set
+# SAM_CONV_FORWARD=builtin for the old kernel. Everything lands in $OUT.
 #   run(command="bash scripts/device/gpu-session.sh 170", carry=[".device"], timeout_s=...)
 set -uo pipefail
 TRAIN_S=${1:-400}
@@ -19,7 +22,7 @@ bench() {
 INIT=${INIT:-resources/sam-small.samw}
 # training speed: built-in weight-gradient kernel vs per-tap matrix products (issue 3's targets)
 { echo "== bench-train webgpu"
-  timeout 150 /tmp/node $D/sam.mjs bench-train --backend webgpu --config small,paper --batch 2 --iterations 3 --data $D/data/02-example_ct.nii.gz
+  timeout 170 /tmp/node $D/sam.mjs bench-train --backend webgpu --config small,paper --batch 2 --iterations 3 --data $D/data/02-example_ct.nii.gz
 } 2>&1 | grep -v artificially | tee -a "$OUT/bench.log"
 if [ -s "$INIT" ]; then
   bench "$INIT"

@@ -161,11 +161,13 @@ test('conv3dWgsl equals tf.conv3d on the CPU backend and a float64 sum (webgpu)'
     const info = tf.backend_util.computeConv3DInfo(c.x, w.shape, c.strides, 1, c.pad);
     assert.deepEqual(y.shape, info.outShape, c.what);
     const gpu = (await y.data()) as Float32Array;
-    // other tiles (4x4 register blocks, 64-voxel tiles; 'flat' for every Cin) give the same values
+    // other tiles (4x4 register blocks, 64- and 32-voxel tiles; 'flat' for every Cin; the voxel
+    // tiles wrapped onto a second dispatch dimension, with surplus workgroups) give the same values
     const otherTiles = [0, 2, 4, 9].includes(n)
       ? [
           { tm: 64, rm: 4, cn: 1 },
           { mode: 'flat' as const, tn: 32 },
+          { tm: 32, rm: 4, maxWorkgroupsY: 3 },
         ]
       : [];
     for (const tiles of otherTiles) {

@@ -82,10 +82,12 @@ const KERNEL_NAME = 'SamConv3DWgsl';
 const SHARED_BYTES = 16384;
 
 type Mode = 'tap' | 'flat';
-let tileOverride: Partial<Conv3dTiles & { mode: Mode }> = {};
+/** Tile overrides; maxWorkgroupsY (default WebGPU's 65,535) lets tests wrap the dispatch onto z. */
+type TileOverride = Partial<Conv3dTiles & { mode: Mode; maxWorkgroupsY: number }>;
+let tileOverride: TileOverride = {};
 
-/** For benchmarks: override the tile sizes the heuristic picks (an empty object restores it). */
-export function setConv3dWgslTiles(t: Partial<Conv3dTiles & { mode: Mode }>): void {
+/** For benchmarks and tests: override the tile sizes the heuristic picks (an empty object restores it). */
+export function setConv3dWgslTiles(t: TileOverride): void {
   tileOverride = { ...t };
 }
 
@@ -134,8 +136,11 @@ class Conv3DMMProgram implements WebGPUProgram {
     if (threads > 256) throw new Error(`conv3dWgsl: ${threads} threads per workgroup (at most 256)`);
     this.workgroupSize = [threads, 1, 1];
     const tilesM = Math.ceil(M / tm);
-    this.tilesY = Math.min(tilesM, 32768);
-    this.dispatch = [Math.ceil(cout / tn), this.tilesY, Math.ceil(tilesM / this.tilesY)];
+    // voxel tiles on y, wrapped onto z past WebGPU's 65,535 workgroups a dimension (whole CTs at
+    // stride 1: 9.4M voxels = 74k tiles); at most z - 1 surplus workgroups, which write nothing
+    const tilesZ = Math.ceil(tilesM / (tileOverride.maxWorkgroupsY ?? 65535));
+    this.tilesY = Math.ceil(tilesM / tilesZ);
+    this.dispatch = [Math.ceil(cout / tn), this.tilesY, tilesZ];
     const xv = t.mode === 'flat' ? 1 : 4;
     const ov = cout % 4 === 0 ? 4 : 1;
     this.variableComponents = [xv, ov];
