@@ -17,30 +17,35 @@
  * A workgroup computes a TM x TN tile of the output (TM voxels x TN channels). It walks K in chunks
  * of TK: its threads copy the TM x TK slice of A and the TK x TN slice of B into workgroup memory
  * (coalesced: neighbouring threads read neighbouring vec4s of a voxel's channels, and of a filter
- * row), then every thread accumulates an RM x 4 register block (RM voxels x 4 channels, a vec4 of B
- * times a broadcast A value per multiply-add), so each value read from workgroup memory feeds 4 (A)
- * or RM (B) multiply-adds. Two ways to walk K:
+ * row), then every thread accumulates an RM x 4CN register block (RM voxels x CN vec4s of
+ * channels, CN vec4s of B times a broadcast A value per multiply-add, unrolled into registers), so
+ * each value read from workgroup memory feeds 4CN (A) or RM (B) multiply-adds. Two ways to walk K:
  *  - 'tap' (Cin a multiple of 16): chunks never straddle a tap, so the tap loop is outside and one
  *    bounds test per voxel row and tap gives a whole vec4 of channels; vec4 buffer reads of x.
  *  - 'flat' (any Cin, e.g. the Cin = 1 stem with its 4x6x6 or 3x7x7 kernel): k is decomposed per
  *    element into (tap, ci) with compile-time divisors, so a 144-tap stem is 9 chunks of 16, not 144
- *    chunks of 1.
+ *    chunks of 1. (A vec4 variant of it for any Cin multiple of 4, with 32-wide chunks spanning
+ *    taps, measured no faster than 'tap' and was dropped.)
  * Filter and output are read and written as vec4 when Cout is a multiple of 4 (scalar otherwise).
  * Per-row data (the input corner and batch offset of every voxel of the tile) is computed once per
  * workgroup into workgroup memory. All shapes that fix loop bounds are compile-time constants of
  * the shader (one pipeline per layer shape, cached by tfjs); the spatial sizes and paddings are
- * uniforms, so the tiles of a large volume share pipelines.
+ * uniforms, so the tiles of a large volume share pipelines. Voxel tiles go on dispatch y, wrapped
+ * onto z past 65,535.
  *
  * Tiles: TN = 16, 32 or 64 by Cout (a 16-channel layer does not waste 3/4 of a 64-wide tile),
- * TM = 64 voxels, RM = 4 (a 4x4 block per thread: 64 to 256 threads per workgroup), TK = 16 or 32
- * (workgroup memory stays under WebGPU's default 16 KiB). Measured on this CPU's WebGPU (Dawn on
- * Mesa lavapipe) against the naive kernel: see README ("The forward convolution kernel") and
- * `sam bench-train --forward`.
- * On a large GPU (H100) the same shape is the classic one: tens of thousands of workgroups for a
- * whole CT (M ~ 10^6 voxels / 64), coalesced global reads, each A and B element read from global
- * memory once per tile column/row instead of once per output element, and 16 multiply-adds per 8
- * workgroup-memory reads; we expect it to move the convolutions from the naive kernel's
- * memory-bound rate towards the matrix programs' 2-3 TFLOP/s, but that is unmeasured here.
+ * TM = 128 voxels, RM = 8 and CN = 2 (an 8 x 8 block per thread: 32, 64 or 128 threads per
+ * workgroup), TK = 16 (workgroup memory 10-14 KiB, under WebGPU's default 16 KiB). On this CPU's
+ * WebGPU (Dawn on Mesa lavapipe) the 8 x 8 blocks ran 1.5x faster than 4 x 4 ones; TM 64 vs 128 and
+ * TK 16 vs 32 made no measurable difference. Against the naive kernel: 4.9-6.3x over the small
+ * network's layers (README, "The forward convolution kernel"; `sam bench-train` on WebGPU).
+ * On a large GPU (H100) this is the classic shape: ~10^4 workgroups for a whole CT at level 1
+ * (1.2M voxels / 128 per tile), coalesced global reads, each A and B element read from global
+ * memory once per tile column/row instead of once per output element, and 64 multiply-adds per 16
+ * workgroup-memory reads; we expect the convolutions to move from the naive kernel's rate towards
+ * that of tfjs' matrix programs, but that is unmeasured here. Its weak spot there: the deepest
+ * levels (a few thousand voxels, K up to 27 x 512) make few workgroups that each walk all of K, so
+ * a split-K variant would help the paper-size network; the small one spends little time there.
  *
  * Differentiable: tf.customGrad, input gradient by tfjs' Conv3DBackpropInputV2 (tf.conv3dTranspose),
  * filter gradient by tfjs' Conv3DBackpropFilterV2 or by the caller's function (network.ts passes
