@@ -11,7 +11,11 @@ TRAIN_S=${1:-400}
 source "$(dirname "$0")/setup.sh"
 bench() {
   { echo "== bench-embed small ($1) webgpu"
-    timeout 60 /tmp/node $D/sam.mjs bench-embed $D/bench/chest-2mm.nii.gz --device webgpu --weights "$1" --repeat 3 --points 2000
+    # --on-device: input, tiles and matching on the GPU, nothing read back but the matches (one tile:
+    # the H100 holds the whole chest); --profile: per-kernel times (Dawn's timestamp queries)
+    SAM_DAWN_FLAGS=enable-dawn-features=allow_unsafe_apis \
+      timeout 100 /tmp/node $D/sam.mjs bench-embed $D/bench/chest-2mm.nii.gz --device webgpu --weights "$1" --repeat 3 --points 2000 \
+      --on-device --tile-bytes 16e9 --profile
     [ -n "${2:-}" ] && { echo "== bench-embed paper (random init) webgpu"
       timeout 75 /tmp/node $D/sam.mjs bench-embed $D/bench/chest-2mm.nii.gz --device webgpu --config paper --repeat 2 --points 200; }
   } 2>&1 | grep -v artificially | tee -a "$OUT/bench.log"

@@ -40,7 +40,7 @@ export const benchEmbedCommand: Command = {
     '  --repeat N       embedding runs (default 2; the first includes warm-up)',
     '  --on-device      also embed and match with everything kept on the tfjs device (a GPU through',
     '                   --device webgpu): input made there, nothing read back but the matches',
-    '  --tile-bytes B   memory budget of one tile for --on-device (default 2.5e9; a large GPU takes more)',
+    '  --tile-bytes B   memory budget of one tile (default 2.5e9; more memory, fewer tiles, less recomputation)',
     '  --profile        with --on-device: time every kernel of one forward pass on the whole grid (tf.profile;',
     '                   WebGPU needs timestamp queries: SAM_DAWN_FLAGS=enable-dawn-features=allow_unsafe_apis)',
   ].join('\n'),
@@ -102,7 +102,9 @@ export const benchEmbedCommand: Command = {
       runSeconds = 0;
       runs = 0;
       const t0 = performance.now();
-      embedded = await embedVolume(volume, timed);
+      embedded = await embedVolume(volume, timed, {
+        maxTileBytes: values['tile-bytes'] ? Number(values['tile-bytes']) : undefined,
+      });
       times.push((performance.now() - t0) / 1000);
     }
     const e = embedded!;
