@@ -23,6 +23,7 @@ import { resample } from '../../engine/volume/resample.ts';
 import type { Vec3, Volume } from '../../engine/volume/volume.ts';
 import { createRng } from '../../engine/train/rng.ts';
 import { openModel, type OpenedModel } from './match.ts';
+import { intOption, numberOption, optionalNumber, sizeOption } from '../option-values.ts';
 
 const DEFAULT_INPUT = '../shared/data/ITKElastix/examples/data/00';
 
@@ -62,12 +63,15 @@ export const benchEmbedCommand: Command = {
       },
     });
     const input = positionals[0] ?? DEFAULT_INPUT;
+    const repeat = intOption('repeat', values.repeat);
+    const nPoints = intOption('points', values.points);
+    const tileBytes = optionalNumber('tile-bytes', values['tile-bytes'], { above: 0 });
     const MB = 2 ** 20;
     let volume = await readVolume(input);
     if (values.size) {
-      const size = values.size.split(',').map(Number) as Vec3;
+      const size: Vec3 = sizeOption('size', values.size);
       const spacing = values.spacing
-        ? (values.spacing.split(',').map(Number) as Vec3)
+        ? (values.spacing.split(',').map((v) => numberOption('spacing', v, { above: 0 })) as Vec3)
         : (volume.spacing.map((s, a) => (s * (volume.size[a] - 1)) / Math.max(1, size[a] - 1)) as Vec3);
       volume = resample(volume, { size, spacing, origin: volume.origin, direction: volume.direction }, { fill: -1024 });
     }
@@ -98,12 +102,12 @@ export const benchEmbedCommand: Command = {
         }
       },
     };
-    for (let r = 0; r < Number(values.repeat); r++) {
+    for (let r = 0; r < repeat; r++) {
       runSeconds = 0;
       runs = 0;
       const t0 = performance.now();
       embedded = await embedVolume(volume, timed, {
-        maxTileBytes: values['tile-bytes'] ? Number(values['tile-bytes']) : undefined,
+        maxTileBytes: tileBytes,
       });
       times.push((performance.now() - t0) / 1000);
     }
@@ -130,7 +134,7 @@ export const benchEmbedCommand: Command = {
     const mask = bodyMask(volume);
     const rng = createRng(1);
     const pts: Vec3[] = [];
-    const n = Number(values.points);
+    const n = nPoints;
     while (pts.length < n) {
       const v = rng.int(0, mask.data.length);
       if (!mask.data[v]) continue;
@@ -149,8 +153,8 @@ export const benchEmbedCommand: Command = {
       if (!engine.name.startsWith('tfjs-'))
         throw new InputError('--on-device', `needs a tfjs engine (--device webgpu or tfjs-cpu), not ${engine.name}`);
       await benchOnDevice(volume, model, pts, {
-        repeat: Number(values.repeat),
-        maxTileBytes: values['tile-bytes'] ? Number(values['tile-bytes']) : undefined,
+        repeat,
+        maxTileBytes: tileBytes,
         profile: values.profile,
       });
     }

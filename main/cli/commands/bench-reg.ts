@@ -16,6 +16,7 @@ import { readVolume } from '../../engine/volume/io/index.ts';
 import { resample } from '../../engine/volume/resample.ts';
 import { defaultModelPath, openModel } from './match.ts';
 import { DEFORM_NET_OPTIONS, openDeformNet } from '../deform-net-args.ts';
+import { intOption, numberOption, optionalInt } from '../option-values.ts';
 
 const DATA = process.env.SAM_DATA_DIR ?? '../shared/data';
 const TS = 'TotalSegmentator/tests/reference_files';
@@ -87,10 +88,8 @@ export const benchRegCommand: Command = {
     }
     const stages = checkStages(values.stages.split(',').map((s) => s.trim()));
     if (values.matcher !== 'sam' && values.matcher !== 'ncc') throw new InputError('--matcher', 'use sam or ncc');
-    const nPairs = Number(values.pairs);
-    if (!(Number.isInteger(nPairs) && nPairs >= 1)) throw new InputError('--pairs', 'a positive integer');
-    const spacing = Number(values.spacing);
-    if (!(spacing > 0)) throw new InputError('--spacing', 'a positive number of mm');
+    const nPairs = intOption('pairs', values.pairs);
+    const spacing = numberOption('spacing', values.spacing, { above: 0 });
     let elastix = !values['no-elastix'];
     if (elastix && !elastixVersion()) {
       console.error(
@@ -108,7 +107,7 @@ export const benchRegCommand: Command = {
       if (!existsSync(w)) throw new InputError(w, 'no trained SAM model: pass --weights FILE or use --matcher ncc');
       engine = (await openModel({ weightsFile: w }, values.device as Device)).engine;
     }
-    const seed0 = Number(values.seed);
+    const seed0 = intOption('seed', values.seed, 0);
     try {
       const rows = await benchRegistration(sources, {
         seeds: Array.from({ length: nPairs }, (_, n) => seed0 + n),
@@ -118,11 +117,13 @@ export const benchRegCommand: Command = {
         engine,
         elastix,
         register: {
-          deform: values['deform-iters'] !== undefined ? { iterations: Number(values['deform-iters']) } : undefined,
+          deform:
+            values['deform-iters'] !== undefined
+              ? { iterations: intOption('deform-iters', values['deform-iters'], 0) }
+              : undefined,
           deformNet,
         },
-        elastixIterations:
-          values['elastix-iterations'] !== undefined ? Number(values['elastix-iterations']) : undefined,
+        elastixIterations: optionalInt('elastix-iterations', values['elastix-iterations']),
         onProgress: (what) => console.error(`bench-reg: ${what}`),
       });
       if (values.json) console.log(JSON.stringify(rows, null, 2));

@@ -23,6 +23,7 @@ import { setFilterGradientMode, type FilterGradientMode } from '../../engine/sam
 import { loadTrainingSet } from '../../engine/train/dataset.ts';
 import { ADAM } from '../../engine/train/optimizer.ts';
 import { trainSam } from '../../engine/train/train-loop.ts';
+import { intOption, sizeOption } from '../option-values.ts';
 
 const DEFAULT_DATA = '../shared/data/TotalSegmentator/tests/reference_files/example_ct.nii.gz';
 
@@ -102,13 +103,9 @@ export const benchTrainCommand: Command = {
         data: { type: 'string', default: DEFAULT_DATA },
       },
     });
-    const batch = Number(values.batch);
-    const iterations = Number(values.iterations);
-    const patch = values.patch.split(',').map(Number) as Vec3;
-    if (patch.length !== 3 || !patch.every((n) => Number.isInteger(n) && n > 0))
-      throw new Error(`--patch needs three sizes X,Y,Z, got '${values.patch}'`);
-    if (!Number.isInteger(batch) || batch < 1) throw new Error(`--batch must be a positive integer`);
-    if (!Number.isInteger(iterations) || iterations < 1) throw new Error(`--iterations must be a positive integer`);
+    const batch = intOption('batch', values.batch);
+    const iterations = intOption('iterations', values.iterations);
+    const patch: Vec3 = sizeOption('patch', values.patch);
     const methods = values.wgrad.split(',');
     for (const m of methods) if (m !== 'builtin' && m !== 'taps') throw new Error(`--wgrad: unknown method '${m}'`);
     const backend = await initTfBackend({ backend: values.backend as TfBackendName | 'auto' });
