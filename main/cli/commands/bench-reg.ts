@@ -5,6 +5,7 @@
  * pairs at 3 mm); elastix is skipped, with a message, when it is not installed.
  */
 import { existsSync } from 'node:fs';
+import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from '../index.ts';
 import type { Device } from '../../engine/compute/choose-engine.ts';
@@ -30,7 +31,8 @@ const USAGE = `usage: sam bench-reg [options]
 
   --pairs N          number of pairs (default 2), alternating the sources below
   --sources LIST     comma-separated: abdomen (TotalSegmentator example_ct, 3 mm, organ labels),
-                     chest (ITKElastix 00, 141 slices) (default abdomen,chest)
+                     chest (ITKElastix 00, 141 slices), or the path of any CT (file or DICOM
+                     folder; no organ labels) (default abdomen,chest)
   --spacing MM       isotropic grid of both images (default 3)
   --seed N           seed of the first pair (default 11; pair n uses seed + n)
   --stages LIST      cascade stages (default ${DEFAULT_STAGES.join(',')})
@@ -55,7 +57,10 @@ async function loadSource(name: string): Promise<BenchSource> {
     return { name: 'abdomen', ct, labels };
   }
   if (name === 'chest') return { name: 'chest', ct: await readVolume(`${DATA}/ITKElastix/examples/data/00`) };
-  throw new InputError('--sources', `unknown source '${name}' (abdomen, chest)`);
+  // any CT the user has (no organ labels: TRE and folding only)
+  if (existsSync(name))
+    return { name: basename(name).replace(/\.(nii\.gz|nii|mha|mhd|nrrd|vti)$/i, ''), ct: await readVolume(name) };
+  throw new InputError('--sources', `unknown source '${name}' (abdomen, chest, or a CT file or DICOM folder)`);
 }
 
 export const benchRegCommand: Command = {
