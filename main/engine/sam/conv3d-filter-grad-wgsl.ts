@@ -1,50 +1,61 @@
 /**
- * The weight gradient of a 3D convolution as one WGSL compute kernel on tfjs' WebGPU backend: an
+ * The weight gradient of a 3D convolution as a WGSL compute kernel on tfjs' WebGPU backend: an
  * implicit matrix product with split-K.
  *
  *   dW[tap, ci, co] = sum over n of X_tap[n, ci] * dY[n, co]
  *
  * is a GEMM C[M, N] = A^T B with M = kd*kh*kw*Cin rows (row m = (tap, ci)), N = Cout columns and a
- * long reduction over K = B*Do*Ho*Wo output voxels. A[k, m] is the input at output voxel k shifted by
- * tap(m), strided, and zero outside the volume (tfjs' padding, backend_util.computeConv3DInfo); it is
- * never materialised: the kernel gathers it while loading its tiles. B[k, co] = dY is read as it lies.
+ * long reduction over the K = B*Do*Ho*Wo output voxels. A[k, m] is the input at output voxel k
+ * shifted by tap(m), strided, and zero outside the volume (tfjs' padding, from
+ * backend_util.computeConv3DInfo); it is never materialised: the kernel gathers it as it reads.
+ * B[k, co] = dY is read as it lies.
  *
- * Pass 1 (ConvFilterGradProgram): workgroup (x, y, z) owns the TM x TN output tile (y, x) and the
- * z-th chunk of K (split-K: every tile gets S chunks, so even a 144 x 16 stem gradient has enough
- * workgroups to fill a GPU). Per step of TK output voxels it stages the A tile [TK, TM] and the B
- * tile [TK, TN] in workgroup memory (vec4 loads along Cin and Cout where they are multiples of 4,
- * consecutive threads on consecutive channels: coalesced), then every thread accumulates a 4 x 4
- * register block of C (4 vec4 FMAs per pair of vec4 reads from workgroup memory). It writes its
- * partial tile to P [S, M*N]. Pass 2 (a small reduction) sums P over S in a fixed order, so the
- * result is deterministic (no float atomics) and costs S*M*N reads, under 1/chunk of pass 1.
+ * Pass 1: workgroup (x, y, z) owns the TM x TN output tile (y, x) and the z-th chunk of K (split-K:
+ * every tile gets S chunks, so even the 144 x 16 stem gradient has hundreds of workgroups). Each
+ * thread accumulates an RM x RN register block of C as vec4 FMAs, reading A and B as vec4 along Cin
+ * and Cout where they are multiples of 4 (threads of a workgroup read neighbouring channels of the
+ * same voxel at the same time: coalesced, and broadcast to the threads sharing a row). It writes its
+ * partial tile to P [S, M*N]. Pass 2 sums P over S in a fixed order, so the result is deterministic
+ * (no float atomics); it costs S*M*N reads, under 1/chunk of pass 1.
  *
- * Every shape (volume, strides, padding, kernel, channels, tile and chunk sizes) is a WGSL constant:
- * one compiled pipeline per layer geometry (tfjs caches them by shaderKey), and the divisions that
- * turn a voxel index into (b, z, y, x) become multiply-shifts (vector integer division does not exist
- * on the CPU that runs lavapipe, and costs ~20 instructions on a GPU).
+ * Two variants of pass 1, same plan otherwise:
+ *  - 'direct' (the default): 8 x 8 blocks (64 accumulators, 4 vec4 loads per 16 vec4 FMAs), every
+ *    thread reads its rows of A and B from the storage buffers itself (the workgroup's threads read
+ *    the same voxel's row at the same step, so the caches serve them), no workgroup memory, no
+ *    barriers; the output voxel (b, z, y, x) is stepped incrementally, without divisions.
+ *  - 'staged': the classic tiled SGEMM: per step of TK = 16 voxels the workgroup stages the A tile
+ *    [TK, TM] and the B tile [TK, TN] in workgroup memory (at most 8 KiB), two barriers, 4 x 4
+ *    blocks per thread.
+ * On lavapipe (Mesa's CPU Vulkan: a workgroup runs on one CPU thread, 8 invocations per SIMD
+ * register, and a barrier is a coroutine switch) 'direct' is 3.3x faster than 'staged' (README,
+ * "Training speed and the weight-gradient kernel"). On an H100 'direct' is the register-blocked
+ * GEMM that relies on L1 for the operand reuse that 'staged' makes explicit; a warp's loads are
+ * coalesced (a 256 B row of dY, 128 B runs of X) and issue ~40 non-FMA instructions per 64 FMAs,
+ * so I expect a few TFLOP/s from it, an order of magnitude above the built-in kernel's 0.03-0.5, and
+ * 'staged' to be at most somewhat faster there. Not measured yet: `sam bench-train --backend webgpu`
+ * times both on the next lent GPU.
  *
- * Tile sizes: TN = 16, 32 or 64 (the smallest power of two >= Cout, capped), TM = 64 rows (16-32 for
- * narrow layers), TK = 16; 4x4 per thread gives TM*TN/16 threads (at most 256) and TK*(TM+TN)*4 bytes
- * of workgroup memory (at most 8 KiB: within WebGPU's 16 KiB default). The number of chunks S aims at
- * TARGET_WORKGROUPS workgroups in all with chunks of at least MIN_CHUNK voxels, so the reduction
- * stays cheap. On lavapipe (a CPU rasteriser: workgroups run on the CPU threads, invocations as SIMD
- * lanes) and on an H100 (132 SMs, needs several hundred workgroups of 64-256 threads) alike the
- * kernel has the same shape as a tiled SGEMM; see the README ("Training speed and the weight-gradient
- * kernel") for measured numbers.
+ * Tile sizes: TN and TM the smallest power of two from 16 to 64 that covers Cout and M (so narrow
+ * layers do not pay for empty columns); chunks of at least MIN_CHUNK voxels, as many as bring the
+ * workgroups to about TARGET_WORKGROUPS (enough for 132 SMs; on lavapipe 16 to 512 measured the
+ * same). Every shape (volume, strides, padding, kernel, channels, tiles, chunk) is a WGSL constant:
+ * one compiled pipeline per layer geometry (tfjs caches them by shaderKey), and divisions by
+ * constants become multiply-shifts (there is no vector integer division on the CPU behind lavapipe).
  *
  * Layout: NDHWC tensors [B, D, H, W, C], filters [kd, kh, kw, Cin, Cout] (tfjs' conv3d order). The
- * program's inputs are rank-2 views ([voxels, C]; tfjs-webgpu cannot index rank-5 coordinates) and
+ * programs' inputs are rank-2 views ([voxels, C]; tfjs-webgpu cannot index rank-5 coordinates) and
  * all index arithmetic is written out here.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
 import type { Vec3 } from './conv3d-filter-grad.ts';
 
-/** Workgroups pass 1 aims at (tiles x chunks): enough for a large GPU, few enough to keep chunks long. */
+export type WgslFilterGradVariant = 'direct' | 'staged';
+
+/** Workgroups pass 1 aims at (tiles x chunks). */
 const TARGET_WORKGROUPS = 512;
 /** Smallest chunk of the reduction (output voxels) one workgroup sums. */
 const MIN_CHUNK = 256;
-const TK = 16;
 
 interface Geometry {
   B: number;
@@ -70,32 +81,81 @@ interface Geometry {
   K: number;
 }
 
-interface Plan {
+export interface FilterGradPlan {
+  variant: WgslFilterGradVariant;
+  /** Output tile (rows of M, columns of N) of a workgroup, and the register block of a thread. */
   TM: number;
   TN: number;
+  RM: number;
+  RN: number;
+  /** Output voxels per step ('staged': staged in workgroup memory together; 'direct': 1). */
+  TK: number;
+  /** Output voxels (of K) per workgroup, and the number of chunks S. */
   chunk: number;
   splits: number;
 }
 
 const roundUp = (a: number, b: number) => Math.ceil(a / b) * b;
+const pow2Covering = (n: number) => (n <= 16 ? 16 : n <= 32 ? 32 : 64);
 
-/** Tile and split-K sizes for one geometry. */
-export function planFilterGrad(g: Pick<Geometry, 'M' | 'N' | 'K'>): Plan {
-  const TN = g.N <= 16 ? 16 : g.N <= 32 ? 32 : 64;
-  const TM = g.M <= 16 ? 16 : g.M <= 32 ? 32 : 64;
+/** Tiles and split-K chunks for a GEMM of M x N outputs over K. */
+export function planFilterGrad(
+  g: { M: number; N: number; K: number },
+  variant: WgslFilterGradVariant = 'direct',
+): FilterGradPlan {
+  const R = variant === 'direct' ? 8 : 4;
+  const TK = variant === 'direct' ? 1 : 16;
+  const TM = pow2Covering(g.M);
+  const TN = pow2Covering(g.N);
   const tiles = Math.ceil(g.M / TM) * Math.ceil(g.N / TN);
   const maxSplits = Math.max(1, Math.floor(g.K / MIN_CHUNK));
-  let splits = Math.max(1, Math.min(maxSplits, Math.ceil(TARGET_WORKGROUPS / tiles)));
-  const chunk = roundUp(Math.ceil(g.K / splits), TK);
-  splits = Math.ceil(g.K / chunk);
-  return { TM, TN, chunk, splits };
+  const want = Math.max(1, Math.min(maxSplits, Math.ceil(TARGET_WORKGROUPS / tiles)));
+  const chunk = roundUp(Math.ceil(g.K / want), TK);
+  return { variant, TM, TN, RM: R, RN: R, TK, chunk, splits: Math.ceil(g.K / chunk) };
+}
+
+/** WGSL declaring, for filter row `am` (a tap and channel), the input offset of its tap. */
+function tapRow(g: Geometry, r: string, am: string): string {
+  return `let am${r} = ${am};
+        let ok${r} = am${r} < MROWS;
+        let tap${r} = am${r} / CIN;
+        let az${r} = tap${r} / ${g.kh * g.kw} - ${g.pf};
+        let ay${r} = (tap${r} / ${g.kw}) % ${g.kh} - ${g.pt};
+        let ax${r} = tap${r} % ${g.kw} - ${g.pl};
+        let toff${r} = ((az${r} * ${g.H} + ay${r}) * ${g.W} + ax${r}) * CIN + am${r} % CIN;`;
+}
+
+/** WGSL writing the RM x RN accumulators acc{r}_{c4} of the block at (m0, n0) to P[split]. */
+function writeBlock(p: FilterGradPlan): string {
+  const out: string[] = [];
+  for (let r = 0; r < p.RM; r++)
+    for (let c = 0; c < p.RN; c++)
+      out.push(`if (m0 + ${r} < MROWS && n0 + ${c} < COUT) {
+          result[rbase + (m0 + ${r}) * COUT + n0 + ${c}] = acc${r}_${c >> 2}[${c & 3}];
+        }`);
+  return out.join('\n        ');
+}
+
+/**
+ * WGSL of one step of the register block: acc{r}_{c4} += a{r/4}[r%4] * b{c4} for vec4 operands
+ * a0.. (rows) and b0.. (columns).
+ */
+function blockFmas(p: FilterGradPlan): { decl: string; fma: string } {
+  const decl: string[] = [];
+  const fma: string[] = [];
+  for (let r = 0; r < p.RM; r++)
+    for (let c4 = 0; c4 < p.RN / 4; c4++) {
+      decl.push(`var acc${r}_${c4} = vec4<f32>(0.0);`);
+      fma.push(`acc${r}_${c4} = fma(vec4<f32>(a${r >> 2}[${r & 3}]), b${c4}, acc${r}_${c4});`);
+    }
+  return { decl: decl.join('\n        '), fma: fma.join('\n          ') };
 }
 
 /** Pass 1: partial sums P [S, M*N] of the implicit GEMM, one K chunk per workgroup z. */
 class ConvFilterGradProgram implements WebGPUProgram {
   variableNames = ['x', 'dy'];
-  // K, the only uniform of the program's own (everything else is a constant; layout 'auto' drops
-  // a uniform buffer nothing reads, and tfjs always binds one)
+  // K, the program's only uniform of its own: everything else is a constant, but the pipeline
+  // layout ('auto') would drop a uniform buffer nothing reads, and tfjs always binds one
   uniforms = 'kTotal : i32,';
   variableComponents: number[];
   outputShape: number[];
@@ -103,82 +163,158 @@ class ConvFilterGradProgram implements WebGPUProgram {
   dispatchLayout = { x: [1], y: [0] };
   dispatch: [number, number, number];
   workgroupSize: [number, number, number];
+  private vecA: boolean;
+  private vecB: boolean;
 
   constructor(
     private g: Geometry,
-    private p: Plan,
+    private p: FilterGradPlan,
   ) {
-    const vecA = g.cin % 4 === 0;
-    const vecB = g.cout % 4 === 0;
-    this.variableComponents = [vecA ? 4 : 1, vecB ? 4 : 1];
+    this.vecA = g.cin % 4 === 0;
+    this.vecB = g.cout % 4 === 0;
+    this.variableComponents = [this.vecA ? 4 : 1, this.vecB ? 4 : 1];
     this.outputShape = [p.splits, g.M * g.N];
-    this.workgroupSize = [(p.TM * p.TN) / 16, 1, 1];
+    this.workgroupSize = [(p.TM / p.RM) * (p.TN / p.RN), 1, 1];
     this.dispatch = [Math.ceil(g.N / p.TN), Math.ceil(g.M / p.TM), p.splits];
     const dims = [g.B, g.D, g.H, g.W, g.cin, g.kd, g.kh, g.kw, g.cout, g.Do, g.Ho, g.Wo];
     const conv = [g.sd, g.sh, g.sw, g.pf, g.pt, g.pl];
-    this.shaderKey = `samConv3dFilterGrad_${dims.join('x')}_${conv.join('_')}_${p.TM}_${p.TN}_${p.chunk}`;
+    const plan = [p.TM, p.TN, p.RM, p.RN, p.TK, p.chunk];
+    this.shaderKey = `samConv3dFilterGrad_${p.variant}_${dims.join('x')}_${conv.join('_')}_${plan.join('_')}`;
   }
 
   getUserCode(): string {
     const { g, p } = this;
-    const { TM, TN } = p;
-    const T = (TM * TN) / 16;
-    const vecA = g.cin % 4 === 0;
-    const vecB = g.cout % 4 === 0;
-    // A tile loads: vec4 path, thread owns the 4 rows am..am+3 (same tap, 4 channels) and rows kk of
-    // the step; scalar path, one row am.
-    const aPerRow = vecA ? TM / 4 : TM;
-    const aLoads = (TK * aPerRow) / T;
-    const aRowStep = T / aPerRow;
-    const bPerRow = vecB ? TN / 4 : TN;
-    const bLoads = (TK * bPerRow) / T;
-    const bRowStep = T / bPerRow;
-    const i = (n: number) => `${n}`;
-    const u = (n: number) => `${n}u`;
-    const aLoad: string[] = [];
-    for (let j = 0; j < aLoads; j++)
-      aLoad.push(`{
-        let kk = akk + ${j * aRowStep};
-        let k = k0 + kk;
-        let ox = k % WO;
-        let t1 = k / WO;
-        let oy = t1 % HO;
-        let t2 = t1 / HO;
-        let oz = t2 % DO;
-        let ob = t2 / DO;
-        let iz = oz * SD + az;
-        let iy = oy * SH + ay;
-        let ix = ox * SW + ax;
-        var v = ${vecA ? 'vec4<f32>(0.0)' : '0.0'};
-        if (amOk && k < kEnd && u32(iz) < ${u(g.D)} && u32(iy) < ${u(g.H)} && u32(ix) < ${u(g.W)}) {
-          v = x[((((ob * ${i(g.D)} + iz) * ${i(g.H)} + iy) * ${i(g.W)} + ix) * CIN + aci)${vecA ? ' / 4' : ''}];
-        }
-        ${vecA ? `As[kk * ${TM / 4} + am4] = v;` : `As[kk * ${TM / 4} + am4][amc] = v;`}
-      }`);
-    const bLoad: string[] = [];
-    for (let j = 0; j < bLoads; j++)
-      bLoad.push(`{
-        let kk = bkk + ${j * bRowStep};
-        let k = k0 + kk;
-        var v = ${vecB ? 'vec4<f32>(0.0)' : '0.0'};
-        if (bnOk && k < kEnd) {
-          v = dy[(k * COUT + bn)${vecB ? ' / 4' : ''}];
-        }
-        ${vecB ? `Bs[kk * ${TN / 4} + bn4] = v;` : `Bs[kk * ${TN / 4} + bn4][bnc] = v;`}
-      }`);
     return `
-      const CIN = ${i(g.cin)};
-      const COUT = ${i(g.cout)};
-      const WO = ${i(g.Wo)};
-      const HO = ${i(g.Ho)};
-      const DO = ${i(g.Do)};
-      const SD = ${i(g.sd)};
-      const SH = ${i(g.sh)};
-      const SW = ${i(g.sw)};
-      const MROWS = ${i(g.M)};
-      const CHUNK = ${i(p.chunk)};
+      const CIN = ${g.cin};
+      const COUT = ${g.cout};
+      const MROWS = ${g.M};
+      const CHUNK = ${p.chunk};
+      ${p.variant === 'direct' ? this.directCode() : this.stagedCode()}
+    `;
+  }
+
+  /** Pass 1, each thread reading its own operands. */
+  private directCode(): string {
+    const { g, p, vecA, vecB } = this;
+    const rows: string[] = [];
+    const loads: string[] = [];
+    const xValue = (r: string) => {
+      // the index may leave the buffer where the tap leaves the volume: select() discards that
+      // read, and WebGPU keeps out-of-bounds reads inside the buffer
+      const inside = `ok${r} && u32(bz + az${r}) < ${g.D}u && u32(by + ay${r}) < ${g.H}u && u32(bx + ax${r}) < ${g.W}u`;
+      return `select(${vecA ? 'vec4<f32>(0.0)' : '0.0'}, x[(kbase + toff${r})${vecA ? ' / 4' : ''}], ${inside})`;
+    };
+    for (let q = 0; q < p.RM / 4; q++) {
+      if (vecA) {
+        // 4 rows of the same tap (M and Cin multiples of 4): one vec4
+        rows.push(tapRow(g, `${q}`, `m0 + ${4 * q}`));
+        loads.push(`let a${q} = ${xValue(`${q}`)};`);
+      } else {
+        for (let c = 0; c < 4; c++) rows.push(tapRow(g, `${q}_${c}`, `m0 + ${4 * q + c}`));
+        loads.push(`let a${q} = vec4<f32>(${[0, 1, 2, 3].map((c) => xValue(`${q}_${c}`)).join(', ')});`);
+      }
+    }
+    for (let c4 = 0; c4 < p.RN / 4; c4++) {
+      if (vecB)
+        loads.push(`let b${c4} = select(vec4<f32>(0.0), dy[(k * COUT + n0) / 4 + ${c4}], n0 + ${4 * c4} < COUT);`);
+      else {
+        const cols = [0, 1, 2, 3].map(
+          (c) => `select(0.0, dy[k * COUT + n0 + ${4 * c4 + c}], n0 + ${4 * c4 + c} < COUT)`,
+        );
+        loads.push(`let b${c4} = vec4<f32>(${cols.join(', ')});`);
+      }
+    }
+    const block = blockFmas(p);
+    return `
+      fn main() {
+        let lid = i32(localIndex);
+        let m0 = i32(workgroupId.y) * ${p.TM} + (lid / ${p.TN / p.RN}) * ${p.RM};
+        let n0 = i32(workgroupId.x) * ${p.TN} + (lid % ${p.TN / p.RN}) * ${p.RN};
+        let split = i32(workgroupId.z);
+        let kStart = split * CHUNK;
+        let kEnd = min(uniforms.kTotal, kStart + CHUNK);
+        ${rows.join('\n        ')}
+        ${block.decl}
+        // output voxel k = (ob, oz, oy, ox), stepped with k
+        var ox = kStart % ${g.Wo};
+        var oy = (kStart / ${g.Wo}) % ${g.Ho};
+        var oz = (kStart / ${g.Wo * g.Ho}) % ${g.Do};
+        var ob = kStart / ${g.Wo * g.Ho * g.Do};
+        for (var k = kStart; k < kEnd; k = k + 1) {
+          let bz = oz * ${g.sd};
+          let by = oy * ${g.sh};
+          let bx = ox * ${g.sw};
+          let kbase = (((ob * ${g.D} + bz) * ${g.H} + by) * ${g.W} + bx) * CIN;
+          ${loads.join('\n          ')}
+          ${block.fma}
+          ox = ox + 1;
+          let wx = ox == ${g.Wo};
+          ox = select(ox, 0, wx);
+          oy = oy + select(0, 1, wx);
+          let wy = oy == ${g.Ho};
+          oy = select(oy, 0, wy);
+          oz = oz + select(0, 1, wy);
+          let wz = oz == ${g.Do};
+          oz = select(oz, 0, wz);
+          ob = ob + select(0, 1, wz);
+        }
+        let rbase = split * ${g.M * g.N};
+        ${writeBlock(p)}
+      }
+    `;
+  }
+
+  /** Pass 1 with the operand tiles staged in workgroup memory. */
+  private stagedCode(): string {
+    const { g, p, vecA, vecB } = this;
+    const { TM, TN, RM, RN, TK } = p;
+    const T = (TM / RM) * (TN / RN);
+    const a = stageTile({
+      T,
+      TK,
+      cols: TM,
+      vec: vecA,
+      array: 'As',
+      column: (col, r) => tapRow(g, r, `tileM + ${col}${vecA ? ' * 4' : ''}`),
+      value: (r) =>
+        `select(${vecA ? 'vec4<f32>(0.0)' : '0.0'}, x[(xBase(k) + toff${r})${vecA ? ' / 4' : ''}], ok${r} && inside(k, az${r}, ay${r}, ax${r}))`,
+    });
+    const b = stageTile({
+      T,
+      TK,
+      cols: TN,
+      vec: vecB,
+      array: 'Bs',
+      column: (col, r) => `let bn${r} = tileN + ${col}${vecB ? ' * 4' : ''};`,
+      value: (r) =>
+        `select(${vecB ? 'vec4<f32>(0.0)' : '0.0'}, dy[(k * COUT + bn${r})${vecB ? ' / 4' : ''}], bn${r} < COUT && k < kEnd)`,
+    });
+    const block = blockFmas(p);
+    const reads: string[] = [];
+    for (let q = 0; q < RM / 4; q++) reads.push(`let a${q} = As[kk * ${TM / 4} + ty * ${RM / 4} + ${q}];`);
+    for (let c4 = 0; c4 < RN / 4; c4++) reads.push(`let b${c4} = Bs[kk * ${TN / 4} + tx * ${RN / 4} + ${c4}];`);
+    const decode = `let ox = k % ${g.Wo};
+        let t1 = k / ${g.Wo};
+        let oy = t1 % ${g.Ho};
+        let t2 = t1 / ${g.Ho};
+        let oz = t2 % ${g.Do};`;
+    return `
       var<workgroup> As : array<vec4<f32>, ${(TK * TM) / 4}>;
       var<workgroup> Bs : array<vec4<f32>, ${(TK * TN) / 4}>;
+      var<private> kEnd : i32;
+
+      // does output voxel k shifted by a tap offset (dz, dyy, dx) lie inside the input?
+      fn inside(k : i32, dz : i32, dyy : i32, dx : i32) -> bool {
+        ${decode}
+        return k < kEnd && u32(oz * ${g.sd} + dz) < ${g.D}u && u32(oy * ${g.sh} + dyy) < ${g.H}u &&
+          u32(ox * ${g.sw} + dx) < ${g.W}u;
+      }
+      // index in x of the input voxel at output voxel k's strided position
+      fn xBase(k : i32) -> i32 {
+        ${decode}
+        let ob = t2 / ${g.Do};
+        return (((ob * ${g.D} + oz * ${g.sd}) * ${g.H} + oy * ${g.sh}) * ${g.W} + ox * ${g.sw}) * CIN;
+      }
 
       fn main() {
         let lid = i32(localIndex);
@@ -186,83 +322,72 @@ class ConvFilterGradProgram implements WebGPUProgram {
         let tileM = i32(workgroupId.y) * ${TM};
         let split = i32(workgroupId.z);
         let kStart = split * CHUNK;
-        let kEnd = min(uniforms.kTotal, kStart + CHUNK);
-
-        // this thread's A column(s): row m = (tap, ci) of the filter, hoisted out of every loop
-        ${
-          vecA
-            ? `let am4 = lid % ${TM / 4};
-        let am = tileM + am4 * 4;`
-            : `let amIdx = lid % ${TM};
-        let am4 = amIdx / 4;
-        let amc = amIdx % 4;
-        let am = tileM + amIdx;`
-        }
-        let akk = lid / ${aPerRow};
-        let amOk = am < MROWS;
-        let atap = am / CIN;
-        let aci = am % CIN;
-        // input offset of the tap relative to the output voxel's strided position, padding included
-        let az = atap / ${i(g.kh * g.kw)} - ${i(g.pf)};
-        let ay = (atap / ${i(g.kw)}) % ${i(g.kh)} - ${i(g.pt)};
-        let ax = atap % ${i(g.kw)} - ${i(g.pl)};
-
-        // this thread's B column(s)
-        ${
-          vecB
-            ? `let bn4 = lid % ${TN / 4};
-        let bn = tileN + bn4 * 4;`
-            : `let bnIdx = lid % ${TN};
-        let bn4 = bnIdx / 4;
-        let bnc = bnIdx % 4;
-        let bn = tileN + bnIdx;`
-        }
-        let bkk = lid / ${bPerRow};
-        let bnOk = bn < COUT;
-
-        // the 4 x 4 register block: rows ty*4.., columns tx*4..
-        let tx = lid % ${TN / 4};
-        let ty = lid / ${TN / 4};
-        var acc0 = vec4<f32>(0.0);
-        var acc1 = vec4<f32>(0.0);
-        var acc2 = vec4<f32>(0.0);
-        var acc3 = vec4<f32>(0.0);
-
+        kEnd = min(uniforms.kTotal, kStart + CHUNK);
+        ${a.hoisted}
+        ${b.hoisted}
+        let tx = lid % ${TN / RN};
+        let ty = lid / ${TN / RN};
+        ${block.decl}
         // constant trip count (barriers need uniform control flow); loads past kEnd read zeros
         for (var t = 0; t < ${p.chunk / TK}; t = t + 1) {
           let k0 = kStart + t * ${TK};
-          ${aLoad.join('\n')}
-          ${bLoad.join('\n')}
+          ${a.load}
+          ${b.load}
           workgroupBarrier();
           for (var kk = 0; kk < ${TK}; kk = kk + 1) {
-            let a = As[kk * ${TM / 4} + ty];
-            let b = Bs[kk * ${TN / 4} + tx];
-            acc0 = fma(vec4<f32>(a.x), b, acc0);
-            acc1 = fma(vec4<f32>(a.y), b, acc1);
-            acc2 = fma(vec4<f32>(a.z), b, acc2);
-            acc3 = fma(vec4<f32>(a.w), b, acc3);
+            ${reads.join('\n            ')}
+            ${block.fma}
           }
           workgroupBarrier();
         }
-
-        let m0 = tileM + ty * 4;
-        let n0 = tileN + tx * 4;
-        let base = split * ${g.M * g.N};
-        var accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
-        for (var r = 0; r < 4; r = r + 1) {
-          let m = m0 + r;
-          if (m < MROWS) {
-            for (var c = 0; c < 4; c = c + 1) {
-              let n = n0 + c;
-              if (n < COUT) {
-                result[base + m * COUT + n] = accs[r][c];
-              }
-            }
-          }
-        }
+        let m0 = tileM + ty * ${RM};
+        let n0 = tileN + tx * ${RN};
+        let rbase = split * ${g.M * g.N};
+        ${writeBlock(p)}
       }
     `;
   }
+}
+
+/**
+ * WGSL staging one operand tile [TK, cols] in workgroup memory: element e = lid + j * T of the tile
+ * (e < TK * perRow) is row e / perRow, column group e % perRow (4 columns as a vec4, or 1). When T
+ * is a multiple of perRow a thread's column never changes and `column` (its declarations, suffix
+ * '') is hoisted out of the loop; else it is declared per load (suffix _j).
+ */
+function stageTile(o: {
+  T: number;
+  TK: number;
+  cols: number;
+  vec: boolean;
+  array: string;
+  column: (col: string, suffix: string) => string;
+  value: (suffix: string) => string;
+}): { hoisted: string; load: string } {
+  const perRow = o.vec ? o.cols / 4 : o.cols;
+  const total = o.TK * perRow;
+  const hoist = o.T % perRow === 0;
+  const parts: string[] = [];
+  for (let j = 0; j < Math.ceil(total / o.T); j++) {
+    const r = hoist ? '' : `_${j}`;
+    const e = `(lid + ${j * o.T})`;
+    const col = `${o.array}col${r}`;
+    const store = o.vec
+      ? `${o.array}[kk * ${o.cols / 4} + ${col}]`
+      : `${o.array}[kk * ${o.cols / 4} + ${col} / 4][${col} % 4]`;
+    const body = `{
+          let kk = ${e} / ${perRow};
+          let k = k0 + kk;
+          ${hoist ? '' : `let ${col} = ${e} % ${perRow};\n          ${o.column(col, r)}`}
+          ${store} = ${o.value(r)};
+        }`;
+    parts.push((j + 1) * o.T <= total ? body : `if (${e} < ${total}) ${body}`);
+  }
+  const col = `${o.array}col`;
+  return {
+    hoisted: hoist ? `let ${col} = lid % ${perRow};\n        ${o.column(col, '')}` : '',
+    load: parts.join('\n'),
+  };
 }
 
 /** Pass 2: out[i] = sum over s of P[s, i], in order. */
@@ -301,7 +426,8 @@ class SplitSumProgram implements WebGPUProgram {
 
 /**
  * dL/dW of conv3d(x, W, strides, pad) given dy = dL/d(output): [kd, kh, kw, Cin, Cout], by the WGSL
- * kernel above. Same signature and values (up to float rounding) as conv3dFilterGradByTaps; WebGPU only.
+ * kernel above. Same signature and values (up to float rounding) as conv3dFilterGradByTaps; needs
+ * the webgpu backend.
  */
 export function conv3dFilterGradWgsl(
   x: tf.Tensor5D,
@@ -309,24 +435,20 @@ export function conv3dFilterGradWgsl(
   filterShape: [number, number, number, number, number],
   strides: Vec3,
   pad: 'same' | 'valid',
+  variant: WgslFilterGradVariant = 'direct',
 ): tf.Tensor5D {
   if (tf.getBackend() !== 'webgpu')
     throw new Error(`conv3dFilterGradWgsl needs the webgpu backend (the active backend is '${tf.getBackend()}')`);
   if (x.dtype !== 'float32' || dy.dtype !== 'float32')
-    throw new Error(`conv3dFilterGradWgsl: float32 only (x ${x.dtype}, dy ${dy.dtype})`);
+    throw new Error(`conv3dFilterGradWgsl: float32 only (x is ${x.dtype}, dy ${dy.dtype})`);
   const [kd, kh, kw, cin, cout] = filterShape;
   if (x.shape[4] !== cin)
-    throw new Error(`conv3d filter gradient: x has ${x.shape[4]} channels, the filter ${filterShape} wants ${cin}`);
+    throw new Error(`conv3d filter gradient: x has ${x.shape[4]} channels, the filter [${filterShape}] ${cin}`);
   const info = tf.backend_util.computeConv3DInfo(x.shape, filterShape, strides, 1, pad);
   const [B, D, H, W] = x.shape;
-  if (
-    dy.shape[0] !== B ||
-    dy.shape[1] !== info.outDepth ||
-    dy.shape[2] !== info.outHeight ||
-    dy.shape[3] !== info.outWidth ||
-    dy.shape[4] !== cout
-  )
-    throw new Error(`conv3d filter gradient: dy ${dy.shape} does not match the convolution's output`);
+  const [, Do, Ho, Wo, dyC] = dy.shape;
+  if (dy.shape[0] !== B || Do !== info.outDepth || Ho !== info.outHeight || Wo !== info.outWidth || dyC !== cout)
+    throw new Error(`conv3d filter gradient: dy [${dy.shape}] does not match the convolution's output`);
   const g: Geometry = {
     B,
     D,
@@ -337,9 +459,9 @@ export function conv3dFilterGradWgsl(
     kh,
     kw,
     cout,
-    Do: info.outDepth,
-    Ho: info.outHeight,
-    Wo: info.outWidth,
+    Do,
+    Ho,
+    Wo,
     sd: info.strideDepth,
     sh: info.strideHeight,
     sw: info.strideWidth,
@@ -348,16 +470,17 @@ export function conv3dFilterGradWgsl(
     pl: info.padInfo.left,
     M: kd * kh * kw * cin,
     N: cout,
-    K: B * info.outDepth * info.outHeight * info.outWidth,
+    K: B * Do * Ho * Wo,
   };
   if (g.K === 0 || g.M * g.N === 0) return tf.zeros(filterShape);
+  if (B * D * H * W * cin >= 2 ** 31 || g.K * cout >= 2 ** 31)
+    throw new Error(`conv3dFilterGradWgsl: tensors over 2^31 elements (i32 indices)`);
   const backend = tf.backend() as unknown as WebGPUBackend;
-  const plan = planFilterGrad(g);
+  const plan = planFilterGrad(g, variant);
   const x2 = tf.reshape(x, [-1, cin]);
   const dy2 = tf.reshape(dy, [-1, cout]);
-  const partial = backend.runWebGPUProgram(new ConvFilterGradProgram(g, plan), [x2, dy2], 'float32', [
-    { type: 'int32', data: [g.K] },
-  ]);
+  const uniforms = [{ type: 'int32', data: [g.K] }];
+  const partial = backend.runWebGPUProgram(new ConvFilterGradProgram(g, plan), [x2, dy2], 'float32', uniforms);
   tf.dispose([x2, dy2]);
   let flat: tf.TensorInfo = partial;
   if (plan.splits > 1) {
