@@ -115,14 +115,52 @@ export function planFilterGrad(
 }
 
 /** WGSL declaring, for filter row `am` (a tap and channel), the input offset of its tap. */
-function tapRow(g: Geometry, r: string, am: string): string {
+function tapRow(r: string, am: string): string {
   return `let am${r} = ${am};
         let ok${r} = am${r} < MROWS;
         let tap${r} = am${r} / CIN;
-        let az${r} = tap${r} / ${g.kh * g.kw} - ${g.pf};
-        let ay${r} = (tap${r} / ${g.kw}) % ${g.kh} - ${g.pt};
-        let ax${r} = tap${r} % ${g.kw} - ${g.pl};
-        let toff${r} = ((az${r} * ${g.H} + ay${r}) * ${g.W} + ax${r}) * CIN + am${r} % CIN;`;
+        let az${r} = tap${r} / (KH * KW) - PF;
+        let ay${r} = (tap${r} / KW) % KH - PT;
+        let ax${r} = tap${r} % KW - PL;
+        let toff${r} = ((az${r} * H + ay${r}) * W + ax${r}) * CIN + am${r} % CIN;`;
+}
+
+/**
+ * The geometry's WGSL names (D, H, W, CIN; DO, HO, WO, COUT; SD, SH, SW, CHUNK; PF, PT, PL, MROWS;
+ * KH, KW) as module constants ('staged': divisions by constants stay cheap in its per-element
+ * decode) or read from the uniforms in main ('direct': one pipeline serves every geometry with the
+ * same tiles; it divides only while setting up).
+ */
+const GEOMETRY_NAMES = [
+  ['D', 'H', 'W', 'CIN'],
+  ['DO', 'HO', 'WO', 'COUT'],
+  ['SD', 'SH', 'SW', 'CHUNK'],
+  ['PF', 'PT', 'PL', 'MROWS'],
+  ['KH', 'KW'],
+];
+const GEOMETRY_UNIFORMS = ['inDims', 'outDims', 'convSteps', 'tapDims', 'kernelDims'];
+
+function geometryValues(g: Geometry, p: FilterGradPlan): number[][] {
+  return [
+    [g.D, g.H, g.W, g.cin],
+    [g.Do, g.Ho, g.Wo, g.cout],
+    [g.sd, g.sh, g.sw, p.chunk],
+    [g.pf, g.pt, g.pl, g.M],
+    [g.kh, g.kw],
+  ];
+}
+
+function geometryWgsl(g: Geometry, p: FilterGradPlan, from: 'constants' | 'uniforms'): string {
+  const values = geometryValues(g, p);
+  const lines: string[] = [];
+  GEOMETRY_NAMES.forEach((names, i) =>
+    names.forEach((n, j) =>
+      lines.push(
+        from === 'constants' ? `const ${n} = ${values[i][j]};` : `let ${n} = uniforms.${GEOMETRY_UNIFORMS[i]}[${j}];`,
+      ),
+    ),
+  );
+  return lines.join('\n        ');
 }
 
 /** WGSL writing the RM x RN accumulators acc{r}_{c4} of the block at (m0, n0) to P[split]. */
@@ -154,9 +192,10 @@ function blockFmas(p: FilterGradPlan): { decl: string; fma: string } {
 /** Pass 1: partial sums P [S, M*N] of the implicit GEMM, one K chunk per workgroup z. */
 class ConvFilterGradProgram implements WebGPUProgram {
   variableNames = ['x', 'dy'];
-  // K, the program's only uniform of its own: everything else is a constant, but the pipeline
-  // layout ('auto') would drop a uniform buffer nothing reads, and tfjs always binds one
+  // K ('staged': the only uniform of its own, though every shape is a constant there: the pipeline
+  // layout 'auto' would drop a uniform buffer nothing reads, and tfjs always binds one)
   uniforms = 'kTotal : i32,';
+  uniformData: { type: 'int32'; data: number[] }[];
   variableComponents: number[];
   outputShape: number[];
   shaderKey: string;
@@ -179,18 +218,17 @@ class ConvFilterGradProgram implements WebGPUProgram {
     const dims = [g.B, g.D, g.H, g.W, g.cin, g.kd, g.kh, g.kw, g.cout, g.Do, g.Ho, g.Wo];
     const conv = [g.sd, g.sh, g.sw, g.pf, g.pt, g.pl];
     const plan = [p.TM, p.TN, p.RM, p.RN, p.TK, p.chunk];
-    this.shaderKey = `samConv3dFilterGrad_${p.variant}_${dims.join('x')}_${conv.join('_')}_${plan.join('_')}`;
+    this.uniformData = [{ type: 'int32', data: [g.K] }];
+    if (p.variant === 'direct') {
+      this.uniforms += GEOMETRY_UNIFORMS.map((u, i) => ` ${u} : vec${GEOMETRY_NAMES[i].length}<i32>,`).join('');
+      for (const data of geometryValues(g, p)) this.uniformData.push({ type: 'int32', data });
+      this.shaderKey = `samConv3dFilterGrad_direct_${this.vecA}_${this.vecB}_${plan.slice(0, 4).join('_')}`;
+    } else this.shaderKey = `samConv3dFilterGrad_staged_${dims.join('x')}_${conv.join('_')}_${plan.join('_')}`;
   }
 
   getUserCode(): string {
     const { g, p } = this;
-    return `
-      const CIN = ${g.cin};
-      const COUT = ${g.cout};
-      const MROWS = ${g.M};
-      const CHUNK = ${p.chunk};
-      ${p.variant === 'direct' ? this.directCode() : this.stagedCode()}
-    `;
+    return p.variant === 'direct' ? this.directCode() : `${geometryWgsl(g, p, 'constants')}\n${this.stagedCode()}`;
   }
 
   /** Pass 1, each thread reading its own operands. */
@@ -201,16 +239,16 @@ class ConvFilterGradProgram implements WebGPUProgram {
     const xValue = (r: string) => {
       // the index may leave the buffer where the tap leaves the volume: select() discards that
       // read, and WebGPU keeps out-of-bounds reads inside the buffer
-      const inside = `ok${r} && u32(bz + az${r}) < ${g.D}u && u32(by + ay${r}) < ${g.H}u && u32(bx + ax${r}) < ${g.W}u`;
+      const inside = `ok${r} && u32(bz + az${r}) < u32(D) && u32(by + ay${r}) < u32(H) && u32(bx + ax${r}) < u32(W)`;
       return `select(${vecA ? 'vec4<f32>(0.0)' : '0.0'}, x[(kbase + toff${r})${vecA ? ' / 4' : ''}], ${inside})`;
     };
     for (let q = 0; q < p.RM / 4; q++) {
       if (vecA) {
         // 4 rows of the same tap (M and Cin multiples of 4): one vec4
-        rows.push(tapRow(g, `${q}`, `m0 + ${4 * q}`));
+        rows.push(tapRow(`${q}`, `m0 + ${4 * q}`));
         loads.push(`let a${q} = ${xValue(`${q}`)};`);
       } else {
-        for (let c = 0; c < 4; c++) rows.push(tapRow(g, `${q}_${c}`, `m0 + ${4 * q + c}`));
+        for (let c = 0; c < 4; c++) rows.push(tapRow(`${q}_${c}`, `m0 + ${4 * q + c}`));
         loads.push(`let a${q} = vec4<f32>(${[0, 1, 2, 3].map((c) => xValue(`${q}_${c}`)).join(', ')});`);
       }
     }
@@ -227,6 +265,7 @@ class ConvFilterGradProgram implements WebGPUProgram {
     const block = blockFmas(p);
     return `
       fn main() {
+        ${geometryWgsl(g, p, 'uniforms')}
         let lid = i32(localIndex);
         let m0 = i32(workgroupId.y) * ${p.TM} + (lid / ${p.TN / p.RN}) * ${p.RM};
         let n0 = i32(workgroupId.x) * ${p.TN} + (lid % ${p.TN / p.RN}) * ${p.RN};
@@ -236,29 +275,29 @@ class ConvFilterGradProgram implements WebGPUProgram {
         ${rows.join('\n        ')}
         ${block.decl}
         // output voxel k = (ob, oz, oy, ox), stepped with k
-        var ox = kStart % ${g.Wo};
-        var oy = (kStart / ${g.Wo}) % ${g.Ho};
-        var oz = (kStart / ${g.Wo * g.Ho}) % ${g.Do};
-        var ob = kStart / ${g.Wo * g.Ho * g.Do};
+        var ox = kStart % WO;
+        var oy = (kStart / WO) % HO;
+        var oz = (kStart / (WO * HO)) % DO;
+        var ob = kStart / (WO * HO * DO);
         for (var k = kStart; k < kEnd; k = k + 1) {
-          let bz = oz * ${g.sd};
-          let by = oy * ${g.sh};
-          let bx = ox * ${g.sw};
-          let kbase = (((ob * ${g.D} + bz) * ${g.H} + by) * ${g.W} + bx) * CIN;
+          let bz = oz * SD;
+          let by = oy * SH;
+          let bx = ox * SW;
+          let kbase = (((ob * D + bz) * H + by) * W + bx) * CIN;
           ${loads.join('\n          ')}
           ${block.fma}
           ox = ox + 1;
-          let wx = ox == ${g.Wo};
+          let wx = ox == WO;
           ox = select(ox, 0, wx);
           oy = oy + select(0, 1, wx);
-          let wy = oy == ${g.Ho};
+          let wy = oy == HO;
           oy = select(oy, 0, wy);
           oz = oz + select(0, 1, wy);
-          let wz = oz == ${g.Do};
+          let wz = oz == DO;
           oz = select(oz, 0, wz);
           ob = ob + select(0, 1, wz);
         }
-        let rbase = split * ${g.M * g.N};
+        let rbase = split * MROWS * COUT;
         ${writeBlock(p)}
       }
     `;
@@ -266,7 +305,7 @@ class ConvFilterGradProgram implements WebGPUProgram {
 
   /** Pass 1 with the operand tiles staged in workgroup memory. */
   private stagedCode(): string {
-    const { g, p, vecA, vecB } = this;
+    const { p, vecA, vecB } = this;
     const { TM, TN, RM, RN, TK } = p;
     const T = (TM / RM) * (TN / RN);
     const a = stageTile({
@@ -275,7 +314,7 @@ class ConvFilterGradProgram implements WebGPUProgram {
       cols: TM,
       vec: vecA,
       array: 'As',
-      column: (col, r) => tapRow(g, r, `tileM + ${col}${vecA ? ' * 4' : ''}`),
+      column: (col, r) => tapRow(r, `tileM + ${col}${vecA ? ' * 4' : ''}`),
       value: (r) =>
         `select(${vecA ? 'vec4<f32>(0.0)' : '0.0'}, x[(xBase(k) + toff${r})${vecA ? ' / 4' : ''}], ok${r} && inside(k, az${r}, ay${r}, ax${r}))`,
     });
@@ -293,11 +332,11 @@ class ConvFilterGradProgram implements WebGPUProgram {
     const reads: string[] = [];
     for (let q = 0; q < RM / 4; q++) reads.push(`let a${q} = As[kk * ${TM / 4} + ty * ${RM / 4} + ${q}];`);
     for (let c4 = 0; c4 < RN / 4; c4++) reads.push(`let b${c4} = Bs[kk * ${TN / 4} + tx * ${RN / 4} + ${c4}];`);
-    const decode = `let ox = k % ${g.Wo};
-        let t1 = k / ${g.Wo};
-        let oy = t1 % ${g.Ho};
-        let t2 = t1 / ${g.Ho};
-        let oz = t2 % ${g.Do};`;
+    const decode = `let ox = k % WO;
+        let t1 = k / WO;
+        let oy = t1 % HO;
+        let t2 = t1 / HO;
+        let oz = t2 % DO;`;
     return `
       var<workgroup> As : array<vec4<f32>, ${(TK * TM) / 4}>;
       var<workgroup> Bs : array<vec4<f32>, ${(TK * TN) / 4}>;
@@ -306,14 +345,13 @@ class ConvFilterGradProgram implements WebGPUProgram {
       // does output voxel k shifted by a tap offset (dz, dyy, dx) lie inside the input?
       fn inside(k : i32, dz : i32, dyy : i32, dx : i32) -> bool {
         ${decode}
-        return k < kEnd && u32(oz * ${g.sd} + dz) < ${g.D}u && u32(oy * ${g.sh} + dyy) < ${g.H}u &&
-          u32(ox * ${g.sw} + dx) < ${g.W}u;
+        return k < kEnd && u32(oz * SD + dz) < u32(D) && u32(oy * SH + dyy) < u32(H) && u32(ox * SW + dx) < u32(W);
       }
       // index in x of the input voxel at output voxel k's strided position
       fn xBase(k : i32) -> i32 {
         ${decode}
-        let ob = t2 / ${g.Do};
-        return (((ob * ${g.D} + oz * ${g.sd}) * ${g.H} + oy * ${g.sh}) * ${g.W} + ox * ${g.sw}) * CIN;
+        let ob = t2 / DO;
+        return (((ob * D + oz * SD) * H + oy * SH) * W + ox * SW) * CIN;
       }
 
       fn main() {
@@ -342,7 +380,7 @@ class ConvFilterGradProgram implements WebGPUProgram {
         }
         let m0 = tileM + ty * ${RM};
         let n0 = tileN + tx * ${RN};
-        let rbase = split * ${g.M * g.N};
+        let rbase = split * MROWS * COUT;
         ${writeBlock(p)}
       }
     `;
@@ -479,8 +517,8 @@ export function conv3dFilterGradWgsl(
   const plan = planFilterGrad(g, variant);
   const x2 = tf.reshape(x, [-1, cin]);
   const dy2 = tf.reshape(dy, [-1, cout]);
-  const uniforms = [{ type: 'int32', data: [g.K] }];
-  const partial = backend.runWebGPUProgram(new ConvFilterGradProgram(g, plan), [x2, dy2], 'float32', uniforms);
+  const program = new ConvFilterGradProgram(g, plan);
+  const partial = backend.runWebGPUProgram(program, [x2, dy2], 'float32', program.uniformData);
   tf.dispose([x2, dy2]);
   let flat: tf.TensorInfo = partial;
   if (plan.splits > 1) {
