@@ -27,20 +27,24 @@
  *    [TK, TM] and the B tile [TK, TN] in workgroup memory (at most 8 KiB), two barriers, 4 x 4
  *    blocks per thread.
  * On lavapipe (Mesa's CPU Vulkan: a workgroup runs on one CPU thread, 8 invocations per SIMD
- * register, and a barrier is a coroutine switch) 'direct' is 3.3x faster than 'staged' (README,
+ * register, and a barrier is a coroutine switch) 'direct' is 2.7-3.7x faster than 'staged' (README,
  * "Training speed and the weight-gradient kernel"). On an H100 'direct' is the register-blocked
  * GEMM that relies on L1 for the operand reuse that 'staged' makes explicit; a warp's loads are
  * coalesced (a 256 B row of dY, 128 B runs of X) and issue ~40 non-FMA instructions per 64 FMAs,
- * so I expect a few TFLOP/s from it, an order of magnitude above the built-in kernel's 0.03-0.5, and
+ * so a few TFLOP/s are to be expected from it, an order of magnitude above the built-in kernel's 0.03-0.5, and
  * 'staged' to be at most somewhat faster there. Not measured yet: `sam bench-train --backend webgpu`
  * times both on the next lent GPU.
  *
  * Tile sizes: TN and TM the smallest power of two from 16 to 64 that covers Cout and M (so narrow
  * layers do not pay for empty columns); chunks of at least MIN_CHUNK voxels, as many as bring the
  * workgroups to about TARGET_WORKGROUPS (enough for 132 SMs; on lavapipe 16 to 512 measured the
- * same). Every shape (volume, strides, padding, kernel, channels, tiles, chunk) is a WGSL constant:
- * one compiled pipeline per layer geometry (tfjs caches them by shaderKey), and divisions by
- * constants become multiply-shifts (there is no vector integer division on the CPU behind lavapipe).
+ * same, as did 128 x 64 and 32 x 64 tiles; 8 x 8 blocks beat 4 x 4, 4 x 8, 8 x 16 and 16 x 16).
+ * 'direct' reads the geometry (volume, strides, padding, kernel, channels, chunk) from uniforms, so
+ * one pipeline serves every layer with the same tiles and vec4 paths, and divides only while a
+ * thread sets up; 'staged' decodes a voxel index per staged element, so there every shape is a WGSL
+ * constant (divisions by constants become multiply-shifts; the CPU behind lavapipe has no vector
+ * integer division), one pipeline per layer geometry. tfjs caches pipelines by shaderKey; lavapipe
+ * compiles one in 1-1.5 s ('direct') or 2-3 s ('staged'), and Mesa keeps them on disk.
  *
  * Layout: NDHWC tensors [B, D, H, W, C], filters [kd, kh, kw, Cin, Cout] (tfjs' conv3d order). The
  * programs' inputs are rank-2 views ([voxels, C]; tfjs-webgpu cannot index rank-5 coordinates) and
