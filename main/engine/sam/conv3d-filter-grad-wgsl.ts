@@ -432,23 +432,20 @@ function stageTile(o: {
   };
 }
 
-/** Pass 2: out[i] = sum over s of P[s, i], in order. */
+/** Pass 2: out[i] = sum over s of P[s, i], in order (one pipeline for every shape: sizes are uniforms). */
 class SplitSumProgram implements WebGPUProgram {
   variableNames = ['P'];
+  uniforms = 'splits : i32,';
   outputShape: number[];
-  shaderKey: string;
+  shaderKey = 'samSplitSum';
   dispatchLayout = { x: [0] };
   dispatch: [number, number, number];
   workgroupSize: [number, number, number] = [64, 1, 1];
   size = true;
 
-  constructor(
-    private splits: number,
-    private n: number,
-  ) {
+  constructor(n: number) {
     this.outputShape = [n];
     this.dispatch = [Math.ceil(n / 64), 1, 1];
-    this.shaderKey = `samSplitSum_${splits}_${n}`;
   }
 
   getUserCode(): string {
@@ -456,8 +453,8 @@ class SplitSumProgram implements WebGPUProgram {
       fn main(index : i32) {
         if (index < uniforms.size) {
           var s = 0.0;
-          for (var i = 0; i < ${this.splits}; i = i + 1) {
-            s = s + P[i * ${this.n} + index];
+          for (var i = 0; i < uniforms.splits; i = i + 1) {
+            s = s + P[i * uniforms.size + index];
           }
           setOutputAtIndex(index, s);
         }
@@ -526,7 +523,9 @@ export function conv3dFilterGradWgsl(
   tf.dispose([x2, dy2]);
   let flat: tf.TensorInfo = partial;
   if (plan.splits > 1) {
-    flat = backend.runWebGPUProgram(new SplitSumProgram(plan.splits, g.M * g.N), [partial], 'float32');
+    flat = backend.runWebGPUProgram(new SplitSumProgram(g.M * g.N), [partial], 'float32', [
+      { type: 'int32', data: [plan.splits] },
+    ]);
     backend.disposeData(partial.dataId);
   }
   const t = tf.engine().makeTensorFromTensorInfo(flat);

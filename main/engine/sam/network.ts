@@ -165,7 +165,7 @@ function effectiveKernel(w: SamWeights, l: ConvLayer, scale: number): tf.Tensor5
  * ('builtin'), one matrix product per kernel tap ('taps', conv3d-filter-grad.ts) or one WGSL
  * implicit-GEMM kernel ('wgsl', conv3d-filter-grad-wgsl.ts, WebGPU only). 'auto' (the default) takes
  * the WGSL kernel on WebGPU, where the built-in kernel is the bottleneck of training: over the
- * `small` network's layers on lavapipe it is 17-21x faster than the built-in kernel and 8-12x faster
+ * `small` network's layers on lavapipe it is 17-23x faster than the built-in kernel and 8-12x faster
  * than the taps (README, "Training speed and the weight-gradient kernel"); elsewhere the built-in kernel
  * (on tfjs-cpu the taps are 3-5x slower). Values are identical up to rounding; $SAM_CONV_WGRAD sets
  * the initial mode.
