@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One lent-GPU session (see prepare.sh), in at most two calls of the device tool (each at most 600 s):
-#   run(command="bash scripts/device/gpu-session.sh bench", carry=[".device"], timeout_s=560)
+#   run(command="bash scripts/device/gpu-session.sh bench", carry=[".device"], timeout_s=600)
 #   run(command="bash scripts/device/gpu-session.sh train 300", carry=[".device"], timeout_s=400)
-# bench, in the order of what the open issues need measured, each with its own timeout:
+# bench, in the order of what the open issues need measured, each with its own timeout (530 s in all):
 #   1. `sam bench-train`: training it/s and GFLOP/s at 2 pairs, small and paper, with every layer's
 #      convolution kernels compared (forward: tfjs' naive Conv3D vs the WGSL implicit GEMM; weight
 #      gradient: built-in vs per-tap products vs WGSL), and where an iteration's time goes (issue 3);
@@ -23,7 +23,8 @@ log() { grep --line-buffered -v artificially | tee -a "$OUT/bench.log"; }
 benches() {
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>&1 | log
   { echo "== bench-train webgpu (issue 3)"
-    timeout 170 /tmp/node $D/sam.mjs bench-train --backend webgpu --config small,paper --batch 2 --iterations 3 --data $D/data/02-example_ct.nii.gz
+    # three weight-gradient modes x two configurations, each a warm-up and 2 timed iterations
+    timeout 220 /tmp/node $D/sam.mjs bench-train --backend webgpu --config small,paper --batch 2 --iterations 2 --data $D/data/02-example_ct.nii.gz
   } 2>&1 | log
   { echo "== bench-embed small ($INIT) webgpu, on the device, profiled (issue 4)"
     SAM_DAWN_FLAGS=enable-dawn-features=allow_unsafe_apis \
@@ -31,13 +32,13 @@ benches() {
       --points 2000 --on-device --tile-bytes 16e9 --profile
   } 2>&1 | log
   { echo "== bench-reg chest 2 mm, NCC matcher (CPU) (issue 5)"
-    timeout 90 /tmp/node $D/sam.mjs bench-reg --pairs 1 --sources $D/bench/chest-2mm.nii.gz --spacing 2 --seed 12 --no-elastix
+    timeout 70 /tmp/node $D/sam.mjs bench-reg --pairs 1 --sources $D/bench/chest-2mm.nii.gz --spacing 2 --seed 12 --no-elastix
     echo "== bench-reg chest 2 mm, SAM matcher, embeddings on WebGPU (issue 5)"
-    timeout 90 /tmp/node $D/sam.mjs bench-reg --pairs 1 --sources $D/bench/chest-2mm.nii.gz --spacing 2 --seed 12 --no-elastix \
+    timeout 70 /tmp/node $D/sam.mjs bench-reg --pairs 1 --sources $D/bench/chest-2mm.nii.gz --spacing 2 --seed 12 --no-elastix \
       --matcher sam --weights "$INIT" --device webgpu
   } 2>&1 | log
   { echo "== bench-embed paper (random init) webgpu, on the device"
-    timeout 75 /tmp/node $D/sam.mjs bench-embed $D/bench/chest-2mm.nii.gz --device webgpu --config paper --repeat 2 --points 200 \
+    timeout 60 /tmp/node $D/sam.mjs bench-embed $D/bench/chest-2mm.nii.gz --device webgpu --config paper --repeat 2 --points 200 \
       --on-device --tile-bytes 16e9
   } 2>&1 | log
 }

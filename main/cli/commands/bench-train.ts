@@ -2,8 +2,9 @@
  * `sam bench-train`: training speed of the SAM network on the chosen tfjs backend: iterations/s and
  * achieved GFLOP/s of whole training iterations (sampling, mining forward, forward + backward, Adam
  * step) for each configuration, with the convolutions' weight gradients computed by tfjs' built-in
- * kernel and by per-tap matrix products (sam/conv3d-filter-grad.ts); and the weight-gradient
- * kernels alone, layer by layer, both ways.
+ * kernel, by per-tap matrix products (sam/conv3d-filter-grad.ts) and, on WebGPU, by the WGSL kernel
+ * (sam/conv3d-filter-grad-wgsl.ts); and the weight-gradient kernels alone, layer by layer, every
+ * way (on WebGPU also the WGSL kernel's 'staged' variant, which training does not use).
  *
  * FLOP counts are the model's (network.ts layers, flops.ts): one iteration = a forward pass for
  * mining + a forward pass and its backward pass (counted as two forward passes) over 2 x batch
@@ -18,6 +19,7 @@ import type { Command } from '../index.ts';
 import { initTfBackend, type TfBackendName } from '../../engine/compute/tf-backend.ts';
 import { convLayers, getSamConfig, type SamConfig, type Vec3 } from '../../engine/sam/config.ts';
 import { conv3dFilterGradByTaps } from '../../engine/sam/conv3d-filter-grad.ts';
+import { conv3dFilterGradWgsl } from '../../engine/sam/conv3d-filter-grad-wgsl.ts';
 import { forwardCost } from '../../engine/sam/flops.ts';
 import { setFilterGradientMode, type FilterGradientMode } from '../../engine/sam/network.ts';
 import { loadTrainingSet } from '../../engine/train/dataset.ts';
@@ -34,7 +36,8 @@ const USAGE = [
   '  --patch X,Y,Z      patch size (default 96,96,32)',
   '  --iterations N     timed iterations after one warm-up iteration (default 3)',
   '  --backend NAME     auto (default), webgpu, tensorflow, cpu',
-  '  --wgrad A,B        weight-gradient methods to compare: builtin, taps (default builtin,taps)',
+  '  --wgrad A,B        weight-gradient methods to compare: builtin, taps, wgsl, wgsl-staged (kernels only);',
+  '                     default builtin,taps,wgsl,wgsl-staged on webgpu, builtin,taps elsewhere',
   '  --no-kernels       skip the layer-by-layer weight-gradient comparison',
   '  --no-iterations    skip the training iterations',
   `  --data FILE        training CT (default ${DEFAULT_DATA})`,
@@ -42,8 +45,12 @@ const USAGE = [
 
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1];
 
-/** Each conv layer's weight gradient, built-in kernel vs taps, on the layer's shapes for this patch. */
-async function benchKernels(config: SamConfig, patchZyx: Vec3, batch: number, methods: string[]): Promise<void> {
+/** Weight-gradient methods of the kernel comparison; the first three are also training modes. */
+const METHODS = ['builtin', 'taps', 'wgsl', 'wgsl-staged'] as const;
+type Method = (typeof METHODS)[number];
+
+/** Each conv layer's weight gradient by every method, on the layer's shapes for this patch. */
+async function benchKernels(config: SamConfig, patchZyx: Vec3, batch: number, methods: Method[]): Promise<void> {
   const cost = forwardCost(config, patchZyx, batch);
   const totals: Record<string, number> = {};
   let flopsTotal = 0;
@@ -58,10 +65,13 @@ async function benchKernels(config: SamConfig, patchZyx: Vec3, batch: number, me
     flopsTotal += flops;
     const line: string[] = [];
     for (const m of methods) {
+      const fs = w.shape as [number, number, number, number, number];
       const run = () =>
         m === 'taps'
-          ? conv3dFilterGradByTaps(x, dy, w.shape as [number, number, number, number, number], l.convStride, 'same')
-          : tf.grad((wt: tf.Tensor) => tf.sum(tf.mul(tf.conv3d(x, wt as tf.Tensor5D, l.convStride, 'same'), dy)))(w);
+          ? conv3dFilterGradByTaps(x, dy, fs, l.convStride, 'same')
+          : m === 'wgsl' || m === 'wgsl-staged'
+            ? conv3dFilterGradWgsl(x, dy, fs, l.convStride, 'same', m === 'wgsl' ? 'direct' : 'staged')
+            : tf.grad((wt: tf.Tensor) => tf.sum(tf.mul(tf.conv3d(x, wt as tf.Tensor5D, l.convStride, 'same'), dy)))(w);
       const warm = run();
       await warm.data();
       warm.dispose();
@@ -79,9 +89,11 @@ async function benchKernels(config: SamConfig, patchZyx: Vec3, batch: number, me
   const sum = methods.map(
     (m) => `${m} ${totals[m].toFixed(3)} s (${(flopsTotal / totals[m] / 1e9).toPrecision(3)} GFLOP/s)`,
   );
-  const speedup =
-    totals.builtin && totals.taps ? `; taps ${(totals.builtin / totals.taps).toFixed(2)}x the built-in speed` : '';
-  console.log(`    all layers: ${sum.join(', ')}${speedup}`);
+  const speedup = methods
+    .filter((m) => m !== 'builtin' && totals.builtin)
+    .map((m) => `${m} ${(totals.builtin / totals[m]).toFixed(2)}x`);
+  console.log(`    all layers: ${sum.join(', ')}`);
+  if (speedup.length) console.log(`    speed relative to the built-in kernel: ${speedup.join(', ')}`);
 }
 
 export const benchTrainCommand: Command = {
@@ -97,7 +109,7 @@ export const benchTrainCommand: Command = {
         patch: { type: 'string', default: '96,96,32' },
         iterations: { type: 'string', default: '3' },
         backend: { type: 'string', default: 'auto' },
-        wgrad: { type: 'string', default: 'builtin,taps' },
+        wgrad: { type: 'string' },
         'no-kernels': { type: 'boolean', default: false },
         'no-iterations': { type: 'boolean', default: false },
         data: { type: 'string', default: DEFAULT_DATA },
@@ -106,9 +118,13 @@ export const benchTrainCommand: Command = {
     const batch = intOption('batch', values.batch);
     const iterations = intOption('iterations', values.iterations);
     const patch: Vec3 = sizeOption('patch', values.patch);
-    const methods = values.wgrad.split(',');
-    for (const m of methods) if (m !== 'builtin' && m !== 'taps') throw new Error(`--wgrad: unknown method '${m}'`);
     const backend = await initTfBackend({ backend: values.backend as TfBackendName | 'auto' });
+    const webgpu = backend.backend === 'webgpu';
+    const methods = (values.wgrad ?? (webgpu ? METHODS.join(',') : 'builtin,taps')).split(',') as Method[];
+    for (const m of methods) {
+      if (!METHODS.includes(m)) throw new Error(`--wgrad: unknown method '${m}' (${METHODS.join(', ')})`);
+      if (m.startsWith('wgsl') && !webgpu) throw new Error(`--wgrad ${m} needs the webgpu backend`);
+    }
     console.log(`backend: ${backend.backend}`);
     const cases = values['no-iterations'] ? [] : (await loadTrainingSet([values.data])).cases;
     const patchZyx: Vec3 = [patch[2], patch[1], patch[0]];
@@ -122,6 +138,7 @@ export const benchTrainCommand: Command = {
       if (!values['no-kernels']) await benchKernels(config, patchZyx, 2 * batch, methods);
       if (values['no-iterations']) continue;
       for (const m of methods) {
+        if (m === 'wgsl-staged') continue; // kernel comparison only
         setFilterGradientMode(m as FilterGradientMode);
         const dir = mkdtempSync(join(tmpdir(), 'sam-bench-train-'));
         try {
