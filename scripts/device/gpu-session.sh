@@ -24,7 +24,9 @@ benches() {
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>&1 | log
   { echo "== bench-train webgpu (issue 3)"
     # three weight-gradient modes x two configurations, each a warm-up and 2 timed iterations
-    timeout 220 /tmp/node $D/sam.mjs bench-train --backend webgpu --config small,paper --batch 2 --iterations 2 --data $D/data/02-example_ct.nii.gz
+    SAM_DAWN_FLAGS=enable-dawn-features=allow_unsafe_apis \
+      timeout 220 /tmp/node $D/sam.mjs bench-train --backend webgpu --config small,paper --batch 2 --iterations 2 --profile \
+      --data $D/data/02-example_ct.nii.gz
   } 2>&1 | log
   { echo "== bench-embed small ($INIT) webgpu, on the device, profiled (issue 4)"
     SAM_DAWN_FLAGS=enable-dawn-features=allow_unsafe_apis \

@@ -13,6 +13,7 @@ import { embedVolume, networkGrid } from '../../engine/sam/embed-volume.ts';
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../../engine/errors.ts';
 import { forward } from '../../engine/sam/network.ts';
+import { printKernelProfile } from '../bench/kernel-profile.ts';
 import { embedVolumeOnDevice, whenComputed, type DeviceEmbedded } from '../../engine/sam/device/embed-on-device.ts';
 import { matchPointsOnDevice } from '../../engine/sam/device/match-on-device.ts';
 import { matchPoints, type PointMatch } from '../../engine/sam/match.ts';
@@ -218,29 +219,12 @@ async function benchOnDevice(
 async function profileForward(volume: Volume, model: OpenedModel): Promise<void> {
   const grid = networkGrid(volume).size;
   const x = tf.zeros([1, grid[2], grid[1], grid[0], 1]) as tf.Tensor5D;
+  const t0 = performance.now();
   const info = await tf.profile(() => {
     const o = forward(model.weights, x, model.config);
     return [o.global, o.local];
   });
+  const wall = (performance.now() - t0) / 1000;
   tf.dispose([x, ...(info.result as tf.Tensor[])]);
-  const ms = (k: (typeof info.kernels)[number]) => (typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0);
-  const total = info.kernels.reduce((a, k) => a + ms(k), 0);
-  console.log(
-    `profile: ${info.kernels.length} kernels, ${total.toFixed(1)} ms of kernel time, peak ${(info.peakBytes / 2 ** 20).toFixed(0)} MB` +
-      (total === 0 ? ' (no kernel times: the backend has no timer; see --profile in the usage)' : ''),
-  );
-  const byName = new Map<string, { ms: number; n: number }>();
-  for (const k of info.kernels) {
-    const e = byName.get(k.name) ?? { ms: 0, n: 0 };
-    e.ms += ms(k);
-    e.n++;
-    byName.set(k.name, e);
-  }
-  for (const [name, e] of [...byName].sort((a, b) => b[1].ms - a[1].ms).slice(0, 12))
-    console.log(`  ${name.padEnd(28)} ${e.n.toString().padStart(4)} x  ${e.ms.toFixed(2).padStart(9)} ms`);
-  console.log('  slowest kernels:');
-  for (const k of [...info.kernels].sort((a, b) => ms(b) - ms(a)).slice(0, 12))
-    console.log(
-      `  ${k.name.padEnd(28)} ${ms(k).toFixed(2).padStart(9)} ms  in ${k.inputShapes.map((s) => `[${s}]`).join(' ')} -> ${k.outputShapes.map((s) => `[${s}]`).join(' ')}`,
-    );
+  printKernelProfile(info, wall);
 }

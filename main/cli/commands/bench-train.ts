@@ -25,6 +25,7 @@ import { setFilterGradientMode, type FilterGradientMode } from '../../engine/sam
 import { loadTrainingSet } from '../../engine/train/dataset.ts';
 import { ADAM } from '../../engine/train/optimizer.ts';
 import { trainSam } from '../../engine/train/train-loop.ts';
+import { printKernelProfile } from '../bench/kernel-profile.ts';
 import { intOption, sizeOption } from '../option-values.ts';
 
 const DEFAULT_DATA = '../shared/data/TotalSegmentator/tests/reference_files/example_ct.nii.gz';
@@ -40,6 +41,8 @@ const USAGE = [
   '                     default builtin,taps,wgsl,wgsl-staged on webgpu, builtin,taps elsewhere',
   '  --no-kernels       skip the layer-by-layer weight-gradient comparison',
   '  --no-iterations    skip the training iterations',
+  '  --profile          after the timed iterations, one more iteration (default kernels) with every kernel timed',
+  '                     (tf.profile; WebGPU: SAM_DAWN_FLAGS=enable-dawn-features=allow_unsafe_apis)',
   `  --data FILE        training CT (default ${DEFAULT_DATA})`,
 ].join('\n');
 
@@ -112,6 +115,7 @@ export const benchTrainCommand: Command = {
         wgrad: { type: 'string' },
         'no-kernels': { type: 'boolean', default: false },
         'no-iterations': { type: 'boolean', default: false },
+        profile: { type: 'boolean', default: false },
         data: { type: 'string', default: DEFAULT_DATA },
       },
     });
@@ -159,11 +163,46 @@ export const benchTrainCommand: Command = {
             `  training, weight gradients by ${m}: ${(1 / s).toFixed(3)} it/s (${s.toFixed(2)} s/it, median of ` +
               `${secs.length}; warm-up ${r.rows[0].seconds.toFixed(2)} s), ${((4 * 2 * batch * fwd) / s / 1e9).toPrecision(3)} GFLOP/s`,
           );
+          // where the time goes (train-loop.ts phases), medians over the timed iterations
+          const phase = (k: 'sample' | 'mine' | 'gradients' | 'update') =>
+            median(r.rows.slice(1).map((row) => row.phases?.[k] ?? NaN)).toFixed(3);
+          console.log(
+            `    per iteration: patch pairs ${phase('sample')} s, mining (forward + negatives) ${phase('mine')} s, ` +
+              `loss forward + backward ${phase('gradients')} s, optimiser update ${phase('update')} s`,
+          );
         } finally {
           rmSync(dir, { recursive: true, force: true });
         }
       }
       setFilterGradientMode('auto');
+      if (values.profile) {
+        const dir = mkdtempSync(join(tmpdir(), 'sam-bench-train-'));
+        try {
+          const run = () =>
+            trainSam(cases, {
+              config,
+              runDir: dir,
+              iterations: 1,
+              batchPairs: batch,
+              seed: 0,
+              optimizer: { ...ADAM },
+              checkpointEvery: 1e9,
+              resume: false,
+              patch: { patchSize: patch },
+            });
+          await run(); // shaders compiled before the profiled iteration
+          rmSync(dir, { recursive: true, force: true });
+          const t0 = performance.now();
+          const info = await tf.profile(async () => {
+            await run();
+            return [];
+          });
+          console.log(`  one training iteration (default kernels) under tf.profile:`);
+          printKernelProfile(info, (performance.now() - t0) / 1000);
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      }
     }
     return 0;
   },
