@@ -1,33 +1,59 @@
 #!/usr/bin/env bash
-# One lent-GPU session (see prepare.sh). With INIT (default resources/sam-small.samw) present (a model to continue): first
-# benchmarks whole-volume embedding of the 2 mm chest CT with it on the GPU (times inside and outside
-# the engine, and the network alone), then continues training it for TRAIN_S seconds (new seed, so
-# new patch pairs). Without it: trains from scratch first, then benchmarks the result and the
-# paper-size network. Before either, `sam bench-train` (training it/s, GFLOP/s, the weight-gradient
-# kernels both ways, and the forward convolutions layer by layer by tfjs' naive Conv3D and by the
-# WGSL program). On WebGPU the network's convolutions run the WGSL program by default
-# (SAM_CONV_FORWARD=auto), so the embedding benchmarks and the training measure it too; set
-# SAM_CONV_FORWARD=builtin for the old kernel. Everything lands in $OUT.
-#   run(command="bash scripts/device/gpu-session.sh 170", carry=[".device"], timeout_s=...)
+# One lent-GPU session (see prepare.sh), in at most two calls of the device tool (each at most 600 s):
+#   run(command="bash scripts/device/gpu-session.sh bench", carry=[".device"], timeout_s=600)
+#   run(command="bash scripts/device/gpu-session.sh train 300", carry=[".device"], timeout_s=400)
+# bench, in the order of what the open issues need measured, each with its own timeout (530 s in all):
+#   1. `sam bench-train`: training it/s and GFLOP/s at 2 pairs, small and paper, with every layer's
+#      convolution kernels compared (forward: tfjs' naive Conv3D vs the WGSL implicit GEMM; weight
+#      gradient: built-in vs per-tap products vs WGSL), and where an iteration's time goes (issue 3);
+#   2. `sam bench-embed --on-device --profile`: whole-volume embedding of the 2 mm chest with the
+#      shipped model, input and matching on the GPU, per-kernel profile (issue 4);
+#   3. `sam bench-reg` on the 2 mm chest: the cascade's time per stage on this machine, NCC (the
+#      default, CPU) and SAM matcher with WebGPU embeddings (issue 5);
+#   4. the paper-size network's embedding time.
+# train SECONDS: continues the shipped model (resources/sam-small.samw) for SECONDS with a new seed
+# (new patch pairs); without it, trains from scratch. `gpu-session.sh SECONDS` (a number) runs both.
+# On WebGPU the network's convolutions run the WGSL forward program by default
+# (SAM_CONV_FORWARD=auto), so every benchmark and the training measure it; SAM_CONV_FORWARD=builtin
+# gives tfjs' naive Conv3D back.
+# Everything lands in $OUT (bench.log, train.log, run/).
 set -uo pipefail
-TRAIN_S=${1:-400}
+MODE=${1:-all}
+if [[ "$MODE" =~ ^[0-9]+$ ]]; then TRAIN_S=$MODE; MODE=all; else TRAIN_S=${2:-300}; fi
 source "$(dirname "$0")/setup.sh"
-bench() {
-  { echo "== bench-embed small ($1) webgpu"
-    timeout 60 /tmp/node $D/sam.mjs bench-embed $D/bench/chest-2mm.nii.gz --device webgpu --weights "$1" --repeat 3 --points 2000
-    [ -n "${2:-}" ] && { echo "== bench-embed paper (random init) webgpu"
-      timeout 75 /tmp/node $D/sam.mjs bench-embed $D/bench/chest-2mm.nii.gz --device webgpu --config paper --repeat 2 --points 200; }
-  } 2>&1 | grep -v artificially | tee -a "$OUT/bench.log"
-}
 INIT=${INIT:-resources/sam-small.samw}
-# training speed: built-in weight-gradient kernel vs per-tap matrix products (issue 3's targets)
-{ echo "== bench-train webgpu"
-  timeout 170 /tmp/node $D/sam.mjs bench-train --backend webgpu --config small,paper --batch 2 --iterations 3 --data $D/data/02-example_ct.nii.gz
-} 2>&1 | grep -v artificially | tee -a "$OUT/bench.log"
-if [ -s "$INIT" ]; then
-  bench "$INIT"
-  bash scripts/device/train.sh "$TRAIN_S" --init "$INIT" --seed 1
-else
-  bash scripts/device/train.sh "$TRAIN_S"
-  [ -s "$OUT/run/model.samw" ] && bench "$OUT/run/model.samw" paper
-fi
+log() { grep --line-buffered -v artificially | tee -a "$OUT/bench.log"; }
+benches() {
+  nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>&1 | log
+  { echo "== bench-train webgpu (issue 3)"
+    # three weight-gradient modes x two configurations, each a warm-up and 2 timed iterations
+    SAM_DAWN_FLAGS=enable-dawn-features=allow_unsafe_apis \
+      timeout 220 /tmp/node $D/sam.mjs bench-train --backend webgpu --config small,paper --batch 2 --iterations 2 --profile \
+      --data $D/data/02-example_ct.nii.gz
+  } 2>&1 | log
+  { echo "== bench-embed small ($INIT) webgpu, on the device, profiled (issue 4)"
+    SAM_DAWN_FLAGS=enable-dawn-features=allow_unsafe_apis \
+      timeout 110 /tmp/node $D/sam.mjs bench-embed $D/bench/chest-2mm.nii.gz --device webgpu --weights "$INIT" --repeat 3 \
+      --points 2000 --on-device --tile-bytes 16e9 --profile
+  } 2>&1 | log
+  { echo "== bench-reg chest 2 mm, NCC matcher (CPU) (issue 5)"
+    timeout 70 /tmp/node $D/sam.mjs bench-reg --pairs 1 --sources $D/bench/chest-2mm.nii.gz --spacing 2 --seed 12 --no-elastix
+    echo "== bench-reg chest 2 mm, SAM matcher, embeddings on WebGPU (issue 5)"
+    timeout 70 /tmp/node $D/sam.mjs bench-reg --pairs 1 --sources $D/bench/chest-2mm.nii.gz --spacing 2 --seed 12 --no-elastix \
+      --matcher sam --weights "$INIT" --device webgpu
+  } 2>&1 | log
+  { echo "== bench-embed paper (random init) webgpu, on the device"
+    timeout 60 /tmp/node $D/sam.mjs bench-embed $D/bench/chest-2mm.nii.gz --device webgpu --config paper --repeat 2 --points 200 \
+      --on-device --tile-bytes 16e9
+  } 2>&1 | log
+}
+training() {
+  if [ -s "$INIT" ]; then bash scripts/device/train.sh "$TRAIN_S" --init "$INIT" --seed 1
+  else bash scripts/device/train.sh "$TRAIN_S"; fi
+}
+case "$MODE" in
+  bench) benches ;;
+  train) training ;;
+  all) benches; training ;;
+  *) echo "usage: gpu-session.sh bench | train SECONDS | SECONDS" >&2; exit 2 ;;
+esac

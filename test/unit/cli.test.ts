@@ -96,3 +96,27 @@ test('sam convert: DICOM to NIfTI and MetaImage and back to a DICOM series, geom
     cleanup();
   }
 });
+
+test('mistyped numbers are refused with the option and what it takes, before any input is read', async () => {
+  const { intOption, numberOption, sizeOption, optionalNumber } = await import('../../main/cli/option-values.ts');
+  assert.equal(intOption('pairs', '3'), 3);
+  assert.equal(intOption('seed', '0', 0), 0);
+  assert.throws(() => intOption('pairs', '0'), /--pairs: an integer >= 1, got '0'/);
+  assert.throws(() => intOption('pairs', '2.5'), /--pairs: an integer >= 1/);
+  assert.throws(() => intOption('pairs', ''), /--pairs: an integer >= 1, got ''/);
+  assert.equal(numberOption('lr', '1e-3', { above: 0 }), 1e-3);
+  assert.throws(() => numberOption('lr', '0', { above: 0 }), /--lr: a number > 0, got '0'/);
+  assert.throws(() => numberOption('lr', 'fast'), /--lr: a number, got 'fast'/);
+  assert.throws(() => numberOption('lr', 'Infinity'), /--lr: a number/);
+  assert.equal(optionalNumber('threshold', undefined), undefined);
+  assert.deepEqual(sizeOption('patch', '96,96,32'), [96, 96, 32]);
+  assert.throws(() => sizeOption('patch', '96,96'), /--patch: three sizes X,Y,Z, got '96,96'/);
+  // through the command: exit code 1, the message names the option; the (missing) inputs are never read
+  const r = sam('register', 'no-such-fixed.nii.gz', 'no-such-moving.nii.gz', '--out', 'x', '--grid', 'abc');
+  assert.equal(r.code, 1, r.err);
+  assert.match(r.err, /--grid: a number > 0, got 'abc'/);
+  assert.doesNotMatch(r.err, /no-such-fixed/);
+  const e = sam('bench-embed', 'no-such-volume', '--points', 'many');
+  assert.equal(e.code, 1, e.err);
+  assert.match(e.err, /--points: an integer >= 1, got 'many'/);
+});

@@ -1,14 +1,26 @@
 /**
- * The conv3d weight gradient by per-tap matrix products (sam/conv3d-filter-grad.ts) against tfjs'
- * built-in Conv3DBackpropFilterV2 kernel (the reference) and a float64 sum, for the network's kernel
- * shapes, strides and 'same'/'valid' padding; and conv3dTapGrad's value and both gradients against
- * tf.conv3d's. On the CPU backend, and on WebGPU where an adapter exists (lavapipe in CI).
+ * The conv3d weight gradient by per-tap matrix products (sam/conv3d-filter-grad.ts) and by the WGSL
+ * kernel (sam/conv3d-filter-grad-wgsl.ts, both variants) against tfjs' built-in
+ * Conv3DBackpropFilterV2 kernel (the reference) and a float64 sum, for the network's kernel shapes,
+ * strides and 'same'/'valid' padding; conv3dTapGrad's value and both gradients against tf.conv3d's;
+ * and the SAM network's weight gradients with the WGSL kernel against the built-in one. On the CPU
+ * backend, and on WebGPU where an adapter exists (lavapipe in CI).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initTfBackend } from '../../main/engine/compute/tf-backend.ts';
 import { conv3dFilterGradByTaps, conv3dTapGrad, type Vec3 } from '../../main/engine/sam/conv3d-filter-grad.ts';
+import { conv3dFilterGradWgsl, planFilterGrad } from '../../main/engine/sam/conv3d-filter-grad-wgsl.ts';
+import { getSamConfig } from '../../main/engine/sam/config.ts';
+import {
+  conv3dTrainable,
+  createWeights,
+  disposeWeights,
+  filterGradientMethod,
+  forward,
+  setFilterGradientMode,
+} from '../../main/engine/sam/network.ts';
 import { createRng } from '../../main/engine/train/rng.ts';
 
 interface Case {
@@ -120,4 +132,138 @@ test('conv3d weight gradient by taps equals the reference kernel (webgpu)', asyn
   }
   await checkBackend('webgpu');
   await initTfBackend({ backend: 'cpu' });
+});
+
+/** The active backend is webgpu, or the test is skipped (a failure in CI). */
+async function useWebgpu(t: { skip: (m: string) => void }): Promise<boolean> {
+  const r = await initTfBackend({ backend: 'webgpu' }).catch((e: Error) => e);
+  if (r instanceof Error || r.backend !== 'webgpu') {
+    if (process.env.CI) assert.fail(`no WebGPU adapter in CI: ${r instanceof Error ? r.message : r.backend}`);
+    t.skip('no WebGPU adapter');
+    return false;
+  }
+  return true;
+}
+
+/*
+ * Shapes for the WGSL kernel: sizes that are no multiple of anything, so every tile of M (taps x
+ * Cin, tiles of 16-64 rows), N (Cout, 16-64 columns) and the split-K chunks (>= 256 voxels) is
+ * partial somewhere; Cin and Cout multiples of 4 (vec4 loads) and not; the stems of 'paper' (3x7x7,
+ * 1->16) and 'small' (4x6x6 stride 2, 'valid' on a padded input); strides (1,1,1), (1,2,2), (2,2,2);
+ * batch 2.
+ */
+const WGSL_CASES: Case[] = [
+  { x: [2, 5, 13, 11, 1], k: [3, 7, 7], cout: 16, strides: [1, 1, 1], pad: 'same' },
+  { x: [2, 9, 20, 18, 1], k: [4, 6, 6], cout: 16, strides: [2, 2, 2], pad: 'valid' },
+  { x: [2, 7, 17, 19, 16], k: [1, 3, 3], cout: 32, strides: [1, 1, 1], pad: 'same' },
+  { x: [2, 7, 13, 12, 3], k: [3, 3, 3], cout: 5, strides: [2, 2, 2], pad: 'same' },
+  { x: [1, 6, 15, 13, 3], k: [1, 3, 3], cout: 3, strides: [1, 2, 2], pad: 'same' },
+  { x: [2, 5, 14, 13, 16], k: [3, 3, 3], cout: 32, strides: [1, 2, 2], pad: 'same' },
+  { x: [1, 5, 7, 6, 20], k: [3, 3, 3], cout: 72, strides: [1, 1, 1], pad: 'same' },
+  { x: [2, 3, 5, 4, 8], k: [3, 3, 3], cout: 130, strides: [1, 1, 1], pad: 'same' },
+  { x: [1, 6, 9, 9, 2], k: [3, 3, 3], cout: 3, strides: [1, 1, 1], pad: 'valid' },
+  { x: [2, 5, 6, 7, 4], k: [1, 1, 1], cout: 6, strides: [1, 1, 1], pad: 'same' },
+];
+
+test('the WGSL weight-gradient kernel equals the reference kernel and float64 (webgpu)', async (t) => {
+  if (!(await useWebgpu(t))) return;
+  const v = async (x: tf.Tensor) => await x.data();
+  const splits = new Set<number>();
+  for (const [n, c] of WGSL_CASES.entries()) {
+    const x = random(c.x, 40 + n) as tf.Tensor5D;
+    const fs = [...c.k, c.x[4], c.cout] as Case['x'];
+    const w = random(fs, 50 + n) as tf.Tensor5D;
+    const y = tf.conv3d(x, w, c.strides, c.pad);
+    const dy = random(y.shape, 60 + n) as tf.Tensor5D;
+    const ref = tf.grad((wt: tf.Tensor) => tf.sum(tf.mul(tf.conv3d(x, wt as tf.Tensor5D, c.strides, c.pad), dy)))(w);
+    const ref64 = await reference64(x, dy, c);
+    // float32 sums of K products of random sign: the rounding error, relative to the largest |dW|,
+    // grows like sqrt(K) eps (eps = 6e-8); measured up to 3.3e-8 sqrt(K) (1.7e-6 at K = 4522) here,
+    // against tfjs' kernel and float64 alike; the bound is 3e-7 sqrt(K)
+    const K = dy.shape[0] * dy.shape[1] * dy.shape[2] * dy.shape[3];
+    const tol = 3e-7 * Math.sqrt(K);
+    splits.add(planFilterGrad({ M: fs[0] * fs[1] * fs[2] * fs[3], N: c.cout, K }).splits);
+    // 'staged' compiles one pipeline per geometry (1-3 s each on lavapipe): four cases cover its paths
+    for (const variant of [0, 2, 3, 7].includes(n) ? (['direct', 'staged'] as const) : (['direct'] as const)) {
+      const mine = conv3dFilterGradWgsl(x, dy, fs, c.strides, c.pad, variant);
+      assert.deepEqual(mine.shape, fs);
+      const got = await v(mine);
+      const e = maxRelError(got, await v(ref));
+      const e64 = maxRelError(got, ref64);
+      assert.ok(e < tol, `${variant} case ${n}: vs tfjs' kernel max relative error ${e} (bound ${tol})`);
+      assert.ok(e64 < tol, `${variant} case ${n}: vs float64 max relative error ${e64} (bound ${tol})`);
+      mine.dispose();
+    }
+    tf.dispose([x, w, y, dy, ref]);
+  }
+  // the cases cover one chunk and several (split-K with the second pass)
+  assert.ok(splits.has(1) && [...splits].some((s) => s > 4), `splits ${[...splits]}`);
+  await initTfBackend({ backend: 'cpu' });
+});
+
+test("weight-gradient mode 'wgsl': conv3dTrainable and the SAM network's gradients equal mode 'builtin' (webgpu)", async (t) => {
+  if (!(await useWebgpu(t))) return;
+  const v = async (x: tf.Tensor) => await x.data();
+  try {
+    setFilterGradientMode('auto');
+    assert.equal(filterGradientMethod(), 'wgsl', "'auto' on webgpu");
+    // one conv: value, input and filter gradients
+    const x = random([2, 5, 9, 8, 4], 70) as tf.Tensor5D;
+    const w = random([3, 3, 3, 4, 8], 71) as tf.Tensor5D;
+    const dy = random([2, 5, 5, 4, 8], 72) as tf.Tensor5D;
+    const loss = (xt: tf.Tensor, wt: tf.Tensor) =>
+      tf.sum(tf.mul(conv3dTrainable(xt as tf.Tensor5D, wt as tf.Tensor5D, [1, 2, 2], 'same'), dy));
+    const grads: Record<string, tf.Tensor[]> = {};
+    for (const mode of ['builtin', 'wgsl'] as const) {
+      setFilterGradientMode(mode);
+      grads[mode] = tf.grads(loss)([x, w]);
+    }
+    assert.ok(maxRelError(await v(grads.wgsl[0]), await v(grads.builtin[0])) < 1e-6, 'input gradient');
+    assert.ok(maxRelError(await v(grads.wgsl[1]), await v(grads.builtin[1])) < 1e-5, 'filter gradient');
+    tf.dispose([x, w, dy, ...grads.builtin, ...grads.wgsl]);
+
+    // the tiny network: gradients of a loss on both embeddings with respect to every weight
+    const cfg = getSamConfig('tiny');
+    const weights = createWeights(cfg, 7);
+    const names = Object.keys(weights);
+    const input = tf.mul(random([1, 8, 24, 24, 1], 73), 3) as tf.Tensor5D;
+    const probe = forward(weights, input, cfg);
+    const pl = random(probe.local.shape, 74);
+    const pg = random(probe.global.shape, 75);
+    tf.dispose([probe.local, probe.global]);
+    const netGrads: Record<string, Float32Array[]> = {};
+    for (const mode of ['builtin', 'wgsl'] as const) {
+      setFilterGradientMode(mode);
+      const gs = tf.grads((...ws: tf.Tensor[]) => {
+        const o = forward(Object.fromEntries(names.map((n, i) => [n, ws[i]])), input, cfg);
+        return tf.add(tf.sum(tf.mul(o.local, pl)), tf.sum(tf.mul(o.global, pg)));
+      })(names.map((n) => weights[n]));
+      netGrads[mode] = await Promise.all(gs.map(async (g) => (await g.data()) as Float32Array));
+      tf.dispose(gs);
+    }
+    for (const [i, n] of names.entries()) {
+      const e = maxRelError(netGrads.wgsl[i], netGrads.builtin[i]);
+      assert.ok(e < 1e-4, `gradient of ${n}: max relative error ${e}`);
+    }
+    tf.dispose([input, pl, pg]);
+    disposeWeights(weights);
+  } finally {
+    setFilterGradientMode('auto');
+    await initTfBackend({ backend: 'cpu' });
+  }
+});
+
+test('the WGSL weight gradient needs the webgpu backend', async () => {
+  await initTfBackend({ backend: 'cpu' });
+  const x = tf.zeros([1, 2, 2, 2, 1]) as tf.Tensor5D;
+  assert.throws(() => conv3dFilterGradWgsl(x, x, [1, 1, 1, 1, 1], [1, 1, 1], 'same'), /needs the webgpu backend/);
+  try {
+    setFilterGradientMode('wgsl');
+    assert.throws(() => filterGradientMethod(), /'wgsl' needs the webgpu backend/);
+    setFilterGradientMode('auto');
+    assert.equal(filterGradientMethod(), 'builtin', "'auto' on cpu");
+  } finally {
+    setFilterGradientMode('auto');
+    x.dispose();
+  }
 });

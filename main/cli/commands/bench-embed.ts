@@ -13,6 +13,7 @@ import { embedVolume, networkGrid } from '../../engine/sam/embed-volume.ts';
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../../engine/errors.ts';
 import { forward } from '../../engine/sam/network.ts';
+import { printKernelProfile } from '../bench/kernel-profile.ts';
 import { embedVolumeOnDevice, whenComputed, type DeviceEmbedded } from '../../engine/sam/device/embed-on-device.ts';
 import { matchPointsOnDevice } from '../../engine/sam/device/match-on-device.ts';
 import { matchPoints, type PointMatch } from '../../engine/sam/match.ts';
@@ -23,6 +24,7 @@ import { resample } from '../../engine/volume/resample.ts';
 import type { Vec3, Volume } from '../../engine/volume/volume.ts';
 import { createRng } from '../../engine/train/rng.ts';
 import { openModel, type OpenedModel } from './match.ts';
+import { intOption, numberOption, optionalNumber, sizeOption } from '../option-values.ts';
 
 const DEFAULT_INPUT = '../shared/data/ITKElastix/examples/data/00';
 
@@ -40,7 +42,8 @@ export const benchEmbedCommand: Command = {
     '  --repeat N       embedding runs (default 2; the first includes warm-up)',
     '  --on-device      also embed and match with everything kept on the tfjs device (a GPU through',
     '                   --device webgpu): input made there, nothing read back but the matches',
-    '  --tile-bytes B   memory budget of one tile for --on-device (default 2.5e9; a large GPU takes more)',
+    "  --tile-bytes B   memory budget of one tile (default: 40% of this machine's memory on the CPU, 2.5e9",
+    '                   with --on-device; a large GPU takes more)',
     '  --profile        with --on-device: time every kernel of one forward pass on the whole grid (tf.profile;',
     '                   WebGPU needs timestamp queries: SAM_DAWN_FLAGS=enable-dawn-features=allow_unsafe_apis)',
   ].join('\n'),
@@ -62,12 +65,15 @@ export const benchEmbedCommand: Command = {
       },
     });
     const input = positionals[0] ?? DEFAULT_INPUT;
+    const repeat = intOption('repeat', values.repeat);
+    const nPoints = intOption('points', values.points);
+    const tileBytes = optionalNumber('tile-bytes', values['tile-bytes'], { above: 0 });
     const MB = 2 ** 20;
     let volume = await readVolume(input);
     if (values.size) {
-      const size = values.size.split(',').map(Number) as Vec3;
+      const size: Vec3 = sizeOption('size', values.size);
       const spacing = values.spacing
-        ? (values.spacing.split(',').map(Number) as Vec3)
+        ? (values.spacing.split(',').map((v) => numberOption('spacing', v, { above: 0 })) as Vec3)
         : (volume.spacing.map((s, a) => (s * (volume.size[a] - 1)) / Math.max(1, size[a] - 1)) as Vec3);
       volume = resample(volume, { size, spacing, origin: volume.origin, direction: volume.direction }, { fill: -1024 });
     }
@@ -98,11 +104,13 @@ export const benchEmbedCommand: Command = {
         }
       },
     };
-    for (let r = 0; r < Number(values.repeat); r++) {
+    for (let r = 0; r < repeat; r++) {
       runSeconds = 0;
       runs = 0;
       const t0 = performance.now();
-      embedded = await embedVolume(volume, timed);
+      embedded = await embedVolume(volume, timed, {
+        maxTileBytes: tileBytes,
+      });
       times.push((performance.now() - t0) / 1000);
     }
     const e = embedded!;
@@ -128,7 +136,7 @@ export const benchEmbedCommand: Command = {
     const mask = bodyMask(volume);
     const rng = createRng(1);
     const pts: Vec3[] = [];
-    const n = Number(values.points);
+    const n = nPoints;
     while (pts.length < n) {
       const v = rng.int(0, mask.data.length);
       if (!mask.data[v]) continue;
@@ -147,8 +155,8 @@ export const benchEmbedCommand: Command = {
       if (!engine.name.startsWith('tfjs-'))
         throw new InputError('--on-device', `needs a tfjs engine (--device webgpu or tfjs-cpu), not ${engine.name}`);
       await benchOnDevice(volume, model, pts, {
-        repeat: Number(values.repeat),
-        maxTileBytes: values['tile-bytes'] ? Number(values['tile-bytes']) : undefined,
+        repeat,
+        maxTileBytes: tileBytes,
         profile: values.profile,
       });
     }
@@ -211,29 +219,12 @@ async function benchOnDevice(
 async function profileForward(volume: Volume, model: OpenedModel): Promise<void> {
   const grid = networkGrid(volume).size;
   const x = tf.zeros([1, grid[2], grid[1], grid[0], 1]) as tf.Tensor5D;
+  const t0 = performance.now();
   const info = await tf.profile(() => {
     const o = forward(model.weights, x, model.config);
     return [o.global, o.local];
   });
+  const wall = (performance.now() - t0) / 1000;
   tf.dispose([x, ...(info.result as tf.Tensor[])]);
-  const ms = (k: (typeof info.kernels)[number]) => (typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0);
-  const total = info.kernels.reduce((a, k) => a + ms(k), 0);
-  console.log(
-    `profile: ${info.kernels.length} kernels, ${total.toFixed(1)} ms of kernel time, peak ${(info.peakBytes / 2 ** 20).toFixed(0)} MB` +
-      (total === 0 ? ' (no kernel times: the backend has no timer; see --profile in the usage)' : ''),
-  );
-  const byName = new Map<string, { ms: number; n: number }>();
-  for (const k of info.kernels) {
-    const e = byName.get(k.name) ?? { ms: 0, n: 0 };
-    e.ms += ms(k);
-    e.n++;
-    byName.set(k.name, e);
-  }
-  for (const [name, e] of [...byName].sort((a, b) => b[1].ms - a[1].ms).slice(0, 12))
-    console.log(`  ${name.padEnd(28)} ${e.n.toString().padStart(4)} x  ${e.ms.toFixed(2).padStart(9)} ms`);
-  console.log('  slowest kernels:');
-  for (const k of [...info.kernels].sort((a, b) => ms(b) - ms(a)).slice(0, 12))
-    console.log(
-      `  ${k.name.padEnd(28)} ${ms(k).toFixed(2).padStart(9)} ms  in ${k.inputShapes.map((s) => `[${s}]`).join(' ')} -> ${k.outputShapes.map((s) => `[${s}]`).join(' ')}`,
-    );
+  printKernelProfile(info, wall);
 }

@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Command } from '../index.ts';
+import { intOption } from '../option-values.ts';
 
 const WORKER = fileURLToPath(new URL('../bench/read-once.ts', import.meta.url));
 
@@ -25,7 +26,7 @@ export const benchReadCommand: Command = {
       return 2;
     }
     const runs: Record<string, number>[] = [];
-    for (let r = 0; r < Number(values.repeat); r++) {
+    for (let r = 0, n = intOption('repeat', values.repeat!); r < n; r++) {
       const p = spawnSync(process.execPath, ['--import', 'tsx', WORKER, positionals[0]], { encoding: 'utf8' });
       if (p.status !== 0) {
         console.error(p.stderr || p.stdout);

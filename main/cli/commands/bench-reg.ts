@@ -5,6 +5,7 @@
  * pairs at 3 mm); elastix is skipped, with a message, when it is not installed.
  */
 import { existsSync } from 'node:fs';
+import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from '../index.ts';
 import type { Device } from '../../engine/compute/choose-engine.ts';
@@ -16,6 +17,7 @@ import { readVolume } from '../../engine/volume/io/index.ts';
 import { resample } from '../../engine/volume/resample.ts';
 import { defaultModelPath, openModel } from './match.ts';
 import { DEFORM_NET_OPTIONS, openDeformNet } from '../deform-net-args.ts';
+import { intOption, numberOption, optionalInt } from '../option-values.ts';
 
 const DATA = process.env.SAM_DATA_DIR ?? '../shared/data';
 const TS = 'TotalSegmentator/tests/reference_files';
@@ -29,7 +31,8 @@ const USAGE = `usage: sam bench-reg [options]
 
   --pairs N          number of pairs (default 2), alternating the sources below
   --sources LIST     comma-separated: abdomen (TotalSegmentator example_ct, 3 mm, organ labels),
-                     chest (ITKElastix 00, 141 slices) (default abdomen,chest)
+                     chest (ITKElastix 00, 141 slices), or the path of any CT (file or DICOM
+                     folder; no organ labels) (default abdomen,chest)
   --spacing MM       isotropic grid of both images (default 3)
   --seed N           seed of the first pair (default 11; pair n uses seed + n)
   --stages LIST      cascade stages (default ${DEFAULT_STAGES.join(',')})
@@ -54,7 +57,10 @@ async function loadSource(name: string): Promise<BenchSource> {
     return { name: 'abdomen', ct, labels };
   }
   if (name === 'chest') return { name: 'chest', ct: await readVolume(`${DATA}/ITKElastix/examples/data/00`) };
-  throw new InputError('--sources', `unknown source '${name}' (abdomen, chest)`);
+  // any CT the user has (no organ labels: TRE and folding only)
+  if (existsSync(name))
+    return { name: basename(name).replace(/\.(nii\.gz|nii|mha|mhd|nrrd|vti)$/i, ''), ct: await readVolume(name) };
+  throw new InputError('--sources', `unknown source '${name}' (abdomen, chest, or a CT file or DICOM folder)`);
 }
 
 export const benchRegCommand: Command = {
@@ -87,10 +93,8 @@ export const benchRegCommand: Command = {
     }
     const stages = checkStages(values.stages.split(',').map((s) => s.trim()));
     if (values.matcher !== 'sam' && values.matcher !== 'ncc') throw new InputError('--matcher', 'use sam or ncc');
-    const nPairs = Number(values.pairs);
-    if (!(Number.isInteger(nPairs) && nPairs >= 1)) throw new InputError('--pairs', 'a positive integer');
-    const spacing = Number(values.spacing);
-    if (!(spacing > 0)) throw new InputError('--spacing', 'a positive number of mm');
+    const nPairs = intOption('pairs', values.pairs);
+    const spacing = numberOption('spacing', values.spacing, { above: 0 });
     let elastix = !values['no-elastix'];
     if (elastix && !elastixVersion()) {
       console.error(
@@ -108,7 +112,7 @@ export const benchRegCommand: Command = {
       if (!existsSync(w)) throw new InputError(w, 'no trained SAM model: pass --weights FILE or use --matcher ncc');
       engine = (await openModel({ weightsFile: w }, values.device as Device)).engine;
     }
-    const seed0 = Number(values.seed);
+    const seed0 = intOption('seed', values.seed, 0);
     try {
       const rows = await benchRegistration(sources, {
         seeds: Array.from({ length: nPairs }, (_, n) => seed0 + n),
@@ -118,11 +122,13 @@ export const benchRegCommand: Command = {
         engine,
         elastix,
         register: {
-          deform: values['deform-iters'] !== undefined ? { iterations: Number(values['deform-iters']) } : undefined,
+          deform:
+            values['deform-iters'] !== undefined
+              ? { iterations: intOption('deform-iters', values['deform-iters'], 0) }
+              : undefined,
           deformNet,
         },
-        elastixIterations:
-          values['elastix-iterations'] !== undefined ? Number(values['elastix-iterations']) : undefined,
+        elastixIterations: optionalInt('elastix-iterations', values['elastix-iterations']),
         onProgress: (what) => console.error(`bench-reg: ${what}`),
       });
       if (values.json) console.log(JSON.stringify(rows, null, 2));

@@ -2,10 +2,11 @@
  * `sam bench-train`: training speed of the SAM network on the chosen tfjs backend: iterations/s and
  * achieved GFLOP/s of whole training iterations (sampling, mining forward, forward + backward, Adam
  * step) for each configuration, with the convolutions' weight gradients computed by tfjs' built-in
- * kernel and by per-tap matrix products (sam/conv3d-filter-grad.ts); the weight-gradient
- * kernels alone, layer by layer, both ways; and on WebGPU the forward convolutions alone, layer by
- * layer, by tfjs' built-in (naive) Conv3D kernel and by the WGSL implicit-GEMM program
- * (sam/conv3d-wgsl.ts).
+ * kernel, by per-tap matrix products (sam/conv3d-filter-grad.ts) and, on WebGPU, by the WGSL kernel
+ * (sam/conv3d-filter-grad-wgsl.ts); the weight-gradient kernels alone, layer by layer, every way
+ * (on WebGPU also the WGSL kernel's 'staged' variant, which training does not use); and on WebGPU
+ * the forward convolutions alone, layer by layer, by tfjs' built-in (naive) Conv3D kernel and by
+ * the WGSL implicit-GEMM program (sam/conv3d-wgsl.ts), which the network uses there by default.
  *
  * FLOP counts are the model's (network.ts layers, flops.ts): one iteration = a forward pass for
  * mining + a forward pass and its backward pass (counted as two forward passes) over 2 x batch
@@ -20,12 +21,15 @@ import type { Command } from '../index.ts';
 import { initTfBackend, type TfBackendName } from '../../engine/compute/tf-backend.ts';
 import { convLayers, getSamConfig, type SamConfig, type Vec3 } from '../../engine/sam/config.ts';
 import { conv3dFilterGradByTaps } from '../../engine/sam/conv3d-filter-grad.ts';
+import { conv3dFilterGradWgsl } from '../../engine/sam/conv3d-filter-grad-wgsl.ts';
 import { conv3dWgslForward } from '../../engine/sam/conv3d-wgsl.ts';
 import { forwardCost } from '../../engine/sam/flops.ts';
 import { setFilterGradientMode, type FilterGradientMode } from '../../engine/sam/network.ts';
 import { loadTrainingSet } from '../../engine/train/dataset.ts';
 import { ADAM } from '../../engine/train/optimizer.ts';
 import { trainSam } from '../../engine/train/train-loop.ts';
+import { printKernelProfile } from '../bench/kernel-profile.ts';
+import { intOption, sizeOption } from '../option-values.ts';
 
 const DEFAULT_DATA = '../shared/data/TotalSegmentator/tests/reference_files/example_ct.nii.gz';
 
@@ -36,17 +40,24 @@ const USAGE = [
   '  --patch X,Y,Z      patch size (default 96,96,32)',
   '  --iterations N     timed iterations after one warm-up iteration (default 3)',
   '  --backend NAME     auto (default), webgpu, tensorflow, cpu',
-  '  --wgrad A,B        weight-gradient methods to compare: builtin, taps (default builtin,taps)',
+  '  --wgrad A,B        weight-gradient methods to compare: builtin, taps, wgsl, wgsl-staged (kernels only);',
+  '                     default builtin,taps,wgsl,wgsl-staged on webgpu, builtin,taps elsewhere',
   '  --no-kernels       skip the layer-by-layer weight-gradient comparison',
   '  --no-forward       skip the layer-by-layer forward comparison, built-in Conv3D vs WGSL (WebGPU only)',
   '  --no-iterations    skip the training iterations',
+  '  --profile          after the timed iterations, one more iteration (default kernels) with every kernel timed',
+  '                     (tf.profile; WebGPU: SAM_DAWN_FLAGS=enable-dawn-features=allow_unsafe_apis)',
   `  --data FILE        training CT (default ${DEFAULT_DATA})`,
 ].join('\n');
 
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1];
 
-/** Each conv layer's weight gradient, built-in kernel vs taps, on the layer's shapes for this patch. */
-async function benchKernels(config: SamConfig, patchZyx: Vec3, batch: number, methods: string[]): Promise<void> {
+/** Weight-gradient methods of the kernel comparison; the first three are also training modes. */
+const METHODS = ['builtin', 'taps', 'wgsl', 'wgsl-staged'] as const;
+type Method = (typeof METHODS)[number];
+
+/** Each conv layer's weight gradient by every method, on the layer's shapes for this patch. */
+async function benchKernels(config: SamConfig, patchZyx: Vec3, batch: number, methods: Method[]): Promise<void> {
   const cost = forwardCost(config, patchZyx, batch);
   const totals: Record<string, number> = {};
   let flopsTotal = 0;
@@ -61,10 +72,13 @@ async function benchKernels(config: SamConfig, patchZyx: Vec3, batch: number, me
     flopsTotal += flops;
     const line: string[] = [];
     for (const m of methods) {
+      const fs = w.shape as [number, number, number, number, number];
       const run = () =>
         m === 'taps'
-          ? conv3dFilterGradByTaps(x, dy, w.shape as [number, number, number, number, number], l.convStride, 'same')
-          : tf.grad((wt: tf.Tensor) => tf.sum(tf.mul(tf.conv3d(x, wt as tf.Tensor5D, l.convStride, 'same'), dy)))(w);
+          ? conv3dFilterGradByTaps(x, dy, fs, l.convStride, 'same')
+          : m === 'wgsl' || m === 'wgsl-staged'
+            ? conv3dFilterGradWgsl(x, dy, fs, l.convStride, 'same', m === 'wgsl' ? 'direct' : 'staged')
+            : tf.grad((wt: tf.Tensor) => tf.sum(tf.mul(tf.conv3d(x, wt as tf.Tensor5D, l.convStride, 'same'), dy)))(w);
       const warm = run();
       await warm.data();
       warm.dispose();
@@ -82,9 +96,11 @@ async function benchKernels(config: SamConfig, patchZyx: Vec3, batch: number, me
   const sum = methods.map(
     (m) => `${m} ${totals[m].toFixed(3)} s (${(flopsTotal / totals[m] / 1e9).toPrecision(3)} GFLOP/s)`,
   );
-  const speedup =
-    totals.builtin && totals.taps ? `; taps ${(totals.builtin / totals.taps).toFixed(2)}x the built-in speed` : '';
-  console.log(`    all layers: ${sum.join(', ')}${speedup}`);
+  const speedup = methods
+    .filter((m) => m !== 'builtin' && totals.builtin)
+    .map((m) => `${m} ${(totals.builtin / totals[m]).toFixed(2)}x`);
+  console.log(`    all layers: ${sum.join(', ')}`);
+  if (speedup.length) console.log(`    speed relative to the built-in kernel: ${speedup.join(', ')}`);
 }
 
 /**
@@ -158,23 +174,24 @@ export const benchTrainCommand: Command = {
         patch: { type: 'string', default: '96,96,32' },
         iterations: { type: 'string', default: '3' },
         backend: { type: 'string', default: 'auto' },
-        wgrad: { type: 'string', default: 'builtin,taps' },
+        wgrad: { type: 'string' },
         'no-kernels': { type: 'boolean', default: false },
         'no-forward': { type: 'boolean', default: false },
         'no-iterations': { type: 'boolean', default: false },
+        profile: { type: 'boolean', default: false },
         data: { type: 'string', default: DEFAULT_DATA },
       },
     });
-    const batch = Number(values.batch);
-    const iterations = Number(values.iterations);
-    const patch = values.patch.split(',').map(Number) as Vec3;
-    if (patch.length !== 3 || !patch.every((n) => Number.isInteger(n) && n > 0))
-      throw new Error(`--patch needs three sizes X,Y,Z, got '${values.patch}'`);
-    if (!Number.isInteger(batch) || batch < 1) throw new Error(`--batch must be a positive integer`);
-    if (!Number.isInteger(iterations) || iterations < 1) throw new Error(`--iterations must be a positive integer`);
-    const methods = values.wgrad.split(',');
-    for (const m of methods) if (m !== 'builtin' && m !== 'taps') throw new Error(`--wgrad: unknown method '${m}'`);
+    const batch = intOption('batch', values.batch);
+    const iterations = intOption('iterations', values.iterations);
+    const patch: Vec3 = sizeOption('patch', values.patch);
     const backend = await initTfBackend({ backend: values.backend as TfBackendName | 'auto' });
+    const webgpu = backend.backend === 'webgpu';
+    const methods = (values.wgrad ?? (webgpu ? METHODS.join(',') : 'builtin,taps')).split(',') as Method[];
+    for (const m of methods) {
+      if (!METHODS.includes(m)) throw new Error(`--wgrad: unknown method '${m}' (${METHODS.join(', ')})`);
+      if (m.startsWith('wgsl') && !webgpu) throw new Error(`--wgrad ${m} needs the webgpu backend`);
+    }
     console.log(`backend: ${backend.backend}`);
     const cases = values['no-iterations'] ? [] : (await loadTrainingSet([values.data])).cases;
     const patchZyx: Vec3 = [patch[2], patch[1], patch[0]];
@@ -189,6 +206,7 @@ export const benchTrainCommand: Command = {
       if (!values['no-kernels']) await benchKernels(config, patchZyx, 2 * batch, methods);
       if (values['no-iterations']) continue;
       for (const m of methods) {
+        if (m === 'wgsl-staged') continue; // kernel comparison only
         setFilterGradientMode(m as FilterGradientMode);
         const dir = mkdtempSync(join(tmpdir(), 'sam-bench-train-'));
         try {
@@ -209,11 +227,46 @@ export const benchTrainCommand: Command = {
             `  training, weight gradients by ${m}: ${(1 / s).toFixed(3)} it/s (${s.toFixed(2)} s/it, median of ` +
               `${secs.length}; warm-up ${r.rows[0].seconds.toFixed(2)} s), ${((4 * 2 * batch * fwd) / s / 1e9).toPrecision(3)} GFLOP/s`,
           );
+          // where the time goes (train-loop.ts phases), medians over the timed iterations
+          const phase = (k: 'sample' | 'mine' | 'gradients' | 'update') =>
+            median(r.rows.slice(1).map((row) => row.phases?.[k] ?? NaN)).toFixed(3);
+          console.log(
+            `    per iteration: patch pairs ${phase('sample')} s, mining (forward + negatives) ${phase('mine')} s, ` +
+              `loss forward + backward ${phase('gradients')} s, optimiser update ${phase('update')} s`,
+          );
         } finally {
           rmSync(dir, { recursive: true, force: true });
         }
       }
       setFilterGradientMode('auto');
+      if (values.profile) {
+        const dir = mkdtempSync(join(tmpdir(), 'sam-bench-train-'));
+        try {
+          const run = () =>
+            trainSam(cases, {
+              config,
+              runDir: dir,
+              iterations: 1,
+              batchPairs: batch,
+              seed: 0,
+              optimizer: { ...ADAM },
+              checkpointEvery: 1e9,
+              resume: false,
+              patch: { patchSize: patch },
+            });
+          await run(); // shaders compiled before the profiled iteration
+          rmSync(dir, { recursive: true, force: true });
+          const t0 = performance.now();
+          const info = await tf.profile(async () => {
+            await run();
+            return [];
+          });
+          console.log(`  one training iteration (default kernels) under tf.profile:`);
+          printKernelProfile(info, (performance.now() - t0) / 1000);
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      }
     }
     return 0;
   },

@@ -15,6 +15,7 @@ import { writeRegistration } from '../../engine/register/register-output.ts';
 import { readVolume, writeVolume } from '../../engine/volume/io/index.ts';
 import { bodyMask } from '../../engine/volume/mask.ts';
 import { defaultModelPath, openModel } from './match.ts';
+import { intOption } from '../option-values.ts';
 
 const DEFAULT_CT = '../shared/data/TotalSegmentator/tests/reference_files/example_ct.nii.gz';
 
@@ -37,7 +38,7 @@ export const demoCommand: Command = {
     });
     const ct = await readVolume(values.ct);
     const pair = makeSyntheticPair(ct, {
-      seed: Number(values.seed),
+      seed: intOption('seed', values.seed, 0),
       bumps: 0,
       maxDeformationMm: 0,
       noiseHu: 10,

@@ -21,6 +21,7 @@ import { readVolume } from '../../engine/volume/io/index.ts';
 import { bodyMask } from '../../engine/volume/mask.ts';
 import type { Vec3 } from '../../engine/volume/volume.ts';
 import { defaultModelPath, openModel, type OpenedModel } from './match.ts';
+import { intOption } from '../option-values.ts';
 
 /** The fixed list of pair seeds; --pairs N takes the first N. */
 export const EVAL_SEEDS = [1101, 2202, 3303, 4404, 5505, 6606, 7707, 8808, 9909, 11011];
@@ -99,11 +100,7 @@ export const evalMatchCommand: Command = {
         device: { type: 'string', default: 'auto' },
       },
     });
-    const int = (name: string, v: string) => {
-      const x = Number(v);
-      if (!Number.isInteger(x) || x < 1) throw new InputError(`--${name}`, `expected a positive integer, got '${v}'`);
-      return x;
-    };
+    const int = (name: string, v: string) => intOption(name, v);
     const seeds = values.seeds
       ? values.seeds.split(',').map((s) => int('seeds', s.trim()))
       : EVAL_SEEDS.slice(0, int('pairs', values.pairs));

@@ -7,12 +7,13 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Command } from '../index.ts';
-import { InputError, VolumeReadError } from '../../engine/errors.ts';
+import { VolumeReadError } from '../../engine/errors.ts';
 import { writeFileAtomic } from '../../engine/util/atomic-write.ts';
 import { getSamConfig, outputStrides, SAM_CONFIG_NAMES, type SamConfig } from '../../engine/sam/config.ts';
 import { initValues, weightSpecs } from '../../engine/sam/network.ts';
 import { decodeWeights } from '../../engine/sam/weights-file.ts';
 import { exportSamOnnx, SAM_ONNX_OPSET } from '../../engine/sam/onnx/export.ts';
+import { intOption } from '../option-values.ts';
 
 export const exportOnnxCommand: Command = {
   name: 'export-onnx',
@@ -65,9 +66,7 @@ export const exportOnnxCommand: Command = {
       weights = new Map([...d.tensors].map(([k, t]) => [k, t.data]));
       description = `weights from ${values.weights}`;
     } else {
-      const seed = Number(values.seed ?? 0);
-      if (!Number.isInteger(seed) || seed < 0)
-        throw new InputError('--seed', `must be an integer >= 0 (got ${values.seed})`);
+      const seed = intOption('seed', values.seed ?? '0', 0);
       config = getSamConfig(values.config!);
       weights = new Map(weightSpecs(config).map((s) => [s.name, initValues(s, seed)]));
       description = `random initialisation (seed ${seed}), UNTRAINED`;

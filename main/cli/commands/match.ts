@@ -10,7 +10,6 @@ import type { Command } from '../index.ts';
 import { MODEL_OPTIONS, openModelFromArgs } from '../model-args.ts';
 import { chooseEngine, type Device } from '../../engine/compute/choose-engine.ts';
 import type { EmbeddingEngine } from '../../engine/compute/embedding-engine.ts';
-import { InputError } from '../../engine/errors.ts';
 import { getSamConfig, type SamConfig } from '../../engine/sam/config.ts';
 import { embedVolumeCached, hashModel, hashVolume } from '../../engine/sam/embedding-cache.ts';
 import { embedVolumeOnDevice, whenComputed } from '../../engine/sam/device/embed-on-device.ts';
@@ -22,6 +21,7 @@ import { writeFileAtomic } from '../../engine/util/atomic-write.ts';
 import { indexToWorld } from '../../engine/volume/geometry.ts';
 import { readVolume } from '../../engine/volume/io/index.ts';
 import { parsePoints } from '../../engine/volume/points.ts';
+import { optionalNumber } from '../option-values.ts';
 
 /** Where the trained default model lives (resources/sam-small.samw; $SAM_MODEL overrides). */
 export function defaultModelPath(): string {
@@ -108,12 +108,7 @@ export const matchCommand: Command = {
       return 2;
     }
     const [templatePath, queryPath] = positionals;
-    const num = (name: string, v: string | undefined) => {
-      if (v === undefined) return undefined;
-      const x = Number(v);
-      if (!Number.isFinite(x)) throw new InputError(`--${name}`, `expected a number, got '${v}'`);
-      return x;
-    };
+    const num = (name: string, v: string | undefined) => optionalNumber(name, v);
     const template = await readVolume(templatePath);
     const query = await readVolume(queryPath);
     const list = parsePoints(readFileSync(values.points, 'utf8'), values.points);

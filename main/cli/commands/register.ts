@@ -15,6 +15,7 @@ import { checkStages, DEFAULT_STAGES, registerVolumes } from '../../engine/regis
 import { writeRegistration } from '../../engine/register/register-output.ts';
 import { readVolume } from '../../engine/volume/io/index.ts';
 import { ProgressLine } from '../progress.ts';
+import { intOption, numberOption } from '../option-values.ts';
 
 const USAGE = `usage: sam register <fixed> <moving> --out DIR [options]
 
@@ -62,6 +63,10 @@ export const registerCommand: Command = {
     }
     const stages = checkStages(values.stages.split(',').map((s) => s.trim()));
     if (values.matcher !== 'sam' && values.matcher !== 'ncc') throw new InputError('--matcher', 'use sam or ncc');
+    // numbers first: a mistyped option is refused before the inputs are read
+    const gridMm = numberOption('grid', values.grid, { above: 0 });
+    const coarseGridMm = numberOption('coarse-grid', values['coarse-grid'], { above: 0 });
+    const deformIterations = intOption('deform-iters', values['deform-iters'], 0);
     const [fixedPath, movingPath] = positionals;
     const out = resolve(values.out);
     for (const p of [fixedPath, movingPath])
@@ -89,9 +94,9 @@ export const registerCommand: Command = {
         stages,
         matcher: values.matcher,
         engine,
-        gridMm: Number(values.grid),
-        coarse: { gridMm: Number(values['coarse-grid']) },
-        deform: { iterations: Number(values['deform-iters']) },
+        gridMm,
+        coarse: { gridMm: coarseGridMm },
+        deform: { iterations: deformIterations },
         deformNet,
         signal: controller.signal,
         onProgress: (stage, done, total) => progress.update(`${stage} ${done}/${total}`),

@@ -17,6 +17,7 @@ import { reviewRegistration } from '../../engine/review/review.ts';
 import { embedVolumeCached, hashVolume } from '../../engine/sam/embedding-cache.ts';
 import { readVolume, writeVolume } from '../../engine/volume/io/index.ts';
 import type { Volume } from '../../engine/volume/volume.ts';
+import { optionalNumber } from '../option-values.ts';
 
 const USAGE = `usage: sam review <fixed> <moving> <result dir> [options]
 
@@ -73,9 +74,7 @@ export const reviewCommand: Command = {
         : null;
     if (!signOff && (values.comment !== undefined || values.reviewer !== undefined))
       throw new InputError('--comment/--reviewer', 'only with --approve or --reject');
-    const threshold = values.threshold === undefined ? undefined : Number(values.threshold);
-    if (threshold !== undefined && !Number.isFinite(threshold))
-      throw new InputError('--threshold', `expected a number, got '${values.threshold}'`);
+    const threshold = optionalNumber('threshold', values.threshold);
     const out = resolve(values.out ?? resultDir);
 
     const fixed = await readVolume(fixedPath);

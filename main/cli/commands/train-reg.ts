@@ -18,6 +18,7 @@ import { loadRegTrainingSet } from '../../engine/register/deform-net/train-set.t
 import type { Vec3 } from '../../engine/volume/volume.ts';
 import { bar, duration, ProgressLine } from '../progress.ts';
 import { trainingInterrupt } from '../training-interrupt.ts';
+import { intOption, numberOption } from '../option-values.ts';
 
 const USAGE = `usage: sam train-reg --data <folder|file|list.txt> [--data ...] --out <run dir> [options]
 
@@ -75,16 +76,8 @@ export const trainRegCommand: Command = {
       console.error(USAGE);
       return 2;
     }
-    const int = (name: string, v: string, min = 1): number => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < min) throw new InputError(`--${name}`, `an integer >= ${min}, got '${v}'`);
-      return n;
-    };
-    const num = (name: string, v: string): number => {
-      const n = Number(v);
-      if (!Number.isFinite(n) || n < 0) throw new InputError(`--${name}`, `a number >= 0, got '${v}'`);
-      return n;
-    };
+    const int = intOption;
+    const num = (name: string, v: string) => numberOption(name, v, { min: 0 });
     const config: DeformNetConfig = getDeformNetConfig(values.net);
     const m = sizeMultiple(config);
     const crop = values.crop.split(',').map((v) => int('crop', v)) as Vec3;

@@ -17,6 +17,7 @@ import { trainSam } from '../../engine/train/train-loop.ts';
 import { NO_AUGMENT } from '../../engine/train/augment.ts';
 import { bar, duration, ProgressLine } from '../progress.ts';
 import { trainingInterrupt } from '../training-interrupt.ts';
+import { intOption, numberOption, sizeOption } from '../option-values.ts';
 
 const USAGE = `usage: sam train --data <folder|file|list.txt> [--data ...] --out <run dir> [options]
 
@@ -80,16 +81,11 @@ export const trainCommand: Command = {
       console.error(USAGE);
       return 2;
     }
-    const int = (name: string, v: string, min = 1): number => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got '${v}'`);
-      return n;
-    };
-    const patch = values.patch.split(',').map((v) => int('patch', v)) as [number, number, number];
-    if (patch.length !== 3) throw new Error(`--patch needs three sizes X,Y,Z, got '${values.patch}'`);
-    if (values.optimizer !== 'sgd' && values.optimizer !== 'adam') throw new Error(`--optimizer must be sgd or adam`);
+    const int = intOption;
+    const patch = sizeOption('patch', values.patch);
+    if (values.optimizer !== 'sgd' && values.optimizer !== 'adam') throw new InputError('--optimizer', 'sgd or adam');
     const optimizer: OptimizerOptions = { ...(values.optimizer === 'adam' ? ADAM : SAM_SGD) };
-    if (values.lr) optimizer.lr = Number(values.lr);
+    if (values.lr) optimizer.lr = numberOption('lr', values.lr, { above: 0 });
     if (values.warmup) optimizer.warmup = int('warmup', values.warmup, 0);
     const config = getSamConfig(values.config);
 
@@ -131,7 +127,7 @@ export const trainCommand: Command = {
           resume: values.resume,
           patch: { patchSize: patch },
           augment: values['no-augment'] ? NO_AUGMENT : undefined,
-          tau: Number(values.tau),
+          tau: numberOption('tau', values.tau, { above: 0 }),
           init: values.init ? { file: values.init, weights: initWeights(values.init, config) } : undefined,
         },
         {

@@ -16,9 +16,8 @@
 import { availableParallelism } from 'node:os';
 import type * as Ort from 'onnxruntime-node';
 import { InputError } from '../errors.ts';
-import type { SamConfig, Vec3 } from '../sam/config.ts';
+import { convLayers, outputStrides, type SamConfig, type Vec3 } from '../sam/config.ts';
 import { outputGeometry } from '../sam/network.ts';
-import { bytesPerInputVoxel } from '../sam/embed-volume.ts';
 import type { EmbeddingEngine, EngineOutput } from './embedding-engine.ts';
 
 export type OnnxExecutionProvider = 'cuda' | 'dml' | 'coreml' | 'cpu';
@@ -121,8 +120,7 @@ export async function createOnnxEngine(options: OnnxEngineOptions): Promise<Onnx
   const C = config.embedDim;
   return {
     name: `onnxruntime-${provider}`,
-    // Measured: 'small' on 144x256x256 peaks at 2.3 GB (about 0.4 of the tfjs estimate per voxel).
-    bytesPerInputVoxel: Math.ceil(0.4 * bytesPerInputVoxel(config)),
+    bytesPerInputVoxel: onnxBytesPerInputVoxel(config),
     config,
     provider,
     attempts,
@@ -157,4 +155,22 @@ export async function createOnnxEngine(options: OnnxEngineOptions): Promise<Onnx
 
 function firstLine(e: unknown): string {
   return (e instanceof Error ? e.message : String(e)).split('\n')[0];
+}
+
+/**
+ * Peak bytes per input voxel of one ONNX Runtime run. ORT plans its buffers and reuses them, so its
+ * peak follows the largest activation rather than the sum of all layers (the tfjs estimate,
+ * embed-volume.ts bytesPerInputVoxel): two of the largest activation (a conv's input and output)
+ * plus the local embedding output and its copy out of ORT, float32. Measured on the 2 mm chest
+ * (256x256x144 padded, one tile, `sam bench-embed --tile-bytes 12e9`, process growth over the run
+ * including the assembled whole-volume embeddings): small 1.9 GB = 220 B/voxel (this model: 264),
+ * paper 2.7 GB = 307 B/voxel (this model: 648; the stem's 64-channel full-resolution output is not
+ * held twice).
+ */
+export function onnxBytesPerInputVoxel(config: SamConfig): number {
+  let largest = 0;
+  for (const l of convLayers(config))
+    largest = Math.max(largest, l.cout / (l.outStride[0] * l.outStride[1] * l.outStride[2]));
+  const s = outputStrides(config).local;
+  return Math.ceil(4 * (2 * largest + (2 * config.embedDim) / (s[0] * s[1] * s[2]) + 2));
 }

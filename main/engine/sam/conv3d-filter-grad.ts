@@ -102,11 +102,26 @@ export function conv3dFilterGradByTaps(
   }
 }
 
+/** A conv3d weight gradient: dL/dW from x and dy = dL/d(output), the filter's shape, strides and padding. */
+export type Conv3dFilterGrad = (
+  x: tf.Tensor5D,
+  dy: tf.Tensor5D,
+  filterShape: [number, number, number, number, number],
+  strides: Vec3,
+  pad: 'same' | 'valid',
+) => tf.Tensor5D;
+
 /**
  * tf.conv3d with the same value, and gradients: input by tfjs' Conv3DBackpropInputV2
- * (conv3dTranspose), filter by conv3dFilterGradByTaps.
+ * (conv3dTranspose), filter by `filterGrad`.
  */
-export function conv3dTapGrad(x: tf.Tensor5D, filter: tf.Tensor5D, strides: Vec3, pad: 'same' | 'valid'): tf.Tensor5D {
+export function conv3dWithFilterGrad(
+  x: tf.Tensor5D,
+  filter: tf.Tensor5D,
+  strides: Vec3,
+  pad: 'same' | 'valid',
+  filterGrad: Conv3dFilterGrad,
+): tf.Tensor5D {
   const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const [xi, wi] = args as [tf.Tensor5D, tf.Tensor5D];
     const save = args[2] as tf.GradSaveFunc;
@@ -116,10 +131,15 @@ export function conv3dTapGrad(x: tf.Tensor5D, filter: tf.Tensor5D, strides: Vec3
       const [xs, ws] = saved as [tf.Tensor5D, tf.Tensor5D];
       return [
         tf.conv3dTranspose(dy, ws, xs.shape, strides, pad),
-        conv3dFilterGradByTaps(xs, dy, ws.shape as [number, number, number, number, number], strides, pad),
+        filterGrad(xs, dy, ws.shape as [number, number, number, number, number], strides, pad),
       ];
     };
     return { value, gradFunc };
   });
   return f(x, filter) as tf.Tensor5D;
+}
+
+/** tf.conv3d whose filter gradient is conv3dFilterGradByTaps. */
+export function conv3dTapGrad(x: tf.Tensor5D, filter: tf.Tensor5D, strides: Vec3, pad: 'same' | 'valid'): tf.Tensor5D {
+  return conv3dWithFilterGrad(x, filter, strides, pad, conv3dFilterGradByTaps);
 }

@@ -57,18 +57,10 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
+import type { Conv3dFilterGrad } from './conv3d-filter-grad.ts';
 
 export type Vec3 = [number, number, number];
 export type Shape5 = [number, number, number, number, number];
-
-/** dL/dW of conv3d(x, W, strides, pad) from dy = dL/d(output), as conv3dFilterGradByTaps has it. */
-export type FilterGradFn = (
-  x: tf.Tensor5D,
-  dy: tf.Tensor5D,
-  filterShape: Shape5,
-  strides: Vec3,
-  pad: 'same' | 'valid',
-) => tf.Tensor5D;
 
 /**
  * Tile sizes of one program (see the header): TM voxels x TN channels per workgroup, K in chunks of
@@ -386,7 +378,7 @@ export function conv3dWgslForward(
 }
 
 /** tfjs' own filter gradient kernel (Conv3DBackpropFilterV2), as tf.conv3d's gradient calls it. */
-const builtinFilterGrad: FilterGradFn = (x, dy, filterShape, strides, pad) =>
+const builtinFilterGrad: Conv3dFilterGrad = (x, dy, filterShape, strides, pad) =>
   tf.engine().runKernel('Conv3DBackpropFilterV2', { x, dy }, {
     strides,
     pad,
@@ -403,7 +395,7 @@ export function conv3dWgsl(
   filter: tf.Tensor5D,
   strides: Vec3,
   pad: 'same' | 'valid',
-  filterGrad: FilterGradFn = builtinFilterGrad,
+  filterGrad: Conv3dFilterGrad = builtinFilterGrad,
 ): tf.Tensor5D {
   const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const [xi, wi] = args as [tf.Tensor5D, tf.Tensor5D];

@@ -19,6 +19,7 @@
  * - Storage: float32, or float16 (`fp16`): data is then a Uint16Array of IEEE half bits; read it with
  *   readEmbedding / embeddingFloat32 (never as numbers directly).
  */
+import { totalmem } from 'node:os';
 import { CancelledError } from '../errors.ts';
 import type { EmbeddingEngine } from '../compute/embedding-engine.ts';
 import { embeddingGrid } from '../train/patch-pairs.ts';
@@ -52,8 +53,9 @@ export interface EmbedOptions {
   /** Tile interior (z, y, x) in network-grid voxels, rounded up to multiples of the total stride. */
   tile?: Vec3;
   /**
-   * Memory budget of one tile's network run in bytes, estimated by bytesPerInputVoxel (default 2.5e9;
-   * used when `tile` is not given). Larger tiles recompute less of their margins.
+   * Memory budget of one tile's network run in bytes, estimated by bytesPerInputVoxel (default
+   * defaultTileBytes(): 40% of the machine's memory; used when `tile` is not given). Larger tiles
+   * recompute less of their margins.
    */
   maxTileBytes?: number;
   /** Margin (z, y, x) in network-grid voxels (default: the receptive-field radius; tests only). */
@@ -118,8 +120,19 @@ export interface Tile {
   end: Axis3;
 }
 
-/** Default memory budget of one tile (tfjs tensors). */
+/** Smallest default memory budget of one tile (and the budget where the machine's memory is unknown). */
 export const DEFAULT_TILE_BYTES = 2.5e9;
+
+/**
+ * Default memory budget of one tile on the CPU: 40% of the machine's memory, at least
+ * DEFAULT_TILE_BYTES. Tiles recompute their margins (the receptive field: about 100 voxels for the
+ * paper-size network), so a budget that splits a volume into many small tiles multiplies the work
+ * (the paper-size network on the 2 mm chest: 36 tiles at 2.5 GB with ONNX Runtime's estimate, one
+ * tile at 6.4 GB, i.e. on a 16 GB machine).
+ */
+export function defaultTileBytes(): number {
+  return Math.max(DEFAULT_TILE_BYTES, 0.4 * totalmem());
+}
 
 const ceilTo = (v: number, m: number) => Math.ceil(v / m) * m;
 
@@ -135,7 +148,7 @@ export function planTiles(
   let interior: number[];
   if (options.tile) interior = options.tile.map((v, a) => Math.max(T[a], ceilTo(v, T[a])));
   else {
-    const budget = (options.maxTileBytes ?? DEFAULT_TILE_BYTES) / (options.bytesPerVoxel ?? bytesPerInputVoxel(config));
+    const budget = (options.maxTileBytes ?? defaultTileBytes()) / (options.bytesPerVoxel ?? bytesPerInputVoxel(config));
     const choices = [0, 1, 2].map((a) => {
       const out: { I: number; tiles: number; maxIn: number; work: number }[] = [];
       const full = ceilTo(size[a], T[a]);

@@ -25,7 +25,8 @@
  *  - Top-down path: nearest upsampling (as mmdet FPN), lateral 1x1 only where channels differ.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { conv3dFilterGradByTaps, conv3dTapGrad } from './conv3d-filter-grad.ts';
+import { conv3dFilterGradByTaps, conv3dWithFilterGrad } from './conv3d-filter-grad.ts';
+import { conv3dFilterGradWgsl } from './conv3d-filter-grad-wgsl.ts';
 import { conv3dWgsl } from './conv3d-wgsl.ts';
 import { InputError } from '../errors.ts';
 import {
@@ -162,32 +163,41 @@ function effectiveKernel(w: SamWeights, l: ConvLayer, scale: number): tf.Tensor5
 
 /**
  * How the convolutions' weight gradients are computed: tfjs' Conv3DBackpropFilterV2 kernel
- * ('builtin'), or one matrix product per kernel tap ('taps', conv3d-filter-grad.ts). 'auto' (the
- * default) takes taps on WebGPU, where the built-in kernel is the bottleneck of training, and the
- * built-in kernel elsewhere (on tfjs-cpu the taps are 3-5x slower). Values are identical up to
- * rounding; $SAM_CONV_WGRAD sets the initial mode.
+ * ('builtin'), one matrix product per kernel tap ('taps', conv3d-filter-grad.ts) or one WGSL
+ * implicit-GEMM kernel ('wgsl', conv3d-filter-grad-wgsl.ts, WebGPU only). 'auto' (the default) takes
+ * the WGSL kernel on WebGPU, where the built-in kernel is the bottleneck of training: over the
+ * `small` network's layers on lavapipe it is 17-23x faster than the built-in kernel and 8-12x faster
+ * than the taps (README, "Training speed and the weight-gradient kernel"); elsewhere the built-in kernel
+ * (on tfjs-cpu the taps are 3-5x slower). Values are identical up to rounding; $SAM_CONV_WGRAD sets
+ * the initial mode.
  */
-export type FilterGradientMode = 'auto' | 'builtin' | 'taps';
+export type FilterGradientMode = 'auto' | 'builtin' | 'taps' | 'wgsl';
+export const FILTER_GRADIENT_MODES: readonly FilterGradientMode[] = ['auto', 'builtin', 'taps', 'wgsl'];
 let filterGradientMode: FilterGradientMode = parseFilterGradientMode(process.env.SAM_CONV_WGRAD);
 
 function parseFilterGradientMode(v: string | undefined): FilterGradientMode {
   if (v === undefined || v === '') return 'auto';
-  if (v === 'auto' || v === 'builtin' || v === 'taps') return v;
-  throw new Error(`SAM_CONV_WGRAD must be auto, builtin or taps (got '${v}')`);
+  if ((FILTER_GRADIENT_MODES as readonly string[]).includes(v)) return v as FilterGradientMode;
+  throw new Error(`SAM_CONV_WGRAD must be ${FILTER_GRADIENT_MODES.join(', ')} (got '${v}')`);
 }
 
 export function setFilterGradientMode(mode: FilterGradientMode): void {
   filterGradientMode = parseFilterGradientMode(mode);
 }
 
-export function filterGradientIsTaps(): boolean {
-  return filterGradientMode === 'taps' || (filterGradientMode === 'auto' && tf.getBackend() === 'webgpu');
+/** The method the current mode gives on the active backend. */
+export function filterGradientMethod(): Exclude<FilterGradientMode, 'auto'> {
+  const webgpu = tf.getBackend() === 'webgpu';
+  if (filterGradientMode === 'auto') return webgpu ? 'wgsl' : 'builtin';
+  if (filterGradientMode === 'wgsl' && !webgpu)
+    throw new Error(`weight-gradient mode 'wgsl' needs the webgpu backend (active: '${tf.getBackend()}')`);
+  return filterGradientMode;
 }
 
 /**
  * How the convolutions' forward pass runs: tfjs' Conv3D kernel ('builtin'; on WebGPU a naive
  * kernel) or the WGSL implicit matrix product of conv3d-wgsl.ts ('wgsl', WebGPU only; its
- * gradients are tfjs' and the filter gradient follows FilterGradientMode). 'auto' (the default)
+ * input gradient is tfjs' and the filter gradient follows FilterGradientMode). 'auto' (the default)
  * takes wgsl on WebGPU (5-6x the naive kernel's speed over the small network's layers on lavapipe)
  * and the built-in kernel elsewhere. $SAM_CONV_FORWARD sets the initial mode.
  */
@@ -208,16 +218,23 @@ export function convForwardIsWgsl(): boolean {
   return convForwardMode === 'wgsl' || (convForwardMode === 'auto' && tf.getBackend() === 'webgpu');
 }
 
+/**
+ * tf.conv3d with its forward pass by the current forward mode (convForwardIsWgsl) and its weight
+ * gradient by the current method (filterGradientMethod).
+ */
+export function conv3dTrainable(x: tf.Tensor5D, k: tf.Tensor5D, strides: Vec3, pad: 'same' | 'valid'): tf.Tensor5D {
+  const m = filterGradientMethod();
+  const filterGrad = m === 'builtin' ? undefined : m === 'taps' ? conv3dFilterGradByTaps : conv3dFilterGradWgsl;
+  if (convForwardIsWgsl()) return conv3dWgsl(x, k, strides, pad, filterGrad);
+  return filterGrad ? conv3dWithFilterGrad(x, k, strides, pad, filterGrad) : tf.conv3d(x, k, strides, pad);
+}
+
 function conv(x: tf.Tensor5D, w: SamWeights, l: ConvLayer, o: ConvOptions = {}): tf.Tensor5D {
   const out = o.outScale ?? 1;
   const k = effectiveKernel(w, l, (o.inScale ?? 1) * out);
   const b = w[`${l.name}.b`];
   const pad = o.pad ?? 'same';
-  const y = convForwardIsWgsl()
-    ? conv3dWgsl(x, k, l.convStride, pad, filterGradientIsTaps() ? conv3dFilterGradByTaps : undefined)
-    : filterGradientIsTaps()
-      ? conv3dTapGrad(x, k, l.convStride, pad)
-      : tf.conv3d(x, k, l.convStride, pad);
+  const y = conv3dTrainable(x, k, l.convStride, pad);
   return addChannelBias(y, out === 1 ? b : tf.mul(b, out));
 }
 

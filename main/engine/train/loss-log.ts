@@ -16,6 +16,13 @@ export interface LossRow {
   globalBA: number;
   lr: number;
   seconds: number;
+  /**
+   * Where the iteration's time went, seconds (not written to loss.csv): drawing and augmenting the
+   * patch pairs on the CPU; the mining forward pass and the negatives' selection (ends with a read
+   * back); the loss's forward and backward passes (ends with reading the loss); the optimiser's
+   * update (queued on a GPU: its work may finish during the next iteration's sampling).
+   */
+  phases?: { sample: number; mine: number; gradients: number; update: number };
 }
 
 const COLUMNS: (keyof LossRow)[] = [

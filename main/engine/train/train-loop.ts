@@ -134,6 +134,7 @@ export async function trainSam(
       for (const v of [pair.a, pair.b]) augmentPatch(v.image.data, v.image.size, rng, o.augment);
       pairs.push(pair);
     }
+    const tSampled = performance.now();
     const [px, py, pz] = pairs[0].a.image.size;
     const input = tf.tidy(() => {
       const buf = new Float32Array(2 * pairs.length * px * py * pz);
@@ -153,6 +154,7 @@ export async function trainSam(
     } finally {
       tf.dispose([first.local, first.global]);
     }
+    const tMined = performance.now();
     // Pass 2: the loss with those selections, differentiated with respect to every weight.
     let kept: tf.Scalar[] = [];
     const lossFn = (...ws: tf.Tensor[]): tf.Scalar => {
@@ -169,6 +171,7 @@ export async function trainSam(
     input.dispose();
     const total = (await value.data())[0];
     value.dispose();
+    const tGradients = performance.now();
     if (!Number.isFinite(total)) {
       grads.forEach((g) => g.dispose());
       throw new Error(`training diverged at iteration ${t}: loss is ${total} (lower the learning rate)`);
@@ -178,7 +181,20 @@ export async function trainSam(
     grads.forEach((g) => g.dispose());
     weights = stepped.weights;
     opt = stepped.state;
-    const row: LossRow = { iteration: t, total, ...terms, lr: stepped.lr, seconds: (performance.now() - tIter) / 1000 };
+    const tEnd = performance.now();
+    const row: LossRow = {
+      iteration: t,
+      total,
+      ...terms,
+      lr: stepped.lr,
+      seconds: (tEnd - tIter) / 1000,
+      phases: {
+        sample: (tSampled - tIter) / 1000,
+        mine: (tMined - tSampled) / 1000,
+        gradients: (tGradients - tMined) / 1000,
+        update: (tEnd - tGradients) / 1000,
+      },
+    };
     rows.push(row);
     log.append(row);
     const done = t - start;

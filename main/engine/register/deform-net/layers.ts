@@ -6,14 +6,13 @@
  * at a time; training uses batch 1).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { conv3dTapGrad } from '../../sam/conv3d-filter-grad.ts';
-import { filterGradientIsTaps } from '../../sam/network.ts';
+import { conv3dTrainable } from '../../sam/network.ts';
 
 /** 'same' conv (3x3x3 or 1x1x1 kernel) with bias (stride 1 or 2); the weight gradient as the SAM network computes it. */
 export function conv3(x: tf.Tensor5D, w: tf.Tensor, b: tf.Tensor, stride: 1 | 2): tf.Tensor5D {
   const k = w as tf.Tensor5D;
   const s: [number, number, number] = [stride, stride, stride];
-  const y = filterGradientIsTaps() ? conv3dTapGrad(x, k, s, 'same') : tf.conv3d(x, k, s, 'same');
+  const y = conv3dTrainable(x, k, s, 'same');
   return tf.add(y, b);
 }
 
