@@ -15,6 +15,7 @@ import { conv3dFilterGradByTaps } from '../../main/engine/sam/conv3d-filter-grad
 import {
   chooseTiles,
   conv3dWgsl,
+  defaultVariant,
   conv3dWgslForward,
   setConv3dWgslTiles,
   type Vec3,
@@ -139,58 +140,70 @@ async function webgpuOrSkip(t: { skip: (m: string) => void }): Promise<boolean> 
   return true;
 }
 
-test('conv3dWgsl needs the webgpu backend and says so', async () => {
+test('conv3dWgsl needs the webgpu backend and says so; its variant follows the adapter', async () => {
   await initTfBackend({ backend: 'cpu' });
   const x = tf.zeros([1, 2, 2, 2, 1]) as tf.Tensor5D;
   const w = tf.zeros([1, 1, 1, 1, 1]) as tf.Tensor5D;
   assert.throws(() => conv3dWgsl(x, w, [1, 1, 1], 'same'), /needs the tfjs 'webgpu' backend.*'cpu'/);
   tf.dispose([x, w]);
+  // the variant by adapter: direct on a CPU rasteriser (lavapipe's tfjs adapter info), staged on a GPU
+  assert.equal(defaultVariant({ adapterInfo: { vendor: 'mesa', architecture: 'software' } }), 'direct');
+  assert.equal(defaultVariant({ adapterInfo: { vendor: 'nvidia', architecture: 'hopper' } }), 'staged');
 });
 
-test('conv3dWgsl equals tf.conv3d on the CPU backend and a float64 sum (webgpu)', async (t) => {
+test('conv3dWgsl (both variants) equals tf.conv3d on the CPU backend and a float64 sum (webgpu)', async (t) => {
   if (!(await webgpuOrSkip(t))) return;
+  const VARIANTS = ['staged', 'direct'] as const;
   const modes = new Set<string>();
-  const results: { c: Case; gpu: Float32Array; xv: Float32Array; wv: Float32Array }[] = [];
-  for (const [n, c] of CASES.entries()) {
-    modes.add(chooseTiles(c.x[4], c.cout).mode);
-    const xv = randomValues(size(c.x), 10 + n);
-    const wv = randomValues(size([...c.k, c.x[4], c.cout]), 20 + n);
-    const x = tf.tensor5d(xv, c.x);
-    const w = tf.tensor5d(wv, [...c.k, c.x[4], c.cout]);
-    const y = conv3dWgslForward(x, w, c.strides, c.pad);
-    const info = tf.backend_util.computeConv3DInfo(c.x, w.shape, c.strides, 1, c.pad);
-    assert.deepEqual(y.shape, info.outShape, c.what);
-    const gpu = (await y.data()) as Float32Array;
-    // other tiles (4x4 register blocks, 64- and 32-voxel tiles; 'flat' for every Cin; the voxel
-    // tiles wrapped onto a second dispatch dimension, with surplus workgroups) give the same values
-    const otherTiles = [0, 2, 4, 9].includes(n)
-      ? [
-          { tm: 64, rm: 4, cn: 1 },
-          { mode: 'flat' as const, tn: 32 },
-          { tm: 32, rm: 4, maxWorkgroupsY: 3 },
-        ]
-      : [];
-    for (const tiles of otherTiles) {
-      setConv3dWgslTiles(tiles);
-      const y2 = conv3dWgslForward(x, w, c.strides, c.pad);
-      setConv3dWgslTiles({});
-      const e = maxRelError(await y2.data(), gpu);
-      assert.ok(e < 1e-6, `${c.what}: tiles ${JSON.stringify(tiles)} differ by ${e}`);
-      y2.dispose();
+  const results: { c: Case; variant: string; gpu: Float32Array; xv: Float32Array; wv: Float32Array }[] = [];
+  try {
+    for (const [n, c] of CASES.entries()) {
+      const xv = randomValues(size(c.x), 10 + n);
+      const wv = randomValues(size([...c.k, c.x[4], c.cout]), 20 + n);
+      const x = tf.tensor5d(xv, c.x);
+      const w = tf.tensor5d(wv, [...c.k, c.x[4], c.cout]);
+      const info = tf.backend_util.computeConv3DInfo(c.x, w.shape, c.strides, 1, c.pad);
+      for (const variant of VARIANTS) {
+        modes.add(`${variant} ${chooseTiles(c.x[4], c.cout, variant).mode}`);
+        setConv3dWgslTiles({ variant });
+        const y = conv3dWgslForward(x, w, c.strides, c.pad);
+        assert.deepEqual(y.shape, info.outShape, c.what);
+        const gpu = (await y.data()) as Float32Array;
+        // other tiles (4x4 register blocks, 64- and 32-voxel tiles; 'flat' for every Cin; the voxel
+        // tiles wrapped onto a second dispatch dimension, with surplus workgroups) give the same values
+        const otherTiles = [0, 2, 4, 9].includes(n)
+          ? [
+              { tm: 64, rm: 4, cn: 1 },
+              { mode: 'flat' as const, tn: 32 },
+              { tm: 32, rm: 4, maxWorkgroupsY: 3 },
+            ]
+          : [];
+        for (const tiles of otherTiles) {
+          setConv3dWgslTiles({ variant, ...tiles });
+          const y2 = conv3dWgslForward(x, w, c.strides, c.pad);
+          const e = maxRelError(await y2.data(), gpu);
+          assert.ok(e < 1e-6, `${c.what}: ${variant} tiles ${JSON.stringify(tiles)} differ by ${e}`);
+          y2.dispose();
+        }
+        results.push({ c, variant, gpu, xv, wv });
+        y.dispose();
+      }
+      tf.dispose([x, w]);
     }
-    results.push({ c, gpu, xv, wv });
-    tf.dispose([x, w, y]);
+  } finally {
+    setConv3dWgslTiles({});
   }
-  assert.deepEqual([...modes].sort(), ['flat', 'tap'], 'both ways of walking K are covered');
+  const covered = ['direct flat', 'direct tap', 'staged flat', 'staged tap'];
+  assert.deepEqual([...modes].sort(), covered, 'both ways of walking K are covered, in both variants');
   await initTfBackend({ backend: 'cpu' });
-  for (const { c, gpu, xv, wv } of results) {
+  for (const { c, variant, gpu, xv, wv } of results) {
     const x = tf.tensor5d(xv, c.x);
     const w = tf.tensor5d(wv, [...c.k, c.x[4], c.cout]);
     const y = tf.conv3d(x, w, c.strides, c.pad);
     const eCpu = maxRelError(gpu, await y.data());
     const e64 = maxRelError(gpu, reference64(xv, wv, c));
-    assert.ok(eCpu < 1e-5, `${c.what}: vs tf.conv3d on cpu, max relative error ${eCpu}`);
-    assert.ok(e64 < 1e-5, `${c.what}: vs float64, max relative error ${e64}`);
+    assert.ok(eCpu < 1e-5, `${c.what} (${variant}): vs tf.conv3d on cpu, max relative error ${eCpu}`);
+    assert.ok(e64 < 1e-5, `${c.what} (${variant}): vs float64, max relative error ${e64}`);
     tf.dispose([x, w, y]);
   }
 });

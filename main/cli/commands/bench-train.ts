@@ -22,7 +22,7 @@ import { initTfBackend, type TfBackendName } from '../../engine/compute/tf-backe
 import { convLayers, getSamConfig, type SamConfig, type Vec3 } from '../../engine/sam/config.ts';
 import { conv3dFilterGradByTaps } from '../../engine/sam/conv3d-filter-grad.ts';
 import { conv3dFilterGradWgsl } from '../../engine/sam/conv3d-filter-grad-wgsl.ts';
-import { conv3dWgslForward } from '../../engine/sam/conv3d-wgsl.ts';
+import { conv3dWgslForward, defaultVariant, setConv3dWgslTiles } from '../../engine/sam/conv3d-wgsl.ts';
 import { forwardCost } from '../../engine/sam/flops.ts';
 import { setFilterGradientMode, type FilterGradientMode } from '../../engine/sam/network.ts';
 import { loadTrainingSet } from '../../engine/train/dataset.ts';
@@ -104,17 +104,23 @@ async function benchKernels(config: SamConfig, patchZyx: Vec3, batch: number, me
 }
 
 /**
- * Each conv layer's forward pass, tfjs' built-in Conv3D vs the WGSL program, on the layer's shapes
- * for this patch (the stem 'valid' on its padded input, as the network runs it; the others 'same').
- * Best of two timed runs after a warm-up (pipeline compilation), each read back.
+ * Each conv layer's forward pass, tfjs' built-in Conv3D vs the WGSL program's two variants (direct
+ * and staged; the network uses the one marked default, by adapter), on the layer's shapes for this
+ * patch (the stem 'valid' on its padded input, as the network runs it; the others 'same'). Best of
+ * two timed runs after a warm-up (pipeline compilation), each read back.
  */
 async function benchForward(config: SamConfig, patchZyx: Vec3, batch: number): Promise<void> {
   const cost = forwardCost(config, patchZyx, batch);
-  const methods = ['builtin', 'wgsl'] as const;
-  const totals = { builtin: 0, wgsl: 0 };
+  const methods = ['builtin', 'wgsl-direct', 'wgsl-staged'] as const;
+  type M = (typeof methods)[number];
+  const totals: Record<M, number> = { builtin: 0, 'wgsl-direct': 0, 'wgsl-staged': 0 };
+  const used = `wgsl-${defaultVariant(tf.backend())}`;
   let flopsTotal = 0;
   let maxErr = 0;
-  console.log(`  forward convolutions, layer by layer (${batch} patches of ${[...patchZyx].reverse().join('x')}):`);
+  console.log(
+    `  forward convolutions, layer by layer (${batch} patches of ${[...patchZyx].reverse().join('x')}; ` +
+      `the network uses ${used} here):`,
+  );
   for (const [n, l] of convLayers(config).entries()) {
     const outShape = cost.layers[n].outShape;
     const stem = n === 0;
@@ -125,39 +131,48 @@ async function benchForward(config: SamConfig, patchZyx: Vec3, batch: number): P
     const flops = cost.layers[n].flops;
     flopsTotal += flops;
     const line: string[] = [];
-    const secs = { builtin: 0, wgsl: 0 };
+    const secs: Record<string, number> = {};
     const values: Record<string, Float32Array> = {};
     for (const m of methods) {
-      const run = () => (m === 'wgsl' ? conv3dWgslForward : tf.conv3d)(x, w, l.convStride, pad);
-      const warm = run();
-      values[m] = (await warm.data()) as Float32Array;
-      warm.dispose();
-      let s = Infinity;
-      for (let r = 0; r < 2; r++) {
-        const t0 = performance.now();
-        const y = run();
-        await y.data();
-        s = Math.min(s, (performance.now() - t0) / 1000);
-        y.dispose();
+      if (m !== 'builtin') setConv3dWgslTiles({ variant: m === 'wgsl-direct' ? 'direct' : 'staged' });
+      try {
+        const run = () => (m === 'builtin' ? tf.conv3d : conv3dWgslForward)(x, w, l.convStride, pad);
+        const warm = run();
+        values[m] = (await warm.data()) as Float32Array;
+        warm.dispose();
+        let s = Infinity;
+        for (let r = 0; r < 2; r++) {
+          const t0 = performance.now();
+          const y = run();
+          await y.data();
+          s = Math.min(s, (performance.now() - t0) / 1000);
+          y.dispose();
+        }
+        totals[m] += s;
+        secs[m] = s;
+        line.push(`${m} ${(s * 1000).toFixed(1)} ms (${(flops / s / 1e9).toPrecision(3)} GFLOP/s)`);
+      } finally {
+        setConv3dWgslTiles({});
       }
-      totals[m] += s;
-      secs[m] = s;
-      line.push(`${m} ${(s * 1000).toFixed(1)} ms (${(flops / s / 1e9).toPrecision(3)} GFLOP/s)`);
     }
     const scale = values.builtin.reduce((a, v) => Math.max(a, Math.abs(v)), 0) || 1;
-    maxErr = Math.max(maxErr, values.wgsl.reduce((a, v, i) => Math.max(a, Math.abs(v - values.builtin[i])), 0) / scale);
+    for (const m of methods.slice(1))
+      maxErr = Math.max(maxErr, values[m].reduce((a, v, i) => Math.max(a, Math.abs(v - values.builtin[i])), 0) / scale);
     tf.dispose([x, w]);
     console.log(
       `    ${l.name.padEnd(14)} ${l.kernel.join('x')} ${l.cin}->${l.cout}: ${line.join(', ')}; ` +
-        `wgsl ${(secs.builtin / secs.wgsl).toFixed(2)}x`,
+        `${used} ${(secs.builtin / secs[used]).toFixed(2)}x`,
     );
   }
   const sum = methods.map(
     (m) => `${m} ${totals[m].toFixed(3)} s (${(flopsTotal / totals[m] / 1e9).toPrecision(3)} GFLOP/s)`,
   );
+  console.log(`    all layers: ${sum.join(', ')}`);
   console.log(
-    `    all layers: ${sum.join(', ')}; wgsl ${(totals.builtin / totals.wgsl).toFixed(2)}x the built-in speed ` +
-      `(max difference ${maxErr.toExponential(1)} of the largest output)`,
+    `    speed relative to the built-in kernel: ${methods
+      .slice(1)
+      .map((m) => `${m} ${(totals.builtin / totals[m]).toFixed(2)}x`)
+      .join(', ')} (max difference ${maxErr.toExponential(1)} of the largest output)`,
   );
 }
 

@@ -72,6 +72,8 @@ export interface Conv3dTiles {
   tk: number;
   rm: number;
   cn: number;
+  /** 'staged': A and B tiles through workgroup memory; 'direct': each thread reads its operands from the buffers. */
+  variant: 'staged' | 'direct';
 }
 
 const KERNEL_NAME = 'SamConv3DWgsl';
@@ -89,21 +91,43 @@ export function setConv3dWgslTiles(t: TileOverride): void {
 }
 
 /**
- * The tiles used for a layer: TN = 16, 32 or 64 by Cout; TM = 128 voxels; 8 x 8 register blocks
- * (RM = 8 voxels x CN = 2 vec4s of channels), so 32, 64 or 128 threads; TK = 16 (TK = 32 would
- * exceed 16 KiB of workgroup memory at TM = 128 and measured no faster). 'tap' when Cin is a
- * multiple of 16, 'flat' otherwise.
+ * The tiles used for a layer. `variant` (unless overridden): 'direct' on a software adapter (a CPU
+ * rasteriser such as lavapipe: workgroup barriers are coroutine switches there and the direct
+ * variant measured 1.4x the staged one), 'staged' on a GPU (the usual tiled shape; unmeasured on a
+ * GPU so far, `sam bench-train` on WebGPU times both). TN = 16, 32 or 64 by Cout; 8 x 8 register
+ * blocks (RM = 8 voxels x CN = 2 vec4s of channels); TM = 128 voxels staged (32, 64 or 128
+ * threads), 64 direct (16, 32 or 64 threads; measured best on lavapipe); TK = 16 (TK = 32 would
+ * exceed 16 KiB of workgroup memory at TM = 128 and measured no faster). Staged: 'tap' when Cin is
+ * a multiple of 16, direct: when Cin is a multiple of 4; 'flat' otherwise.
  */
-export function chooseTiles(cin: number, cout: number): Conv3dTiles & { mode: Mode } {
+export function chooseTiles(
+  cin: number,
+  cout: number,
+  defaultVariant: Conv3dTiles['variant'] = 'staged',
+): Conv3dTiles & { mode: Mode } {
+  const variant = tileOverride.variant ?? defaultVariant;
   const tn = tileOverride.tn ?? (cout <= 16 ? 16 : cout <= 32 ? 32 : 64);
-  const tm = tileOverride.tm ?? 128;
+  const tm = tileOverride.tm ?? (variant === 'direct' ? 64 : 128);
   const rm = tileOverride.rm ?? 8;
   const cn = tileOverride.cn ?? 2;
   const tk = tileOverride.tk ?? 16;
+  if (variant === 'direct') {
+    const mode: Mode = tileOverride.mode ?? (cin % 4 === 0 ? 'tap' : 'flat');
+    if (mode === 'tap' && cin % 4 !== 0) throw new Error(`conv3dWgsl: 'tap' needs Cin a multiple of 4`);
+    return { tm, tn, tk, rm, cn, mode, variant };
+  }
   if ((tm * tk + tk * tn) * 4 + tm * 16 > SHARED_BYTES) throw new Error(`conv3dWgsl: tiles exceed workgroup memory`);
   const mode: Mode = tileOverride.mode ?? (cin % 16 === 0 && cin % tk === 0 ? 'tap' : 'flat');
   if (mode === 'tap' && cin % tk !== 0) throw new Error(`conv3dWgsl: 'tap' needs Cin a multiple of TK`);
-  return { tm, tn, tk, rm, cn, mode };
+  return { tm, tn, tk, rm, cn, mode, variant };
+}
+
+/** The default variant for a backend: 'direct' on a software adapter (lavapipe, SwiftShader), else 'staged'. */
+export function defaultVariant(backend: unknown): Conv3dTiles['variant'] {
+  const info = (backend as { adapterInfo?: { vendor?: string; architecture?: string } }).adapterInfo;
+  return info?.architecture === 'software' || /swiftshader|llvmpipe|lavapipe/i.test(info?.vendor ?? '')
+    ? 'direct'
+    : 'staged';
 }
 
 class Conv3DMMProgram implements WebGPUProgram {
@@ -144,10 +168,126 @@ class Conv3DMMProgram implements WebGPUProgram {
     this.outputComponent = ov;
     const k = [info.filterDepth, info.filterHeight, info.filterWidth];
     const s = [info.strideDepth, info.strideHeight, info.strideWidth];
-    this.shaderKey = `samConv3dMM_${t.mode}_${tm}_${tn}_${tk}_${rm}_${cn}_${k.join('x')}_${s.join('x')}_${cin}_${cout}`;
+    this.shaderKey = `samConv3dMM_${t.variant}_${t.mode}_${tm}_${tn}_${tk}_${rm}_${cn}_${k.join('x')}_${s.join('x')}_${cin}_${cout}`;
   }
 
   getUserCode(): string {
+    return this.t.variant === 'direct' ? this.directCode() : this.stagedCode();
+  }
+
+  /**
+   * The direct variant: no workgroup memory, no barriers. Each thread computes its RM x 4CN block
+   * reading A (vec4s of a voxel's channels in 'tap' mode, scalars in 'flat') and B (vec4s of a
+   * filter row) straight from the buffers; threads of a workgroup share rows and filter rows
+   * through the caches.
+   */
+  private directCode(): string {
+    const { tn, rm, cn, mode } = this.t;
+    const info = this.info;
+    const [KD, KH, KW] = [info.filterDepth, info.filterHeight, info.filterWidth];
+    const [SD, SH, SW] = [info.strideDepth, info.strideHeight, info.strideWidth];
+    const CIN = info.inChannels;
+    const COUT = info.outChannels;
+    const K = KD * KH * KW * CIN;
+    const WN = tn / 4 / cn;
+    const I = [...Array(rm).keys()];
+    const J = [...Array(cn).keys()];
+    const Q = [0, 1, 2, 3];
+    // columns past COUT read a valid filter column (clamped) and are never written
+    const readB = (k: string, j: number) =>
+      COUT % 4 === 0
+        ? `W[(${k}) * ${COUT / 4} + nb${j}]`
+        : `vec4<f32>(${Q.map((q) => `W[(${k}) * ${COUT} + min(nc${j} + ${q}, ${COUT - 1})]`).join(', ')})`;
+    const rowSetup = I.map(
+      (i) => `
+  var info${i} = vec4<i32>(-1073741824, 0, 0, 0);
+  {
+    let m = m0 + ty * ${rm} + ${i};
+    if (m < uniforms.M) {
+      let ox = m % uniforms.outDims.z;
+      let m1 = m / uniforms.outDims.z;
+      let oy = m1 % uniforms.outDims.y;
+      let m2 = m1 / uniforms.outDims.y;
+      let oz = m2 % uniforms.outDims.x;
+      let bt = m2 / uniforms.outDims.x;
+      info${i} = vec4<i32>(oz * ${SD} - uniforms.pads.x, oy * ${SH} - uniforms.pads.y, ox * ${SW} - uniforms.pads.z,
+                           bt * inD * inH * inW);
+    }
+  }`,
+    ).join('');
+    const rowOffset = (i: number, abc: [string, string, string]) => `
+      let iz${i} = info${i}.x + ${abc[0]};
+      let iy${i} = info${i}.y + ${abc[1]};
+      let ix${i} = info${i}.z + ${abc[2]};
+      let ok${i} = iz${i} >= 0 && iz${i} < inD && iy${i} >= 0 && iy${i} < inH && ix${i} >= 0 && ix${i} < inW;
+      let base${i} = select(0, info${i}.w + (iz${i} * inH + iy${i}) * inW + ix${i}, ok${i});`;
+    const fma = (i: number, j: number, a: string, q: number | null) =>
+      `acc${i}_${j} = fma(vec4<f32>(${a}${q === null ? '' : `.${'xyzw'[q]}`}), b${j}_${q ?? 0}, acc${i}_${j});`;
+    let body: string;
+    if (mode === 'tap') {
+      const C4 = CIN / 4;
+      body = `
+  for (var a = 0; a < ${KD}; a++) {
+    for (var b = 0; b < ${KH}; b++) {
+      for (var c = 0; c < ${KW}; c++) {
+        ${I.map((i) => rowOffset(i, ['a', 'b', 'c'])).join('')}
+        let k0 = ((a * ${KH} + b) * ${KW} + c) * ${CIN};
+        for (var c4 = 0; c4 < ${C4}; c4++) {
+          ${I.map((i) => `let a${i} = select(vec4<f32>(0.0), x[base${i} * ${C4} + c4], ok${i});`).join('\n')}
+          ${J.map((j) => Q.map((q) => `let b${j}_${q} = ${readB(`k0 + c4 * 4 + ${q}`, j)};`).join('\n')).join('\n')}
+          ${I.map((i) => J.map((j) => Q.map((q) => fma(i, j, `a${i}`, q)).join('\n')).join('\n')).join('\n')}
+        }
+      }
+    }
+  }`;
+    } else {
+      body = `
+  for (var k = 0; k < ${K}; k++) {
+    let tap = k / ${CIN};
+    let ci = k - tap * ${CIN};
+    let a = tap / ${KH * KW};
+    let bc = tap - a * ${KH * KW};
+    let b = bc / ${KW};
+    let c = bc - b * ${KW};
+    ${I.map((i) => rowOffset(i, ['a', 'b', 'c'])).join('')}
+    ${I.map((i) => `let a${i} = select(0.0, x[base${i} * ${CIN} + ci], ok${i});`).join('\n')}
+    ${J.map((j) => `let b${j}_0 = ${readB('k', j)};`).join('\n')}
+    ${I.map((i) => J.map((j) => fma(i, j, `a${i}`, null)).join('\n')).join('\n')}
+  }`;
+    }
+    const write = (i: number, j: number) => {
+      const store =
+        COUT % 4 === 0
+          ? `result[m * ${COUT / 4} + n / 4] = acc${i}_${j};`
+          : Q.map((q) => `if (n + ${q} < ${COUT}) { result[m * ${COUT} + n + ${q}] = acc${i}_${j}[${q}]; }`).join('\n');
+      return `{
+    let m = m0 + ty * ${rm} + ${i};
+    let n = nc${j};
+    if (m < uniforms.M && n < ${COUT}) {
+      ${store}
+    }
+  }`;
+    };
+    return `
+${main()} {
+  let t = i32(localIndex);
+  let tx = t % ${WN};
+  let ty = t / ${WN};
+  let inD = uniforms.inDims.x;
+  let inH = uniforms.inDims.y;
+  let inW = uniforms.inDims.z;
+  let m0 = (i32(workgroupId.z) * uniforms.tilesY + i32(workgroupId.y)) * ${this.t.tm};
+  let n0 = i32(workgroupId.x) * ${tn};
+  ${J.map((j) => `let nc${j} = n0 + (tx + ${j * WN}) * 4;`).join('\n')}
+  ${COUT % 4 === 0 ? J.map((j) => `let nb${j} = min(nc${j}, ${COUT - 4}) / 4;`).join('\n') : ''}
+  ${rowSetup}
+  ${I.map((i) => J.map((j) => `var acc${i}_${j} = vec4<f32>(0.0);`).join('\n')).join('\n')}
+  ${body}
+  ${I.map((i) => J.map((j) => write(i, j)).join('\n')).join('\n')}
+}`;
+  }
+
+  private stagedCode(): string {
     const { tm, tn, tk, rm, cn, mode } = this.t;
     const info = this.info;
     const [KD, KH, KW] = [info.filterDepth, info.filterHeight, info.filterWidth];
@@ -330,7 +470,7 @@ function kernelFunc({
   const { x, filter } = inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
   const { strides, pad } = attrs as unknown as KernelAttrs;
   const info = tf.backend_util.computeConv3DInfo(x.shape as Shape5, filter.shape as Shape5, strides, 1, pad);
-  const program = new Conv3DMMProgram(info, chooseTiles(info.inChannels, info.outChannels));
+  const program = new Conv3DMMProgram(info, chooseTiles(info.inChannels, info.outChannels, defaultVariant(backend)));
   const p = info.padInfo;
   const uniforms = [
     { type: 'int32', data: [info.inDepth, info.inHeight, info.inWidth] },
