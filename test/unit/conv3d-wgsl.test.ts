@@ -269,17 +269,21 @@ for (const [name, size] of [
   ['tiny', [16, 24, 20]],
   ['small', [16, 32, 32]],
 ] as const) {
-  test(`the ${name} network with WGSL convolutions gives the built-in embeddings and gradients (webgpu)`, async (t) => {
+  test(`the ${name} network with WGSL convolutions (both variants) gives the built-in embeddings and gradients (webgpu)`, async (t) => {
     if (!(await webgpuOrSkip(t))) return;
     try {
       const a = await network(name, [...size], 'builtin');
-      const b = await network(name, [...size], 'wgsl');
-      const maxDiff = (p: Float32Array, q: Float32Array) => p.reduce((m, v, i) => Math.max(m, Math.abs(v - q[i])), 0);
-      assert.ok(maxDiff(b.local, a.local) < 1e-4, `local embeddings differ by ${maxDiff(b.local, a.local)}`);
-      assert.ok(maxDiff(b.global, a.global) < 1e-4, `global embeddings differ by ${maxDiff(b.global, a.global)}`);
-      for (let k = 0; k < a.grads.length; k++) {
-        const e = maxRelError(b.grads[k], a.grads[k]);
-        assert.ok(e < 1e-3, `gradient of ${a.names[k]} differs: max relative error ${e}`);
+      for (const variant of ['direct', 'staged'] as const) {
+        setConv3dWgslTiles({ variant });
+        const b = await network(name, [...size], 'wgsl').finally(() => setConv3dWgslTiles({}));
+        const maxDiff = (p: Float32Array, q: Float32Array) => p.reduce((m, v, i) => Math.max(m, Math.abs(v - q[i])), 0);
+        const [dl, dg] = [maxDiff(b.local, a.local), maxDiff(b.global, a.global)];
+        assert.ok(dl < 1e-4, `${variant}: local embeddings differ by ${dl}`);
+        assert.ok(dg < 1e-4, `${variant}: global embeddings differ by ${dg}`);
+        for (let k = 0; k < a.grads.length; k++) {
+          const e = maxRelError(b.grads[k], a.grads[k]);
+          assert.ok(e < 1e-3, `${variant}: gradient of ${a.names[k]} differs: max relative error ${e}`);
+        }
       }
     } finally {
       await initTfBackend({ backend: 'cpu' });
