@@ -1,6 +1,7 @@
 /**
  * A 3D convolution forward pass for tfjs-webgpu written in WGSL: an implicit matrix product with
- * shared-memory tiles, run through tfjs-webgpu's own program mechanism (runWebGPUProgram).
+ * register blocks, operands staged through shared-memory tiles or read directly, run through
+ * tfjs-webgpu's own program mechanism (runWebGPUProgram).
  *
  * Why: tfjs-webgpu's Conv3D is a naive kernel (conv3d_naive_webgpu.js: one thread per output element
  * looping over kd*kh*kw*Cin, with two scalar buffer reads per multiply-add and no reuse between
@@ -14,8 +15,11 @@
  *   A[m, k] = x[b, z*sd + a - padFront, y*sh + b - padTop, x*sw + c - padLeft, ci], 0 outside the
  *   input: the tap shift, the stride and the zero padding ('same'/'valid', from tfjs'
  *   backend_util.computeConv3DInfo) are applied while loading, nothing is materialised.
- * A workgroup computes a TM x TN tile of the output (TM voxels x TN channels). It walks K in chunks
- * of TK: its threads copy the TM x TK slice of A and the TK x TN slice of B into workgroup memory
+ * A workgroup computes a TM x TN tile of the output (TM voxels x TN channels); every thread an
+ * RM x 4CN register block of it. Two variants:
+ *
+ * 'staged' (the classic GPU shape; default on GPUs). The workgroup walks K in chunks of TK: its
+ * threads copy the TM x TK slice of A and the TK x TN slice of B into workgroup memory
  * (coalesced: neighbouring threads read neighbouring vec4s of a voxel's channels, and of a filter
  * row), then every thread accumulates an RM x 4CN register block (RM voxels x CN vec4s of
  * channels, CN vec4s of B times a broadcast A value per multiply-add, unrolled into registers), so
@@ -28,24 +32,36 @@
  *    taps, measured no faster than 'tap' and was dropped.)
  * Filter and output are read and written as vec4 when Cout is a multiple of 4 (scalar otherwise).
  * Per-row data (the input corner and batch offset of every voxel of the tile) is computed once per
- * workgroup into workgroup memory. All shapes that fix loop bounds are compile-time constants of
+ * workgroup into workgroup memory.
+ *
+ * 'direct' (default on software adapters such as lavapipe). No workgroup memory and no barriers:
+ * each thread reads, per tap, its RM voxel rows (one bounds test per row and tap) and walks the
+ * channels, a vec4 of A per row and CN vec4s of 4 filter rows, straight from the buffers; the
+ * threads sharing rows or filter columns share them through the caches. 'tap' when Cin is a
+ * multiple of 4, else 'flat' (one k at a time, scalar A).
+ *
+ * Both variants: all shapes that fix loop bounds are compile-time constants of
  * the shader (one pipeline per layer shape, cached by tfjs); the spatial sizes and paddings are
  * uniforms, so the tiles of a large volume share pipelines. Voxel tiles go on dispatch y, wrapped
  * onto z past 65,535.
  *
  * Tiles: TN = 16, 32 or 64 by Cout (a 16-channel layer does not waste 3/4 of a 64-wide tile),
- * TM = 128 voxels, RM = 8 and CN = 2 (an 8 x 8 block per thread: 32, 64 or 128 threads per
- * workgroup), TK = 16 (workgroup memory 10-14 KiB, under WebGPU's default 16 KiB). On this CPU's
- * WebGPU (Dawn on Mesa lavapipe) the 8 x 8 blocks ran 1.5x faster than 4 x 4 ones; TM 64 vs 128 and
- * TK 16 vs 32 made no measurable difference. Against the naive kernel: 4.9-6.3x over the small
- * network's layers (README, "The forward convolution kernel"; `sam bench-train` on WebGPU).
- * On a large GPU (H100) this is the classic shape: ~10^4 workgroups for a whole CT at level 1
+ * RM = 8 and CN = 2 (an 8 x 8 block per thread), TM = 128 voxels staged (32, 64 or 128 threads per
+ * workgroup), 64 direct (16, 32 or 64); TK = 16 (workgroup memory 10-14 KiB, under WebGPU's default
+ * 16 KiB). On this CPU's WebGPU (Dawn on Mesa lavapipe): 8 x 8 blocks ran 1.5x faster than 4 x 4
+ * ones; TM 64 vs 128 and TK 16 vs 32 made no measurable difference for 'staged'; 'direct' ran
+ * 1.3-1.5x faster than 'staged' (barriers are coroutine switches in lavapipe), TM 64 best. Against
+ * the naive kernel over the small network's layers: direct 6.4-7.5x, staged 4.4-5.6x (README, "The
+ * forward convolution kernel"; `sam bench-train` on WebGPU times both variants per layer).
+ * On a large GPU (H100) 'staged' is the classic shape: ~10^4 workgroups for a whole CT at level 1
  * (1.2M voxels / 128 per tile), coalesced global reads, each A and B element read from global
  * memory once per tile column/row instead of once per output element, and 64 multiply-adds per 16
- * workgroup-memory reads; we expect the convolutions to move from the naive kernel's rate towards
- * that of tfjs' matrix programs, but that is unmeasured here. Its weak spot there: the deepest
- * levels (a few thousand voxels, K up to 27 x 512) make few workgroups that each walk all of K, so
- * a split-K variant would help the paper-size network; the small one spends little time there.
+ * workgroup-memory reads; 'direct' leans on the L1/L2 caches instead (its A reads are 16-byte
+ * pieces of different voxels across a warp). We expect either to move the convolutions from the
+ * naive kernel's rate towards that of tfjs' matrix programs, but that is unmeasured here, and so is
+ * which variant wins there. Weak spot on a GPU: the deepest levels (a few thousand voxels, K up to
+ * 27 x 512) make few workgroups that each walk all of K, so a split-K variant would help the
+ * paper-size network; the small one spends little time there.
  *
  * Differentiable: tf.customGrad, input gradient by tfjs' Conv3DBackpropInputV2 (tf.conv3dTranspose),
  * filter gradient by tfjs' Conv3DBackpropFilterV2 or by the caller's function (network.ts passes

@@ -198,7 +198,7 @@ export function filterGradientMethod(): Exclude<FilterGradientMode, 'auto'> {
  * How the convolutions' forward pass runs: tfjs' Conv3D kernel ('builtin'; on WebGPU a naive
  * kernel) or the WGSL implicit matrix product of conv3d-wgsl.ts ('wgsl', WebGPU only; its
  * input gradient is tfjs' and the filter gradient follows FilterGradientMode). 'auto' (the default)
- * takes wgsl on WebGPU (5-6x the naive kernel's speed over the small network's layers on lavapipe)
+ * takes wgsl on WebGPU (6-7x the naive kernel's speed over the small network's layers on lavapipe)
  * and the built-in kernel elsewhere. $SAM_CONV_FORWARD sets the initial mode.
  */
 export type ConvForwardMode = 'auto' | 'builtin' | 'wgsl';
