@@ -63,9 +63,10 @@
  * 27 x 512) make few workgroups that each walk all of K, so a split-K variant would help the
  * paper-size network; the small one spends little time there.
  *
- * Differentiable: tf.customGrad, input gradient by tfjs' Conv3DBackpropInputV2 (tf.conv3dTranspose),
- * filter gradient by tfjs' Conv3DBackpropFilterV2 or by the caller's function (network.ts passes
- * the per-tap matrix products when it uses them), so only the forward pass changes.
+ * Differentiable: tf.customGrad, input gradient by this same program with the flipped, transposed
+ * filter for stride-1 'same' convolutions (conv3dInputGrad; tfjs' Conv3DBackpropInputV2 for the
+ * strided stems), filter gradient by tfjs' Conv3DBackpropFilterV2 or by the caller's function
+ * (network.ts passes the WGSL weight-gradient kernel on WebGPU).
  *
  * Layout: NDHWC [B, D, H, W, C], filters [kd, kh, kw, Cin, Cout], dilation 1 (tf.conv3d's order).
  * The program sees x as [B*D*H*W, Cin], the filter as [K, Cout] and writes [M, Cout] (free
@@ -542,8 +543,40 @@ const builtinFilterGrad: Conv3dFilterGrad = (x, dy, filterShape, strides, pad) =
   } as unknown as tf.NamedAttrMap) as tf.Tensor5D;
 
 /**
+ * dL/dx of conv3d(x, W, strides, pad) given dy. A stride-1 'same' convolution with an odd kernel is
+ * its own transpose up to the filter: dx = conv3d_same(dy, W'), W'[a, b, c, o, i] =
+ * W[kd-1-a, kh-1-b, kw-1-c, i, o] (flipped taps, channels swapped), so it runs on the WGSL forward
+ * program instead of tfjs' naive Conv3DBackpropInputV2 (the next bottleneck of training on WebGPU
+ * once the forward and the weight gradient are fast). Other convolutions (the strided stems) keep
+ * tf.conv3dTranspose.
+ */
+export function conv3dInputGrad(
+  dy: tf.Tensor5D,
+  filter: tf.Tensor5D,
+  xShape: Shape5,
+  strides: Vec3,
+  pad: 'same' | 'valid',
+): tf.Tensor5D {
+  const [kd, kh, kw, cin, cout] = filter.shape;
+  const same = pad === 'same' || (kd === 1 && kh === 1 && kw === 1);
+  if (!(same && strides.every((s) => s === 1) && kd % 2 === 1 && kh % 2 === 1 && kw % 2 === 1))
+    return tf.conv3dTranspose(dy, filter, xShape, strides, pad);
+  const flipped = tf.tidy(() => {
+    // at rank 4 and 3: tfjs-webgpu cannot index rank-5 coordinates
+    const r = tf.reverse(tf.reshape(filter, [kd, kh, kw, cin * cout]), [0, 1, 2]);
+    const t = tf.transpose(tf.reshape(r, [kd * kh * kw, cin, cout]), [0, 2, 1]);
+    return tf.reshape(t, [kd, kh, kw, cout, cin]) as tf.Tensor5D;
+  });
+  try {
+    return conv3dWgslForward(dy, flipped, [1, 1, 1], 'same');
+  } finally {
+    flipped.dispose();
+  }
+}
+
+/**
  * tf.conv3d(x, filter, strides, pad) (NDHWC, filter [kd, kh, kw, Cin, Cout], dilation 1) with the
- * forward pass in WGSL; needs the webgpu backend. Gradients: input by tf.conv3dTranspose, filter by
+ * forward pass in WGSL; needs the webgpu backend. Gradients: input by conv3dInputGrad, filter by
  * `filterGrad` (default tfjs' Conv3DBackpropFilterV2).
  */
 export function conv3dWgsl(
@@ -560,7 +593,7 @@ export function conv3dWgsl(
     save([xi, wi]);
     const gradFunc = (dy: tf.Tensor5D, saved: tf.Tensor[]) => {
       const [xs, ws] = saved as [tf.Tensor5D, tf.Tensor5D];
-      return [tf.conv3dTranspose(dy, ws, xs.shape, strides, pad), filterGrad(xs, dy, ws.shape as Shape5, strides, pad)];
+      return [conv3dInputGrad(dy, ws, xs.shape, strides, pad), filterGrad(xs, dy, ws.shape as Shape5, strides, pad)];
     };
     return { value, gradFunc };
   });
