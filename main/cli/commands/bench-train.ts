@@ -212,6 +212,18 @@ export const benchTrainCommand: Command = {
     const patchZyx: Vec3 = [patch[2], patch[1], patch[0]];
     for (const name of values.config.split(',')) {
       const config = getSamConfig(name);
+      // a throw-away run: Adam, seed 0, no checkpoints
+      const runOptions = (runDir: string, n: number) => ({
+        config,
+        runDir,
+        iterations: n,
+        batchPairs: batch,
+        seed: 0,
+        optimizer: { ...ADAM },
+        checkpointEvery: 1e9,
+        resume: false,
+        patch: { patchSize: patch },
+      });
       const fwd = forwardCost(config, patchZyx).flops;
       console.log(
         `${config.name}: ${(fwd / 1e9).toFixed(2)} GFLOP per patch forward; one iteration of ${batch} pair(s) = ` +
@@ -225,17 +237,7 @@ export const benchTrainCommand: Command = {
         setFilterGradientMode(m as FilterGradientMode);
         const dir = mkdtempSync(join(tmpdir(), 'sam-bench-train-'));
         try {
-          const r = await trainSam(cases, {
-            config,
-            runDir: dir,
-            iterations: iterations + 1,
-            batchPairs: batch,
-            seed: 0,
-            optimizer: { ...ADAM },
-            checkpointEvery: 1e9,
-            resume: false,
-            patch: { patchSize: patch },
-          });
+          const r = await trainSam(cases, runOptions(dir, iterations + 1));
           const secs = r.rows.slice(1).map((row) => row.seconds);
           const s = median(secs);
           console.log(
@@ -257,18 +259,7 @@ export const benchTrainCommand: Command = {
       if (values.profile) {
         const dir = mkdtempSync(join(tmpdir(), 'sam-bench-train-'));
         try {
-          const run = () =>
-            trainSam(cases, {
-              config,
-              runDir: dir,
-              iterations: 1,
-              batchPairs: batch,
-              seed: 0,
-              optimizer: { ...ADAM },
-              checkpointEvery: 1e9,
-              resume: false,
-              patch: { patchSize: patch },
-            });
+          const run = () => trainSam(cases, runOptions(dir, 1));
           await run(); // shaders compiled before the profiled iteration
           rmSync(dir, { recursive: true, force: true });
           const t0 = performance.now();

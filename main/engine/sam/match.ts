@@ -205,20 +205,33 @@ export async function matchPoints(
     }
   }
 
-  if (options.cycleCheck) {
-    const back = await matchPoints(query, template, voxelCentres, {
-      ...options,
-      cycleCheck: false,
-      returnMap: false,
-      minScore: undefined,
-    });
-    const thr = options.cycleThresholdMm ?? 10;
-    results.forEach((r, n) => {
-      const b = back[n].location;
-      const p = points[n];
-      r.cycleErrorMm = Math.hypot(b[0] - p[0], b[1] - p[1], b[2] - p[2]);
-      if (!(r.cycleErrorMm <= thr)) r.accepted = false;
-    });
-  }
+  if (options.cycleCheck)
+    applyCycleCheck(
+      results,
+      points,
+      await matchPoints(query, template, voxelCentres, backMatchOptions(options)),
+      options,
+    );
   return results;
+}
+
+/** The options of the cycle check's backward matching: the forward ones without map, threshold or recursion. */
+export function backMatchOptions<O extends MatchOptions>(options: O): O {
+  return { ...options, cycleCheck: false, returnMap: false, minScore: undefined };
+}
+
+/** Records each point's forward-backward distance and rejects those farther than the threshold (default 10 mm). */
+export function applyCycleCheck(
+  results: PointMatch[],
+  points: Vec3[],
+  back: PointMatch[],
+  options: MatchOptions,
+): void {
+  const thr = options.cycleThresholdMm ?? 10;
+  results.forEach((r, n) => {
+    const b = back[n].location;
+    const p = points[n];
+    r.cycleErrorMm = Math.hypot(b[0] - p[0], b[1] - p[1], b[2] - p[2]);
+    if (!(r.cycleErrorMm <= thr)) r.accepted = false;
+  });
 }

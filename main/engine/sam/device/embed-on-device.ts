@@ -134,20 +134,7 @@ export async function embedVolumeOnDevice(
     tf.dispose([...pieces[which].values()]);
     return { ...g, components: config.embedDim, stride: [...stride] as Vec3, data };
   };
-  const global = level('global', strides.global);
-  const local = level('local', strides.local);
-  const derived = new Map<string, tf.Tensor>();
-  return {
-    global,
-    local,
-    backend: tf.getBackend(),
-    derived,
-    source: volume.meta.source ?? 'volume',
-    dispose() {
-      tf.dispose([global.data, local.data, ...derived.values()]);
-      derived.clear();
-    },
-  };
+  return deviceEmbedded(level('global', strides.global), level('local', strides.local), volume.meta.source ?? 'volume');
 }
 
 /** The part of a tile's output [1, d, h, w, C] inside the tile's interior, as [d', h', w', C]. */
@@ -188,15 +175,18 @@ export function toDevice(e: EmbeddedVolume): DeviceEmbedded {
     stride: [...v.stride] as Vec3,
     data: tf.tensor2d(embeddingFloat32(v), [v.data.length / v.components, v.components]),
   });
-  const global = one(e.global);
-  const local = one(e.local);
+  return deviceEmbedded(one(e.global), one(e.local), e.global.meta.source ?? 'embedding');
+}
+
+/** The two levels on the active backend, with the derived-tensor cache and disposal. */
+function deviceEmbedded(global: DeviceEmbeddingLevel, local: DeviceEmbeddingLevel, source: string): DeviceEmbedded {
   const derived = new Map<string, tf.Tensor>();
   return {
     global,
     local,
     backend: tf.getBackend(),
     derived,
-    source: e.global.meta.source ?? 'embedding',
+    source,
     dispose() {
       tf.dispose([global.data, local.data, ...derived.values()]);
       derived.clear();

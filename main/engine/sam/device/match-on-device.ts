@@ -23,7 +23,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { CancelledError, InputError } from '../../errors.ts';
 import { indexToWorld, worldToIndex } from '../../volume/geometry.ts';
 import { makeVolume, type Vec3 } from '../../volume/volume.ts';
-import type { MatchOptions, PointMatch } from '../match.ts';
+import { applyCycleCheck, backMatchOptions, type MatchOptions, type PointMatch } from '../match.ts';
 import { cellTables } from '../similarity-grid.ts';
 import type { DeviceEmbedded, DeviceEmbeddingLevel } from './embed-on-device.ts';
 
@@ -295,20 +295,12 @@ export async function matchPointsOnDevice(
     }
   }
 
-  if (options.cycleCheck) {
-    const back = await matchPointsOnDevice(query, template, voxelCentres, {
-      ...options,
-      cycleCheck: false,
-      returnMap: false,
-      minScore: undefined,
-    });
-    const thr = options.cycleThresholdMm ?? 10;
-    results.forEach((r, n) => {
-      const b = back[n].location;
-      const p = points[n];
-      r.cycleErrorMm = Math.hypot(b[0] - p[0], b[1] - p[1], b[2] - p[2]);
-      if (!(r.cycleErrorMm <= thr)) r.accepted = false;
-    });
-  }
+  if (options.cycleCheck)
+    applyCycleCheck(
+      results,
+      points,
+      await matchPointsOnDevice(query, template, voxelCentres, backMatchOptions(options)),
+      options,
+    );
   return results;
 }
