@@ -8,6 +8,7 @@ import {
   embedVolume,
   embeddingFloat32,
   halfTable,
+  largestTensorBytesPerVoxel,
   planTiles,
   receptiveRadius,
   toHalf,
@@ -116,6 +117,17 @@ test('tile planning: aligned tiles cover the volume once; the default fits the m
   // an explicit tile is rounded up to the total stride
   const p = planTiles(small, [30, 40, 40], { tile: [5, 20, 40] });
   assert.deepEqual(p[0].end, [8, 32, 40]);
+  // a device that caps one buffer (WebGPU: 128 MB on lavapipe, GBs on desktop GPUs): every tile's
+  // largest tensor fits it
+  const cap = 512 * 2 ** 20;
+  const capped = planTiles(small, size, { maxTileBytes: 64e9, maxTensorBytes: cap });
+  const uncapped = planTiles(small, size, { maxTileBytes: 64e9 });
+  assert.equal(uncapped.length, 1);
+  assert.ok(capped.length > 1, `${capped.length} tiles`);
+  for (const t of capped) {
+    const voxels = [0, 1, 2].reduce((v, a) => v * (t.inEnd[a] - t.inStart[a]), 1);
+    assert.ok(voxels * largestTensorBytesPerVoxel(small) <= cap, `tile of ${voxels} voxels`);
+  }
 });
 
 test('embedding is cancellable between tiles and refuses non-CT input', async () => {
@@ -129,4 +141,21 @@ test('embedding is cancellable between tiles and refuses non-CT input', async ()
   );
   const mr = { ...vol, data: new Float32Array(vol.data.length).fill(300) };
   await assert.rejects(embedVolume(mr, engine), /not a CT in Hounsfield units/);
+});
+
+test('a device whose buffers are too small for one tile is refused by name, never run', async () => {
+  const ct = await exampleCt2mm();
+  const vol = cropIndex(ct, [0, 40, 60], [64, 104, 76]);
+  const engine = await tinyEngine(3);
+  const tiny = engine.config;
+  const tiles = planTiles(tiny, [vol.size[2], vol.size[1], vol.size[0]], { maxTileBytes: 64e9 });
+  const voxels = Math.max(...tiles.map((t) => [0, 1, 2].reduce((v, a) => v * (t.inEnd[a] - t.inStart[a]), 1)));
+  // a cap below the smallest tile that keeps its receptive-field margins
+  await assert.rejects(
+    () => embedVolume({ ...vol, meta: { ...vol.meta, source: 'crop.nii.gz' } }, engine, { maxTensorBytes: 1000 }),
+    /crop\.nii\.gz: one tile of the 'tiny' network needs a [\d.]+ MB tensor; this device holds at most 0 MB in one buffer/,
+  );
+  // a cap that one whole tile fits: the embedding runs
+  const e = await embedVolume(vol, engine, { maxTensorBytes: voxels * largestTensorBytesPerVoxel(tiny) + 1 });
+  assert.ok(e.local.data.length > 0);
 });

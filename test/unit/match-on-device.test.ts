@@ -196,6 +196,13 @@ test('device embedding (tiled) equals embedVolume; device matching equals matchP
       () => matchPointsOnDevice(da, { ...db, local: { ...db.local, components: 7 } }, pts),
       /channel counts/,
     );
+    // a device whose buffers cannot hold a whole level: a clear refusal naming the volume, not garbage
+    const levelBytes = da.local.data.size * 4;
+    await assert.rejects(
+      () => embedVolumeOnDevice(p.a, { config, weights }, { maxTensorBytes: levelBytes - 4 }),
+      (e: Error) =>
+        /local embedding \(\d+x\d+x\d+ x 8\) needs [\d.]+ MB in one buffer; this device allows/.test(e.message),
+    );
   } finally {
     da.dispose();
     db.dispose();

@@ -29,6 +29,11 @@ export interface EmbeddingEngine {
    */
   readonly bytesPerInputVoxel?: number;
   /**
+   * The largest tensor one run may hold, bytes, where the device caps a buffer (WebGPU's
+   * maxStorageBufferBindingSize); whole-volume embedding keeps every tile under it.
+   */
+  readonly maxTensorBytes?: number;
+  /**
    * Seconds for the network alone on a block of this size ([D, H, W]), the outputs reduced on the
    * device so that nothing but a scalar is read back (benchmarks: separates the network from the
    * transfer of its outputs). Optional.

@@ -171,3 +171,18 @@ export async function resolve(specifier, context, next) {
 function message(e: unknown): string {
   return e instanceof Error ? e.message.split('\n')[0] : String(e);
 }
+
+/**
+ * The largest tensor the active tfjs backend can hold in one buffer, bytes: on WebGPU the device's
+ * maxStorageBufferBindingSize / maxBufferSize (128 MB on lavapipe and by the WebGPU defaults, GBs on
+ * desktop GPUs); undefined on backends without such a limit. A larger tensor is not an exception
+ * there: Dawn reports a validation error and the kernel's output is garbage, so whole-volume
+ * embedding sizes its tiles by this (sam/embed-volume.ts planTiles).
+ */
+export function maxTensorBytes(): number | undefined {
+  if (tf.getBackend() !== 'webgpu') return undefined;
+  const limits = (tf.backend() as unknown as { device?: { limits?: Record<string, number> } }).device?.limits;
+  if (!limits) return undefined;
+  const m = Math.min(limits.maxStorageBufferBindingSize ?? Infinity, limits.maxBufferSize ?? Infinity);
+  return Number.isFinite(m) ? m : undefined;
+}

@@ -10,8 +10,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.ts';
 import type { SamConfig, Vec3 } from '../sam/config.ts';
 import { checkWeights, forward, type SamWeights } from '../sam/network.ts';
+import { largestTensorBytesPerVoxel } from '../sam/embed-volume.ts';
 import type { EmbeddingEngine, EngineOutput } from './embedding-engine.ts';
-import { initTfBackend, type TfBackendName } from './tf-backend.ts';
+import { initTfBackend, maxTensorBytes, type TfBackendName } from './tf-backend.ts';
 
 export interface TfjsEngineOptions {
   config: SamConfig;
@@ -26,14 +27,27 @@ export async function createTfjsEngine(options: TfjsEngineOptions): Promise<Embe
   else await tf.ready();
   checkWeights(config, weights);
   const backend = tf.getBackend();
+  const cap = maxTensorBytes();
+  /** A block whose tensors would not fit one buffer is refused: WebGPU would compute garbage, not throw. */
+  const checkTensorCap = (size: Vec3) => {
+    const need = size[0] * size[1] * size[2] * largestTensorBytesPerVoxel(config);
+    if (cap !== undefined && need > cap)
+      throw new InputError(
+        `tfjs-${backend} engine`,
+        `a block of [${size}] voxels needs tensors of ${(need / 2 ** 20).toFixed(0)} MB; this device holds at most ` +
+          `${(cap / 2 ** 20).toFixed(0)} MB in one buffer (smaller tiles: embedVolume plans them by this limit)`,
+      );
+  };
   return {
     name: `tfjs-${backend}`,
     config,
+    maxTensorBytes: maxTensorBytes(),
     async run(input: Float32Array, size: Vec3): Promise<EngineOutput> {
       if (!size.every((n) => Number.isInteger(n) && n >= 1))
         throw new InputError('tfjs engine input', `size must be three positive integers (got [${size}])`);
       if (input.length !== size[0] * size[1] * size[2])
         throw new InputError('tfjs engine input', `${input.length} values for a block of [${size}]`);
+      checkTensorCap(size);
       const x = tf.tensor5d(input, [1, ...size, 1], 'float32');
       let o: ReturnType<typeof forward> | undefined;
       try {
@@ -52,6 +66,7 @@ export async function createTfjsEngine(options: TfjsEngineOptions): Promise<Embe
       }
     },
     async timeNetwork(size: Vec3): Promise<number> {
+      checkTensorCap(size);
       const x = tf.zeros([1, ...size, 1], 'float32') as tf.Tensor5D;
       try {
         const t0 = performance.now();

@@ -20,7 +20,7 @@
  *   readEmbedding / embeddingFloat32 (never as numbers directly).
  */
 import { totalmem } from 'node:os';
-import { CancelledError } from '../errors.ts';
+import { CancelledError, InputError } from '../errors.ts';
 import type { EmbeddingEngine } from '../compute/embedding-engine.ts';
 import { embeddingGrid } from '../train/patch-pairs.ts';
 import { requireCt, normalizeForNetwork } from '../volume/intensity.ts';
@@ -60,6 +60,8 @@ export interface EmbedOptions {
   maxTileBytes?: number;
   /** Margin (z, y, x) in network-grid voxels (default: the receptive-field radius; tests only). */
   margin?: Vec3;
+  /** Largest tensor of one run, bytes (default: the engine's maxTensorBytes, e.g. WebGPU's buffer cap). */
+  maxTensorBytes?: number;
   fp16?: boolean;
   onProgress?: (p: EmbedProgress) => void;
   signal?: AbortSignal;
@@ -111,6 +113,43 @@ export function bytesPerInputVoxel(config: SamConfig): number {
   return 4 * (3 * sum + 4 * config.embedDim * per(outputStrides(config).local)) + 32;
 }
 
+/**
+ * Bytes per input voxel of the largest single tensor of a run (the tile's input, the widest layer's
+ * output, the local embedding), with 15% for the padding to whole strides and the stem's margins:
+ * with a backend that caps one buffer (WebGPU: maxTensorBytes() in compute/tf-backend.ts), tiles
+ * must keep this under the cap.
+ */
+export function largestTensorBytesPerVoxel(config: SamConfig): number {
+  const per = (s: Vec3) => 1 / (s[0] * s[1] * s[2]);
+  let largest = Math.max(1, config.embedDim * per(outputStrides(config).local));
+  for (const l of convLayers(config)) largest = Math.max(largest, l.cout * per(l.outStride));
+  return 4 * largest * 1.15;
+}
+
+/**
+ * Refuses a plan whose largest tile would not fit the device's buffer cap: there is no smaller correct
+ * tile (each needs its receptive-field margins: for the `small` network at least about 44x208x208
+ * input voxels, 141 MB for its local embedding), and a WebGPU device computes garbage rather than
+ * throwing when a tensor exceeds the cap.
+ */
+export function checkTilesFit(
+  config: SamConfig,
+  tiles: Tile[],
+  maxTensorBytes: number | undefined,
+  source: string,
+): void {
+  if (maxTensorBytes === undefined) return;
+  const voxels = Math.max(...tiles.map((t) => [0, 1, 2].reduce((v, a) => v * (t.inEnd[a] - t.inStart[a]), 1)));
+  const need = voxels * largestTensorBytesPerVoxel(config);
+  if (need > maxTensorBytes)
+    throw new InputError(
+      source,
+      `one tile of the '${config.name}' network needs a ${(need / 2 ** 20).toFixed(0)} MB tensor; this device holds at ` +
+        `most ${(maxTensorBytes / 2 ** 20).toFixed(0)} MB in one buffer (WebGPU maxStorageBufferBindingSize): embed on ` +
+        `the CPU instead (--device onnx)`,
+    );
+}
+
 export interface Tile {
   /** Network input block [inStart, inEnd) (z, y, x). */
   inStart: Axis3;
@@ -140,7 +179,7 @@ const ceilTo = (v: number, m: number) => Math.ceil(v / m) * m;
 export function planTiles(
   config: SamConfig,
   size: Axis3,
-  options: { tile?: Vec3; maxTileBytes?: number; margin?: Vec3; bytesPerVoxel?: number } = {},
+  options: { tile?: Vec3; maxTileBytes?: number; margin?: Vec3; bytesPerVoxel?: number; maxTensorBytes?: number } = {},
 ): Tile[] {
   const T = outputStrides(config).total;
   const R = receptiveRadius(config);
@@ -148,7 +187,11 @@ export function planTiles(
   let interior: number[];
   if (options.tile) interior = options.tile.map((v, a) => Math.max(T[a], ceilTo(v, T[a])));
   else {
-    const budget = (options.maxTileBytes ?? defaultTileBytes()) / (options.bytesPerVoxel ?? bytesPerInputVoxel(config));
+    // input voxels of one tile: within the memory budget, and every tensor within one buffer's cap
+    const budget = Math.min(
+      (options.maxTileBytes ?? defaultTileBytes()) / (options.bytesPerVoxel ?? bytesPerInputVoxel(config)),
+      (options.maxTensorBytes ?? Infinity) / largestTensorBytesPerVoxel(config),
+    );
     const choices = [0, 1, 2].map((a) => {
       const out: { I: number; tiles: number; maxIn: number; work: number }[] = [];
       const full = ceilTo(size[a], T[a]);
@@ -235,7 +278,9 @@ export async function embedVolume(
     return { ...v, storage: fp16 ? 'float16' : 'float32', stride: [...stride] as Vec3 };
   };
   const out = { global: make(strides.global, 'global'), local: make(strides.local, 'local') };
-  const tiles = planTiles(config, size, { ...options, bytesPerVoxel: engine.bytesPerInputVoxel });
+  const cap = options.maxTensorBytes ?? engine.maxTensorBytes;
+  const tiles = planTiles(config, size, { ...options, bytesPerVoxel: engine.bytesPerInputVoxel, maxTensorBytes: cap });
+  checkTilesFit(config, tiles, cap, volume.meta.source ?? 'volume');
   for (let t = 0; t < tiles.length; t++) {
     if (options.signal?.aborted) throw new CancelledError('embedding');
     const tile = tiles[t];

@@ -12,7 +12,8 @@
  * embed-volume.ts (embeddingGrid of the LPS network grid). The caller owns the result: dispose() it.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { CancelledError } from '../../errors.ts';
+import { CancelledError, InputError } from '../../errors.ts';
+import { maxTensorBytes } from '../../compute/tf-backend.ts';
 import { embeddingGrid } from '../../train/patch-pairs.ts';
 import type { Geometry } from '../../volume/geometry.ts';
 import { requireCt } from '../../volume/intensity.ts';
@@ -20,6 +21,7 @@ import { makeVolume, type Vec3, type Volume } from '../../volume/volume.ts';
 import { outputStrides, type SamConfig } from '../config.ts';
 import {
   DEFAULT_TILE_BYTES,
+  checkTilesFit,
   embeddingFloat32,
   networkGrid,
   planTiles,
@@ -58,6 +60,8 @@ export interface EmbedOnDeviceOptions {
   /** Memory budget of one tile's network run (default 2.5e9 bytes; a large GPU takes far more). */
   maxTileBytes?: number;
   margin?: Vec3;
+  /** Largest tensor, bytes (default: the device's buffer cap, compute/tf-backend.ts maxTensorBytes). */
+  maxTensorBytes?: number;
   onProgress?: (p: EmbedProgress) => void;
   signal?: AbortSignal;
 }
@@ -74,12 +78,30 @@ export async function embedVolumeOnDevice(
   const grid = networkGrid(volume, options.spacingMm ?? 2);
   const size: Vec3 = [grid.size[2], grid.size[1], grid.size[0]];
   const strides = outputStrides(config);
+  const cap = options.maxTensorBytes ?? maxTensorBytes();
   const tiles = planTiles(config, size, {
     tile: options.tile,
     maxTileBytes: options.maxTileBytes ?? DEFAULT_TILE_BYTES,
     margin: options.margin,
+    maxTensorBytes: cap,
   });
-  const input = networkInputOnDevice(volume, grid);
+  checkTilesFit(config, tiles, cap, volume.meta.source ?? 'volume');
+  // each level is one tensor here (and the matcher adds the global level upsampled to the local grid)
+  for (const [what, stride] of [
+    ['local', strides.local],
+    ['global', strides.global],
+  ] as const) {
+    const g = embeddingGrid(grid, stride);
+    const bytes = g.size[0] * g.size[1] * g.size[2] * config.embedDim * 4;
+    if (cap !== undefined && bytes > cap)
+      throw new InputError(
+        volume.meta.source ?? 'volume',
+        `its ${what} embedding (${g.size.join('x')} x ${config.embedDim}) needs ${(bytes / 2 ** 20).toFixed(0)} MB in one ` +
+          `buffer; this device allows ${(cap / 2 ** 20).toFixed(0)} MB (WebGPU maxStorageBufferBindingSize): embed it in ` +
+          `tiles read back to the CPU instead (embedVolume; sam match --device onnx)`,
+      );
+  }
+  const input = networkInputOnDevice(volume, grid, cap);
   // interiors of each tile's outputs, by tile position (z, y, x) for assembling by concatenation
   const pieces = { global: new Map<string, tf.Tensor4D>(), local: new Map<string, tf.Tensor4D>() };
   const starts = [0, 1, 2].map((a) => [...new Set(tiles.map((t) => t.start[a]))].sort((p, q) => p - q));

@@ -21,6 +21,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { CancelledError, InputError } from '../../errors.ts';
+import { maxTensorBytes } from '../../compute/tf-backend.ts';
 import { indexToWorld, worldToIndex } from '../../volume/geometry.ts';
 import { makeVolume, type Vec3 } from '../../volume/volume.ts';
 import { applyCycleCheck, backMatchOptions, type MatchOptions, type PointMatch } from '../match.ts';
@@ -28,7 +29,7 @@ import { cellTables } from '../similarity-grid.ts';
 import type { DeviceEmbedded, DeviceEmbeddingLevel } from './embed-on-device.ts';
 
 export interface DeviceMatchOptions extends Omit<MatchOptions, 'backend' | 'blockSize'> {
-  /** Bytes of gathered embedding rows per block of points (default 256 MB). */
+  /** Bytes of gathered embedding rows per block of points (default 256 MB; each level's under the device's buffer cap). */
   maxBlockBytes?: number;
 }
 
@@ -160,7 +161,17 @@ export async function matchPointsOnDevice(
   const ql = query.local.data;
   // points per block: the window rows gathered for a block stay under the budget
   const W = exhaustive ? Vl : topK * h.reduce((p, x) => p * (Math.floor(2 * x + 2e-6) + 1), 1);
-  const block = Math.max(1, Math.min(4096, Math.floor((options.maxBlockBytes ?? 256e6) / (W * (C + CL) * 4))));
+  // points per block: the gathered rows (both levels) within maxBlockBytes, each gathered tensor under
+  // the device's buffer cap
+  const perPoint = W * 4;
+  const block = Math.max(
+    1,
+    Math.min(
+      4096,
+      Math.floor((options.maxBlockBytes ?? 256e6) / (perPoint * (C + CL))),
+      Math.floor((maxTensorBytes() ?? Infinity) / (perPoint * Math.max(C, CL))),
+    ),
+  );
   const results: PointMatch[] = [];
   const voxelCentres: Vec3[] = [];
   const lv = (v: number): Vec3 => [v % li, Math.floor(v / li) % lj, Math.floor(v / (li * lj))];

@@ -12,7 +12,8 @@
  *   signed permutation), trilinear interpolation separates into three 1-D passes, each a pair of
  *   gathers along one axis and a lerp, in the CPU code's order (x, then y, then z; a + (b - a) f).
  *   Points outside the voxel-centre hull (1e-6 voxel slack, as resample.ts) get the fill value.
- * - An oblique volume is resampled on the CPU and uploaded (the same numbers, slower).
+ * - An oblique volume, or one larger than the device's buffer cap, is resampled on the CPU and
+ *   uploaded (the same numbers, slower).
  * Equal to the CPU path within float32 rounding (test/unit/embed-on-device.test.ts, on a RAS-flipped
  * real CT).
  */
@@ -69,10 +70,14 @@ function axisTable(n: number, scale: number, offset: number, count: number) {
   return { lo, hi, f, inside };
 }
 
-/** Normalised network input [D, H, W] of a CT in HU on `grid` (the caller disposes it). */
-export function networkInputOnDevice(volume: Volume, grid: Geometry): tf.Tensor3D {
+/**
+ * Normalised network input [D, H, W] of a CT in HU on `grid` (the caller disposes it). `maxTensorBytes`:
+ * the device's buffer cap; a source volume larger than it is resampled on the CPU.
+ */
+export function networkInputOnDevice(volume: Volume, grid: Geometry, maxTensorBytes = Infinity): tf.Tensor3D {
   const m = targetToSource(grid, volume);
-  const map = axisMap(m);
+  const sourceBytes = 4 * volume.size[0] * volume.size[1] * volume.size[2];
+  const map = sourceBytes <= maxTensorBytes ? axisMap(m) : null;
   const n = SAM_NORMALIZATION;
   const scale = (n.outMax - n.outMin) / (n.inMax - n.inMin);
   const normalise = (x: tf.Tensor3D) =>
