@@ -139,6 +139,24 @@ export function chooseTiles(
   return { tm, tn, tk, rm, cn, mode, variant };
 }
 
+/**
+ * WGSL: for output row `m` (flat output voxel, x fastest, then y, z, batch) below uniforms.M, set
+ * `target` to its input corner (z, y, x: the output index times the stride, minus the padding) and
+ * its batch offset; both variants of the program start their rows with it.
+ */
+function voxelCorner(target: string, [sd, sh, sw]: Vec3): string {
+  return `if (m < uniforms.M) {
+      let ox = m % uniforms.outDims.z;
+      let m1 = m / uniforms.outDims.z;
+      let oy = m1 % uniforms.outDims.y;
+      let m2 = m1 / uniforms.outDims.y;
+      let oz = m2 % uniforms.outDims.x;
+      let bt = m2 / uniforms.outDims.x;
+      ${target} = vec4<i32>(oz * ${sd} - uniforms.pads.x, oy * ${sh} - uniforms.pads.y, ox * ${sw} - uniforms.pads.z,
+        bt * inD * inH * inW);
+    }`;
+}
+
 /** The default variant for a backend: 'direct' on a software adapter (lavapipe, SwiftShader), else 'staged'. */
 export function defaultVariant(backend: unknown): Conv3dTiles['variant'] {
   const info = (backend as { adapterInfo?: { vendor?: string; architecture?: string } }).adapterInfo;
@@ -220,16 +238,7 @@ class Conv3DMMProgram implements WebGPUProgram {
   var info${i} = vec4<i32>(-1073741824, 0, 0, 0);
   {
     let m = m0 + ty * ${rm} + ${i};
-    if (m < uniforms.M) {
-      let ox = m % uniforms.outDims.z;
-      let m1 = m / uniforms.outDims.z;
-      let oy = m1 % uniforms.outDims.y;
-      let m2 = m1 / uniforms.outDims.y;
-      let oz = m2 % uniforms.outDims.x;
-      let bt = m2 / uniforms.outDims.x;
-      info${i} = vec4<i32>(oz * ${SD} - uniforms.pads.x, oy * ${SH} - uniforms.pads.y, ox * ${SW} - uniforms.pads.z,
-                           bt * inD * inH * inW);
-    }
+    ${voxelCorner(`info${i}`, [SD, SH, SW])}
   }`,
     ).join('');
     const rowOffset = (i: number, abc: [string, string, string]) => `
@@ -447,16 +456,7 @@ ${main()} {
   for (var r = t; r < ${tm}; r += ${NT}) {
     let m = m0 + r;
     var info = vec4<i32>(-1073741824, 0, 0, 0);
-    if (m < uniforms.M) {
-      let ox = m % uniforms.outDims.z;
-      let m1 = m / uniforms.outDims.z;
-      let oy = m1 % uniforms.outDims.y;
-      let m2 = m1 / uniforms.outDims.y;
-      let oz = m2 % uniforms.outDims.x;
-      let bt = m2 / uniforms.outDims.x;
-      info = vec4<i32>(oz * ${SD} - uniforms.pads.x, oy * ${SH} - uniforms.pads.y, ox * ${SW} - uniforms.pads.z,
-                       bt * inD * inH * inW);
-    }
+    ${voxelCorner('info', [SD, SH, SW])}
     rowInfo[r] = info;
   }
   ${I.map((i) => J.map((j) => `var acc${i}_${j} = vec4<f32>(0.0);`).join('\n')).join('\n')}
