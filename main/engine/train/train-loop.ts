@@ -6,7 +6,6 @@
  * (seed, t), so a resumed run continues exactly as an uninterrupted one would.
  * Checkpoints every N iterations, at the end, and when cancelled (AbortSignal).
  */
-import { yieldToEventLoop } from '../util/yield.ts';
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.ts';
 import type { SamConfig } from '../sam/config.ts';
@@ -19,7 +18,8 @@ import { LossLog, type LossRow } from './loss-log.ts';
 import { mineSamBatch, type NegativeOptions } from './negatives.ts';
 import { createOptimizerState, optimizerStep, type OptimizerOptions } from './optimizer.ts';
 import { samplePatchPair, type PatchPair, type PatchPairOptions } from './patch-pairs.ts';
-import { createRng } from './rng.ts';
+import type { Rng } from './rng.ts';
+import { runIterations, type IterationProgress, type IterationsResult } from './run-iterations.ts';
 
 export interface TrainOptions {
   config: SamConfig;
@@ -42,29 +42,14 @@ export interface TrainOptions {
   init?: { file: string; weights: SamWeights };
 }
 
-export interface TrainProgress {
-  iteration: number;
-  iterations: number;
-  row: LossRow;
-  /** Iterations per second over this session's iterations. */
-  rate: number;
-  etaSeconds: number;
-}
+export type TrainProgress = IterationProgress<LossRow>;
 
-export interface TrainResult {
-  iteration: number;
-  stopped: 'done' | 'cancelled';
-  checkpoint: string;
-  rows: LossRow[];
-}
+export type TrainResult = IterationsResult<LossRow>;
 
 /** Options that define the run: a resume must use the same ones (iterations and checkpointEvery may change). */
 const RUN_DEFINING = ['seed', 'batchPairs', 'optimizer', 'patch', 'negatives', 'augment', 'tau'] as const;
 
-/** The RNG seed of iteration t: independent streams per iteration, reproducible on resume. */
-export function iterationSeed(seed: number, t: number): number {
-  return (Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(t, 0x85ebca6b)) >>> 0;
-}
+export { iterationSeed } from './run-iterations.ts';
 
 export async function trainSam(
   cases: TrainingCase[],
@@ -94,15 +79,15 @@ export async function trainSam(
   log.start();
   const names = Object.keys(weights);
   const t0 = performance.now();
-  let lastCheckpoint = '';
-  const checkpoint = async (iteration: number): Promise<void> => {
-    lastCheckpoint = await saveCheckpoint(o.runDir, o.config, weights, opt, {
+  const checkpoint = async (iteration: number): Promise<string> => {
+    const dir = await saveCheckpoint(o.runDir, o.config, weights, opt, {
       iteration,
       elapsedSeconds: elapsedBefore + (performance.now() - t0) / 1000,
       options: { ...o, config: o.config.name, init: o.init?.file },
     });
     log.plot(rows);
-    hooks.onCheckpoint?.(lastCheckpoint);
+    hooks.onCheckpoint?.(dir);
+    return dir;
   };
 
   const release = (): void => {
@@ -111,18 +96,8 @@ export async function trainSam(
     if (opt.v) disposeWeights(opt.v);
   };
 
-  let t: number;
-  for (t = start + 1; t <= o.iterations; t++) {
-    // The CPU backend's awaits resolve as microtasks: without this, Ctrl-C is seen only at the end.
-    await yieldToEventLoop();
-    if (hooks.signal?.aborted) {
-      t--;
-      await checkpoint(t);
-      release();
-      return { iteration: t, stopped: 'cancelled', checkpoint: lastCheckpoint, rows };
-    }
+  const step = async (t: number, rng: Rng): Promise<LossRow> => {
     const tIter = performance.now();
-    const rng = createRng(iterationSeed(o.seed, t));
     const pairs: PatchPair[] = [];
     for (let p = 0; p < o.batchPairs; p++) {
       // A pair without positives (the official 20% of independently placed patches that miss each
@@ -195,15 +170,19 @@ export async function trainSam(
         update: (tEnd - tGradients) / 1000,
       },
     };
-    rows.push(row);
-    log.append(row);
-    const done = t - start;
-    const rate = done / ((performance.now() - t0) / 1000);
-    hooks.onProgress?.({ iteration: t, iterations: o.iterations, row, rate, etaSeconds: (o.iterations - t) / rate });
-    if (t % o.checkpointEvery === 0 && t < o.iterations) await checkpoint(t);
-  }
-  t = Math.max(start, o.iterations);
-  await checkpoint(t);
-  release();
-  return { iteration: t, stopped: 'done', checkpoint: lastCheckpoint, rows };
+    return row;
+  };
+  return runIterations({
+    start,
+    iterations: o.iterations,
+    checkpointEvery: o.checkpointEvery,
+    seed: o.seed,
+    log,
+    rows,
+    signal: hooks.signal,
+    onProgress: hooks.onProgress,
+    checkpoint,
+    release,
+    step,
+  });
 }

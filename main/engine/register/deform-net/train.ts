@@ -11,7 +11,6 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../../errors.ts';
-import { yieldToEventLoop } from '../../util/yield.ts';
 import { applyAffine, indexToWorldMatrix } from '../../volume/geometry.ts';
 import type { Vec3 } from '../../volume/volume.ts';
 import { changedRunOptions, saveCheckpoint, startRun, type WeightsIo } from '../../train/checkpoint.ts';
@@ -22,8 +21,8 @@ import {
   type OptimizerOptions,
   type OptimizerState,
 } from '../../train/optimizer.ts';
-import { createRng } from '../../train/rng.ts';
-import { iterationSeed } from '../../train/train-loop.ts';
+import type { Rng } from '../../train/rng.ts';
+import { runIterations, type IterationProgress, type IterationsResult } from '../../train/run-iterations.ts';
 import type { DeformNetConfig } from './config.ts';
 import { sampleTensors, voxelToWorld } from './inputs.ts';
 import { warp } from './layers.ts';
@@ -89,20 +88,9 @@ export interface TrainRegOptions {
   init?: { file: string; weights: DeformNetWeights };
 }
 
-export interface TrainRegProgress {
-  iteration: number;
-  iterations: number;
-  row: RegLossRow;
-  rate: number;
-  etaSeconds: number;
-}
+export type TrainRegProgress = IterationProgress<RegLossRow>;
 
-export interface TrainRegResult {
-  iteration: number;
-  stopped: 'done' | 'cancelled';
-  checkpoint: string;
-  rows: RegLossRow[];
-}
+export type TrainRegResult = IterationsResult<RegLossRow>;
 
 export const DEFORM_IO: WeightsIo<DeformNetConfig> = {
   save: saveDeformNet,
@@ -152,9 +140,8 @@ export async function trainDeformNet(
   log.start();
   const names = Object.keys(weights);
   const t0 = performance.now();
-  let lastCheckpoint = '';
-  const checkpoint = async (iteration: number): Promise<void> => {
-    lastCheckpoint = await saveCheckpoint(
+  const checkpoint = async (iteration: number): Promise<string> => {
+    const dir = await saveCheckpoint(
       o.runDir,
       o.config,
       weights,
@@ -167,7 +154,8 @@ export async function trainDeformNet(
       DEFORM_IO,
     );
     log.plot(rows);
-    hooks.onCheckpoint?.(lastCheckpoint);
+    hooks.onCheckpoint?.(dir);
+    return dir;
   };
   const release = (): void => {
     disposeDeformWeights(weights);
@@ -175,17 +163,8 @@ export async function trainDeformNet(
     if (opt.v) disposeDeformWeights(opt.v);
   };
   const L = o.loss;
-  let t: number;
-  for (t = start + 1; t <= o.iterations; t++) {
-    await yieldToEventLoop();
-    if (hooks.signal?.aborted) {
-      t--;
-      await checkpoint(t);
-      release();
-      return { iteration: t, stopped: 'cancelled', checkpoint: lastCheckpoint, rows };
-    }
+  const step = async (t: number, rng: Rng): Promise<RegLossRow> => {
     const tIter = performance.now();
-    const rng = createRng(iterationSeed(o.seed, t));
     const c = cases[rng.int(0, cases.length)];
     const ts = makeTrainingSample(c, rng, {
       ...o.sample,
@@ -256,15 +235,19 @@ export async function trainDeformNet(
       lr: stepped.lr,
       seconds: (performance.now() - tIter) / 1000,
     };
-    rows.push(row);
-    log.append(row);
-    const done = t - start;
-    const rate = done / ((performance.now() - t0) / 1000);
-    hooks.onProgress?.({ iteration: t, iterations: o.iterations, row, rate, etaSeconds: (o.iterations - t) / rate });
-    if (t % o.checkpointEvery === 0 && t < o.iterations) await checkpoint(t);
-  }
-  t = Math.max(start, o.iterations);
-  await checkpoint(t);
-  release();
-  return { iteration: t, stopped: 'done', checkpoint: lastCheckpoint, rows };
+    return row;
+  };
+  return runIterations({
+    start,
+    iterations: o.iterations,
+    checkpointEvery: o.checkpointEvery,
+    seed: o.seed,
+    log,
+    rows,
+    signal: hooks.signal,
+    onProgress: hooks.onProgress,
+    checkpoint,
+    release,
+    step,
+  });
 }

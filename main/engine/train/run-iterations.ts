@@ -1,0 +1,73 @@
+/**
+ * The skeleton both training loops share (train-loop.ts for SAM, register/deform-net/train.ts for the
+ * SAM-deform network): iterations start + 1 .. iterations, each with its own RNG seeded by
+ * (seed, t) so a resumed run continues as an uninterrupted one would; the event loop gets a turn
+ * before each (tfjs-cpu's awaits are microtasks: without it Ctrl-C would be seen only at the end);
+ * on cancellation the last finished iteration is checkpointed; each row is logged, progress reported
+ * with rate and ETA, a checkpoint written every `checkpointEvery` iterations and at the end; the
+ * caller's `release` frees the weights once the run stops either way.
+ */
+import { yieldToEventLoop } from '../util/yield.ts';
+import type { LossLog } from './loss-log.ts';
+import { createRng, type Rng } from './rng.ts';
+
+export interface IterationProgress<R> {
+  iteration: number;
+  iterations: number;
+  row: R;
+  /** Iterations per second over this session's iterations. */
+  rate: number;
+  etaSeconds: number;
+}
+
+export interface IterationsResult<R> {
+  iteration: number;
+  stopped: 'done' | 'cancelled';
+  checkpoint: string;
+  rows: R[];
+}
+
+/** The RNG seed of iteration t: independent streams per iteration, reproducible on resume. */
+export function iterationSeed(seed: number, t: number): number {
+  return (Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(t, 0x85ebca6b)) >>> 0;
+}
+
+export async function runIterations<R extends { iteration: number; total: number }>(o: {
+  /** Last iteration already done (0, or the resumed checkpoint's). */
+  start: number;
+  iterations: number;
+  checkpointEvery: number;
+  seed: number;
+  log: LossLog<R>;
+  /** Rows so far (a resumed run's), appended to. */
+  rows: R[];
+  signal?: AbortSignal;
+  onProgress?: (p: IterationProgress<R>) => void;
+  /** Save a checkpoint after iteration t; returns its folder. */
+  checkpoint: (t: number) => Promise<string>;
+  release: () => void;
+  /** One iteration: returns its row. */
+  step: (t: number, rng: Rng) => Promise<R>;
+}): Promise<IterationsResult<R>> {
+  const { start, rows } = o;
+  const t0 = performance.now();
+  let t: number;
+  for (t = start + 1; t <= o.iterations; t++) {
+    await yieldToEventLoop();
+    if (o.signal?.aborted) {
+      const dir = await o.checkpoint(t - 1);
+      o.release();
+      return { iteration: t - 1, stopped: 'cancelled', checkpoint: dir, rows };
+    }
+    const row = await o.step(t, createRng(iterationSeed(o.seed, t)));
+    rows.push(row);
+    o.log.append(row);
+    const rate = (t - start) / ((performance.now() - t0) / 1000);
+    o.onProgress?.({ iteration: t, iterations: o.iterations, row, rate, etaSeconds: (o.iterations - t) / rate });
+    if (t % o.checkpointEvery === 0 && t < o.iterations) await o.checkpoint(t);
+  }
+  t = Math.max(start, o.iterations);
+  const dir = await o.checkpoint(t);
+  o.release();
+  return { iteration: t, stopped: 'done', checkpoint: dir, rows };
+}
