@@ -12,6 +12,7 @@ import { computeConfidence } from '../confidence-actions.ts';
 import { reviewable } from '../review-actions.ts';
 import { useApp } from '../store/index.ts';
 import type { Vec3 } from '../store/view.ts';
+import { Checkbox } from './Checkbox.tsx';
 
 const pct = (x: number) => (Number.isFinite(x) ? `${x.toFixed(1)} %` : '–');
 const mm = (p: readonly number[]) => p.map((x) => x.toFixed(1)).join(', ');
@@ -101,16 +102,14 @@ export function ConfidencePanel(): React.JSX.Element | null {
             .join(', ')}
         </span>
       )}
-      <label>
-        <input
-          data-testid="overlay-confidence"
-          type="checkbox"
-          disabled={!c}
-          checked={s.show}
-          onChange={(e) => app.showMap(e.target.checked ? 'confidence' : null)}
-        />{' '}
+      <Checkbox
+        testId="overlay-confidence"
+        disabled={!c}
+        checked={s.show}
+        onChange={(checked) => app.showMap(checked ? 'confidence' : null)}
+      >
         confidence map
-      </label>
+      </Checkbox>
       <span
         data-testid="qa-flags"
         data-flags={flags ? JSON.stringify(flags) : ''}
@@ -123,16 +122,14 @@ export function ConfidencePanel(): React.JSX.Element | null {
             ? `QA: ${flags.length} flag${flags.length > 1 ? 's' : ''}: ${flags.map((f) => f.message).join('; ')}`
             : `QA: nothing flagged${c ? '' : ' (Jacobian only; no confidence map yet)'}`}
       </span>
-      <label>
-        <input
-          data-testid="track-mode"
-          type="checkbox"
-          disabled={!s.samModel || !s.live}
-          checked={s.trackMode}
-          onChange={(e) => app.setTrack({ trackMode: e.target.checked })}
-        />{' '}
+      <Checkbox
+        testId="track-mode"
+        disabled={!s.samModel || !s.live}
+        checked={s.trackMode}
+        onChange={(checked) => app.setTrack({ trackMode: checked })}
+      >
         track points (double-click)
-      </label>
+      </Checkbox>
       {t && (
         <span data-testid="tracked" data-tracked={JSON.stringify(t)}>
           ({mm(t.point)}) → moving ({mm(t.matched)}) score {t.score.toFixed(3)}

@@ -11,6 +11,7 @@ import { useApp } from '../store/index.ts';
 import { JACOBIAN_STOPS, magnitudeScaleMm, magnitudeStops, residualStops } from '../views/color-maps.ts';
 import { pairResidualScaleMm } from '../views/overlay-geometry.ts';
 import { Legend } from './Legend.tsx';
+import { Checkbox } from './Checkbox.tsx';
 
 export function OverlayPanel(): React.JSX.Element | null {
   const s = useApp(
@@ -40,46 +41,38 @@ export function OverlayPanel(): React.JSX.Element | null {
   const magMm = magnitudeScaleMm(s.maxMm);
   return (
     <section className="panel side-panel" data-testid="overlay-panel">
-      <label>
-        <input
-          data-testid="overlay-pairs"
-          type="checkbox"
-          disabled={!s.pairs?.length}
-          checked={s.showPairs}
-          onChange={(e) => s.setShowPairs(e.target.checked)}
-        />{' '}
+      <Checkbox
+        testId="overlay-pairs"
+        disabled={!s.pairs?.length}
+        checked={s.showPairs}
+        onChange={(checked) => s.setShowPairs(checked)}
+      >
         affine pairs (±{((s.gridMm ?? 24) / 2).toFixed(0)} mm slab)
-      </label>
-      <label>
-        <input
-          data-testid="overlay-coarse-pairs"
-          type="checkbox"
-          disabled={!s.coarse?.length}
-          checked={s.showCoarse}
-          onChange={(e) => s.setShowCoarse(e.target.checked)}
-        />{' '}
+      </Checkbox>
+      <Checkbox
+        testId="overlay-coarse-pairs"
+        disabled={!s.coarse?.length}
+        checked={s.showCoarse}
+        onChange={(checked) => s.setShowCoarse(checked)}
+      >
         coarse pairs{s.coarse?.length ? ` (${s.coarse.length})` : ''}
-      </label>
-      <label>
-        <input
-          data-testid="overlay-glyphs"
-          type="checkbox"
-          disabled={!s.live}
-          checked={s.showGlyphs}
-          onChange={(e) => s.setShowGlyphs(e.target.checked)}
-        />{' '}
+      </Checkbox>
+      <Checkbox
+        testId="overlay-glyphs"
+        disabled={!s.live}
+        checked={s.showGlyphs}
+        onChange={(checked) => s.setShowGlyphs(checked)}
+      >
         arrows u(x)
-      </label>
-      <label>
-        <input
-          data-testid="overlay-grid"
-          type="checkbox"
-          disabled={!s.live}
-          checked={s.showGrid}
-          onChange={(e) => s.setShowGrid(e.target.checked)}
-        />{' '}
+      </Checkbox>
+      <Checkbox
+        testId="overlay-grid"
+        disabled={!s.live}
+        checked={s.showGrid}
+        onChange={(checked) => s.setShowGrid(checked)}
+      >
         deformed grid
-      </label>
+      </Checkbox>
       <label>
         every{' '}
         <input

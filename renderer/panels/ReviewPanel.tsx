@@ -8,6 +8,7 @@ import { useState } from 'react';
 import { useShallow } from 'zustand/react/shallow';
 import { reviewable, signOff } from '../review-actions.ts';
 import { useApp } from '../store/index.ts';
+import { Checkbox } from './Checkbox.tsx';
 
 const f = (x: number | null | undefined, d = 1) => (x === null || x === undefined ? '–' : x.toFixed(d));
 
@@ -50,26 +51,23 @@ export function ReviewPanel(): React.JSX.Element | null {
             ? 'field QA…'
             : 'no field QA'}
       </span>
-      <label>
-        <input
-          data-testid="overlay-jacobian"
-          type="checkbox"
-          disabled={!fieldQa}
-          checked={showJacobian}
-          onChange={(e) => showMap(e.target.checked ? 'jacobian' : null)}
-        />{' '}
+      <Checkbox
+        testId="overlay-jacobian"
+        disabled={!fieldQa}
+        checked={showJacobian}
+        onChange={(checked) => showMap(checked ? 'jacobian' : null)}
+      >
         Jacobian map
-      </label>
-      <label title="the displacement magnitude |u| map (the engine sends |u| x 10 as int16, 0.1 mm steps)">
-        <input
-          data-testid="overlay-magnitude"
-          type="checkbox"
-          disabled={!fieldQa}
-          checked={showMagnitude}
-          onChange={(e) => showMap(e.target.checked ? 'magnitude' : null)}
-        />{' '}
+      </Checkbox>
+      <Checkbox
+        testId="overlay-magnitude"
+        title="the displacement magnitude |u| map (the engine sends |u| x 10 as int16, 0.1 mm steps)"
+        disabled={!fieldQa}
+        checked={showMagnitude}
+        onChange={(checked) => showMap(checked ? 'magnitude' : null)}
+      >
         |u| map
-      </label>
+      </Checkbox>
       <label>
         reviewer{' '}
         <input
