@@ -35,7 +35,7 @@ export interface ResampleOptions {
 }
 
 /** Compose: target continuous index -> world -> source continuous index. */
-function targetToSourceIndex(target: Geometry, source: Geometry): Affine3x4 {
+export function targetToSourceIndex(target: Geometry, source: Geometry): Affine3x4 {
   const a = indexToWorldMatrix(target);
   const b = worldToIndexMatrix(source);
   const m: number[] = [];

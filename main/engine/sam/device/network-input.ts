@@ -18,29 +18,15 @@
  * real CT).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { indexToWorldMatrix, worldToIndexMatrix, type Geometry } from '../../volume/geometry.ts';
+import type { Geometry } from '../../volume/geometry.ts';
 import { normalizeForNetwork, SAM_NORMALIZATION } from '../../volume/intensity.ts';
-import { resample } from '../../volume/resample.ts';
+import { resample, targetToSourceIndex } from '../../volume/resample.ts';
 import type { Volume } from '../../volume/volume.ts';
 
 const FILL = -1024;
 
-/** Target index -> source index (3x4, row-major), as resample.ts. */
-function targetToSource(target: Geometry, source: Geometry): number[] {
-  const a = indexToWorldMatrix(target);
-  const b = worldToIndexMatrix(source);
-  const m: number[] = [];
-  for (let r = 0; r < 3; r++)
-    for (let c = 0; c < 4; c++) {
-      let v = b[r * 4] * a[c] + b[r * 4 + 1] * a[4 + c] + b[r * 4 + 2] * a[8 + c];
-      if (c === 3) v += b[r * 4 + 3];
-      m.push(v);
-    }
-  return m;
-}
-
 /** For each target axis, the source axis it reads (a signed permutation), or null when oblique. */
-function axisMap(m: number[]): [number, number, number] | null {
+function axisMap(m: readonly number[]): [number, number, number] | null {
   const src: number[] = [];
   for (let a = 0; a < 3; a++) {
     const rows = [0, 1, 2].filter((r) => Math.abs(m[r * 4 + a]) > 1e-9);
@@ -75,7 +61,7 @@ function axisTable(n: number, scale: number, offset: number, count: number) {
  * the device's buffer cap; a source volume larger than it is resampled on the CPU.
  */
 export function networkInputOnDevice(volume: Volume, grid: Geometry, maxTensorBytes = Infinity): tf.Tensor3D {
-  const m = targetToSource(grid, volume);
+  const m = targetToSourceIndex(grid, volume);
   const sourceBytes = 4 * volume.size[0] * volume.size[1] * volume.size[2];
   const map = sourceBytes <= maxTensorBytes ? axisMap(m) : null;
   const n = SAM_NORMALIZATION;
