@@ -23,7 +23,7 @@
  * Points are world LPS mm; every index <-> world conversion goes through geometry.ts.
  */
 import { CancelledError, InputError } from '../errors.ts';
-import { indexToWorld, worldToIndex } from '../volume/geometry.ts';
+import { indexToWorld, worldToIndex, type Geometry } from '../volume/geometry.ts';
 import { makeVolume, type Vec3, type Volume } from '../volume/volume.ts';
 import { dotRows, type DotBackend } from './dot-products.ts';
 import { embeddingFloat32, halfTable, type EmbeddedVolume, type EmbeddingVolume } from './embed-volume.ts';
@@ -77,29 +77,54 @@ export interface PointMatch {
   map?: Volume<Float32Array>;
 }
 
-/** Embedding of a world point: trilinear in the grid (clamped to it), L2-normalised. Returns inside-ness. */
-export function sampleEmbedding(ev: EmbeddingVolume, p: Vec3, out: Float32Array, offset = 0): boolean {
-  const C = ev.components;
-  const idx = worldToIndex(ev, p);
-  const inside = idx.every((v, a) => v >= -0.5 && v <= ev.size[a] - 0.5);
+/**
+ * The trilinear corners of a world point in a grid (the point clamped into it): flat voxel indices
+ * into idx[at..at+8) and weights into w[at..at+8); a zero-weight corner past the edge of a size-1
+ * axis is clamped onto it. Returns whether the point lies inside the grid's extent (half a voxel
+ * beyond the outer voxel centres). Shared by sampleEmbedding and the GPU matcher (sam/device/).
+ */
+export function trilinearCorners(
+  g: Geometry,
+  p: Vec3,
+  idx: Int32Array,
+  w: Float32Array | Float64Array,
+  at = 0,
+): boolean {
+  const c = worldToIndex(g, p);
+  const inside = c.every((v, a) => v >= -0.5 && v <= g.size[a] - 0.5);
   const i0: number[] = [];
   const f: number[] = [];
   for (let a = 0; a < 3; a++) {
-    const n = ev.size[a];
-    const x = Math.min(Math.max(idx[a], 0), n - 1);
+    const n = g.size[a];
+    const x = Math.min(Math.max(c[a], 0), n - 1);
     i0[a] = Math.min(Math.floor(x), Math.max(n - 2, 0));
     f[a] = n > 1 ? x - i0[a] : 0;
   }
+  for (let c8 = 0; c8 < 8; c8++) {
+    const o = [c8 & 1, (c8 >> 1) & 1, (c8 >> 2) & 1];
+    let wt = 1;
+    for (let a = 0; a < 3; a++) wt *= o[a] ? f[a] : 1 - f[a];
+    const ijk = o.map((d, a) => Math.min(i0[a] + d, g.size[a] - 1));
+    idx[at + c8] = ijk[0] + g.size[0] * (ijk[1] + g.size[1] * ijk[2]);
+    w[at + c8] = wt;
+  }
+  return inside;
+}
+
+const cornerIdx = new Int32Array(8);
+const cornerW = new Float64Array(8);
+
+/** Embedding of a world point: trilinear in the grid (clamped to it), L2-normalised. Returns inside-ness. */
+export function sampleEmbedding(ev: EmbeddingVolume, p: Vec3, out: Float32Array, offset = 0): boolean {
+  const C = ev.components;
+  const inside = trilinearCorners(ev, p, cornerIdx, cornerW);
   const half = ev.storage === 'float16' ? halfTable() : null;
   const d = ev.data;
   out.fill(0, offset, offset + C);
   for (let c8 = 0; c8 < 8; c8++) {
-    const o = [c8 & 1, (c8 >> 1) & 1, (c8 >> 2) & 1];
-    let w = 1;
-    for (let a = 0; a < 3; a++) w *= o[a] ? f[a] : 1 - f[a];
+    const w = cornerW[c8];
     if (w === 0) continue;
-    const v = i0[0] + o[0] + ev.size[0] * (i0[1] + o[1] + ev.size[1] * (i0[2] + o[2]));
-    const base = v * C;
+    const base = cornerIdx[c8] * C;
     for (let c = 0; c < C; c++) out[offset + c] += w * (half ? half[d[base + c]] : d[base + c]);
   }
   let s = 0;
@@ -107,6 +132,38 @@ export function sampleEmbedding(ev: EmbeddingVolume, p: Vec3, out: Float32Array,
   const inv = s > 0 ? 1 / Math.sqrt(s) : 0;
   for (let c = 0; c < C; c++) out[offset + c] *= inv;
   return inside;
+}
+
+/**
+ * Half-size of the local window around a global candidate, per axis, in local voxels (continuous):
+ * localRadiusMm, or half the global spacing plus localMarginMm.
+ */
+export function windowHalfSizes(query: { global: Geometry; local: Geometry }, options: MatchOptions): number[] {
+  return [0, 1, 2].map(
+    (a) =>
+      (options.localRadiusMm ?? query.global.spacing[a] / 2 + (options.localMarginMm ?? 0)) / query.local.spacing[a],
+  );
+}
+
+/** The box [lo, hi] (local voxel indices, inclusive) around global candidate voxel v. */
+export function candidateWindow(
+  query: { global: Geometry; local: Geometry },
+  v: number,
+  h: number[],
+): { lo: number[]; hi: number[] } {
+  const [gi, gj] = query.global.size;
+  const gIdx: Vec3 = [v % gi, Math.floor(v / gi) % gj, Math.floor(v / (gi * gj))];
+  const c = worldToIndex(query.local, indexToWorld(query.global, gIdx));
+  return {
+    lo: c.map((x, a) => Math.max(0, Math.ceil(x - h[a] - 1e-6))),
+    hi: c.map((x, a) => Math.min(query.local.size[a] - 1, Math.floor(x + h[a] + 1e-6))),
+  };
+}
+
+/** Sub-voxel offset of a maximum from the scores of its two neighbours on one axis (a parabola), in [-0.5, 0.5]. */
+export function parabolaOffset(before: number, best: number, after: number): number {
+  const den = before - 2 * best + after;
+  return den < 0 ? Math.max(-0.5, Math.min(0.5, (0.5 * (before - after)) / den)) : 0;
 }
 
 /** Match template points (world mm) into the query. */
@@ -128,10 +185,7 @@ export async function matchPoints(
   const Vg = gi * gj * gk;
   const topK = Math.max(1, Math.min(Vg, options.topK ?? 5));
   /** Window half-size per axis, in local voxels (continuous: compared with voxel-centre offsets). */
-  const h = [0, 1, 2].map(
-    (a) =>
-      (options.localRadiusMm ?? query.global.spacing[a] / 2 + (options.localMarginMm ?? 0)) / query.local.spacing[a],
-  );
+  const h = windowHalfSizes(query, options);
   const mapFor = options.returnMap === true ? 0 : typeof options.returnMap === 'number' ? options.returnMap : -1;
   const tg = new Float32Array(block * C);
   const tl = new Float32Array(CL);
@@ -165,11 +219,7 @@ export async function matchPoints(
           scanWindow(ctx, scan, tl, sims, rowOff, [0, 0, 0], [li - 1, lj - 1, lk - 1], -1);
           break;
         }
-        const v = cand[q];
-        const gIdx: Vec3 = [v % gi, Math.floor(v / gi) % gj, Math.floor(v / (gi * gj))];
-        const c = worldToIndex(query.local, indexToWorld(query.global, gIdx));
-        const lo = c.map((x, a) => Math.max(0, Math.ceil(x - h[a] - 1e-6)));
-        const hi = c.map((x, a) => Math.min(query.local.size[a] - 1, Math.floor(x + h[a] + 1e-6)));
+        const { lo, hi } = candidateWindow(query, cand[q], h);
         scanWindow(ctx, scan, tl, sims, rowOff, lo, hi, pi);
       }
       const { best, bestV, bestG, bestL } = scan;
@@ -183,8 +233,7 @@ export async function matchPoints(
             n[a] += d;
             return scoreAt(tl, sims, rowOff, n[0], n[1], n[2]);
           });
-          const den = s[0] - 2 * best + s[1];
-          if (den < 0) at[a] += Math.max(-0.5, Math.min(0.5, (0.5 * (s[0] - s[1])) / den));
+          at[a] += parabolaOffset(s[0], best, s[1]);
         }
       const m: PointMatch = {
         location: indexToWorld(query.local, at),

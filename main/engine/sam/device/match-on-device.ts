@@ -22,9 +22,18 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { CancelledError, InputError } from '../../errors.ts';
 import { maxTensorBytes } from '../../compute/tf-backend.ts';
-import { indexToWorld, worldToIndex } from '../../volume/geometry.ts';
+import { indexToWorld } from '../../volume/geometry.ts';
 import { makeVolume, type Vec3 } from '../../volume/volume.ts';
-import { applyCycleCheck, backMatchOptions, type MatchOptions, type PointMatch } from '../match.ts';
+import {
+  applyCycleCheck,
+  backMatchOptions,
+  candidateWindow,
+  parabolaOffset,
+  trilinearCorners,
+  windowHalfSizes,
+  type MatchOptions,
+  type PointMatch,
+} from '../match.ts';
 import { cellTables } from '../similarity-grid.ts';
 import type { DeviceEmbedded, DeviceEmbeddingLevel } from './embed-on-device.ts';
 
@@ -66,33 +75,11 @@ export function upsampledGlobal(e: DeviceEmbedded): tf.Tensor2D {
   return out;
 }
 
-/** Trilinear corners (flat voxel indices) and weights of points in a level, as match.ts sampleEmbedding. */
+/** Trilinear corners (flat voxel indices) and weights of points in a level (match.ts trilinearCorners). */
 function corners(level: DeviceEmbeddingLevel, pts: Vec3[]): { idx: Int32Array; w: Float32Array; inside: boolean[] } {
   const idx = new Int32Array(pts.length * 8);
   const w = new Float32Array(pts.length * 8);
-  const inside: boolean[] = [];
-  const [ni, nj] = level.size;
-  pts.forEach((p, n) => {
-    const c = worldToIndex(level, p);
-    inside.push(c.every((v, a) => v >= -0.5 && v <= level.size[a] - 0.5));
-    const i0: number[] = [];
-    const f: number[] = [];
-    for (let a = 0; a < 3; a++) {
-      const s = level.size[a];
-      const x = Math.min(Math.max(c[a], 0), s - 1);
-      i0[a] = Math.min(Math.floor(x), Math.max(s - 2, 0));
-      f[a] = s > 1 ? x - i0[a] : 0;
-    }
-    for (let c8 = 0; c8 < 8; c8++) {
-      const o = [c8 & 1, (c8 >> 1) & 1, (c8 >> 2) & 1];
-      let wt = 1;
-      for (let a = 0; a < 3; a++) wt *= o[a] ? f[a] : 1 - f[a];
-      // a zero-weight corner may lie past the edge of a size-1 axis: clamp its index
-      const ijk = o.map((d, a) => Math.min(i0[a] + d, level.size[a] - 1));
-      idx[n * 8 + c8] = ijk[0] + ni * (ijk[1] + nj * ijk[2]);
-      w[n * 8 + c8] = wt;
-    }
-  });
+  const inside = pts.map((p, n) => trilinearCorners(level, p, idx, w, n * 8));
   return { idx, w, inside };
 }
 
@@ -152,10 +139,7 @@ export async function matchPointsOnDevice(
   const Vl = li * lj * lk;
   const topK = Math.max(1, Math.min(Vg, options.topK ?? 5));
   const exhaustive = topK === Vg;
-  const h = [0, 1, 2].map(
-    (a) =>
-      (options.localRadiusMm ?? query.global.spacing[a] / 2 + (options.localMarginMm ?? 0)) / query.local.spacing[a],
-  );
+  const h = windowHalfSizes(query, options);
   const mapFor = options.returnMap === true ? 0 : typeof options.returnMap === 'number' ? options.returnMap : -1;
   const gn = upsampledGlobal(query);
   const ql = query.local.data;
@@ -204,11 +188,7 @@ export async function matchPointsOnDevice(
         for (let b = 0; b < P; b++) {
           const list: number[] = [];
           for (let q = 0; q < topK; q++) {
-            const v = cand[b * topK + q];
-            const gIdx: Vec3 = [v % gi, Math.floor(v / gi) % gj, Math.floor(v / (gi * gj))];
-            const c = worldToIndex(query.local, indexToWorld(query.global, gIdx));
-            const lo = c.map((x, a) => Math.max(0, Math.ceil(x - h[a] - 1e-6)));
-            const hi = c.map((x, a) => Math.min(query.local.size[a] - 1, Math.floor(x + h[a] + 1e-6)));
+            const { lo, hi } = candidateWindow(query, cand[b * topK + q], h);
             for (let k = lo[2]; k <= hi[2]; k++)
               for (let j = lo[1]; j <= hi[1]; j++)
                 for (let i = lo[0]; i <= hi[0]; i++) list.push(i + li * (j + lj * k));
@@ -276,8 +256,7 @@ export async function matchPointsOnDevice(
           for (let a = 0; a < 3; a++) {
             if (bi[a] <= 0 || bi[a] >= query.local.size[a] - 1) continue;
             const s = [0, 1].map((q) => (nb.g[b * 6 + a * 2 + q] + nb.l[b * 6 + a * 2 + q]) / 2);
-            const den = s[0] - 2 * best[b] + s[1];
-            if (den < 0) at[a] += Math.max(-0.5, Math.min(0.5, (0.5 * (s[0] - s[1])) / den));
+            at[a] += parabolaOffset(s[0], best[b], s[1]);
           }
         const inT = cg.inside[b] && cl.inside[b];
         const m: PointMatch = {
