@@ -16,7 +16,7 @@
 import { availableParallelism } from 'node:os';
 import type * as Ort from 'onnxruntime-node';
 import { InputError } from '../errors.ts';
-import { convLayers, outputStrides, type SamConfig, type Vec3 } from '../sam/config.ts';
+import { outputStrides, widestConvChannelsPerVoxel, type SamConfig, type Vec3 } from '../sam/config.ts';
 import { outputGeometry } from '../sam/network.ts';
 import type { EmbeddingEngine, EngineOutput } from './embedding-engine.ts';
 
@@ -168,9 +168,6 @@ function firstLine(e: unknown): string {
  * held twice).
  */
 export function onnxBytesPerInputVoxel(config: SamConfig): number {
-  let largest = 0;
-  for (const l of convLayers(config))
-    largest = Math.max(largest, l.cout / (l.outStride[0] * l.outStride[1] * l.outStride[2]));
   const s = outputStrides(config).local;
-  return Math.ceil(4 * (2 * largest + (2 * config.embedDim) / (s[0] * s[1] * s[2]) + 2));
+  return Math.ceil(4 * (2 * widestConvChannelsPerVoxel(config) + (2 * config.embedDim) / (s[0] * s[1] * s[2]) + 2));
 }

@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.ts';
 import type { SamConfig, Vec3 } from '../sam/config.ts';
 import { checkWeights, forward, type SamWeights } from '../sam/network.ts';
-import { largestTensorBytesPerVoxel } from '../sam/embed-volume.ts';
+import { checkBlockFits } from '../sam/embed-volume.ts';
 import type { EmbeddingEngine, EngineOutput } from './embedding-engine.ts';
 import { initTfBackend, maxTensorBytes, type TfBackendName } from './tf-backend.ts';
 
@@ -29,15 +29,8 @@ export async function createTfjsEngine(options: TfjsEngineOptions): Promise<Embe
   const backend = tf.getBackend();
   const cap = maxTensorBytes();
   /** A block whose tensors would not fit one buffer is refused: WebGPU would compute garbage, not throw. */
-  const checkTensorCap = (size: Vec3) => {
-    const need = size[0] * size[1] * size[2] * largestTensorBytesPerVoxel(config);
-    if (cap !== undefined && need > cap)
-      throw new InputError(
-        `tfjs-${backend} engine`,
-        `a block of [${size}] voxels needs tensors of ${(need / 2 ** 20).toFixed(0)} MB; this device holds at most ` +
-          `${(cap / 2 ** 20).toFixed(0)} MB in one buffer (smaller tiles: embedVolume plans them by this limit)`,
-      );
-  };
+  const checkTensorCap = (size: Vec3) =>
+    checkBlockFits(config, size[0] * size[1] * size[2], cap, `tfjs-${backend} engine, block [${size}]`);
   return {
     name: `tfjs-${backend}`,
     config,

@@ -309,3 +309,10 @@ export function validateSamConfig(c: SamConfig): void {
   convs(loc.out, 'local.out', c.embedDim);
   convs(c.global?.out, 'global.out', c.embedDim);
 }
+
+/** Channels per input voxel of the widest convolution output (cout over its stride volume). */
+export function widestConvChannelsPerVoxel(c: SamConfig): number {
+  let widest = 0;
+  for (const l of convLayers(c)) widest = Math.max(widest, l.cout / (l.outStride[0] * l.outStride[1] * l.outStride[2]));
+  return widest;
+}

@@ -26,7 +26,7 @@ import { embeddingGrid } from '../train/patch-pairs.ts';
 import { requireCt, normalizeForNetwork } from '../volume/intensity.ts';
 import { gridWithSpacing, resample } from '../volume/resample.ts';
 import { IDENTITY3, makeVolume, type Vec3, type Volume } from '../volume/volume.ts';
-import { convLayers, levelStrides, outputStrides, type SamConfig } from './config.ts';
+import { convLayers, levelStrides, outputStrides, widestConvChannelsPerVoxel, type SamConfig } from './config.ts';
 
 export type EmbeddingStorage = 'float32' | 'float16';
 
@@ -120,10 +120,8 @@ export function bytesPerInputVoxel(config: SamConfig): number {
  * must keep this under the cap.
  */
 export function largestTensorBytesPerVoxel(config: SamConfig): number {
-  const per = (s: Vec3) => 1 / (s[0] * s[1] * s[2]);
-  let largest = Math.max(1, config.embedDim * per(outputStrides(config).local));
-  for (const l of convLayers(config)) largest = Math.max(largest, l.cout * per(l.outStride));
-  return 4 * largest * 1.15;
+  const s = outputStrides(config).local;
+  return 4 * Math.max(1, config.embedDim / (s[0] * s[1] * s[2]), widestConvChannelsPerVoxel(config)) * 1.15;
 }
 
 /**
@@ -138,10 +136,19 @@ export function checkTilesFit(
   maxTensorBytes: number | undefined,
   source: string,
 ): void {
-  if (maxTensorBytes === undefined) return;
   const voxels = Math.max(...tiles.map((t) => [0, 1, 2].reduce((v, a) => v * (t.inEnd[a] - t.inStart[a]), 1)));
+  checkBlockFits(config, voxels, maxTensorBytes, source);
+}
+
+/** Refuses one network run over `voxels` input voxels whose largest tensor would exceed the cap. */
+export function checkBlockFits(
+  config: SamConfig,
+  voxels: number,
+  maxTensorBytes: number | undefined,
+  source: string,
+): void {
   const need = voxels * largestTensorBytesPerVoxel(config);
-  if (need > maxTensorBytes)
+  if (maxTensorBytes !== undefined && need > maxTensorBytes)
     throw new InputError(
       source,
       `one tile of the '${config.name}' network needs a ${(need / 2 ** 20).toFixed(0)} MB tensor; this device holds at ` +
@@ -308,12 +315,22 @@ function extractBlock(src: Float32Array, size: Axis3, s: Axis3, e: Axis3): { dat
   return { data, size: bs };
 }
 
+/**
+ * The output voxels of a tile's interior at stride s (z, y, x): [lo, hi) in the whole output grid of
+ * `outSize` voxels, and `off`, the whole-grid index of the tile's own output voxel 0.
+ */
+export function tileOutputRange(tile: Tile, s: Vec3, outSize: Axis3): { lo: number[]; hi: number[]; off: number[] } {
+  return {
+    lo: [0, 1, 2].map((a) => tile.start[a] / s[a]),
+    hi: [0, 1, 2].map((a) => Math.min(outSize[a], Math.ceil(tile.end[a] / s[a]))),
+    off: [0, 1, 2].map((a) => tile.inStart[a] / s[a]),
+  };
+}
+
 /** Write a tile's output voxels that lie in its interior into the whole-volume embedding. */
 function place(dst: EmbeddingVolume, src: Float32Array, srcSize: Vec3, tile: Tile, s: Vec3, C: number): void {
   const dsz: Axis3 = [dst.size[2], dst.size[1], dst.size[0]];
-  const lo = [0, 1, 2].map((a) => tile.start[a] / s[a]);
-  const hi = [0, 1, 2].map((a) => Math.min(dsz[a], Math.ceil(tile.end[a] / s[a])));
-  const off = [0, 1, 2].map((a) => tile.inStart[a] / s[a]);
+  const { lo, hi, off } = tileOutputRange(tile, s, dsz);
   const rowLen = (hi[2] - lo[2]) * C;
   const f16 = dst.storage === 'float16';
   const d = dst.data;

@@ -25,6 +25,7 @@ import {
   embeddingFloat32,
   networkGrid,
   planTiles,
+  tileOutputRange,
   type EmbeddedVolume,
   type EmbedProgress,
   type EmbeddingVolume,
@@ -161,9 +162,7 @@ export async function embedVolumeOnDevice(
 
 /** The part of a tile's output [1, d, h, w, C] inside the tile's interior, as [d', h', w', C]. */
 function interior(out: tf.Tensor5D, tile: Tile, s: Vec3, size: Vec3): tf.Tensor4D {
-  const lo = [0, 1, 2].map((a) => tile.start[a] / s[a]);
-  const hi = [0, 1, 2].map((a) => Math.min(Math.ceil(size[a] / s[a]), Math.ceil(tile.end[a] / s[a])));
-  const off = [0, 1, 2].map((a) => tile.inStart[a] / s[a]);
+  const { lo, hi, off } = tileOutputRange(tile, s, [0, 1, 2].map((a) => Math.ceil(size[a] / s[a])) as Vec3);
   const [, d, h, w, c] = out.shape;
   const o4 = tf.reshape(out, [d, h, w, c]);
   return tf.slice(
