@@ -13,7 +13,7 @@ import { InputError } from '../errors.ts';
 import type { EmbeddingEngine } from './embedding-engine.ts';
 import { createOnnxEngine, type OnnxExecutionProvider } from './onnx-engine.ts';
 import { createTfjsEngine } from './tfjs-engine.ts';
-import { initTfBackend } from './tf-backend.ts';
+import { initTfBackend, isSoftwareAdapter } from './tf-backend.ts';
 
 export const DEVICES = [
   'auto',
@@ -52,7 +52,7 @@ export async function webgpuAdapter(): Promise<{ software: boolean; description:
   if (!adapter) return null;
   const i = adapter.info ?? {};
   const description = [i.vendor, i.architecture, i.description].filter(Boolean).join(' ') || 'unknown adapter';
-  return { software: /llvmpipe|lavapipe|swiftshader|software|cpu/i.test(description), description };
+  return { software: isSoftwareAdapter(i), description };
 }
 
 export async function chooseEngine(

@@ -186,3 +186,15 @@ export function maxTensorBytes(): number | undefined {
   const m = Math.min(limits.maxStorageBufferBindingSize ?? Infinity, limits.maxBufferSize ?? Infinity);
   return Number.isFinite(m) ? m : undefined;
 }
+
+/**
+ * A software WebGPU adapter (Mesa's lavapipe / llvmpipe, SwiftShader): a real WebGPU device that runs
+ * on the CPU. 'auto' does not take it for a GPU, and the WGSL convolutions pick their variant by it.
+ */
+export function isSoftwareAdapter(
+  info: { vendor?: string; architecture?: string; description?: string } | undefined,
+): boolean {
+  if (!info) return false;
+  const text = [info.vendor, info.architecture, info.description].filter(Boolean).join(' ');
+  return info.architecture === 'software' || /llvmpipe|lavapipe|swiftshader|software|cpu/i.test(text);
+}

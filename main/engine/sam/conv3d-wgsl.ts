@@ -75,6 +75,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
 import type { Conv3dFilterGrad } from './conv3d-filter-grad.ts';
+import { isSoftwareAdapter } from '../compute/tf-backend.ts';
 
 export type Vec3 = [number, number, number];
 export type Shape5 = [number, number, number, number, number];
@@ -140,6 +141,22 @@ export function chooseTiles(
 }
 
 /**
+ * WGSL: a thread's place in its workgroup (tx along channels, ty along voxels, WN threads across),
+ * the input's dimensions, and the workgroup's first output voxel m0 and channel n0 (voxel tiles wrap
+ * from dispatch y onto z); both variants of the program start with it.
+ */
+function tileStart(wn: number, tm: number, tn: number): string {
+  return `let t = i32(localIndex);
+  let tx = t % ${wn};
+  let ty = t / ${wn};
+  let inD = uniforms.inDims.x;
+  let inH = uniforms.inDims.y;
+  let inW = uniforms.inDims.z;
+  let m0 = (i32(workgroupId.z) * uniforms.tilesY + i32(workgroupId.y)) * ${tm};
+  let n0 = i32(workgroupId.x) * ${tn};`;
+}
+
+/**
  * WGSL: for output row `m` (flat output voxel, x fastest, then y, z, batch) below uniforms.M, set
  * `target` to its input corner (z, y, x: the output index times the stride, minus the padding) and
  * its batch offset; both variants of the program start their rows with it.
@@ -160,9 +177,7 @@ function voxelCorner(target: string, [sd, sh, sw]: Vec3): string {
 /** The default variant for a backend: 'direct' on a software adapter (lavapipe, SwiftShader), else 'staged'. */
 export function defaultVariant(backend: unknown): Conv3dTiles['variant'] {
   const info = (backend as { adapterInfo?: { vendor?: string; architecture?: string } }).adapterInfo;
-  return info?.architecture === 'software' || /swiftshader|llvmpipe|lavapipe/i.test(info?.vendor ?? '')
-    ? 'direct'
-    : 'staged';
+  return isSoftwareAdapter(info) ? 'direct' : 'staged';
 }
 
 class Conv3DMMProgram implements WebGPUProgram {
@@ -296,14 +311,7 @@ class Conv3DMMProgram implements WebGPUProgram {
     };
     return `
 ${main()} {
-  let t = i32(localIndex);
-  let tx = t % ${WN};
-  let ty = t / ${WN};
-  let inD = uniforms.inDims.x;
-  let inH = uniforms.inDims.y;
-  let inW = uniforms.inDims.z;
-  let m0 = (i32(workgroupId.z) * uniforms.tilesY + i32(workgroupId.y)) * ${this.t.tm};
-  let n0 = i32(workgroupId.x) * ${tn};
+  ${tileStart(WN, this.t.tm, tn)}
   ${J.map((j) => `let nc${j} = n0 + (tx + ${j * WN}) * 4;`).join('\n')}
   ${COUT % 4 === 0 ? J.map((j) => `let nb${j} = min(nc${j}, ${COUT - 4}) / 4;`).join('\n') : ''}
   ${rowSetup}
@@ -444,14 +452,7 @@ var<workgroup> Bsub : array<array<vec4<f32>, ${TN4}>, ${tk}>;
 var<workgroup> rowInfo : array<vec4<i32>, ${tm}>;
 
 ${main()} {
-  let t = i32(localIndex);
-  let tx = t % ${WN};
-  let ty = t / ${WN};
-  let inD = uniforms.inDims.x;
-  let inH = uniforms.inDims.y;
-  let inW = uniforms.inDims.z;
-  let m0 = (i32(workgroupId.z) * uniforms.tilesY + i32(workgroupId.y)) * ${tm};
-  let n0 = i32(workgroupId.x) * ${tn};
+  ${tileStart(WN, tm, tn)}
   // each voxel row of the tile: input corner (z, y, x) and batch offset; rows past M read nothing
   for (var r = t; r < ${tm}; r += ${NT}) {
     let m = m0 + r;
