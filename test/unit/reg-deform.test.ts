@@ -7,8 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { boxSum } from '../../main/engine/register/deform/box-sum.ts';
-import { deformLoss, type DeformProblem } from '../../main/engine/register/deform/deform-loss.ts';
-import { fixedWindows } from '../../main/engine/register/deform/local-ncc.ts';
+import { deformLoss } from '../../main/engine/register/deform/deform-loss.ts';
 import { samDeform } from '../../main/engine/register/deform/sam-deform.ts';
 import { makeSyntheticPair } from '../../main/engine/bench/synthetic-pair.ts';
 import { bodyPoints, tre } from '../../main/engine/bench/reg-metrics.ts';
@@ -19,24 +18,7 @@ import { readVolume } from '../../main/engine/volume/io/index.ts';
 import { bodyMask } from '../../main/engine/volume/mask.ts';
 import type { Affine3x4 } from '../../main/engine/volume/geometry.ts';
 import { dataPath, rng } from '../helpers.ts';
-
-/** A smooth random image on n^3 (sum of a few blobs). */
-function blobs(n: number, r: () => number, channels = 1): Float32Array {
-  const out = new Float32Array(n * n * n * channels);
-  for (let c = 0; c < channels; c++)
-    for (let b = 0; b < 6; b++) {
-      const cx = r() * n;
-      const cy = r() * n;
-      const cz = r() * n;
-      const s = 1.5 + r() * 2;
-      const a = r() - 0.5;
-      for (let k = 0, v = 0; k < n; k++)
-        for (let j = 0; j < n; j++)
-          for (let i = 0; i < n; i++, v++)
-            out[v * channels + c] += a * Math.exp(-((i - cx) ** 2 + (j - cy) ** 2 + (k - cz) ** 2) / (2 * s * s));
-    }
-  return out;
-}
+import { blobProblem } from './deform-fixtures.ts';
 
 test('box sum is its own adjoint (truncated windows): <B x, y> = <x, B y>', () => {
   const r = rng(3);
@@ -56,34 +38,7 @@ test('box sum is its own adjoint (truncated windows): <B x, y> = <x, B y>', () =
 
 test('deform loss: analytic gradient matches central finite differences', () => {
   const r = rng(11);
-  const n = 10;
-  const N = n * n * n;
-  const spacing = [2, 2, 2];
-  // moving image and features on a 2 mm grid with origin 0; world = 2 * index
-  const toIndex: Affine3x4 = [0.5, 0, 0, 0, 0, 0.5, 0, 0, 0, 0, 0.5, 0];
-  const I = blobs(n, r);
-  const M = blobs(n, r);
-  const C = 3;
-  const fixedFeat = blobs(n, r, C);
-  const movingFeat = blobs(n, r, C);
-  const base = new Float32Array(3 * N);
-  for (let k = 0, v = 0; k < n; k++)
-    for (let j = 0; j < n; j++)
-      for (let i = 0; i < n; i++, v++) {
-        base[3 * v] = 2 * i + 0.7 * Math.sin(j / 3);
-        base[3 * v + 1] = 2 * j + 0.5 * Math.cos(k / 2);
-        base[3 * v + 2] = 2 * k + 0.3;
-      }
-  const weight = new Float32Array(N).fill(1);
-  const p: DeformProblem = {
-    size: [n, n, n],
-    spacing,
-    base,
-    windows: fixedWindows(I, [n, n, n], 2, weight),
-    moving: { data: M, size: [n, n, n], channels: 1, toIndex },
-    alpha: 0.5,
-    features: { fixed: fixedFeat, moving: { data: movingFeat, size: [n, n, n], channels: C, toIndex }, weight: 0.3 },
-  };
+  const { problem: p, n, N } = blobProblem(r);
   const w = Float32Array.from({ length: 3 * N }, () => 0.6 * (r() - 0.5));
   const grad = new Float32Array(3 * N);
   deformLoss(p, w, grad);

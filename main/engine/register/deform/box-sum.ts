@@ -39,3 +39,23 @@ function pass(
     }
   }
 }
+
+/** Box mean of radius r: the box sum divided by the truncated window's voxel count (float32 out). */
+export function boxMean(data: Float32Array, size: readonly number[], r: number): Float32Array {
+  const s = boxSum(data, size, r);
+  const c = boxSum(new Float32Array(data.length).fill(1), size, r);
+  const out = new Float32Array(data.length);
+  for (let q = 0; q < out.length; q++) out[q] = s[q] / c[q];
+  return out;
+}
+
+/** Box-smooth each component of a 3-component field (interleaved) in place, radius 1. */
+export function smoothField(w: Float32Array, size: readonly number[]): void {
+  const N = w.length / 3;
+  const comp = new Float32Array(N);
+  for (let c = 0; c < 3; c++) {
+    for (let v = 0; v < N; v++) comp[v] = w[3 * v + c];
+    const s = boxMean(comp, size, 1);
+    for (let v = 0; v < N; v++) w[3 * v + c] = s[v];
+  }
+}

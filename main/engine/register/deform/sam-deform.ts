@@ -13,15 +13,15 @@
  * Only window centres inside the fixed body and well inside the moving field of view count
  * (fovMarginMm): near the moving image's cut faces the similarity misleads.
  */
-import { CancelledError } from '../../errors.ts';
-import { yieldToEventLoop } from '../../util/yield.ts';
 import { indexToWorld, indexToWorldMatrix, worldToIndexMatrix, type Geometry } from '../../volume/geometry.ts';
 import { gridWithSpacing, resample } from '../../volume/resample.ts';
 import { makeVolume, type Vec3, type Volume } from '../../volume/volume.ts';
 import type { Field } from '../field/field.ts';
 import { jacobianDeterminant } from '../field/jacobian.ts';
-import { boxSum } from './box-sum.ts';
-import { deformLoss, type DeformProblem, type SampledImage } from './deform-loss.ts';
+import { boxMean, smoothField } from './box-sum.ts';
+import type { DeformEval, DeformProblem, SampledImage } from './deform-loss.ts';
+import { hostDeformOptimiser } from './deform-optimiser.ts';
+import { deviceDeformOptimiser } from '../device/deform-optimiser-on-device.ts';
 import { fixedWindows } from './local-ncc.ts';
 import { stageField } from '../stage-field.ts';
 
@@ -53,6 +53,11 @@ export interface SamDeformOptions {
   coarseLevelRate?: number;
   /** Box-smoothing passes of w allowed to remove folds (default 4). */
   maxSmoothing?: number;
+  /**
+   * Run the optimisation on the active tfjs backend (register/device/: a GPU through WebGPU) instead
+   * of the host's JavaScript (default false; the cascade turns it on when the tfjs backend is a GPU).
+   */
+  onDevice?: boolean;
   onProgress?: (stage: string, done: number, total: number) => void;
   signal?: AbortSignal;
 }
@@ -78,27 +83,8 @@ export function prepareImage(v: Volume, grid: Geometry): Float32Array {
   const clipped = new Float32Array(n);
   for (let q = 0; q < n; q++) clipped[q] = Math.max(-1000, Math.min(1000, v.data[q])) / 1000;
   const r = Math.max(0, Math.round(grid.spacing[0] / 2 / Math.min(...v.spacing)));
-  const src = r > 0 ? smoothBox(clipped, v.size, r) : clipped;
+  const src = r > 0 ? boxMean(clipped, v.size, r) : clipped;
   return resample({ ...v, data: src, components: 1 }, grid, { fill: -1, outputType: 'float32' }).data as Float32Array;
-}
-
-function smoothBox(data: Float32Array, size: readonly number[], r: number): Float32Array {
-  const s = boxSum(data, size, r);
-  const c = boxSum(new Float32Array(data.length).fill(1), size, r);
-  const out = new Float32Array(data.length);
-  for (let q = 0; q < out.length; q++) out[q] = s[q] / c[q];
-  return out;
-}
-
-/** Box-smooth each component of a 3-component field in place (radius 1). */
-function smoothField(w: Float32Array, size: readonly number[]): void {
-  const N = w.length / 3;
-  const comp = new Float32Array(N);
-  for (let c = 0; c < 3; c++) {
-    for (let v = 0; v < N; v++) comp[v] = w[3 * v + c];
-    const s = smoothBox(comp, size, 1);
-    for (let v = 0; v < N; v++) w[3 * v + c] = s[v];
-  }
 }
 
 /** The part of `grid` that covers the mask's nonzero voxels, with `margin` voxels around (the air around the body carries no information). */
@@ -199,63 +185,6 @@ function buildLevel(
   return { G, problem };
 }
 
-/** Adam on w (in place), the gradient box-smoothed `smoothing` times first (a preconditioner). */
-async function optimise(
-  problem: DeformProblem,
-  w: Float32Array,
-  iterations: number,
-  lr0: number,
-  smoothing: number,
-  label: string,
-  o: SamDeformOptions,
-): Promise<void> {
-  const n = w.length;
-  const grad = new Float32Array(n);
-  const m1 = new Float32Array(n);
-  const m2 = new Float32Array(n);
-  const b1 = 0.9;
-  const b2 = 0.999;
-  let v2 = 0;
-  for (let it = 1; it <= iterations; it++) {
-    if (o.signal?.aborted) throw new CancelledError('SAM-deform');
-    grad.fill(0);
-    deformLoss(problem, w, grad);
-    for (let p = 0; p < smoothing; p++) smoothField(grad, problem.size);
-    const lr = lr0 * (0.1 + 0.9 * 0.5 * (1 + Math.cos((Math.PI * (it - 1)) / iterations)));
-    const c1 = 1 - b1 ** it;
-    const c2 = 1 - b2 ** it;
-    if (o.optimizer === 'adam') {
-      for (let q = 0; q < n; q++) {
-        const g = grad[q];
-        m1[q] = b1 * m1[q] + (1 - b1) * g;
-        m2[q] = b2 * m2[q] + (1 - b2) * g * g;
-        w[q] -= (lr * (m1[q] / c1)) / (Math.sqrt(m2[q] / c2) + 1e-12);
-      }
-    } else {
-      // Adam's momentum with one second moment for all parameters (the gradient's mean square over
-      // the voxels that have one): steps keep their relative sizes, so regions without image
-      // information (outside the moving field of view, flat tissue) are not pushed at full speed;
-      // each step is clipped to lr.
-      let ss = 0;
-      let cnt = 0;
-      for (let q = 0; q < n; q++)
-        if (grad[q] !== 0) {
-          ss += grad[q] * grad[q];
-          cnt++;
-        }
-      v2 = b2 * v2 + (1 - b2) * (cnt ? ss / cnt : 0);
-      const denom = Math.sqrt(v2 / c2) + 1e-12;
-      for (let q = 0; q < n; q++) {
-        m1[q] = b1 * m1[q] + (1 - b1) * grad[q];
-        const step = (lr * (m1[q] / c1)) / denom;
-        w[q] -= step > lr ? lr : step < -lr ? -lr : step;
-      }
-    }
-    o.onProgress?.(`deform: ${label}`, it, iterations);
-    if (it % 4 === 0) await yieldToEventLoop();
-  }
-}
-
 export async function samDeform(
   fixed: Volume,
   moving: Volume,
@@ -268,11 +197,18 @@ export async function samDeform(
   const lr0 = o.learningRate ?? 0.4;
   const smoothing = o.gradientSmoothing ?? 2;
   // coarse level first (twice the spacing, 8 times fewer voxels), its w carried to the fine level
+  const optimiserFor = (problem: DeformProblem) =>
+    o.onDevice ? deviceDeformOptimiser(problem, o) : hostDeformOptimiser(problem, o);
   let init: Field | null = null;
   if (o.multilevel ?? true) {
     const c = buildLevel(fixed, moving, u0, fixedMask, 2 * s, o);
     const wc = new Float32Array(c.problem.base.length);
-    await optimise(c.problem, wc, iterations, (o.coarseLevelRate ?? 2) * lr0, smoothing, 'optimise (coarse level)', o);
+    const opt = optimiserFor(c.problem);
+    try {
+      await opt.optimise(wc, iterations, (o.coarseLevelRate ?? 2) * lr0, smoothing, 'optimise (coarse level)');
+    } finally {
+      opt.dispose();
+    }
     init = makeVolume({ ...c.G, components: 3, data: wc, meta: { description: 'w (coarse level)' } }) as Field;
   }
   const { G, problem } = buildLevel(fixed, moving, u0, fixedMask, s, o);
@@ -281,8 +217,15 @@ export async function samDeform(
   const N = G.size[0] * G.size[1] * G.size[2];
   // the coarse level's w read on G (stageField with the identity affine adds nothing else)
   const w = init ? stageField(G, [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0], [init]).data : new Float32Array(3 * N);
-  const start = deformLoss(problem, init ? new Float32Array(3 * N) : w);
-  await optimise(problem, w, iterations, lr0, smoothing, 'optimise', o);
+  const opt = optimiserFor(problem);
+  let start: DeformEval;
+  try {
+    start = await opt.evaluate(init ? new Float32Array(3 * N) : w);
+    await opt.optimise(w, iterations, lr0, smoothing, 'optimise');
+  } catch (e) {
+    opt.dispose();
+    throw e;
+  }
   // fold check on G: u0 + w must not fold
   const field = makeVolume({
     ...G,
@@ -308,7 +251,12 @@ export async function samDeform(
     passes++;
     foldedPercent = folded();
   }
-  const end = deformLoss(problem, w);
+  let end: DeformEval;
+  try {
+    end = await opt.evaluate(w);
+  } finally {
+    opt.dispose();
+  }
   return {
     field,
     stats: {

@@ -1,0 +1,85 @@
+/**
+ * SAM-deform's instance optimisation of w on one grid level, behind one interface with two
+ * implementations: hostDeformOptimiser (this file: plain JavaScript, deform-loss.ts's exact gradient)
+ * and deviceDeformOptimiser (register/device/: the same objective and steps on the tfjs device, for a
+ * GPU). Both run Adam on w in place, the gradient box-smoothed `smoothing` times first (a
+ * preconditioner), with a cosine-decayed rate from lr0 to lr0 / 10:
+ * - 'adam-global' (default): Adam's momentum with one second moment for all parameters (the mean square
+ *   of the gradient entries that are nonzero): steps keep their relative sizes, so regions without
+ *   image information (outside the moving field of view, flat tissue) are not pushed at full speed;
+ *   each step is clipped to the rate;
+ * - 'adam': per-parameter Adam.
+ */
+import { CancelledError } from '../../errors.ts';
+import { yieldToEventLoop } from '../../util/yield.ts';
+import { smoothField } from './box-sum.ts';
+import { deformLoss, type DeformEval, type DeformProblem } from './deform-loss.ts';
+
+export interface OptimiserSettings {
+  optimizer?: 'adam-global' | 'adam';
+  onProgress?: (stage: string, done: number, total: number) => void;
+  signal?: AbortSignal;
+}
+
+export interface DeformOptimiser {
+  /** The loss terms at w. */
+  evaluate(w: Float32Array): Promise<DeformEval>;
+  /** `iterations` Adam steps on w, in place. */
+  optimise(w: Float32Array, iterations: number, lr0: number, smoothing: number, label: string): Promise<void>;
+  dispose(): void;
+}
+
+/** The cosine-decayed rate of iteration `it` (1-based) of `iterations`. */
+export function learningRateAt(lr0: number, it: number, iterations: number): number {
+  return lr0 * (0.1 + 0.9 * 0.5 * (1 + Math.cos((Math.PI * (it - 1)) / iterations)));
+}
+
+export function hostDeformOptimiser(problem: DeformProblem, o: OptimiserSettings): DeformOptimiser {
+  return {
+    evaluate: async (w) => deformLoss(problem, w),
+    async optimise(w, iterations, lr0, smoothing, label) {
+      const n = w.length;
+      const grad = new Float32Array(n);
+      const m1 = new Float32Array(n);
+      const m2 = new Float32Array(n);
+      const b1 = 0.9;
+      const b2 = 0.999;
+      let v2 = 0;
+      for (let it = 1; it <= iterations; it++) {
+        if (o.signal?.aborted) throw new CancelledError('SAM-deform');
+        grad.fill(0);
+        deformLoss(problem, w, grad);
+        for (let p = 0; p < smoothing; p++) smoothField(grad, problem.size);
+        const lr = learningRateAt(lr0, it, iterations);
+        const c1 = 1 - b1 ** it;
+        const c2 = 1 - b2 ** it;
+        if (o.optimizer === 'adam') {
+          for (let q = 0; q < n; q++) {
+            const g = grad[q];
+            m1[q] = b1 * m1[q] + (1 - b1) * g;
+            m2[q] = b2 * m2[q] + (1 - b2) * g * g;
+            w[q] -= (lr * (m1[q] / c1)) / (Math.sqrt(m2[q] / c2) + 1e-12);
+          }
+        } else {
+          let ss = 0;
+          let cnt = 0;
+          for (let q = 0; q < n; q++)
+            if (grad[q] !== 0) {
+              ss += grad[q] * grad[q];
+              cnt++;
+            }
+          v2 = b2 * v2 + (1 - b2) * (cnt ? ss / cnt : 0);
+          const denom = Math.sqrt(v2 / c2) + 1e-12;
+          for (let q = 0; q < n; q++) {
+            m1[q] = b1 * m1[q] + (1 - b1) * grad[q];
+            const step = (lr * (m1[q] / c1)) / denom;
+            w[q] -= step > lr ? lr : step < -lr ? -lr : step;
+          }
+        }
+        o.onProgress?.(`deform: ${label}`, it, iterations);
+        if (it % 4 === 0) await yieldToEventLoop();
+      }
+    },
+    dispose() {},
+  };
+}

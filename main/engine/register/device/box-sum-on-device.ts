@@ -1,0 +1,52 @@
+/**
+ * Box sums on the tfjs device, the twin of deform/box-sum.ts: for x of shape [nk, nj, ni, C] (the
+ * Volume order, i fastest, channels last), out(x) = Σ x(y) over |y - x| <= r per spatial axis, windows
+ * truncated at the grid's faces (zero padding gives exactly the truncated sum). Per axis: pad r zeros
+ * on both sides and add the 2r + 1 shifted slices (one addN), so every output is a sum of 2r + 1
+ * float32 values per axis, not a running sum.
+ * The truncated box sum is its own adjoint, and the gradient says so (customGrad): backpropagation
+ * costs one more box sum instead of the transposes of the pads and slices.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+function alongAxis(x: tf.Tensor4D, axis: 0 | 1 | 2, r: number): tf.Tensor4D {
+  if (r <= 0) return x.clone();
+  const padding: [number, number][] = [
+    [0, 0],
+    [0, 0],
+    [0, 0],
+    [0, 0],
+  ];
+  padding[axis] = [r, r];
+  const padded = tf.pad(x, padding);
+  const slices: tf.Tensor4D[] = [];
+  for (let t = 0; t <= 2 * r; t++) {
+    const begin = [0, 0, 0, 0];
+    begin[axis] = t;
+    slices.push(tf.slice(padded, begin, x.shape));
+  }
+  return tf.addN(slices);
+}
+
+function boxSumForward(x: tf.Tensor4D, r: number): tf.Tensor4D {
+  return tf.tidy(() => alongAxis(alongAxis(alongAxis(x, 2, r), 1, r), 0, r));
+}
+
+/** Truncated-window box sum of radius r over the three spatial axes of [nk, nj, ni, C]. */
+export function boxSumOnDevice(x: tf.Tensor4D, r: number): tf.Tensor4D {
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => ({
+    value: boxSumForward(args[0] as tf.Tensor4D, r),
+    gradFunc: (dy: tf.Tensor) => boxSumForward(dy as tf.Tensor4D, r),
+  }));
+  return f(x) as tf.Tensor4D;
+}
+
+/** The voxel count of every truncated window of radius r on a [nk, nj, ni] grid, [nk, nj, ni, 1]. */
+export function boxCountOnDevice(grid: readonly [number, number, number], r: number): tf.Tensor4D {
+  return tf.tidy(() => boxSumForward(tf.ones([...grid, 1]), r));
+}
+
+/** Box mean of radius r (the sum over the truncated window divided by its voxel count), not differentiated. */
+export function boxMeanOnDevice(x: tf.Tensor4D, r: number, count?: tf.Tensor4D): tf.Tensor4D {
+  return tf.tidy(() => tf.div(boxSumForward(x, r), count ?? boxCountOnDevice([x.shape[0], x.shape[1], x.shape[2]], r)));
+}

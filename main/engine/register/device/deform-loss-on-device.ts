@@ -1,0 +1,165 @@
+/**
+ * The SAM-deform objective of deform/deform-loss.ts on the tfjs device (a GPU through WebGPU, or any
+ * tfjs backend): the same terms on the same grid G, in float32, differentiated by tfjs' autodiff
+ * instead of the hand-written gradient:
+ *   loss = LNCC(I, M(b + w)) + featureWeight · F(w) + alpha · mean_x Σ_axes |Δ_axis w / h|^2
+ * Tensors: w and b are [N, 3] (world mm, voxels of G in the Volume order, i fastest); images on G are
+ * [nk, nj, ni, C]; sampled images are [V, C] with their size and world -> index map (sample-on-device.ts).
+ * deviceProblem() uploads a host DeformProblem once; the caller disposes it.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { Affine3x4 } from '../../volume/geometry.ts';
+import type { DeformProblem } from '../deform/deform-loss.ts';
+import { boxSumOnDevice } from './box-sum-on-device.ts';
+import { sampleTrilinearOnDevice, worldToIndexOnDevice } from './sample-on-device.ts';
+
+interface DeviceImage {
+  data: tf.Tensor2D;
+  size: readonly number[];
+  toIndex: Affine3x4;
+}
+
+export interface DeviceDeformProblem {
+  size: readonly number[];
+  spacing: readonly number[];
+  base: tf.Tensor2D;
+  moving: DeviceImage;
+  /** The fixed image's window terms on G, [nk, nj, ni, 1] each; varI = S_II - S_I^2 / n. */
+  windows: {
+    r: number;
+    eps: number;
+    I: tf.Tensor4D;
+    n: tf.Tensor4D;
+    sI: tf.Tensor4D;
+    varI: tf.Tensor4D;
+    weight: tf.Tensor4D;
+    weightSum: number;
+  };
+  alpha: number;
+  features?: { fixed: tf.Tensor2D; moving: DeviceImage; weight: number };
+  dispose(): void;
+}
+
+export interface DeviceDeformTerms {
+  loss: tf.Scalar;
+  similarity: tf.Scalar;
+  feature: tf.Scalar;
+  smoothness: tf.Scalar;
+}
+
+/** Upload a host problem (deform/deform-loss.ts) to the active tfjs backend. */
+export function deviceProblem(p: DeformProblem): DeviceDeformProblem {
+  const [ni, nj, nk] = p.size;
+  const N = ni * nj * nk;
+  const onG = (a: ArrayLike<number>) => tf.tensor4d(Float32Array.from(a), [nk, nj, ni, 1]);
+  const f = p.windows;
+  const tensors: tf.Tensor[] = [];
+  const keep = <T extends tf.Tensor>(t: T): T => (tensors.push(t), t);
+  const n = keep(onG(f.n));
+  const sI = keep(onG(f.sI));
+  const varIHost = new Float32Array(N);
+  for (let v = 0; v < N; v++) varIHost[v] = f.sII[v] - (f.sI[v] * f.sI[v]) / f.n[v];
+  const out: DeviceDeformProblem = {
+    size: p.size,
+    spacing: p.spacing,
+    base: keep(tf.tensor2d(p.base, [N, 3])),
+    moving: {
+      data: keep(tf.tensor2d(p.moving.data, [p.moving.data.length / p.moving.channels, p.moving.channels])),
+      size: p.moving.size,
+      toIndex: p.moving.toIndex,
+    },
+    windows: {
+      r: f.r,
+      eps: f.eps,
+      I: keep(onG(f.I)),
+      n,
+      sI,
+      varI: keep(tf.tensor4d(varIHost, [nk, nj, ni, 1])),
+      weight: keep(f.weight ? onG(f.weight) : tf.ones([nk, nj, ni, 1])),
+      weightSum: f.weightSum,
+    },
+    alpha: p.alpha,
+    dispose: () => tf.dispose(tensors),
+  };
+  if (p.features) {
+    const F = p.features;
+    const C = F.moving.channels;
+    out.features = {
+      fixed: keep(tf.tensor2d(F.fixed, [N, F.fixed.length / N])),
+      moving: {
+        data: keep(tf.tensor2d(F.moving.data, [F.moving.data.length / C, C])),
+        size: F.moving.size,
+        toIndex: F.moving.toIndex,
+      },
+      weight: F.weight,
+    };
+  }
+  return out;
+}
+
+/** Local NCC loss of J [nk, nj, ni, 1] against the fixed windows (deform/local-ncc.ts). */
+function lnccOnDevice(p: DeviceDeformProblem, J: tf.Tensor4D): tf.Scalar {
+  const f = p.windows;
+  const sums = boxSumOnDevice(tf.concat([J, tf.square(J), tf.mul(f.I, J)], 3), f.r);
+  const [sJ, sJJ, sIJ] = tf.split(sums, 3, 3) as tf.Tensor4D[];
+  const cross = tf.sub(sIJ, tf.div(tf.mul(f.sI, sJ), f.n));
+  const varJ = tf.sub(sJJ, tf.div(tf.square(sJ), f.n));
+  const D = tf.add(tf.mul(f.varI, varJ), f.eps);
+  const total = tf.sum(tf.div(tf.mul(f.weight, tf.square(cross)), D));
+  return tf.div(total, -f.weightSum) as tf.Scalar;
+}
+
+/** Diffusion term: alpha / N · Σ_axes Σ (forward difference / h)^2 of w [nk, nj, ni, 3]. */
+function diffusionOnDevice(p: DeviceDeformProblem, w4: tf.Tensor4D): tf.Scalar {
+  const [ni, nj, nk] = p.size;
+  const N = ni * nj * nk;
+  const terms: tf.Scalar[] = [];
+  // tensor axis 2 is i, 1 is j, 0 is k
+  const axes: [number, number][] = [
+    [2, 0],
+    [1, 1],
+    [0, 2],
+  ];
+  for (const [t, a] of axes) {
+    const len = w4.shape[t];
+    if (len < 2) continue;
+    const size = [...w4.shape];
+    size[t] = len - 1;
+    const lo = [0, 0, 0, 0];
+    const hi = [0, 0, 0, 0];
+    hi[t] = 1;
+    const d = tf.sub(tf.slice(w4, hi, size), tf.slice(w4, lo, size));
+    terms.push(tf.mul(tf.sum(tf.square(d)), 1 / (p.spacing[a] * p.spacing[a])) as tf.Scalar);
+  }
+  return tf.mul(tf.addN(terms), p.alpha / N) as tf.Scalar;
+}
+
+/** The loss terms at w [N, 3] (differentiable in w). */
+export function deformTermsOnDevice(p: DeviceDeformProblem, w: tf.Tensor2D): DeviceDeformTerms {
+  const [ni, nj, nk] = p.size;
+  const N = ni * nj * nk;
+  const points = tf.add(p.base, w) as tf.Tensor2D;
+  const J = sampleTrilinearOnDevice(p.moving.data, p.moving.size, worldToIndexOnDevice(points, p.moving.toIndex));
+  const similarity = lnccOnDevice(p, tf.reshape(J, [nk, nj, ni, 1]));
+  let feature = tf.scalar(0);
+  let loss = similarity;
+  if (p.features && p.features.weight > 0) {
+    const F = p.features;
+    const g = sampleTrilinearOnDevice(F.moving.data, F.moving.size, worldToIndexOnDevice(points, F.moving.toIndex));
+    feature = tf.div(tf.sum(tf.mul(F.fixed, g)), -N) as tf.Scalar;
+    loss = tf.add(loss, tf.mul(feature, F.weight)) as tf.Scalar;
+  }
+  const smoothness = diffusionOnDevice(p, tf.reshape(w, [nk, nj, ni, 3]));
+  return { loss: tf.add(loss, smoothness) as tf.Scalar, similarity, feature, smoothness };
+}
+
+/** The loss at w and its gradient [N, 3]. */
+export function deformLossAndGradientOnDevice(
+  p: DeviceDeformProblem,
+  w: tf.Tensor2D,
+): { value: tf.Scalar; grad: tf.Tensor2D } {
+  return tf.valueAndGrad((x: tf.Tensor) => deformTermsOnDevice(p, x as tf.Tensor2D).loss)(w) as {
+    value: tf.Scalar;
+    grad: tf.Tensor2D;
+  };
+}

@@ -1,0 +1,82 @@
+/**
+ * SAM-deform's instance optimisation on the tfjs device: the same Adam as sam-deform.ts's host
+ * optimiser (gradient box-smoothed `smoothing` times first; 'adam-global': Adam's momentum over one
+ * shared second moment, the mean square of the nonzero gradient entries, each step clipped to the
+ * learning rate; or per-parameter 'adam'), the same cosine-decayed rate, on the objective of
+ * deform-loss-on-device.ts. The problem is uploaded once per level; w, the moments and the gradient
+ * stay on the device, and w is read back only at the end, so a GPU runs the iterations back to back.
+ * The AbortSignal is checked and progress reported every iteration; every few iterations the loop
+ * waits for the device (a one-number read), so progress and cancel follow the GPU, not the queue.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { CancelledError } from '../../errors.ts';
+import type { DeformEval, DeformProblem } from '../deform/deform-loss.ts';
+import { learningRateAt, type DeformOptimiser, type OptimiserSettings } from '../deform/deform-optimiser.ts';
+import { boxCountOnDevice, boxMeanOnDevice } from './box-sum-on-device.ts';
+import { deformLossAndGradientOnDevice, deformTermsOnDevice, deviceProblem } from './deform-loss-on-device.ts';
+
+export function deviceDeformOptimiser(problem: DeformProblem, settings: OptimiserSettings): DeformOptimiser {
+  const p = deviceProblem(problem);
+  const [ni, nj, nk] = problem.size;
+  const N = ni * nj * nk;
+  // the radius-1 window counts for the gradient smoothing (box mean = box sum / count)
+  const windowCount = boxCountOnDevice([nk, nj, ni], 1);
+  return {
+    async evaluate(w: Float32Array): Promise<DeformEval> {
+      const t = tf.tidy(() => {
+        const terms = deformTermsOnDevice(p, tf.tensor2d(w, [N, 3]));
+        return tf.stack([terms.loss, terms.similarity, terms.feature, terms.smoothness]);
+      });
+      const [loss, similarity, feature, smoothness] = await t.data();
+      t.dispose();
+      return { loss, similarity, feature, smoothness };
+    },
+    async optimise(w: Float32Array, iterations: number, lr0: number, smoothing: number, label: string): Promise<void> {
+      const o = settings;
+      let wt: tf.Tensor2D = tf.tensor2d(w, [N, 3]);
+      let m1: tf.Tensor = tf.zerosLike(wt);
+      let m2: tf.Tensor = o.optimizer === 'adam' ? tf.zerosLike(wt) : tf.scalar(0);
+      const b1 = 0.9;
+      const b2 = 0.999;
+      try {
+        for (let it = 1; it <= iterations; it++) {
+          if (o.signal?.aborted) throw new CancelledError('SAM-deform');
+          const lr = learningRateAt(lr0, it, iterations);
+          const c1 = 1 - b1 ** it;
+          const c2 = 1 - b2 ** it;
+          const next = tf.tidy(() => {
+            let g = deformLossAndGradientOnDevice(p, wt).grad as tf.Tensor;
+            for (let s = 0; s < smoothing; s++) g = boxMeanOnDevice(tf.reshape(g, [nk, nj, ni, 3]), 1, windowCount);
+            g = tf.reshape(g, [N, 3]);
+            const m1n = tf.add(tf.mul(m1, b1), tf.mul(g, 1 - b1));
+            let m2n: tf.Tensor;
+            let step: tf.Tensor;
+            if (o.optimizer === 'adam') {
+              m2n = tf.add(tf.mul(m2, b2), tf.mul(tf.square(g), 1 - b2));
+              step = tf.div(tf.mul(m1n, lr / c1), tf.add(tf.sqrt(tf.div(m2n, c2)), 1e-12));
+            } else {
+              const nonzero = tf.sum(tf.cast(tf.notEqual(g, 0), 'float32'));
+              const meanSquare = tf.div(tf.sum(tf.square(g)), tf.maximum(nonzero, 1));
+              m2n = tf.add(tf.mul(m2, b2), tf.mul(meanSquare, 1 - b2));
+              const denom = tf.add(tf.sqrt(tf.div(m2n, c2)), 1e-12);
+              step = tf.clipByValue(tf.div(tf.mul(m1n, lr / c1), denom), -lr, lr);
+            }
+            return [tf.sub(wt, step) as tf.Tensor2D, m1n, m2n] as const;
+          });
+          tf.dispose([wt, m1, m2]);
+          [wt, m1, m2] = next;
+          o.onProgress?.(`deform: ${label}`, it, iterations);
+          // wait for the device now and then: progress and cancel follow the GPU, not the queue
+          if (it % 4 === 0 || it === iterations) await m2.data();
+        }
+        w.set(await wt.data());
+      } finally {
+        tf.dispose([wt, m1, m2]);
+      }
+    },
+    dispose() {
+      p.dispose();
+      windowCount.dispose();
+    },
+  };
+}

@@ -1,0 +1,194 @@
+/**
+ * SAM-deform on the tfjs device (register/device/) against the host implementation (register/deform/):
+ * box sums and their gradient, the loss terms and their gradient on an asymmetric grid sampled through
+ * an oblique world -> index map, the optimiser's trajectory (both Adam variants), and samDeform on a
+ * real CT pair with onDevice; on the tfjs CPU backend and on WebGPU (Dawn on lavapipe here).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import { initTfBackend } from '../../main/engine/compute/tf-backend.ts';
+import { boxSum } from '../../main/engine/register/deform/box-sum.ts';
+import { deformLoss } from '../../main/engine/register/deform/deform-loss.ts';
+import { hostDeformOptimiser } from '../../main/engine/register/deform/deform-optimiser.ts';
+import { boxSumOnDevice } from '../../main/engine/register/device/box-sum-on-device.ts';
+import {
+  deformLossAndGradientOnDevice,
+  deformTermsOnDevice,
+  deviceProblem,
+} from '../../main/engine/register/device/deform-loss-on-device.ts';
+import { deviceDeformOptimiser } from '../../main/engine/register/device/deform-optimiser-on-device.ts';
+import { samDeform } from '../../main/engine/register/deform/sam-deform.ts';
+import { makeSyntheticPair } from '../../main/engine/bench/synthetic-pair.ts';
+import { zeroField } from '../../main/engine/register/field/field.ts';
+import { readVolume } from '../../main/engine/volume/io/index.ts';
+import { bodyMask } from '../../main/engine/volume/mask.ts';
+import type { Affine3x4 } from '../../main/engine/volume/geometry.ts';
+import { dataPath, rng } from '../helpers.ts';
+import { blobProblem } from './deform-fixtures.ts';
+
+function maxAbs(a: ArrayLike<number>): number {
+  let m = 0;
+  for (let q = 0; q < a.length; q++) m = Math.max(m, Math.abs(a[q]));
+  return m;
+}
+
+function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let q = 0; q < a.length; q++) m = Math.max(m, Math.abs(a[q] - b[q]));
+  return m;
+}
+
+// an oblique, anisotropic moving grid (rotation about z by 20 degrees, 2.5 x 2 x 3 mm), offset
+function obliqueToIndex(): Affine3x4 {
+  const c = Math.cos(0.35);
+  const s = Math.sin(0.35);
+  return [c / 2.5, s / 2.5, 0, 1.2, -s / 2, c / 2, 0, 2.1, 0, 0, 1 / 3, 0.7];
+}
+
+function asymmetricProblem(seed: number) {
+  return blobProblem(rng(seed), [11, 9, 7], [13, 12, 8], obliqueToIndex());
+}
+
+/** Backends to compare against the host: 'cpu' always, 'webgpu' where an adapter exists (lavapipe here). */
+async function withBackend(name: 'cpu' | 'webgpu', t: { skip(msg: string): void }, body: () => Promise<void>) {
+  try {
+    await initTfBackend({ backend: name });
+  } catch (e) {
+    if (name === 'cpu' || process.env.CI || process.env.SAM_DEBUG) throw e;
+    t.skip(`no WebGPU adapter here (${(e as Error).message}); run 'npm run setup:test' to install lavapipe`);
+    return;
+  }
+  try {
+    await body();
+  } finally {
+    await initTfBackend({ backend: 'cpu' });
+  }
+}
+
+test('device box sum equals the host box sum; its gradient is the box sum of the upstream gradient', async () => {
+  await initTfBackend({ backend: 'cpu' });
+  const r = rng(5);
+  const size = [7, 5, 6];
+  const x = Float32Array.from({ length: 7 * 5 * 6 * 2 }, () => r() - 0.5);
+  const dy = Float32Array.from({ length: x.length }, () => r() - 0.5);
+  const [out, grad] = tf.tidy(() => {
+    const xt = tf.tensor4d(x, [6, 5, 7, 2]);
+    const f = (v: tf.Tensor) => tf.sum(tf.mul(boxSumOnDevice(v as tf.Tensor4D, 2), tf.tensor4d(dy, [6, 5, 7, 2])));
+    return [boxSumOnDevice(xt, 2).dataSync(), tf.grad(f)(xt).dataSync()];
+  });
+  for (let c = 0; c < 2; c++) {
+    const pick = (a: ArrayLike<number>) => Float32Array.from({ length: a.length / 2 }, (_, v) => a[2 * v + c]);
+    assert.ok(maxDiff(pick(out), boxSum(pick(x), size, 2)) < 1e-5);
+    assert.ok(maxDiff(pick(grad), boxSum(pick(dy), size, 2)) < 1e-5);
+  }
+});
+
+for (const backend of ['cpu', 'webgpu'] as const)
+  test(`${backend}: device loss terms and gradient equal the host's (asymmetric grid, oblique moving grid)`, async (t) => {
+    await withBackend(backend, t, async () => {
+      const { problem, N } = asymmetricProblem(21);
+      const r = rng(22);
+      const w = Float32Array.from({ length: 3 * N }, () => 1.5 * (r() - 0.5));
+      const hostGrad = new Float32Array(3 * N);
+      const host = deformLoss(problem, w, hostGrad);
+      const p = deviceProblem(problem);
+      try {
+        // (data(), not dataSync(): WebGPU reads back asynchronously)
+        const termsT = tf.tidy(() => {
+          const d = deformTermsOnDevice(p, tf.tensor2d(w, [N, 3]));
+          return tf.stack([d.loss, d.similarity, d.feature, d.smoothness]);
+        });
+        const gradT = tf.tidy(() => deformLossAndGradientOnDevice(p, tf.tensor2d(w, [N, 3])).grad);
+        const [terms, grad] = [await termsT.data(), await gradT.data()];
+        tf.dispose([termsT, gradT]);
+        const rel = maxDiff(grad, hostGrad) / maxAbs(hostGrad);
+        t.diagnostic(
+          `loss host ${host.loss.toFixed(6)} device ${terms[0].toFixed(6)}; gradient max difference ${rel.toExponential(2)} of its largest entry`,
+        );
+        [host.loss, host.similarity, host.feature, host.smoothness].forEach((h, q) =>
+          assert.ok(Math.abs(h - terms[q]) < 1e-5 + 1e-4 * Math.abs(h), `term ${q}: host ${h} device ${terms[q]}`),
+        );
+        assert.ok(rel < 1e-3, `gradient differs by ${rel} of its largest entry`);
+      } finally {
+        p.dispose();
+      }
+    });
+  });
+
+for (const backend of ['cpu', 'webgpu'] as const)
+  test(`${backend}: the device optimiser follows the host optimiser's trajectory (adam-global and adam)`, async (t) => {
+    await withBackend(backend, t, async () => {
+      const { problem, N } = asymmetricProblem(31);
+      for (const optimizer of ['adam-global', 'adam'] as const) {
+        const wh = new Float32Array(3 * N);
+        const wd = new Float32Array(3 * N);
+        const host = hostDeformOptimiser(problem, { optimizer });
+        const dev = deviceDeformOptimiser(problem, { optimizer });
+        try {
+          const before = tf.memory().numTensors;
+          await host.optimise(wh, 12, 0.3, 2, 'test');
+          await dev.optimise(wd, 12, 0.3, 2, 'test');
+          assert.equal(tf.memory().numTensors, before, 'the device optimiser leaks no tensors');
+          const [eh, ed] = [await host.evaluate(wh), await dev.evaluate(wd)];
+          const d = maxDiff(wh, wd);
+          t.diagnostic(
+            `${optimizer}: |w| up to ${maxAbs(wh).toFixed(3)} mm, host and device differ by ${d.toExponential(2)} mm; loss ${eh.loss.toFixed(5)} vs ${ed.loss.toFixed(5)}`,
+          );
+          assert.ok(maxAbs(wh) > 0.5, 'the optimisation moved');
+          assert.ok(d < 2e-3, `w differs by ${d} mm`);
+          assert.ok(Math.abs(eh.loss - ed.loss) < 1e-4 * Math.max(1, Math.abs(eh.loss)));
+        } finally {
+          host.dispose();
+          dev.dispose();
+        }
+      }
+    });
+  });
+
+test('WebGPU: samDeform onDevice equals the host run on a real CT pair', async (t) => {
+  const ct = await readVolume(dataPath('TotalSegmentator/tests/reference_files/example_ct.nii.gz'));
+  const pair = makeSyntheticPair(ct, {
+    seed: 4,
+    maxRotationDeg: 0,
+    maxScale: 0,
+    maxShear: 0,
+    maxTranslationMm: 0,
+    bumps: 1,
+    maxDeformationMm: 15,
+    bumpSigmaMm: [35, 45],
+    noiseHu: 10,
+    fovKeep: [1, 1],
+    fovKeepInPlane: [1, 1],
+  });
+  const mask = bodyMask(pair.fixed);
+  // 8 mm, one level, 15 iterations: lavapipe is a CPU
+  const run = (onDevice: boolean) =>
+    samDeform(pair.fixed, pair.moving, (g) => zeroField(g), mask, {
+      spacingMm: 8,
+      multilevel: false,
+      iterations: 15,
+      onDevice,
+    });
+  const host = await run(false);
+  await withBackend('webgpu', t, async () => {
+    const t0 = performance.now();
+    const dev = await run(true);
+    const seconds = (performance.now() - t0) / 1000;
+    const diffs = host.field.data.map((v, q) => Math.abs(v - dev.field.data[q])).sort();
+    const mean = diffs.reduce((a, b) => a + b, 0) / diffs.length;
+    const p99 = diffs[Math.floor(0.99 * (diffs.length - 1))];
+    t.diagnostic(
+      `grid ${host.stats.grid.size.join('x')}, |w| up to ${maxAbs(host.field.data).toFixed(2)} mm; host - device: mean ` +
+        `${mean.toExponential(2)}, p99 ${p99.toExponential(2)}, max ${diffs[diffs.length - 1].toExponential(2)} mm; ` +
+        `LNCC ${host.stats.lnccEnd.toFixed(4)} vs ${dev.stats.lnccEnd.toFixed(4)}; device run ${seconds.toFixed(1)} s (lavapipe)`,
+    );
+    // float32 sums on the device against float64 on the host; the clipped steps amplify the
+    // difference a little where a point crosses the moving image's border (derivative switched off)
+    assert.ok(maxAbs(host.field.data) > 2);
+    assert.ok(mean < 5e-3 && p99 < 0.05, `fields differ: mean ${mean} mm, p99 ${p99} mm`);
+    assert.ok(Math.abs(host.stats.lnccEnd - dev.stats.lnccEnd) < 1e-3);
+    assert.equal(dev.stats.foldedPercentOnGrid, host.stats.foldedPercentOnGrid);
+  });
+});
