@@ -7,6 +7,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { initTfBackend } from '../engine/compute/tf-backend.ts';
+import { chooseDeformDevice } from '../engine/compute/choose-engine.ts';
 import { InputError } from '../engine/errors.ts';
 import type { DeformNet } from '../engine/register/deform-net/apply.ts';
 import { loadDeformNet } from '../engine/register/deform-net/weights-file.ts';
@@ -15,7 +16,18 @@ import { createDeformOnnxRunner } from '../engine/register/deform-net/onnx.ts';
 export const DEFORM_NET_OPTIONS = {
   'deform-net': { type: 'string' },
   'no-deform-net': { type: 'boolean', default: false },
+  'deform-on': { type: 'string', default: 'auto' },
 } as const;
+
+export const DEFORM_ON_USAGE = `  --deform-on auto|gpu|cpu  where the deform stage's instance optimisation runs: gpu = tfjs on WebGPU,
+                      cpu = JavaScript on the host; auto (default) takes a hardware GPU when there is one`;
+
+/** The deform stage's `onDevice` from --deform-on (after the SAM engine is open: it may have chosen WebGPU). */
+export async function deformOnDevice(values: { 'deform-on'?: string }, log: (line: string) => void): Promise<boolean> {
+  const c = await chooseDeformDevice(values['deform-on'] ?? 'auto');
+  log(`deform stage: instance optimisation on ${c.onDevice ? 'the GPU (tfjs WebGPU)' : 'the CPU'} (${c.reason})`);
+  return c.onDevice;
+}
 
 export function defaultDeformNetPath(): string {
   return process.env.SAM_DEFORM_NET || fileURLToPath(new URL('../../resources/sam-deform-net.samw', import.meta.url));

@@ -16,7 +16,7 @@ import { checkStages, DEFAULT_STAGES } from '../../engine/register/cascade.ts';
 import { readVolume } from '../../engine/volume/io/index.ts';
 import { resample } from '../../engine/volume/resample.ts';
 import { defaultModelPath, openModel } from './match.ts';
-import { DEFORM_NET_OPTIONS, openDeformNet } from '../deform-net-args.ts';
+import { DEFORM_NET_OPTIONS, DEFORM_ON_USAGE, deformOnDevice, openDeformNet } from '../deform-net-args.ts';
 import { intOption, numberOption, optionalInt } from '../option-values.ts';
 
 const DATA = process.env.SAM_DATA_DIR ?? '../shared/data';
@@ -41,6 +41,7 @@ const USAGE = `usage: sam bench-reg [options]
   --deform-net FILE  a SAM-deform network (sam train-reg) before the instance optimisation (default
                      resources/sam-deform-net.samw when present; opens the SAM model for its features)
   --no-deform-net    instance optimisation alone
+${DEFORM_ON_USAGE}
   --weights FILE     SAM model
   --device NAME      compute device for SAM (default auto)
   --no-elastix       skip elastix
@@ -113,6 +114,9 @@ export const benchRegCommand: Command = {
       engine = (await openModel({ weightsFile: w }, values.device as Device)).engine;
     }
     const seed0 = intOption('seed', values.seed, 0);
+    const onDevice = stages.includes('deform')
+      ? await deformOnDevice(values, (l) => console.error(`bench-reg: ${l}`))
+      : false;
     try {
       const rows = await benchRegistration(sources, {
         seeds: Array.from({ length: nPairs }, (_, n) => seed0 + n),
@@ -122,10 +126,12 @@ export const benchRegCommand: Command = {
         engine,
         elastix,
         register: {
-          deform:
-            values['deform-iters'] !== undefined
+          deform: {
+            onDevice,
+            ...(values['deform-iters'] !== undefined
               ? { iterations: intOption('deform-iters', values['deform-iters'], 0) }
-              : undefined,
+              : {}),
+          },
           deformNet,
         },
         elastixIterations: optionalInt('elastix-iterations', values['elastix-iterations']),

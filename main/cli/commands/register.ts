@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from '../index.ts';
 import { MODEL_OPTIONS, openModelFromArgs } from '../model-args.ts';
-import { DEFORM_NET_OPTIONS, openDeformNet } from '../deform-net-args.ts';
+import { DEFORM_NET_OPTIONS, DEFORM_ON_USAGE, deformOnDevice, openDeformNet } from '../deform-net-args.ts';
 import { disposeDeformWeights } from '../../engine/register/deform-net/network.ts';
 import { InputError } from '../../engine/errors.ts';
 import { checkStages, DEFAULT_STAGES, registerVolumes } from '../../engine/register/cascade.ts';
@@ -35,6 +35,7 @@ const USAGE = `usage: sam register <fixed> <moving> --out DIR [options]
                       instance optimisation then refines (default resources/sam-deform-net.samw when
                       present); it reads SAM features, so the SAM model is opened with any matcher
   --no-deform-net     instance optimisation alone
+${DEFORM_ON_USAGE}
   --no-field          do not write the displacement field`;
 
 export const registerCommand: Command = {
@@ -86,6 +87,7 @@ export const registerCommand: Command = {
       );
     }
     if (values.matcher === 'ncc') console.error('matcher: NCC template matching');
+    const onDevice = stages.includes('deform') ? await deformOnDevice(values, (l) => console.error(l)) : false;
     const controller = new AbortController();
     const onSigint = () => controller.abort();
     process.once('SIGINT', onSigint);
@@ -96,7 +98,7 @@ export const registerCommand: Command = {
         engine,
         gridMm,
         coarse: { gridMm: coarseGridMm },
-        deform: { iterations: deformIterations },
+        deform: { iterations: deformIterations, onDevice },
         deformNet,
         signal: controller.signal,
         onProgress: (stage, done, total) => progress.update(`${stage} ${done}/${total}`),

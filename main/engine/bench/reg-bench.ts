@@ -157,6 +157,13 @@ export async function benchRegistration(sources: BenchSource[], o: BenchOptions)
       signal: o.signal,
     });
     const t = r.qa.secondsPerStage;
+    if (r.deform) {
+      const d = r.deform.stats.seconds;
+      o.onProgress?.(
+        `${name}: deform stage: prepare ${d.prepare.toFixed(1)} s (host), optimise ${d.optimise.toFixed(1)} s ` +
+          `(${r.deform.stats.optimisedOn}, grid ${r.deform.stats.grid.size.join('x')}), fold check ${d.foldCheck.toFixed(1)} s`,
+      );
+    }
     rows.push(score(name, 'SAM affine', fieldFromAffine(pair.fixed, r.affine.affine), pair, ctx, { affine: t.affine }));
     if (r.coarse)
       rows.push(

@@ -13,7 +13,7 @@ import { InputError } from '../errors.ts';
 import type { EmbeddingEngine } from './embedding-engine.ts';
 import { createOnnxEngine, type OnnxExecutionProvider } from './onnx-engine.ts';
 import { createTfjsEngine } from './tfjs-engine.ts';
-import { initTfBackend, isSoftwareAdapter } from './tf-backend.ts';
+import { initTfBackend, isSoftwareAdapter, onHardwareGpu } from './tf-backend.ts';
 
 export const DEVICES = [
   'auto',
@@ -95,4 +95,29 @@ export async function chooseEngine(
     default:
       return onnx([device.slice(5) as OnnxExecutionProvider, 'cpu'], 'requested');
   }
+}
+
+export const DEFORM_DEVICES = ['auto', 'gpu', 'cpu'] as const;
+export type DeformDevice = (typeof DEFORM_DEVICES)[number];
+
+/**
+ * Where SAM-deform's instance optimisation runs: 'gpu' on the tfjs WebGPU backend (activated here when
+ * it is not already; fails with the reason when there is no adapter), 'cpu' in the host's JavaScript
+ * (deform-optimiser.ts), 'auto' the GPU when a hardware adapter exists. On a software adapter
+ * (lavapipe) the host code is faster, so 'auto' keeps it. Returns the cascade's `deform.onDevice`.
+ */
+export async function chooseDeformDevice(device: string = 'auto'): Promise<{ onDevice: boolean; reason: string }> {
+  if (!DEFORM_DEVICES.includes(device as DeformDevice))
+    throw new InputError('--deform-on', `unknown device '${device}'; choose one of ${DEFORM_DEVICES.join(', ')}`);
+  if (device === 'cpu') return { onDevice: false, reason: 'requested' };
+  if (device === 'gpu') {
+    await initTfBackend({ backend: 'webgpu' });
+    return { onDevice: true, reason: 'requested' };
+  }
+  if (onHardwareGpu()) return { onDevice: true, reason: 'the tfjs backend is a GPU' };
+  const a = await webgpuAdapter();
+  if (!a || a.software)
+    return { onDevice: false, reason: a ? `only a software adapter (${a.description})` : 'no WebGPU adapter' };
+  await initTfBackend({ backend: 'webgpu' });
+  return { onDevice: true, reason: `GPU adapter ${a.description}` };
 }

@@ -198,3 +198,9 @@ export function isSoftwareAdapter(
   const text = [info.vendor, info.architecture, info.description].filter(Boolean).join(' ');
   return info.architecture === 'software' || /llvmpipe|lavapipe|swiftshader|software|cpu/i.test(text);
 }
+
+/** Whether the active tfjs backend is WebGPU on a hardware adapter (a GPU, not lavapipe). */
+export function onHardwareGpu(): boolean {
+  if (tf.getBackend() !== 'webgpu') return false;
+  return !isSoftwareAdapter((tf.backend() as { adapterInfo?: { vendor?: string; architecture?: string } }).adapterInfo);
+}

@@ -22,6 +22,7 @@ import { resample } from '../volume/resample.ts';
 import { CancelledError, InputError } from '../errors.ts';
 import type { EmbeddingEngine } from '../compute/embedding-engine.ts';
 import { embedVolume } from '../sam/embed-volume.ts';
+import { onHardwareGpu } from '../compute/tf-backend.ts';
 import { nccMatch } from '../bench/ncc-match.ts';
 import { requireCt } from '../volume/intensity.ts';
 import { bodyMask } from '../volume/mask.ts';
@@ -213,6 +214,8 @@ export async function registerVolumes(fixed: Volume, moving: Volume, o: Register
     deform = await samDeform(fixed, moving, (g) => stageField(g, affine.affine, before), fixedMask, {
       features,
       ...o.deform,
+      // instance optimisation on the GPU when the tfjs backend is one (register/device/)
+      onDevice: o.deform?.onDevice ?? onHardwareGpu(),
       signal: o.signal,
       onProgress: o.onProgress,
     });

@@ -13,6 +13,7 @@
  * Only window centres inside the fixed body and well inside the moving field of view count
  * (fovMarginMm): near the moving image's cut faces the similarity misleads.
  */
+import * as tf from '@tensorflow/tfjs-core';
 import { indexToWorld, indexToWorldMatrix, worldToIndexMatrix, type Geometry } from '../../volume/geometry.ts';
 import { gridWithSpacing, resample } from '../../volume/resample.ts';
 import { makeVolume, type Vec3, type Volume } from '../../volume/volume.ts';
@@ -74,6 +75,10 @@ export interface SamDeformResult {
     lnccEnd: number;
     smoothingPasses: number;
     foldedPercentOnGrid: number;
+    /** Where the optimisation ran: 'host' or 'tfjs-<backend>'. */
+    optimisedOn: string;
+    /** Seconds spent preparing both levels (host), optimising (both levels), checking folds. */
+    seconds: { prepare: number; optimise: number; foldCheck: number };
   };
 }
 
@@ -197,11 +202,16 @@ export async function samDeform(
   const lr0 = o.learningRate ?? 0.4;
   const smoothing = o.gradientSmoothing ?? 2;
   // coarse level first (twice the spacing, 8 times fewer voxels), its w carried to the fine level
+  const seconds = { prepare: 0, optimise: 0, foldCheck: 0 };
+  const lap = (t0: number) => (performance.now() - t0) / 1000;
   const optimiserFor = (problem: DeformProblem) =>
     o.onDevice ? deviceDeformOptimiser(problem, o) : hostDeformOptimiser(problem, o);
   let init: Field | null = null;
   if (o.multilevel ?? true) {
+    let t0 = performance.now();
     const c = buildLevel(fixed, moving, u0, fixedMask, 2 * s, o);
+    seconds.prepare += lap(t0);
+    t0 = performance.now();
     const wc = new Float32Array(c.problem.base.length);
     const opt = optimiserFor(c.problem);
     try {
@@ -209,8 +219,10 @@ export async function samDeform(
     } finally {
       opt.dispose();
     }
+    seconds.optimise += lap(t0);
     init = makeVolume({ ...c.G, components: 3, data: wc, meta: { description: 'w (coarse level)' } }) as Field;
   }
+  let t0 = performance.now();
   const { G, problem } = buildLevel(fixed, moving, u0, fixedMask, s, o);
   const base = problem.base;
   const toW = indexToWorldMatrix(G);
@@ -218,6 +230,8 @@ export async function samDeform(
   // the coarse level's w read on G (stageField with the identity affine adds nothing else)
   const w = init ? stageField(G, [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0], [init]).data : new Float32Array(3 * N);
   const opt = optimiserFor(problem);
+  seconds.prepare += lap(t0);
+  t0 = performance.now();
   let start: DeformEval;
   try {
     start = await opt.evaluate(init ? new Float32Array(3 * N) : w);
@@ -226,6 +240,8 @@ export async function samDeform(
     opt.dispose();
     throw e;
   }
+  seconds.optimise += lap(t0);
+  t0 = performance.now();
   // fold check on G: u0 + w must not fold
   const field = makeVolume({
     ...G,
@@ -251,6 +267,7 @@ export async function samDeform(
     passes++;
     foldedPercent = folded();
   }
+  seconds.foldCheck = lap(t0);
   let end: DeformEval;
   try {
     end = await opt.evaluate(w);
@@ -268,6 +285,8 @@ export async function samDeform(
       lnccEnd: -end.similarity,
       smoothingPasses: passes,
       foldedPercentOnGrid: foldedPercent,
+      optimisedOn: o.onDevice ? `tfjs-${tf.getBackend()}` : 'host',
+      seconds,
     },
   };
 }

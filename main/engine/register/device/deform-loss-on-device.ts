@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Affine3x4 } from '../../volume/geometry.ts';
 import type { DeformProblem } from '../deform/deform-loss.ts';
 import { boxSumOnDevice } from './box-sum-on-device.ts';
-import { sampleTrilinearOnDevice, worldToIndexOnDevice } from './sample-on-device.ts';
+import { sampleWorldOnDevice } from './sample-on-device.ts';
 
 interface DeviceImage {
   data: tf.Tensor2D;
@@ -139,13 +139,13 @@ export function deformTermsOnDevice(p: DeviceDeformProblem, w: tf.Tensor2D): Dev
   const [ni, nj, nk] = p.size;
   const N = ni * nj * nk;
   const points = tf.add(p.base, w) as tf.Tensor2D;
-  const J = sampleTrilinearOnDevice(p.moving.data, p.moving.size, worldToIndexOnDevice(points, p.moving.toIndex));
+  const J = sampleWorldOnDevice(p.moving.data, p.moving.size, p.moving.toIndex, points);
   const similarity = lnccOnDevice(p, tf.reshape(J, [nk, nj, ni, 1]));
   let feature = tf.scalar(0);
   let loss = similarity;
   if (p.features && p.features.weight > 0) {
     const F = p.features;
-    const g = sampleTrilinearOnDevice(F.moving.data, F.moving.size, worldToIndexOnDevice(points, F.moving.toIndex));
+    const g = sampleWorldOnDevice(F.moving.data, F.moving.size, F.moving.toIndex, points);
     feature = tf.div(tf.sum(tf.mul(F.fixed, g)), -N) as tf.Scalar;
     loss = tf.add(loss, tf.mul(feature, F.weight)) as tf.Scalar;
   }

@@ -8,6 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { Affine3x4 } from '../../volume/geometry.ts';
+import { trilinearWorldWgsl } from './deform-wgsl.ts';
 
 /** World points [N, 3] (mm) to continuous indices through a world -> index affine. */
 export function worldToIndexOnDevice(points: tf.Tensor2D, toIndex: Affine3x4): tf.Tensor2D {
@@ -92,4 +93,36 @@ export function sampleTrilinearOnDevice(image: tf.Tensor2D, size: readonly numbe
     };
   });
   return f(index) as tf.Tensor2D;
+}
+
+/**
+ * Trilinear samples [N, C] of `image` [V, C] (size [ni, nj, nk], world -> index `toIndex`) at world
+ * points [N, 3] (mm), differentiable in the points. On WebGPU one dispatch computes the values and
+ * their world-space derivatives (deform-wgsl.ts); elsewhere the op-by-op sampler above.
+ */
+export function sampleWorldOnDevice(
+  image: tf.Tensor2D,
+  size: readonly number[],
+  toIndex: Affine3x4,
+  points: tf.Tensor2D,
+): tf.Tensor2D {
+  if (tf.getBackend() !== 'webgpu') return sampleTrilinearOnDevice(image, size, worldToIndexOnDevice(points, toIndex));
+  const [ni, nj, nk] = size;
+  if (ni < 2 || nj < 2 || nk < 2)
+    throw new Error(`trilinear sampling needs 2 voxels per axis (size ${size.join('x')})`);
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const save = args[1] as tf.GradSaveFunc;
+    const p = args[0] as tf.Tensor2D;
+    const [N, C] = [p.shape[0], image.shape[1]];
+    const packed = trilinearWorldWgsl(image, size, toIndex, p);
+    const value = tf.reshape(tf.slice(packed, [0, 0, 0], [N, 1, C]), [N, C]);
+    const derivatives = tf.slice(packed, [0, 1, 0], [N, 3, C]);
+    packed.dispose();
+    save([derivatives]);
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.sum(tf.mul(tf.reshape(dy, [N, 1, C]), saved[0]), 2),
+    };
+  });
+  return f(points) as tf.Tensor2D;
 }
