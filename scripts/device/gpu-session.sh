@@ -9,7 +9,8 @@
 #   2. `sam bench-embed --on-device --profile`: whole-volume embedding of the 2 mm chest with the
 #      shipped model, input and matching on the GPU, per-kernel profile (issue 4);
 #   3. `sam bench-reg` on the 2 mm chest: the cascade's time per stage on this machine, NCC (the
-#      default, CPU) and SAM matcher with WebGPU embeddings (issue 5);
+#      default, CPU) and SAM matcher with WebGPU embeddings; the deform stage's instance optimisation
+#      on the GPU in both (--deform-on gpu; it prints its prepare / optimise / fold-check split) (issue 5);
 #   4. the paper-size network's embedding time.
 # train SECONDS: continues the shipped model (resources/sam-small.samw) for SECONDS with a new seed
 # (new patch pairs); without it, trains from scratch. `gpu-session.sh SECONDS` (a number) runs both.
@@ -36,11 +37,12 @@ benches() {
       timeout 110 /tmp/node $D/sam.mjs bench-embed $D/bench/chest-2mm.nii.gz --device webgpu --weights "$INIT" --repeat 3 \
       --points 2000 --on-device --tile-bytes 16e9 --profile
   } 2>&1 | log
-  { echo "== bench-reg chest 2 mm, NCC matcher (CPU) (issue 5)"
-    timeout 70 /tmp/node $D/sam.mjs bench-reg --pairs 1 --sources $D/bench/chest-2mm.nii.gz --spacing 2 --seed 12 --no-elastix
-    echo "== bench-reg chest 2 mm, SAM matcher, embeddings on WebGPU (issue 5)"
+  { echo "== bench-reg chest 2 mm, NCC matcher (CPU), deform stage on the GPU (issue 5)"
     timeout 70 /tmp/node $D/sam.mjs bench-reg --pairs 1 --sources $D/bench/chest-2mm.nii.gz --spacing 2 --seed 12 --no-elastix \
-      --matcher sam --weights "$INIT" --device webgpu
+      --deform-on gpu
+    echo "== bench-reg chest 2 mm, SAM matcher, embeddings and deform stage on WebGPU (issue 5)"
+    timeout 70 /tmp/node $D/sam.mjs bench-reg --pairs 1 --sources $D/bench/chest-2mm.nii.gz --spacing 2 --seed 12 --no-elastix \
+      --matcher sam --weights "$INIT" --device webgpu --deform-on gpu
   } 2>&1 | log
   { echo "== bench-embed paper (random init) webgpu, on the device"
     timeout 60 /tmp/node $D/sam.mjs bench-embed $D/bench/chest-2mm.nii.gz --device webgpu --config paper --repeat 2 --points 200 \

@@ -2,7 +2,8 @@
  * SAM-deform on the tfjs device (register/device/) against the host implementation (register/deform/):
  * box sums and their gradient, the loss terms and their gradient on an asymmetric grid sampled through
  * an oblique world -> index map, the optimiser's trajectory (both Adam variants), and samDeform on a
- * real CT pair with onDevice; on the tfjs CPU backend and on WebGPU (Dawn on lavapipe here).
+ * real CT pair with onDevice; on the tfjs CPU backend and on WebGPU (Dawn on lavapipe here). And the
+ * cascade's field and warp on the device against stageField + warpVolume.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,8 +20,13 @@ import {
 } from '../../main/engine/register/device/deform-loss-on-device.ts';
 import { deviceDeformOptimiser } from '../../main/engine/register/device/deform-optimiser-on-device.ts';
 import { samDeform } from '../../main/engine/register/deform/sam-deform.ts';
+import { registerVolumes } from '../../main/engine/register/cascade.ts';
 import { makeSyntheticPair } from '../../main/engine/bench/synthetic-pair.ts';
-import { zeroField } from '../../main/engine/register/field/field.ts';
+import { zeroField, type Field } from '../../main/engine/register/field/field.ts';
+import { warpVolume } from '../../main/engine/register/field/warp.ts';
+import { stageField } from '../../main/engine/register/stage-field.ts';
+import { cascadeWarpOnDevice } from '../../main/engine/register/device/warp-on-device.ts';
+import { gridWithSpacing, resample } from '../../main/engine/volume/resample.ts';
 import { readVolume } from '../../main/engine/volume/io/index.ts';
 import { bodyMask } from '../../main/engine/volume/mask.ts';
 import type { Affine3x4 } from '../../main/engine/volume/geometry.ts';
@@ -190,5 +196,76 @@ test('WebGPU: samDeform onDevice equals the host run on a real CT pair', async (
     assert.ok(mean < 5e-3 && p99 < 0.05, `fields differ: mean ${mean} mm, p99 ${p99} mm`);
     assert.ok(Math.abs(host.stats.lnccEnd - dev.stats.lnccEnd) < 1e-3);
     assert.equal(dev.stats.foldedPercentOnGrid, host.stats.foldedPercentOnGrid);
+  });
+});
+
+test('WebGPU: the cascade field and warp on the device equal stageField + warpVolume (oblique affine, two corrections)', async (t) => {
+  const ct = await readVolume(dataPath('TotalSegmentator/tests/reference_files/example_ct.nii.gz'));
+  const fixed = resample(ct, gridWithSpacing(ct, [2.5, 3, 3.5]), { fill: -1024 });
+  const c = Math.cos(0.2);
+  const s = Math.sin(0.2);
+  const affine: Affine3x4 = [c, -s, 0.05, 7.3, s * 1.1, c, 0, -4.2, 0, 0.08, 0.95, 3.1];
+  // two smooth corrections on their own grids (8 and 13 mm), larger than the fixed image's extent
+  const correction = (mm: number, amp: number): Field => {
+    const f = zeroField(gridWithSpacing(fixed, [mm, mm, mm]));
+    const [ni, nj, nk] = f.size;
+    for (let k = 0, q = 0; k < nk; k++)
+      for (let j = 0; j < nj; j++)
+        for (let i = 0; i < ni; i++, q += 3) {
+          f.data[q] = amp * Math.sin(i / 3 + j / 5);
+          f.data[q + 1] = amp * Math.cos(k / 4 - i / 7);
+          f.data[q + 2] = 0.5 * amp * Math.sin(j / 2);
+        }
+    return f;
+  };
+  const corrections = [correction(8, 4), correction(13, 2.5)];
+  await withBackend('webgpu', t, async () => {
+    const dev = await cascadeWarpOnDevice(fixed, ct, affine, corrections, -1024);
+    assert.ok(dev, 'fits the device');
+    const field = stageField(fixed, affine, corrections);
+    const warped = warpVolume(ct, field, { fill: -1024 });
+    const fd = maxDiff(dev.field.data, field.data);
+    let off = 0;
+    let worst = 0;
+    for (let v = 0; v < warped.data.length; v++) {
+      const d = Math.abs(dev.warped.data[v] - warped.data[v]);
+      if (d > 1) off++;
+      else worst = Math.max(worst, d);
+    }
+    t.diagnostic(
+      `${fixed.size.join('x')} voxels: field max |device - host| ${fd.toExponential(2)} mm; warped: ${off} voxels differ by > 1 HU, the rest by <= ${worst}`,
+    );
+    assert.deepEqual(dev.field.size, fixed.size);
+    assert.equal(dev.warped.data.constructor, warped.data.constructor);
+    assert.ok(fd < 1e-3, `field differs by ${fd} mm`);
+    assert.ok(off <= warped.data.length * 1e-4, `${off} warped voxels differ by more than 1 HU`);
+  });
+});
+
+test('WebGPU: the cascade with the deform stage on the device matches the host cascade (real CT pair)', async (t) => {
+  const ct = await readVolume(dataPath('TotalSegmentator/tests/reference_files/example_ct.nii.gz'));
+  const small = resample(ct, gridWithSpacing(ct, [5, 5, 5]), { fill: -1024 });
+  const pair = makeSyntheticPair(small, { seed: 7, maxDeformationMm: 8, fovKeep: [1, 1], fovKeepInPlane: [1, 1] });
+  const run = (onDevice: boolean) =>
+    registerVolumes(pair.fixed, pair.moving, {
+      matcher: 'ncc',
+      stages: ['affine', 'deform'],
+      deform: { iterations: 8, onDevice },
+    });
+  const host = await run(false);
+  await withBackend('webgpu', t, async () => {
+    const dev = await run(true);
+    assert.equal(dev.deform?.stats.optimisedOn, 'tfjs-webgpu');
+    assert.ok('warp (GPU)' in dev.qa.secondsPerStage, 'the field and the warp were made on the device');
+    const diffs = dev.field.data.map((v, q) => Math.abs(v - host.field.data[q])).sort();
+    const mean = diffs.reduce((a, b) => a + b, 0) / diffs.length;
+    const p99 = diffs[Math.floor(0.99 * (diffs.length - 1))];
+    t.diagnostic(
+      `field |device - host|: mean ${mean.toExponential(2)}, p99 ${p99.toExponential(2)}, max ` +
+        `${diffs[diffs.length - 1].toExponential(2)} mm; folding ${dev.qa.jacobian.foldedPercent} %`,
+    );
+    // (float32 against float64, amplified by the clipped steps: see the samDeform test above)
+    assert.ok(mean < 0.02 && p99 < 0.2, `fields differ: mean ${mean} mm, p99 ${p99} mm`);
+    assert.equal(dev.qa.jacobian.foldedPercent, host.qa.jacobian.foldedPercent);
   });
 });

@@ -10,6 +10,8 @@
  *   (deform-net/, `deformNet`), the network's field first and the instance optimisation refining it
  *   (SAME++: network + instance optimisation). The network reads SAM local features, so it needs the
  *   embeddings: with the NCC matcher the engine embeds both images for it.
+ * With the deform stage on the GPU (deform.onDevice: register/device/), the whole field and the warped
+ * image are made there too (warp-on-device.ts); everything else runs on the host.
  * The default is the full cascade (DEFAULT_STAGES): about 30-60 s on a 2-core CPU for a 2 mm chest
  * pair with the NCC matcher (README, registration section).
  * The matcher is SAM (embeddings from the given engine) or, as a classical fallback and baseline, NCC
@@ -40,6 +42,7 @@ import { fieldFromAffine, type Field } from './field/field.ts';
 import { jacobianDeterminant } from './field/jacobian.ts';
 import { deformNetStage, type DeformNet, type DeformNetStageResult } from './deform-net/apply.ts';
 import { warpVolume } from './field/warp.ts';
+import { cascadeWarpOnDevice } from './device/warp-on-device.ts';
 
 export const STAGES = ['affine', 'coarse', 'deform'] as const;
 export type Stage = (typeof STAGES)[number];
@@ -224,13 +227,18 @@ export async function registerVolumes(fixed: Volume, moving: Volume, o: Register
   }
   if (o.signal?.aborted) throw new CancelledError('registration');
   t0 = performance.now();
-  const field = corrections.length
-    ? stageField(fixed, affine.affine, corrections)
-    : fieldFromAffine(fixed, affine.affine);
-  const warped = corrections.length
-    ? warpVolume(moving, field, { fill: -1024 })
-    : warpWithAffine(moving, fixed, affine.affine, { fill: -1024 });
-  tick('warp', t0);
+  // with the deform stage on the GPU, the whole field and the warp are made there too (when they fit)
+  const onGpu = corrections.length && deform?.stats.optimisedOn === 'tfjs-webgpu';
+  const dense = onGpu ? await cascadeWarpOnDevice(fixed, moving, affine.affine, corrections, -1024) : null;
+  const field =
+    dense?.field ??
+    (corrections.length ? stageField(fixed, affine.affine, corrections) : fieldFromAffine(fixed, affine.affine));
+  const warped =
+    dense?.warped ??
+    (corrections.length
+      ? warpVolume(moving, field, { fill: -1024 })
+      : warpWithAffine(moving, fixed, affine.affine, { fill: -1024 }));
+  tick(dense ? 'warp (GPU)' : 'warp', t0);
   const mask = fixedMask.data;
   const before = resample(moving, fixed, { fill: -1024 });
   let jacobian;

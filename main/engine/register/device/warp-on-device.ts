@@ -1,0 +1,203 @@
+/**
+ * The cascade's last dense step on the GPU: the whole map as one displacement field on the fixed grid
+ * (stage-field.ts: u(x) = A x - x + Σ_s v_s(x), each correction read trilinearly with the 'border'
+ * rule) and the moving image warped by it (field/warp.ts: trilinear, `fill` outside the moving
+ * voxel-centre hull), in one WGSL dispatch per slab of fixed slices on tfjs' WebGPU backend, read
+ * back as the host functions' Field and Volume. float32 on the device: positions agree with the
+ * host's float64 to about 1e-4 mm; the hull test has 1e-3 voxel of slack (float32 cannot resolve the
+ * host's 1e-6 at a few hundred mm), so a point within that of a face is sampled, not filled.
+ * Returns null when the moving image does not fit one device buffer (the caller warps on the host).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
+import { maxTensorBytes } from '../../compute/tf-backend.ts';
+import { INTEGER_RANGE } from '../../volume/interpolate.ts';
+import { indexToWorldMatrix, worldToIndexMatrix, type Affine3x4, type Geometry } from '../../volume/geometry.ts';
+import { allocateVoxels, makeVolume, voxelTypeOf, type Vec3, type Volume } from '../../volume/volume.ts';
+import type { Field } from '../field/field.ts';
+
+const rows = (m: Affine3x4) => [0, 1, 2].map((a) => ({ type: 'float32', data: m.slice(4 * a, 4 * a + 4) }));
+
+class CascadeWarpProgram implements WebGPUProgram {
+  variableNames: string[];
+  uniforms: string;
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout = { x: [0] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number] = [64, 1, 1];
+
+  constructor(
+    voxels: number,
+    private readonly corrections: number,
+  ) {
+    this.variableNames = ['M', ...Array.from({ length: corrections }, (_, c) => `F${c}`)];
+    this.uniforms =
+      'g0 : vec4<f32>, g1 : vec4<f32>, g2 : vec4<f32>, a0 : vec4<f32>, a1 : vec4<f32>, a2 : vec4<f32>, ' +
+      'm0 : vec4<f32>, m1 : vec4<f32>, m2 : vec4<f32>, mdims : vec3<i32>, fixedDims : vec3<i32>, k0 : i32, voxels : i32, fill : f32, ' +
+      Array.from(
+        { length: corrections },
+        (_, c) => `c${c}0 : vec4<f32>, c${c}1 : vec4<f32>, c${c}2 : vec4<f32>, c${c}dims : vec3<i32>, `,
+      ).join('');
+    this.outputShape = [voxels, 4];
+    this.dispatch = [Math.ceil(voxels / 64), 1, 1];
+    this.shaderKey = `samCascadeWarp_${corrections}`;
+  }
+
+  getUserCode(): string {
+    const corr = Array.from(
+      { length: this.corrections },
+      (_, c) => `
+        {
+          let p = vec3<f32>(dot(uniforms.c${c}0, xw), dot(uniforms.c${c}1, xw), dot(uniforms.c${c}2, xw));
+          let hi = vec3<f32>(uniforms.c${c}dims - vec3<i32>(1));
+          let f0 = clamp(floor(p), vec3<f32>(0.0), max(hi - vec3<f32>(1.0), vec3<f32>(0.0)));
+          let fr = clamp(p - f0, vec3<f32>(0.0), vec3<f32>(1.0));
+          let i0 = vec3<i32>(f0);
+          let d = vec3<i32>(select(0, 3, uniforms.c${c}dims.x > 1), select(0, 3 * uniforms.c${c}dims.x, uniforms.c${c}dims.y > 1),
+            select(0, 3 * uniforms.c${c}dims.x * uniforms.c${c}dims.y, uniforms.c${c}dims.z > 1));
+          let b = 3 * (i0.x + uniforms.c${c}dims.x * (i0.y + uniforms.c${c}dims.y * i0.z));
+          for (var a = 0; a < 3; a = a + 1) {
+            let q = b + a;
+            let v = trilinear(F${c}[q], F${c}[q + d.x], F${c}[q + d.y], F${c}[q + d.y + d.x], F${c}[q + d.z],
+              F${c}[q + d.z + d.x], F${c}[q + d.z + d.y], F${c}[q + d.z + d.y + d.x], fr);
+            y[a] = y[a] + v;
+          }
+        }`,
+    ).join('');
+    return `
+      fn trilinear(v000 : f32, v100 : f32, v010 : f32, v110 : f32, v001 : f32, v101 : f32, v011 : f32, v111 : f32,
+                   f : vec3<f32>) -> f32 {
+        let c00 = v000 + (v100 - v000) * f.x;
+        let c10 = v010 + (v110 - v010) * f.x;
+        let c01 = v001 + (v101 - v001) * f.x;
+        let c11 = v011 + (v111 - v011) * f.x;
+        let c0 = c00 + (c10 - c00) * f.y;
+        let c1 = c01 + (c11 - c01) * f.y;
+        return c0 + (c1 - c0) * f.z;
+      }
+      fn main(index : i32) {
+        if (index >= uniforms.voxels) {
+          return;
+        }
+        let ni = uniforms.fixedDims.x;
+        let nj = uniforms.fixedDims.y;
+        let i = index % ni;
+        let j = (index / ni) % nj;
+        let k = index / (ni * nj) + uniforms.k0;
+        let iw = vec4<f32>(f32(i), f32(j), f32(k), 1.0);
+        let xw3 = vec3<f32>(dot(uniforms.g0, iw), dot(uniforms.g1, iw), dot(uniforms.g2, iw));
+        let xw = vec4<f32>(xw3, 1.0);
+        var y = array<f32, 3>(dot(uniforms.a0, xw), dot(uniforms.a1, xw), dot(uniforms.a2, xw));
+        ${corr}
+        let yw = vec4<f32>(y[0], y[1], y[2], 1.0);
+        let p = vec3<f32>(dot(uniforms.m0, yw), dot(uniforms.m1, yw), dot(uniforms.m2, yw));
+        let hi = vec3<f32>(uniforms.mdims - vec3<i32>(1));
+        var value = uniforms.fill;
+        if (all(p >= vec3<f32>(-1e-3)) && all(p <= hi + vec3<f32>(1e-3))) {
+          let f0 = clamp(floor(p), vec3<f32>(0.0), max(hi - vec3<f32>(1.0), vec3<f32>(0.0)));
+          let fr = clamp(p - f0, vec3<f32>(0.0), vec3<f32>(1.0));
+          let i0 = vec3<i32>(f0);
+          let d = vec3<i32>(select(0, 1, uniforms.mdims.x > 1), select(0, uniforms.mdims.x, uniforms.mdims.y > 1),
+            select(0, uniforms.mdims.x * uniforms.mdims.y, uniforms.mdims.z > 1));
+          let q = i0.x + uniforms.mdims.x * (i0.y + uniforms.mdims.y * i0.z);
+          value = trilinear(M[q], M[q + d.x], M[q + d.y], M[q + d.y + d.x], M[q + d.z], M[q + d.z + d.x],
+            M[q + d.z + d.y], M[q + d.z + d.y + d.x], fr);
+        }
+        setOutputAtIndex(index * 4, y[0] - xw3.x);
+        setOutputAtIndex(index * 4 + 1, y[1] - xw3.y);
+        setOutputAtIndex(index * 4 + 2, y[2] - xw3.z);
+        setOutputAtIndex(index * 4 + 3, value);
+      }
+    `;
+  }
+}
+
+export interface CascadeWarp {
+  field: Field;
+  warped: Volume;
+}
+
+/**
+ * stageField(fixedGrid, affine, corrections) and warpVolume(moving, field, { fill }) on WebGPU (see
+ * the header); null when the moving image or a correction does not fit one device buffer.
+ */
+export async function cascadeWarpOnDevice(
+  fixedGrid: Geometry,
+  moving: Volume,
+  affine: Affine3x4,
+  corrections: Field[],
+  fill: number,
+): Promise<CascadeWarp | null> {
+  if (tf.getBackend() !== 'webgpu')
+    throw new Error(`cascadeWarpOnDevice needs the webgpu backend (active: ${tf.getBackend()})`);
+  if (moving.components !== 1) return null;
+  const cap = maxTensorBytes() ?? 2 ** 31;
+  if (moving.data.length * 4 > cap || corrections.some((c) => c.data.length * 4 > cap)) return null;
+  const [ni, nj, nk] = fixedGrid.size;
+  const slice = ni * nj;
+  // output slabs of whole slices: [voxels, 4] float32 under the buffer cap (and 256 MB per read-back)
+  const slabSlices = Math.max(1, Math.min(nk, Math.floor(Math.min(cap, 2 ** 28) / (16 * slice))));
+  const backend = tf.backend() as unknown as WebGPUBackend;
+  const M = tf.tensor1d(Float32Array.from(moving.data));
+  const F = corrections.map((c) => tf.tensor1d(c.data));
+  const fieldData = new Float32Array(3 * slice * nk);
+  const outType = voxelTypeOf(moving.data);
+  const warpedData = allocateVoxels(outType, slice * nk);
+  const range = INTEGER_RANGE[outType];
+  try {
+    for (let k0 = 0; k0 < nk; k0 += slabSlices) {
+      const voxels = Math.min(slabSlices, nk - k0) * slice;
+      const program = new CascadeWarpProgram(voxels, corrections.length);
+      const uniforms = [
+        ...rows(indexToWorldMatrix(fixedGrid)),
+        ...rows(affine),
+        ...rows(worldToIndexMatrix(moving)),
+        { type: 'int32', data: [...moving.size] },
+        { type: 'int32', data: [ni, nj, nk] },
+        { type: 'int32', data: [k0] },
+        { type: 'int32', data: [voxels] },
+        { type: 'float32', data: [fill] },
+        ...corrections.flatMap((c) => [...rows(worldToIndexMatrix(c)), { type: 'int32', data: [...c.size] }]),
+      ];
+      const info = backend.runWebGPUProgram(program, [M, ...F], 'float32', uniforms);
+      const out = tf.engine().makeTensorFromTensorInfo(info);
+      const d = (await out.data()) as Float32Array;
+      out.dispose();
+      const o = k0 * slice;
+      for (let v = 0; v < voxels; v++) {
+        fieldData[3 * (o + v)] = d[4 * v];
+        fieldData[3 * (o + v) + 1] = d[4 * v + 1];
+        fieldData[3 * (o + v) + 2] = d[4 * v + 2];
+        let x = d[4 * v + 3];
+        if (range) x = Math.min(range[1], Math.max(range[0], Math.round(x)));
+        warpedData[o + v] = x;
+      }
+    }
+  } finally {
+    tf.dispose([M, ...F]);
+  }
+  const geometry = {
+    size: [...fixedGrid.size] as Vec3,
+    spacing: [...fixedGrid.spacing] as Vec3,
+    origin: [...fixedGrid.origin] as Vec3,
+    direction: [...fixedGrid.direction] as Geometry['direction'],
+  };
+  const field = makeVolume({
+    ...geometry,
+    components: 3,
+    data: fieldData,
+    meta: { description: 'displacement field (cascade)' },
+  }) as Field;
+  const warped = makeVolume({
+    ...geometry,
+    components: 1,
+    data: warpedData,
+    meta: {
+      ...moving.meta,
+      warnings: [...moving.meta.warnings],
+      description: `${moving.meta.description ?? 'volume'} (warped, displacement field, linear)`,
+    },
+  });
+  return { field, warped };
+}
