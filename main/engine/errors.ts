@@ -29,7 +29,7 @@ export class VolumeWriteError extends Error {
 
 /** Bad arguments or an input that is valid but unsuitable (e.g. not CT, wrong geometry). */
 export class InputError extends Error {
-  override readonly name = 'InputError';
+  override readonly name: string = 'InputError';
   constructor(
     readonly input: string,
     readonly problem: string,
@@ -72,4 +72,12 @@ function asReadError(file: string, e: unknown): Error {
   if (e instanceof VolumeReadError || e instanceof CancelledError || e instanceof InputError) return e;
   const msg = e instanceof Error ? e.message : String(e);
   return new VolumeReadError(file, `unreadable or corrupt file (${msg})`, { cause: e });
+}
+
+/**
+ * An input too large for one buffer of the compute device (WebGPU's maxStorageBufferBindingSize):
+ * callers with a host path (the cascade) fall back to it; others report it.
+ */
+export class DeviceLimitError extends InputError {
+  override readonly name = 'DeviceLimitError';
 }

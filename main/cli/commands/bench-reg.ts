@@ -108,10 +108,14 @@ export const benchRegCommand: Command = {
     const deformNet = stages.includes('deform') ? await openDeformNet(values) : undefined;
     if (deformNet) console.error(`bench-reg: deform network ${deformNet.file}, then instance optimisation`);
     let engine;
+    let deviceModel;
     if (values.matcher === 'sam' || deformNet) {
       const w = values.weights ?? defaultModelPath();
       if (!existsSync(w)) throw new InputError(w, 'no trained SAM model: pass --weights FILE or use --matcher ncc');
-      engine = (await openModel({ weightsFile: w }, values.device as Device)).engine;
+      const model = await openModel({ weightsFile: w }, values.device as Device);
+      engine = model.engine;
+      // on WebGPU the cascade embeds and matches on the GPU itself (no read-back of the embeddings)
+      if (engine.name === 'tfjs-webgpu') deviceModel = model;
     }
     const seed0 = intOption('seed', values.seed, 0);
     const onDevice = stages.includes('deform')
@@ -133,6 +137,7 @@ export const benchRegCommand: Command = {
               : {}),
           },
           deformNet,
+          deviceModel,
         },
         elastixIterations: optionalInt('elastix-iterations', values['elastix-iterations']),
         onProgress: (what) => console.error(`bench-reg: ${what}`),

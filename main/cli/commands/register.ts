@@ -79,9 +79,12 @@ export const registerCommand: Command = {
     if (deformNet)
       console.error(`deform network: ${deformNet.file} (${deformNet.config.name}), then instance optimisation`);
     let engine;
+    let deviceModel;
     if (values.matcher === 'sam' || deformNet) {
       const model = await openModelFromArgs(values, values.matcher === 'sam' ? '--matcher ncc' : '--no-deform-net');
       engine = model.engine;
+      // on WebGPU the cascade embeds and matches on the GPU itself (no read-back of the embeddings)
+      if (engine.name === 'tfjs-webgpu') deviceModel = model;
       console.error(
         `${values.matcher === 'sam' ? 'matcher: SAM, model' : 'SAM features for the deform network:'} ${model.label}${model.weightsFile ? ` (${model.weightsFile})` : ''}`,
       );
@@ -96,6 +99,7 @@ export const registerCommand: Command = {
         stages,
         matcher: values.matcher,
         engine,
+        deviceModel,
         gridMm,
         coarse: { gridMm: coarseGridMm },
         deform: { iterations: deformIterations, onDevice },

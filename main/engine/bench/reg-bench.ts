@@ -59,7 +59,7 @@ export interface BenchOptions {
   minOrganVoxels?: number;
   transform?: Partial<SyntheticPairOptions>;
   /** Further options of the cascade (stage options). */
-  register?: Pick<RegisterOptions, 'coarse' | 'deform' | 'gridMm' | 'deformNet'>;
+  register?: Pick<RegisterOptions, 'coarse' | 'deform' | 'gridMm' | 'deformNet' | 'deviceModel'>;
   onProgress?: (what: string) => void;
   signal?: AbortSignal;
 }

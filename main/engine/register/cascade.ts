@@ -21,9 +21,15 @@
  * the fixed grid (fixed point x -> moving point x + u(x)); the warped image is moving(x + u(x)).
  */
 import { resample } from '../volume/resample.ts';
-import { CancelledError, InputError } from '../errors.ts';
+import { CancelledError, DeviceLimitError, InputError } from '../errors.ts';
 import type { EmbeddingEngine } from '../compute/embedding-engine.ts';
 import { embedVolume } from '../sam/embed-volume.ts';
+import * as tf from '@tensorflow/tfjs-core';
+import type { SamConfig } from '../sam/config.ts';
+import type { SamWeights } from '../sam/network.ts';
+import { embedVolumeOnDevice, whenComputed, type DeviceEmbedded } from '../sam/device/embed-on-device.ts';
+import { matchPointsOnDevice } from '../sam/device/match-on-device.ts';
+import { embeddingFeaturesOnDevice } from './device/embedding-features-on-device.ts';
 import { onHardwareGpu } from '../compute/tf-backend.ts';
 import { nccMatch } from '../bench/ncc-match.ts';
 import { requireCt } from '../volume/intensity.ts';
@@ -34,7 +40,7 @@ import { initialShift } from './initial-shift.ts';
 import { affineDecompose, affineDeterminant } from './affine-fit.ts';
 import { warpWithAffine } from './field/warp.ts';
 import { samAffine, type SamAffineResult } from './sam-affine.ts';
-import { samCoarse, type SamCoarseOptions, type SamCoarseResult } from './sam-coarse.ts';
+import { samCoarse, type SamCoarseOptions, type SamCoarseResult, type SamMatchFn } from './sam-coarse.ts';
 import { samDeform, type SamDeformOptions, type SamDeformResult } from './deform/sam-deform.ts';
 import { stageField } from './stage-field.ts';
 import { embeddingFeatures } from './deform/embedding-features.ts';
@@ -59,6 +65,11 @@ export interface RegisterOptions {
   deform?: SamDeformOptions;
   /** Weight of the SAM local-embedding similarity in the deform stage (SAM matcher only; default 0.5). */
   featureWeight?: number;
+  /**
+   * The SAM model itself: with it and the tfjs WebGPU backend active, the embeddings are made, matched
+   * and reduced on the GPU (sam/device/, register/device/) instead of by `engine` on the host.
+   */
+  deviceModel?: { config: SamConfig; weights: SamWeights };
   /** A trained SAM-deform network: its field starts the deform stage (needs `engine`). */
   deformNet?: DeformNet;
   onProgress?: (stage: string, done: number, total: number) => void;
@@ -126,15 +137,79 @@ export async function registerVolumes(fixed: Volume, moving: Volume, o: Register
   const stages = checkStages(o.stages ?? DEFAULT_STAGES);
   requireCt(fixed, fixed.meta.source ?? 'fixed image');
   requireCt(moving, moving.meta.source ?? 'moving image');
+  const matcher = o.matcher ?? 'sam';
+  const netUsed = !!o.deformNet && stages.includes('deform');
+  if ((matcher === 'sam' || netUsed) && !o.engine)
+    throw new InputError(matcher === 'sam' ? 'SAM matcher' : 'SAM-deform network', 'no embedding engine given');
+  // on a GPU the embeddings are made, matched and reduced there, never read back whole
+  const t0 = performance.now();
+  const gpu = (matcher === 'sam' || netUsed) && o.deviceModel && tf.getBackend() === 'webgpu';
+  let onGpu: GpuEmbeddings | null = null;
+  let hostReason: string | undefined;
+  if (gpu && o.deviceModel) {
+    try {
+      onGpu = await embedBothOnDevice(fixed, moving, o.deviceModel, o);
+      onGpu.seconds = (performance.now() - t0) / 1000;
+    } catch (e) {
+      // too large for one buffer of this device: the host path embeds in tiles and reads them back
+      if (!(e instanceof DeviceLimitError)) throw e;
+      hostReason = e.message;
+    }
+  }
+  try {
+    const r = await runStages(fixed, moving, o, stages, onGpu);
+    if (hostReason) r.qa.embeddingOnHost = hostReason;
+    return r;
+  } finally {
+    onGpu?.fixed.dispose();
+    onGpu?.moving.dispose();
+  }
+}
+
+/** Both images' embeddings on the device (each disposed if the other fails). */
+async function embedBothOnDevice(
+  fixed: Volume,
+  moving: Volume,
+  model: { config: SamConfig; weights: SamWeights },
+  o: RegisterOptions,
+): Promise<GpuEmbeddings> {
+  o.onProgress?.('embed fixed (GPU)', 0, 2);
+  const f = await embedVolumeOnDevice(fixed, model, { signal: o.signal });
+  let m: DeviceEmbedded | undefined;
+  try {
+    o.onProgress?.('embed moving (GPU)', 1, 2);
+    m = await embedVolumeOnDevice(moving, model, { signal: o.signal });
+    await whenComputed(f);
+    await whenComputed(m);
+    return { fixed: f, moving: m, seconds: 0 };
+  } catch (e) {
+    f.dispose();
+    m?.dispose();
+    throw e;
+  }
+}
+
+interface GpuEmbeddings {
+  fixed: DeviceEmbedded;
+  moving: DeviceEmbedded;
+  seconds: number;
+}
+
+async function runStages(
+  fixed: Volume,
+  moving: Volume,
+  o: RegisterOptions,
+  stages: Stage[],
+  gpu: GpuEmbeddings | null,
+): Promise<RegisterResult> {
   const times: Record<string, number> = {};
   const tick = (name: string, t0: number) => (times[name] = (performance.now() - t0) / 1000);
   const matcher = o.matcher ?? 'sam';
   let t0 = performance.now();
   let embeddings = null;
   const netUsed = !!o.deformNet && stages.includes('deform');
-  if (matcher === 'sam' || netUsed) {
-    if (!o.engine)
-      throw new InputError(matcher === 'sam' ? 'SAM matcher' : 'SAM-deform network', 'no embedding engine given');
+  if (gpu) times['embedding (GPU)'] = gpu.seconds;
+  else if ((matcher === 'sam' || netUsed) && o.engine) {
     o.onProgress?.('embed fixed', 0, 2);
     const f = await embedVolume(fixed, o.engine, { signal: o.signal });
     o.onProgress?.('embed moving', 1, 2);
@@ -142,6 +217,9 @@ export async function registerVolumes(fixed: Volume, moving: Volume, o: Register
     embeddings = { fixed: f, moving: m };
     tick('embedding', t0);
   }
+  const gpuMatch: SamMatchFn | undefined = gpu
+    ? (pts, mo) => matchPointsOnDevice(gpu.fixed, gpu.moving, pts, mo)
+    : undefined;
   if (o.signal?.aborted) throw new CancelledError('registration');
   t0 = performance.now();
   const fixedMask = bodyMask(fixed);
@@ -149,6 +227,7 @@ export async function registerVolumes(fixed: Volume, moving: Volume, o: Register
   // NCC searches near its start point: start from a rough translation (initial-shift.ts)
   const shift = matcher === 'ncc' ? initialShift(fixed, moving, fixedMask) : ([0, 0, 0] as Vec3);
   const affine = await samAffine(fixed, moving, matcher === 'sam' ? embeddings : null, {
+    samMatch: matcher === 'sam' ? gpuMatch : undefined,
     gridMm: o.gridMm,
     fixedMask,
     movingMask,
@@ -181,7 +260,11 @@ export async function registerVolumes(fixed: Volume, moving: Volume, o: Register
       fixed,
       moving,
       affine.affine,
-      matcher === 'sam' && embeddings ? { kind: 'sam', embeddings } : { kind: 'ncc' },
+      matcher === 'sam' && gpuMatch
+        ? { kind: 'sam', match: gpuMatch }
+        : matcher === 'sam' && embeddings
+          ? { kind: 'sam', embeddings }
+          : { kind: 'ncc' },
       fixedMask,
       { ...o.coarse, signal: o.signal, onProgress: o.onProgress },
     );
@@ -192,7 +275,12 @@ export async function registerVolumes(fixed: Volume, moving: Volume, o: Register
   let deformNet: DeformNetStageResult | undefined;
   if (stages.includes('deform')) {
     t0 = performance.now();
-    const reduced = embeddings ? embeddingFeatures(embeddings, o.deformNet?.config.featureChannels) : undefined;
+    const k = o.deformNet?.config.featureChannels;
+    const reduced = gpu
+      ? await embeddingFeaturesOnDevice(gpu, k)
+      : embeddings
+        ? embeddingFeatures(embeddings, k)
+        : undefined;
     if (o.deformNet && reduced) {
       const prior = [...corrections];
       deformNet = await deformNetStage(

@@ -19,6 +19,7 @@ import { CancelledError, InputError } from '../errors.ts';
 import { yieldToEventLoop } from '../util/yield.ts';
 import type { EmbeddedVolume } from '../sam/embed-volume.ts';
 import { matchPoints } from '../sam/match.ts';
+import type { SamMatchFn } from './sam-coarse.ts';
 import { writeFileAtomic } from '../util/atomic-write.ts';
 import { applyAffine, worldToIndexMatrix } from '../volume/geometry.ts';
 import { bodyMask } from '../volume/mask.ts';
@@ -112,6 +113,8 @@ export interface SamAffineOptions {
   fit?: Omit<RobustFitOptions, 'method'>;
   /** Fewest kept pairs to attempt a fit (default 12). */
   minPairs?: number;
+  /** Matches with SAM's options and answers in place of matchPoints on `embeddings` (e.g. on the GPU). */
+  samMatch?: SamMatchFn;
   /** Replaces the SAM matcher (embeddings are then not needed). */
   match?: PointMatcher;
   /** Points per matcher call (progress and cancellation granularity; default 512). */
@@ -146,10 +149,13 @@ export async function samAffine(
 
   let match = options.match;
   if (!match) {
-    if (!embeddings) throw new InputError('SAM-affine', 'no embeddings and no matcher given');
     const e = embeddings;
+    // host embeddings (sam/match.ts), or the caller's SAM matcher (the GPU's, sam/device/)
+    const sam: SamMatchFn | undefined =
+      options.samMatch ?? (e ? (pts, mo) => matchPoints(e.fixed, e.moving, pts, mo) : undefined);
+    if (!sam) throw new InputError('SAM-affine', 'no embeddings and no matcher given');
     match = (pts, sig) =>
-      matchPoints(e.fixed, e.moving, pts, {
+      sam(pts, {
         topK: options.topK,
         cycleCheck: options.cycleCheck ?? true,
         cycleThresholdMm: options.cycleThresholdMm,

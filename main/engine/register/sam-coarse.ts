@@ -17,7 +17,7 @@ import { CancelledError, InputError } from '../errors.ts';
 import { yieldToEventLoop } from '../util/yield.ts';
 import { nccMatch } from '../bench/ncc-match.ts';
 import type { EmbeddedVolume } from '../sam/embed-volume.ts';
-import { matchPoints } from '../sam/match.ts';
+import { matchPoints, type MatchOptions, type PointMatch } from '../sam/match.ts';
 import { applyAffine, worldBounds } from '../volume/geometry.ts';
 import type { Vec3, Volume } from '../volume/volume.ts';
 import { affineInvert, type Affine3x4 } from './affine-fit.ts';
@@ -79,11 +79,17 @@ function meanP95(v: number[]): { mean: number; p95: number } {
   return { mean: s.reduce((a, b) => a + b, 0) / s.length, p95: s[Math.min(s.length - 1, Math.floor(0.95 * s.length))] };
 }
 
+/** A SAM point matcher with matchPoints' options and answers (e.g. sam/device/ matchPointsOnDevice). */
+export type SamMatchFn = (points: Vec3[], options: MatchOptions) => Promise<PointMatch[]>;
+
 export async function samCoarse(
   fixed: Volume,
   moving: Volume,
   affine: Affine3x4,
-  matcher: { kind: 'sam'; embeddings: { fixed: EmbeddedVolume; moving: EmbeddedVolume } } | { kind: 'ncc' },
+  matcher:
+    | { kind: 'sam'; embeddings: { fixed: EmbeddedVolume; moving: EmbeddedVolume } }
+    | { kind: 'sam'; match: SamMatchFn }
+    | { kind: 'ncc' },
   fixedMask: Volume,
   o: SamCoarseOptions = {},
 ): Promise<SamCoarseResult> {
@@ -105,13 +111,12 @@ export async function samCoarse(
     const part = points.slice(p0, p0 + chunk);
     const predicted = part.map((p) => applyAffine(affine, p));
     if (matcher.kind === 'sam') {
-      const e = matcher.embeddings;
-      const found = await matchPoints(e.fixed, e.moving, part, {
-        cycleCheck: true,
-        cycleThresholdMm: cycleThr,
-        minScore,
-        signal: o.signal,
-      });
+      const opts = { cycleCheck: true, cycleThresholdMm: cycleThr, minScore, signal: o.signal };
+      // host embeddings (sam/match.ts), or a matcher of the caller's (the GPU's, sam/device/)
+      const found =
+        'match' in matcher
+          ? await matcher.match(part, opts)
+          : await matchPoints(matcher.embeddings.fixed, matcher.embeddings.moving, part, opts);
       const prior = o.priorRadiusMm ?? 25;
       found.forEach((m, n) => {
         const q = m.location;

@@ -20,7 +20,7 @@
  *   readEmbedding / embeddingFloat32 (never as numbers directly).
  */
 import { totalmem } from 'node:os';
-import { CancelledError, InputError } from '../errors.ts';
+import { CancelledError, DeviceLimitError } from '../errors.ts';
 import type { EmbeddingEngine } from '../compute/embedding-engine.ts';
 import { embeddingGrid } from '../train/patch-pairs.ts';
 import { requireCt, normalizeForNetwork } from '../volume/intensity.ts';
@@ -149,7 +149,7 @@ export function checkBlockFits(
 ): void {
   const need = voxels * largestTensorBytesPerVoxel(config);
   if (maxTensorBytes !== undefined && need > maxTensorBytes)
-    throw new InputError(
+    throw new DeviceLimitError(
       source,
       `one tile of the '${config.name}' network needs a ${(need / 2 ** 20).toFixed(0)} MB tensor; this device holds at ` +
         `most ${(maxTensorBytes / 2 ** 20).toFixed(0)} MB in one buffer (WebGPU maxStorageBufferBindingSize): embed on ` +

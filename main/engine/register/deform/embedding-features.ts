@@ -7,11 +7,23 @@
  */
 import type { EmbeddedVolume } from '../../sam/embed-volume.ts';
 import { embeddingFloat32 } from '../../sam/embed-volume.ts';
-import { makeVolume, type Volume } from '../../volume/volume.ts';
+import { makeVolume, type Vec3, type Volume } from '../../volume/volume.ts';
+import type { Geometry } from '../../volume/geometry.ts';
 
-function principalComponents(data: Float32Array, C: number, k: number): { mean: Float64Array; axes: Float64Array[] } {
+/** The voxels the principal components are estimated from: every `pcaStep(n)`-th of n (at most about 20000). */
+export function pcaStep(n: number): number {
+  return Math.max(1, Math.floor(n / 20000));
+}
+
+export interface PrincipalComponents {
+  mean: Float64Array;
+  axes: Float64Array[];
+}
+
+/** The first k principal components of the rows (C channels each) every pcaStep-th of `data`. */
+export function principalComponents(data: Float32Array, C: number, k: number): PrincipalComponents {
   const n = data.length / C;
-  const step = Math.max(1, Math.floor(n / 20000));
+  const step = pcaStep(n);
   const mean = new Float64Array(C);
   let m = 0;
   for (let v = 0; v < n; v += step, m++) for (let c = 0; c < C; c++) mean[c] += data[v * C + c];
@@ -41,7 +53,7 @@ function principalComponents(data: Float32Array, C: number, k: number): { mean: 
   return { mean, axes };
 }
 
-function project(ev: EmbeddedVolume['local'], pc: { mean: Float64Array; axes: Float64Array[] }): Volume<Float32Array> {
+function project(ev: EmbeddedVolume['local'], pc: PrincipalComponents): Volume<Float32Array> {
   const C = ev.components;
   const k = pc.axes.length;
   const src = embeddingFloat32(ev);
@@ -59,13 +71,18 @@ function project(ev: EmbeddedVolume['local'], pc: { mean: Float64Array; axes: Fl
     const inv = s > 0 ? 1 / Math.sqrt(s) : 0;
     for (let q = 0; q < k; q++) out[v * k + q] *= inv;
   }
+  return reducedVolume(ev, out, k);
+}
+
+/** The reduced channels as a Volume on the local embedding's grid. */
+export function reducedVolume(grid: Geometry, data: Float32Array, k: number): Volume<Float32Array> {
   return makeVolume({
-    size: [...ev.size],
-    spacing: [...ev.spacing],
-    origin: [...ev.origin],
-    direction: [...ev.direction],
+    size: [...grid.size] as Vec3,
+    spacing: [...grid.spacing] as Vec3,
+    origin: [...grid.origin] as Vec3,
+    direction: [...grid.direction] as Geometry['direction'],
     components: k,
-    data: out,
+    data,
     meta: { description: `SAM local embedding, ${k} principal components` },
   });
 }

@@ -9,6 +9,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Affine3x4 } from '../../volume/geometry.ts';
 import { trilinearWorldWgsl } from './deform-wgsl.ts';
+import { maxTensorBytes } from '../../compute/tf-backend.ts';
 
 /** World points [N, 3] (mm) to continuous indices through a world -> index affine. */
 export function worldToIndexOnDevice(points: tf.Tensor2D, toIndex: Affine3x4): tf.Tensor2D {
@@ -106,7 +107,10 @@ export function sampleWorldOnDevice(
   toIndex: Affine3x4,
   points: tf.Tensor2D,
 ): tf.Tensor2D {
-  if (tf.getBackend() !== 'webgpu') return sampleTrilinearOnDevice(image, size, worldToIndexOnDevice(points, toIndex));
+  // the packed [N, 4, C] output must fit one device buffer; else the op-by-op sampler
+  const packedBytes = points.shape[0] * 4 * image.shape[1] * 4;
+  if (tf.getBackend() !== 'webgpu' || packedBytes > (maxTensorBytes() ?? Infinity))
+    return sampleTrilinearOnDevice(image, size, worldToIndexOnDevice(points, toIndex));
   const [ni, nj, nk] = size;
   if (ni < 2 || nj < 2 || nk < 2)
     throw new Error(`trilinear sampling needs 2 voxels per axis (size ${size.join('x')})`);

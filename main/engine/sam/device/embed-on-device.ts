@@ -12,7 +12,7 @@
  * embed-volume.ts (embeddingGrid of the LPS network grid). The caller owns the result: dispose() it.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { CancelledError, InputError } from '../../errors.ts';
+import { CancelledError, DeviceLimitError } from '../../errors.ts';
 import { maxTensorBytes } from '../../compute/tf-backend.ts';
 import { embeddingGrid } from '../../train/patch-pairs.ts';
 import type { Geometry } from '../../volume/geometry.ts';
@@ -95,7 +95,7 @@ export async function embedVolumeOnDevice(
     const g = embeddingGrid(grid, stride);
     const bytes = g.size[0] * g.size[1] * g.size[2] * config.embedDim * 4;
     if (cap !== undefined && bytes > cap)
-      throw new InputError(
+      throw new DeviceLimitError(
         volume.meta.source ?? 'volume',
         `its ${what} embedding (${g.size.join('x')} x ${config.embedDim}) needs ${(bytes / 2 ** 20).toFixed(0)} MB in one ` +
           `buffer; this device allows ${(cap / 2 ** 20).toFixed(0)} MB (WebGPU maxStorageBufferBindingSize): embed it in ` +

@@ -1,0 +1,52 @@
+/**
+ * deform/embedding-features.ts on embeddings that live on the GPU (sam/device/): the principal
+ * components are estimated on the host from the same sampled fixed voxels (gathered on the device,
+ * about 20000 x C read back), the projection and the per-voxel normalisation run on the device, and
+ * only the k reduced channels are read back (k = 8: 1/16 of the 128-channel local level, which is
+ * about 600 MB for a 2 mm chest CT).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { DeviceEmbedded, DeviceEmbeddingLevel } from '../../sam/device/embed-on-device.ts';
+import type { Volume } from '../../volume/volume.ts';
+import { pcaStep, principalComponents, reducedVolume, type PrincipalComponents } from '../deform/embedding-features.ts';
+
+async function project(level: DeviceEmbeddingLevel, pc: PrincipalComponents): Promise<Volume<Float32Array>> {
+  const k = pc.axes.length;
+  const C = level.components;
+  const reduced = tf.tidy(() => {
+    const axes = tf.tensor2d(
+      Float32Array.from({ length: C * k }, (_, n) => pc.axes[n % k][Math.floor(n / k)]),
+      [C, k],
+    );
+    const centred = tf.sub(level.data, tf.tensor2d(Float32Array.from(pc.mean), [1, C]));
+    const d = tf.matMul(centred, axes);
+    const norm = tf.sqrt(tf.sum(tf.square(d), 1, true));
+    return tf.where(tf.greater(norm, 0), tf.div(d, tf.maximum(norm, 1e-30)), tf.zerosLike(d));
+  });
+  try {
+    return reducedVolume(level, (await reduced.data()) as Float32Array, k);
+  } finally {
+    reduced.dispose();
+  }
+}
+
+/** Reduced, unit-normalised local-embedding channels of both images (embeddingFeatures' answer). */
+export async function embeddingFeaturesOnDevice(
+  embeddings: { fixed: DeviceEmbedded; moving: DeviceEmbedded },
+  k = 8,
+): Promise<{ fixed: Volume<Float32Array>; moving: Volume<Float32Array> }> {
+  const f = embeddings.fixed.local;
+  const n = f.data.shape[0];
+  const C = f.components;
+  const step = pcaStep(n);
+  const rows = tf.tidy(() => tf.gather(f.data, tf.range(0, n, step, 'int32')));
+  let sample: Float32Array;
+  try {
+    sample = (await rows.data()) as Float32Array;
+  } finally {
+    rows.dispose();
+  }
+  // the sampled rows are every step-th voxel, so principalComponents takes all of them (step 1)
+  const pc = principalComponents(sample, C, Math.min(k, C));
+  return { fixed: await project(f, pc), moving: await project(embeddings.moving.local, pc) };
+}

@@ -1,0 +1,132 @@
+/**
+ * The cascade with its SAM embeddings on the GPU (deviceModel on tfjs' WebGPU backend): the deform
+ * stage's reduced features made on the device equal the host's, and the whole cascade (embedding,
+ * matching, affine, coarse, deform, warp on the device) agrees with the host cascade on the same
+ * real CT pair and the same weights (Dawn on lavapipe here).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import { initTfBackend } from '../../main/engine/compute/tf-backend.ts';
+import { createTfjsEngine } from '../../main/engine/compute/tfjs-engine.ts';
+import { embeddingFeatures } from '../../main/engine/register/deform/embedding-features.ts';
+import { embeddingFeaturesOnDevice } from '../../main/engine/register/device/embedding-features-on-device.ts';
+import { registerVolumes } from '../../main/engine/register/cascade.ts';
+import { makeSyntheticPair } from '../../main/engine/bench/synthetic-pair.ts';
+import { bodyPoints, tre } from '../../main/engine/bench/reg-metrics.ts';
+import { embedVolume } from '../../main/engine/sam/embed-volume.ts';
+import { toDevice } from '../../main/engine/sam/device/embed-on-device.ts';
+import { loadWeights } from '../../main/engine/sam/weights-file.ts';
+import { disposeWeights } from '../../main/engine/sam/network.ts';
+import { bodyMask } from '../../main/engine/volume/mask.ts';
+import { gridWithSpacing, resample } from '../../main/engine/volume/resample.ts';
+import { readVolume } from '../../main/engine/volume/io/index.ts';
+import { indexToWorld } from '../../main/engine/volume/geometry.ts';
+import { EXAMPLE_CT, tinyEngine } from './embed-fixtures.ts';
+import type { Volume } from '../../main/engine/volume/volume.ts';
+
+/**
+ * A 200 x 152 x 60 mm block of the chest/abdomen CT at 2 mm (the network grid), from one side of the
+ * body (air in it, as the CT check and the body mask want) to past the middle: small enough for tfjs'
+ * CPU backend and lavapipe's 128 MB buffers, large enough for the cascade's grids.
+ */
+async function ctBlock(): Promise<Volume> {
+  const ct = await readVolume(EXAMPLE_CT);
+  const full = gridWithSpacing(ct, [2, 2, 2]);
+  const size: [number, number, number] = [100, 76, 30];
+  const start = full.size.map((n, a) => (a === 0 ? 0 : (n - 1) / 2 - (size[a] - 1) / 2)) as [number, number, number];
+  return resample(ct, { ...full, size, origin: indexToWorld(full, start) }, { fill: -1024 });
+}
+
+test('reduced SAM features made on the device equal the host ones', async () => {
+  const engine = await tinyEngine(5);
+  const v = await ctBlock();
+  const a = await embedVolume(v, engine);
+  const b = await embedVolume(resample(v, gridWithSpacing(v, [2.5, 2.5, 2.5]), { fill: -1024 }), engine);
+  const host = embeddingFeatures({ fixed: a, moving: b });
+  const dev = { fixed: toDevice(a), moving: toDevice(b) };
+  try {
+    const onDevice = await embeddingFeaturesOnDevice(dev);
+    for (const k of ['fixed', 'moving'] as const) {
+      assert.deepEqual(onDevice[k].size, host[k].size);
+      assert.equal(onDevice[k].components, 8);
+      let d = 0;
+      for (let q = 0; q < host[k].data.length; q++) d = Math.max(d, Math.abs(host[k].data[q] - onDevice[k].data[q]));
+      assert.ok(d < 1e-4, `${k}: reduced features differ by ${d}`);
+    }
+  } finally {
+    dev.fixed.dispose();
+    dev.moving.dispose();
+    await engine.dispose();
+  }
+});
+
+test('WebGPU: the cascade with embeddings, matching, features, deform and warp on the device agrees with the host cascade', async (t) => {
+  const { config, weights } = loadWeights('resources/sam-small.samw');
+  const small = await ctBlock();
+  const pair = makeSyntheticPair(small, {
+    seed: 7,
+    maxRotationDeg: 5,
+    maxScale: 0.04,
+    maxTranslationMm: 6,
+    maxDeformationMm: 5,
+    fovKeep: [1, 1],
+    fovKeepInPlane: [1, 1],
+  });
+  const options = {
+    matcher: 'sam' as const,
+    stages: ['affine', 'coarse', 'deform'] as const,
+    deform: { iterations: 6 },
+  };
+  try {
+    await initTfBackend({ backend: 'cpu', gradients: false });
+    const cpuEngine = await createTfjsEngine({ config, weights });
+    const host = await registerVolumes(pair.fixed, pair.moving, {
+      ...options,
+      stages: [...options.stages],
+      engine: cpuEngine,
+      deform: { ...options.deform, onDevice: false },
+    });
+    try {
+      await initTfBackend({ backend: 'webgpu' });
+    } catch (e) {
+      if (process.env.CI || process.env.SAM_DEBUG) throw e;
+      t.skip(`no WebGPU adapter here (${(e as Error).message}); run 'npm run setup:test' to install lavapipe`);
+      return;
+    }
+    const gw = tf.tidy(() =>
+      Object.fromEntries(Object.entries(weights).map(([k, w]) => [k, tf.tensor(w.dataSync(), w.shape)])),
+    );
+    try {
+      const gpuEngine = await createTfjsEngine({ config, weights: gw });
+      const dev = await registerVolumes(pair.fixed, pair.moving, {
+        ...options,
+        stages: [...options.stages],
+        engine: gpuEngine,
+        deviceModel: { config, weights: gw },
+        deform: { ...options.deform, onDevice: true },
+      });
+      assert.ok('embedding (GPU)' in dev.qa.secondsPerStage, 'embedded on the device');
+      assert.ok('warp (GPU)' in dev.qa.secondsPerStage, 'warped on the device');
+      const mask = bodyMask(pair.fixed);
+      const pts = bodyPoints(mask, 17);
+      const [eh, ed] = [tre(host.field, pair.truth, pts), tre(dev.field, pair.truth, pts)];
+      const sh = host.affine.stats;
+      const sd = dev.affine.stats;
+      t.diagnostic(
+        `affine pairs kept ${sd.kept} (host ${sh.kept}), inliers ${sd.inliers} (${sh.inliers}); TRE mean ${ed.mean.toFixed(2)} mm ` +
+          `(host ${eh.mean.toFixed(2)}), p95 ${ed.p95.toFixed(2)} (${eh.p95.toFixed(2)}); seconds ${JSON.stringify(dev.qa.secondsPerStage)}`,
+      );
+      assert.ok(Math.abs(sd.kept - sh.kept) <= Math.max(2, 0.02 * sh.kept), 'about the same confident pairs');
+      assert.ok(Math.abs(ed.mean - eh.mean) < 0.1, `TRE ${ed.mean} vs ${eh.mean}`);
+      assert.equal(dev.qa.jacobian.foldedPercent, host.qa.jacobian.foldedPercent);
+      await gpuEngine.dispose();
+    } finally {
+      tf.dispose(Object.values(gw));
+    }
+    await cpuEngine.dispose();
+  } finally {
+    disposeWeights(weights);
+    await initTfBackend({ backend: 'cpu' });
+  }
+});
