@@ -54,9 +54,13 @@ let last: {
 } | null = null;
 let review: { job: number; controller: AbortController } | null = null;
 
-async function openEngine(modelPath: string) {
+async function openSamModel(modelPath: string) {
   const { openModel } = await import('../../cli/commands/match.ts');
-  return (await openModel({ weightsFile: modelPath })).engine;
+  return openModel({ weightsFile: modelPath });
+}
+
+async function openEngine(modelPath: string) {
+  return (await openSamModel(modelPath)).engine;
 }
 
 async function run(m: Extract<ToWorker, { type: 'register' }>): Promise<void> {
@@ -64,15 +68,20 @@ async function run(m: Extract<ToWorker, { type: 'register' }>): Promise<void> {
   last = null;
   controller = new AbortController();
   let engine;
+  let deviceModel;
   try {
     if (m.options.matcher === 'sam') {
       if (!m.options.modelPath) throw new Error('SAM matcher: no model installed (choose NCC)');
-      engine = await openEngine(m.options.modelPath);
+      const model = await openSamModel(m.options.modelPath);
+      engine = model.engine;
+      // on a GPU the cascade embeds, matches and deforms there (register/device/, sam/device/)
+      if (engine.name === 'tfjs-webgpu') deviceModel = model;
     }
     const result = await registerVolumes(m.fixed, m.moving, {
       stages: m.options.stages,
       matcher: m.options.matcher,
       engine,
+      deviceModel,
       gridMm: m.options.gridMm,
       signal: controller.signal,
       onProgress: (stage, done, total) => io.post({ type: 'progress', stage, done, total }),
