@@ -10,8 +10,9 @@
  *   (deform-net/, `deformNet`), the network's field first and the instance optimisation refining it
  *   (SAME++: network + instance optimisation). The network reads SAM local features, so it needs the
  *   embeddings: with the NCC matcher the engine embeds both images for it.
- * With the deform stage on the GPU (deform.onDevice: register/device/), the whole field and the warped
- * image are made there too (warp-on-device.ts); everything else runs on the host.
+ * With the deform stage on the GPU (deform.onDevice: register/device/), the whole field, the warped
+ * image and the Jacobian are made there too (warp-on-device.ts, jacobian-on-device.ts); with
+ * `deviceModel` the embeddings are made, matched and reduced there (sam/device/).
  * The default is the full cascade (DEFAULT_STAGES): about 30-60 s on a 2-core CPU for a 2 mm chest
  * pair with the NCC matcher (README, registration section).
  * The matcher is SAM (embeddings from the given engine) or, as a classical fallback and baseline, NCC
@@ -49,6 +50,7 @@ import { jacobianDeterminant } from './field/jacobian.ts';
 import { deformNetStage, type DeformNet, type DeformNetStageResult } from './deform-net/apply.ts';
 import { warpVolume } from './field/warp.ts';
 import { cascadeWarpOnDevice } from './device/warp-on-device.ts';
+import { jacobianOnDevice } from './device/jacobian-on-device.ts';
 
 export const STAGES = ['affine', 'coarse', 'deform'] as const;
 export type Stage = (typeof STAGES)[number];
@@ -224,6 +226,8 @@ async function runStages(
   t0 = performance.now();
   const fixedMask = bodyMask(fixed);
   const movingMask = bodyMask(moving);
+  tick('masks', t0);
+  t0 = performance.now();
   // NCC searches near its start point: start from a rough translation (initial-shift.ts)
   const shift = matcher === 'ncc' ? initialShift(fixed, moving, fixedMask) : ([0, 0, 0] as Vec3);
   const affine = await samAffine(fixed, moving, matcher === 'sam' ? embeddings : null, {
@@ -327,19 +331,27 @@ async function runStages(
       ? warpVolume(moving, field, { fill: -1024 })
       : warpWithAffine(moving, fixed, affine.affine, { fill: -1024 }));
   tick(dense ? 'warp (GPU)' : 'warp', t0);
-  const mask = fixedMask.data;
-  const before = resample(moving, fixed, { fill: -1024 });
   let jacobian;
   if (corrections.length) {
     t0 = performance.now();
-    const j = jacobianDeterminant(field, { mask: fixedMask });
+    const j = onGpu
+      ? await jacobianOnDevice(field, { mask: fixedMask })
+      : jacobianDeterminant(field, { mask: fixedMask });
     jacobian = { min: j.min, max: j.max, mean: j.mean, std: j.std, foldedPercent: j.foldedPercent, voxels: j.voxels };
-    tick('jacobian', t0);
+    tick(onGpu ? 'jacobian (GPU)' : 'jacobian', t0);
   } else {
     // The Jacobian determinant of an affine is det(A) everywhere: a fold only if det(A) <= 0.
     const det = affineDeterminant(affine.affine);
     jacobian = { min: det, max: det, mean: det, std: 0, foldedPercent: det > 0 ? 0 : 100 };
   }
+  t0 = performance.now();
+  const mask = fixedMask.data;
+  const before = resample(moving, fixed, { fill: -1024 });
+  const nccInFixedBody = {
+    before: maskedNcc(fixed.data, before.data, mask),
+    after: maskedNcc(fixed.data, warped.data, mask),
+  };
+  tick('qa numbers', t0);
   const qa: RegisterQa = {
     stages,
     matcher,
@@ -353,10 +365,7 @@ async function runStages(
     deform: deform?.stats,
     deformNet: deformNet?.stats,
     jacobian,
-    nccInFixedBody: {
-      before: maskedNcc(fixed.data, before.data, mask),
-      after: maskedNcc(fixed.data, warped.data, mask),
-    },
+    nccInFixedBody,
   };
   return { affine, coarse, deform, deformNet, field, warped, qa };
 }

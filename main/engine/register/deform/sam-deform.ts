@@ -19,6 +19,7 @@ import { gridWithSpacing, resample } from '../../volume/resample.ts';
 import { makeVolume, type Vec3, type Volume } from '../../volume/volume.ts';
 import type { Field } from '../field/field.ts';
 import { jacobianDeterminant } from '../field/jacobian.ts';
+import { jacobianOnDevice } from '../device/jacobian-on-device.ts';
 import { boxMean, smoothField } from './box-sum.ts';
 import type { DeformEval, DeformProblem, SampledImage } from './deform-loss.ts';
 import { hostDeformOptimiser } from './deform-optimiser.ts';
@@ -258,14 +259,16 @@ export async function samDeform(
           total.data[q + 1] = base[q + 1] + w[q + 1] - (toW[4] * i + toW[5] * j + toW[6] * k + toW[7]);
           total.data[q + 2] = base[q + 2] + w[q + 2] - (toW[8] * i + toW[9] * j + toW[10] * k + toW[11]);
         }
-    return jacobianDeterminant(total).foldedPercent;
+    return o.onDevice && tf.getBackend() === 'webgpu'
+      ? jacobianOnDevice(total).then((j) => j.foldedPercent)
+      : jacobianDeterminant(total).foldedPercent;
   };
   let passes = 0;
-  let foldedPercent = folded();
+  let foldedPercent = await folded();
   while (foldedPercent > 0 && passes < (o.maxSmoothing ?? 4)) {
     smoothField(w, G.size);
     passes++;
-    foldedPercent = folded();
+    foldedPercent = await folded();
   }
   seconds.foldCheck = lap(t0);
   let end: DeformEval;

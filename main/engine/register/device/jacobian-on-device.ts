@@ -1,0 +1,211 @@
+/**
+ * field/jacobian.ts on the GPU: the same determinants (central, the 8 one-sided, the two star
+ * tetrahedra; variants skipped where a neighbour is missing) of x -> x + u(x), per voxel in one WGSL
+ * dispatch per slab of slices (each slab uploaded with one slice of halo on either side, so any field
+ * fits the device's buffers), read back as the central determinant and an 11-bit mask of the variants
+ * that are <= 0; the statistics and counts are then made on the host exactly as jacobianDeterminant
+ * makes them. float32 on the device: a determinant within float32 rounding of 0 may be counted
+ * differently from the host's float64.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
+import { maxTensorBytes } from '../../compute/tf-backend.ts';
+import { makeVolume, voxelCount, type Vec3, type Volume } from '../../volume/volume.ts';
+import { checkField, checkMask, valueStats } from '../field/field.ts';
+import { JACOBIAN_VARIANTS, type JacobianReport, type JacobianVariant } from '../field/jacobian.ts';
+
+class JacobianProgram implements WebGPUProgram {
+  variableNames = ['U'];
+  uniforms =
+    'r0 : vec4<f32>, r1 : vec4<f32>, r2 : vec4<f32>, dims : vec3<i32>, slabStart : i32, k0 : i32, voxels : i32,';
+  outputShape: number[];
+  shaderKey = 'samJacobianVariants';
+  dispatchLayout = { x: [0] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number] = [64, 1, 1];
+
+  constructor(voxels: number) {
+    this.outputShape = [voxels, 2];
+    this.dispatch = [Math.ceil(voxels / 64), 1, 1];
+  }
+
+  getUserCode(): string {
+    return `
+      fn load(q : i32) -> vec3<f32> {
+        return vec3<f32>(U[3 * q], U[3 * q + 1], U[3 * q + 2]);
+      }
+      // R (u[p] - u[q]) in index units
+      fn rot(d : vec3<f32>) -> vec3<f32> {
+        return vec3<f32>(dot(uniforms.r0.xyz, d), dot(uniforms.r1.xyz, d), dot(uniforms.r2.xyz, d));
+      }
+      fn det3(a : vec3<f32>, b : vec3<f32>, c : vec3<f32>) -> f32 {
+        return dot(a, cross(b, c));
+      }
+      fn main(index : i32) {
+        if (index >= uniforms.voxels) {
+          return;
+        }
+        let ni = uniforms.dims.x;
+        let nj = uniforms.dims.y;
+        let nk = uniforms.dims.z;
+        let i = index % ni;
+        let j = (index / ni) % nj;
+        let k = index / (ni * nj) + uniforms.k0;
+        let idx = vec3<i32>(i, j, k);
+        let stride = vec3<i32>(1, ni, ni * nj);
+        // the voxel in the uploaded slab
+        let p = i + ni * j + ni * nj * (k - uniforms.slabStart);
+        let up = load(p);
+        var fwd : array<vec3<f32>, 3>;
+        var bwd : array<vec3<f32>, 3>;
+        var cen : array<vec3<f32>, 3>;
+        var hasPrev = vec3<bool>(false);
+        var hasNext = vec3<bool>(false);
+        for (var a = 0; a < 3; a = a + 1) {
+          var e = vec3<f32>(0.0);
+          e[a] = 1.0;
+          let prev = idx[a] > 0;
+          let next = idx[a] < uniforms.dims[a] - 1;
+          hasPrev[a] = prev;
+          hasNext[a] = next;
+          var w = vec3<f32>(0.0);
+          if (next) {
+            w = rot(load(p + stride[a]) - up);
+          } else if (prev) {
+            w = rot(up - load(p - stride[a]));
+          }
+          fwd[a] = e + w;
+          if (prev) {
+            bwd[a] = e + rot(up - load(p - stride[a]));
+          } else {
+            bwd[a] = fwd[a];
+          }
+          cen[a] = (fwd[a] + bwd[a]) * 0.5;
+        }
+        let central = det3(cen[0], cen[1], cen[2]);
+        var bits = 0;
+        if (central <= 0.0) {
+          bits = bits | 1;
+        }
+        for (var v = 0; v < 8; v = v + 1) {
+          let bi = (v >> 2u) & 1;
+          let bj = (v >> 1u) & 1;
+          let bk = v & 1;
+          if (!select(hasNext.x, hasPrev.x, bi == 1) && ni > 1) { continue; }
+          if (!select(hasNext.y, hasPrev.y, bj == 1) && nj > 1) { continue; }
+          if (!select(hasNext.z, hasPrev.z, bk == 1) && nk > 1) { continue; }
+          let d = det3(select(fwd[0], bwd[0], bi == 1), select(fwd[1], bwd[1], bj == 1), select(fwd[2], bwd[2], bk == 1));
+          if (d <= 0.0) {
+            bits = bits | (1 << u32(v + 1));
+          }
+        }
+        let full = ni > 1 && nj > 1 && nk > 1;
+        if (full && all(hasPrev)) {
+          // star 1: edges -(1,1,0), -(1,0,1), -(0,1,1); each edge matrix has determinant 2
+          let a = vec3<f32>(-1.0, -1.0, 0.0) + rot(load(p - stride.x - stride.y) - up);
+          let b = vec3<f32>(-1.0, 0.0, -1.0) + rot(load(p - stride.x - stride.z) - up);
+          let c = vec3<f32>(0.0, -1.0, -1.0) + rot(load(p - stride.y - stride.z) - up);
+          if (det3(a, b, c) / 2.0 <= 0.0) {
+            bits = bits | (1 << 9u);
+          }
+        }
+        if (full && all(hasNext)) {
+          let a = vec3<f32>(1.0, 1.0, 0.0) + rot(load(p + stride.x + stride.y) - up);
+          let b = vec3<f32>(0.0, 1.0, 1.0) + rot(load(p + stride.y + stride.z) - up);
+          let c = vec3<f32>(1.0, 0.0, 1.0) + rot(load(p + stride.x + stride.z) - up);
+          if (det3(a, b, c) / 2.0 <= 0.0) {
+            bits = bits | (1 << 10u);
+          }
+        }
+        setOutputAtIndex(index * 2, central);
+        setOutputAtIndex(index * 2 + 1, f32(bits));
+      }
+    `;
+  }
+}
+
+/** jacobianDeterminant(field, { mask }) computed on the WebGPU backend (see the header). */
+export async function jacobianOnDevice(
+  field: Volume,
+  options: {
+    mask?: Volume;
+    /** slices per dispatch (default: as many as the buffer cap allows) */ slabSlices?: number;
+  } = {},
+): Promise<JacobianReport> {
+  if (tf.getBackend() !== 'webgpu')
+    throw new Error(`jacobianOnDevice needs the webgpu backend (active: ${tf.getBackend()})`);
+  checkField(field);
+  const mask = options.mask;
+  if (mask) checkMask(mask, field);
+  const [ni, nj, nk] = field.size;
+  const slice = ni * nj;
+  const nvox = voxelCount(field.size);
+  const D = field.direction;
+  const sp = field.spacing;
+  // R = S^-1 D^T (field/jacobian.ts), rows as uniforms
+  const R = [0, 1, 2].map((a) => ({ type: 'float32', data: [0, 1, 2].map((r) => D[r * 3 + a] / sp[a]).concat(0) }));
+  const cap = Math.min(maxTensorBytes() ?? 2 ** 31, 2 ** 28);
+  // a slab's field (with one halo slice either side) and its [voxels, 2] output under the cap
+  const slabSlices = options.slabSlices ?? Math.max(1, Math.min(nk, Math.floor(cap / (12 * slice)) - 2));
+  const det = new Float32Array(nvox);
+  const bits = new Uint16Array(nvox);
+  const backend = tf.backend() as unknown as WebGPUBackend;
+  const u = field.data as Float32Array;
+  for (let k0 = 0; k0 < nk; k0 += slabSlices) {
+    const k1 = Math.min(nk, k0 + slabSlices);
+    const s0 = Math.max(0, k0 - 1);
+    const s1 = Math.min(nk, k1 + 1);
+    const U = tf.tensor1d(u.subarray(3 * slice * s0, 3 * slice * s1));
+    const voxels = (k1 - k0) * slice;
+    try {
+      const info = backend.runWebGPUProgram(new JacobianProgram(voxels), [U], 'float32', [
+        ...R,
+        { type: 'int32', data: [ni, nj, nk] },
+        { type: 'int32', data: [s0] },
+        { type: 'int32', data: [k0] },
+        { type: 'int32', data: [voxels] },
+      ]);
+      const out = tf.engine().makeTensorFromTensorInfo(info);
+      const d = (await out.data()) as Float32Array;
+      out.dispose();
+      for (let v = 0, o = k0 * slice; v < voxels; v++, o++) {
+        det[o] = d[2 * v];
+        bits[o] = d[2 * v + 1];
+      }
+    } finally {
+      U.dispose();
+    }
+  }
+  const foldedData = new Uint8Array(nvox);
+  const nonPositive = Object.fromEntries(JACOBIAN_VARIANTS.map((v) => [v, 0])) as Record<JacobianVariant, number>;
+  let voxelsCounted = 0;
+  let folded = 0;
+  for (let n = 0; n < nvox; n++) {
+    if (mask && mask.data[n] === 0) continue;
+    voxelsCounted++;
+    const b = bits[n];
+    if (!b) continue;
+    foldedData[n] = 1;
+    folded++;
+    for (let v = 0; v < JACOBIAN_VARIANTS.length; v++) if (b & (1 << v)) nonPositive[JACOBIAN_VARIANTS[v]]++;
+  }
+  const geometry = {
+    size: [...field.size] as Vec3,
+    spacing: [...field.spacing] as Vec3,
+    origin: [...field.origin] as Vec3,
+    direction: [...field.direction] as Volume['direction'],
+  };
+  const stats = valueStats(det, mask ? (v) => mask.data[v] !== 0 : undefined);
+  return {
+    det: makeVolume({ ...geometry, data: det, meta: { description: 'Jacobian determinant (central differences)' } }),
+    foldedMask: makeVolume({ ...geometry, data: foldedData, meta: { description: 'folded voxels' } }),
+    voxels: voxelsCounted,
+    folded,
+    foldedPercent: voxelsCounted > 0 ? (100 * folded) / voxelsCounted : 0,
+    min: stats.min,
+    max: stats.max,
+    mean: stats.mean,
+    std: stats.std,
+    nonPositive,
+  };
+}
