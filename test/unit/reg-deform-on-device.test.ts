@@ -19,7 +19,8 @@ import {
   deviceProblem,
 } from '../../main/engine/register/device/deform-loss-on-device.ts';
 import { deviceDeformOptimiser } from '../../main/engine/register/device/deform-optimiser-on-device.ts';
-import { samDeform } from '../../main/engine/register/deform/sam-deform.ts';
+import { bodyGrid, prepareImage, samDeform } from '../../main/engine/register/deform/sam-deform.ts';
+import { prepareImageOnDevice } from '../../main/engine/register/device/prepare-on-device.ts';
 import { registerVolumes } from '../../main/engine/register/cascade.ts';
 import { makeSyntheticPair } from '../../main/engine/bench/synthetic-pair.ts';
 import { zeroField, type Field } from '../../main/engine/register/field/field.ts';
@@ -267,5 +268,30 @@ test('WebGPU: the cascade with the deform stage on the device matches the host c
     // (float32 against float64, amplified by the clipped steps: see the samDeform test above)
     assert.ok(mean < 0.02 && p99 < 0.2, `fields differ: mean ${mean} mm, p99 ${p99} mm`);
     assert.equal(dev.qa.jacobian.foldedPercent, host.qa.jacobian.foldedPercent);
+  });
+});
+
+test('WebGPU: the deform images prepared on the device equal prepareImage (real CT, both levels)', async (t) => {
+  const ct = await readVolume(dataPath('TotalSegmentator/tests/reference_files/example_ct.nii.gz'));
+  const mask = bodyMask(ct);
+  await withBackend('webgpu', t, async () => {
+    for (const s of [8, 4]) {
+      const G = bodyGrid(gridWithSpacing(ct, [s, s, s]), mask, 4);
+      const host = prepareImage(ct, G);
+      const dev = await prepareImageOnDevice(ct, G);
+      assert.ok(dev, 'fits the device');
+      let off = 0;
+      let worst = 0;
+      for (let v = 0; v < host.length; v++) {
+        const d = Math.abs(host[v] - dev[v]);
+        if (d > 1e-3) off++;
+        else worst = Math.max(worst, d);
+      }
+      t.diagnostic(
+        `${s} mm, grid ${G.size.join('x')}: ${off} voxels differ (hull slack), the rest by <= ${worst.toExponential(2)}`,
+      );
+      assert.ok(worst < 1e-5, `prepared images differ by ${worst}`);
+      assert.ok(off <= host.length * 1e-3, `${off} voxels differ`);
+    }
   });
 });

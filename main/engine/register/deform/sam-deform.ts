@@ -20,6 +20,7 @@ import { makeVolume, type Vec3, type Volume } from '../../volume/volume.ts';
 import type { Field } from '../field/field.ts';
 import { jacobianDeterminant } from '../field/jacobian.ts';
 import { jacobianOnDevice } from '../device/jacobian-on-device.ts';
+import { prepareImageOnDevice } from '../device/prepare-on-device.ts';
 import { boxMean, smoothField } from './box-sum.ts';
 import type { DeformEval, DeformProblem, SampledImage } from './deform-loss.ts';
 import { hostDeformOptimiser } from './deform-optimiser.ts';
@@ -134,20 +135,23 @@ interface Level {
 }
 
 /** The objective on the grid of spacing s (see the header). */
-function buildLevel(
+async function buildLevel(
   fixed: Volume,
   moving: Volume,
   u0: (grid: Geometry) => Field,
   fixedMask: Volume,
   s: number,
   o: SamDeformOptions,
-): Level {
+): Promise<Level> {
   const rw = o.windowRadius ?? 2;
   const G = bodyGrid(gridWithSpacing(fixed, [s, s, s]), fixedMask, rw + 2);
   const N = G.size[0] * G.size[1] * G.size[2];
-  const I = prepareImage(fixed, G);
+  // on the GPU when the optimisation runs there (and the image fits one buffer)
+  const prepare = async (v: Volume, g: Geometry) =>
+    (o.onDevice && tf.getBackend() === 'webgpu' ? await prepareImageOnDevice(v, g) : null) ?? prepareImage(v, g);
+  const I = await prepare(fixed, G);
   const movingGrid = gridWithSpacing(moving, [s, s, s]);
-  const M = prepareImage(moving, movingGrid);
+  const M = await prepare(moving, movingGrid);
   const maskG = resample(fixedMask, G, { interpolation: 'nearest', outputType: 'uint8' }).data;
   const weight = new Float32Array(N);
   for (let v = 0; v < N; v++) weight[v] = maskG[v] ? 1 : 0;
@@ -210,7 +214,7 @@ export async function samDeform(
   let init: Field | null = null;
   if (o.multilevel ?? true) {
     let t0 = performance.now();
-    const c = buildLevel(fixed, moving, u0, fixedMask, 2 * s, o);
+    const c = await buildLevel(fixed, moving, u0, fixedMask, 2 * s, o);
     seconds.prepare += lap(t0);
     t0 = performance.now();
     const wc = new Float32Array(c.problem.base.length);
@@ -224,7 +228,7 @@ export async function samDeform(
     init = makeVolume({ ...c.G, components: 3, data: wc, meta: { description: 'w (coarse level)' } }) as Field;
   }
   let t0 = performance.now();
-  const { G, problem } = buildLevel(fixed, moving, u0, fixedMask, s, o);
+  const { G, problem } = await buildLevel(fixed, moving, u0, fixedMask, s, o);
   const base = problem.base;
   const toW = indexToWorldMatrix(G);
   const N = G.size[0] * G.size[1] * G.size[2];

@@ -113,6 +113,38 @@ class CascadeWarpProgram implements WebGPUProgram {
   }
 }
 
+/**
+ * One slab (fixed slices from k0, `voxels` voxels) of the map and the warp: [voxels, 4] = u (mm, LPS)
+ * and the moving value, `M` the moving image's voxels on the device (its geometry from `moving`).
+ */
+export function warpSlab(
+  fixedGrid: Geometry,
+  M: tf.Tensor,
+  moving: Geometry,
+  affine: Affine3x4,
+  F: tf.Tensor[],
+  corrections: Geometry[],
+  fill: number,
+  k0: number,
+  voxels: number,
+): tf.Tensor2D {
+  const backend = tf.backend() as unknown as WebGPUBackend;
+  const program = new CascadeWarpProgram(voxels, corrections.length);
+  const uniforms = [
+    ...rows(indexToWorldMatrix(fixedGrid)),
+    ...rows(affine),
+    ...rows(worldToIndexMatrix(moving)),
+    { type: 'int32', data: [...moving.size] },
+    { type: 'int32', data: [...fixedGrid.size] },
+    { type: 'int32', data: [k0] },
+    { type: 'int32', data: [voxels] },
+    { type: 'float32', data: [fill] },
+    ...corrections.flatMap((c) => [...rows(worldToIndexMatrix(c)), { type: 'int32', data: [...c.size] }]),
+  ];
+  const info = backend.runWebGPUProgram(program, [M, ...F], 'float32', uniforms);
+  return tf.engine().makeTensorFromTensorInfo(info) as tf.Tensor2D;
+}
+
 export interface CascadeWarp {
   field: Field;
   warped: Volume;
@@ -138,7 +170,6 @@ export async function cascadeWarpOnDevice(
   const slice = ni * nj;
   // output slabs of whole slices: [voxels, 4] float32 under the buffer cap (and 256 MB per read-back)
   const slabSlices = Math.max(1, Math.min(nk, Math.floor(Math.min(cap, 2 ** 28) / (16 * slice))));
-  const backend = tf.backend() as unknown as WebGPUBackend;
   const M = tf.tensor1d(Float32Array.from(moving.data));
   const F = corrections.map((c) => tf.tensor1d(c.data));
   const fieldData = new Float32Array(3 * slice * nk);
@@ -148,20 +179,7 @@ export async function cascadeWarpOnDevice(
   try {
     for (let k0 = 0; k0 < nk; k0 += slabSlices) {
       const voxels = Math.min(slabSlices, nk - k0) * slice;
-      const program = new CascadeWarpProgram(voxels, corrections.length);
-      const uniforms = [
-        ...rows(indexToWorldMatrix(fixedGrid)),
-        ...rows(affine),
-        ...rows(worldToIndexMatrix(moving)),
-        { type: 'int32', data: [...moving.size] },
-        { type: 'int32', data: [ni, nj, nk] },
-        { type: 'int32', data: [k0] },
-        { type: 'int32', data: [voxels] },
-        { type: 'float32', data: [fill] },
-        ...corrections.flatMap((c) => [...rows(worldToIndexMatrix(c)), { type: 'int32', data: [...c.size] }]),
-      ];
-      const info = backend.runWebGPUProgram(program, [M, ...F], 'float32', uniforms);
-      const out = tf.engine().makeTensorFromTensorInfo(info);
+      const out = warpSlab(fixedGrid, M, moving, affine, F, corrections, fill, k0, voxels);
       const d = (await out.data()) as Float32Array;
       out.dispose();
       const o = k0 * slice;
