@@ -160,7 +160,7 @@ export async function benchRegistration(sources: BenchSource[], o: BenchOptions)
     if (r.deform) {
       const d = r.deform.stats.seconds;
       o.onProgress?.(
-        `${name}: deform stage: prepare ${d.prepare.toFixed(1)} s (host), optimise ${d.optimise.toFixed(1)} s ` +
+        `${name}: deform stage: prepare ${d.prepare.toFixed(1)} s, optimise ${d.optimise.toFixed(1)} s ` +
           `(${r.deform.stats.optimisedOn}, grid ${r.deform.stats.grid.size.join('x')}), fold check ${d.foldCheck.toFixed(1)} s`,
       );
     }
