@@ -9,6 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
+import { useWebgpu } from './webgpu-fixture.ts';
 import { initTfBackend } from '../../main/engine/compute/tf-backend.ts';
 import { conv3dFilterGradByTaps, conv3dTapGrad, type Vec3 } from '../../main/engine/sam/conv3d-filter-grad.ts';
 import { conv3dFilterGradWgsl, planFilterGrad } from '../../main/engine/sam/conv3d-filter-grad-wgsl.ts';
@@ -133,17 +134,6 @@ test('conv3d weight gradient by taps equals the reference kernel (webgpu)', asyn
   await checkBackend('webgpu');
   await initTfBackend({ backend: 'cpu' });
 });
-
-/** The active backend is webgpu, or the test is skipped (a failure in CI). */
-async function useWebgpu(t: { skip: (m: string) => void }): Promise<boolean> {
-  const r = await initTfBackend({ backend: 'webgpu' }).catch((e: Error) => e);
-  if (r instanceof Error || r.backend !== 'webgpu') {
-    if (process.env.CI) assert.fail(`no WebGPU adapter in CI: ${r instanceof Error ? r.message : r.backend}`);
-    t.skip('no WebGPU adapter');
-    return false;
-  }
-  return true;
-}
 
 /*
  * Shapes for the WGSL kernel: sizes that are no multiple of anything, so every tile of M (taps x

@@ -2,6 +2,8 @@
 import type { DeformProblem } from '../../main/engine/register/deform/deform-loss.ts';
 import { fixedWindows } from '../../main/engine/register/deform/local-ncc.ts';
 import type { Affine3x4 } from '../../main/engine/volume/geometry.ts';
+import { makeSyntheticPair } from '../../main/engine/bench/synthetic-pair.ts';
+import type { Volume } from '../../main/engine/volume/volume.ts';
 
 /** A smooth random image on size [ni, nj, nk] (sum of a few blobs), `channels` interleaved. */
 export function blobs(size: readonly number[], r: () => number, channels = 1): Float32Array {
@@ -60,4 +62,21 @@ export function blobProblem(
     features: { fixed: fixedFeat, moving: { data: movingFeat, size: movingSize, channels: C, toIndex }, weight: 0.3 },
   };
   return { problem, n: ni, N };
+}
+
+/** A pair made from `ct` by one smooth bump of up to 15 mm (no affine, full field of view), 10 HU noise. */
+export function smoothDeformationPair(ct: Volume): ReturnType<typeof makeSyntheticPair> {
+  return makeSyntheticPair(ct, {
+    seed: 4,
+    maxRotationDeg: 0,
+    maxScale: 0,
+    maxShear: 0,
+    maxTranslationMm: 0,
+    bumps: 1,
+    maxDeformationMm: 15,
+    bumpSigmaMm: [35, 45],
+    noiseHu: 10,
+    fovKeep: [1, 1],
+    fovKeepInPlane: [1, 1],
+  });
 }

@@ -86,3 +86,49 @@ export const A2: Affine = (() => {
   const s = [0.96, 1.05, 1.01];
   return affineOf(r.map((v, n) => v * s[n % 3]) as Mat3, [-1.2, 2, 0.8]);
 })();
+
+/** The planted voxel of plantedSwap(). */
+export const PLANTED_VOXEL = 3 + 8 * (3 + 7 * 2);
+
+/**
+ * A fold central differences miss: voxel PLANTED_VOXEL and its +i neighbour swapped (each displaced
+ * onto the other) on an oblique, anisotropic 8x7x6 grid.
+ */
+export function plantedSwap(): Field {
+  const g = centeredGrid([8, 7, 6], [1.5, 0.8, 2], rotation([2, 1, -1], 0.5));
+  const u = zeroField(g);
+  const stepI: Vec3 = [g.direction[0] * 1.5, g.direction[3] * 1.5, g.direction[6] * 1.5];
+  const p0 = PLANTED_VOXEL;
+  u.data.set(stepI, 3 * p0);
+  u.data.set(
+    stepI.map((v) => -v),
+    3 * (p0 + 1),
+  );
+  return u;
+}
+
+/**
+ * A fold only the central (star) tetrahedra see: displacements in voxel units of the 8 vertices of the
+ * middle cube of a 4x4x4 grid (left-handed, oblique, anisotropic), found by a search: every corner
+ * tetrahedron of every cube stays positive, a central one is inverted.
+ */
+export function starFold(): Field {
+  const moved: [number, Vec3][] = [
+    [21, [-0.506, 0.191, 0.063]],
+    [22, [0.126, -0.383, -0.457]],
+    [25, [0.324, 0.2, 0.707]],
+    [26, [-0.351, 0.026, -0.005]],
+    [37, [-0.572, -0.175, -0.306]],
+    [38, [-0.298, -0.098, -0.179]],
+    [41, [0.23, 0.276, 0.006]],
+    [42, [-0.412, 0.077, -0.758]],
+  ];
+  const g = centeredGrid([4, 4, 4], [1.5, 0.7, 2.2], leftHanded(rotation([1, 3, -2], 0.9)));
+  const u = zeroField(g);
+  const d = g.direction;
+  for (const [n, v] of moved) {
+    const s = [v[0] * g.spacing[0], v[1] * g.spacing[1], v[2] * g.spacing[2]];
+    for (let r = 0; r < 3; r++) u.data[3 * n + r] = d[3 * r] * s[0] + d[3 * r + 1] * s[1] + d[3 * r + 2] * s[2];
+  }
+  return u;
+}

@@ -7,45 +7,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { initTfBackend } from '../../main/engine/compute/tf-backend.ts';
-import { fieldFromAffine, zeroField, type Field } from '../../main/engine/register/field/field.ts';
+import { useWebgpu } from './webgpu-fixture.ts';
+import { fieldFromAffine, type Field } from '../../main/engine/register/field/field.ts';
 import { JACOBIAN_VARIANTS, jacobianDeterminant } from '../../main/engine/register/field/jacobian.ts';
 import { jacobianOnDevice } from '../../main/engine/register/device/jacobian-on-device.ts';
-import { makeVolume, type Vec3, type Volume } from '../../main/engine/volume/volume.ts';
-import { A1, affineOf, centeredGrid, fieldOf, leftHanded, rotation } from './field-fixtures.ts';
-
-function plantedSwap(): Field {
-  const g = centeredGrid([8, 7, 6], [1.5, 0.8, 2], rotation([2, 1, -1], 0.5));
-  const u = zeroField(g);
-  const stepI: Vec3 = [g.direction[0] * 1.5, g.direction[3] * 1.5, g.direction[6] * 1.5];
-  const p0 = 3 + 8 * (3 + 7 * 2);
-  u.data.set(stepI, 3 * p0);
-  u.data.set(
-    stepI.map((v) => -v),
-    3 * (p0 + 1),
-  );
-  return u;
-}
-
-function starFold(): Field {
-  const moved: [number, Vec3][] = [
-    [21, [-0.506, 0.191, 0.063]],
-    [22, [0.126, -0.383, -0.457]],
-    [25, [0.324, 0.2, 0.707]],
-    [26, [-0.351, 0.026, -0.005]],
-    [37, [-0.572, -0.175, -0.306]],
-    [38, [-0.298, -0.098, -0.179]],
-    [41, [0.23, 0.276, 0.006]],
-    [42, [-0.412, 0.077, -0.758]],
-  ];
-  const g = centeredGrid([4, 4, 4], [1.5, 0.7, 2.2], leftHanded(rotation([1, 3, -2], 0.9)));
-  const u = zeroField(g);
-  const d = g.direction;
-  for (const [n, v] of moved) {
-    const s = [v[0] * g.spacing[0], v[1] * g.spacing[1], v[2] * g.spacing[2]];
-    for (let r = 0; r < 3; r++) u.data[3 * n + r] = d[3 * r] * s[0] + d[3 * r + 1] * s[1] + d[3 * r + 2] * s[2];
-  }
-  return u;
-}
+import { makeVolume, type Volume } from '../../main/engine/volume/volume.ts';
+import { A1, affineOf, centeredGrid, fieldOf, leftHanded, plantedSwap, rotation, starFold } from './field-fixtures.ts';
 
 /** A smooth field with folds where its amplitude is large (asymmetric grid, oblique). */
 function wavy(): Field {
@@ -58,13 +25,7 @@ function wavy(): Field {
 }
 
 test('WebGPU: Jacobian determinants and fold counts equal the host (every variant, slabs with halo, mask)', async (t) => {
-  try {
-    await initTfBackend({ backend: 'webgpu', gradients: false });
-  } catch (e) {
-    if (process.env.CI || process.env.SAM_DEBUG) throw e;
-    t.skip(`no WebGPU adapter here (${(e as Error).message}); run 'npm run setup:test' to install lavapipe`);
-    return;
-  }
+  if (!(await useWebgpu(t, false))) return;
   try {
     const w = wavy();
     const mask = makeVolume({

@@ -4,7 +4,17 @@ import { det3, indexToWorld } from '../../main/engine/volume/geometry.ts';
 import { makeVolume, type Mat3, type Vec3 } from '../../main/engine/volume/volume.ts';
 import { fieldFromAffine, zeroField } from '../../main/engine/register/field/field.ts';
 import { JACOBIAN_VARIANTS, jacobianDeterminant } from '../../main/engine/register/field/jacobian.ts';
-import { A1, affineOf, centeredGrid, fieldOf, leftHanded, rotation } from './field-fixtures.ts';
+import {
+  A1,
+  affineOf,
+  centeredGrid,
+  fieldOf,
+  leftHanded,
+  PLANTED_VOXEL,
+  plantedSwap,
+  rotation,
+  starFold,
+} from './field-fixtures.ts';
 
 const linearPart = (a: number[]): Mat3 => [a[0], a[1], a[2], a[4], a[5], a[6], a[8], a[9], a[10]];
 
@@ -58,15 +68,8 @@ test('u = a sin(b x) along world x matches det = 1 + a b cos(b x) within 1e-3 (o
 });
 
 test('a planted fold (two neighbours swapped) is missed by central differences and counted by the variants', () => {
-  const g = centeredGrid([8, 7, 6], [1.5, 0.8, 2], rotation([2, 1, -1], 0.5));
-  const u = zeroField(g);
-  const stepI: Vec3 = [g.direction[0] * 1.5, g.direction[3] * 1.5, g.direction[6] * 1.5];
-  const p0 = 3 + 8 * (3 + 7 * 2);
-  u.data.set(stepI, 3 * p0); // voxel p0 -> where p0 + 1 is
-  u.data.set(
-    stepI.map((v) => -v),
-    3 * (p0 + 1),
-  ); // and p0 + 1 -> where p0 is
+  const u = plantedSwap();
+  const p0 = PLANTED_VOXEL;
   const r = jacobianDeterminant(u);
   assert.equal(r.nonPositive['000'], 0, 'central differences see no fold');
   assert.ok(r.min > 0, `central minimum ${r.min}`);
@@ -80,25 +83,7 @@ test('a planted fold (two neighbours swapped) is missed by central differences a
 });
 
 test('a fold that only the central-tetrahedron (star) variants see is counted (oblique, anisotropic)', () => {
-  // Displacements in voxel units of the 8 vertices of the middle cube of a 4x4x4 grid, found by a
-  // search: every corner tetrahedron of every cube stays positive, a central one is inverted.
-  const moved: [number, Vec3][] = [
-    [21, [-0.506, 0.191, 0.063]],
-    [22, [0.126, -0.383, -0.457]],
-    [25, [0.324, 0.2, 0.707]],
-    [26, [-0.351, 0.026, -0.005]],
-    [37, [-0.572, -0.175, -0.306]],
-    [38, [-0.298, -0.098, -0.179]],
-    [41, [0.23, 0.276, 0.006]],
-    [42, [-0.412, 0.077, -0.758]],
-  ];
-  const g = centeredGrid([4, 4, 4], [1.5, 0.7, 2.2], leftHanded(rotation([1, 3, -2], 0.9)));
-  const u = zeroField(g);
-  const d = g.direction;
-  for (const [n, v] of moved) {
-    const s = [v[0] * g.spacing[0], v[1] * g.spacing[1], v[2] * g.spacing[2]];
-    for (let r = 0; r < 3; r++) u.data[3 * n + r] = d[3 * r] * s[0] + d[3 * r + 1] * s[1] + d[3 * r + 2] * s[2];
-  }
+  const u = starFold();
   const r = jacobianDeterminant(u);
   for (const v of JACOBIAN_VARIANTS.slice(0, 9)) assert.equal(r.nonPositive[v], 0, v);
   assert.ok(r.nonPositive['j1*'] + r.nonPositive['j2*'] > 0);

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { EXAMPLE_CT, exampleCt2mm, tinyEngine } from './embed-fixtures.ts';
 import { initTfBackend } from '../../main/engine/compute/tf-backend.ts';
+import { useWebgpu } from './webgpu-fixture.ts';
 import { getSamConfig } from '../../main/engine/sam/config.ts';
 import { embedVolume, networkGrid, type EmbeddedVolume } from '../../main/engine/sam/embed-volume.ts';
 import { matchPoints, type PointMatch } from '../../main/engine/sam/match.ts';
@@ -217,13 +218,7 @@ test('WebGPU: device embedding and matching equal the CPU engine and matcher', a
   let da: DeviceEmbedded | undefined;
   let db: DeviceEmbedded | undefined;
   try {
-    try {
-      await initTfBackend({ backend: 'webgpu', gradients: false });
-    } catch (e) {
-      if (process.env.CI || process.env.SAM_DEBUG) throw e;
-      t.skip(`no WebGPU adapter here (${(e as Error).message}); run 'npm run setup:test' to install lavapipe`);
-      return;
-    }
+    if (!(await useWebgpu(t, false))) return;
     const gw = tf.tidy(() =>
       Object.fromEntries(Object.entries(weights).map(([k, v]) => [k, tf.tensor(v.dataSync(), v.shape)])),
     );

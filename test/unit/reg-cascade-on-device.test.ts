@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initTfBackend } from '../../main/engine/compute/tf-backend.ts';
+import { useWebgpu } from './webgpu-fixture.ts';
 import { createTfjsEngine } from '../../main/engine/compute/tfjs-engine.ts';
 import { embeddingFeatures } from '../../main/engine/register/deform/embedding-features.ts';
 import { embeddingFeaturesOnDevice } from '../../main/engine/register/device/embedding-features-on-device.ts';
@@ -87,13 +88,7 @@ test('WebGPU: the cascade with embeddings, matching, features, deform and warp o
       engine: cpuEngine,
       deform: { ...options.deform, onDevice: false },
     });
-    try {
-      await initTfBackend({ backend: 'webgpu' });
-    } catch (e) {
-      if (process.env.CI || process.env.SAM_DEBUG) throw e;
-      t.skip(`no WebGPU adapter here (${(e as Error).message}); run 'npm run setup:test' to install lavapipe`);
-      return;
-    }
+    if (!(await useWebgpu(t))) return;
     const gw = tf.tidy(() =>
       Object.fromEntries(Object.entries(weights).map(([k, w]) => [k, tf.tensor(w.dataSync(), w.shape)])),
     );

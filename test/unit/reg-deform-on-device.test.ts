@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initTfBackend } from '../../main/engine/compute/tf-backend.ts';
+import { useWebgpu } from './webgpu-fixture.ts';
 import { boxSum } from '../../main/engine/register/deform/box-sum.ts';
 import { deformLoss } from '../../main/engine/register/deform/deform-loss.ts';
 import { hostDeformOptimiser } from '../../main/engine/register/deform/deform-optimiser.ts';
@@ -32,7 +33,7 @@ import { readVolume } from '../../main/engine/volume/io/index.ts';
 import { bodyMask } from '../../main/engine/volume/mask.ts';
 import type { Affine3x4 } from '../../main/engine/volume/geometry.ts';
 import { dataPath, rng } from '../helpers.ts';
-import { blobProblem } from './deform-fixtures.ts';
+import { blobProblem, smoothDeformationPair } from './deform-fixtures.ts';
 
 function maxAbs(a: ArrayLike<number>): number {
   let m = 0;
@@ -60,13 +61,8 @@ function asymmetricProblem(seed: number) {
 
 /** Backends to compare against the host: 'cpu' always, 'webgpu' where an adapter exists (lavapipe here). */
 async function withBackend(name: 'cpu' | 'webgpu', t: { skip(msg: string): void }, body: () => Promise<void>) {
-  try {
-    await initTfBackend({ backend: name });
-  } catch (e) {
-    if (name === 'cpu' || process.env.CI || process.env.SAM_DEBUG) throw e;
-    t.skip(`no WebGPU adapter here (${(e as Error).message}); run 'npm run setup:test' to install lavapipe`);
-    return;
-  }
+  if (name === 'cpu') await initTfBackend({ backend: 'cpu' });
+  else if (!(await useWebgpu(t))) return;
   try {
     await body();
   } finally {
@@ -156,19 +152,7 @@ for (const backend of ['cpu', 'webgpu'] as const)
 
 test('WebGPU: samDeform onDevice equals the host run on a real CT pair', async (t) => {
   const ct = await readVolume(dataPath('TotalSegmentator/tests/reference_files/example_ct.nii.gz'));
-  const pair = makeSyntheticPair(ct, {
-    seed: 4,
-    maxRotationDeg: 0,
-    maxScale: 0,
-    maxShear: 0,
-    maxTranslationMm: 0,
-    bumps: 1,
-    maxDeformationMm: 15,
-    bumpSigmaMm: [35, 45],
-    noiseHu: 10,
-    fovKeep: [1, 1],
-    fovKeepInPlane: [1, 1],
-  });
+  const pair = smoothDeformationPair(ct);
   const mask = bodyMask(pair.fixed);
   // 8 mm, one level, 15 iterations: lavapipe is a CPU
   const run = (onDevice: boolean) =>

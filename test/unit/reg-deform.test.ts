@@ -9,7 +9,6 @@ import assert from 'node:assert/strict';
 import { boxSum } from '../../main/engine/register/deform/box-sum.ts';
 import { deformLoss } from '../../main/engine/register/deform/deform-loss.ts';
 import { samDeform } from '../../main/engine/register/deform/sam-deform.ts';
-import { makeSyntheticPair } from '../../main/engine/bench/synthetic-pair.ts';
 import { bodyPoints, tre } from '../../main/engine/bench/reg-metrics.ts';
 import { zeroField } from '../../main/engine/register/field/field.ts';
 import { jacobianDeterminant } from '../../main/engine/register/field/jacobian.ts';
@@ -18,7 +17,7 @@ import { readVolume } from '../../main/engine/volume/io/index.ts';
 import { bodyMask } from '../../main/engine/volume/mask.ts';
 import type { Affine3x4 } from '../../main/engine/volume/geometry.ts';
 import { dataPath, rng } from '../helpers.ts';
-import { blobProblem } from './deform-fixtures.ts';
+import { blobProblem, smoothDeformationPair } from './deform-fixtures.ts';
 
 test('box sum is its own adjoint (truncated windows): <B x, y> = <x, B y>', () => {
   const r = rng(3);
@@ -71,19 +70,7 @@ test('deform loss: analytic gradient matches central finite differences', () => 
 
 test('SAM-deform on real CT with a known smooth deformation: error falls, no folding', async () => {
   const ct = await readVolume(dataPath('TotalSegmentator/tests/reference_files/example_ct.nii.gz'));
-  const pair = makeSyntheticPair(ct, {
-    seed: 4,
-    maxRotationDeg: 0,
-    maxScale: 0,
-    maxShear: 0,
-    maxTranslationMm: 0,
-    bumps: 1,
-    maxDeformationMm: 15,
-    bumpSigmaMm: [35, 45],
-    noiseHu: 10,
-    fovKeep: [1, 1],
-    fovKeepInPlane: [1, 1],
-  });
+  const pair = smoothDeformationPair(ct);
   const mask = bodyMask(pair.fixed);
   const identity: Affine3x4 = [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0];
   const r = await samDeform(pair.fixed, pair.moving, (g) => zeroField(g), mask, { iterations: 40 });

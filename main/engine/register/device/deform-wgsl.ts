@@ -11,26 +11,22 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 // types only: importing the package registers the webgpu backend, which tf-backend.ts does when chosen
-import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
+import { FlatProgram, runProgram } from './flat-program.ts';
 import type { Affine3x4 } from '../../volume/geometry.ts';
 
-class BoxSumAxisProgram implements WebGPUProgram {
+class BoxSumAxisProgram extends FlatProgram {
   variableNames = ['X'];
   uniforms = 'len : i32, stride : i32,';
   outputShape: number[];
   shaderKey: string;
-  dispatchLayout = { x: [0] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [64, 1, 1];
   size = true;
 
   constructor(
     n: number,
     private readonly r: number,
   ) {
+    super(n);
     this.outputShape = [n];
-    // past 65,535 workgroups tfjs reshapes the dispatch (reshapeDispatch) and getGlobalIndex follows
-    this.dispatch = [Math.ceil(n / 64), 1, 1];
     this.shaderKey = `samBoxSumAxis_${r}`;
   }
 
@@ -53,18 +49,12 @@ class BoxSumAxisProgram implements WebGPUProgram {
   }
 }
 
-function run(program: WebGPUProgram, inputs: tf.TensorInfo[], uniforms: { type: string; data: number[] }[]): tf.Tensor {
-  const backend = tf.backend() as unknown as WebGPUBackend;
-  const info = backend.runWebGPUProgram(program, inputs, 'float32', uniforms);
-  return tf.engine().makeTensorFromTensorInfo(info);
-}
-
 /** Box sum of radius r along axis `axis` of x (float32, any rank), by the WGSL program; webgpu only. */
 export function boxSumAxisWgsl(x: tf.Tensor, axis: number, r: number): tf.Tensor {
   const len = x.shape[axis];
   const stride = x.shape.slice(axis + 1).reduce((a, b) => a * b, 1);
   const flat = tf.reshape(x, [-1]);
-  const out = run(
+  const out = runProgram(
     new BoxSumAxisProgram(x.size, r),
     [flat],
     [
@@ -78,21 +68,18 @@ export function boxSumAxisWgsl(x: tf.Tensor, axis: number, r: number): tf.Tensor
   return shaped;
 }
 
-class TrilinearProgram implements WebGPUProgram {
+class TrilinearProgram extends FlatProgram {
   variableNames = ['I', 'P'];
   uniforms = 'm0 : vec4<f32>, m1 : vec4<f32>, m2 : vec4<f32>, dims : vec3<i32>, points : i32,';
   outputShape: number[];
   shaderKey: string;
-  dispatchLayout = { x: [0] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [64, 1, 1];
 
   constructor(
     points: number,
     private readonly channels: number,
   ) {
+    super(points);
     this.outputShape = [points, 4, channels];
-    this.dispatch = [Math.ceil(points / 64), 1, 1];
     this.shaderKey = `samTrilinearWorld_${channels}`;
   }
 
@@ -161,7 +148,7 @@ export function trilinearWorldWgsl(
 ): tf.Tensor3D {
   const C = image.shape[1];
   const m = toIndex;
-  return run(
+  return runProgram(
     new TrilinearProgram(points.shape[0], C),
     [image, points],
     [

@@ -8,25 +8,22 @@
  * differently from the host's float64.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
+import { FlatProgram, runProgram } from './flat-program.ts';
 import { maxTensorBytes } from '../../compute/tf-backend.ts';
-import { makeVolume, voxelCount, type Vec3, type Volume } from '../../volume/volume.ts';
-import { checkField, checkMask, valueStats } from '../field/field.ts';
-import { JACOBIAN_VARIANTS, type JacobianReport, type JacobianVariant } from '../field/jacobian.ts';
+import { voxelCount, type Volume } from '../../volume/volume.ts';
+import { checkField, checkMask } from '../field/field.ts';
+import { JACOBIAN_VARIANTS, jacobianReport, type JacobianReport, type JacobianVariant } from '../field/jacobian.ts';
 
-class JacobianProgram implements WebGPUProgram {
+class JacobianProgram extends FlatProgram {
   variableNames = ['U'];
   uniforms =
     'r0 : vec4<f32>, r1 : vec4<f32>, r2 : vec4<f32>, dims : vec3<i32>, slabStart : i32, k0 : i32, voxels : i32,';
   outputShape: number[];
   shaderKey = 'samJacobianVariants';
-  dispatchLayout = { x: [0] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [64, 1, 1];
 
   constructor(voxels: number) {
+    super(voxels);
     this.outputShape = [voxels, 2];
-    this.dispatch = [Math.ceil(voxels / 64), 1, 1];
   }
 
   getUserCode(): string {
@@ -149,7 +146,6 @@ export async function jacobianOnDevice(
   const slabSlices = options.slabSlices ?? Math.max(1, Math.min(nk, Math.floor(cap / (12 * slice)) - 2));
   const det = new Float32Array(nvox);
   const bits = new Uint16Array(nvox);
-  const backend = tf.backend() as unknown as WebGPUBackend;
   const u = field.data as Float32Array;
   for (let k0 = 0; k0 < nk; k0 += slabSlices) {
     const k1 = Math.min(nk, k0 + slabSlices);
@@ -158,14 +154,17 @@ export async function jacobianOnDevice(
     const U = tf.tensor1d(u.subarray(3 * slice * s0, 3 * slice * s1));
     const voxels = (k1 - k0) * slice;
     try {
-      const info = backend.runWebGPUProgram(new JacobianProgram(voxels), [U], 'float32', [
-        ...R,
-        { type: 'int32', data: [ni, nj, nk] },
-        { type: 'int32', data: [s0] },
-        { type: 'int32', data: [k0] },
-        { type: 'int32', data: [voxels] },
-      ]);
-      const out = tf.engine().makeTensorFromTensorInfo(info);
+      const out = runProgram(
+        new JacobianProgram(voxels),
+        [U],
+        [
+          ...R,
+          { type: 'int32', data: [ni, nj, nk] },
+          { type: 'int32', data: [s0] },
+          { type: 'int32', data: [k0] },
+          { type: 'int32', data: [voxels] },
+        ],
+      );
       const d = (await out.data()) as Float32Array;
       out.dispose();
       for (let v = 0, o = k0 * slice; v < voxels; v++, o++) {
@@ -189,23 +188,5 @@ export async function jacobianOnDevice(
     folded++;
     for (let v = 0; v < JACOBIAN_VARIANTS.length; v++) if (b & (1 << v)) nonPositive[JACOBIAN_VARIANTS[v]]++;
   }
-  const geometry = {
-    size: [...field.size] as Vec3,
-    spacing: [...field.spacing] as Vec3,
-    origin: [...field.origin] as Vec3,
-    direction: [...field.direction] as Volume['direction'],
-  };
-  const stats = valueStats(det, mask ? (v) => mask.data[v] !== 0 : undefined);
-  return {
-    det: makeVolume({ ...geometry, data: det, meta: { description: 'Jacobian determinant (central differences)' } }),
-    foldedMask: makeVolume({ ...geometry, data: foldedData, meta: { description: 'folded voxels' } }),
-    voxels: voxelsCounted,
-    folded,
-    foldedPercent: voxelsCounted > 0 ? (100 * folded) / voxelsCounted : 0,
-    min: stats.min,
-    max: stats.max,
-    mean: stats.mean,
-    std: stats.std,
-    nonPositive,
-  };
+  return jacobianReport(field, det, foldedData, { voxels: voxelsCounted, folded, nonPositive }, mask);
 }

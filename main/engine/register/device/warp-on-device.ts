@@ -9,7 +9,7 @@
  * Returns null when the moving image does not fit one device buffer (the caller warps on the host).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
+import { FlatProgram, runProgram } from './flat-program.ts';
 import { maxTensorBytes } from '../../compute/tf-backend.ts';
 import { INTEGER_RANGE } from '../../volume/interpolate.ts';
 import { indexToWorldMatrix, worldToIndexMatrix, type Affine3x4, type Geometry } from '../../volume/geometry.ts';
@@ -18,19 +18,17 @@ import type { Field } from '../field/field.ts';
 
 const rows = (m: Affine3x4) => [0, 1, 2].map((a) => ({ type: 'float32', data: m.slice(4 * a, 4 * a + 4) }));
 
-class CascadeWarpProgram implements WebGPUProgram {
+class CascadeWarpProgram extends FlatProgram {
   variableNames: string[];
   uniforms: string;
   outputShape: number[];
   shaderKey: string;
-  dispatchLayout = { x: [0] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [64, 1, 1];
 
   constructor(
     voxels: number,
     private readonly corrections: number,
   ) {
+    super(voxels);
     this.variableNames = ['M', ...Array.from({ length: corrections }, (_, c) => `F${c}`)];
     this.uniforms =
       'g0 : vec4<f32>, g1 : vec4<f32>, g2 : vec4<f32>, a0 : vec4<f32>, a1 : vec4<f32>, a2 : vec4<f32>, ' +
@@ -40,7 +38,6 @@ class CascadeWarpProgram implements WebGPUProgram {
         (_, c) => `c${c}0 : vec4<f32>, c${c}1 : vec4<f32>, c${c}2 : vec4<f32>, c${c}dims : vec3<i32>, `,
       ).join('');
     this.outputShape = [voxels, 4];
-    this.dispatch = [Math.ceil(voxels / 64), 1, 1];
     this.shaderKey = `samCascadeWarp_${corrections}`;
   }
 
@@ -128,7 +125,6 @@ export function warpSlab(
   k0: number,
   voxels: number,
 ): tf.Tensor2D {
-  const backend = tf.backend() as unknown as WebGPUBackend;
   const program = new CascadeWarpProgram(voxels, corrections.length);
   const uniforms = [
     ...rows(indexToWorldMatrix(fixedGrid)),
@@ -141,8 +137,7 @@ export function warpSlab(
     { type: 'float32', data: [fill] },
     ...corrections.flatMap((c) => [...rows(worldToIndexMatrix(c)), { type: 'int32', data: [...c.size] }]),
   ];
-  const info = backend.runWebGPUProgram(program, [M, ...F], 'float32', uniforms);
-  return tf.engine().makeTensorFromTensorInfo(info) as tf.Tensor2D;
+  return runProgram(program, [M, ...F], uniforms) as tf.Tensor2D;
 }
 
 export interface CascadeWarp {

@@ -176,6 +176,17 @@ export function jacobianDeterminant(field: Volume, options: { mask?: Volume } = 
         }
       }
 
+  return jacobianReport(field, det, foldedData, { voxels, folded, nonPositive }, mask);
+}
+
+/** The report of per-voxel central determinants and fold flags (its statistics over the mask). */
+export function jacobianReport(
+  field: Volume,
+  det: Float32Array,
+  foldedData: Uint8Array,
+  counts: { voxels: number; folded: number; nonPositive: Record<JacobianVariant, number> },
+  mask?: Volume,
+): JacobianReport {
   const geometry = {
     size: [...field.size] as Vec3,
     spacing: [...field.spacing] as Vec3,
@@ -186,13 +197,13 @@ export function jacobianDeterminant(field: Volume, options: { mask?: Volume } = 
   return {
     det: makeVolume({ ...geometry, data: det, meta: { description: 'Jacobian determinant (central differences)' } }),
     foldedMask: makeVolume({ ...geometry, data: foldedData, meta: { description: 'folded voxels' } }),
-    voxels,
-    folded,
-    foldedPercent: voxels > 0 ? (100 * folded) / voxels : 0,
+    voxels: counts.voxels,
+    folded: counts.folded,
+    foldedPercent: counts.voxels > 0 ? (100 * counts.folded) / counts.voxels : 0,
     min: stats.min,
     max: stats.max,
     mean: stats.mean,
     std: stats.std,
-    nonPositive,
+    nonPositive: counts.nonPositive,
   };
 }
