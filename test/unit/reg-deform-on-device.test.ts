@@ -279,3 +279,29 @@ test('WebGPU: the deform images prepared on the device equal prepareImage (real 
     }
   });
 });
+
+test('WebGPU: cancelling the deform stage on the device stops it and frees its tensors', async (t) => {
+  const ct = await readVolume(dataPath('TotalSegmentator/tests/reference_files/example_ct.nii.gz'));
+  const pair = smoothDeformationPair(ct);
+  const mask = bodyMask(pair.fixed);
+  await withBackend('webgpu', t, async () => {
+    const before = tf.memory().numTensors;
+    const controller = new AbortController();
+    let seen = 0;
+    await assert.rejects(
+      samDeform(pair.fixed, pair.moving, (g) => zeroField(g), mask, {
+        spacingMm: 8,
+        iterations: 30,
+        onDevice: true,
+        signal: controller.signal,
+        onProgress: (stage, done) => {
+          seen = done;
+          if (stage.includes('coarse level') && done === 5) controller.abort();
+        },
+      }),
+      (e: Error) => e.name === 'CancelledError',
+    );
+    assert.equal(seen, 5, 'stopped at the next iteration');
+    assert.equal(tf.memory().numTensors, before, 'no tensor left behind');
+  });
+});
