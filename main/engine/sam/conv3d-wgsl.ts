@@ -231,14 +231,18 @@ class Conv3DMMProgram implements WebGPUProgram {
    * filter row) straight from the buffers; threads of a workgroup share rows and filter rows
    * through the caches.
    */
-  private directCode(): string {
-    const { tn, rm, cn, mode } = this.t;
+  /** The convolution's kernel sizes, strides, channels and K = taps x input channels, as both variants name them. */
+  private dims() {
     const info = this.info;
     const [KD, KH, KW] = [info.filterDepth, info.filterHeight, info.filterWidth];
     const [SD, SH, SW] = [info.strideDepth, info.strideHeight, info.strideWidth];
     const CIN = info.inChannels;
-    const COUT = info.outChannels;
-    const K = KD * KH * KW * CIN;
+    return { KD, KH, KW, SD, SH, SW, CIN, COUT: info.outChannels, K: KD * KH * KW * CIN };
+  }
+
+  private directCode(): string {
+    const { tn, rm, cn, mode } = this.t;
+    const { KD, KH, KW, SD, SH, SW, CIN, COUT, K } = this.dims();
     const WN = tn / 4 / cn;
     const I = [...Array(rm).keys()];
     const J = [...Array(cn).keys()];
@@ -323,12 +327,7 @@ ${main()} {
 
   private stagedCode(): string {
     const { tm, tn, tk, rm, cn, mode } = this.t;
-    const info = this.info;
-    const [KD, KH, KW] = [info.filterDepth, info.filterHeight, info.filterWidth];
-    const [SD, SH, SW] = [info.strideDepth, info.strideHeight, info.strideWidth];
-    const CIN = info.inChannels;
-    const COUT = info.outChannels;
-    const K = KD * KH * KW * CIN;
+    const { KD, KH, KW, SD, SH, SW, CIN, COUT, K } = this.dims();
     const NT = this.workgroupSize[0];
     const TN4 = tn / 4;
     const WN = TN4 / cn; // threads along the channels

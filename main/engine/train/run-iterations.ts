@@ -32,23 +32,30 @@ export function iterationSeed(seed: number, t: number): number {
   return (Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(t, 0x85ebca6b)) >>> 0;
 }
 
-export async function runIterations<R extends { iteration: number; total: number }>(o: {
-  /** Last iteration already done (0, or the resumed checkpoint's). */
-  start: number;
+/** When to stop, checkpoint and reseed: the training options' fields of those names. */
+export interface IterationSchedule {
   iterations: number;
   checkpointEvery: number;
   seed: number;
-  log: LossLog<R>;
-  /** Rows so far (a resumed run's), appended to. */
-  rows: R[];
-  signal?: AbortSignal;
-  onProgress?: (p: IterationProgress<R>) => void;
-  /** Save a checkpoint after iteration t; returns its folder. */
-  checkpoint: (t: number) => Promise<string>;
-  release: () => void;
-  /** One iteration: returns its row. */
-  step: (t: number, rng: Rng) => Promise<R>;
-}): Promise<IterationsResult<R>> {
+}
+
+export async function runIterations<R extends { iteration: number; total: number }>(
+  run: {
+    /** Last iteration already done (0, or the resumed checkpoint's). */
+    start: number;
+    log: LossLog<R>;
+    /** Rows so far (a resumed run's), appended to. */
+    rows: R[];
+    /** Save a checkpoint after iteration t; returns its folder. */
+    checkpoint: (t: number) => Promise<string>;
+    release: () => void;
+    /** One iteration: returns its row. */
+    step: (t: number, rng: Rng) => Promise<R>;
+  },
+  schedule: IterationSchedule,
+  hooks: { signal?: AbortSignal; onProgress?: (p: IterationProgress<R>) => void },
+): Promise<IterationsResult<R>> {
+  const o = { ...run, ...schedule, signal: hooks.signal, onProgress: hooks.onProgress };
   const { start, rows } = o;
   const t0 = performance.now();
   let t: number;

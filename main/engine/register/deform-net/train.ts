@@ -237,17 +237,5 @@ export async function trainDeformNet(
     };
     return row;
   };
-  return runIterations({
-    start,
-    iterations: o.iterations,
-    checkpointEvery: o.checkpointEvery,
-    seed: o.seed,
-    log,
-    rows,
-    signal: hooks.signal,
-    onProgress: hooks.onProgress,
-    checkpoint,
-    release,
-    step,
-  });
+  return runIterations({ start, log, rows, checkpoint, release, step }, o, hooks);
 }
