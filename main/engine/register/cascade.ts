@@ -144,14 +144,12 @@ export async function registerVolumes(fixed: Volume, moving: Volume, o: Register
   if ((matcher === 'sam' || netUsed) && !o.engine)
     throw new InputError(matcher === 'sam' ? 'SAM matcher' : 'SAM-deform network', 'no embedding engine given');
   // on a GPU the embeddings are made, matched and reduced there, never read back whole
-  const t0 = performance.now();
-  const gpu = (matcher === 'sam' || netUsed) && o.deviceModel && tf.getBackend() === 'webgpu';
+  const gpuModel = (matcher === 'sam' || netUsed) && tf.getBackend() === 'webgpu' ? o.deviceModel : undefined;
   let onGpu: GpuEmbeddings | null = null;
   let hostReason: string | undefined;
-  if (gpu && o.deviceModel) {
+  if (gpuModel) {
     try {
-      onGpu = await embedBothOnDevice(fixed, moving, o.deviceModel, o);
-      onGpu.seconds = (performance.now() - t0) / 1000;
+      onGpu = await embedBothOnDevice(fixed, moving, gpuModel, o);
     } catch (e) {
       // too large for one buffer of this device: the host path embeds in tiles and reads them back
       if (!(e instanceof DeviceLimitError)) throw e;
@@ -175,6 +173,7 @@ async function embedBothOnDevice(
   model: { config: SamConfig; weights: SamWeights },
   o: RegisterOptions,
 ): Promise<GpuEmbeddings> {
+  const t0 = performance.now();
   o.onProgress?.('embed fixed (GPU)', 0, 2);
   const f = await embedVolumeOnDevice(fixed, model, { signal: o.signal });
   let m: DeviceEmbedded | undefined;
@@ -183,7 +182,7 @@ async function embedBothOnDevice(
     m = await embedVolumeOnDevice(moving, model, { signal: o.signal });
     await whenComputed(f);
     await whenComputed(m);
-    return { fixed: f, moving: m, seconds: 0 };
+    return { fixed: f, moving: m, seconds: (performance.now() - t0) / 1000 };
   } catch (e) {
     f.dispose();
     m?.dispose();

@@ -79,7 +79,7 @@ export interface SamDeformResult {
     foldedPercentOnGrid: number;
     /** Where the optimisation ran: 'host' or 'tfjs-<backend>'. */
     optimisedOn: string;
-    /** Seconds spent preparing both levels (host), optimising (both levels), checking folds. */
+    /** Seconds spent preparing both levels, optimising (both levels), checking folds. */
     seconds: { prepare: number; optimise: number; foldCheck: number };
   };
 }
@@ -135,6 +135,11 @@ interface Level {
 }
 
 /** The objective on the grid of spacing s (see the header). */
+/** The WGSL parts (image preparation, fold check) run when the optimisation runs on WebGPU. */
+function onWebgpu(o: SamDeformOptions): boolean {
+  return !!o.onDevice && tf.getBackend() === 'webgpu';
+}
+
 async function buildLevel(
   fixed: Volume,
   moving: Volume,
@@ -148,7 +153,7 @@ async function buildLevel(
   const N = G.size[0] * G.size[1] * G.size[2];
   // on the GPU when the optimisation runs there (and the image fits one buffer)
   const prepare = async (v: Volume, g: Geometry) =>
-    (o.onDevice && tf.getBackend() === 'webgpu' ? await prepareImageOnDevice(v, g) : null) ?? prepareImage(v, g);
+    (onWebgpu(o) ? await prepareImageOnDevice(v, g) : null) ?? prepareImage(v, g);
   const I = await prepare(fixed, G);
   const movingGrid = gridWithSpacing(moving, [s, s, s]);
   const M = await prepare(moving, movingGrid);
@@ -263,7 +268,7 @@ export async function samDeform(
           total.data[q + 1] = base[q + 1] + w[q + 1] - (toW[4] * i + toW[5] * j + toW[6] * k + toW[7]);
           total.data[q + 2] = base[q + 2] + w[q + 2] - (toW[8] * i + toW[9] * j + toW[10] * k + toW[11]);
         }
-    return o.onDevice && tf.getBackend() === 'webgpu'
+    return onWebgpu(o)
       ? jacobianOnDevice(total).then((j) => j.foldedPercent)
       : jacobianDeterminant(total).foldedPercent;
   };
