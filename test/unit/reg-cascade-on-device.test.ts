@@ -101,7 +101,9 @@ test('WebGPU: the cascade with embeddings, matching, features, deform and warp o
         deviceModel: { config, weights: gw },
         deform: { ...options.deform, onDevice: true },
       });
-      assert.ok('embedding (GPU)' in dev.qa.secondsPerStage, 'embedded on the device');
+      assert.ok('embedding (GPU) + masks' in dev.qa.secondsPerStage, 'embedded on the device, masks meanwhile');
+      assert.ok(!('masks' in dev.qa.secondsPerStage), 'no separate mask stage');
+      assert.equal(typeof dev.qa.masksSecondsDuringEmbedding, 'number');
       assert.ok('warp (GPU)' in dev.qa.secondsPerStage, 'warped on the device');
       const mask = bodyMask(pair.fixed);
       const pts = bodyPoints(mask, 17);

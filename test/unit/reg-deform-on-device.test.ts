@@ -205,11 +205,20 @@ test('WebGPU: the cascade field and warp on the device equal stageField + warpVo
   };
   const corrections = [correction(8, 4), correction(13, 2.5)];
   await withBackend('webgpu', t, async () => {
-    const dev = await cascadeWarpOnDevice(fixed, ct, affine, corrections, -1024);
-    assert.ok(dev, 'fits the device');
+    const dev = await cascadeWarpOnDevice(fixed, ct, affine, corrections, -1024, { unwarped: true });
+    assert.ok(dev?.unwarped, 'fits the device');
     const field = stageField(fixed, affine, corrections);
     const warped = warpVolume(ct, field, { fill: -1024 });
     const fd = maxDiff(dev.field.data, field.data);
+    // the QA's "before": the moving image on the fixed grid, no transform (float32 from both)
+    const before = resample(ct, fixed, { fill: -1024, outputType: 'float32' });
+    let bOff = 0;
+    let bd = 0;
+    for (let v = 0; v < before.data.length; v++) {
+      const d = Math.abs(dev.unwarped.data[v] - before.data[v]);
+      if (d > 1) bOff++;
+      else bd = Math.max(bd, d);
+    }
     let off = 0;
     let worst = 0;
     for (let v = 0; v < warped.data.length; v++) {
@@ -218,12 +227,14 @@ test('WebGPU: the cascade field and warp on the device equal stageField + warpVo
       else worst = Math.max(worst, d);
     }
     t.diagnostic(
-      `${fixed.size.join('x')} voxels: field max |device - host| ${fd.toExponential(2)} mm; warped: ${off} voxels differ by > 1 HU, the rest by <= ${worst}`,
+      `${fixed.size.join('x')} voxels: field max |device - host| ${fd.toExponential(2)} mm; warped: ${off} voxels differ by > 1 HU, the rest by <= ${worst}; ` +
+        `unwarped: ${bOff} by > 1 HU, the rest by <= ${bd.toExponential(2)}`,
     );
     assert.deepEqual(dev.field.size, fixed.size);
     assert.equal(dev.warped.data.constructor, warped.data.constructor);
     assert.ok(fd < 1e-3, `field differs by ${fd} mm`);
     assert.ok(off <= warped.data.length * 1e-4, `${off} warped voxels differ by more than 1 HU`);
+    assert.ok(bOff <= before.data.length * 1e-4 && bd < 0.05, `unwarped: ${bOff} voxels off, the rest by ${bd} HU`);
   });
 });
 

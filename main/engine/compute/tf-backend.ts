@@ -204,3 +204,19 @@ export function onHardwareGpu(): boolean {
   if (tf.getBackend() !== 'webgpu') return false;
   return !isSoftwareAdapter((tf.backend() as { adapterInfo?: { vendor?: string; architecture?: string } }).adapterInfo);
 }
+
+/**
+ * Sends the commands tfjs' WebGPU backend has queued to the GPU now (it submits in batches of 15
+ * dispatches or on a read), so that CPU work started next overlaps with them. No-op on other backends.
+ */
+export function flushGpuQueue(): void {
+  if (tf.getBackend() !== 'webgpu') return;
+  const b = tf.backend() as unknown as {
+    commandEncoder?: unknown;
+    endComputePassEncoder?: () => void;
+    submitQueue?: () => void;
+  };
+  if (!b.commandEncoder || !b.endComputePassEncoder || !b.submitQueue) return;
+  b.endComputePassEncoder();
+  b.submitQueue();
+}

@@ -31,7 +31,7 @@ import type { SamWeights } from '../sam/network.ts';
 import { embedVolumeOnDevice, whenComputed, type DeviceEmbedded } from '../sam/device/embed-on-device.ts';
 import { matchPointsOnDevice } from '../sam/device/match-on-device.ts';
 import { embeddingFeaturesOnDevice } from './device/embedding-features-on-device.ts';
-import { onHardwareGpu } from '../compute/tf-backend.ts';
+import { flushGpuQueue, onHardwareGpu } from '../compute/tf-backend.ts';
 import { nccMatch } from '../bench/ncc-match.ts';
 import { requireCt } from '../volume/intensity.ts';
 import { bodyMask } from '../volume/mask.ts';
@@ -147,9 +147,11 @@ export async function registerVolumes(fixed: Volume, moving: Volume, o: Register
   const gpuModel = (matcher === 'sam' || netUsed) && tf.getBackend() === 'webgpu' ? o.deviceModel : undefined;
   let onGpu: GpuEmbeddings | null = null;
   let hostReason: string | undefined;
+  let masks: BodyMasks | undefined;
   if (gpuModel) {
     try {
-      onGpu = await embedBothOnDevice(fixed, moving, gpuModel, o);
+      // the body masks are made on the CPU while the GPU embeds
+      onGpu = await embedBothOnDevice(fixed, moving, gpuModel, o, () => (masks = bodyMasks(fixed, moving)));
     } catch (e) {
       // too large for one buffer of this device: the host path embeds in tiles and reads them back
       if (!(e instanceof DeviceLimitError)) throw e;
@@ -157,7 +159,7 @@ export async function registerVolumes(fixed: Volume, moving: Volume, o: Register
     }
   }
   try {
-    const r = await runStages(fixed, moving, o, stages, onGpu);
+    const r = await runStages(fixed, moving, o, stages, onGpu, masks);
     if (hostReason) r.qa.embeddingOnHost = hostReason;
     return r;
   } finally {
@@ -166,12 +168,27 @@ export async function registerVolumes(fixed: Volume, moving: Volume, o: Register
   }
 }
 
-/** Both images' embeddings on the device (each disposed if the other fails). */
+interface BodyMasks {
+  fixed: Volume<Uint8Array>;
+  moving: Volume<Uint8Array>;
+  seconds: number;
+}
+
+function bodyMasks(fixed: Volume, moving: Volume): BodyMasks {
+  const t0 = performance.now();
+  return { fixed: bodyMask(fixed), moving: bodyMask(moving), seconds: (performance.now() - t0) / 1000 };
+}
+
+/**
+ * Both images' embeddings on the device (each disposed if the other fails). tfjs queues the GPU work
+ * and returns: `meanwhile` runs on the CPU while the GPU computes, before the wait for it.
+ */
 async function embedBothOnDevice(
   fixed: Volume,
   moving: Volume,
   model: { config: SamConfig; weights: SamWeights },
   o: RegisterOptions,
+  meanwhile: () => void,
 ): Promise<GpuEmbeddings> {
   const t0 = performance.now();
   o.onProgress?.('embed fixed (GPU)', 0, 2);
@@ -180,6 +197,9 @@ async function embedBothOnDevice(
   try {
     o.onProgress?.('embed moving (GPU)', 1, 2);
     m = await embedVolumeOnDevice(moving, model, { signal: o.signal });
+    // send the queued commands to the GPU now (tfjs submits in batches), then work on the CPU
+    flushGpuQueue();
+    meanwhile();
     await whenComputed(f);
     await whenComputed(m);
     return { fixed: f, moving: m, seconds: (performance.now() - t0) / 1000 };
@@ -202,6 +222,7 @@ async function runStages(
   o: RegisterOptions,
   stages: Stage[],
   gpu: GpuEmbeddings | null,
+  madeMasks: BodyMasks | undefined,
 ): Promise<RegisterResult> {
   const times: Record<string, number> = {};
   const tick = (name: string, t0: number) => (times[name] = (performance.now() - t0) / 1000);
@@ -209,7 +230,8 @@ async function runStages(
   let t0 = performance.now();
   let embeddings = null;
   const netUsed = !!o.deformNet && stages.includes('deform');
-  if (gpu) times['embedding (GPU)'] = gpu.seconds;
+  // with the masks made during the GPU embedding, the two share one wall-clock time
+  if (gpu) times[madeMasks ? 'embedding (GPU) + masks' : 'embedding (GPU)'] = gpu.seconds;
   else if ((matcher === 'sam' || netUsed) && o.engine) {
     o.onProgress?.('embed fixed', 0, 2);
     const f = await embedVolume(fixed, o.engine, { signal: o.signal });
@@ -222,10 +244,12 @@ async function runStages(
     ? (pts, mo) => matchPointsOnDevice(gpu.fixed, gpu.moving, pts, mo)
     : undefined;
   if (o.signal?.aborted) throw new CancelledError('registration');
-  t0 = performance.now();
-  const fixedMask = bodyMask(fixed);
-  const movingMask = bodyMask(moving);
-  tick('masks', t0);
+  let masks = madeMasks;
+  if (!masks) {
+    masks = bodyMasks(fixed, moving);
+    times.masks = masks.seconds;
+  }
+  const { fixed: fixedMask, moving: movingMask } = masks;
   t0 = performance.now();
   // NCC searches near its start point: start from a rough translation (initial-shift.ts)
   const shift = matcher === 'ncc' ? initialShift(fixed, moving, fixedMask) : ([0, 0, 0] as Vec3);
@@ -320,7 +344,10 @@ async function runStages(
   t0 = performance.now();
   // with the deform stage on the GPU, the whole field and the warp are made there too (when they fit)
   const onGpu = corrections.length && deform?.stats.optimisedOn === 'tfjs-webgpu';
-  const dense = onGpu ? await cascadeWarpOnDevice(fixed, moving, affine.affine, corrections, -1024) : null;
+  // (with the QA's unwarped moving image from the same dispatch)
+  const dense = onGpu
+    ? await cascadeWarpOnDevice(fixed, moving, affine.affine, corrections, -1024, { unwarped: true })
+    : null;
   const field =
     dense?.field ??
     (corrections.length ? stageField(fixed, affine.affine, corrections) : fieldFromAffine(fixed, affine.affine));
@@ -345,7 +372,7 @@ async function runStages(
   }
   t0 = performance.now();
   const mask = fixedMask.data;
-  const before = resample(moving, fixed, { fill: -1024 });
+  const before = dense?.unwarped ?? resample(moving, fixed, { fill: -1024 });
   const nccInFixedBody = {
     before: maskedNcc(fixed.data, before.data, mask),
     after: maskedNcc(fixed.data, warped.data, mask),
@@ -356,6 +383,8 @@ async function runStages(
     matcher,
     engine: o.engine?.name,
     secondsPerStage: times,
+    // made on the CPU while the GPU embedded (inside 'embedding (GPU) + masks')
+    ...(madeMasks ? { masksSecondsDuringEmbedding: madeMasks.seconds } : {}),
     secondsTotal: Object.values(times).reduce((a, b) => a + b, 0),
     affine: { matrix: affine.affine, decomposition: affineDecompose(affine.affine), method: affine.method },
     initialShiftMm: shift,

@@ -27,6 +27,7 @@ class CascadeWarpProgram extends FlatProgram {
   constructor(
     voxels: number,
     private readonly corrections: number,
+    private readonly unwarped = false,
   ) {
     super(voxels);
     this.variableNames = ['M', ...Array.from({ length: corrections }, (_, c) => `F${c}`)];
@@ -37,8 +38,12 @@ class CascadeWarpProgram extends FlatProgram {
         { length: corrections },
         (_, c) => `c${c}0 : vec4<f32>, c${c}1 : vec4<f32>, c${c}2 : vec4<f32>, c${c}dims : vec3<i32>, `,
       ).join('');
-    this.outputShape = [voxels, 4];
-    this.shaderKey = `samCascadeWarp_${corrections}`;
+    this.outputShape = [voxels, this.channels];
+    this.shaderKey = `samCascadeWarp_${corrections}_${unwarped}`;
+  }
+
+  get channels(): number {
+    return this.unwarped ? 5 : 4;
   }
 
   getUserCode(): string {
@@ -73,6 +78,23 @@ class CascadeWarpProgram extends FlatProgram {
         let c1 = c01 + (c11 - c01) * f.y;
         return c0 + (c1 - c0) * f.z;
       }
+      // the moving image at world point y (trilinear; fill outside the voxel-centre hull)
+      fn sampleMoving(y : vec3<f32>) -> f32 {
+        let yw = vec4<f32>(y, 1.0);
+        let p = vec3<f32>(dot(uniforms.m0, yw), dot(uniforms.m1, yw), dot(uniforms.m2, yw));
+        let hi = vec3<f32>(uniforms.mdims - vec3<i32>(1));
+        if (any(p < vec3<f32>(-1e-3)) || any(p > hi + vec3<f32>(1e-3))) {
+          return uniforms.fill;
+        }
+        let f0 = clamp(floor(p), vec3<f32>(0.0), max(hi - vec3<f32>(1.0), vec3<f32>(0.0)));
+        let fr = clamp(p - f0, vec3<f32>(0.0), vec3<f32>(1.0));
+        let i0 = vec3<i32>(f0);
+        let d = vec3<i32>(select(0, 1, uniforms.mdims.x > 1), select(0, uniforms.mdims.x, uniforms.mdims.y > 1),
+          select(0, uniforms.mdims.x * uniforms.mdims.y, uniforms.mdims.z > 1));
+        let q = i0.x + uniforms.mdims.x * (i0.y + uniforms.mdims.y * i0.z);
+        return trilinear(M[q], M[q + d.x], M[q + d.y], M[q + d.y + d.x], M[q + d.z], M[q + d.z + d.x],
+          M[q + d.z + d.y], M[q + d.z + d.y + d.x], fr);
+      }
       fn main(index : i32) {
         if (index >= uniforms.voxels) {
           return;
@@ -87,24 +109,12 @@ class CascadeWarpProgram extends FlatProgram {
         let xw = vec4<f32>(xw3, 1.0);
         var y = array<f32, 3>(dot(uniforms.a0, xw), dot(uniforms.a1, xw), dot(uniforms.a2, xw));
         ${corr}
-        let yw = vec4<f32>(y[0], y[1], y[2], 1.0);
-        let p = vec3<f32>(dot(uniforms.m0, yw), dot(uniforms.m1, yw), dot(uniforms.m2, yw));
-        let hi = vec3<f32>(uniforms.mdims - vec3<i32>(1));
-        var value = uniforms.fill;
-        if (all(p >= vec3<f32>(-1e-3)) && all(p <= hi + vec3<f32>(1e-3))) {
-          let f0 = clamp(floor(p), vec3<f32>(0.0), max(hi - vec3<f32>(1.0), vec3<f32>(0.0)));
-          let fr = clamp(p - f0, vec3<f32>(0.0), vec3<f32>(1.0));
-          let i0 = vec3<i32>(f0);
-          let d = vec3<i32>(select(0, 1, uniforms.mdims.x > 1), select(0, uniforms.mdims.x, uniforms.mdims.y > 1),
-            select(0, uniforms.mdims.x * uniforms.mdims.y, uniforms.mdims.z > 1));
-          let q = i0.x + uniforms.mdims.x * (i0.y + uniforms.mdims.y * i0.z);
-          value = trilinear(M[q], M[q + d.x], M[q + d.y], M[q + d.y + d.x], M[q + d.z], M[q + d.z + d.x],
-            M[q + d.z + d.y], M[q + d.z + d.y + d.x], fr);
-        }
-        setOutputAtIndex(index * 4, y[0] - xw3.x);
-        setOutputAtIndex(index * 4 + 1, y[1] - xw3.y);
-        setOutputAtIndex(index * 4 + 2, y[2] - xw3.z);
-        setOutputAtIndex(index * 4 + 3, value);
+        let nc = ${this.channels};
+        setOutputAtIndex(index * nc, y[0] - xw3.x);
+        setOutputAtIndex(index * nc + 1, y[1] - xw3.y);
+        setOutputAtIndex(index * nc + 2, y[2] - xw3.z);
+        setOutputAtIndex(index * nc + 3, sampleMoving(vec3<f32>(y[0], y[1], y[2])));
+        ${this.unwarped ? 'setOutputAtIndex(index * nc + 4, sampleMoving(xw3));' : ''}
       }
     `;
   }
@@ -112,7 +122,8 @@ class CascadeWarpProgram extends FlatProgram {
 
 /**
  * One slab (fixed slices from k0, `voxels` voxels) of the map and the warp: [voxels, 4] = u (mm, LPS)
- * and the moving value, `M` the moving image's voxels on the device (its geometry from `moving`).
+ * and the moving value, `M` the moving image's voxels on the device (its geometry from `moving`);
+ * with `unwarped`, [voxels, 5]: the moving value at the fixed voxel's own world point last.
  */
 export function warpSlab(
   fixedGrid: Geometry,
@@ -124,8 +135,9 @@ export function warpSlab(
   fill: number,
   k0: number,
   voxels: number,
+  unwarped = false,
 ): tf.Tensor2D {
-  const program = new CascadeWarpProgram(voxels, corrections.length);
+  const program = new CascadeWarpProgram(voxels, corrections.length, unwarped);
   const uniforms = [
     ...rows(indexToWorldMatrix(fixedGrid)),
     ...rows(affine),
@@ -143,11 +155,14 @@ export function warpSlab(
 export interface CascadeWarp {
   field: Field;
   warped: Volume;
+  /** With `unwarped`: the moving image on the fixed grid, untransformed (resample(moving, fixedGrid)), float32. */
+  unwarped?: Volume<Float32Array>;
 }
 
 /**
  * stageField(fixedGrid, affine, corrections) and warpVolume(moving, field, { fill }) on WebGPU (see
- * the header); null when the moving image or a correction does not fit one device buffer.
+ * the header), and with `unwarped` the cascade's "before" image for its QA in the same dispatch; null
+ * when the moving image or a correction does not fit one device buffer.
  */
 export async function cascadeWarpOnDevice(
   fixedGrid: Geometry,
@@ -155,6 +170,7 @@ export async function cascadeWarpOnDevice(
   affine: Affine3x4,
   corrections: Field[],
   fill: number,
+  options: { unwarped?: boolean } = {},
 ): Promise<CascadeWarp | null> {
   if (tf.getBackend() !== 'webgpu')
     throw new Error(`cascadeWarpOnDevice needs the webgpu backend (active: ${tf.getBackend()})`);
@@ -164,28 +180,32 @@ export async function cascadeWarpOnDevice(
   const [ni, nj, nk] = fixedGrid.size;
   const slice = ni * nj;
   // output slabs of whole slices: [voxels, 4] float32 under the buffer cap (and 256 MB per read-back)
-  const slabSlices = Math.max(1, Math.min(nk, Math.floor(Math.min(cap, 2 ** 28) / (16 * slice))));
+  const nc = options.unwarped ? 5 : 4;
+  const slabSlices = Math.max(1, Math.min(nk, Math.floor(Math.min(cap, 2 ** 28) / (4 * nc * slice))));
   const M = tf.tensor1d(Float32Array.from(moving.data));
   const F = corrections.map((c) => tf.tensor1d(c.data));
   const fieldData = new Float32Array(3 * slice * nk);
   const outType = voxelTypeOf(moving.data);
   const warpedData = allocateVoxels(outType, slice * nk);
   const range = INTEGER_RANGE[outType];
+  const unwarpedData = options.unwarped ? new Float32Array(slice * nk) : null;
   try {
     for (let k0 = 0; k0 < nk; k0 += slabSlices) {
       const voxels = Math.min(slabSlices, nk - k0) * slice;
-      const out = warpSlab(fixedGrid, M, moving, affine, F, corrections, fill, k0, voxels);
+      const out = warpSlab(fixedGrid, M, moving, affine, F, corrections, fill, k0, voxels, !!unwarpedData);
       const d = (await out.data()) as Float32Array;
       out.dispose();
       const o = k0 * slice;
       for (let v = 0; v < voxels; v++) {
-        fieldData[3 * (o + v)] = d[4 * v];
-        fieldData[3 * (o + v) + 1] = d[4 * v + 1];
-        fieldData[3 * (o + v) + 2] = d[4 * v + 2];
-        let x = d[4 * v + 3];
+        const q = nc * v;
+        fieldData[3 * (o + v)] = d[q];
+        fieldData[3 * (o + v) + 1] = d[q + 1];
+        fieldData[3 * (o + v) + 2] = d[q + 2];
+        let x = d[q + 3];
         if (range) x = Math.min(range[1], Math.max(range[0], Math.round(x)));
         warpedData[o + v] = x;
       }
+      if (unwarpedData) for (let v = 0; v < voxels; v++) unwarpedData[o + v] = d[nc * v + 4];
     }
   } finally {
     tf.dispose([M, ...F]);
@@ -212,5 +232,8 @@ export async function cascadeWarpOnDevice(
       description: `${moving.meta.description ?? 'volume'} (warped, displacement field, linear)`,
     },
   });
-  return { field, warped };
+  const unwarped = unwarpedData
+    ? makeVolume({ ...geometry, components: 1, data: unwarpedData, meta: { description: 'moving, unwarped' } })
+    : undefined;
+  return { field, warped, unwarped: unwarped as Volume<Float32Array> | undefined };
 }
