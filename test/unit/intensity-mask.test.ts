@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkCt, clipIntensity, normalizeForNetwork, requireCt } from '../../main/engine/volume/intensity.ts';
-import { bodyMask } from '../../main/engine/volume/mask.ts';
+import { bodyMask, boxFilter, keepLargestComponent } from '../../main/engine/volume/mask.ts';
+import { rng } from '../helpers.ts';
 import { makeVolume, type Mat3 } from '../../main/engine/volume/volume.ts';
 
 test('network normalisation matches the official SAM RescaleIntensity by hand', () => {
@@ -84,6 +85,110 @@ test('body mask of a field of view that cuts through the lung: hull filling keep
   assert.equal(bodyMask(cropped, { openingMm: 1 }).data[lungVoxel], 1);
   assert.equal(bodyMask(cropped, { openingMm: 1, fill: 'holes' }).data[lungVoxel], 0);
   assert.equal(bodyMask(cropped, { openingMm: 1 }).data[w - 1 + w * (2 + nj * 8)], 0, 'air outside the body stays out');
+});
+
+/** Random masks: noise of density `p` (many small components, ties among them). */
+function noiseMask(size: number[], r: () => number, p: number): Uint8Array {
+  const m = new Uint8Array(size[0] * size[1] * size[2]);
+  for (let v = 0; v < m.length; v++) m[v] = r() < p ? 1 : 0;
+  return m;
+}
+
+const SIZES = [
+  [17, 9, 6],
+  [1, 5, 7],
+  [6, 1, 4],
+  [5, 4, 1],
+  [2, 2, 2],
+  [23, 3, 11],
+];
+
+test('boxFilter equals a brute-force box erosion / dilation (windows clipped at the faces)', () => {
+  const r = rng(41);
+  for (const size of SIZES)
+    for (const radii of [
+      [1, 0, 0],
+      [0, 2, 0],
+      [0, 0, 1],
+      [2, 1, 3],
+      [7, 7, 7],
+    ])
+      for (const op of ['min', 'max'] as const)
+        for (const p of [0.3, 0.8]) {
+          const m = noiseMask(size, r, p);
+          const got = boxFilter(m, size, radii, op);
+          const [ni, nj, nk] = size;
+          for (let k = 0; k < nk; k++)
+            for (let j = 0; j < nj; j++)
+              for (let i = 0; i < ni; i++) {
+                let all = 1;
+                let any = 0;
+                for (let c = Math.max(0, k - radii[2]); c <= Math.min(nk - 1, k + radii[2]); c++)
+                  for (let b = Math.max(0, j - radii[1]); b <= Math.min(nj - 1, j + radii[1]); b++)
+                    for (let a = Math.max(0, i - radii[0]); a <= Math.min(ni - 1, i + radii[0]); a++) {
+                      const x = m[a + ni * (b + nj * c)];
+                      all &= x;
+                      any |= x;
+                    }
+                const want = op === 'min' ? all : any;
+                assert.equal(got[i + ni * (j + nj * k)], want, `${op} ${radii} on ${size} at ${i},${j},${k}`);
+              }
+        }
+});
+
+test('keepLargestComponent equals a flood fill (6-connected, first component in scan order on a tie)', () => {
+  const r = rng(42);
+  const floodFill = (m: Uint8Array, size: number[]): Uint8Array => {
+    const [ni, nj, nk] = size;
+    const label = new Int32Array(m.length);
+    let best = 0;
+    let bestSize = 0;
+    let next = 0;
+    for (let p0 = 0; p0 < m.length; p0++) {
+      if (!m[p0] || label[p0]) continue;
+      label[p0] = ++next;
+      const queue = [p0];
+      for (let h = 0; h < queue.length; h++) {
+        const p = queue[h];
+        const i = p % ni;
+        const j = Math.floor(p / ni) % nj;
+        const k = Math.floor(p / (ni * nj));
+        const nb: number[] = [];
+        if (i > 0) nb.push(p - 1);
+        if (i < ni - 1) nb.push(p + 1);
+        if (j > 0) nb.push(p - ni);
+        if (j < nj - 1) nb.push(p + ni);
+        if (k > 0) nb.push(p - ni * nj);
+        if (k < nk - 1) nb.push(p + ni * nj);
+        for (const q of nb)
+          if (m[q] && !label[q]) {
+            label[q] = next;
+            queue.push(q);
+          }
+      }
+      if (queue.length > bestSize) {
+        bestSize = queue.length;
+        best = next;
+      }
+    }
+    return Uint8Array.from(label, (l) => (l === best && best > 0 ? 1 : 0));
+  };
+  for (const size of [...SIZES, [30, 20, 10]])
+    for (const p of [0.15, 0.3, 0.45, 0.6]) {
+      const m = noiseMask(size, r, p);
+      const want = floodFill(m, size);
+      keepLargestComponent(m, size);
+      assert.deepEqual(m, want, `density ${p} on ${size}`);
+    }
+  // two components of equal size: the first in scan order stays
+  const tie = new Uint8Array(4 * 3 * 2);
+  tie[0] = tie[1] = 1;
+  tie[22] = tie[23] = 1;
+  keepLargestComponent(tie, [4, 3, 2]);
+  assert.deepEqual([...tie.keys()].filter((v) => tie[v]), [0, 1]);
+  const empty = new Uint8Array(8);
+  keepLargestComponent(empty, [2, 2, 2]);
+  assert.ok(empty.every((x) => x === 0));
 });
 
 test('checkCt: real HU passes, all-positive intensities do not, and requireCt names the input', () => {

@@ -51,84 +51,138 @@ export function superiorAxis(volume: Volume): number {
   return best;
 }
 
-/** Binary erosion ('min') or dilation ('max') with a box of half-widths radii, separably. */
+/**
+ * Binary erosion ('min') or dilation ('max') with a box of half-widths radii, separably. Along an axis
+ * the window is clipped to the volume: erosion needs all ones in the clipped window (a body cut by the
+ * field of view is not eroded at the cut), dilation any one. Windows slide whole rows of the contiguous
+ * i axis at a time (counts per row, one row in and one out per step), so every access is sequential.
+ */
 export function boxFilter(mask: Uint8Array, size: number[], radii: number[], op: 'min' | 'max'): Uint8Array {
   let cur: Uint8Array = mask;
   const strides = [1, size[0], size[0] * size[1]];
+  const total = size[0] * size[1] * size[2];
   for (let a = 0; a < 3; a++) {
     const r = radii[a];
     if (r <= 0 || size[a] === 1) continue;
     const next = new Uint8Array(cur.length);
-    const len = size[a];
-    const st = strides[a];
-    // iterate over all lines along axis a
-    const others = [0, 1, 2].filter((b) => b !== a);
-    const [b0, b1] = others;
-    const line = new Int32Array(len + 1);
-    for (let u = 0; u < size[b1]; u++)
-      for (let v = 0; v < size[b0]; v++) {
-        const base = u * strides[b1] + v * strides[b0];
-        // prefix sums of ones along the line
-        line[0] = 0;
-        for (let t = 0; t < len; t++) line[t + 1] = line[t] + cur[base + t * st];
+    if (a === 0) filterRows(cur, next, size[0], total / size[0], r, op);
+    else {
+      // lines along a: blocks of `inner` contiguous voxels (one row or one slice), `len` of them per block
+      const inner = strides[a];
+      const len = size[a];
+      const block = inner * len;
+      const count = new Int32Array(inner);
+      for (let b0 = 0; b0 < total; b0 += block) {
+        count.fill(0);
+        // window of t = 0 before the first step: rows 0..r-1 (row r is added in the loop)
+        for (let t = 0; t < Math.min(r, len); t++) addRow(count, cur, b0 + t * inner, inner, 1);
         for (let t = 0; t < len; t++) {
-          const lo = Math.max(0, t - r);
-          const hi = Math.min(len - 1, t + r);
-          const ones = line[hi + 1] - line[lo];
-          // erosion: all ones in the window clipped to the volume (a body cut by the field of view
-          // is not eroded at the cut);
-          // dilation: any one in the window
-          next[base + t * st] = op === 'min' ? (ones === hi - lo + 1 ? 1 : 0) : ones > 0 ? 1 : 0;
+          if (t + r < len) addRow(count, cur, b0 + (t + r) * inner, inner, 1);
+          if (t - r - 1 >= 0) addRow(count, cur, b0 + (t - r - 1) * inner, inner, -1);
+          const width = Math.min(len - 1, t + r) - Math.max(0, t - r) + 1;
+          const o = b0 + t * inner;
+          if (op === 'min') for (let q = 0; q < inner; q++) next[o + q] = count[q] === width ? 1 : 0;
+          else for (let q = 0; q < inner; q++) next[o + q] = count[q] > 0 ? 1 : 0;
         }
       }
+    }
     cur = next;
   }
   return cur;
 }
 
-/** Keep only the largest 6-connected component of a binary mask (in place). */
-export function keepLargestComponent(mask: Uint8Array, size: number[]): void {
-  const [ni, nj, nk] = size;
-  const label = new Int32Array(mask.length);
-  const stack = new Int32Array(mask.length);
-  let best = 0;
-  let bestSize = 0;
-  let next = 0;
-  let top = 0;
-  const visit = (q: number): void => {
-    if (mask[q] && !label[q]) {
-      label[q] = next;
-      stack[top++] = q;
-    }
-  };
-  const sj = ni;
-  const sk = ni * nj;
-  for (let p0 = 0; p0 < mask.length; p0++) {
-    if (!mask[p0] || label[p0]) continue;
-    next++;
-    top = 0;
-    stack[top++] = p0;
-    label[p0] = next;
-    let count = 0;
-    while (top > 0) {
-      const p = stack[--top];
-      count++;
-      const i = p % ni;
-      const j = ((p - i) / ni) % nj;
-      const k = (p - i - j * ni) / sk;
-      if (i > 0) visit(p - 1);
-      if (i < ni - 1) visit(p + 1);
-      if (j > 0) visit(p - sj);
-      if (j < nj - 1) visit(p + sj);
-      if (k > 0) visit(p - sk);
-      if (k < nk - 1) visit(p + sk);
-    }
-    if (count > bestSize) {
-      bestSize = count;
-      best = next;
+function addRow(count: Int32Array, m: Uint8Array, at: number, n: number, sign: 1 | -1): void {
+  if (sign > 0) for (let q = 0; q < n; q++) count[q] += m[at + q];
+  else for (let q = 0; q < n; q++) count[q] -= m[at + q];
+}
+
+/** The contiguous axis: a running count of ones along each of `rows` lines of `len` voxels. */
+function filterRows(cur: Uint8Array, next: Uint8Array, len: number, rows: number, r: number, op: 'min' | 'max'): void {
+  for (let row = 0, base = 0; row < rows; row++, base += len) {
+    let ones = 0;
+    for (let t = 0; t < Math.min(r, len); t++) ones += cur[base + t];
+    for (let t = 0; t < len; t++) {
+      if (t + r < len) ones += cur[base + t + r];
+      if (t - r - 1 >= 0) ones -= cur[base + t - r - 1];
+      const width = Math.min(len - 1, t + r) - Math.max(0, t - r) + 1;
+      next[base + t] = op === 'min' ? (ones === width ? 1 : 0) : ones > 0 ? 1 : 0;
     }
   }
-  for (let p = 0; p < mask.length; p++) mask[p] = label[p] === best && best > 0 ? 1 : 0;
+}
+
+/**
+ * Keep only the largest 6-connected component of a binary mask (in place). Runs of ones along i are
+ * the units: each run is joined (union-find) with the runs it overlaps in the row before (j - 1) and
+ * the slice before (k - 1), which is 6-connectivity; the component with most voxels is kept (the first
+ * in scan order on a tie).
+ */
+export function keepLargestComponent(mask: Uint8Array, size: number[]): void {
+  const [ni, nj, nk] = size;
+  const rows = nj * nk;
+  // runs as [start, end) offsets along i, listed row by row; rowStart[row] = first run of the row
+  let runStart = new Int32Array(1024);
+  let runEnd = new Int32Array(1024);
+  const rowStart = new Int32Array(rows + 1);
+  let runs = 0;
+  for (let row = 0, base = 0; row < rows; row++, base += ni) {
+    rowStart[row] = runs;
+    let i = 0;
+    while (i < ni) {
+      while (i < ni && !mask[base + i]) i++;
+      if (i === ni) break;
+      const s0 = i;
+      while (i < ni && mask[base + i]) i++;
+      if (runs === runStart.length) {
+        const grow = (x: Int32Array) => {
+          const y = new Int32Array(2 * x.length);
+          y.set(x);
+          return y;
+        };
+        runStart = grow(runStart);
+        runEnd = grow(runEnd);
+      }
+      runStart[runs] = s0;
+      runEnd[runs] = i;
+      runs++;
+    }
+  }
+  rowStart[rows] = runs;
+  const parent = new Int32Array(runs);
+  for (let n = 0; n < runs; n++) parent[n] = n;
+  const find = (x: number): number => {
+    while (parent[x] !== x) {
+      parent[x] = parent[parent[x]];
+      x = parent[x];
+    }
+    return x;
+  };
+  // join each run with the overlapping runs of an earlier row (both lists are sorted along i)
+  const joinRows = (row: number, other: number) => {
+    let q = rowStart[other];
+    const qEnd = rowStart[other + 1];
+    for (let p = rowStart[row]; p < rowStart[row + 1]; p++) {
+      while (q < qEnd && runEnd[q] <= runStart[p]) q++;
+      for (let q2 = q; q2 < qEnd && runStart[q2] < runEnd[p]; q2++) {
+        const a = find(p);
+        const b = find(q2);
+        // the earlier run's root stays the root: components are named by their first run
+        if (a !== b) parent[Math.max(a, b)] = Math.min(a, b);
+      }
+    }
+  };
+  for (let k = 0; k < nk; k++)
+    for (let j = 0; j < nj; j++) {
+      const row = j + nj * k;
+      if (j > 0) joinRows(row, row - 1);
+      if (k > 0) joinRows(row, row - nj);
+    }
+  const voxels = new Float64Array(runs);
+  for (let n = 0; n < runs; n++) voxels[find(n)] += runEnd[n] - runStart[n];
+  let best = -1;
+  for (let n = 0; n < runs; n++) if (parent[n] === n && (best < 0 || voxels[n] > voxels[best])) best = n;
+  for (let row = 0, base = 0; row < rows; row++, base += ni)
+    for (let n = rowStart[row]; n < rowStart[row + 1]; n++)
+      if (find(n) !== best) mask.fill(0, base + runStart[n], base + runEnd[n]);
 }
 
 /** Fill 2D holes (background not 4-connected to the slice border) in every slice across `axis`. */
