@@ -185,7 +185,10 @@ test('keepLargestComponent equals a flood fill (6-connected, first component in 
   tie[0] = tie[1] = 1;
   tie[22] = tie[23] = 1;
   keepLargestComponent(tie, [4, 3, 2]);
-  assert.deepEqual([...tie.keys()].filter((v) => tie[v]), [0, 1]);
+  assert.deepEqual(
+    [...tie.keys()].filter((v) => tie[v]),
+    [0, 1],
+  );
   const empty = new Uint8Array(8);
   keepLargestComponent(empty, [2, 2, 2]);
   assert.ok(empty.every((x) => x === 0));
