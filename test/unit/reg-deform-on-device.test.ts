@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initTfBackend } from '../../main/engine/compute/tf-backend.ts';
 import { useWebgpu } from './webgpu-fixture.ts';
 import { boxSum } from '../../main/engine/register/deform/box-sum.ts';
-import { deformLoss } from '../../main/engine/register/deform/deform-loss.ts';
+import { deformLoss, type DeformProblem } from '../../main/engine/register/deform/deform-loss.ts';
 import { hostDeformOptimiser } from '../../main/engine/register/deform/deform-optimiser.ts';
 import { boxSumOnDevice } from '../../main/engine/register/device/box-sum-on-device.ts';
 import {
@@ -33,7 +33,9 @@ import { readVolume } from '../../main/engine/volume/io/index.ts';
 import { bodyMask } from '../../main/engine/volume/mask.ts';
 import type { Affine3x4 } from '../../main/engine/volume/geometry.ts';
 import { dataPath, rng } from '../helpers.ts';
-import { blobProblem, smoothDeformationPair } from './deform-fixtures.ts';
+import { blobProblem, blobs, smoothDeformationPair } from './deform-fixtures.ts';
+import { deformGradientWgsl, fixedPack, STATE_STRIDE } from '../../main/engine/register/device/deform-gradient-wgsl.ts';
+import { fixedWindows } from '../../main/engine/register/deform/local-ncc.ts';
 
 function maxAbs(a: ArrayLike<number>): number {
   let m = 0;
@@ -119,6 +121,53 @@ for (const backend of ['cpu', 'webgpu'] as const)
       }
     });
   });
+
+test('WebGPU: the WGSL gradient equals the host gradient (oblique moving and feature grids, zero-weight centres)', async (t) => {
+  await withBackend('webgpu', t, async () => {
+    const { problem: base, N } = asymmetricProblem(23);
+    const r = rng(24);
+    // features on a third grid (rotated the other way, 3 x 2.5 x 2 mm, 4 channels); a slab of window
+    // centres weighted 0 (outside the body)
+    const c = Math.cos(-0.2);
+    const s = Math.sin(-0.2);
+    const fToIndex: Affine3x4 = [c / 3, s / 3, 0, 0.4, -s / 2.5, c / 2.5, 0, 1.3, 0, 0, 1 / 2, 0.2];
+    const fSize = [9, 11, 12];
+    const weight = new Float32Array(N).map((_, v) => (v % 11 < 3 ? 0 : 1));
+    const problem: DeformProblem = {
+      ...base,
+      windows: fixedWindows(base.windows.I, base.size, 2, weight),
+      features: {
+        fixed: blobs(base.size, r, 4),
+        moving: { data: blobs(fSize, r, 4), size: fSize, channels: 4, toIndex: fToIndex },
+        weight: 0.7,
+      },
+    };
+    // points beyond the moving image's faces too (clamped sampling, derivative zero there)
+    const w = Float32Array.from({ length: 3 * N }, () => 6 * (r() - 0.5));
+    const hostGrad = new Float32Array(3 * N);
+    deformLoss(problem, w, hostGrad);
+    const p = deviceProblem(problem);
+    const pack = fixedPack(p);
+    const state = tf.tensor1d(
+      Float32Array.from({ length: STATE_STRIDE * N + 1 }, (_, q) =>
+        q < STATE_STRIDE * N && q % STATE_STRIDE < 3 ? w[3 * Math.floor(q / STATE_STRIDE) + (q % STATE_STRIDE)] : 0,
+      ),
+    );
+    try {
+      const g = deformGradientWgsl(p, pack, state);
+      const grad = await g.data();
+      g.dispose();
+      const rel = maxDiff(grad, hostGrad) / maxAbs(hostGrad);
+      t.diagnostic(
+        `WGSL gradient: max difference ${rel.toExponential(2)} of its largest entry (${maxAbs(hostGrad).toExponential(2)})`,
+      );
+      assert.ok(rel < 1e-4, `gradient differs by ${rel} of its largest entry`);
+    } finally {
+      tf.dispose([pack, state]);
+      p.dispose();
+    }
+  });
+});
 
 for (const backend of ['cpu', 'webgpu'] as const)
   test(`${backend}: the device optimiser follows the host optimiser's trajectory (adam-global and adam)`, async (t) => {

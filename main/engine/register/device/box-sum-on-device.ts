@@ -8,7 +8,7 @@
  * costs one more box sum instead of the transposes of the pads and slices.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { boxSumAxisWgsl } from './deform-wgsl.ts';
+import { boxSum3Wgsl } from './deform-wgsl.ts';
 
 function alongAxis(x: tf.Tensor4D, axis: 0 | 1 | 2, r: number): tf.Tensor4D {
   if (r <= 0) return x.clone();
@@ -31,8 +31,7 @@ function alongAxis(x: tf.Tensor4D, axis: 0 | 1 | 2, r: number): tf.Tensor4D {
 
 function boxSumForward(x: tf.Tensor4D, r: number): tf.Tensor4D {
   // on WebGPU one dispatch per axis (deform-wgsl.ts), elsewhere pads and slices
-  if (tf.getBackend() === 'webgpu')
-    return tf.tidy(() => boxSumAxisWgsl(boxSumAxisWgsl(boxSumAxisWgsl(x, 2, r), 1, r), 0, r) as tf.Tensor4D);
+  if (tf.getBackend() === 'webgpu') return boxSum3Wgsl(x, r);
   return tf.tidy(() => alongAxis(alongAxis(alongAxis(x, 2, r), 1, r), 0, r));
 }
 

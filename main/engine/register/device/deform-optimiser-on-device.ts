@@ -5,6 +5,9 @@
  * learning rate; or per-parameter 'adam'), the same cosine-decayed rate, on the objective of
  * deform-loss-on-device.ts. The problem is uploaded once per level; w, the moments and the gradient
  * stay on the device, and w is read back only at the end, so a GPU runs the iterations back to back.
+ * On WebGPU each iteration is about 20 dispatches of WGSL programs (deform-gradient-wgsl.ts: the
+ * hand-written gradient, the smoothing box means, a fused Adam step on one state tensor); on other tfjs
+ * backends (the CPU backend in the tests) tfjs' autodiff differentiates deform-loss-on-device.ts.
  * The AbortSignal is checked and progress reported every iteration; every few iterations the loop
  * waits for the device (a one-number read), so progress and cancel follow the GPU, not the queue.
  */
@@ -13,7 +16,19 @@ import { CancelledError } from '../../errors.ts';
 import type { DeformEval, DeformProblem } from '../deform/deform-loss.ts';
 import { learningRateAt, type DeformOptimiser, type OptimiserSettings } from '../deform/deform-optimiser.ts';
 import { boxCountOnDevice, boxMeanOnDevice } from './box-sum-on-device.ts';
-import { deformLossAndGradientOnDevice, deformTermsOnDevice, deviceProblem } from './deform-loss-on-device.ts';
+import {
+  deformLossAndGradientOnDevice,
+  deformTermsOnDevice,
+  deviceProblem,
+  type DeviceDeformProblem,
+} from './deform-loss-on-device.ts';
+import {
+  adamStepWgsl,
+  deformGradientWgsl,
+  fixedPack,
+  smoothGradientWgsl,
+  STATE_STRIDE,
+} from './deform-gradient-wgsl.ts';
 
 export function deviceDeformOptimiser(problem: DeformProblem, settings: OptimiserSettings): DeformOptimiser {
   const p = deviceProblem(problem);
@@ -21,6 +36,7 @@ export function deviceDeformOptimiser(problem: DeformProblem, settings: Optimise
   const N = ni * nj * nk;
   // the radius-1 window counts for the gradient smoothing (box mean = box sum / count)
   const windowCount = boxCountOnDevice([nk, nj, ni], 1);
+  const wgsl = tf.getBackend() === 'webgpu' ? fixedPack(p) : null;
   return {
     async evaluate(w: Float32Array): Promise<DeformEval> {
       const t = tf.tidy(() => {
@@ -32,6 +48,7 @@ export function deviceDeformOptimiser(problem: DeformProblem, settings: Optimise
       return { loss, similarity, feature, smoothness };
     },
     async optimise(w: Float32Array, iterations: number, lr0: number, smoothing: number, label: string): Promise<void> {
+      if (wgsl) return optimiseWgsl(p, wgsl, settings, w, iterations, lr0, smoothing, label);
       const o = settings;
       let wt: tf.Tensor2D = tf.tensor2d(w, [N, 3]);
       let m1: tf.Tensor = tf.zerosLike(wt);
@@ -77,6 +94,51 @@ export function deviceDeformOptimiser(problem: DeformProblem, settings: Optimise
     dispose() {
       p.dispose();
       windowCount.dispose();
+      wgsl?.dispose();
     },
   };
+}
+
+/** The optimisation loop on WebGPU: one state tensor (w, moments) updated by WGSL programs. */
+async function optimiseWgsl(
+  p: DeviceDeformProblem,
+  pack: tf.Tensor2D,
+  o: OptimiserSettings,
+  w: Float32Array,
+  iterations: number,
+  lr0: number,
+  smoothing: number,
+  label: string,
+): Promise<void> {
+  const N = w.length / 3;
+  const initial = new Float32Array(STATE_STRIDE * N + 1);
+  for (let v = 0; v < N; v++) for (let a = 0; a < 3; a++) initial[STATE_STRIDE * v + a] = w[3 * v + a];
+  let state: tf.Tensor = tf.tensor1d(initial);
+  try {
+    for (let it = 1; it <= iterations; it++) {
+      if (o.signal?.aborted) throw new CancelledError('SAM-deform');
+      const next = tf.tidy(() => {
+        const g = smoothGradientWgsl(deformGradientWgsl(p, pack, state), p.size, smoothing);
+        return adamStepWgsl(state, g, {
+          lr: learningRateAt(lr0, it, iterations),
+          c1: 1 - 0.9 ** it,
+          c2: 1 - 0.999 ** it,
+          global: o.optimizer !== 'adam',
+        });
+      });
+      state.dispose();
+      state = next;
+      o.onProgress?.(`deform: ${label}`, it, iterations);
+      // wait for the device now and then (one number): progress and cancel follow the GPU, not the queue
+      if (it % 4 === 0 && it < iterations) {
+        const one = tf.slice(state, [STATE_STRIDE * N], [1]);
+        await one.data();
+        one.dispose();
+      }
+    }
+    const out = (await state.data()) as Float32Array;
+    for (let v = 0; v < N; v++) for (let a = 0; a < 3; a++) w[3 * v + a] = out[STATE_STRIDE * v + a];
+  } finally {
+    state.dispose();
+  }
 }

@@ -2,8 +2,9 @@
  * WGSL programs for SAM-deform on tfjs' WebGPU backend, where each tfjs op is a dispatch and the
  * op-by-op versions (box-sum-on-device.ts: a pad, 2r + 1 slices and an addN per axis; sample-on-device.ts:
  * about 85 ops per trilinear sampling) spend a GPU's time on launches:
- * - BoxSumAxisProgram: the truncated box sum of radius r along one axis of a flat tensor (the axis
- *   given by its length and element stride), one dispatch per axis;
+ * - BoxSumAxisProgram: the truncated box sum (or mean) of radius r along one axis of a flat tensor (the
+ *   axis given by its length and element stride), one dispatch per axis; the truncated window's count
+ *   is a product over the axes, so three axis means make the box mean;
  * - TrilinearProgram: the trilinear value of every channel of an image [V, C] at world points [N, 3]
  *   (through the world -> index affine, border clamped as the host code) and its derivatives with
  *   respect to the world coordinates, in one dispatch: output [N, 4, C] = value, d/dX, d/dY, d/dZ.
@@ -24,10 +25,11 @@ class BoxSumAxisProgram extends FlatProgram {
   constructor(
     n: number,
     private readonly r: number,
+    private readonly mean = false,
   ) {
     super(n);
     this.outputShape = [n];
-    this.shaderKey = `samBoxSumAxis_${r}`;
+    this.shaderKey = `samBoxSumAxis_${r}_${mean}`;
   }
 
   getUserCode(): string {
@@ -36,26 +38,31 @@ class BoxSumAxisProgram extends FlatProgram {
         if (index < uniforms.size) {
           let pos = (index / uniforms.stride) % uniforms.len;
           var s = 0.0;
+          var n = 0.0;
           for (var t = -${this.r}; t <= ${this.r}; t = t + 1) {
             let q = pos + t;
             if (q >= 0 && q < uniforms.len) {
               s = s + X[index + t * uniforms.stride];
+              n = n + 1.0;
             }
           }
-          setOutputAtIndex(index, s);
+          setOutputAtIndex(index, ${this.mean ? 's / n' : 's'});
         }
       }
     `;
   }
 }
 
-/** Box sum of radius r along axis `axis` of x (float32, any rank), by the WGSL program; webgpu only. */
-export function boxSumAxisWgsl(x: tf.Tensor, axis: number, r: number): tf.Tensor {
+/**
+ * Box sum (or with `mean`, box mean) of radius r along axis `axis` of x (float32, any rank), by the
+ * WGSL program; webgpu only.
+ */
+export function boxSumAxisWgsl(x: tf.Tensor, axis: number, r: number, mean = false): tf.Tensor {
   const len = x.shape[axis];
   const stride = x.shape.slice(axis + 1).reduce((a, b) => a * b, 1);
   const flat = tf.reshape(x, [-1]);
   const out = runProgram(
-    new BoxSumAxisProgram(x.size, r),
+    new BoxSumAxisProgram(x.size, r, mean),
     [flat],
     [
       { type: 'int32', data: [len] },
@@ -66,6 +73,13 @@ export function boxSumAxisWgsl(x: tf.Tensor, axis: number, r: number): tf.Tensor
   const shaped = tf.reshape(out, x.shape);
   out.dispose();
   return shaped;
+}
+
+/** Truncated box sum (or mean) of radius r over the three spatial axes of [nk, nj, ni, C]: three dispatches. */
+export function boxSum3Wgsl(x: tf.Tensor4D, r: number, mean = false): tf.Tensor4D {
+  return tf.tidy(
+    () => boxSumAxisWgsl(boxSumAxisWgsl(boxSumAxisWgsl(x, 2, r, mean), 1, r, mean), 0, r, mean) as tf.Tensor4D,
+  );
 }
 
 class TrilinearProgram extends FlatProgram {
@@ -86,54 +100,76 @@ class TrilinearProgram extends FlatProgram {
   getUserCode(): string {
     const C = this.channels;
     return `
+      ${trilinearWgsl('sampleI', 'I', C, 'uniforms.dims')}
       fn main(index : i32) {
         if (index >= uniforms.points) {
           return;
         }
         let w = vec4<f32>(P[index * 3], P[index * 3 + 1], P[index * 3 + 2], 1.0);
         let p = vec3<f32>(dot(uniforms.m0, w), dot(uniforms.m1, w), dot(uniforms.m2, w));
-        let hi = vec3<f32>(uniforms.dims - vec3<i32>(1));
-        let c = clamp(p, vec3<f32>(0.0), hi);
-        // the derivative along a clamped axis is zero (as the host code)
-        let inside = select(vec3<f32>(0.0), vec3<f32>(1.0), (p >= vec3<f32>(0.0)) & (p <= hi));
-        let f0 = min(floor(c), hi - vec3<f32>(1.0));
-        let fr = c - f0;
-        let i0 = vec3<i32>(f0);
-        let sj = uniforms.dims.x * ${C};
-        let sk = sj * uniforms.dims.y;
-        let b = i0.x * ${C} + i0.y * sj + i0.z * sk;
-        let fx = fr.x;
-        let fy = fr.y;
-        let fz = fr.z;
         for (var ch = 0; ch < ${C}; ch = ch + 1) {
-          let q = b + ch;
-          let v000 = I[q];
-          let v100 = I[q + ${C}];
-          let v010 = I[q + sj];
-          let v110 = I[q + sj + ${C}];
-          let v001 = I[q + sk];
-          let v101 = I[q + sk + ${C}];
-          let v011 = I[q + sk + sj];
-          let v111 = I[q + sk + sj + ${C}];
-          let c00 = v000 + (v100 - v000) * fx;
-          let c10 = v010 + (v110 - v010) * fx;
-          let c01 = v001 + (v101 - v001) * fx;
-          let c11 = v011 + (v111 - v011) * fx;
-          let c0 = c00 + (c10 - c00) * fy;
-          let c1 = c01 + (c11 - c01) * fy;
-          let dx0 = (v100 - v000) + ((v110 - v010) - (v100 - v000)) * fy;
-          let dx1 = (v101 - v001) + ((v111 - v011) - (v101 - v001)) * fy;
-          // index-space derivatives, then world: d/dX_r = sum_a d/didx_a * m[a][r]
-          let g = inside * vec3<f32>(dx0 + (dx1 - dx0) * fz, (c10 - c00) + ((c11 - c01) - (c10 - c00)) * fz, c1 - c0);
+          let s = sampleI(p, ch);
           let o = index * ${4 * C} + ch;
-          setOutputAtIndex(o, c0 + (c1 - c0) * fz);
-          setOutputAtIndex(o + ${C}, g.x * uniforms.m0.x + g.y * uniforms.m1.x + g.z * uniforms.m2.x);
-          setOutputAtIndex(o + ${2 * C}, g.x * uniforms.m0.y + g.y * uniforms.m1.y + g.z * uniforms.m2.y);
-          setOutputAtIndex(o + ${3 * C}, g.x * uniforms.m0.z + g.y * uniforms.m1.z + g.z * uniforms.m2.z);
+          setOutputAtIndex(o, s.x);
+          // index-space derivatives to world: d/dX_r = sum_a d/didx_a * m[a][r]
+          let g = toWorld(s.yzw, uniforms.m0, uniforms.m1, uniforms.m2);
+          setOutputAtIndex(o + ${C}, g.x);
+          setOutputAtIndex(o + ${2 * C}, g.y);
+          setOutputAtIndex(o + ${3 * C}, g.z);
         }
       }
     `;
   }
+}
+
+/**
+ * WGSL for trilinear sampling with derivatives, shared by this folder's programs: `fn name(p, ch)`
+ * reads channel ch of the `C`-channel image in buffer `buf` (dims given by the expression `dims`,
+ * vec3<i32>, i fastest, channels interleaved) at the continuous index p, border clamped as the host
+ * code (deform-loss.ts sampleWithGradient), and returns (value, d/di, d/dj, d/dk), each derivative zero
+ * where p is clamped along its axis. Also declares `toWorld` (once per shader: pass `withToWorld`
+ * false for a second sampler).
+ */
+export function trilinearWgsl(name: string, buf: string, C: number, dims: string, withToWorld = true): string {
+  return `
+      fn ${name}(p : vec3<f32>, ch : i32) -> vec4<f32> {
+        let dims = ${dims};
+        let hi = vec3<f32>(dims - vec3<i32>(1));
+        let c = clamp(p, vec3<f32>(0.0), hi);
+        let inside = select(vec3<f32>(0.0), vec3<f32>(1.0), (p >= vec3<f32>(0.0)) & (p <= hi));
+        let f0 = min(floor(c), hi - vec3<f32>(1.0));
+        let fr = c - f0;
+        let i0 = vec3<i32>(f0);
+        let sj = dims.x * ${C};
+        let sk = sj * dims.y;
+        let q = i0.x * ${C} + i0.y * sj + i0.z * sk + ch;
+        let v000 = ${buf}[q];
+        let v100 = ${buf}[q + ${C}];
+        let v010 = ${buf}[q + sj];
+        let v110 = ${buf}[q + sj + ${C}];
+        let v001 = ${buf}[q + sk];
+        let v101 = ${buf}[q + sk + ${C}];
+        let v011 = ${buf}[q + sk + sj];
+        let v111 = ${buf}[q + sk + sj + ${C}];
+        let c00 = v000 + (v100 - v000) * fr.x;
+        let c10 = v010 + (v110 - v010) * fr.x;
+        let c01 = v001 + (v101 - v001) * fr.x;
+        let c11 = v011 + (v111 - v011) * fr.x;
+        let c0 = c00 + (c10 - c00) * fr.y;
+        let c1 = c01 + (c11 - c01) * fr.y;
+        let dx0 = (v100 - v000) + ((v110 - v010) - (v100 - v000)) * fr.y;
+        let dx1 = (v101 - v001) + ((v111 - v011) - (v101 - v001)) * fr.y;
+        let g = inside * vec3<f32>(dx0 + (dx1 - dx0) * fr.z, (c10 - c00) + ((c11 - c01) - (c10 - c00)) * fr.z, c1 - c0);
+        return vec4<f32>(c0 + (c1 - c0) * fr.z, g);
+      }${
+        withToWorld
+          ? `
+      // index-space gradient g to world: d/dX_r = sum_a g_a * m[a][r] (m0..m2: rows of the world -> index map)
+      fn toWorld(g : vec3<f32>, m0 : vec4<f32>, m1 : vec4<f32>, m2 : vec4<f32>) -> vec3<f32> {
+        return g.x * m0.xyz + g.y * m1.xyz + g.z * m2.xyz;
+      }`
+          : ''
+      }`;
 }
 
 /**

@@ -1,0 +1,308 @@
+/**
+ * SAM-deform's gradient and Adam step as a few WGSL dispatches on tfjs' WebGPU backend: the hand-written
+ * gradient of deform/deform-loss.ts (not tfjs' autodiff, which takes about 115 dispatches an iteration
+ * with its pads, slices and element-wise ops), about 20 dispatches an iteration in all:
+ *   1. SampleProducts: J = M(b + w) per voxel of G -> [J, J², I·J]                       (1 dispatch)
+ *   2. box sums of those                                                                 (3)
+ *   3. LnccCoefficients: per window centre, the coefficients a, a·Ī, b, b·J̄ of
+ *      local-ncc.ts (zero where the centre's weight is 0)                                (1)
+ *   4. box sums of the coefficients (the truncated windows are symmetric)                (3)
+ *   5. DeformGradient: per voxel, ∂LNCC/∂J times ∇M at b + w (world), the feature
+ *      term's -weight/N · Σ_c f_c ∇g_c, and the diffusion term's forward differences      (1)
+ * and in the optimiser (deform-optimiser-on-device.ts): the box means that smooth the gradient (3 per
+ * pass), the global second moment's two sums (tfjs reductions) and AdamStep, one dispatch that writes
+ * the new w and moments. State: one flat tensor [9N + 1] = per voxel w (3), m1 (3), m2 (3), then the
+ * global second moment; float32 throughout, equal to the host's float64 gradient to float32 rounding
+ * (test/unit/reg-deform-on-device.test.ts).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { Affine3x4 } from '../../volume/geometry.ts';
+import type { DeviceDeformProblem } from './deform-loss-on-device.ts';
+import { boxSum3Wgsl, trilinearWgsl } from './deform-wgsl.ts';
+import { FlatProgram, runProgram } from './flat-program.ts';
+
+/** Values per voxel in the optimiser's state tensor: w, m1, m2 (3 each). */
+export const STATE_STRIDE = 9;
+
+const rows = (m: Affine3x4) => [0, 1, 2].map((a) => ({ type: 'float32', data: m.slice(4 * a, 4 * a + 4) }));
+
+/** The world point b + w of voxel `index` and the moving image's index there (needs S, B, m0..m2). */
+const MOVED = `
+        let X = vec4<f32>(B[3 * index] + S[${STATE_STRIDE} * index], B[3 * index + 1] + S[${STATE_STRIDE} * index + 1],
+          B[3 * index + 2] + S[${STATE_STRIDE} * index + 2], 1.0);
+        let pm = vec3<f32>(dot(uniforms.m0, X), dot(uniforms.m1, X), dot(uniforms.m2, X));`;
+
+class SampleProductsProgram extends FlatProgram {
+  variableNames = ['S', 'B', 'M', 'P'];
+  uniforms = 'm0 : vec4<f32>, m1 : vec4<f32>, m2 : vec4<f32>, mdims : vec3<i32>, voxels : i32,';
+  outputShape: number[];
+  shaderKey = 'samDeformSampleProducts';
+
+  constructor(voxels: number) {
+    super(voxels);
+    this.outputShape = [voxels, 3];
+  }
+
+  getUserCode(): string {
+    return `
+      ${trilinearWgsl('sampleM', 'M', 1, 'uniforms.mdims')}
+      fn main(index : i32) {
+        if (index >= uniforms.voxels) {
+          return;
+        }
+        ${MOVED}
+        let J = sampleM(pm, 0).x;
+        let I = P[5 * index + 4];
+        setOutputAtIndex(3 * index, J);
+        setOutputAtIndex(3 * index + 1, J * J);
+        setOutputAtIndex(3 * index + 2, I * J);
+      }
+    `;
+  }
+}
+
+class LnccCoefficientsProgram extends FlatProgram {
+  variableNames = ['Q', 'P'];
+  uniforms = 'eps : f32, voxels : i32,';
+  outputShape: number[];
+  shaderKey = 'samDeformLnccCoefficients';
+
+  constructor(voxels: number) {
+    super(voxels);
+    this.outputShape = [voxels, 4];
+  }
+
+  getUserCode(): string {
+    return `
+      fn main(index : i32) {
+        if (index >= uniforms.voxels) {
+          return;
+        }
+        let m = P[5 * index + 3];
+        var out = vec4<f32>(0.0);
+        if (m != 0.0) {
+          let n = P[5 * index];
+          let sI = P[5 * index + 1];
+          let varI = P[5 * index + 2];
+          let sJ = Q[3 * index];
+          let cross = Q[3 * index + 2] - sI * sJ / n;
+          let varJ = Q[3 * index + 1] - sJ * sJ / n;
+          let D = varI * varJ + uniforms.eps;
+          let a = m * 2.0 * cross / D;
+          let b = m * cross * cross * varI / (D * D);
+          out = vec4<f32>(a, a * sI / n, b, b * sJ / n);
+        }
+        for (var c = 0; c < 4; c = c + 1) {
+          setOutputAtIndex(4 * index + c, out[c]);
+        }
+      }
+    `;
+  }
+}
+
+class DeformGradientProgram extends FlatProgram {
+  variableNames: string[];
+  uniforms: string;
+  outputShape: number[];
+  shaderKey: string;
+
+  constructor(
+    voxels: number,
+    private readonly featureChannels: number,
+  ) {
+    super(voxels);
+    this.variableNames = ['S', 'B', 'M', 'P', 'R', ...(featureChannels ? ['FM', 'FF'] : [])];
+    this.uniforms =
+      'm0 : vec4<f32>, m1 : vec4<f32>, m2 : vec4<f32>, mdims : vec3<i32>, f0 : vec4<f32>, f1 : vec4<f32>, ' +
+      'f2 : vec4<f32>, fdims : vec3<i32>, dims : vec3<i32>, gd : vec3<f32>, lnccScale : f32, featureScale : f32, voxels : i32,';
+    this.outputShape = [voxels, 3];
+    this.shaderKey = `samDeformGradient_${featureChannels}`;
+  }
+
+  getUserCode(): string {
+    const C = this.featureChannels;
+    const W = STATE_STRIDE;
+    const features = C
+      ? `
+        let pf = vec3<f32>(dot(uniforms.f0, X), dot(uniforms.f1, X), dot(uniforms.f2, X));
+        var acc = vec3<f32>(0.0);
+        for (var c = 0; c < ${C}; c = c + 1) {
+          acc = acc + FF[${C} * index + c] * sampleF(pf, c).yzw;
+        }
+        g = g - uniforms.featureScale * toWorld(acc, uniforms.f0, uniforms.f1, uniforms.f2);`
+      : '';
+    return `
+      ${trilinearWgsl('sampleM', 'M', 1, 'uniforms.mdims')}
+      ${C ? trilinearWgsl('sampleF', 'FM', C, 'uniforms.fdims', false) : ''}
+      fn w3(v : i32) -> vec3<f32> {
+        return vec3<f32>(S[${W} * v], S[${W} * v + 1], S[${W} * v + 2]);
+      }
+      fn main(index : i32) {
+        if (index >= uniforms.voxels) {
+          return;
+        }
+        ${MOVED}
+        let s = sampleM(pm, 0);
+        let r = vec4<f32>(R[4 * index], R[4 * index + 1], R[4 * index + 2], R[4 * index + 3]);
+        let dJ = uniforms.lnccScale * (P[5 * index + 4] * r.x - r.y - 2.0 * s.x * r.z + 2.0 * r.w);
+        var g = dJ * toWorld(s.yzw, uniforms.m0, uniforms.m1, uniforms.m2);
+        ${features}
+        // diffusion: forward differences between neighbours along each axis of G
+        let dims = uniforms.dims;
+        let pos = vec3<i32>(index % dims.x, (index / dims.x) % dims.y, index / (dims.x * dims.y));
+        let strides = vec3<i32>(1, dims.x, dims.x * dims.y);
+        let here = w3(index);
+        for (var a = 0; a < 3; a = a + 1) {
+          if (pos[a] > 0) {
+            g = g + uniforms.gd[a] * (here - w3(index - strides[a]));
+          }
+          if (pos[a] < dims[a] - 1) {
+            g = g - uniforms.gd[a] * (w3(index + strides[a]) - here);
+          }
+        }
+        setOutputAtIndex(3 * index, g.x);
+        setOutputAtIndex(3 * index + 1, g.y);
+        setOutputAtIndex(3 * index + 2, g.z);
+      }
+    `;
+  }
+}
+
+/** The fixed image's window terms per voxel of G, [N, 5]: n, S_I, varI, centre weight, I. */
+export function fixedPack(p: DeviceDeformProblem): tf.Tensor2D {
+  const f = p.windows;
+  return tf.tidy(() => tf.reshape(tf.concat([f.n, f.sI, f.varI, f.weight, f.I], 3), [-1, 5]) as tf.Tensor2D);
+}
+
+/**
+ * The gradient [N, 3] of the SAM-deform loss (deform-loss.ts) at the w held in `state` ([9N + 1], see
+ * the header), `pack` = fixedPack(p). webgpu only.
+ */
+export function deformGradientWgsl(p: DeviceDeformProblem, pack: tf.Tensor2D, state: tf.Tensor): tf.Tensor2D {
+  const [ni, nj, nk] = p.size;
+  const N = ni * nj * nk;
+  const mv = p.moving;
+  const mUniforms = [...rows(mv.toIndex), { type: 'int32', data: [...mv.size] }];
+  return tf.tidy(() => {
+    const products = runProgram(
+      new SampleProductsProgram(N),
+      [state, p.base, mv.data, pack],
+      [...mUniforms, { type: 'int32', data: [N] }],
+    );
+    const Q = boxSum3Wgsl(tf.reshape(products, [nk, nj, ni, 3]), p.windows.r);
+    const coefficients = runProgram(
+      new LnccCoefficientsProgram(N),
+      [Q, pack],
+      [
+        { type: 'float32', data: [p.windows.eps] },
+        { type: 'int32', data: [N] },
+      ],
+    );
+    const R = boxSum3Wgsl(tf.reshape(coefficients, [nk, nj, ni, 4]), p.windows.r);
+    const F = p.features && p.features.weight > 0 ? p.features : undefined;
+    const C = F ? F.fixed.shape[1] : 0;
+    const coef = p.alpha / N;
+    const gd = [0, 1, 2].map((a) => (2 * coef) / (p.spacing[a] * p.spacing[a]));
+    const fm = F ? F.moving : mv;
+    return runProgram(
+      new DeformGradientProgram(N, C),
+      [state, p.base, mv.data, pack, R, ...(F ? [F.moving.data, F.fixed] : [])],
+      [
+        ...mUniforms,
+        ...rows(fm.toIndex),
+        { type: 'int32', data: [...fm.size] },
+        { type: 'int32', data: [ni, nj, nk] },
+        { type: 'float32', data: gd },
+        { type: 'float32', data: [-1 / p.windows.weightSum] },
+        { type: 'float32', data: [F ? F.weight / N : 0] },
+        { type: 'int32', data: [N] },
+      ],
+    ) as tf.Tensor2D;
+  });
+}
+
+class AdamStepProgram extends FlatProgram {
+  variableNames = ['S', 'G', 'T'];
+  uniforms = 'lr : f32, c1 : f32, c2 : f32, voxels : i32,';
+  outputShape: number[];
+  shaderKey: string;
+
+  constructor(
+    voxels: number,
+    private readonly global: boolean,
+  ) {
+    super(voxels);
+    this.outputShape = [STATE_STRIDE * voxels + 1];
+    this.shaderKey = `samDeformAdamStep_${global}`;
+  }
+
+  getUserCode(): string {
+    const W = STATE_STRIDE;
+    // 'adam-global': one second moment from the mean square of the nonzero gradient entries (T), each
+    // step clipped to the rate; 'adam': per parameter
+    const step = this.global
+      ? `
+          m2n = S[${W} * uniforms.voxels];
+          let step = clamp(uniforms.lr * (m1n / uniforms.c1) / (sqrt(v2 / uniforms.c2) + 1e-12), -uniforms.lr, uniforms.lr);`
+      : `
+          m2n = 0.999 * S[${W} * index + 6 + a] + 0.001 * g * g;
+          let step = uniforms.lr * (m1n / uniforms.c1) / (sqrt(m2n / uniforms.c2) + 1e-12);`;
+    return `
+      fn main(index : i32) {
+        if (index >= uniforms.voxels) {
+          return;
+        }
+        let v2 = 0.999 * S[${W} * uniforms.voxels] + 0.001 * select(0.0, T[0] / T[1], T[1] > 0.0);
+        for (var a = 0; a < 3; a = a + 1) {
+          let g = G[3 * index + a];
+          let m1n = 0.9 * S[${W} * index + 3 + a] + 0.1 * g;
+          var m2n = 0.0;
+          ${step}
+          setOutputAtIndex(${W} * index + a, S[${W} * index + a] - step);
+          setOutputAtIndex(${W} * index + 3 + a, m1n);
+          setOutputAtIndex(${W} * index + 6 + a, ${this.global ? '0.0' : 'm2n'});
+        }
+        if (index == 0) {
+          setOutputAtIndex(${W} * uniforms.voxels, ${this.global ? 'v2' : '0.0'});
+        }
+      }
+    `;
+  }
+}
+
+/**
+ * One Adam step on `state` ([9N + 1]) with the (smoothed) gradient g [N, 3]: the new state. `global`:
+ * 'adam-global' (the gradient's sum of squares and nonzero count are taken here); else per-parameter.
+ */
+export function adamStepWgsl(
+  state: tf.Tensor,
+  g: tf.Tensor2D,
+  o: { lr: number; c1: number; c2: number; global: boolean },
+): tf.Tensor {
+  const N = g.shape[0];
+  return tf.tidy(() => {
+    const stats = o.global
+      ? tf.stack([tf.sum(tf.square(g)), tf.sum(tf.cast(tf.notEqual(g, 0), 'float32'))])
+      : tf.zeros([2]);
+    return runProgram(
+      new AdamStepProgram(N, o.global),
+      [state, g, stats],
+      [
+        { type: 'float32', data: [o.lr] },
+        { type: 'float32', data: [o.c1] },
+        { type: 'float32', data: [o.c2] },
+        { type: 'int32', data: [N] },
+      ],
+    );
+  });
+}
+
+/** The radius-1 box mean of a gradient [N, 3] on G, `passes` times (the optimiser's preconditioner). */
+export function smoothGradientWgsl(g: tf.Tensor2D, size: readonly number[], passes: number): tf.Tensor2D {
+  const [ni, nj, nk] = size;
+  return tf.tidy(() => {
+    let x = tf.reshape(g, [nk, nj, ni, 3]) as tf.Tensor4D;
+    for (let s = 0; s < passes; s++) x = boxSum3Wgsl(x, 1, true);
+    return tf.reshape(x, [ni * nj * nk, 3]) as tf.Tensor2D;
+  });
+}
