@@ -46,6 +46,8 @@ ${DEFORM_ON_USAGE}
   --device NAME      compute device for SAM (default auto)
   --no-elastix       skip elastix
   --elastix-iterations N  override elastix's iterations per resolution (quick runs)
+  --repeat N         run the cascade N times per pair and report the last (default 1): a warm process,
+                     the GPU programs compiled by the first run (its total is printed as progress)
   --json             print the rows as JSON instead of the table`;
 
 async function loadSource(name: string): Promise<BenchSource> {
@@ -83,6 +85,7 @@ export const benchRegCommand: Command = {
         device: { type: 'string', default: 'auto' },
         'no-elastix': { type: 'boolean', default: false },
         'elastix-iterations': { type: 'string' },
+        repeat: { type: 'string' },
         json: { type: 'boolean', default: false },
         help: { type: 'boolean', default: false },
         ...DEFORM_NET_OPTIONS,
@@ -140,6 +143,7 @@ export const benchRegCommand: Command = {
           deviceModel,
         },
         elastixIterations: optionalInt('elastix-iterations', values['elastix-iterations']),
+        repeat: optionalInt('repeat', values.repeat),
         onProgress: (what) => console.error(`bench-reg: ${what}`),
       });
       if (values.json) console.log(JSON.stringify(rows, null, 2));

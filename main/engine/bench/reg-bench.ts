@@ -58,6 +58,12 @@ export interface BenchOptions {
   stride?: number;
   minOrganVoxels?: number;
   transform?: Partial<SyntheticPairOptions>;
+  /**
+   * Runs of the cascade per pair (default 1); the rows report the last. More than one measures a warm
+   * process: the first run also compiles the GPU programs and warms the JIT (its total is reported in
+   * progress).
+   */
+  repeat?: number;
   /** Further options of the cascade (stage options). */
   register?: Pick<RegisterOptions, 'coarse' | 'deform' | 'gridMm' | 'deformNet' | 'deviceModel'>;
   onProgress?: (what: string) => void;
@@ -147,21 +153,26 @@ export async function benchRegistration(sources: BenchSource[], o: BenchOptions)
       minOrgan: o.minOrganVoxels ?? 50,
     };
     rows.push(score(name, 'none', fieldFromAffine(pair.fixed, [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0]), pair, ctx, {}));
-    o.onProgress?.(`${name}: SAM cascade (${o.stages.join(',')}, ${o.matcher})`);
-    const r = await registerVolumes(pair.fixed, pair.moving, {
-      stages: o.stages,
-      matcher: o.matcher,
-      engine: o.engine,
-      gridMm: 24,
-      ...o.register,
-      signal: o.signal,
-    });
+    const runs = Math.max(1, o.repeat ?? 1);
+    let r!: Awaited<ReturnType<typeof registerVolumes>>;
+    for (let run = 1; run <= runs; run++) {
+      o.onProgress?.(`${name}: SAM cascade (${o.stages.join(',')}, ${o.matcher})${runs > 1 ? `, run ${run} of ${runs}` : ''}`);
+      r = await registerVolumes(pair.fixed, pair.moving, {
+        stages: o.stages,
+        matcher: o.matcher,
+        engine: o.engine,
+        gridMm: 24,
+        ...o.register,
+        signal: o.signal,
+      });
+      if (run < runs) o.onProgress?.(`${name}: run ${run}: ${r.qa.secondsTotal.toFixed(2)} s (${stageTimes(r.qa.secondsPerStage)})`);
+    }
     const t = r.qa.secondsPerStage;
     if (r.deform) {
       const d = r.deform.stats.seconds;
       o.onProgress?.(
-        `${name}: deform stage: prepare ${d.prepare.toFixed(1)} s, optimise ${d.optimise.toFixed(1)} s ` +
-          `(${r.deform.stats.optimisedOn}, grid ${r.deform.stats.grid.size.join('x')}), fold check ${d.foldCheck.toFixed(1)} s`,
+        `${name}: deform stage: prepare ${seconds(d.prepare)} s, optimise ${seconds(d.optimise)} s ` +
+          `(${r.deform.stats.optimisedOn}, grid ${r.deform.stats.grid.size.join('x')}), fold check ${seconds(d.foldCheck)} s`,
       );
     }
     rows.push(score(name, 'SAM affine', fieldFromAffine(pair.fixed, r.affine.affine), pair, ctx, { affine: t.affine }));
@@ -183,6 +194,17 @@ export async function benchRegistration(sources: BenchSource[], o: BenchOptions)
   return rows;
 }
 
+/** Seconds with two decimals below 10 s (a GPU's stages), one above. */
+function seconds(v: number): string {
+  return v < 10 ? v.toFixed(2) : v.toFixed(1);
+}
+
+function stageTimes(t: Record<string, number>): string {
+  return Object.entries(t)
+    .map(([k, v]) => `${k} ${seconds(v)}`)
+    .join(', ');
+}
+
 /** The rows as a text table. */
 export function benchTable(rows: BenchRow[]): string {
   const head = ['pair', 'method', 'TRE mean mm', 'TRE p95 mm', 'Dice mean', 'folding %', 'time s', 'time per stage s'];
@@ -193,10 +215,8 @@ export function benchTable(rows: BenchRow[]): string {
     r.tre.p95.toFixed(2),
     Number.isFinite(r.diceMean) ? r.diceMean.toFixed(3) : '-',
     r.foldedPercent.toFixed(3),
-    r.secondsTotal ? r.secondsTotal.toFixed(1) : '-',
-    Object.entries(r.seconds)
-      .map(([k, v]) => `${k} ${v.toFixed(1)}`)
-      .join(', ') || '-',
+    r.secondsTotal ? seconds(r.secondsTotal) : '-',
+    stageTimes(r.seconds) || '-',
   ]);
   const widths = head.map((h, c) => Math.max(h.length, ...body.map((b) => b[c].length)));
   const line = (cells: string[]) => `| ${cells.map((x, c) => x.padEnd(widths[c])).join(' | ')} |`;
