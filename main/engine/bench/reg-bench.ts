@@ -156,7 +156,9 @@ export async function benchRegistration(sources: BenchSource[], o: BenchOptions)
     const runs = Math.max(1, o.repeat ?? 1);
     let r!: Awaited<ReturnType<typeof registerVolumes>>;
     for (let run = 1; run <= runs; run++) {
-      o.onProgress?.(`${name}: SAM cascade (${o.stages.join(',')}, ${o.matcher})${runs > 1 ? `, run ${run} of ${runs}` : ''}`);
+      o.onProgress?.(
+        `${name}: SAM cascade (${o.stages.join(',')}, ${o.matcher})${runs > 1 ? `, run ${run} of ${runs}` : ''}`,
+      );
       r = await registerVolumes(pair.fixed, pair.moving, {
         stages: o.stages,
         matcher: o.matcher,
@@ -165,7 +167,8 @@ export async function benchRegistration(sources: BenchSource[], o: BenchOptions)
         ...o.register,
         signal: o.signal,
       });
-      if (run < runs) o.onProgress?.(`${name}: run ${run}: ${r.qa.secondsTotal.toFixed(2)} s (${stageTimes(r.qa.secondsPerStage)})`);
+      if (run < runs)
+        o.onProgress?.(`${name}: run ${run}: ${r.qa.secondsTotal.toFixed(2)} s (${stageTimes(r.qa.secondsPerStage)})`);
     }
     const t = r.qa.secondsPerStage;
     if (r.deform) {
