@@ -27,7 +27,9 @@ import { makeSyntheticPair } from '../../main/engine/bench/synthetic-pair.ts';
 import { zeroField, type Field } from '../../main/engine/register/field/field.ts';
 import { warpVolume } from '../../main/engine/register/field/warp.ts';
 import { stageField } from '../../main/engine/register/stage-field.ts';
-import { cascadeWarpOnDevice } from '../../main/engine/register/device/warp-on-device.ts';
+import { cascadeWarpOnDevice, stageFieldOnDevice } from '../../main/engine/register/device/warp-on-device.ts';
+import { resampleOnDevice } from '../../main/engine/register/device/resample-on-device.ts';
+import { makeVolume } from '../../main/engine/volume/volume.ts';
 import { gridWithSpacing, resample } from '../../main/engine/volume/resample.ts';
 import { readVolume } from '../../main/engine/volume/io/index.ts';
 import { bodyMask } from '../../main/engine/volume/mask.ts';
@@ -284,6 +286,57 @@ test('WebGPU: the cascade field and warp on the device equal stageField + warpVo
     assert.ok(fd < 1e-3, `field differs by ${fd} mm`);
     assert.ok(off <= warped.data.length * 1e-4, `${off} warped voxels differ by more than 1 HU`);
     assert.ok(bOff <= before.data.length * 1e-4 && bd < 0.05, `unwarped: ${bOff} voxels off, the rest by ${bd} HU`);
+  });
+});
+
+test('WebGPU: the stage field and a multi-channel resample on the device equal stageField and resample', async (t) => {
+  await withBackend('webgpu', t, async () => {
+    const r = rng(51);
+    // an oblique 4 mm grid partly outside the source (fill), a 5-channel source on a 3 x 2.5 x 3.5 mm grid
+    const c = Math.cos(0.3);
+    const s = Math.sin(0.3);
+    const grid = {
+      size: [23, 19, 15] as [number, number, number],
+      spacing: [4, 4, 4] as [number, number, number],
+      origin: [-12, 5, -3] as [number, number, number],
+      direction: [c, s, 0, -s, c, 0, 0, 0, 1] as [
+        number,
+        number,
+        number,
+        number,
+        number,
+        number,
+        number,
+        number,
+        number,
+      ],
+    };
+    const srcSize = [21, 25, 17];
+    const source = makeVolume({
+      size: srcSize as [number, number, number],
+      spacing: [3, 2.5, 3.5],
+      origin: [0, 0, 0],
+      components: 5,
+      data: blobs(srcSize, r, 5),
+    });
+    const host = resample(source, grid, { fill: 0, outputType: 'float32' }).data;
+    const dev = await resampleOnDevice(source, grid, 0);
+    assert.ok(dev);
+    const filled = host.filter((x) => x === 0).length;
+    const rd = maxDiff(dev, host);
+    // a smooth correction on its own grid and an oblique affine: the map on `grid`
+    const corr = zeroField({ ...grid, size: [9, 8, 7], spacing: [11, 11, 11] });
+    corr.data.forEach((_, q) => (corr.data[q] = 3 * Math.sin(q / 7)));
+    const affine: Affine3x4 = [c, -s, 0.05, 7.3, s * 1.1, c, 0, -4.2, 0, 0.08, 0.95, 3.1];
+    const f = await stageFieldOnDevice(grid, affine, [corr]);
+    assert.ok(f);
+    const fd = maxDiff(f.data, stageField(grid, affine, [corr]).data);
+    t.diagnostic(
+      `resample: ${filled} of ${host.length} values filled, the rest within ${rd.toExponential(2)}; stage field within ${fd.toExponential(2)} mm`,
+    );
+    assert.ok(filled > 500 && filled < host.length - 500, 'part of the grid lies outside the source');
+    assert.ok(rd < 1e-5, `resampled values differ by ${rd}`);
+    assert.ok(fd < 1e-3, `stage field differs by ${fd} mm`);
   });
 });
 

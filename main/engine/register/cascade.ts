@@ -36,6 +36,7 @@ import { nccMatch } from '../bench/ncc-match.ts';
 import { requireCt } from '../volume/intensity.ts';
 import { bodyMask } from '../volume/mask.ts';
 import type { Vec3, Volume } from '../volume/volume.ts';
+import type { Geometry } from '../volume/geometry.ts';
 import { add } from '../volume/geometry.ts';
 import { initialShift } from './initial-shift.ts';
 import { affineDecompose, affineDeterminant } from './affine-fit.ts';
@@ -49,7 +50,7 @@ import { fieldFromAffine, type Field } from './field/field.ts';
 import { jacobianDeterminant } from './field/jacobian.ts';
 import { deformNetStage, type DeformNet, type DeformNetStageResult } from './deform-net/apply.ts';
 import { warpVolume } from './field/warp.ts';
-import { cascadeWarpOnDevice } from './device/warp-on-device.ts';
+import { cascadeWarpOnDevice, stageFieldOnDevice } from './device/warp-on-device.ts';
 import { jacobianOnDevice } from './device/jacobian-on-device.ts';
 
 export const STAGES = ['affine', 'coarse', 'deform'] as const;
@@ -329,11 +330,16 @@ async function runStages(
       reduced && matcher === 'sam' && (o.featureWeight ?? 0.5) > 0
         ? { ...reduced, weight: o.featureWeight ?? 0.5 }
         : undefined;
-    deform = await samDeform(fixed, moving, (g) => stageField(g, affine.affine, before), fixedMask, {
+    // instance optimisation on the GPU when the tfjs backend is one (register/device/); the earlier
+    // stages' map on its grid is made there too
+    const onDevice = o.deform?.onDevice ?? onHardwareGpu();
+    const u0 = async (g: Geometry) =>
+      (onDevice && tf.getBackend() === 'webgpu' ? await stageFieldOnDevice(g, affine.affine, before) : null) ??
+      stageField(g, affine.affine, before);
+    deform = await samDeform(fixed, moving, u0, fixedMask, {
       features,
       ...o.deform,
-      // instance optimisation on the GPU when the tfjs backend is one (register/device/)
-      onDevice: o.deform?.onDevice ?? onHardwareGpu(),
+      onDevice,
       signal: o.signal,
       onProgress: o.onProgress,
     });

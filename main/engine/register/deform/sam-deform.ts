@@ -21,6 +21,7 @@ import type { Field } from '../field/field.ts';
 import { jacobianDeterminant } from '../field/jacobian.ts';
 import { jacobianOnDevice } from '../device/jacobian-on-device.ts';
 import { prepareImageOnDevice } from '../device/prepare-on-device.ts';
+import { resampleOnDevice } from '../device/resample-on-device.ts';
 import { boxMean, smoothField } from './box-sum.ts';
 import type { DeformEval, DeformProblem, SampledImage } from './deform-loss.ts';
 import { hostDeformOptimiser } from './deform-optimiser.ts';
@@ -143,7 +144,7 @@ function onWebgpu(o: SamDeformOptions): boolean {
 async function buildLevel(
   fixed: Volume,
   moving: Volume,
-  u0: (grid: Geometry) => Field,
+  u0: (grid: Geometry) => Field | Promise<Field>,
   fixedMask: Volume,
   s: number,
   o: SamDeformOptions,
@@ -160,7 +161,7 @@ async function buildLevel(
   const maskG = resample(fixedMask, G, { interpolation: 'nearest', outputType: 'uint8' }).data;
   const weight = new Float32Array(N);
   for (let v = 0; v < N; v++) weight[v] = maskG[v] ? 1 : 0;
-  const base = u0(G).data;
+  const base = (await u0(G)).data;
   const toW = indexToWorldMatrix(G);
   const toM = worldToIndexMatrix(movingGrid);
   // (measured on the chest pairs: errors grew in a band 15-30 mm inside the moving image's cut faces
@@ -190,7 +191,10 @@ async function buildLevel(
     alpha: o.alpha ?? 5,
   };
   if (o.features && o.features.weight > 0) {
-    const ff = resample(o.features.fixed, G, { fill: 0, outputType: 'float32' }).data as Float32Array;
+    // the fixed features on G (on the GPU when the optimisation runs there)
+    const ff =
+      (onWebgpu(o) ? await resampleOnDevice(o.features.fixed, G, 0) : null) ??
+      (resample(o.features.fixed, G, { fill: 0, outputType: 'float32' }).data as Float32Array);
     problem.features = {
       fixed: ff,
       moving: sampled(o.features.moving, o.features.moving.data, o.features.moving.components),
@@ -203,7 +207,7 @@ async function buildLevel(
 export async function samDeform(
   fixed: Volume,
   moving: Volume,
-  u0: (grid: Geometry) => Field,
+  u0: (grid: Geometry) => Field | Promise<Field>,
   fixedMask: Volume,
   o: SamDeformOptions = {},
 ): Promise<SamDeformResult> {

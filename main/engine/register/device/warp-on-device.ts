@@ -18,6 +18,33 @@ import type { Field } from '../field/field.ts';
 
 const rows = (m: Affine3x4) => [0, 1, 2].map((a) => ({ type: 'float32', data: m.slice(4 * a, 4 * a + 4) }));
 
+/**
+ * What a slab program writes per voxel: 'field' u (3); 'warp' u and the warped moving value (4);
+ * 'warp+unwarped' those and the moving value at the voxel's own world point (5).
+ */
+export type SlabOutputs = 'field' | 'warp' | 'warp+unwarped';
+
+const SLAB_CHANNELS: Record<SlabOutputs, number> = { field: 3, warp: 4, 'warp+unwarped': 5 };
+
+const SAMPLE_MOVING = `
+      // the moving image at world point y (trilinear; fill outside the voxel-centre hull)
+      fn sampleMoving(y : vec3<f32>) -> f32 {
+        let yw = vec4<f32>(y, 1.0);
+        let p = vec3<f32>(dot(uniforms.m0, yw), dot(uniforms.m1, yw), dot(uniforms.m2, yw));
+        let hi = vec3<f32>(uniforms.mdims - vec3<i32>(1));
+        if (any(p < vec3<f32>(-1e-3)) || any(p > hi + vec3<f32>(1e-3))) {
+          return uniforms.fill;
+        }
+        let f0 = clamp(floor(p), vec3<f32>(0.0), max(hi - vec3<f32>(1.0), vec3<f32>(0.0)));
+        let fr = clamp(p - f0, vec3<f32>(0.0), vec3<f32>(1.0));
+        let i0 = vec3<i32>(f0);
+        let d = vec3<i32>(select(0, 1, uniforms.mdims.x > 1), select(0, uniforms.mdims.x, uniforms.mdims.y > 1),
+          select(0, uniforms.mdims.x * uniforms.mdims.y, uniforms.mdims.z > 1));
+        let q = i0.x + uniforms.mdims.x * (i0.y + uniforms.mdims.y * i0.z);
+        return trilinear(M[q], M[q + d.x], M[q + d.y], M[q + d.y + d.x], M[q + d.z], M[q + d.z + d.x],
+          M[q + d.z + d.y], M[q + d.z + d.y + d.x], fr);
+      }`;
+
 class CascadeWarpProgram extends FlatProgram {
   variableNames: string[];
   uniforms: string;
@@ -27,10 +54,13 @@ class CascadeWarpProgram extends FlatProgram {
   constructor(
     voxels: number,
     private readonly corrections: number,
-    private readonly unwarped = false,
+    private readonly outputs: SlabOutputs,
   ) {
     super(voxels);
-    this.variableNames = ['M', ...Array.from({ length: corrections }, (_, c) => `F${c}`)];
+    this.variableNames = [
+      ...(outputs === 'field' ? [] : ['M']),
+      ...Array.from({ length: corrections }, (_, c) => `F${c}`),
+    ];
     this.uniforms =
       'g0 : vec4<f32>, g1 : vec4<f32>, g2 : vec4<f32>, a0 : vec4<f32>, a1 : vec4<f32>, a2 : vec4<f32>, ' +
       'm0 : vec4<f32>, m1 : vec4<f32>, m2 : vec4<f32>, mdims : vec3<i32>, fixedDims : vec3<i32>, k0 : i32, voxels : i32, fill : f32, ' +
@@ -38,12 +68,8 @@ class CascadeWarpProgram extends FlatProgram {
         { length: corrections },
         (_, c) => `c${c}0 : vec4<f32>, c${c}1 : vec4<f32>, c${c}2 : vec4<f32>, c${c}dims : vec3<i32>, `,
       ).join('');
-    this.outputShape = [voxels, this.channels];
-    this.shaderKey = `samCascadeWarp_${corrections}_${unwarped}`;
-  }
-
-  get channels(): number {
-    return this.unwarped ? 5 : 4;
+    this.outputShape = [voxels, SLAB_CHANNELS[outputs]];
+    this.shaderKey = `samCascadeWarp_${corrections}_${outputs}`;
   }
 
   getUserCode(): string {
@@ -78,23 +104,7 @@ class CascadeWarpProgram extends FlatProgram {
         let c1 = c01 + (c11 - c01) * f.y;
         return c0 + (c1 - c0) * f.z;
       }
-      // the moving image at world point y (trilinear; fill outside the voxel-centre hull)
-      fn sampleMoving(y : vec3<f32>) -> f32 {
-        let yw = vec4<f32>(y, 1.0);
-        let p = vec3<f32>(dot(uniforms.m0, yw), dot(uniforms.m1, yw), dot(uniforms.m2, yw));
-        let hi = vec3<f32>(uniforms.mdims - vec3<i32>(1));
-        if (any(p < vec3<f32>(-1e-3)) || any(p > hi + vec3<f32>(1e-3))) {
-          return uniforms.fill;
-        }
-        let f0 = clamp(floor(p), vec3<f32>(0.0), max(hi - vec3<f32>(1.0), vec3<f32>(0.0)));
-        let fr = clamp(p - f0, vec3<f32>(0.0), vec3<f32>(1.0));
-        let i0 = vec3<i32>(f0);
-        let d = vec3<i32>(select(0, 1, uniforms.mdims.x > 1), select(0, uniforms.mdims.x, uniforms.mdims.y > 1),
-          select(0, uniforms.mdims.x * uniforms.mdims.y, uniforms.mdims.z > 1));
-        let q = i0.x + uniforms.mdims.x * (i0.y + uniforms.mdims.y * i0.z);
-        return trilinear(M[q], M[q + d.x], M[q + d.y], M[q + d.y + d.x], M[q + d.z], M[q + d.z + d.x],
-          M[q + d.z + d.y], M[q + d.z + d.y + d.x], fr);
-      }
+${this.outputs === 'field' ? '' : SAMPLE_MOVING}
       fn main(index : i32) {
         if (index >= uniforms.voxels) {
           return;
@@ -109,12 +119,12 @@ class CascadeWarpProgram extends FlatProgram {
         let xw = vec4<f32>(xw3, 1.0);
         var y = array<f32, 3>(dot(uniforms.a0, xw), dot(uniforms.a1, xw), dot(uniforms.a2, xw));
         ${corr}
-        let nc = ${this.channels};
+        let nc = ${SLAB_CHANNELS[this.outputs]};
         setOutputAtIndex(index * nc, y[0] - xw3.x);
         setOutputAtIndex(index * nc + 1, y[1] - xw3.y);
         setOutputAtIndex(index * nc + 2, y[2] - xw3.z);
-        setOutputAtIndex(index * nc + 3, sampleMoving(vec3<f32>(y[0], y[1], y[2])));
-        ${this.unwarped ? 'setOutputAtIndex(index * nc + 4, sampleMoving(xw3));' : ''}
+        ${this.outputs === 'field' ? '' : 'setOutputAtIndex(index * nc + 3, sampleMoving(vec3<f32>(y[0], y[1], y[2])));'}
+        ${this.outputs === 'warp+unwarped' ? 'setOutputAtIndex(index * nc + 4, sampleMoving(xw3));' : ''}
       }
     `;
   }
@@ -123,11 +133,12 @@ class CascadeWarpProgram extends FlatProgram {
 /**
  * One slab (fixed slices from k0, `voxels` voxels) of the map and the warp: [voxels, 4] = u (mm, LPS)
  * and the moving value, `M` the moving image's voxels on the device (its geometry from `moving`);
- * with `unwarped`, [voxels, 5]: the moving value at the fixed voxel's own world point last.
+ * 'warp+unwarped': [voxels, 5], the moving value at the fixed voxel's own world point last; 'field':
+ * [voxels, 3], u alone (M and `moving` unused).
  */
 export function warpSlab(
   fixedGrid: Geometry,
-  M: tf.Tensor,
+  M: tf.Tensor | null,
   moving: Geometry,
   affine: Affine3x4,
   F: tf.Tensor[],
@@ -135,9 +146,9 @@ export function warpSlab(
   fill: number,
   k0: number,
   voxels: number,
-  unwarped = false,
+  outputs: SlabOutputs = 'warp',
 ): tf.Tensor2D {
-  const program = new CascadeWarpProgram(voxels, corrections.length, unwarped);
+  const program = new CascadeWarpProgram(voxels, corrections.length, outputs);
   const uniforms = [
     ...rows(indexToWorldMatrix(fixedGrid)),
     ...rows(affine),
@@ -149,7 +160,8 @@ export function warpSlab(
     { type: 'float32', data: [fill] },
     ...corrections.flatMap((c) => [...rows(worldToIndexMatrix(c)), { type: 'int32', data: [...c.size] }]),
   ];
-  return runProgram(program, [M, ...F], uniforms) as tf.Tensor2D;
+  if (outputs !== 'field' && !M) throw new Error(`warpSlab: '${outputs}' needs the moving image`);
+  return runProgram(program, outputs === 'field' ? F : [M!, ...F], uniforms) as tf.Tensor2D;
 }
 
 export interface CascadeWarp {
@@ -180,7 +192,8 @@ export async function cascadeWarpOnDevice(
   const [ni, nj, nk] = fixedGrid.size;
   const slice = ni * nj;
   // output slabs of whole slices: [voxels, 4] float32 under the buffer cap (and 256 MB per read-back)
-  const nc = options.unwarped ? 5 : 4;
+  const outputs: SlabOutputs = options.unwarped ? 'warp+unwarped' : 'warp';
+  const nc = SLAB_CHANNELS[outputs];
   const slabSlices = Math.max(1, Math.min(nk, Math.floor(Math.min(cap, 2 ** 28) / (4 * nc * slice))));
   const M = tf.tensor1d(Float32Array.from(moving.data));
   const F = corrections.map((c) => tf.tensor1d(c.data));
@@ -192,7 +205,7 @@ export async function cascadeWarpOnDevice(
   try {
     for (let k0 = 0; k0 < nk; k0 += slabSlices) {
       const voxels = Math.min(slabSlices, nk - k0) * slice;
-      const out = warpSlab(fixedGrid, M, moving, affine, F, corrections, fill, k0, voxels, !!unwarpedData);
+      const out = warpSlab(fixedGrid, M, moving, affine, F, corrections, fill, k0, voxels, outputs);
       const d = (await out.data()) as Float32Array;
       out.dispose();
       const o = k0 * slice;
@@ -236,4 +249,43 @@ export async function cascadeWarpOnDevice(
     ? makeVolume({ ...geometry, components: 1, data: unwarpedData, meta: { description: 'moving, unwarped' } })
     : undefined;
   return { field, warped, unwarped: unwarped as Volume<Float32Array> | undefined };
+}
+
+/**
+ * stageField(grid, affine, corrections) on WebGPU (the map alone, one dispatch per slab), read back as
+ * the host's Field; null when a correction does not fit one device buffer.
+ */
+export async function stageFieldOnDevice(
+  grid: Geometry,
+  affine: Affine3x4,
+  corrections: Field[],
+): Promise<Field | null> {
+  if (tf.getBackend() !== 'webgpu')
+    throw new Error(`stageFieldOnDevice needs the webgpu backend (active: ${tf.getBackend()})`);
+  const cap = maxTensorBytes() ?? 2 ** 31;
+  if (corrections.some((c) => c.data.length * 4 > cap)) return null;
+  const [ni, nj, nk] = grid.size;
+  const slice = ni * nj;
+  const slabSlices = Math.max(1, Math.min(nk, Math.floor(Math.min(cap, 2 ** 28) / (12 * slice))));
+  const F = corrections.map((c) => tf.tensor1d(c.data));
+  const data = new Float32Array(3 * slice * nk);
+  try {
+    for (let k0 = 0; k0 < nk; k0 += slabSlices) {
+      const voxels = Math.min(slabSlices, nk - k0) * slice;
+      const out = warpSlab(grid, null, grid, affine, F, corrections, 0, k0, voxels, 'field');
+      data.set((await out.data()) as Float32Array, 3 * k0 * slice);
+      out.dispose();
+    }
+  } finally {
+    tf.dispose(F);
+  }
+  return makeVolume({
+    size: [...grid.size] as Vec3,
+    spacing: [...grid.spacing] as Vec3,
+    origin: [...grid.origin] as Vec3,
+    direction: [...grid.direction] as Geometry['direction'],
+    components: 3,
+    data,
+    meta: { description: 'displacement field (cascade)' },
+  }) as Field;
 }

@@ -1,0 +1,105 @@
+/**
+ * volume/resample.ts resample (trilinear, `fill` outside the source's voxel-centre hull) of a
+ * multi-channel float image onto another grid, on tfjs' WebGPU backend: one dispatch, read back. The
+ * deform stage resamples the fixed image's SAM features (8 channels) onto its grid this way when it
+ * runs on the GPU. float32 positions: the hull test has 1e-3 voxel of slack (the host's 1e-6 is below
+ * float32's resolution at a few hundred mm), so a point within that of a face is sampled, not filled.
+ * Returns null when the source does not fit one device buffer (the caller resamples on the host).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { maxTensorBytes } from '../../compute/tf-backend.ts';
+import { indexToWorldMatrix, worldToIndexMatrix, type Affine3x4, type Geometry } from '../../volume/geometry.ts';
+import type { Volume } from '../../volume/volume.ts';
+import { FlatProgram, runProgram } from './flat-program.ts';
+
+const rows = (m: Affine3x4) => [0, 1, 2].map((a) => ({ type: 'float32', data: m.slice(4 * a, 4 * a + 4) }));
+
+class ResampleProgram extends FlatProgram {
+  variableNames = ['X'];
+  uniforms =
+    'g0 : vec4<f32>, g1 : vec4<f32>, g2 : vec4<f32>, s0 : vec4<f32>, s1 : vec4<f32>, s2 : vec4<f32>, ' +
+    'sdims : vec3<i32>, tdims : vec3<i32>, voxels : i32, fill : f32,';
+  outputShape: number[];
+  shaderKey: string;
+
+  constructor(
+    voxels: number,
+    private readonly channels: number,
+  ) {
+    super(voxels);
+    this.outputShape = [voxels, channels];
+    this.shaderKey = `samResample_${channels}`;
+  }
+
+  getUserCode(): string {
+    const C = this.channels;
+    return `
+      fn main(index : i32) {
+        if (index >= uniforms.voxels) {
+          return;
+        }
+        let t = uniforms.tdims;
+        let iw = vec4<f32>(f32(index % t.x), f32((index / t.x) % t.y), f32(index / (t.x * t.y)), 1.0);
+        let x = vec4<f32>(dot(uniforms.g0, iw), dot(uniforms.g1, iw), dot(uniforms.g2, iw), 1.0);
+        let p = vec3<f32>(dot(uniforms.s0, x), dot(uniforms.s1, x), dot(uniforms.s2, x));
+        let dims = uniforms.sdims;
+        let hi = vec3<f32>(dims - vec3<i32>(1));
+        if (any(p < vec3<f32>(-1e-3)) || any(p > hi + vec3<f32>(1e-3))) {
+          for (var c = 0; c < ${C}; c = c + 1) {
+            setOutputAtIndex(index * ${C} + c, uniforms.fill);
+          }
+          return;
+        }
+        let f0 = clamp(floor(p), vec3<f32>(0.0), max(hi - vec3<f32>(1.0), vec3<f32>(0.0)));
+        let f = clamp(p - f0, vec3<f32>(0.0), vec3<f32>(1.0));
+        let i0 = vec3<i32>(f0);
+        // neighbour offsets (none along an axis of one voxel), in elements of C channels
+        let d = vec3<i32>(select(0, ${C}, dims.x > 1), select(0, ${C} * dims.x, dims.y > 1),
+          select(0, ${C} * dims.x * dims.y, dims.z > 1));
+        let b = ${C} * (i0.x + dims.x * (i0.y + dims.y * i0.z));
+        for (var c = 0; c < ${C}; c = c + 1) {
+          let q = b + c;
+          let c00 = X[q] + (X[q + d.x] - X[q]) * f.x;
+          let c10 = X[q + d.y] + (X[q + d.y + d.x] - X[q + d.y]) * f.x;
+          let c01 = X[q + d.z] + (X[q + d.z + d.x] - X[q + d.z]) * f.x;
+          let c11 = X[q + d.z + d.y] + (X[q + d.z + d.y + d.x] - X[q + d.z + d.y]) * f.x;
+          let c0 = c00 + (c10 - c00) * f.y;
+          let c1 = c01 + (c11 - c01) * f.y;
+          setOutputAtIndex(index * ${C} + c, c0 + (c1 - c0) * f.z);
+        }
+      }
+    `;
+  }
+}
+
+/** resample(volume, grid, { fill, outputType: 'float32' }).data on WebGPU; null when it does not fit. */
+export async function resampleOnDevice(volume: Volume, grid: Geometry, fill: number): Promise<Float32Array | null> {
+  if (tf.getBackend() !== 'webgpu')
+    throw new Error(`resampleOnDevice needs the webgpu backend (active: ${tf.getBackend()})`);
+  const C = volume.components;
+  const N = grid.size[0] * grid.size[1] * grid.size[2];
+  const cap = maxTensorBytes() ?? 2 ** 31;
+  if (volume.data.length * 4 > cap || N * C * 4 > cap) return null;
+  const X = tf.tensor1d(volume.data instanceof Float32Array ? volume.data : Float32Array.from(volume.data));
+  try {
+    const out = runProgram(
+      new ResampleProgram(N, C),
+      [X],
+      [
+        ...rows(indexToWorldMatrix(grid)),
+        ...rows(worldToIndexMatrix(volume)),
+        { type: 'int32', data: [...volume.size] },
+        { type: 'int32', data: [...grid.size] },
+        { type: 'int32', data: [N] },
+        { type: 'float32', data: [fill] },
+      ],
+    );
+    try {
+      return (await out.data()) as Float32Array;
+    } finally {
+      out.dispose();
+    }
+  } finally {
+    X.dispose();
+  }
+}
