@@ -171,6 +171,7 @@ export async function benchRegistration(sources: BenchSource[], o: BenchOptions)
         o.onProgress?.(`${name}: run ${run}: ${r.qa.secondsTotal.toFixed(2)} s (${stageTimes(r.qa.secondsPerStage)})`);
     }
     const t = r.qa.secondsPerStage;
+    if (r.qa.embeddingOnHost) o.onProgress?.(`${name}: embedded on the host, not the GPU: ${r.qa.embeddingOnHost}`);
     if (r.deform) {
       const d = r.deform.stats.seconds;
       o.onProgress?.(
