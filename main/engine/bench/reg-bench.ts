@@ -172,6 +172,10 @@ export async function benchRegistration(sources: BenchSource[], o: BenchOptions)
     }
     const t = r.qa.secondsPerStage;
     if (r.qa.embeddingOnHost) o.onProgress?.(`${name}: embedded on the host, not the GPU: ${r.qa.embeddingOnHost}`);
+    if (typeof r.qa.masksSecondsDuringEmbedding === 'number')
+      o.onProgress?.(
+        `${name}: body masks made on the CPU during the GPU embedding: ${seconds(r.qa.masksSecondsDuringEmbedding)} s`,
+      );
     if (r.deform) {
       const d = r.deform.stats.seconds;
       o.onProgress?.(
