@@ -262,7 +262,8 @@ test('WebGPU: the cascade field and warp on the device equal stageField + warpVo
     const warped = warpVolume(ct, field, { fill: -1024 });
     const fd = maxDiff(dev.field.data, field.data);
     // the QA's "before": the moving image on the fixed grid, no transform (float32 from both)
-    const before = resample(ct, fixed, { fill: -1024, outputType: 'float32' });
+    // (both in the CT's voxel type, rounded: values at a rounding boundary may differ by 1)
+    const before = resample(ct, fixed, { fill: -1024 });
     let bOff = 0;
     let bd = 0;
     for (let v = 0; v < before.data.length; v++) {
@@ -279,13 +280,14 @@ test('WebGPU: the cascade field and warp on the device equal stageField + warpVo
     }
     t.diagnostic(
       `${fixed.size.join('x')} voxels: field max |device - host| ${fd.toExponential(2)} mm; warped: ${off} voxels differ by > 1 HU, the rest by <= ${worst}; ` +
-        `unwarped: ${bOff} by > 1 HU, the rest by <= ${bd.toExponential(2)}`,
+        `unwarped: ${bOff} by > 1 HU, the rest by <= ${bd}`,
     );
     assert.deepEqual(dev.field.size, fixed.size);
     assert.equal(dev.warped.data.constructor, warped.data.constructor);
     assert.ok(fd < 1e-3, `field differs by ${fd} mm`);
     assert.ok(off <= warped.data.length * 1e-4, `${off} warped voxels differ by more than 1 HU`);
-    assert.ok(bOff <= before.data.length * 1e-4 && bd < 0.05, `unwarped: ${bOff} voxels off, the rest by ${bd} HU`);
+    assert.equal(dev.unwarped.data.constructor, before.data.constructor);
+    assert.ok(bOff <= before.data.length * 1e-4 && bd <= 1, `unwarped: ${bOff} voxels off, the rest by ${bd} HU`);
   });
 });
 

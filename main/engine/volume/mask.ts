@@ -182,7 +182,7 @@ export function keepLargestComponent(mask: Uint8Array, size: number[]): void {
   for (let n = 0; n < runs; n++) if (parent[n] === n && (best < 0 || voxels[n] > voxels[best])) best = n;
   for (let row = 0, base = 0; row < rows; row++, base += ni)
     for (let n = rowStart[row]; n < rowStart[row + 1]; n++)
-      if (find(n) !== best) mask.fill(0, base + runStart[n], base + runEnd[n]);
+      mask.fill(find(n) === best ? 1 : 0, base + runStart[n], base + runEnd[n]);
 }
 
 /** Fill 2D holes (background not 4-connected to the slice border) in every slice across `axis`. */

@@ -14,6 +14,8 @@
  * the new w and moments. State: one flat tensor [9N + 1] = per voxel w (3), m1 (3), m2 (3), then the
  * global second moment; float32 throughout, equal to the host's float64 gradient to float32 rounding
  * (test/unit/reg-deform-on-device.test.ts).
+ * DeformGradient binds 7 inputs and its output: WebGPU's default limit of 8 storage buffers per shader
+ * stage, which tfjs does not raise. Another input needs packing, not a new binding.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { Affine3x4 } from '../../volume/geometry.ts';
@@ -222,7 +224,8 @@ export function deformGradientWgsl(p: DeviceDeformProblem, pack: tf.Tensor2D, st
 }
 
 class AdamStepProgram extends FlatProgram {
-  variableNames = ['S', 'G', 'T'];
+  // (every declared input must be read: WGSL drops unused bindings and the bind group would not match)
+  variableNames: string[];
   uniforms = 'lr : f32, c1 : f32, c2 : f32, voxels : i32,';
   outputShape: number[];
   shaderKey: string;
@@ -232,6 +235,7 @@ class AdamStepProgram extends FlatProgram {
     private readonly global: boolean,
   ) {
     super(voxels);
+    this.variableNames = global ? ['S', 'G', 'T'] : ['S', 'G'];
     this.outputShape = [STATE_STRIDE * voxels + 1];
     this.shaderKey = `samDeformAdamStep_${global}`;
   }
@@ -240,30 +244,36 @@ class AdamStepProgram extends FlatProgram {
     const W = STATE_STRIDE;
     // 'adam-global': one second moment from the mean square of the nonzero gradient entries (T), each
     // step clipped to the rate; 'adam': per parameter
-    const step = this.global
+    const update = this.global
       ? `
-          m2n = S[${W} * uniforms.voxels];
-          let step = clamp(uniforms.lr * (m1n / uniforms.c1) / (sqrt(v2 / uniforms.c2) + 1e-12), -uniforms.lr, uniforms.lr);`
+          let step = clamp(uniforms.lr * (m1n / uniforms.c1) / (sqrt(v2 / uniforms.c2) + 1e-12), -uniforms.lr, uniforms.lr);
+          setOutputAtIndex(${W} * index + 6 + a, 0.0);`
       : `
-          m2n = 0.999 * S[${W} * index + 6 + a] + 0.001 * g * g;
-          let step = uniforms.lr * (m1n / uniforms.c1) / (sqrt(m2n / uniforms.c2) + 1e-12);`;
+          let m2n = 0.999 * S[${W} * index + 6 + a] + 0.001 * g * g;
+          let step = uniforms.lr * (m1n / uniforms.c1) / (sqrt(m2n / uniforms.c2) + 1e-12);
+          setOutputAtIndex(${W} * index + 6 + a, m2n);`;
     return `
       fn main(index : i32) {
         if (index >= uniforms.voxels) {
           return;
         }
-        let v2 = 0.999 * S[${W} * uniforms.voxels] + 0.001 * select(0.0, T[0] / T[1], T[1] > 0.0);
+        ${
+          this.global
+            ? `var v2 = 0.999 * S[${W} * uniforms.voxels];
+        if (T[1] > 0.0) {
+          v2 = v2 + 0.001 * T[0] / T[1];
+        }`
+            : 'let v2 = 0.0;'
+        }
         for (var a = 0; a < 3; a = a + 1) {
           let g = G[3 * index + a];
           let m1n = 0.9 * S[${W} * index + 3 + a] + 0.1 * g;
-          var m2n = 0.0;
-          ${step}
+          ${update}
           setOutputAtIndex(${W} * index + a, S[${W} * index + a] - step);
           setOutputAtIndex(${W} * index + 3 + a, m1n);
-          setOutputAtIndex(${W} * index + 6 + a, ${this.global ? '0.0' : 'm2n'});
         }
         if (index == 0) {
-          setOutputAtIndex(${W} * uniforms.voxels, ${this.global ? 'v2' : '0.0'});
+          setOutputAtIndex(${W} * uniforms.voxels, v2);
         }
       }
     `;
@@ -281,12 +291,11 @@ export function adamStepWgsl(
 ): tf.Tensor {
   const N = g.shape[0];
   return tf.tidy(() => {
-    const stats = o.global
-      ? tf.stack([tf.sum(tf.square(g)), tf.sum(tf.cast(tf.notEqual(g, 0), 'float32'))])
-      : tf.zeros([2]);
+    // adam-global: the gradient's sum of squares and count of nonzero entries
+    const stats = o.global ? [tf.stack([tf.sum(tf.square(g)), tf.sum(tf.cast(tf.notEqual(g, 0), 'float32'))])] : [];
     return runProgram(
       new AdamStepProgram(N, o.global),
-      [state, g, stats],
+      [state, g, ...stats],
       [
         { type: 'float32', data: [o.lr] },
         { type: 'float32', data: [o.c1] },

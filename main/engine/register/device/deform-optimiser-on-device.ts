@@ -132,8 +132,11 @@ async function optimiseWgsl(
       // wait for the device now and then (one number): progress and cancel follow the GPU, not the queue
       if (it % 4 === 0 && it < iterations) {
         const one = tf.slice(state, [STATE_STRIDE * N], [1]);
-        await one.data();
-        one.dispose();
+        try {
+          await one.data();
+        } finally {
+          one.dispose();
+        }
       }
     }
     const out = (await state.data()) as Float32Array;

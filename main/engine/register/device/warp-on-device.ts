@@ -167,8 +167,8 @@ export function warpSlab(
 export interface CascadeWarp {
   field: Field;
   warped: Volume;
-  /** With `unwarped`: the moving image on the fixed grid, untransformed (resample(moving, fixedGrid)), float32. */
-  unwarped?: Volume<Float32Array>;
+  /** With `unwarped`: the moving image on the fixed grid, untransformed (resample(moving, fixedGrid)), its voxel type. */
+  unwarped?: Volume;
 }
 
 /**
@@ -201,13 +201,18 @@ export async function cascadeWarpOnDevice(
   const outType = voxelTypeOf(moving.data);
   const warpedData = allocateVoxels(outType, slice * nk);
   const range = INTEGER_RANGE[outType];
-  const unwarpedData = options.unwarped ? new Float32Array(slice * nk) : null;
+  // the unwarped image in the moving image's voxel type, rounded and clamped as the host's resample
+  const unwarpedData = options.unwarped ? allocateVoxels(outType, slice * nk) : null;
   try {
     for (let k0 = 0; k0 < nk; k0 += slabSlices) {
       const voxels = Math.min(slabSlices, nk - k0) * slice;
       const out = warpSlab(fixedGrid, M, moving, affine, F, corrections, fill, k0, voxels, outputs);
-      const d = (await out.data()) as Float32Array;
-      out.dispose();
+      let d: Float32Array;
+      try {
+        d = (await out.data()) as Float32Array;
+      } finally {
+        out.dispose();
+      }
       const o = k0 * slice;
       for (let v = 0; v < voxels; v++) {
         const q = nc * v;
@@ -218,7 +223,12 @@ export async function cascadeWarpOnDevice(
         if (range) x = Math.min(range[1], Math.max(range[0], Math.round(x)));
         warpedData[o + v] = x;
       }
-      if (unwarpedData) for (let v = 0; v < voxels; v++) unwarpedData[o + v] = d[nc * v + 4];
+      if (unwarpedData)
+        for (let v = 0; v < voxels; v++) {
+          let x = d[nc * v + 4];
+          if (range) x = Math.min(range[1], Math.max(range[0], Math.round(x)));
+          unwarpedData[o + v] = x;
+        }
     }
   } finally {
     tf.dispose([M, ...F]);
@@ -248,7 +258,7 @@ export async function cascadeWarpOnDevice(
   const unwarped = unwarpedData
     ? makeVolume({ ...geometry, components: 1, data: unwarpedData, meta: { description: 'moving, unwarped' } })
     : undefined;
-  return { field, warped, unwarped: unwarped as Volume<Float32Array> | undefined };
+  return { field, warped, unwarped };
 }
 
 /**
@@ -273,8 +283,11 @@ export async function stageFieldOnDevice(
     for (let k0 = 0; k0 < nk; k0 += slabSlices) {
       const voxels = Math.min(slabSlices, nk - k0) * slice;
       const out = warpSlab(grid, null, grid, affine, F, corrections, 0, k0, voxels, 'field');
-      data.set((await out.data()) as Float32Array, 3 * k0 * slice);
-      out.dispose();
+      try {
+        data.set((await out.data()) as Float32Array, 3 * k0 * slice);
+      } finally {
+        out.dispose();
+      }
     }
   } finally {
     tf.dispose(F);
