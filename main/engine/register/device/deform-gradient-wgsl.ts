@@ -18,15 +18,12 @@
  * stage, which tfjs does not raise. Another input needs packing, not a new binding.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { Affine3x4 } from '../../volume/geometry.ts';
 import type { DeviceDeformProblem } from './deform-loss-on-device.ts';
 import { boxSum3Wgsl, trilinearWgsl } from './deform-wgsl.ts';
-import { FlatProgram, runProgram } from './flat-program.ts';
+import { affineUniforms, FlatProgram, runProgram } from './flat-program.ts';
 
 /** Values per voxel in the optimiser's state tensor: w, m1, m2 (3 each). */
 export const STATE_STRIDE = 9;
-
-const rows = (m: Affine3x4) => [0, 1, 2].map((a) => ({ type: 'float32', data: m.slice(4 * a, 4 * a + 4) }));
 
 /** The world point b + w of voxel `index` and the moving image's index there (needs S, B, m0..m2). */
 const MOVED = `
@@ -184,7 +181,7 @@ export function deformGradientWgsl(p: DeviceDeformProblem, pack: tf.Tensor2D, st
   const [ni, nj, nk] = p.size;
   const N = ni * nj * nk;
   const mv = p.moving;
-  const mUniforms = [...rows(mv.toIndex), { type: 'int32', data: [...mv.size] }];
+  const mUniforms = [...affineUniforms(mv.toIndex), { type: 'int32', data: [...mv.size] }];
   return tf.tidy(() => {
     const products = runProgram(
       new SampleProductsProgram(N),
@@ -211,7 +208,7 @@ export function deformGradientWgsl(p: DeviceDeformProblem, pack: tf.Tensor2D, st
       [state, p.base, mv.data, pack, R, ...(F ? [F.moving.data, F.fixed] : [])],
       [
         ...mUniforms,
-        ...rows(fm.toIndex),
+        ...affineUniforms(fm.toIndex),
         { type: 'int32', data: [...fm.size] },
         { type: 'int32', data: [ni, nj, nk] },
         { type: 'float32', data: gd },

@@ -8,11 +8,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { maxTensorBytes } from '../../compute/tf-backend.ts';
-import { indexToWorldMatrix, worldToIndexMatrix, type Affine3x4, type Geometry } from '../../volume/geometry.ts';
+import { indexToWorldMatrix, worldToIndexMatrix, type Geometry } from '../../volume/geometry.ts';
 import type { Volume } from '../../volume/volume.ts';
-import { FlatProgram, runProgram } from './flat-program.ts';
-
-const rows = (m: Affine3x4) => [0, 1, 2].map((a) => ({ type: 'float32', data: m.slice(4 * a, 4 * a + 4) }));
+import { affineUniforms, FlatProgram, runProgram, TRILINEAR_WGSL } from './flat-program.ts';
 
 class ResampleProgram extends FlatProgram {
   variableNames = ['X'];
@@ -34,6 +32,7 @@ class ResampleProgram extends FlatProgram {
   getUserCode(): string {
     const C = this.channels;
     return `
+      ${TRILINEAR_WGSL}
       fn main(index : i32) {
         if (index >= uniforms.voxels) {
           return;
@@ -59,13 +58,8 @@ class ResampleProgram extends FlatProgram {
         let b = ${C} * (i0.x + dims.x * (i0.y + dims.y * i0.z));
         for (var c = 0; c < ${C}; c = c + 1) {
           let q = b + c;
-          let c00 = X[q] + (X[q + d.x] - X[q]) * f.x;
-          let c10 = X[q + d.y] + (X[q + d.y + d.x] - X[q + d.y]) * f.x;
-          let c01 = X[q + d.z] + (X[q + d.z + d.x] - X[q + d.z]) * f.x;
-          let c11 = X[q + d.z + d.y] + (X[q + d.z + d.y + d.x] - X[q + d.z + d.y]) * f.x;
-          let c0 = c00 + (c10 - c00) * f.y;
-          let c1 = c01 + (c11 - c01) * f.y;
-          setOutputAtIndex(index * ${C} + c, c0 + (c1 - c0) * f.z);
+          setOutputAtIndex(index * ${C} + c, trilinear(X[q], X[q + d.x], X[q + d.y], X[q + d.y + d.x], X[q + d.z],
+            X[q + d.z + d.x], X[q + d.z + d.y], X[q + d.z + d.y + d.x], f));
         }
       }
     `;
@@ -86,8 +80,8 @@ export async function resampleOnDevice(volume: Volume, grid: Geometry, fill: num
       new ResampleProgram(N, C),
       [X],
       [
-        ...rows(indexToWorldMatrix(grid)),
-        ...rows(worldToIndexMatrix(volume)),
+        ...affineUniforms(indexToWorldMatrix(grid)),
+        ...affineUniforms(worldToIndexMatrix(volume)),
         { type: 'int32', data: [...volume.size] },
         { type: 'int32', data: [...grid.size] },
         { type: 'int32', data: [N] },

@@ -9,14 +9,12 @@
  * Returns null when the moving image does not fit one device buffer (the caller warps on the host).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { FlatProgram, runProgram } from './flat-program.ts';
+import { affineUniforms, FlatProgram, runProgram, TRILINEAR_WGSL } from './flat-program.ts';
 import { maxTensorBytes } from '../../compute/tf-backend.ts';
 import { INTEGER_RANGE } from '../../volume/interpolate.ts';
 import { indexToWorldMatrix, worldToIndexMatrix, type Affine3x4, type Geometry } from '../../volume/geometry.ts';
 import { allocateVoxels, makeVolume, voxelTypeOf, type Vec3, type Volume } from '../../volume/volume.ts';
 import type { Field } from '../field/field.ts';
-
-const rows = (m: Affine3x4) => [0, 1, 2].map((a) => ({ type: 'float32', data: m.slice(4 * a, 4 * a + 4) }));
 
 /**
  * What a slab program writes per voxel: 'field' u (3); 'warp' u and the warped moving value (4);
@@ -94,16 +92,7 @@ class CascadeWarpProgram extends FlatProgram {
         }`,
     ).join('');
     return `
-      fn trilinear(v000 : f32, v100 : f32, v010 : f32, v110 : f32, v001 : f32, v101 : f32, v011 : f32, v111 : f32,
-                   f : vec3<f32>) -> f32 {
-        let c00 = v000 + (v100 - v000) * f.x;
-        let c10 = v010 + (v110 - v010) * f.x;
-        let c01 = v001 + (v101 - v001) * f.x;
-        let c11 = v011 + (v111 - v011) * f.x;
-        let c0 = c00 + (c10 - c00) * f.y;
-        let c1 = c01 + (c11 - c01) * f.y;
-        return c0 + (c1 - c0) * f.z;
-      }
+      ${TRILINEAR_WGSL}
 ${this.outputs === 'field' ? '' : SAMPLE_MOVING}
       fn main(index : i32) {
         if (index >= uniforms.voxels) {
@@ -150,15 +139,15 @@ export function warpSlab(
 ): tf.Tensor2D {
   const program = new CascadeWarpProgram(voxels, corrections.length, outputs);
   const uniforms = [
-    ...rows(indexToWorldMatrix(fixedGrid)),
-    ...rows(affine),
-    ...rows(worldToIndexMatrix(moving)),
+    ...affineUniforms(indexToWorldMatrix(fixedGrid)),
+    ...affineUniforms(affine),
+    ...affineUniforms(worldToIndexMatrix(moving)),
     { type: 'int32', data: [...moving.size] },
     { type: 'int32', data: [...fixedGrid.size] },
     { type: 'int32', data: [k0] },
     { type: 'int32', data: [voxels] },
     { type: 'float32', data: [fill] },
-    ...corrections.flatMap((c) => [...rows(worldToIndexMatrix(c)), { type: 'int32', data: [...c.size] }]),
+    ...corrections.flatMap((c) => [...affineUniforms(worldToIndexMatrix(c)), { type: 'int32', data: [...c.size] }]),
   ];
   if (outputs !== 'field' && !M) throw new Error(`warpSlab: '${outputs}' needs the moving image`);
   return runProgram(program, outputs === 'field' ? F : [M!, ...F], uniforms) as tf.Tensor2D;
