@@ -3,49 +3,76 @@
  * the grid's faces (so y is in the window of x exactly when x is in the window of y: the adjoint of the
  * box sum is itself, which the local-NCC gradient relies on). Separable running sums, float64.
  */
-export function boxSum(
-  src: ArrayLike<number>,
-  size: readonly number[],
-  r: number,
-  out = new Float64Array(src.length),
-): Float64Array {
+export function boxSum(src: ArrayLike<number>, size: readonly number[], r: number): Float64Array {
   const [ni, nj, nk] = size;
-  const tmp = new Float64Array(src.length);
-  pass(src, tmp, ni, 1, nj * nk, (line) => line * ni, r);
-  pass(tmp, out, nj, ni, ni * nk, (line) => (line % ni) + Math.floor(line / ni) * ni * nj, r);
-  tmp.set(out);
-  pass(tmp, out, nk, ni * nj, ni * nj, (line) => line, r);
-  return out;
+  const a = new Float64Array(src.length);
+  const b = new Float64Array(src.length);
+  passRows(src, a, ni, nj * nk, r);
+  // along j and k the window slides over whole rows (i contiguous): sequential access, and per
+  // element the same additions in the same order as a running sum along each line
+  passStrided(a, b, ni, nj, nk, r);
+  passStrided(b, a, ni * nj, nk, 1, r);
+  return a;
 }
 
-/** Running box sum of radius r along `lines` lines of length n with the given stride. */
-function pass(
-  src: ArrayLike<number>,
-  dst: Float64Array,
-  n: number,
-  stride: number,
-  lines: number,
-  start: (line: number) => number,
-  r: number,
-): void {
-  for (let line = 0; line < lines; line++) {
-    const s0 = start(line);
+/** Running box sum of radius r along each of `lines` contiguous lines of length n. */
+function passRows(src: ArrayLike<number>, dst: Float64Array, n: number, lines: number, r: number): void {
+  for (let line = 0, s0 = 0; line < lines; line++, s0 += n) {
     let acc = 0;
-    for (let t = 0; t < Math.min(r, n); t++) acc += src[s0 + t * stride];
+    for (let t = 0; t < Math.min(r, n); t++) acc += src[s0 + t];
     for (let t = 0; t < n; t++) {
-      if (t + r < n) acc += src[s0 + (t + r) * stride];
-      if (t - r - 1 >= 0) acc -= src[s0 + (t - r - 1) * stride];
-      dst[s0 + t * stride] = acc;
+      if (t + r < n) acc += src[s0 + t + r];
+      if (t - r - 1 >= 0) acc -= src[s0 + t - r - 1];
+      dst[s0 + t] = acc;
     }
   }
+}
+
+/**
+ * Running box sum of radius r along an axis of length n whose elements are `inner` apart, in `blocks`
+ * consecutive blocks of n * inner elements: the running sums of all `inner` lines advance together.
+ */
+function passStrided(src: Float64Array, dst: Float64Array, inner: number, n: number, blocks: number, r: number): void {
+  const acc = new Float64Array(inner);
+  for (let b = 0, b0 = 0; b < blocks; b++, b0 += n * inner) {
+    acc.fill(0);
+    for (let t = 0; t < Math.min(r, n); t++) {
+      const o = b0 + t * inner;
+      for (let q = 0; q < inner; q++) acc[q] += src[o + q];
+    }
+    for (let t = 0; t < n; t++) {
+      if (t + r < n) {
+        const o = b0 + (t + r) * inner;
+        for (let q = 0; q < inner; q++) acc[q] += src[o + q];
+      }
+      if (t - r - 1 >= 0) {
+        const o = b0 + (t - r - 1) * inner;
+        for (let q = 0; q < inner; q++) acc[q] -= src[o + q];
+      }
+      dst.set(acc, b0 + t * inner);
+    }
+  }
+}
+
+/** Voxels of the truncated window of radius r around position t on an axis of length n. */
+function windowWidth(t: number, n: number, r: number): number {
+  return Math.min(n - 1, t + r) - Math.max(0, t - r) + 1;
 }
 
 /** Box mean of radius r: the box sum divided by the truncated window's voxel count (float32 out). */
 export function boxMean(data: Float32Array, size: readonly number[], r: number): Float32Array {
   const s = boxSum(data, size, r);
-  const c = boxSum(new Float32Array(data.length).fill(1), size, r);
+  const [ni, nj, nk] = size;
+  // the count is a product over the axes
+  const wi = Float64Array.from({ length: ni }, (_, t) => windowWidth(t, ni, r));
   const out = new Float32Array(data.length);
-  for (let q = 0; q < out.length; q++) out[q] = s[q] / c[q];
+  for (let k = 0, q = 0; k < nk; k++) {
+    const wk = windowWidth(k, nk, r);
+    for (let j = 0; j < nj; j++) {
+      const wjk = windowWidth(j, nj, r) * wk;
+      for (let i = 0; i < ni; i++, q++) out[q] = s[q] / (wi[i] * wjk);
+    }
+  }
   return out;
 }
 
