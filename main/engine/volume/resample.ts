@@ -21,6 +21,7 @@ import {
   type Mat3,
   type Vec3,
   type Volume,
+  type VoxelArray,
   type VoxelType,
 } from './volume.ts';
 
@@ -71,34 +72,36 @@ export function resample(volume: Volume, target: Geometry, options: ResampleOpti
     }
     out[o++] = v;
   };
-  for (let k = 0; k < tk; k++) {
-    for (let j = 0; j < tj; j++) {
-      // source index at i = 0 of this row, and its increment per i
-      let x = m[1] * j + m[2] * k + m[3];
-      let y = m[5] * j + m[6] * k + m[7];
-      let z = m[9] * j + m[10] * k + m[11];
-      for (let i = 0; i < ti; i++, x += m[0], y += m[4], z += m[8]) {
-        if (interp === 'nearest') {
-          const a = Math.round(x);
-          const b = Math.round(y);
-          const c = Math.round(z);
-          if (a < 0 || b < 0 || c < 0 || a >= ni || b >= nj || c >= nk) {
-            for (let q = 0; q < nc; q++) put(fill);
-          } else {
-            const base = a * nc + b * sj + c * sk;
-            for (let q = 0; q < nc; q++) out[o++] = src[base + q];
+  if (interp === 'linear' && nc === 1) linearScalar(src, volume.size, m, target.size, out, fill, range);
+  else
+    for (let k = 0; k < tk; k++) {
+      for (let j = 0; j < tj; j++) {
+        // source index at i = 0 of this row, and its increment per i
+        let x = m[1] * j + m[2] * k + m[3];
+        let y = m[5] * j + m[6] * k + m[7];
+        let z = m[9] * j + m[10] * k + m[11];
+        for (let i = 0; i < ti; i++, x += m[0], y += m[4], z += m[8]) {
+          if (interp === 'nearest') {
+            const a = Math.round(x);
+            const b = Math.round(y);
+            const c = Math.round(z);
+            if (a < 0 || b < 0 || c < 0 || a >= ni || b >= nj || c >= nk) {
+              for (let q = 0; q < nc; q++) put(fill);
+            } else {
+              const base = a * nc + b * sj + c * sk;
+              for (let q = 0; q < nc; q++) out[o++] = src[base + q];
+            }
+            continue;
           }
-          continue;
+          // Trilinear, inside the voxel-centre hull [0, n-1] of each axis (with 1e-6 slack); fill outside.
+          if (!trilinearAt(src, volume.size, nc, x, y, z, 'fill', vals)) {
+            for (let q = 0; q < nc; q++) put(fill);
+            continue;
+          }
+          for (let q = 0; q < nc; q++) put(vals[q]);
         }
-        // Trilinear, inside the voxel-centre hull [0, n-1] of each axis (with 1e-6 slack); fill outside.
-        if (!trilinearAt(src, volume.size, nc, x, y, z, 'fill', vals)) {
-          for (let q = 0; q < nc; q++) put(fill);
-          continue;
-        }
-        for (let q = 0; q < nc; q++) put(vals[q]);
       }
     }
-  }
   return makeVolume({
     ...target,
     components: nc,
@@ -143,6 +146,69 @@ export function gridWithSpacing(volume: Geometry, spacing: Vec3, direction?: Mat
     for (let r = 0; r < 3; r++) origin[r] += col[r] * lo[a];
   }
   return { size, spacing: [...spacing] as Vec3, origin, direction: [...dir] as Mat3 };
+}
+
+/**
+ * resample's loop for one component and trilinear interpolation (the common case: CT images), the
+ * arithmetic of interpolate.ts trilinearAt in 'fill' mode written out, so that the engine compiles it
+ * for the few voxel types it meets here instead of the generic sampler shared by every caller.
+ */
+function linearScalar(
+  src: ArrayLike<number>,
+  size: readonly number[],
+  m: Affine3x4,
+  tsize: readonly number[],
+  out: VoxelArray,
+  fill: number,
+  range: [number, number] | undefined,
+): void {
+  const [ni, nj, nk] = size;
+  const [ti, tj, tk] = tsize;
+  const eps = 1e-6;
+  const dx = ni > 1 ? 1 : 0;
+  const dy = nj > 1 ? ni : 0;
+  const dz = nk > 1 ? ni * nj : 0;
+  let o = 0;
+  for (let k = 0; k < tk; k++)
+    for (let j = 0; j < tj; j++) {
+      let x = m[1] * j + m[2] * k + m[3];
+      let y = m[5] * j + m[6] * k + m[7];
+      let z = m[9] * j + m[10] * k + m[11];
+      for (let i = 0; i < ti; i++, x += m[0], y += m[4], z += m[8]) {
+        let v: number;
+        if (x < -eps || y < -eps || z < -eps || x > ni - 1 + eps || y > nj - 1 + eps || z > nk - 1 + eps) v = fill;
+        else {
+          let x0 = Math.floor(x);
+          let y0 = Math.floor(y);
+          let z0 = Math.floor(z);
+          x0 = x0 > ni - 2 ? ni - 2 : x0 < 0 ? 0 : x0;
+          y0 = y0 > nj - 2 ? nj - 2 : y0 < 0 ? 0 : y0;
+          z0 = z0 > nk - 2 ? nk - 2 : z0 < 0 ? 0 : z0;
+          if (x0 < 0) x0 = 0; // axes of size 1
+          if (y0 < 0) y0 = 0;
+          if (z0 < 0) z0 = 0;
+          let fx = ni > 1 ? x - x0 : 0;
+          let fy = nj > 1 ? y - y0 : 0;
+          let fz = nk > 1 ? z - z0 : 0;
+          fx = fx < 0 ? 0 : fx > 1 ? 1 : fx;
+          fy = fy < 0 ? 0 : fy > 1 ? 1 : fy;
+          fz = fz < 0 ? 0 : fz > 1 ? 1 : fz;
+          const p = x0 + y0 * ni + z0 * ni * nj;
+          const c00 = src[p] + (src[p + dx] - src[p]) * fx;
+          const c10 = src[p + dy] + (src[p + dy + dx] - src[p + dy]) * fx;
+          const c01 = src[p + dz] + (src[p + dz + dx] - src[p + dz]) * fx;
+          const c11 = src[p + dz + dy] + (src[p + dz + dy + dx] - src[p + dz + dy]) * fx;
+          const c0 = c00 + (c10 - c00) * fy;
+          const c1 = c01 + (c11 - c01) * fy;
+          v = c0 + (c1 - c0) * fz;
+        }
+        if (range) {
+          v = Math.round(v);
+          v = v < range[0] ? range[0] : v > range[1] ? range[1] : v;
+        }
+        out[o++] = v;
+      }
+    }
 }
 
 /** Resample to an isotropic or anisotropic spacing over the same extent (e.g. 2 mm for the network). */
