@@ -108,6 +108,67 @@ function sampleWithGradient(
   }
 }
 
+/**
+ * sampleWithGradient for a one-channel image (the moving intensities, sampled at every voxel of G each
+ * iteration): the same arithmetic without the channel loop.
+ */
+function sampleScalar(
+  img: SampledImage,
+  x: number,
+  y: number,
+  z: number,
+  out: Float64Array,
+  g: Float64Array | null,
+): void {
+  const [ni, nj, nk] = img.size;
+  const d = img.data;
+  let cx = 1;
+  let cy = 1;
+  let cz = 1;
+  if (x < 0 || x > ni - 1) {
+    x = x < 0 ? 0 : ni - 1;
+    cx = 0;
+  }
+  if (y < 0 || y > nj - 1) {
+    y = y < 0 ? 0 : nj - 1;
+    cy = 0;
+  }
+  if (z < 0 || z > nk - 1) {
+    z = z < 0 ? 0 : nk - 1;
+    cz = 0;
+  }
+  const x0 = Math.min(Math.floor(x), ni - 2);
+  const y0 = Math.min(Math.floor(y), nj - 2);
+  const z0 = Math.min(Math.floor(z), nk - 2);
+  const fx = x - x0;
+  const fy = y - y0;
+  const fz = z - z0;
+  const sk = ni * nj;
+  const p = x0 + y0 * ni + z0 * sk;
+  const v000 = d[p];
+  const v100 = d[p + 1];
+  const v010 = d[p + ni];
+  const v110 = d[p + ni + 1];
+  const v001 = d[p + sk];
+  const v101 = d[p + sk + 1];
+  const v011 = d[p + sk + ni];
+  const v111 = d[p + sk + ni + 1];
+  const c00 = v000 + (v100 - v000) * fx;
+  const c10 = v010 + (v110 - v010) * fx;
+  const c01 = v001 + (v101 - v001) * fx;
+  const c11 = v011 + (v111 - v011) * fx;
+  const c0 = c00 + (c10 - c00) * fy;
+  const c1 = c01 + (c11 - c01) * fy;
+  out[0] = c0 + (c1 - c0) * fz;
+  if (g) {
+    const dx0 = (v100 - v000) * (1 - fy) + (v110 - v010) * fy;
+    const dx1 = (v101 - v001) * (1 - fy) + (v111 - v011) * fy;
+    g[0] = cx * (dx0 * (1 - fz) + dx1 * fz);
+    g[1] = cy * (c10 - c00 + (c11 - c01 - (c10 - c00)) * fz);
+    g[2] = cz * (c1 - c0);
+  }
+}
+
 /** Loss terms at w; the gradient (same layout as w) is written into `grad` when given. */
 export function deformLoss(p: DeformProblem, w: Float32Array, grad?: Float32Array): DeformEval {
   const N = p.size[0] * p.size[1] * p.size[2];
@@ -116,6 +177,7 @@ export function deformLoss(p: DeformProblem, w: Float32Array, grad?: Float32Arra
   const m = p.moving.toIndex;
   const val = new Float64Array(1);
   const g = new Float64Array(3);
+  const one = p.moving.channels === 1;
   for (let v = 0, o = 0; v < N; v++, o += 3) {
     const X = p.base[o] + w[o];
     const Y = p.base[o + 1] + w[o + 1];
@@ -123,7 +185,8 @@ export function deformLoss(p: DeformProblem, w: Float32Array, grad?: Float32Arra
     const x = m[0] * X + m[1] * Y + m[2] * Z + m[3];
     const y = m[4] * X + m[5] * Y + m[6] * Z + m[7];
     const z = m[8] * X + m[9] * Y + m[10] * Z + m[11];
-    sampleWithGradient(p.moving, x, y, z, val, gJ ? g : null);
+    if (one) sampleScalar(p.moving, x, y, z, val, gJ ? g : null);
+    else sampleWithGradient(p.moving, x, y, z, val, gJ ? g : null);
     J[v] = val[0];
     if (gJ) {
       // index gradient -> world gradient: dJ/dX_r = Σ_a dJ/didx_a · m[a][r]
