@@ -43,9 +43,9 @@ export interface DeformEval {
 }
 
 /**
- * The trilinear cell of continuous index (x, y, z) on a grid of `size`, border clamped as
- * sampleWithGradient: returns the cell's first voxel (i fastest) and writes the fractions and the
- * per-axis derivative switches (0 where the point was clamped) into frac [fx, fy, fz, cx, cy, cz].
+ * The trilinear cell of continuous index (x, y, z) on a grid of `size`, the point clamped onto the
+ * grid first: returns the cell's first voxel (i fastest) and writes the fractions and the per-axis
+ * derivative switches (0 where the point was clamped) into frac [fx, fy, fz, cx, cy, cz].
  */
 function cell(size: readonly number[], x: number, y: number, z: number, frac: Float64Array): number {
   const [ni, nj, nk] = size;
@@ -76,7 +76,7 @@ function cell(size: readonly number[], x: number, y: number, z: number, frac: Fl
   return x0 + y0 * ni + z0 * ni * nj;
 }
 
-/** Trilinear value and index-space gradient from a cell's 8 corner values (sampleWithGradient's arithmetic). */
+/** Trilinear value and index-space gradient from a cell's 8 corner values (the trilinear interpolant's exact derivative). */
 function interpolate(
   v000: number,
   v100: number,
@@ -110,43 +110,11 @@ function interpolate(
 }
 
 /**
- * sampleWithGradient for a one-channel image (the moving intensities, sampled at every voxel of G each
- * iteration): the same arithmetic without the channel loop.
+ * The first channel of `img` (the moving intensities: one channel in practice) at continuous index
+ * (x, y, z), border clamped, into out[0], and its index-space gradient into g[0..3) when given
+ * (derivative zero along an axis where the point is clamped).
  */
-function sampleScalar(
-  img: SampledImage,
-  x: number,
-  y: number,
-  z: number,
-  frac: Float64Array,
-  out: Float64Array,
-  g: Float64Array | null,
-): void {
-  const d = img.data;
-  const ni = img.size[0];
-  const sk = ni * img.size[1];
-  const p = cell(img.size, x, y, z, frac);
-  interpolate(
-    d[p],
-    d[p + 1],
-    d[p + ni],
-    d[p + ni + 1],
-    d[p + sk],
-    d[p + sk + 1],
-    d[p + sk + ni],
-    d[p + sk + ni + 1],
-    frac,
-    out,
-    g,
-  );
-}
-
-/**
- * Trilinear value of every channel at continuous index (x, y, z), border clamped, into out[0..nc), and
- * its index-space gradient into g[3c..3c+3) when given (derivative zero along an axis where the point
- * is clamped).
- */
-function sampleWithGradient(
+function sampleFirstChannel(
   img: SampledImage,
   x: number,
   y: number,
@@ -160,32 +128,25 @@ function sampleWithGradient(
   const sj = img.size[0] * nc;
   const sk = sj * img.size[1];
   const p = nc * cell(img.size, x, y, z, frac);
-  const one = new Float64Array(1);
-  const g3 = g ? new Float64Array(3) : null;
-  for (let q = 0; q < nc; q++) {
-    const b = p + q;
-    interpolate(
-      d[b],
-      d[b + nc],
-      d[b + sj],
-      d[b + sj + nc],
-      d[b + sk],
-      d[b + sk + nc],
-      d[b + sk + sj],
-      d[b + sk + sj + nc],
-      frac,
-      one,
-      g3,
-    );
-    out[q] = one[0];
-    if (g && g3) g.set(g3, 3 * q);
-  }
+  interpolate(
+    d[p],
+    d[p + nc],
+    d[p + sj],
+    d[p + sj + nc],
+    d[p + sk],
+    d[p + sk + nc],
+    d[p + sk + sj],
+    d[p + sk + sj + nc],
+    frac,
+    out,
+    g,
+  );
 }
 
 /**
  * Σ_c f_c · img_c and its index-space gradient at (x, y, z), f = f[fo .. fo + C): the corners' channel
  * vectors are projected on f first, then interpolated once (trilinear interpolation and its derivative
- * are linear in the corner values, so this equals projecting sampleWithGradient's per-channel results;
+ * are linear in the corner values, so this equals projecting per-channel samples and gradients;
  * C times less interpolation for the feature term).
  */
 function sampleProjected(
@@ -236,7 +197,6 @@ export function deformLoss(p: DeformProblem, w: Float32Array, grad?: Float32Arra
   const m = p.moving.toIndex;
   const val = new Float64Array(1);
   const g = new Float64Array(3);
-  const one = p.moving.channels === 1;
   const frac = new Float64Array(6);
   for (let v = 0, o = 0; v < N; v++, o += 3) {
     const X = p.base[o] + w[o];
@@ -245,8 +205,7 @@ export function deformLoss(p: DeformProblem, w: Float32Array, grad?: Float32Arra
     const x = m[0] * X + m[1] * Y + m[2] * Z + m[3];
     const y = m[4] * X + m[5] * Y + m[6] * Z + m[7];
     const z = m[8] * X + m[9] * Y + m[10] * Z + m[11];
-    if (one) sampleScalar(p.moving, x, y, z, frac, val, gJ ? g : null);
-    else sampleWithGradient(p.moving, x, y, z, frac, val, gJ ? g : null);
+    sampleFirstChannel(p.moving, x, y, z, frac, val, gJ ? g : null);
     J[v] = val[0];
     if (gJ) {
       // index gradient -> world gradient: dJ/dX_r = Σ_a dJ/didx_a · m[a][r]
