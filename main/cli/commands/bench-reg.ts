@@ -117,8 +117,7 @@ export const benchRegCommand: Command = {
       if (!existsSync(w)) throw new InputError(w, 'no trained SAM model: pass --weights FILE or use --matcher ncc');
       const model = await openModel({ weightsFile: w }, values.device as Device);
       engine = model.engine;
-      // on WebGPU the cascade embeds and matches on the GPU itself (no read-back of the embeddings)
-      if (engine.name === 'tfjs-webgpu') deviceModel = model;
+      deviceModel = model;
     }
     const seed0 = intOption('seed', values.seed, 0);
     const onDevice = stages.includes('deform')

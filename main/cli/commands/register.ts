@@ -83,8 +83,7 @@ export const registerCommand: Command = {
     if (values.matcher === 'sam' || deformNet) {
       const model = await openModelFromArgs(values, values.matcher === 'sam' ? '--matcher ncc' : '--no-deform-net');
       engine = model.engine;
-      // on WebGPU the cascade embeds and matches on the GPU itself (no read-back of the embeddings)
-      if (engine.name === 'tfjs-webgpu') deviceModel = model;
+      deviceModel = model;
       console.error(
         `${values.matcher === 'sam' ? 'matcher: SAM, model' : 'SAM features for the deform network:'} ${model.label}${model.weightsFile ? ` (${model.weightsFile})` : ''}`,
       );

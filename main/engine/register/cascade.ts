@@ -69,8 +69,9 @@ export interface RegisterOptions {
   /** Weight of the SAM local-embedding similarity in the deform stage (SAM matcher only; default 0.5). */
   featureWeight?: number;
   /**
-   * The SAM model itself: with it and the tfjs WebGPU backend active, the embeddings are made, matched
-   * and reduced on the GPU (sam/device/, register/device/) instead of by `engine` on the host.
+   * The SAM model behind `engine`: when the engine is tfjs on WebGPU, the embeddings are made, matched
+   * and reduced on the GPU from it (sam/device/, register/device/) instead of by `engine` in tiles read
+   * back to the host. Ignored with any other engine.
    */
   deviceModel?: { config: SamConfig; weights: SamWeights };
   /** A trained SAM-deform network: its field starts the deform stage (needs `engine`). */
@@ -144,8 +145,11 @@ export async function registerVolumes(fixed: Volume, moving: Volume, o: Register
   const netUsed = !!o.deformNet && stages.includes('deform');
   if ((matcher === 'sam' || netUsed) && !o.engine)
     throw new InputError(matcher === 'sam' ? 'SAM matcher' : 'SAM-deform network', 'no embedding engine given');
-  // on a GPU the embeddings are made, matched and reduced there, never read back whole
-  const gpuModel = (matcher === 'sam' || netUsed) && tf.getBackend() === 'webgpu' ? o.deviceModel : undefined;
+  // with the SAM engine on WebGPU the embeddings are made, matched and reduced there, never read back whole
+  const gpuModel =
+    (matcher === 'sam' || netUsed) && o.engine?.name === 'tfjs-webgpu' && tf.getBackend() === 'webgpu'
+      ? o.deviceModel
+      : undefined;
   let onGpu: GpuEmbeddings | null = null;
   let hostReason: string | undefined;
   let masks: BodyMasks | undefined;

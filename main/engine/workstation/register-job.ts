@@ -74,8 +74,7 @@ async function run(m: Extract<ToWorker, { type: 'register' }>): Promise<void> {
       if (!m.options.modelPath) throw new Error('SAM matcher: no model installed (choose NCC)');
       const model = await openSamModel(m.options.modelPath);
       engine = model.engine;
-      // on a GPU the cascade embeds, matches and deforms there (register/device/, sam/device/)
-      if (engine.name === 'tfjs-webgpu') deviceModel = model;
+      deviceModel = model;
     }
     const result = await registerVolumes(m.fixed, m.moving, {
       stages: m.options.stages,
