@@ -44,12 +44,22 @@ export function boxSumOnDevice(x: tf.Tensor4D, r: number): tf.Tensor4D {
   return f(x) as tf.Tensor4D;
 }
 
-/** The voxel count of every truncated window of radius r on a [nk, nj, ni] grid, [nk, nj, ni, 1]. */
-export function boxCountOnDevice(grid: readonly [number, number, number], r: number): tf.Tensor4D {
-  return tf.tidy(() => boxSumForward(tf.ones([...grid, 1]), r));
+/**
+ * Box mean of radius r (the sum over the truncated window divided by its voxel count), not
+ * differentiated. On WebGPU three per-axis means (the count is a product over the axes); elsewhere
+ * the box sum divided by the box sum of ones.
+ */
+export function boxMeanOnDevice(x: tf.Tensor4D, r: number): tf.Tensor4D {
+  if (tf.getBackend() === 'webgpu') return boxSum3Wgsl(x, r, true);
+  return tf.tidy(() => tf.div(boxSumForward(x, r), boxSumForward(tf.ones([x.shape[0], x.shape[1], x.shape[2], 1]), r)));
 }
 
-/** Box mean of radius r (the sum over the truncated window divided by its voxel count), not differentiated. */
-export function boxMeanOnDevice(x: tf.Tensor4D, r: number, count?: tf.Tensor4D): tf.Tensor4D {
-  return tf.tidy(() => tf.div(boxSumForward(x, r), count ?? boxCountOnDevice([x.shape[0], x.shape[1], x.shape[2]], r)));
+/** The optimisers' preconditioner: the radius-1 box mean of a gradient [N, 3] on a grid of `size`, `passes` times. */
+export function smoothGradientOnDevice(g: tf.Tensor2D, size: readonly number[], passes: number): tf.Tensor2D {
+  const [ni, nj, nk] = size;
+  return tf.tidy(() => {
+    let x = tf.reshape(g, [nk, nj, ni, 3]) as tf.Tensor4D;
+    for (let s = 0; s < passes; s++) x = boxMeanOnDevice(x, 1);
+    return tf.reshape(x, [ni * nj * nk, 3]) as tf.Tensor2D;
+  });
 }

@@ -302,13 +302,3 @@ export function adamStepWgsl(
     );
   });
 }
-
-/** The radius-1 box mean of a gradient [N, 3] on G, `passes` times (the optimiser's preconditioner). */
-export function smoothGradientWgsl(g: tf.Tensor2D, size: readonly number[], passes: number): tf.Tensor2D {
-  const [ni, nj, nk] = size;
-  return tf.tidy(() => {
-    let x = tf.reshape(g, [nk, nj, ni, 3]) as tf.Tensor4D;
-    for (let s = 0; s < passes; s++) x = boxSum3Wgsl(x, 1, true);
-    return tf.reshape(x, [ni * nj * nk, 3]) as tf.Tensor2D;
-  });
-}

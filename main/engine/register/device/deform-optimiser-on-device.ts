@@ -15,27 +15,20 @@ import * as tf from '@tensorflow/tfjs-core';
 import { CancelledError } from '../../errors.ts';
 import type { DeformEval, DeformProblem } from '../deform/deform-loss.ts';
 import { learningRateAt, type DeformOptimiser, type OptimiserSettings } from '../deform/deform-optimiser.ts';
-import { boxCountOnDevice, boxMeanOnDevice } from './box-sum-on-device.ts';
+import { smoothGradientOnDevice } from './box-sum-on-device.ts';
 import {
   deformLossAndGradientOnDevice,
   deformTermsOnDevice,
   deviceProblem,
   type DeviceDeformProblem,
 } from './deform-loss-on-device.ts';
-import {
-  adamStepWgsl,
-  deformGradientWgsl,
-  fixedPack,
-  smoothGradientWgsl,
-  STATE_STRIDE,
-} from './deform-gradient-wgsl.ts';
+import { adamStepWgsl, deformGradientWgsl, fixedPack, STATE_STRIDE } from './deform-gradient-wgsl.ts';
+import { readAndDispose } from './flat-program.ts';
 
 export function deviceDeformOptimiser(problem: DeformProblem, settings: OptimiserSettings): DeformOptimiser {
   const p = deviceProblem(problem);
   const [ni, nj, nk] = problem.size;
   const N = ni * nj * nk;
-  // the radius-1 window counts for the gradient smoothing (box mean = box sum / count)
-  const windowCount = boxCountOnDevice([nk, nj, ni], 1);
   const wgsl = tf.getBackend() === 'webgpu' ? fixedPack(p) : null;
   return {
     async evaluate(w: Float32Array): Promise<DeformEval> {
@@ -43,8 +36,7 @@ export function deviceDeformOptimiser(problem: DeformProblem, settings: Optimise
         const terms = deformTermsOnDevice(p, tf.tensor2d(w, [N, 3]));
         return tf.stack([terms.loss, terms.similarity, terms.feature, terms.smoothness]);
       });
-      const [loss, similarity, feature, smoothness] = await t.data();
-      t.dispose();
+      const [loss, similarity, feature, smoothness] = await readAndDispose(t);
       return { loss, similarity, feature, smoothness };
     },
     async optimise(w: Float32Array, iterations: number, lr0: number, smoothing: number, label: string): Promise<void> {
@@ -62,9 +54,7 @@ export function deviceDeformOptimiser(problem: DeformProblem, settings: Optimise
           const c1 = 1 - b1 ** it;
           const c2 = 1 - b2 ** it;
           const next = tf.tidy(() => {
-            let g = deformLossAndGradientOnDevice(p, wt).grad as tf.Tensor;
-            for (let s = 0; s < smoothing; s++) g = boxMeanOnDevice(tf.reshape(g, [nk, nj, ni, 3]), 1, windowCount);
-            g = tf.reshape(g, [N, 3]);
+            const g = smoothGradientOnDevice(deformLossAndGradientOnDevice(p, wt).grad, problem.size, smoothing);
             const m1n = tf.add(tf.mul(m1, b1), tf.mul(g, 1 - b1));
             let m2n: tf.Tensor;
             let step: tf.Tensor;
@@ -93,7 +83,6 @@ export function deviceDeformOptimiser(problem: DeformProblem, settings: Optimise
     },
     dispose() {
       p.dispose();
-      windowCount.dispose();
       wgsl?.dispose();
     },
   };
@@ -118,7 +107,7 @@ async function optimiseWgsl(
     for (let it = 1; it <= iterations; it++) {
       if (o.signal?.aborted) throw new CancelledError('SAM-deform');
       const next = tf.tidy(() => {
-        const g = smoothGradientWgsl(deformGradientWgsl(p, pack, state), p.size, smoothing);
+        const g = smoothGradientOnDevice(deformGradientWgsl(p, pack, state), p.size, smoothing);
         return adamStepWgsl(state, g, {
           lr: learningRateAt(lr0, it, iterations),
           c1: 1 - 0.9 ** it,
@@ -131,12 +120,7 @@ async function optimiseWgsl(
       o.onProgress?.(`deform: ${label}`, it, iterations);
       // wait for the device now and then (one number): progress and cancel follow the GPU, not the queue
       if (it % 4 === 0 && it < iterations) {
-        const one = tf.slice(state, [STATE_STRIDE * N], [1]);
-        try {
-          await one.data();
-        } finally {
-          one.dispose();
-        }
+        await readAndDispose(tf.slice(state, [STATE_STRIDE * N], [1]));
       }
     }
     const out = (await state.data()) as Float32Array;

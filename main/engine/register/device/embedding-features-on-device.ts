@@ -8,6 +8,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { DeviceEmbedded, DeviceEmbeddingLevel } from '../../sam/device/embed-on-device.ts';
 import type { Volume } from '../../volume/volume.ts';
+import { readAndDispose } from './flat-program.ts';
 import { pcaStep, principalComponents, reducedVolume, type PrincipalComponents } from '../deform/embedding-features.ts';
 
 async function project(level: DeviceEmbeddingLevel, pc: PrincipalComponents): Promise<Volume<Float32Array>> {
@@ -23,11 +24,7 @@ async function project(level: DeviceEmbeddingLevel, pc: PrincipalComponents): Pr
     const norm = tf.sqrt(tf.sum(tf.square(d), 1, true));
     return tf.where(tf.greater(norm, 0), tf.div(d, tf.maximum(norm, 1e-30)), tf.zerosLike(d));
   });
-  try {
-    return reducedVolume(level, (await reduced.data()) as Float32Array, k);
-  } finally {
-    reduced.dispose();
-  }
+  return reducedVolume(level, await readAndDispose(reduced), k);
 }
 
 /** Reduced, unit-normalised local-embedding channels of both images (embeddingFeatures' answer). */
@@ -39,13 +36,7 @@ export async function embeddingFeaturesOnDevice(
   const n = f.data.shape[0];
   const C = f.components;
   const step = pcaStep(n);
-  const rows = tf.tidy(() => tf.gather(f.data, tf.range(0, n, step, 'int32')));
-  let sample: Float32Array;
-  try {
-    sample = (await rows.data()) as Float32Array;
-  } finally {
-    rows.dispose();
-  }
+  const sample = await readAndDispose(tf.tidy(() => tf.gather(f.data, tf.range(0, n, step, 'int32'))));
   // the sampled rows are every step-th voxel, so principalComponents takes all of them (step 1)
   const pc = principalComponents(sample, C, Math.min(k, C));
   return { fixed: await project(f, pc), moving: await project(embeddings.moving.local, pc) };

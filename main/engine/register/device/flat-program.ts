@@ -49,3 +49,12 @@ export const TRILINEAR_WGSL = `
         let c1 = c01 + (c11 - c01) * f.y;
         return c0 + (c1 - c0) * f.z;
       }`;
+
+/** A device tensor's values read back to the host; the tensor is disposed, also when the read fails. */
+export async function readAndDispose(t: tf.Tensor): Promise<Float32Array> {
+  try {
+    return (await t.data()) as Float32Array;
+  } finally {
+    t.dispose();
+  }
+}

@@ -8,7 +8,7 @@
  * differently from the host's float64.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { FlatProgram, runProgram } from './flat-program.ts';
+import { FlatProgram, readAndDispose, runProgram } from './flat-program.ts';
 import { maxTensorBytes } from '../../compute/tf-backend.ts';
 import { voxelCount, type Volume } from '../../volume/volume.ts';
 import { checkField, checkMask } from '../field/field.ts';
@@ -165,8 +165,7 @@ export async function jacobianOnDevice(
           { type: 'int32', data: [voxels] },
         ],
       );
-      const d = (await out.data()) as Float32Array;
-      out.dispose();
+      const d = await readAndDispose(out);
       for (let v = 0, o = k0 * slice; v < voxels; v++, o++) {
         det[o] = d[2 * v];
         bits[o] = d[2 * v + 1];

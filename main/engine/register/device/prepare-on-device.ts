@@ -1,38 +1,34 @@
 /**
  * deform/sam-deform.ts prepareImage on the GPU: the CT clipped to [-1000, 1000] HU and scaled by 1/1000,
  * box-smoothed to about the grid's spacing (box mean of half-width spacing / 2; box-sum-on-device.ts)
- * and resampled trilinearly onto the deform grid with -1 outside (warp-on-device.ts' program with the
- * identity map). It replaces the host's smoothing of the whole full-resolution image, the largest part
- * of the deform stage's preparation. Returns null when the image does not fit one device buffer (the
- * caller prepares it on the host).
+ * and resampled trilinearly onto the deform grid with -1 outside (resample-on-device.ts). It replaces
+ * the host's smoothing of the whole full-resolution image, the largest part of the deform stage's
+ * preparation. Returns null when the image does not fit one device buffer (the caller prepares it on
+ * the host).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { maxTensorBytes } from '../../compute/tf-backend.ts';
 import type { Geometry } from '../../volume/geometry.ts';
 import type { Volume } from '../../volume/volume.ts';
-import { IDENTITY_AFFINE } from '../field/field.ts';
 import { boxMeanOnDevice } from './box-sum-on-device.ts';
-import { warpSlab } from './warp-on-device.ts';
+import { readAndDispose } from './flat-program.ts';
+import { resampleTensorOnDevice } from './resample-on-device.ts';
 
 export async function prepareImageOnDevice(v: Volume, grid: Geometry): Promise<Float32Array | null> {
   const cap = maxTensorBytes() ?? 2 ** 31;
   const [gi, gj, gk] = grid.size;
   const N = gi * gj * gk;
-  // the image (and its smoothed copy) and the [N, 4] output of the resampling in one buffer each
-  if (v.components !== 1 || v.data.length * 4 > cap || N * 16 > cap) return null;
+  // the image (and its smoothed copy) and the resampled image in one buffer each
+  if (v.components !== 1 || v.data.length * 4 > cap || N * 4 > cap) return null;
   const [ni, nj, nk] = v.size;
   const r = Math.max(0, Math.round(grid.spacing[0] / 2 / Math.min(...v.spacing)));
   const src = tf.tidy(() => {
     const x = tf.div(tf.clipByValue(tf.tensor4d(Float32Array.from(v.data), [nk, nj, ni, 1]), -1000, 1000), 1000);
     return tf.reshape(r > 0 ? boxMeanOnDevice(x as tf.Tensor4D, r) : x, [-1]);
   });
-  let out: tf.Tensor2D | undefined;
-  let value: tf.Tensor | undefined;
   try {
-    out = warpSlab(grid, src, v, IDENTITY_AFFINE, [], [], -1, 0, N);
-    value = tf.slice(out, [0, 3], [N, 1]);
-    return Float32Array.from(await value.data());
+    return await readAndDispose(resampleTensorOnDevice(src, v, 1, grid, -1));
   } finally {
-    tf.dispose([src, out, value].filter((t): t is tf.Tensor => !!t));
+    src.dispose();
   }
 }

@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { maxTensorBytes } from '../../compute/tf-backend.ts';
 import { indexToWorldMatrix, worldToIndexMatrix, type Geometry } from '../../volume/geometry.ts';
 import type { Volume } from '../../volume/volume.ts';
-import { affineUniforms, FlatProgram, runProgram, TRILINEAR_WGSL } from './flat-program.ts';
+import { affineUniforms, FlatProgram, readAndDispose, runProgram, TRILINEAR_WGSL } from './flat-program.ts';
 
 class ResampleProgram extends FlatProgram {
   variableNames = ['X'];
@@ -66,6 +66,32 @@ class ResampleProgram extends FlatProgram {
   }
 }
 
+/**
+ * `source`'s voxels X (C channels, on the device) resampled onto `grid`: [N, C] on the device, the
+ * caller owns it. webgpu only.
+ */
+export function resampleTensorOnDevice(
+  X: tf.Tensor,
+  source: Geometry,
+  C: number,
+  grid: Geometry,
+  fill: number,
+): tf.Tensor2D {
+  const N = grid.size[0] * grid.size[1] * grid.size[2];
+  return runProgram(
+    new ResampleProgram(N, C),
+    [X],
+    [
+      ...affineUniforms(indexToWorldMatrix(grid)),
+      ...affineUniforms(worldToIndexMatrix(source)),
+      { type: 'int32', data: [...source.size] },
+      { type: 'int32', data: [...grid.size] },
+      { type: 'int32', data: [N] },
+      { type: 'float32', data: [fill] },
+    ],
+  ) as tf.Tensor2D;
+}
+
 /** resample(volume, grid, { fill, outputType: 'float32' }).data on WebGPU; null when it does not fit. */
 export async function resampleOnDevice(volume: Volume, grid: Geometry, fill: number): Promise<Float32Array | null> {
   if (tf.getBackend() !== 'webgpu')
@@ -76,23 +102,7 @@ export async function resampleOnDevice(volume: Volume, grid: Geometry, fill: num
   if (volume.data.length * 4 > cap || N * C * 4 > cap) return null;
   const X = tf.tensor1d(volume.data instanceof Float32Array ? volume.data : Float32Array.from(volume.data));
   try {
-    const out = runProgram(
-      new ResampleProgram(N, C),
-      [X],
-      [
-        ...affineUniforms(indexToWorldMatrix(grid)),
-        ...affineUniforms(worldToIndexMatrix(volume)),
-        { type: 'int32', data: [...volume.size] },
-        { type: 'int32', data: [...grid.size] },
-        { type: 'int32', data: [N] },
-        { type: 'float32', data: [fill] },
-      ],
-    );
-    try {
-      return (await out.data()) as Float32Array;
-    } finally {
-      out.dispose();
-    }
+    return await readAndDispose(resampleTensorOnDevice(X, volume, C, grid, fill));
   } finally {
     X.dispose();
   }

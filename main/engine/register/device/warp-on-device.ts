@@ -9,7 +9,7 @@
  * Returns null when the moving image does not fit one device buffer (the caller warps on the host).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { affineUniforms, FlatProgram, runProgram, TRILINEAR_WGSL } from './flat-program.ts';
+import { affineUniforms, FlatProgram, readAndDispose, runProgram, TRILINEAR_WGSL } from './flat-program.ts';
 import { maxTensorBytes } from '../../compute/tf-backend.ts';
 import { INTEGER_RANGE } from '../../volume/interpolate.ts';
 import { indexToWorldMatrix, worldToIndexMatrix, type Affine3x4, type Geometry } from '../../volume/geometry.ts';
@@ -195,13 +195,7 @@ export async function cascadeWarpOnDevice(
   try {
     for (let k0 = 0; k0 < nk; k0 += slabSlices) {
       const voxels = Math.min(slabSlices, nk - k0) * slice;
-      const out = warpSlab(fixedGrid, M, moving, affine, F, corrections, fill, k0, voxels, outputs);
-      let d: Float32Array;
-      try {
-        d = (await out.data()) as Float32Array;
-      } finally {
-        out.dispose();
-      }
+      const d = await readAndDispose(warpSlab(fixedGrid, M, moving, affine, F, corrections, fill, k0, voxels, outputs));
       const o = k0 * slice;
       for (let v = 0; v < voxels; v++) {
         const q = nc * v;
@@ -271,12 +265,10 @@ export async function stageFieldOnDevice(
   try {
     for (let k0 = 0; k0 < nk; k0 += slabSlices) {
       const voxels = Math.min(slabSlices, nk - k0) * slice;
-      const out = warpSlab(grid, null, grid, affine, F, corrections, 0, k0, voxels, 'field');
-      try {
-        data.set((await out.data()) as Float32Array, 3 * k0 * slice);
-      } finally {
-        out.dispose();
-      }
+      data.set(
+        await readAndDispose(warpSlab(grid, null, grid, affine, F, corrections, 0, k0, voxels, 'field')),
+        3 * k0 * slice,
+      );
     }
   } finally {
     tf.dispose(F);
