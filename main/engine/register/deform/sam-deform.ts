@@ -126,21 +126,17 @@ function sampled(v: Volume, data: Float32Array, channels: number): SampledImage 
   return { data, size: v.size, channels, toIndex: worldToIndexMatrix(v) };
 }
 
-/**
- * Optimise w. `u0` gives the earlier stages' displacement on a grid (stage-field.ts); `fixedMask` is the
- * fixed body (window centres outside it do not count).
- */
 interface Level {
   G: Geometry;
   problem: DeformProblem;
 }
 
-/** The objective on the grid of spacing s (see the header). */
 /** The WGSL parts (image preparation, fold check) run when the optimisation runs on WebGPU. */
 function onWebgpu(o: SamDeformOptions): boolean {
   return !!o.onDevice && tf.getBackend() === 'webgpu';
 }
 
+/** The objective on the grid of spacing s (see the header). */
 async function buildLevel(
   fixed: Volume,
   moving: Volume,
@@ -204,6 +200,10 @@ async function buildLevel(
   return { G, problem };
 }
 
+/**
+ * Optimise w. `u0` gives the earlier stages' displacement on a grid (stage-field.ts); `fixedMask` is the
+ * fixed body (window centres outside it do not count).
+ */
 export async function samDeform(
   fixed: Volume,
   moving: Volume,
