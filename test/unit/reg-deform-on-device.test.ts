@@ -33,7 +33,7 @@ import { makeVolume } from '../../main/engine/volume/volume.ts';
 import { gridWithSpacing, resample } from '../../main/engine/volume/resample.ts';
 import { readVolume } from '../../main/engine/volume/io/index.ts';
 import { bodyMask } from '../../main/engine/volume/mask.ts';
-import type { Affine3x4 } from '../../main/engine/volume/geometry.ts';
+import type { Affine3x4, Geometry } from '../../main/engine/volume/geometry.ts';
 import { dataPath, rng } from '../helpers.ts';
 import { blobProblem, blobs, smoothDeformationPair } from './deform-fixtures.ts';
 import { deformGradientWgsl, fixedPack, STATE_STRIDE } from '../../main/engine/register/device/deform-gradient-wgsl.ts';
@@ -297,21 +297,11 @@ test('WebGPU: the stage field and a multi-channel resample on the device equal s
     // an oblique 4 mm grid partly outside the source (fill), a 5-channel source on a 3 x 2.5 x 3.5 mm grid
     const c = Math.cos(0.3);
     const s = Math.sin(0.3);
-    const grid = {
-      size: [23, 19, 15] as [number, number, number],
-      spacing: [4, 4, 4] as [number, number, number],
-      origin: [-12, 5, -3] as [number, number, number],
-      direction: [c, s, 0, -s, c, 0, 0, 0, 1] as [
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-      ],
+    const grid: Geometry = {
+      size: [23, 19, 15],
+      spacing: [4, 4, 4],
+      origin: [-12, 5, -3],
+      direction: [c, s, 0, -s, c, 0, 0, 0, 1],
     };
     const srcSize = [21, 25, 17];
     const source = makeVolume({
