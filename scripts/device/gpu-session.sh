@@ -13,6 +13,9 @@
 #      on the GPU in both (--deform-on gpu; it prints its prepare / optimise / fold-check split); the SAM
 #      one twice, the second in a warm process (GPU programs compiled) (issue 5);
 #   4. the paper-size network's embedding time.
+# session DEADLINE: the benches, then training in what is left of DEADLINE seconds (one call of the
+# device tool when only one fits the session's device time):
+#   run(command="bash scripts/device/gpu-session.sh session 560", carry=[".device"], timeout_s=600)
 # train SECONDS: continues the shipped model (resources/sam-small.samw) for SECONDS with a new seed
 # (new patch pairs); without it, trains from scratch. `gpu-session.sh SECONDS` (a number) runs both.
 # On WebGPU the network's convolutions run the WGSL forward program by default
@@ -55,8 +58,13 @@ training() {
   else bash scripts/device/train.sh "$TRAIN_S"; fi
 }
 case "$MODE" in
+  session)
+    DEADLINE=$TRAIN_S; benches
+    LEFT=$((DEADLINE - SECONDS - 15))
+    echo "== training for the ${LEFT} s left of ${DEADLINE} s" | tee -a "$OUT/bench.log"
+    if [ "$LEFT" -ge 45 ]; then TRAIN_S=$LEFT; training; fi ;;
   bench) benches ;;
   train) training ;;
   all) benches; training ;;
-  *) echo "usage: gpu-session.sh bench | train SECONDS | SECONDS" >&2; exit 2 ;;
+  *) echo "usage: gpu-session.sh bench | train SECONDS | session DEADLINE | SECONDS" >&2; exit 2 ;;
 esac

@@ -12,6 +12,9 @@ npx esbuild scripts/device/sam-entry.ts --bundle --ignore-annotations --main-fie
   --external:*.node --external:onnxruntime-node --external:webgpu --external:dcmjs \
   --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" \
   --outfile=$D/sam.mjs --log-level=warning
+# the bundle travels xz-compressed too (1.4 MB -> 0.4; the kit must stay under the 64 MiB a call
+# carries, with the tracked files), unpacked by setup.sh
+xz -T2 -9 -f $D/sam.mjs
 rm -rf $D/node_modules/webgpu && mkdir -p $D/node_modules/webgpu/dist
 cp node_modules/webgpu/package.json node_modules/webgpu/index.js $D/node_modules/webgpu/
 # dawn.node travels xz-compressed (21 MB -> a few), unpacked by train.sh

@@ -1,6 +1,7 @@
-# Sourced on the lent GPU machine: unpacks Node to /tmp/node, Dawn into .device/node_modules, the
+# Sourced on the lent GPU machine: unpacks the bundle, Node to /tmp/node, Dawn into .device/node_modules, the
 # Vulkan/GL loader debs into /, and points the Vulkan and EGL loaders at NVIDIA's driver.
 D=.device
+[ -s $D/sam.mjs ] || xz -dc $D/sam.mjs.xz > $D/sam.mjs
 [ -x /tmp/node ] || { xz -dc $D/node.xz > /tmp/node && chmod +x /tmp/node; }
 if [ ! -s $D/node_modules/webgpu/dist/linux-x64/dawn.node ]; then
   mkdir -p $D/node_modules/webgpu/dist/linux-x64 && xz -dc $D/dawn.node.xz > $D/node_modules/webgpu/dist/linux-x64/dawn.node

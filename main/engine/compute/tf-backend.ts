@@ -220,3 +220,54 @@ export function flushGpuQueue(): void {
   b.endComputePassEncoder();
   b.submitQueue();
 }
+
+interface PooledBuffers {
+  bufferManager?: {
+    freeBuffers?: Map<string, { destroy(): void; size: number }[]>;
+    numFreeBuffers?: number;
+    numBytesAllocated?: number;
+  };
+}
+
+/**
+ * Runs `f`, which queues GPU work, inside a WebGPU 'out-of-memory' error scope: `outOfMemory` is the
+ * device's message when an allocation failed meanwhile (Dawn only reports it, and the kernels that
+ * wrote to that buffer produced garbage). Resolves without waiting for the queued work. After an
+ * out-of-memory error the buffers tfjs keeps for reuse are destroyed (a failed one is never handed
+ * out again, and the memory goes back). Other backends: f alone.
+ */
+export async function outOfMemoryDuring<T>(f: () => Promise<T>): Promise<{ value: T; outOfMemory?: string }> {
+  const device =
+    tf.getBackend() === 'webgpu'
+      ? (tf.backend() as unknown as { device?: { pushErrorScope?(f: string): void; popErrorScope?(): Promise<unknown> } })
+          .device
+      : undefined;
+  if (!device?.pushErrorScope || !device.popErrorScope) return { value: await f() };
+  device.pushErrorScope('out-of-memory');
+  let value: T;
+  try {
+    value = await f();
+  } catch (e) {
+    if (await device.popErrorScope()) dropPooledBuffers();
+    throw e;
+  }
+  const error = (await device.popErrorScope()) as { message?: string } | null;
+  if (!error) return { value };
+  dropPooledBuffers();
+  return { value, outOfMemory: error.message || 'out of memory' };
+}
+
+/** Destroys the GPU buffers tfjs' WebGPU backend keeps for reuse (none is in use by a tensor). */
+function dropPooledBuffers(): void {
+  const bm = (tf.backend() as unknown as PooledBuffers).bufferManager;
+  if (!bm?.freeBuffers) return;
+  for (const [key, list] of bm.freeBuffers) {
+    for (const b of list) {
+      b.destroy();
+      if (bm.numBytesAllocated !== undefined) bm.numBytesAllocated -= b.size;
+    }
+    if (bm.numFreeBuffers !== undefined) bm.numFreeBuffers -= list.length;
+    // emptied, not deleted: tfjs takes an empty map for a disposed manager
+    bm.freeBuffers.set(key, []);
+  }
+}

@@ -313,6 +313,10 @@ async function runStages(
       : embeddings
         ? embeddingFeatures(embeddings, k)
         : undefined;
+    if (reduced) {
+      tick(gpu ? 'features (GPU)' : 'features', t0);
+      t0 = performance.now();
+    }
     if (o.deformNet && reduced) {
       const prior = [...corrections];
       deformNet = await deformNetStage(

@@ -244,10 +244,24 @@ function conv(x: tf.Tensor5D, w: SamWeights, l: ConvLayer, o: ConvOptions = {}):
  * free reshape to rank 2 or 4. The same shapes are tfjs-cpu's fast paths (broadcast over the last axis).
  */
 
-/** y + b with b [C] broadcast over [B, D, H, W, C], as a rank-2 op. */
+/**
+ * y + b with b [C] broadcast over [B, D, H, W, C], as a rank-2 op. Its gradient for b sums dy over
+ * [B * D, H * W] (rank 3): the broadcast's own gradient sums a [voxels, C] matrix over its rows,
+ * which tfjs-webgpu transposes with a program that puts voxels / 16 workgroups on one axis, past
+ * WebGPU's 65,535 from a million voxels (the paper-size network's full-resolution layers at 2 pairs).
+ */
 function addChannelBias(y: tf.Tensor5D, b: tf.Tensor): tf.Tensor5D {
   const c = y.shape[4];
-  return tf.reshape(tf.add(tf.reshape(y, [-1, c]), b), y.shape);
+  const add = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const [v, bias] = args as [tf.Tensor5D, tf.Tensor];
+    const value = tf.reshape(tf.add(tf.reshape(v, [-1, c]), bias), v.shape) as tf.Tensor5D;
+    const gradFunc = (dy: tf.Tensor5D) => {
+      const [n, d, h, w] = dy.shape;
+      return [dy, tf.reshape(tf.sum(tf.reshape(dy, [n * d, h * w, c]), [0, 1]), bias.shape)];
+    };
+    return { value, gradFunc };
+  });
+  return add(y, b) as tf.Tensor5D;
 }
 
 /** Pad the spatial axes of a single-channel [B, D, H, W, 1] tensor with a constant, as a rank-4 op. */

@@ -74,12 +74,25 @@ export interface NegativeIndices {
 
 /** Hard-and-diverse negatives: rank, exclude, keep the top nCand, draw nNeg of them at random. */
 export async function selectHardNegatives(r: HardNegativeRequest): Promise<NegativeIndices> {
+  const ranked = rankCandidates(r);
+  return drawNegatives(r, await readRanking(ranked));
+}
+
+/** The queued top-k of a request's masked scores (tensors on the backend), k with a few spare places. */
+interface Ranking {
+  k: number;
+  top: { values: tf.Tensor; indices: tf.Tensor } | null;
+}
+
+/**
+ * Queues the ranking of a request: candidates clearly inside the exclusion radius out, then the top k
+ * by score. Returns at once (the backend computes it meanwhile); readRanking reads it.
+ */
+function rankCandidates(r: HardNegativeRequest): Ranking {
   const [nq, n] = r.scores.shape;
-  const perQuery = r.nNeg;
-  const out = new Int32Array(nq * perQuery).fill(-1);
-  if (nq === 0 || n === 0 || perQuery === 0 || r.nCand === 0) return { indices: out, perQuery };
+  if (nq === 0 || n === 0 || r.nNeg === 0 || r.nCand === 0) return { k: 0, top: null };
   const ex = r.exclude?.perQuery ?? 0;
-  // A few spare places for candidates on the radius, which only the exact test below drops.
+  // A few spare places for candidates on the radius, which only the exact test in drawNegatives drops.
   const k = Math.min(n, r.nCand + ex + 32);
   // Centre the positions so that the float32 squared distances stay accurate.
   const ref = [0, 1, 2].map((a) => r.candidateWorld[a]);
@@ -101,15 +114,38 @@ export async function selectHardNegatives(r: HardNegativeRequest): Promise<Negat
       ca.set([1, x * x + y * y + z * z, x, y, z], 5 * i);
     }
     const d2 = tf.matMul(tf.tensor2d(qa, [nq, 5]), tf.tensor2d(ca, [n, 5]), false, true);
-    // Clearly inside (beyond float32 rounding): out of the ranking; the exact float64 test below decides the rest.
+    // Clearly inside (beyond float32 rounding): out of the ranking; the exact float64 test decides the rest.
     const masked = tf.where(tf.less(d2, r2 - 0.05), tf.fill([nq, n], -Infinity), r.scores);
     const t = tf.topk(masked, k, true);
     return { values: t.values, indices: t.indices };
   });
-  // Asynchronous reads: a GPU backend has no synchronous download in Node.
-  const [values, indices] = await Promise.all([top.values.data(), top.indices.data()]);
-  tf.dispose([top.values, top.indices]);
-  const ranked = { values: values as Float32Array, indices: indices as Int32Array };
+  return { k, top };
+}
+
+/** A ranking's values and candidate indices, read back (asynchronously: GPU backends have no synchronous read in Node). */
+async function readRanking(ranking: Ranking): Promise<{ k: number; values: Float32Array; indices: Int32Array }> {
+  if (!ranking.top) return { k: 0, values: new Float32Array(0), indices: new Int32Array(0) };
+  const { values, indices } = ranking.top;
+  try {
+    const [v, i] = await Promise.all([values.data(), indices.data()]);
+    return { k: ranking.k, values: v as Float32Array, indices: i as Int32Array };
+  } finally {
+    tf.dispose([values, indices]);
+  }
+}
+
+/** From a read ranking: the exact exclusions, the top nCand kept, nNeg of them drawn at random. */
+function drawNegatives(
+  r: HardNegativeRequest,
+  ranked: { k: number; values: Float32Array; indices: Int32Array },
+): NegativeIndices {
+  const nq = r.scores.shape[0];
+  const perQuery = r.nNeg;
+  const out = new Int32Array(nq * perQuery).fill(-1);
+  const k = ranked.k;
+  if (k === 0) return { indices: out, perQuery };
+  const ex = r.exclude?.perQuery ?? 0;
+  const r2 = r.radiusMm * r.radiusMm;
   const kept = new Int32Array(r.nCand);
   for (let qi = 0; qi < nq; qi++) {
     let m = 0;
@@ -250,13 +286,16 @@ interface DirectionContext {
   rng: Rng;
 }
 
-/** One direction (A->B, or B->A when fromB): queries in one patch, keys in the other. */
-async function mineDirection(
-  ctx: DirectionContext,
-  pos: PositiveSet,
-  fromB: boolean,
-  shared: Int32Array,
-): Promise<DirectionSelection> {
+/** One direction (A->B, or B->A when fromB): queries in one patch, keys in the other, its ranking queued. */
+interface QueuedDirection {
+  ctx: DirectionContext;
+  q: Int32Array;
+  k: Int32Array;
+  request: HardNegativeRequest | null;
+  ranking: Ranking;
+}
+
+function queueDirection(ctx: DirectionContext, pos: PositiveSet, fromB: boolean): QueuedDirection {
   const nq = pos.a.length;
   const q = new Int32Array(nq);
   const k = new Int32Array(nq);
@@ -267,31 +306,39 @@ async function mineDirection(
     exclude[2 * i] = q[i];
     exclude[2 * i + 1] = k[i];
   }
-  let neg: Int32Array = new Int32Array(0);
-  if (nq > 0) {
-    const scores = tf.tidy(() => ctx.score(tf.tensor1d(q, 'int32')));
-    try {
-      neg = (
-        await selectHardNegatives({
-          scores,
-          queryWorld: pos.world,
-          candidateWorld: ctx.world,
-          radiusMm: ctx.radiusMm,
-          exclude: { indices: exclude, perQuery: 2 },
-          nCand: ctx.nCand,
-          nNeg: ctx.nNeg,
-          rng: ctx.rng,
-        })
-      ).indices;
-    } finally {
-      scores.dispose();
-    }
+  if (nq === 0) return { ctx, q, k, request: null, ranking: { k: 0, top: null } };
+  const scores = tf.tidy(() => ctx.score(tf.tensor1d(q, 'int32')));
+  const request: HardNegativeRequest = {
+    scores,
+    queryWorld: pos.world,
+    candidateWorld: ctx.world,
+    radiusMm: ctx.radiusMm,
+    exclude: { indices: exclude, perQuery: 2 },
+    nCand: ctx.nCand,
+    nNeg: ctx.nNeg,
+    rng: ctx.rng,
+  };
+  try {
+    return { ctx, q, k, request, ranking: rankCandidates(request) };
+  } finally {
+    // queued: the backend keeps what the ranking still needs
+    scores.dispose();
   }
+}
+
+/** The direction's selection from its read ranking (the random draws happen here, in call order). */
+function finishDirection(
+  d: QueuedDirection,
+  ranked: { k: number; values: Float32Array; indices: Int32Array },
+  shared: Int32Array,
+): DirectionSelection {
+  const neg = d.request ? drawNegatives(d.request, ranked).indices : new Int32Array(0);
+  const base = d.ctx.rowBase;
   return {
-    query: q.map((v) => v + ctx.rowBase),
-    key: k.map((v) => v + ctx.rowBase),
-    negatives: neg.map((v) => (v < 0 ? -1 : v + ctx.rowBase)),
-    perQuery: ctx.nNeg,
+    query: d.q.map((v) => v + base),
+    key: d.k.map((v) => v + base),
+    negatives: neg.map((v) => (v < 0 ? -1 : v + base)),
+    perQuery: d.ctx.nNeg,
     shared,
   };
 }
@@ -310,24 +357,25 @@ export async function mineSamBatch(
 ): Promise<PairSelection[]> {
   const o = { ...SAM_NEGATIVES, ...options };
   const batch = pairs.length * 2;
-  const out: PairSelection[] = [];
-  for (let p = 0; p < pairs.length; p++) {
-    const { a, b, positives } = pairs[p];
-    const grids = [a, b].map((x) => ({
-      local: embeddingGrid(x.geometry, positives.strides.local),
-      global: embeddingGrid(x.geometry, positives.strides.global),
-    }));
-    const c = checkShape(emb.local, batch, grids[0].local, 'local');
-    const cG = checkShape(emb.global, batch, grids[0].global, 'global');
-    if (grids[1].local.size.some((n, i) => n !== grids[0].local.size[i]))
-      throw new RangeError('the two patches of a pair must have the same size');
-    const vl = grids[0].local.size.reduce((x, y) => x * y);
-    const vg = grids[0].global.size.reduce((x, y) => x * y);
-    const [gz, gy, gx] = emb.global.shape.slice(1, 4);
-    const own = [2 * p, 2 * p + 1];
-    // A manual scope instead of tf.tidy, which cannot span the asynchronous reads below.
-    tf.engine().startScope();
-    try {
+  // Every direction of every pair is ranked first and read back at once (one wait for the GPU instead
+  // of one per direction); the random draws then follow in the same order as one pair at a time.
+  // A manual scope instead of tf.tidy, which cannot span the asynchronous read.
+  tf.engine().startScope();
+  try {
+    const queued: QueuedDirection[][] = [];
+    for (let p = 0; p < pairs.length; p++) {
+      const { a, b, positives } = pairs[p];
+      const grids = [a, b].map((x) => ({
+        local: embeddingGrid(x.geometry, positives.strides.local),
+        global: embeddingGrid(x.geometry, positives.strides.global),
+      }));
+      const c = checkShape(emb.local, batch, grids[0].local, 'local');
+      const cG = checkShape(emb.global, batch, grids[0].global, 'global');
+      if (grids[1].local.size.some((n, i) => n !== grids[0].local.size[i]))
+        throw new RangeError('the two patches of a pair must have the same size');
+      const vl = grids[0].local.size.reduce((x, y) => x * y);
+      const vg = grids[0].global.size.reduce((x, y) => x * y);
+      const [gz, gy, gx] = emb.global.shape.slice(1, 4);
       const cl = tf.slice(tf.reshape(emb.local, [-1, c]), [2 * p * vl, 0], [2 * vl, c]) as tf.Tensor2D;
       const cg = tf.slice(tf.reshape(emb.global, [-1, cG]), [2 * p * vg, 0], [2 * vg, cG]) as tf.Tensor2D;
       const g = [0, 1].map((x) => tf.slice(cg, [x * vg, 0], [vg, cG]) as tf.Tensor2D);
@@ -372,26 +420,27 @@ export async function mineSamBatch(
         nNeg: o.globalNeg,
         rng,
       };
-      const none = new Int32Array(0);
-      // Sequential awaits keep the RNG draws in a fixed order (determinism).
-      const lab = await mineDirection(local, positives.local, false, none);
-      const lba = await mineDirection(local, positives.local, true, none);
-      const gab = await mineDirection(
-        global,
-        positives.global,
-        false,
-        sampleOtherPatchVoxels(batch, vg, own, o.nRand, rng),
-      );
-      const gba = await mineDirection(
-        global,
-        positives.global,
-        true,
-        sampleOtherPatchVoxels(batch, vg, own, o.nRand, rng),
-      );
-      out.push({ local: { ab: lab, ba: lba }, global: { ab: gab, ba: gba } });
-    } finally {
-      tf.engine().endScope();
+      queued.push([
+        queueDirection(local, positives.local, false),
+        queueDirection(local, positives.local, true),
+        queueDirection(global, positives.global, false),
+        queueDirection(global, positives.global, true),
+      ]);
     }
+    const read = await Promise.all(queued.map((dirs) => Promise.all(dirs.map((d) => readRanking(d.ranking)))));
+    const none = new Int32Array(0);
+    return queued.map(([lab, lba, gab, gba], p) => {
+      const vg = gab.ctx.voxels;
+      const own = [2 * p, 2 * p + 1];
+      const r = read[p];
+      const local = { ab: finishDirection(lab, r[0], none), ba: finishDirection(lba, r[1], none) };
+      const sharedAB = sampleOtherPatchVoxels(batch, vg, own, o.nRand, rng);
+      const ab = finishDirection(gab, r[2], sharedAB);
+      const sharedBA = sampleOtherPatchVoxels(batch, vg, own, o.nRand, rng);
+      const ba = finishDirection(gba, r[3], sharedBA);
+      return { local, global: { ab, ba } };
+    });
+  } finally {
+    tf.engine().endScope();
   }
-  return out;
 }

@@ -34,6 +34,14 @@ export function principalComponents(data: Float32Array, C: number, k: number): P
     for (let c = 0; c < C; c++) x[c] = data[v * C + c] - mean[c];
     for (let a = 0; a < C; a++) for (let b = 0; b < C; b++) cov[a * C + b] += x[a] * x[b];
   }
+  return { mean, axes: principalAxes(cov, C, k) };
+}
+
+/**
+ * The first k eigenvectors of a C x C covariance (row-major; any positive scale), by power iteration
+ * with deflation.
+ */
+export function principalAxes(cov: ArrayLike<number>, C: number, k: number): Float64Array[] {
   const axes: Float64Array[] = [];
   for (let q = 0; q < Math.min(k, C); q++) {
     let e = new Float64Array(C).map((_, c) => Math.sin(1 + c * (q + 1)));
@@ -50,7 +58,7 @@ export function principalComponents(data: Float32Array, C: number, k: number): P
     }
     axes.push(e);
   }
-  return { mean, axes };
+  return axes;
 }
 
 function project(ev: EmbeddedVolume['local'], pc: PrincipalComponents): Volume<Float32Array> {
