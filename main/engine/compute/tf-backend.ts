@@ -239,8 +239,11 @@ interface PooledBuffers {
 export async function outOfMemoryDuring<T>(f: () => Promise<T>): Promise<{ value: T; outOfMemory?: string }> {
   const device =
     tf.getBackend() === 'webgpu'
-      ? (tf.backend() as unknown as { device?: { pushErrorScope?(f: string): void; popErrorScope?(): Promise<unknown> } })
-          .device
+      ? (
+          tf.backend() as unknown as {
+            device?: { pushErrorScope?(f: string): void; popErrorScope?(): Promise<unknown> };
+          }
+        ).device
       : undefined;
   if (!device?.pushErrorScope || !device.popErrorScope) return { value: await f() };
   device.pushErrorScope('out-of-memory');

@@ -20,6 +20,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { indexToWorld, worldToIndex, type Geometry } from '../volume/geometry.ts';
 import type { Vec3 } from '../volume/volume.ts';
 import type { Rng } from './rng.ts';
+import { topkRows } from './top-k-wgsl.ts';
 import { embeddingGrid, gridWorldPositions, type PositivePairs, type PositiveSet } from './patch-pairs.ts';
 import type { DirectionSelection, PairSelection } from './infonce.ts';
 
@@ -116,7 +117,8 @@ function rankCandidates(r: HardNegativeRequest): Ranking {
     const d2 = tf.matMul(tf.tensor2d(qa, [nq, 5]), tf.tensor2d(ca, [n, 5]), false, true);
     // Clearly inside (beyond float32 rounding): out of the ranking; the exact float64 test decides the rest.
     const masked = tf.where(tf.less(d2, r2 - 0.05), tf.fill([nq, n], -Infinity), r.scores);
-    const t = tf.topk(masked, k, true);
+    // on WebGPU one dispatch instead of tfjs' bitonic network (top-k-wgsl.ts)
+    const t = topkRows(masked as tf.Tensor2D, k);
     return { values: t.values, indices: t.indices };
   });
   return { k, top };

@@ -7,6 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { SamWeights } from '../sam/network.ts';
+import { adamStepOnDevice } from './adam-on-device.ts';
 
 export interface OptimizerOptions {
   kind: 'sgd' | 'adam';
@@ -64,8 +65,16 @@ export function createOptimizerState(o: OptimizerOptions, weights: SamWeights): 
   return o.kind === 'adam' ? { m: zeros(), v: zeros() } : { m: zeros() };
 }
 
+let adamOnDevice = process.env.SAM_ADAM_ON_DEVICE !== '0';
+
+/** Whether Adam may step in place on WebGPU (default yes; $SAM_ADAM_ON_DEVICE=0 sets no): for comparisons. */
+export function setAdamOnDevice(on: boolean): void {
+  adamOnDevice = on;
+}
+
 /**
- * One step: returns the new weights and state (the old tensors are disposed).
+ * One step: returns the new weights and state (the old tensors are disposed; on WebGPU, Adam updates
+ * them in place and returns the same ones).
  * `iteration` is 1-based (Adam's bias correction and the schedule use it).
  */
 export function optimizerStep(
@@ -77,6 +86,21 @@ export function optimizerStep(
 ): { weights: SamWeights; state: OptimizerState; lr: number } {
   const lr = learningRate(o, iteration);
   const wd = o.weightDecay ?? 0;
+  // on WebGPU: one dispatch per weight, in place (adam-on-device.ts)
+  if (
+    o.kind === 'adam' &&
+    state.v &&
+    adamOnDevice &&
+    adamStepOnDevice(weights, grads, state.m, state.v, {
+      lr,
+      beta1: o.beta1 ?? 0.9,
+      beta2: o.beta2 ?? 0.999,
+      epsilon: o.epsilon ?? 1e-8,
+      weightDecay: wd,
+      iteration,
+    })
+  )
+    return { weights, state, lr };
   const next: SamWeights = {};
   const m: SamWeights = {};
   const v: SamWeights = {};

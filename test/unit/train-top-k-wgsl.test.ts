@@ -1,0 +1,77 @@
+/**
+ * The WGSL top-k (train/top-k-wgsl.ts) against tf.topk on the same WebGPU device and against a sort
+ * in JS: rows with -Infinity (the mining's exclusions), exact ties across the k-th place, negative
+ * values, n not a multiple of the workgroup, k a power of two or not, k = 1 and k = n.
+ */
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import { initTfBackend } from '../../main/engine/compute/tf-backend.ts';
+import { topkRows } from '../../main/engine/train/top-k-wgsl.ts';
+import { useWebgpu } from './webgpu-fixture.ts';
+
+function matrix(rows: number, n: number, seed: number): Float32Array {
+  let s = seed;
+  const rnd = () => {
+    s = (s * 1103515245 + 12345) % 2147483648;
+    return s / 2147483648;
+  };
+  const v = new Float32Array(rows * n);
+  for (let i = 0; i < v.length; i++) {
+    const u = rnd();
+    // a quarter excluded, some values from a small set (exact ties), the rest continuous, both signs
+    v[i] = u < 0.25 ? -Infinity : u < 0.4 ? Math.round(rnd() * 4) / 4 - 0.5 : rnd() * 2 - 1;
+  }
+  return v;
+}
+
+/** Reference: stable sort of each row by value descending (ties: lower index first). */
+function reference(v: Float32Array, rows: number, n: number, k: number) {
+  const idx: number[] = [];
+  const val: number[] = [];
+  for (let r = 0; r < rows; r++) {
+    const order = [...Array(n).keys()].sort((a, b) => v[r * n + b] - v[r * n + a] || a - b);
+    for (const i of order.slice(0, k)) {
+      idx.push(i);
+      val.push(v[r * n + i]);
+    }
+  }
+  return { idx, val };
+}
+
+test('WebGPU: top-k of rows by the WGSL program equals tf.topk and a JS sort', async (t) => {
+  if (!(await useWebgpu(t, false))) return;
+  try {
+    const cases: [number, number, number][] = [
+      [3, 1000, 37],
+      [5, 4099, 2034],
+      [2, 576, 284],
+      [4, 300, 1],
+      [2, 300, 300],
+      [1, 70000, 512],
+    ];
+    for (const [rows, n, k] of cases) {
+      const v = matrix(rows, n, rows * n + k);
+      const x = tf.tensor2d(v, [rows, n]);
+      const ours = topkRows(x, k);
+      const theirs = tf.topk(x, k, true);
+      const [oi, ov, ti, tv] = await Promise.all([
+        ours.indices.data(),
+        ours.values.data(),
+        theirs.indices.data(),
+        theirs.values.data(),
+      ]);
+      tf.dispose([x, ours.values, ours.indices, theirs.values, theirs.indices]);
+      const ref = reference(v, rows, n, k);
+      assert.deepEqual([...oi], ref.idx, `rows ${rows}, n ${n}, k ${k}: indices`);
+      assert.deepEqual([...ov], ref.val, `rows ${rows}, n ${n}, k ${k}: values`);
+      // tfjs' kernel: the same values; the same indices except where its bitonic network orders ties otherwise
+      assert.deepEqual([...ov], [...tv], `rows ${rows}, n ${n}, k ${k}: values vs tf.topk`);
+      let sameIndex = 0;
+      for (let i = 0; i < oi.length; i++) if (oi[i] === ti[i]) sameIndex++;
+      assert.ok(sameIndex / oi.length > 0.5, `indices vs tf.topk: ${sameIndex} of ${oi.length} equal`);
+    }
+  } finally {
+    await initTfBackend({ backend: 'cpu' });
+  }
+});
