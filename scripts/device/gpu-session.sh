@@ -53,6 +53,27 @@ benches() {
       --on-device --tile-bytes 16e9
   } 2>&1 | log
 }
+# check: the short re-measurement after changes (about 220 s; one call when little device time is left):
+#   run(command="bash scripts/device/gpu-session.sh check", carry=[".device"], timeout_s=240)
+checks() {
+  nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>&1 | log
+  { echo "== bench-train small webgpu, 2 pairs, WGSL weight gradient (issue 3)"
+    timeout 60 /tmp/node $D/sam.mjs bench-train --backend webgpu --config small --batch 2 --iterations 4 --no-kernels \
+      --no-forward --wgrad wgsl --data $D/data/02-example_ct.nii.gz
+  } 2>&1 | log
+  { echo "== bench-reg chest 2 mm, SAM matcher, embeddings and deform stage on WebGPU, cold then warm (issue 5)"
+    timeout 70 /tmp/node $D/sam.mjs bench-reg --pairs 1 --sources $D/bench/chest-2mm.nii.gz --spacing 2 --seed 12 --no-elastix \
+      --matcher sam --weights "$INIT" --device webgpu --deform-on gpu --repeat 2
+  } 2>&1 | log
+  { echo "== bench-embed small ($INIT) webgpu, default tile budget, on the device (issue 4)"
+    timeout 35 /tmp/node $D/sam.mjs bench-embed $D/bench/chest-2mm.nii.gz --device webgpu --weights "$INIT" --repeat 3 \
+      --points 2000 --on-device
+  } 2>&1 | log
+  { echo "== bench-train paper webgpu, 2 pairs, WGSL weight gradient"
+    timeout 50 /tmp/node $D/sam.mjs bench-train --backend webgpu --config paper --batch 2 --iterations 2 --no-kernels \
+      --no-forward --wgrad wgsl --data $D/data/02-example_ct.nii.gz
+  } 2>&1 | log
+}
 training() {
   if [ -s "$INIT" ]; then bash scripts/device/train.sh "$TRAIN_S" --init "$INIT" --seed 1
   else bash scripts/device/train.sh "$TRAIN_S"; fi
@@ -64,7 +85,8 @@ case "$MODE" in
     echo "== training for the ${LEFT} s left of ${DEADLINE} s" | tee -a "$OUT/bench.log"
     if [ "$LEFT" -ge 45 ]; then TRAIN_S=$LEFT; training; fi ;;
   bench) benches ;;
+  check) checks ;;
   train) training ;;
   all) benches; training ;;
-  *) echo "usage: gpu-session.sh bench | train SECONDS | session DEADLINE | SECONDS" >&2; exit 2 ;;
+  *) echo "usage: gpu-session.sh bench | check | train SECONDS | session DEADLINE | SECONDS" >&2; exit 2 ;;
 esac

@@ -7,6 +7,7 @@
  * Checkpoints every N iterations, at the end, and when cancelled (AbortSignal).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { flushGpuQueue } from '../compute/tf-backend.ts';
 import { InputError } from '../errors.ts';
 import type { SamConfig } from '../sam/config.ts';
 import { createWeights, disposeWeights, forward, type SamWeights } from '../sam/network.ts';
@@ -18,8 +19,8 @@ import { LossLog, type LossRow } from './loss-log.ts';
 import { mineSamBatch, type NegativeOptions } from './negatives.ts';
 import { createOptimizerState, optimizerStep, type OptimizerOptions } from './optimizer.ts';
 import { samplePatchPair, type PatchPair, type PatchPairOptions } from './patch-pairs.ts';
-import type { Rng } from './rng.ts';
-import { runIterations, type IterationProgress, type IterationsResult } from './run-iterations.ts';
+import { createRng, type Rng } from './rng.ts';
+import { iterationSeed, runIterations, type IterationProgress, type IterationsResult } from './run-iterations.ts';
 
 export interface TrainOptions {
   config: SamConfig;
@@ -96,8 +97,7 @@ export async function trainSam(
     if (opt.v) disposeWeights(opt.v);
   };
 
-  const step = async (t: number, rng: Rng): Promise<LossRow> => {
-    const tIter = performance.now();
+  const samplePairs = (rng: Rng): PatchPair[] => {
     const pairs: PatchPair[] = [];
     for (let p = 0; p < o.batchPairs; p++) {
       // A pair without positives (the official 20% of independently placed patches that miss each
@@ -109,6 +109,19 @@ export async function trainSam(
       for (const v of [pair.a, pair.b]) augmentPatch(v.image.data, v.image.size, rng, o.augment);
       pairs.push(pair);
     }
+    return pairs;
+  };
+  // the next iteration's patch pairs, sampled while the GPU computes this one's gradients, with the
+  // RNG that iteration continues from (the same draws as sampling them then)
+  let prefetched: { t: number; rng: Rng; pairs: PatchPair[] } | null = null;
+
+  const step = async (t: number, fresh: Rng): Promise<LossRow> => {
+    const tIter = performance.now();
+    let rng = fresh;
+    let pairs: PatchPair[];
+    if (prefetched?.t === t) ({ rng, pairs } = prefetched);
+    else pairs = samplePairs(rng);
+    prefetched = null;
     const tSampled = performance.now();
     const [px, py, pz] = pairs[0].a.image.size;
     const input = tf.tidy(() => {
@@ -140,6 +153,12 @@ export async function trainSam(
       return l.total;
     };
     const { value, grads } = tf.valueAndGrads(lossFn)(names.map((n) => weights[n]));
+    if (t < o.iterations) {
+      // (tfjs queues GPU work and submits it in batches: send it all before the CPU turns to sampling)
+      flushGpuQueue();
+      const next = createRng(iterationSeed(o.seed, t + 1));
+      prefetched = { t: t + 1, rng: next, pairs: samplePairs(next) };
+    }
     const [localAB, localBA, globalAB, globalBA] = await Promise.all(kept.map(async (t) => (await t.data())[0]));
     tf.dispose(kept);
     const terms = { localAB, localBA, globalAB, globalBA };
