@@ -91,6 +91,9 @@ async function tryBackend(name: TfBackendName): Promise<string | null> {
     }
     if (!(await tf.setBackend(name))) return `initialisation failed`;
     await tf.ready();
+    // tfjs-webgpu submits queued dispatches in batches of 15; $SAM_WEBGPU_SUBMIT_BATCH sets it (experiments)
+    if (name === 'webgpu' && process.env.SAM_WEBGPU_SUBMIT_BATCH)
+      tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', Number(process.env.SAM_WEBGPU_SUBMIT_BATCH));
     return tf.getBackend() === name ? null : `still on '${tf.getBackend()}' after initialisation`;
   } catch (e) {
     return `initialisation failed (${message(e)})`;
