@@ -17,7 +17,7 @@
 # device tool when only one fits the session's device time):
 #   run(command="bash scripts/device/gpu-session.sh session 560", carry=[".device"], timeout_s=600)
 # train SECONDS: continues the shipped model (resources/sam-small.samw) for SECONDS with a new seed
-# (new patch pairs); without it, trains from scratch. `gpu-session.sh SECONDS` (a number) runs both.
+# (new patch pairs; $SEED sets it); without it, trains from scratch. `gpu-session.sh SECONDS` (a number) runs both.
 # On WebGPU the network's convolutions run the WGSL forward program by default
 # (SAM_CONV_FORWARD=auto), so every benchmark and the training measure it; SAM_CONV_FORWARD=builtin
 # gives tfjs' naive Conv3D back.
@@ -75,8 +75,12 @@ checks() {
   } 2>&1 | log
 }
 training() {
-  if [ -s "$INIT" ]; then bash scripts/device/train.sh "$TRAIN_S" --init "$INIT" --seed 1
-  else bash scripts/device/train.sh "$TRAIN_S"; fi
+  # a new seed each run: iteration t's patch pairs come from (seed, t), so a repeated seed would see
+  # the previous run's pairs again (run 3 reused run 2's seed 1: its first 100 iterations did)
+  local seed=${SEED:-$(date +%s)}
+  echo "training seed $seed" | tee -a "$OUT/bench.log"
+  if [ -s "$INIT" ]; then bash scripts/device/train.sh "$TRAIN_S" --init "$INIT" --seed "$seed"
+  else bash scripts/device/train.sh "$TRAIN_S" --seed "$seed"; fi
 }
 case "$MODE" in
   session)

@@ -6,7 +6,7 @@
  * iteration with deflation on the C x C covariance of (at most 20000) sampled fixed voxels.
  */
 import type { EmbeddedVolume } from '../../sam/embed-volume.ts';
-import { embeddingFloat32 } from '../../sam/embed-volume.ts';
+import { halfTable, readEmbedding } from '../../sam/embed-volume.ts';
 import { makeVolume, type Vec3, type Volume } from '../../volume/volume.ts';
 import type { Geometry } from '../../volume/geometry.ts';
 
@@ -32,8 +32,13 @@ export function principalComponents(data: Float32Array, C: number, k: number): P
   const x = new Float64Array(C);
   for (let v = 0; v < n; v += step) {
     for (let c = 0; c < C; c++) x[c] = data[v * C + c] - mean[c];
-    for (let a = 0; a < C; a++) for (let b = 0; b < C; b++) cov[a * C + b] += x[a] * x[b];
+    // the upper triangle (the lower is its mirror: the same products)
+    for (let a = 0; a < C; a++) {
+      const xa = x[a];
+      for (let b = a; b < C; b++) cov[a * C + b] += xa * x[b];
+    }
   }
+  for (let a = 0; a < C; a++) for (let b = 0; b < a; b++) cov[a * C + b] = cov[b * C + a];
   return { mean, axes: principalAxes(cov, C, k) };
 }
 
@@ -64,20 +69,31 @@ export function principalAxes(cov: ArrayLike<number>, C: number, k: number): Flo
 function project(ev: EmbeddedVolume['local'], pc: PrincipalComponents): Volume<Float32Array> {
   const C = ev.components;
   const k = pc.axes.length;
-  const src = embeddingFloat32(ev);
+  // float16 storage read through the half table as it goes (no float32 copy of the whole level)
+  const src = ev.data;
+  const half = ev.storage === 'float32' ? null : halfTable();
   const n = src.length / C;
   const out = new Float32Array(n * k);
-  for (let v = 0; v < n; v++) {
-    let s = 0;
-    for (let q = 0; q < k; q++) {
-      let d = 0;
-      const a = pc.axes[q];
-      for (let c = 0; c < C; c++) d += (src[v * C + c] - pc.mean[c]) * a[c];
-      out[v * k + q] = d;
-      s += d * d;
+  // <x - mean, a> = <x, a> - <mean, a>: the axes interleaved (A[c k + q]) so that one pass over a
+  // voxel's channels feeds all k sums
+  const A = new Float64Array(C * k);
+  const offset = new Float64Array(k);
+  for (let q = 0; q < k; q++)
+    for (let c = 0; c < C; c++) {
+      A[c * k + q] = pc.axes[q][c];
+      offset[q] += pc.mean[c] * pc.axes[q][c];
     }
+  const d = new Float64Array(k);
+  for (let v = 0; v < n; v++) {
+    for (let q = 0; q < k; q++) d[q] = -offset[q];
+    for (let c = 0, base = v * C; c < C; c++) {
+      const x = half ? half[src[base + c]] : src[base + c];
+      for (let q = 0, a = c * k; q < k; q++) d[q] += x * A[a + q];
+    }
+    let s = 0;
+    for (let q = 0; q < k; q++) s += d[q] * d[q];
     const inv = s > 0 ? 1 / Math.sqrt(s) : 0;
-    for (let q = 0; q < k; q++) out[v * k + q] *= inv;
+    for (let q = 0; q < k; q++) out[v * k + q] = d[q] * inv;
   }
   return reducedVolume(ev, out, k);
 }
@@ -100,6 +116,14 @@ export function embeddingFeatures(
   embeddings: { fixed: EmbeddedVolume; moving: EmbeddedVolume },
   k = 8,
 ): { fixed: Volume<Float32Array>; moving: Volume<Float32Array> } {
-  const pc = principalComponents(embeddingFloat32(embeddings.fixed.local), embeddings.fixed.local.components, k);
+  // the sampled rows only (principalComponents then takes all of them: step 1), as the device path does
+  const f = embeddings.fixed.local;
+  const C = f.components;
+  const n = f.data.length / C;
+  const step = pcaStep(n);
+  const sample = new Float32Array(Math.ceil(n / step) * C);
+  const row = new Float32Array(C);
+  for (let v = 0, r = 0; v < n; v += step, r++) sample.set(readEmbedding(f, v, row), r * C);
+  const pc = principalComponents(sample, C, k);
   return { fixed: project(embeddings.fixed.local, pc), moving: project(embeddings.moving.local, pc) };
 }
