@@ -46,43 +46,25 @@ fn moments(c : i32, t : u32) -> vec2<f32> {
   return vec2<f32>(mean, inverseSqrt(channelSum(q, t) + ${EPS}));
 }`;
 
-abstract class ChannelProgram implements WebGPUProgram {
-  abstract variableNames: string[];
-  abstract shaderKey: string;
+/** One workgroup per output channel c; every program starts from the channel's moments m = (mean, r). */
+class ChannelProgram implements WebGPUProgram {
   outputShape: number[];
   dispatchLayout = { x: [1], y: [0] };
   dispatch: [number, number, number];
   workgroupSize: [number, number, number] = [THREADS, 1, 1];
   uniforms = 'fanIn : i32, cout : i32, scale : f32,';
 
-  constructor(outputShape: number[], cout: number) {
+  constructor(
+    outputShape: number[],
+    cout: number,
+    readonly variableNames: string[],
+    readonly shaderKey: string,
+    private readonly body: string,
+  ) {
     this.outputShape = outputShape;
     this.dispatch = [1, cout, 1];
   }
-  abstract getUserCode(): string;
-}
 
-class StandardiseProgram extends ChannelProgram {
-  variableNames = ['W', 'gain'];
-  shaderKey = 'samWeightStandardise';
-  getUserCode(): string {
-    return `${MOMENTS}
-fn main() {
-  let c = i32(workgroupId.y);
-  let t = localIndex;
-  let m = moments(c, t);
-  let s = uniforms.scale * gain[c] * m.y;
-  for (var f = i32(t); f < uniforms.fanIn; f += ${THREADS}) {
-    let i = f * uniforms.cout + c;
-    result[i] = (W[i] - m.x) * s;
-  }
-}`;
-  }
-}
-
-class KernelGradProgram extends ChannelProgram {
-  variableNames = ['W', 'gain', 'dy'];
-  shaderKey = 'samWeightStandardiseGradW';
   getUserCode(): string {
     return `${MOMENTS}
 fn main() {
@@ -91,6 +73,21 @@ fn main() {
   let cout = uniforms.cout;
   let fanIn = uniforms.fanIn;
   let m = moments(c, t);
+${this.body}
+}`;
+  }
+}
+
+/** W' (inputs W, gain). */
+const STANDARDISE = `
+  let s = uniforms.scale * gain[c] * m.y;
+  for (var f = i32(t); f < fanIn; f += ${THREADS}) {
+    let i = f * cout + c;
+    result[i] = (W[i] - m.x) * s;
+  }`;
+
+/** dL/dW (inputs W, gain, dy). */
+const KERNEL_GRAD = `
   var sg = 0.0;
   var sgd = 0.0;
   for (var f = i32(t); f < fanIn; f += ${THREADS}) {
@@ -105,31 +102,17 @@ fn main() {
   for (var f = i32(t); f < fanIn; f += ${THREADS}) {
     let i = f * cout + c;
     result[i] = a * (dy[i] - meanG) - b * (W[i] - m.x);
-  }
-}`;
-  }
-}
+  }`;
 
-class GainGradProgram extends ChannelProgram {
-  variableNames = ['W', 'dy'];
-  shaderKey = 'samWeightStandardiseGradG';
-  getUserCode(): string {
-    return `${MOMENTS}
-fn main() {
-  let c = i32(workgroupId.y);
-  let t = localIndex;
-  let cout = uniforms.cout;
-  let m = moments(c, t);
+/** dL/dgain (inputs W, dy). */
+const GAIN_GRAD = `
   var sgd = 0.0;
-  for (var f = i32(t); f < uniforms.fanIn; f += ${THREADS}) {
+  for (var f = i32(t); f < fanIn; f += ${THREADS}) {
     let i = f * cout + c;
     sgd += dy[i] * (W[i] - m.x);
   }
   let gd = channelSum(sgd, t);
-  if (t == 0u) { result[c] = uniforms.scale * m.y * gd; }
-}`;
-  }
-}
+  if (t == 0u) { result[c] = uniforms.scale * m.y * gd; }`;
 
 function run(program: WebGPUProgram, inputs: tf.Tensor[], fanIn: number, cout: number, scale: number): tf.Tensor {
   const backend = tf.backend() as unknown as WebGPUBackend;
@@ -151,10 +134,31 @@ export function standardisedKernelWgsl(kernel: tf.Tensor5D, gain: tf.Tensor, sca
   if (gain.size !== cout) throw new RangeError(`gain of ${gain.size} for a kernel of ${cout} output channels`);
   const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const [w, g] = args as [tf.Tensor5D, tf.Tensor];
-    const value = run(new StandardiseProgram(w.shape, cout), [w, g], fanIn, cout, scale) as tf.Tensor5D;
+    const value = run(
+      new ChannelProgram(w.shape, cout, ['W', 'gain'], 'samWeightStandardise', STANDARDISE),
+      [w, g],
+      fanIn,
+      cout,
+      scale,
+    ) as tf.Tensor5D;
     const gradFunc = (dy: tf.Tensor5D) => [
-      run(new KernelGradProgram(w.shape, cout), [w, g, dy], fanIn, cout, scale),
-      tf.reshape(run(new GainGradProgram([cout], cout), [w, dy], fanIn, cout, scale), g.shape),
+      run(
+        new ChannelProgram(w.shape, cout, ['W', 'gain', 'dy'], 'samWeightStandardiseGradW', KERNEL_GRAD),
+        [w, g, dy],
+        fanIn,
+        cout,
+        scale,
+      ),
+      tf.reshape(
+        run(
+          new ChannelProgram([cout], cout, ['W', 'dy'], 'samWeightStandardiseGradG', GAIN_GRAD),
+          [w, dy],
+          fanIn,
+          cout,
+          scale,
+        ),
+        g.shape,
+      ),
     ];
     return { value, gradFunc };
   });
