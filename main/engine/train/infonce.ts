@@ -123,8 +123,17 @@ function scatterGradient(
   items: { sel: DirectionSelection; scale: tf.Scalar }[],
   tau: number,
 ): tf.Tensor2D {
+  return tf.tidy(() =>
+    scatterPieces(
+      emb,
+      items.map((it) => selectionLoss(emb, it.sel, tau, it.scale).piece!),
+    ),
+  );
+}
+
+/** The pieces' values summed onto their rows of a zero [rows, C] tensor shaped like emb. */
+function scatterPieces(emb: tf.Tensor2D, pieces: Piece[]): tf.Tensor2D {
   return tf.tidy(() => {
-    const pieces = items.map((it) => selectionLoss(emb, it.sel, tau, it.scale).piece!);
     if (pieces.length === 0) return tf.zerosLike(emb);
     const rows = tf.concat(pieces.map((p) => p.rows));
     const values = tf.concat(
@@ -175,34 +184,31 @@ export function samInfoNceLoss(
   for (const t of TERMS) for (const s of selections) counts[t.name] += t.pick(s).query.length;
   const parts = {} as Record<TermName, tf.Scalar>;
   const flat = (x: tf.Tensor): tf.Tensor2D => tf.reshape(x, [-1, x.shape[x.shape.length - 1]]) as tf.Tensor2D;
+  // The gradient is made with the value: every piece of it is the loss's gradient times dy, so the
+  // forward pass computes it for dy = 1 (each selection's softmax once, not again in the backward
+  // pass) and the backward pass scales it.
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [local, global] = args as tf.Tensor[];
-    (args[2] as tf.GradSaveFunc)([local, global]);
     const l2 = flat(local);
     const g2 = flat(global);
+    const pieces: { local: Piece[]; global: Piece[] } = { local: [], global: [] };
     for (const t of TERMS) {
       let sum: tf.Scalar = tf.scalar(0);
       for (const s of selections) {
         const d = t.pick(s);
-        if (d.query.length > 0) sum = tf.add(sum, selectionLoss(t.local ? l2 : g2, d, tau).loss) as tf.Scalar;
+        if (d.query.length === 0) continue;
+        const r = selectionLoss(t.local ? l2 : g2, d, tau, tf.scalar(1 / counts[t.name]));
+        sum = tf.add(sum, r.loss) as tf.Scalar;
+        pieces[t.local ? 'local' : 'global'].push(r.piece!);
       }
       parts[t.name] = tf.keep(counts[t.name] > 0 ? (tf.div(sum, counts[t.name]) as tf.Scalar) : sum);
     }
+    (args[2] as tf.GradSaveFunc)([
+      tf.reshape(scatterPieces(l2, pieces.local), local.shape),
+      tf.reshape(scatterPieces(g2, pieces.global), global.shape),
+    ]);
     const value: tf.Tensor = tf.addN(TERMS.map((t) => parts[t.name]));
-    const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] => {
-      const items = (local: boolean) =>
-        TERMS.filter((t) => t.local === local).flatMap((t) =>
-          selections
-            .map(t.pick)
-            .filter((d) => d.query.length > 0)
-            .map((sel) => ({ sel, scale: tf.div(dy, counts[t.name]) as tf.Scalar })),
-        );
-      const [sl, sg] = saved;
-      return [
-        tf.reshape(scatterGradient(flat(sl), items(true), tau), sl.shape),
-        tf.reshape(scatterGradient(flat(sg), items(false), tau), sg.shape),
-      ];
-    };
+    const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] => [tf.mul(saved[0], dy), tf.mul(saved[1], dy)];
     return { value, gradFunc };
   });
   const total = f(emb.local, emb.global) as tf.Scalar;
