@@ -111,6 +111,8 @@ test('boxFilter equals a brute-force box erosion / dilation (windows clipped at 
       [0, 2, 0],
       [0, 0, 1],
       [2, 1, 3],
+      [4, 4, 0],
+      [3, 0, 2],
       [7, 7, 7],
     ])
       for (const op of ['min', 'max'] as const)

@@ -54,8 +54,9 @@ export function superiorAxis(volume: Volume): number {
 /**
  * Binary erosion ('min') or dilation ('max') with a box of half-widths radii, separably. Along an axis
  * the window is clipped to the volume: erosion needs all ones in the clipped window (a body cut by the
- * field of view is not eroded at the cut), dilation any one. Windows slide whole rows of the contiguous
- * i axis at a time (counts per row, one row in and one out per step), so every access is sequential.
+ * field of view is not eroded at the cut), dilation any one. Along i (contiguous) by runs of ones;
+ * along j and k by whole rows at a time (radius 1 or 2: the rows' AND / OR in one pass; larger: running
+ * counts per row, one row in and one out per step), so every access is sequential.
  */
 export function boxFilter(mask: Uint8Array, size: number[], radii: number[], op: 'min' | 'max'): Uint8Array {
   let cur: Uint8Array = mask;
@@ -65,7 +66,8 @@ export function boxFilter(mask: Uint8Array, size: number[], radii: number[], op:
     const r = radii[a];
     if (r <= 0 || size[a] === 1) continue;
     const next = new Uint8Array(cur.length);
-    if (a === 0) filterRows(cur, next, size[0], total / size[0], r, op);
+    if (a === 0) filterRowsByRuns(cur, next, size[0], total / size[0], r, op);
+    else if (r <= 2) filterLinesSmall(cur, next, strides[a], size[a], total, r, op);
     else {
       // lines along a: blocks of `inner` contiguous voxels (one row or one slice), `len` of them per block
       const inner = strides[a];
@@ -96,18 +98,63 @@ function addRow(count: Int32Array, m: Uint8Array, at: number, n: number, sign: 1
   else for (let q = 0; q < n; q++) count[q] -= m[at + q];
 }
 
-/** The contiguous axis: a running count of ones along each of `rows` lines of `len` voxels. */
-function filterRows(cur: Uint8Array, next: Uint8Array, len: number, rows: number, r: number, op: 'min' | 'max'): void {
+/**
+ * The contiguous axis, by runs: each row's runs of ones found with indexOf and written with fill
+ * (native loops): erosion keeps a run shrunk by r (not at the row's ends: the window is clipped
+ * there), dilation grows it by r, clipped to the row.
+ */
+function filterRowsByRuns(
+  cur: Uint8Array,
+  next: Uint8Array,
+  len: number,
+  rows: number,
+  r: number,
+  op: 'min' | 'max',
+): void {
   for (let row = 0, base = 0; row < rows; row++, base += len) {
-    let ones = 0;
-    for (let t = 0; t < Math.min(r, len); t++) ones += cur[base + t];
-    for (let t = 0; t < len; t++) {
-      if (t + r < len) ones += cur[base + t + r];
-      if (t - r - 1 >= 0) ones -= cur[base + t - r - 1];
-      const width = Math.min(len - 1, t + r) - Math.max(0, t - r) + 1;
-      next[base + t] = op === 'min' ? (ones === width ? 1 : 0) : ones > 0 ? 1 : 0;
+    const line = cur.subarray(base, base + len);
+    let s = line.indexOf(1);
+    while (s !== -1) {
+      let e = line.indexOf(0, s);
+      if (e === -1) e = len;
+      const [from, to] =
+        op === 'min' ? [s === 0 ? 0 : s + r, e === len ? len : e - r] : [Math.max(0, s - r), Math.min(len, e + r)];
+      if (from < to) next.fill(1, base + from, base + to);
+      if (e === len) break;
+      s = line.indexOf(1, e);
     }
   }
+}
+
+/**
+ * Erosion / dilation of radius 1 or 2 along a non-contiguous axis: lines of `len` voxels `inner`
+ * apart (blocks of inner * len), each output row the AND / OR of the rows within r in one pass (a
+ * neighbour beyond a face repeats a row of the window instead: AND and OR do not count repeats, so
+ * the window is clipped there).
+ */
+function filterLinesSmall(
+  cur: Uint8Array,
+  next: Uint8Array,
+  inner: number,
+  len: number,
+  total: number,
+  r: number,
+  op: 'min' | 'max',
+): void {
+  const block = inner * len;
+  const row = (b0: number, t: number) => b0 + Math.min(len - 1, Math.max(0, t)) * inner;
+  for (let b0 = 0; b0 < total; b0 += block)
+    for (let t = 0; t < len; t++) {
+      const o = b0 + t * inner;
+      const [p1, n1] = [row(b0, t - 1), row(b0, t + 1)];
+      const [p2, n2] = r === 2 ? [row(b0, t - 2), row(b0, t + 2)] : [o, o];
+      if (op === 'min')
+        for (let q = 0; q < inner; q++)
+          next[o + q] = cur[p2 + q] & cur[p1 + q] & cur[o + q] & cur[n1 + q] & cur[n2 + q];
+      else
+        for (let q = 0; q < inner; q++)
+          next[o + q] = cur[p2 + q] | cur[p1 + q] | cur[o + q] | cur[n1 + q] | cur[n2 + q];
+    }
 }
 
 /**
