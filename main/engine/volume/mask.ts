@@ -290,11 +290,17 @@ export function fillConvexHullPerSlice(mask: Uint8Array, size: number[], axis: n
     for (let y = 0; y < h; y++) {
       let lo = -1;
       let hi = -1;
-      for (let x = 0; x < w; x++)
-        if (mask[at(x, y)]) {
-          if (lo < 0) lo = x;
-          hi = x;
-        }
+      if (strides[a0] === 1) {
+        // rows along the contiguous axis: native searches
+        const line = mask.subarray(at(0, y), at(0, y) + w);
+        lo = line.indexOf(1);
+        hi = lo < 0 ? -1 : line.lastIndexOf(1);
+      } else
+        for (let x = 0; x < w; x++)
+          if (mask[at(x, y)]) {
+            if (lo < 0) lo = x;
+            hi = x;
+          }
       if (lo >= 0) {
         xs.push(lo, hi);
         ys.push(y, y);
@@ -321,7 +327,9 @@ export function fillConvexHullPerSlice(mask: Uint8Array, size: number[], axis: n
       if (left[y] > right[y]) continue;
       const x0 = Math.max(0, Math.ceil(left[y] - 1e-9));
       const x1 = Math.min(w - 1, Math.floor(right[y] + 1e-9));
-      for (let x = x0; x <= x1; x++) mask[at(x, y)] = 1;
+      if (strides[a0] === 1) {
+        if (x0 <= x1) mask.fill(1, at(x0, y), at(x1, y) + 1);
+      } else for (let x = x0; x <= x1; x++) mask[at(x, y)] = 1;
     }
   }
 }
