@@ -7,6 +7,7 @@
 import { indexToWorldMatrix, worldToIndexMatrix, type Geometry } from '../volume/geometry.ts';
 import type { Affine3x4 } from './affine-fit.ts';
 import { checkField, fieldFromAffine, type Field } from './field/field.ts';
+import { cellFraction, cellStart } from '../volume/interpolate.ts';
 
 export function stageField(grid: Geometry, affine: Affine3x4, corrections: Field[] = []): Field {
   const out = fieldFromAffine(grid, affine);
@@ -43,21 +44,12 @@ function addCorrection(d: Float32Array, grid: Geometry, correction: Field): void
         const a = w[0] * x + w[1] * y + w[2] * z + w[3];
         const b = w[4] * x + w[5] * y + w[6] * z + w[7];
         const c = w[8] * x + w[9] * y + w[10] * z + w[11];
-        let x0 = Math.floor(a);
-        let y0 = Math.floor(b);
-        let z0 = Math.floor(c);
-        x0 = x0 > ci - 2 ? ci - 2 : x0 < 0 ? 0 : x0;
-        y0 = y0 > cj - 2 ? cj - 2 : y0 < 0 ? 0 : y0;
-        z0 = z0 > ck - 2 ? ck - 2 : z0 < 0 ? 0 : z0;
-        if (x0 < 0) x0 = 0; // axes of size 1
-        if (y0 < 0) y0 = 0;
-        if (z0 < 0) z0 = 0;
-        let fx = ci > 1 ? a - x0 : 0;
-        let fy = cj > 1 ? b - y0 : 0;
-        let fz = ck > 1 ? c - z0 : 0;
-        fx = fx < 0 ? 0 : fx > 1 ? 1 : fx;
-        fy = fy < 0 ? 0 : fy > 1 ? 1 : fy;
-        fz = fz < 0 ? 0 : fz > 1 ? 1 : fz;
+        const x0 = cellStart(a, ci);
+        const y0 = cellStart(b, cj);
+        const z0 = cellStart(c, ck);
+        const fx = cellFraction(a, x0, ci);
+        const fy = cellFraction(b, y0, cj);
+        const fz = cellFraction(c, z0, ck);
         const base = x0 * 3 + y0 * sj + z0 * sk;
         for (let q = 0; q < 3; q++) {
           const p = base + q;

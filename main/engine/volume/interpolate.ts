@@ -14,6 +14,22 @@ export const INTEGER_RANGE: Partial<Record<VoxelType, [number, number]>> = {
 };
 
 /**
+ * Lower corner of the interpolation cell of index coordinate a on an axis of n samples: floor(a) kept
+ * within [0, n - 2] (0 on an axis of one sample). Shared by every trilinear sampler on the host
+ * (trilinearAt, resample.ts' fast path, stage-field.ts).
+ */
+export function cellStart(a: number, n: number): number {
+  const a0 = Math.floor(a);
+  return a0 > n - 2 ? (n > 1 ? n - 2 : 0) : a0 < 0 ? 0 : a0;
+}
+
+/** a's fraction within the cell from a0 (0 on an axis of one sample), clamped to [0, 1] unless `clamp` is false. */
+export function cellFraction(a: number, a0: number, n: number, clamp = true): number {
+  const f = n > 1 ? a - a0 : 0;
+  return clamp ? (f < 0 ? 0 : f > 1 ? 1 : f) : f;
+}
+
+/**
  * Trilinear sample of an interleaved nc-component grid at continuous index (x, y, z), written to
  * out[o .. o+nc). mode 'fill': returns false (writing nothing) outside the hull [0, n-1] with 1e-6
  * slack, as resample.ts; 'border' clamps to the hull; 'linear' extrapolates from the border cell.
@@ -37,23 +53,12 @@ export function trilinearAt(
   const inside = !(x < -eps || y < -eps || z < -eps || x > ni - 1 + eps || y > nj - 1 + eps || z > nk - 1 + eps);
   if (!inside && mode === 'fill') return false;
   const clamp = mode !== 'linear';
-  let x0 = Math.floor(x);
-  let y0 = Math.floor(y);
-  let z0 = Math.floor(z);
-  x0 = x0 > ni - 2 ? ni - 2 : x0 < 0 ? 0 : x0;
-  y0 = y0 > nj - 2 ? nj - 2 : y0 < 0 ? 0 : y0;
-  z0 = z0 > nk - 2 ? nk - 2 : z0 < 0 ? 0 : z0;
-  if (x0 < 0) x0 = 0; // axes of size 1
-  if (y0 < 0) y0 = 0;
-  if (z0 < 0) z0 = 0;
-  let fx = ni > 1 ? x - x0 : 0;
-  let fy = nj > 1 ? y - y0 : 0;
-  let fz = nk > 1 ? z - z0 : 0;
-  if (clamp) {
-    fx = fx < 0 ? 0 : fx > 1 ? 1 : fx;
-    fy = fy < 0 ? 0 : fy > 1 ? 1 : fy;
-    fz = fz < 0 ? 0 : fz > 1 ? 1 : fz;
-  }
+  const x0 = cellStart(x, ni);
+  const y0 = cellStart(y, nj);
+  const z0 = cellStart(z, nk);
+  const fx = cellFraction(x, x0, ni, clamp);
+  const fy = cellFraction(y, y0, nj, clamp);
+  const fz = cellFraction(z, z0, nk, clamp);
   const sj = ni * nc;
   const sk = sj * nj;
   const dx = ni > 1 ? nc : 0;

@@ -3,7 +3,7 @@
  * trilinear for images, nearest neighbour for label maps. Positions are matched in world
  * coordinates (LPS mm), so a volume resampled onto its own grid is returned unchanged.
  */
-import { INTEGER_RANGE, trilinearAt } from './interpolate.ts';
+import { INTEGER_RANGE, cellFraction, cellStart, trilinearAt } from './interpolate.ts';
 import {
   applyAffine,
   column,
@@ -178,21 +178,12 @@ function linearScalar(
         let v: number;
         if (x < -eps || y < -eps || z < -eps || x > ni - 1 + eps || y > nj - 1 + eps || z > nk - 1 + eps) v = fill;
         else {
-          let x0 = Math.floor(x);
-          let y0 = Math.floor(y);
-          let z0 = Math.floor(z);
-          x0 = x0 > ni - 2 ? ni - 2 : x0 < 0 ? 0 : x0;
-          y0 = y0 > nj - 2 ? nj - 2 : y0 < 0 ? 0 : y0;
-          z0 = z0 > nk - 2 ? nk - 2 : z0 < 0 ? 0 : z0;
-          if (x0 < 0) x0 = 0; // axes of size 1
-          if (y0 < 0) y0 = 0;
-          if (z0 < 0) z0 = 0;
-          let fx = ni > 1 ? x - x0 : 0;
-          let fy = nj > 1 ? y - y0 : 0;
-          let fz = nk > 1 ? z - z0 : 0;
-          fx = fx < 0 ? 0 : fx > 1 ? 1 : fx;
-          fy = fy < 0 ? 0 : fy > 1 ? 1 : fy;
-          fz = fz < 0 ? 0 : fz > 1 ? 1 : fz;
+          const x0 = cellStart(x, ni);
+          const y0 = cellStart(y, nj);
+          const z0 = cellStart(z, nk);
+          const fx = cellFraction(x, x0, ni);
+          const fy = cellFraction(y, y0, nj);
+          const fz = cellFraction(z, z0, nk);
           const p = x0 + y0 * ni + z0 * ni * nj;
           const c00 = src[p] + (src[p + dx] - src[p]) * fx;
           const c10 = src[p + dy] + (src[p + dy + dx] - src[p + dy]) * fx;
