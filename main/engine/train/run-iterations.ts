@@ -32,6 +32,11 @@ export function iterationSeed(seed: number, t: number): number {
   return (Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(t, 0x85ebca6b)) >>> 0;
 }
 
+/** Iteration t's RNG, as the loop hands it to the step (a step that samples ahead makes the next one with it). */
+export function iterationRng(seed: number, t: number): Rng {
+  return createRng(iterationSeed(seed, t));
+}
+
 /** When to stop, checkpoint and reseed: the training options' fields of those names. */
 export interface IterationSchedule {
   iterations: number;
@@ -66,7 +71,7 @@ export async function runIterations<R extends { iteration: number; total: number
       o.release();
       return { iteration: t - 1, stopped: 'cancelled', checkpoint: dir, rows };
     }
-    const row = await o.step(t, createRng(iterationSeed(o.seed, t)));
+    const row = await o.step(t, iterationRng(o.seed, t));
     rows.push(row);
     o.log.append(row);
     const rate = (t - start) / ((performance.now() - t0) / 1000);

@@ -19,8 +19,8 @@ import { LossLog, type LossRow } from './loss-log.ts';
 import { mineSamBatch, type NegativeOptions } from './negatives.ts';
 import { createOptimizerState, optimizerStep, type OptimizerOptions } from './optimizer.ts';
 import { samplePatchPair, type PatchPair, type PatchPairOptions } from './patch-pairs.ts';
-import { createRng, type Rng } from './rng.ts';
-import { iterationSeed, runIterations, type IterationProgress, type IterationsResult } from './run-iterations.ts';
+import type { Rng } from './rng.ts';
+import { iterationRng, runIterations, type IterationProgress, type IterationsResult } from './run-iterations.ts';
 
 export interface TrainOptions {
   config: SamConfig;
@@ -156,7 +156,7 @@ export async function trainSam(
     if (t < o.iterations) {
       // (tfjs queues GPU work and submits it in batches: send it all before the CPU turns to sampling)
       flushGpuQueue();
-      const next = createRng(iterationSeed(o.seed, t + 1));
+      const next = iterationRng(o.seed, t + 1);
       prefetched = { t: t + 1, rng: next, pairs: samplePairs(next) };
     }
     const [localAB, localBA, globalAB, globalBA] = await Promise.all(kept.map(async (t) => (await t.data())[0]));
