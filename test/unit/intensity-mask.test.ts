@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkCt, clipIntensity, normalizeForNetwork, requireCt } from '../../main/engine/volume/intensity.ts';
 import { bodyMask, boxFilter, keepLargestComponent } from '../../main/engine/volume/mask.ts';
+import { packAbove, unpack } from '../../main/engine/volume/bit-mask.ts';
 import { rng } from '../helpers.ts';
 import { makeVolume, type Mat3 } from '../../main/engine/volume/volume.ts';
 
@@ -101,9 +102,13 @@ const SIZES = [
   [5, 4, 1],
   [2, 2, 2],
   [23, 3, 11],
+  // rows of one, two and three 32-bit words (bit-mask.ts packs rows along i)
+  [32, 3, 2],
+  [33, 2, 3],
+  [70, 4, 3],
 ];
 
-test('boxFilter equals a brute-force box erosion / dilation (windows clipped at the faces)', () => {
+test('boxFilter (bit-packed) equals a brute-force box erosion / dilation (windows clipped at the faces)', () => {
   const r = rng(41);
   for (const size of SIZES)
     for (const radii of [
@@ -114,6 +119,10 @@ test('boxFilter equals a brute-force box erosion / dilation (windows clipped at 
       [4, 4, 0],
       [3, 0, 2],
       [7, 7, 7],
+      // shifts across whole words along i
+      [31, 0, 0],
+      [32, 1, 0],
+      [45, 0, 1],
     ])
       for (const op of ['min', 'max'] as const)
         for (const p of [0.3, 0.8]) {
@@ -209,4 +218,24 @@ test('checkCt: real HU passes, all-positive intensities do not, and requireCt na
   assert.throws(() => requireCt(mr, 'scan.nii.gz'), /scan\.nii\.gz: not a CT/);
   const dicomMr = { ...vol, meta: { ...vol.meta, modality: 'MR' } };
   assert.match(checkCt(dicomMr).reason, /modality is MR/);
+});
+
+test('packAbove / unpack: the first component above the threshold, rows across word boundaries', () => {
+  const r = rng(43);
+  for (const size of [
+    [1, 3, 2],
+    [31, 2, 2],
+    [32, 2, 2],
+    [65, 3, 2],
+  ])
+    for (const components of [1, 3]) {
+      const n = size[0] * size[1] * size[2];
+      const data = new Float32Array(n * components);
+      for (let v = 0; v < data.length; v++) data[v] = r() * 2000 - 1000;
+      // whole-word runs of ones and zeros as well as noise
+      for (let v = 0; v < Math.min(n, 64); v++) data[v * components] = 500;
+      const got = unpack(packAbove(data, size, -500.25, components));
+      for (let v = 0; v < n; v++)
+        assert.equal(got[v], data[v * components] > -500.25 ? 1 : 0, `${size} c${components} at ${v}`);
+    }
 });

@@ -12,6 +12,7 @@
  */
 import { withData, type Volume } from './volume.ts';
 import { column } from './geometry.ts';
+import { boxFilterBits, packAbove, packMask, unpack } from './bit-mask.ts';
 
 export interface BodyMaskOptions {
   /** HU threshold (default -500: soft tissue and bone in, air and lung-parenchyma edges out). */
@@ -25,18 +26,13 @@ export interface BodyMaskOptions {
 export function bodyMask(volume: Volume, options: BodyMaskOptions = {}): Volume<Uint8Array> {
   const thr = options.thresholdHu ?? -500;
   const openMm = options.openingMm ?? 3;
-  const [ni, nj, nk] = volume.size;
-  const n = ni * nj * nk;
-  const nc = volume.components;
-  let m: Uint8Array = new Uint8Array(n);
-  for (let p = 0; p < n; p++) m[p] = volume.data[p * nc] > thr ? 1 : 0;
-  // Opening in the slice plane only: the table is separated from the body in-plane.
+  // thresholded and opened one bit per voxel (bit-mask.ts), then bytes for the rest
   const sup = superiorAxis(volume);
   const radii = volume.spacing.map((s, a) => (openMm > 0 && a !== sup ? Math.round(openMm / s) : 0));
-  if (radii.some((r) => r > 0)) {
-    m = boxFilter(m, volume.size, radii, 'min');
-    m = boxFilter(m, volume.size, radii, 'max');
-  }
+  let bits = packAbove(volume.data, volume.size, thr, volume.components);
+  // Opening in the slice plane only: the table is separated from the body in-plane.
+  if (radii.some((r) => r > 0)) bits = boxFilterBits(boxFilterBits(bits, radii, 'min'), radii, 'max');
+  const m = unpack(bits);
   keepLargestComponent(m, volume.size);
   if ((options.fill ?? 'hull') === 'hull') fillConvexHullPerSlice(m, volume.size, sup);
   else fillHolesPerSlice(m, volume.size, sup);
@@ -52,109 +48,13 @@ export function superiorAxis(volume: Volume): number {
 }
 
 /**
- * Binary erosion ('min') or dilation ('max') with a box of half-widths radii, separably. Along an axis
- * the window is clipped to the volume: erosion needs all ones in the clipped window (a body cut by the
- * field of view is not eroded at the cut), dilation any one. Along i (contiguous) by runs of ones;
- * along j and k by whole rows at a time (radius 1 or 2: the rows' AND / OR in one pass; larger: running
- * counts per row, one row in and one out per step), so every access is sequential.
+ * Binary erosion ('min') or dilation ('max') of a 0/1 mask with a box of half-widths radii,
+ * separably. Along an axis the window is clipped to the volume: erosion needs all ones in the clipped
+ * window (a body cut by the field of view is not eroded at the cut), dilation any one. Computed on the
+ * mask packed one bit per voxel (bit-mask.ts).
  */
 export function boxFilter(mask: Uint8Array, size: number[], radii: number[], op: 'min' | 'max'): Uint8Array {
-  let cur: Uint8Array = mask;
-  const strides = [1, size[0], size[0] * size[1]];
-  const total = size[0] * size[1] * size[2];
-  for (let a = 0; a < 3; a++) {
-    const r = radii[a];
-    if (r <= 0 || size[a] === 1) continue;
-    const next = new Uint8Array(cur.length);
-    if (a === 0) filterRowsByRuns(cur, next, size[0], total / size[0], r, op);
-    else if (r <= 2) filterLinesSmall(cur, next, strides[a], size[a], total, r, op);
-    else {
-      // lines along a: blocks of `inner` contiguous voxels (one row or one slice), `len` of them per block
-      const inner = strides[a];
-      const len = size[a];
-      const block = inner * len;
-      const count = new Int32Array(inner);
-      for (let b0 = 0; b0 < total; b0 += block) {
-        count.fill(0);
-        // window of t = 0 before the first step: rows 0..r-1 (row r is added in the loop)
-        for (let t = 0; t < Math.min(r, len); t++) addRow(count, cur, b0 + t * inner, inner, 1);
-        for (let t = 0; t < len; t++) {
-          if (t + r < len) addRow(count, cur, b0 + (t + r) * inner, inner, 1);
-          if (t - r - 1 >= 0) addRow(count, cur, b0 + (t - r - 1) * inner, inner, -1);
-          const width = Math.min(len - 1, t + r) - Math.max(0, t - r) + 1;
-          const o = b0 + t * inner;
-          if (op === 'min') for (let q = 0; q < inner; q++) next[o + q] = count[q] === width ? 1 : 0;
-          else for (let q = 0; q < inner; q++) next[o + q] = count[q] > 0 ? 1 : 0;
-        }
-      }
-    }
-    cur = next;
-  }
-  return cur;
-}
-
-function addRow(count: Int32Array, m: Uint8Array, at: number, n: number, sign: 1 | -1): void {
-  if (sign > 0) for (let q = 0; q < n; q++) count[q] += m[at + q];
-  else for (let q = 0; q < n; q++) count[q] -= m[at + q];
-}
-
-/**
- * The contiguous axis, by runs: each row's runs of ones found with indexOf and written with fill
- * (native loops): erosion keeps a run shrunk by r (not at the row's ends: the window is clipped
- * there), dilation grows it by r, clipped to the row.
- */
-function filterRowsByRuns(
-  cur: Uint8Array,
-  next: Uint8Array,
-  len: number,
-  rows: number,
-  r: number,
-  op: 'min' | 'max',
-): void {
-  for (let row = 0, base = 0; row < rows; row++, base += len) {
-    const line = cur.subarray(base, base + len);
-    let s = line.indexOf(1);
-    while (s !== -1) {
-      let e = line.indexOf(0, s);
-      if (e === -1) e = len;
-      const [from, to] =
-        op === 'min' ? [s === 0 ? 0 : s + r, e === len ? len : e - r] : [Math.max(0, s - r), Math.min(len, e + r)];
-      if (from < to) next.fill(1, base + from, base + to);
-      if (e === len) break;
-      s = line.indexOf(1, e);
-    }
-  }
-}
-
-/**
- * Erosion / dilation of radius 1 or 2 along a non-contiguous axis: lines of `len` voxels `inner`
- * apart (blocks of inner * len), each output row the AND / OR of the rows within r in one pass (a
- * neighbour beyond a face repeats a row of the window instead: AND and OR do not count repeats, so
- * the window is clipped there).
- */
-function filterLinesSmall(
-  cur: Uint8Array,
-  next: Uint8Array,
-  inner: number,
-  len: number,
-  total: number,
-  r: number,
-  op: 'min' | 'max',
-): void {
-  const block = inner * len;
-  const row = (b0: number, t: number) => b0 + Math.min(len - 1, Math.max(0, t)) * inner;
-  for (let b0 = 0; b0 < total; b0 += block)
-    for (let t = 0; t < len; t++) {
-      const o = b0 + t * inner;
-      const [p1, n1] = [row(b0, t - 1), row(b0, t + 1)];
-      const [p2, n2] = r === 2 ? [row(b0, t - 2), row(b0, t + 2)] : [o, o];
-      if (op === 'min')
-        for (let q = 0; q < inner; q++)
-          next[o + q] = cur[p2 + q] & cur[p1 + q] & cur[o + q] & cur[n1 + q] & cur[n2 + q];
-      else
-        for (let q = 0; q < inner; q++)
-          next[o + q] = cur[p2 + q] | cur[p1 + q] | cur[o + q] | cur[n1 + q] | cur[n2 + q];
-    }
+  return unpack(boxFilterBits(packMask(mask, size), radii, op));
 }
 
 /**
