@@ -97,29 +97,91 @@ export function prepareImage(v: Volume, grid: Geometry): Float32Array {
 
 /** The part of `grid` that covers the mask's nonzero voxels, with `margin` voxels around (the air around the body carries no information). */
 export function bodyGrid(grid: Geometry, mask: Volume, margin: number): Geometry {
-  const m = resample(mask, grid, { interpolation: 'nearest', outputType: 'uint8' }).data;
+  return bodyGridAndMask(grid, mask, margin).grid;
+}
+
+/** bodyGrid and the mask on it (nearest neighbour), from one resampling of the mask. */
+export function bodyGridAndMask(grid: Geometry, mask: Volume, margin: number): { grid: Geometry; mask: Uint8Array } {
+  const m = resample(mask, grid, { interpolation: 'nearest', outputType: 'uint8' }).data as Uint8Array;
   const [ni, nj, nk] = grid.size;
   const lo = [ni, nj, nk];
   const hi = [-1, -1, -1];
   for (let k = 0, v = 0; k < nk; k++)
-    for (let j = 0; j < nj; j++)
-      for (let i = 0; i < ni; i++, v++)
-        if (m[v]) {
-          const idx = [i, j, k];
-          for (let a = 0; a < 3; a++) {
-            if (idx[a] < lo[a]) lo[a] = idx[a];
-            if (idx[a] > hi[a]) hi[a] = idx[a];
-          }
-        }
-  if (hi[0] < 0) return grid;
+    for (let j = 0; j < nj; j++, v += ni) {
+      // the row's first and last nonzero voxel
+      const row = m.subarray(v, v + ni);
+      let first = 0;
+      while (first < ni && row[first] === 0) first++;
+      if (first === ni) continue;
+      let last = ni - 1;
+      while (row[last] === 0) last--;
+      if (first < lo[0]) lo[0] = first;
+      if (last > hi[0]) hi[0] = last;
+      if (j < lo[1]) lo[1] = j;
+      if (j > hi[1]) hi[1] = j;
+      if (k < lo[2]) lo[2] = k;
+      if (k > hi[2]) hi[2] = k;
+    }
+  if (hi[0] < 0) return { grid, mask: m };
   const start = lo.map((v) => Math.max(0, v - margin)) as Vec3;
   const end = hi.map((v, a) => Math.min(grid.size[a] - 1, v + margin));
+  const size = end.map((v, a) => Math.max(2, v - start[a] + 1)) as Vec3;
+  // the crop of m (size at least 2 per axis: a face may lie beyond the grid, read as 0)
+  const crop = new Uint8Array(size[0] * size[1] * size[2]);
+  const rowLength = Math.min(size[0], ni - start[0]);
+  for (let k = 0; k < size[2] && start[2] + k < nk; k++)
+    for (let j = 0; j < size[1] && start[1] + j < nj; j++) {
+      const from = start[0] + ni * (start[1] + j + nj * (start[2] + k));
+      crop.set(m.subarray(from, from + rowLength), size[0] * (j + size[1] * k));
+    }
   return {
-    size: end.map((v, a) => Math.max(2, v - start[a] + 1)) as Vec3,
-    spacing: [...grid.spacing] as Vec3,
-    origin: indexToWorld(grid, start),
-    direction: [...grid.direction] as Geometry['direction'],
+    grid: {
+      size,
+      spacing: [...grid.spacing] as Vec3,
+      origin: indexToWorld(grid, start),
+      direction: [...grid.direction] as Geometry['direction'],
+    },
+    mask: crop,
   };
+}
+
+/**
+ * base (displacements on G, LPS mm) += each voxel's world position, making it the earlier stages' map
+ * b(x); the weight of a voxel set to 0 where b(x) lands within `margin` (voxels of the moving grid) of
+ * the moving grid's faces.
+ */
+function addPositionsAndWeigh(
+  base: Float32Array,
+  weight: Float32Array,
+  G: Geometry,
+  toW: number[],
+  toM: number[],
+  movingSize: readonly number[],
+  margin: number[],
+): void {
+  const [ni, nj, nk] = G.size;
+  const [w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11] = toW;
+  const [m0, m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11] = toM;
+  const [lo0, lo1, lo2] = margin;
+  const hi0 = movingSize[0] - 1 - margin[0];
+  const hi1 = movingSize[1] - 1 - margin[1];
+  const hi2 = movingSize[2] - 1 - margin[2];
+  for (let k = 0, q = 0, v = 0; k < nk; k++)
+    for (let j = 0; j < nj; j++)
+      for (let i = 0; i < ni; i++, q += 3, v++) {
+        // (in the order of indexToWorld's sums)
+        base[q] += w0 * i + w1 * j + w2 * k + w3;
+        base[q + 1] += w4 * i + w5 * j + w6 * k + w7;
+        base[q + 2] += w8 * i + w9 * j + w10 * k + w11;
+        // (the stored float32 values)
+        const x = base[q];
+        const y = base[q + 1];
+        const z = base[q + 2];
+        const c0 = m0 * x + m1 * y + m2 * z + m3;
+        const c1 = m4 * x + m5 * y + m6 * z + m7;
+        const c2 = m8 * x + m9 * y + m10 * z + m11;
+        if (c0 < lo0 || c0 > hi0 || c1 < lo1 || c1 > hi1 || c2 < lo2 || c2 > hi2) weight[v] = 0;
+      }
 }
 
 function sampled(v: Volume, data: Float32Array, channels: number): SampledImage {
@@ -146,7 +208,7 @@ async function buildLevel(
   o: SamDeformOptions,
 ): Promise<Level> {
   const rw = o.windowRadius ?? 2;
-  const G = bodyGrid(gridWithSpacing(fixed, [s, s, s]), fixedMask, rw + 2);
+  const { grid: G, mask: maskG } = bodyGridAndMask(gridWithSpacing(fixed, [s, s, s]), fixedMask, rw + 2);
   const N = G.size[0] * G.size[1] * G.size[2];
   // on the GPU when the optimisation runs there (and the image fits one buffer)
   const prepare = async (v: Volume, g: Geometry) =>
@@ -154,7 +216,6 @@ async function buildLevel(
   const I = await prepare(fixed, G);
   const movingGrid = gridWithSpacing(moving, [s, s, s]);
   const M = await prepare(moving, movingGrid);
-  const maskG = resample(fixedMask, G, { interpolation: 'nearest', outputType: 'uint8' }).data;
   const weight = new Float32Array(N);
   for (let v = 0; v < N; v++) weight[v] = maskG[v] ? 1 : 0;
   const base = (await u0(G)).data;
@@ -167,17 +228,7 @@ async function buildLevel(
   );
   // window centres count only inside the fixed body and where the earlier stages land inside the
   // moving image, a window's radius away from its faces (no information beyond the moving field of view)
-  for (let k = 0, q = 0, v = 0; k < G.size[2]; k++)
-    for (let j = 0; j < G.size[1]; j++)
-      for (let i = 0; i < G.size[0]; i++, q += 3, v++) {
-        base[q] += toW[0] * i + toW[1] * j + toW[2] * k + toW[3];
-        base[q + 1] += toW[4] * i + toW[5] * j + toW[6] * k + toW[7];
-        base[q + 2] += toW[8] * i + toW[9] * j + toW[10] * k + toW[11];
-        for (let a = 0; a < 3; a++) {
-          const c = toM[4 * a] * base[q] + toM[4 * a + 1] * base[q + 1] + toM[4 * a + 2] * base[q + 2] + toM[4 * a + 3];
-          if (c < fovMargin[a] || c > movingGrid.size[a] - 1 - fovMargin[a]) weight[v] = 0;
-        }
-      }
+  addPositionsAndWeigh(base, weight, G, toW, toM, movingGrid.size, fovMargin);
   const problem: DeformProblem = {
     size: G.size,
     spacing: G.spacing,
