@@ -117,6 +117,14 @@ test('WebGPU: the cascade with embeddings, matching, features, deform and warp o
       assert.ok(Math.abs(sd.kept - sh.kept) <= Math.max(2, 0.02 * sh.kept), 'about the same confident pairs');
       assert.ok(Math.abs(ed.mean - eh.mean) < 0.1, `TRE ${ed.mean} vs ${eh.mean}`);
       assert.equal(dev.qa.jacobian.foldedPercent, host.qa.jacobian.foldedPercent);
+      // the Jacobian's statistics from the map on the device (jacobian-of-map-on-device.ts)
+      assert.ok('jacobian (GPU)' in dev.qa.secondsPerStage, 'Jacobian on the device');
+      assert.equal(dev.qa.jacobian.voxels, host.qa.jacobian.voxels);
+      for (const k of ['mean', 'std', 'min', 'max'] as const)
+        assert.ok(
+          Math.abs(dev.qa.jacobian[k] - host.qa.jacobian[k]) < 0.01,
+          `Jacobian ${k}: ${dev.qa.jacobian[k]} vs ${host.qa.jacobian[k]}`,
+        );
       await gpuEngine.dispose();
     } finally {
       tf.dispose(Object.values(gw));

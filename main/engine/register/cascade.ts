@@ -52,6 +52,7 @@ import { deformNetStage, type DeformNet, type DeformNetStageResult } from './def
 import { warpVolume } from './field/warp.ts';
 import { cascadeWarpOnDevice, stageFieldOnDevice } from './device/warp-on-device.ts';
 import { jacobianOnDevice } from './device/jacobian-on-device.ts';
+import { jacobianOfMapOnDevice } from './device/jacobian-of-map-on-device.ts';
 
 export const STAGES = ['affine', 'coarse', 'deform'] as const;
 export type Stage = (typeof STAGES)[number];
@@ -374,8 +375,10 @@ async function runStages(
   let jacobian;
   if (corrections.length) {
     t0 = performance.now();
+    // on the GPU from the map itself (the field is not uploaded again; only statistics come back)
     const j = onGpu
-      ? await jacobianOnDevice(field, { mask: fixedMask })
+      ? ((await jacobianOfMapOnDevice(fixed, affine.affine, corrections, { mask: fixedMask })) ??
+        (await jacobianOnDevice(field, { mask: fixedMask })))
       : jacobianDeterminant(field, { mask: fixedMask });
     jacobian = { min: j.min, max: j.max, mean: j.mean, std: j.std, foldedPercent: j.foldedPercent, voxels: j.voxels };
     tick(onGpu ? 'jacobian (GPU)' : 'jacobian', t0);

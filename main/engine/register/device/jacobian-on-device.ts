@@ -14,23 +14,14 @@ import { voxelCount, type Volume } from '../../volume/volume.ts';
 import { checkField, checkMask } from '../field/field.ts';
 import { JACOBIAN_VARIANTS, jacobianReport, type JacobianReport, type JacobianVariant } from '../field/jacobian.ts';
 
-class JacobianProgram extends FlatProgram {
-  variableNames = ['U'];
-  uniforms =
-    'r0 : vec4<f32>, r1 : vec4<f32>, r2 : vec4<f32>, dims : vec3<i32>, slabStart : i32, k0 : i32, voxels : i32,';
-  outputShape: number[];
-  shaderKey = 'samJacobianVariants';
-
-  constructor(voxels: number) {
-    super(voxels);
-    this.outputShape = [voxels, 2];
-  }
-
-  getUserCode(): string {
-    return `
-      fn load(q : i32) -> vec3<f32> {
-        return vec3<f32>(U[3 * q], U[3 * q + 1], U[3 * q + 2]);
-      }
+/**
+ * WGSL: `fn jacobianAt(idx) -> vec2<f32>`, the central determinant and the bits of the variants that are
+ * <= 0 (bit 0 central, 1-8 the one-sided in JACOBIAN_VARIANTS' order, 9-10 the stars) of x -> x + u(x)
+ * at voxel idx of a grid of `dims`, from the program's `fn uAt(idx : vec3<i32>) -> vec3<f32>` (u at a
+ * voxel, LPS mm; called for the voxel and its 12 neighbours that exist) and the rows r0..r2 of
+ * R = S^-1 D^T (uniforms).
+ */
+export const JACOBIAN_AT_WGSL = `
       // R (u[p] - u[q]) in index units
       fn rot(d : vec3<f32>) -> vec3<f32> {
         return vec3<f32>(dot(uniforms.r0.xyz, d), dot(uniforms.r1.xyz, d), dot(uniforms.r2.xyz, d));
@@ -38,21 +29,23 @@ class JacobianProgram extends FlatProgram {
       fn det3(a : vec3<f32>, b : vec3<f32>, c : vec3<f32>) -> f32 {
         return dot(a, cross(b, c));
       }
-      fn main(index : i32) {
-        if (index >= uniforms.voxels) {
-          return;
-        }
+      fn jacobianAt(idx : vec3<i32>) -> vec2<f32> {
         let ni = uniforms.dims.x;
         let nj = uniforms.dims.y;
         let nk = uniforms.dims.z;
-        let i = index % ni;
-        let j = (index / ni) % nj;
-        let k = index / (ni * nj) + uniforms.k0;
-        let idx = vec3<i32>(i, j, k);
-        let stride = vec3<i32>(1, ni, ni * nj);
-        // the voxel in the uploaded slab
-        let p = i + ni * j + ni * nj * (k - uniforms.slabStart);
-        let up = load(p);
+        // u at the voxel and the neighbours that exist, from one call site of uAt (a small shader
+        // when uAt evaluates a map): 0 the voxel, 1-3 +i +j +k, 4-6 -i -j -k, 7-9 star 1, 10-12 star 2
+        var offsets = array<vec3<i32>, 13>(vec3<i32>(0, 0, 0), vec3<i32>(1, 0, 0), vec3<i32>(0, 1, 0),
+          vec3<i32>(0, 0, 1), vec3<i32>(-1, 0, 0), vec3<i32>(0, -1, 0), vec3<i32>(0, 0, -1), vec3<i32>(-1, -1, 0),
+          vec3<i32>(-1, 0, -1), vec3<i32>(0, -1, -1), vec3<i32>(1, 1, 0), vec3<i32>(0, 1, 1), vec3<i32>(1, 0, 1));
+        var u : array<vec3<f32>, 13>;
+        for (var n = 0; n < 13; n = n + 1) {
+          let v = idx + offsets[n];
+          if (all(v >= vec3<i32>(0)) && all(v < uniforms.dims)) {
+            u[n] = uAt(v);
+          }
+        }
+        let up = u[0];
         var fwd : array<vec3<f32>, 3>;
         var bwd : array<vec3<f32>, 3>;
         var cen : array<vec3<f32>, 3>;
@@ -65,15 +58,19 @@ class JacobianProgram extends FlatProgram {
           let next = idx[a] < uniforms.dims[a] - 1;
           hasPrev[a] = prev;
           hasNext[a] = next;
+          var back = vec3<f32>(0.0);
+          if (prev) {
+            back = rot(up - u[4 + a]);
+          }
           var w = vec3<f32>(0.0);
           if (next) {
-            w = rot(load(p + stride[a]) - up);
+            w = rot(u[1 + a] - up);
           } else if (prev) {
-            w = rot(up - load(p - stride[a]));
+            w = back;
           }
           fwd[a] = e + w;
           if (prev) {
-            bwd[a] = e + rot(up - load(p - stride[a]));
+            bwd[a] = e + back;
           } else {
             bwd[a] = fwd[a];
           }
@@ -99,23 +96,64 @@ class JacobianProgram extends FlatProgram {
         let full = ni > 1 && nj > 1 && nk > 1;
         if (full && all(hasPrev)) {
           // star 1: edges -(1,1,0), -(1,0,1), -(0,1,1); each edge matrix has determinant 2
-          let a = vec3<f32>(-1.0, -1.0, 0.0) + rot(load(p - stride.x - stride.y) - up);
-          let b = vec3<f32>(-1.0, 0.0, -1.0) + rot(load(p - stride.x - stride.z) - up);
-          let c = vec3<f32>(0.0, -1.0, -1.0) + rot(load(p - stride.y - stride.z) - up);
+          let a = vec3<f32>(-1.0, -1.0, 0.0) + rot(u[7] - up);
+          let b = vec3<f32>(-1.0, 0.0, -1.0) + rot(u[8] - up);
+          let c = vec3<f32>(0.0, -1.0, -1.0) + rot(u[9] - up);
           if (det3(a, b, c) / 2.0 <= 0.0) {
             bits = bits | (1 << 9u);
           }
         }
         if (full && all(hasNext)) {
-          let a = vec3<f32>(1.0, 1.0, 0.0) + rot(load(p + stride.x + stride.y) - up);
-          let b = vec3<f32>(0.0, 1.0, 1.0) + rot(load(p + stride.y + stride.z) - up);
-          let c = vec3<f32>(1.0, 0.0, 1.0) + rot(load(p + stride.x + stride.z) - up);
+          let a = vec3<f32>(1.0, 1.0, 0.0) + rot(u[10] - up);
+          let b = vec3<f32>(0.0, 1.0, 1.0) + rot(u[11] - up);
+          let c = vec3<f32>(1.0, 0.0, 1.0) + rot(u[12] - up);
           if (det3(a, b, c) / 2.0 <= 0.0) {
             bits = bits | (1 << 10u);
           }
         }
-        setOutputAtIndex(index * 2, central);
-        setOutputAtIndex(index * 2 + 1, f32(bits));
+        return vec2<f32>(central, f32(bits));
+      }`;
+
+/** The uniforms R (rows of S^-1 D^T) of JACOBIAN_AT_WGSL for a grid. */
+export function jacobianRotation(g: { direction: readonly number[]; spacing: readonly number[] }): {
+  type: string;
+  data: number[];
+}[] {
+  const D = g.direction;
+  const sp = g.spacing;
+  return [0, 1, 2].map((a) => ({ type: 'float32', data: [0, 1, 2].map((r) => D[r * 3 + a] / sp[a]).concat(0) }));
+}
+
+class JacobianProgram extends FlatProgram {
+  variableNames = ['U'];
+  uniforms =
+    'r0 : vec4<f32>, r1 : vec4<f32>, r2 : vec4<f32>, dims : vec3<i32>, slabStart : i32, k0 : i32, voxels : i32,';
+  outputShape: number[];
+  shaderKey = 'samJacobianVariants';
+
+  constructor(voxels: number) {
+    super(voxels);
+    this.outputShape = [voxels, 2];
+  }
+
+  getUserCode(): string {
+    return `
+      // u at a voxel of the uploaded slab
+      fn uAt(v : vec3<i32>) -> vec3<f32> {
+        let q = v.x + uniforms.dims.x * (v.y + uniforms.dims.y * (v.z - uniforms.slabStart));
+        return vec3<f32>(U[3 * q], U[3 * q + 1], U[3 * q + 2]);
+      }
+      ${JACOBIAN_AT_WGSL}
+      fn main(index : i32) {
+        if (index >= uniforms.voxels) {
+          return;
+        }
+        let ni = uniforms.dims.x;
+        let nj = uniforms.dims.y;
+        let idx = vec3<i32>(index % ni, (index / ni) % nj, index / (ni * nj) + uniforms.k0);
+        let r = jacobianAt(idx);
+        setOutputAtIndex(index * 2, r.x);
+        setOutputAtIndex(index * 2 + 1, r.y);
       }
     `;
   }
@@ -137,10 +175,8 @@ export async function jacobianOnDevice(
   const [ni, nj, nk] = field.size;
   const slice = ni * nj;
   const nvox = voxelCount(field.size);
-  const D = field.direction;
-  const sp = field.spacing;
   // R = S^-1 D^T (field/jacobian.ts), rows as uniforms
-  const R = [0, 1, 2].map((a) => ({ type: 'float32', data: [0, 1, 2].map((r) => D[r * 3 + a] / sp[a]).concat(0) }));
+  const R = jacobianRotation(field);
   const cap = Math.min(maxTensorBytes() ?? 2 ** 31, 2 ** 28);
   // a slab's field (with one halo slice either side) and its [voxels, 2] output under the cap
   const slabSlices = options.slabSlices ?? Math.max(1, Math.min(nk, Math.floor(cap / (12 * slice)) - 2));

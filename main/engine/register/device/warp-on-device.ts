@@ -43,6 +43,53 @@ const SAMPLE_MOVING = `
           M[q + d.z + d.y], M[q + d.z + d.y + d.x], fr);
       }`;
 
+/**
+ * WGSL: `fn mapPoint(xw : vec4<f32>) -> array<f32, 3>`, the cascade's map of a fixed world point (x, 1):
+ * the affine (uniforms a0..a2) plus each correction F<c> read trilinearly at the point with the 'border'
+ * rule (its world-to-index rows c<c>0..c<c>2 and size c<c>dims: correctionUniforms). Needs TRILINEAR_WGSL.
+ */
+export function cascadeMapWgsl(corrections: number): string {
+  const corr = Array.from(
+    { length: corrections },
+    (_, c) => `
+        {
+          let p = vec3<f32>(dot(uniforms.c${c}0, xw), dot(uniforms.c${c}1, xw), dot(uniforms.c${c}2, xw));
+          let hi = vec3<f32>(uniforms.c${c}dims - vec3<i32>(1));
+          let f0 = clamp(floor(p), vec3<f32>(0.0), max(hi - vec3<f32>(1.0), vec3<f32>(0.0)));
+          let fr = clamp(p - f0, vec3<f32>(0.0), vec3<f32>(1.0));
+          let i0 = vec3<i32>(f0);
+          let d = vec3<i32>(select(0, 3, uniforms.c${c}dims.x > 1), select(0, 3 * uniforms.c${c}dims.x, uniforms.c${c}dims.y > 1),
+            select(0, 3 * uniforms.c${c}dims.x * uniforms.c${c}dims.y, uniforms.c${c}dims.z > 1));
+          let b = 3 * (i0.x + uniforms.c${c}dims.x * (i0.y + uniforms.c${c}dims.y * i0.z));
+          for (var a = 0; a < 3; a = a + 1) {
+            let q = b + a;
+            let v = trilinear(F${c}[q], F${c}[q + d.x], F${c}[q + d.y], F${c}[q + d.y + d.x], F${c}[q + d.z],
+              F${c}[q + d.z + d.x], F${c}[q + d.z + d.y], F${c}[q + d.z + d.y + d.x], fr);
+            y[a] = y[a] + v;
+          }
+        }`,
+  ).join('');
+  return `
+      fn mapPoint(xw : vec4<f32>) -> array<f32, 3> {
+        var y = array<f32, 3>(dot(uniforms.a0, xw), dot(uniforms.a1, xw), dot(uniforms.a2, xw));
+        ${corr}
+        return y;
+      }`;
+}
+
+/** The uniform declarations of cascadeMapWgsl's corrections (after a0..a2, declared by the program). */
+export function correctionUniforms(corrections: number): string {
+  return Array.from(
+    { length: corrections },
+    (_, c) => `c${c}0 : vec4<f32>, c${c}1 : vec4<f32>, c${c}2 : vec4<f32>, c${c}dims : vec3<i32>, `,
+  ).join('');
+}
+
+/** The values of correctionUniforms for the corrections' grids. */
+export function correctionUniformValues(corrections: Geometry[]): { type: string; data: number[] }[] {
+  return corrections.flatMap((c) => [...affineUniforms(worldToIndexMatrix(c)), { type: 'int32', data: [...c.size] }]);
+}
+
 class CascadeWarpProgram extends FlatProgram {
   variableNames: string[];
   uniforms: string;
@@ -62,37 +109,15 @@ class CascadeWarpProgram extends FlatProgram {
     this.uniforms =
       'g0 : vec4<f32>, g1 : vec4<f32>, g2 : vec4<f32>, a0 : vec4<f32>, a1 : vec4<f32>, a2 : vec4<f32>, ' +
       'm0 : vec4<f32>, m1 : vec4<f32>, m2 : vec4<f32>, mdims : vec3<i32>, fixedDims : vec3<i32>, k0 : i32, voxels : i32, fill : f32, ' +
-      Array.from(
-        { length: corrections },
-        (_, c) => `c${c}0 : vec4<f32>, c${c}1 : vec4<f32>, c${c}2 : vec4<f32>, c${c}dims : vec3<i32>, `,
-      ).join('');
+      correctionUniforms(corrections);
     this.outputShape = [voxels, SLAB_CHANNELS[outputs]];
     this.shaderKey = `samCascadeWarp_${corrections}_${outputs}`;
   }
 
   getUserCode(): string {
-    const corr = Array.from(
-      { length: this.corrections },
-      (_, c) => `
-        {
-          let p = vec3<f32>(dot(uniforms.c${c}0, xw), dot(uniforms.c${c}1, xw), dot(uniforms.c${c}2, xw));
-          let hi = vec3<f32>(uniforms.c${c}dims - vec3<i32>(1));
-          let f0 = clamp(floor(p), vec3<f32>(0.0), max(hi - vec3<f32>(1.0), vec3<f32>(0.0)));
-          let fr = clamp(p - f0, vec3<f32>(0.0), vec3<f32>(1.0));
-          let i0 = vec3<i32>(f0);
-          let d = vec3<i32>(select(0, 3, uniforms.c${c}dims.x > 1), select(0, 3 * uniforms.c${c}dims.x, uniforms.c${c}dims.y > 1),
-            select(0, 3 * uniforms.c${c}dims.x * uniforms.c${c}dims.y, uniforms.c${c}dims.z > 1));
-          let b = 3 * (i0.x + uniforms.c${c}dims.x * (i0.y + uniforms.c${c}dims.y * i0.z));
-          for (var a = 0; a < 3; a = a + 1) {
-            let q = b + a;
-            let v = trilinear(F${c}[q], F${c}[q + d.x], F${c}[q + d.y], F${c}[q + d.y + d.x], F${c}[q + d.z],
-              F${c}[q + d.z + d.x], F${c}[q + d.z + d.y], F${c}[q + d.z + d.y + d.x], fr);
-            y[a] = y[a] + v;
-          }
-        }`,
-    ).join('');
     return `
       ${TRILINEAR_WGSL}
+      ${cascadeMapWgsl(this.corrections)}
 ${this.outputs === 'field' ? '' : SAMPLE_MOVING}
       fn main(index : i32) {
         if (index >= uniforms.voxels) {
@@ -106,8 +131,7 @@ ${this.outputs === 'field' ? '' : SAMPLE_MOVING}
         let iw = vec4<f32>(f32(i), f32(j), f32(k), 1.0);
         let xw3 = vec3<f32>(dot(uniforms.g0, iw), dot(uniforms.g1, iw), dot(uniforms.g2, iw));
         let xw = vec4<f32>(xw3, 1.0);
-        var y = array<f32, 3>(dot(uniforms.a0, xw), dot(uniforms.a1, xw), dot(uniforms.a2, xw));
-        ${corr}
+        let y = mapPoint(xw);
         let nc = ${SLAB_CHANNELS[this.outputs]};
         setOutputAtIndex(index * nc, y[0] - xw3.x);
         setOutputAtIndex(index * nc + 1, y[1] - xw3.y);
@@ -147,7 +171,7 @@ export function warpSlab(
     { type: 'int32', data: [k0] },
     { type: 'int32', data: [voxels] },
     { type: 'float32', data: [fill] },
-    ...corrections.flatMap((c) => [...affineUniforms(worldToIndexMatrix(c)), { type: 'int32', data: [...c.size] }]),
+    ...correctionUniformValues(corrections),
   ];
   if (outputs !== 'field' && !M) throw new Error(`warpSlab: '${outputs}' needs the moving image`);
   return runProgram(program, outputs === 'field' ? F : [M!, ...F], uniforms) as tf.Tensor2D;
