@@ -94,6 +94,7 @@ test('WebGPU: the cascade with embeddings, matching, features, deform and warp o
     );
     try {
       const gpuEngine = await createTfjsEngine({ config, weights: gw });
+      const tensorsBefore = tf.memory().numTensors;
       const dev = await registerVolumes(pair.fixed, pair.moving, {
         ...options,
         stages: [...options.stages],
@@ -101,6 +102,8 @@ test('WebGPU: the cascade with embeddings, matching, features, deform and warp o
         deviceModel: { config, weights: gw },
         deform: { ...options.deform, onDevice: true },
       });
+      // (the images' voxels uploaded once for the whole cascade, disposed at its end)
+      assert.equal(tf.memory().numTensors, tensorsBefore, 'the cascade leaves no tensor on the device');
       assert.ok('embedding (GPU) + masks' in dev.qa.secondsPerStage, 'embedded on the device, masks meanwhile');
       assert.ok(!('masks' in dev.qa.secondsPerStage), 'no separate mask stage');
       assert.equal(typeof dev.qa.masksSecondsDuringEmbedding, 'number');

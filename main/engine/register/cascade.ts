@@ -32,6 +32,7 @@ import { embedVolumeOnDevice, whenComputed, type DeviceEmbedded } from '../sam/d
 import { matchPointsOnDevice } from '../sam/device/match-on-device.ts';
 import { embeddingFeaturesOnDevice } from './device/embedding-features-on-device.ts';
 import { flushGpuQueue, onHardwareGpu } from '../compute/tf-backend.ts';
+import { DeviceImages } from '../compute/device-images.ts';
 import { nccMatch } from '../bench/ncc-match.ts';
 import { requireCt } from '../volume/intensity.ts';
 import { bodyMask } from '../volume/mask.ts';
@@ -154,23 +155,26 @@ export async function registerVolumes(fixed: Volume, moving: Volume, o: Register
   let onGpu: GpuEmbeddings | null = null;
   let hostReason: string | undefined;
   let masks: BodyMasks | undefined;
-  if (gpuModel) {
-    try {
-      // the body masks are made on the CPU while the GPU embeds
-      onGpu = await embedBothOnDevice(fixed, moving, gpuModel, o, () => (masks = bodyMasks(fixed, moving)));
-    } catch (e) {
-      // too large for one buffer of this device: the host path embeds in tiles and reads them back
-      if (!(e instanceof DeviceLimitError)) throw e;
-      hostReason = e.message;
-    }
-  }
+  // on WebGPU each image's voxels go to the device once (embedding, deform preparation, warp)
+  const images = tf.getBackend() === 'webgpu' ? new DeviceImages() : undefined;
   try {
-    const r = await runStages(fixed, moving, o, stages, onGpu, masks);
+    if (gpuModel) {
+      try {
+        // the body masks are made on the CPU while the GPU embeds
+        onGpu = await embedBothOnDevice(fixed, moving, gpuModel, o, images, () => (masks = bodyMasks(fixed, moving)));
+      } catch (e) {
+        // too large for one buffer of this device: the host path embeds in tiles and reads them back
+        if (!(e instanceof DeviceLimitError)) throw e;
+        hostReason = e.message;
+      }
+    }
+    const r = await runStages(fixed, moving, o, stages, onGpu, masks, images);
     if (hostReason) r.qa.embeddingOnHost = hostReason;
     return r;
   } finally {
     onGpu?.fixed.dispose();
     onGpu?.moving.dispose();
+    images?.dispose();
   }
 }
 
@@ -194,15 +198,16 @@ async function embedBothOnDevice(
   moving: Volume,
   model: { config: SamConfig; weights: SamWeights },
   o: RegisterOptions,
+  images: DeviceImages | undefined,
   meanwhile: () => void,
 ): Promise<GpuEmbeddings> {
   const t0 = performance.now();
   o.onProgress?.('embed fixed (GPU)', 0, 2);
-  const f = await embedVolumeOnDevice(fixed, model, { signal: o.signal });
+  const f = await embedVolumeOnDevice(fixed, model, { signal: o.signal, images });
   let m: DeviceEmbedded | undefined;
   try {
     o.onProgress?.('embed moving (GPU)', 1, 2);
-    m = await embedVolumeOnDevice(moving, model, { signal: o.signal });
+    m = await embedVolumeOnDevice(moving, model, { signal: o.signal, images });
     // send the queued commands to the GPU now (tfjs submits in batches), then work on the CPU
     flushGpuQueue();
     meanwhile();
@@ -229,6 +234,7 @@ async function runStages(
   stages: Stage[],
   gpu: GpuEmbeddings | null,
   madeMasks: BodyMasks | undefined,
+  images: DeviceImages | undefined,
 ): Promise<RegisterResult> {
   const times: Record<string, number> = {};
   const tick = (name: string, t0: number) => (times[name] = (performance.now() - t0) / 1000);
@@ -349,6 +355,7 @@ async function runStages(
       features,
       ...o.deform,
       onDevice,
+      deviceImages: images,
       signal: o.signal,
       onProgress: o.onProgress,
     });
@@ -361,7 +368,7 @@ async function runStages(
   const onGpu = corrections.length && deform?.stats.optimisedOn === 'tfjs-webgpu';
   // (with the QA's unwarped moving image from the same dispatch)
   const dense = onGpu
-    ? await cascadeWarpOnDevice(fixed, moving, affine.affine, corrections, -1024, { unwarped: true })
+    ? await cascadeWarpOnDevice(fixed, moving, affine.affine, corrections, -1024, { unwarped: true, images })
     : null;
   const field =
     dense?.field ??

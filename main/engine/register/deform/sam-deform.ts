@@ -21,6 +21,7 @@ import type { Field } from '../field/field.ts';
 import { jacobianDeterminant } from '../field/jacobian.ts';
 import { jacobianOnDevice } from '../device/jacobian-on-device.ts';
 import { prepareImageOnDevice } from '../device/prepare-on-device.ts';
+import type { DeviceImages } from '../../compute/device-images.ts';
 import { resampleOnDevice } from '../device/resample-on-device.ts';
 import { boxMean, smoothField } from './box-sum.ts';
 import type { DeformEval, DeformProblem, SampledImage } from './deform-loss.ts';
@@ -62,6 +63,8 @@ export interface SamDeformOptions {
    * of the host's JavaScript (default false; the cascade turns it on when the tfjs backend is a GPU).
    */
   onDevice?: boolean;
+  /** With onDevice on WebGPU: the images' voxels on the device from this cache (the cascade's). */
+  deviceImages?: DeviceImages;
   onProgress?: (stage: string, done: number, total: number) => void;
   signal?: AbortSignal;
 }
@@ -212,7 +215,7 @@ async function buildLevel(
   const N = G.size[0] * G.size[1] * G.size[2];
   // on the GPU when the optimisation runs there (and the image fits one buffer)
   const prepare = async (v: Volume, g: Geometry) =>
-    (onWebgpu(o) ? await prepareImageOnDevice(v, g) : null) ?? prepareImage(v, g);
+    (onWebgpu(o) ? await prepareImageOnDevice(v, g, o.deviceImages) : null) ?? prepareImage(v, g);
   const I = await prepare(fixed, G);
   const movingGrid = gridWithSpacing(moving, [s, s, s]);
   const M = await prepare(moving, movingGrid);

@@ -4,7 +4,7 @@
  * and resampled trilinearly onto the deform grid with -1 outside (resample-on-device.ts). It replaces
  * the host's smoothing of the whole full-resolution image, the largest part of the deform stage's
  * preparation. Returns null when the image does not fit one device buffer (the caller prepares it on
- * the host).
+ * the host). `images`: the CT's voxels from that cache (uploaded once per registration).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { maxTensorBytes } from '../../compute/tf-backend.ts';
@@ -13,8 +13,13 @@ import type { Volume } from '../../volume/volume.ts';
 import { boxMeanOnDevice } from './box-sum-on-device.ts';
 import { readAndDispose } from './flat-program.ts';
 import { resampleTensorOnDevice } from './resample-on-device.ts';
+import type { DeviceImages } from '../../compute/device-images.ts';
 
-export async function prepareImageOnDevice(v: Volume, grid: Geometry): Promise<Float32Array | null> {
+export async function prepareImageOnDevice(
+  v: Volume,
+  grid: Geometry,
+  images?: DeviceImages,
+): Promise<Float32Array | null> {
   const cap = maxTensorBytes() ?? 2 ** 31;
   const [gi, gj, gk] = grid.size;
   const N = gi * gj * gk;
@@ -23,7 +28,10 @@ export async function prepareImageOnDevice(v: Volume, grid: Geometry): Promise<F
   const [ni, nj, nk] = v.size;
   const r = Math.max(0, Math.round(grid.spacing[0] / 2 / Math.min(...v.spacing)));
   const src = tf.tidy(() => {
-    const x = tf.div(tf.clipByValue(tf.tensor4d(Float32Array.from(v.data), [nk, nj, ni, 1]), -1000, 1000), 1000);
+    const voxels = images
+      ? tf.reshape(images.get(v), [nk, nj, ni, 1])
+      : tf.tensor4d(Float32Array.from(v.data), [nk, nj, ni, 1]);
+    const x = tf.div(tf.clipByValue(voxels, -1000, 1000), 1000);
     return tf.reshape(r > 0 ? boxMeanOnDevice(x as tf.Tensor4D, r) : x, [-1]);
   });
   try {

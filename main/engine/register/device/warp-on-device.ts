@@ -15,6 +15,7 @@ import { INTEGER_RANGE } from '../../volume/interpolate.ts';
 import { indexToWorldMatrix, worldToIndexMatrix, type Affine3x4, type Geometry } from '../../volume/geometry.ts';
 import { allocateVoxels, makeVolume, voxelTypeOf, type Vec3, type Volume } from '../../volume/volume.ts';
 import type { Field } from '../field/field.ts';
+import type { DeviceImages } from '../../compute/device-images.ts';
 
 /**
  * What a slab program writes per voxel: 'field' u (3); 'warp' u and the warped moving value (4);
@@ -195,7 +196,7 @@ export async function cascadeWarpOnDevice(
   affine: Affine3x4,
   corrections: Field[],
   fill: number,
-  options: { unwarped?: boolean } = {},
+  options: { unwarped?: boolean; images?: DeviceImages } = {},
 ): Promise<CascadeWarp | null> {
   if (tf.getBackend() !== 'webgpu')
     throw new Error(`cascadeWarpOnDevice needs the webgpu backend (active: ${tf.getBackend()})`);
@@ -208,7 +209,8 @@ export async function cascadeWarpOnDevice(
   const outputs: SlabOutputs = options.unwarped ? 'warp+unwarped' : 'warp';
   const nc = SLAB_CHANNELS[outputs];
   const slabSlices = Math.max(1, Math.min(nk, Math.floor(Math.min(cap, 2 ** 28) / (4 * nc * slice))));
-  const M = tf.tensor1d(Float32Array.from(moving.data));
+  // (from the registration's cache when given: not disposed here)
+  const M = options.images?.get(moving) ?? tf.tensor1d(Float32Array.from(moving.data));
   const F = corrections.map((c) => tf.tensor1d(c.data));
   const fieldData = new Float32Array(3 * slice * nk);
   const outType = voxelTypeOf(moving.data);
@@ -238,7 +240,7 @@ export async function cascadeWarpOnDevice(
         }
     }
   } finally {
-    tf.dispose([M, ...F]);
+    tf.dispose(options.images ? F : [M, ...F]);
   }
   const geometry = {
     size: [...fixedGrid.size] as Vec3,

@@ -33,6 +33,7 @@ import {
 } from '../embed-volume.ts';
 import { checkWeights, forward, type SamWeights } from '../network.ts';
 import { networkInputOnDevice } from './network-input.ts';
+import type { DeviceImages } from '../../compute/device-images.ts';
 
 export interface DeviceEmbeddingLevel extends Geometry {
   components: number;
@@ -68,6 +69,8 @@ export interface EmbedOnDeviceOptions {
   maxTensorBytes?: number;
   onProgress?: (p: EmbedProgress) => void;
   signal?: AbortSignal;
+  /** The volume's voxels on the device from this cache (uploaded once per registration). */
+  images?: DeviceImages;
 }
 
 /**
@@ -136,7 +139,7 @@ async function embedInTiles(
           `tiles read back to the CPU instead (embedVolume; sam match --device onnx)`,
       );
   }
-  const input = networkInputOnDevice(volume, grid, cap);
+  const input = networkInputOnDevice(volume, grid, cap, options.images);
   // interiors of each tile's outputs, by tile position (z, y, x) for assembling by concatenation
   const pieces = { global: new Map<string, tf.Tensor4D>(), local: new Map<string, tf.Tensor4D>() };
   const starts = [0, 1, 2].map((a) => [...new Set(tiles.map((t) => t.start[a]))].sort((p, q) => p - q));

@@ -22,6 +22,7 @@ import type { Geometry } from '../../volume/geometry.ts';
 import { normalizeForNetwork, SAM_NORMALIZATION } from '../../volume/intensity.ts';
 import { resample, targetToSourceIndex } from '../../volume/resample.ts';
 import type { Volume } from '../../volume/volume.ts';
+import type { DeviceImages } from '../../compute/device-images.ts';
 
 const FILL = -1024;
 
@@ -58,9 +59,15 @@ function axisTable(n: number, scale: number, offset: number, count: number) {
 
 /**
  * Normalised network input [D, H, W] of a CT in HU on `grid` (the caller disposes it). `maxTensorBytes`:
- * the device's buffer cap; a source volume larger than it is resampled on the CPU.
+ * the device's buffer cap; a source volume larger than it is resampled on the CPU. `images`: the
+ * volume's voxels taken from (and left in) that cache instead of uploaded for this call.
  */
-export function networkInputOnDevice(volume: Volume, grid: Geometry, maxTensorBytes = Infinity): tf.Tensor3D {
+export function networkInputOnDevice(
+  volume: Volume,
+  grid: Geometry,
+  maxTensorBytes = Infinity,
+  images?: DeviceImages,
+): tf.Tensor3D {
   const m = targetToSourceIndex(grid, volume);
   const sourceBytes = 4 * volume.size[0] * volume.size[1] * volume.size[2];
   const map = sourceBytes <= maxTensorBytes ? axisMap(m) : null;
@@ -74,9 +81,13 @@ export function networkInputOnDevice(volume: Volume, grid: Geometry, maxTensorBy
     return tf.tensor3d(cpu.data, [tk, tj, ti]);
   }
   return tf.tidy(() => {
-    const data =
-      volume.data instanceof Float32Array ? volume.data : Float32Array.from(volume.data as ArrayLike<number>);
-    let x: tf.Tensor3D = tf.tensor3d(data, [volume.size[2], volume.size[1], volume.size[0]]);
+    const shape: [number, number, number] = [volume.size[2], volume.size[1], volume.size[0]];
+    let x: tf.Tensor3D = images
+      ? tf.reshape(images.get(volume), shape)
+      : tf.tensor3d(
+          volume.data instanceof Float32Array ? volume.data : Float32Array.from(volume.data as ArrayLike<number>),
+          shape,
+        );
     // tensor axis of source axis s is 2 - s; bring the source axis read by target axis a to tensor axis 2 - a
     const perm = [2 - map[2], 2 - map[1], 2 - map[0]];
     if (perm.some((p, q) => p !== q)) x = tf.transpose(x, perm);

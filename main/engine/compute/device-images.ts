@@ -1,0 +1,29 @@
+/**
+ * CT volumes' voxels as float32 tensors on the tfjs device, each uploaded once per registration: the
+ * GPU cascade reads the fixed and moving images in the embedding's network input, both levels of the
+ * deform stage's preparation and the final warp, and each used to convert the voxels to float32 on the
+ * host and upload them again (seven uploads of two images). Tensors are kept out of any tf.tidy scope
+ * and live until dispose(); callers must not dispose what get() returns.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { Volume } from '../volume/volume.ts';
+
+export class DeviceImages {
+  private readonly tensors = new Map<Volume, tf.Tensor1D>();
+
+  /** The volume's voxels (all components, interleaved) as a float32 tensor on the device. */
+  get(v: Volume): tf.Tensor1D {
+    let t = this.tensors.get(v);
+    if (!t || t.isDisposed) {
+      const data = v.data instanceof Float32Array ? v.data : Float32Array.from(v.data as ArrayLike<number>);
+      t = tf.keep(tf.tensor1d(data));
+      this.tensors.set(v, t);
+    }
+    return t;
+  }
+
+  dispose(): void {
+    for (const t of this.tensors.values()) t.dispose();
+    this.tensors.clear();
+  }
+}
