@@ -122,6 +122,10 @@ test('WebGPU: the cascade with embeddings, matching, features, deform and warp o
       assert.equal(dev.qa.jacobian.foldedPercent, host.qa.jacobian.foldedPercent);
       // the Jacobian's statistics from the map on the device (jacobian-of-map-on-device.ts)
       assert.ok('jacobian (GPU)' in dev.qa.secondsPerStage, 'Jacobian on the device');
+      // the QA's NCC from the warp's dispatch (masked-ncc-on-device.ts): "before" is the same images
+      const [nd, nh] = [dev.qa.nccInFixedBody, host.qa.nccInFixedBody];
+      assert.ok(Math.abs(nd.before - nh.before) < 1e-4, `NCC before ${nd.before} vs ${nh.before}`);
+      assert.ok(Math.abs(nd.after - nh.after) < 0.01, `NCC after ${nd.after} vs ${nh.after}`);
       assert.equal(dev.qa.jacobian.voxels, host.qa.jacobian.voxels);
       for (const k of ['mean', 'std', 'min', 'max'] as const)
         assert.ok(

@@ -28,6 +28,7 @@ import { zeroField, type Field } from '../../main/engine/register/field/field.ts
 import { warpVolume } from '../../main/engine/register/field/warp.ts';
 import { stageField } from '../../main/engine/register/stage-field.ts';
 import { cascadeWarpOnDevice, stageFieldOnDevice } from '../../main/engine/register/device/warp-on-device.ts';
+import { maskedNcc } from '../../main/engine/register/masked-ncc.ts';
 import { resampleOnDevice } from '../../main/engine/register/device/resample-on-device.ts';
 import { makeVolume } from '../../main/engine/volume/volume.ts';
 import { gridWithSpacing, resample } from '../../main/engine/volume/resample.ts';
@@ -288,6 +289,26 @@ test('WebGPU: the cascade field and warp on the device equal stageField + warpVo
     assert.ok(off <= warped.data.length * 1e-4, `${off} warped voxels differ by more than 1 HU`);
     assert.equal(dev.unwarped.data.constructor, before.data.constructor);
     assert.ok(bOff <= before.data.length * 1e-4 && bd <= 1, `unwarped: ${bOff} voxels off, the rest by ${bd} HU`);
+    // the QA's NCC on the device (masked-ncc-on-device.ts) against masked-ncc.ts on the host images,
+    // in slabs of whole rows and with a mask that cuts rows; the unwarped image is then not read back
+    const mask = makeVolume({
+      ...fixed,
+      components: 1,
+      data: Uint8Array.from({ length: before.data.length }, (_, v) => (v % 7 < 5 && fixed.data[v] > -900 ? 1 : 0)),
+    });
+    const withNcc = await cascadeWarpOnDevice(fixed, ct, affine, corrections, -1024, { ncc: { fixed, mask } });
+    assert.ok(withNcc?.ncc && !withNcc.unwarped, 'NCC without the unwarped image');
+    const want = {
+      before: maskedNcc(fixed.data, before.data, mask.data),
+      after: maskedNcc(fixed.data, warped.data, mask.data),
+    };
+    t.diagnostic(
+      `NCC before ${withNcc.ncc.before.toFixed(7)} (host ${want.before.toFixed(7)}), after ${withNcc.ncc.after.toFixed(7)} (host ${want.after.toFixed(7)})`,
+    );
+    assert.ok(Math.abs(withNcc.ncc.before - want.before) < 1e-4, 'NCC before');
+    assert.ok(Math.abs(withNcc.ncc.after - want.after) < 1e-4, 'NCC after');
+    assert.deepEqual(withNcc.warped.data, dev.warped.data, 'the same warped image with four channels read');
+    assert.deepEqual(withNcc.field.data, dev.field.data, 'the same field');
   });
 });
 

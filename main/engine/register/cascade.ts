@@ -53,6 +53,7 @@ import { deformNetStage, type DeformNet, type DeformNetStageResult } from './def
 import { warpVolume } from './field/warp.ts';
 import { cascadeWarpOnDevice, stageFieldOnDevice } from './device/warp-on-device.ts';
 import { jacobianOnDevice } from './device/jacobian-on-device.ts';
+import { maskedNcc } from './masked-ncc.ts';
 import { jacobianOfMapOnDevice } from './device/jacobian-of-map-on-device.ts';
 
 export const STAGES = ['affine', 'coarse', 'deform'] as const;
@@ -101,33 +102,6 @@ export type RegisterQa = Record<string, unknown> & {
   jacobian: { min: number; max: number; mean: number; std: number; foldedPercent: number; voxels?: number };
   nccInFixedBody: { before: number; after: number };
 };
-
-/** Normalised cross-correlation of two images on the same grid inside a mask. */
-function maskedNcc(a: ArrayLike<number>, b: ArrayLike<number>, mask: Uint8Array): number {
-  let n = 0;
-  let sa = 0;
-  let sb = 0;
-  for (let i = 0; i < mask.length; i++)
-    if (mask[i]) {
-      n++;
-      sa += a[i];
-      sb += b[i];
-    }
-  const ma = sa / n;
-  const mb = sb / n;
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < mask.length; i++)
-    if (mask[i]) {
-      const x = a[i] - ma;
-      const y = b[i] - mb;
-      ab += x * y;
-      aa += x * x;
-      bb += y * y;
-    }
-  return ab / Math.sqrt(aa * bb || 1);
-}
 
 /** Checks the stage list: known names, in cascade order, starting with the affine. */
 export function checkStages(stages: string[]): Stage[] {
@@ -366,9 +340,12 @@ async function runStages(
   t0 = performance.now();
   // with the deform stage on the GPU, the whole field and the warp are made there too (when they fit)
   const onGpu = corrections.length && deform?.stats.optimisedOn === 'tfjs-webgpu';
-  // (with the QA's unwarped moving image from the same dispatch)
+  // (with the QA's NCC before and after from the same dispatch: the unwarped image is not read back)
   const dense = onGpu
-    ? await cascadeWarpOnDevice(fixed, moving, affine.affine, corrections, -1024, { unwarped: true, images })
+    ? await cascadeWarpOnDevice(fixed, moving, affine.affine, corrections, -1024, {
+        images,
+        ncc: { fixed, mask: fixedMask },
+      })
     : null;
   const field =
     dense?.field ??
@@ -396,9 +373,8 @@ async function runStages(
   }
   t0 = performance.now();
   const mask = fixedMask.data;
-  const before = dense?.unwarped ?? resample(moving, fixed, { fill: -1024 });
-  const nccInFixedBody = {
-    before: maskedNcc(fixed.data, before.data, mask),
+  const nccInFixedBody = dense?.ncc ?? {
+    before: maskedNcc(fixed.data, resample(moving, fixed, { fill: -1024 }).data, mask),
     after: maskedNcc(fixed.data, warped.data, mask),
   };
   tick('qa numbers', t0);

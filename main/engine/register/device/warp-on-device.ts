@@ -16,6 +16,10 @@ import { indexToWorldMatrix, worldToIndexMatrix, type Affine3x4, type Geometry }
 import { allocateVoxels, makeVolume, voxelTypeOf, type Vec3, type Volume } from '../../volume/volume.ts';
 import type { Field } from '../field/field.ts';
 import type { DeviceImages } from '../../compute/device-images.ts';
+import { checkMask } from '../field/field.ts';
+import { sameGrid } from '../../volume/geometry.ts';
+import { packMask } from '../../volume/bit-mask.ts';
+import { NccMoments } from './masked-ncc-on-device.ts';
 
 /**
  * What a slab program writes per voxel: 'field' u (3); 'warp' u and the warped moving value (4);
@@ -183,6 +187,8 @@ export interface CascadeWarp {
   warped: Volume;
   /** With `unwarped`: the moving image on the fixed grid, untransformed (resample(moving, fixedGrid)), its voxel type. */
   unwarped?: Volume;
+  /** With `ncc`: the fixed image's NCC with the unwarped ('before') and warped ('after') moving image in the mask. */
+  ncc?: { before: number; after: number };
 }
 
 /**
@@ -196,7 +202,12 @@ export async function cascadeWarpOnDevice(
   affine: Affine3x4,
   corrections: Field[],
   fill: number,
-  options: { unwarped?: boolean; images?: DeviceImages } = {},
+  options: {
+    unwarped?: boolean;
+    images?: DeviceImages;
+    /** The QA's NCC of the fixed image with the warped and the unwarped moving image inside `mask`. */
+    ncc?: { fixed: Volume; mask: Volume };
+  } = {},
 ): Promise<CascadeWarp | null> {
   if (tf.getBackend() !== 'webgpu')
     throw new Error(`cascadeWarpOnDevice needs the webgpu backend (active: ${tf.getBackend()})`);
@@ -205,9 +216,16 @@ export async function cascadeWarpOnDevice(
   if (moving.data.length * 4 > cap || corrections.some((c) => c.data.length * 4 > cap)) return null;
   const [ni, nj, nk] = fixedGrid.size;
   const slice = ni * nj;
-  // output slabs of whole slices: [voxels, 4] float32 under the buffer cap (and 256 MB per read-back)
-  const outputs: SlabOutputs = options.unwarped ? 'warp+unwarped' : 'warp';
+  // output slabs of whole slices: [voxels, 4 or 5] float32 under the buffer cap (and 256 MB per read-back)
+  const ncc = options.ncc;
+  if (ncc) {
+    checkMask(ncc.mask, fixedGrid);
+    if (!sameGrid(ncc.fixed, fixedGrid)) throw new Error('cascadeWarpOnDevice: the NCC image is not on the fixed grid');
+  }
+  const outputs: SlabOutputs = options.unwarped || ncc ? 'warp+unwarped' : 'warp';
   const nc = SLAB_CHANNELS[outputs];
+  // channels read back: the unwarped image (the fifth) only when asked for
+  const readChannels = options.unwarped ? nc : 4;
   const slabSlices = Math.max(1, Math.min(nk, Math.floor(Math.min(cap, 2 ** 28) / (4 * nc * slice))));
   // (from the registration's cache when given: not disposed here)
   const M = options.images?.get(moving) ?? tf.tensor1d(Float32Array.from(moving.data));
@@ -218,13 +236,32 @@ export async function cascadeWarpOnDevice(
   const range = INTEGER_RANGE[outType];
   // the unwarped image in the moving image's voxel type, rounded and clamped as the host's resample
   const unwarpedData = options.unwarped ? allocateVoxels(outType, slice * nk) : null;
+  const packedMask = ncc ? packMask(ncc.mask.data as Uint8Array, fixedGrid.size) : null;
+  const MB = packedMask ? tf.tensor1d(packedMask.bits, 'int32') : null;
+  const FX = ncc ? (options.images?.get(ncc.fixed) ?? tf.tensor1d(Float32Array.from(ncc.fixed.data))) : null;
+  const moments = new NccMoments();
   try {
     for (let k0 = 0; k0 < nk; k0 += slabSlices) {
-      const voxels = Math.min(slabSlices, nk - k0) * slice;
-      const d = await readAndDispose(warpSlab(fixedGrid, M, moving, affine, F, corrections, fill, k0, voxels, outputs));
+      const slices = Math.min(slabSlices, nk - k0);
+      const voxels = slices * slice;
+      let out = warpSlab(fixedGrid, M, moving, affine, F, corrections, fill, k0, voxels, outputs);
+      if (ncc) {
+        try {
+          await moments.addSlab(out, nc, FX!, packedMask!, MB!, k0, slices * nj);
+        } catch (e) {
+          out.dispose();
+          throw e;
+        }
+      }
+      if (readChannels < nc) {
+        const all = out;
+        out = tf.slice(all, [0, 0], [voxels, readChannels]);
+        all.dispose();
+      }
+      const d = await readAndDispose(out);
       const o = k0 * slice;
       for (let v = 0; v < voxels; v++) {
-        const q = nc * v;
+        const q = readChannels * v;
         fieldData[3 * (o + v)] = d[q];
         fieldData[3 * (o + v) + 1] = d[q + 1];
         fieldData[3 * (o + v) + 2] = d[q + 2];
@@ -234,13 +271,15 @@ export async function cascadeWarpOnDevice(
       }
       if (unwarpedData)
         for (let v = 0; v < voxels; v++) {
-          let x = d[nc * v + 4];
+          let x = d[readChannels * v + 4];
           if (range) x = Math.min(range[1], Math.max(range[0], Math.round(x)));
           unwarpedData[o + v] = x;
         }
     }
   } finally {
     tf.dispose(options.images ? F : [M, ...F]);
+    MB?.dispose();
+    if (FX && !options.images) FX.dispose();
   }
   const geometry = {
     size: [...fixedGrid.size] as Vec3,
@@ -267,7 +306,7 @@ export async function cascadeWarpOnDevice(
   const unwarped = unwarpedData
     ? makeVolume({ ...geometry, components: 1, data: unwarpedData, meta: { description: 'moving, unwarped' } })
     : undefined;
-  return { field, warped, unwarped };
+  return { field, warped, unwarped, ...(ncc ? { ncc: moments.result() } : {}) };
 }
 
 /**
