@@ -28,7 +28,10 @@ export interface FixedWindows {
   weightSum: number;
 }
 
-/** Precompute the fixed image's window sums (I on the grid, i fastest). */
+/**
+ * The fixed image's window sums (I on the grid, i fastest), each made when first read (the GPU
+ * optimiser makes its own on the device and never reads them: device/deform-loss-on-device.ts).
+ */
 export function fixedWindows(
   I: Float32Array,
   size: readonly number[],
@@ -36,21 +39,32 @@ export function fixedWindows(
   weight: Float32Array | null = null,
   eps?: number,
 ): FixedWindows {
-  const ones = new Float32Array(I.length).fill(1);
-  const II = new Float32Array(I.length);
-  for (let v = 0; v < I.length; v++) II[v] = I[v] * I[v];
   let weightSum = 0;
   if (weight) for (let v = 0; v < weight.length; v++) weightSum += weight[v];
   else weightSum = I.length;
   const nWin = (2 * r + 1) ** 3;
+  let n: Float64Array | undefined;
+  let sI: Float64Array | undefined;
+  let sII: Float64Array | undefined;
   return {
     size,
     r,
     eps: eps ?? 1e-3 * (nWin / 125) ** 2,
     I,
-    n: boxSum(ones, size, r),
-    sI: boxSum(I, size, r),
-    sII: boxSum(II, size, r),
+    get n() {
+      return (n ??= boxSum(new Float32Array(I.length).fill(1), size, r));
+    },
+    get sI() {
+      return (sI ??= boxSum(I, size, r));
+    },
+    get sII() {
+      if (!sII) {
+        const II = new Float32Array(I.length);
+        for (let v = 0; v < I.length; v++) II[v] = I[v] * I[v];
+        sII = boxSum(II, size, r);
+      }
+      return sII;
+    },
     weight,
     weightSum: Math.max(weightSum, 1e-12),
   };

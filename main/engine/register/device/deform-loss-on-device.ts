@@ -11,6 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Affine3x4 } from '../../volume/geometry.ts';
 import type { DeformProblem } from '../deform/deform-loss.ts';
 import { boxSumOnDevice } from './box-sum-on-device.ts';
+import { boxSum3Wgsl } from './deform-wgsl.ts';
 import { sampleWorldOnDevice } from './sample-on-device.ts';
 
 interface DeviceImage {
@@ -55,10 +56,27 @@ export function deviceProblem(p: DeformProblem): DeviceDeformProblem {
   const f = p.windows;
   const tensors: tf.Tensor[] = [];
   const keep = <T extends tf.Tensor>(t: T): T => (tensors.push(t), t);
-  const n = keep(onG(f.n));
-  const sI = keep(onG(f.sI));
-  const varIHost = new Float32Array(N);
-  for (let v = 0; v < N; v++) varIHost[v] = f.sII[v] - (f.sI[v] * f.sI[v]) / f.n[v];
+  const I = keep(onG(f.I));
+  let n: tf.Tensor4D;
+  let sI: tf.Tensor4D;
+  let varI: tf.Tensor4D;
+  if (tf.getBackend() === 'webgpu') {
+    // the window sums on the GPU (float32 sums of 2r + 1 values per axis) instead of the host's float64
+    // box sums (the largest part of the deform stage's preparation on a GPU machine's host)
+    [n, sI, varI] = tf.tidy(() => {
+      const ones = boxSum3Wgsl(tf.onesLike(I), f.r);
+      const s = boxSum3Wgsl(I, f.r);
+      const ss = boxSum3Wgsl(tf.square(I) as tf.Tensor4D, f.r);
+      return [ones, s, tf.sub(ss, tf.div(tf.square(s), ones)) as tf.Tensor4D];
+    });
+    [n, sI, varI].forEach(keep);
+  } else {
+    n = keep(onG(f.n));
+    sI = keep(onG(f.sI));
+    const varIHost = new Float32Array(N);
+    for (let v = 0; v < N; v++) varIHost[v] = f.sII[v] - (f.sI[v] * f.sI[v]) / f.n[v];
+    varI = keep(tf.tensor4d(varIHost, [nk, nj, ni, 1]));
+  }
   const out: DeviceDeformProblem = {
     size: p.size,
     spacing: p.spacing,
@@ -71,10 +89,10 @@ export function deviceProblem(p: DeformProblem): DeviceDeformProblem {
     windows: {
       r: f.r,
       eps: f.eps,
-      I: keep(onG(f.I)),
+      I,
       n,
       sI,
-      varI: keep(tf.tensor4d(varIHost, [nk, nj, ni, 1])),
+      varI,
       weight: keep(f.weight ? onG(f.weight) : tf.ones([nk, nj, ni, 1])),
       weightSum: f.weightSum,
     },
