@@ -29,6 +29,7 @@ import { warpVolume } from '../../main/engine/register/field/warp.ts';
 import { stageField } from '../../main/engine/register/stage-field.ts';
 import { cascadeWarpOnDevice, stageFieldOnDevice } from '../../main/engine/register/device/warp-on-device.ts';
 import { maskedNcc } from '../../main/engine/register/masked-ncc.ts';
+import { JACOBIAN_VARIANTS, jacobianDeterminant } from '../../main/engine/register/field/jacobian.ts';
 import { resampleOnDevice } from '../../main/engine/register/device/resample-on-device.ts';
 import { makeVolume } from '../../main/engine/volume/volume.ts';
 import { gridWithSpacing, resample } from '../../main/engine/volume/resample.ts';
@@ -296,7 +297,10 @@ test('WebGPU: the cascade field and warp on the device equal stageField + warpVo
       components: 1,
       data: Uint8Array.from({ length: before.data.length }, (_, v) => (v % 7 < 5 && fixed.data[v] > -900 ? 1 : 0)),
     });
-    const withNcc = await cascadeWarpOnDevice(fixed, ct, affine, corrections, -1024, { ncc: { fixed, mask } });
+    const withNcc = await cascadeWarpOnDevice(fixed, ct, affine, corrections, -1024, {
+      ncc: { fixed, mask },
+      jacobian: { mask },
+    });
     assert.ok(withNcc?.ncc && !withNcc.unwarped, 'NCC without the unwarped image');
     const want = {
       before: maskedNcc(fixed.data, before.data, mask.data),
@@ -309,6 +313,16 @@ test('WebGPU: the cascade field and warp on the device equal stageField + warpVo
     assert.ok(Math.abs(withNcc.ncc.after - want.after) < 1e-4, 'NCC after');
     assert.deepEqual(withNcc.warped.data, dev.warped.data, 'the same warped image with four channels read');
     assert.deepEqual(withNcc.field.data, dev.field.data, 'the same field');
+    // the Jacobian's statistics from the slab's own field on the device (one slab: jacobianSlab + row sums)
+    const jh = jacobianDeterminant(field, { mask });
+    const jd = withNcc.jacobian!;
+    t.diagnostic(
+      `Jacobian in the mask: mean ${jd.mean.toFixed(6)} (host ${jh.mean.toFixed(6)}), folded ${jd.folded} (${jh.folded})`,
+    );
+    assert.equal(jd.voxels, jh.voxels);
+    assert.equal(jd.folded, jh.folded);
+    for (const v of JACOBIAN_VARIANTS) assert.equal(jd.nonPositive[v], jh.nonPositive[v], `variant ${v}`);
+    for (const k of ['mean', 'std', 'min', 'max'] as const) assert.ok(Math.abs(jd[k] - jh[k]) < 1e-4, `Jacobian ${k}`);
   });
 });
 

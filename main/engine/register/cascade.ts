@@ -54,7 +54,6 @@ import { warpVolume } from './field/warp.ts';
 import { cascadeWarpOnDevice, stageFieldOnDevice } from './device/warp-on-device.ts';
 import { jacobianOnDevice } from './device/jacobian-on-device.ts';
 import { maskedNcc } from './masked-ncc.ts';
-import { jacobianOfMapOnDevice } from './device/jacobian-of-map-on-device.ts';
 
 export const STAGES = ['affine', 'coarse', 'deform'] as const;
 export type Stage = (typeof STAGES)[number];
@@ -345,6 +344,7 @@ async function runStages(
     ? await cascadeWarpOnDevice(fixed, moving, affine.affine, corrections, -1024, {
         images,
         ncc: { fixed, mask: fixedMask },
+        jacobian: { mask: fixedMask },
       })
     : null;
   const field =
@@ -359,10 +359,9 @@ async function runStages(
   let jacobian;
   if (corrections.length) {
     t0 = performance.now();
-    // on the GPU from the map itself (the field is not uploaded again; only statistics come back)
+    // on the GPU with the warp (from its field on the device: only statistics come back)
     const j = onGpu
-      ? ((await jacobianOfMapOnDevice(fixed, affine.affine, corrections, { mask: fixedMask })) ??
-        (await jacobianOnDevice(field, { mask: fixedMask })))
+      ? (dense?.jacobian ?? (await jacobianOnDevice(field, { mask: fixedMask })))
       : jacobianDeterminant(field, { mask: fixedMask });
     jacobian = { min: j.min, max: j.max, mean: j.mean, std: j.std, foldedPercent: j.foldedPercent, voxels: j.voxels };
     tick(onGpu ? 'jacobian (GPU)' : 'jacobian', t0);

@@ -127,7 +127,7 @@ export function jacobianRotation(g: { direction: readonly number[]; spacing: rea
 class JacobianProgram extends FlatProgram {
   variableNames = ['U'];
   uniforms =
-    'r0 : vec4<f32>, r1 : vec4<f32>, r2 : vec4<f32>, dims : vec3<i32>, slabStart : i32, k0 : i32, voxels : i32,';
+    'r0 : vec4<f32>, r1 : vec4<f32>, r2 : vec4<f32>, dims : vec3<i32>, slabStart : i32, k0 : i32, voxels : i32, stride : i32,';
   outputShape: number[];
   shaderKey = 'samJacobianVariants';
 
@@ -138,10 +138,11 @@ class JacobianProgram extends FlatProgram {
 
   getUserCode(): string {
     return `
-      // u at a voxel of the uploaded slab
+      // u at a voxel of the slab in U (the first 3 of stride numbers per voxel)
       fn uAt(v : vec3<i32>) -> vec3<f32> {
         let q = v.x + uniforms.dims.x * (v.y + uniforms.dims.y * (v.z - uniforms.slabStart));
-        return vec3<f32>(U[3 * q], U[3 * q + 1], U[3 * q + 2]);
+        let s = uniforms.stride * q;
+        return vec3<f32>(U[s], U[s + 1], U[s + 2]);
       }
       ${JACOBIAN_AT_WGSL}
       fn main(index : i32) {
@@ -157,6 +158,33 @@ class JacobianProgram extends FlatProgram {
       }
     `;
   }
+}
+
+/**
+ * The per-voxel results [voxels, 2] (central determinant, bits of the non-positive variants) for the
+ * fixed slices from k0 of a grid, from U: u of slices slabStart.. (at least one slice beyond k0's range
+ * on either side where the grid has one), `stride` numbers per voxel with u first.
+ */
+export function jacobianSlab(
+  U: tf.Tensor,
+  stride: number,
+  grid: { size: readonly number[]; direction: readonly number[]; spacing: readonly number[] },
+  slabStart: number,
+  k0: number,
+  voxels: number,
+): tf.Tensor {
+  return runProgram(
+    new JacobianProgram(voxels),
+    [U],
+    [
+      ...jacobianRotation(grid),
+      { type: 'int32', data: [...grid.size] },
+      { type: 'int32', data: [slabStart] },
+      { type: 'int32', data: [k0] },
+      { type: 'int32', data: [voxels] },
+      { type: 'int32', data: [stride] },
+    ],
+  );
 }
 
 /** jacobianDeterminant(field, { mask }) computed on the WebGPU backend (see the header). */
@@ -175,8 +203,6 @@ export async function jacobianOnDevice(
   const [ni, nj, nk] = field.size;
   const slice = ni * nj;
   const nvox = voxelCount(field.size);
-  // R = S^-1 D^T (field/jacobian.ts), rows as uniforms
-  const R = jacobianRotation(field);
   const cap = Math.min(maxTensorBytes() ?? 2 ** 31, 2 ** 28);
   // a slab's field (with one halo slice either side) and its [voxels, 2] output under the cap
   const slabSlices = options.slabSlices ?? Math.max(1, Math.min(nk, Math.floor(cap / (12 * slice)) - 2));
@@ -190,17 +216,7 @@ export async function jacobianOnDevice(
     const U = tf.tensor1d(u.subarray(3 * slice * s0, 3 * slice * s1));
     const voxels = (k1 - k0) * slice;
     try {
-      const out = runProgram(
-        new JacobianProgram(voxels),
-        [U],
-        [
-          ...R,
-          { type: 'int32', data: [ni, nj, nk] },
-          { type: 'int32', data: [s0] },
-          { type: 'int32', data: [k0] },
-          { type: 'int32', data: [voxels] },
-        ],
-      );
+      const out = jacobianSlab(U, 3, field, s0, k0, voxels);
       const d = await readAndDispose(out);
       for (let v = 0, o = k0 * slice; v < voxels; v++, o++) {
         det[o] = d[2 * v];

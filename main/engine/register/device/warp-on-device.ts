@@ -16,10 +16,14 @@ import { indexToWorldMatrix, worldToIndexMatrix, type Affine3x4, type Geometry }
 import { allocateVoxels, makeVolume, voxelTypeOf, type Vec3, type Volume } from '../../volume/volume.ts';
 import type { Field } from '../field/field.ts';
 import type { DeviceImages } from '../../compute/device-images.ts';
+import { cascadeMapWgsl, correctionUniforms, correctionUniformValues } from './cascade-map-wgsl.ts';
 import { checkMask } from '../field/field.ts';
 import { sameGrid } from '../../volume/geometry.ts';
 import { packMask } from '../../volume/bit-mask.ts';
 import { NccMoments } from './masked-ncc-on-device.ts';
+import { JacobianStats, type JacobianSummary } from './jacobian-stats-on-device.ts';
+import { jacobianSlab } from './jacobian-on-device.ts';
+import { jacobianOfMapOnDevice } from './jacobian-of-map-on-device.ts';
 
 /**
  * What a slab program writes per voxel: 'field' u (3); 'warp' u and the warped moving value (4);
@@ -47,53 +51,6 @@ const SAMPLE_MOVING = `
         return trilinear(M[q], M[q + d.x], M[q + d.y], M[q + d.y + d.x], M[q + d.z], M[q + d.z + d.x],
           M[q + d.z + d.y], M[q + d.z + d.y + d.x], fr);
       }`;
-
-/**
- * WGSL: `fn mapPoint(xw : vec4<f32>) -> array<f32, 3>`, the cascade's map of a fixed world point (x, 1):
- * the affine (uniforms a0..a2) plus each correction F<c> read trilinearly at the point with the 'border'
- * rule (its world-to-index rows c<c>0..c<c>2 and size c<c>dims: correctionUniforms). Needs TRILINEAR_WGSL.
- */
-export function cascadeMapWgsl(corrections: number): string {
-  const corr = Array.from(
-    { length: corrections },
-    (_, c) => `
-        {
-          let p = vec3<f32>(dot(uniforms.c${c}0, xw), dot(uniforms.c${c}1, xw), dot(uniforms.c${c}2, xw));
-          let hi = vec3<f32>(uniforms.c${c}dims - vec3<i32>(1));
-          let f0 = clamp(floor(p), vec3<f32>(0.0), max(hi - vec3<f32>(1.0), vec3<f32>(0.0)));
-          let fr = clamp(p - f0, vec3<f32>(0.0), vec3<f32>(1.0));
-          let i0 = vec3<i32>(f0);
-          let d = vec3<i32>(select(0, 3, uniforms.c${c}dims.x > 1), select(0, 3 * uniforms.c${c}dims.x, uniforms.c${c}dims.y > 1),
-            select(0, 3 * uniforms.c${c}dims.x * uniforms.c${c}dims.y, uniforms.c${c}dims.z > 1));
-          let b = 3 * (i0.x + uniforms.c${c}dims.x * (i0.y + uniforms.c${c}dims.y * i0.z));
-          for (var a = 0; a < 3; a = a + 1) {
-            let q = b + a;
-            let v = trilinear(F${c}[q], F${c}[q + d.x], F${c}[q + d.y], F${c}[q + d.y + d.x], F${c}[q + d.z],
-              F${c}[q + d.z + d.x], F${c}[q + d.z + d.y], F${c}[q + d.z + d.y + d.x], fr);
-            y[a] = y[a] + v;
-          }
-        }`,
-  ).join('');
-  return `
-      fn mapPoint(xw : vec4<f32>) -> array<f32, 3> {
-        var y = array<f32, 3>(dot(uniforms.a0, xw), dot(uniforms.a1, xw), dot(uniforms.a2, xw));
-        ${corr}
-        return y;
-      }`;
-}
-
-/** The uniform declarations of cascadeMapWgsl's corrections (after a0..a2, declared by the program). */
-export function correctionUniforms(corrections: number): string {
-  return Array.from(
-    { length: corrections },
-    (_, c) => `c${c}0 : vec4<f32>, c${c}1 : vec4<f32>, c${c}2 : vec4<f32>, c${c}dims : vec3<i32>, `,
-  ).join('');
-}
-
-/** The values of correctionUniforms for the corrections' grids. */
-export function correctionUniformValues(corrections: Geometry[]): { type: string; data: number[] }[] {
-  return corrections.flatMap((c) => [...affineUniforms(worldToIndexMatrix(c)), { type: 'int32', data: [...c.size] }]);
-}
 
 class CascadeWarpProgram extends FlatProgram {
   variableNames: string[];
@@ -189,6 +146,8 @@ export interface CascadeWarp {
   unwarped?: Volume;
   /** With `ncc`: the fixed image's NCC with the unwarped ('before') and warped ('after') moving image in the mask. */
   ncc?: { before: number; after: number };
+  /** With `jacobian`: jacobianDeterminant(field, { mask })'s numbers. */
+  jacobian?: JacobianSummary;
 }
 
 /**
@@ -207,6 +166,11 @@ export async function cascadeWarpOnDevice(
     images?: DeviceImages;
     /** The QA's NCC of the fixed image with the warped and the unwarped moving image inside `mask`. */
     ncc?: { fixed: Volume; mask: Volume };
+    /**
+     * The Jacobian's statistics of the field inside `mask` (all voxels without one): from the slab's
+     * own field when the grid is one slab, else from the map (jacobian-of-map-on-device.ts).
+     */
+    jacobian?: { mask?: Volume };
   } = {},
 ): Promise<CascadeWarp | null> {
   if (tf.getBackend() !== 'webgpu')
@@ -240,6 +204,9 @@ export async function cascadeWarpOnDevice(
   const MB = packedMask ? tf.tensor1d(packedMask.bits, 'int32') : null;
   const FX = ncc ? (options.images?.get(ncc.fixed) ?? tf.tensor1d(Float32Array.from(ncc.fixed.data))) : null;
   const moments = new NccMoments();
+  const oneSlab = slabSlices >= nk;
+  const jacobianStats = options.jacobian && oneSlab ? new JacobianStats(fixedGrid, options.jacobian.mask) : null;
+  let jacobian: JacobianSummary | null = null;
   try {
     for (let k0 = 0; k0 < nk; k0 += slabSlices) {
       const slices = Math.min(slabSlices, nk - k0);
@@ -251,6 +218,19 @@ export async function cascadeWarpOnDevice(
         } catch (e) {
           out.dispose();
           throw e;
+        }
+      }
+      if (jacobianStats) {
+        // u is the slab's first 3 of nc numbers per voxel, the whole grid (no halo needed)
+        const J = jacobianSlab(out, nc, fixedGrid, 0, 0, voxels);
+        try {
+          await jacobianStats.add(J, 0, nk);
+          jacobian = jacobianStats.result();
+        } catch (e) {
+          out.dispose();
+          throw e;
+        } finally {
+          J.dispose();
         }
       }
       if (readChannels < nc) {
@@ -278,6 +258,7 @@ export async function cascadeWarpOnDevice(
     }
   } finally {
     tf.dispose(options.images ? F : [M, ...F]);
+    jacobianStats?.dispose();
     MB?.dispose();
     if (FX && !options.images) FX.dispose();
   }
@@ -306,7 +287,15 @@ export async function cascadeWarpOnDevice(
   const unwarped = unwarpedData
     ? makeVolume({ ...geometry, components: 1, data: unwarpedData, meta: { description: 'moving, unwarped' } })
     : undefined;
-  return { field, warped, unwarped, ...(ncc ? { ncc: moments.result() } : {}) };
+  if (options.jacobian && !jacobian)
+    jacobian = await jacobianOfMapOnDevice(fixedGrid, affine, corrections, { mask: options.jacobian.mask });
+  return {
+    field,
+    warped,
+    unwarped,
+    ...(ncc ? { ncc: moments.result() } : {}),
+    ...(jacobian ? { jacobian } : {}),
+  };
 }
 
 /**
