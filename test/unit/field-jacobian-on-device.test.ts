@@ -2,7 +2,8 @@
  * The Jacobian determinant and folding on the GPU (register/device/jacobian-on-device.ts) against
  * field/jacobian.ts on the fields of field-jacobian.test.ts (affine on right- and left-handed oblique
  * grids, a reflection, a planted swap, a fold only the star tetrahedra see, a sine field) and a
- * smooth random field split into slabs of 3 slices (the halo), with a mask; WebGPU (lavapipe here).
+ * smooth random field split into slabs of 3 slices (the halo), with a mask; and the same statistics
+ * summed per row on the device (jacobian-stats-on-device.ts); WebGPU (lavapipe here).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,7 +11,9 @@ import { initTfBackend } from '../../main/engine/compute/tf-backend.ts';
 import { useWebgpu } from './webgpu-fixture.ts';
 import { fieldFromAffine, type Field } from '../../main/engine/register/field/field.ts';
 import { JACOBIAN_VARIANTS, jacobianDeterminant } from '../../main/engine/register/field/jacobian.ts';
-import { jacobianOnDevice } from '../../main/engine/register/device/jacobian-on-device.ts';
+import { jacobianOnDevice, jacobianSlab } from '../../main/engine/register/device/jacobian-on-device.ts';
+import { JacobianStats } from '../../main/engine/register/device/jacobian-stats-on-device.ts';
+import * as tf from '@tensorflow/tfjs-core';
 import { makeVolume, type Volume } from '../../main/engine/volume/volume.ts';
 import { A1, affineOf, centeredGrid, fieldOf, leftHanded, plantedSwap, rotation, starFold } from './field-fixtures.ts';
 
@@ -72,6 +75,23 @@ test('WebGPU: Jacobian determinants and fold counts equal the host (every varian
       for (const v of JACOBIAN_VARIANTS) assert.equal(dev.nonPositive[v], host.nonPositive[v], `${name}: variant ${v}`);
       assert.deepEqual(dev.foldedMask.data, host.foldedMask.data, name);
       assert.ok(Math.abs(dev.mean - host.mean) < 1e-5 && Math.abs(dev.std - host.std) < 1e-5, name);
+      // the statistics summed per row on the device (jacobian-stats-on-device.ts, as the cascade's warp does)
+      const stats = new JacobianStats(field, o.mask);
+      const U = tf.tensor1d(field.data as Float32Array);
+      const J = jacobianSlab(U, 3, field, 0, 0, field.data.length / 3);
+      try {
+        await stats.add(J, 0, field.size[2]);
+      } finally {
+        tf.dispose([U, J]);
+        stats.dispose();
+      }
+      const sum = stats.result();
+      assert.equal(sum.voxels, host.voxels, `${name}: row sums, voxels`);
+      assert.equal(sum.folded, host.folded, `${name}: row sums, folded`);
+      for (const v of JACOBIAN_VARIANTS)
+        assert.equal(sum.nonPositive[v], host.nonPositive[v], `${name}: row sums, ${v}`);
+      for (const k of ['mean', 'std', 'min', 'max'] as const)
+        assert.ok(Math.abs(sum[k] - host[k]) < 1e-5, `${name}: row sums, ${k} ${sum[k]} vs ${host[k]}`);
     }
     assert.ok(jacobianDeterminant(w).folded > 0, 'the wavy field folds somewhere (the test sees folds)');
   } finally {

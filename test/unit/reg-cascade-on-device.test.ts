@@ -120,7 +120,7 @@ test('WebGPU: the cascade with embeddings, matching, features, deform and warp o
       assert.ok(Math.abs(sd.kept - sh.kept) <= Math.max(2, 0.02 * sh.kept), 'about the same confident pairs');
       assert.ok(Math.abs(ed.mean - eh.mean) < 0.1, `TRE ${ed.mean} vs ${eh.mean}`);
       assert.equal(dev.qa.jacobian.foldedPercent, host.qa.jacobian.foldedPercent);
-      // the Jacobian's statistics from the map on the device (jacobian-of-map-on-device.ts)
+      // the Jacobian's statistics from the warp's field on the device (jacobian-stats-on-device.ts)
       assert.ok('jacobian (GPU)' in dev.qa.secondsPerStage, 'Jacobian on the device');
       // the QA's NCC from the warp's dispatch (masked-ncc-on-device.ts): "before" is the same images
       const [nd, nh] = [dev.qa.nccInFixedBody, host.qa.nccInFixedBody];

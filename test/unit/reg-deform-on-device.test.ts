@@ -323,6 +323,20 @@ test('WebGPU: the cascade field and warp on the device equal stageField + warpVo
     assert.equal(jd.folded, jh.folded);
     for (const v of JACOBIAN_VARIANTS) assert.equal(jd.nonPositive[v], jh.nonPositive[v], `variant ${v}`);
     for (const k of ['mean', 'std', 'min', 'max'] as const) assert.ok(Math.abs(jd[k] - jh[k]) < 1e-4, `Jacobian ${k}`);
+    // in slabs of 3 slices (each computed with a one-slice halo for the Jacobian): the same numbers
+    const slabs = await cascadeWarpOnDevice(fixed, ct, affine, corrections, -1024, {
+      ncc: { fixed, mask },
+      jacobian: { mask },
+      slabSlices: 3,
+    });
+    assert.deepEqual(slabs!.field.data, dev.field.data, 'slabs: the same field');
+    assert.deepEqual(slabs!.warped.data, dev.warped.data, 'slabs: the same warped image');
+    assert.deepEqual(slabs!.jacobian, jd, 'slabs: the same Jacobian statistics');
+    assert.ok(
+      Math.abs(slabs!.ncc!.after - withNcc.ncc.after) < 1e-6 &&
+        Math.abs(slabs!.ncc!.before - withNcc.ncc.before) < 1e-6,
+      'slabs: the same NCC',
+    );
   });
 });
 

@@ -1,7 +1,7 @@
 /**
- * The cascade's map in WGSL for the programs that evaluate it per voxel (warp-on-device.ts,
- * jacobian-of-map-on-device.ts): the affine plus the corrections read trilinearly with the 'border'
- * rule, as stage-field.ts computes it on the host.
+ * The cascade's map in WGSL for the programs that evaluate it per voxel (warp-on-device.ts): the
+ * affine plus the corrections read trilinearly with the 'border' rule, as stage-field.ts computes it on
+ * the host.
  */
 import { affineUniforms } from './flat-program.ts';
 import { worldToIndexMatrix, type Geometry } from '../../volume/geometry.ts';

@@ -18,7 +18,7 @@ const ROW_MOMENTS = 9;
 
 class NccRowMomentsProgram extends FlatProgram {
   variableNames = ['O', 'FX', 'MB'];
-  uniforms = 'dims : vec3<i32>, k0 : i32, rows : i32, wordsPerRow : i32, channels : i32,';
+  uniforms = 'dims : vec3<i32>, k0 : i32, rows : i32, wordsPerRow : i32, channels : i32, rowOffset : i32,';
   outputShape: number[];
   shaderKey = 'samNccRowMoments';
 
@@ -52,7 +52,7 @@ class NccRowMomentsProgram extends FlatProgram {
             continue;
           }
           let f = FX[row * ni + i];
-          let v = (index * ni + i) * nc;
+          let v = ((index + uniforms.rowOffset) * ni + i) * nc;
           let a = O[v + 3];
           let b = O[v + 4];
           n = n + 1.0;
@@ -91,8 +91,9 @@ export class NccMoments {
   private s = [0, 0, 0, 0, 0];
 
   /**
-   * Adds a slab's rows: `slab` the warp's [voxels, channels] output for fixed slices k0.. (whole rows),
-   * `fixed` the fixed image's voxels on the device, `mask` the packed mask (its tensor `maskBits`).
+   * Adds a slab's rows: `slab` the warp's [voxels, channels] output whose row `rowOffset` is the first
+   * row of fixed slice k0 (whole rows), `fixed` the fixed image's voxels on the device, `mask` the
+   * packed mask (its tensor `maskBits`).
    */
   async addSlab(
     slab: tf.Tensor,
@@ -102,6 +103,7 @@ export class NccMoments {
     maskBits: tf.Tensor,
     k0: number,
     rows: number,
+    rowOffset = 0,
   ): Promise<void> {
     const [ni, nj, nk] = mask.size;
     const out = runProgram(
@@ -113,6 +115,7 @@ export class NccMoments {
         { type: 'int32', data: [rows] },
         { type: 'int32', data: [mask.wordsPerRow] },
         { type: 'int32', data: [channels] },
+        { type: 'int32', data: [rowOffset] },
       ],
     );
     const r = await readAndDispose(out);

@@ -23,7 +23,6 @@ import { packMask } from '../../volume/bit-mask.ts';
 import { NccMoments } from './masked-ncc-on-device.ts';
 import { JacobianStats, type JacobianSummary } from './jacobian-stats-on-device.ts';
 import { jacobianSlab } from './jacobian-on-device.ts';
-import { jacobianOfMapOnDevice } from './jacobian-of-map-on-device.ts';
 
 /**
  * What a slab program writes per voxel: 'field' u (3); 'warp' u and the warped moving value (4);
@@ -167,10 +166,12 @@ export async function cascadeWarpOnDevice(
     /** The QA's NCC of the fixed image with the warped and the unwarped moving image inside `mask`. */
     ncc?: { fixed: Volume; mask: Volume };
     /**
-     * The Jacobian's statistics of the field inside `mask` (all voxels without one): from the slab's
-     * own field when the grid is one slab, else from the map (jacobian-of-map-on-device.ts).
+     * The Jacobian's statistics of the field inside `mask` (all voxels without one), from each slab's
+     * field on the device (the slabs then carry one more slice on either side).
      */
     jacobian?: { mask?: Volume };
+    /** Fixed slices per dispatch (default: as many as the buffer cap allows). */
+    slabSlices?: number;
   } = {},
 ): Promise<CascadeWarp | null> {
   if (tf.getBackend() !== 'webgpu')
@@ -190,7 +191,10 @@ export async function cascadeWarpOnDevice(
   const nc = SLAB_CHANNELS[outputs];
   // channels read back: the unwarped image (the fifth) only when asked for
   const readChannels = options.unwarped ? nc : 4;
-  const slabSlices = Math.max(1, Math.min(nk, Math.floor(Math.min(cap, 2 ** 28) / (4 * nc * slice))));
+  // the Jacobian's finite differences need one slice beyond the slab on either side
+  const halo = options.jacobian ? 1 : 0;
+  const slabSlices =
+    options.slabSlices ?? Math.max(1, Math.min(nk, Math.floor(Math.min(cap, 2 ** 28) / (4 * nc * slice)) - 2 * halo));
   // (from the registration's cache when given: not disposed here)
   const M = options.images?.get(moving) ?? tf.tensor1d(Float32Array.from(moving.data));
   const F = corrections.map((c) => tf.tensor1d(c.data));
@@ -204,38 +208,33 @@ export async function cascadeWarpOnDevice(
   const MB = packedMask ? tf.tensor1d(packedMask.bits, 'int32') : null;
   const FX = ncc ? (options.images?.get(ncc.fixed) ?? tf.tensor1d(Float32Array.from(ncc.fixed.data))) : null;
   const moments = new NccMoments();
-  const oneSlab = slabSlices >= nk;
-  const jacobianStats = options.jacobian && oneSlab ? new JacobianStats(fixedGrid, options.jacobian.mask) : null;
-  let jacobian: JacobianSummary | null = null;
+  const jacobianStats = options.jacobian ? new JacobianStats(fixedGrid, options.jacobian.mask) : null;
   try {
     for (let k0 = 0; k0 < nk; k0 += slabSlices) {
       const slices = Math.min(slabSlices, nk - k0);
       const voxels = slices * slice;
-      let out = warpSlab(fixedGrid, M, moving, affine, F, corrections, fill, k0, voxels, outputs);
-      if (ncc) {
-        try {
-          await moments.addSlab(out, nc, FX!, packedMask!, MB!, k0, slices * nj);
-        } catch (e) {
-          out.dispose();
-          throw e;
+      // computed: slices s0 .. s1 - 1 (the halo); kept: k0 .. k0 + slices - 1
+      const s0 = Math.max(0, k0 - halo);
+      const s1 = Math.min(nk, k0 + slices + halo);
+      let out = warpSlab(fixedGrid, M, moving, affine, F, corrections, fill, s0, (s1 - s0) * slice, outputs);
+      try {
+        if (ncc) await moments.addSlab(out, nc, FX!, packedMask!, MB!, k0, slices * nj, (k0 - s0) * nj);
+        if (jacobianStats) {
+          // u is the first 3 of nc numbers per voxel of the slab from s0
+          const J = jacobianSlab(out, nc, fixedGrid, s0, k0, voxels);
+          try {
+            await jacobianStats.add(J, k0, slices);
+          } finally {
+            J.dispose();
+          }
         }
+      } catch (e) {
+        out.dispose();
+        throw e;
       }
-      if (jacobianStats) {
-        // u is the slab's first 3 of nc numbers per voxel, the whole grid (no halo needed)
-        const J = jacobianSlab(out, nc, fixedGrid, 0, 0, voxels);
-        try {
-          await jacobianStats.add(J, 0, nk);
-          jacobian = jacobianStats.result();
-        } catch (e) {
-          out.dispose();
-          throw e;
-        } finally {
-          J.dispose();
-        }
-      }
-      if (readChannels < nc) {
+      if (readChannels < nc || s0 !== k0 || s1 !== k0 + slices) {
         const all = out;
-        out = tf.slice(all, [0, 0], [voxels, readChannels]);
+        out = tf.slice(all, [(k0 - s0) * slice, 0], [voxels, readChannels]);
         all.dispose();
       }
       const d = await readAndDispose(out);
@@ -287,14 +286,12 @@ export async function cascadeWarpOnDevice(
   const unwarped = unwarpedData
     ? makeVolume({ ...geometry, components: 1, data: unwarpedData, meta: { description: 'moving, unwarped' } })
     : undefined;
-  if (options.jacobian && !jacobian)
-    jacobian = await jacobianOfMapOnDevice(fixedGrid, affine, corrections, { mask: options.jacobian.mask });
   return {
     field,
     warped,
     unwarped,
     ...(ncc ? { ncc: moments.result() } : {}),
-    ...(jacobian ? { jacobian } : {}),
+    ...(jacobianStats ? { jacobian: jacobianStats.result() } : {}),
   };
 }
 
