@@ -5,7 +5,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { embeddingFeatures } from '../../main/engine/register/deform/embedding-features.ts';
+import { embeddingFeatures, principalComponents } from '../../main/engine/register/deform/embedding-features.ts';
+import { halfTable, toHalf } from '../../main/engine/sam/embed-volume.ts';
 import type { EmbeddedVolume, EmbeddingVolume } from '../../main/engine/sam/embed-volume.ts';
 import { makeVolume, type Vec3 } from '../../main/engine/volume/volume.ts';
 import { rng } from '../helpers.ts';
@@ -54,4 +55,31 @@ test('embedding features: k unit channels on the same grid, equal in equal out, 
   };
   // voxel 0 (i = 0) is closer to voxel 1 (i = 1) than to voxel 5 (i = 5) in the embedding, and in the features
   assert.ok(dotAt(0, 1) > dotAt(0, 5));
+});
+
+test('embedding features equal a float64 projection on the principal axes (k = 8 fast path and k = 5; float32 and float16 storage)', () => {
+  const r = rng(6);
+  const size: Vec3 = [7, 5, 4];
+  const n = 140;
+  const C = 24;
+  const data = new Float32Array(n * C).map(() => r() - 0.5);
+  for (const storage of ['float32', 'float16'] as const) {
+    const stored = storage === 'float32' ? data : Uint16Array.from(data, (x) => toHalf(x));
+    const values = storage === 'float32' ? data : Float32Array.from(stored, (h) => halfTable()[h]);
+    const e: EmbeddingVolume = { ...embedding(data, size, C), data: stored, storage };
+    for (const k of [8, 5]) {
+      const f = embeddingFeatures({ fixed: { global: e, local: e }, moving: { global: e, local: e } }, k);
+      // the reference: (x - mean) . axis in float64, normalised, with the same axes (all 140 rows sampled)
+      const pc = principalComponents(values, C, k);
+      for (let v = 0; v < n; v++) {
+        const d = pc.axes.map((a) => a.reduce((s, ac, c) => s + (values[v * C + c] - pc.mean[c]) * ac, 0));
+        const norm = Math.hypot(...d);
+        for (let q = 0; q < k; q++)
+          assert.ok(
+            Math.abs(f.fixed.data[v * k + q] - d[q] / norm) < 1e-5,
+            `${storage} k ${k} voxel ${v} channel ${q}`,
+          );
+      }
+    }
+  }
 });
