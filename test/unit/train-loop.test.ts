@@ -1,8 +1,10 @@
 /**
  * The training loop end to end on real CT (tiny network, small patches): loss logged, checkpoints
- * written, determinism under a seed, resume identical to an uninterrupted run, Ctrl-C saves.
+ * written, determinism under a seed, resume identical to an uninterrupted run, Ctrl-C saves; one
+ * forward pass per iteration equals two.
  */
 import { test } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
@@ -148,6 +150,28 @@ test('a run started from a saved model (--init) begins from its weights, not a r
     assert.ok(differsFromRandom, 'the weights are the saved model, not the seed-7 initialisation');
     disposeWeights(after.weights);
     disposeWeights(random);
+  } finally {
+    a.cleanup();
+    b.cleanup();
+  }
+});
+
+test('one forward pass per iteration (its tape paused while mining) gives the two-pass losses and weights exactly', async () => {
+  const a = tempDir();
+  const b = tempDir();
+  try {
+    const before = tf.memory().numTensors;
+    const one = await trainSam(cases, options(a.dir, 3));
+    assert.equal(tf.memory().numTensors, before, 'one pass: no tensor left behind');
+    const engineState = (tf.engine() as unknown as { state: { activeTape: unknown; gradientDepth: number } }).state;
+    assert.equal(engineState.gradientDepth, 0, 'no gradient tape left open');
+    assert.equal(engineState.activeTape, null, 'the tape is freed');
+    const two = await trainSam(cases, { ...options(b.dir, 3), twoPass: true });
+    for (let t = 0; t < 3; t++)
+      for (const k of ['total', 'localAB', 'localBA', 'globalAB', 'globalBA'] as const)
+        assert.equal(one.rows[t][k], two.rows[t][k], `iteration ${t + 1}: ${k}`);
+    const [wa, wb] = [readFileWeights(a.dir), readFileWeights(b.dir)];
+    for (const name of Object.keys(wb)) assert.deepEqual(wa[name], wb[name], name);
   } finally {
     a.cleanup();
     b.cleanup();

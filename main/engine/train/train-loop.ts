@@ -17,6 +17,7 @@ import type { TrainingCase } from './dataset.ts';
 import { samInfoNceLoss } from './infonce.ts';
 import { LossLog, type LossRow } from './loss-log.ts';
 import { mineSamBatch, type NegativeOptions } from './negatives.ts';
+import { gradientsWithOneForward } from './one-forward-gradients.ts';
 import { createOptimizerState, optimizerStep, type OptimizerOptions } from './optimizer.ts';
 import { samplePatchPair, type PatchPair, type PatchPairOptions } from './patch-pairs.ts';
 import type { Rng } from './rng.ts';
@@ -41,6 +42,12 @@ export interface TrainOptions {
    * a random initialisation; the optimiser state starts fresh. Ignored by a resume.
    */
   init?: { file: string; weights: SamWeights };
+  /**
+   * Run the network twice per iteration (once to mine, once inside the differentiated loss) instead
+   * of once (one-forward-gradients.ts). The same numbers either way; default false (env
+   * SAM_TRAIN_TWO_PASS=1 turns it on). Not part of the run's identity.
+   */
+  twoPass?: boolean;
 }
 
 export type TrainProgress = IterationProgress<LossRow>;
@@ -132,27 +139,48 @@ export async function trainSam(
       });
       return tf.tensor5d(buf, [2 * pairs.length, pz, py, px, 1]);
     });
-    // Pass 1, no gradients: the current embeddings pick the positives' hard negatives. Mining reads
-    // tensors asynchronously (GPU backends have no synchronous read in Node), so it cannot run inside
-    // the differentiated function.
-    const first = forward(weights, input as tf.Tensor5D, o.config);
-    let sel;
-    try {
-      sel = await mineSamBatch({ local: first.local, global: first.global }, pairs, rng, o.negatives);
-    } finally {
-      tf.dispose([first.local, first.global]);
-    }
-    const tMined = performance.now();
-    // Pass 2: the loss with those selections, differentiated with respect to every weight.
+    // The current embeddings pick the positives' hard negatives (mining reads tensors asynchronously:
+    // GPU backends have no synchronous read in Node), then the loss with those selections is
+    // differentiated with respect to every weight. One forward pass serves both (its tape paused while
+    // mining: one-forward-gradients.ts), or with twoPass the network runs again inside the loss.
     let kept: tf.Scalar[] = [];
-    const lossFn = (...ws: tf.Tensor[]): tf.Scalar => {
-      const w: SamWeights = Object.fromEntries(names.map((n, k) => [n, ws[k]]));
-      const out = forward(w, input as tf.Tensor5D, o.config);
-      const l = samInfoNceLoss({ local: out.local, global: out.global }, sel, o.tau ?? 0.5);
+    let tMined = 0;
+    const mine = async (e: { local: tf.Tensor; global: tf.Tensor }) => {
+      const sel = await mineSamBatch(e, pairs, rng, o.negatives);
+      tMined = performance.now();
+      return sel;
+    };
+    const loss = (e: { local: tf.Tensor; global: tf.Tensor }, sel: Awaited<ReturnType<typeof mine>>): tf.Scalar => {
+      const l = samInfoNceLoss(e, sel, o.tau ?? 0.5);
       kept = [l.localAB, l.localBA, l.globalAB, l.globalBA].map((t) => tf.keep(t));
       return l.total;
     };
-    const { value, grads } = tf.valueAndGrads(lossFn)(names.map((n) => weights[n]));
+    const xs = names.map((n) => weights[n]);
+    let value: tf.Scalar;
+    let grads: tf.Tensor[];
+    if (o.twoPass ?? process.env.SAM_TRAIN_TWO_PASS === '1') {
+      const first = forward(weights, input as tf.Tensor5D, o.config);
+      let sel;
+      try {
+        sel = await mine({ local: first.local, global: first.global });
+      } finally {
+        tf.dispose([first.local, first.global]);
+      }
+      ({ value, grads } = tf.valueAndGrads((...ws: tf.Tensor[]): tf.Scalar => {
+        const w: SamWeights = Object.fromEntries(names.map((n, k) => [n, ws[k]]));
+        const out = forward(w, input as tf.Tensor5D, o.config);
+        return loss({ local: out.local, global: out.global }, sel);
+      })(xs));
+    } else
+      ({ value, grads } = await gradientsWithOneForward(
+        xs,
+        () => {
+          const out = forward(weights, input as tf.Tensor5D, o.config);
+          return { local: out.local, global: out.global };
+        },
+        mine,
+        loss,
+      ));
     if (t < o.iterations) {
       // (tfjs queues GPU work and submits it in batches: send it all before the CPU turns to sampling)
       flushGpuQueue();
