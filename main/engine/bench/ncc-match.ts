@@ -144,16 +144,87 @@ export function nccMatch(fixed: Volume, moving: Volume, points: Vec3[], options:
     const c = searchLevel(fixed, p, coarse, rc, start, Math.max(1, Math.round(sr / cs)));
     const q = indexToWorld(coarse.grid, c.at);
     const f = searchLevel(fixed, p, fine, rf, q, Math.max(1, Math.ceil(cs / fs)));
-    const at: Vec3 = [...f.at];
-    for (let a = 0; a < 3; a++) {
-      const s = [-1, 1].map((dlt) => {
-        const v = [...f.at];
-        v[a] += dlt;
-        return v[a] >= fine.pad && v[a] < fine.grid.size[a] - fine.pad ? f.scoreAt(v[0], v[1], v[2]) : NaN;
-      });
-      const den = s[0] - 2 * f.best + s[1];
-      if (den < 0) at[a] += Math.max(-0.5, Math.min(0.5, (0.5 * (s[0] - s[1])) / den));
-    }
-    return { location: indexToWorld(fine.grid, at), score: f.best };
+    // the fine grid's best, then continuous: the template's own lattice moved over the moving image
+    const refined = refine(fixed, moving, p, indexToWorld(fine.grid, f.at), fs, Math.max(1, Math.round(refineMm / fs)));
+    return { location: refined, score: f.best };
   });
+}
+
+/** Half-size (mm) of the template used for the continuous refinement (its central part). */
+const refineMm = 8;
+
+/**
+ * The match refined off the fine grid. The grid search compares the template (sampled on a lattice
+ * around the fixed point) with the moving image resampled on its own grid: unless the two lattices
+ * happen to line up, the interpolation differs between them, and a scan matched with itself lands
+ * about a voxel off (median 0.9 mm on the elastix lung image). Here the moving image is sampled on
+ * the template's lattice moved by y - p, so identical images give NCC 1 exactly at y = p: per axis a
+ * parabola through y - h, y, y + h moves y (at most h), for h = spacing / 2, / 4, / 8; a move is kept
+ * only if the NCC does not fall.
+ */
+function refine(fixed: Volume, moving: Volume, p: Vec3, start: Vec3, spacing: number, r: number): Vec3 {
+  const toFixed = worldToIndexMatrix(fixed);
+  const toMoving = worldToIndexMatrix(moving);
+  const side = 2 * r + 1;
+  const n = side ** 3;
+  const offsets = new Float64Array(3 * n);
+  const T = new Float64Array(n);
+  let mean = 0;
+  for (let c = -r, q = 0; c <= r; c++)
+    for (let b = -r; b <= r; b++)
+      for (let a = -r; a <= r; a++, q++) {
+        offsets.set([a * spacing, b * spacing, c * spacing], 3 * q);
+        T[q] = Math.min(
+          HI,
+          Math.max(
+            LO,
+            sampleLinear(fixed, applyAffine(toFixed, [p[0] + a * spacing, p[1] + b * spacing, p[2] + c * spacing])),
+          ),
+        );
+        mean += T[q];
+      }
+  mean /= n;
+  let tn = 0;
+  for (let q = 0; q < n; q++) {
+    T[q] -= mean;
+    tn += T[q] * T[q];
+  }
+  if (!(tn > 0)) return start;
+  const nccAt = (y: Vec3): number => {
+    let sum = 0;
+    let sumSq = 0;
+    let cross = 0;
+    for (let q = 0; q < n; q++) {
+      const w: Vec3 = [y[0] + offsets[3 * q], y[1] + offsets[3 * q + 1], y[2] + offsets[3 * q + 2]];
+      const v = Math.min(HI, Math.max(LO, sampleLinear(moving, applyAffine(toMoving, w), LO)));
+      sum += v;
+      sumSq += v * v;
+      cross += T[q] * v;
+    }
+    const varM = sumSq - (sum * sum) / n;
+    return varM > 1e-6 ? cross / Math.sqrt(tn * varM) : 0;
+  };
+  const y: Vec3 = [...start];
+  let best = nccAt(y);
+  for (let h = spacing / 2; h >= spacing / 8; h /= 2)
+    for (let a = 0; a < 3; a++) {
+      const s = [-1, 1].map((d) => {
+        const z: Vec3 = [...y];
+        z[a] += d * h;
+        return nccAt(z);
+      });
+      const den = s[0] - 2 * best + s[1];
+      let step = 0;
+      if (den < 0) step = Math.max(-1, Math.min(1, (0.5 * (s[0] - s[1])) / den));
+      else if (Math.max(s[0], s[1]) > best) step = s[0] > s[1] ? -1 : 1;
+      if (step === 0) continue;
+      const z: Vec3 = [...y];
+      z[a] += step * h;
+      const sz = nccAt(z);
+      if (sz >= best) {
+        y[a] = z[a];
+        best = sz;
+      }
+    }
+  return y;
 }
