@@ -1,6 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { indexToWorld, type Geometry } from '../../main/engine/volume/geometry.ts';
+import {
+  indexToWorld,
+  worldToIndex,
+  worldToIndexMatrix,
+  type Affine3x4,
+  type Geometry,
+} from '../../main/engine/volume/geometry.ts';
 import { makeVolume, type Vec3 } from '../../main/engine/volume/volume.ts';
 import { resample } from '../../main/engine/volume/resample.ts';
 import { InputError } from '../../main/engine/errors.ts';
@@ -21,18 +27,29 @@ test('warping with the field of an affine equals warpWithAffine and f(A x) on ob
   assert.deepEqual(byField.direction, fixed.direction);
   let n = 0;
   let checked = 0;
+  let band = 0;
   for (let k = 0; k < 12; k++)
     for (let j = 0; j < 14; j++)
       for (let i = 0; i < 16; i++, n++) {
-        const want = f(ap(A1, indexToWorld(fixed, [i, j, k])));
+        // inside the voxel-centre hull f(A x); within half a voxel beyond it f at the nearest hull point
+        // (the border values); beyond the physical extent the fill
+        const c = worldToIndex(moving, ap(A1, indexToWorld(fixed, [i, j, k])));
+        const inExtent = c.every((v, a) => v >= -0.5 && v <= moving.size[a] - 0.5);
+        const clamped = c.map((v, a) => Math.min(moving.size[a] - 1, Math.max(0, v))) as Vec3;
+        const want = f(indexToWorld(moving, clamped));
         const a = byAffine.data[n];
         const b = byField.data[n];
-        if (Number.isNaN(a)) continue;
+        if (!inExtent) {
+          assert.ok(Number.isNaN(a) && Number.isNaN(b), `(${i},${j},${k}) outside: fill`);
+          continue;
+        }
+        if (clamped.some((v, a) => v !== c[a])) band++;
         checked++;
         assert.ok(Math.abs(a - want) < 1e-9, `affine (${i},${j},${k}) ${a} vs ${want}`);
         assert.ok(Math.abs(b - want) < 1e-4, `field (${i},${j},${k}) ${b} vs ${want}`); // float32 field
       }
   assert.ok(checked > 0.8 * 16 * 14 * 12, `most voxels map inside the moving volume (${checked})`);
+  assert.ok(band > 0, 'some voxels map into the half voxel beyond the outermost centres');
 });
 
 test('a field of one voxel step along i reads the next voxel (sign and orientation, oblique grid)', () => {
@@ -53,7 +70,7 @@ test('a field of one voxel step along i reads the next voxel (sign and orientati
   }
 });
 
-test('warping with a zero field equals resampling onto the fixed grid (int16 kept)', () => {
+test('warping with a zero field equals resampling onto the fixed grid inside the moving hull (int16 kept)', () => {
   const src = makeVolume({
     ...centeredGrid([20, 18, 10], [1, 1.2, 2], rotation([0, 0, 1], 0.2)),
     data: Int16Array.from({ length: 20 * 18 * 10 }, (_, n) => ((n * 7919) % 2000) - 1000),
@@ -63,7 +80,15 @@ test('warping with a zero field equals resampling onto the fixed grid (int16 kep
     const b = resample(src, fixed, { interpolation, fill: -1024 });
     assert.ok(a.data instanceof Int16Array);
     let diff = 0;
-    for (let n = 0; n < a.data.length; n++) diff = Math.max(diff, Math.abs(a.data[n] - b.data[n]));
+    // (resample fills the half voxel beyond the outermost centres, the warp gives the border values there)
+    const m = worldToIndexMatrix(src);
+    for (let n = 0; n < a.data.length; n++) {
+      const [ni, nj] = fixed.size;
+      const x = indexToWorld(fixed, [n % ni, Math.floor(n / ni) % nj, Math.floor(n / (ni * nj))]);
+      const c = [0, 1, 2].map((r) => m[4 * r] * x[0] + m[4 * r + 1] * x[1] + m[4 * r + 2] * x[2] + m[4 * r + 3]);
+      if (interpolation === 'linear' && c.some((v, q) => v < 0 || v > src.size[q] - 1)) continue;
+      diff = Math.max(diff, Math.abs(a.data[n] - b.data[n]));
+    }
     assert.ok(diff <= 1, `${interpolation}: max difference ${diff}`); // rounding of .5 only
   }
 });
@@ -90,4 +115,24 @@ test('nearest warping of labels only yields existing labels', () => {
 
 test('a scalar volume is refused as a displacement field', () => {
   assert.throws(() => warpVolume(moving, moving), InputError);
+});
+
+test('a warp within half a voxel of the identity keeps the outermost slices (no fill at the faces)', () => {
+  const img = makeVolume({
+    ...centeredGrid([12, 10, 8], [1, 1.2, 3], rotation([1, 0, 2], 0.3)),
+    data: Int16Array.from({ length: 12 * 10 * 8 }, (_, n) => 100 + (n % 37)),
+  });
+  // 0.05 mm out along every axis: outside the voxel-centre hull at three faces, inside the extent
+  const shift: Affine3x4 = [1, 0, 0, 0.05, 0, 1, 0, 0.05, 0, 0, 1, 0.05];
+  const out = warpWithAffine(img, img, shift, { fill: -1024 });
+  assert.ok(
+    Array.from(out.data).every((v) => v >= 100),
+    'no voxel filled',
+  );
+  // a whole voxel out: the faces are filled
+  const far = warpWithAffine(img, img, [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3.1], { fill: -1024 });
+  assert.ok(
+    Array.from(far.data).some((v) => v === -1024),
+    'beyond the extent: filled',
+  );
 });

@@ -21,7 +21,6 @@
  * are added in moving space (stage-field.ts); `field` is the whole map as one displacement field on
  * the fixed grid (fixed point x -> moving point x + u(x)); the warped image is moving(x + u(x)).
  */
-import { resample } from '../volume/resample.ts';
 import { CancelledError, DeviceLimitError, InputError } from '../errors.ts';
 import type { EmbeddingEngine } from '../compute/embedding-engine.ts';
 import { embedVolume } from '../sam/embed-volume.ts';
@@ -373,7 +372,12 @@ async function runStages(
   t0 = performance.now();
   const mask = fixedMask.data;
   const nccInFixedBody = dense?.ncc ?? {
-    before: maskedNcc(fixed.data, resample(moving, fixed, { fill: -1024 }).data, mask),
+    // (the moving image on the fixed grid, sampled as the warp samples: field/warp.ts)
+    before: maskedNcc(
+      fixed.data,
+      warpWithAffine(moving, fixed, [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0], { fill: -1024 }).data,
+      mask,
+    ),
     after: maskedNcc(fixed.data, warped.data, mask),
   };
   tick('qa numbers', t0);

@@ -51,15 +51,15 @@ export interface VoxelReadout {
   folded: boolean;
   /** Cosine of the fixed and moving local embeddings (null without embeddings). */
   samSimilarity: number | null;
-  /** The mapped point is inside the moving image's voxel-centre hull. */
+  /** The mapped point is inside the moving image (its physical extent, as the warp: field/warp.ts). */
   mappedInside: boolean;
 }
 
-/** Trilinear scalar value at a world point (NaN outside the voxel-centre hull). */
+/** Trilinear scalar value at a world point as the warp samples it (NaN outside the physical extent). */
 export function valueAt(v: Volume, p: Vec3): number {
   const idx = worldToIndex(v, p);
   const out = [NaN];
-  return trilinearAt(v.data, v.size, v.components, idx[0], idx[1], idx[2], 'fill', out) ? out[0] : NaN;
+  return trilinearAt(v.data, v.size, v.components, idx[0], idx[1], idx[2], 'extent', out) ? out[0] : NaN;
 }
 
 /** Cosine similarity of the fixed local embedding at x and the moving one at y (both world mm). */

@@ -32,8 +32,10 @@ export function cellFraction(a: number, a0: number, n: number, clamp = true): nu
 /**
  * Trilinear sample of an interleaved nc-component grid at continuous index (x, y, z), written to
  * out[o .. o+nc). mode 'fill': returns false (writing nothing) outside the hull [0, n-1] with 1e-6
- * slack, as resample.ts; 'border' clamps to the hull; 'linear' extrapolates from the border cell.
- * Returns true when the point lies inside the hull.
+ * slack, as resample.ts; 'extent': returns false outside the physical extent [-0.5, n-0.5] (voxel
+ * centres +- half a voxel, as ITK) and gives the border values in the half voxel beyond the hull
+ * (the warps of register/field/warp.ts); 'border' clamps to the hull; 'linear' extrapolates from
+ * the border cell. Returns true when the point lies inside the hull ('extent': inside the extent).
  */
 export function trilinearAt(
   src: ArrayLike<number>,
@@ -42,16 +44,16 @@ export function trilinearAt(
   x: number,
   y: number,
   z: number,
-  mode: 'fill' | 'border' | 'linear',
+  mode: 'fill' | 'extent' | 'border' | 'linear',
   out: { [n: number]: number },
   o = 0,
 ): boolean {
   const ni = size[0];
   const nj = size[1];
   const nk = size[2];
-  const eps = 1e-6;
+  const eps = mode === 'extent' ? 0.5 : 1e-6;
   const inside = !(x < -eps || y < -eps || z < -eps || x > ni - 1 + eps || y > nj - 1 + eps || z > nk - 1 + eps);
-  if (!inside && mode === 'fill') return false;
+  if (!inside && (mode === 'fill' || mode === 'extent')) return false;
   const clamp = mode !== 'linear';
   const x0 = cellStart(x, ni);
   const y0 = cellStart(y, nj);

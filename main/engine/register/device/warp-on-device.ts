@@ -2,10 +2,10 @@
  * The cascade's last dense step on the GPU: the whole map as one displacement field on the fixed grid
  * (stage-field.ts: u(x) = A x - x + Σ_s v_s(x), each correction read trilinearly with the 'border'
  * rule) and the moving image warped by it (field/warp.ts: trilinear, `fill` outside the moving
- * voxel-centre hull), in one WGSL dispatch per slab of fixed slices on tfjs' WebGPU backend, read
- * back as the host functions' Field and Volume. float32 on the device: positions agree with the
- * host's float64 to about 1e-4 mm; the hull test has 1e-3 voxel of slack (float32 cannot resolve the
- * host's 1e-6 at a few hundred mm), so a point within that of a face is sampled, not filled.
+ * image's physical extent, the voxel centres +- half a voxel), in one WGSL dispatch per slab of fixed
+ * slices on tfjs' WebGPU backend, read back as the host functions' Field and Volume. float32 on the
+ * device: positions agree with the host's float64 to about 1e-4 mm, so a point within that of the
+ * extent's faces may be sampled where the host fills it or the reverse.
  * Returns null when the moving image does not fit one device buffer (the caller warps on the host).
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -33,12 +33,13 @@ export type SlabOutputs = 'field' | 'warp' | 'warp+unwarped';
 const SLAB_CHANNELS: Record<SlabOutputs, number> = { field: 3, warp: 4, 'warp+unwarped': 5 };
 
 const SAMPLE_MOVING = `
-      // the moving image at world point y (trilinear; fill outside the voxel-centre hull)
+      // the moving image at world point y (trilinear; the border values up to half a voxel beyond the
+      // outermost centres; fill outside that physical extent, as field/warp.ts)
       fn sampleMoving(y : vec3<f32>) -> f32 {
         let yw = vec4<f32>(y, 1.0);
         let p = vec3<f32>(dot(uniforms.m0, yw), dot(uniforms.m1, yw), dot(uniforms.m2, yw));
         let hi = vec3<f32>(uniforms.mdims - vec3<i32>(1));
-        if (any(p < vec3<f32>(-1e-3)) || any(p > hi + vec3<f32>(1e-3))) {
+        if (any(p < vec3<f32>(-0.5)) || any(p > hi + vec3<f32>(0.5))) {
           return uniforms.fill;
         }
         let f0 = clamp(floor(p), vec3<f32>(0.0), max(hi - vec3<f32>(1.0), vec3<f32>(0.0)));

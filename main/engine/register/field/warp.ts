@@ -5,10 +5,14 @@
  * fall outside the moving volume get `fill`. Conventions: see field.ts (fields map fixed points to
  * moving points, LPS mm, on the fixed grid; affines are 3x4 world -> world, fixed -> moving).
  *
- * Interpolation and its outside rule are those of volume/resample.ts (trilinear inside the
- * voxel-centre hull [0, n-1] with 1e-6 slack; nearest inside [-0.5, n-0.5)), so warping with a
- * zero field equals resampling onto the fixed grid. Multi-component images are interpolated per
- * component (vectors are not reoriented). The loops allocate nothing per voxel.
+ * Outside rule: a point is inside the moving volume within its physical extent, the voxel centres
+ * +- half a voxel ([-0.5, n-0.5] in index units, as ITK's interpolators and as nearest neighbour
+ * here); trilinear between the centres, the border values in the half voxel beyond the outermost
+ * centres. (volume/resample.ts fills everything outside the centres' hull [0, n-1]: a warp by a
+ * transform within half a voxel of the identity, e.g. a scan registered to itself, would otherwise
+ * fill its outermost slices with `fill`.) Inside the hull the values are resample.ts's, so warping
+ * with a zero field equals resampling onto the fixed grid there. Multi-component images are
+ * interpolated per component (vectors are not reoriented). The loops allocate nothing per voxel.
  */
 import { INTEGER_RANGE } from '../../volume/interpolate.ts';
 import { InputError } from '../../errors.ts';
@@ -85,7 +89,7 @@ function makeWriter(moving: Volume, outCount: number, options: WarpOptions): Wri
   return {
     out,
     put(x, y, z) {
-      if (trilinearAt(src, size, nc, x, y, z, 'fill', vals)) for (let q = 0; q < nc; q++) store(vals[q]);
+      if (trilinearAt(src, size, nc, x, y, z, 'extent', vals)) for (let q = 0; q < nc; q++) store(vals[q]);
       else for (let q = 0; q < nc; q++) store(fill);
     },
   };
