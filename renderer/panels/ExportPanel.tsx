@@ -28,6 +28,12 @@ export function ExportPanel(): React.JSX.Element {
       {lastExport && (
         <span data-testid="export-result" title={lastExport.files.join('\n')}>
           {lastExport.files.length} files in {lastExport.dir}
+          {lastExport.previous && (
+            <span data-testid="export-previous">
+              {' '}
+              (the earlier result there moved to {lastExport.previous.split(/[\\/]/).pop()})
+            </span>
+          )}
         </span>
       )}
       <label>

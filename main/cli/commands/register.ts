@@ -110,6 +110,7 @@ export const registerCommand: Command = {
       const files = await writeRegistration(out, fixed, moving, r, {
         protect: [fixedPath, movingPath],
         field: !values['no-field'],
+        onArchived: (folder) => console.error(`sam register: the earlier result in ${out} moved to ${folder}`),
       });
       const s = r.affine.stats;
       progress.done(

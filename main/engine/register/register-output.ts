@@ -10,6 +10,7 @@
  *   pairs.csv              matched point pairs of the affine stage with residuals and inlier flags
  *   coarse-pairs.csv       matched point pairs of the coarse stage (when it ran)
  *   qa.json                per-stage times, residual and Jacobian statistics (folding %), image similarity
+ * A previous result in the folder is first moved into previous-<time>/ (previous-result.ts).
  */
 import { join } from 'node:path';
 import { writeFileAtomic } from '../util/atomic-write.ts';
@@ -19,15 +20,18 @@ import type { Volume } from '../volume/volume.ts';
 import { writeAffine } from './affine-io.ts';
 import type { RegisterResult } from './cascade.ts';
 import { writePairsCsv } from './sam-affine.ts';
+import { archivePreviousResult } from './previous-result.ts';
 
 export async function writeRegistration(
   dir: string,
   fixed: Volume,
   moving: Volume,
   r: RegisterResult,
-  options: { protect: string[]; field?: boolean },
+  options: { protect: string[]; field?: boolean; onArchived?: (folder: string) => void },
 ): Promise<string[]> {
   const protect = options.protect;
+  const archived = archivePreviousResult(dir);
+  if (archived) options.onArchived?.(archived);
   const out: string[] = [];
   const file = (name: string) => {
     const p = join(dir, name);

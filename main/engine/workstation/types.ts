@@ -111,6 +111,8 @@ export interface AffineRefit {
 export interface ExportSummary {
   dir: string;
   files: string[];
+  /** Where an earlier result in that folder was moved (register/previous-result.ts), if there was one. */
+  previous?: string;
 }
 
 export interface Capabilities {

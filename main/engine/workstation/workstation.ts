@@ -505,7 +505,11 @@ export class Workstation {
       if (out === p) throw new InputError(dir, 'the export folder is an input');
     }
     mkdirSync(out, { recursive: true });
-    const files = await writeRegistration(out, fixed.volume, moving.volume, this.result.result, { protect: inputs });
+    let previous: string | undefined;
+    const files = await writeRegistration(out, fixed.volume, moving.volume, this.result.result, {
+      protect: inputs,
+      onArchived: (folder) => (previous = folder),
+    });
     if (signOff) {
       const r = this.result;
       const review = reviewRegistration({
@@ -537,7 +541,7 @@ export class Workstation {
       });
       files.push(...writeReviewReport(out, review.report, review.images, { protect: inputs }));
     }
-    return { dir: out, files };
+    return { dir: out, files, ...(previous ? { previous } : {}) };
   }
 
   saveSession(path: string, s: SessionFile): string {

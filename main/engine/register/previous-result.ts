@@ -1,0 +1,44 @@
+/**
+ * A folder that already holds a registration result (its qa.json) gets a new one only after the old
+ * one's files are moved aside, into previous-<time>/ inside it: a new result never sits beside files
+ * of an older one (a coarse-pairs.csv or a signed report of another run would contradict it), and
+ * nothing is deleted. Only the files a result and its review write are moved; anything else in the
+ * folder stays where it is.
+ */
+import { existsSync, mkdirSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** Every file or folder that writeRegistration and the review write into a result folder. */
+export const RESULT_ENTRIES = [
+  'qa.json',
+  'warped.nii.gz',
+  'warped-dicom',
+  'displacement.nii.gz',
+  'affine.txt',
+  'affine.tfm',
+  'pairs.csv',
+  'coarse-pairs.csv',
+  'report.json',
+  'report.html',
+  'confidence.nii.gz',
+  'low-confidence.nii.gz',
+  'jacobian.nii.gz',
+  'folded.nii.gz',
+];
+
+/**
+ * When `dir` holds a previous result, moves its entries into a new previous-<time> folder inside
+ * `dir` and returns that folder; otherwise returns null.
+ */
+export function archivePreviousResult(dir: string, now = new Date()): string | null {
+  if (!existsSync(join(dir, 'qa.json'))) return null;
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
+  let archive = join(dir, `previous-${stamp}`);
+  for (let n = 2; existsSync(archive); n++) archive = join(dir, `previous-${stamp}-${n}`);
+  mkdirSync(archive);
+  for (const name of RESULT_ENTRIES) {
+    const from = join(dir, name);
+    if (existsSync(from)) renameSync(from, join(archive, name));
+  }
+  return archive;
+}
