@@ -43,11 +43,12 @@ export async function loadVolume(role: Role, path: string, series?: string): Pro
     const loaded = await fetchLoaded(desc);
     const s = useApp.getState();
     s.setVolume(role, loaded);
-    if (role === 'fixed') {
-      s.setCursor(centreOf(desc));
-      // a new fixed image invalidates the old result
+    if (role === 'fixed') s.setCursor(centreOf(desc));
+    if (role === 'fixed' || role === 'moving') {
+      // a new fixed or moving image invalidates the old result
       s.setVolume('warped', null);
-      s.finishRegistration({ status: 'idle' });
+      if (s.overlay === 'warped') s.setOverlay('moving');
+      s.finishRegistration({ status: 'idle', summary: null });
     }
     if (old) void samApi().closeVolume(old.desc.id);
     cleanup();
@@ -86,7 +87,11 @@ export async function cancelRegistration(): Promise<void> {
 
 export async function exportTo(dir: string): Promise<void> {
   const signOff = useApp.getState().signOff ?? undefined;
-  await guarded('export', async () => useApp.getState().setLastExport(await samApi().exportResult(dir, signOff)));
+  await guarded('export', async () => {
+    // (a failed export must not leave the previous one's "N files in ..." beside its error)
+    useApp.getState().setLastExport(null);
+    useApp.getState().setLastExport(await samApi().exportResult(dir, signOff));
+  });
 }
 
 export function currentSession(): SessionFile {

@@ -80,18 +80,28 @@ export function RegisterPanel(): React.JSX.Element {
         Cancel
       </button>
       <span data-testid="reg-status">{s.status}</span>
-      <ul className="progress" data-testid="progress">
-        {Object.values(s.progress).map((p) => (
-          <li key={p.stage}>
-            {p.stage}:{' '}
-            <span className="bar">
-              <span style={{ width: `${(100 * p.done) / (p.total || 1)}%` }} />
-            </span>{' '}
-            {p.done}/{p.total} ({p.elapsed.toFixed(1)} s)
-          </li>
-        ))}
+      {/* the stage now running (or the last one), the earlier ones in the tooltip: one row, so the panel
+          never grows and the views never resize while a registration runs */}
+      <ul
+        className="progress"
+        data-testid="progress"
+        title={Object.values(s.progress)
+          .map((p) => `${p.stage}: ${p.done}/${p.total} (${p.elapsed.toFixed(1)} s)`)
+          .join('\n')}
+      >
+        {Object.values(s.progress)
+          .slice(-1)
+          .map((p) => (
+            <li key={p.stage}>
+              {p.stage}:{' '}
+              <span className="bar">
+                <span style={{ width: `${(100 * p.done) / (p.total || 1)}%` }} />
+              </span>{' '}
+              {p.done}/{p.total} ({p.elapsed.toFixed(1)} s)
+            </li>
+          ))}
       </ul>
-      {s.summary && (
+      {s.summary && !running && (
         <span data-testid="reg-result">
           done in {s.summary.seconds.toFixed(1)} s; NCC in body {num(qa?.nccInFixedBody?.before)} →{' '}
           {num(qa?.nccInFixedBody?.after)}; {qa?.pairs?.inliers ?? '–'} inlier pairs, RMS {num(qa?.pairs?.rmsMm, 2)} mm

@@ -29,7 +29,10 @@ export const registrationSlice: StateCreator<AppState, [], [], RegistrationSlice
   summary: null,
   regError: null,
   setSettings: (s) => set(s),
-  startRegistration: () => set({ status: 'running', progress: {}, summary: null, regError: null }),
+  // the previous result stays (shown, exportable, reviewable) until a new one replaces it: a cancelled
+  // or failed run leaves it as it was (the engine keeps it too)
+  startRegistration: () => set({ status: 'running', progress: {}, regError: null }),
   reportProgress: (p) => set((st) => ({ progress: { ...st.progress, [p.stage]: p } })),
-  finishRegistration: ({ status, summary = null, error = null }) => set({ status, summary, regError: error }),
+  finishRegistration: ({ status, summary, error = null }) =>
+    set({ status, regError: error, ...(summary !== undefined ? { summary } : {}) }),
 });

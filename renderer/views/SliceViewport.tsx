@@ -188,7 +188,10 @@ export function SliceViewport({ name }: { name: ViewName }): React.JSX.Element {
       const axis = CAMERA[name].normalAxis;
       picked[axis] = s.cursor[axis];
       const g = s.fixed.desc;
-      const c = indexToWorld(g, worldToIndex(g, picked));
+      const ci = worldToIndex(g, picked);
+      // a double click beside the image (the black around it) reads nothing and moves nothing
+      if (ci.some((v, a) => !(v >= -0.5 && v <= g.size[a] - 0.5))) return;
+      const c = indexToWorld(g, ci);
       s.setCursor(c);
       void readoutAt(c);
       void trackAt(c);

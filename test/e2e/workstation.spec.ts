@@ -12,7 +12,7 @@
  * moving the cursor, scrolling with the overlays on). Screenshots and figures go to test-results/e2e/.
  */
 import { expect, test, type Page } from '@playwright/test';
-import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   arrowGlyphs,
@@ -766,6 +766,14 @@ test('export (never outside the work folder), session saved, reloaded, reopened,
     reviewer: 'e2e reviewer',
   });
   await agreesWithEngine(join(server.work, 'export1'));
+  // exporting again into the same folder: the earlier result moves aside whole, nothing is mixed or lost
+  await page.getByTestId('export').click();
+  await expect(page.getByTestId('export-previous')).toContainText('previous-', { timeout: 60_000 });
+  const previous = readdirSync(join(server.work, 'export1')).filter((n) => n.startsWith('previous-'));
+  expect(previous).toHaveLength(1);
+  expect(readdirSync(join(server.work, 'export1', previous[0])).sort()).toEqual(
+    files.map((p) => p.split('/').pop()).sort(),
+  );
   const fixed = JSON.parse((await page.getByTestId('info-fixed').getAttribute('data-desc'))!);
 
   await page.getByTestId('session-path').fill('session.json');

@@ -65,7 +65,8 @@ async function openEngine(modelPath: string) {
 
 async function run(m: Extract<ToWorker, { type: 'register' }>): Promise<void> {
   review?.controller.abort();
-  last = null;
+  // (the previous result stays for readouts until this run succeeds, as the workstation keeps it for
+  // export: a cancelled or failed run changes nothing)
   controller = new AbortController();
   let engine;
   let deviceModel;
