@@ -27,7 +27,12 @@ test('real CTs in HU pass the CT check; the windowed LIDC2 copy and the raw-valu
   // The Slicer head series says CT but stores raw values (air near 0, RescaleIntercept 0).
   const head = await readVolume(dataPath('Slicer/Testing/Data/Input/CTHeadAxialDicom'));
   assert.equal(head.meta.modality, 'CT');
-  assert.match(checkCt(head).reason, /modality is CT but the values do not look like Hounsfield units/);
+  assert.match(checkCt(head).reason, /modality is CT but only .*% of voxels lie in the air range/);
+  assert.match(checkCt(head).reason, /not rescaled to HU \(a missing RescaleIntercept\?\)/);
+  // a CT in HU with almost no air (one slice of tissue): the message says so, not RescaleIntercept
+  const slab = await readVolume(dataPath('TotalSegmentator/tests/reference_files/example_ct.nii.gz'));
+  const tissue = { ...slab, data: Int16Array.from(slab.data, (v, n) => (n === 0 ? -896 : Math.max(40, v))) };
+  assert.match(checkCt(tissue).reason, /lowest value -896: the field of view holds almost no air/);
   const lidc = await readVolume(dataPath('vtk-js/Data/volume/LIDC2.vti'));
   assert.equal(checkCt(lidc).ok, false, 'uint8 0..255 is not HU');
 });

@@ -62,16 +62,26 @@ export function checkCt(volume: Volume): CtCheck {
   const step = Math.max(1, Math.floor(d.length / 200000));
   let air = 0;
   let n = 0;
-  for (let i = 0; i < d.length; i += step, n++) if (d[i] <= -900 && d[i] >= -1100) air++;
+  let min = Infinity;
+  for (let i = 0; i < d.length; i += step, n++) {
+    if (d[i] <= -900 && d[i] >= -1100) air++;
+    if (d[i] < min) min = d[i];
+  }
   const frac = air / n;
   const pct = (frac * 100).toFixed(frac < 0.01 ? 2 : 1);
+  // no negative values at all: stored values never rescaled to HU; negative ones but little air: a
+  // field of view with almost no air (a single slice, a tight crop), which the body mask needs
+  const why =
+    min >= 0
+      ? `no value below 0: stored values not rescaled to HU (a missing RescaleIntercept?)`
+      : `lowest value ${Math.round(min)}: the field of view holds almost no air around the body (a single slice or a tight crop?)`;
   if (frac < 0.01)
     return {
       ok: false,
       reason:
         mod === 'CT'
-          ? `modality is CT but the values do not look like Hounsfield units (only ${pct}% of voxels in the air range -1100..-900 HU; a missing RescaleIntercept?)`
-          : `values do not look like CT in Hounsfield units (only ${pct}% of voxels in the air range -1100..-900 HU)`,
+          ? `modality is CT but only ${pct}% of voxels lie in the air range -1100..-900 HU; ${why}`
+          : `values do not look like CT in Hounsfield units (only ${pct}% of voxels in the air range -1100..-900 HU; ${why})`,
     };
   return { ok: true, reason: `${mod === 'CT' ? 'modality CT, ' : ''}HU range plausible (${pct}% air)` };
 }
