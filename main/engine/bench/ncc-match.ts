@@ -190,13 +190,26 @@ function refine(fixed: Volume, moving: Volume, p: Vec3, start: Vec3, spacing: nu
     tn += T[q] * T[q];
   }
   if (!(tn > 0)) return start;
+  // the offsets in moving-index units (the linear part of world -> index), so that an evaluation is one
+  // matrix product for y and an addition per sample, with no allocation
+  const delta = new Float64Array(3 * n);
+  for (let q = 0; q < n; q++)
+    for (let r3 = 0; r3 < 3; r3++)
+      delta[3 * q + r3] =
+        toMoving[4 * r3] * offsets[3 * q] +
+        toMoving[4 * r3 + 1] * offsets[3 * q + 1] +
+        toMoving[4 * r3 + 2] * offsets[3 * q + 2];
+  const at: Vec3 = [0, 0, 0];
   const nccAt = (y: Vec3): number => {
+    const [b0, b1, b2] = applyAffine(toMoving, y);
     let sum = 0;
     let sumSq = 0;
     let cross = 0;
     for (let q = 0; q < n; q++) {
-      const w: Vec3 = [y[0] + offsets[3 * q], y[1] + offsets[3 * q + 1], y[2] + offsets[3 * q + 2]];
-      const v = Math.min(HI, Math.max(LO, sampleLinear(moving, applyAffine(toMoving, w), LO)));
+      at[0] = b0 + delta[3 * q];
+      at[1] = b1 + delta[3 * q + 1];
+      at[2] = b2 + delta[3 * q + 2];
+      const v = Math.min(HI, Math.max(LO, sampleLinear(moving, at, LO)));
       sum += v;
       sumSq += v * v;
       cross += T[q] * v;
