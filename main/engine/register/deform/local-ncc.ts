@@ -84,6 +84,10 @@ export function lnccLoss(f: FixedWindows, J: Float32Array, grad?: Float64Array):
   const sJJ = boxSum(JJ, f.size, f.r);
   const sIJ = boxSum(IJ, f.size, f.r);
   const w = f.weight;
+  // (the window sums read once: they are getters, made when first read)
+  const fn = f.n;
+  const fsI = f.sI;
+  const fsII = f.sII;
   let total = 0;
   // reuse buffers for the per-window coefficients
   const A = grad ? new Float64Array(N) : null;
@@ -93,9 +97,9 @@ export function lnccLoss(f: FixedWindows, J: Float32Array, grad?: Float64Array):
   for (let c = 0; c < N; c++) {
     const m = w ? w[c] : 1;
     if (m === 0) continue;
-    const n = f.n[c];
-    const cross = sIJ[c] - (f.sI[c] * sJ[c]) / n;
-    const varI = f.sII[c] - (f.sI[c] * f.sI[c]) / n;
+    const n = fn[c];
+    const cross = sIJ[c] - (fsI[c] * sJ[c]) / n;
+    const varI = fsII[c] - (fsI[c] * fsI[c]) / n;
     const varJ = sJJ[c] - (sJ[c] * sJ[c]) / n;
     const D = varI * varJ + f.eps;
     total += (m * cross * cross) / D;
@@ -103,7 +107,7 @@ export function lnccLoss(f: FixedWindows, J: Float32Array, grad?: Float64Array):
       const a = (m * 2 * cross) / D;
       const b = (m * cross * cross * varI) / (D * D);
       A[c] = a;
-      AI![c] = (a * f.sI[c]) / n;
+      AI![c] = (a * fsI[c]) / n;
       B![c] = b;
       BJ![c] = (b * sJ[c]) / n;
     }
