@@ -8,9 +8,10 @@
  * the forward convolutions alone, layer by layer, by tfjs' built-in (naive) Conv3D kernel and by
  * the WGSL implicit-GEMM program (sam/conv3d-wgsl.ts), which the network uses there by default.
  *
- * FLOP counts are the model's (network.ts layers, flops.ts): one iteration = a forward pass for
- * mining + a forward pass and its backward pass (counted as two forward passes) over 2 x batch
- * patches, i.e. 4x the forward FLOPs; the weight gradient of a layer = its forward FLOPs.
+ * FLOP counts are the model's (network.ts layers, flops.ts): one iteration = a forward pass (which
+ * serves the mining and the loss: train/one-forward-gradients.ts) and its backward pass (counted as
+ * two forward passes) over 2 x batch patches, i.e. 3x the forward FLOPs (4x with SAM_TRAIN_TWO_PASS=1,
+ * a second forward pass); the weight gradient of a layer = its forward FLOPs.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -50,6 +51,8 @@ const USAGE = [
   `  --data FILE        training CT (default ${DEFAULT_DATA})`,
 ].join('\n');
 
+/** Forward-pass equivalents of one training iteration (see the header). */
+const passes = () => (process.env.SAM_TRAIN_TWO_PASS === '1' ? 4 : 3);
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1];
 
 /** Weight-gradient methods of the kernel comparison; the first three are also training modes. */
@@ -227,7 +230,7 @@ export const benchTrainCommand: Command = {
       const fwd = forwardCost(config, patchZyx).flops;
       console.log(
         `${config.name}: ${(fwd / 1e9).toFixed(2)} GFLOP per patch forward; one iteration of ${batch} pair(s) = ` +
-          `${((4 * 2 * batch * fwd) / 1e9).toFixed(1)} GFLOP`,
+          `${((passes() * 2 * batch * fwd) / 1e9).toFixed(1)} GFLOP`,
       );
       if (!values['no-forward'] && backend.backend === 'webgpu') await benchForward(config, patchZyx, 2 * batch);
       if (!values['no-kernels']) await benchKernels(config, patchZyx, 2 * batch, methods);
@@ -242,7 +245,7 @@ export const benchTrainCommand: Command = {
           const s = median(secs);
           console.log(
             `  training, weight gradients by ${m}: ${(1 / s).toFixed(3)} it/s (${s.toFixed(2)} s/it, median of ` +
-              `${secs.length}; warm-up ${r.rows[0].seconds.toFixed(2)} s), ${((4 * 2 * batch * fwd) / s / 1e9).toPrecision(3)} GFLOP/s`,
+              `${secs.length}; warm-up ${r.rows[0].seconds.toFixed(2)} s), ${((passes() * 2 * batch * fwd) / s / 1e9).toPrecision(3)} GFLOP/s`,
           );
           // where the time goes (train-loop.ts phases), medians over the timed iterations
           const phase = (k: 'sample' | 'mine' | 'gradients' | 'update') =>
