@@ -14,6 +14,7 @@ import { readNifti, encodeNifti } from '../../main/engine/volume/io/nifti.ts';
 import { readMetaImage, encodeMetaImage } from '../../main/engine/volume/io/metaimage.ts';
 import { encodeVti, readVti } from '../../main/engine/volume/io/vti.ts';
 import { readNrrd } from '../../main/engine/volume/io/nrrd.ts';
+import { readVolume } from '../../main/engine/volume/io/index.ts';
 import { VolumeReadError } from '../../main/engine/errors.ts';
 import { geometryProblem } from '../../main/engine/volume/geometry.ts';
 import type { Volume } from '../../main/engine/volume/volume.ts';
@@ -248,3 +249,20 @@ test(
     assert.ok(stats.read > 20 && stats.refused > 100, JSON.stringify(stats));
   },
 );
+
+test('a file that is no volume format by name and not DICOM is told what the reader reads', async () => {
+  const t = tempDir();
+  try {
+    const f = join(t.dir, 'session.json');
+    writeFileSync(f, '{"format":"sam-workstation-session"}');
+    await assert.rejects(
+      readVolume(f),
+      (e: Error) =>
+        e instanceof VolumeReadError &&
+        e.message.startsWith(f) &&
+        /not a volume file this reads: not DICOM \(.*\), .*NIfTI \(\.nii, \.nii\.gz\), MetaImage/.test(e.message),
+    );
+  } finally {
+    t.cleanup();
+  }
+});

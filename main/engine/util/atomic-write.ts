@@ -3,7 +3,7 @@
  * then renamed over the destination, so a crash or a cancelled export never leaves a half file
  * and a reader never sees one. Refuses to write over any path listed in `protect` (the inputs).
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { VolumeWriteError } from '../errors.ts';
@@ -21,6 +21,8 @@ export function writeFileAtomic(
   const target = resolve(path);
   for (const p of options.protect ?? [])
     if (resolve(p) === target) throw new VolumeWriteError(path, 'refusing to overwrite an input file');
+  if (statSync(target, { throwIfNoEntry: false })?.isDirectory())
+    throw new VolumeWriteError(path, 'is a folder: give a file name (inside it, or beside it)');
   const dir = dirname(target);
   mkdirSync(dir, { recursive: true });
   const tmp = join(dir, `.${basename(target)}.${randomBytes(6).toString('hex')}.tmp`);

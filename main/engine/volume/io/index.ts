@@ -11,6 +11,7 @@ import { readVti } from './vti.ts';
 import { readNrrd } from './nrrd.ts';
 import { isVtkJsDataSet, readVtkJsDataSet } from './vtkjs-dataset.ts';
 import { readDicomSeries, type DicomReadOptions } from './dicom/read-series.ts';
+import { NotDicomError } from './dicom/parse.ts';
 
 export type VolumeFormat = 'nifti' | 'metaimage' | 'vti' | 'nrrd' | 'dicom';
 
@@ -50,8 +51,25 @@ export async function readVolume(input: string | string[], options: ReadOptions 
     case 'nrrd':
       return readNrrd(input);
     default:
-      // Many DICOM files have no extension: let the DICOM reader decide (it checks the magic).
-      return readDicomSeries([input], options);
+      // Many DICOM files have no extension: let the DICOM reader decide (it checks the magic); a file
+      // that is not DICOM either is told what this reads
+      try {
+        return await readDicomSeries([input], options);
+      } catch (e) {
+        if (e instanceof NotDicomError) {
+          const why = e.message
+            .slice(e.message.indexOf(': ') + 2)
+            .replace(/^not a DICOM file\s*/, '')
+            .replace(/^\((.*)\)$/, '$1');
+          throw new VolumeReadError(
+            input,
+            `not a volume file this reads: not DICOM (${why}), and its name is not that of ` +
+              'NIfTI (.nii, .nii.gz), MetaImage (.mha, .mhd), NRRD (.nrrd, .nhdr) or VTK (.vti)',
+            { cause: e },
+          );
+        }
+        throw e;
+      }
   }
 }
 
