@@ -826,5 +826,7 @@ test('a DICOM folder holding two series asks which one to open', async () => {
   await select.selectOption({ index: head });
   await page.getByTestId('open-moving').click();
   await expect(page.getByTestId('info-moving')).toContainText('64×64×93', { timeout: 60_000 });
+  // stored values, not HU: said when opened, not only when Register is clicked
+  await expect(page.getByTestId('not-ct-moving')).toContainText('not a CT in Hounsfield units');
   await page.screenshot({ path: `${ART}/10-series-choice.png` });
 });

@@ -99,6 +99,10 @@ test('workstation: register in a worker with progress, export, reopen geometry, 
     // the browser-mode policy: no reading outside the roots, no writing outside the work folder
     assert.throws(() => ws.saveSession(join(DATA, 'x.json'), ws.openSession(sp)), /outside the work folder/);
     await assert.rejects(ws.openVolume('/etc/passwd'), /outside the folders/);
+    // an image registration will refuse says so when it is opened (a CT in HU does not)
+    assert.equal(f.notCt, undefined);
+    const mr = await ws.openVolume(join(DATA, 'TotalSegmentator/tests/reference_files/example_mr_sm.nii.gz'));
+    assert.match(mr.notCt ?? '', /^not a CT in Hounsfield units: .*registration will refuse it$/);
   } finally {
     ws.dispose();
     t.cleanup();

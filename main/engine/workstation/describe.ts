@@ -2,8 +2,10 @@
 import { orientationCode } from '../volume/geometry.ts';
 import { valueRange, voxelTypeOf, voxelCount, type Volume } from '../volume/volume.ts';
 import type { VolumeDescriptor } from './types.ts';
+import { checkCt } from '../volume/intensity.ts';
 
 export function describeVolume(id: string, path: string, v: Volume, series?: string): VolumeDescriptor {
+  const ct = checkCt(v);
   return {
     id,
     path,
@@ -17,6 +19,7 @@ export function describeVolume(id: string, path: string, v: Volume, series?: str
     voxelType: voxelTypeOf(v.data),
     valueRange: valueRange(v.data),
     warnings: [...v.meta.warnings],
+    ...(ct.ok ? {} : { notCt: `not a CT in Hounsfield units: ${ct.reason}; registration will refuse it` }),
     displayBytes: voxelCount(v.size) * 2,
   };
 }

@@ -28,6 +28,8 @@ export interface VolumeDescriptor {
   voxelType: string;
   valueRange: [number, number];
   warnings: string[];
+  /** Why registration will refuse it (not CT in HU: volume/intensity.ts checkCt), shown when it is opened; absent for a CT. */
+  notCt?: string;
   /** Bytes of the int16 display copy (size product x 2). */
   displayBytes: number;
 }
