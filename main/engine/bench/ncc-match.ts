@@ -77,31 +77,41 @@ function level(moving: Volume, spacing: number, pad: number): Level {
   return { grid, data, pad, spacing, sum: boxSum(data, grid.size, pad), sumSq: boxSum(sq, grid.size, pad) };
 }
 
-/** Best NCC position on one level: candidates within +-radius voxels of `centre` (world). */
-function searchLevel(fixed: Volume, p: Vec3, L: Level, r: number, centre: Vec3, radius: number) {
-  const [ni, nj] = L.grid.size;
+/**
+ * The fixed intensities (clipped) on the (2r + 1)^3 lattice of `spacing` around world point p
+ * (i fastest, then j, then k), minus their mean, and their sum of squares.
+ */
+function zeroMeanTemplate(fixed: Volume, p: Vec3, spacing: number, r: number): { T: Float64Array; norm2: number } {
   const toFixed = worldToIndexMatrix(fixed);
-  // zero-mean template
-  const side = 2 * r + 1;
-  const n = side ** 3;
+  const n = (2 * r + 1) ** 3;
   const T = new Float64Array(n);
-  const offs = new Int32Array(n);
   let mean = 0;
   for (let c = -r, q = 0; c <= r; c++)
     for (let b = -r; b <= r; b++)
       for (let a = -r; a <= r; a++, q++) {
-        const w: Vec3 = [p[0] + a * L.spacing, p[1] + b * L.spacing, p[2] + c * L.spacing];
+        const w: Vec3 = [p[0] + a * spacing, p[1] + b * spacing, p[2] + c * spacing];
         T[q] = Math.min(HI, Math.max(LO, sampleLinear(fixed, applyAffine(toFixed, w))));
-        offs[q] = a + ni * (b + nj * c);
         mean += T[q];
       }
   mean /= n;
-  let tn = 0;
+  let norm2 = 0;
   for (let q = 0; q < n; q++) {
     T[q] -= mean;
-    tn += T[q] * T[q];
+    norm2 += T[q] * T[q];
   }
-  tn = Math.sqrt(tn);
+  return { T, norm2 };
+}
+
+/** Best NCC position on one level: candidates within +-radius voxels of `centre` (world). */
+function searchLevel(fixed: Volume, p: Vec3, L: Level, r: number, centre: Vec3, radius: number) {
+  const [ni, nj] = L.grid.size;
+  const { T, norm2 } = zeroMeanTemplate(fixed, p, L.spacing, r);
+  const n = T.length;
+  const tn = Math.sqrt(norm2);
+  // the template's voxels as offsets in the level's flat index
+  const offs = new Int32Array(n);
+  for (let c = -r, q = 0; c <= r; c++)
+    for (let b = -r; b <= r; b++) for (let a = -r; a <= r; a++, q++) offs[q] = a + ni * (b + nj * c);
   const c0 = worldToIndex(L.grid, centre).map(Math.round);
   const lo = c0.map((v) => Math.max(L.pad, v - radius));
   const hi = c0.map((v, a) => Math.min(L.grid.size[a] - 1 - L.pad, v + radius));
@@ -163,32 +173,13 @@ const refineMm = 8;
  * only if the NCC does not fall.
  */
 function refine(fixed: Volume, moving: Volume, p: Vec3, start: Vec3, spacing: number, r: number): Vec3 {
-  const toFixed = worldToIndexMatrix(fixed);
   const toMoving = worldToIndexMatrix(moving);
-  const side = 2 * r + 1;
-  const n = side ** 3;
+  const { T, norm2: tn } = zeroMeanTemplate(fixed, p, spacing, r);
+  const n = T.length;
   const offsets = new Float64Array(3 * n);
-  const T = new Float64Array(n);
-  let mean = 0;
   for (let c = -r, q = 0; c <= r; c++)
     for (let b = -r; b <= r; b++)
-      for (let a = -r; a <= r; a++, q++) {
-        offsets.set([a * spacing, b * spacing, c * spacing], 3 * q);
-        T[q] = Math.min(
-          HI,
-          Math.max(
-            LO,
-            sampleLinear(fixed, applyAffine(toFixed, [p[0] + a * spacing, p[1] + b * spacing, p[2] + c * spacing])),
-          ),
-        );
-        mean += T[q];
-      }
-  mean /= n;
-  let tn = 0;
-  for (let q = 0; q < n; q++) {
-    T[q] -= mean;
-    tn += T[q] * T[q];
-  }
+      for (let a = -r; a <= r; a++, q++) offsets.set([a * spacing, b * spacing, c * spacing], 3 * q);
   if (!(tn > 0)) return start;
   // the offsets in moving-index units (the linear part of world -> index), so that an evaluation is one
   // matrix product for y and an addition per sample, with no allocation

@@ -13,6 +13,15 @@ import type { Geometry } from '../../volume/geometry.ts';
 import type { Volume } from '../../volume/volume.ts';
 import { JACOBIAN_VARIANTS, type JacobianReport, type JacobianVariant } from '../field/jacobian.ts';
 
+/**
+ * WGSL: whether voxel i of grid row `row` is set in a mask packed one bit per voxel (volume/bit-mask.ts;
+ * the program's input MB and uniform wordsPerRow).
+ */
+export const MASK_BIT_WGSL = `
+      fn inMask(row : i32, i : i32) -> bool {
+        return ((MB[row * uniforms.wordsPerRow + i / 32] >> u32(i % 32)) & 1) != 0;
+      }`;
+
 /** A JacobianReport's numbers (no per-voxel volumes). */
 export type JacobianSummary = Omit<JacobianReport, 'det' | 'foldedMask'>;
 
@@ -36,6 +45,7 @@ class JacobianRowStatsProgram extends FlatProgram {
 
   getUserCode(): string {
     return `
+      ${MASK_BIT_WGSL}
       fn main(index : i32) {
         if (index >= uniforms.rows) {
           return;
@@ -53,11 +63,8 @@ class JacobianRowStatsProgram extends FlatProgram {
         var folded = 0.0;
         var counts : array<f32, ${JACOBIAN_VARIANTS.length}>;
         for (var i = 0; i < ni; i = i + 1) {
-          if (uniforms.hasMask != 0) {
-            let word = MB[row * uniforms.wordsPerRow + i / 32];
-            if (((word >> u32(i % 32)) & 1) == 0) {
-              continue;
-            }
+          if (uniforms.hasMask != 0 && !inMask(row, i)) {
+            continue;
           }
           counted = counted + 1.0;
           let v = index * ni + i;

@@ -12,6 +12,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { FlatProgram, readAndDispose, runProgram } from './flat-program.ts';
 import type { BitVolume } from '../../volume/bit-mask.ts';
+import { MASK_BIT_WGSL } from './jacobian-stats-on-device.ts';
 
 /** Per row: n, means of f, a, b, then Sff, Saa, Sbb, Sfa, Sfb. */
 const ROW_MOMENTS = 9;
@@ -29,6 +30,7 @@ class NccRowMomentsProgram extends FlatProgram {
 
   getUserCode(): string {
     return `
+      ${MASK_BIT_WGSL}
       fn main(index : i32) {
         if (index >= uniforms.rows) {
           return;
@@ -47,8 +49,7 @@ class NccRowMomentsProgram extends FlatProgram {
         var sfa = 0.0;
         var sfb = 0.0;
         for (var i = 0; i < ni; i = i + 1) {
-          let word = MB[row * uniforms.wordsPerRow + i / 32];
-          if (((word >> u32(i % 32)) & 1) == 0) {
+          if (!inMask(row, i)) {
             continue;
           }
           let f = FX[row * ni + i];
