@@ -57,9 +57,13 @@ benches() {
 #   run(command="bash scripts/device/gpu-session.sh check", carry=[".device"], timeout_s=240)
 checks() {
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>&1 | log
-  { echo "== bench-train small webgpu, 2 pairs, WGSL weight gradient (issue 3)"
-    timeout 60 /tmp/node $D/sam.mjs bench-train --backend webgpu --config small --batch 2 --iterations 4 --no-kernels \
+  { echo "== bench-train small webgpu, 2 pairs, WGSL weight gradient, one forward pass an iteration (issue 3)"
+    timeout 60 /tmp/node $D/sam.mjs bench-train --backend webgpu --config small --batch 2 --iterations 8 --no-kernels \
       --no-forward --wgrad wgsl --data $D/data/02-example_ct.nii.gz
+  } 2>&1 | log
+  { echo "== the same with two forward passes (SAM_TRAIN_TWO_PASS=1, the way before session 8)"
+    SAM_TRAIN_TWO_PASS=1 timeout 40 /tmp/node $D/sam.mjs bench-train --backend webgpu --config small --batch 2 \
+      --iterations 4 --no-kernels --no-forward --wgrad wgsl --data $D/data/02-example_ct.nii.gz
   } 2>&1 | log
   { echo "== bench-reg chest 2 mm, SAM matcher, embeddings and deform stage on WebGPU, cold then warm (issue 5)"
     timeout 70 /tmp/node $D/sam.mjs bench-reg --pairs 1 --sources $D/bench/chest-2mm.nii.gz --spacing 2 --seed 12 --no-elastix \
