@@ -93,8 +93,9 @@ test('NCC baseline: a scan matched with itself lands on the same points (refined
   const off = m.map((r, n) => Math.hypot(...r.location.map((v, a) => v - pts[n][a]))).sort((a, b) => a - b);
   const median = off[off.length >> 1];
   t.diagnostic(
-    `${pts.length} points: offset median ${median.toFixed(3)} mm, 75th percentile ${off[Math.floor(0.75 * off.length)].toFixed(3)} mm`,
+    `${pts.length} points: offset median ${median.toFixed(3)} mm, largest ${off[off.length - 1].toFixed(3)} mm`,
   );
-  // (0.94 mm before the refinement)
-  assert.ok(median < 0.15, `median offset ${median} mm`);
+  // (median 0.94 mm before the refinement; with the grid's best as the only start, a tenth over 5 mm)
+  assert.ok(median < 0.05, `median offset ${median} mm`);
+  assert.ok(off[off.length - 1] < 0.5, `largest offset ${off[off.length - 1]} mm`);
 });

@@ -154,8 +154,16 @@ export function nccMatch(fixed: Volume, moving: Volume, points: Vec3[], options:
     const c = searchLevel(fixed, p, coarse, rc, start, Math.max(1, Math.round(sr / cs)));
     const q = indexToWorld(coarse.grid, c.at);
     const f = searchLevel(fixed, p, fine, rf, q, Math.max(1, Math.ceil(cs / fs)));
-    // the fine grid's best, then continuous: the template's own lattice moved over the moving image
-    const refined = refine(fixed, moving, p, indexToWorld(fine.grid, f.at), fs, Math.max(1, Math.round(refineMm / fs)));
+    // the fine grid's best, then continuous: the template's own lattice moved over the moving image;
+    // the search's start (the prediction of an earlier stage, or the point itself) is climbed from too
+    const refined = refine(
+      fixed,
+      moving,
+      p,
+      [indexToWorld(fine.grid, f.at), start],
+      fs,
+      Math.max(1, Math.round(refineMm / fs)),
+    );
     return { location: refined, score: f.best };
   });
 }
@@ -168,11 +176,14 @@ const refineMm = 8;
  * around the fixed point) with the moving image resampled on its own grid: unless the two lattices
  * happen to line up, the interpolation differs between them, and a scan matched with itself lands
  * about a voxel off (median 0.9 mm on the elastix lung image). Here the moving image is sampled on
- * the template's lattice moved by y - p, so identical images give NCC 1 exactly at y = p: per axis a
- * parabola through y - h, y, y + h moves y (at most h), for h = spacing / 2, / 4, / 8; a move is kept
- * only if the NCC does not fall.
+ * the template's lattice moved by y - p, so identical images give NCC 1 exactly at y = p: from each
+ * start (the grid's best; the search's own start, e.g. the affine's prediction in the coarse stage) per
+ * axis a parabola through y - h, y, y + h moves y (at most h), for h = spacing / 2, / 4, / 8, a move kept
+ * only if the NCC does not fall; the end with the higher NCC wins (the grid's on a tie). The grid's
+ * best alone left a tenth of a scan's self-matches over 5 mm away (flat or repetitive regions where
+ * another grid node scored above the interpolated true position).
  */
-function refine(fixed: Volume, moving: Volume, p: Vec3, start: Vec3, spacing: number, r: number): Vec3 {
+function refine(fixed: Volume, moving: Volume, p: Vec3, starts: Vec3[], spacing: number, r: number): Vec3 {
   const toMoving = worldToIndexMatrix(moving);
   const { T, norm2: tn } = zeroMeanTemplate(fixed, p, spacing, r);
   const n = T.length;
@@ -180,7 +191,7 @@ function refine(fixed: Volume, moving: Volume, p: Vec3, start: Vec3, spacing: nu
   for (let c = -r, q = 0; c <= r; c++)
     for (let b = -r; b <= r; b++)
       for (let a = -r; a <= r; a++, q++) offsets.set([a * spacing, b * spacing, c * spacing], 3 * q);
-  if (!(tn > 0)) return start;
+  if (!(tn > 0)) return starts[0];
   // the offsets in moving-index units (the linear part of world -> index), so that an evaluation is one
   // matrix product for y and an addition per sample, with no allocation
   const delta = new Float64Array(3 * n);
@@ -208,6 +219,18 @@ function refine(fixed: Volume, moving: Volume, p: Vec3, start: Vec3, spacing: nu
     const varM = sumSq - (sum * sum) / n;
     return varM > 1e-6 ? cross / Math.sqrt(tn * varM) : 0;
   };
+  let found: { y: Vec3; ncc: number } | null = null;
+  for (const start of starts) {
+    const climbed = climb(nccAt, start, spacing);
+    // (the first start wins a tie)
+    if (!found || climbed.ncc > found.ncc) found = climbed;
+  }
+  return found!.y;
+}
+
+/** Per-axis parabolic steps of h = spacing / 2, / 4, / 8 from `start`, each kept only where f does not fall. */
+function climb(f: (y: Vec3) => number, start: Vec3, spacing: number): { y: Vec3; ncc: number } {
+  const nccAt = f;
   const y: Vec3 = [...start];
   let best = nccAt(y);
   for (let h = spacing / 2; h >= spacing / 8; h /= 2)
@@ -230,5 +253,5 @@ function refine(fixed: Volume, moving: Volume, p: Vec3, start: Vec3, spacing: nu
         best = sz;
       }
     }
-  return y;
+  return { y, ncc: best };
 }
