@@ -187,20 +187,18 @@ function refine(fixed: Volume, moving: Volume, p: Vec3, starts: Vec3[], spacing:
   const toMoving = worldToIndexMatrix(moving);
   const { T, norm2: tn } = zeroMeanTemplate(fixed, p, spacing, r);
   const n = T.length;
-  const offsets = new Float64Array(3 * n);
+  if (!(tn > 0)) return starts[0];
+  // the template's offsets in moving-index units (the linear part of world -> index), so that an
+  // evaluation is one matrix product for y and an addition per sample, with no allocation
+  const delta = new Float64Array(3 * n);
   for (let c = -r, q = 0; c <= r; c++)
     for (let b = -r; b <= r; b++)
-      for (let a = -r; a <= r; a++, q++) offsets.set([a * spacing, b * spacing, c * spacing], 3 * q);
-  if (!(tn > 0)) return starts[0];
-  // the offsets in moving-index units (the linear part of world -> index), so that an evaluation is one
-  // matrix product for y and an addition per sample, with no allocation
-  const delta = new Float64Array(3 * n);
-  for (let q = 0; q < n; q++)
-    for (let r3 = 0; r3 < 3; r3++)
-      delta[3 * q + r3] =
-        toMoving[4 * r3] * offsets[3 * q] +
-        toMoving[4 * r3 + 1] * offsets[3 * q + 1] +
-        toMoving[4 * r3 + 2] * offsets[3 * q + 2];
+      for (let a = -r; a <= r; a++, q++)
+        for (let r3 = 0; r3 < 3; r3++)
+          delta[3 * q + r3] =
+            toMoving[4 * r3] * (a * spacing) +
+            toMoving[4 * r3 + 1] * (b * spacing) +
+            toMoving[4 * r3 + 2] * (c * spacing);
   const at: Vec3 = [0, 0, 0];
   const nccAt = (y: Vec3): number => {
     const [b0, b1, b2] = applyAffine(toMoving, y);
@@ -229,8 +227,7 @@ function refine(fixed: Volume, moving: Volume, p: Vec3, starts: Vec3[], spacing:
 }
 
 /** Per-axis parabolic steps of h = spacing / 2, / 4, / 8 from `start`, each kept only where f does not fall. */
-function climb(f: (y: Vec3) => number, start: Vec3, spacing: number): { y: Vec3; ncc: number } {
-  const nccAt = f;
+function climb(nccAt: (y: Vec3) => number, start: Vec3, spacing: number): { y: Vec3; ncc: number } {
   const y: Vec3 = [...start];
   let best = nccAt(y);
   for (let h = spacing / 2; h >= spacing / 8; h /= 2)

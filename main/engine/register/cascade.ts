@@ -53,6 +53,7 @@ import { warpVolume } from './field/warp.ts';
 import { cascadeWarpOnDevice, stageFieldOnDevice } from './device/warp-on-device.ts';
 import { jacobianOnDevice } from './device/jacobian-on-device.ts';
 import { maskedNcc } from './masked-ncc.ts';
+import { AFFINE_IDENTITY } from './affine3x4.ts';
 
 export const STAGES = ['affine', 'coarse', 'deform'] as const;
 export type Stage = (typeof STAGES)[number];
@@ -373,11 +374,7 @@ async function runStages(
   const mask = fixedMask.data;
   const nccInFixedBody = dense?.ncc ?? {
     // (the moving image on the fixed grid, sampled as the warp samples: field/warp.ts)
-    before: maskedNcc(
-      fixed.data,
-      warpWithAffine(moving, fixed, [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0], { fill: -1024 }).data,
-      mask,
-    ),
+    before: maskedNcc(fixed.data, warpWithAffine(moving, fixed, AFFINE_IDENTITY, { fill: -1024 }).data, mask),
     after: maskedNcc(fixed.data, warped.data, mask),
   };
   tick('qa numbers', t0);

@@ -57,10 +57,7 @@ export async function readVolume(input: string | string[], options: ReadOptions 
         return await readDicomSeries([input], options);
       } catch (e) {
         if (e instanceof NotDicomError) {
-          const why = e.message
-            .slice(e.message.indexOf(': ') + 2)
-            .replace(/^not a DICOM file\s*/, '')
-            .replace(/^\((.*)\)$/, '$1');
+          const why = e.problem.replace(/^not a DICOM file\s*/, '').replace(/^\((.*)\)$/, '$1');
           throw new VolumeReadError(
             input,
             `not a volume file this reads: not DICOM (${why}), and its name is not that of ` +
