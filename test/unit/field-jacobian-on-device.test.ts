@@ -13,6 +13,7 @@ import { fieldFromAffine, type Field } from '../../main/engine/register/field/fi
 import { JACOBIAN_VARIANTS, jacobianDeterminant } from '../../main/engine/register/field/jacobian.ts';
 import { jacobianOnDevice, jacobianSlab } from '../../main/engine/register/device/jacobian-on-device.ts';
 import { JacobianStats } from '../../main/engine/register/device/jacobian-stats-on-device.ts';
+import { maskOnDevice } from '../../main/engine/register/device/mask-on-device.ts';
 import * as tf from '@tensorflow/tfjs-core';
 import { makeVolume, type Volume } from '../../main/engine/volume/volume.ts';
 import { A1, affineOf, centeredGrid, fieldOf, leftHanded, plantedSwap, rotation, starFold } from './field-fixtures.ts';
@@ -76,7 +77,8 @@ test('WebGPU: Jacobian determinants and fold counts equal the host (every varian
       assert.deepEqual(dev.foldedMask.data, host.foldedMask.data, name);
       assert.ok(Math.abs(dev.mean - host.mean) < 1e-5 && Math.abs(dev.std - host.std) < 1e-5, name);
       // the statistics summed per row on the device (jacobian-stats-on-device.ts, as the cascade's warp does)
-      const stats = new JacobianStats(field, o.mask);
+      const mask = o.mask ? maskOnDevice(o.mask) : null;
+      const stats = new JacobianStats(field, mask);
       const U = tf.tensor1d(field.data as Float32Array);
       const J = jacobianSlab(U, 3, field, 0, 0, field.data.length / 3);
       try {
@@ -84,6 +86,7 @@ test('WebGPU: Jacobian determinants and fold counts equal the host (every varian
       } finally {
         tf.dispose([U, J]);
         stats.dispose();
+        mask?.dispose();
       }
       const sum = stats.result();
       assert.equal(sum.voxels, host.voxels, `${name}: row sums, voxels`);

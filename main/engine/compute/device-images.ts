@@ -15,8 +15,7 @@ export class DeviceImages {
   get(v: Volume): tf.Tensor1D {
     let t = this.tensors.get(v);
     if (!t || t.isDisposed) {
-      const data = v.data instanceof Float32Array ? v.data : Float32Array.from(v.data as ArrayLike<number>);
-      t = tf.keep(tf.tensor1d(data));
+      t = tf.keep(tf.tensor1d(float32Voxels(v)));
       this.tensors.set(v, t);
     }
     return t;
@@ -26,4 +25,17 @@ export class DeviceImages {
     for (const t of this.tensors.values()) t.dispose();
     this.tensors.clear();
   }
+}
+
+/**
+ * A volume's voxels as a float32 tensor on the device: from `images` when given (kept there: the
+ * caller must not dispose it), else uploaded now (the caller's to dispose, or its tf.tidy's).
+ */
+export function voxelsOnDevice(v: Volume, images?: DeviceImages): tf.Tensor1D {
+  return images ? images.get(v) : tf.tensor1d(float32Voxels(v));
+}
+
+/** The voxels as float32 (the array itself when it already is). */
+function float32Voxels(v: Volume): Float32Array {
+  return v.data instanceof Float32Array ? v.data : Float32Array.from(v.data as ArrayLike<number>);
 }

@@ -21,7 +21,7 @@ import { JACOBIAN_VARIANTS, jacobianReport, type JacobianReport, type JacobianVa
  * voxel, LPS mm; called for the voxel and its 12 neighbours that exist) and the rows r0..r2 of
  * R = S^-1 D^T (uniforms).
  */
-export const JACOBIAN_AT_WGSL = `
+const JACOBIAN_AT_WGSL = `
       // R (u[p] - u[q]) in index units
       fn rot(d : vec3<f32>) -> vec3<f32> {
         return vec3<f32>(dot(uniforms.r0.xyz, d), dot(uniforms.r1.xyz, d), dot(uniforms.r2.xyz, d));
@@ -115,7 +115,7 @@ export const JACOBIAN_AT_WGSL = `
       }`;
 
 /** The uniforms R (rows of S^-1 D^T) of JACOBIAN_AT_WGSL for a grid. */
-export function jacobianRotation(g: { direction: readonly number[]; spacing: readonly number[] }): {
+function jacobianRotation(g: { direction: readonly number[]; spacing: readonly number[] }): {
   type: string;
   data: number[];
 }[] {

@@ -8,19 +8,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { FlatProgram, readAndDispose, runProgram } from './flat-program.ts';
-import { packMask, type BitVolume } from '../../volume/bit-mask.ts';
+import { MASK_BIT_WGSL, type MaskOnDevice } from './mask-on-device.ts';
 import type { Geometry } from '../../volume/geometry.ts';
-import type { Volume } from '../../volume/volume.ts';
 import { JACOBIAN_VARIANTS, type JacobianReport, type JacobianVariant } from '../field/jacobian.ts';
-
-/**
- * WGSL: whether voxel i of grid row `row` is set in a mask packed one bit per voxel (volume/bit-mask.ts;
- * the program's input MB and uniform wordsPerRow).
- */
-export const MASK_BIT_WGSL = `
-      fn inMask(row : i32, i : i32) -> bool {
-        return ((MB[row * uniforms.wordsPerRow + i / 32] >> u32(i % 32)) & 1) != 0;
-      }`;
 
 /** A JacobianReport's numbers (no per-voxel volumes). */
 export type JacobianSummary = Omit<JacobianReport, 'det' | 'foldedMask'>;
@@ -105,18 +95,22 @@ class JacobianRowStatsProgram extends FlatProgram {
   }
 }
 
-/** Accumulates slabs' row statistics; dispose() frees the mask on the device. */
+/**
+ * Accumulates slabs' row statistics inside `mask` (all voxels without one; the caller owns the mask);
+ * dispose() frees what it made.
+ */
 export class JacobianStats {
-  private readonly packed: BitVolume | null;
   private readonly maskBits: tf.Tensor;
+  /** (a one-word stand-in for the programs' mask input when there is no mask) */
+  private readonly noMask: tf.Tensor | null;
   private readonly rows: Float32Array[] = [];
 
   constructor(
     private readonly grid: Geometry,
-    mask?: Volume,
+    private readonly mask: MaskOnDevice | null,
   ) {
-    this.packed = mask ? packMask(mask.data as Uint8Array, grid.size) : null;
-    this.maskBits = tf.tensor1d(this.packed ? this.packed.bits : new Int32Array(1), 'int32');
+    this.noMask = mask ? null : tf.tensor1d(new Int32Array(1), 'int32');
+    this.maskBits = mask ? mask.bits : this.noMask!;
   }
 
   /** Adds the rows of `J` ([voxels, 2] for fixed slices k0 .. k0 + slices - 1). */
@@ -130,8 +124,8 @@ export class JacobianStats {
         { type: 'int32', data: [ni, nj, nk] },
         { type: 'int32', data: [k0] },
         { type: 'int32', data: [rows] },
-        { type: 'int32', data: [this.packed ? this.packed.wordsPerRow : 0] },
-        { type: 'int32', data: [this.packed ? 1 : 0] },
+        { type: 'int32', data: [this.mask ? this.mask.packed.wordsPerRow : 0] },
+        { type: 'int32', data: [this.mask ? 1 : 0] },
       ],
     );
     this.rows.push(await readAndDispose(stats));
@@ -142,7 +136,7 @@ export class JacobianStats {
   }
 
   dispose(): void {
-    this.maskBits.dispose();
+    this.noMask?.dispose();
   }
 }
 

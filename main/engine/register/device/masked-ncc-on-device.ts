@@ -11,8 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { FlatProgram, readAndDispose, runProgram } from './flat-program.ts';
-import type { BitVolume } from '../../volume/bit-mask.ts';
-import { MASK_BIT_WGSL } from './jacobian-stats-on-device.ts';
+import { MASK_BIT_WGSL, type MaskOnDevice } from './mask-on-device.ts';
 
 /** Per row: n, means of f, a, b, then Sff, Saa, Sbb, Sfa, Sfb. */
 const ROW_MOMENTS = 9;
@@ -94,27 +93,26 @@ export class NccMoments {
   /**
    * Adds a slab's rows: `slab` the warp's [voxels, channels] output whose row `rowOffset` is the first
    * row of fixed slice k0 (whole rows), `fixed` the fixed image's voxels on the device, `mask` the
-   * packed mask (its tensor `maskBits`).
+   * body mask on the device.
    */
   async addSlab(
     slab: tf.Tensor,
     channels: number,
     fixed: tf.Tensor,
-    mask: BitVolume,
-    maskBits: tf.Tensor,
+    mask: MaskOnDevice,
     k0: number,
     rows: number,
     rowOffset = 0,
   ): Promise<void> {
-    const [ni, nj, nk] = mask.size;
+    const [ni, nj, nk] = mask.packed.size;
     const out = runProgram(
       new NccRowMomentsProgram(rows),
-      [slab, fixed, maskBits],
+      [slab, fixed, mask.bits],
       [
         { type: 'int32', data: [ni, nj, nk] },
         { type: 'int32', data: [k0] },
         { type: 'int32', data: [rows] },
-        { type: 'int32', data: [mask.wordsPerRow] },
+        { type: 'int32', data: [mask.packed.wordsPerRow] },
         { type: 'int32', data: [channels] },
         { type: 'int32', data: [rowOffset] },
       ],

@@ -13,7 +13,7 @@ import type { Volume } from '../../volume/volume.ts';
 import { boxMeanOnDevice } from './box-sum-on-device.ts';
 import { readAndDispose } from './flat-program.ts';
 import { resampleTensorOnDevice } from './resample-on-device.ts';
-import type { DeviceImages } from '../../compute/device-images.ts';
+import { voxelsOnDevice, type DeviceImages } from '../../compute/device-images.ts';
 
 export async function prepareImageOnDevice(
   v: Volume,
@@ -28,9 +28,7 @@ export async function prepareImageOnDevice(
   const [ni, nj, nk] = v.size;
   const r = Math.max(0, Math.round(grid.spacing[0] / 2 / Math.min(...v.spacing)));
   const src = tf.tidy(() => {
-    const voxels = images
-      ? tf.reshape(images.get(v), [nk, nj, ni, 1])
-      : tf.tensor4d(Float32Array.from(v.data), [nk, nj, ni, 1]);
+    const voxels = tf.reshape(voxelsOnDevice(v, images), [nk, nj, ni, 1]);
     const x = tf.div(tf.clipByValue(voxels, -1000, 1000), 1000);
     return tf.reshape(r > 0 ? boxMeanOnDevice(x as tf.Tensor4D, r) : x, [-1]);
   });

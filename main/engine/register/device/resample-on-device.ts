@@ -7,6 +7,7 @@
  * Returns null when the source does not fit one device buffer (the caller resamples on the host).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { voxelsOnDevice } from '../../compute/device-images.ts';
 import { maxTensorBytes } from '../../compute/tf-backend.ts';
 import { indexToWorldMatrix, worldToIndexMatrix, type Geometry } from '../../volume/geometry.ts';
 import type { Volume } from '../../volume/volume.ts';
@@ -100,7 +101,7 @@ export async function resampleOnDevice(volume: Volume, grid: Geometry, fill: num
   const N = grid.size[0] * grid.size[1] * grid.size[2];
   const cap = maxTensorBytes() ?? 2 ** 31;
   if (volume.data.length * 4 > cap || N * C * 4 > cap) return null;
-  const X = tf.tensor1d(volume.data instanceof Float32Array ? volume.data : Float32Array.from(volume.data));
+  const X = voxelsOnDevice(volume);
   try {
     return await readAndDispose(resampleTensorOnDevice(X, volume, C, grid, fill));
   } finally {

@@ -12,14 +12,17 @@ import * as tf from '@tensorflow/tfjs-core';
 import { affineUniforms, FlatProgram, readAndDispose, runProgram, TRILINEAR_WGSL } from './flat-program.ts';
 import { maxTensorBytes } from '../../compute/tf-backend.ts';
 import { INTEGER_RANGE } from '../../volume/interpolate.ts';
-import { indexToWorldMatrix, worldToIndexMatrix, type Affine3x4, type Geometry } from '../../volume/geometry.ts';
+import {
+  indexToWorldMatrix,
+  sameGrid,
+  worldToIndexMatrix,
+  type Affine3x4,
+  type Geometry,
+} from '../../volume/geometry.ts';
 import { allocateVoxels, makeVolume, voxelTypeOf, type Vec3, type Volume } from '../../volume/volume.ts';
-import type { Field } from '../field/field.ts';
-import type { DeviceImages } from '../../compute/device-images.ts';
-import { cascadeMapWgsl, correctionUniforms, correctionUniformValues } from './cascade-map-wgsl.ts';
-import { checkMask } from '../field/field.ts';
-import { sameGrid } from '../../volume/geometry.ts';
-import { packMask } from '../../volume/bit-mask.ts';
+import { checkMask, type Field } from '../field/field.ts';
+import { voxelsOnDevice, type DeviceImages } from '../../compute/device-images.ts';
+import { maskOnDevice, type MaskOnDevice } from './mask-on-device.ts';
 import { NccMoments } from './masked-ncc-on-device.ts';
 import { JacobianStats, type JacobianSummary } from './jacobian-stats-on-device.ts';
 import { jacobianSlab } from './jacobian-on-device.ts';
@@ -51,6 +54,53 @@ const SAMPLE_MOVING = `
         return trilinear(M[q], M[q + d.x], M[q + d.y], M[q + d.y + d.x], M[q + d.z], M[q + d.z + d.x],
           M[q + d.z + d.y], M[q + d.z + d.y + d.x], fr);
       }`;
+
+/**
+ * WGSL: `fn mapPoint(xw : vec4<f32>) -> array<f32, 3>`, the cascade's map of a fixed world point (x, 1):
+ * the affine (uniforms a0..a2) plus each correction F<c> read trilinearly at the point with the 'border'
+ * rule (its world-to-index rows c<c>0..c<c>2 and size c<c>dims: correctionUniforms). Needs TRILINEAR_WGSL.
+ */
+function cascadeMapWgsl(corrections: number): string {
+  const corr = Array.from(
+    { length: corrections },
+    (_, c) => `
+        {
+          let p = vec3<f32>(dot(uniforms.c${c}0, xw), dot(uniforms.c${c}1, xw), dot(uniforms.c${c}2, xw));
+          let hi = vec3<f32>(uniforms.c${c}dims - vec3<i32>(1));
+          let f0 = clamp(floor(p), vec3<f32>(0.0), max(hi - vec3<f32>(1.0), vec3<f32>(0.0)));
+          let fr = clamp(p - f0, vec3<f32>(0.0), vec3<f32>(1.0));
+          let i0 = vec3<i32>(f0);
+          let d = vec3<i32>(select(0, 3, uniforms.c${c}dims.x > 1), select(0, 3 * uniforms.c${c}dims.x, uniforms.c${c}dims.y > 1),
+            select(0, 3 * uniforms.c${c}dims.x * uniforms.c${c}dims.y, uniforms.c${c}dims.z > 1));
+          let b = 3 * (i0.x + uniforms.c${c}dims.x * (i0.y + uniforms.c${c}dims.y * i0.z));
+          for (var a = 0; a < 3; a = a + 1) {
+            let q = b + a;
+            let v = trilinear(F${c}[q], F${c}[q + d.x], F${c}[q + d.y], F${c}[q + d.y + d.x], F${c}[q + d.z],
+              F${c}[q + d.z + d.x], F${c}[q + d.z + d.y], F${c}[q + d.z + d.y + d.x], fr);
+            y[a] = y[a] + v;
+          }
+        }`,
+  ).join('');
+  return `
+      fn mapPoint(xw : vec4<f32>) -> array<f32, 3> {
+        var y = array<f32, 3>(dot(uniforms.a0, xw), dot(uniforms.a1, xw), dot(uniforms.a2, xw));
+        ${corr}
+        return y;
+      }`;
+}
+
+/** The uniform declarations of cascadeMapWgsl's corrections (after a0..a2, declared by the program). */
+function correctionUniforms(corrections: number): string {
+  return Array.from(
+    { length: corrections },
+    (_, c) => `c${c}0 : vec4<f32>, c${c}1 : vec4<f32>, c${c}2 : vec4<f32>, c${c}dims : vec3<i32>, `,
+  ).join('');
+}
+
+/** The values of correctionUniforms for the corrections' grids. */
+function correctionUniformValues(corrections: Geometry[]): { type: string; data: number[] }[] {
+  return corrections.flatMap((c) => [...affineUniforms(worldToIndexMatrix(c)), { type: 'int32', data: [...c.size] }]);
+}
 
 class CascadeWarpProgram extends FlatProgram {
   variableNames: string[];
@@ -184,6 +234,7 @@ export async function cascadeWarpOnDevice(
   const slice = ni * nj;
   // output slabs of whole slices: [voxels, 4 or 5] float32 under the buffer cap (and 256 MB per read-back)
   const ncc = options.ncc;
+  if (options.jacobian?.mask) checkMask(options.jacobian.mask, fixedGrid);
   if (ncc) {
     checkMask(ncc.mask, fixedGrid);
     if (!sameGrid(ncc.fixed, fixedGrid)) throw new Error('cascadeWarpOnDevice: the NCC image is not on the fixed grid');
@@ -197,7 +248,7 @@ export async function cascadeWarpOnDevice(
   const slabSlices =
     options.slabSlices ?? Math.max(1, Math.min(nk, Math.floor(Math.min(cap, 2 ** 28) / (4 * nc * slice)) - 2 * halo));
   // (from the registration's cache when given: not disposed here)
-  const M = options.images?.get(moving) ?? tf.tensor1d(Float32Array.from(moving.data));
+  const M = voxelsOnDevice(moving, options.images);
   const F = corrections.map((c) => tf.tensor1d(c.data));
   const fieldData = new Float32Array(3 * slice * nk);
   const outType = voxelTypeOf(moving.data);
@@ -205,11 +256,14 @@ export async function cascadeWarpOnDevice(
   const range = INTEGER_RANGE[outType];
   // the unwarped image in the moving image's voxel type, rounded and clamped as the host's resample
   const unwarpedData = options.unwarped ? allocateVoxels(outType, slice * nk) : null;
-  const packedMask = ncc ? packMask(ncc.mask.data as Uint8Array, fixedGrid.size) : null;
-  const MB = packedMask ? tf.tensor1d(packedMask.bits, 'int32') : null;
-  const FX = ncc ? (options.images?.get(ncc.fixed) ?? tf.tensor1d(Float32Array.from(ncc.fixed.data))) : null;
+  // each mask on the device once (the cascade gives both reductions the same body mask)
+  const masks = new Map<Volume, MaskOnDevice>();
+  const onDevice = (m: Volume) => masks.get(m) ?? masks.set(m, maskOnDevice(m)).get(m)!;
+  const nccMask = ncc ? onDevice(ncc.mask) : null;
+  const jacobianMask = options.jacobian?.mask ? onDevice(options.jacobian.mask) : null;
+  const FX = ncc ? voxelsOnDevice(ncc.fixed, options.images) : null;
   const moments = new NccMoments();
-  const jacobianStats = options.jacobian ? new JacobianStats(fixedGrid, options.jacobian.mask) : null;
+  const jacobianStats = options.jacobian ? new JacobianStats(fixedGrid, jacobianMask) : null;
   try {
     for (let k0 = 0; k0 < nk; k0 += slabSlices) {
       const slices = Math.min(slabSlices, nk - k0);
@@ -219,7 +273,7 @@ export async function cascadeWarpOnDevice(
       const s1 = Math.min(nk, k0 + slices + halo);
       let out = warpSlab(fixedGrid, M, moving, affine, F, corrections, fill, s0, (s1 - s0) * slice, outputs);
       try {
-        if (ncc) await moments.addSlab(out, nc, FX!, packedMask!, MB!, k0, slices * nj, (k0 - s0) * nj);
+        if (ncc) await moments.addSlab(out, nc, FX!, nccMask!, k0, slices * nj, (k0 - s0) * nj);
         if (jacobianStats) {
           // u is the first 3 of nc numbers per voxel of the slab from s0
           const J = jacobianSlab(out, nc, fixedGrid, s0, k0, voxels);
@@ -259,7 +313,7 @@ export async function cascadeWarpOnDevice(
   } finally {
     tf.dispose(options.images ? F : [M, ...F]);
     jacobianStats?.dispose();
-    MB?.dispose();
+    for (const m of masks.values()) m.dispose();
     if (FX && !options.images) FX.dispose();
   }
   const geometry = {

@@ -22,7 +22,7 @@ import type { Geometry } from '../../volume/geometry.ts';
 import { normalizeForNetwork, SAM_NORMALIZATION } from '../../volume/intensity.ts';
 import { resample, targetToSourceIndex } from '../../volume/resample.ts';
 import type { Volume } from '../../volume/volume.ts';
-import type { DeviceImages } from '../../compute/device-images.ts';
+import { voxelsOnDevice, type DeviceImages } from '../../compute/device-images.ts';
 
 const FILL = -1024;
 
@@ -82,12 +82,7 @@ export function networkInputOnDevice(
   }
   return tf.tidy(() => {
     const shape: [number, number, number] = [volume.size[2], volume.size[1], volume.size[0]];
-    let x: tf.Tensor3D = images
-      ? tf.reshape(images.get(volume), shape)
-      : tf.tensor3d(
-          volume.data instanceof Float32Array ? volume.data : Float32Array.from(volume.data as ArrayLike<number>),
-          shape,
-        );
+    let x: tf.Tensor3D = tf.reshape(voxelsOnDevice(volume, images), shape);
     // tensor axis of source axis s is 2 - s; bring the source axis read by target axis a to tensor axis 2 - a
     const perm = [2 - map[2], 2 - map[1], 2 - map[0]];
     if (perm.some((p, q) => p !== q)) x = tf.transpose(x, perm);
