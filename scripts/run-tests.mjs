@@ -9,6 +9,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 
 function find(dir) {
   const out = [];
@@ -55,9 +56,14 @@ if (files.length === 0) {
   console.error('no test files matched');
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...files], {
-  stdio: 'inherit',
-});
+// Two test files at a time even on two cores (Node's default there is one): most files wait on
+// worker threads or the GPU driver part of the time; 6.5 -> 4.4 min for the unit tests on 2 cores.
+const concurrency = Math.max(2, availableParallelism() - 1);
+const r = spawnSync(
+  process.execPath,
+  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files],
+  { stdio: 'inherit' },
+);
 const unit = r.status ?? 1;
 const e2e = filters.length === 0 ? runE2e() : 0;
 process.exit(unit || e2e);

