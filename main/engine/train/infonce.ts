@@ -10,9 +10,12 @@
  * Differentiable through tf.customGrad with the analytic gradient (softmax - one-hot, scattered
  * back onto the embedding rows with scatterND): tfjs-core alone registers no gradients
  * (they come with the @tensorflow/tfjs union package), and the custom gradient also avoids
- * keeping the [queries, negatives, C] gathers on the tape.
+ * keeping the [queries, negatives, C] gathers on the tape. On WebGPU samInfoNceLoss runs each
+ * level's selections as two WGSL dispatches instead (infonce-wgsl.ts; SAM_INFONCE=tfops keeps these
+ * ops there too).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { levelLossAndGradWgsl, termSumsWgsl, type LevelItem } from './infonce-wgsl.ts';
 
 export interface DirectionSelection {
   /** Row of each query (anchor patch). */
@@ -161,6 +164,20 @@ export function infoNce(emb: tf.Tensor2D, sel: DirectionSelection, tau = 0.5): t
   return f(emb) as tf.Scalar;
 }
 
+/**
+ * The WGSL loss (infonce-wgsl.ts) on WebGPU unless SAM_INFONCE=tfops (the tfjs ops, as on other
+ * backends); setInfoNceMode overrides both (tests).
+ */
+let infoNceMode: 'auto' | 'wgsl' | 'tfops' = 'auto';
+export function setInfoNceMode(mode: 'auto' | 'wgsl' | 'tfops'): void {
+  infoNceMode = mode;
+}
+function useWgsl(): boolean {
+  if (tf.getBackend() !== 'webgpu') return false;
+  if (infoNceMode !== 'auto') return infoNceMode === 'wgsl';
+  return process.env.SAM_INFONCE !== 'tfops';
+}
+
 type TermName = 'localAB' | 'localBA' | 'globalAB' | 'globalBA';
 const TERMS: { name: TermName; local: boolean; pick: (s: PairSelection) => DirectionSelection }[] = [
   { name: 'localAB', local: true, pick: (s) => s.local.ab },
@@ -191,6 +208,21 @@ export function samInfoNceLoss(
     const [local, global] = args as tf.Tensor[];
     const l2 = flat(local);
     const g2 = flat(global);
+    if (useWgsl()) {
+      // on WebGPU: each level's selections in two dispatches (infonce-wgsl.ts), the terms in one more
+      const items = (level: boolean): LevelItem[] =>
+        TERMS.filter((t) => t.local === level).flatMap((t) =>
+          selections.map((s) => ({ sel: t.pick(s), scale: counts[t.name] > 0 ? 1 / counts[t.name] : 0 })),
+        );
+      const lv = levelLossAndGradWgsl(l2, items(true), tau);
+      const gv = levelLossAndGradWgsl(g2, items(false), tau);
+      const sums = termSumsWgsl(lv, gv, selections.length);
+      TERMS.forEach((t, n) => (parts[t.name] = tf.keep(tf.reshape(tf.slice(sums, [n], [1]), []) as tf.Scalar)));
+      (args[2] as tf.GradSaveFunc)([tf.reshape(lv.grad, local.shape), tf.reshape(gv.grad, global.shape)]);
+      const value: tf.Tensor = tf.reshape(tf.slice(sums, [4], [1]), []);
+      const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] => [tf.mul(saved[0], dy), tf.mul(saved[1], dy)];
+      return { value, gradFunc };
+    }
     const pieces: { local: Piece[]; global: Piece[] } = { local: [], global: [] };
     for (const t of TERMS) {
       let sum: tf.Scalar = tf.scalar(0);
