@@ -3,7 +3,9 @@
  * it prints a line at most every `everySeconds`.
  */
 export class ProgressLine {
-  private last = 0;
+  /** When the last line was printed (not on a terminal); the first update is always printed. */
+  private last = -Infinity;
+  private shown = false;
   constructor(
     private readonly stream: NodeJS.WriteStream = process.stderr,
     private readonly everySeconds = 10,
@@ -11,6 +13,7 @@ export class ProgressLine {
 
   update(text: string, force = false): void {
     if (this.stream.isTTY) {
+      this.shown = true;
       this.stream.write(
         `\r${text.slice(0, (this.stream.columns ?? 120) - 1).padEnd(Math.min(this.stream.columns ?? 120, 120) - 1)}`,
       );
@@ -23,8 +26,15 @@ export class ProgressLine {
     }
   }
 
+  /** A message that stays (a checkpoint saved...): on a terminal above the progress line, which the next update redraws. */
+  note(text: string): void {
+    if (this.stream.isTTY && this.shown)
+      this.stream.write(`\r${' '.repeat(Math.min(this.stream.columns ?? 120, 120) - 1)}\r`);
+    this.stream.write(`${text}\n`);
+  }
+
   done(text?: string): void {
-    if (this.stream.isTTY) this.stream.write('\n');
+    if (this.stream.isTTY && this.shown) this.stream.write('\n');
     if (text) this.stream.write(`${text}\n`);
   }
 }

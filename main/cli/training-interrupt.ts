@@ -2,19 +2,29 @@
  * Ctrl-C for the training commands (sam train, sam train-reg): the first interrupt aborts the
  * returned signal (the loop finishes its iteration and saves a checkpoint); a second one quits at
  * once with 130. One that comes within a second of the first is the same interrupt delivered twice
- * (GNU `timeout -s INT` signals the command and its process group) and is ignored.
+ * (GNU `timeout -s INT` signals the command and its process group) and is ignored. SIGTERM (a
+ * cluster's time limit, `kill`) is treated as the first interrupt: the checkpoint is saved.
  */
 export function trainingInterrupt(): { signal: AbortSignal; dispose(): void } {
   const controller = new AbortController();
   let firstInterrupt = 0;
-  const onSigint = (): void => {
+  const onSignal = (signal: NodeJS.Signals): void => {
     const now = performance.now();
     if (!firstInterrupt) {
       firstInterrupt = now;
-      console.error('\ninterrupted: finishing this iteration and saving a checkpoint (Ctrl-C again to quit at once)');
+      console.error(
+        `\n${signal === 'SIGTERM' ? 'terminated' : 'interrupted'}: finishing this step and saving a checkpoint (Ctrl-C again to quit at once)`,
+      );
       controller.abort();
-    } else if (now - firstInterrupt > 1000) process.exit(130);
+    } else if (now - firstInterrupt > 1000) process.exit(signal === 'SIGTERM' ? 143 : 130);
   };
-  process.on('SIGINT', onSigint);
-  return { signal: controller.signal, dispose: () => void process.off('SIGINT', onSigint) };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
 }

@@ -144,7 +144,7 @@ test('a missing slice is refused (naming the folder and positions) unless allowG
       assert.ok(e instanceof VolumeReadError && e.message.startsWith(dir), String(e));
       assert.match(e.message, /missing/);
       assert.match(e.message, /72 mm .* 75 mm/);
-      assert.match(e.message, /allowGaps/);
+      assert.match(e.message, /--allow-gaps/);
       return true;
     });
     const v = await readDicomSeries(dir, { allowGaps: true });

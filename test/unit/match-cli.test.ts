@@ -22,7 +22,8 @@ test('sam match: CSV of matches, embeddings cached, missing model explained', ()
   try {
     const env = { SAM_CACHE_DIR: join(dir, 'cache'), SAM_MODEL: join(dir, 'absent.samw') };
     const pts = join(dir, 'points.txt');
-    writeFileSync(pts, 'point\n2\n-36.351 -36.974 -1204.5\n42.877 -68.392 -1209.5\n'); // elastix landmarks
+    // elastix landmarks: the second lies beyond the template's x extent (-152.5..0.5 mm), the third far outside
+    writeFileSync(pts, 'point\n3\n-36.351 -36.974 -1204.5\n42.877 -68.392 -1209.5\n5000 0 -1204.5\n');
     const none = sam(env, 'match', LUNG, LUNG, '--points', pts);
     assert.equal(none.code, 1);
     assert.match(none.err, /absent\.samw: no trained model here yet/);
@@ -34,9 +35,13 @@ test('sam match: CSV of matches, embeddings cached, missing model explained', ()
     assert.match(r.err, /embedding template: computed/);
     assert.match(r.err, /embedding query: from cache/);
     const lines = readFileSync(out, 'utf8').trim().split('\n');
-    assert.equal(lines[0], 'x,y,z,score,global,local,cycle_error_mm,accepted');
-    assert.equal(lines.length, 3);
-    for (const l of lines.slice(1)) {
+    assert.equal(lines[0], 'x,y,z,score,global,local,cycle_error_mm,accepted,in_template');
+    assert.equal(lines.length, 4);
+    // the points outside: empty rows and a warning naming them, not confident matches at the edge
+    assert.equal(lines[2], ',,,,,,,0,0');
+    assert.equal(lines[3], ',,,,,,,0,0');
+    assert.match(r.err, /2 of 3 points lie outside the template's field of view \(points 2, 3\)/);
+    for (const l of lines.slice(1, 2)) {
       // (a random network: the plumbing is tested here, the accuracy elsewhere)
       const [x, y, z, score, , , cyc, acc] = l.split(',').map(Number);
       assert.ok(Number.isFinite(x + y + z + cyc) && score > 0.9 && score <= 1 && (acc === 0 || acc === 1), l);
@@ -44,7 +49,7 @@ test('sam match: CSV of matches, embeddings cached, missing model explained', ()
     const again = sam(env, ...args);
     assert.equal(again.code, 0, again.err);
     assert.match(again.err, /embedding template: from cache/);
-    assert.equal(again.out.trim().split('\n').length, 3);
+    assert.equal(again.out.trim().split('\n').length, 4);
     assert.equal(readdirSync(join(dir, 'cache')).length, 1);
   } finally {
     cleanup();

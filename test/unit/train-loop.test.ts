@@ -7,13 +7,15 @@ import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { CTHEAD, J2K, filesOf } from './dicom-fixtures.ts';
 import { initTfBackend } from '../../main/engine/compute/tf-backend.ts';
 import { getSamConfig } from '../../main/engine/sam/config.ts';
 import { loadTrainingSet, type TrainingCase } from '../../main/engine/train/dataset.ts';
 import { ADAM } from '../../main/engine/train/optimizer.ts';
 import { trainSam, type TrainOptions } from '../../main/engine/train/train-loop.ts';
+import { checkRunFolder } from '../../main/engine/train/checkpoint.ts';
 import { createWeights, disposeWeights } from '../../main/engine/sam/network.ts';
 import { loadWeights } from '../../main/engine/sam/weights-file.ts';
 import { dataPath, tempDir } from '../helpers.ts';
@@ -124,6 +126,56 @@ test('sam train: Ctrl-C saves a checkpoint and exits 130; --resume finishes the 
     assert.match(err2, /finished at iteration 3/);
   } finally {
     cleanup();
+  }
+});
+
+test("training set: each series of a DICOM folder, lists' missing lines and broken links skipped with the reason", async () => {
+  const a = tempDir();
+  try {
+    // one folder holding two series (a CT in HU and a head series without a RescaleIntercept)
+    const two = join(a.dir, 'two');
+    mkdirSync(two);
+    for (const f of filesOf(J2K)) copyFileSync(f, join(two, basename(f)));
+    for (const f of filesOf(CTHEAD)) copyFileSync(f, join(two, basename(f)));
+    symlinkSync('/nonexistent/gone.nii.gz', join(two, 'gone.nii.gz'));
+    writeFileSync(join(a.dir, 'list.txt'), `# my scans\n${CT}\nmissing.nii.gz\n`);
+    const seen: string[] = [];
+    const r = await loadTrainingSet([two, join(a.dir, 'list.txt')], {
+      onCase: (src, ok, reason) => seen.push(`${ok ? 'use' : 'skip'} ${src}: ${reason}`),
+    });
+    assert.equal(r.cases.length, 2, seen.join('\n'));
+    assert.ok(
+      r.cases.some((c) => /two \(series .*'CT Body 3\.0'\)$/.test(c.source)),
+      seen.join('\n'),
+    );
+    assert.ok(r.cases.some((c) => c.source === CT));
+    const reasons = r.skipped.map((k) => `${k.source}: ${k.reason}`).join('\n');
+    assert.match(reasons, /gone\.nii\.gz: broken link/);
+    assert.match(reasons, /missing\.nii\.gz: listed in .*list\.txt \(line 3\) but not found/);
+    assert.match(reasons, /two \(series .*\): not CT in HU/);
+  } finally {
+    a.cleanup();
+  }
+});
+
+test('the run folder: --resume without a checkpoint, files a run would overwrite, a file for a folder are refused', async () => {
+  const a = tempDir();
+  try {
+    // a mistyped --out with --resume: refused, not a new run from scratch
+    await assert.rejects(trainSam(cases, options(join(a.dir, 'typo'), 2, true)), /no checkpoint to resume from/);
+    assert.ok(!existsSync(join(a.dir, 'typo', 'loss.csv')));
+    // the user's own model and loss log in the folder (no run there): refused, left as they were
+    writeFileSync(join(a.dir, 'model.samw'), 'mine');
+    writeFileSync(join(a.dir, 'loss.csv'), 'mine too');
+    await assert.rejects(trainSam(cases, options(a.dir, 1)), /holds model\.samw, loss\.csv but no training run/);
+    assert.equal(readFileSync(join(a.dir, 'model.samw'), 'utf8'), 'mine');
+    assert.equal(readFileSync(join(a.dir, 'loss.csv'), 'utf8'), 'mine too');
+    assert.throws(() => checkRunFolder(join(a.dir, 'model.samw'), false), /is a file, not a folder/);
+    // an empty or unrelated folder is fine
+    writeFileSync(join(a.dir, 'notes.txt'), 'x');
+    assert.doesNotThrow(() => checkRunFolder(join(a.dir, 'new'), false));
+  } finally {
+    a.cleanup();
   }
 });
 

@@ -19,19 +19,25 @@ export const convertCommand: Command = {
     '                  when the input is DICOM) into the output folder',
     '  --description   SeriesDescription of the derived series (default: "Converted by sam")',
     '  --series        SeriesInstanceUID to read from an input folder with several series',
+    '  --allow-gaps    interpolate across missing slices of a DICOM series (refused otherwise)',
   ].join('\n'),
   async run(args) {
     const { values, positionals } = parseArgs({
       args,
       allowPositionals: true,
-      options: { dicom: { type: 'boolean' }, description: { type: 'string' }, series: { type: 'string' } },
+      options: {
+        dicom: { type: 'boolean' },
+        description: { type: 'string' },
+        series: { type: 'string' },
+        'allow-gaps': { type: 'boolean' },
+      },
     });
     if (positionals.length !== 2) {
       console.error(this.usage);
       return 2;
     }
     const [input, output] = positionals;
-    const volume = await readVolume(input, { seriesUid: values.series });
+    const volume = await readVolume(input, { seriesUid: values.series, allowGaps: values['allow-gaps'] });
     if (values.dicom) {
       const r = await writeDicomSeries(output, volume, {
         seriesDescription: values.description ?? 'Converted by sam',

@@ -16,13 +16,14 @@ export const infoCommand: Command = {
     '  <file>       .nii/.nii.gz, .mha/.mhd, .vti, .nrrd/.nhdr, or a DICOM file',
     '  <folder>     a DICOM folder; when it holds several series they are listed (choose with --series)',
     '  --series     SeriesInstanceUID to read from a folder with several series',
+    '  --allow-gaps interpolate across missing slices of a DICOM series (refused otherwise)',
     '  --json       machine-readable output',
   ].join('\n'),
   async run(args) {
     const { values, positionals } = parseArgs({
       args,
       allowPositionals: true,
-      options: { series: { type: 'string' }, json: { type: 'boolean' } },
+      options: { series: { type: 'string' }, json: { type: 'boolean' }, 'allow-gaps': { type: 'boolean' } },
     });
     if (positionals.length === 0) {
       console.error(this.usage);
@@ -43,7 +44,7 @@ export const infoCommand: Command = {
         return 0;
       }
     }
-    const volume = await readVolume(input, { seriesUid: values.series });
+    const volume = await readVolume(input, { seriesUid: values.series, allowGaps: values['allow-gaps'] });
     const summary = summarizeVolume(volume);
     console.log(values.json ? JSON.stringify(summary, null, 2) : formatSummary(summary));
     return 0;

@@ -80,7 +80,10 @@ const USAGE = `usage: sam match <template> <query> --points FILE [options]
   --device NAME         auto (default: a GPU through WebGPU, else ONNX Runtime on the CPU), webgpu,
                         onnx, onnx-cuda, onnx-dml, onnx-coreml, tfjs-cpu, tfjs-node
 
-Output columns: x,y,z (matched, world LPS mm), score, global, local, cycle_error_mm, accepted.`;
+Output columns, a row per point in input order: x,y,z (matched, world LPS mm), score, global, local,
+cycle_error_mm, accepted, in_template (0: the point lies outside the template's field of view, its row
+is left empty).
+  --allow-gaps          interpolate across missing slices of a DICOM series (refused otherwise)`;
 
 export const matchCommand: Command = {
   name: 'match',
@@ -101,6 +104,7 @@ export const matchCommand: Command = {
         'cache-dir': { type: 'string' },
         'no-cache': { type: 'boolean', default: false },
         fp16: { type: 'boolean', default: false },
+        'allow-gaps': { type: 'boolean', default: false },
       },
     });
     if (positionals.length !== 2 || !values.points) {
@@ -109,8 +113,8 @@ export const matchCommand: Command = {
     }
     const [templatePath, queryPath] = positionals;
     const num = (name: string, v: string | undefined) => optionalNumber(name, v);
-    const template = await readVolume(templatePath);
-    const query = await readVolume(queryPath);
+    const template = await readVolume(templatePath, { allowGaps: values['allow-gaps'] });
+    const query = await readVolume(queryPath, { allowGaps: values['allow-gaps'] });
     const list = parsePoints(readFileSync(values.points, 'utf8'), values.points);
     const points = list.kind === 'index' ? list.points.map((p) => indexToWorld(template, p)) : list.points;
 
@@ -169,18 +173,29 @@ export const matchCommand: Command = {
     console.error(
       `matched ${matches.length} points in ${(performance.now() - t0).toFixed(0)} ms; ${accepted} accepted`,
     );
+    // a point outside the template has no embedding of its own: no match is written for it
+    const outside = matches.flatMap((m, n) => (m.inTemplate ? [] : [n + 1]));
+    if (outside.length)
+      console.error(
+        `sam match: ${outside.length} of ${matches.length} points lie outside the template's field of view ` +
+          `(point${outside.length > 1 ? 's' : ''} ${outside.slice(0, 10).join(', ')}${outside.length > 10 ? ', ...' : ''}): ` +
+          'their rows are left empty (in_template 0)',
+      );
     const f = (x: number) => (Number.isFinite(x) ? +x.toFixed(3) : '');
-    const lines = ['x,y,z,score,global,local,cycle_error_mm,accepted'];
+    const lines = ['x,y,z,score,global,local,cycle_error_mm,accepted,in_template'];
     for (const m of matches)
       lines.push(
-        [
-          ...m.location.map(f),
-          f(m.score),
-          f(m.globalScore),
-          f(m.localScore),
-          f(m.cycleErrorMm ?? NaN),
-          m.accepted ? 1 : 0,
-        ].join(','),
+        m.inTemplate
+          ? [
+              ...m.location.map(f),
+              f(m.score),
+              f(m.globalScore),
+              f(m.localScore),
+              f(m.cycleErrorMm ?? NaN),
+              m.accepted ? 1 : 0,
+              1,
+            ].join(',')
+          : ',,,,,,,0,0',
       );
     const csv = `${lines.join('\n')}\n`;
     if (values.out) {

@@ -36,7 +36,8 @@ const USAGE = `usage: sam register <fixed> <moving> --out DIR [options]
                       present); it reads SAM features, so the SAM model is opened with any matcher
   --no-deform-net     instance optimisation alone
 ${DEFORM_ON_USAGE}
-  --no-field          do not write the displacement field`;
+  --no-field          do not write the displacement field
+  --allow-gaps        interpolate across missing slices of a DICOM series (refused otherwise)`;
 
 export const registerCommand: Command = {
   name: 'register',
@@ -55,6 +56,7 @@ export const registerCommand: Command = {
         'coarse-grid': { type: 'string', default: '10' },
         'deform-iters': { type: 'string', default: '40' },
         'no-field': { type: 'boolean', default: false },
+        'allow-gaps': { type: 'boolean', default: false },
         ...DEFORM_NET_OPTIONS,
       },
     });
@@ -73,8 +75,8 @@ export const registerCommand: Command = {
     for (const p of [fixedPath, movingPath])
       if (resolve(p) === out) throw new InputError(values.out, 'the output folder is an input');
     const progress = new ProgressLine(process.stderr, 5);
-    const fixed = await readVolume(fixedPath);
-    const moving = await readVolume(movingPath);
+    const fixed = await readVolume(fixedPath, { allowGaps: values['allow-gaps'] });
+    const moving = await readVolume(movingPath, { allowGaps: values['allow-gaps'] });
     const deformNet = stages.includes('deform') ? await openDeformNet(values) : undefined;
     if (deformNet)
       console.error(`deform network: ${deformNet.file} (${deformNet.config.name}), then instance optimisation`);

@@ -18,6 +18,7 @@ import { loadRegTrainingSet } from '../../engine/register/deform-net/train-set.t
 import type { Vec3 } from '../../engine/volume/volume.ts';
 import { bar, duration, ProgressLine } from '../progress.ts';
 import { trainingInterrupt } from '../training-interrupt.ts';
+import { checkRunFolder } from '../../engine/train/checkpoint.ts';
 import { intOption, numberOption } from '../option-values.ts';
 
 const USAGE = `usage: sam train-reg --data <folder|file|list.txt> [--data ...] --out <run dir> [options]
@@ -84,6 +85,8 @@ export const trainRegCommand: Command = {
     if (crop.length !== 3 || crop.some((n) => n % m !== 0))
       throw new InputError('--crop', `three sizes X,Y,Z, multiples of ${m}, got '${values.crop}'`);
     const optimizer: OptimizerOptions = { ...ADAM, lr: num('lr', values.lr) };
+    // refused before the CTs are read and embedded (minutes)
+    checkRunFolder(values.out, values.resume);
     const interrupt = trainingInterrupt();
     try {
       // SAM features first (the engine may use tfjs too), then the training backend
@@ -146,7 +149,7 @@ export const trainRegCommand: Command = {
                 `${p.row.dice ? `, dice ${p.row.dice.toFixed(3)}` : ''}) TRE ${p.row.treBefore.toFixed(2)} -> ${p.row.treAfter.toFixed(2)} mm ` +
                 `${p.rate < 1 ? `${(1 / p.rate).toFixed(1)} s/it` : `${p.rate.toFixed(2)} it/s`} ETA ${duration(p.etaSeconds)}`,
             ),
-          onCheckpoint: (dir) => progress.update(`checkpoint ${dir}`, true),
+          onCheckpoint: (dir) => progress.note(`checkpoint ${dir}`),
         },
       );
       progress.done(

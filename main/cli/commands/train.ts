@@ -9,11 +9,12 @@ import { initTfBackend, type TfBackendName } from '../../engine/compute/tf-backe
 import { getSamConfig, type SamConfig } from '../../engine/sam/config.ts';
 import { checkWeights, disposeWeights, type SamWeights } from '../../engine/sam/network.ts';
 import { loadWeights } from '../../engine/sam/weights-file.ts';
-import { InputError } from '../../engine/errors.ts';
+import { CancelledError, InputError } from '../../engine/errors.ts';
 import { forwardCost } from '../../engine/sam/flops.ts';
 import { loadTrainingSet } from '../../engine/train/dataset.ts';
 import { ADAM, SAM_SGD, type OptimizerOptions } from '../../engine/train/optimizer.ts';
 import { trainSam } from '../../engine/train/train-loop.ts';
+import { checkRunFolder } from '../../engine/train/checkpoint.ts';
 import { NO_AUGMENT } from '../../engine/train/augment.ts';
 import { bar, duration, ProgressLine } from '../progress.ts';
 import { trainingInterrupt } from '../training-interrupt.ts';
@@ -103,6 +104,15 @@ export const trainCommand: Command = {
       `network: ${config.name}, ${(cost.params / 1e6).toFixed(2)} M parameters, ${(cost.flops / 1e9).toFixed(2)} GFLOP per patch forward`,
     );
 
+    // everything that can be refused is checked before the data is read (minutes for a large set)
+    const iterations = int('iterations', values.iterations);
+    const batchPairs = int('batch', values.batch);
+    const seed = int('seed', values.seed, 0);
+    const checkpointEvery = int('checkpoint-every', values['checkpoint-every']);
+    const tau = numberOption('tau', values.tau, { above: 0 });
+    checkRunFolder(values.out, values.resume);
+    const init = values.init ? { file: values.init, weights: initWeights(values.init, config) } : undefined;
+
     const interrupt = trainingInterrupt();
     try {
       console.error('reading training data...');
@@ -112,7 +122,6 @@ export const trainCommand: Command = {
       });
       console.error(`${cases.length} CT volumes for training, ${skipped.length} inputs skipped`);
       mkdirSync(values.out, { recursive: true });
-      const iterations = int('iterations', values.iterations);
       const progress = new ProgressLine();
       const result = await trainSam(
         cases,
@@ -120,31 +129,39 @@ export const trainCommand: Command = {
           config,
           runDir: values.out,
           iterations,
-          batchPairs: int('batch', values.batch),
-          seed: int('seed', values.seed, 0),
+          batchPairs,
+          seed,
           optimizer,
-          checkpointEvery: int('checkpoint-every', values['checkpoint-every']),
+          checkpointEvery,
           resume: values.resume,
           patch: { patchSize: patch },
           augment: values['no-augment'] ? NO_AUGMENT : undefined,
-          tau: numberOption('tau', values.tau, { above: 0 }),
-          init: values.init ? { file: values.init, weights: initWeights(values.init, config) } : undefined,
+          tau,
+          init,
         },
         {
           signal: interrupt.signal,
+          // rate and ETA first: a narrow terminal cuts the end of the line
           onProgress: (p) =>
             progress.update(
-              `${bar(p.iteration / p.iterations)} ${p.iteration}/${p.iterations} loss ${p.row.total.toFixed(4)} ` +
-                `(local ${((p.row.localAB + p.row.localBA) / 2).toFixed(3)}, global ${((p.row.globalAB + p.row.globalBA) / 2).toFixed(3)}) ` +
-                `lr ${p.row.lr.toExponential(2)} ${p.rate < 1 ? `${(1 / p.rate).toFixed(1)} s/it` : `${p.rate.toFixed(2)} it/s`} ETA ${duration(p.etaSeconds)}`,
+              `${bar(p.iteration / p.iterations, 16)} ${p.iteration}/${p.iterations} ` +
+                `${p.rate < 1 ? `${(1 / p.rate).toFixed(1)} s/it` : `${p.rate.toFixed(2)} it/s`} ETA ${duration(p.etaSeconds)} ` +
+                `loss ${p.row.total.toFixed(3)} (local ${((p.row.localAB + p.row.localBA) / 2).toFixed(3)}, global ${((p.row.globalAB + p.row.globalBA) / 2).toFixed(3)}) ` +
+                `lr ${p.row.lr.toExponential(1)}`,
             ),
-          onCheckpoint: (dir) => progress.update(`checkpoint ${dir}`, true),
+          onCheckpoint: (dir) => progress.note(`checkpoint ${dir}`),
         },
       );
       progress.done(
         `${result.stopped === 'done' ? 'finished' : 'stopped'} at iteration ${result.iteration}; model ${values.out}/model.samw; loss curve ${values.out}/loss.csv, loss.png`,
       );
       return result.stopped === 'done' ? 0 : 130;
+    } catch (e) {
+      if (e instanceof CancelledError) {
+        console.error(`${e.message}: nothing trained, nothing written to ${values.out}`);
+        return 130;
+      }
+      throw e;
     } finally {
       interrupt.dispose();
     }

@@ -7,7 +7,7 @@
  * The weights file format is the SAM network's (sam/weights-file.ts) unless a WeightsIo is given (the
  * SAM-deform network's, register/deform-net/weights-file.ts).
  */
-import { existsSync, readdirSync, readFileSync, rmSync, copyFileSync, renameSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, copyFileSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError } from '../errors.ts';
 import { writeFileAtomic } from '../util/atomic-write.ts';
@@ -116,10 +116,40 @@ export interface RunStart {
   elapsedBefore: number;
 }
 
+/** What a run writes into its folder (checkpoints/, the model, the loss log and its plot). */
+export const RUN_OUTPUTS = ['checkpoints', 'model.samw', 'loss.csv', 'loss.png'] as const;
+
+/**
+ * Refuses a run folder that cannot take the run, before any work: a file where the folder should be;
+ * with `resume`, a folder without a checkpoint (a mistyped --out would otherwise start over); without
+ * it, a folder holding a run or any file a run writes (the user's own model.samw or loss.csv would
+ * be overwritten).
+ */
+export function checkRunFolder(runDir: string, resume: boolean): void {
+  if (existsSync(runDir) && !statSync(runDir).isDirectory())
+    throw new InputError(runDir, 'is a file, not a folder: --out names the run folder');
+  if (resume) {
+    if (!hasCheckpoint(runDir))
+      throw new InputError(
+        runDir,
+        'no checkpoint to resume from (checkpoints/latest.json missing): drop --resume to start a new run here, or name the run folder',
+      );
+    return;
+  }
+  if (hasCheckpoint(runDir))
+    throw new InputError(runDir, 'already holds a training run: pass --resume to continue it, or choose another --out');
+  const present = RUN_OUTPUTS.filter((f) => existsSync(join(runDir, f)));
+  if (present.length)
+    throw new InputError(
+      runDir,
+      `holds ${present.join(', ')} but no training run: a new run would overwrite ${present.length > 1 ? 'them' : 'it'}; choose another --out or move ${present.length > 1 ? 'them' : 'it'}`,
+    );
+}
+
 /**
  * Starts a run in `runDir`: from its latest checkpoint with `resume` (the configuration must be the
- * same and `changedOptions` must name no option that defines the run), else fresh (`fresh()`;
- * refused when the folder already holds a run, so that nothing trained is overwritten).
+ * same and `changedOptions` must name no option that defines the run), else fresh (`fresh()`).
+ * checkRunFolder's refusals first, so that nothing trained or made by the user is overwritten.
  */
 export function startRun<C extends { name: string }>(o: {
   runDir: string;
@@ -130,7 +160,8 @@ export function startRun<C extends { name: string }>(o: {
   changedOptions: (saved: Record<string, unknown>, opt: OptimizerState) => string[];
   fresh: () => { weights: SamWeights; opt: OptimizerState };
 }): RunStart {
-  if (o.resume && hasCheckpoint(o.runDir)) {
+  checkRunFolder(o.runDir, !!o.resume);
+  if (o.resume) {
     const ck = loadCheckpoint(o.runDir, o.io);
     if (JSON.stringify(ck.config) !== JSON.stringify(o.config))
       throw new InputError(
@@ -145,11 +176,6 @@ export function startRun<C extends { name: string }>(o: {
       );
     return { weights: ck.weights, opt: ck.opt, start: ck.state.iteration, elapsedBefore: ck.state.elapsedSeconds };
   }
-  if (hasCheckpoint(o.runDir))
-    throw new InputError(
-      o.runDir,
-      'already holds a training run: pass --resume to continue it, or choose another --out',
-    );
   return { ...o.fresh(), start: 0, elapsedBefore: 0 };
 }
 

@@ -3,9 +3,11 @@
  * be CT in HU (label maps, masks, MR and windowed copies are skipped with the reason), resampled
  * to the network grid with its body mask (prepareCt), and kept in memory.
  */
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, lstatSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { InputError } from '../errors.ts';
+import { CancelledError, InputError, VolumeReadError } from '../errors.ts';
+import { MultipleSeriesError } from '../volume/io/dicom/read-series.ts';
+import type { Volume } from '../volume/volume.ts';
 import { formatOfPath, readVolume } from '../volume/io/index.ts';
 import { checkCt } from '../volume/intensity.ts';
 import { prepareCt, type PreparedCt } from './patch-pairs.ts';
@@ -20,38 +22,87 @@ export interface SkippedInput {
   reason: string;
 }
 
-/** Find candidate volumes: volume files, vtk.js data sets, and folders holding DICOM files. */
-export function findVolumeInputs(inputs: string[]): string[] {
+/**
+ * Find candidate volumes: volume files, vtk.js data sets, and folders holding DICOM files. A path
+ * that cannot be looked at (a list's line naming no file, a broken link, no permission) goes to
+ * `onSkip` with the reason (without it: an InputError); an input given by name must exist.
+ */
+export function findVolumeInputs(inputs: string[], onSkip?: (source: string, reason: string) => void): string[] {
   const found: string[] = [];
+  const skip = (p: string, reason: string): void => {
+    if (!onSkip) throw new InputError(p, reason);
+    onSkip(p, reason);
+  };
+  const kind = (p: string): 'dir' | 'file' | undefined => {
+    try {
+      return statSync(p).isDirectory() ? 'dir' : 'file';
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      const link = code === 'ENOENT' && lstatExists(p);
+      skip(
+        p,
+        link
+          ? 'broken link (its target does not exist)'
+          : code === 'EACCES'
+            ? 'permission denied'
+            : 'no such file or folder',
+      );
+      return undefined;
+    }
+  };
   const visit = (p: string): void => {
-    const st = statSync(p);
-    if (!st.isDirectory()) {
+    const k = kind(p);
+    if (!k) return;
+    if (k === 'file') {
       if (formatOfPath(p) && formatOfPath(p) !== 'dicom') found.push(p);
+      else if (isDicomFile(p)) found.push(p);
+      else skip(p, 'not a volume file this reads (NIfTI, MetaImage, NRRD, VTI, DICOM)');
       return;
     }
     if (existsSync(join(p, 'index.json'))) {
       found.push(p);
       return;
     }
-    const entries = readdirSync(p).sort();
+    let entries: string[];
+    try {
+      entries = readdirSync(p).sort();
+    } catch (e) {
+      skip(p, `cannot list the folder (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      return;
+    }
     if (entries.some((e) => isDicomFile(join(p, e)))) found.push(p);
     for (const e of entries) {
       const q = join(p, e);
-      if (statSync(q).isDirectory()) visit(q);
-      else if (formatOfPath(q) && formatOfPath(q) !== 'dicom') found.push(q);
+      const kq = kind(q);
+      if (kq === 'dir') visit(q);
+      else if (kq === 'file' && formatOfPath(q) && formatOfPath(q) !== 'dicom') found.push(q);
     }
   };
   for (const input of inputs) {
     if (!existsSync(input)) throw new InputError(input, 'no such file or folder');
     if (statSync(input).isFile() && input.toLowerCase().endsWith('.txt')) {
       // a list file: one path per line, relative to the list's folder
-      for (const line of readFileSync(input, 'utf8').split(/\r?\n/)) {
-        const t = line.trim();
-        if (t && !t.startsWith('#')) visit(resolve(dirname(input), t));
-      }
+      readFileSync(input, 'utf8')
+        .split(/\r?\n/)
+        .forEach((line, n) => {
+          const t = line.trim();
+          if (!t || t.startsWith('#')) return;
+          const p = resolve(dirname(input), t);
+          if (!existsSync(p) && !lstatExists(p)) skip(p, `listed in ${input} (line ${n + 1}) but not found`);
+          else visit(p);
+        });
     } else visit(input);
   }
   return [...new Set(found)];
+}
+
+function lstatExists(p: string): boolean {
+  try {
+    lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function isDicomFile(p: string): boolean {
@@ -76,6 +127,37 @@ export interface LoadOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * The volumes of one input: itself, or, for a DICOM folder holding several series, each series (its
+ * own input, named by its UID and description).
+ */
+async function* volumesOf(
+  source: string,
+  signal: AbortSignal | undefined,
+): AsyncGenerator<{ source: string; read: () => Promise<Volume> }> {
+  let first: Volume | undefined;
+  let series: MultipleSeriesError | undefined;
+  let failure: unknown;
+  try {
+    first = await readVolume(source, { signal });
+  } catch (e) {
+    if (e instanceof MultipleSeriesError) series = e;
+    else failure = e;
+  }
+  if (first) yield { source, read: async () => first! };
+  else if (series)
+    for (const s of series.series)
+      yield {
+        source: `${source} (series ${s.seriesInstanceUid || 'without a SeriesInstanceUID'}${s.description ? ` '${s.description}'` : ''})`,
+        read: () => readVolume(source, { signal, seriesUid: s.seriesInstanceUid }),
+      };
+  else
+    yield {
+      source,
+      read: () => Promise.reject(failure),
+    };
+}
+
 /** Read and prepare every CT among the inputs; throws when none is usable. */
 export async function loadTrainingSet(
   inputs: string[],
@@ -83,24 +165,49 @@ export async function loadTrainingSet(
 ): Promise<{ cases: TrainingCase[]; skipped: SkippedInput[] }> {
   const cases: TrainingCase[] = [];
   const skipped: SkippedInput[] = [];
-  for (const source of findVolumeInputs(inputs)) {
-    options.signal?.throwIfAborted();
-    let reason: string;
-    try {
-      const v = await readVolume(source);
-      const c = checkCt(v);
-      if (c.ok) {
-        cases.push({ source, ct: prepareCt(v, { spacingMm: options.spacingMm ?? 2 }) });
-        options.onCase?.(source, true, c.reason);
-        continue;
-      }
-      reason = `not CT in HU: ${c.reason}`;
-    } catch (e) {
-      reason = (e as Error).message;
-    }
+  const skip = (source: string, reason: string): void => {
     skipped.push({ source, reason });
     options.onCase?.(source, false, reason);
+  };
+  const seen = new Map<string, string>();
+  const aborted = (): void => {
+    if (options.signal?.aborted) throw new CancelledError('reading the training data');
+  };
+  for (const input of findVolumeInputs(inputs, skip)) {
+    aborted();
+    for await (const { source, read } of volumesOf(input, options.signal)) {
+      aborted();
+      let reason: string;
+      try {
+        const v = await read();
+        // a DICOM folder is read with its subfolders, which are inputs too: each series once
+        const uid = v.meta?.seriesInstanceUid;
+        const before = uid ? seen.get(uid) : undefined;
+        if (before) {
+          skip(source, `the same DICOM series as ${before}`);
+          continue;
+        }
+        if (uid) seen.set(uid, source);
+        const c = checkCt(v);
+        if (c.ok) {
+          cases.push({ source, ct: prepareCt(v, { spacingMm: options.spacingMm ?? 2 }) });
+          options.onCase?.(source, true, c.reason);
+          continue;
+        }
+        reason = `not CT in HU: ${c.reason}`;
+      } catch (e) {
+        if (e instanceof CancelledError) throw new CancelledError('reading the training data');
+        // the line names the input already: its problem alone, or the message naming another file
+        reason = e instanceof VolumeReadError && e.file === source ? e.problem : (e as Error).message;
+      }
+      skip(source, reason);
+    }
   }
-  if (cases.length === 0) throw new InputError(inputs.join(', '), 'no CT volume in HU found for training');
+  aborted();
+  if (cases.length === 0)
+    throw new InputError(
+      inputs.join(', '),
+      `no CT volume in HU found for training${skipped.length ? ` (${skipped.length} input(s) skipped, each with its reason above)` : ' (no volume files found)'}`,
+    );
   return { cases, skipped };
 }

@@ -183,7 +183,7 @@ export function seriesGrid(input: FrameInfo[], label: string, allowGaps: boolean
     const s = gaps[0];
     throw new VolumeReadError(
       label,
-      `slices appear to be missing: the slice positions jump by ${fmt(steps[s])} mm (typical spacing ${fmt(median(steps))} mm) between ${fmt(sorted[s].z)} mm (${frames[s].header.file}) and ${fmt(sorted[s + 1].z)} mm (${frames[s + 1].header.file}) along the slice normal${gaps.length > 1 ? `, and at ${gaps.length - 1} more place(s)` : ''}; read with allowGaps to interpolate across the gap`,
+      `slices appear to be missing: the slice positions jump by ${fmt(steps[s])} mm (typical spacing ${fmt(median(steps))} mm) between ${fmt(sorted[s].z)} mm (${frames[s].header.file}) and ${fmt(sorted[s + 1].z)} mm (${frames[s + 1].header.file}) along the slice normal${gaps.length > 1 ? `, and at ${gaps.length - 1} more place(s)` : ''}; --allow-gaps (info, convert, register, match, train) interpolates across it`,
     );
   }
 

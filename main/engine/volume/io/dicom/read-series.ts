@@ -26,10 +26,21 @@ import { makeScratch, storedValues, VoxelSink } from './pixels.ts';
 import { resampleSlices } from './resample.ts';
 import { checkAbort, describeSeries, groupBySeries, scanInput, summarize, yieldToEventLoop } from './scan.ts';
 import { describeTransferSyntax } from './transfer-syntax.ts';
-import type { DicomReadOptions, FileHeader } from './types.ts';
+import type { DicomReadOptions, DicomSeriesSummary, FileHeader } from './types.ts';
 
 export type { DicomReadOptions, DicomSeriesSummary } from './types.ts';
 export { listDicomSeries } from './scan.ts';
+
+/** A folder or file list holding several series and no seriesUid to choose one: each one's summary. */
+export class MultipleSeriesError extends VolumeReadError {
+  constructor(
+    file: string,
+    problem: string,
+    readonly series: DicomSeriesSummary[],
+  ) {
+    super(file, problem);
+  }
+}
 
 function chooseSeries(groups: Map<string, FileHeader[]>, label: string, seriesUid: string | undefined): FileHeader[] {
   const list = () => [...groups.values()].map((g) => `  ${describeSeries(summarize(g))}`).join('\n');
@@ -43,9 +54,10 @@ function chooseSeries(groups: Map<string, FileHeader[]>, label: string, seriesUi
     return g;
   }
   if (groups.size > 1)
-    throw new VolumeReadError(
+    throw new MultipleSeriesError(
       label,
       `holds ${groups.size} DICOM series; choose one by its SeriesInstanceUID (seriesUid):\n${list()}`,
+      [...groups.values()].map(summarize),
     );
   return [...groups.values()][0];
 }
@@ -74,11 +86,21 @@ async function read(input: string | string[], options: DicomReadOptions): Promis
     if (h.syntax.encoding === 'unsupported')
       throw new VolumeReadError(h.file, `unsupported transfer syntax ${describeTransferSyntax(h.syntax.uid)}`);
 
-  const grid = seriesGrid(
-    files.flatMap((h) => h.frames),
-    scan.label,
-    options.allowGaps === true,
-  );
+  let grid: ReturnType<typeof seriesGrid>;
+  try {
+    grid = seriesGrid(
+      files.flatMap((h) => h.frames),
+      scan.label,
+      options.allowGaps === true,
+    );
+  } catch (e) {
+    // a slice that could not be read looks like a missing one: name it
+    if (!(e instanceof VolumeReadError) || !scan.unreadable.length) throw e;
+    throw new VolumeReadError(
+      e.file,
+      `${e.problem}; ${scan.unreadable.length} DICOM file(s) here could not be read and were left out, e.g. ${scan.unreadable[0].message}`,
+    );
+  }
   const frames = grid.frames;
   for (const f of frames) {
     if (!Number.isFinite(f.slope) || f.slope === 0 || !Number.isFinite(f.intercept))
