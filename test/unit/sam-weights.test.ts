@@ -103,6 +103,15 @@ test('truncated, corrupt and foreign files give errors naming the file', () => {
   const magic = bytes.slice();
   magic[0] = 0x47;
   expectBad('magic.samw', magic, /not a SAM weights file/);
+  // the other model file of the product, and an ONNX export, say what they are
+  const deform = bytes.slice();
+  deform.set(new TextEncoder().encode('SAMD'), 0);
+  expectBad('model.samw', deform, /a SAM-deform network \(sam train-reg\), not a SAM embedding model/);
+  expectBad(
+    'sam.onnx',
+    Uint8Array.from([8, 7, 18, 4, 115, 97, 109, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+    /an ONNX export: the embedding model is the \.samw file/,
+  );
   const version = bytes.slice();
   version[4] = 9;
   expectBad('version.samw', version, /unsupported SAM weights format version 9/);

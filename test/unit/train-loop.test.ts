@@ -16,6 +16,7 @@ import { loadTrainingSet, type TrainingCase } from '../../main/engine/train/data
 import { ADAM } from '../../main/engine/train/optimizer.ts';
 import { trainSam, type TrainOptions } from '../../main/engine/train/train-loop.ts';
 import { checkRunFolder } from '../../main/engine/train/checkpoint.ts';
+import { niceTicks } from '../../main/engine/train/loss-plot-svg.ts';
 import { createWeights, disposeWeights } from '../../main/engine/sam/network.ts';
 import { loadWeights } from '../../main/engine/sam/weights-file.ts';
 import { dataPath, tempDir } from '../helpers.ts';
@@ -61,6 +62,11 @@ test('a run logs four finite loss terms per iteration, checkpoints, and resuming
       for (const k of ['total', 'localAB', 'localBA', 'globalAB', 'globalBA'] as const)
         assert.ok(Number.isFinite(r[k]) && r[k] > 0, `${k} ${r[k]}`);
     assert.ok(existsSync(join(a.dir, 'loss.png')));
+    // the SVG: both panels, a legend naming every term, an iteration axis with its ticks
+    const svg = readFileSync(join(a.dir, 'loss.svg'), 'utf8');
+    for (const t of ['total loss', 'terms', 'localAB', 'localBA', 'globalAB', 'globalBA', 'iteration'])
+      assert.ok(svg.includes(`>${t}`), t);
+    assert.equal((svg.match(/<polyline/g) ?? []).length, 5);
     assert.equal(readFileSync(join(a.dir, 'loss.csv'), 'utf8').trim().split('\n').length, 5);
 
     await trainSam(cases, options(b.dir, 2));
@@ -177,6 +183,13 @@ test('the run folder: --resume without a checkpoint, files a run would overwrite
   } finally {
     a.cleanup();
   }
+});
+
+test('loss plot ticks: round values at 1, 2 or 5 times a power of ten, covering the range', () => {
+  assert.deepEqual(niceTicks(18.9, 22.1), [19, 20, 21, 22]);
+  assert.deepEqual(niceTicks(0, 394, 8), [0, 50, 100, 150, 200, 250, 300, 350]);
+  assert.deepEqual(niceTicks(0.0012, 0.0031, 4), [0.0015, 0.002, 0.0025, 0.003]);
+  assert.deepEqual(niceTicks(5, 5), [5]);
 });
 
 test('a run started from a saved model (--init) begins from its weights, not a random initialisation', async () => {

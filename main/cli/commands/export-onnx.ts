@@ -30,6 +30,9 @@ export const exportOnnxCommand: Command = {
     '',
     `The model (opset ${SAM_ONNX_OPSET}) takes "ct" [1, 1, D, H, W] (normalised 2 mm CT, any size) and gives`,
     '"global" and "local" [1, d, h, w, C], channel-last, unit norm; padding and cropping are inside.',
+    'Input normalisation (as the official SAM): the CT resampled to 2 mm isotropic, HU clipped to',
+    '[-1024, 3071], mapped linearly to [0, 255], minus 50: ct = (clip(HU) + 1024) * 255 / 4095 - 50.',
+    'Outputs: global every (4, 16, 16) and local every (2, 2, 2) input voxels (z, y, x) for small/paper.',
   ].join('\n'),
   async run(args) {
     const { values, positionals } = parseArgs({

@@ -30,7 +30,7 @@ const USAGE = `usage: sam train-reg --data <folder|file|list.txt> [--data ...] -
   --data DIR|FILE     CT volumes (folders are searched); a .txt file lists one CT per line, optionally
                       followed by its label map ("ct.nii.gz labels.nii.gz": adds the Dice term)
   --out DIR           run folder: checkpoints/, model.samw (the network file for sam register
-                      --deform-net), loss.csv, loss.png
+                      --deform-net), loss.csv, loss.svg (axes, legend), loss.png
   --net NAME          network configuration: small (default), tiny
   --iterations N      total iterations (default 500)
   --crop X,Y,Z        crop of the 4 mm grid per pair, voxels (default 32,32,32)
@@ -153,7 +153,7 @@ export const trainRegCommand: Command = {
         },
       );
       progress.done(
-        `${result.stopped === 'done' ? 'finished' : 'stopped'} at iteration ${result.iteration}; network ${values.out}/model.samw; loss curve ${values.out}/loss.csv, loss.png`,
+        `${result.stopped === 'done' ? 'finished' : 'stopped'} at iteration ${result.iteration}; network ${values.out}/model.samw; loss curve ${values.out}/loss.csv, loss.svg (axes, legend), loss.png`,
       );
       return result.stopped === 'done' ? 0 : 130;
     } finally {

@@ -23,9 +23,11 @@ import { intOption, numberOption, sizeOption } from '../option-values.ts';
 const USAGE = `usage: sam train --data <folder|file|list.txt> [--data ...] --out <run dir> [options]
 
   --data DIR|FILE     CT volumes: folders are searched (NIfTI, MetaImage, NRRD, VTI, DICOM series);
-                      a .txt file lists paths, one per line. Non-CT inputs are skipped with the reason.
-  --out DIR           run folder: checkpoints/, model.samw, loss.csv, loss.png
-  --config NAME       network configuration: small (default), paper, tiny
+                      a .txt file lists paths, one per line (relative to the list's folder). Non-CT
+                      inputs, and each series of a DICOM folder that is not CT, are skipped with the reason.
+  --out DIR           run folder: checkpoints/, model.samw, loss.csv, loss.svg (axes, legend), loss.png
+  --config NAME       network configuration: small (default), paper, tiny (a unit-test layout, too
+                      small to learn anatomy)
   --iterations N      total iterations (default 2000)
   --batch P           patch pairs per iteration (default 1)
   --patch X,Y,Z       patch size in voxels at 2 mm (default 96,96,32)
@@ -39,7 +41,8 @@ const USAGE = `usage: sam train --data <folder|file|list.txt> [--data ...] --out
   --seed N            (default 0): same seed, data and options give the same weights
   --backend NAME      auto (default: webgpu, then tfjs-node, then cpu), webgpu, tensorflow, cpu
   --no-augment        no noise / blur / intensity augmentation
-  --tau X             InfoNCE temperature (default 0.5)`;
+  --tau X             InfoNCE temperature (default 0.5)
+  --allow-gaps        interpolate across missing slices of DICOM series (such series are skipped otherwise)`;
 
 /** The weights of --init, refused unless they were trained with the run's configuration. */
 function initWeights(file: string, config: SamConfig): SamWeights {
@@ -76,6 +79,7 @@ export const trainCommand: Command = {
         backend: { type: 'string', default: 'auto' },
         'no-augment': { type: 'boolean', default: false },
         tau: { type: 'string', default: '0.5' },
+        'allow-gaps': { type: 'boolean', default: false },
       },
     });
     if (!values.data?.length || !values.out) {
@@ -118,6 +122,7 @@ export const trainCommand: Command = {
       console.error('reading training data...');
       const { cases, skipped } = await loadTrainingSet(values.data, {
         signal: interrupt.signal,
+        allowGaps: values['allow-gaps'],
         onCase: (src, ok, reason) => console.error(`  ${ok ? 'use ' : 'skip'} ${src}${ok ? '' : `: ${reason}`}`),
       });
       console.error(`${cases.length} CT volumes for training, ${skipped.length} inputs skipped`);
@@ -153,7 +158,7 @@ export const trainCommand: Command = {
         },
       );
       progress.done(
-        `${result.stopped === 'done' ? 'finished' : 'stopped'} at iteration ${result.iteration}; model ${values.out}/model.samw; loss curve ${values.out}/loss.csv, loss.png`,
+        `${result.stopped === 'done' ? 'finished' : 'stopped'} at iteration ${result.iteration}; model ${values.out}/model.samw; loss curve ${values.out}/loss.csv, loss.svg (axes, legend), loss.png`,
       );
       return result.stopped === 'done' ? 0 : 130;
     } catch (e) {

@@ -84,8 +84,12 @@ export function decodeWeights(bytes: Uint8Array, file: string): DecodedWeights {
     throw new VolumeReadError(file, problem);
   };
   if (bytes.byteLength < 12) fail(`truncated SAM weights file (${bytes.byteLength} bytes, no header)`);
-  if (new TextDecoder().decode(bytes.subarray(0, 4)) !== WEIGHTS_MAGIC)
-    fail(`not a SAM weights file (magic is not '${WEIGHTS_MAGIC}')`);
+  const magic = new TextDecoder().decode(bytes.subarray(0, 4));
+  if (magic === 'SAMD')
+    fail('a SAM-deform network (sam train-reg), not a SAM embedding model: it goes to --deform-net of sam register');
+  if (/\.onnx$/i.test(file))
+    fail(`an ONNX export: the embedding model is the .samw file it was exported from (sam export-onnx)`);
+  if (magic !== WEIGHTS_MAGIC) fail(`not a SAM weights file (magic is not '${WEIGHTS_MAGIC}')`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const version = dv.getUint32(4, true);
   if (version !== WEIGHTS_VERSION)

@@ -117,7 +117,7 @@ export interface RunStart {
 }
 
 /** What a run writes into its folder (checkpoints/, the model, the loss log and its plot). */
-export const RUN_OUTPUTS = ['checkpoints', 'model.samw', 'loss.csv', 'loss.png'] as const;
+export const RUN_OUTPUTS = ['checkpoints', 'model.samw', 'loss.csv', 'loss.png', 'loss.svg'] as const;
 
 /**
  * Refuses a run folder that cannot take the run, before any work: a file where the folder should be;

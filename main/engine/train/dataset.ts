@@ -8,7 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { CancelledError, InputError, VolumeReadError } from '../errors.ts';
 import { MultipleSeriesError } from '../volume/io/dicom/read-series.ts';
 import type { Volume } from '../volume/volume.ts';
-import { formatOfPath, readVolume } from '../volume/io/index.ts';
+import { formatOfPath, readVolume, type ReadOptions } from '../volume/io/index.ts';
 import { checkCt } from '../volume/intensity.ts';
 import { prepareCt, type PreparedCt } from './patch-pairs.ts';
 
@@ -123,6 +123,8 @@ function isDicomFile(p: string): boolean {
 
 export interface LoadOptions {
   spacingMm?: number;
+  /** Interpolate across missing slices of DICOM series (see readDicomSeries). */
+  allowGaps?: boolean;
   onCase?: (source: string, ok: boolean, reason: string) => void;
   signal?: AbortSignal;
 }
@@ -133,13 +135,13 @@ export interface LoadOptions {
  */
 async function* volumesOf(
   source: string,
-  signal: AbortSignal | undefined,
+  options: ReadOptions,
 ): AsyncGenerator<{ source: string; read: () => Promise<Volume> }> {
   let first: Volume | undefined;
   let series: MultipleSeriesError | undefined;
   let failure: unknown;
   try {
-    first = await readVolume(source, { signal });
+    first = await readVolume(source, options);
   } catch (e) {
     if (e instanceof MultipleSeriesError) series = e;
     else failure = e;
@@ -149,7 +151,7 @@ async function* volumesOf(
     for (const s of series.series)
       yield {
         source: `${source} (series ${s.seriesInstanceUid || 'without a SeriesInstanceUID'}${s.description ? ` '${s.description}'` : ''})`,
-        read: () => readVolume(source, { signal, seriesUid: s.seriesInstanceUid }),
+        read: () => readVolume(source, { ...options, seriesUid: s.seriesInstanceUid }),
       };
   else
     yield {
@@ -175,7 +177,7 @@ export async function loadTrainingSet(
   };
   for (const input of findVolumeInputs(inputs, skip)) {
     aborted();
-    for await (const { source, read } of volumesOf(input, options.signal)) {
+    for await (const { source, read } of volumesOf(input, { signal: options.signal, allowGaps: options.allowGaps })) {
       aborted();
       let reason: string;
       try {

@@ -1,11 +1,13 @@
 /**
  * The training log of a run: loss.csv (one row per iteration, appended and flushed as training
- * goes) and loss.png (the curves, redrawn at each checkpoint and at the end).
+ * goes), loss.svg (the curves with axes and a legend, loss-plot-svg.ts) and loss.png (the same
+ * curves without text), both redrawn at each checkpoint and at the end.
  */
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../util/atomic-write.ts';
 import { encodePng } from '../util/png.ts';
+import { plotLossSvg } from './loss-plot-svg.ts';
 
 export interface LossRow {
   iteration: number;
@@ -43,6 +45,7 @@ const COLUMNS: (keyof LossRow)[] = [
 export class LossLog<R extends { iteration: number; total: number } = LossRow> {
   readonly csv: string;
   readonly png: string;
+  readonly svg: string;
   private readonly columns: (keyof R & string)[];
   private readonly series: [keyof R & string, [number, number, number]][];
   constructor(
@@ -54,6 +57,7 @@ export class LossLog<R extends { iteration: number; total: number } = LossRow> {
     this.series = series ?? (SERIES as [keyof R & string, [number, number, number]][]);
     this.csv = join(dir, 'loss.csv');
     this.png = join(dir, 'loss.png');
+    this.svg = join(dir, 'loss.svg');
   }
 
   /** Rows already logged (when resuming), dropping any beyond `upTo` (iterations not checkpointed). */
@@ -86,6 +90,7 @@ export class LossLog<R extends { iteration: number; total: number } = LossRow> {
   /** Draw the total loss and the terms against the iteration. */
   plot(rows: R[]): void {
     writeFileAtomic(this.png, plotLoss(rows, 640, 400, this.series));
+    writeFileAtomic(this.svg, Buffer.from(plotLossSvg(rows, this.series)));
   }
 }
 

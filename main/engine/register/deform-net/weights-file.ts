@@ -72,8 +72,9 @@ export function decodeDeformNet(
     throw new VolumeReadError(file, p);
   };
   if (bytes.byteLength < 12) fail('truncated deform network file (no header)');
-  if (new TextDecoder().decode(bytes.subarray(0, 4)) !== DEFORM_MAGIC)
-    fail(`not a SAM-deform network file (magic is not '${DEFORM_MAGIC}')`);
+  const magic = new TextDecoder().decode(bytes.subarray(0, 4));
+  if (magic === 'SAMW') fail('a SAM embedding model (sam train), not a SAM-deform network: it goes to --weights');
+  if (magic !== DEFORM_MAGIC) fail(`not a SAM-deform network file (magic is not '${DEFORM_MAGIC}')`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const version = dv.getUint32(4, true);
   if (version !== DEFORM_VERSION) fail(`unsupported deform network format version ${version}`);

@@ -236,7 +236,8 @@ export function exportSamOnnxBytes(
   return encodeModel(buildSamOnnxModel(config, weights, options)).finish();
 }
 
-const INPUT_DOC = 'normalised 2 mm CT (normalizeForNetwork), z slowest, x fastest; any size';
+const INPUT_DOC =
+  'CT resampled to 2 mm, (clip(HU, -1024, 3071) + 1024) * 255 / 4095 - 50 (the official SAM normalisation), z slowest, x fastest; any size';
 const OUTPUT_DOC =
   'embeddings, channel-last, unit L2 norm; voxel n along an axis of stride s is centred on s*n + (s-1)/2';
 
