@@ -35,4 +35,14 @@ test('real CTs in HU pass the CT check; the windowed LIDC2 copy and the raw-valu
   assert.match(checkCt(tissue).reason, /lowest value -896: the field of view holds almost no air/);
   const lidc = await readVolume(dataPath('vtk-js/Data/volume/LIDC2.vti'));
   assert.equal(checkCt(lidc).ok, false, 'uint8 0..255 is not HU');
+  assert.doesNotMatch(checkCt(lidc).reason, /label map/, 'a windowed image is not a label map');
+  // label maps and masks say so (not 'RescaleIntercept?')
+  for (const p of [
+    'TotalSegmentator/tests/reference_files/example_seg.nii.gz',
+    'ITKElastix/examples/data/CT_3D_lung_fixed_mask.mha',
+  ]) {
+    const r = checkCt(await readVolume(dataPath(p)));
+    assert.equal(r.ok, false);
+    assert.match(r.reason, /distinct integer values in 0\.\.\d+: a label map or mask, not an image/, p);
+  }
 });

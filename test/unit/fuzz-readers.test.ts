@@ -266,3 +266,19 @@ test('a file that is no volume format by name and not DICOM is told what the rea
     t.cleanup();
   }
 });
+
+test('an empty file of any format is called empty, not a header problem', async () => {
+  const t = tempDir();
+  try {
+    for (const name of ['empty.nii.gz', 'empty.mha', 'empty.nrrd', 'empty']) {
+      const f = join(t.dir, name);
+      writeFileSync(f, '');
+      await assert.rejects(
+        readVolume(f),
+        (e: Error) => e instanceof VolumeReadError && e.message === `${f}: empty file (0 bytes)`,
+      );
+    }
+  } finally {
+    t.cleanup();
+  }
+});

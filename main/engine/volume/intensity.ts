@@ -63,16 +63,33 @@ export function checkCt(volume: Volume): CtCheck {
   let air = 0;
   let n = 0;
   let min = Infinity;
+  let max = -Infinity;
+  // a label map or mask: few non-negative integers, constant over regions (a labelled voxel's
+  // neighbour along i has its label; in an image its value differs by the noise)
+  const distinct = new Set<number>();
+  let integers = true;
+  let labelled = 0;
+  let sameNext = 0;
   for (let i = 0; i < d.length; i += step, n++) {
-    if (d[i] <= -900 && d[i] >= -1100) air++;
-    if (d[i] < min) min = d[i];
+    const v = d[i];
+    if (v <= -900 && v >= -1100) air++;
+    if (v < min) min = v;
+    if (v > max) max = v;
+    if (integers && Number.isInteger(v) && distinct.size <= 256) distinct.add(v);
+    else integers = false;
+    if (v !== 0 && i + 1 < d.length) {
+      labelled++;
+      if (d[i + 1] === v) sameNext++;
+    }
   }
   const frac = air / n;
   const pct = (frac * 100).toFixed(frac < 0.01 ? 2 : 1);
-  // no negative values at all: stored values never rescaled to HU; negative ones but little air: a
-  // field of view with almost no air (a single slice, a tight crop), which the body mask needs
-  const why =
-    min >= 0
+  // no negative values at all: stored values never rescaled to HU, or labels; negative ones but
+  // little air: a field of view with almost no air (a single slice, a tight crop), which the body mask needs
+  const labels = integers && min >= 0 && distinct.size <= 256 && sameNext >= 0.8 * labelled;
+  const why = labels
+    ? `${distinct.size} distinct integer values in ${min}..${max}: a label map or mask, not an image`
+    : min >= 0
       ? `no value below 0: stored values not rescaled to HU (a missing RescaleIntercept?)`
       : `lowest value ${Math.round(min)}: the field of view holds almost no air around the body (a single slice or a tight crop?)`;
   if (frac < 0.01)

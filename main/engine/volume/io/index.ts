@@ -34,11 +34,15 @@ export type ReadOptions = DicomReadOptions;
 export async function readVolume(input: string | string[], options: ReadOptions = {}): Promise<Volume> {
   if (Array.isArray(input)) return readDicomSeries(input, options);
   let isDir: boolean;
+  let bytes: number;
   try {
-    isDir = statSync(input).isDirectory();
+    const st = statSync(input);
+    isDir = st.isDirectory();
+    bytes = st.size;
   } catch {
     throw new VolumeReadError(input, 'no such file or folder');
   }
+  if (!isDir && bytes === 0) throw new VolumeReadError(input, 'empty file (0 bytes)');
   // A vtk.js HTTP data set (folder with index.json, often named *.vti) or a DICOM folder.
   if (isDir) return isVtkJsDataSet(input) ? readVtkJsDataSet(input) : readDicomSeries(input, options);
   switch (formatOfPath(input)) {
