@@ -3,6 +3,7 @@
  * loss computed by hand, a small hand-made batch of selections (missing and repeated negatives,
  * shared negatives, a pair without positives) and unit-length random embeddings.
  */
+import assert from 'node:assert/strict';
 import type { DirectionSelection, PairSelection } from '../main/engine/train/infonce.ts';
 import { createRng } from '../main/engine/train/rng.ts';
 
@@ -87,4 +88,40 @@ export function randomUnit(shape: number[], seed: number): Float64Array {
     for (let k = 0; k < c; k++) out[i + k] = Math.fround(out[i + k] / Math.sqrt(s)); // exact in float32 too
   }
   return out;
+}
+
+/**
+ * The gradients of the SAM loss w.r.t. the local and global embeddings (gl, gg) against central
+ * finite differences of handSam (tau 0.5), element by element; some must be non-zero.
+ */
+export function checkAgainstFiniteDifferences(
+  local: Float64Array,
+  global: Float64Array,
+  c: number,
+  sels: PairSelection[],
+  gl: ArrayLike<number>,
+  gg: ArrayLike<number>,
+): void {
+  const h = 1e-6;
+  for (const [x, g, name] of [
+    [local, gl, 'local'],
+    [global, gg, 'global'],
+  ] as const) {
+    let nonzero = 0;
+    for (let i = 0; i < x.length; i++) {
+      const keep = x[i];
+      x[i] = keep + h;
+      const up = handSam(local, global, c, sels, 0.5);
+      x[i] = keep - h;
+      const down = handSam(local, global, c, sels, 0.5);
+      x[i] = keep;
+      const fd = (up - down) / (2 * h);
+      if (Math.abs(fd) > 1e-6) nonzero++;
+      assert.ok(
+        Math.abs(fd - g[i]) < 2e-5 + 1e-4 * Math.abs(fd),
+        `${name}[${i}]: grad ${g[i]} vs finite difference ${fd}`,
+      );
+    }
+    assert.ok(nonzero > 5);
+  }
 }

@@ -11,25 +11,14 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
+import { workgroupReduceWgsl } from '../compute/wgsl-workgroup-reduce.ts';
 
 const THREADS = 256;
 const EPS = 1e-4;
 
 /** WGSL shared by the three programs: the channel's moments over its fan-in. */
 const MOMENTS = `
-var<workgroup> red : array<f32, ${THREADS}>;
-
-fn channelSum(v : f32, t : u32) -> f32 {
-  red[t] = v;
-  workgroupBarrier();
-  for (var s = ${THREADS / 2}u; s > 0u; s >>= 1u) {
-    if (t < s) { red[t] = red[t] + red[t + s]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier();
-  return total;
-}
+${workgroupReduceWgsl('channelSum', THREADS, 'a + b')}
 
 // mean and r = 1 / sqrt(sum (W - mean)^2 + eps) of output channel c
 fn moments(c : i32, t : u32) -> vec2<f32> {

@@ -20,6 +20,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
 import type { DirectionSelection } from './infonce.ts';
+import { workgroupReduceWgsl } from '../compute/wgsl-workgroup-reduce.ts';
 
 const THREADS = 128;
 /** Workgroups along x of the per-row program (rows beyond it go on y). */
@@ -49,31 +50,8 @@ class QueryProgram implements WebGPUProgram {
     const C = this.c;
     return `
 var<workgroup> qv : array<f32, ${C}>;
-var<workgroup> red : array<f32, ${THREADS}>;
-
-fn reduceMax(v : f32, t : u32) -> f32 {
-  red[t] = v;
-  workgroupBarrier();
-  for (var s = ${THREADS / 2}u; s > 0u; s >>= 1u) {
-    if (t < s) { red[t] = max(red[t], red[t + s]); }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
-
-fn reduceSum(v : f32, t : u32) -> f32 {
-  red[t] = v;
-  workgroupBarrier();
-  for (var s = ${THREADS / 2}u; s > 0u; s >>= 1u) {
-    if (t < s) { red[t] = red[t] + red[t + s]; }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
+${workgroupReduceWgsl('reduceMax', THREADS, 'max(a, b)')}
+${workgroupReduceWgsl('reduceSum', THREADS, 'a + b')}
 
 fn main() {
   let qi = i32(workgroupId.y);
