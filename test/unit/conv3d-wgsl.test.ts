@@ -13,6 +13,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initTfBackend } from '../../main/engine/compute/tf-backend.ts';
 import { conv3dFilterGradByTaps } from '../../main/engine/sam/conv3d-filter-grad.ts';
 import {
+  flipSwapFilter,
   chooseTiles,
   conv3dWgsl,
   defaultVariant,
@@ -205,6 +206,37 @@ test('conv3dWgsl (both variants) equals tf.conv3d on the CPU backend and a float
     assert.ok(eCpu < 1e-5, `${c.what} (${variant}): vs tf.conv3d on cpu, max relative error ${eCpu}`);
     assert.ok(e64 < 1e-5, `${c.what} (${variant}): vs float64, max relative error ${e64}`);
     tf.dispose([x, w, y]);
+  }
+});
+
+test("the input gradient's flipped, channel-swapped filter (one dispatch) equals reverse + transpose exactly (webgpu)", async (t) => {
+  if (!(await webgpuOrSkip(t))) return;
+  try {
+    for (const shape of [
+      [3, 3, 3, 16, 32],
+      [1, 3, 3, 5, 7],
+      [1, 1, 1, 4, 6],
+      [3, 1, 3, 2, 129],
+    ] as [number, number, number, number, number][]) {
+      const [kd, kh, kw, cin, cout] = shape;
+      const w = tf.tensor5d(randomValues(size(shape), 50 + cin), shape);
+      const ours = flipSwapFilter(w);
+      const want = tf.tidy(() => {
+        const r = tf.reverse(tf.reshape(w, [kd, kh, kw, cin * cout]), [0, 1, 2]);
+        return tf.reshape(tf.transpose(tf.reshape(r, [kd * kh * kw, cin, cout]), [0, 2, 1]), [kd, kh, kw, cout, cin]);
+      });
+      assert.deepEqual(ours.shape, [kd, kh, kw, cout, cin]);
+      assert.deepEqual(Array.from(await ours.data()), Array.from(await want.data()), `${shape}`);
+      // and by the definition, at one element: W'[a, b, c, o, i] = W[kd-1-a, kh-1-b, kw-1-c, i, o]
+      const wv = await w.data();
+      const ov = await ours.data();
+      const [a, b, c, o, i] = [kd - 1, 0, kw - 1, cout - 1, 1];
+      const at = (s: number[], v: number[]) => v.reduce((acc, x, n) => acc * s[n] + x, 0);
+      assert.equal(ov[at([kd, kh, kw, cout, cin], [a, b, c, o, i])], wv[at(shape, [0, kh - 1, 0, i, o])]);
+      tf.dispose([w, ours, want]);
+    }
+  } finally {
+    await initTfBackend({ backend: 'cpu' });
   }
 });
 

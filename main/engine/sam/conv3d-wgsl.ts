@@ -542,6 +542,50 @@ const builtinFilterGrad: Conv3dFilterGrad = (x, dy, filterShape, strides, pad) =
     filterShape,
   } as unknown as tf.NamedAttrMap) as tf.Tensor5D;
 
+/** W'[a, b, c, o, i] = W[kd-1-a, kh-1-b, kw-1-c, i, o], one workgroup per tap (flipping the three tap axes reverses the flat tap index). */
+class FlipSwapProgram implements WebGPUProgram {
+  variableNames = ['W'];
+  outputShape: number[];
+  shaderKey = 'samConvFlipSwap';
+  dispatchLayout = { x: [1], y: [0] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number] = [128, 1, 1];
+  uniforms = 'taps : i32, cin : i32, cout : i32,';
+
+  constructor(taps: number, cin: number, cout: number) {
+    this.outputShape = [taps, cout * cin];
+    this.dispatch = [1, taps, 1];
+  }
+
+  getUserCode(): string {
+    return `
+fn main() {
+  let tap = i32(workgroupId.y);
+  let n = uniforms.cin * uniforms.cout;
+  let src = (uniforms.taps - 1 - tap) * n;
+  for (var e = i32(localIndex); e < n; e += 128) {
+    let o = e / uniforms.cin;
+    let i = e - o * uniforms.cin;
+    result[tap * n + e] = W[src + i * uniforms.cout + o];
+  }
+}`;
+  }
+}
+
+/** The input gradient's filter W' (flipped taps, channels swapped) in one dispatch: [kd, kh, kw, Cout, Cin]. */
+export function flipSwapFilter(filter: tf.Tensor5D): tf.Tensor5D {
+  const [kd, kh, kw, cin, cout] = filter.shape;
+  const taps = kd * kh * kw;
+  const backend = tf.backend() as unknown as WebGPUBackend;
+  const flat = { dataId: filter.dataId, shape: [taps, cin * cout], dtype: filter.dtype };
+  const out = backend.runWebGPUProgram(new FlipSwapProgram(taps, cin, cout), [flat], 'float32', [
+    { type: 'int32', data: [taps] },
+    { type: 'int32', data: [cin] },
+    { type: 'int32', data: [cout] },
+  ]);
+  return tf.engine().makeTensorFromTensorInfo({ ...out, shape: [kd, kh, kw, cout, cin] }) as tf.Tensor5D;
+}
+
 /**
  * dL/dx of conv3d(x, W, strides, pad) given dy. A stride-1 'same' convolution with an odd kernel is
  * its own transpose up to the filter: dx = conv3d_same(dy, W'), W'[a, b, c, o, i] =
@@ -561,12 +605,7 @@ export function conv3dInputGrad(
   const same = pad === 'same' || (kd === 1 && kh === 1 && kw === 1);
   if (!(same && strides.every((s) => s === 1) && kd % 2 === 1 && kh % 2 === 1 && kw % 2 === 1))
     return tf.conv3dTranspose(dy, filter, xShape, strides, pad);
-  const flipped = tf.tidy(() => {
-    // at rank 4 and 3: tfjs-webgpu cannot index rank-5 coordinates
-    const r = tf.reverse(tf.reshape(filter, [kd, kh, kw, cin * cout]), [0, 1, 2]);
-    const t = tf.transpose(tf.reshape(r, [kd * kh * kw, cin, cout]), [0, 2, 1]);
-    return tf.reshape(t, [kd, kh, kw, cout, cin]) as tf.Tensor5D;
-  });
+  const flipped = flipSwapFilter(filter);
   try {
     return conv3dWgslForward(dy, flipped, [1, 1, 1], 'same');
   } finally {
