@@ -601,7 +601,7 @@ export function conv3dInputGrad(
   strides: Vec3,
   pad: 'same' | 'valid',
 ): tf.Tensor5D {
-  const [kd, kh, kw, cin, cout] = filter.shape;
+  const [kd, kh, kw] = filter.shape;
   const same = pad === 'same' || (kd === 1 && kh === 1 && kw === 1);
   if (!(same && strides.every((s) => s === 1) && kd % 2 === 1 && kh % 2 === 1 && kw % 2 === 1))
     return tf.conv3dTranspose(dy, filter, xShape, strides, pad);
