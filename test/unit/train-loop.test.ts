@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { CTHEAD, J2K, filesOf } from './dicom-fixtures.ts';
@@ -125,11 +125,21 @@ test('sam train: Ctrl-C saves a checkpoint and exits 130; --resume finishes the 
     assert.equal(code, 130, err);
     assert.match(err, /saving a checkpoint/);
     assert.ok(existsSync(join(dir, 'checkpoints', 'latest.json')));
-    const resume = spawn(process.execPath, [...args, '--resume'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // resumed with only the data and the folder: the run's own options (tiny, 3 iterations, adam...)
+    const resume = spawn(
+      process.execPath,
+      ['bin/sam.mjs', 'train', '--data', CT, '--out', dir, '--backend', 'cpu', '--resume'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let err2 = '';
     resume.stderr.on('data', (d) => (err2 += d));
     assert.equal(await new Promise((res) => resume.on('close', res)), 0, err2);
+    assert.match(err2, /resuming .*: config tiny, 3 iterations, batch 1, patch 32,32,16, adam lr 0\.001/);
     assert.match(err2, /finished at iteration 3/);
+    // an option given again and different is refused, naming it
+    const other = spawnSync(process.execPath, [...args, '--seed', '4', '--resume'], { encoding: 'utf8' });
+    assert.equal(other.status, 1, other.stderr);
+    assert.match(other.stderr, /seed: 0 then, 4 now/);
   } finally {
     cleanup();
   }

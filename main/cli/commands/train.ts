@@ -14,7 +14,7 @@ import { forwardCost } from '../../engine/sam/flops.ts';
 import { loadTrainingSet } from '../../engine/train/dataset.ts';
 import { ADAM, SAM_SGD, type OptimizerOptions } from '../../engine/train/optimizer.ts';
 import { trainSam } from '../../engine/train/train-loop.ts';
-import { checkRunFolder } from '../../engine/train/checkpoint.ts';
+import { checkRunFolder, savedRunOptions } from '../../engine/train/checkpoint.ts';
 import { NO_AUGMENT } from '../../engine/train/augment.ts';
 import { bar, duration, ProgressLine } from '../progress.ts';
 import { trainingInterrupt } from '../training-interrupt.ts';
@@ -37,7 +37,8 @@ const USAGE = `usage: sam train --data <folder|file|list.txt> [--data ...] --out
   --warmup N          warm-up iterations (sgd)
   --checkpoint-every N  (default 100)
   --init FILE         start from this model's weights (fine-tuning; same configuration), not at random
-  --resume            continue the run in --out from its latest checkpoint
+  --resume            continue the run in --out from its latest checkpoint, with its options (those
+                      given again must be the same; --iterations may grow)
   --seed N            (default 0): same seed, data and options give the same weights
   --backend NAME      auto (default: webgpu, then tfjs-node, then cpu), webgpu, tensorflow, cpu
   --no-augment        no noise / blur / intensity augmentation
@@ -65,20 +66,20 @@ export const trainCommand: Command = {
       options: {
         data: { type: 'string', multiple: true },
         out: { type: 'string' },
-        config: { type: 'string', default: 'small' },
-        iterations: { type: 'string', default: '2000' },
-        batch: { type: 'string', default: '1' },
-        patch: { type: 'string', default: '96,96,32' },
-        optimizer: { type: 'string', default: 'sgd' },
+        config: { type: 'string' },
+        iterations: { type: 'string' },
+        batch: { type: 'string' },
+        patch: { type: 'string' },
+        optimizer: { type: 'string' },
         lr: { type: 'string' },
         warmup: { type: 'string' },
-        'checkpoint-every': { type: 'string', default: '100' },
+        'checkpoint-every': { type: 'string' },
         resume: { type: 'boolean', default: false },
         init: { type: 'string' },
-        seed: { type: 'string', default: '0' },
+        seed: { type: 'string' },
         backend: { type: 'string', default: 'auto' },
         'no-augment': { type: 'boolean', default: false },
-        tau: { type: 'string', default: '0.5' },
+        tau: { type: 'string' },
         'allow-gaps': { type: 'boolean', default: false },
       },
     });
@@ -86,13 +87,34 @@ export const trainCommand: Command = {
       console.error(USAGE);
       return 2;
     }
+    // everything that can be refused is checked before the data is read (minutes for a large set)
+    checkRunFolder(values.out, values.resume);
+    // a resumed run takes its own options for those not given again (a different one is refused later)
+    const saved = values.resume ? savedRunOptions(values.out) : {};
     const int = intOption;
-    const patch = sizeOption('patch', values.patch);
-    if (values.optimizer !== 'sgd' && values.optimizer !== 'adam') throw new InputError('--optimizer', 'sgd or adam');
-    const optimizer: OptimizerOptions = { ...(values.optimizer === 'adam' ? ADAM : SAM_SGD) };
+    const patch = values.patch ? sizeOption('patch', values.patch) : (saved.patch?.patchSize ?? [96, 96, 32]);
+    const kind = values.optimizer ?? saved.optimizer?.kind ?? 'sgd';
+    if (kind !== 'sgd' && kind !== 'adam') throw new InputError('--optimizer', 'sgd or adam');
+    const optimizer: OptimizerOptions =
+      saved.optimizer && !values.optimizer && !values.lr && !values.warmup
+        ? { ...saved.optimizer }
+        : { ...(kind === 'adam' ? ADAM : SAM_SGD) };
     if (values.lr) optimizer.lr = numberOption('lr', values.lr, { above: 0 });
     if (values.warmup) optimizer.warmup = int('warmup', values.warmup, 0);
-    const config = getSamConfig(values.config);
+    const config = getSamConfig(values.config ?? saved.config ?? 'small');
+    const iterations = values.iterations ? int('iterations', values.iterations) : (saved.iterations ?? 2000);
+    const batchPairs = values.batch ? int('batch', values.batch) : (saved.batchPairs ?? 1);
+    const seed = values.seed ? int('seed', values.seed, 0) : (saved.seed ?? 0);
+    const checkpointEvery = values['checkpoint-every']
+      ? int('checkpoint-every', values['checkpoint-every'])
+      : (saved.checkpointEvery ?? 100);
+    const tau = values.tau ? numberOption('tau', values.tau, { above: 0 }) : (saved.tau ?? 0.5);
+    const augment = values['no-augment'] ? NO_AUGMENT : saved.augment;
+    if (values.resume)
+      console.error(
+        `resuming ${values.out}: config ${config.name}, ${iterations} iterations, batch ${batchPairs}, patch ${patch.join(',')}, ` +
+          `${optimizer.kind} lr ${optimizer.lr}, seed ${seed}, tau ${tau}${augment && !augment.noiseProb && !augment.blurProb && !augment.intensityProb ? ', no augmentation' : ''}`,
+      );
 
     const backend = await initTfBackend({ backend: values.backend as TfBackendName | 'auto' });
     if (!backend.gradients) throw new Error(`cannot train: gradients unavailable (${backend.gradientsReason})`);
@@ -108,13 +130,6 @@ export const trainCommand: Command = {
       `network: ${config.name}, ${(cost.params / 1e6).toFixed(2)} M parameters, ${(cost.flops / 1e9).toFixed(2)} GFLOP per patch forward`,
     );
 
-    // everything that can be refused is checked before the data is read (minutes for a large set)
-    const iterations = int('iterations', values.iterations);
-    const batchPairs = int('batch', values.batch);
-    const seed = int('seed', values.seed, 0);
-    const checkpointEvery = int('checkpoint-every', values['checkpoint-every']);
-    const tau = numberOption('tau', values.tau, { above: 0 });
-    checkRunFolder(values.out, values.resume);
     const init = values.init ? { file: values.init, weights: initWeights(values.init, config) } : undefined;
 
     const interrupt = trainingInterrupt();
@@ -140,7 +155,7 @@ export const trainCommand: Command = {
           checkpointEvery,
           resume: values.resume,
           patch: { patchSize: patch },
-          augment: values['no-augment'] ? NO_AUGMENT : undefined,
+          augment,
           tau,
           init,
         },

@@ -14,7 +14,8 @@ import { writeFileAtomic } from '../util/atomic-write.ts';
 import type { SamConfig } from '../sam/config.ts';
 import type { SamWeights } from '../sam/network.ts';
 import { loadWeights, saveWeights } from '../sam/weights-file.ts';
-import type { OptimizerState } from './optimizer.ts';
+import type { OptimizerOptions, OptimizerState } from './optimizer.ts';
+import type { AugmentOptions } from './augment.ts';
 
 /** How a network's weights (with its configuration) are written and read. */
 export interface WeightsIo<C> {
@@ -106,6 +107,29 @@ export function loadCheckpoint<C = SamConfig>(
     throw new InputError(join(dir, 'state.json'), `corrupt checkpoint state (${(e as Error).message})`);
   }
   return { config: w.config, weights: w.weights, opt: v ? { m: m.weights, v: v.weights } : { m: m.weights }, state };
+}
+
+/** The options a run was started with (its latest checkpoint's state.json), for resuming with them. */
+export interface SavedRunOptions {
+  config?: string;
+  iterations?: number;
+  batchPairs?: number;
+  seed?: number;
+  checkpointEvery?: number;
+  tau?: number;
+  patch?: { patchSize?: [number, number, number] };
+  optimizer?: OptimizerOptions;
+  augment?: AugmentOptions;
+}
+
+export function savedRunOptions(runDir: string): SavedRunOptions {
+  const name = latestName(join(runDir, 'checkpoints'));
+  const file = join(runDir, 'checkpoints', String(name), 'state.json');
+  try {
+    return (JSON.parse(readFileSync(file, 'utf8')) as CheckpointState).options as SavedRunOptions;
+  } catch (e) {
+    throw new InputError(file, `corrupt checkpoint state (${(e as Error).message})`);
+  }
 }
 
 /** Where a training run starts: its weights, optimiser state, first iteration and time already spent. */
