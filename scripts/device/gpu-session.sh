@@ -53,16 +53,20 @@ benches() {
       --on-device --tile-bytes 16e9
   } 2>&1 | log
 }
-# check: the short re-measurement after changes (about 220 s; one call when little device time is left):
-#   run(command="bash scripts/device/gpu-session.sh check", carry=[".device"], timeout_s=240)
+# check: the short re-measurement after changes (at most 295 s of timeouts, about 100 s on an H200; one call when little device time is left):
+#   run(command="bash scripts/device/gpu-session.sh check", carry=[".device"], timeout_s=320)
 checks() {
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>&1 | log
   { echo "== bench-train small webgpu, 2 pairs, WGSL weight gradient, one forward pass an iteration (issue 3)"
     timeout 60 /tmp/node $D/sam.mjs bench-train --backend webgpu --config small --batch 2 --iterations 8 --no-kernels \
       --no-forward --wgrad wgsl --data $D/data/02-example_ct.nii.gz
   } 2>&1 | log
-  { echo "== the same with two forward passes (SAM_TRAIN_TWO_PASS=1, the way before session 8)"
-    SAM_TRAIN_TWO_PASS=1 timeout 40 /tmp/node $D/sam.mjs bench-train --backend webgpu --config small --batch 2 \
+  { echo "== the same with the InfoNCE in tfjs ops (SAM_INFONCE=tfops, the way before session 9)"
+    SAM_INFONCE=tfops timeout 40 /tmp/node $D/sam.mjs bench-train --backend webgpu --config small --batch 2 \
+      --iterations 4 --no-kernels --no-forward --wgrad wgsl --data $D/data/02-example_ct.nii.gz
+  } 2>&1 | log
+  { echo "== the same with two forward passes too (SAM_TRAIN_TWO_PASS=1 SAM_INFONCE=tfops, the way before session 8)"
+    SAM_TRAIN_TWO_PASS=1 SAM_INFONCE=tfops timeout 40 /tmp/node $D/sam.mjs bench-train --backend webgpu --config small --batch 2 \
       --iterations 4 --no-kernels --no-forward --wgrad wgsl --data $D/data/02-example_ct.nii.gz
   } 2>&1 | log
   { echo "== bench-reg chest 2 mm, SAM matcher, embeddings and deform stage on WebGPU, cold then warm (issue 5)"
