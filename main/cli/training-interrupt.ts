@@ -5,13 +5,15 @@
  * (GNU `timeout -s INT` signals the command and its process group) and is ignored. SIGTERM (a
  * cluster's time limit, `kill`) is treated as the first interrupt: the checkpoint is saved.
  */
-export function trainingInterrupt(): { signal: AbortSignal; dispose(): void } {
+export function trainingInterrupt(): { signal: AbortSignal; exitCode(): number; dispose(): void } {
   const controller = new AbortController();
   let firstInterrupt = 0;
+  let first: NodeJS.Signals | undefined;
   const onSignal = (signal: NodeJS.Signals): void => {
     const now = performance.now();
     if (!firstInterrupt) {
       firstInterrupt = now;
+      first = signal;
       console.error(
         `\n${signal === 'SIGTERM' ? 'terminated' : 'interrupted'}: finishing this step and saving a checkpoint (Ctrl-C again to quit at once)`,
       );
@@ -22,6 +24,8 @@ export function trainingInterrupt(): { signal: AbortSignal; dispose(): void } {
   process.on('SIGTERM', onSignal);
   return {
     signal: controller.signal,
+    /** The exit status of a command stopped by the interrupt: 143 after SIGTERM, else 130. */
+    exitCode: () => (first === 'SIGTERM' ? 143 : 130),
     dispose: () => {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);

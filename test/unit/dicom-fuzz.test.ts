@@ -125,12 +125,13 @@ test(
             assert.ok(e.message.startsWith(file), e.message);
             refused++;
           }
-          assert.ok(performance.now() - start < 5000, `${file} took ${(performance.now() - start).toFixed(0)} ms`);
+          // no mutation may make a reader hang (a loop on a corrupt length): a guard, not a speed target
+          assert.ok(performance.now() - start < 30000, `${file} took ${(performance.now() - start).toFixed(0)} ms`);
         }
       }
       assert.equal(ok + refused, sources.length * 12);
       assert.ok(refused > 0 && ok > 0, `${ok} read, ${refused} refused`);
-      assert.ok(performance.now() - t0 < 60_000);
+      assert.ok(performance.now() - t0 < 180_000); // a hang guard, not a speed target
     } finally {
       cleanup();
     }

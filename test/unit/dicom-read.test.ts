@@ -65,8 +65,8 @@ test('chest series: 512x512x141, 0.977 mm pixels, 2 mm slices, HU = stored + int
   const raw = pixelsOf(top);
   const hu = slice(v, 140);
   for (let n = 0; n < raw.length; n += 97) assert.equal(hu[n], (raw[n] & 0xfff) - 1024);
-  // generous bound (shared CI machines); the target is < 3 s, measured ~0.3 s
-  assert.ok(ms < 10000, `read took ${ms.toFixed(0)} ms`);
+  // a guard against a pathological slowdown only: the speed target (< 3 s) is npm run bench:read's
+  assert.ok(ms < 60000, `read took ${ms.toFixed(0)} ms`);
 });
 
 test('a single slice is a volume one slice thick with spacing k = SliceThickness, with a warning', async () => {

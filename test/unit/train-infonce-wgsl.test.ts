@@ -134,3 +134,46 @@ test('WebGPU: the WGSL InfoNCE equals the tfjs-ops loss on a mined batch of 128-
     await initTfBackend({ backend: 'cpu' });
   }
 });
+
+test('WebGPU: more queries than one row of workgroups (1,500 > 1,024): the WGSL InfoNCE still equals the tfjs ops', async (t) => {
+  if (!(await useWebgpu(t))) return;
+  try {
+    const rows = 3000;
+    const c = 8;
+    const r = createRng(12);
+    const nq = 1500;
+    const ab = {
+      query: Int32Array.from({ length: nq }, () => r.int(0, rows - 1)),
+      key: Int32Array.from({ length: nq }, () => r.int(0, rows - 1)),
+      negatives: Int32Array.from({ length: nq * 3 }, (_, n) => (n % 7 === 0 ? -1 : r.int(0, rows - 1))),
+      perQuery: 3,
+      shared: Int32Array.from([5, 17]),
+    };
+    const none = {
+      query: new Int32Array(0),
+      key: new Int32Array(0),
+      negatives: new Int32Array(0),
+      perQuery: 0,
+      shared: new Int32Array(0),
+    };
+    const sels: PairSelection[] = [{ local: { ab, ba: none }, global: { ab: none, ba: none } }];
+    const local = tf.tensor(Float32Array.from(randomUnit([1, 1, 1, rows, c], 8)), [1, 1, 1, rows, c]);
+    const global = tf.zeros([1, 1, 1, 2, c]);
+    setInfoNceMode('wgsl');
+    const w = await evaluate(local, global, sels);
+    setInfoNceMode('tfops');
+    const o = await evaluate(local, global, sels);
+    tf.dispose([local, global]);
+    assert.ok(Math.abs(w.terms[0] - o.terms[0]) < 1e-5 * o.terms[0], `${w.terms[0]} vs ${o.terms[0]}`);
+    let diff = 0;
+    let scale = 0;
+    for (let i = 0; i < o.local.length; i++) {
+      diff = Math.max(diff, Math.abs(w.local[i] - o.local[i]));
+      scale = Math.max(scale, Math.abs(o.local[i]));
+    }
+    assert.ok(scale > 0 && diff < 1e-4 * scale, `gradient differs by ${diff} of ${scale}`);
+  } finally {
+    setInfoNceMode('auto');
+    await initTfBackend({ backend: 'cpu' });
+  }
+});

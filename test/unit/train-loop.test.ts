@@ -154,12 +154,19 @@ test("training set: each series of a DICOM folder, lists' missing lines and brok
     for (const f of filesOf(J2K)) copyFileSync(f, join(two, basename(f)));
     for (const f of filesOf(CTHEAD)) copyFileSync(f, join(two, basename(f)));
     symlinkSync('/nonexistent/gone.nii.gz', join(two, 'gone.nii.gz'));
-    writeFileSync(join(a.dir, 'list.txt'), `# my scans\n${CT}\nmissing.nii.gz\n`);
+    // a list naming slices of one series (as `find -name '*.dcm'` makes): that series, once, whole
+    const chest = dataPath('ITKElastix/examples/data/00');
+    const slices = [0, 1, 2].map((n) => join(chest, `00-slice00${n}.dcm`));
+    writeFileSync(join(a.dir, 'list.txt'), `# my scans\n${CT}\nmissing.nii.gz\n${slices.join('\n')}\n`);
     const seen: string[] = [];
     const r = await loadTrainingSet([two, join(a.dir, 'list.txt')], {
       onCase: (src, ok, reason) => seen.push(`${ok ? 'use' : 'skip'} ${src}: ${reason}`),
     });
-    assert.equal(r.cases.length, 2, seen.join('\n'));
+    assert.equal(r.cases.length, 3, seen.join('\n'));
+    assert.ok(
+      r.cases.some((c) => c.source === chest && c.ct.image.size[2] > 100),
+      seen.join('\n'),
+    );
     assert.ok(
       r.cases.some((c) => /two \(series .*'CT Body 3\.0'\)$/.test(c.source)),
       seen.join('\n'),
@@ -190,6 +197,16 @@ test('the run folder: --resume without a checkpoint, files a run would overwrite
     // an empty or unrelated folder is fine
     writeFileSync(join(a.dir, 'notes.txt'), 'x');
     assert.doesNotThrow(() => checkRunFolder(join(a.dir, 'new'), false));
+    // a run killed before its first checkpoint (its marker, a log, a partial checkpoint): nothing to
+    // resume, and a plain rerun starts it over
+    const killed = join(a.dir, 'killed');
+    mkdirSync(join(killed, 'checkpoints', 'iter-0000002'), { recursive: true });
+    writeFileSync(join(killed, 'run.json'), '{}');
+    writeFileSync(join(killed, 'loss.csv'), 'iteration,total\n1,20\n');
+    assert.throws(() => checkRunFolder(killed, true), /stopped before its first checkpoint: nothing to resume/);
+    await trainSam(cases, options(killed, 1));
+    assert.equal(readFileSync(join(killed, 'loss.csv'), 'utf8').trim().split('\n').length, 2);
+    assert.ok(!existsSync(join(killed, 'checkpoints', 'iter-0000002')));
   } finally {
     a.cleanup();
   }

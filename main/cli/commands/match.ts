@@ -79,11 +79,11 @@ const USAGE = `usage: sam match <template> <query> --points FILE [options]
   --fp16                keep embeddings in half precision (half the memory)
   --device NAME         auto (default: a GPU through WebGPU, else ONNX Runtime on the CPU), webgpu,
                         onnx, onnx-cuda, onnx-dml, onnx-coreml, tfjs-cpu, tfjs-node
+  --allow-gaps          interpolate across missing slices of a DICOM series (refused otherwise)
 
 Output columns, a row per point in input order: x,y,z (matched, world LPS mm), score, global, local,
 cycle_error_mm, accepted, in_template (0: the point lies outside the template's field of view, its row
-is left empty).
-  --allow-gaps          interpolate across missing slices of a DICOM series (refused otherwise)`;
+is left empty).`;
 
 export const matchCommand: Command = {
   name: 'match',

@@ -155,7 +155,7 @@ export const trainRegCommand: Command = {
       progress.done(
         `${result.stopped === 'done' ? 'finished' : 'stopped'} at iteration ${result.iteration}; network ${values.out}/model.samw; loss curve ${values.out}/loss.csv, loss.svg (axes, legend), loss.png`,
       );
-      return result.stopped === 'done' ? 0 : 130;
+      return result.stopped === 'done' ? 0 : interrupt.exitCode();
     } finally {
       interrupt.dispose();
     }

@@ -87,7 +87,8 @@ export const trainCommand: Command = {
       console.error(USAGE);
       return 2;
     }
-    // everything that can be refused is checked before the data is read (minutes for a large set)
+    // what can be refused without the data is, before it is read (minutes for a large set); a resumed
+    // run's options given again and different are refused when the run starts
     checkRunFolder(values.out, values.resume);
     // a resumed run takes its own options for those not given again (a different one is refused later)
     const saved = values.resume ? savedRunOptions(values.out) : {};
@@ -175,11 +176,11 @@ export const trainCommand: Command = {
       progress.done(
         `${result.stopped === 'done' ? 'finished' : 'stopped'} at iteration ${result.iteration}; model ${values.out}/model.samw; loss curve ${values.out}/loss.csv, loss.svg (axes, legend), loss.png`,
       );
-      return result.stopped === 'done' ? 0 : 130;
+      return result.stopped === 'done' ? 0 : interrupt.exitCode();
     } catch (e) {
       if (e instanceof CancelledError) {
         console.error(`${e.message}: nothing trained, nothing written to ${values.out}`);
-        return 130;
+        return interrupt.exitCode();
       }
       throw e;
     } finally {

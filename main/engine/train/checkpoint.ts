@@ -7,7 +7,7 @@
  * The weights file format is the SAM network's (sam/weights-file.ts) unless a WeightsIo is given (the
  * SAM-deform network's, register/deform-net/weights-file.ts).
  */
-import { existsSync, readdirSync, readFileSync, rmSync, copyFileSync, renameSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, copyFileSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError } from '../errors.ts';
 import { writeFileAtomic } from '../util/atomic-write.ts';
@@ -140,30 +140,36 @@ export interface RunStart {
   elapsedBefore: number;
 }
 
-/** What a run writes into its folder (checkpoints/, the model, the loss log and its plot). */
+/** What a run writes into its folder (checkpoints/, the model, the loss log and its plots). */
 export const RUN_OUTPUTS = ['checkpoints', 'model.samw', 'loss.csv', 'loss.png', 'loss.svg'] as const;
+/** Written first by every run: the folder's files are a run's, even before its first checkpoint. */
+export const RUN_MARKER = 'run.json';
 
 /**
  * Refuses a run folder that cannot take the run, before any work: a file where the folder should be;
  * with `resume`, a folder without a checkpoint (a mistyped --out would otherwise start over); without
- * it, a folder holding a run or any file a run writes (the user's own model.samw or loss.csv would
- * be overwritten).
+ * it, a folder holding a checkpointed run, or files a run writes that no run of ours made (the user's
+ * own model.samw or loss.csv would be overwritten). A run that stopped before its first checkpoint
+ * (its marker, no checkpoint) is started again.
  */
 export function checkRunFolder(runDir: string, resume: boolean): void {
   if (existsSync(runDir) && !statSync(runDir).isDirectory())
     throw new InputError(runDir, 'is a file, not a folder: --out names the run folder');
+  const ours = existsSync(join(runDir, RUN_MARKER));
   if (resume) {
     if (!hasCheckpoint(runDir))
       throw new InputError(
         runDir,
-        'no checkpoint to resume from (checkpoints/latest.json missing): drop --resume to start a new run here, or name the run folder',
+        ours
+          ? 'the run there stopped before its first checkpoint: nothing to resume; run again without --resume to start it over'
+          : 'no checkpoint to resume from (checkpoints/latest.json missing): drop --resume to start a new run here, or name the run folder',
       );
     return;
   }
   if (hasCheckpoint(runDir))
     throw new InputError(runDir, 'already holds a training run: pass --resume to continue it, or choose another --out');
   const present = RUN_OUTPUTS.filter((f) => existsSync(join(runDir, f)));
-  if (present.length)
+  if (present.length && !ours)
     throw new InputError(
       runDir,
       `holds ${present.join(', ')} but no training run: a new run would overwrite ${present.length > 1 ? 'them' : 'it'}; choose another --out or move ${present.length > 1 ? 'them' : 'it'}`,
@@ -200,6 +206,14 @@ export function startRun<C extends { name: string }>(o: {
       );
     return { weights: ck.weights, opt: ck.opt, start: ck.state.iteration, elapsedBefore: ck.state.elapsedSeconds };
   }
+  // a fresh run: its marker first, then the files it makes are known to be its own
+  mkdirSync(o.runDir, { recursive: true });
+  writeFileAtomic(
+    join(o.runDir, RUN_MARKER),
+    Buffer.from(JSON.stringify({ started: new Date().toISOString(), config: o.config.name }, null, 2) + '\n'),
+  );
+  // a run that stopped before its first checkpoint left a partial checkpoints/ and a log: start over
+  rmSync(join(o.runDir, 'checkpoints'), { recursive: true, force: true });
   return { ...o.fresh(), start: 0, elapsedBefore: 0 };
 }
 

@@ -23,9 +23,10 @@ export interface SkippedInput {
 }
 
 /**
- * Find candidate volumes: volume files, vtk.js data sets, and folders holding DICOM files. A path
- * that cannot be looked at (a list's line naming no file, a broken link, no permission) goes to
- * `onSkip` with the reason (without it: an InputError); an input given by name must exist.
+ * Find candidate volumes: volume files, vtk.js data sets, and folders holding DICOM files (a DICOM
+ * file given by name stands for its folder: one slice is no training volume). A path that cannot be
+ * looked at (a list's line naming no file, a broken link, no permission) goes to `onSkip` with the
+ * reason (without it: an InputError); an input given by name must exist.
  */
 export function findVolumeInputs(inputs: string[], onSkip?: (source: string, reason: string) => void): string[] {
   const found: string[] = [];
@@ -55,7 +56,7 @@ export function findVolumeInputs(inputs: string[], onSkip?: (source: string, rea
     if (!k) return;
     if (k === 'file') {
       if (formatOfPath(p) && formatOfPath(p) !== 'dicom') found.push(p);
-      else if (isDicomFile(p)) found.push(p);
+      else if (isDicomFile(p)) found.push(dirname(p));
       else skip(p, 'not a volume file this reads (NIfTI, MetaImage, NRRD, VTI, DICOM)');
       return;
     }
@@ -70,7 +71,7 @@ export function findVolumeInputs(inputs: string[], onSkip?: (source: string, rea
       skip(p, `cannot list the folder (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
       return;
     }
-    if (entries.some((e) => isDicomFile(join(p, e)))) found.push(p);
+    if (dicomFilesIn(p, entries).length) found.push(p);
     for (const e of entries) {
       const q = join(p, e);
       const kq = kind(q);
@@ -103,6 +104,16 @@ function lstatExists(p: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * The DICOM files directly in a folder (not its subfolders, which are inputs of their own); a
+ * DICOMDIR (the index of a CD or PACS export) is no image.
+ */
+export function dicomFilesIn(folder: string, entries: string[] = readdirSync(folder).sort()): string[] {
+  return entries
+    .filter((e) => e.toUpperCase() !== 'DICOMDIR' && isDicomFile(join(folder, e)))
+    .map((e) => join(folder, e));
 }
 
 function isDicomFile(p: string): boolean {
@@ -140,8 +151,16 @@ async function* volumesOf(
   let first: Volume | undefined;
   let series: MultipleSeriesError | undefined;
   let failure: unknown;
+  // a DICOM folder: its own files (each subfolder is an input of its own), each series read once
+  let isDicomFolder = false;
   try {
-    first = await readVolume(source, options);
+    isDicomFolder = statSync(source).isDirectory() && !existsSync(join(source, 'index.json'));
+  } catch {
+    // reported by readVolume below
+  }
+  const input = isDicomFolder ? dicomFilesIn(source) : source;
+  try {
+    first = await readVolume(input, options);
   } catch (e) {
     if (e instanceof MultipleSeriesError) series = e;
     else failure = e;
@@ -151,7 +170,7 @@ async function* volumesOf(
     for (const s of series.series)
       yield {
         source: `${source} (series ${s.seriesInstanceUid || 'without a SeriesInstanceUID'}${s.description ? ` '${s.description}'` : ''})`,
-        read: () => readVolume(source, { ...options, seriesUid: s.seriesInstanceUid }),
+        read: () => readVolume(input, { ...options, seriesUid: s.seriesInstanceUid }),
       };
   else
     yield {
@@ -190,6 +209,11 @@ export async function loadTrainingSet(
           continue;
         }
         if (uid) seen.set(uid, source);
+        const thin = Math.min(...v.size);
+        if (thin < 4) {
+          skip(source, `${thin} voxel(s) thick (size ${v.size.join('x')}): too thin for training patches`);
+          continue;
+        }
         const c = checkCt(v);
         if (c.ok) {
           cases.push({ source, ct: prepareCt(v, { spacingMm: options.spacingMm ?? 2 }) });

@@ -23,7 +23,7 @@ import type { DirectionSelection } from './infonce.ts';
 import { workgroupReduceWgsl } from '../compute/wgsl-workgroup-reduce.ts';
 
 const THREADS = 128;
-/** Workgroups along x of the per-row program (rows beyond it go on y). */
+/** Workgroups along x of the per-query and per-row programs (the rest go on y). */
 const ROWS_X = 1024;
 
 /** tfjs-webgpu names the uniform block's fields after the program's; these stay distinct in lower case. */
@@ -42,7 +42,9 @@ class QueryProgram implements WebGPUProgram {
     private readonly c: number,
   ) {
     this.outputShape = [nq + nq * c + candidates];
-    this.dispatch = [1, nq, 1];
+    // queries past WebGPU's 65,535 workgroups a dimension go on y
+    const x = Math.min(nq, ROWS_X);
+    this.dispatch = [x, Math.ceil(nq / x), 1];
     this.shaderKey = `samInfoNceQuery_${c}`;
   }
 
@@ -54,14 +56,18 @@ ${workgroupReduceWgsl('reduceMax', THREADS, 'max(a, b)')}
 ${workgroupReduceWgsl('reduceSum', THREADS, 'a + b')}
 
 fn main() {
-  let qi = i32(workgroupId.y);
   let t = localIndex;
   let nq = uniforms.nq;
+  // a workgroup past the last query (the y row's remainder) works on no candidates and writes
+  // nothing; it cannot return early: the barriers below must be in uniform control flow
+  let qw = i32(workgroupId.x + workgroupId.y * numWorkgroups.x);
+  let valid = qw < nq;
+  let qi = min(qw, nq - 1);
   let row = qRow[qi];
   for (var c = i32(t); c < ${C}; c += ${THREADS}) { qv[c] = emb[row * ${C} + c]; }
   workgroupBarrier();
   let c0 = candStart[qi];
-  let n = candStart[qi + 1] - c0;
+  let n = select(0, candStart[qi + 1] - c0, valid);
   let coefBase = nq + nq * ${C} + c0;
   // logits, kept in the coef slots until the softmax
   var m = -3.0e38;
@@ -79,17 +85,19 @@ fn main() {
   let lse = m + log(reduceSum(s, t));
   let scale = qScale[qi];
   // thread 0 wrote candidate 0's logit itself
-  if (t == 0u) { result[qi] = scale * (lse - result[coefBase]); }
+  if (t == 0u && valid) { result[qi] = scale * (lse - result[coefBase]); }
   for (var j = i32(t); j < n; j += ${THREADS}) {
     let p = exp(result[coefBase + j] - lse);
     result[coefBase + j] = scale * (p - select(0.0, 1.0, j == 0)) * uniforms.invTau;
   }
   storageBarrier();
   workgroupBarrier();
-  for (var c = i32(t); c < ${C}; c += ${THREADS}) {
-    var g = 0.0;
-    for (var j = 0; j < n; j++) { g += result[coefBase + j] * emb[candRow[c0 + j] * ${C} + c]; }
-    result[nq + qi * ${C} + c] = g;
+  if (valid) {
+    for (var c = i32(t); c < ${C}; c += ${THREADS}) {
+      var g = 0.0;
+      for (var j = 0; j < n; j++) { g += result[coefBase + j] * emb[candRow[c0 + j] * ${C} + c]; }
+      result[nq + qi * ${C} + c] = g;
+    }
   }
 }`;
   }

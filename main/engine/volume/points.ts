@@ -47,10 +47,11 @@ export function parsePoints(text: string, name: string): PointList {
   const start = hasHeader ? 1 : 0;
   if (lines.length <= start) throw new InputError(name, 'no points (only a header)');
   // without a header, more than three numbers (an id column? a fourth coordinate?) cannot be read safely
-  if (!hasHeader && first.filter((t) => t.trim() !== '').length > 3)
+  const filled = first.filter((t) => t.trim() !== '').length;
+  if (!hasHeader && filled > 3)
     throw new InputError(
       name,
-      `line 1 has ${first.length} columns and there is no header: give the x, y, z columns names (e.g. "id,x,y,z") or keep three`,
+      `line 1 has ${filled} values and there is no header: give the x, y, z columns names (e.g. "id,x,y,z") or keep three`,
     );
   return {
     kind: 'world',
