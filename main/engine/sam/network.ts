@@ -25,6 +25,7 @@
  *  - Top-down path: nearest upsampling (as mmdet FPN), lateral 1x1 only where channels differ.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { sumPerChannel } from './channel-sum-wgsl.ts';
 import { conv3dFilterGradByTaps, conv3dWithFilterGrad } from './conv3d-filter-grad.ts';
 import { conv3dFilterGradWgsl } from './conv3d-filter-grad-wgsl.ts';
 import { conv3dWgsl } from './conv3d-wgsl.ts';
@@ -249,19 +250,17 @@ function conv(x: tf.Tensor5D, w: SamWeights, l: ConvLayer, o: ConvOptions = {}):
 
 /**
  * y + b with b [C] broadcast over [B, D, H, W, C], as a rank-2 op. Its gradient for b sums dy over
- * [B * D, H * W] (rank 3): the broadcast's own gradient sums a [voxels, C] matrix over its rows,
- * which tfjs-webgpu transposes with a program that puts voxels / 16 workgroups on one axis, past
- * WebGPU's 65,535 from a million voxels (the paper-size network's full-resolution layers at 2 pairs).
+ * the voxels per channel (sumPerChannel: one WGSL dispatch on WebGPU; the broadcast's own gradient
+ * sums a [voxels, C] matrix over its rows, which tfjs-webgpu transposes with a program that puts
+ * voxels / 16 workgroups on one axis, past WebGPU's 65,535 from a million voxels: the paper-size
+ * network's full-resolution layers at 2 pairs).
  */
 function addChannelBias(y: tf.Tensor5D, b: tf.Tensor): tf.Tensor5D {
   const c = y.shape[4];
   const add = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const [v, bias] = args as [tf.Tensor5D, tf.Tensor];
     const value = tf.reshape(tf.add(tf.reshape(v, [-1, c]), bias), v.shape) as tf.Tensor5D;
-    const gradFunc = (dy: tf.Tensor5D) => {
-      const [n, d, h, w] = dy.shape;
-      return [dy, tf.reshape(tf.sum(tf.reshape(dy, [n * d, h * w, c]), [0, 1]), bias.shape)];
-    };
+    const gradFunc = (dy: tf.Tensor5D) => [dy, tf.reshape(sumPerChannel(dy), bias.shape)];
     return { value, gradFunc };
   });
   return add(y, b) as tf.Tensor5D;
