@@ -7,7 +7,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initTfBackend } from '../../main/engine/compute/tf-backend.ts';
-import { topkRows } from '../../main/engine/train/top-k-wgsl.ts';
+import { topkRows, topkRowsMaskedWgsl } from '../../main/engine/train/top-k-wgsl.ts';
 import { useWebgpu } from './webgpu-fixture.ts';
 
 function matrix(rows: number, n: number, seed: number): Float32Array {
@@ -71,6 +71,45 @@ test('WebGPU: top-k of rows by the WGSL program equals tf.topk and a JS sort', a
       for (let i = 0; i < oi.length; i++) if (oi[i] === ti[i]) sameIndex++;
       assert.ok(sameIndex / oi.length > 0.5, `indices vs tf.topk: ${sameIndex} of ${oi.length} equal`);
     }
+  } finally {
+    await initTfBackend({ backend: 'cpu' });
+  }
+});
+
+test('WebGPU: the top-k with the radius mask read in place equals the top-k of the masked matrix', async (t) => {
+  if (!(await useWebgpu(t, false))) return;
+  try {
+    const rows = 6;
+    const n = 5000;
+    const k = 700;
+    const v = matrix(rows, n, 77).map((x) => (Number.isFinite(x) ? x : 0.1));
+    let s = 5;
+    const rnd = () => ((s = (s * 1103515245 + 12345) % 2147483648), s / 2147483648);
+    const cw = Float32Array.from({ length: n * 3 }, () => (rnd() - 0.5) * 120);
+    const rw = Float32Array.from({ length: rows * 3 }, () => (rnd() - 0.5) * 60);
+    const within = 30 * 30;
+    // the reference masks in float64; no candidate lies within rounding of the radius
+    const masked = Float32Array.from(v);
+    for (let r = 0; r < rows; r++)
+      for (let i = 0; i < n; i++) {
+        const d = [0, 1, 2].reduce((a, c) => a + (rw[3 * r + c] - cw[3 * i + c]) ** 2, 0);
+        if (Math.abs(d - within) < 0.5) cw[3 * i] += 2; // nudge off the boundary (all rows see it moved)
+      }
+    let inside = 0;
+    for (let r = 0; r < rows; r++)
+      for (let i = 0; i < n; i++) {
+        const d = [0, 1, 2].reduce((a, c) => a + (rw[3 * r + c] - cw[3 * i + c]) ** 2, 0);
+        if (d < within) {
+          masked[r * n + i] = -Infinity;
+          inside++;
+        }
+      }
+    assert.ok(inside > 100, `${inside} candidates inside the radius`);
+    const x = tf.tensor2d(v, [rows, n]);
+    const ours = topkRowsMaskedWgsl(x, k, { rowWorld: rw, candidateWorld: cw, within })!;
+    const oi = await ours.data();
+    tf.dispose([x, ours]);
+    assert.deepEqual([...oi], reference(masked, rows, n, k).idx);
   } finally {
     await initTfBackend({ backend: 'cpu' });
   }

@@ -20,7 +20,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { indexToWorld, worldToIndex, type Geometry } from '../volume/geometry.ts';
 import type { Vec3 } from '../volume/volume.ts';
 import type { Rng } from './rng.ts';
-import { topkRows } from './top-k-wgsl.ts';
+import { topkRows, topkRowsMaskedWgsl } from './top-k-wgsl.ts';
 import { embeddingGrid, gridWorldPositions, type PositivePairs, type PositiveSet } from './patch-pairs.ts';
 import type { DirectionSelection, PairSelection } from './infonce.ts';
 
@@ -102,6 +102,9 @@ function rankCandidates(r: HardNegativeRequest): Ranking {
   for (let i = 0; i < nq * 3; i++) qw[i] = r.queryWorld[i] - ref[i % 3];
   for (let i = 0; i < n * 3; i++) cw[i] = r.candidateWorld[i] - ref[i % 3];
   const r2 = r.radiusMm * r.radiusMm;
+  // on WebGPU the mask is applied inside the top-k program (top-k-wgsl.ts): one dispatch
+  const indices = topkRowsMaskedWgsl(r.scores, k, { rowWorld: qw, candidateWorld: cw, within: r2 - 0.05 });
+  if (indices) return { k, top: { indices, values: tf.gather(r.scores, indices, 1, 1) } };
   const top = tf.tidy(() => {
     // |q - c|^2 = [|q|^2, 1, -2q] . [1, |c|^2, c]: one matMul, no broadcasting.
     const qa = new Float32Array(nq * 5);

@@ -16,22 +16,41 @@ import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webg
 const THREADS = 256;
 
 class TopKRowsProgram implements WebGPUProgram {
-  variableNames = ['x'];
+  variableNames: string[];
   outputShape: number[];
-  shaderKey = 'samTopKRows';
+  shaderKey: string;
   // one workgroup per row, on y (main() without the flat index)
   dispatchLayout = { x: [1], y: [0] };
   dispatch: [number, number, number];
   workgroupSize: [number, number, number] = [THREADS, 1, 1];
-  uniforms = 'n : i32, k : i32, k2 : i32,';
+  uniforms = 'n : i32, k : i32, k2 : i32, within : f32,';
 
-  constructor(rows: number, k2: number) {
+  /** masked: candidate i of row r counts as -Infinity when |qw[r] - cw[i]|^2 < within (world positions, 3 each). */
+  constructor(
+    rows: number,
+    k2: number,
+    private readonly masked: boolean,
+  ) {
     this.outputShape = [rows, k2];
     this.dispatch = [1, rows, 1];
+    this.variableNames = masked ? ['x', 'qw', 'cw'] : ['x'];
+    this.shaderKey = masked ? 'samTopKRowsMasked' : 'samTopKRows';
   }
 
   getUserCode(): string {
-    return `
+    const value = this.masked
+      ? `
+fn valueAt(row : i32, base : i32, i : i32) -> f32 {
+  let d = vec3<f32>(qw[3 * row] - cw[3 * i], qw[3 * row + 1] - cw[3 * i + 1], qw[3 * row + 2] - cw[3 * i + 2]);
+  // -Infinity (a var: a constant's bitcast to -inf is refused by the shader compiler)
+  var minusInf = 0xff800000u;
+  if (dot(d, d) < uniforms.within) { return bitcast<f32>(minusInf); }
+  return x[base + i];
+}`
+      : `
+fn valueAt(row : i32, base : i32, i : i32) -> f32 { return x[base + i]; }`;
+    return `${value}
+
 var<workgroup> hist : array<atomic<u32>, ${THREADS}>;
 var<workgroup> gtBefore : array<u32, ${THREADS}>;
 var<workgroup> eqBefore : array<u32, ${THREADS}>;
@@ -45,11 +64,11 @@ fn keyOf(v : f32) -> u32 {
 }
 
 // candidate p ranks before q: larger value, or the same value and a lower index; -1 (padding) last
-fn ranksBefore(p : i32, q : i32, base : i32) -> bool {
+fn ranksBefore(p : i32, q : i32, row : i32, base : i32) -> bool {
   if (q < 0) { return p >= 0; }
   if (p < 0) { return false; }
-  let kp = keyOf(x[base + p]);
-  let kq = keyOf(x[base + q]);
+  let kp = keyOf(valueAt(row, base, p));
+  let kq = keyOf(valueAt(row, base, q));
   return kp > kq || (kp == kq && p < q);
 }
 
@@ -68,7 +87,7 @@ fn main() {
     atomicStore(&hist[t], 0u);
     workgroupBarrier();
     for (var i = i32(t); i < n; i += ${THREADS}) {
-      let key = keyOf(x[base + i]);
+      let key = keyOf(valueAt(row, base, i));
       if ((key & mask) == prefix) { atomicAdd(&hist[(key >> shift) & 255u], 1u); }
     }
     workgroupBarrier();
@@ -98,7 +117,7 @@ fn main() {
   var gt = 0u;
   var eq = 0u;
   for (var i = lo; i < hi; i++) {
-    let key = keyOf(x[base + i]);
+    let key = keyOf(valueAt(row, base, i));
     if (key > prefix) { gt++; } else if (key == prefix) { eq++; }
   }
   gtBefore[t] = gt;
@@ -122,7 +141,7 @@ fn main() {
   var pg = gtBefore[t];
   var pe = eqBefore[t];
   for (var i = lo; i < hi; i++) {
-    let key = keyOf(x[base + i]);
+    let key = keyOf(valueAt(row, base, i));
     if (key > prefix) {
       result[out + i32(pg)] = i;
       pg++;
@@ -143,7 +162,7 @@ fn main() {
         let ia = result[out + i32(a)];
         let ib = result[out + i32(b)];
         let bestFirst = (a & size) == 0u;
-        if (select(ranksBefore(ia, ib, base), ranksBefore(ib, ia, base), bestFirst)) {
+        if (select(ranksBefore(ia, ib, row, base), ranksBefore(ib, ia, row, base), bestFirst)) {
           result[out + i32(a)] = ib;
           result[out + i32(b)] = ia;
         }
@@ -157,6 +176,42 @@ fn main() {
 
 const nextPow2 = (v: number) => 2 ** Math.ceil(Math.log2(Math.max(1, v)));
 
+/** Candidates to leave out of each row's ranking: those within sqrt(within) mm of the row's point. */
+export interface RadiusMask {
+  /** World point of each row, rows * 3 (centred near the candidates: float32 distances). */
+  rowWorld: Float32Array;
+  /** World position of each candidate, n * 3. */
+  candidateWorld: Float32Array;
+  /** Squared distance (mm^2) below which a candidate is out. */
+  within: number;
+}
+
+/**
+ * The WGSL top-k on WebGPU with the radius mask applied as the row is read (no masked copy of the
+ * matrix: the mining's distance product, comparison and selection were four dispatches). Indices
+ * as topkRows of the masked matrix; values are the unmasked scores (a masked candidate only appears
+ * when a row has fewer than k others, last). Null on other backends (the caller masks with tf ops).
+ */
+export function topkRowsMaskedWgsl(x: tf.Tensor2D, k: number, mask: RadiusMask): tf.Tensor2D | null {
+  const [rows, n] = x.shape;
+  if (tf.getBackend() !== 'webgpu' || x.dtype !== 'float32' || rows === 0 || rows > 65535) return null;
+  if (!Number.isInteger(k) || k < 1 || k > n) throw new RangeError(`topkRows: k = ${k} for rows of ${n}`);
+  return tf.tidy(() => {
+    const k2 = nextPow2(k);
+    const backend = tf.backend() as unknown as WebGPUBackend;
+    const qw = tf.tensor1d(mask.rowWorld);
+    const cw = tf.tensor1d(mask.candidateWorld);
+    const info = backend.runWebGPUProgram(new TopKRowsProgram(rows, k2, true), [x, qw, cw], 'int32', [
+      { type: 'int32', data: [n] },
+      { type: 'int32', data: [k] },
+      { type: 'int32', data: [k2] },
+      { type: 'float32', data: [mask.within] },
+    ]);
+    const all = tf.engine().makeTensorFromTensorInfo(info) as tf.Tensor2D;
+    return k2 === k ? all : (tf.slice(all, [0, 0], [rows, k]) as tf.Tensor2D);
+  });
+}
+
 /** tf.topk(x, k, true) of a [rows, n] matrix, by the WGSL program on WebGPU (see the header). */
 export function topkRows(x: tf.Tensor2D, k: number): { values: tf.Tensor2D; indices: tf.Tensor2D } {
   const [rows, n] = x.shape;
@@ -168,10 +223,11 @@ export function topkRows(x: tf.Tensor2D, k: number): { values: tf.Tensor2D; indi
   return tf.tidy(() => {
     const k2 = nextPow2(k);
     const backend = tf.backend() as unknown as WebGPUBackend;
-    const info = backend.runWebGPUProgram(new TopKRowsProgram(rows, k2), [x], 'int32', [
+    const info = backend.runWebGPUProgram(new TopKRowsProgram(rows, k2, false), [x], 'int32', [
       { type: 'int32', data: [n] },
       { type: 'int32', data: [k] },
       { type: 'int32', data: [k2] },
+      { type: 'float32', data: [0] },
     ]);
     const all = tf.engine().makeTensorFromTensorInfo(info) as tf.Tensor2D;
     const indices = k2 === k ? all : (tf.slice(all, [0, 0], [rows, k]) as tf.Tensor2D);
