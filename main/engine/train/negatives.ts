@@ -21,6 +21,7 @@ import { indexToWorld, worldToIndex, type Geometry } from '../volume/geometry.ts
 import type { Vec3 } from '../volume/volume.ts';
 import type { Rng } from './rng.ts';
 import { topkRows, topkRowsMaskedWgsl } from './top-k-wgsl.ts';
+import { localScorerWgsl } from './local-score-wgsl.ts';
 import { embeddingGrid, gridWorldPositions, type PositivePairs, type PositiveSet } from './patch-pairs.ts';
 import type { DirectionSelection, PairSelection } from './infonce.ts';
 
@@ -188,20 +189,39 @@ export function sampleOtherPatchVoxels(
   return pick.map((x) => allowed[Math.floor(x / voxelsPerPatch)] * voxelsPerPatch + (x % voxelsPerPatch));
 }
 
-/** Linear interpolation matrix [nLocal, nGlobal] along index axis `axis`, by world position (clamped at the borders, as align_corners=False). */
-function interpolationMatrix(local: Geometry, global: Geometry, axis: number): tf.Tensor2D {
+/**
+ * Linear interpolation taps along index axis `axis`, by world position (clamped at the borders, as
+ * align_corners=False): local index o reads global g0[o] with weight 1 - f[o] and g0[o] + 1 with f[o].
+ */
+export function interpolationTaps(
+  local: Geometry,
+  global: Geometry,
+  axis: number,
+): { g0: Int32Array; f: Float64Array } {
   const nl = local.size[axis];
   const ng = global.size[axis];
-  const w = new Float32Array(nl * ng);
+  const g0 = new Int32Array(nl);
+  const f = new Float64Array(nl);
   for (let o = 0; o < nl; o++) {
     const idx: Vec3 = [0, 0, 0];
     idx[axis] = o;
     let g = worldToIndex(global, indexToWorld(local, idx))[axis];
     g = Math.min(Math.max(g, 0), ng - 1);
-    const g0 = Math.min(Math.floor(g), Math.max(ng - 2, 0));
-    const f = ng > 1 ? g - g0 : 0;
-    w[o * ng + g0] += 1 - f;
-    if (f > 0) w[o * ng + g0 + 1] += f;
+    g0[o] = Math.min(Math.floor(g), Math.max(ng - 2, 0));
+    f[o] = ng > 1 ? g - g0[o] : 0;
+  }
+  return { g0, f };
+}
+
+/** Linear interpolation matrix [nLocal, nGlobal] along index axis `axis` (interpolationTaps). */
+function interpolationMatrix(local: Geometry, global: Geometry, axis: number): tf.Tensor2D {
+  const nl = local.size[axis];
+  const ng = global.size[axis];
+  const { g0, f } = interpolationTaps(local, global, axis);
+  const w = new Float32Array(nl * ng);
+  for (let o = 0; o < nl; o++) {
+    w[o * ng + g0[o]] += 1 - f[o];
+    if (f[o] > 0) w[o * ng + g0[o] + 1] += f[o];
   }
   return tf.tensor2d(w, [nl, ng]);
 }
@@ -349,6 +369,40 @@ function finishDirection(
 }
 
 /**
+ * The local ranking score by tfjs ops: local similarity plus the similarity of the global
+ * embeddings upsampled to the local grid and renormalised (the upsampled similarity map divided by
+ * the upsampled embeddings' norms: the same numbers without a [queries x voxels x C] product).
+ */
+export function tfOpsLocalScorer(
+  cl: tf.Tensor2D,
+  cg: tf.Tensor2D,
+  grids: { local: Geometry; global: Geometry }[],
+  vl: number,
+  vg: number,
+  [gz, gy, gx]: number[],
+  cG: number,
+): Scorer {
+  const g = [0, 1].map((x) => tf.slice(cg, [x * vg, 0], [vg, cG]) as tf.Tensor2D);
+  const up = [0, 1].map((x) =>
+    upsampleToLocal(tf.reshape(g[x], [gz, gy, gx, cG]) as tf.Tensor4D, grids[x].global, grids[x].local),
+  );
+  const norms = up.map((u) => tf.sqrt(tf.maximum(tf.sum(tf.square(u), 1), 1e-24)));
+  const upUnit = tf.concat(
+    up.map((u, x) => tf.div(u, tf.reshape(norms[x], [vl, 1]))),
+    0,
+  );
+  return (qi) => {
+    const qG = tf.gather(upUnit, qi) as tf.Tensor2D;
+    const nq = qi.shape[0];
+    const globalSim = [0, 1].map((x) => {
+      const sim = tf.reshape(tf.matMul(qG, g[x], false, true), [nq, gz, gy, gx]) as tf.Tensor4D;
+      return tf.div(upsampleMapsToLocal(sim, grids[x].global, grids[x].local), tf.reshape(norms[x], [1, vl]));
+    });
+    return tf.add(tf.matMul(tf.gather(cl, qi) as tf.Tensor2D, cl, false, true), tf.concat(globalSim, 1)) as tf.Tensor2D;
+  };
+}
+
+/**
  * Positives and negatives of every pair of the batch, as rows of the flattened embeddings.
  * Local ranking = local similarity + similarity of the upsampled, renormalised global
  * embeddings, computed as the upsampled global similarity map divided by the upsampled
@@ -383,27 +437,9 @@ export async function mineSamBatch(
       const [gz, gy, gx] = emb.global.shape.slice(1, 4);
       const cl = tf.slice(tf.reshape(emb.local, [-1, c]), [2 * p * vl, 0], [2 * vl, c]) as tf.Tensor2D;
       const cg = tf.slice(tf.reshape(emb.global, [-1, cG]), [2 * p * vg, 0], [2 * vg, cG]) as tf.Tensor2D;
-      const g = [0, 1].map((x) => tf.slice(cg, [x * vg, 0], [vg, cG]) as tf.Tensor2D);
-      const up = [0, 1].map((x) =>
-        upsampleToLocal(tf.reshape(g[x], [gz, gy, gx, cG]) as tf.Tensor4D, grids[x].global, grids[x].local),
-      );
-      const norms = up.map((u) => tf.sqrt(tf.maximum(tf.sum(tf.square(u), 1), 1e-24)));
-      const upUnit = tf.concat(
-        up.map((u, x) => tf.div(u, tf.reshape(norms[x], [vl, 1]))),
-        0,
-      );
-      const localScore: Scorer = (qi) => {
-        const qG = tf.gather(upUnit, qi) as tf.Tensor2D;
-        const nq = qi.shape[0];
-        const globalSim = [0, 1].map((x) => {
-          const sim = tf.reshape(tf.matMul(qG, g[x], false, true), [nq, gz, gy, gx]) as tf.Tensor4D;
-          return tf.div(upsampleMapsToLocal(sim, grids[x].global, grids[x].local), tf.reshape(norms[x], [1, vl]));
-        });
-        return tf.add(
-          tf.matMul(tf.gather(cl, qi) as tf.Tensor2D, cl, false, true),
-          tf.concat(globalSim, 1),
-        ) as tf.Tensor2D;
-      };
+      // on WebGPU a few WGSL dispatches (local-score-wgsl.ts); the same numbers by tfjs ops elsewhere
+      const localScore: Scorer =
+        localScorerWgsl(cl, cg, grids)?.score ?? tfOpsLocalScorer(cl, cg, grids, vl, vg, [gz, gy, gx], cG);
       const globalScore: Scorer = (qi) => tf.matMul(tf.gather(cg, qi) as tf.Tensor2D, cg, false, true);
       const local: DirectionContext = {
         score: localScore,
