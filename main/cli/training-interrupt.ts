@@ -15,7 +15,9 @@ export function trainingInterrupt(): { signal: AbortSignal; exitCode(): number; 
       firstInterrupt = now;
       first = signal;
       console.error(
-        `\n${signal === 'SIGTERM' ? 'terminated' : 'interrupted'}: finishing this step and saving a checkpoint (Ctrl-C again to quit at once)`,
+        signal === 'SIGTERM'
+          ? '\nterminated: finishing this step and saving a checkpoint (a second signal quits at once)'
+          : '\ninterrupted: finishing this step and saving a checkpoint (Ctrl-C again to quit at once)',
       );
       controller.abort();
     } else if (now - firstInterrupt > 1000) process.exit(signal === 'SIGTERM' ? 143 : 130);

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initTfBackend } from '../../main/engine/compute/tf-backend.ts';
 import { getSamConfig } from '../../main/engine/sam/config.ts';
 import { createWeights, disposeWeights, forward, weightSpecs, type SamWeights } from '../../main/engine/sam/network.ts';
-import { crc32, encodeWeights, loadWeights, saveWeights } from '../../main/engine/sam/weights-file.ts';
+import { crc32, encodeWeights, loadModel, loadWeights, saveWeights } from '../../main/engine/sam/weights-file.ts';
 import { InputError, VolumeReadError } from '../../main/engine/errors.ts';
 
 const tiny = getSamConfig('tiny');
@@ -156,4 +156,20 @@ test('non-finite values are refused on load; mismatched weights are refused on s
     saveWeights(join(dir, 'wrong.samw'), small, weights),
     (e: unknown) => e instanceof InputError && /stem\.w. has shape/.test(e.message),
   );
+});
+
+test("a checkpoint's optimiser state is refused where a model is expected (same layout, momentum values)", async () => {
+  const p = join(dir, 'opt-m.samw');
+  await saveWeights(p, tiny, weights, { kind: 'optimizer-m', iteration: 6 });
+  assert.throws(
+    () => loadModel(p),
+    (e: unknown) =>
+      e instanceof VolumeReadError &&
+      /optimiser state of a training checkpoint \(optimizer-m\), not a model/.test((e as Error).message),
+  );
+  // the checkpoint loader itself still reads it, and a model file passes
+  disposeWeights(loadWeights(p).weights);
+  const m = loadModel(good);
+  assert.equal(m.config.name, 'tiny');
+  disposeWeights(m.weights);
 });

@@ -154,19 +154,18 @@ test("training set: each series of a DICOM folder, lists' missing lines and brok
     for (const f of filesOf(J2K)) copyFileSync(f, join(two, basename(f)));
     for (const f of filesOf(CTHEAD)) copyFileSync(f, join(two, basename(f)));
     symlinkSync('/nonexistent/gone.nii.gz', join(two, 'gone.nii.gz'));
-    // a list naming slices of one series (as `find -name '*.dcm'` makes): that series, once, whole
+    // a list naming 12 slices of a 141-slice series: those 12, read together as one volume
     const chest = dataPath('ITKElastix/examples/data/00');
-    const slices = [0, 1, 2].map((n) => join(chest, `00-slice00${n}.dcm`));
+    const slices = Array.from({ length: 12 }, (_, n) => join(chest, `00-slice${String(n).padStart(3, '0')}.dcm`));
     writeFileSync(join(a.dir, 'list.txt'), `# my scans\n${CT}\nmissing.nii.gz\n${slices.join('\n')}\n`);
     const seen: string[] = [];
     const r = await loadTrainingSet([two, join(a.dir, 'list.txt')], {
       onCase: (src, ok, reason) => seen.push(`${ok ? 'use' : 'skip'} ${src}: ${reason}`),
     });
     assert.equal(r.cases.length, 3, seen.join('\n'));
-    assert.ok(
-      r.cases.some((c) => c.source === chest && c.ct.image.size[2] > 100),
-      seen.join('\n'),
-    );
+    const named = r.cases.find((c) => c.source === `${chest} (12 file(s) named)`);
+    assert.ok(named, seen.join('\n'));
+    assert.ok(Math.abs(named.ct.image.size[2] * named.ct.image.spacing[2] - 24) <= 2, `${named.ct.image.size}`);
     assert.ok(
       r.cases.some((c) => /two \(series .*'CT Body 3\.0'\)$/.test(c.source)),
       seen.join('\n'),
@@ -193,20 +192,26 @@ test('the run folder: --resume without a checkpoint, files a run would overwrite
     await assert.rejects(trainSam(cases, options(a.dir, 1)), /holds model\.samw, loss\.csv but no training run/);
     assert.equal(readFileSync(join(a.dir, 'model.samw'), 'utf8'), 'mine');
     assert.equal(readFileSync(join(a.dir, 'loss.csv'), 'utf8'), 'mine too');
-    assert.throws(() => checkRunFolder(join(a.dir, 'model.samw'), false), /is a file, not a folder/);
+    assert.throws(() => checkRunFolder(join(a.dir, 'model.samw'), false, 'sam'), /is a file, not a folder/);
     // an empty or unrelated folder is fine
     writeFileSync(join(a.dir, 'notes.txt'), 'x');
-    assert.doesNotThrow(() => checkRunFolder(join(a.dir, 'new'), false));
+    assert.doesNotThrow(() => checkRunFolder(join(a.dir, 'new'), false, 'sam'));
     // a run killed before its first checkpoint (its marker, a log, a partial checkpoint): nothing to
     // resume, and a plain rerun starts it over
     const killed = join(a.dir, 'killed');
     mkdirSync(join(killed, 'checkpoints', 'iter-0000002'), { recursive: true });
-    writeFileSync(join(killed, 'run.json'), '{}');
+    writeFileSync(join(killed, 'sam-run.json'), JSON.stringify({ format: 'sam-training-run', kind: 'sam' }));
     writeFileSync(join(killed, 'loss.csv'), 'iteration,total\n1,20\n');
-    assert.throws(() => checkRunFolder(killed, true), /stopped before its first checkpoint: nothing to resume/);
+    assert.throws(() => checkRunFolder(killed, true, 'sam'), /stopped before its first checkpoint: nothing to resume/);
     await trainSam(cases, options(killed, 1));
     assert.equal(readFileSync(join(killed, 'loss.csv'), 'utf8').trim().split('\n').length, 2);
     assert.ok(!existsSync(join(killed, 'checkpoints', 'iter-0000002')));
+    // the other training's run is refused by name; a file of the user's by the marker's name is protected
+    assert.throws(() => checkRunFolder(killed, false, 'deform-net'), /holds a sam train run, not a sam train-reg one/);
+    const notes = join(a.dir, 'notes');
+    mkdirSync(notes);
+    writeFileSync(join(notes, 'sam-run.json'), '{"experiment": "my notes"}');
+    assert.throws(() => checkRunFolder(notes, false, 'sam'), /holds sam-run\.json but no training run/);
   } finally {
     a.cleanup();
   }

@@ -11,7 +11,7 @@ import { VolumeReadError } from '../../engine/errors.ts';
 import { writeFileAtomic } from '../../engine/util/atomic-write.ts';
 import { getSamConfig, outputStrides, SAM_CONFIG_NAMES, type SamConfig } from '../../engine/sam/config.ts';
 import { initValues, weightSpecs } from '../../engine/sam/network.ts';
-import { decodeWeights } from '../../engine/sam/weights-file.ts';
+import { checkIsModel, decodeWeights } from '../../engine/sam/weights-file.ts';
 import { exportSamOnnx, SAM_ONNX_OPSET } from '../../engine/sam/onnx/export.ts';
 import { intOption } from '../option-values.ts';
 
@@ -65,6 +65,7 @@ export const exportOnnxCommand: Command = {
         throw new VolumeReadError(values.weights, `cannot read SAM weights file (${(e as Error).message})`);
       }
       const d = decodeWeights(bytes, values.weights);
+      checkIsModel(d.meta, values.weights);
       config = d.config;
       weights = new Map([...d.tensors].map(([k, t]) => [k, t.data]));
       description = `weights from ${values.weights}`;

@@ -16,12 +16,13 @@ import { embedVolumeOnDevice, whenComputed } from '../../engine/sam/device/embed
 import { matchPointsOnDevice } from '../../engine/sam/device/match-on-device.ts';
 import { matchPoints, type PointMatch } from '../../engine/sam/match.ts';
 import { createWeights, type SamWeights } from '../../engine/sam/network.ts';
-import { loadWeights } from '../../engine/sam/weights-file.ts';
+import { loadModel } from '../../engine/sam/weights-file.ts';
 import { writeFileAtomic } from '../../engine/util/atomic-write.ts';
 import { indexToWorld } from '../../engine/volume/geometry.ts';
 import { readVolume } from '../../engine/volume/io/index.ts';
 import { parsePoints } from '../../engine/volume/points.ts';
 import { optionalNumber } from '../option-values.ts';
+import { InputError } from '../../engine/errors.ts';
 
 /** Where the trained default model lives (resources/sam-small.samw; $SAM_MODEL overrides). */
 export function defaultModelPath(): string {
@@ -45,7 +46,7 @@ export async function openModel(
 ): Promise<OpenedModel> {
   const trained = 'weightsFile' in source;
   const { config, weights } = trained
-    ? loadWeights(source.weightsFile)
+    ? loadModel(source.weightsFile)
     : (() => {
         const c = getSamConfig(source.config);
         return { config: c, weights: createWeights(c, source.seed) };
@@ -181,6 +182,13 @@ export const matchCommand: Command = {
           `(point${outside.length > 1 ? 's' : ''} ${outside.slice(0, 10).join(', ')}${outside.length > 10 ? ', ...' : ''}): ` +
           'their rows are left empty (in_template 0)',
       );
+    if (outside.length === matches.length) {
+      await model.engine.dispose();
+      throw new InputError(
+        values.points,
+        `none of its ${matches.length} points lies inside the template ${templatePath}`,
+      );
+    }
     const f = (x: number) => (Number.isFinite(x) ? +x.toFixed(3) : '');
     const lines = ['x,y,z,score,global,local,cycle_error_mm,accepted,in_template'];
     for (const m of matches)

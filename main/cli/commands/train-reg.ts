@@ -86,7 +86,7 @@ export const trainRegCommand: Command = {
       throw new InputError('--crop', `three sizes X,Y,Z, multiples of ${m}, got '${values.crop}'`);
     const optimizer: OptimizerOptions = { ...ADAM, lr: num('lr', values.lr) };
     // refused before the CTs are read and embedded (minutes)
-    checkRunFolder(values.out, values.resume);
+    checkRunFolder(values.out, values.resume, 'deform-net');
     const interrupt = trainingInterrupt();
     try {
       // SAM features first (the engine may use tfjs too), then the training backend
@@ -142,12 +142,14 @@ export const trainRegCommand: Command = {
         },
         {
           signal: interrupt.signal,
+          // rate, ETA and TRE first: a narrow terminal cuts the end of the line
           onProgress: (p) =>
             progress.update(
-              `${bar(p.iteration / p.iterations)} ${p.iteration}/${p.iterations} loss ${p.row.total.toFixed(4)} ` +
+              `${bar(p.iteration / p.iterations, 16)} ${p.iteration}/${p.iterations} ` +
+                `${p.rate < 1 ? `${(1 / p.rate).toFixed(1)} s/it` : `${p.rate.toFixed(2)} it/s`} ETA ${duration(p.etaSeconds)} ` +
+                `TRE ${p.row.treBefore.toFixed(2)} -> ${p.row.treAfter.toFixed(2)} mm loss ${p.row.total.toFixed(4)} ` +
                 `(ncc ${p.row.ncc.toFixed(3)}, feature ${p.row.feature.toFixed(3)}, smooth ${p.row.smooth.toFixed(4)}` +
-                `${p.row.dice ? `, dice ${p.row.dice.toFixed(3)}` : ''}) TRE ${p.row.treBefore.toFixed(2)} -> ${p.row.treAfter.toFixed(2)} mm ` +
-                `${p.rate < 1 ? `${(1 / p.rate).toFixed(1)} s/it` : `${p.rate.toFixed(2)} it/s`} ETA ${duration(p.etaSeconds)}`,
+                `${p.row.dice ? `, dice ${p.row.dice.toFixed(3)}` : ''})`,
             ),
           onCheckpoint: (dir) => progress.note(`checkpoint ${dir}`),
         },

@@ -8,7 +8,7 @@ import type { Command } from '../index.ts';
 import { initTfBackend, type TfBackendName } from '../../engine/compute/tf-backend.ts';
 import { getSamConfig, type SamConfig } from '../../engine/sam/config.ts';
 import { checkWeights, disposeWeights, type SamWeights } from '../../engine/sam/network.ts';
-import { loadWeights } from '../../engine/sam/weights-file.ts';
+import { loadModel } from '../../engine/sam/weights-file.ts';
 import { CancelledError, InputError } from '../../engine/errors.ts';
 import { forwardCost } from '../../engine/sam/flops.ts';
 import { loadTrainingSet } from '../../engine/train/dataset.ts';
@@ -47,7 +47,7 @@ const USAGE = `usage: sam train --data <folder|file|list.txt> [--data ...] --out
 
 /** The weights of --init, refused unless they were trained with the run's configuration. */
 function initWeights(file: string, config: SamConfig): SamWeights {
-  const m = loadWeights(file);
+  const m = loadModel(file);
   if (JSON.stringify(m.config) !== JSON.stringify(config)) {
     disposeWeights(m.weights);
     throw new InputError(file, `--init model has configuration '${m.config.name}', the run '${config.name}'`);
@@ -89,7 +89,7 @@ export const trainCommand: Command = {
     }
     // what can be refused without the data is, before it is read (minutes for a large set); a resumed
     // run's options given again and different are refused when the run starts
-    checkRunFolder(values.out, values.resume);
+    checkRunFolder(values.out, values.resume, 'sam');
     // a resumed run takes its own options for those not given again (a different one is refused later)
     const saved = values.resume ? savedRunOptions(values.out) : {};
     const int = intOption;

@@ -178,6 +178,31 @@ export function loadWeights(path: string): { config: SamConfig; weights: SamWeig
   return { config: d.config, weights, meta: d.meta };
 }
 
+/**
+ * Refuses a checkpoint's optimiser state (opt-m.samw, opt-v.samw: the same layout as the weights,
+ * momentum values in place of weights) where a model is expected.
+ */
+export function checkIsModel(meta: Record<string, unknown>, path: string): void {
+  const kind = typeof meta.kind === 'string' ? meta.kind : '';
+  if (kind.startsWith('optimizer'))
+    throw new VolumeReadError(
+      path,
+      `optimiser state of a training checkpoint (${kind}), not a model: use the weights.samw beside it or the run's model.samw`,
+    );
+}
+
+/** A model's weights file (loadWeights, refusing a checkpoint's optimiser state). */
+export function loadModel(path: string): ReturnType<typeof loadWeights> {
+  const m = loadWeights(path);
+  try {
+    checkIsModel(m.meta, path);
+  } catch (e) {
+    for (const t of Object.values(m.weights)) t.dispose();
+    throw e;
+  }
+  return m;
+}
+
 function align8(n: number): number {
   return Math.ceil(n / 8) * 8;
 }

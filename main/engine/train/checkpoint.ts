@@ -143,24 +143,44 @@ export interface RunStart {
 /** What a run writes into its folder (checkpoints/, the model, the loss log and its plots). */
 export const RUN_OUTPUTS = ['checkpoints', 'model.samw', 'loss.csv', 'loss.png', 'loss.svg'] as const;
 /** Written first by every run: the folder's files are a run's, even before its first checkpoint. */
-export const RUN_MARKER = 'run.json';
+export const RUN_MARKER = 'sam-run.json';
+const MARKER_FORMAT = 'sam-training-run';
+
+/** Which training made a run folder: `sam train` (the SAM network) or `sam train-reg` (SAM-deform). */
+export type RunKind = 'sam' | 'deform-net';
+const COMMAND: Record<RunKind, string> = { sam: 'sam train', 'deform-net': 'sam train-reg' };
+
+/** The marker of a run of ours, or undefined (none, or a file of the user's by that name). */
+function readMarker(runDir: string): { kind?: RunKind } | undefined {
+  try {
+    const m = JSON.parse(readFileSync(join(runDir, RUN_MARKER), 'utf8'));
+    return m && m.format === MARKER_FORMAT ? m : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * Refuses a run folder that cannot take the run, before any work: a file where the folder should be;
- * with `resume`, a folder without a checkpoint (a mistyped --out would otherwise start over); without
- * it, a folder holding a checkpointed run, or files a run writes that no run of ours made (the user's
- * own model.samw or loss.csv would be overwritten). A run that stopped before its first checkpoint
- * (its marker, no checkpoint) is started again.
+ * a run of the other training; with `resume`, a folder without a checkpoint (a mistyped --out would
+ * otherwise start over); without it, a folder holding a checkpointed run, or files a run writes that
+ * no run of ours made (the user's own model.samw or loss.csv would be overwritten). A run that
+ * stopped before its first checkpoint (its marker, no checkpoint) is started again.
  */
-export function checkRunFolder(runDir: string, resume: boolean): void {
+export function checkRunFolder(runDir: string, resume: boolean, kind: RunKind): void {
   if (existsSync(runDir) && !statSync(runDir).isDirectory())
     throw new InputError(runDir, 'is a file, not a folder: --out names the run folder');
-  const ours = existsSync(join(runDir, RUN_MARKER));
+  const marker = readMarker(runDir);
+  if (marker?.kind && marker.kind !== kind)
+    throw new InputError(
+      runDir,
+      `holds a ${COMMAND[marker.kind]} run, not a ${COMMAND[kind]} one: choose another --out`,
+    );
   if (resume) {
     if (!hasCheckpoint(runDir))
       throw new InputError(
         runDir,
-        ours
+        marker
           ? 'the run there stopped before its first checkpoint: nothing to resume; run again without --resume to start it over'
           : 'no checkpoint to resume from (checkpoints/latest.json missing): drop --resume to start a new run here, or name the run folder',
       );
@@ -168,8 +188,8 @@ export function checkRunFolder(runDir: string, resume: boolean): void {
   }
   if (hasCheckpoint(runDir))
     throw new InputError(runDir, 'already holds a training run: pass --resume to continue it, or choose another --out');
-  const present = RUN_OUTPUTS.filter((f) => existsSync(join(runDir, f)));
-  if (present.length && !ours)
+  const present = [...RUN_OUTPUTS, RUN_MARKER].filter((f) => existsSync(join(runDir, f)));
+  if (present.length && !marker)
     throw new InputError(
       runDir,
       `holds ${present.join(', ')} but no training run: a new run would overwrite ${present.length > 1 ? 'them' : 'it'}; choose another --out or move ${present.length > 1 ? 'them' : 'it'}`,
@@ -184,13 +204,14 @@ export function checkRunFolder(runDir: string, resume: boolean): void {
 export function startRun<C extends { name: string }>(o: {
   runDir: string;
   resume?: boolean;
+  kind: RunKind;
   config: C;
   io?: WeightsIo<C>;
   /** Options of the checkpointed run that differ from this one's (described for the message). */
   changedOptions: (saved: Record<string, unknown>, opt: OptimizerState) => string[];
   fresh: () => { weights: SamWeights; opt: OptimizerState };
 }): RunStart {
-  checkRunFolder(o.runDir, !!o.resume);
+  checkRunFolder(o.runDir, !!o.resume, o.kind);
   if (o.resume) {
     const ck = loadCheckpoint(o.runDir, o.io);
     if (JSON.stringify(ck.config) !== JSON.stringify(o.config))
@@ -210,7 +231,13 @@ export function startRun<C extends { name: string }>(o: {
   mkdirSync(o.runDir, { recursive: true });
   writeFileAtomic(
     join(o.runDir, RUN_MARKER),
-    Buffer.from(JSON.stringify({ started: new Date().toISOString(), config: o.config.name }, null, 2) + '\n'),
+    Buffer.from(
+      JSON.stringify(
+        { format: MARKER_FORMAT, kind: o.kind, started: new Date().toISOString(), config: o.config.name },
+        null,
+        2,
+      ) + '\n',
+    ),
   );
   // a run that stopped before its first checkpoint left a partial checkpoints/ and a log: start over
   rmSync(join(o.runDir, 'checkpoints'), { recursive: true, force: true });

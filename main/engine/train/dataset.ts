@@ -22,14 +22,25 @@ export interface SkippedInput {
   reason: string;
 }
 
+/** A training input: a volume file or folder, or DICOM files named one by one (grouped by folder). */
+export interface TrainingInput {
+  source: string;
+  /** The DICOM files named in the inputs, all in the folder `source` (read as their series). */
+  files?: string[];
+}
+
 /**
- * Find candidate volumes: volume files, vtk.js data sets, and folders holding DICOM files (a DICOM
- * file given by name stands for its folder: one slice is no training volume). A path that cannot be
- * looked at (a list's line naming no file, a broken link, no permission) goes to `onSkip` with the
- * reason (without it: an InputError); an input given by name must exist.
+ * Find candidate volumes: volume files, vtk.js data sets, folders holding DICOM files, and DICOM files
+ * named one by one (in --data or a list: grouped by folder, read together as their series). A path
+ * that cannot be looked at (a list's line naming no file, a broken link, no permission) goes to
+ * `onSkip` with the reason (without it: an InputError); an input given by name must exist.
  */
-export function findVolumeInputs(inputs: string[], onSkip?: (source: string, reason: string) => void): string[] {
+export function findTrainingInputs(
+  inputs: string[],
+  onSkip?: (source: string, reason: string) => void,
+): TrainingInput[] {
   const found: string[] = [];
+  const named = new Map<string, string[]>();
   const skip = (p: string, reason: string): void => {
     if (!onSkip) throw new InputError(p, reason);
     onSkip(p, reason);
@@ -56,8 +67,11 @@ export function findVolumeInputs(inputs: string[], onSkip?: (source: string, rea
     if (!k) return;
     if (k === 'file') {
       if (formatOfPath(p) && formatOfPath(p) !== 'dicom') found.push(p);
-      else if (isDicomFile(p)) found.push(dirname(p));
-      else skip(p, 'not a volume file this reads (NIfTI, MetaImage, NRRD, VTI, DICOM)');
+      else if (isDicomFile(p)) {
+        const group = named.get(dirname(p)) ?? [];
+        if (!group.includes(p)) group.push(p);
+        named.set(dirname(p), group);
+      } else skip(p, 'not a volume file this reads (NIfTI, MetaImage, NRRD, VTI, DICOM)');
       return;
     }
     if (existsSync(join(p, 'index.json'))) {
@@ -94,7 +108,15 @@ export function findVolumeInputs(inputs: string[], onSkip?: (source: string, rea
         });
     } else visit(input);
   }
-  return [...new Set(found)];
+  return [
+    ...[...new Set(found)].map((source) => ({ source })),
+    ...[...named].map(([source, files]) => ({ source, files })),
+  ];
+}
+
+/** findTrainingInputs as paths: DICOM files named one by one stand for their folder. */
+export function findVolumeInputs(inputs: string[], onSkip?: (source: string, reason: string) => void): string[] {
+  return [...new Set(findTrainingInputs(inputs, onSkip).map((i) => i.source))];
 }
 
 function lstatExists(p: string): boolean {
@@ -145,20 +167,21 @@ export interface LoadOptions {
  * own input, named by its UID and description).
  */
 async function* volumesOf(
-  source: string,
+  { source: folder, files }: TrainingInput,
   options: ReadOptions,
 ): AsyncGenerator<{ source: string; read: () => Promise<Volume> }> {
+  const source = files ? `${folder} (${files.length} file(s) named)` : folder;
   let first: Volume | undefined;
   let series: MultipleSeriesError | undefined;
   let failure: unknown;
   // a DICOM folder: its own files (each subfolder is an input of its own), each series read once
   let isDicomFolder = false;
   try {
-    isDicomFolder = statSync(source).isDirectory() && !existsSync(join(source, 'index.json'));
+    isDicomFolder = !files && statSync(folder).isDirectory() && !existsSync(join(folder, 'index.json'));
   } catch {
     // reported by readVolume below
   }
-  const input = isDicomFolder ? dicomFilesIn(source) : source;
+  const input = files ?? (isDicomFolder ? dicomFilesIn(folder) : folder);
   try {
     first = await readVolume(input, options);
   } catch (e) {
@@ -194,7 +217,7 @@ export async function loadTrainingSet(
   const aborted = (): void => {
     if (options.signal?.aborted) throw new CancelledError('reading the training data');
   };
-  for (const input of findVolumeInputs(inputs, skip)) {
+  for (const input of findTrainingInputs(inputs, skip)) {
     aborted();
     for await (const { source, read } of volumesOf(input, { signal: options.signal, allowGaps: options.allowGaps })) {
       aborted();

@@ -97,6 +97,11 @@ export function plotLossSvg<R extends { iteration: number; total: number }>(
               .join(' ')}"/>`,
           );
         const raw = pts.map(([, v]) => v);
+        // one iteration so far: a dot (a one-point polyline draws nothing)
+        if (pts.length === 1)
+          out.push(
+            `<circle clip-path="url(#${clip})" cx="${pts[0][0].toFixed(1)}" cy="${Y(raw[0]).toFixed(1)}" r="3" fill="${rgb(colour)}"/>`,
+          );
         line(raw, rgb(colour, window > 1 ? 0.3 : 1), 1);
         if (window > 1) line(runningMean(raw, window), rgb(colour), 2);
       }

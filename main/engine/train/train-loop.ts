@@ -69,6 +69,7 @@ export async function trainSam(
   const run = startRun({
     runDir: o.runDir,
     resume: o.resume,
+    kind: 'sam',
     config: o.config,
     changedOptions: (saved, ckOpt) => [
       ...(!!ckOpt.v !== (o.optimizer.kind === 'adam')

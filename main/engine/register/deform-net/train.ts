@@ -125,6 +125,7 @@ export async function trainDeformNet(
   const run = startRun({
     runDir: o.runDir,
     resume: o.resume,
+    kind: 'deform-net',
     config: o.config,
     io: DEFORM_IO,
     changedOptions: (saved) => changedRunOptions(RUN_DEFINING, saved, o as unknown as Record<string, unknown>),
