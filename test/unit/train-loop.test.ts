@@ -140,6 +140,13 @@ test('sam train: Ctrl-C saves a checkpoint and exits 130; --resume finishes the 
     const other = spawnSync(process.execPath, [...args, '--seed', '4', '--resume'], { encoding: 'utf8' });
     assert.equal(other.status, 1, other.stderr);
     assert.match(other.stderr, /seed: 0 then, 4 now/);
+    assert.doesNotMatch(other.stderr, /reading training data/, 'refused before the data is read');
+    // an optimiser option: named by its field; a run already done: nothing to train
+    const lr = spawnSync(process.execPath, [...args, '--lr', '0.5', '--resume'], { encoding: 'utf8' });
+    assert.match(lr.stderr, /optimizer\.lr: 0\.001 then, 0\.5 now/);
+    const done = spawnSync(process.execPath, [...args, '--iterations', '2', '--resume'], { encoding: 'utf8' });
+    assert.equal(done.status, 0, done.stderr);
+    assert.match(done.stderr, /the run is at iteration 3 of 2: nothing to train/);
   } finally {
     cleanup();
   }

@@ -13,7 +13,7 @@ import { CancelledError, InputError } from '../../engine/errors.ts';
 import { forwardCost } from '../../engine/sam/flops.ts';
 import { loadTrainingSet } from '../../engine/train/dataset.ts';
 import { ADAM, SAM_SGD, type OptimizerOptions } from '../../engine/train/optimizer.ts';
-import { trainSam } from '../../engine/train/train-loop.ts';
+import { resumeConflicts, trainSam } from '../../engine/train/train-loop.ts';
 import { checkRunFolder, savedRunOptions } from '../../engine/train/checkpoint.ts';
 import { NO_AUGMENT } from '../../engine/train/augment.ts';
 import { bar, duration, ProgressLine } from '../progress.ts';
@@ -91,7 +91,7 @@ export const trainCommand: Command = {
     // run's options given again and different are refused when the run starts
     checkRunFolder(values.out, values.resume, 'sam');
     // a resumed run takes its own options for those not given again (a different one is refused later)
-    const saved = values.resume ? savedRunOptions(values.out) : {};
+    const saved: Partial<ReturnType<typeof savedRunOptions>> = values.resume ? savedRunOptions(values.out) : {};
     const int = intOption;
     const patch = values.patch ? sizeOption('patch', values.patch) : (saved.patch?.patchSize ?? [96, 96, 32]);
     const kind = values.optimizer ?? saved.optimizer?.kind ?? 'sgd';
@@ -132,6 +132,35 @@ export const trainCommand: Command = {
     );
 
     const init = values.init ? { file: values.init, weights: initWeights(values.init, config) } : undefined;
+    const runOptions = {
+      config,
+      runDir: values.out,
+      iterations,
+      batchPairs,
+      seed,
+      optimizer,
+      checkpointEvery,
+      resume: values.resume,
+      patch: { patchSize: patch },
+      augment,
+      tau,
+      init,
+    };
+    if (values.resume) {
+      // refused now, not after the data is read
+      const conflicts = resumeConflicts(saved as Record<string, unknown>, runOptions);
+      if (conflicts.length)
+        throw new InputError(
+          values.out,
+          `--resume with other options than the run was started with (${conflicts.join('; ')}): a resumed run must continue the same run`,
+        );
+      if (saved.iterationDone !== undefined && iterations <= saved.iterationDone) {
+        console.error(
+          `${values.out}: the run is at iteration ${saved.iterationDone} of ${iterations}: nothing to train (give --iterations above ${saved.iterationDone} to continue it)`,
+        );
+        return 0;
+      }
+    }
 
     const interrupt = trainingInterrupt();
     try {
@@ -144,35 +173,18 @@ export const trainCommand: Command = {
       console.error(`${cases.length} CT volumes for training, ${skipped.length} inputs skipped`);
       mkdirSync(values.out, { recursive: true });
       const progress = new ProgressLine();
-      const result = await trainSam(
-        cases,
-        {
-          config,
-          runDir: values.out,
-          iterations,
-          batchPairs,
-          seed,
-          optimizer,
-          checkpointEvery,
-          resume: values.resume,
-          patch: { patchSize: patch },
-          augment,
-          tau,
-          init,
-        },
-        {
-          signal: interrupt.signal,
-          // rate and ETA first: a narrow terminal cuts the end of the line
-          onProgress: (p) =>
-            progress.update(
-              `${bar(p.iteration / p.iterations, 16)} ${p.iteration}/${p.iterations} ` +
-                `${p.rate < 1 ? `${(1 / p.rate).toFixed(1)} s/it` : `${p.rate.toFixed(2)} it/s`} ETA ${duration(p.etaSeconds)} ` +
-                `loss ${p.row.total.toFixed(3)} (local ${((p.row.localAB + p.row.localBA) / 2).toFixed(3)}, global ${((p.row.globalAB + p.row.globalBA) / 2).toFixed(3)}) ` +
-                `lr ${p.row.lr.toExponential(1)}`,
-            ),
-          onCheckpoint: (dir) => progress.note(`checkpoint ${dir}`),
-        },
-      );
+      const result = await trainSam(cases, runOptions, {
+        signal: interrupt.signal,
+        // rate and ETA first: a narrow terminal cuts the end of the line
+        onProgress: (p) =>
+          progress.update(
+            `${bar(p.iteration / p.iterations, 16)} ${p.iteration}/${p.iterations} ` +
+              `${p.rate < 1 ? `${(1 / p.rate).toFixed(1)} s/it` : `${p.rate.toFixed(2)} it/s`} ETA ${duration(p.etaSeconds)} ` +
+              `loss ${p.row.total.toFixed(3)} (local ${((p.row.localAB + p.row.localBA) / 2).toFixed(3)}, global ${((p.row.globalAB + p.row.globalBA) / 2).toFixed(3)}) ` +
+              `lr ${p.row.lr.toExponential(1)}`,
+          ),
+        onCheckpoint: (dir) => progress.note(`checkpoint ${dir}`),
+      });
       progress.done(
         `${result.stopped === 'done' ? 'finished' : 'stopped'} at iteration ${result.iteration}; model ${values.out}/model.samw; loss curve ${values.out}/loss.csv, loss.svg (axes, legend), loss.png`,
       );

@@ -122,11 +122,12 @@ export interface SavedRunOptions {
   augment?: AugmentOptions;
 }
 
-export function savedRunOptions(runDir: string): SavedRunOptions {
+export function savedRunOptions(runDir: string): SavedRunOptions & { iterationDone: number } {
   const name = latestName(join(runDir, 'checkpoints'));
   const file = join(runDir, 'checkpoints', String(name), 'state.json');
   try {
-    return (JSON.parse(readFileSync(file, 'utf8')) as CheckpointState).options as SavedRunOptions;
+    const state = JSON.parse(readFileSync(file, 'utf8')) as CheckpointState;
+    return { ...(state.options as SavedRunOptions), iterationDone: state.iteration };
   } catch (e) {
     throw new InputError(file, `corrupt checkpoint state (${(e as Error).message})`);
   }
@@ -251,7 +252,20 @@ export function changedRunOptions(
   now: Record<string, unknown>,
 ): string[] {
   const norm = (v: unknown) => JSON.stringify(v ?? null);
+  const plain = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
   return keys
     .filter((k) => norm(saved[k]) !== norm(now[k]))
-    .map((k) => `${k}: ${norm(saved[k])} then, ${norm(now[k])} now`);
+    .flatMap((k) => {
+      const [a, b] = [saved[k], now[k]];
+      // an options object (the optimiser's, the augmentation's): the fields that differ, by name
+      if (plain(a) && plain(b))
+        return [...new Set([...Object.keys(a), ...Object.keys(b)])]
+          .filter((f) => norm(a[f]) !== norm(b[f]))
+          .map((f) => `${k}.${f}: ${norm(a[f])} then, ${norm(b[f])} now`);
+      if (a === undefined || b === undefined)
+        return [
+          `${k}: ${a === undefined ? 'the default' : norm(a)} then, ${b === undefined ? 'the default' : norm(b)} now`,
+        ];
+      return [`${k}: ${norm(a)} then, ${norm(b)} now`];
+    });
 }

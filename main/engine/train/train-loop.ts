@@ -59,6 +59,14 @@ const RUN_DEFINING = ['seed', 'batchPairs', 'optimizer', 'patch', 'negatives', '
 
 export { iterationSeed } from './run-iterations.ts';
 
+/**
+ * What stops a resume: the options that define the run and differ from the checkpoint's (named,
+ * field by field), before any data is read.
+ */
+export function resumeConflicts(saved: Record<string, unknown>, o: TrainOptions): string[] {
+  return changedRunOptions(RUN_DEFINING, saved, o as unknown as Record<string, unknown>);
+}
+
 export async function trainSam(
   cases: TrainingCase[],
   o: TrainOptions,
