@@ -4,7 +4,8 @@
  * own sum over the leading axes transposes first and reduces after (two dispatches per layer).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
+import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
+import { runWebgpuProgram } from '../compute/run-webgpu-program.ts';
 import { workgroupReduceWgsl } from '../compute/wgsl-workgroup-reduce.ts';
 
 const THREADS = 256;
@@ -48,10 +49,12 @@ export function sumPerChannel(x: tf.Tensor): tf.Tensor1D {
     const lead = s.length === 5 ? [s[0] * s[1], s[2] * s[3]] : [voxels, 1];
     return tf.sum(tf.reshape(x, [...lead, c]), [0, 1]) as tf.Tensor1D;
   }
-  const backend = tf.backend() as unknown as WebGPUBackend;
-  const info = backend.runWebGPUProgram(new ChannelSumProgram(c), [x], 'float32', [
-    { type: 'int32', data: [voxels] },
-    { type: 'int32', data: [c] },
-  ]);
-  return tf.engine().makeTensorFromTensorInfo(info) as tf.Tensor1D;
+  return runWebgpuProgram(
+    new ChannelSumProgram(c),
+    [x],
+    [
+      { type: 'int32', data: [voxels] },
+      { type: 'int32', data: [c] },
+    ],
+  ) as tf.Tensor1D;
 }

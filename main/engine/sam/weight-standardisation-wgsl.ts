@@ -10,7 +10,8 @@
  * (cout fastest), as tfjs lays them out.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
+import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
+import { runWebgpuProgram } from '../compute/run-webgpu-program.ts';
 import { workgroupReduceWgsl } from '../compute/wgsl-workgroup-reduce.ts';
 
 const THREADS = 256;
@@ -104,13 +105,11 @@ const GAIN_GRAD = `
   if (t == 0u) { result[c] = uniforms.scale * m.y * gd; }`;
 
 function run(program: WebGPUProgram, inputs: tf.Tensor[], fanIn: number, cout: number, scale: number): tf.Tensor {
-  const backend = tf.backend() as unknown as WebGPUBackend;
-  const info = backend.runWebGPUProgram(program, inputs, 'float32', [
+  return runWebgpuProgram(program, inputs, [
     { type: 'int32', data: [fanIn] },
     { type: 'int32', data: [cout] },
     { type: 'float32', data: [scale] },
   ]);
-  return tf.engine().makeTensorFromTensorInfo(info);
 }
 
 /**

@@ -18,7 +18,8 @@
  * (exp of it is 0 in float32). Both equal the tfjs-ops path (test/unit/train-infonce-wgsl.test.ts).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
+import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
+import { runWebgpuProgram } from '../compute/run-webgpu-program.ts';
 import type { DirectionSelection } from './infonce.ts';
 import { workgroupReduceWgsl } from '../compute/wgsl-workgroup-reduce.ts';
 
@@ -195,12 +196,6 @@ export interface LevelLossAndGrad {
   grad: tf.Tensor2D;
 }
 
-function run(program: WebGPUProgram, inputs: tf.Tensor[], uniforms: { type: string; data: number[] }[]): tf.Tensor {
-  const backend = tf.backend() as unknown as WebGPUBackend;
-  const info = backend.runWebGPUProgram(program, inputs, 'float32', uniforms);
-  return tf.engine().makeTensorFromTensorInfo(info);
-}
-
 /** The items' losses (each query's, scaled) and the gradient of their sum, on [rows, C] embeddings. */
 export function levelLossAndGradWgsl(emb: tf.Tensor2D, items: LevelItem[], tau: number): LevelLossAndGrad {
   const [rows, c] = emb.shape;
@@ -254,7 +249,7 @@ export function levelLossAndGradWgsl(emb: tf.Tensor2D, items: LevelItem[], tau: 
   }
   return tf.tidy(() => {
     const qRowT = tf.tensor1d(qRow, 'int32');
-    const packed = run(
+    const packed = runWebgpuProgram(
       new QueryProgram(nq, total, c),
       [emb, qRowT, tf.tensor1d(candStart, 'int32'), tf.tensor1d(candRow, 'int32'), tf.tensor1d(qScale)],
       [
@@ -262,7 +257,7 @@ export function levelLossAndGradWgsl(emb: tf.Tensor2D, items: LevelItem[], tau: 
         { type: 'float32', data: [1 / tau] },
       ],
     ) as tf.Tensor1D;
-    const grad = run(
+    const grad = runWebgpuProgram(
       new RowGradProgram(rows, c),
       [emb, packed, qRowT, tf.tensor1d(rowStart, 'int32'), tf.tensor1d(ent, 'int32')],
       [
@@ -280,7 +275,7 @@ export function levelLossAndGradWgsl(emb: tf.Tensor2D, items: LevelItem[], tau: 
  */
 export function termSumsWgsl(local: LevelLossAndGrad, global: LevelLossAndGrad, abItems: number): tf.Tensor1D {
   const split = (l: LevelLossAndGrad) => l.perItem.slice(0, abItems).reduce((a, b) => a + b, 0);
-  return run(
+  return runWebgpuProgram(
     new TermSumProgram(),
     [local.packed, global.packed],
     [split(local), local.queries, split(global), global.queries].map((v) => ({ type: 'int32', data: [v] })),

@@ -14,7 +14,8 @@
  * Equal to the tfjs-ops scores within float32 rounding (test/unit/train-local-score-wgsl.test.ts).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
+import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
+import { runWebgpuProgram } from '../compute/run-webgpu-program.ts';
 import type { Geometry } from '../volume/geometry.ts';
 import { interpolationTaps } from './negatives.ts';
 
@@ -170,11 +171,6 @@ fn main() {
   uniforms = 'total : i32,';
 }
 
-function run(program: WebGPUProgram, inputs: tf.Tensor[], uniforms: { type: string; data: number[] }[]): tf.Tensor {
-  const backend = tf.backend() as unknown as WebGPUBackend;
-  return tf.engine().makeTensorFromTensorInfo(backend.runWebGPUProgram(program, inputs, 'float32', uniforms));
-}
-
 export interface LocalScorer {
   /** Ranking scores [nq, 2Vl] of the queries (local rows of the pair) against every local voxel. */
   score: (queries: tf.Tensor1D) => tf.Tensor2D;
@@ -212,20 +208,24 @@ export function localScorerWgsl(
     const g0T = tf.tensor1d(g0, 'int32');
     const ffT = tf.tensor1d(ff);
     const gram = tf.matMul(cg, cg, false, true);
-    const norms = run(new NormsProgram(sizes), [gram, g0T, ffT], [{ type: 'int32', data: [2 * lx * ly * lz] }]);
+    const norms = runWebgpuProgram(
+      new NormsProgram(sizes),
+      [gram, g0T, ffT],
+      [{ type: 'int32', data: [2 * lx * ly * lz] }],
+    );
     return [g0T, ffT, gram, norms];
   });
   return {
     score: (queries) =>
       tf.tidy(() => {
         const nq = queries.shape[0];
-        const rows = run(
+        const rows = runWebgpuProgram(
           new QueryRowsProgram(sizes, nq),
           [gram, g0T, ffT, norms, queries],
           [{ type: 'int32', data: [nq] }],
         );
         const dots = tf.matMul(tf.gather(cl, queries) as tf.Tensor2D, cl, false, true);
-        return run(
+        return runWebgpuProgram(
           new ScoresProgram(sizes, nq),
           [dots, rows, g0T, ffT, norms],
           [{ type: 'int32', data: [nq * 2 * lx * ly * lz] }],
