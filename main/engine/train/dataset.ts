@@ -22,11 +22,15 @@ export interface SkippedInput {
   reason: string;
 }
 
-/** A training input: a volume file or folder, or DICOM files named one by one (grouped by folder). */
+/** A training input: a volume file or data set, or DICOM files of one folder `source`. */
 export interface TrainingInput {
   source: string;
-  /** The DICOM files named in the inputs, all in the folder `source` (read as their series). */
+  /**
+   * The DICOM files to read together (as their series): the folder's own (its subfolders are
+   * inputs of their own), or those named one by one in the inputs (`named`).
+   */
   files?: string[];
+  named?: boolean;
 }
 
 /**
@@ -39,7 +43,7 @@ export function findTrainingInputs(
   inputs: string[],
   onSkip?: (source: string, reason: string) => void,
 ): TrainingInput[] {
-  const found: string[] = [];
+  const found = new Map<string, TrainingInput>();
   const named = new Map<string, string[]>();
   const skip = (p: string, reason: string): void => {
     if (!onSkip) throw new InputError(p, reason);
@@ -66,7 +70,7 @@ export function findTrainingInputs(
     const k = kind(p);
     if (!k) return;
     if (k === 'file') {
-      if (formatOfPath(p) && formatOfPath(p) !== 'dicom') found.push(p);
+      if (formatOfPath(p) && formatOfPath(p) !== 'dicom') found.set(p, { source: p });
       else if (isDicomFile(p)) {
         const group = named.get(dirname(p)) ?? [];
         if (!group.includes(p)) group.push(p);
@@ -75,7 +79,7 @@ export function findTrainingInputs(
       return;
     }
     if (existsSync(join(p, 'index.json'))) {
-      found.push(p);
+      found.set(p, { source: p });
       return;
     }
     let entries: string[];
@@ -85,12 +89,13 @@ export function findTrainingInputs(
       skip(p, `cannot list the folder (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
       return;
     }
-    if (dicomFilesIn(p, entries).length) found.push(p);
+    const dicom = dicomFilesIn(p, entries);
+    if (dicom.length) found.set(p, { source: p, files: dicom });
     for (const e of entries) {
       const q = join(p, e);
       const kq = kind(q);
       if (kq === 'dir') visit(q);
-      else if (kq === 'file' && formatOfPath(q) && formatOfPath(q) !== 'dicom') found.push(q);
+      else if (kq === 'file' && formatOfPath(q) && formatOfPath(q) !== 'dicom') found.set(q, { source: q });
     }
   };
   for (const input of inputs) {
@@ -108,10 +113,7 @@ export function findTrainingInputs(
         });
     } else visit(input);
   }
-  return [
-    ...[...new Set(found)].map((source) => ({ source })),
-    ...[...named].map(([source, files]) => ({ source, files })),
-  ];
+  return [...found.values(), ...[...named].map(([source, files]) => ({ source, files, named: true }))];
 }
 
 /** findTrainingInputs as paths: DICOM files named one by one stand for their folder. */
@@ -167,21 +169,14 @@ export interface LoadOptions {
  * own input, named by its UID and description).
  */
 async function* volumesOf(
-  { source: folder, files }: TrainingInput,
+  { source: folder, files, named }: TrainingInput,
   options: ReadOptions,
 ): AsyncGenerator<{ source: string; read: () => Promise<Volume> }> {
-  const source = files ? `${folder} (${files.length} file(s) named)` : folder;
+  const source = named ? `${folder} (${files!.length} file(s) named)` : folder;
   let first: Volume | undefined;
   let series: MultipleSeriesError | undefined;
   let failure: unknown;
-  // a DICOM folder: its own files (each subfolder is an input of its own), each series read once
-  let isDicomFolder = false;
-  try {
-    isDicomFolder = !files && statSync(folder).isDirectory() && !existsSync(join(folder, 'index.json'));
-  } catch {
-    // reported by readVolume below
-  }
-  const input = files ?? (isDicomFolder ? dicomFilesIn(folder) : folder);
+  const input = files ?? folder;
   try {
     first = await readVolume(input, options);
   } catch (e) {
