@@ -19,13 +19,11 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
-import { runWebgpuProgram } from '../compute/run-webgpu-program.ts';
+import { foldedDispatch, runWebgpuProgram } from '../compute/run-webgpu-program.ts';
 import type { DirectionSelection } from './infonce.ts';
 import { workgroupReduceWgsl } from '../compute/wgsl-workgroup-reduce.ts';
 
 const THREADS = 128;
-/** Workgroups along x of the per-query and per-row programs (the rest go on y). */
-const ROWS_X = 1024;
 
 /** tfjs-webgpu names the uniform block's fields after the program's; these stay distinct in lower case. */
 class QueryProgram implements WebGPUProgram {
@@ -44,8 +42,7 @@ class QueryProgram implements WebGPUProgram {
   ) {
     this.outputShape = [nq + nq * c + candidates];
     // queries past WebGPU's 65,535 workgroups a dimension go on y
-    const x = Math.min(nq, ROWS_X);
-    this.dispatch = [x, Math.ceil(nq / x), 1];
+    this.dispatch = foldedDispatch(nq);
     this.shaderKey = `samInfoNceQuery_${c}`;
   }
 
@@ -118,8 +115,7 @@ class RowGradProgram implements WebGPUProgram {
     private readonly c: number,
   ) {
     this.outputShape = [rows, c];
-    const x = Math.min(rows, ROWS_X);
-    this.dispatch = [x, Math.ceil(rows / x), 1];
+    this.dispatch = foldedDispatch(rows);
     this.shaderKey = `samInfoNceRowGrad_${c}`;
   }
 

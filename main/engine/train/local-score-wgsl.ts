@@ -15,12 +15,11 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
-import { runWebgpuProgram } from '../compute/run-webgpu-program.ts';
+import { foldedDispatch, runWebgpuProgram } from '../compute/run-webgpu-program.ts';
 import type { Geometry } from '../volume/geometry.ts';
 import { interpolationTaps } from './negatives.ts';
 
 const THREADS = 128;
-const ROWS_X = 1024;
 
 /**
  * WGSL: the 8 trilinear taps of local voxel v (0..2Vl-1: patch v / Vl) as global rows of the pair
@@ -78,10 +77,6 @@ abstract class PairProgram implements WebGPUProgram {
   workgroupSize: [number, number, number] = [THREADS, 1, 1];
   constructor(protected readonly sizes: number[]) {}
   abstract getUserCode(): string;
-  protected fold(units: number): void {
-    const x = Math.min(units, ROWS_X);
-    this.dispatch = [x, Math.ceil(units / x), 1];
-  }
 }
 
 /** |up(v)| for the 2Vl local voxels: [2Vl]. */
@@ -92,7 +87,7 @@ class NormsProgram extends PairProgram {
     super(sizes);
     const vl = sizes[0] * sizes[1] * sizes[2];
     this.outputShape = [2 * vl];
-    this.fold(Math.ceil((2 * vl) / THREADS));
+    this.dispatch = foldedDispatch(Math.ceil((2 * vl) / THREADS));
     this.shaderKey = `samMiningNorms_${sizes.join('_')}`;
   }
   // used by the shader (an unused uniform block would leave its binding out of the layout)
@@ -121,7 +116,7 @@ class QueryRowsProgram extends PairProgram {
     super(sizes);
     const vg = sizes[3] * sizes[4] * sizes[5];
     this.outputShape = [nq, 2 * vg];
-    this.fold(nq);
+    this.dispatch = foldedDispatch(nq);
     this.shaderKey = `samMiningQueryRows_${sizes.join('_')}`;
   }
   getUserCode(): string {
@@ -151,7 +146,7 @@ class ScoresProgram extends PairProgram {
     super(sizes);
     const vl = sizes[0] * sizes[1] * sizes[2];
     this.outputShape = [nq, 2 * vl];
-    this.fold(Math.ceil((nq * 2 * vl) / THREADS));
+    this.dispatch = foldedDispatch(Math.ceil((nq * 2 * vl) / THREADS));
     this.shaderKey = `samMiningScores_${sizes.join('_')}`;
   }
   getUserCode(): string {

@@ -20,7 +20,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { DeviceDeformProblem } from './deform-loss-on-device.ts';
 import { boxSum3Wgsl, trilinearWgsl } from './deform-wgsl.ts';
-import { affineUniforms, FlatProgram, runProgram } from './flat-program.ts';
+import { affineUniforms, FlatProgram } from './flat-program.ts';
+import { runWebgpuProgram } from '../../compute/run-webgpu-program.ts';
 
 /** Values per voxel in the optimiser's state tensor: w, m1, m2 (3 each). */
 export const STATE_STRIDE = 9;
@@ -183,13 +184,13 @@ export function deformGradientWgsl(p: DeviceDeformProblem, pack: tf.Tensor2D, st
   const mv = p.moving;
   const mUniforms = [...affineUniforms(mv.toIndex), { type: 'int32', data: [...mv.size] }];
   return tf.tidy(() => {
-    const products = runProgram(
+    const products = runWebgpuProgram(
       new SampleProductsProgram(N),
       [state, p.base, mv.data, pack],
       [...mUniforms, { type: 'int32', data: [N] }],
     );
     const Q = boxSum3Wgsl(tf.reshape(products, [nk, nj, ni, 3]), p.windows.r);
-    const coefficients = runProgram(
+    const coefficients = runWebgpuProgram(
       new LnccCoefficientsProgram(N),
       [Q, pack],
       [
@@ -203,7 +204,7 @@ export function deformGradientWgsl(p: DeviceDeformProblem, pack: tf.Tensor2D, st
     const coef = p.alpha / N;
     const gd = [0, 1, 2].map((a) => (2 * coef) / (p.spacing[a] * p.spacing[a]));
     const fm = F ? F.moving : mv;
-    return runProgram(
+    return runWebgpuProgram(
       new DeformGradientProgram(N, C),
       [state, p.base, mv.data, pack, R, ...(F ? [F.moving.data, F.fixed] : [])],
       [
@@ -290,7 +291,7 @@ export function adamStepWgsl(
   return tf.tidy(() => {
     // adam-global: the gradient's sum of squares and count of nonzero entries
     const stats = o.global ? [tf.stack([tf.sum(tf.square(g)), tf.sum(tf.cast(tf.notEqual(g, 0), 'float32'))])] : [];
-    return runProgram(
+    return runWebgpuProgram(
       new AdamStepProgram(N, o.global),
       [state, g, ...stats],
       [

@@ -12,7 +12,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 // types only: importing the package registers the webgpu backend, which tf-backend.ts does when chosen
-import { FlatProgram, runProgram } from './flat-program.ts';
+import { FlatProgram } from './flat-program.ts';
+import { runWebgpuProgram } from '../../compute/run-webgpu-program.ts';
 import type { Affine3x4 } from '../../volume/geometry.ts';
 
 class BoxSumAxisProgram extends FlatProgram {
@@ -61,7 +62,7 @@ function boxSumAxisWgsl(x: tf.Tensor, axis: number, r: number, mean = false): tf
   const len = x.shape[axis];
   const stride = x.shape.slice(axis + 1).reduce((a, b) => a * b, 1);
   const flat = tf.reshape(x, [-1]);
-  const out = runProgram(
+  const out = runWebgpuProgram(
     new BoxSumAxisProgram(x.size, r, mean),
     [flat],
     [
@@ -184,7 +185,7 @@ export function trilinearWorldWgsl(
 ): tf.Tensor3D {
   const C = image.shape[1];
   const m = toIndex;
-  return runProgram(
+  return runWebgpuProgram(
     new TrilinearProgram(points.shape[0], C),
     [image, points],
     [

@@ -4,7 +4,7 @@
  * dispatch (reshapeDispatch) and `main(index)` still receives the flat thread index.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
+import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
 import type { Affine3x4 } from '../../volume/geometry.ts';
 
 export abstract class FlatProgram implements WebGPUProgram {
@@ -20,16 +20,6 @@ export abstract class FlatProgram implements WebGPUProgram {
   }
 
   abstract getUserCode(): string;
-}
-
-/** Run a program on the active webgpu backend; its float32 output as a tensor the caller owns. */
-export function runProgram(
-  program: WebGPUProgram,
-  inputs: tf.TensorInfo[],
-  uniforms: { type: string; data: number[] }[],
-): tf.Tensor {
-  const backend = tf.backend() as unknown as WebGPUBackend;
-  return tf.engine().makeTensorFromTensorInfo(backend.runWebGPUProgram(program, inputs, 'float32', uniforms));
 }
 
 /** An affine's three rows as vec4<f32> uniforms (the programs' `dot(row, vec4(x, 1))`). */

@@ -8,7 +8,8 @@
  * differently from the host's float64.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { FlatProgram, readAndDispose, runProgram } from './flat-program.ts';
+import { FlatProgram, readAndDispose } from './flat-program.ts';
+import { runWebgpuProgram } from '../../compute/run-webgpu-program.ts';
 import { maxTensorBytes } from '../../compute/tf-backend.ts';
 import { voxelCount, type Volume } from '../../volume/volume.ts';
 import { checkField, checkMask } from '../field/field.ts';
@@ -173,7 +174,7 @@ export function jacobianSlab(
   k0: number,
   voxels: number,
 ): tf.Tensor {
-  return runProgram(
+  return runWebgpuProgram(
     new JacobianProgram(voxels),
     [U],
     [

@@ -7,7 +7,8 @@
  * the host in float64 (Chan et al.'s pairwise update) into jacobianDeterminant's numbers.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { FlatProgram, readAndDispose, runProgram } from './flat-program.ts';
+import { FlatProgram, readAndDispose } from './flat-program.ts';
+import { runWebgpuProgram } from '../../compute/run-webgpu-program.ts';
 import { MASK_BIT_WGSL, type MaskOnDevice } from './mask-on-device.ts';
 import type { Geometry } from '../../volume/geometry.ts';
 import { JACOBIAN_VARIANTS, type JacobianReport, type JacobianVariant } from '../field/jacobian.ts';
@@ -117,7 +118,7 @@ export class JacobianStats {
   async add(J: tf.Tensor, k0: number, slices: number): Promise<void> {
     const [ni, nj, nk] = this.grid.size;
     const rows = slices * nj;
-    const stats = runProgram(
+    const stats = runWebgpuProgram(
       new JacobianRowStatsProgram(rows),
       [J, this.maskBits],
       [

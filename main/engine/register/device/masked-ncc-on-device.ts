@@ -10,7 +10,8 @@
  * in the NCC).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { FlatProgram, readAndDispose, runProgram } from './flat-program.ts';
+import { FlatProgram, readAndDispose } from './flat-program.ts';
+import { runWebgpuProgram } from '../../compute/run-webgpu-program.ts';
 import { MASK_BIT_WGSL, type MaskOnDevice } from './mask-on-device.ts';
 
 /** Per row: n, means of f, a, b, then Sff, Saa, Sbb, Sfa, Sfb. */
@@ -105,7 +106,7 @@ export class NccMoments {
     rowOffset = 0,
   ): Promise<void> {
     const [ni, nj, nk] = mask.packed.size;
-    const out = runProgram(
+    const out = runWebgpuProgram(
       new NccRowMomentsProgram(rows),
       [slab, fixed, mask.bits],
       [

@@ -11,7 +11,8 @@ import { voxelsOnDevice } from '../../compute/device-images.ts';
 import { maxTensorBytes } from '../../compute/tf-backend.ts';
 import { indexToWorldMatrix, worldToIndexMatrix, type Geometry } from '../../volume/geometry.ts';
 import type { Volume } from '../../volume/volume.ts';
-import { affineUniforms, FlatProgram, readAndDispose, runProgram, TRILINEAR_WGSL } from './flat-program.ts';
+import { affineUniforms, FlatProgram, readAndDispose, TRILINEAR_WGSL } from './flat-program.ts';
+import { runWebgpuProgram } from '../../compute/run-webgpu-program.ts';
 
 class ResampleProgram extends FlatProgram {
   variableNames = ['X'];
@@ -79,7 +80,7 @@ export function resampleTensorOnDevice(
   fill: number,
 ): tf.Tensor2D {
   const N = grid.size[0] * grid.size[1] * grid.size[2];
-  return runProgram(
+  return runWebgpuProgram(
     new ResampleProgram(N, C),
     [X],
     [

@@ -9,7 +9,8 @@
  * Returns null when the moving image does not fit one device buffer (the caller warps on the host).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { affineUniforms, FlatProgram, readAndDispose, runProgram, TRILINEAR_WGSL } from './flat-program.ts';
+import { affineUniforms, FlatProgram, readAndDispose, TRILINEAR_WGSL } from './flat-program.ts';
+import { runWebgpuProgram } from '../../compute/run-webgpu-program.ts';
 import { maxTensorBytes } from '../../compute/tf-backend.ts';
 import { INTEGER_RANGE } from '../../volume/interpolate.ts';
 import {
@@ -186,7 +187,7 @@ export function warpSlab(
     ...correctionUniformValues(corrections),
   ];
   if (outputs !== 'field' && !M) throw new Error(`warpSlab: '${outputs}' needs the moving image`);
-  return runProgram(program, outputs === 'field' ? F : [M!, ...F], uniforms) as tf.Tensor2D;
+  return runWebgpuProgram(program, outputs === 'field' ? F : [M!, ...F], uniforms) as tf.Tensor2D;
 }
 
 export interface CascadeWarp {
