@@ -11,7 +11,8 @@
  * (-0 ranks below +0 here, the only difference). Other backends: tf.topk itself.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
+import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
+import { runWebgpuProgram } from '../compute/run-webgpu-program.ts';
 
 const THREADS = 256;
 
@@ -186,6 +187,36 @@ export interface RadiusMask {
   within: number;
 }
 
+/** Whether the WGSL program takes this matrix (else tf.topk / tf ops). */
+const wgslApplies = (x: tf.Tensor2D) =>
+  tf.getBackend() === 'webgpu' && x.dtype === 'float32' && x.shape[0] > 0 && x.shape[0] <= 65535;
+
+/** The program's k best indices of each row (mask: see RadiusMask), [rows, k]. */
+function topkIndicesWgsl(x: tf.Tensor2D, k: number, mask?: RadiusMask): tf.Tensor2D {
+  const [rows, n] = x.shape;
+  return tf.tidy(() => {
+    const k2 = nextPow2(k);
+    const extra = mask ? [tf.tensor1d(mask.rowWorld), tf.tensor1d(mask.candidateWorld)] : [];
+    const all = runWebgpuProgram(
+      new TopKRowsProgram(rows, k2, !!mask),
+      [x, ...extra],
+      [
+        { type: 'int32', data: [n] },
+        { type: 'int32', data: [k] },
+        { type: 'int32', data: [k2] },
+        { type: 'float32', data: [mask?.within ?? 0] },
+      ],
+      'int32',
+    ) as tf.Tensor2D;
+    return k2 === k ? all : (tf.slice(all, [0, 0], [rows, k]) as tf.Tensor2D);
+  });
+}
+
+function checkK(x: tf.Tensor2D, k: number): void {
+  const n = x.shape[1];
+  if (!Number.isInteger(k) || k < 1 || k > n) throw new RangeError(`topkRows: k = ${k} for rows of ${n}`);
+}
+
 /**
  * The WGSL top-k on WebGPU with the radius mask applied as the row is read (no masked copy of the
  * matrix: the mining's distance product, comparison and selection were four dispatches). Indices
@@ -193,44 +224,18 @@ export interface RadiusMask {
  * when a row has fewer than k others, last). Null on other backends (the caller masks with tf ops).
  */
 export function topkRowsMaskedWgsl(x: tf.Tensor2D, k: number, mask: RadiusMask): tf.Tensor2D | null {
-  const [rows, n] = x.shape;
-  if (tf.getBackend() !== 'webgpu' || x.dtype !== 'float32' || rows === 0 || rows > 65535) return null;
-  if (!Number.isInteger(k) || k < 1 || k > n) throw new RangeError(`topkRows: k = ${k} for rows of ${n}`);
-  return tf.tidy(() => {
-    const k2 = nextPow2(k);
-    const backend = tf.backend() as unknown as WebGPUBackend;
-    const qw = tf.tensor1d(mask.rowWorld);
-    const cw = tf.tensor1d(mask.candidateWorld);
-    const info = backend.runWebGPUProgram(new TopKRowsProgram(rows, k2, true), [x, qw, cw], 'int32', [
-      { type: 'int32', data: [n] },
-      { type: 'int32', data: [k] },
-      { type: 'int32', data: [k2] },
-      { type: 'float32', data: [mask.within] },
-    ]);
-    const all = tf.engine().makeTensorFromTensorInfo(info) as tf.Tensor2D;
-    return k2 === k ? all : (tf.slice(all, [0, 0], [rows, k]) as tf.Tensor2D);
-  });
+  if (!wgslApplies(x)) return null;
+  checkK(x, k);
+  return topkIndicesWgsl(x, k, mask);
 }
 
 /** tf.topk(x, k, true) of a [rows, n] matrix, by the WGSL program on WebGPU (see the header). */
 export function topkRows(x: tf.Tensor2D, k: number): { values: tf.Tensor2D; indices: tf.Tensor2D } {
-  const [rows, n] = x.shape;
-  if (!Number.isInteger(k) || k < 1 || k > n) throw new RangeError(`topkRows: k = ${k} for rows of ${n}`);
-  if (tf.getBackend() !== 'webgpu' || x.dtype !== 'float32' || rows === 0 || rows > 65535) {
+  checkK(x, k);
+  if (!wgslApplies(x)) {
     const r = tf.topk(x, k, true);
     return { values: r.values as tf.Tensor2D, indices: r.indices as tf.Tensor2D };
   }
-  return tf.tidy(() => {
-    const k2 = nextPow2(k);
-    const backend = tf.backend() as unknown as WebGPUBackend;
-    const info = backend.runWebGPUProgram(new TopKRowsProgram(rows, k2, false), [x], 'int32', [
-      { type: 'int32', data: [n] },
-      { type: 'int32', data: [k] },
-      { type: 'int32', data: [k2] },
-      { type: 'float32', data: [0] },
-    ]);
-    const all = tf.engine().makeTensorFromTensorInfo(info) as tf.Tensor2D;
-    const indices = k2 === k ? all : (tf.slice(all, [0, 0], [rows, k]) as tf.Tensor2D);
-    return { values: tf.gather(x, indices, 1, 1) as tf.Tensor2D, indices };
-  });
+  const indices = topkIndicesWgsl(x, k);
+  return { values: tf.gather(x, indices, 1, 1) as tf.Tensor2D, indices };
 }
