@@ -88,6 +88,14 @@ test('a run logs four finite loss terms per iteration, checkpoints, and resuming
     assert.equal(after.mtimeMs, before.mtimeMs);
     // a resume with other run-defining options is refused, naming them
     await assert.rejects(trainSam(cases, { ...options(b.dir, 6, true), seed: 8 }), /seed: 7 then, 8 now/);
+    // and with another data set (cases are drawn by index: another set is another run)
+    await assert.rejects(trainSam([...cases, ...cases], options(b.dir, 6, true)), /data: 1 volumes then, 2 now/);
+    const state = JSON.parse(readFileSync(join(b.dir, 'checkpoints', 'iter-0000004', 'state.json'), 'utf8'));
+    assert.deepEqual(state.options.data, {
+      count: 1,
+      volumes: [{ source: cases[0].source, size: [...cases[0].ct.image.size] }],
+    });
+    assert.equal(state.options.backend, 'cpu');
   } finally {
     a.cleanup();
     b.cleanup();

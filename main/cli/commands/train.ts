@@ -126,6 +126,10 @@ export const trainCommand: Command = {
           .map((a) => ` (skipped ${a.name}: ${a.reason})`)
           .join(''),
     );
+    if (saved.backend && saved.backend !== backend.backend)
+      console.error(
+        `note: the run trained on ${saved.backend} until now, on ${backend.backend} from here (the same computation; float rounding differs)`,
+      );
     const cost = forwardCost(config, [patch[2], patch[1], patch[0]]);
     console.error(
       `network: ${config.name}, ${(cost.params / 1e6).toFixed(2)} M parameters, ${(cost.flops / 1e9).toFixed(2)} GFLOP per patch forward`,

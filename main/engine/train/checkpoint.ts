@@ -120,6 +120,8 @@ export interface SavedRunOptions {
   patch?: { patchSize?: [number, number, number] };
   optimizer?: OptimizerOptions;
   augment?: AugmentOptions;
+  /** The tfjs backend it last trained on (for the record: a resume may use another). */
+  backend?: string;
 }
 
 export function savedRunOptions(runDir: string): SavedRunOptions & { iterationDone: number } {

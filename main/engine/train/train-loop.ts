@@ -13,6 +13,7 @@ import type { SamConfig } from '../sam/config.ts';
 import { createWeights, disposeWeights, forward, type SamWeights } from '../sam/network.ts';
 import { augmentPatch, type AugmentOptions } from './augment.ts';
 import { changedRunOptions, saveCheckpoint, startRun } from './checkpoint.ts';
+import { changedDataSet, dataSetRecord, type DataSetRecord } from './data-set-record.ts';
 import type { TrainingCase } from './dataset.ts';
 import { samInfoNceLoss } from './infonce.ts';
 import { LossLog, type LossRow } from './loss-log.ts';
@@ -74,6 +75,7 @@ export async function trainSam(
 ): Promise<TrainResult> {
   if (cases.length === 0) throw new InputError(o.runDir, 'no training cases');
   const log = new LossLog(o.runDir);
+  const data = dataSetRecord(cases.map((c) => ({ source: c.source, size: c.ct.image.size })));
   const run = startRun({
     runDir: o.runDir,
     resume: o.resume,
@@ -84,6 +86,7 @@ export async function trainSam(
         ? [`optimiser state: ${ckOpt.v ? 'adam' : 'sgd'} then, ${o.optimizer.kind} now`]
         : []),
       ...changedRunOptions(RUN_DEFINING, saved, o as unknown as Record<string, unknown>),
+      ...changedDataSet(saved.data as DataSetRecord | undefined, data),
     ],
     fresh: () => {
       const w = o.init ? o.init.weights : createWeights(o.config, o.seed);
@@ -100,7 +103,8 @@ export async function trainSam(
     const dir = await saveCheckpoint(o.runDir, o.config, weights, opt, {
       iteration,
       elapsedSeconds: elapsedBefore + (performance.now() - t0) / 1000,
-      options: { ...o, config: o.config.name, init: o.init?.file },
+      // the backend for the record (a resume may use another: the same numbers within rounding)
+      options: { ...o, config: o.config.name, init: o.init?.file, data, backend: tf.getBackend() },
     });
     log.plot(rows);
     hooks.onCheckpoint?.(dir);

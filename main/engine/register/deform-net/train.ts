@@ -14,6 +14,7 @@ import { InputError } from '../../errors.ts';
 import { applyAffine, indexToWorldMatrix } from '../../volume/geometry.ts';
 import type { Vec3 } from '../../volume/volume.ts';
 import { changedRunOptions, saveCheckpoint, startRun, type WeightsIo } from '../../train/checkpoint.ts';
+import { changedDataSet, dataSetRecord, type DataSetRecord } from '../../train/data-set-record.ts';
 import { LossLog } from '../../train/loss-log.ts';
 import {
   createOptimizerState,
@@ -122,13 +123,17 @@ export async function trainDeformNet(
 ): Promise<TrainRegResult> {
   if (cases.length === 0) throw new InputError(o.runDir, 'no training cases');
   const log = new LossLog<RegLossRow>(o.runDir, COLUMNS, SERIES);
+  const data = dataSetRecord(cases.map((c) => ({ source: c.source, size: c.ct.size })));
   const run = startRun({
     runDir: o.runDir,
     resume: o.resume,
     kind: 'deform-net',
     config: o.config,
     io: DEFORM_IO,
-    changedOptions: (saved) => changedRunOptions(RUN_DEFINING, saved, o as unknown as Record<string, unknown>),
+    changedOptions: (saved) => [
+      ...changedRunOptions(RUN_DEFINING, saved, o as unknown as Record<string, unknown>),
+      ...changedDataSet(saved.data as DataSetRecord | undefined, data),
+    ],
     fresh: () => {
       const w = o.init ? o.init.weights : createDeformWeights(o.config, o.seed);
       return { weights: w, opt: createOptimizerState(o.optimizer, w) };
@@ -150,7 +155,7 @@ export async function trainDeformNet(
       {
         iteration,
         elapsedSeconds: elapsedBefore + (performance.now() - t0) / 1000,
-        options: { ...o, config: o.config.name, init: o.init?.file },
+        options: { ...o, config: o.config.name, init: o.init?.file, data, backend: tf.getBackend() },
       },
       DEFORM_IO,
     );
