@@ -1,7 +1,7 @@
 /**
  * The smooth control-grid fit of SAM-coarse (register/control-grid-fit.ts): scattered displacements
  * of a known smooth field, with a share of gross outliers, are fitted back closely; the outliers are
- * rejected by the Tukey rounds.
+ * rejected by the Tukey rounds; points of weight 0 are only measured.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -152,4 +152,43 @@ test('control grid fit without reweighting = the dense float64 solution of its n
     return Math.hypot(u[0] - disp[q][0], u[1] - disp[q][1], u[2] - disp[q][2]);
   });
   res.forEach((e, q) => assert.ok(Math.abs(e - fit.residualMm[q]) < 1e-5, `residual of point ${q}`));
+});
+
+/** n points in a 200 x 180 x 150 mm box with their displacements. */
+function scattered(seed: number, n: number, displacement: (p: Vec3, r: () => number) => Vec3) {
+  const r = rng(seed);
+  const points: Vec3[] = [];
+  const d: Vec3[] = [];
+  for (let q = 0; q < n; q++) {
+    const p: Vec3 = [r() * 200, r() * 180, r() * 150];
+    points.push(p);
+    d.push(displacement(p, r));
+  }
+  return { points, d };
+}
+
+test('control grid fit: points of weight 0 do not count (the fit equals the fit without them) and get residuals', () => {
+  const { points, d } = scattered(6, 200, (p, r) => truth(p).map((v) => v + (r() - 0.5)) as Vec3);
+  const bounds: [Vec3, Vec3] = [
+    [0, 0, 0],
+    [200, 180, 150],
+  ];
+  const weights = points.map((_, n) => (n % 3 === 0 ? 0 : 1));
+  const withZeros = fitControlGrid(points, d, { spacingMm: 24, bounds, weights });
+  const kept = points.map((_, n) => n).filter((n) => n % 3 !== 0);
+  const without = fitControlGrid(
+    kept.map((n) => points[n]),
+    kept.map((n) => d[n]),
+    { spacingMm: 24, bounds },
+  );
+  let diff = 0;
+  for (let v = 0; v < without.grid.data.length; v++)
+    diff = Math.max(diff, Math.abs(without.grid.data[v] - withZeros.grid.data[v]));
+  assert.ok(diff < 1e-4, `largest node difference ${diff} mm`);
+  // a held-out point's residual is its distance from the fitted field
+  for (const n of [0, 3, 6]) assert.ok(withZeros.residualMm[n] > 0 && withZeros.weight[n] === 0);
+  assert.throws(
+    () => fitControlGrid(points, d, { spacingMm: 24, weights: points.map(() => 0) }),
+    /no point with a positive weight/,
+  );
 });

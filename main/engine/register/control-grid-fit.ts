@@ -26,7 +26,7 @@ export interface ControlGridFitOptions {
   smoothness?: number;
   /** Tukey reweighting rounds (default 2). */
   irls?: number;
-  /** Per-point weights (default 1). */
+  /** Per-point weights (default 1); a point of weight 0 does not count, its residual is still reported. */
   weights?: number[];
   /** World box the grid must cover (default: the points' bounding box). */
   bounds?: [Vec3, Vec3];
@@ -92,7 +92,10 @@ export function fitControlGrid(
   const st = stencils(points, worldToIndexMatrix(geometry), size);
   const base = options.weights ? Float64Array.from(options.weights) : new Float64Array(n).fill(1);
   const weight = Float64Array.from(base);
-  const lambda = (options.smoothness ?? 0.5) * Math.max(1, n / nodes);
+  // the points that count (weight > 0: a point of weight 0 is only measured, e.g. held out)
+  const counted = base.reduce((c, w) => c + (w > 0 ? 1 : 0), 0);
+  if (!counted) throw new InputError('control grid fit', 'no point with a positive weight');
+  const lambda = (options.smoothness ?? 0.5) * Math.max(1, counted / nodes);
   const eps = 1e-6 * lambda;
   const maxIt = options.maxIterations ?? 300;
   const theta = new Float64Array(nodes * 3);
@@ -263,7 +266,9 @@ export function fitControlGrid(
       residualMm[q] = Math.sqrt(e2);
     }
     if (round < rounds) {
-      const sorted = Array.from(residualMm).sort((a, b) => a - b);
+      const sorted = Array.from(residualMm)
+        .filter((_, q) => base[q] > 0)
+        .sort((a, b) => a - b);
       const sigma = Math.max(0.5, 1.4826 * sorted[Math.floor(sorted.length / 2)]);
       const c = 4.685 * sigma;
       for (let q = 0; q < n; q++) {
