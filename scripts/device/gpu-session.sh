@@ -53,8 +53,8 @@ benches() {
       --on-device --tile-bytes 16e9
   } 2>&1 | log
 }
-# check: the short re-measurement after changes (at most 295 s of timeouts, about 100 s on an H200; one call when little device time is left):
-#   run(command="bash scripts/device/gpu-session.sh check", carry=[".device"], timeout_s=320)
+# check: the short re-measurement after changes (at most 345 s of timeouts, about 120 s on an H200; one call when little device time is left):
+#   run(command="bash scripts/device/gpu-session.sh check", carry=[".device"], timeout_s=370)
 checks() {
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>&1 | log
   { echo "== bench-train small webgpu, 2 pairs, WGSL weight gradient, one forward pass an iteration (issue 3)"
@@ -72,6 +72,10 @@ checks() {
   { echo "== bench-reg chest 2 mm, SAM matcher, embeddings and deform stage on WebGPU, cold then warm (issue 5)"
     timeout 70 /tmp/node $D/sam.mjs bench-reg --pairs 1 --sources $D/bench/chest-2mm.nii.gz --spacing 2 --seed 12 --no-elastix \
       --matcher sam --weights "$INIT" --device webgpu --deform-on gpu --repeat 2
+  } 2>&1 | log
+  { echo "== the same without SAM-coarse and without the feature term (the shipped model's most accurate cascade, session 10)"
+    timeout 50 /tmp/node $D/sam.mjs bench-reg --pairs 1 --sources $D/bench/chest-2mm.nii.gz --spacing 2 --seed 12 --no-elastix \
+      --matcher sam --weights "$INIT" --device webgpu --deform-on gpu --repeat 2 --stages affine,deform --feature-weight 0
   } 2>&1 | log
   { echo "== bench-embed small ($INIT) webgpu, default tile budget, on the device (issue 4)"
     timeout 35 /tmp/node $D/sam.mjs bench-embed $D/bench/chest-2mm.nii.gz --device webgpu --weights "$INIT" --repeat 3 \

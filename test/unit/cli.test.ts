@@ -116,6 +116,9 @@ test('mistyped numbers are refused with the option and what it takes, before any
   assert.equal(r.code, 1, r.err);
   assert.match(r.err, /--grid: a number > 0, got 'abc'/);
   assert.doesNotMatch(r.err, /no-such-fixed/);
+  const fw = sam('register', 'no-such-fixed.nii.gz', 'no-such-moving.nii.gz', '--out', 'x', '--feature-weight=-1');
+  assert.equal(fw.code, 1, fw.err);
+  assert.match(fw.err, /--feature-weight: a number >= 0, got '-1'/);
   const e = sam('bench-embed', 'no-such-volume', '--points', 'many');
   assert.equal(e.code, 1, e.err);
   assert.match(e.err, /--points: an integer >= 1, got 'many'/);

@@ -88,6 +88,16 @@ test('WebGPU: the cascade with embeddings, matching, features, deform and warp o
       engine: cpuEngine,
       deform: { ...options.deform, onDevice: false },
     });
+    // without the feature term (and no network) the embeddings are not reduced at all
+    const plain = await registerVolumes(pair.fixed, pair.moving, {
+      ...options,
+      stages: [...options.stages],
+      engine: cpuEngine,
+      featureWeight: 0,
+      deform: { ...options.deform, onDevice: false },
+    });
+    assert.ok('features' in host.qa.secondsPerStage && !('features' in plain.qa.secondsPerStage));
+    assert.notDeepEqual(plain.deform!.stats.lossEnd, host.deform!.stats.lossEnd, 'the feature term counted');
     if (!(await useWebgpu(t))) return;
     const gw = tf.tidy(() =>
       Object.fromEntries(Object.entries(weights).map(([k, w]) => [k, tf.tensor(w.dataSync(), w.shape)])),

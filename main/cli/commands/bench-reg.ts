@@ -37,6 +37,8 @@ const USAGE = `usage: sam bench-reg [options]
   --seed N           seed of the first pair (default 11; pair n uses seed + n)
   --stages LIST      cascade stages (default ${DEFAULT_STAGES.join(',')})
   --deform-iters N   Adam iterations per level of the deform stage (default: the cascade's)
+  --feature-weight X weight of the SAM local-embedding similarity in the deform stage (SAM matcher;
+                     default 0.5; 0: intensity only)
   --matcher sam|ncc  default ncc (no model needed); sam uses --weights or resources/sam-small.samw
   --deform-net FILE  a SAM-deform network (sam train-reg) before the instance optimisation (default
                      resources/sam-deform-net.samw when present; opens the SAM model for its features)
@@ -81,6 +83,7 @@ export const benchRegCommand: Command = {
         stages: { type: 'string', default: DEFAULT_STAGES.join(',') },
         matcher: { type: 'string', default: 'ncc' },
         'deform-iters': { type: 'string' },
+        'feature-weight': { type: 'string' },
         weights: { type: 'string' },
         device: { type: 'string', default: 'auto' },
         'no-elastix': { type: 'boolean', default: false },
@@ -138,6 +141,9 @@ export const benchRegCommand: Command = {
               ? { iterations: intOption('deform-iters', values['deform-iters'], 0) }
               : {}),
           },
+          ...(values['feature-weight'] !== undefined
+            ? { featureWeight: numberOption('feature-weight', values['feature-weight'], { min: 0 }) }
+            : {}),
           deformNet,
           deviceModel,
         },

@@ -31,6 +31,8 @@ const USAGE = `usage: sam register <fixed> <moving> --out DIR [options]
   --grid MM           grid spacing of the affine stage's matched points (default 16)
   --coarse-grid MM    grid spacing of the coarse stage's matched points (default 10)
   --deform-iters N    Adam iterations per level of the deform stage (default 40)
+  --feature-weight X  weight of the SAM local-embedding similarity in the deform stage, beside local NCC
+                      (SAM matcher; default 0.5; 0: intensity only)
   --deform-net FILE   a SAM-deform network (sam train-reg): its field starts the deform stage, which
                       instance optimisation then refines (default resources/sam-deform-net.samw when
                       present); it reads SAM features, so the SAM model is opened with any matcher
@@ -55,6 +57,7 @@ export const registerCommand: Command = {
         grid: { type: 'string', default: '16' },
         'coarse-grid': { type: 'string', default: '10' },
         'deform-iters': { type: 'string', default: '40' },
+        'feature-weight': { type: 'string', default: '0.5' },
         'no-field': { type: 'boolean', default: false },
         'allow-gaps': { type: 'boolean', default: false },
         ...DEFORM_NET_OPTIONS,
@@ -70,6 +73,7 @@ export const registerCommand: Command = {
     const gridMm = numberOption('grid', values.grid, { above: 0 });
     const coarseGridMm = numberOption('coarse-grid', values['coarse-grid'], { above: 0 });
     const deformIterations = intOption('deform-iters', values['deform-iters'], 0);
+    const featureWeight = numberOption('feature-weight', values['feature-weight'], { min: 0 });
     const [fixedPath, movingPath] = positionals;
     const out = resolve(values.out);
     for (const p of [fixedPath, movingPath])
@@ -104,6 +108,7 @@ export const registerCommand: Command = {
         gridMm,
         coarse: { gridMm: coarseGridMm },
         deform: { iterations: deformIterations, onDevice },
+        featureWeight,
         deformNet,
         signal: controller.signal,
         onProgress: (stage, done, total) => progress.update(`${stage} ${done}/${total}`),

@@ -288,11 +288,16 @@ async function runStages(
   if (stages.includes('deform')) {
     t0 = performance.now();
     const k = o.deformNet?.config.featureChannels;
-    const reduced = gpu
-      ? await embeddingFeaturesOnDevice(gpu, k)
-      : embeddings
-        ? embeddingFeatures(embeddings, k)
-        : undefined;
+    const featureWeight = matcher === 'sam' ? (o.featureWeight ?? 0.5) : 0;
+    // the reduced local embeddings, made only when the network or the feature term reads them
+    const wanted = !!o.deformNet || featureWeight > 0;
+    const reduced = !wanted
+      ? undefined
+      : gpu
+        ? await embeddingFeaturesOnDevice(gpu, k)
+        : embeddings
+          ? embeddingFeatures(embeddings, k)
+          : undefined;
     if (reduced) {
       tick(gpu ? 'features (GPU)' : 'features', t0);
       t0 = performance.now();
@@ -314,10 +319,7 @@ async function runStages(
     }
     const before = [...corrections];
     // with the SAM matcher, the local embeddings' similarity joins the intensity term (embedding-features.ts)
-    const features =
-      reduced && matcher === 'sam' && (o.featureWeight ?? 0.5) > 0
-        ? { ...reduced, weight: o.featureWeight ?? 0.5 }
-        : undefined;
+    const features = reduced && featureWeight > 0 ? { ...reduced, weight: featureWeight } : undefined;
     // instance optimisation on the GPU when the tfjs backend is one (register/device/); the earlier
     // stages' map on its grid is made there too
     const onDevice = o.deform?.onDevice ?? onHardwareGpu();
