@@ -3,8 +3,9 @@
  * Stages, in order (any prefix-closed subset: affine; affine,coarse; affine,coarse,deform; affine,deform):
  * - affine (sam-affine.ts): grid points in the fixed body matched into the moving image, confident
  *   pairs, robust fit;
- * - coarse (sam-coarse.ts): denser points matched near their affine prediction, cycle-checked, a smooth
- *   control-grid displacement fitted to them;
+ * - coarse (sam-coarse.ts): denser points matched near their affine prediction, in the moving image
+ *   resampled through the affine (SAME++; with the SAM matcher that image is embedded again),
+ *   cycle-checked, a smooth control-grid displacement fitted to them;
  * - deform (deform/sam-deform.ts): instance optimisation of a dense 4 mm displacement (local NCC,
  *   diffusion smoothness), no trained network needed; with a trained SAM-deform network
  *   (deform-net/, `deformNet`), the network's field first and the instance optimisation refining it
@@ -23,7 +24,7 @@
  */
 import { CancelledError, DeviceLimitError, InputError } from '../errors.ts';
 import type { EmbeddingEngine } from '../compute/embedding-engine.ts';
-import { embedVolume } from '../sam/embed-volume.ts';
+import { embedVolume, type EmbeddedVolume } from '../sam/embed-volume.ts';
 import * as tf from '@tensorflow/tfjs-core';
 import type { SamConfig } from '../sam/config.ts';
 import type { SamWeights } from '../sam/network.ts';
@@ -36,11 +37,12 @@ import { nccMatch } from '../bench/ncc-match.ts';
 import { requireCt } from '../volume/intensity.ts';
 import { bodyMask } from '../volume/mask.ts';
 import type { Vec3, Volume } from '../volume/volume.ts';
-import type { Geometry } from '../volume/geometry.ts';
+import type { Affine3x4, Geometry } from '../volume/geometry.ts';
 import { add } from '../volume/geometry.ts';
 import { initialShift } from './initial-shift.ts';
 import { affineDecompose, affineDeterminant } from './affine-fit.ts';
 import { warpWithAffine } from './field/warp.ts';
+import { gridWithSpacing } from '../volume/resample.ts';
 import { samAffine, type SamAffineResult } from './sam-affine.ts';
 import { samCoarse, type SamCoarseOptions, type SamCoarseResult, type SamMatchFn } from './sam-coarse.ts';
 import { samDeform, type SamDeformOptions, type SamDeformResult } from './deform/sam-deform.ts';
@@ -194,6 +196,37 @@ async function embedBothOnDevice(
   }
 }
 
+/**
+ * SAM-coarse's matcher after the affine (SAME++): the moving image resampled through the affine on a
+ * 2 mm grid over the fixed image, embedded (on the GPU when the cascade's embeddings are there), and
+ * matched against the fixed embeddings; `movingAligned` tells samCoarse that a match p' is the moving
+ * point A p'. Undefined when there are no embeddings to match against.
+ */
+async function alignedSamMatcher(
+  fixed: Volume,
+  moving: Volume,
+  affine: Affine3x4,
+  gpu: GpuEmbeddings | null,
+  embeddings: { fixed: EmbeddedVolume; moving: EmbeddedVolume } | null,
+  o: RegisterOptions,
+): Promise<{ matcher: Parameters<typeof samCoarse>[3]; dispose: () => void } | undefined> {
+  if (!(gpu && o.deviceModel) && !(embeddings && o.engine)) return undefined;
+  o.onProgress?.('coarse: embed the moving image after the affine', 0, 1);
+  const aligned = warpWithAffine(moving, gridWithSpacing(fixed, [2, 2, 2]), affine, { fill: -1024 });
+  if (gpu && o.deviceModel) {
+    const al = await embedVolumeOnDevice(aligned, o.deviceModel, { signal: o.signal });
+    return {
+      matcher: { kind: 'sam', movingAligned: true, match: (pts, mo) => matchPointsOnDevice(gpu.fixed, al, pts, mo) },
+      dispose: () => al.dispose(),
+    };
+  }
+  const m = await embedVolume(aligned, o.engine!, { signal: o.signal });
+  return {
+    matcher: { kind: 'sam', movingAligned: true, embeddings: { fixed: embeddings!.fixed, moving: m } },
+    dispose: () => {},
+  };
+}
+
 interface GpuEmbeddings {
   fixed: DeviceEmbedded;
   moving: DeviceEmbedded;
@@ -268,18 +301,28 @@ async function runStages(
   let coarse: SamCoarseResult | undefined;
   if (stages.includes('coarse')) {
     t0 = performance.now();
-    coarse = await samCoarse(
-      fixed,
-      moving,
-      affine.affine,
-      matcher === 'sam' && gpuMatch
-        ? { kind: 'sam', match: gpuMatch }
-        : matcher === 'sam' && embeddings
-          ? { kind: 'sam', embeddings }
-          : { kind: 'ncc' },
-      fixedMask,
-      { ...o.coarse, signal: o.signal, onProgress: o.onProgress },
-    );
+    // SAM: the moving image is embedded again after the affine (SAME++), rotation and scale undone
+    const aligned =
+      matcher === 'sam' && (o.coarse?.matchAfterAffine ?? true)
+        ? await alignedSamMatcher(fixed, moving, affine.affine, gpu, embeddings, o)
+        : undefined;
+    try {
+      coarse = await samCoarse(
+        fixed,
+        moving,
+        affine.affine,
+        aligned?.matcher ??
+          (matcher === 'sam' && gpuMatch
+            ? { kind: 'sam', match: gpuMatch }
+            : matcher === 'sam' && embeddings
+              ? { kind: 'sam', embeddings }
+              : { kind: 'ncc' }),
+        fixedMask,
+        { ...o.coarse, signal: o.signal, onProgress: o.onProgress },
+      );
+    } finally {
+      aligned?.dispose();
+    }
     corrections.push(coarse.grid);
     tick('coarse', t0);
   }

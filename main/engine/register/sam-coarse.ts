@@ -4,7 +4,9 @@
  *  1. grid points every gridMm (denser than the affine's) in the fixed body mask;
  *  2. each matched into the moving image near where the affine sends it:
  *     - SAM: sam/match.ts matchPoints on the embeddings (with its forward-backward cycle check), and the
- *       match must lie within priorRadiusMm of A p (the affine-mapped neighbourhood);
+ *       match must lie within priorRadiusMm of A p (the affine-mapped neighbourhood); with
+ *       `movingAligned` (the cascade's default, as SAME++) the moving embeddings are those of the moving
+ *       image resampled through the affine, W(x) = M(A x), and a match p' there is the moving point A p';
  *     - NCC: bench/ncc-match.ts template matching in the moving image resampled through the affine
  *       (W(x) = M(A x), on a 2 mm grid over the fixed image: rotation and scale undone), searched
  *       within searchRadiusMm of p; a match p' there is the moving point q = A p'; then matched back
@@ -48,11 +50,12 @@ export interface SamCoarseOptions {
   /** NCC: search radius around the affine prediction, mm (default 16). */
   searchRadiusMm?: number;
   /**
-   * NCC: match in the moving image resampled through the affine (rotation and scale undone, as
-   * SAME++ matches after the affine) instead of the raw moving image (default true; templates are
-   * axis-aligned cubes, which a rotation of 10 degrees and a scale of 15 % distort by 3 mm at their
-   * corners: on the four 2 mm chest pairs of the README this lowered affine+coarse TRE on every pair,
-   * 2.86 -> 1.62 mm on the hardest).
+   * Match in the moving image resampled through the affine (rotation and scale undone, as SAME++
+   * matches after the affine) instead of the raw moving image (default true). NCC: here; SAM: the
+   * cascade embeds that image and passes `movingAligned` embeddings. Templates and embeddings are not
+   * rotation or scale invariant (a 24 mm cube rotated 10 degrees and scaled 15 % is 3 mm off at its
+   * corners): on the four 2 mm chest pairs of the README this lowered affine+coarse TRE on every pair,
+   * with either matcher (NCC 2.86 -> 1.62 mm on the hardest; SAM 2.85 -> 1.53 mm on pair 12).
    */
   matchAfterAffine?: boolean;
   /** Points per matcher call (progress and cancellation granularity; default SAM 256, NCC 400: each NCC call resamples the images). */
@@ -100,8 +103,8 @@ export async function samCoarse(
   moving: Volume,
   affine: Affine3x4,
   matcher:
-    | { kind: 'sam'; embeddings: { fixed: EmbeddedVolume; moving: EmbeddedVolume } }
-    | { kind: 'sam'; match: SamMatchFn }
+    | { kind: 'sam'; embeddings: { fixed: EmbeddedVolume; moving: EmbeddedVolume }; movingAligned?: boolean }
+    | { kind: 'sam'; match: SamMatchFn; movingAligned?: boolean }
     | { kind: 'ncc' },
   fixedMask: Volume,
   o: SamCoarseOptions = {},
@@ -137,8 +140,10 @@ export async function samCoarse(
           ? await matcher.match(part, opts)
           : await matchPoints(matcher.embeddings.fixed, matcher.embeddings.moving, part, opts);
       const prior = o.priorRadiusMm ?? 25;
+      const aligned = !!matcher.movingAligned;
       found.forEach((m, n) => {
-        const q = m.location;
+        // a match p' in the aligned image is the moving point A p'
+        const q = aligned ? applyAffine(affine, m.location) : m.location;
         const far = Math.hypot(q[0] - predicted[n][0], q[1] - predicted[n][1], q[2] - predicted[n][2]) > prior;
         pairs.push({
           fixed: part[n],
