@@ -136,3 +136,39 @@ test('a warp within half a voxel of the identity keeps the outermost slices (no 
     'beyond the extent: filled',
   );
 });
+
+test('warpWithAffine on a real CT (int16 and float32): every voxel equals trilinearAt in its extent rule', async () => {
+  const { readVolume } = await import('../../main/engine/volume/io/index.ts');
+  const { dataPath } = await import('../helpers.ts');
+  const { trilinearAt } = await import('../../main/engine/volume/interpolate.ts');
+  const { gridToGridAffine } = await import('../../main/engine/register/field/field.ts');
+  const ct = await readVolume(dataPath('TotalSegmentator/tests/reference_files/example_ct_sm.nii.gz'));
+  const asFloat = makeVolume({ ...ct, data: Float32Array.from(ct.data), meta: ct.meta });
+  // rotation, scale and a shift that moves part of the grid off the image and into its half-voxel band
+  const A = [0.93, 0.12, 0.02, 7.3, -0.1, 1.08, 0.05, -4.1, 0.01, -0.04, 0.97, 2.6] as Parameters<
+    typeof warpWithAffine
+  >[2];
+  for (const moving of [ct, asFloat]) {
+    const w = warpWithAffine(moving, ct, A, { fill: -1024 });
+    assert.equal(w.data.constructor, moving.data.constructor);
+    const m = gridToGridAffine(ct, moving, A);
+    const v = [0];
+    let outside = 0;
+    // (the index steps along a row as the warp takes them: one addition a voxel)
+    for (let k = 0, q = 0; k < ct.size[2]; k++)
+      for (let j = 0; j < ct.size[1]; j++) {
+        let x = m[1] * j + m[2] * k + m[3];
+        let y = m[5] * j + m[6] * k + m[7];
+        let z = m[9] * j + m[10] * k + m[11];
+        for (let i = 0; i < ct.size[0]; i++, q++, x += m[0], y += m[4], z += m[8]) {
+          let want = -1024;
+          if (trilinearAt(moving.data, moving.size, 1, x, y, z, 'extent', v)) want = v[0];
+          else outside++;
+          if (moving === ct) want = Math.max(-32768, Math.min(32767, Math.round(want)));
+          else want = Math.fround(want);
+          if (w.data[q] !== want) assert.fail(`voxel ${i},${j},${k}: ${w.data[q]} vs ${want}`);
+        }
+      }
+    assert.ok(outside > 0 && outside < w.data.length / 2, `${outside} voxels outside`);
+  }
+});

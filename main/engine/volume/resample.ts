@@ -152,8 +152,10 @@ export function gridWithSpacing(volume: Geometry, spacing: Vec3, direction?: Mat
  * resample's loop for one component and trilinear interpolation (the common case: CT images), the
  * arithmetic of interpolate.ts trilinearAt in 'fill' mode written out, so that the engine compiles it
  * for the few voxel types it meets here instead of the generic sampler shared by every caller.
+ * `m` maps target indices to source indices; `eps` is the slack beyond the hull of the source's voxel
+ * centres (1e-6: trilinearAt's 'fill', resample's rule; 0.5: its 'extent', the warps' rule).
  */
-function linearScalar(
+export function linearScalar(
   src: ArrayLike<number>,
   size: readonly number[],
   m: Affine3x4,
@@ -161,10 +163,10 @@ function linearScalar(
   out: VoxelArray,
   fill: number,
   range: [number, number] | undefined,
+  eps = 1e-6,
 ): void {
   const [ni, nj, nk] = size;
   const [ti, tj, tk] = tsize;
-  const eps = 1e-6;
   const dx = ni > 1 ? 1 : 0;
   const dy = nj > 1 ? ni : 0;
   const dz = nk > 1 ? ni * nj : 0;

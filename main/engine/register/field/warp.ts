@@ -17,7 +17,7 @@
 import { INTEGER_RANGE } from '../../volume/interpolate.ts';
 import { InputError } from '../../errors.ts';
 import { geometryProblem, worldToIndexMatrix, type Geometry } from '../../volume/geometry.ts';
-import type { Interpolation } from '../../volume/resample.ts';
+import { linearScalar, type Interpolation } from '../../volume/resample.ts';
 import {
   allocateVoxels,
   makeVolume,
@@ -146,8 +146,15 @@ export function warpWithAffine(moving: Volume, fixedGrid: Geometry, affine: Affi
   if (problem) throw new InputError('fixed grid', problem);
   if (affine.length !== 12 || !affine.every(Number.isFinite))
     throw new InputError('affine', 'an affine needs 12 finite numbers (3x4, row-major)');
-  const w = makeWriter(moving, voxelCount(fixedGrid.size), options);
   const m = gridToGridAffine(fixedGrid, moving, affine);
+  if ((options.interpolation ?? 'linear') === 'linear' && moving.components === 1) {
+    // one component, trilinear (CT images): trilinearAt's 'extent' arithmetic written out (resample.ts)
+    const outType = options.outputType ?? voxelTypeOf(moving.data);
+    const out = allocateVoxels(outType, voxelCount(fixedGrid.size));
+    linearScalar(moving.data, moving.size, m, fixedGrid.size, out, options.fill ?? 0, INTEGER_RANGE[outType], 0.5);
+    return result(moving, fixedGrid, out, 'affine, linear');
+  }
+  const w = makeWriter(moving, voxelCount(fixedGrid.size), options);
   const [ni, nj, nk] = fixedGrid.size;
   for (let k = 0; k < nk; k++)
     for (let j = 0; j < nj; j++) {
