@@ -42,9 +42,14 @@ import { add } from '../volume/geometry.ts';
 import { initialShift } from './initial-shift.ts';
 import { affineDecompose, affineDeterminant } from './affine-fit.ts';
 import { warpWithAffine } from './field/warp.ts';
-import { gridWithSpacing } from '../volume/resample.ts';
 import { samAffine, type SamAffineResult } from './sam-affine.ts';
-import { samCoarse, type SamCoarseOptions, type SamCoarseResult, type SamMatchFn } from './sam-coarse.ts';
+import {
+  movingAfterAffine,
+  samCoarse,
+  type SamCoarseOptions,
+  type SamCoarseResult,
+  type SamMatchFn,
+} from './sam-coarse.ts';
 import { samDeform, type SamDeformOptions, type SamDeformResult } from './deform/sam-deform.ts';
 import { stageField } from './stage-field.ts';
 import { embeddingFeatures } from './deform/embedding-features.ts';
@@ -212,7 +217,7 @@ async function alignedSamMatcher(
 ): Promise<{ matcher: Parameters<typeof samCoarse>[3]; dispose: () => void } | undefined> {
   if (!(gpu && o.deviceModel) && !(embeddings && o.engine)) return undefined;
   o.onProgress?.('coarse: embed the moving image after the affine', 0, 1);
-  const aligned = warpWithAffine(moving, gridWithSpacing(fixed, [2, 2, 2]), affine, { fill: -1024 });
+  const aligned = movingAfterAffine(fixed, moving, affine);
   if (gpu && o.deviceModel) {
     const al = await embedVolumeOnDevice(aligned, o.deviceModel, { signal: o.signal });
     return {

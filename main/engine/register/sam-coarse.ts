@@ -95,6 +95,14 @@ function meanP95(v: number[]): { mean: number; p95: number } {
   return { mean: s.reduce((a, b) => a + b, 0) / s.length, p95: s[Math.min(s.length - 1, Math.floor(0.95 * s.length))] };
 }
 
+/**
+ * The moving image resampled through the affine, W(x) = M(A x), on a 2 mm grid over the fixed image:
+ * where SAM-coarse matches after the affine (matchAfterAffine; the cascade embeds it for the SAM matcher).
+ */
+export function movingAfterAffine(fixed: Volume, moving: Volume, affine: Affine3x4): Volume {
+  return warpWithAffine(moving, gridWithSpacing(fixed, [2, 2, 2]), affine, { fill: -1024 });
+}
+
 /** A SAM point matcher with matchPoints' options and answers (e.g. sam/device/ matchPointsOnDevice). */
 export type SamMatchFn = (points: Vec3[], options: MatchOptions) => Promise<PointMatch[]>;
 
@@ -117,12 +125,9 @@ export async function samCoarse(
   const minScore = o.minScore ?? (matcher.kind === 'sam' ? 0.6 : 0.5);
   const cycleThr = o.cycleThresholdMm ?? 4;
   const inverse = affineInvert(affine);
-  // NCC in the affine-aligned moving image (made once, on a 2 mm grid over the fixed image)
-  let aligned: Volume | undefined;
-  const afterAffine =
-    matcher.kind === 'ncc' && (o.matchAfterAffine ?? true)
-      ? () => (aligned ??= warpWithAffine(moving, gridWithSpacing(fixed, [2, 2, 2]), affine, { fill: -1024 }))
-      : undefined;
+  // NCC: in the affine-aligned moving image (made once, at the first chunk) or in the moving image
+  const nccAligned = matcher.kind === 'ncc' && (o.matchAfterAffine ?? true);
+  let nccTarget: Volume | undefined;
   // NCC matches synchronously: small chunks keep cancel and progress responsive between them
   const chunk = Math.max(1, o.chunk ?? (matcher.kind === 'sam' ? 256 : 50));
   const pairs: CoarsePair[] = [];
@@ -140,10 +145,9 @@ export async function samCoarse(
           ? await matcher.match(part, opts)
           : await matchPoints(matcher.embeddings.fixed, matcher.embeddings.moving, part, opts);
       const prior = o.priorRadiusMm ?? 25;
-      const aligned = !!matcher.movingAligned;
       found.forEach((m, n) => {
         // a match p' in the aligned image is the moving point A p'
-        const q = aligned ? applyAffine(affine, m.location) : m.location;
+        const q = matcher.movingAligned ? applyAffine(affine, m.location) : m.location;
         const far = Math.hypot(q[0] - predicted[n][0], q[1] - predicted[n][1], q[2] - predicted[n][2]) > prior;
         pairs.push({
           fixed: part[n],
@@ -157,28 +161,19 @@ export async function samCoarse(
     } else {
       const sr = o.searchRadiusMm ?? 16;
       const opts = { templateRadiusMm: 12, searchRadiusMm: sr, coarseSpacingMm: 4, fineSpacingMm: 2 };
-      let fwd: { location: Vec3; score: number }[];
-      let back: { location: Vec3 }[];
-      if (afterAffine) {
-        // in the affine-aligned moving image W(x) = M(A x): a match p' of p there is the moving point A p'
-        const w = afterAffine();
-        const near = nccMatch(fixed, w, part, { ...opts, initial: part });
-        back = nccMatch(
-          w,
-          fixed,
-          near.map((m) => m.location),
-          { ...opts, initial: near.map((m) => m.location) },
-        );
-        fwd = near.map((m) => ({ location: applyAffine(affine, m.location), score: m.score }));
-      } else {
-        fwd = nccMatch(fixed, moving, part, { ...opts, initial: predicted });
-        back = nccMatch(
-          moving,
-          fixed,
-          fwd.map((m) => m.location),
-          { ...opts, initial: fwd.map((m) => applyAffine(inverse, m.location)) },
-        );
-      }
+      // searched around p in W(x) = M(A x) (a match p' there is the moving point A p'), or around A p in
+      // the moving image; matched back from there into the fixed image around p', or around A^-1 q
+      nccTarget ??= nccAligned ? movingAfterAffine(fixed, moving, affine) : moving;
+      const found = nccMatch(fixed, nccTarget, part, { ...opts, initial: nccAligned ? part : predicted });
+      const back = nccMatch(
+        nccTarget,
+        fixed,
+        found.map((m) => m.location),
+        { ...opts, initial: found.map((m) => (nccAligned ? m.location : applyAffine(inverse, m.location))) },
+      );
+      const fwd = nccAligned
+        ? found.map((m) => ({ location: applyAffine(affine, m.location), score: m.score }))
+        : found;
       fwd.forEach((m, n) => {
         const b = back[n].location;
         const p = part[n];
