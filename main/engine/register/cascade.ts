@@ -45,6 +45,7 @@ import { warpWithAffine } from './field/warp.ts';
 import { samAffine, type SamAffineResult } from './sam-affine.ts';
 import {
   movingAfterAffine,
+  movingAfterAffineGrid,
   samCoarse,
   type SamCoarseOptions,
   type SamCoarseResult,
@@ -57,7 +58,7 @@ import { fieldFromAffine, type Field } from './field/field.ts';
 import { jacobianDeterminant } from './field/jacobian.ts';
 import { deformNetStage, type DeformNet, type DeformNetStageResult } from './deform-net/apply.ts';
 import { warpVolume } from './field/warp.ts';
-import { cascadeWarpOnDevice, stageFieldOnDevice } from './device/warp-on-device.ts';
+import { affineWarpOnDevice, cascadeWarpOnDevice, stageFieldOnDevice } from './device/warp-on-device.ts';
 import { jacobianOnDevice } from './device/jacobian-on-device.ts';
 import { maskedNcc } from './masked-ncc.ts';
 import { AFFINE_IDENTITY } from './affine3x4.ts';
@@ -213,19 +214,29 @@ async function alignedSamMatcher(
   affine: Affine3x4,
   gpu: GpuEmbeddings | null,
   embeddings: { fixed: EmbeddedVolume; moving: EmbeddedVolume } | null,
+  images: DeviceImages | undefined,
   o: RegisterOptions,
 ): Promise<{ matcher: Parameters<typeof samCoarse>[3]; dispose: () => void } | undefined> {
   if (!(gpu && o.deviceModel) && !(embeddings && o.engine)) return undefined;
   o.onProgress?.('coarse: embed the moving image after the affine', 0, 1);
-  const aligned = movingAfterAffine(fixed, moving, affine);
   if (gpu && o.deviceModel) {
-    const al = await embedVolumeOnDevice(aligned, o.deviceModel, { signal: o.signal });
+    // on WebGPU the aligned image is made there (no host warp, no upload); elsewhere on the host
+    const grid = movingAfterAffineGrid(fixed);
+    const voxels = tf.getBackend() === 'webgpu' ? affineWarpOnDevice(moving, grid, affine, -1024, images) : null;
+    let al: DeviceEmbedded;
+    try {
+      al = voxels
+        ? await embedVolumeOnDevice(moving, o.deviceModel, { signal: o.signal, image: { geometry: grid, voxels } })
+        : await embedVolumeOnDevice(movingAfterAffine(fixed, moving, affine), o.deviceModel, { signal: o.signal });
+    } finally {
+      voxels?.dispose();
+    }
     return {
       matcher: { kind: 'sam', movingAligned: true, match: (pts, mo) => matchPointsOnDevice(gpu.fixed, al, pts, mo) },
       dispose: () => al.dispose(),
     };
   }
-  const m = await embedVolume(aligned, o.engine!, { signal: o.signal });
+  const m = await embedVolume(movingAfterAffine(fixed, moving, affine), o.engine!, { signal: o.signal });
   return {
     matcher: { kind: 'sam', movingAligned: true, embeddings: { fixed: embeddings!.fixed, moving: m } },
     dispose: () => {},
@@ -309,7 +320,7 @@ async function runStages(
     // SAM: the moving image is embedded again after the affine (SAME++), rotation and scale undone
     const aligned =
       matcher === 'sam' && (o.coarse?.matchAfterAffine ?? true)
-        ? await alignedSamMatcher(fixed, moving, affine.affine, gpu, embeddings, o)
+        ? await alignedSamMatcher(fixed, moving, affine.affine, gpu, embeddings, images, o)
         : undefined;
     try {
       coarse = await samCoarse(

@@ -23,7 +23,7 @@ import { yieldToEventLoop } from '../util/yield.ts';
 import { nccMatch } from '../bench/ncc-match.ts';
 import type { EmbeddedVolume } from '../sam/embed-volume.ts';
 import { matchPoints, type MatchOptions, type PointMatch } from '../sam/match.ts';
-import { applyAffine, worldBounds } from '../volume/geometry.ts';
+import { applyAffine, worldBounds, type Geometry } from '../volume/geometry.ts';
 import { gridWithSpacing } from '../volume/resample.ts';
 import { warpWithAffine } from './field/warp.ts';
 import type { Vec3, Volume } from '../volume/volume.ts';
@@ -100,7 +100,12 @@ function meanP95(v: number[]): { mean: number; p95: number } {
  * where SAM-coarse matches after the affine (matchAfterAffine; the cascade embeds it for the SAM matcher).
  */
 export function movingAfterAffine(fixed: Volume, moving: Volume, affine: Affine3x4): Volume {
-  return warpWithAffine(moving, gridWithSpacing(fixed, [2, 2, 2]), affine, { fill: -1024 });
+  return warpWithAffine(moving, movingAfterAffineGrid(fixed), affine, { fill: -1024 });
+}
+
+/** movingAfterAffine's grid: 2 mm over the fixed image, in its directions. */
+export function movingAfterAffineGrid(fixed: Geometry): Geometry {
+  return gridWithSpacing(fixed, [2, 2, 2]);
 }
 
 /** A SAM point matcher with matchPoints' options and answers (e.g. sam/device/ matchPointsOnDevice). */

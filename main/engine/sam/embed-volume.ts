@@ -25,6 +25,7 @@ import type { EmbeddingEngine } from '../compute/embedding-engine.ts';
 import { embeddingGrid } from '../train/patch-pairs.ts';
 import { requireCt, normalizeForNetwork } from '../volume/intensity.ts';
 import { gridWithSpacing, resample } from '../volume/resample.ts';
+import type { Geometry } from '../volume/geometry.ts';
 import { IDENTITY3, makeVolume, type Vec3, type Volume } from '../volume/volume.ts';
 import { convLayers, levelStrides, outputStrides, widestConvChannelsPerVoxel, type SamConfig } from './config.ts';
 
@@ -254,7 +255,7 @@ export function planTiles(
 }
 
 /** The LPS-aligned network grid of a volume (see the header). */
-export function networkGrid(volume: Volume, spacingMm = 2) {
+export function networkGrid(volume: Geometry, spacingMm = 2) {
   return gridWithSpacing(volume, [spacingMm, spacingMm, spacingMm], IDENTITY3);
 }
 

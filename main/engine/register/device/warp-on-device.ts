@@ -30,11 +30,12 @@ import { jacobianSlab } from './jacobian-on-device.ts';
 
 /**
  * What a slab program writes per voxel: 'field' u (3); 'warp' u and the warped moving value (4);
- * 'warp+unwarped' those and the moving value at the voxel's own world point (5).
+ * 'warp+unwarped' those and the moving value at the voxel's own world point (5); 'image' the warped
+ * moving value alone (1).
  */
-export type SlabOutputs = 'field' | 'warp' | 'warp+unwarped';
+export type SlabOutputs = 'field' | 'warp' | 'warp+unwarped' | 'image';
 
-const SLAB_CHANNELS: Record<SlabOutputs, number> = { field: 3, warp: 4, 'warp+unwarped': 5 };
+const SLAB_CHANNELS: Record<SlabOutputs, number> = { field: 3, warp: 4, 'warp+unwarped': 5, image: 1 };
 
 const SAMPLE_MOVING = `
       // the moving image at world point y (trilinear; the border values up to half a voxel beyond the
@@ -145,14 +146,19 @@ ${this.outputs === 'field' ? '' : SAMPLE_MOVING}
         let xw3 = vec3<f32>(dot(uniforms.g0, iw), dot(uniforms.g1, iw), dot(uniforms.g2, iw));
         let xw = vec4<f32>(xw3, 1.0);
         let y = mapPoint(xw);
+${this.outputs === 'image' ? '        setOutputAtIndex(index, sampleMoving(vec3<f32>(y[0], y[1], y[2])));' : this.fieldAndWarp()}
+      }
+    `;
+  }
+
+  private fieldAndWarp(): string {
+    return `
         let nc = ${SLAB_CHANNELS[this.outputs]};
         setOutputAtIndex(index * nc, y[0] - xw3.x);
         setOutputAtIndex(index * nc + 1, y[1] - xw3.y);
         setOutputAtIndex(index * nc + 2, y[2] - xw3.z);
         ${this.outputs === 'field' ? '' : 'setOutputAtIndex(index * nc + 3, sampleMoving(vec3<f32>(y[0], y[1], y[2])));'}
-        ${this.outputs === 'warp+unwarped' ? 'setOutputAtIndex(index * nc + 4, sampleMoving(xw3));' : ''}
-      }
-    `;
+        ${this.outputs === 'warp+unwarped' ? 'setOutputAtIndex(index * nc + 4, sampleMoving(xw3));' : ''}`;
   }
 }
 
@@ -160,7 +166,7 @@ ${this.outputs === 'field' ? '' : SAMPLE_MOVING}
  * One slab (fixed slices from k0, `voxels` voxels) of the map and the warp: [voxels, 4] = u (mm, LPS)
  * and the moving value, `M` the moving image's voxels on the device (its geometry from `moving`);
  * 'warp+unwarped': [voxels, 5], the moving value at the fixed voxel's own world point last; 'field':
- * [voxels, 3], u alone (M and `moving` unused).
+ * [voxels, 3], u alone (M and `moving` unused); 'image': [voxels, 1], the moving value alone.
  */
 export function warpSlab(
   fixedGrid: Geometry,
@@ -389,4 +395,43 @@ export async function stageFieldOnDevice(
     data,
     meta: { description: 'displacement field (cascade)' },
   }) as Field;
+}
+
+/**
+ * warpWithAffine(moving, grid, affine, { fill }) on WebGPU, left on the device: W(x) = M(A x) on `grid`
+ * (trilinear, `fill` outside the moving image's physical extent), rounded and clamped to the moving
+ * image's integer type as the host's is, as a float32 tensor [voxels] (i fastest) that the caller
+ * disposes. The cascade embeds it again after the affine without a host warp and upload. Null when the
+ * moving image or the result does not fit one device buffer (the caller warps on the host).
+ */
+export function affineWarpOnDevice(
+  moving: Volume,
+  grid: Geometry,
+  affine: Affine3x4,
+  fill: number,
+  images?: DeviceImages,
+): tf.Tensor1D | null {
+  if (tf.getBackend() !== 'webgpu')
+    throw new Error(`affineWarpOnDevice needs the webgpu backend (active: ${tf.getBackend()})`);
+  const cap = maxTensorBytes() ?? 2 ** 31;
+  const [ni, nj, nk] = grid.size;
+  const slice = ni * nj;
+  if (moving.components !== 1 || moving.data.length * 4 > cap || slice * nk * 4 > cap) return null;
+  const slabSlices = Math.max(1, Math.min(nk, Math.floor(Math.min(cap, 2 ** 28) / (4 * slice))));
+  const range = INTEGER_RANGE[voxelTypeOf(moving.data)];
+  const M = voxelsOnDevice(moving, images);
+  try {
+    return tf.tidy(() => {
+      const slabs: tf.Tensor[] = [];
+      for (let k0 = 0; k0 < nk; k0 += slabSlices) {
+        const voxels = Math.min(slabSlices, nk - k0) * slice;
+        slabs.push(warpSlab(grid, M, moving, affine, [], [], fill, k0, voxels, 'image'));
+      }
+      let w = tf.reshape(slabs.length === 1 ? slabs[0] : tf.concat(slabs, 0), [slice * nk]) as tf.Tensor1D;
+      if (range) w = tf.clipByValue(tf.round(w), range[0], range[1]);
+      return w;
+    });
+  } finally {
+    if (!images) M.dispose();
+  }
 }

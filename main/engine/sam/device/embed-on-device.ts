@@ -32,7 +32,7 @@ import {
   type Tile,
 } from '../embed-volume.ts';
 import { checkWeights, forward, type SamWeights } from '../network.ts';
-import { networkInputOnDevice } from './network-input.ts';
+import { networkInputFromDevice, networkInputOnDevice } from './network-input.ts';
 import type { DeviceImages } from '../../compute/device-images.ts';
 
 export interface DeviceEmbeddingLevel extends Geometry {
@@ -71,6 +71,13 @@ export interface EmbedOnDeviceOptions {
   signal?: AbortSignal;
   /** The volume's voxels on the device from this cache (uploaded once per registration). */
   images?: DeviceImages;
+  /**
+   * Embed this image instead of the volume's own voxels: one made from the volume and already on the
+   * device (float32 HU, i fastest, on `geometry`; left to the caller), e.g. the moving image warped
+   * through the affine (register/device/warp-on-device.ts affineWarpOnDevice). The volume then gives
+   * only the name and the CT check.
+   */
+  image?: { geometry: Geometry; voxels: tf.Tensor1D };
 }
 
 /**
@@ -113,7 +120,7 @@ async function embedInTiles(
   requireCt(volume);
   const { config, weights } = model;
   checkWeights(config, weights);
-  const grid = networkGrid(volume, options.spacingMm ?? 2);
+  const grid = networkGrid(options.image?.geometry ?? volume, options.spacingMm ?? 2);
   const size: Vec3 = [grid.size[2], grid.size[1], grid.size[0]];
   const strides = outputStrides(config);
   const cap = options.maxTensorBytes ?? maxTensorBytes();
@@ -139,7 +146,9 @@ async function embedInTiles(
           `tiles read back to the CPU instead (embedVolume; sam match --device onnx)`,
       );
   }
-  const input = networkInputOnDevice(volume, grid, cap, options.images);
+  const input = options.image
+    ? await imageInput(options.image, volume, grid, cap)
+    : networkInputOnDevice(volume, grid, cap, options.images);
   // interiors of each tile's outputs, by tile position (z, y, x) for assembling by concatenation
   const pieces = { global: new Map<string, tf.Tensor4D>(), local: new Map<string, tf.Tensor4D>() };
   const starts = [0, 1, 2].map((a) => [...new Set(tiles.map((t) => t.start[a]))].sort((p, q) => p - q));
@@ -195,6 +204,24 @@ async function embedInTiles(
     return { ...g, components: config.embedDim, stride: [...stride] as Vec3, data };
   };
   return deviceEmbedded(level('global', strides.global), level('local', strides.local), volume.meta.source ?? 'volume');
+}
+
+/** The network input of an image on the device; an oblique one is read back and resampled on the CPU. */
+async function imageInput(
+  image: { geometry: Geometry; voxels: tf.Tensor1D },
+  volume: Volume,
+  grid: Geometry,
+  cap: number | undefined,
+): Promise<tf.Tensor3D> {
+  const n = image.geometry.size[0] * image.geometry.size[1] * image.geometry.size[2];
+  if (image.voxels.size !== n)
+    throw new Error(`embedVolumeOnDevice: ${image.voxels.size} voxels for a ${n}-voxel image`);
+  const onDevice = networkInputFromDevice(image.geometry, image.voxels, grid);
+  if (onDevice) return onDevice;
+  const { size, spacing, origin, direction } = image.geometry;
+  const data = (await image.voxels.data()) as Float32Array;
+  const v = makeVolume({ size, spacing, origin, direction, data, meta: { source: volume.meta.source } });
+  return networkInputOnDevice(v, grid, cap);
 }
 
 /** The part of a tile's output [1, d, h, w, C] inside the tile's interior, as [d', h', w', C]. */

@@ -71,25 +71,48 @@ export function networkInputOnDevice(
   const m = targetToSourceIndex(grid, volume);
   const sourceBytes = 4 * volume.size[0] * volume.size[1] * volume.size[2];
   const map = sourceBytes <= maxTensorBytes ? axisMap(m) : null;
+  if (!map) {
+    const [ti, tj, tk] = grid.size;
+    const cpu = normalizeForNetwork(resample(volume, grid, { fill: FILL, outputType: 'float32' }));
+    return tf.tensor3d(cpu.data, [tk, tj, ti]);
+  }
+  return separableInput(volume, () => voxelsOnDevice(volume, images), grid, m, map);
+}
+
+/**
+ * The network input on `grid` of an image already on the device (float32 HU, i fastest, on `image`'s
+ * geometry; left to the caller): networkInputOnDevice's numbers for the volume those voxels make.
+ * Null when the image's axes are not the grid's up to order and sign (oblique: the caller reads the
+ * voxels back and takes networkInputOnDevice's CPU path).
+ */
+export function networkInputFromDevice(image: Geometry, voxels: tf.Tensor1D, grid: Geometry): tf.Tensor3D | null {
+  const m = targetToSourceIndex(grid, image);
+  const map = axisMap(m);
+  return map ? separableInput(image, () => voxels, grid, m, map) : null;
+}
+
+/** The separable trilinear resampling of the header, then clip and scale: [D, H, W] on the device. */
+function separableInput(
+  source: Geometry,
+  voxels: () => tf.Tensor1D,
+  grid: Geometry,
+  m: readonly number[],
+  map: [number, number, number],
+): tf.Tensor3D {
   const n = SAM_NORMALIZATION;
   const scale = (n.outMax - n.outMin) / (n.inMax - n.inMin);
   const normalise = (x: tf.Tensor3D) =>
     tf.tidy(() => tf.sub(tf.mul(tf.sub(tf.clipByValue(x, n.inMin, n.inMax), n.inMin), scale), n.bias - n.outMin));
-  const [ti, tj, tk] = grid.size;
-  if (!map) {
-    const cpu = normalizeForNetwork(resample(volume, grid, { fill: FILL, outputType: 'float32' }));
-    return tf.tensor3d(cpu.data, [tk, tj, ti]);
-  }
   return tf.tidy(() => {
-    const shape: [number, number, number] = [volume.size[2], volume.size[1], volume.size[0]];
-    let x: tf.Tensor3D = tf.reshape(voxelsOnDevice(volume, images), shape);
+    const shape: [number, number, number] = [source.size[2], source.size[1], source.size[0]];
+    let x: tf.Tensor3D = tf.reshape(voxels(), shape);
     // tensor axis of source axis s is 2 - s; bring the source axis read by target axis a to tensor axis 2 - a
     const perm = [2 - map[2], 2 - map[1], 2 - map[0]];
     if (perm.some((p, q) => p !== q)) x = tf.transpose(x, perm);
     let mask: tf.Tensor | null = null;
     for (const a of [0, 1, 2]) {
       const s = map[a];
-      const t = axisTable(volume.size[s], m[s * 4 + a], m[s * 4 + 3], grid.size[a]);
+      const t = axisTable(source.size[s], m[s * 4 + a], m[s * 4 + 3], grid.size[a]);
       const axis = 2 - a;
       const shape = [1, 1, 1];
       shape[axis] = grid.size[a];
