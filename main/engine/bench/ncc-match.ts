@@ -108,10 +108,10 @@ function searchLevel(fixed: Volume, p: Vec3, L: Level, r: number, centre: Vec3, 
   const { T, norm2 } = zeroMeanTemplate(fixed, p, L.spacing, r);
   const n = T.length;
   const tn = Math.sqrt(norm2);
-  // the template's voxels as offsets in the level's flat index
-  const offs = new Int32Array(n);
-  for (let c = -r, q = 0; c <= r; c++)
-    for (let b = -r; b <= r; b++) for (let a = -r; a <= r; a++, q++) offs[q] = a + ni * (b + nj * c);
+  // the template's rows (fixed b, c; a = -r..r contiguous in i) as offsets in the level's flat index
+  const w = 2 * r + 1;
+  const rows = new Int32Array(w * w);
+  for (let c = -r, q = 0; c <= r; c++) for (let b = -r; b <= r; b++, q++) rows[q] = -r + ni * (b + nj * c);
   const c0 = worldToIndex(L.grid, centre).map(Math.round);
   const lo = c0.map((v) => Math.max(L.pad, v - radius));
   const hi = c0.map((v, a) => Math.min(L.grid.size[a] - 1 - L.pad, v + radius));
@@ -119,8 +119,12 @@ function searchLevel(fixed: Volume, p: Vec3, L: Level, r: number, centre: Vec3, 
   if (r !== L.pad) throw new Error('ncc-match: the level was made for another template radius');
   const scoreAt = (i: number, j: number, k: number): number => {
     const base = i + ni * (j + nj * k);
+    // (the sum in the template's order, row by row)
     let st = 0;
-    for (let q = 0; q < n; q++) st += T[q] * d[base + offs[q]];
+    for (let row = 0, q = 0; row < rows.length; row++) {
+      const o = base + rows[row];
+      for (let a = 0; a < w; a++, q++) st += T[q] * d[o + a];
+    }
     const s1 = L.sum[base];
     const varI = L.sumSq[base] - (s1 * s1) / n;
     return varI > 1e-6 && tn > 0 ? st / (tn * Math.sqrt(varI)) : 0;
