@@ -11,7 +11,12 @@ export default defineConfig({
         input: {
           index: resolve(__dirname, 'main/index.ts'),
           'register-worker': resolve(__dirname, 'main/engine/workstation/register-worker.ts'),
+          // the NCC matcher's worker threads (bench/ncc-threads.ts), started from the registration worker
+          'ncc-match-worker': resolve(__dirname, 'main/engine/bench/ncc-match-worker.ts'),
         },
+        // shared chunks beside the entries (not in chunks/): a module that starts a worker thread
+        // finds the entry's built .js beside its own chunk (compute/start-thread.ts)
+        output: { chunkFileNames: '[name]-[hash].js' },
       },
       // Native and WASM-carrying packages stay as runtime requires.
       externalizeDeps: true,

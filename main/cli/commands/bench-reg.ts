@@ -44,6 +44,7 @@ const USAGE = `usage: sam bench-reg [options]
                      resources/sam-deform-net.samw when present; opens the SAM model for its features)
   --no-deform-net    instance optimisation alone
 ${DEFORM_ON_USAGE}
+  --threads N        worker threads of the NCC matcher (default: one per core, at most 8; 1: none)
   --weights FILE     SAM model
   --device NAME      compute device for SAM (default auto)
   --no-elastix       skip elastix
@@ -84,6 +85,7 @@ export const benchRegCommand: Command = {
         matcher: { type: 'string', default: 'ncc' },
         'deform-iters': { type: 'string' },
         'feature-weight': { type: 'string' },
+        threads: { type: 'string' },
         weights: { type: 'string' },
         device: { type: 'string', default: 'auto' },
         'no-elastix': { type: 'boolean', default: false },
@@ -146,6 +148,7 @@ export const benchRegCommand: Command = {
             : {}),
           deformNet,
           deviceModel,
+          threads: optionalInt('threads', values.threads),
         },
         elastixIterations: optionalInt('elastix-iterations', values['elastix-iterations']),
         repeat: optionalInt('repeat', values.repeat),

@@ -15,7 +15,7 @@ import { checkStages, DEFAULT_STAGES, registerVolumes } from '../../engine/regis
 import { writeRegistration } from '../../engine/register/register-output.ts';
 import { readVolume } from '../../engine/volume/io/index.ts';
 import { ProgressLine } from '../progress.ts';
-import { intOption, numberOption } from '../option-values.ts';
+import { intOption, numberOption, optionalInt } from '../option-values.ts';
 
 const USAGE = `usage: sam register <fixed> <moving> --out DIR [options]
 
@@ -38,6 +38,7 @@ const USAGE = `usage: sam register <fixed> <moving> --out DIR [options]
                       present); it reads SAM features, so the SAM model is opened with any matcher
   --no-deform-net     instance optimisation alone
 ${DEFORM_ON_USAGE}
+  --threads N         worker threads of the NCC matcher (default: one per core, at most 8; 1: none)
   --no-field          do not write the displacement field
   --allow-gaps        interpolate across missing slices of a DICOM series (refused otherwise)`;
 
@@ -58,6 +59,7 @@ export const registerCommand: Command = {
         'coarse-grid': { type: 'string', default: '10' },
         'deform-iters': { type: 'string', default: '40' },
         'feature-weight': { type: 'string', default: '0.5' },
+        threads: { type: 'string' },
         'no-field': { type: 'boolean', default: false },
         'allow-gaps': { type: 'boolean', default: false },
         ...DEFORM_NET_OPTIONS,
@@ -74,6 +76,7 @@ export const registerCommand: Command = {
     const coarseGridMm = numberOption('coarse-grid', values['coarse-grid'], { above: 0 });
     const deformIterations = intOption('deform-iters', values['deform-iters'], 0);
     const featureWeight = numberOption('feature-weight', values['feature-weight'], { min: 0 });
+    const threads = optionalInt('threads', values.threads);
     const [fixedPath, movingPath] = positionals;
     const out = resolve(values.out);
     for (const p of [fixedPath, movingPath])
@@ -110,6 +113,7 @@ export const registerCommand: Command = {
         deform: { iterations: deformIterations, onDevice },
         featureWeight,
         deformNet,
+        threads,
         signal: controller.signal,
         onProgress: (stage, done, total) => progress.update(`${stage} ${done}/${total}`),
       });

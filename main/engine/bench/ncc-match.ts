@@ -37,7 +37,8 @@ export interface NccMatch {
 const LO = -1024;
 const HI = 2000;
 
-interface Level {
+/** A moving image's search level (its arrays on SharedArrayBuffers: ncc-threads.ts shares them). */
+export interface NccLevel {
   grid: Geometry;
   data: Float32Array;
   /** Padding (voxels) around the moving image's extent, filled with air; also the template radius. */
@@ -48,10 +49,10 @@ interface Level {
   sumSq: Float64Array;
 }
 
-const levels = new WeakMap<Volume, Map<string, Level>>();
+const levels = new WeakMap<Volume, Map<string, NccLevel>>();
 
 /** The level of an image for a spacing and template radius: made once, kept while the image lives. */
-function cachedLevel(moving: Volume, spacing: number, pad: number): Level {
+function cachedLevel(moving: Volume, spacing: number, pad: number): NccLevel {
   let byKey = levels.get(moving);
   if (!byKey) levels.set(moving, (byKey = new Map()));
   const key = `${spacing}:${pad}`;
@@ -61,7 +62,7 @@ function cachedLevel(moving: Volume, spacing: number, pad: number): Level {
 }
 
 /** The moving image on an LPS grid of the given spacing, padded by `pad` voxels of air on each side. */
-function level(moving: Volume, spacing: number, pad: number): Level {
+function level(moving: Volume, spacing: number, pad: number): NccLevel {
   const g = gridWithSpacing(moving, [spacing, spacing, spacing], IDENTITY3);
   const grid: Geometry = {
     size: g.size.map((n) => n + 2 * pad) as Vec3,
@@ -70,11 +71,46 @@ function level(moving: Volume, spacing: number, pad: number): Level {
     direction: g.direction,
   };
   const v = resample(moving, grid, { fill: LO, outputType: 'float32' });
-  const data = v.data as Float32Array;
+  const data = shared(v.data as Float32Array);
   for (let n = 0; n < data.length; n++) data[n] = Math.min(HI, Math.max(LO, data[n]));
   const sq = new Float64Array(data.length);
   for (let n = 0; n < data.length; n++) sq[n] = data[n] * data[n];
-  return { grid, data, pad, spacing, sum: boxSum(data, grid.size, pad), sumSq: boxSum(sq, grid.size, pad) };
+  const onShared = () => new Float64Array(new SharedArrayBuffer(8 * data.length));
+  return {
+    grid,
+    data,
+    pad,
+    spacing,
+    sum: boxSum(data, grid.size, pad, onShared()),
+    sumSq: boxSum(sq, grid.size, pad, onShared()),
+  };
+}
+
+/** A copy of the array on a SharedArrayBuffer. */
+function shared(a: Float32Array): Float32Array {
+  const out = new Float32Array(new SharedArrayBuffer(a.byteLength));
+  out.set(a);
+  return out;
+}
+
+/** The search levels nccMatch makes of `moving` for these options (made now unless cached). */
+export function nccLevels(moving: Volume, options: NccOptions = {}): NccLevel[] {
+  const { cs, fs, rc, rf } = nccSpacings(options);
+  return [cachedLevel(moving, cs, rc), cachedLevel(moving, fs, rf)];
+}
+
+/** Levels of `moving` made elsewhere (another thread's, on shared memory), used by nccMatch from now on. */
+export function adoptNccLevels(moving: Volume, made: NccLevel[]): void {
+  let byKey = levels.get(moving);
+  if (!byKey) levels.set(moving, (byKey = new Map()));
+  for (const L of made) byKey.set(`${L.spacing}:${L.pad}`, L);
+}
+
+function nccSpacings(options: NccOptions) {
+  const tr = options.templateRadiusMm ?? 16;
+  const cs = options.coarseSpacingMm ?? 4;
+  const fs = options.fineSpacingMm ?? 2;
+  return { tr, cs, fs, rc: Math.max(1, Math.round(tr / cs)), rf: Math.max(1, Math.round(tr / fs)) };
 }
 
 /**
@@ -103,7 +139,7 @@ function zeroMeanTemplate(fixed: Volume, p: Vec3, spacing: number, r: number): {
 }
 
 /** Best NCC position on one level: candidates within +-radius voxels of `centre` (world). */
-function searchLevel(fixed: Volume, p: Vec3, L: Level, r: number, centre: Vec3, radius: number) {
+function searchLevel(fixed: Volume, p: Vec3, L: NccLevel, r: number, centre: Vec3, radius: number) {
   const [ni, nj] = L.grid.size;
   const { T, norm2 } = zeroMeanTemplate(fixed, p, L.spacing, r);
   const n = T.length;
@@ -144,12 +180,8 @@ function searchLevel(fixed: Volume, p: Vec3, L: Level, r: number, centre: Vec3, 
 }
 
 export function nccMatch(fixed: Volume, moving: Volume, points: Vec3[], options: NccOptions = {}): NccMatch[] {
-  const tr = options.templateRadiusMm ?? 16;
   const sr = options.searchRadiusMm ?? 48;
-  const cs = options.coarseSpacingMm ?? 4;
-  const fs = options.fineSpacingMm ?? 2;
-  const rc = Math.max(1, Math.round(tr / cs));
-  const rf = Math.max(1, Math.round(tr / fs));
+  const { cs, fs, rc, rf } = nccSpacings(options);
   const coarse = cachedLevel(moving, cs, rc);
   const fine = cachedLevel(moving, fs, rf);
   return points.map((p, n) => {

@@ -65,7 +65,7 @@ export interface BenchOptions {
    */
   repeat?: number;
   /** Further options of the cascade (stage options). */
-  register?: Pick<RegisterOptions, 'coarse' | 'deform' | 'gridMm' | 'deformNet' | 'deviceModel'>;
+  register?: Pick<RegisterOptions, 'coarse' | 'deform' | 'gridMm' | 'deformNet' | 'deviceModel' | 'threads'>;
   onProgress?: (what: string) => void;
   signal?: AbortSignal;
 }

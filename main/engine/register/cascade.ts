@@ -34,6 +34,7 @@ import { embeddingFeaturesOnDevice } from './device/embedding-features-on-device
 import { flushGpuQueue, onHardwareGpu } from '../compute/tf-backend.ts';
 import { DeviceImages } from '../compute/device-images.ts';
 import { nccMatch } from '../bench/ncc-match.ts';
+import { NccThreads } from '../bench/ncc-threads.ts';
 import { requireCt } from '../volume/intensity.ts';
 import { bodyMask } from '../volume/mask.ts';
 import type { Vec3, Volume } from '../volume/volume.ts';
@@ -78,6 +79,11 @@ export interface RegisterOptions {
   deform?: SamDeformOptions;
   /** Weight of the SAM local-embedding similarity in the deform stage (SAM matcher only; default 0.5). */
   featureWeight?: number;
+  /**
+   * Worker threads of the NCC matcher (affine and coarse stages; default one per core, at most 8; 1:
+   * in this thread). The answers do not depend on it.
+   */
+  threads?: number;
   /**
    * The SAM model behind `engine`: when the engine is tfjs on WebGPU, the embeddings are made, matched
    * and reduced on the GPU from it (sam/device/, register/device/) instead of by `engine` in tiles read
@@ -249,7 +255,26 @@ interface GpuEmbeddings {
   seconds: number;
 }
 
+/** The stages, with the NCC matcher's threads for the affine and coarse stages (stopped after them). */
 async function runStages(
+  fixed: Volume,
+  moving: Volume,
+  o: RegisterOptions,
+  stages: Stage[],
+  gpu: GpuEmbeddings | null,
+  madeMasks: BodyMasks | undefined,
+  images: DeviceImages | undefined,
+): Promise<RegisterResult> {
+  const ncc = (o.matcher ?? 'sam') === 'ncc' ? NccThreads.start(o.threads) : null;
+  try {
+    return await stagesWith(ncc, fixed, moving, o, stages, gpu, madeMasks, images);
+  } finally {
+    ncc?.dispose();
+  }
+}
+
+async function stagesWith(
+  ncc: NccThreads | null,
   fixed: Volume,
   moving: Volume,
   o: RegisterOptions,
@@ -295,21 +320,22 @@ async function runStages(
     // NCC searches +-48 mm exhaustively per point: a few hundred points are plenty for 12 parameters
     maxPoints: matcher === 'ncc' ? 300 : undefined,
     // NCC matches synchronously: chunks of 25 points (about 0.3 s) between which cancel is seen
-    chunk: matcher === 'ncc' ? 25 : undefined,
+    chunk: matcher === 'ncc' ? 25 * (ncc?.size ?? 1) : undefined,
     signal: o.signal,
     onProgress: (p) => o.onProgress?.(`affine: ${p.stage}`, p.done, p.total),
     match:
       matcher === 'ncc'
-        ? async (points) =>
-            nccMatch(fixed, moving, points, {
-              coarseSpacingMm: 6,
-              fineSpacingMm: 2,
-              initial: points.map((p) => add(p, shift)),
-            }).map((m) => ({
+        ? async (points) => {
+            const options = { coarseSpacingMm: 6, fineSpacingMm: 2, initial: points.map((p) => add(p, shift)) };
+            const found = ncc
+              ? await ncc.match(fixed, moving, points, options, o.signal)
+              : nccMatch(fixed, moving, points, options);
+            return found.map((m) => ({
               location: m.location,
               score: m.score,
               accepted: true,
-            }))
+            }));
+          }
         : undefined,
   });
   tick('affine', t0);
@@ -334,10 +360,19 @@ async function runStages(
               ? { kind: 'sam', embeddings }
               : { kind: 'ncc' }),
         fixedMask,
-        { ...o.coarse, signal: o.signal, onProgress: o.onProgress },
+        {
+          // (NCC: chunks of about the same wall time on any number of threads)
+          chunk: ncc ? 50 * ncc.size : undefined,
+          ...o.coarse,
+          nccThreads: ncc,
+          signal: o.signal,
+          onProgress: o.onProgress,
+        },
       );
     } finally {
       aligned?.dispose();
+      // the NCC threads' work is done
+      ncc?.dispose();
     }
     corrections.push(coarse.grid);
     tick('coarse', t0);

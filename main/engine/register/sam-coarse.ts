@@ -21,6 +21,7 @@
 import { CancelledError, InputError } from '../errors.ts';
 import { yieldToEventLoop } from '../util/yield.ts';
 import { nccMatch } from '../bench/ncc-match.ts';
+import type { NccThreads } from '../bench/ncc-threads.ts';
 import type { EmbeddedVolume } from '../sam/embed-volume.ts';
 import { matchPoints, type MatchOptions, type PointMatch } from '../sam/match.ts';
 import { applyAffine, worldBounds, type Geometry } from '../volume/geometry.ts';
@@ -58,8 +59,10 @@ export interface SamCoarseOptions {
    * with either matcher (NCC 2.86 -> 1.62 mm on the hardest; SAM 2.85 -> 1.53 mm on pair 12).
    */
   matchAfterAffine?: boolean;
-  /** Points per matcher call (progress and cancellation granularity; default SAM 256, NCC 400: each NCC call resamples the images). */
+  /** Points per matcher call (progress and cancellation granularity; default SAM 256, NCC 50). */
   chunk?: number;
+  /** NCC: match on these worker threads (bench/ncc-threads.ts; the same answers), else in this thread. */
+  nccThreads?: NccThreads | null;
   onProgress?: (stage: string, done: number, total: number) => void;
   signal?: AbortSignal;
 }
@@ -169,12 +172,16 @@ export async function samCoarse(
       // searched around p in W(x) = M(A x) (a match p' there is the moving point A p'), or around A p in
       // the moving image; matched back from there into the fixed image around p', or around A^-1 q
       nccTarget ??= nccAligned ? movingAfterAffine(fixed, moving, affine) : moving;
-      const found = nccMatch(fixed, nccTarget, part, { ...opts, initial: nccAligned ? part : predicted });
-      const back = nccMatch(
+      const ncc = (a: Volume, b: Volume, pts: Vec3[], initial: Vec3[]) =>
+        o.nccThreads
+          ? o.nccThreads.match(a, b, pts, { ...opts, initial }, o.signal)
+          : nccMatch(a, b, pts, { ...opts, initial });
+      const found = await ncc(fixed, nccTarget, part, nccAligned ? part : predicted);
+      const back = await ncc(
         nccTarget,
         fixed,
         found.map((m) => m.location),
-        { ...opts, initial: found.map((m) => (nccAligned ? m.location : applyAffine(inverse, m.location))) },
+        found.map((m) => (nccAligned ? m.location : applyAffine(inverse, m.location))),
       );
       const fwd = nccAligned
         ? found.map((m) => ({ location: applyAffine(affine, m.location), score: m.score }))

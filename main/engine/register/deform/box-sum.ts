@@ -1,11 +1,18 @@
 /**
  * Box sums over a 3D grid (i fastest): out(x) = Σ src(y) over |y - x| <= r per axis, windows truncated at
  * the grid's faces (so y is in the window of x exactly when x is in the window of y: the adjoint of the
- * box sum is itself, which the local-NCC gradient relies on). Separable running sums, float64.
+ * box sum is itself, which the local-NCC gradient relies on). Separable running sums, float64, into
+ * `out` when given (e.g. an array on shared memory).
  */
-export function boxSum(src: ArrayLike<number>, size: readonly number[], r: number): Float64Array {
+export function boxSum(
+  src: ArrayLike<number>,
+  size: readonly number[],
+  r: number,
+  out: Float64Array<ArrayBufferLike> = new Float64Array(src.length),
+): Float64Array {
   const [ni, nj, nk] = size;
-  const a = new Float64Array(src.length);
+  if (out.length !== src.length) throw new Error(`boxSum: ${out.length} outputs for ${src.length} values`);
+  const a = out as Float64Array;
   const b = new Float64Array(src.length);
   passRows(src, a, ni, nj * nk, r);
   // along j and k the window slides over whole rows (i contiguous): sequential access, and per

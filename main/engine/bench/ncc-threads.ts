@@ -1,0 +1,145 @@
+/**
+ * NCC template matching (ncc-match.ts) on worker threads: the points of a call are split into
+ * contiguous parts, one per thread, each matched by the same nccMatch on the same numbers, so the
+ * answers equal a single-threaded call's exactly. The images' voxels and the moving image's search
+ * levels are made once, on SharedArrayBuffers, and shared with every thread (not copied per thread).
+ * The cascade starts one set of threads for its NCC stages and disposes it after them; volumes sent to
+ * the threads stay there until then.
+ */
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import type { Worker } from 'node:worker_threads';
+import { CancelledError } from '../errors.ts';
+import { startThread, threadEntry } from '../compute/start-thread.ts';
+import { makeVolume, type Vec3, type Volume } from '../volume/volume.ts';
+import { nccLevels, nccMatch, type NccLevel, type NccMatch, type NccOptions } from './ncc-match.ts';
+
+export type NccToThread =
+  | { kind: 'volume'; id: number; volume: Volume; levels: NccLevel[] }
+  | { kind: 'levels'; id: number; levels: NccLevel[] }
+  | { kind: 'match'; job: number; fixed: number; moving: number; points: Vec3[]; options: NccOptions };
+
+export type NccFromThread = { job: number; matches: NccMatch[] } | { job: number; error: string };
+
+/** Threads a matcher uses by default: one per core, at most 8. */
+export function defaultNccThreads(): number {
+  return Math.min(8, availableParallelism());
+}
+
+export class NccThreads {
+  private readonly ids = new Map<Volume, number>();
+  /** Levels already sent, per volume id and level key. */
+  private readonly sentLevels = new Set<string>();
+  private readonly pending = new Map<number, { resolve: (m: NccMatch[]) => void; reject: (e: Error) => void }>();
+  private nextJob = 0;
+  private failed: Error | null = null;
+
+  private constructor(private readonly threads: Worker[]) {
+    for (const t of threads) {
+      t.on('message', (m: NccFromThread) => {
+        const p = this.pending.get(m.job);
+        if (!p) return;
+        this.pending.delete(m.job);
+        if ('error' in m) p.reject(new Error(m.error));
+        else p.resolve(m.matches);
+      });
+      t.on('error', (e) => this.fail(e));
+      t.on('exit', (code) => code !== 0 && this.fail(new Error(`an NCC matching thread exited with code ${code}`)));
+    }
+  }
+
+  /** `count` threads (default defaultNccThreads()); null when fewer than 2 (match in the caller's thread). */
+  static start(count = defaultNccThreads()): NccThreads | null {
+    if (count < 2) return null;
+    const entry = threadEntry(new URL('./ncc-match-worker.ts', import.meta.url));
+    // (a bundle built without the entry: match in the caller's thread)
+    if (!existsSync(entry)) return null;
+    return new NccThreads(Array.from({ length: count }, () => startThread(entry)));
+  }
+
+  get size(): number {
+    return this.threads.length;
+  }
+
+  /** nccMatch(fixed, moving, points, options), the points shared out among the threads. */
+  async match(
+    fixed: Volume,
+    moving: Volume,
+    points: Vec3[],
+    options: NccOptions = {},
+    signal?: AbortSignal,
+  ): Promise<NccMatch[]> {
+    if (this.failed) throw this.failed;
+    // too few points to share: here
+    if (points.length < 2 * this.threads.length) return nccMatch(fixed, moving, points, options);
+    const f = this.send(fixed, []);
+    const m = this.send(moving, nccLevels(moving, options));
+    const n = this.threads.length;
+    const parts = this.threads.map((t, w) => {
+      const lo = Math.floor((w * points.length) / n);
+      const hi = Math.floor(((w + 1) * points.length) / n);
+      const job = this.nextJob++;
+      const initial = options.initial?.slice(lo, hi);
+      const done = new Promise<NccMatch[]>((resolve, reject) => this.pending.set(job, { resolve, reject }));
+      t.postMessage({
+        kind: 'match',
+        job,
+        fixed: f,
+        moving: m,
+        points: points.slice(lo, hi),
+        options: { ...options, initial },
+      } satisfies NccToThread);
+      return done;
+    });
+    const onAbort = () => this.fail(new CancelledError('NCC matching'));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      return (await Promise.all(parts)).flat();
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Stop the threads (pending calls are rejected). */
+  dispose(): void {
+    this.fail(new Error('the NCC matching threads were stopped'));
+  }
+
+  private fail(e: Error): void {
+    if (!this.failed) this.failed = e;
+    for (const p of this.pending.values()) p.reject(e);
+    this.pending.clear();
+    for (const t of this.threads) void t.terminate();
+  }
+
+  /** The volume's id in the threads, sent (voxels on shared memory) with the levels they lack. */
+  private send(v: Volume, levels: NccLevel[]): number {
+    let id = this.ids.get(v);
+    const isNew = id === undefined;
+    if (id === undefined) this.ids.set(v, (id = this.ids.size));
+    const fresh = levels.filter((L) => !this.sentLevels.has(`${id}:${L.spacing}:${L.pad}`));
+    if (!isNew && !fresh.length) return id;
+    for (const L of fresh) this.sentLevels.add(`${id}:${L.spacing}:${L.pad}`);
+    const message: NccToThread = isNew
+      ? { kind: 'volume', id, volume: sharedVolume(v), levels: fresh }
+      : { kind: 'levels', id, levels: fresh };
+    for (const t of this.threads) t.postMessage(message);
+    return id;
+  }
+}
+
+/** The volume with its voxels copied onto a SharedArrayBuffer (metadata reduced to what matching reads). */
+function sharedVolume(v: Volume): Volume {
+  const src = v.data;
+  const data = new (src.constructor as new (b: SharedArrayBuffer) => typeof src)(new SharedArrayBuffer(src.byteLength));
+  data.set(src as never);
+  return makeVolume({
+    size: v.size,
+    spacing: v.spacing,
+    origin: v.origin,
+    direction: v.direction,
+    components: v.components,
+    data,
+    meta: { source: v.meta.source },
+  });
+}
