@@ -17,6 +17,7 @@ import { createWeights, disposeWeights } from '../../main/engine/sam/network.ts'
 import { embedVolumeOnDevice, toHost } from '../../main/engine/sam/device/embed-on-device.ts';
 import { affineWarpOnDevice } from '../../main/engine/register/device/warp-on-device.ts';
 import { movingAfterAffine, movingAfterAffineGrid } from '../../main/engine/register/sam-coarse.ts';
+import { warpWithAffine } from '../../main/engine/register/field/warp.ts';
 import { cropIndex } from '../../main/engine/volume/crop.ts';
 import { readVolume } from '../../main/engine/volume/io/index.ts';
 import { makeVolume, type Mat3, type Volume } from '../../main/engine/volume/volume.ts';
@@ -107,22 +108,49 @@ test('WebGPU: the moving image warped through the affine on the device equals mo
     let worst = 0;
     let fill = 0;
     let fractional = 0;
+    let differ = 0;
     for (let v = 0; v < d.length; v++) {
       const e = Math.abs(d[v] - host.data[v]);
       if (e > 1) off++;
       else worst = Math.max(worst, e);
+      if (e > 0) differ++;
       if (host.data[v] === -1024) fill++;
       if (d[v] !== Math.round(d[v])) fractional++;
     }
     t.diagnostic(
-      `${grid.size.join('x')} voxels: ${off} differ by > 1 HU, the rest by <= ${worst}; ${fill} at the fill value (host)`,
+      `${grid.size.join('x')} voxels: ${differ} differ, ${off} by > 1 HU, the rest by <= ${worst}; ${fill} at the fill value (host)`,
     );
+    // float32 interpolation on the device: values within its reach of a .5 round apart
+    assert.ok(differ <= d.length * 1e-3, `${differ} voxels differ`);
     // float32 positions on the device: a voxel within ~1e-4 mm of the moving image's faces may be
     // filled on one side and sampled on the other, and values at a rounding boundary differ by 1
     assert.ok(off <= d.length * 1e-4, `${off} voxels differ by more than 1 HU`);
     assert.equal(fractional, 0, 'rounded to the moving image integer type, as the host');
     // not vacuous: the affine moves voxels outside the moving image (the fill) and the image is not flat
     assert.ok(fill > 0 && fill < d.length / 2, `${fill} fill voxels`);
+    // the host's rounding rule (Math.round: half up, also below zero), on exact halves: an int16 image
+    // sampled half a voxel along i is the mean of two neighbours (odd sums: x.5 everywhere)
+    const ints = makeVolume({
+      size: [9, 4, 3],
+      spacing: [1, 1, 1],
+      origin: [0, 0, 0],
+      // (even at even v, odd at odd v: every two neighbours along i sum to an odd number; both signs)
+      data: Int16Array.from({ length: 108 }, (_, v) => (v % 2 ? 11 - 2 * (v % 13) : 6 * (v % 11) - 30)),
+    });
+    const half: Affine3x4 = [1, 0, 0, 0.5, 0, 1, 0, 0, 0, 0, 1, 0];
+    const g = { ...ints, size: [8, 4, 3] as [number, number, number] };
+    const hostHalf = warpWithAffine(ints, g, half, { fill: -1024 });
+    const devHalf = affineWarpOnDevice(ints, g, half, -1024)!;
+    const dh = (await devHalf.data()) as Float32Array;
+    devHalf.dispose();
+    let halves = 0;
+    for (let v = 0; v < 96; v++) {
+      const i = v % 8;
+      const row = Math.floor(v / 8);
+      if ((ints.data[9 * row + i] + ints.data[9 * row + i + 1]) % 2 !== 0) halves++;
+    }
+    assert.equal(halves, 96, 'every value an exact half');
+    assert.deepEqual([...dh], [...hostHalf.data], 'exact halves rounded as the host rounds them');
   } finally {
     await initTfBackend({ backend: 'cpu', gradients: false });
   }

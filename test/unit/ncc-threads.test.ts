@@ -1,13 +1,21 @@
 // NCC template matching on worker threads (bench/ncc-threads.ts) against nccMatch in this thread on a
 // synthetic pair made from a real CT: the same answers exactly (points split among the threads, start
 // points, a point without a start), the same after a call with other options (new search levels sent
-// to threads that already hold the images), cancellation and disposal reject pending calls.
+// to threads that already hold the images), the threads using the shared levels (making none); the
+// cascade's affine and coarse stages equal on one thread and on two; cancellation (also before the
+// call) and disposal reject and stop the threads; threads that fail to load leave the answers to the
+// caller's thread.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { makeSyntheticPair } from '../../main/engine/bench/synthetic-pair.ts';
 import { nccMatch } from '../../main/engine/bench/ncc-match.ts';
 import { NccThreads } from '../../main/engine/bench/ncc-threads.ts';
 import { CancelledError } from '../../main/engine/errors.ts';
+import { registerVolumes } from '../../main/engine/register/cascade.ts';
+import { cropIndex } from '../../main/engine/volume/crop.ts';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { readVolume } from '../../main/engine/volume/io/index.ts';
 import { bodyMask } from '../../main/engine/volume/mask.ts';
 import { gridPointsInMask } from '../../main/engine/register/grid-points.ts';
@@ -56,12 +64,19 @@ test('NCC matching on worker threads gives nccMatch answers exactly', async (t) 
       await threads.match(pair.moving, pair.fixed, back, other),
       nccMatch(pair.moving, pair.fixed, back, other),
     );
+    assert.equal(threads.levelsMadeInThreads, 0, 'the threads use the levels made once and shared');
   } finally {
     threads.dispose();
   }
 });
 
-test('NCC threads: a cancelled call and a call after dispose are rejected', async () => {
+/** Resolves when `threads` has no running thread left (fails after 5 s). */
+async function allStopped(threads: NccThreads): Promise<void> {
+  for (let t = 0; t < 100 && threads.running > 0; t++) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(threads.running, 0, 'threads still running');
+}
+
+test('NCC threads: a cancelled call and a call after dispose are rejected, the threads stop', async () => {
   const { pair, points } = await pairAndPoints();
   const threads = NccThreads.start(2)!;
   const controller = new AbortController();
@@ -69,8 +84,53 @@ test('NCC threads: a cancelled call and a call after dispose are rejected', asyn
   controller.abort();
   await assert.rejects(pending, CancelledError);
   await assert.rejects(threads.match(pair.fixed, pair.moving, points), CancelledError);
+  await allStopped(threads);
+  // a signal aborted before the call
+  const again = NccThreads.start(2)!;
+  await assert.rejects(again.match(pair.fixed, pair.moving, points, {}, AbortSignal.abort()), CancelledError);
+  await allStopped(again);
   const other = NccThreads.start(2)!;
   other.dispose();
   await assert.rejects(other.match(pair.fixed, pair.moving, points), /stopped/);
+  await allStopped(other);
   assert.equal(NccThreads.start(1), null, 'one thread: matching stays in the caller');
+});
+
+test('NCC threads that fail to load leave the matching to the caller, same answers', async () => {
+  const { pair, points } = await pairAndPoints();
+  const entry = join(mkdtempSync(join(tmpdir(), 'ncc-thread-')), 'broken.mjs');
+  writeFileSync(entry, "throw new Error('this thread cannot load');\n");
+  const threads = NccThreads.start(2, entry)!;
+  try {
+    const options = { templateRadiusMm: 9, searchRadiusMm: 9, coarseSpacingMm: 3, fineSpacingMm: 3 };
+    assert.deepEqual(
+      await threads.match(pair.fixed, pair.moving, points, options),
+      nccMatch(pair.fixed, pair.moving, points, options),
+    );
+    await allStopped(threads);
+    // and later calls too
+    const some = points.slice(0, 10);
+    assert.deepEqual(await threads.match(pair.fixed, pair.moving, some), nccMatch(pair.fixed, pair.moving, some));
+  } finally {
+    threads.dispose();
+  }
+});
+
+test('the NCC cascade (affine + coarse) on two threads equals one thread', async (t) => {
+  const { pair } = await pairAndPoints();
+  // a block of the pair (speed): one side of the body, with air beside it (the CT check wants some)
+  const fixed = cropIndex(pair.fixed, [0, 10, 30], [70, 90, 80]);
+  const run = (threads: number) =>
+    registerVolumes(fixed, pair.moving, { stages: ['affine', 'coarse'], matcher: 'ncc', gridMm: 24, threads });
+  const one = await run(1);
+  const two = await run(2);
+  t.diagnostic(
+    `affine pairs ${one.affine.pairs.length}, coarse pairs ${one.coarse!.pairs.length}; ` +
+      `seconds: one thread ${JSON.stringify(one.qa.secondsPerStage)}, two ${JSON.stringify(two.qa.secondsPerStage)}`,
+  );
+  assert.deepEqual(two.affine.affine, one.affine.affine);
+  assert.deepEqual(two.affine.pairs, one.affine.pairs);
+  assert.deepEqual(two.coarse!.pairs, one.coarse!.pairs);
+  assert.deepEqual(two.coarse!.grid.data, one.coarse!.grid.data);
+  assert.ok(one.coarse!.stats.kept >= 20, `${one.coarse!.stats.kept} coarse pairs kept`);
 });

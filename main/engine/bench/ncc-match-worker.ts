@@ -3,7 +3,7 @@
  * memory, not copied) and answers nccMatch calls on them, one at a time.
  */
 import { parentPort } from 'node:worker_threads';
-import { adoptNccLevels, nccMatch } from './ncc-match.ts';
+import { adoptNccLevels, nccLevelsMade, nccMatch } from './ncc-match.ts';
 import type { NccToThread, NccFromThread } from './ncc-threads.ts';
 import type { Volume } from '../volume/volume.ts';
 
@@ -21,7 +21,9 @@ port.on('message', (m: NccToThread) => {
     const fixed = volumes.get(m.fixed);
     const moving = volumes.get(m.moving);
     if (!fixed || !moving) throw new Error(`ncc thread: volume ${fixed ? m.moving : m.fixed} was not sent`);
-    reply = { job: m.job, matches: nccMatch(fixed, moving, m.points, m.options) };
+    const before = nccLevelsMade();
+    const matches = nccMatch(fixed, moving, m.points, m.options);
+    reply = { job: m.job, matches, levelsMade: nccLevelsMade() - before };
   } catch (e) {
     reply = { job: m.job, error: e instanceof Error ? e.message : String(e) };
   }

@@ -57,8 +57,18 @@ function cachedLevel(moving: Volume, spacing: number, pad: number): NccLevel {
   if (!byKey) levels.set(moving, (byKey = new Map()));
   const key = `${spacing}:${pad}`;
   let L = byKey.get(key);
-  if (!L) byKey.set(key, (L = level(moving, spacing, pad)));
+  if (!L) {
+    byKey.set(key, (L = level(moving, spacing, pad)));
+    made++;
+  }
   return L;
+}
+
+let made = 0;
+
+/** Search levels made in this thread so far (ncc-threads.ts checks that its threads make none). */
+export function nccLevelsMade(): number {
+  return made;
 }
 
 /** The moving image on an LPS grid of the given spacing, padded by `pad` voxels of air on each side. */

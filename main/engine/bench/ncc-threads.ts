@@ -19,7 +19,7 @@ export type NccToThread =
   | { kind: 'levels'; id: number; levels: NccLevel[] }
   | { kind: 'match'; job: number; fixed: number; moving: number; points: Vec3[]; options: NccOptions };
 
-export type NccFromThread = { job: number; matches: NccMatch[] } | { job: number; error: string };
+export type NccFromThread = { job: number; matches: NccMatch[]; levelsMade: number } | { job: number; error: string };
 
 /** Threads a matcher uses by default: one per core, at most 8. */
 export function defaultNccThreads(): number {
@@ -32,36 +32,70 @@ export class NccThreads {
   private readonly sentLevels = new Set<string>();
   private readonly pending = new Map<number, { resolve: (m: NccMatch[]) => void; reject: (e: Error) => void }>();
   private nextJob = 0;
-  private failed: Error | null = null;
+  /** Set by dispose() or a cancelled call: later calls are refused with it. */
+  private stopped: Error | null = null;
+  /** A thread failed (did not load, or died): calls are answered in the caller's thread from then on. */
+  private broken: Error | null = null;
+  /** Threads that have not exited yet. */
+  private alive: number;
+  /** Search levels the threads made themselves (0 when they use the shared ones; for tests). */
+  levelsMadeInThreads = 0;
 
   private constructor(private readonly threads: Worker[]) {
+    this.alive = threads.length;
     for (const t of threads) {
       t.on('message', (m: NccFromThread) => {
         const p = this.pending.get(m.job);
         if (!p) return;
         this.pending.delete(m.job);
         if ('error' in m) p.reject(new Error(m.error));
-        else p.resolve(m.matches);
+        else {
+          this.levelsMadeInThreads += m.levelsMade;
+          p.resolve(m.matches);
+        }
       });
-      t.on('error', (e) => this.fail(e));
-      t.on('exit', (code) => code !== 0 && this.fail(new Error(`an NCC matching thread exited with code ${code}`)));
+      t.on('error', (e) => this.breakDown(e));
+      t.on('exit', (code) => {
+        this.alive--;
+        this.breakDown(new Error(`an NCC matching thread exited (code ${code})`));
+      });
     }
   }
 
-  /** `count` threads (default defaultNccThreads()); null when fewer than 2 (match in the caller's thread). */
-  static start(count = defaultNccThreads()): NccThreads | null {
-    if (count < 2) return null;
-    const entry = threadEntry(new URL('./ncc-match-worker.ts', import.meta.url));
+  /**
+   * `count` threads (default defaultNccThreads(), at most one per core); null when that is fewer than 2
+   * or the threads cannot start (match in the caller's thread). `entry`: the thread's module (tests).
+   */
+  static start(count = defaultNccThreads(), entry?: string): NccThreads | null {
+    const n = Math.min(count, availableParallelism());
+    if (n < 2) return null;
+    const file = entry ?? threadEntry(new URL('./ncc-match-worker.ts', import.meta.url));
     // (a bundle built without the entry: match in the caller's thread)
-    if (!existsSync(entry)) return null;
-    return new NccThreads(Array.from({ length: count }, () => startThread(entry)));
+    if (!existsSync(file)) return null;
+    const threads: Worker[] = [];
+    try {
+      for (let w = 0; w < n; w++) threads.push(startThread(file));
+    } catch {
+      for (const t of threads) void t.terminate();
+      return null;
+    }
+    return new NccThreads(threads);
   }
 
   get size(): number {
     return this.threads.length;
   }
 
-  /** nccMatch(fixed, moving, points, options), the points shared out among the threads. */
+  /** Threads still running (none after dispose, a cancel or a failure). */
+  get running(): number {
+    return this.alive;
+  }
+
+  /**
+   * nccMatch(fixed, moving, points, options), the points shared out among the threads; in the caller's
+   * thread when they are few or a thread has failed. Rejected with CancelledError when `signal` aborts
+   * (the threads are stopped).
+   */
   async match(
     fixed: Volume,
     moving: Volume,
@@ -69,9 +103,10 @@ export class NccThreads {
     options: NccOptions = {},
     signal?: AbortSignal,
   ): Promise<NccMatch[]> {
-    if (this.failed) throw this.failed;
-    // too few points to share: here
-    if (points.length < 2 * this.threads.length) return nccMatch(fixed, moving, points, options);
+    if (this.stopped) throw this.stopped;
+    if (signal?.aborted) throw this.stop(new CancelledError('NCC matching'));
+    // too few points to share, or no threads left: here
+    if (this.broken || points.length < 2 * this.threads.length) return nccMatch(fixed, moving, points, options);
     const f = this.send(fixed, []);
     const m = this.send(moving, nccLevels(moving, options));
     const n = this.threads.length;
@@ -91,24 +126,42 @@ export class NccThreads {
       } satisfies NccToThread);
       return done;
     });
-    const onAbort = () => this.fail(new CancelledError('NCC matching'));
+    const onAbort = () => this.stop(new CancelledError('NCC matching'));
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
       return (await Promise.all(parts)).flat();
+    } catch (e) {
+      // a thread failed (not a cancel, not an error of the matching itself): answer here instead
+      if (this.broken && !this.stopped) return nccMatch(fixed, moving, points, options);
+      throw e;
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
   }
 
-  /** Stop the threads (pending calls are rejected). */
+  /** Stop the threads (pending calls are rejected) and let go of the images sent to them. */
   dispose(): void {
-    this.fail(new Error('the NCC matching threads were stopped'));
+    this.stop(new Error('the NCC matching threads were stopped'));
   }
 
-  private fail(e: Error): void {
-    if (!this.failed) this.failed = e;
+  private stop(e: Error): Error {
+    if (!this.stopped) this.stopped = e;
+    this.end(this.stopped);
+    return this.stopped;
+  }
+
+  /** A thread's failure, unless the threads were stopped on purpose. */
+  private breakDown(e: Error): void {
+    if (this.stopped || this.broken) return;
+    this.broken = e;
+    this.end(e);
+  }
+
+  private end(e: Error): void {
     for (const p of this.pending.values()) p.reject(e);
     this.pending.clear();
+    this.ids.clear();
+    this.sentLevels.clear();
     for (const t of this.threads) void t.terminate();
   }
 

@@ -339,6 +339,8 @@ async function stagesWith(
         : undefined,
   });
   tick('affine', t0);
+  // without a coarse stage the NCC threads' work is done
+  if (!stages.includes('coarse')) ncc?.dispose();
   const corrections: Field[] = [];
   let coarse: SamCoarseResult | undefined;
   if (stages.includes('coarse')) {

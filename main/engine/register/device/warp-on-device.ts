@@ -428,7 +428,8 @@ export function affineWarpOnDevice(
         slabs.push(warpSlab(grid, M, moving, affine, [], [], fill, k0, voxels, 'image'));
       }
       let w = tf.reshape(slabs.length === 1 ? slabs[0] : tf.concat(slabs, 0), [slice * nk]) as tf.Tensor1D;
-      if (range) w = tf.clipByValue(tf.round(w), range[0], range[1]);
+      // (Math.round's rule, half up, as the host's; tf.round rounds half to even)
+      if (range) w = tf.clipByValue(tf.floor(tf.add(w, 0.5)), range[0], range[1]);
       return w;
     });
   } finally {
