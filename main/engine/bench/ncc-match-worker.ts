@@ -4,7 +4,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { adoptNccLevels, nccLevelsMade, nccMatch } from './ncc-match.ts';
-import type { NccToThread, NccFromThread } from './ncc-threads.ts';
+import type { NccToThread, NccReply } from './ncc-threads.ts';
 import type { Volume } from '../volume/volume.ts';
 
 const volumes = new Map<number, Volume>();
@@ -16,7 +16,7 @@ port.on('message', (m: NccToThread) => {
     if (v && m.levels.length) adoptNccLevels(v, m.levels);
     return;
   }
-  let reply: NccFromThread;
+  let reply: NccReply;
   try {
     const fixed = volumes.get(m.fixed);
     const moving = volumes.get(m.moving);

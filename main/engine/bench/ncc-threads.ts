@@ -6,11 +6,10 @@
  * The cascade starts one set of threads for its NCC stages and disposes it after them; volumes sent to
  * the threads stay there until then.
  */
-import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import type { Worker } from 'node:worker_threads';
 import { CancelledError } from '../errors.ts';
-import { startThread, threadEntry } from '../compute/start-thread.ts';
+import { threadEntry } from '../compute/start-thread.ts';
+import { JobThreads, type JobReply } from '../compute/job-threads.ts';
 import { makeVolume, type Vec3, type Volume } from '../volume/volume.ts';
 import { nccLevels, nccMatch, type NccLevel, type NccMatch, type NccOptions } from './ncc-match.ts';
 
@@ -19,76 +18,34 @@ export type NccToThread =
   | { kind: 'levels'; id: number; levels: NccLevel[] }
   | { kind: 'match'; job: number; fixed: number; moving: number; points: Vec3[]; options: NccOptions };
 
-export type NccFromThread = { job: number; matches: NccMatch[]; levelsMade: number } | { job: number; error: string };
+/** A thread's answer: the matches and the search levels it had to make itself, or an error. */
+export interface NccReply extends JobReply {
+  matches?: NccMatch[];
+  levelsMade?: number;
+}
 
 /** Threads a matcher uses by default: one per core, at most 8. */
 export function defaultNccThreads(): number {
   return Math.min(8, availableParallelism());
 }
 
-export class NccThreads {
+export class NccThreads extends JobThreads<NccReply> {
   private readonly ids = new Map<Volume, number>();
   /** Levels already sent, per volume id and level key. */
   private readonly sentLevels = new Set<string>();
-  private readonly pending = new Map<number, { resolve: (m: NccMatch[]) => void; reject: (e: Error) => void }>();
-  private nextJob = 0;
-  /** Set by dispose() or a cancelled call: later calls are refused with it. */
-  private stopped: Error | null = null;
-  /** A thread failed (did not load, or died): calls are answered in the caller's thread from then on. */
-  private broken: Error | null = null;
-  /** Threads that have not exited yet. */
-  private alive: number;
   /** Search levels the threads made themselves (0 when they use the shared ones; for tests). */
   levelsMadeInThreads = 0;
-
-  private constructor(private readonly threads: Worker[]) {
-    this.alive = threads.length;
-    for (const t of threads) {
-      t.on('message', (m: NccFromThread) => {
-        const p = this.pending.get(m.job);
-        if (!p) return;
-        this.pending.delete(m.job);
-        if ('error' in m) p.reject(new Error(m.error));
-        else {
-          this.levelsMadeInThreads += m.levelsMade;
-          p.resolve(m.matches);
-        }
-      });
-      t.on('error', (e) => this.breakDown(e));
-      t.on('exit', (code) => {
-        this.alive--;
-        this.breakDown(new Error(`an NCC matching thread exited (code ${code})`));
-      });
-    }
-  }
 
   /**
    * `count` threads (default defaultNccThreads(), at most one per core); null when that is fewer than 2
    * or the threads cannot start (match in the caller's thread). `entry`: the thread's module (tests).
    */
   static start(count = defaultNccThreads(), entry?: string): NccThreads | null {
-    const n = Math.min(count, availableParallelism());
-    if (n < 2) return null;
-    const file = entry ?? threadEntry(new URL('./ncc-match-worker.ts', import.meta.url));
-    // (a bundle built without the entry: match in the caller's thread)
-    if (!existsSync(file)) return null;
-    const threads: Worker[] = [];
-    try {
-      for (let w = 0; w < n; w++) threads.push(startThread(file));
-    } catch {
-      for (const t of threads) void t.terminate();
-      return null;
-    }
-    return new NccThreads(threads);
-  }
-
-  get size(): number {
-    return this.threads.length;
-  }
-
-  /** Threads still running (none after dispose, a cancel or a failure). */
-  get running(): number {
-    return this.alive;
+    const threads = JobThreads.startThreads(
+      count,
+      entry ?? threadEntry(new URL('./ncc-match-worker.ts', import.meta.url)),
+    );
+    return threads && new NccThreads(threads);
   }
 
   /**
@@ -106,25 +63,24 @@ export class NccThreads {
     if (this.stopped) throw this.stopped;
     if (signal?.aborted) throw this.stop(new CancelledError('NCC matching'));
     // too few points to share, or no threads left: here
-    if (this.broken || points.length < 2 * this.threads.length) return nccMatch(fixed, moving, points, options);
+    if (this.broken || points.length < 2 * this.size) return nccMatch(fixed, moving, points, options);
     const f = this.send(fixed, []);
     const m = this.send(moving, nccLevels(moving, options));
-    const n = this.threads.length;
-    const parts = this.threads.map((t, w) => {
+    const n = this.size;
+    const parts = this.threads.map((_, w) => {
       const lo = Math.floor((w * points.length) / n);
       const hi = Math.floor(((w + 1) * points.length) / n);
-      const job = this.nextJob++;
       const initial = options.initial?.slice(lo, hi);
-      const done = new Promise<NccMatch[]>((resolve, reject) => this.pending.set(job, { resolve, reject }));
-      t.postMessage({
+      return this.post(w, {
         kind: 'match',
-        job,
         fixed: f,
         moving: m,
         points: points.slice(lo, hi),
         options: { ...options, initial },
-      } satisfies NccToThread);
-      return done;
+      } satisfies Omit<Extract<NccToThread, { kind: 'match' }>, 'job'>).then((r) => {
+        this.levelsMadeInThreads += r.levelsMade ?? 0;
+        return r.matches ?? [];
+      });
     });
     const onAbort = () => this.stop(new CancelledError('NCC matching'));
     signal?.addEventListener('abort', onAbort, { once: true });
@@ -144,25 +100,9 @@ export class NccThreads {
     this.stop(new Error('the NCC matching threads were stopped'));
   }
 
-  private stop(e: Error): Error {
-    if (!this.stopped) this.stopped = e;
-    this.end(this.stopped);
-    return this.stopped;
-  }
-
-  /** A thread's failure, unless the threads were stopped on purpose. */
-  private breakDown(e: Error): void {
-    if (this.stopped || this.broken) return;
-    this.broken = e;
-    this.end(e);
-  }
-
-  private end(e: Error): void {
-    for (const p of this.pending.values()) p.reject(e);
-    this.pending.clear();
+  protected released(): void {
     this.ids.clear();
     this.sentLevels.clear();
-    for (const t of this.threads) void t.terminate();
   }
 
   /** The volume's id in the threads, sent (voxels on shared memory) with the levels they lack. */
