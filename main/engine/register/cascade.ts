@@ -80,8 +80,9 @@ export interface RegisterOptions {
   /** Weight of the SAM local-embedding similarity in the deform stage (SAM matcher only; default 0.5). */
   featureWeight?: number;
   /**
-   * Worker threads of the NCC matcher (affine and coarse stages; default one per core, at most 8; 1:
-   * in this thread). The answers do not depend on it.
+   * Worker threads of the CPU work: the NCC matcher (affine and coarse stages; default one per core,
+   * at most 8) and the deform stage's box sums on the host (at most 4); 1: none. The result does not
+   * depend on it.
    */
   threads?: number;
   /**
@@ -424,6 +425,7 @@ async function stagesWith(
       stageField(g, affine.affine, before);
     deform = await samDeform(fixed, moving, u0, fixedMask, {
       features,
+      threads: o.threads,
       ...o.deform,
       onDevice,
       deviceImages: images,

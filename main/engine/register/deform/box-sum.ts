@@ -4,6 +4,8 @@
  * box sum is itself, which the local-NCC gradient relies on). Separable running sums, float64, into
  * `out` when given (e.g. an array on shared memory).
  */
+import type { BoxSumThreads } from './box-sum-threads.ts';
+
 export function boxSum(
   src: ArrayLike<number>,
   size: readonly number[],
@@ -68,11 +70,14 @@ function windowWidth(t: number, n: number, r: number): number {
 
 /** Box mean of radius r: the box sum divided by the truncated window's voxel count (float32 out). */
 export function boxMean(data: Float32Array, size: readonly number[], r: number): Float32Array {
-  const s = boxSum(data, size, r);
+  return windowMeans(boxSum(data, size, r), size, r, new Float32Array(data.length));
+}
+
+/** Box sums divided by their truncated windows' voxel counts, into `out`. */
+function windowMeans(s: Float64Array, size: readonly number[], r: number, out: Float32Array): Float32Array {
   const [ni, nj, nk] = size;
   // the count is a product over the axes
   const wi = Float64Array.from({ length: ni }, (_, t) => windowWidth(t, ni, r));
-  const out = new Float32Array(data.length);
   for (let k = 0, q = 0; k < nk; k++) {
     const wk = windowWidth(k, nk, r);
     for (let j = 0; j < nj; j++) {
@@ -91,5 +96,19 @@ export function smoothField(w: Float32Array, size: readonly number[]): void {
     for (let v = 0; v < N; v++) comp[v] = w[3 * v + c];
     const s = boxMean(comp, size, 1);
     for (let v = 0; v < N; v++) w[3 * v + c] = s[v];
+  }
+}
+
+/** smoothField with the three components' box sums on worker threads: the same numbers. */
+export async function smoothFieldOn(threads: BoxSumThreads, w: Float32Array, size: readonly number[]): Promise<void> {
+  const N = w.length / 3;
+  const comps = [0, 1, 2].map((c) => threads.shared32(`smooth.${c}`, N));
+  const sums = [0, 1, 2].map((c) => threads.shared64(`smooth.s${c}`, N));
+  for (let c = 0; c < 3; c++) for (let v = 0; v < N; v++) comps[c][v] = w[3 * v + c];
+  await threads.sums(comps, sums, size, 1);
+  const mean = new Float32Array(N);
+  for (let c = 0; c < 3; c++) {
+    windowMeans(sums[c], size, 1, mean);
+    for (let v = 0; v < N; v++) w[3 * v + c] = mean[v];
   }
 }

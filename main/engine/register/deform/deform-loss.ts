@@ -14,7 +14,8 @@
  * The gradient check in test/unit/reg-deform.test.ts compares this gradient with finite differences.
  */
 import type { Affine3x4 } from '../../volume/geometry.ts';
-import { lnccLoss, type FixedWindows } from './local-ncc.ts';
+import { lnccLoss, lnccLossOn, type FixedWindows } from './local-ncc.ts';
+import type { BoxSumThreads } from './box-sum-threads.ts';
 
 /** A multi-channel image on a grid (channels interleaved, i fastest) with its world -> index map. */
 export interface SampledImage {
@@ -194,6 +195,34 @@ export function deformLoss(p: DeformProblem, w: Float32Array, grad?: Float32Arra
   const N = p.size[0] * p.size[1] * p.size[2];
   const J = new Float32Array(N);
   const gJ = grad ? new Float32Array(3 * N) : null;
+  sampleMoving(p, w, J, gJ);
+  const dJ = grad ? new Float64Array(N) : undefined;
+  const similarity = lnccLoss(p.windows, J, dJ);
+  return otherTerms(p, w, similarity, grad, dJ, gJ);
+}
+
+/**
+ * deformLoss with the LNCC's box sums on worker threads (box-sum-threads.ts, lnccLossOn): the same
+ * numbers; its images are the threads' reusable shared arrays.
+ */
+export async function deformLossOn(
+  threads: BoxSumThreads,
+  p: DeformProblem,
+  w: Float32Array,
+  grad?: Float32Array,
+): Promise<DeformEval> {
+  const N = p.size[0] * p.size[1] * p.size[2];
+  const J = threads.shared32('deform.J', N);
+  const gJ = grad ? threads.shared32('deform.gJ', 3 * N) : null;
+  sampleMoving(p, w, J, gJ);
+  const dJ = grad ? threads.shared64('deform.dJ', N) : undefined;
+  const similarity = await lnccLossOn(threads, p.windows, J, dJ);
+  return otherTerms(p, w, similarity, grad, dJ, gJ);
+}
+
+/** J = M(b + w) per voxel of G and, with gJ, its world gradient ∂J/∂w (3 per voxel). */
+function sampleMoving(p: DeformProblem, w: Float32Array, J: Float32Array, gJ: Float32Array | null): void {
+  const N = J.length;
   const m = p.moving.toIndex;
   const val = new Float64Array(1);
   const g = new Float64Array(3);
@@ -214,8 +243,22 @@ export function deformLoss(p: DeformProblem, w: Float32Array, grad?: Float32Arra
       gJ[o + 2] = g[0] * m[2] + g[1] * m[6] + g[2] * m[10];
     }
   }
-  const dJ = grad ? new Float64Array(N) : undefined;
-  const similarity = lnccLoss(p.windows, J, dJ);
+}
+
+/**
+ * The loss terms after the LNCC: its gradient through J (∂loss/∂J · ∂J/∂w into grad), the feature term
+ * and the diffusion term (both added into grad).
+ */
+function otherTerms(
+  p: DeformProblem,
+  w: Float32Array,
+  similarity: number,
+  grad: Float32Array | undefined,
+  dJ: Float64Array | undefined,
+  gJ: Float32Array | null,
+): DeformEval {
+  const N = p.size[0] * p.size[1] * p.size[2];
+  const frac = new Float64Array(6);
   if (grad && dJ && gJ)
     for (let v = 0, o = 0; v < N; v++, o += 3) {
       grad[o] = dJ[v] * gJ[o];

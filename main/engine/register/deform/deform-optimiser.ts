@@ -12,11 +12,14 @@
  */
 import { CancelledError } from '../../errors.ts';
 import { yieldToEventLoop } from '../../util/yield.ts';
-import { smoothField } from './box-sum.ts';
-import { deformLoss, type DeformEval, type DeformProblem } from './deform-loss.ts';
+import { smoothField, smoothFieldOn } from './box-sum.ts';
+import type { BoxSumThreads } from './box-sum-threads.ts';
+import { deformLoss, deformLossOn, type DeformEval, type DeformProblem } from './deform-loss.ts';
 
 export interface OptimiserSettings {
   optimizer?: 'adam-global' | 'adam';
+  /** Host optimiser: the box sums on these worker threads (the same numbers), else in this thread. */
+  boxSums?: BoxSumThreads | null;
   onProgress?: (stage: string, done: number, total: number) => void;
   signal?: AbortSignal;
 }
@@ -36,7 +39,7 @@ export function learningRateAt(lr0: number, it: number, iterations: number): num
 
 export function hostDeformOptimiser(problem: DeformProblem, o: OptimiserSettings): DeformOptimiser {
   return {
-    evaluate: async (w) => deformLoss(problem, w),
+    evaluate: async (w) => (o.boxSums ? deformLossOn(o.boxSums, problem, w) : deformLoss(problem, w)),
     async optimise(w, iterations, lr0, smoothing, label) {
       const n = w.length;
       const grad = new Float32Array(n);
@@ -48,8 +51,14 @@ export function hostDeformOptimiser(problem: DeformProblem, o: OptimiserSettings
       for (let it = 1; it <= iterations; it++) {
         if (o.signal?.aborted) throw new CancelledError('SAM-deform');
         grad.fill(0);
-        deformLoss(problem, w, grad);
-        for (let p = 0; p < smoothing; p++) smoothField(grad, problem.size);
+        const threads = o.boxSums;
+        if (threads) {
+          await deformLossOn(threads, problem, w, grad);
+          for (let p = 0; p < smoothing; p++) await smoothFieldOn(threads, grad, problem.size);
+        } else {
+          deformLoss(problem, w, grad);
+          for (let p = 0; p < smoothing; p++) smoothField(grad, problem.size);
+        }
         const lr = learningRateAt(lr0, it, iterations);
         const c1 = 1 - b1 ** it;
         const c2 = 1 - b2 ** it;

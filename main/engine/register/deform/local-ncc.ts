@@ -13,6 +13,7 @@
  *   ∂loss/∂J(x) = -(1/Σm) [ I(x) B(m a)(x) - B(m a Ī)(x) - 2 J(x) B(m b)(x) + 2 B(m b J̄)(x) ].
  */
 import { boxSum } from './box-sum.ts';
+import type { BoxSumThreads } from './box-sum-threads.ts';
 
 export interface FixedWindows {
   size: readonly number[];
@@ -75,28 +76,75 @@ export function lnccLoss(f: FixedWindows, J: Float32Array, grad?: Float64Array):
   const N = J.length;
   const JJ = new Float32Array(N);
   const IJ = new Float32Array(N);
+  products(f, J, JJ, IJ);
+  const coef = grad ? [0, 1, 2, 3].map(() => new Float64Array(N)) : null;
+  const total = windowTerms(f, boxSum(J, f.size, f.r), boxSum(JJ, f.size, f.r), boxSum(IJ, f.size, f.r), coef);
+  if (grad && coef) {
+    const [bA, bAI, bB, bBJ] = coef.map((c) => boxSum(c, f.size, f.r));
+    gradientFrom(f, J, bA, bAI, bB, bBJ, grad);
+  }
+  return -total / f.weightSum;
+}
+
+/**
+ * lnccLoss with its box sums on worker threads (box-sum-threads.ts): the same numbers. J must be on
+ * shared memory (threads.shared32); the intermediate images are the threads' reusable shared arrays.
+ */
+export async function lnccLossOn(
+  threads: BoxSumThreads,
+  f: FixedWindows,
+  J: Float32Array,
+  grad?: Float64Array,
+): Promise<number> {
+  const N = J.length;
+  const JJ = threads.shared32('lncc.JJ', N);
+  const IJ = threads.shared32('lncc.IJ', N);
+  products(f, J, JJ, IJ);
+  const [sJ, sJJ, sIJ] = ['sJ', 'sJJ', 'sIJ'].map((k) => threads.shared64(`lncc.${k}`, N));
+  await threads.sums([J, JJ, IJ], [sJ, sJJ, sIJ], f.size, f.r);
+  const coef = grad ? ['A', 'AI', 'B', 'BJ'].map((k) => threads.shared64(`lncc.${k}`, N)) : null;
+  const total = windowTerms(f, sJ, sJJ, sIJ, coef);
+  if (grad && coef) {
+    const b = ['bA', 'bAI', 'bB', 'bBJ'].map((k) => threads.shared64(`lncc.${k}`, N));
+    await threads.sums(coef, b, f.size, f.r);
+    gradientFrom(f, J, b[0], b[1], b[2], b[3], grad);
+  }
+  return -total / f.weightSum;
+}
+
+/** JJ = J^2, IJ = I J per voxel. */
+function products(f: FixedWindows, J: Float32Array, JJ: Float32Array, IJ: Float32Array): void {
   const I = f.I;
-  for (let v = 0; v < N; v++) {
+  for (let v = 0; v < J.length; v++) {
     JJ[v] = J[v] * J[v];
     IJ[v] = I[v] * J[v];
   }
-  const sJ = boxSum(J, f.size, f.r);
-  const sJJ = boxSum(JJ, f.size, f.r);
-  const sIJ = boxSum(IJ, f.size, f.r);
+}
+
+/**
+ * Σ_c m_c cc_c from the window sums of J, and with `coef` the gradient's per-window coefficients
+ * m a, m a Ī, m b, m b J̄ (zero where m = 0) written into coef[0..3].
+ */
+function windowTerms(
+  f: FixedWindows,
+  sJ: Float64Array,
+  sJJ: Float64Array,
+  sIJ: Float64Array,
+  coef: Float64Array[] | null,
+): number {
   const w = f.weight;
   // (the window sums read once: they are getters, made when first read)
   const fn = f.n;
   const fsI = f.sI;
   const fsII = f.sII;
+  const [A, AI, B, BJ] = coef ?? [];
   let total = 0;
-  // reuse buffers for the per-window coefficients
-  const A = grad ? new Float64Array(N) : null;
-  const AI = grad ? new Float64Array(N) : null;
-  const B = grad ? new Float64Array(N) : null;
-  const BJ = grad ? new Float64Array(N) : null;
-  for (let c = 0; c < N; c++) {
+  for (let c = 0; c < sJ.length; c++) {
     const m = w ? w[c] : 1;
-    if (m === 0) continue;
+    if (m === 0) {
+      if (A) A[c] = AI[c] = B[c] = BJ[c] = 0;
+      continue;
+    }
     const n = fn[c];
     const cross = sIJ[c] - (fsI[c] * sJ[c]) / n;
     const varI = fsII[c] - (fsI[c] * fsI[c]) / n;
@@ -107,18 +155,25 @@ export function lnccLoss(f: FixedWindows, J: Float32Array, grad?: Float64Array):
       const a = (m * 2 * cross) / D;
       const b = (m * cross * cross * varI) / (D * D);
       A[c] = a;
-      AI![c] = (a * fsI[c]) / n;
-      B![c] = b;
-      BJ![c] = (b * sJ[c]) / n;
+      AI[c] = (a * fsI[c]) / n;
+      B[c] = b;
+      BJ[c] = (b * sJ[c]) / n;
     }
   }
-  if (grad && A) {
-    const bA = boxSum(A, f.size, f.r);
-    const bAI = boxSum(AI!, f.size, f.r);
-    const bB = boxSum(B!, f.size, f.r);
-    const bBJ = boxSum(BJ!, f.size, f.r);
-    const s = -1 / f.weightSum;
-    for (let x = 0; x < N; x++) grad[x] = s * (I[x] * bA[x] - bAI[x] - 2 * J[x] * bB[x] + 2 * bBJ[x]);
-  }
-  return -total / f.weightSum;
+  return total;
+}
+
+/** ∂loss/∂J from the box sums of the per-window coefficients (see the header). */
+function gradientFrom(
+  f: FixedWindows,
+  J: Float32Array,
+  bA: Float64Array,
+  bAI: Float64Array,
+  bB: Float64Array,
+  bBJ: Float64Array,
+  grad: Float64Array,
+): void {
+  const I = f.I;
+  const s = -1 / f.weightSum;
+  for (let x = 0; x < J.length; x++) grad[x] = s * (I[x] * bA[x] - bAI[x] - 2 * J[x] * bB[x] + 2 * bBJ[x]);
 }

@@ -26,6 +26,7 @@ import { resampleOnDevice } from '../device/resample-on-device.ts';
 import { boxMean, smoothField } from './box-sum.ts';
 import type { DeformEval, DeformProblem, SampledImage } from './deform-loss.ts';
 import { hostDeformOptimiser } from './deform-optimiser.ts';
+import { BoxSumThreads, defaultBoxSumThreads } from './box-sum-threads.ts';
 import { deviceDeformOptimiser } from '../device/deform-optimiser-on-device.ts';
 import { fixedWindows } from './local-ncc.ts';
 import { stageField } from '../stage-field.ts';
@@ -65,6 +66,11 @@ export interface SamDeformOptions {
   onDevice?: boolean;
   /** With onDevice on WebGPU: the images' voxels on the device from this cache (the cascade's). */
   deviceImages?: DeviceImages;
+  /**
+   * On the host: worker threads of the optimisation's box sums (default one per core, at most 4; 1:
+   * none). The result does not depend on it.
+   */
+  threads?: number;
   onProgress?: (stage: string, done: number, total: number) => void;
   signal?: AbortSignal;
 }
@@ -265,6 +271,23 @@ export async function samDeform(
   fixedMask: Volume,
   o: SamDeformOptions = {},
 ): Promise<SamDeformResult> {
+  // on the host the iterations' box sums go to worker threads (the same numbers on any number)
+  const boxSums = o.onDevice ? null : BoxSumThreads.start(o.threads ?? defaultBoxSumThreads());
+  try {
+    return await deformLevels(fixed, moving, u0, fixedMask, o, boxSums);
+  } finally {
+    boxSums?.dispose();
+  }
+}
+
+async function deformLevels(
+  fixed: Volume,
+  moving: Volume,
+  u0: (grid: Geometry) => Field | Promise<Field>,
+  fixedMask: Volume,
+  o: SamDeformOptions,
+  boxSums: BoxSumThreads | null,
+): Promise<SamDeformResult> {
   const s = o.spacingMm ?? 4;
   const iterations = o.iterations ?? 40;
   const lr0 = o.learningRate ?? 0.4;
@@ -273,7 +296,7 @@ export async function samDeform(
   const seconds = { prepare: 0, optimise: 0, foldCheck: 0 };
   const lap = (t0: number) => (performance.now() - t0) / 1000;
   const optimiserFor = (problem: DeformProblem) =>
-    o.onDevice ? deviceDeformOptimiser(problem, o) : hostDeformOptimiser(problem, o);
+    o.onDevice ? deviceDeformOptimiser(problem, o) : hostDeformOptimiser(problem, { ...o, boxSums });
   let init: Field | null = null;
   if (o.multilevel ?? true) {
     let t0 = performance.now();

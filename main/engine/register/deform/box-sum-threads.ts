@@ -1,0 +1,81 @@
+/**
+ * Box sums (box-sum.ts) on worker threads for the deform stage's host optimisation: the several box
+ * sums of an iteration (three of the LNCC's forward pass, four of its gradient, three per smoothing
+ * pass) are independent, so each goes to a thread; each is the same boxSum on the same numbers, so the
+ * optimisation's result is the same on any number of threads. Arrays travel as SharedArrayBuffers
+ * (shared32 / shared64 give reusable ones). Threads that fail leave the sums to the caller's thread.
+ */
+import { availableParallelism } from 'node:os';
+import { threadEntry } from '../../compute/start-thread.ts';
+import { JobThreads, type JobReply } from '../../compute/job-threads.ts';
+import { boxSum } from './box-sum.ts';
+
+export interface BoxSumJob {
+  kind: 'boxsum';
+  src: Float32Array | Float64Array;
+  out: Float64Array;
+  size: number[];
+  r: number;
+}
+
+/** Threads of the deform stage by default: one per core, at most 4 (an iteration has 3-4 sums at a time). */
+export function defaultBoxSumThreads(): number {
+  return Math.min(4, availableParallelism());
+}
+
+export class BoxSumThreads extends JobThreads<JobReply> {
+  private readonly scratch = new Map<string, Float32Array | Float64Array>();
+
+  /** `count` threads (at most one per core); null when fewer than 2 or they cannot start. */
+  static start(count = defaultBoxSumThreads(), entry?: string): BoxSumThreads | null {
+    const threads = JobThreads.startThreads(
+      count,
+      entry ?? threadEntry(new URL('./box-sum-worker.ts', import.meta.url)),
+    );
+    return threads && new BoxSumThreads(threads);
+  }
+
+  /** outs[n] = boxSum(srcs[n], size, r), the sums spread over the threads (arrays on shared memory). */
+  async sums(srcs: (Float32Array | Float64Array)[], outs: Float64Array[], size: readonly number[], r: number) {
+    if (this.stopped) throw this.stopped;
+    if (this.broken) {
+      srcs.forEach((s, n) => boxSum(s, size, r, outs[n]));
+      return;
+    }
+    try {
+      await Promise.all(
+        srcs.map((src, n) =>
+          this.post(n % this.size, { kind: 'boxsum', src, out: outs[n], size: [...size], r } satisfies BoxSumJob),
+        ),
+      );
+    } catch (e) {
+      // a thread failed: the sums here instead
+      if (this.broken && !this.stopped) srcs.forEach((s, n) => boxSum(s, size, r, outs[n]));
+      else throw e;
+    }
+  }
+
+  /** A float32 array of n on shared memory, the same one for the same key and length (reused per iteration). */
+  shared32(key: string, n: number): Float32Array {
+    return this.reuse(key, n, () => new Float32Array(new SharedArrayBuffer(4 * n))) as Float32Array;
+  }
+
+  /** shared32's float64 sibling. */
+  shared64(key: string, n: number): Float64Array {
+    return this.reuse(key, n, () => new Float64Array(new SharedArrayBuffer(8 * n))) as Float64Array;
+  }
+
+  dispose(): void {
+    this.stop(new Error('the box-sum threads were stopped'));
+  }
+
+  protected released(): void {
+    this.scratch.clear();
+  }
+
+  private reuse(key: string, n: number, make: () => Float32Array | Float64Array) {
+    let a = this.scratch.get(key);
+    if (!a || a.length !== n) this.scratch.set(key, (a = make()));
+    return a;
+  }
+}
