@@ -2,7 +2,7 @@
 // of the single-threaded code exactly: box sums on an asymmetric grid, the loss and gradient
 // (deformLossOn vs deformLoss, with the feature term and zero-weight window centres), and samDeform on
 // a real CT pair on one thread and on three (the same field bit for bit). Threads that cannot load
-// leave the sums to the caller's thread; disposed threads stop.
+// leave the sums to the caller's thread; arrays not on shared memory are refused; disposed threads stop.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -78,6 +78,8 @@ test('box-sum threads that cannot load leave the sums here; disposed threads sto
   assert.deepEqual(out, boxSum(src, SIZE, 1));
   broken.dispose();
   const threads = BoxSumThreads.start(2)!;
+  // an output not on shared memory would stay unwritten: refused
+  await assert.rejects(threads.sums([src], [new Float64Array(N)], SIZE, 1), /shared memory/);
   threads.dispose();
   await assert.rejects(threads.sums([src], [out], SIZE, 1), /stopped/);
   for (let t = 0; t < 100 && threads.running > 0; t++) await new Promise((r) => setTimeout(r, 50));

@@ -26,6 +26,8 @@ export abstract class JobThreads<R extends JobReply> {
   /** A thread failed (did not load, or died): the subclass answers in the caller's thread from then on. */
   protected broken: Error | null = null;
   private alive: number;
+  /** Resolves once every thread has ended (after stop() or a failure). */
+  private terminated: Promise<unknown> | null = null;
 
   protected constructor(protected readonly threads: Worker[]) {
     this.alive = threads.length;
@@ -38,6 +40,8 @@ export abstract class JobThreads<R extends JobReply> {
         else p.resolve(m);
       });
       t.on('error', (e) => this.breakDown(e));
+      // (a reply that cannot be read would leave its job pending for ever)
+      t.on('messageerror', (e) => this.breakDown(e));
       t.on('exit', (code) => {
         this.alive--;
         this.breakDown(new Error(`a worker thread exited (code ${code})`));
@@ -86,6 +90,14 @@ export abstract class JobThreads<R extends JobReply> {
     return this.stopped;
   }
 
+  /**
+   * Resolves once the threads have ended after stop() or a failure: no thread writes into shared
+   * memory after it (a caller that redoes their work in place waits for it first).
+   */
+  protected whenTerminated(): Promise<unknown> {
+    return this.terminated ?? Promise.resolve();
+  }
+
   /** Let go of what was sent to the threads (they are gone). */
   protected abstract released(): void;
 
@@ -100,6 +112,6 @@ export abstract class JobThreads<R extends JobReply> {
     for (const p of this.pending.values()) p.reject(e);
     this.pending.clear();
     this.released();
-    for (const t of this.threads) void t.terminate();
+    this.terminated ??= Promise.all(this.threads.map((t) => t.terminate()));
   }
 }

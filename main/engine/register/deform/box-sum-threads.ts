@@ -35,13 +35,17 @@ export class BoxSumThreads extends JobThreads<JobReply> {
     return threads && new BoxSumThreads(threads);
   }
 
-  /** outs[n] = boxSum(srcs[n], size, r), the sums spread over the threads (arrays on shared memory). */
+  /**
+   * outs[n] = boxSum(srcs[n], size, r), the sums spread over the threads (srcs and outs on shared
+   * memory: shared32 / shared64). One call at a time per set (they share the scratch arrays).
+   */
   async sums(srcs: (Float32Array | Float64Array)[], outs: Float64Array[], size: readonly number[], r: number) {
     if (this.stopped) throw this.stopped;
-    if (this.broken) {
-      srcs.forEach((s, n) => boxSum(s, size, r, outs[n]));
-      return;
-    }
+    const here = () => srcs.forEach((s, n) => boxSum(s, size, r, outs[n]));
+    if (this.broken) return here();
+    for (const a of [...srcs, ...outs])
+      if (!(a.buffer instanceof SharedArrayBuffer))
+        throw new Error('BoxSumThreads.sums: an array not on shared memory (the threads would write into a copy)');
     try {
       await Promise.all(
         srcs.map((src, n) =>
@@ -49,20 +53,23 @@ export class BoxSumThreads extends JobThreads<JobReply> {
         ),
       );
     } catch (e) {
-      // a thread failed: the sums here instead
-      if (this.broken && !this.stopped) srcs.forEach((s, n) => boxSum(s, size, r, outs[n]));
-      else throw e;
+      // the other threads may still be writing into outs: stop them (a failure did already) and wait
+      if (!this.broken) this.stop(e instanceof Error ? e : new Error(String(e)));
+      await this.whenTerminated();
+      // a thread failed (not a dispose, not an error of the sums): the sums here instead
+      if (this.broken && !this.stopped) return here();
+      throw e;
     }
   }
 
   /** A float32 array of n on shared memory, the same one for the same key and length (reused per iteration). */
   shared32(key: string, n: number): Float32Array {
-    return this.reuse(key, n, () => new Float32Array(new SharedArrayBuffer(4 * n))) as Float32Array;
+    return this.reuse(`f32:${key}`, n, () => new Float32Array(new SharedArrayBuffer(4 * n))) as Float32Array;
   }
 
   /** shared32's float64 sibling. */
   shared64(key: string, n: number): Float64Array {
-    return this.reuse(key, n, () => new Float64Array(new SharedArrayBuffer(8 * n))) as Float64Array;
+    return this.reuse(`f64:${key}`, n, () => new Float64Array(new SharedArrayBuffer(8 * n))) as Float64Array;
   }
 
   dispose(): void {
