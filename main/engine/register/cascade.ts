@@ -156,7 +156,7 @@ export async function registerVolumes(fixed: Volume, moving: Volume, o: Register
         hostReason = e.message;
       }
     }
-    const r = await runStages(fixed, moving, o, stages, onGpu, masks, images);
+    const r = await runStages({ fixed, moving, o, stages, gpu: onGpu, madeMasks: masks, images });
     if (hostReason) r.qa.embeddingOnHost = hostReason;
     return r;
   } finally {
@@ -256,34 +256,29 @@ interface GpuEmbeddings {
   seconds: number;
 }
 
+/** What the stages work on: the images, the options, and what the GPU embedding made. */
+interface StageInputs {
+  fixed: Volume;
+  moving: Volume;
+  o: RegisterOptions;
+  stages: Stage[];
+  gpu: GpuEmbeddings | null;
+  madeMasks: BodyMasks | undefined;
+  images: DeviceImages | undefined;
+}
+
 /** The stages, with the NCC matcher's threads for the affine and coarse stages (stopped after them). */
-async function runStages(
-  fixed: Volume,
-  moving: Volume,
-  o: RegisterOptions,
-  stages: Stage[],
-  gpu: GpuEmbeddings | null,
-  madeMasks: BodyMasks | undefined,
-  images: DeviceImages | undefined,
-): Promise<RegisterResult> {
-  const ncc = (o.matcher ?? 'sam') === 'ncc' ? NccThreads.start(o.threads) : null;
+async function runStages(inputs: StageInputs): Promise<RegisterResult> {
+  const ncc = (inputs.o.matcher ?? 'sam') === 'ncc' ? NccThreads.start(inputs.o.threads) : null;
   try {
-    return await stagesWith(ncc, fixed, moving, o, stages, gpu, madeMasks, images);
+    return await stagesWith(ncc, inputs);
   } finally {
     ncc?.dispose();
   }
 }
 
-async function stagesWith(
-  ncc: NccThreads | null,
-  fixed: Volume,
-  moving: Volume,
-  o: RegisterOptions,
-  stages: Stage[],
-  gpu: GpuEmbeddings | null,
-  madeMasks: BodyMasks | undefined,
-  images: DeviceImages | undefined,
-): Promise<RegisterResult> {
+async function stagesWith(ncc: NccThreads | null, inputs: StageInputs): Promise<RegisterResult> {
+  const { fixed, moving, o, stages, gpu, madeMasks, images } = inputs;
   const times: Record<string, number> = {};
   const tick = (name: string, t0: number) => (times[name] = (performance.now() - t0) / 1000);
   const matcher = o.matcher ?? 'sam';
