@@ -704,7 +704,9 @@ test('review overlays: flicker, spyglass, |u| map, glyphs, deformed grid, pair m
     }
   }
   expect(pair, 'a pair marker to click').toBeDefined();
-  await page.mouse.click(ax.x + at[0], ax.y + at[1]);
+  // (through the view's locator: Playwright waits for it to be stable and clicks relative to where it is
+  // then; a click at page coordinates measured earlier missed the marker now and then)
+  await page.getByTestId('view-axial').click({ position: { x: at[0], y: at[1] } });
   await expect.poll(() => page.evaluate(() => window.__sam!.store.getState().cursor)).toEqual(pair!.fixed);
   expect(await page.evaluate(() => window.__sam!.store.getState().selectedPair)).toBe(pair!.index);
   await expect(page.locator(`[data-testid=pair-row][data-index="${pair!.index}"]`)).toHaveClass(/selected/);
