@@ -15,6 +15,7 @@ import { indexToWorld, worldToIndex, worldToIndexMatrix, applyAffine, type Geome
 import { gridWithSpacing, resample } from '../volume/resample.ts';
 import { IDENTITY3, type Vec3, type Volume } from '../volume/volume.ts';
 import { boxSum } from '../register/deform/box-sum.ts';
+import { sharedCopy } from '../compute/shared-memory.ts';
 import { sampleLinear } from './synthetic-pair.ts';
 
 export interface NccOptions {
@@ -53,9 +54,8 @@ const levels = new WeakMap<Volume, Map<string, NccLevel>>();
 
 /** The level of an image for a spacing and template radius: made once, kept while the image lives. */
 function cachedLevel(moving: Volume, spacing: number, pad: number): NccLevel {
-  let byKey = levels.get(moving);
-  if (!byKey) levels.set(moving, (byKey = new Map()));
-  const key = `${spacing}:${pad}`;
+  const byKey = levelsOf(moving);
+  const key = nccLevelKey({ spacing, pad });
   let L = byKey.get(key);
   if (!L) {
     byKey.set(key, (L = level(moving, spacing, pad)));
@@ -65,6 +65,18 @@ function cachedLevel(moving: Volume, spacing: number, pad: number): NccLevel {
 }
 
 let made = 0;
+
+/** The levels kept for an image, by nccLevelKey. */
+function levelsOf(moving: Volume): Map<string, NccLevel> {
+  let byKey = levels.get(moving);
+  if (!byKey) levels.set(moving, (byKey = new Map()));
+  return byKey;
+}
+
+/** A level's key among an image's levels (its spacing and template radius). */
+export function nccLevelKey(L: Pick<NccLevel, 'spacing' | 'pad'>): string {
+  return `${L.spacing}:${L.pad}`;
+}
 
 /** Search levels made in this thread so far (ncc-threads.ts checks that its threads make none). */
 export function nccLevelsMade(): number {
@@ -81,7 +93,7 @@ function level(moving: Volume, spacing: number, pad: number): NccLevel {
     direction: g.direction,
   };
   const v = resample(moving, grid, { fill: LO, outputType: 'float32' });
-  const data = shared(v.data as Float32Array);
+  const data = sharedCopy(v.data as Float32Array);
   for (let n = 0; n < data.length; n++) data[n] = Math.min(HI, Math.max(LO, data[n]));
   const sq = new Float64Array(data.length);
   for (let n = 0; n < data.length; n++) sq[n] = data[n] * data[n];
@@ -96,13 +108,6 @@ function level(moving: Volume, spacing: number, pad: number): NccLevel {
   };
 }
 
-/** A copy of the array on a SharedArrayBuffer. */
-function shared(a: Float32Array): Float32Array {
-  const out = new Float32Array(new SharedArrayBuffer(a.byteLength));
-  out.set(a);
-  return out;
-}
-
 /** The search levels nccMatch makes of `moving` for these options (made now unless cached). */
 export function nccLevels(moving: Volume, options: NccOptions = {}): NccLevel[] {
   const { cs, fs, rc, rf } = nccSpacings(options);
@@ -111,9 +116,8 @@ export function nccLevels(moving: Volume, options: NccOptions = {}): NccLevel[] 
 
 /** Levels of `moving` made elsewhere (another thread's, on shared memory), used by nccMatch from now on. */
 export function adoptNccLevels(moving: Volume, made: NccLevel[]): void {
-  let byKey = levels.get(moving);
-  if (!byKey) levels.set(moving, (byKey = new Map()));
-  for (const L of made) byKey.set(`${L.spacing}:${L.pad}`, L);
+  const byKey = levelsOf(moving);
+  for (const L of made) byKey.set(nccLevelKey(L), L);
 }
 
 function nccSpacings(options: NccOptions) {

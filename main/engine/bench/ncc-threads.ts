@@ -11,7 +11,8 @@ import { CancelledError } from '../errors.ts';
 import { threadEntry } from '../compute/start-thread.ts';
 import { JobThreads, type JobReply } from '../compute/job-threads.ts';
 import { makeVolume, type Vec3, type Volume } from '../volume/volume.ts';
-import { nccLevels, nccMatch, type NccLevel, type NccMatch, type NccOptions } from './ncc-match.ts';
+import { nccLevelKey, nccLevels, nccMatch, type NccLevel, type NccMatch, type NccOptions } from './ncc-match.ts';
+import { sharedCopy } from '../compute/shared-memory.ts';
 
 export type NccToThread =
   | { kind: 'volume'; id: number; volume: Volume; levels: NccLevel[] }
@@ -110,9 +111,9 @@ export class NccThreads extends JobThreads<NccReply> {
     let id = this.ids.get(v);
     const isNew = id === undefined;
     if (id === undefined) this.ids.set(v, (id = this.ids.size));
-    const fresh = levels.filter((L) => !this.sentLevels.has(`${id}:${L.spacing}:${L.pad}`));
+    const fresh = levels.filter((L) => !this.sentLevels.has(`${id}:${nccLevelKey(L)}`));
     if (!isNew && !fresh.length) return id;
-    for (const L of fresh) this.sentLevels.add(`${id}:${L.spacing}:${L.pad}`);
+    for (const L of fresh) this.sentLevels.add(`${id}:${nccLevelKey(L)}`);
     const message: NccToThread = isNew
       ? { kind: 'volume', id, volume: sharedVolume(v), levels: fresh }
       : { kind: 'levels', id, levels: fresh };
@@ -123,16 +124,28 @@ export class NccThreads extends JobThreads<NccReply> {
 
 /** The volume with its voxels copied onto a SharedArrayBuffer (metadata reduced to what matching reads). */
 function sharedVolume(v: Volume): Volume {
-  const src = v.data;
-  const data = new (src.constructor as new (b: SharedArrayBuffer) => typeof src)(new SharedArrayBuffer(src.byteLength));
-  data.set(src as never);
   return makeVolume({
     size: v.size,
     spacing: v.spacing,
     origin: v.origin,
     direction: v.direction,
     components: v.components,
-    data,
+    data: sharedCopy(v.data),
     meta: { source: v.meta.source },
   });
+}
+
+/**
+ * nccMatch(fixed, moving, points, options) on `threads` when given (the same answers), else in this
+ * thread: the one call of the cascade's NCC stages.
+ */
+export async function nccMatchOn(
+  threads: NccThreads | null | undefined,
+  fixed: Volume,
+  moving: Volume,
+  points: Vec3[],
+  options: NccOptions,
+  signal?: AbortSignal,
+): Promise<NccMatch[]> {
+  return threads ? threads.match(fixed, moving, points, options, signal) : nccMatch(fixed, moving, points, options);
 }

@@ -33,8 +33,7 @@ import { matchPointsOnDevice } from '../sam/device/match-on-device.ts';
 import { embeddingFeaturesOnDevice } from './device/embedding-features-on-device.ts';
 import { flushGpuQueue, onHardwareGpu } from '../compute/tf-backend.ts';
 import { DeviceImages } from '../compute/device-images.ts';
-import { nccMatch } from '../bench/ncc-match.ts';
-import { NccThreads } from '../bench/ncc-threads.ts';
+import { NccThreads, nccMatchOn } from '../bench/ncc-threads.ts';
 import { requireCt } from '../volume/intensity.ts';
 import { bodyMask } from '../volume/mask.ts';
 import type { Vec3, Volume } from '../volume/volume.ts';
@@ -323,9 +322,7 @@ async function stagesWith(ncc: NccThreads | null, inputs: StageInputs): Promise<
       matcher === 'ncc'
         ? async (points) => {
             const options = { coarseSpacingMm: 6, fineSpacingMm: 2, initial: points.map((p) => add(p, shift)) };
-            const found = ncc
-              ? await ncc.match(fixed, moving, points, options, o.signal)
-              : nccMatch(fixed, moving, points, options);
+            const found = await nccMatchOn(ncc, fixed, moving, points, options, o.signal);
             return found.map((m) => ({
               location: m.location,
               score: m.score,
@@ -359,8 +356,6 @@ async function stagesWith(ncc: NccThreads | null, inputs: StageInputs): Promise<
               : { kind: 'ncc' }),
         fixedMask,
         {
-          // (NCC: chunks of about the same wall time on any number of threads)
-          chunk: ncc ? 50 * ncc.size : undefined,
           ...o.coarse,
           nccThreads: ncc,
           signal: o.signal,

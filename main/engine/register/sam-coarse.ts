@@ -20,8 +20,7 @@
  */
 import { CancelledError, InputError } from '../errors.ts';
 import { yieldToEventLoop } from '../util/yield.ts';
-import { nccMatch } from '../bench/ncc-match.ts';
-import type { NccThreads } from '../bench/ncc-threads.ts';
+import { nccMatchOn, type NccThreads } from '../bench/ncc-threads.ts';
 import type { EmbeddedVolume } from '../sam/embed-volume.ts';
 import { matchPoints, type MatchOptions, type PointMatch } from '../sam/match.ts';
 import { applyAffine, worldBounds, type Geometry } from '../volume/geometry.ts';
@@ -59,7 +58,7 @@ export interface SamCoarseOptions {
    * with either matcher (NCC 2.86 -> 1.62 mm on the hardest; SAM 2.85 -> 1.53 mm on pair 12).
    */
   matchAfterAffine?: boolean;
-  /** Points per matcher call (progress and cancellation granularity; default SAM 256, NCC 50). */
+  /** Points per matcher call (progress and cancellation granularity; default SAM 256, NCC 50 a thread). */
   chunk?: number;
   /** NCC: match on these worker threads (bench/ncc-threads.ts; the same answers), else in this thread. */
   nccThreads?: NccThreads | null;
@@ -136,8 +135,9 @@ export async function samCoarse(
   // NCC: in the affine-aligned moving image (made once, at the first chunk) or in the moving image
   const nccAligned = matcher.kind === 'ncc' && (o.matchAfterAffine ?? true);
   let nccTarget: Volume | undefined;
-  // NCC matches synchronously: small chunks keep cancel and progress responsive between them
-  const chunk = Math.max(1, o.chunk ?? (matcher.kind === 'sam' ? 256 : 50));
+  // NCC matches synchronously: small chunks keep cancel and progress responsive between them (about
+  // the same wall time on any number of threads)
+  const chunk = Math.max(1, o.chunk ?? (matcher.kind === 'sam' ? 256 : 50 * (o.nccThreads?.size ?? 1)));
   const pairs: CoarsePair[] = [];
   for (let p0 = 0; p0 < points.length; p0 += chunk) {
     await yieldToEventLoop();
@@ -173,9 +173,7 @@ export async function samCoarse(
       // the moving image; matched back from there into the fixed image around p', or around A^-1 q
       nccTarget ??= nccAligned ? movingAfterAffine(fixed, moving, affine) : moving;
       const ncc = (a: Volume, b: Volume, pts: Vec3[], initial: Vec3[]) =>
-        o.nccThreads
-          ? o.nccThreads.match(a, b, pts, { ...opts, initial }, o.signal)
-          : nccMatch(a, b, pts, { ...opts, initial });
+        nccMatchOn(o.nccThreads, a, b, pts, { ...opts, initial }, o.signal);
       const found = await ncc(fixed, nccTarget, part, nccAligned ? part : predicted);
       const back = await ncc(
         nccTarget,

@@ -38,8 +38,14 @@ export function learningRateAt(lr0: number, it: number, iterations: number): num
 }
 
 export function hostDeformOptimiser(problem: DeformProblem, o: OptimiserSettings): DeformOptimiser {
+  // the box sums on the threads when given (the same numbers), else here
+  const threads = o.boxSums;
+  const loss = async (w: Float32Array, grad?: Float32Array) =>
+    threads ? deformLossOn(threads, problem, w, grad) : deformLoss(problem, w, grad);
+  const smooth = async (g: Float32Array) =>
+    threads ? smoothFieldOn(threads, g, problem.size) : smoothField(g, problem.size);
   return {
-    evaluate: async (w) => (o.boxSums ? deformLossOn(o.boxSums, problem, w) : deformLoss(problem, w)),
+    evaluate: (w) => loss(w),
     async optimise(w, iterations, lr0, smoothing, label) {
       const n = w.length;
       const grad = new Float32Array(n);
@@ -51,14 +57,8 @@ export function hostDeformOptimiser(problem: DeformProblem, o: OptimiserSettings
       for (let it = 1; it <= iterations; it++) {
         if (o.signal?.aborted) throw new CancelledError('SAM-deform');
         grad.fill(0);
-        const threads = o.boxSums;
-        if (threads) {
-          await deformLossOn(threads, problem, w, grad);
-          for (let p = 0; p < smoothing; p++) await smoothFieldOn(threads, grad, problem.size);
-        } else {
-          deformLoss(problem, w, grad);
-          for (let p = 0; p < smoothing; p++) smoothField(grad, problem.size);
-        }
+        await loss(w, grad);
+        for (let p = 0; p < smoothing; p++) await smooth(grad);
         const lr = learningRateAt(lr0, it, iterations);
         const c1 = 1 - b1 ** it;
         const c2 = 1 - b2 ** it;
