@@ -116,65 +116,79 @@ export function jacobianDeterminant(field: Volume, options: { mask?: Volume } = 
   const idx = new Int32Array(3);
   let voxels = 0;
   let folded = 0;
-  let n = 0;
-  for (let k = 0; k < nk; k++)
-    for (let j = 0; j < nj; j++)
-      for (let i = 0; i < ni; i++, n++) {
-        idx[0] = i;
-        idx[1] = j;
-        idx[2] = k;
-        const p = 3 * n;
-        for (let a = 0; a < 3; a++) {
-          hasPrev[a] = idx[a] > 0;
-          hasNext[a] = idx[a] < n3[a] - 1;
-          const s = stride[a];
-          const f = 6 * a;
-          const b = f + 3;
-          if (hasNext[a]) diff(p + s, p);
-          else if (hasPrev[a]) diff(p, p - s);
-          else w[0] = w[1] = w[2] = 0;
-          for (let r = 0; r < 3; r++) fb[f + r] = (r === a ? 1 : 0) + w[r];
-          if (hasPrev[a]) {
-            if (hasNext[a]) diff(p, p - s); // else w already holds the backward difference
-            for (let r = 0; r < 3; r++) fb[b + r] = (r === a ? 1 : 0) + w[r];
-          } else for (let r = 0; r < 3; r++) fb[b + r] = fb[f + r];
-          for (let r = 0; r < 3; r++) cen[3 * a + r] = (fb[f + r] + fb[b + r]) / 2;
-        }
-        const central = detCols(cen, 0, 3, 6);
-        det[n] = central;
-        if (mask && mask.data[n] === 0) continue;
-        voxels++;
-        let isFolded = false;
-        if (central <= 0) {
-          nonPositive['000']++;
-          isFolded = true;
-        }
-        for (let v = 0; v < 8; v++) {
-          // bit 2: axis i backward, bit 1: axis j, bit 0: axis k (order of JACOBIAN_VARIANTS)
-          const bi = (v >> 2) & 1;
-          const bj = (v >> 1) & 1;
-          const bk = v & 1;
-          if (!(bi ? hasPrev[0] : hasNext[0]) && ni > 1) continue;
-          if (!(bj ? hasPrev[1] : hasNext[1]) && nj > 1) continue;
-          if (!(bk ? hasPrev[2] : hasNext[2]) && nk > 1) continue;
-          if (detCols(fb, 3 * bi, 6 + 3 * bj, 12 + 3 * bk) <= 0) {
-            nonPositive[oneSided[v]]++;
-            isFolded = true;
-          }
-        }
-        if (full && hasPrev[0] && hasPrev[1] && hasPrev[2] && starDet(STAR1, starOff1, p) <= 0) {
-          nonPositive['j1*']++;
-          isFolded = true;
-        }
-        if (full && hasNext[0] && hasNext[1] && hasNext[2] && starDet(STAR2, starOff2, p) <= 0) {
-          nonPositive['j2*']++;
-          isFolded = true;
-        }
-        if (isFolded) {
-          foldedData[n] = 1;
-          folded++;
-        }
+  // every voxel at the grid's faces (some variant lacks a neighbour there)
+  const generalVoxel = (i: number, j: number, k: number, n: number): void => {
+    idx[0] = i;
+    idx[1] = j;
+    idx[2] = k;
+    const p = 3 * n;
+    for (let a = 0; a < 3; a++) {
+      hasPrev[a] = idx[a] > 0;
+      hasNext[a] = idx[a] < n3[a] - 1;
+      const s = stride[a];
+      const f = 6 * a;
+      const b = f + 3;
+      if (hasNext[a]) diff(p + s, p);
+      else if (hasPrev[a]) diff(p, p - s);
+      else w[0] = w[1] = w[2] = 0;
+      for (let r = 0; r < 3; r++) fb[f + r] = (r === a ? 1 : 0) + w[r];
+      if (hasPrev[a]) {
+        if (hasNext[a]) diff(p, p - s); // else w already holds the backward difference
+        for (let r = 0; r < 3; r++) fb[b + r] = (r === a ? 1 : 0) + w[r];
+      } else for (let r = 0; r < 3; r++) fb[b + r] = fb[f + r];
+      for (let r = 0; r < 3; r++) cen[3 * a + r] = (fb[f + r] + fb[b + r]) / 2;
+    }
+    const central = detCols(cen, 0, 3, 6);
+    det[n] = central;
+    if (mask && mask.data[n] === 0) return;
+    voxels++;
+    let isFolded = false;
+    if (central <= 0) {
+      nonPositive['000']++;
+      isFolded = true;
+    }
+    for (let v = 0; v < 8; v++) {
+      // bit 2: axis i backward, bit 1: axis j, bit 0: axis k (order of JACOBIAN_VARIANTS)
+      const bi = (v >> 2) & 1;
+      const bj = (v >> 1) & 1;
+      const bk = v & 1;
+      if (!(bi ? hasPrev[0] : hasNext[0]) && ni > 1) continue;
+      if (!(bj ? hasPrev[1] : hasNext[1]) && nj > 1) continue;
+      if (!(bk ? hasPrev[2] : hasNext[2]) && nk > 1) continue;
+      if (detCols(fb, 3 * bi, 6 + 3 * bj, 12 + 3 * bk) <= 0) {
+        nonPositive[oneSided[v]]++;
+        isFolded = true;
       }
+    }
+    if (full && hasPrev[0] && hasPrev[1] && hasPrev[2] && starDet(STAR1, starOff1, p) <= 0) {
+      nonPositive['j1*']++;
+      isFolded = true;
+    }
+    if (full && hasNext[0] && hasNext[1] && hasNext[2] && starDet(STAR2, starOff2, p) <= 0) {
+      nonPositive['j2*']++;
+      isFolded = true;
+    }
+    if (isFolded) {
+      foldedData[n] = 1;
+      folded++;
+    }
+  };
+  const inner = full ? interiorRows(field, mask, R, det, foldedData) : null;
+  for (let k = 0, n = 0; k < nk; k++)
+    for (let j = 0; j < nj; j++, n += ni) {
+      if (!inner || k === 0 || k === nk - 1 || j === 0 || j === nj - 1) {
+        for (let i = 0; i < ni; i++) generalVoxel(i, j, k, n + i);
+        continue;
+      }
+      generalVoxel(0, j, k, n);
+      inner.row(n + 1, n + ni - 1);
+      generalVoxel(ni - 1, j, k, n + ni - 1);
+    }
+  if (inner) {
+    voxels += inner.voxels;
+    folded += inner.folded;
+    JACOBIAN_VARIANTS.forEach((name, v) => (nonPositive[name] += inner.nonPositive[v]));
+  }
 
   return jacobianReport(field, det, foldedData, { voxels, folded, nonPositive }, mask);
 }
@@ -206,4 +220,177 @@ export function jacobianReport(
     std: stats.std,
     nonPositive: counts.nonPositive,
   };
+}
+
+/** detCols of the columns (a0, a1, a2), (b0, b1, b2), (c0, c1, c2): the same arithmetic, in locals. */
+function det3(
+  a0: number,
+  a1: number,
+  a2: number,
+  b0: number,
+  b1: number,
+  b2: number,
+  c0: number,
+  c1: number,
+  c2: number,
+): number {
+  return a0 * (b1 * c2 - b2 * c1) - b0 * (a1 * c2 - a2 * c1) + c0 * (a1 * b2 - a2 * b1);
+}
+
+/**
+ * The voxels with both neighbours along every axis (all variants defined), written out with no
+ * per-voxel branches on the faces or arrays of columns: the arithmetic of jacobianDeterminant's
+ * general loop operation for operation (each difference R (u[q] - u[p]) with the same rounding, the
+ * identity added as there), so the determinants and counts are identical. `row(from, to)` handles the
+ * voxels [from, to) of one interior row; the counts accumulate (per variant in JACOBIAN_VARIANTS order).
+ */
+function interiorRows(
+  field: Volume,
+  mask: Volume | undefined,
+  R: Float64Array,
+  det: Float32Array,
+  foldedData: Uint8Array,
+) {
+  const u = field.data;
+  const m = mask?.data;
+  const [ni, nj] = field.size;
+  const sj = 3 * ni;
+  const sk = 3 * ni * nj;
+  const [r0, r1, r2, r3, r4, r5, r6, r7, r8] = R;
+  const counts = new Float64Array(JACOBIAN_VARIANTS.length);
+  // star edges' offsets (see STAR1, STAR2)
+  const s10 = -3 - sj;
+  const s11 = -3 - sk;
+  const s12 = -sj - sk;
+  const s20 = 3 + sj;
+  const s21 = sj + sk;
+  const s22 = 3 + sk;
+  const state = {
+    voxels: 0,
+    folded: 0,
+    nonPositive: counts,
+    row(from: number, to: number): void {
+      let voxels = 0;
+      let folded = 0;
+      for (let n = from; n < to; n++) {
+        const p = 3 * n;
+        const ux = u[p];
+        const uy = u[p + 1];
+        const uz = u[p + 2];
+        // forward (f) and backward (b) columns along i, j, k: e_a + R (u[q] - u[p]) as diff() forms them
+        let dx = u[p + 3] - ux;
+        let dy = u[p + 4] - uy;
+        let dz = u[p + 5] - uz;
+        const fi0 = 1 + (r0 * dx + r1 * dy + r2 * dz);
+        const fi1 = 0 + (r3 * dx + r4 * dy + r5 * dz);
+        const fi2 = 0 + (r6 * dx + r7 * dy + r8 * dz);
+        dx = ux - u[p - 3];
+        dy = uy - u[p - 2];
+        dz = uz - u[p - 1];
+        const bi0 = 1 + (r0 * dx + r1 * dy + r2 * dz);
+        const bi1 = 0 + (r3 * dx + r4 * dy + r5 * dz);
+        const bi2 = 0 + (r6 * dx + r7 * dy + r8 * dz);
+        dx = u[p + sj] - ux;
+        dy = u[p + sj + 1] - uy;
+        dz = u[p + sj + 2] - uz;
+        const fj0 = 0 + (r0 * dx + r1 * dy + r2 * dz);
+        const fj1 = 1 + (r3 * dx + r4 * dy + r5 * dz);
+        const fj2 = 0 + (r6 * dx + r7 * dy + r8 * dz);
+        dx = ux - u[p - sj];
+        dy = uy - u[p - sj + 1];
+        dz = uz - u[p - sj + 2];
+        const bj0 = 0 + (r0 * dx + r1 * dy + r2 * dz);
+        const bj1 = 1 + (r3 * dx + r4 * dy + r5 * dz);
+        const bj2 = 0 + (r6 * dx + r7 * dy + r8 * dz);
+        dx = u[p + sk] - ux;
+        dy = u[p + sk + 1] - uy;
+        dz = u[p + sk + 2] - uz;
+        const fk0 = 0 + (r0 * dx + r1 * dy + r2 * dz);
+        const fk1 = 0 + (r3 * dx + r4 * dy + r5 * dz);
+        const fk2 = 1 + (r6 * dx + r7 * dy + r8 * dz);
+        dx = ux - u[p - sk];
+        dy = uy - u[p - sk + 1];
+        dz = uz - u[p - sk + 2];
+        const bk0 = 0 + (r0 * dx + r1 * dy + r2 * dz);
+        const bk1 = 0 + (r3 * dx + r4 * dy + r5 * dz);
+        const bk2 = 1 + (r6 * dx + r7 * dy + r8 * dz);
+        const central = det3(
+          (fi0 + bi0) / 2,
+          (fi1 + bi1) / 2,
+          (fi2 + bi2) / 2,
+          (fj0 + bj0) / 2,
+          (fj1 + bj1) / 2,
+          (fj2 + bj2) / 2,
+          (fk0 + bk0) / 2,
+          (fk1 + bk1) / 2,
+          (fk2 + bk2) / 2,
+        );
+        det[n] = central;
+        if (m && m[n] === 0) continue;
+        voxels++;
+        // bit b set: variant b of JACOBIAN_VARIANTS is <= 0
+        let fold = central <= 0 ? 1 : 0;
+        // one-sided variants in JACOBIAN_VARIANTS order: '+++', '++-', '+-+', '+--', '-++', ...
+        if (det3(fi0, fi1, fi2, fj0, fj1, fj2, fk0, fk1, fk2) <= 0) fold |= 2;
+        if (det3(fi0, fi1, fi2, fj0, fj1, fj2, bk0, bk1, bk2) <= 0) fold |= 4;
+        if (det3(fi0, fi1, fi2, bj0, bj1, bj2, fk0, fk1, fk2) <= 0) fold |= 8;
+        if (det3(fi0, fi1, fi2, bj0, bj1, bj2, bk0, bk1, bk2) <= 0) fold |= 16;
+        if (det3(bi0, bi1, bi2, fj0, fj1, fj2, fk0, fk1, fk2) <= 0) fold |= 32;
+        if (det3(bi0, bi1, bi2, fj0, fj1, fj2, bk0, bk1, bk2) <= 0) fold |= 64;
+        if (det3(bi0, bi1, bi2, bj0, bj1, bj2, fk0, fk1, fk2) <= 0) fold |= 128;
+        if (det3(bi0, bi1, bi2, bj0, bj1, bj2, bk0, bk1, bk2) <= 0) fold |= 256;
+        // star variants: edges e + R (u[p + e] - u[p]), determinant / 2
+        if (starAt(p, s10, s11, s12, -1, -1, 0, -1, 0, -1, 0, -1, -1) <= 0) fold |= 512;
+        if (starAt(p, s20, s21, s22, 1, 1, 0, 0, 1, 1, 1, 0, 1) <= 0) fold |= 1024;
+        if (fold !== 0) {
+          foldedData[n] = 1;
+          folded++;
+          for (let b = 0; b < counts.length; b++) if (fold & (1 << b)) counts[b]++;
+        }
+      }
+      state.voxels += voxels;
+      state.folded += folded;
+    },
+  };
+  return state;
+
+  /** The star determinant with edges (ea, eb, ec) at offsets oa, ob, oc from p. */
+  function starAt(
+    p: number,
+    oa: number,
+    ob: number,
+    oc: number,
+    ea0: number,
+    ea1: number,
+    ea2: number,
+    eb0: number,
+    eb1: number,
+    eb2: number,
+    ec0: number,
+    ec1: number,
+    ec2: number,
+  ): number {
+    const ux = u[p];
+    const uy = u[p + 1];
+    const uz = u[p + 2];
+    let dx = u[p + oa] - ux;
+    let dy = u[p + oa + 1] - uy;
+    let dz = u[p + oa + 2] - uz;
+    const a0 = ea0 + (r0 * dx + r1 * dy + r2 * dz);
+    const a1 = ea1 + (r3 * dx + r4 * dy + r5 * dz);
+    const a2 = ea2 + (r6 * dx + r7 * dy + r8 * dz);
+    dx = u[p + ob] - ux;
+    dy = u[p + ob + 1] - uy;
+    dz = u[p + ob + 2] - uz;
+    const b0 = eb0 + (r0 * dx + r1 * dy + r2 * dz);
+    const b1 = eb1 + (r3 * dx + r4 * dy + r5 * dz);
+    const b2 = eb2 + (r6 * dx + r7 * dy + r8 * dz);
+    dx = u[p + oc] - ux;
+    dy = u[p + oc + 1] - uy;
+    dz = u[p + oc + 2] - uz;
+    const c0 = ec0 + (r0 * dx + r1 * dy + r2 * dz);
+    const c1 = ec1 + (r3 * dx + r4 * dy + r5 * dz);
+    const c2 = ec2 + (r6 * dx + r7 * dy + r8 * dz);
+    return det3(a0, a1, a2, b0, b1, b2, c0, c1, c2) / 2;
+  }
 }
