@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { SyntheticPair } from '../main/engine/bench/synthetic-pair.ts';
 import { affineApply, type Affine3x4 } from '../main/engine/register/affine-fit.ts';
 import { indexToWorld } from '../main/engine/volume/geometry.ts';
-import { writeVolume } from '../main/engine/volume/io/index.ts';
+import { writeVolumeSync } from '../main/engine/volume/io/index.ts';
 import { bodyMask } from '../main/engine/volume/mask.ts';
 import type { Vec3 } from '../main/engine/volume/volume.ts';
 
@@ -29,8 +29,8 @@ export function registerPairCli(
 ): RegisterRun {
   const fixedPath = join(dir, 'fixed.nii.gz');
   const movingPath = join(dir, 'moving.nii.gz');
-  writeVolume(fixedPath, pair.fixed);
-  writeVolume(movingPath, pair.moving);
+  writeVolumeSync(fixedPath, pair.fixed);
+  writeVolumeSync(movingPath, pair.moving);
   const out = join(dir, 'result');
   const r = spawnSync(process.execPath, ['bin/sam.mjs', 'register', fixedPath, movingPath, '--out', out, ...args], {
     encoding: 'utf8',

@@ -31,6 +31,6 @@ for (const src of findVolumeInputs(inputs)) {
   const img = box ? cropIndex(prepared.image, box.start, box.end) : prepared.image;
   const i16 = Int16Array.from(img.data, (x) => Math.max(-1024, Math.min(3071, Math.round(x))));
   const name = `${String(n++).padStart(2, '0')}-${basename(src).replace(/\.(nii\.gz|nii|mha|mhd|vti)$/, '')}.nii.gz`;
-  writeVolume(`${out}/${name}`, withData(img, i16));
+  await writeVolume(`${out}/${name}`, withData(img, i16));
   console.log(`${name}  ${img.size.join('x')}  <- ${src}`);
 }

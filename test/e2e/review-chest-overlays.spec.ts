@@ -30,7 +30,7 @@ test.beforeAll(async ({ browser }) => {
   server = await startServer();
   const chest = await readVolume(CHEST);
   const moved = { ...chest, origin: chest.origin.map((o, a) => o + SHIFT[a]) as [number, number, number] };
-  writeVolume(join(server.work, 'chest-shifted.nii'), moved);
+  await writeVolume(join(server.work, 'chest-shifted.nii'), moved);
   page = await openWorkstation(browser, server.url);
 });
 

@@ -66,8 +66,8 @@ test.beforeAll(async ({ browser }) => {
     bumpSigmaMm: [45, 55],
     noiseHu: 10,
   });
-  writeVolume(join(server.work, 'deformed-fixed.nii.gz'), pair.fixed);
-  writeVolume(join(server.work, 'deformed-moving.nii.gz'), pair.moving);
+  await writeVolume(join(server.work, 'deformed-fixed.nii.gz'), pair.fixed);
+  await writeVolume(join(server.work, 'deformed-moving.nii.gz'), pair.moving);
   page = await openWorkstation(browser, server.url);
 });
 

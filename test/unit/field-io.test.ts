@@ -56,7 +56,7 @@ test('a field written as .nii.gz reads back with the same LPS vectors and grid (
   const { dir, cleanup } = tempDir('sam-field-');
   try {
     const path = join(dir, 'field.nii.gz');
-    writeVolume(path, f);
+    await writeVolume(path, f);
     const back = await readVolume(path);
     assert.equal(back.components, 3);
     assert.ok(back.data instanceof Float32Array);

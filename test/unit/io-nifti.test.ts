@@ -5,7 +5,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { dataPath, tempDir } from '../helpers.ts';
-import { readNifti, writeNifti } from '../../main/engine/volume/io/nifti.ts';
+import { readNifti, writeNiftiSync } from '../../main/engine/volume/io/nifti.ts';
 import { VolumeReadError } from '../../main/engine/errors.ts';
 import { geometryProblem, indexToWorld } from '../../main/engine/volume/geometry.ts';
 import { makeVolume, type Mat3, type Vec3, type Volume } from '../../main/engine/volume/volume.ts';
@@ -33,7 +33,7 @@ function smallVolume(direction: Mat3 = oblique()): Volume<Int16Array> {
   return makeVolume({ size, spacing: [0.8, 1.25, 2.5], origin: [-12.5, 30.25, -101], direction, data });
 }
 
-/** Read and patch the uncompressed header of a .nii written by writeNifti. */
+/** Read and patch the uncompressed header of a .nii written by writeNiftiSync. */
 function patch(file: string, out: string, edit: (v: DataView, b: Uint8Array) => void): void {
   const b = new Uint8Array(readFileSync(file));
   edit(new DataView(b.buffer), b);
@@ -96,7 +96,7 @@ for (const [name, make] of [
       for (const ext of ['.nii.gz', '.nii']) {
         const a = join(dir, `a${ext}`);
         const b = join(dir, `b${ext}`);
-        writeNifti(a, v);
+        writeNiftiSync(a, v);
         const r = readNifti(a);
         assert.equal(r.data.constructor, v.data.constructor);
         assert.deepEqual(
@@ -107,7 +107,7 @@ for (const [name, make] of [
         close(r.spacing, v.spacing, 1e-6 * Math.max(...v.spacing), 'spacing');
         close(r.origin, v.origin, 1e-4, 'origin');
         close(r.direction, v.direction, 1e-7, 'direction');
-        writeNifti(b, r);
+        writeNiftiSync(b, r);
         assert.ok(readFileSync(a).equals(readFileSync(b)), `${ext}: second write differs`);
       }
     } finally {
@@ -121,13 +121,13 @@ test('oblique, left-handed geometry round-trips within float32 precision; re-wri
   try {
     const v = smallVolume();
     const f = join(dir, 'o.nii');
-    writeNifti(f, v);
+    writeNiftiSync(f, v);
     const r = readNifti(f);
     close(r.direction, v.direction, 2e-7, 'direction');
     close(r.spacing, v.spacing, 1e-6, 'spacing');
     close(indexToWorld(r, [6, 4, 3]), indexToWorld(v, [6, 4, 3]), 1e-4, 'corner');
     assert.deepEqual(r.data, v.data);
-    writeNifti(join(dir, 'o2.nii'), r);
+    writeNiftiSync(join(dir, 'o2.nii'), r);
     assert.ok(readFileSync(f).equals(readFileSync(join(dir, 'o2.nii'))), 'oblique: second write differs');
     // sform and qform in the file agree: qform alone gives the same geometry
     patch(f, join(dir, 'q.nii'), (h) => h.setInt16(254, 0, true));
@@ -144,7 +144,7 @@ test('qform-only file (sform_code 0, garbage srow) uses the quaternion and qfac'
   const { dir, cleanup } = tempDir();
   try {
     const v = smallVolume();
-    writeNifti(join(dir, 'a.nii'), v);
+    writeNiftiSync(join(dir, 'a.nii'), v);
     patch(join(dir, 'a.nii'), join(dir, 'q.nii'), (h) => {
       h.setInt16(254, 0, true);
       for (let i = 0; i < 12; i++) h.setFloat32(280 + 4 * i, 1e6, true);
@@ -165,7 +165,7 @@ test('sform with shear falls back to the qform with a warning; without a qform i
   const { dir, cleanup } = tempDir();
   try {
     const v = smallVolume([1, 0, 0, 0, 1, 0, 0, 0, 1]);
-    writeNifti(join(dir, 'a.nii'), v);
+    writeNiftiSync(join(dir, 'a.nii'), v);
     patch(join(dir, 'a.nii'), join(dir, 's.nii'), (h) => h.setFloat32(280 + 4, 0.7, true)); // srow_x[1]: shear
     const s = readNifti(join(dir, 's.nii'));
     assert.ok(
@@ -186,7 +186,7 @@ test('sform with shear falls back to the qform with a warning; without a qform i
 test('no qform and no sform: pixdim only (method 1) with a warning', () => {
   const { dir, cleanup } = tempDir();
   try {
-    writeNifti(join(dir, 'a.nii'), smallVolume());
+    writeNiftiSync(join(dir, 'a.nii'), smallVolume());
     patch(join(dir, 'a.nii'), join(dir, 'm.nii'), (h) => {
       h.setInt16(252, 0, true);
       h.setInt16(254, 0, true);
@@ -362,12 +362,12 @@ test('3-component vector field: stored as DISPVECT with RAS vectors, read back a
     for (let v = 0; v < n; v++) data.set([v * 0.5 + 0.25, -v * 0.125 - 1, v % 7], v * 3);
     const vec = makeVolume({ ...base, components: 3, data });
     const f = join(dir, 'field.nii.gz');
-    writeNifti(f, vec);
+    writeNiftiSync(f, vec);
     const r = readNifti(f);
     assert.equal(r.components, 3);
     assert.deepEqual(r.data, data);
     assert.deepEqual(r.direction, base.direction);
-    writeNifti(join(dir, 'again.nii.gz'), r);
+    writeNiftiSync(join(dir, 'again.nii.gz'), r);
     assert.ok(readFileSync(f).equals(readFileSync(join(dir, 'again.nii.gz'))), 'second write differs');
     // in the file: dim = [5, 7, 5, 4, 1, 3], intent 1006, planes of x, y, z negated for x, y
     const raw = gunzipSync(readFileSync(f));
@@ -404,7 +404,7 @@ test('refusals name the file and the problem', () => {
       );
     expectFail(join(REF, 'spine_report', 'example_ct_report', 'spine_report.nii.gz'), /RGB24/);
     expectFail(join(dir, 'missing.nii'), /no such file/);
-    writeNifti(join(dir, 'a.nii'), smallVolume());
+    writeNiftiSync(join(dir, 'a.nii'), smallVolume());
     const good = readFileSync(join(dir, 'a.nii'));
     const cases: [string, (b: Uint8Array, v: DataView) => Uint8Array, RegExp][] = [
       ['magic', (b) => (b.set([0x6e, 0x69, 0x31, 0], 344), b), /\.hdr\/\.img/],
@@ -449,13 +449,13 @@ test('writer refuses an invalid geometry and a bad extension with VolumeWriteErr
   const { dir, cleanup } = tempDir();
   try {
     const v = smallVolume();
-    assert.throws(() => writeNifti(join(dir, 'x.nrrd'), v), /\.nii/);
+    assert.throws(() => writeNiftiSync(join(dir, 'x.nrrd'), v), /\.nii/);
     const bad = { ...v, direction: [1, 0.5, 0, 0, 1, 0, 0, 0, 1] as Mat3 };
     assert.throws(
-      () => writeNifti(join(dir, 'x.nii'), bad),
+      () => writeNiftiSync(join(dir, 'x.nii'), bad),
       (e: Error) => e.name === 'VolumeWriteError' && /orthonormal/.test(e.message),
     );
-    assert.throws(() => writeNifti(join(dir, 'x.nii'), v, { protect: [join(dir, 'x.nii')] }), /refusing/);
+    assert.throws(() => writeNiftiSync(join(dir, 'x.nii'), v, { protect: [join(dir, 'x.nii')] }), /refusing/);
   } finally {
     cleanup();
   }

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers.ts';
-import { readNifti, writeNifti } from '../../main/engine/volume/io/nifti.ts';
+import { readNifti, writeNiftiSync } from '../../main/engine/volume/io/nifti.ts';
 import { readMetaImage, writeMetaImage } from '../../main/engine/volume/io/metaimage.ts';
 import { readNrrd } from '../../main/engine/volume/io/nrrd.ts';
 import { readVti, writeVti } from '../../main/engine/volume/io/vti.ts';
@@ -76,7 +76,7 @@ test('the marker keeps its world position through NIfTI, MetaImage, NRRD (RAS) a
   try {
     const v = markedVolume();
     assert.ok(markerKept(v));
-    writeNifti(join(dir, 'm.nii.gz'), v);
+    writeNiftiSync(join(dir, 'm.nii.gz'), v);
     writeMetaImage(join(dir, 'm.mha'), v);
     writeFileSync(join(dir, 'm.nrrd'), nrrdRas(v));
     writeVti(join(dir, 'm.vti'), v, { extentStart: [3, -2, 1] });
@@ -114,7 +114,7 @@ test('the check catches a wrongly written file: LPS stored as RAS, or a flipped 
       direction: [-d[0], -d[1], -d[2], -d[3], -d[4], -d[5], d[6], d[7], d[8]] as Mat3,
       origin: [-v.origin[0], -v.origin[1], v.origin[2]] as Vec3,
     };
-    writeNifti(join(dir, 'wrong.nii'), mirrored);
+    writeNiftiSync(join(dir, 'wrong.nii'), mirrored);
     const wrong = readNifti(join(dir, 'wrong.nii'));
     assert.ok(!markerKept(wrong), 'LPS written as RAS must move the marker');
     assert.ok(norm(sub(markerWorld(wrong), TRUE_MARKER)) > 10);

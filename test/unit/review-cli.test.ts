@@ -34,8 +34,8 @@ test('sam review: maps, report.json and report.html for a register result, with 
     const pair = makeSyntheticPair(ct, { seed: 5, bumps: 0, maxDeformationMm: 0, noiseHu: 5 });
     const fixedPath = join(dir, 'fixed.nii.gz');
     const movingPath = join(dir, 'moving.nii.gz');
-    writeVolume(fixedPath, pair.fixed);
-    writeVolume(movingPath, pair.moving);
+    await writeVolume(fixedPath, pair.fixed);
+    await writeVolume(movingPath, pair.moving);
     // a result folder as sam register writes it: the exact affine, pairs with 10% outliers
     const mask = bodyMask(pair.fixed);
     const A = bestAffine(pair, mask);
@@ -48,8 +48,8 @@ test('sam review: maps, report.json and report.html for a register result, with 
     }
     const fit = samAffineFromPairs(cands);
     const res = join(dir, 'result');
-    writeVolume(join(res, 'warped.nii.gz'), warpWithAffine(pair.moving, pair.fixed, A, { fill: -1024 }));
-    writeVolume(join(res, 'displacement.nii.gz'), fieldFromAffine(pair.fixed, A));
+    await writeVolume(join(res, 'warped.nii.gz'), warpWithAffine(pair.moving, pair.fixed, A, { fill: -1024 }));
+    await writeVolume(join(res, 'displacement.nii.gz'), fieldFromAffine(pair.fixed, A));
     writeAffine(join(res, 'affine.tfm'), A);
     writePairsCsv(join(res, 'pairs.csv'), fit.pairs);
     writeFileSync(

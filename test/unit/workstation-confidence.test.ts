@@ -31,8 +31,8 @@ test('workstation: confidence map and point tracking in the worker flag an affin
     modelPath: SHIPPED_MODEL,
   });
   try {
-    writeVolume(join(dir.dir, 'fixed.nii.gz'), s.pair.fixed);
-    writeVolume(join(dir.dir, 'moving.nii.gz'), s.pair.moving);
+    await writeVolume(join(dir.dir, 'fixed.nii.gz'), s.pair.fixed);
+    await writeVolume(join(dir.dir, 'moving.nii.gz'), s.pair.moving);
     const f = await ws.openVolume('fixed.nii.gz');
     const m = await ws.openVolume('moving.nii.gz');
     await assert.rejects(ws.confidence(), /run a registration first/);

@@ -45,7 +45,7 @@ export const convertCommand: Command = {
       });
       console.log(`wrote ${r.files.length} files of series ${r.seriesInstanceUid} to ${output}`);
     } else {
-      writeVolume(output, volume, { protect: [input] });
+      await writeVolume(output, volume, { protect: [input] });
       console.log(`wrote ${output} (${volume.size.join('x')})`);
     }
     return 0;

@@ -49,8 +49,8 @@ export const demoCommand: Command = {
     mkdirSync(out, { recursive: true });
     const fixedPath = join(out, 'fixed.nii.gz');
     const movingPath = join(out, 'moving.nii.gz');
-    writeVolume(fixedPath, pair.fixed, { protect: [values.ct] });
-    writeVolume(movingPath, pair.moving, { protect: [values.ct] });
+    await writeVolume(fixedPath, pair.fixed, { protect: [values.ct] });
+    await writeVolume(movingPath, pair.moving, { protect: [values.ct] });
     if (values.matcher !== 'sam' && values.matcher !== 'ncc') throw new InputError('--matcher', 'use ncc or sam');
     const sam = values.matcher === 'sam';
     if (sam && !existsSync(defaultModelPath()))

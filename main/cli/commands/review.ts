@@ -120,17 +120,17 @@ export const reviewCommand: Command = {
     });
     mkdirSync(out, { recursive: true });
     const files: string[] = [];
-    const write = (name: string, v: Volume) => {
+    const write = async (name: string, v: Volume) => {
       const p = join(out, name);
-      writeVolume(p, v, { protect });
+      await writeVolume(p, v, { protect });
       files.push(p);
     };
     if (r.confidence) {
-      write('confidence.nii.gz', r.confidence.map);
-      write('low-confidence.nii.gz', r.confidence.lowMask);
+      await write('confidence.nii.gz', r.confidence.map);
+      await write('low-confidence.nii.gz', r.confidence.lowMask);
     }
-    write('jacobian.nii.gz', r.fieldStats.jacobian.det);
-    write('folded.nii.gz', r.fieldStats.jacobian.foldedMask);
+    await write('jacobian.nii.gz', r.fieldStats.jacobian.det);
+    await write('folded.nii.gz', r.fieldStats.jacobian.foldedMask);
     r.report.files = files;
     files.push(...writeReviewReport(out, r.report, r.images, { protect }));
     const j = r.report.jacobian;

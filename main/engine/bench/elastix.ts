@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CancelledError, InputError } from '../errors.ts';
-import { readVolume, writeVolume } from '../volume/io/index.ts';
+import { readVolume, writeVolumeSync } from '../volume/io/index.ts';
 import type { Volume } from '../volume/volume.ts';
 import type { Field } from '../register/field/field.ts';
 
@@ -71,8 +71,8 @@ export async function runElastix(
     }
     const f = join(dir, 'fixed.mha');
     const m = join(dir, 'moving.mha');
-    writeVolume(f, fixed);
-    writeVolume(m, moving);
+    writeVolumeSync(f, fixed);
+    writeVolumeSync(m, moving);
     const out = join(dir, 'out');
     const def = join(dir, 'def');
     mkdirSync(out);

@@ -38,7 +38,7 @@ export async function writeRegistration(
     out.push(p);
     return p;
   };
-  writeVolume(file('warped.nii.gz'), r.warped, { protect });
+  await writeVolume(file('warped.nii.gz'), r.warped, { protect });
   if (moving.meta.dicom) {
     await writeDicomSeries(file('warped-dicom'), r.warped, {
       source: moving,
@@ -49,7 +49,7 @@ export async function writeRegistration(
       protect,
     });
   }
-  if (options.field !== false) writeVolume(file('displacement.nii.gz'), r.field, { protect });
+  if (options.field !== false) await writeVolume(file('displacement.nii.gz'), r.field, { protect });
   writeAffine(file('affine.txt'), r.affine.affine, { protect });
   writeAffine(file('affine.tfm'), r.affine.affine, { protect });
   writePairsCsv(file('pairs.csv'), r.affine.pairs, { protect });

@@ -5,7 +5,7 @@
 import { statSync } from 'node:fs';
 import { VolumeReadError, VolumeWriteError } from '../../errors.ts';
 import type { Volume } from '../volume.ts';
-import { readNifti, writeNifti } from './nifti.ts';
+import { readNifti, writeNifti, writeNiftiSync } from './nifti.ts';
 import { readMetaImage, writeMetaImage } from './metaimage.ts';
 import { readVti } from './vti.ts';
 import { readNrrd } from './nrrd.ts';
@@ -81,11 +81,20 @@ export interface WriteOptions {
   compress?: boolean;
 }
 
-/** Write a volume as NIfTI (.nii / .nii.gz) or MetaImage (.mha / .mhd), atomically. */
-export function writeVolume(path: string, volume: Volume, options: WriteOptions = {}): void {
+/**
+ * Write a volume as NIfTI (.nii / .nii.gz) or MetaImage (.mha / .mhd), atomically; a .nii.gz is
+ * compressed on zlib's thread pool (the CPU is free for other work meanwhile).
+ */
+export async function writeVolume(path: string, volume: Volume, options: WriteOptions = {}): Promise<void> {
+  if (formatOfPath(path) === 'nifti') return writeNifti(path, volume, options);
+  writeVolumeSync(path, volume, options);
+}
+
+/** writeVolume on this thread: for small volumes and synchronous callers. */
+export function writeVolumeSync(path: string, volume: Volume, options: WriteOptions = {}): void {
   switch (formatOfPath(path)) {
     case 'nifti':
-      return writeNifti(path, volume, options);
+      return writeNiftiSync(path, volume, options);
     case 'metaimage':
       return writeMetaImage(path, volume, options);
     default:

@@ -28,6 +28,7 @@
  * write -> read -> write gives identical bytes, oblique directions included (see niftiGeometry).
  */
 import { gzipSync } from 'node:zlib';
+import { gzipParallel } from '../../util/gzip-parallel.ts';
 import { VolumeWriteError, wrapReadErrors } from '../../errors.ts';
 import { writeFileAtomic } from '../../util/atomic-write.ts';
 import { geometryProblem } from '../geometry.ts';
@@ -241,17 +242,45 @@ export function encodeNifti(vol: Volume, description?: string): Uint8Array[] {
   return [header, littleEndianBytes(interleave(data, nc, true))];
 }
 
-/** Write `.nii` or `.nii.gz` (by extension), atomically. Throws VolumeWriteError. */
-export function writeNifti(path: string, vol: Volume, options: NiftiWriteOptions = {}): void {
+/**
+ * Write `.nii` or `.nii.gz` (by extension), atomically; `.gz` is compressed on zlib's thread pool
+ * (gzip-parallel.ts: one standard gzip member). Rejects with VolumeWriteError.
+ */
+export async function writeNifti(path: string, vol: Volume, options: NiftiWriteOptions = {}): Promise<void> {
+  const { chunks, gz } = niftiFile(path, vol, options);
+  let out = chunks;
+  try {
+    if (gz) out = await gzipParallel(chunks);
+  } catch (e) {
+    throw encodeError(path, e);
+  }
+  writeFileAtomic(path, out, { protect: options.protect });
+}
+
+/** writeNifti on this thread (zlib's one-call gzip): for small files and synchronous callers. */
+export function writeNiftiSync(path: string, vol: Volume, options: NiftiWriteOptions = {}): void {
+  const { chunks, gz } = niftiFile(path, vol, options);
+  let out = chunks;
+  try {
+    if (gz) out = [gzipSync(Buffer.concat(chunks))];
+  } catch (e) {
+    throw encodeError(path, e);
+  }
+  writeFileAtomic(path, out, { protect: options.protect });
+}
+
+/** The file name checked and the volume encoded (not yet compressed). */
+function niftiFile(path: string, vol: Volume, options: NiftiWriteOptions): { chunks: Uint8Array[]; gz: boolean } {
   const lower = path.toLowerCase();
   if (!lower.endsWith('.nii') && !lower.endsWith('.nii.gz'))
     throw new VolumeWriteError(path, 'a NIfTI file name must end in .nii or .nii.gz');
-  let chunks: Uint8Array[];
   try {
-    chunks = encodeNifti(vol, options.description);
-    if (lower.endsWith('.gz')) chunks = [gzipSync(Buffer.concat(chunks))];
+    return { chunks: encodeNifti(vol, options.description), gz: lower.endsWith('.gz') };
   } catch (e) {
-    throw new VolumeWriteError(path, `cannot encode as NIfTI (${(e as Error).message})`, { cause: e });
+    throw encodeError(path, e);
   }
-  writeFileAtomic(path, chunks, { protect: options.protect });
+}
+
+function encodeError(path: string, e: unknown): VolumeWriteError {
+  return new VolumeWriteError(path, `cannot encode as NIfTI (${(e as Error).message})`, { cause: e });
 }
