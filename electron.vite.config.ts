@@ -15,6 +15,8 @@ export default defineConfig({
           'ncc-match-worker': resolve(__dirname, 'main/engine/bench/ncc-match-worker.ts'),
           // the deform stage's box sums on worker threads (register/deform/box-sum-threads.ts)
           'box-sum-worker': resolve(__dirname, 'main/engine/register/deform/box-sum-worker.ts'),
+          // the cascade's field, warp and Jacobian slabs on worker threads (register/cascade-tail-threads.ts)
+          'cascade-tail-worker': resolve(__dirname, 'main/engine/register/cascade-tail-worker.ts'),
         },
         // shared chunks beside the entries (not in chunks/): a module that starts a worker thread
         // finds the entry's built .js beside its own chunk (compute/start-thread.ts)

@@ -116,7 +116,7 @@ test('NCC threads that fail to load leave the matching to the caller, same answe
   }
 });
 
-test('the NCC cascade (affine + coarse) on two threads equals one thread', async (t) => {
+test('the NCC cascade (affine + coarse, then the dense tail) on two threads equals one thread', async (t) => {
   const { pair } = await pairAndPoints();
   // a block of the pair (speed): one side of the body, with air beside it (the CT check wants some)
   const fixed = cropIndex(pair.fixed, [0, 10, 30], [70, 90, 80]);
@@ -133,4 +133,10 @@ test('the NCC cascade (affine + coarse) on two threads equals one thread', async
   assert.deepEqual(two.coarse!.pairs, one.coarse!.pairs);
   assert.deepEqual(two.coarse!.grid.data, one.coarse!.grid.data);
   assert.ok(one.coarse!.stats.kept >= 20, `${one.coarse!.stats.kept} coarse pairs kept`);
+  // the dense tail (field, warp, Jacobian, the QA's NCC) on the threads too
+  assert.ok('warp + Jacobian (threads)' in two.qa.secondsPerStage && 'warp' in one.qa.secondsPerStage);
+  assert.ok(Buffer.from(two.field.data.buffer).equals(Buffer.from(one.field.data.buffer)), 'field');
+  assert.ok(Buffer.from(two.warped.data.buffer).equals(Buffer.from(one.warped.data.buffer)), 'warped');
+  assert.deepEqual(two.qa.jacobian, one.qa.jacobian);
+  assert.deepEqual(two.qa.nccInFixedBody, one.qa.nccInFixedBody);
 });

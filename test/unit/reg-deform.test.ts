@@ -2,20 +2,29 @@
  * SAM-deform (register/deform): the exact gradient of its loss against central finite differences
  * (LNCC + feature term + diffusion, on a small random problem), the box sum's self-adjointness that the
  * LNCC gradient relies on, and the instance optimisation on a pair made from real CT by a known smooth
- * deformation: the error against the truth falls and no voxel folds.
+ * deformation: the error against the truth falls and no voxel folds. The deform images' preparation
+ * (box means where the resampling reads them) equals the box mean of every voxel, resampled.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { boxSum } from '../../main/engine/register/deform/box-sum.ts';
+import { boxMean, boxMeanWhere, boxSum } from '../../main/engine/register/deform/box-sum.ts';
 import { deformLoss } from '../../main/engine/register/deform/deform-loss.ts';
-import { samDeform } from '../../main/engine/register/deform/sam-deform.ts';
+import { prepareImage, samDeform } from '../../main/engine/register/deform/sam-deform.ts';
+import {
+  gridWithSpacing,
+  linearScalarFootprint,
+  resample,
+  targetToSourceIndex,
+} from '../../main/engine/volume/resample.ts';
+import { makeVolume } from '../../main/engine/volume/volume.ts';
+import { rotation } from './field-fixtures.ts';
 import { bodyPoints, tre } from '../../main/engine/bench/reg-metrics.ts';
 import { zeroField } from '../../main/engine/register/field/field.ts';
 import { jacobianDeterminant } from '../../main/engine/register/field/jacobian.ts';
 import { stageField } from '../../main/engine/register/stage-field.ts';
 import { readVolume } from '../../main/engine/volume/io/index.ts';
 import { bodyMask } from '../../main/engine/volume/mask.ts';
-import type { Affine3x4 } from '../../main/engine/volume/geometry.ts';
+import type { Affine3x4, Geometry } from '../../main/engine/volume/geometry.ts';
 import { dataPath, rng } from '../helpers.ts';
 import { blobProblem, smoothDeformationPair } from './deform-fixtures.ts';
 
@@ -92,4 +101,49 @@ test('SAM-deform on real CT with a known smooth deformation: error falls, no fol
   assert.ok(elsewhere.mean < 0.6, `TRE where nothing moves: ${elsewhere.mean}`);
   assert.ok(r.stats.lnccEnd > r.stats.lnccStart);
   assert.equal(jac.foldedPercent, 0);
+});
+
+test('linearScalarFootprint: the voxels outside it do not change a resampling (oblique, anisotropic grids)', () => {
+  const src = makeVolume({
+    size: [23, 17, 11],
+    spacing: [0.7, 0.9, 1.6],
+    origin: [-8, -7, -9],
+    direction: rotation([1, 2, 3], 0.3),
+    data: Float32Array.from({ length: 23 * 17 * 11 }, (_, n) => Math.sin(n / 7) * 100),
+  });
+  const target: Geometry = {
+    size: [9, 8, 7],
+    spacing: [2.1, 1.9, 2.6],
+    origin: [-9, -8, -10],
+    direction: rotation([3, -1, 2], 0.5),
+  };
+  const read = linearScalarFootprint(src.size, targetToSourceIndex(target, src), target.size);
+  const count = read.reduce((a, b) => a + b, 0);
+  assert.ok(count > 100 && count < read.length / 2, `${count} of ${read.length} voxels read`);
+  // NaN everywhere else: a read of one of them would show
+  const poisoned = { ...src, data: src.data.map((v, n) => (read[n] ? v : NaN)) };
+  const want = resample(src, target, { fill: -1 }).data;
+  assert.deepEqual(resample(poisoned, target, { fill: -1 }).data, want);
+  assert.ok(want.some((v) => v === -1) && want.some((v) => v !== -1), 'the target reaches outside the source too');
+});
+
+test('prepareImage equals the box mean of every voxel resampled (real CT; fine to coarse, both levels)', async () => {
+  const ct = await readVolume(dataPath('TotalSegmentator', 'tests', 'reference_files', 'example_ct.nii.gz'));
+  // a 1.5 mm version of the CT (the deform grids then read a fraction of its voxels)
+  const fine = resample(ct, gridWithSpacing(ct, [1.5, 1.5, 1.5]), { outputType: 'float32' });
+  for (const v of [ct, fine])
+    for (const s of [4, 8]) {
+      const grid = gridWithSpacing(v, [s, s, s]);
+      const clipped = Float32Array.from(v.data, (x) => Math.max(-1000, Math.min(1000, x)) / 1000);
+      const r = Math.max(0, Math.round(s / 2 / Math.min(...v.spacing)));
+      const want = resample({ ...v, data: boxMean(clipped, v.size, r), components: 1 }, grid, {
+        fill: -1,
+        outputType: 'float32',
+      }).data;
+      assert.deepEqual(prepareImage(v, grid), want, `${v.spacing[0]} mm image on a ${s} mm grid`);
+      const read = linearScalarFootprint(v.size, targetToSourceIndex(grid, v), grid.size);
+      const means = boxMeanWhere(clipped, v.size, r, read);
+      const all = boxMean(clipped, v.size, r);
+      for (let q = 0; q < read.length; q++) if (read[q]) assert.equal(means[q], all[q]);
+    }
 });

@@ -55,6 +55,7 @@ import { samDeform, type SamDeformOptions, type SamDeformResult } from './deform
 import { stageField } from './stage-field.ts';
 import { embeddingFeatures } from './deform/embedding-features.ts';
 import { fieldFromAffine, type Field } from './field/field.ts';
+import { CascadeTailThreads } from './cascade-tail-threads.ts';
 import { jacobianDeterminant } from './field/jacobian.ts';
 import { deformNetStage, type DeformNet, type DeformNetStageResult } from './deform-net/apply.ts';
 import { warpVolume } from './field/warp.ts';
@@ -266,17 +267,29 @@ interface StageInputs {
   images: DeviceImages | undefined;
 }
 
-/** The stages, with the NCC matcher's threads for the affine and coarse stages (stopped after them). */
+/**
+ * The stages, with the NCC matcher's threads for the affine and coarse stages (stopped after them)
+ * and, when the deform stage runs on the CPU, the threads of the dense tail (started now: they load
+ * their modules while the stages run).
+ */
 async function runStages(inputs: StageInputs): Promise<RegisterResult> {
-  const ncc = (inputs.o.matcher ?? 'sam') === 'ncc' ? NccThreads.start(inputs.o.threads) : null;
+  const o = inputs.o;
+  const ncc = (o.matcher ?? 'sam') === 'ncc' ? NccThreads.start(o.threads) : null;
+  const tailOnCpu = inputs.stages.length > 1 && !(o.deform?.onDevice ?? onHardwareGpu());
+  const tail = tailOnCpu ? CascadeTailThreads.start(o.threads) : null;
   try {
-    return await stagesWith(ncc, inputs);
+    return await stagesWith(ncc, tail, inputs);
   } finally {
     ncc?.dispose();
+    tail?.dispose();
   }
 }
 
-async function stagesWith(ncc: NccThreads | null, inputs: StageInputs): Promise<RegisterResult> {
+async function stagesWith(
+  ncc: NccThreads | null,
+  tailThreads: CascadeTailThreads | null,
+  inputs: StageInputs,
+): Promise<RegisterResult> {
   const { fixed, moving, o, stages, gpu, madeMasks, images } = inputs;
   const times: Record<string, number> = {};
   const tick = (name: string, t0: number) => (times[name] = (performance.now() - t0) / 1000);
@@ -437,24 +450,35 @@ async function stagesWith(ncc: NccThreads | null, inputs: StageInputs): Promise<
         jacobian: { mask: fixedMask },
       })
     : null;
+  // on the CPU's threads: the field, the warp, the QA's unwarped image and the Jacobian slab by slab
+  const onThreads =
+    !dense && corrections.length && tailThreads
+      ? await tailThreads.tail(fixed, moving, affine.affine, corrections, {
+          fill: -1024,
+          unwarped: true,
+          jacobian: { mask: fixedMask },
+        })
+      : null;
   const field =
     dense?.field ??
+    onThreads?.field ??
     (corrections.length ? stageField(fixed, affine.affine, corrections) : fieldFromAffine(fixed, affine.affine));
   const warped =
     dense?.warped ??
+    onThreads?.warped ??
     (corrections.length
       ? warpVolume(moving, field, { fill: -1024 })
       : warpWithAffine(moving, fixed, affine.affine, { fill: -1024 }));
-  tick(dense ? 'warp (GPU)' : 'warp', t0);
+  tick(dense ? 'warp (GPU)' : onThreads ? 'warp + Jacobian (threads)' : 'warp', t0);
   let jacobian;
   if (corrections.length) {
     t0 = performance.now();
     // on the GPU with the warp (from its field on the device: only statistics come back)
     const j = onGpu
       ? (dense?.jacobian ?? (await jacobianOnDevice(field, { mask: fixedMask })))
-      : jacobianDeterminant(field, { mask: fixedMask });
+      : (onThreads?.jacobian ?? jacobianDeterminant(field, { mask: fixedMask }));
     jacobian = { min: j.min, max: j.max, mean: j.mean, std: j.std, foldedPercent: j.foldedPercent, voxels: j.voxels };
-    tick(onGpu ? 'jacobian (GPU)' : 'jacobian', t0);
+    if (!onThreads) tick(onGpu ? 'jacobian (GPU)' : 'jacobian', t0);
   } else {
     // The Jacobian determinant of an affine is det(A) everywhere: a fold only if det(A) <= 0.
     const det = affineDeterminant(affine.affine);
@@ -464,7 +488,11 @@ async function stagesWith(ncc: NccThreads | null, inputs: StageInputs): Promise<
   const mask = fixedMask.data;
   const nccInFixedBody = dense?.ncc ?? {
     // (the moving image on the fixed grid, sampled as the warp samples: field/warp.ts)
-    before: maskedNcc(fixed.data, warpWithAffine(moving, fixed, AFFINE_IDENTITY, { fill: -1024 }).data, mask),
+    before: maskedNcc(
+      fixed.data,
+      (onThreads?.unwarped ?? warpWithAffine(moving, fixed, AFFINE_IDENTITY, { fill: -1024 })).data,
+      mask,
+    ),
     after: maskedNcc(fixed.data, warped.data, mask),
   };
   tick('qa numbers', t0);

@@ -6,28 +6,40 @@
  */
 import { indexToWorldMatrix, worldToIndexMatrix, type Geometry } from '../volume/geometry.ts';
 import type { Affine3x4 } from './affine-fit.ts';
-import { checkField, fieldFromAffine, type Field } from './field/field.ts';
+import { affineDisplacements, checkField, zeroField, type Field } from './field/field.ts';
 import { cellFraction, cellStart } from '../volume/interpolate.ts';
 
 export function stageField(grid: Geometry, affine: Affine3x4, corrections: Field[] = []): Field {
-  const out = fieldFromAffine(grid, affine);
-  out.meta.description = 'displacement field (cascade)';
-  for (const c of corrections) addCorrection(out.data as Float32Array, grid, c);
+  const out = zeroField(grid, 'displacement field (cascade)');
+  stageFieldSlices(grid, affine, corrections, 0, grid.size[2], out.data as Float32Array);
   return out;
 }
 
+/** stageField's values for the slices [k0, k1) of the grid, into out (3 per voxel, from out[0]). */
+export function stageFieldSlices(
+  grid: Geometry,
+  affine: Affine3x4,
+  corrections: Field[],
+  k0: number,
+  k1: number,
+  out: Float32Array,
+): void {
+  affineDisplacements(grid, affine, k0, k1, out);
+  for (const c of corrections) addCorrection(out, grid, c, k0, k1);
+}
+
 /**
- * d += v(x) for every voxel x of `grid` (d: 3 values per voxel), v read trilinearly in its own grid
+ * d += v(x) for every voxel x of the slices [k0, k1) of `grid` (d: 3 values per voxel, from d[0]), v read trilinearly in its own grid
  * with the 'border' rule: the arithmetic of field.ts fieldSampler + interpolate.ts trilinearAt
  * (border mode), written out for a float32 3-component field so the engine compiles one monomorphic
  * loop (the generic sampler, shared by every voxel type, ran at about 70 ns a sample).
  */
-function addCorrection(d: Float32Array, grid: Geometry, correction: Field): void {
+function addCorrection(d: Float32Array, grid: Geometry, correction: Field, k0: number, k1: number): void {
   checkField(correction, 'correction field');
   const src = correction.data instanceof Float32Array ? correction.data : Float32Array.from(correction.data);
   const m = indexToWorldMatrix(grid);
   const w = worldToIndexMatrix(correction);
-  const [ni, nj, nk] = grid.size;
+  const [ni, nj] = grid.size;
   const [ci, cj, ck] = correction.size;
   const sj = ci * 3;
   const sk = sj * cj;
@@ -35,7 +47,7 @@ function addCorrection(d: Float32Array, grid: Geometry, correction: Field): void
   const dy = cj > 1 ? sj : 0;
   const dz = ck > 1 ? sk : 0;
   let n = 0;
-  for (let k = 0; k < nk; k++)
+  for (let k = k0; k < k1; k++)
     for (let j = 0; j < nj; j++)
       for (let i = 0; i < ni; i++, n += 3) {
         const x = m[0] * i + m[1] * j + m[2] * k + m[3];

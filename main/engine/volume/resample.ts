@@ -153,7 +153,8 @@ export function gridWithSpacing(volume: Geometry, spacing: Vec3, direction?: Mat
  * arithmetic of interpolate.ts trilinearAt in 'fill' mode written out, so that the engine compiles it
  * for the few voxel types it meets here instead of the generic sampler shared by every caller.
  * `m` maps target indices to source indices; `eps` is the slack beyond the hull of the source's voxel
- * centres (1e-6: trilinearAt's 'fill', resample's rule; 0.5: its 'extent', the warps' rule).
+ * centres (1e-6: trilinearAt's 'fill', resample's rule; 0.5: its 'extent', the warps' rule). `slices`:
+ * the target slices [k0, k1) written (out from out[0]; default all).
  */
 export function linearScalar(
   src: ArrayLike<number>,
@@ -164,14 +165,15 @@ export function linearScalar(
   fill: number,
   range: [number, number] | undefined,
   eps = 1e-6,
+  slices: readonly [number, number] = [0, tsize[2]],
 ): void {
   const [ni, nj, nk] = size;
-  const [ti, tj, tk] = tsize;
+  const [ti, tj] = tsize;
   const dx = ni > 1 ? 1 : 0;
   const dy = nj > 1 ? ni : 0;
   const dz = nk > 1 ? ni * nj : 0;
   let o = 0;
-  for (let k = 0; k < tk; k++)
+  for (let k = slices[0]; k < slices[1]; k++)
     for (let j = 0; j < tj; j++) {
       let x = m[1] * j + m[2] * k + m[3];
       let y = m[5] * j + m[6] * k + m[7];
@@ -202,6 +204,38 @@ export function linearScalar(
         out[o++] = v;
       }
     }
+}
+
+/**
+ * The source voxels that linearScalar(src, size, m, tsize, ..., eps) reads: 1 for each, else 0 (its
+ * index arithmetic repeated: the incremental positions, the hull test, the cells' corners). A caller
+ * that fills only these voxels gets the same resampled values as with all of them filled.
+ */
+export function linearScalarFootprint(
+  size: readonly number[],
+  m: Affine3x4,
+  tsize: readonly number[],
+  eps = 1e-6,
+): Uint8Array {
+  const [ni, nj, nk] = size;
+  const [ti, tj, tk] = tsize;
+  const read = new Uint8Array(ni * nj * nk);
+  const dx = ni > 1 ? 1 : 0;
+  const dy = nj > 1 ? ni : 0;
+  const dz = nk > 1 ? ni * nj : 0;
+  for (let k = 0; k < tk; k++)
+    for (let j = 0; j < tj; j++) {
+      let x = m[1] * j + m[2] * k + m[3];
+      let y = m[5] * j + m[6] * k + m[7];
+      let z = m[9] * j + m[10] * k + m[11];
+      for (let i = 0; i < ti; i++, x += m[0], y += m[4], z += m[8]) {
+        if (x < -eps || y < -eps || z < -eps || x > ni - 1 + eps || y > nj - 1 + eps || z > nk - 1 + eps) continue;
+        const p = cellStart(x, ni) + cellStart(y, nj) * ni + cellStart(z, nk) * ni * nj;
+        read[p] = read[p + dx] = read[p + dy] = read[p + dy + dx] = 1;
+        read[p + dz] = read[p + dz + dx] = read[p + dz + dy] = read[p + dz + dy + dx] = 1;
+      }
+    }
+  return read;
 }
 
 /** Resample to an isotropic or anisotropic spacing over the same extent (e.g. 2 mm for the network). */

@@ -9,6 +9,7 @@
  * map (review/confidence.ts); 'track' matches one fixed point into the moving image with them
  * (review/track-point.ts).
  */
+import { inOwnMemory } from '../compute/shared-memory.ts';
 import { parentPort } from 'node:worker_threads';
 import { registerVolumes } from '../register/cascade.ts';
 import { confidenceMap } from '../review/confidence.ts';
@@ -87,7 +88,11 @@ async function run(m: Extract<ToWorker, { type: 'register' }>): Promise<void> {
       onProgress: (stage, done, total) => io.post({ type: 'progress', stage, done, total }),
     });
     last = { fixed: m.fixed, moving: m.moving, field: result.field };
-    io.post({ type: 'done', result });
+    // (the CPU threads' outputs are on shared memory, which a message to another process cannot take)
+    io.post({
+      type: 'done',
+      result: { ...result, field: inOwnMemory(result.field), warped: inOwnMemory(result.warped) },
+    });
   } catch (e) {
     const err = e as Error;
     io.post({ type: 'error', name: err.name ?? 'Error', message: err.message ?? String(e) });

@@ -73,6 +73,77 @@ export function boxMean(data: Float32Array, size: readonly number[], r: number):
   return windowMeans(boxSum(data, size, r), size, r, new Float32Array(data.length));
 }
 
+/**
+ * boxMean's values where `need` is nonzero (0 elsewhere), computing only what those need: every row's
+ * running sum along i, kept at the i that some needed voxel has; the running sums along j of those
+ * lines, kept at the (i, j) columns that hold a needed voxel; the running sums along k of those
+ * columns; the divisions at the needed voxels. The partial sums are stored compactly (a fine image on
+ * a coarse grid needs a fraction of them). Each line's running sum is the same sequence of additions
+ * as in boxSum, so the values equal boxMean's exactly.
+ */
+export function boxMeanWhere(data: Float32Array, size: readonly number[], r: number, need: Uint8Array): Float32Array {
+  const [ni, nj, nk] = size;
+  const plane = ni * nj;
+  // the needed columns (i, j) and the needed i, each numbered in order (-1: not needed)
+  const colOf = new Int32Array(plane).fill(-1);
+  for (let k = 0, base = 0; k < nk; k++, base += plane)
+    for (let c = 0; c < plane; c++) if (need[base + c] !== 0) colOf[c] = 0;
+  const iOf = new Int32Array(ni).fill(-1);
+  for (let c = 0; c < plane; c++) if (colOf[c] === 0) iOf[c % ni] = 0;
+  const is: number[] = [];
+  for (let i = 0; i < ni; i++) if (iOf[i] === 0) iOf[i] = is.push(i) - 1;
+  const cols: number[] = [];
+  for (let c = 0; c < plane; c++) if (colOf[c] === 0) colOf[c] = cols.push(c) - 1;
+  const nI = is.length;
+  const nC = cols.length;
+  // along i, every row; kept at the needed i: A[(j + nj k) nI + iOf[i]]
+  const A = new Float64Array(nI * nj * nk);
+  for (let row = 0, s0 = 0; row < nj * nk; row++, s0 += ni) {
+    let acc = 0;
+    for (let t = 0; t < Math.min(r, ni); t++) acc += data[s0 + t];
+    const a0 = row * nI;
+    for (let t = 0; t < ni; t++) {
+      if (t + r < ni) acc += data[s0 + t + r];
+      if (t - r - 1 >= 0) acc -= data[s0 + t - r - 1];
+      if (iOf[t] >= 0) A[a0 + iOf[t]] = acc;
+    }
+  }
+  // along j, the needed i's lines, all together (as passStrided); kept at the needed columns:
+  // B[k nC + colOf[c]]
+  const B = new Float64Array(nC * nk);
+  const acc = new Float64Array(nI);
+  for (let k = 0; k < nk; k++) {
+    const b0 = k * nj * nI;
+    acc.fill(0);
+    for (let t = 0; t < Math.min(r, nj); t++) for (let q = 0, o = b0 + t * nI; q < nI; q++) acc[q] += A[o + q];
+    for (let t = 0; t < nj; t++) {
+      if (t + r < nj) for (let q = 0, o = b0 + (t + r) * nI; q < nI; q++) acc[q] += A[o + q];
+      if (t - r - 1 >= 0) for (let q = 0, o = b0 + (t - r - 1) * nI; q < nI; q++) acc[q] -= A[o + q];
+      for (let q = 0; q < nI; q++) {
+        const c = colOf[is[q] + ni * t];
+        if (c >= 0) B[k * nC + c] = acc[q];
+      }
+    }
+  }
+  // along k, the needed columns
+  const C = new Float64Array(nC * nk);
+  passStrided(B, C, nC, nk, 1, r);
+  const out = new Float32Array(data.length);
+  const wi = Float64Array.from({ length: ni }, (_, t) => windowWidth(t, ni, r));
+  const wj = Float64Array.from({ length: nj }, (_, t) => windowWidth(t, nj, r));
+  for (let k = 0; k < nk; k++) {
+    const wk = windowWidth(k, nk, r);
+    for (let n = 0; n < nC; n++) {
+      const c = cols[n];
+      const q = k * plane + c;
+      const i = c % ni;
+      // boxMean's count wi * (wj * wk): small integers, multiplied exactly in any order
+      if (need[q] !== 0) out[q] = C[k * nC + n] / (wi[i] * (wj[(c - i) / ni] * wk));
+    }
+  }
+  return out;
+}
+
 /** Box sums divided by their truncated windows' voxel counts, into `out`. */
 function windowMeans(s: Float64Array, size: readonly number[], r: number, out: Float32Array): Float32Array {
   const [ni, nj, nk] = size;

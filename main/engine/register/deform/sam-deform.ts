@@ -15,7 +15,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { indexToWorld, indexToWorldMatrix, worldToIndexMatrix, type Geometry } from '../../volume/geometry.ts';
-import { gridWithSpacing, resample } from '../../volume/resample.ts';
+import { gridWithSpacing, linearScalarFootprint, resample, targetToSourceIndex } from '../../volume/resample.ts';
 import { makeVolume, type Vec3, type Volume } from '../../volume/volume.ts';
 import type { Field } from '../field/field.ts';
 import { jacobianDeterminant } from '../field/jacobian.ts';
@@ -23,7 +23,7 @@ import { jacobianOnDevice } from '../device/jacobian-on-device.ts';
 import { prepareImageOnDevice } from '../device/prepare-on-device.ts';
 import type { DeviceImages } from '../../compute/device-images.ts';
 import { resampleOnDevice } from '../device/resample-on-device.ts';
-import { boxMean, smoothField } from './box-sum.ts';
+import { boxMeanWhere, smoothField } from './box-sum.ts';
 import type { DeformEval, DeformProblem, SampledImage } from './deform-loss.ts';
 import { hostDeformOptimiser } from './deform-optimiser.ts';
 import { BoxSumThreads, defaultBoxSumThreads } from './box-sum-threads.ts';
@@ -100,7 +100,12 @@ export function prepareImage(v: Volume, grid: Geometry): Float32Array {
   const clipped = new Float32Array(n);
   for (let q = 0; q < n; q++) clipped[q] = Math.max(-1000, Math.min(1000, v.data[q])) / 1000;
   const r = Math.max(0, Math.round(grid.spacing[0] / 2 / Math.min(...v.spacing)));
-  const src = r > 0 ? boxMean(clipped, v.size, r) : clipped;
+  // the box means only where the resampling reads them (the same values there; a fine image on a
+  // coarse grid reads a fraction of its voxels)
+  const src =
+    r > 0
+      ? boxMeanWhere(clipped, v.size, r, linearScalarFootprint(v.size, targetToSourceIndex(grid, v), grid.size))
+      : clipped;
   return resample({ ...v, data: src, components: 1 }, grid, { fill: -1, outputType: 'float32' }).data as Float32Array;
 }
 

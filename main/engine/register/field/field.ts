@@ -54,7 +54,8 @@ export function checkMask(mask: Volume, like: Geometry, name = 'mask'): void {
   if (!sameGrid(mask, like)) throw new InputError(name, 'the mask is not on the grid of the field');
 }
 
-function gridCopy(grid: Geometry): Geometry {
+/** A copy of the grid (size, spacing, origin, direction) alone. */
+export function gridCopy(grid: Geometry): Geometry {
   return {
     size: [...grid.size] as Vec3,
     spacing: [...grid.spacing] as Vec3,
@@ -91,21 +92,25 @@ export function gridToGridAffine(from: Geometry, to: Geometry, worldMap: Affine 
 /** u(x) = A x - x on the grid (float32): the field of an affine, exact to float32 rounding. */
 export function fieldFromAffine(grid: Geometry, affine: Affine): Field {
   const field = zeroField(grid, 'displacement field (affine)');
+  affineDisplacements(grid, affine, 0, grid.size[2], field.data as Float32Array);
+  return field;
+}
+
+/** fieldFromAffine's values for the slices [k0, k1) of the grid, into out (3 per voxel, from out[0]). */
+export function affineDisplacements(grid: Geometry, affine: Affine, k0: number, k1: number, out: Float32Array): void {
   // index -> u is affine too: (A - I) * I2W
   const a = affine;
   const aMinusI: Affine = [a[0] - 1, a[1], a[2], a[3], a[4], a[5] - 1, a[6], a[7], a[8], a[9], a[10] - 1, a[11]];
   const m = affineProduct(aMinusI, indexToWorldMatrix(grid));
-  const [ni, nj, nk] = grid.size;
-  const d = field.data;
+  const [ni, nj] = grid.size;
   let o = 0;
-  for (let k = 0; k < nk; k++)
+  for (let k = k0; k < k1; k++)
     for (let j = 0; j < nj; j++)
       for (let i = 0; i < ni; i++) {
-        d[o++] = m[0] * i + m[1] * j + m[2] * k + m[3];
-        d[o++] = m[4] * i + m[5] * j + m[6] * k + m[7];
-        d[o++] = m[8] * i + m[9] * j + m[10] * k + m[11];
+        out[o++] = m[0] * i + m[1] * j + m[2] * k + m[3];
+        out[o++] = m[4] * i + m[5] * j + m[6] * k + m[7];
+        out[o++] = m[8] * i + m[9] * j + m[10] * k + m[11];
       }
-  return field;
 }
 
 export interface FieldSampler {
@@ -178,8 +183,13 @@ export interface ValueStats {
 
 const BINS = 8192;
 
-/** Statistics of the finite values (where `keep(n)` is true, when given); NaN everywhere when none. */
-export function valueStats(values: ArrayLike<number>, keep?: (n: number) => boolean): ValueStats {
+/**
+ * Statistics of the finite values (where `keep(n)` is true, or where the mask `keep` is nonzero, when
+ * given); NaN everywhere when none.
+ */
+export function valueStats(values: ArrayLike<number>, keep?: ((n: number) => boolean) | Uint8Array): ValueStats {
+  const mask = keep instanceof Uint8Array ? keep : null;
+  const test = typeof keep === 'function' ? keep : null;
   let count = 0;
   let min = Infinity;
   let max = -Infinity;
@@ -187,7 +197,7 @@ export function valueStats(values: ArrayLike<number>, keep?: (n: number) => bool
   let sumSq = 0;
   for (let n = 0; n < values.length; n++) {
     const v = values[n];
-    if (!Number.isFinite(v) || (keep && !keep(n))) continue;
+    if (!Number.isFinite(v) || (mask ? mask[n] === 0 : test !== null && !test(n))) continue;
     count++;
     sum += v;
     sumSq += v * v;
@@ -201,7 +211,7 @@ export function valueStats(values: ArrayLike<number>, keep?: (n: number) => bool
   let dev = 0;
   for (let n = 0; n < values.length; n++) {
     const v = values[n];
-    if (!Number.isFinite(v) || (keep && !keep(n))) continue;
+    if (!Number.isFinite(v) || (mask ? mask[n] === 0 : test !== null && !test(n))) continue;
     dev += (v - mean) * (v - mean);
     if (width > 0) hist[Math.min(BINS - 1, Math.floor((v - min) / width))]++;
   }

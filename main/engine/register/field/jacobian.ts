@@ -25,7 +25,8 @@
  * are rotated by D^T and divided by the spacing before the determinants are taken. An affine
  * field thus gives det(A) everywhere, whatever the grid's direction (even left-handed) and spacing.
  */
-import { makeVolume, voxelCount, type Vec3, type Volume } from '../../volume/volume.ts';
+import { makeVolume, type Vec3, type Volume } from '../../volume/volume.ts';
+import type { Geometry } from '../../volume/geometry.ts';
 import { checkField, checkMask, valueStats, type ValueStats } from './field.ts';
 
 /** Variant names: one character per index axis i, j, k: '0' central, '+' forward, '-' backward. */
@@ -71,12 +72,44 @@ export function jacobianDeterminant(field: Volume, options: { mask?: Volume } = 
   checkField(field);
   const mask = options.mask;
   if (mask) checkMask(mask, field);
-  const [ni, nj, nk] = field.size;
-  const n3 = field.size;
-  const nvox = voxelCount(field.size);
-  const u = field.data;
-  const D = field.direction;
-  const sp = field.spacing;
+  const s = jacobianSlices(field, field.data, 0, 0, field.size[2], mask);
+  return jacobianReport(field, s.det, s.foldedData, s, mask);
+}
+
+/** jacobianSlices' answer: determinants and fold flags of its slices, the counts over them. */
+export interface JacobianSlab {
+  /** Central determinants of the slices (from their first voxel). */
+  det: Float32Array;
+  /** 1 where folded. */
+  foldedData: Uint8Array;
+  voxels: number;
+  folded: number;
+  nonPositive: Record<JacobianVariant, number>;
+}
+
+/**
+ * jacobianDeterminant's numbers for the slices [k0, k1) of the field's grid (the mask, when given,
+ * covers the whole grid), from `u`: the field's values on its slices from kBase on (3 per voxel, from
+ * u[0]), which must include slices k0 - 1 and k1 where the grid has them (the differences reach them).
+ * `into`: arrays for the determinants and flags (zeroed; written from their start) instead of new ones.
+ */
+export function jacobianSlices(
+  grid: Geometry,
+  u: ArrayLike<number>,
+  kBase: number,
+  k0: number,
+  k1: number,
+  mask?: Volume,
+  into?: { det: Float32Array; foldedData: Uint8Array },
+): JacobianSlab {
+  const [ni, nj, nk] = grid.size;
+  const n3 = grid.size;
+  // u's and the outputs' first voxels (global voxel numbers)
+  const uOff = kBase * ni * nj;
+  const oOff = k0 * ni * nj;
+  const nvox = ni * nj * (k1 - k0);
+  const D = grid.direction;
+  const sp = grid.spacing;
   // R = S^-1 D^T: world displacement -> displacement in index units.
   const R = new Float64Array(9);
   for (let a = 0; a < 3; a++) for (let r = 0; r < 3; r++) R[a * 3 + r] = D[r * 3 + a] / sp[a];
@@ -107,8 +140,8 @@ export function jacobianDeterminant(field: Volume, options: { mask?: Volume } = 
     return detCols(star, 0, 3, 6) / 2;
   };
 
-  const det = new Float32Array(nvox);
-  const foldedData = new Uint8Array(nvox);
+  const det = into?.det ?? new Float32Array(nvox);
+  const foldedData = into?.foldedData ?? new Uint8Array(nvox);
   const nonPositive = Object.fromEntries(JACOBIAN_VARIANTS.map((v) => [v, 0])) as Record<JacobianVariant, number>;
   const oneSided = JACOBIAN_VARIANTS.slice(1, 9);
   const hasPrev = [false, false, false];
@@ -121,7 +154,7 @@ export function jacobianDeterminant(field: Volume, options: { mask?: Volume } = 
     idx[0] = i;
     idx[1] = j;
     idx[2] = k;
-    const p = 3 * n;
+    const p = 3 * (n - uOff);
     for (let a = 0; a < 3; a++) {
       hasPrev[a] = idx[a] > 0;
       hasNext[a] = idx[a] < n3[a] - 1;
@@ -139,7 +172,7 @@ export function jacobianDeterminant(field: Volume, options: { mask?: Volume } = 
       for (let r = 0; r < 3; r++) cen[3 * a + r] = (fb[f + r] + fb[b + r]) / 2;
     }
     const central = detCols(cen, 0, 3, 6);
-    det[n] = central;
+    det[n - oOff] = central;
     if (mask && mask.data[n] === 0) return;
     voxels++;
     let isFolded = false;
@@ -169,12 +202,12 @@ export function jacobianDeterminant(field: Volume, options: { mask?: Volume } = 
       isFolded = true;
     }
     if (isFolded) {
-      foldedData[n] = 1;
+      foldedData[n - oOff] = 1;
       folded++;
     }
   };
-  const inner = full ? interiorRows(field, mask, R, det, foldedData) : null;
-  for (let k = 0, n = 0; k < nk; k++)
+  const inner = full ? interiorRows(u, grid.size, uOff, oOff, mask, R, det, foldedData) : null;
+  for (let k = k0, n = oOff; k < k1; k++)
     for (let j = 0; j < nj; j++, n += ni) {
       if (!inner || k === 0 || k === nk - 1 || j === 0 || j === nj - 1) {
         for (let i = 0; i < ni; i++) generalVoxel(i, j, k, n + i);
@@ -190,7 +223,7 @@ export function jacobianDeterminant(field: Volume, options: { mask?: Volume } = 
     JACOBIAN_VARIANTS.forEach((name, v) => (nonPositive[name] += inner.nonPositive[v]));
   }
 
-  return jacobianReport(field, det, foldedData, { voxels, folded, nonPositive }, mask);
+  return { det, foldedData, voxels, folded, nonPositive };
 }
 
 /** The report of per-voxel central determinants and fold flags (its statistics over the mask). */
@@ -207,7 +240,10 @@ export function jacobianReport(
     origin: [...field.origin] as Vec3,
     direction: [...field.direction] as Volume['direction'],
   };
-  const stats = valueStats(det, mask ? (v) => mask.data[v] !== 0 : undefined);
+  const stats = valueStats(
+    det,
+    mask ? (mask.data instanceof Uint8Array ? mask.data : (v) => mask.data[v] !== 0) : undefined,
+  );
   return {
     det: makeVolume({ ...geometry, data: det, meta: { description: 'Jacobian determinant (central differences)' } }),
     foldedMask: makeVolume({ ...geometry, data: foldedData, meta: { description: 'folded voxels' } }),
@@ -245,15 +281,17 @@ function det3(
  * voxels [from, to) of one interior row; the counts accumulate (per variant in JACOBIAN_VARIANTS order).
  */
 function interiorRows(
-  field: Volume,
+  u: ArrayLike<number>,
+  size: readonly number[],
+  uOff: number,
+  oOff: number,
   mask: Volume | undefined,
   R: Float64Array,
   det: Float32Array,
   foldedData: Uint8Array,
 ) {
-  const u = field.data;
   const m = mask?.data;
-  const [ni, nj] = field.size;
+  const [ni, nj] = size;
   const sj = 3 * ni;
   const sk = 3 * ni * nj;
   const [r0, r1, r2, r3, r4, r5, r6, r7, r8] = R;
@@ -273,7 +311,7 @@ function interiorRows(
       let voxels = 0;
       let folded = 0;
       for (let n = from; n < to; n++) {
-        const p = 3 * n;
+        const p = 3 * (n - uOff);
         const ux = u[p];
         const uy = u[p + 1];
         const uz = u[p + 2];
@@ -325,7 +363,7 @@ function interiorRows(
           (fk1 + bk1) / 2,
           (fk2 + bk2) / 2,
         );
-        det[n] = central;
+        det[n - oOff] = central;
         if (m && m[n] === 0) continue;
         voxels++;
         // bit b set: variant b of JACOBIAN_VARIANTS is <= 0
@@ -343,7 +381,7 @@ function interiorRows(
         if (starAt(p, s10, s11, s12, -1, -1, 0, -1, 0, -1, 0, -1, -1) <= 0) fold |= 512;
         if (starAt(p, s20, s21, s22, 1, 1, 0, 0, 1, 1, 1, 0, 1) <= 0) fold |= 1024;
         if (fold !== 0) {
-          foldedData[n] = 1;
+          foldedData[n - oOff] = 1;
           folded++;
           for (let b = 0; b < counts.length; b++) if (fold & (1 << b)) counts[b]++;
         }

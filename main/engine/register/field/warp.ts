@@ -21,7 +21,6 @@ import { linearScalar, type Interpolation } from '../../volume/resample.ts';
 import {
   allocateVoxels,
   makeVolume,
-  voxelCount,
   voxelTypeOf,
   type Vec3,
   type Volume,
@@ -37,6 +36,17 @@ export interface WarpOptions {
   fill?: number;
   /** Voxel type of the output (default: the moving volume's; integer outputs are rounded and clamped). */
   outputType?: VoxelType;
+  /** Write the voxels into this array (of the output type; from its start) instead of a new one. */
+  into?: VoxelArray;
+}
+
+/** The output array: options.into, checked, or a new one. */
+function outputArray(outType: VoxelType, count: number, options: WarpOptions): VoxelArray {
+  const into = options.into;
+  if (!into) return allocateVoxels(outType, count);
+  if (voxelTypeOf(into) !== outType || into.length < count)
+    throw new Error(`warp: the output array is not ${count} voxels of ${outType}`);
+  return into;
 }
 
 /** Writes interpolated moving values, voxel after voxel, into `out`. */
@@ -55,7 +65,7 @@ function makeWriter(moving: Volume, outCount: number, options: WarpOptions): Wri
   const lo = range ? range[0] : 0;
   const hi = range ? range[1] : 0;
   const nc = moving.components;
-  const out = allocateVoxels(outType, outCount * nc);
+  const out = outputArray(outType, outCount * nc, options);
   const src = moving.data;
   const size = moving.size;
   const [ni, nj, nk] = size;
@@ -95,7 +105,8 @@ function makeWriter(moving: Volume, outCount: number, options: WarpOptions): Wri
   };
 }
 
-function result(moving: Volume, grid: Geometry, data: VoxelArray, how: string): Volume {
+/** The warped image as a volume on `grid` (the moving image's meta, a description of the warp). */
+export function warpResult(moving: Volume, grid: Geometry, data: VoxelArray, how: string): Volume {
   return makeVolume({
     size: [...grid.size] as Vec3,
     spacing: [...grid.spacing] as Vec3,
@@ -114,14 +125,29 @@ function result(moving: Volume, grid: Geometry, data: VoxelArray, how: string): 
 /** out(x) = moving(x + u(x)) on the field's (fixed) grid. */
 export function warpVolume(moving: Volume, field: Volume, options: WarpOptions = {}): Volume {
   checkField(field);
-  const w = makeWriter(moving, voxelCount(field.size), options);
+  const out = warpSlices(moving, field, field.data, 0, field.size[2], options);
+  return warpResult(moving, field, out, `displacement field, ${options.interpolation ?? 'linear'}`);
+}
+
+/**
+ * warpVolume's voxels for the slices [k0, k1) of the field's grid, from `u`: the field's values on
+ * those slices (3 per voxel, from u[0]).
+ */
+export function warpSlices(
+  moving: Volume,
+  fieldGrid: Geometry,
+  u: ArrayLike<number>,
+  k0: number,
+  k1: number,
+  options: WarpOptions = {},
+): VoxelArray {
+  const [ni, nj] = fieldGrid.size;
+  const w = makeWriter(moving, ni * nj * (k1 - k0), options);
   // fixed index -> moving index without the field, and world displacement -> moving index change
-  const m = gridToGridAffine(field, moving);
+  const m = gridToGridAffine(fieldGrid, moving);
   const r = worldToIndexMatrix(moving);
-  const [ni, nj, nk] = field.size;
-  const u = field.data;
   let n = 0;
-  for (let k = 0; k < nk; k++)
+  for (let k = k0; k < k1; k++)
     for (let j = 0; j < nj; j++) {
       let x = m[1] * j + m[2] * k + m[3];
       let y = m[5] * j + m[6] * k + m[7];
@@ -137,31 +163,46 @@ export function warpVolume(moving: Volume, field: Volume, options: WarpOptions =
         );
       }
     }
-  return result(moving, field, w.out, `displacement field, ${options.interpolation ?? 'linear'}`);
+  return w.out;
 }
 
 /** out(x) = moving(A x) on `fixedGrid`, without building a field. */
 export function warpWithAffine(moving: Volume, fixedGrid: Geometry, affine: Affine, options: WarpOptions = {}): Volume {
   const problem = geometryProblem(fixedGrid);
   if (problem) throw new InputError('fixed grid', problem);
+  const out = warpWithAffineSlices(moving, fixedGrid, affine, 0, fixedGrid.size[2], options);
+  return warpResult(moving, fixedGrid, out, `affine, ${options.interpolation ?? 'linear'}`);
+}
+
+/** warpWithAffine's voxels for the slices [k0, k1) of `fixedGrid`. */
+export function warpWithAffineSlices(
+  moving: Volume,
+  fixedGrid: Geometry,
+  affine: Affine,
+  k0: number,
+  k1: number,
+  options: WarpOptions = {},
+): VoxelArray {
   if (affine.length !== 12 || !affine.every(Number.isFinite))
     throw new InputError('affine', 'an affine needs 12 finite numbers (3x4, row-major)');
   const m = gridToGridAffine(fixedGrid, moving, affine);
+  const [ni, nj] = fixedGrid.size;
+  const count = ni * nj * (k1 - k0);
   if ((options.interpolation ?? 'linear') === 'linear' && moving.components === 1) {
     // one component, trilinear (CT images): trilinearAt's 'extent' arithmetic written out (resample.ts)
     const outType = options.outputType ?? voxelTypeOf(moving.data);
-    const out = allocateVoxels(outType, voxelCount(fixedGrid.size));
-    linearScalar(moving.data, moving.size, m, fixedGrid.size, out, options.fill ?? 0, INTEGER_RANGE[outType], 0.5);
-    return result(moving, fixedGrid, out, 'affine, linear');
+    const out = outputArray(outType, count, options);
+    const range = INTEGER_RANGE[outType];
+    linearScalar(moving.data, moving.size, m, fixedGrid.size, out, options.fill ?? 0, range, 0.5, [k0, k1]);
+    return out;
   }
-  const w = makeWriter(moving, voxelCount(fixedGrid.size), options);
-  const [ni, nj, nk] = fixedGrid.size;
-  for (let k = 0; k < nk; k++)
+  const w = makeWriter(moving, count, options);
+  for (let k = k0; k < k1; k++)
     for (let j = 0; j < nj; j++) {
       let x = m[1] * j + m[2] * k + m[3];
       let y = m[5] * j + m[6] * k + m[7];
       let z = m[9] * j + m[10] * k + m[11];
       for (let i = 0; i < ni; i++, x += m[0], y += m[4], z += m[8]) w.put(x, y, z);
     }
-  return result(moving, fixedGrid, w.out, `affine, ${options.interpolation ?? 'linear'}`);
+  return w.out;
 }
