@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { stageField } from '../../main/engine/register/stage-field.ts';
-import { zeroField } from '../../main/engine/register/field/field.ts';
+import { fieldFromAffine, zeroField } from '../../main/engine/register/field/field.ts';
 import { applyAffine, indexToWorld, type Affine3x4, type Geometry } from '../../main/engine/volume/geometry.ts';
 import type { Vec3 } from '../../main/engine/volume/volume.ts';
 
@@ -65,4 +65,31 @@ test('stageField: u(x) = A x - x + v(x), v linear inside its grid, its border va
           );
       }
   assert.ok(inside > 50 && outside > 50, `${inside} voxels inside the correction grid, ${outside} outside`);
+});
+
+test('stageField on axis-aligned grids (per-axis cells) equals the general loop (the same grids a hair off axis)', () => {
+  // diag(-1, -1, 1) (as a DICOM axial series in LPS) and the identity; a rough correction beyond the grid
+  const make = (direction: Geometry['direction']): { out: Geometry; cg: Geometry } => ({
+    out: { size: [17, 12, 9], spacing: [1.5, 1.2, 2.5], origin: [30, 20, -12], direction },
+    cg: { size: [5, 4, 4], spacing: [6, 7, 8], origin: [25, 12, -20], direction },
+  });
+  let seed = 3;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648) * 10 - 5;
+  for (const d of [
+    [-1, 0, 0, 0, -1, 0, 0, 0, 1],
+    [1, 0, 0, 0, 1, 0, 0, 0, 1],
+  ]) {
+    const aligned = make(d as Geometry['direction']);
+    // off-diagonal entries of 1e-300: the general loop, whose extra terms vanish in every sum
+    const tilted = make(d.map((x) => (x === 0 ? 1e-300 : x)) as Geometry['direction']);
+    const corr = zeroField(aligned.cg);
+    for (let q = 0; q < corr.data.length; q++) corr.data[q] = rnd();
+    const a = stageField(aligned.out, affine, [corr]);
+    const b = stageField(tilted.out, affine, [{ ...corr, direction: tilted.cg.direction }]);
+    assert.deepEqual(a.data, b.data, `direction ${d}`);
+    assert.ok(
+      a.data.some((x, q) => x !== fieldFromAffine(aligned.out, affine).data[q]),
+      'the correction changed the field',
+    );
+  }
 });

@@ -46,6 +46,10 @@ function addCorrection(d: Float32Array, grid: Geometry, correction: Field, k0: n
   const dx = ci > 1 ? 3 : 0;
   const dy = cj > 1 ? sj : 0;
   const dz = ck > 1 ? sk : 0;
+  if (axisAligned(m) && axisAligned(w)) {
+    addCorrectionAligned(d, grid, src, correction.size, m, w, k0, k1);
+    return;
+  }
   let n = 0;
   for (let k = k0; k < k1; k++)
     for (let j = 0; j < nj; j++)
@@ -75,4 +79,78 @@ function addCorrection(d: Float32Array, grid: Geometry, correction: Field, k0: n
           d[n + q] += c0 + (c1 - c0) * fz;
         }
       }
+}
+
+/** A 3x4 index/world matrix whose linear part is diagonal (its off-diagonal entries exactly 0). */
+function axisAligned(m: ArrayLike<number>): boolean {
+  return m[1] === 0 && m[2] === 0 && m[4] === 0 && m[6] === 0 && m[8] === 0 && m[9] === 0;
+}
+
+/**
+ * addCorrection when both grids are axis-aligned (both matrices diagonal, as for most axial CT): the
+ * correction's index along each axis then depends on one output index alone (the other terms are
+ * exact zeros), so each axis's cells and fractions are computed once, by the same formula, and the
+ * loop only blends. The same values as the general loop.
+ */
+function addCorrectionAligned(
+  d: Float32Array,
+  grid: Geometry,
+  src: Float32Array,
+  csize: readonly number[],
+  m: ArrayLike<number>,
+  w: ArrayLike<number>,
+  k0: number,
+  k1: number,
+): void {
+  const [ni, nj] = grid.size;
+  const [ci, cj, ck] = csize;
+  const sj = ci * 3;
+  const sk = sj * cj;
+  const dx = ci > 1 ? 3 : 0;
+  const dy = cj > 1 ? sj : 0;
+  const dz = ck > 1 ? sk : 0;
+  /** Cells (as offsets) and fractions along output axis `axis` for indices 0..n-1. */
+  const axis = (a: number, n: number, cn: number, stride: number) => {
+    const start = new Int32Array(n);
+    const frac = new Float64Array(n);
+    const idx = [0, 0, 0];
+    for (let t = 0; t < n; t++) {
+      idx[a] = t;
+      const [i, j, k] = idx;
+      const x = m[0] * i + m[1] * j + m[2] * k + m[3];
+      const y = m[4] * i + m[5] * j + m[6] * k + m[7];
+      const z = m[8] * i + m[9] * j + m[10] * k + m[11];
+      const c = w[4 * a] * x + w[4 * a + 1] * y + w[4 * a + 2] * z + w[4 * a + 3];
+      const c0 = cellStart(c, cn);
+      start[t] = c0 * stride;
+      frac[t] = cellFraction(c, c0, cn);
+    }
+    return { start, frac };
+  };
+  const X = axis(0, ni, ci, 3);
+  const Y = axis(1, nj, cj, sj);
+  const Z = axis(2, grid.size[2], ck, sk);
+  let n = 0;
+  for (let k = k0; k < k1; k++) {
+    const zk = Z.start[k];
+    const fz = Z.frac[k];
+    for (let j = 0; j < nj; j++) {
+      const yz = Y.start[j] + zk;
+      const fy = Y.frac[j];
+      for (let i = 0; i < ni; i++, n += 3) {
+        const fx = X.frac[i];
+        const base = X.start[i] + yz;
+        for (let q = 0; q < 3; q++) {
+          const p = base + q;
+          const c00 = src[p] + (src[p + dx] - src[p]) * fx;
+          const c10 = src[p + dy] + (src[p + dy + dx] - src[p + dy]) * fx;
+          const c01 = src[p + dz] + (src[p + dz + dx] - src[p + dz]) * fx;
+          const c11 = src[p + dz + dy] + (src[p + dz + dy + dx] - src[p + dz + dy]) * fx;
+          const c0 = c00 + (c10 - c00) * fy;
+          const c1 = c01 + (c11 - c01) * fy;
+          d[n + q] += c0 + (c1 - c0) * fz;
+        }
+      }
+    }
+  }
 }
