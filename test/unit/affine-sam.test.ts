@@ -193,3 +193,39 @@ test('SAM-affine with the built-in SAM matcher (plumbing: identical embeddings u
   assert.ok(s.pairs > 200 && s.kept >= 0.3 * s.pairs && s.inliers >= 0.7 * s.kept, `${s.inliers}/${s.kept}/${s.pairs}`);
   assert.ok(err < 1.5, `${err}`);
 });
+
+test('SAM-affine refuses an affine no two patients relate by (mirror, extreme scale, pairs that agree with no affine)', () => {
+  const rng = createRng(5);
+  const pts: Vec3[] = Array.from(
+    { length: 200 },
+    () => [rng.next() * 300 - 150, rng.next() * 250 - 125, rng.next() * 300] as Vec3,
+  );
+  const pairsBy = (map: (p: Vec3) => Vec3) =>
+    pts.map((p) => ({ fixed: p, moving: map(p), score: 0.9, accepted: true }));
+  // plausible: 10 degrees about z, 8 % larger, shifted
+  const c = Math.cos(0.17);
+  const s = Math.sin(0.17);
+  const ok: Affine3x4 = [1.08 * c, -s, 0, 12, s, 1.08 * c, 0, -30, 0, 0, 0.95, 40];
+  const r = samAffineFromPairs(pairsBy((p) => affineApply(ok, p)));
+  assert.ok(rmsBetween(r.affine, ok, pts) < 1e-6);
+  const refused: [string, (p: Vec3) => Vec3, RegExp][] = [
+    ['mirrored left-right', (p) => affineApply([-1, 0, 0, 5, 0, 1, 0, 0, 0, 0, 1, 0], p), /mirrors/],
+    [
+      'a third of the size',
+      (p) => affineApply([0.33, 0, 0, 0, 0, 0.33, 0, 0, 0, 0, 0.33, 0], p),
+      /not a patient-to-patient transform \(scales 0\.33/,
+    ],
+    // unrelated images: matches scattered at random
+    [
+      'random matches',
+      () => [rng.next() * 300, rng.next() * 300, rng.next() * 300] as Vec3,
+      /residual RMS|scales|mirrors|shears/,
+    ],
+  ];
+  for (const [what, map, why] of refused)
+    assert.throws(
+      () => samAffineFromPairs(pairsBy(map)),
+      (e: Error) => why.test(e.message),
+      what,
+    );
+});

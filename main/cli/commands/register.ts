@@ -83,7 +83,9 @@ export const registerCommand: Command = {
     for (const p of [fixedPath, movingPath])
       if (resolve(p) === out) throw new InputError(values.out, 'the output folder is an input');
     const progress = new ProgressLine(process.stderr, 5);
+    progress.update(`read fixed: ${fixedPath}`, true);
     const fixed = await readVolume(fixedPath, { allowGaps: values['allow-gaps'] });
+    progress.update(`read moving: ${movingPath}`, true);
     const moving = await readVolume(movingPath, { allowGaps: values['allow-gaps'] });
     const deformNet = stages.includes('deform') ? await openDeformNet(values) : undefined;
     if (deformNet)
@@ -122,7 +124,8 @@ export const registerCommand: Command = {
       const files = await writeRegistration(out, fixed, moving, r, {
         protect: [fixedPath, movingPath],
         field: !values['no-field'],
-        onArchived: (folder) => console.error(`sam register: the earlier result in ${out} moved to ${folder}`),
+        onArchived: (folder) => progress.note(`sam register: the earlier result in ${out} moved to ${folder}`),
+        onWriting: (p) => progress.update(`write ${p}`, true),
       });
       const s = r.affine.stats;
       progress.done(

@@ -268,6 +268,7 @@ function ransac(P: Pairs, o: Required<RobustFitOptions>) {
   let bestCost = Infinity;
   let needed = o.maxSamples;
   let s = 0;
+  let mirrored = 0;
   const sub: Pairs = { f: new Float64Array(12), m: new Float64Array(12), n: 4 };
   for (; s < Math.max(o.minSamples, Math.min(needed, o.maxSamples)); s++) {
     const idx = rng.sample(P.n, 4);
@@ -277,7 +278,11 @@ function ransac(P: Pairs, o: Required<RobustFitOptions>) {
         sub.m[k * 3 + a] = P.m[idx[k] * 3 + a];
       }
     const model = solve(sub, null, 0.05);
-    if (typeof model === 'string' || !(affineDeterminant(model) > 0)) continue;
+    if (typeof model === 'string') continue;
+    if (!(affineDeterminant(model) > 0)) {
+      mirrored++;
+      continue;
+    }
     residuals(model, P, r);
     let cost = 0;
     let inl = 0;
@@ -292,6 +297,12 @@ function ransac(P: Pairs, o: Required<RobustFitOptions>) {
       needed = w4 >= 1 ? 0 : w4 <= 0 ? Infinity : Math.ceil(Math.log(1 - o.confidence) / Math.log(1 - w4));
     }
   }
+  if (!best && mirrored > 0)
+    throw new InputError(
+      'affine fit',
+      `every one of ${s} samples of 4 pairs that fixed an affine mirrors the image (${mirrored}); ` +
+        'is one of the images mirrored, or are the matches wrong?',
+    );
   if (!best) throw new InputError('affine fit', `RANSAC found no non-degenerate minimal set in ${s} samples`);
   // refit on the inliers until the set is stable
   let prev = '';

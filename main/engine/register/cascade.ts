@@ -440,6 +440,7 @@ async function stagesWith(
   }
   if (o.signal?.aborted) throw new CancelledError('registration');
   t0 = performance.now();
+  o.onProgress?.('warp, Jacobian, QA', 0, 1);
   // with the deform stage on the GPU, the whole field and the warp are made there too (when they fit)
   const onGpu = corrections.length && deform?.stats.optimisedOn === 'tfjs-webgpu';
   // (with the QA's NCC before and after from the same dispatch: the unwarped image is not read back)

@@ -27,7 +27,13 @@ export async function writeRegistration(
   fixed: Volume,
   moving: Volume,
   r: RegisterResult,
-  options: { protect: string[]; field?: boolean; onArchived?: (folder: string) => void },
+  options: {
+    protect: string[];
+    field?: boolean;
+    onArchived?: (folder: string) => void;
+    /** Called before each file or folder is written (large volumes take seconds). */
+    onWriting?: (path: string) => void;
+  },
 ): Promise<string[]> {
   const protect = options.protect;
   const archived = archivePreviousResult(dir);
@@ -36,6 +42,7 @@ export async function writeRegistration(
   const file = (name: string) => {
     const p = join(dir, name);
     out.push(p);
+    options.onWriting?.(p);
     return p;
   };
   await writeVolume(file('warped.nii.gz'), r.warped, { protect });

@@ -26,6 +26,7 @@ import { bodyMask } from '../volume/mask.ts';
 import type { Vec3, Volume } from '../volume/volume.ts';
 import { fitAffineRobust, quantile, type Affine3x4, type FitMethod, type RobustFitOptions } from './affine-fit.ts';
 import { gridPointsInMask } from './grid-points.ts';
+import { affineDecompose } from './affine3x4.ts';
 
 /** Minimum similarity of a kept pair: the official SAM-affine threshold. */
 export const DEFAULT_MIN_SCORE = 0.7;
@@ -232,6 +233,13 @@ export function samAffineFromPairs(
   );
   options.onProgress?.({ stage: 'fit', done: 1, total: 1 });
   const A = fit.matrix;
+  const implausible = implausibleAffine(A, fit.rmsMm);
+  if (implausible)
+    throw new InputError(
+      'SAM-affine',
+      `the affine fitted to ${kept.length} confident pairs is not a patient-to-patient transform (${implausible}): ` +
+        'the images may not show the same part of the body, or one of them is mirrored',
+    );
   let k = 0;
   const pairs: SamAffinePair[] = candidates.map((c, i) => {
     const y = applyAffine(A, c.fixed);
@@ -254,6 +262,29 @@ export function samAffineFromPairs(
     },
     fit: { scaleMm: fit.scaleMm, iterations: fit.iterations, samples: fit.samples },
   };
+}
+
+/**
+ * Limits of a fixed-to-moving affine between two CTs of people (the scanners' millimetres are true
+ * millimetres): no reflection, each scale within [2/3, 3/2], each shear within +-0.5, and pairs that
+ * agree with it (inlier RMS residual at most 25 mm; breathing and posture leave a few millimetres to
+ * the deformable stages). Beyond these the matches are mostly wrong (e.g. images without common
+ * anatomy), and the warp would be a silent wrong answer.
+ */
+export const AFFINE_LIMITS = { minScale: 2 / 3, maxScale: 3 / 2, maxShear: 0.5, maxRmsMm: 25 };
+
+/** Why the affine is outside AFFINE_LIMITS (a short phrase), or null when it is within them. */
+export function implausibleAffine(A: Affine3x4, rmsMm: number): string | null {
+  const d = affineDecompose(A);
+  const L = AFFINE_LIMITS;
+  const why: string[] = [];
+  if (d.reflection) why.push('it mirrors the image');
+  const scales = d.scales.map(Math.abs);
+  if (scales.some((s) => s < L.minScale || s > L.maxScale))
+    why.push(`scales ${scales.map((s) => s.toFixed(2)).join(', ')}`);
+  if (d.shear.some((h) => Math.abs(h) > L.maxShear)) why.push(`shears ${d.shear.map((h) => h.toFixed(2)).join(', ')}`);
+  if (!(rmsMm <= L.maxRmsMm)) why.push(`residual RMS ${rmsMm.toFixed(1)} mm`);
+  return why.length ? why.join('; ') : null;
 }
 
 /**
