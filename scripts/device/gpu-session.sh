@@ -73,9 +73,9 @@ checks() {
     timeout 70 /tmp/node $D/sam.mjs bench-reg --pairs 1 --sources $D/bench/chest-2mm.nii.gz --spacing 2 --seed 12 --no-elastix \
       --matcher sam --weights "$INIT" --device webgpu --deform-on gpu --repeat 2
   } 2>&1 | log
-  { echo "== the same without the feature term (the shipped model's most accurate cascade, session 10)"
+  { echo "== the same with the feature term (SAME++'s; off by default since session 12)"
     timeout 50 /tmp/node $D/sam.mjs bench-reg --pairs 1 --sources $D/bench/chest-2mm.nii.gz --spacing 2 --seed 12 --no-elastix \
-      --matcher sam --weights "$INIT" --device webgpu --deform-on gpu --repeat 2 --feature-weight 0
+      --matcher sam --weights "$INIT" --device webgpu --deform-on gpu --repeat 2 --feature-weight 0.5
   } 2>&1 | log
   { echo "== bench-embed small ($INIT) webgpu, default tile budget, on the device (issue 4)"
     timeout 35 /tmp/node $D/sam.mjs bench-embed $D/bench/chest-2mm.nii.gz --device webgpu --weights "$INIT" --repeat 3 \

@@ -78,6 +78,7 @@ test('WebGPU: the cascade with embeddings, matching, features, deform and warp o
     matcher: 'sam' as const,
     stages: ['affine', 'coarse', 'deform'] as const,
     deform: { iterations: 6 },
+    featureWeight: 0.5,
   };
   try {
     await initTfBackend({ backend: 'cpu', gradients: false });

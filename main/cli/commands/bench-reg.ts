@@ -12,7 +12,7 @@ import type { Device } from '../../engine/compute/choose-engine.ts';
 import { InputError } from '../../engine/errors.ts';
 import { benchRegistration, benchTable, type BenchSource } from '../../engine/bench/reg-bench.ts';
 import { elastixVersion } from '../../engine/bench/elastix.ts';
-import { checkStages, DEFAULT_STAGES } from '../../engine/register/cascade.ts';
+import { checkStages, DEFAULT_FEATURE_WEIGHT, DEFAULT_STAGES } from '../../engine/register/cascade.ts';
 import { readVolume } from '../../engine/volume/io/index.ts';
 import { resample } from '../../engine/volume/resample.ts';
 import { defaultModelPath, openModel } from './match.ts';
@@ -38,7 +38,7 @@ const USAGE = `usage: sam bench-reg [options]
   --stages LIST      cascade stages (default ${DEFAULT_STAGES.join(',')})
   --deform-iters N   Adam iterations per level of the deform stage (default: the cascade's)
   --feature-weight X weight of the SAM local-embedding similarity in the deform stage (SAM matcher;
-                     default 0.5; 0: intensity only)
+                     default ${DEFAULT_FEATURE_WEIGHT}: off, see sam register --help)
   --matcher sam|ncc  default ncc (no model needed); sam uses --weights or resources/sam-small.samw
   --deform-net FILE  a SAM-deform network (sam train-reg) before the instance optimisation (default
                      resources/sam-deform-net.samw when present; opens the SAM model for its features)

@@ -11,7 +11,7 @@ import { MODEL_OPTIONS, openModelFromArgs } from '../model-args.ts';
 import { DEFORM_NET_OPTIONS, DEFORM_ON_USAGE, deformOnDevice, openDeformNet } from '../deform-net-args.ts';
 import { disposeDeformWeights } from '../../engine/register/deform-net/network.ts';
 import { InputError } from '../../engine/errors.ts';
-import { checkStages, DEFAULT_STAGES, registerVolumes } from '../../engine/register/cascade.ts';
+import { checkStages, DEFAULT_FEATURE_WEIGHT, DEFAULT_STAGES, registerVolumes } from '../../engine/register/cascade.ts';
 import { writeRegistration } from '../../engine/register/register-output.ts';
 import { readVolume } from '../../engine/volume/io/index.ts';
 import { ProgressLine } from '../progress.ts';
@@ -32,7 +32,8 @@ const USAGE = `usage: sam register <fixed> <moving> --out DIR [options]
   --coarse-grid MM    grid spacing of the coarse stage's matched points (default 10)
   --deform-iters N    Adam iterations per level of the deform stage (default 40)
   --feature-weight X  weight of the SAM local-embedding similarity in the deform stage, beside local NCC
-                      (SAM matcher; default 0.5; 0: intensity only)
+                      (SAM matcher; default ${DEFAULT_FEATURE_WEIGHT}: off, the shipped model's features
+                      made the measured registrations worse; SAME++ uses it, e.g. 0.5)
   --deform-net FILE   a SAM-deform network (sam train-reg): its field starts the deform stage, which
                       instance optimisation then refines (default resources/sam-deform-net.samw when
                       present); it reads SAM features, so the SAM model is opened with any matcher
@@ -59,7 +60,7 @@ export const registerCommand: Command = {
         grid: { type: 'string', default: '16' },
         'coarse-grid': { type: 'string', default: '10' },
         'deform-iters': { type: 'string', default: '40' },
-        'feature-weight': { type: 'string', default: '0.5' },
+        'feature-weight': { type: 'string', default: String(DEFAULT_FEATURE_WEIGHT) },
         threads: { type: 'string' },
         'no-field': { type: 'boolean', default: false },
         'allow-gaps': { type: 'boolean', default: false },
