@@ -66,18 +66,7 @@ function addCorrection(d: Float32Array, grid: Geometry, correction: Field, k0: n
         const fx = cellFraction(a, x0, ci);
         const fy = cellFraction(b, y0, cj);
         const fz = cellFraction(c, z0, ck);
-        const base = x0 * 3 + y0 * sj + z0 * sk;
-        for (let q = 0; q < 3; q++) {
-          const p = base + q;
-          const c00 = src[p] + (src[p + dx] - src[p]) * fx;
-          const c10 = src[p + dy] + (src[p + dy + dx] - src[p + dy]) * fx;
-          const c01 = src[p + dz] + (src[p + dz + dx] - src[p + dz]) * fx;
-          const c11 = src[p + dz + dy] + (src[p + dz + dy + dx] - src[p + dz + dy]) * fx;
-          const c0 = c00 + (c10 - c00) * fy;
-          const c1 = c01 + (c11 - c01) * fy;
-          // (the generic sampler wrote into a float64 buffer first: the same value added)
-          d[n + q] += c0 + (c1 - c0) * fz;
-        }
+        addTrilinear(d, n, src, x0 * 3 + y0 * sj + z0 * sk, dx, dy, dz, fx, fy, fz);
       }
 }
 
@@ -138,19 +127,37 @@ function addCorrectionAligned(
       const yz = Y.start[j] + zk;
       const fy = Y.frac[j];
       for (let i = 0; i < ni; i++, n += 3) {
-        const fx = X.frac[i];
-        const base = X.start[i] + yz;
-        for (let q = 0; q < 3; q++) {
-          const p = base + q;
-          const c00 = src[p] + (src[p + dx] - src[p]) * fx;
-          const c10 = src[p + dy] + (src[p + dy + dx] - src[p + dy]) * fx;
-          const c01 = src[p + dz] + (src[p + dz + dx] - src[p + dz]) * fx;
-          const c11 = src[p + dz + dy] + (src[p + dz + dy + dx] - src[p + dz + dy]) * fx;
-          const c0 = c00 + (c10 - c00) * fy;
-          const c1 = c01 + (c11 - c01) * fy;
-          d[n + q] += c0 + (c1 - c0) * fz;
-        }
+        addTrilinear(d, n, src, X.start[i] + yz, dx, dy, dz, X.frac[i], fy, fz);
       }
     }
+  }
+}
+
+/**
+ * d[n..n+3) += the trilinear blend of the 3-component cell at src[base] (corner steps dx, dy, dz;
+ * fractions fx, fy, fz): the arithmetic of interpolate.ts trilinearAt. (The generic sampler wrote into
+ * a float64 buffer first: the same value is added.)
+ */
+function addTrilinear(
+  d: Float32Array,
+  n: number,
+  src: Float32Array,
+  base: number,
+  dx: number,
+  dy: number,
+  dz: number,
+  fx: number,
+  fy: number,
+  fz: number,
+): void {
+  for (let q = 0; q < 3; q++) {
+    const p = base + q;
+    const c00 = src[p] + (src[p + dx] - src[p]) * fx;
+    const c10 = src[p + dy] + (src[p + dy + dx] - src[p + dy]) * fx;
+    const c01 = src[p + dz] + (src[p + dz + dx] - src[p + dz]) * fx;
+    const c11 = src[p + dz + dy] + (src[p + dz + dy + dx] - src[p + dz + dy]) * fx;
+    const c0 = c00 + (c10 - c00) * fy;
+    const c1 = c01 + (c11 - c01) * fy;
+    d[n + q] += c0 + (c1 - c0) * fz;
   }
 }
