@@ -206,20 +206,29 @@ test('SAM-affine refuses an affine no two patients relate by (mirror, extreme sc
   const c = Math.cos(0.17);
   const s = Math.sin(0.17);
   const ok: Affine3x4 = [1.08 * c, -s, 0, 12, s, 1.08 * c, 0, -30, 0, 0, 0.95, 40];
-  const r = samAffineFromPairs(pairsBy((p) => affineApply(ok, p)));
-  assert.ok(rmsBetween(r.affine, ok, pts) < 1e-6);
+  // a child against an adult (0.6), and a stretch of 1.45 and 0.7 along axes 45 degrees off the image's
+  const diag = (a: number, b: number) => [(a + b) / 2, (a - b) / 2, 0, 0, (a - b) / 2, (a + b) / 2, 0, 0, 0, 0, 1, 0];
+  for (const A of [ok, [0.6, 0, 0, 5, 0, 0.6, 0, 0, 0, 0, 0.6, -20], diag(1.45, 0.7)] as Affine3x4[]) {
+    const r = samAffineFromPairs(pairsBy((p) => affineApply(A, p)));
+    assert.ok(rmsBetween(r.affine, A, pts) < 1e-6);
+  }
   const refused: [string, (p: Vec3) => Vec3, RegExp][] = [
-    ['mirrored left-right', (p) => affineApply([-1, 0, 0, 5, 0, 1, 0, 0, 0, 0, 1, 0], p), /mirrors/],
+    ['mirrored left-right', (p) => affineApply([-1, 0, 0, 5, 0, 1, 0, 0, 0, 0, 1, 0], p), /mirror/],
     [
       'a third of the size',
       (p) => affineApply([0.33, 0, 0, 0, 0, 0.33, 0, 0, 0, 0, 0.33, 0], p),
-      /not a patient-to-patient transform \(scales 0\.33/,
+      /not a patient-to-patient transform \(principal stretches 0\.33, 0\.33, 0\.33/,
+    ],
+    [
+      'stretched 3 to 1',
+      (p) => affineApply([1.5, 0, 0, 0, 0, 0.5, 0, 0, 0, 0, 1, 0], p),
+      /principal stretches 0\.50, 1\.00, 1\.50/,
     ],
     // unrelated images: matches scattered at random
     [
       'random matches',
       () => [rng.next() * 300, rng.next() * 300, rng.next() * 300] as Vec3,
-      /residual RMS|scales|mirrors|shears/,
+      /residual RMS|principal stretches|mirror/,
     ],
   ];
   for (const [what, map, why] of refused)

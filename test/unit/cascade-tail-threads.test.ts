@@ -71,6 +71,11 @@ test('the cascade tail on threads equals one thread (field, warp, unwarped, Jaco
       // the outputs travel to other processes: the threads' shared memory is copied out there
       assert.ok(many.field.data.buffer instanceof SharedArrayBuffer);
     }
+    // a 3-component moving image (not a CT: the threads' outputs hold one component) takes one thread
+    const vectors = correction(ct, 6, 2, 9);
+    const v3 = { ...vectors, data: vectors.data } as Volume;
+    const three = await threads.tail(ct, v3, affine, corrections, o);
+    assert.deepEqual(three.warped.data, cascadeTail(ct, v3, affine, corrections, o).warped.data);
   } finally {
     threads.dispose();
   }

@@ -300,8 +300,8 @@ function ransac(P: Pairs, o: Required<RobustFitOptions>) {
   if (!best && mirrored > 0)
     throw new InputError(
       'affine fit',
-      `every one of ${s} samples of 4 pairs that fixed an affine mirrors the image (${mirrored}); ` +
-        'is one of the images mirrored, or are the matches wrong?',
+      `all ${mirrored} samples of 4 pairs that fixed an affine mirror the image (of ${s} drawn; the rest ` +
+        'were degenerate): is one of the images mirrored, or are the matches wrong?',
     );
   if (!best) throw new InputError('affine fit', `RANSAC found no non-degenerate minimal set in ${s} samples`);
   // refit on the inliers until the set is stable

@@ -6,10 +6,13 @@
  * (stageFieldSlices, warpSlices, warpWithAffineSlices, jacobianSlices), so every voxel and every count
  * is the same on any number of threads. The host twin of device/warp-on-device.ts's cascadeWarpOnDevice.
  *
- * A slab's thread makes the field on one more slice either side (the Jacobian's differences reach
- * them) and sends its slices back (transferred, not copied); the caller copies them into ordinary
- * arrays (the result goes to other processes, which cannot take shared memory). The moving image, the
+ * Two rounds: every slab's field, then every slab's warp and Jacobian (whose differences read the
+ * neighbouring slabs' slices). The threads write in place into outputs on SharedArrayBuffers, which
+ * the returned volumes keep: a caller that sends them to another process copies them first
+ * (compute/shared-memory.ts inOwnMemory; the registration worker does). The moving image, the
  * corrections and the mask are shared with the threads once per call (SharedArrayBuffer copies).
+ * When a thread fails (it cannot load, it dies) the slabs are computed on this thread into the same
+ * outputs; an error a slab reports (the same on any thread) is the caller's.
  */
 import { threadEntry } from '../compute/start-thread.ts';
 import { JobThreads, type JobReply } from '../compute/job-threads.ts';
@@ -19,15 +22,16 @@ import type { Geometry } from '../volume/geometry.ts';
 import { availableParallelism } from 'node:os';
 import type { Affine3x4 } from './affine-fit.ts';
 import { gridCopy, type Field } from './field/field.ts';
-import { warpResult, warpVolume, warpWithAffine } from './field/warp.ts';
+import { warpResult, warpSlices, warpVolume, warpWithAffine, warpWithAffineSlices } from './field/warp.ts';
 import {
   jacobianDeterminant,
   jacobianReport,
+  jacobianSlices,
   JACOBIAN_VARIANTS,
   type JacobianReport,
   type JacobianSlab,
 } from './field/jacobian.ts';
-import { stageField } from './stage-field.ts';
+import { stageField, stageFieldSlices } from './stage-field.ts';
 import { AFFINE_IDENTITY } from './affine3x4.ts';
 
 /** What a slab's thread is sent: the geometry, the shared inputs and outputs, and its slices [k0, k1). */
@@ -61,6 +65,29 @@ export interface TailOutputs {
 /** A slab's answer: its Jacobian counts (its voxels are in the shared outputs). */
 export interface TailSlabReply extends JobReply {
   counts?: Pick<JacobianSlab, 'voxels' | 'folded' | 'nonPositive'>;
+}
+
+/** One slab's work, into the shared outputs (a thread's, or this thread's after a failure). */
+export function tailSlab(m: TailSlabJob): TailSlabReply['counts'] {
+  const { grid, out, k0, k1 } = m;
+  const plane = grid.size[0] * grid.size[1];
+  const slices = <T extends { subarray(a: number, b: number): T }>(a: T, nc = 1) =>
+    a.subarray(nc * plane * k0, nc * plane * k1);
+  if (m.kind === 'field') {
+    stageFieldSlices(grid, m.affine, m.corrections, k0, k1, slices(out.field, 3));
+    return undefined;
+  }
+  warpSlices(m.moving, grid, slices(out.field, 3), k0, k1, { fill: m.fill, into: slices(out.warped) });
+  if (out.unwarped)
+    warpWithAffineSlices(m.moving, grid, AFFINE_IDENTITY, k0, k1, { fill: m.fill, into: slices(out.unwarped) });
+  if (!out.det || !out.foldedData) return undefined;
+  // the Jacobian reads the field from the slice before k0 (the whole field is made by now)
+  const kBase = Math.max(0, k0 - 1);
+  const j = jacobianSlices(grid, out.field.subarray(3 * plane * kBase), kBase, k0, k1, m.mask, {
+    det: slices(out.det),
+    foldedData: slices(out.foldedData),
+  });
+  return { voxels: j.voxels, folded: j.folded, nonPositive: j.nonPositive };
 }
 
 export interface CascadeTail {
@@ -118,7 +145,8 @@ export class CascadeTailThreads extends JobThreads<TailSlabReply> {
     o: CascadeTailOptions,
   ): Promise<CascadeTail> {
     if (this.stopped) throw this.stopped;
-    if (this.broken) return cascadeTail(grid, moving, affine, corrections, o);
+    // (CT images have one component; the shared outputs are sized for one)
+    if (this.broken || moving.components !== 1) return cascadeTail(grid, moving, affine, corrections, o);
     const [ni, nj, nk] = grid.size;
     const n = ni * nj * nk;
     const type = voxelTypeOf(moving.data);
@@ -129,7 +157,18 @@ export class CascadeTailThreads extends JobThreads<TailSlabReply> {
       det: o.jacobian ? (sharedVoxels('float32', n) as Float32Array) : undefined,
       foldedData: o.jacobian ? (sharedVoxels('uint8', n) as Uint8Array) : undefined,
     };
-    const counts = { voxels: 0, folded: 0, nonPositive: Object.fromEntries(JACOBIAN_VARIANTS.map((v) => [v, 0])) };
+    const zero = () => ({
+      voxels: 0,
+      folded: 0,
+      nonPositive: Object.fromEntries(JACOBIAN_VARIANTS.map((v) => [v, 0])),
+    });
+    let counts = zero();
+    const add = (c: TailSlabReply['counts']) => {
+      if (!c) return;
+      counts.voxels += c.voxels;
+      counts.folded += c.folded;
+      for (const v of JACOBIAN_VARIANTS) counts.nonPositive[v] += c.nonPositive[v];
+    };
     const mask = o.jacobian?.mask;
     const inputs = {
       grid: { size: grid.size, spacing: grid.spacing, origin: grid.origin, direction: grid.direction },
@@ -142,28 +181,25 @@ export class CascadeTailThreads extends JobThreads<TailSlabReply> {
     };
     // about four slabs per thread (their times differ: air is cheaper than the body), at least 2 slices
     const slabs = Math.max(1, Math.min(4 * this.size, Math.floor(nk / 2)));
-    const round = (kind: TailSlabJob['kind']) =>
-      Promise.all(
-        Array.from({ length: slabs }, async (_, s) => {
-          const k0 = Math.floor((s * nk) / slabs);
-          const k1 = Math.floor(((s + 1) * nk) / slabs);
-          const job: TailSlabJob = { kind, ...inputs, k0, k1 };
-          const r = await this.post(s % this.size, { ...job });
-          if (!r.counts) return;
-          counts.voxels += r.counts.voxels;
-          counts.folded += r.counts.folded;
-          for (const v of JACOBIAN_VARIANTS) counts.nonPositive[v] += r.counts.nonPositive[v];
-        }),
-      );
+    const jobs = (kind: TailSlabJob['kind']): TailSlabJob[] =>
+      Array.from({ length: slabs }, (_, s) => ({
+        kind,
+        ...inputs,
+        k0: Math.floor((s * nk) / slabs),
+        k1: Math.floor(((s + 1) * nk) / slabs),
+      }));
+    // the field first: a slab's Jacobian reads its neighbours' slices
+    const rounds: TailSlabJob['kind'][] = ['field', 'warp'];
     try {
-      // the field first: a slab's Jacobian reads its neighbours' slices
-      await round('field');
-      await round('warp');
+      for (const kind of rounds)
+        await Promise.all(jobs(kind).map(async (job, s) => add((await this.post(s % this.size, { ...job })).counts)));
     } catch (e) {
       if (!this.broken) throw e;
-      // a thread failed: all of it here (once the others have stopped writing into the outputs)
+      // a thread failed: every slab here, into the same outputs, once no thread writes into them
       await this.whenTerminated();
-      return cascadeTail(grid, moving, affine, corrections, o);
+      counts = zero();
+      out.foldedData?.fill(0);
+      for (const kind of rounds) for (const job of jobs(kind)) add(tailSlab(job));
     }
     const field = makeVolume({
       ...gridCopy(grid),

@@ -117,7 +117,6 @@ export type RegisterQa = Record<string, unknown> & {
   nccInFixedBody: { before: number; after: number };
 };
 
-/** Checks the stage list: known names, in cascade order, starting with the affine. */
 /**
  * Default weight of the SAM local-embedding similarity in the deform stage (SAME++'s feature term;
  * `featureWeight` / `--feature-weight` set it). Off: with the shipped model the term made every
@@ -128,6 +127,7 @@ export type RegisterQa = Record<string, unknown> & {
  */
 export const DEFAULT_FEATURE_WEIGHT = 0;
 
+/** Checks the stage list: known names, in cascade order, starting with the affine. */
 export function checkStages(stages: string[]): Stage[] {
   for (const st of stages) if (!STAGES.includes(st as Stage)) throw new InputError('--stages', `unknown stage '${st}'`);
   if (stages[0] !== 'affine') throw new InputError('--stages', 'the cascade starts with affine');
@@ -481,6 +481,7 @@ async function stagesWith(
       ? warpVolume(moving, field, { fill: -1024 })
       : warpWithAffine(moving, fixed, affine.affine, { fill: -1024 }));
   tick(dense ? 'warp (GPU)' : onThreads ? 'warp + Jacobian (threads)' : 'warp', t0);
+  if (o.signal?.aborted) throw new CancelledError('registration');
   let jacobian;
   if (corrections.length) {
     t0 = performance.now();

@@ -26,7 +26,7 @@ import { bodyMask } from '../volume/mask.ts';
 import type { Vec3, Volume } from '../volume/volume.ts';
 import { fitAffineRobust, quantile, type Affine3x4, type FitMethod, type RobustFitOptions } from './affine-fit.ts';
 import { gridPointsInMask } from './grid-points.ts';
-import { affineDecompose } from './affine3x4.ts';
+import { affineDeterminant, symmetricEigen3 } from './affine3x4.ts';
 
 /** Minimum similarity of a kept pair: the official SAM-affine threshold. */
 export const DEFAULT_MIN_SCORE = 0.7;
@@ -266,23 +266,28 @@ export function samAffineFromPairs(
 
 /**
  * Limits of a fixed-to-moving affine between two CTs of people (the scanners' millimetres are true
- * millimetres): no reflection, each scale within [2/3, 3/2], each shear within +-0.5, and pairs that
- * agree with it (inlier RMS residual at most 25 mm; breathing and posture leave a few millimetres to
- * the deformable stages). Beyond these the matches are mostly wrong (e.g. images without common
- * anatomy), and the warp would be a silent wrong answer.
+ * millimetres), in terms that do not depend on the images' axes: no reflection (det > 0); the
+ * principal stretches (singular values of the linear part) within [1/2, 2] (a child against an adult
+ * is about 0.6); their ratio at most 2.5 (strong anisotropic stretch or shear); and pairs that agree
+ * with it (inlier RMS residual at most 25 mm: breathing and posture leave a few millimetres to the
+ * deformable stages). Beyond these the matches are mostly wrong (e.g. images without common anatomy),
+ * and a warp from them would be a silent wrong answer.
  */
-export const AFFINE_LIMITS = { minScale: 2 / 3, maxScale: 3 / 2, maxShear: 0.5, maxRmsMm: 25 };
+export const AFFINE_LIMITS = { minStretch: 0.5, maxStretch: 2, maxStretchRatio: 2.5, maxRmsMm: 25 };
 
 /** Why the affine is outside AFFINE_LIMITS (a short phrase), or null when it is within them. */
 export function implausibleAffine(A: Affine3x4, rmsMm: number): string | null {
-  const d = affineDecompose(A);
   const L = AFFINE_LIMITS;
   const why: string[] = [];
-  if (d.reflection) why.push('it mirrors the image');
-  const scales = d.scales.map(Math.abs);
-  if (scales.some((s) => s < L.minScale || s > L.maxScale))
-    why.push(`scales ${scales.map((s) => s.toFixed(2)).join(', ')}`);
-  if (d.shear.some((h) => Math.abs(h) > L.maxShear)) why.push(`shears ${d.shear.map((h) => h.toFixed(2)).join(', ')}`);
+  if (!(affineDeterminant(A) > 0)) why.push('it mirrors the image');
+  // singular values: square roots of the eigenvalues of M^T M (M the linear part)
+  const M = [A[0], A[1], A[2], A[4], A[5], A[6], A[8], A[9], A[10]];
+  const MtM = [0, 1, 2].flatMap((r) => [0, 1, 2].map((c) => M[r] * M[c] + M[3 + r] * M[3 + c] + M[6 + r] * M[6 + c]));
+  const stretch = symmetricEigen3(MtM)
+    .values.map((v) => Math.sqrt(Math.max(0, v)))
+    .sort((a, b) => a - b);
+  if (stretch[0] < L.minStretch || stretch[2] > L.maxStretch || stretch[2] > L.maxStretchRatio * stretch[0])
+    why.push(`principal stretches ${stretch.map((v) => v.toFixed(2)).join(', ')}`);
   if (!(rmsMm <= L.maxRmsMm)) why.push(`residual RMS ${rmsMm.toFixed(1)} mm`);
   return why.length ? why.join('; ') : null;
 }

@@ -18,7 +18,7 @@ import {
   type FitMethod,
   type RobustFitOptions,
 } from '../register/affine-fit.ts';
-import type { CandidatePair, SamAffinePair } from '../register/sam-affine.ts';
+import { implausibleAffine, type CandidatePair, type SamAffinePair } from '../register/sam-affine.ts';
 import { applyAffine } from '../volume/geometry.ts';
 
 export interface RefitOptions {
@@ -124,6 +124,10 @@ export function refitAffine(pairs: (CandidatePair & { kept: boolean })[], option
     { ...options.fit, method },
   );
   const A = fit.matrix;
+  // the cascade's limits (sam-affine.ts): a refit on hand-picked pairs is no exception
+  const implausible = implausibleAffine(A, fit.rmsMm);
+  if (implausible)
+    throw new InputError('refit', `the refitted affine is not a patient-to-patient transform (${implausible})`);
   const inFit = new Array<boolean>(n).fill(false);
   const inlier = new Array<boolean>(n).fill(false);
   used.forEach((i, k) => {
