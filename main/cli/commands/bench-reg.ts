@@ -44,8 +44,9 @@ const USAGE = `usage: sam bench-reg [options]
                      resources/sam-deform-net.samw when present; opens the SAM model for its features)
   --no-deform-net    instance optimisation alone
 ${DEFORM_ON_USAGE}
-  --threads N        worker threads of the NCC matcher and of the deform stage on the CPU (default:
-                     one per core, at most 8 and 4; 1: none; the result does not depend on it)
+  --threads N        worker threads of the NCC matcher, the deform stage and the warp/Jacobian on the
+                     CPU (default: one per core, at most 8, 4 and 8; 1: none; the result does not
+                     depend on it)
   --weights FILE     SAM model
   --device NAME      compute device for SAM (default auto)
   --no-elastix       skip elastix

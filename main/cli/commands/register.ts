@@ -39,8 +39,9 @@ const USAGE = `usage: sam register <fixed> <moving> --out DIR [options]
                       present); it reads SAM features, so the SAM model is opened with any matcher
   --no-deform-net     instance optimisation alone
 ${DEFORM_ON_USAGE}
-  --threads N         worker threads of the NCC matcher and of the deform stage on the CPU (default:
-                      one per core, at most 8 and 4; 1: none; the result does not depend on it)
+  --threads N         worker threads of the NCC matcher, the deform stage and the warp/Jacobian on the
+                      CPU (default: one per core, at most 8, 4 and 8; 1: none; the result does not
+                      depend on it)
   --no-field          do not write the displacement field
   --allow-gaps        interpolate across missing slices of a DICOM series (refused otherwise)`;
 

@@ -15,7 +15,7 @@ import { indexToWorld, worldToIndex, worldToIndexMatrix, applyAffine, type Geome
 import { gridWithSpacing, resample } from '../volume/resample.ts';
 import { IDENTITY3, type Vec3, type Volume } from '../volume/volume.ts';
 import { boxSum } from '../register/deform/box-sum.ts';
-import { sharedCopy } from '../compute/shared-memory.ts';
+import { sharedCopy, sharedVoxels } from '../compute/shared-memory.ts';
 import { sampleLinear } from './synthetic-pair.ts';
 
 export interface NccOptions {
@@ -97,7 +97,7 @@ function level(moving: Volume, spacing: number, pad: number): NccLevel {
   for (let n = 0; n < data.length; n++) data[n] = Math.min(HI, Math.max(LO, data[n]));
   const sq = new Float64Array(data.length);
   for (let n = 0; n < data.length; n++) sq[n] = data[n] * data[n];
-  const onShared = () => new Float64Array(new SharedArrayBuffer(8 * data.length));
+  const onShared = () => sharedVoxels('float64', data.length) as Float64Array;
   return {
     grid,
     data,

@@ -6,13 +6,12 @@
  * The cascade starts one set of threads for its NCC stages and disposes it after them; volumes sent to
  * the threads stay there until then.
  */
-import { availableParallelism } from 'node:os';
 import { CancelledError } from '../errors.ts';
 import { threadEntry } from '../compute/start-thread.ts';
 import { JobThreads, type JobReply } from '../compute/job-threads.ts';
-import { makeVolume, type Vec3, type Volume } from '../volume/volume.ts';
+import type { Vec3, Volume } from '../volume/volume.ts';
 import { nccLevelKey, nccLevels, nccMatch, type NccLevel, type NccMatch, type NccOptions } from './ncc-match.ts';
-import { sharedCopy } from '../compute/shared-memory.ts';
+import { sharedVolume } from '../compute/shared-memory.ts';
 
 export type NccToThread =
   | { kind: 'volume'; id: number; volume: Volume; levels: NccLevel[] }
@@ -25,11 +24,6 @@ export interface NccReply extends JobReply {
   levelsMade?: number;
 }
 
-/** Threads a matcher uses by default: one per core, at most 8. */
-export function defaultNccThreads(): number {
-  return Math.min(8, availableParallelism());
-}
-
 export class NccThreads extends JobThreads<NccReply> {
   private readonly ids = new Map<Volume, number>();
   /** Levels already sent, per volume id and level key. */
@@ -38,10 +32,10 @@ export class NccThreads extends JobThreads<NccReply> {
   levelsMadeInThreads = 0;
 
   /**
-   * `count` threads (default defaultNccThreads(), at most one per core); null when that is fewer than 2
+   * `count` threads (default 8; at most one per core); null when that is fewer than 2
    * or the threads cannot start (match in the caller's thread). `entry`: the thread's module (tests).
    */
-  static start(count = defaultNccThreads(), entry?: string): NccThreads | null {
+  static start(count = 8, entry?: string): NccThreads | null {
     const threads = JobThreads.startThreads(
       count,
       entry ?? threadEntry(new URL('./ncc-match-worker.ts', import.meta.url)),
@@ -115,24 +109,11 @@ export class NccThreads extends JobThreads<NccReply> {
     if (!isNew && !fresh.length) return id;
     for (const L of fresh) this.sentLevels.add(`${id}:${nccLevelKey(L)}`);
     const message: NccToThread = isNew
-      ? { kind: 'volume', id, volume: sharedVolume(v), levels: fresh }
+      ? { kind: 'volume', id, volume: sharedVolume(v, { source: v.meta.source }), levels: fresh }
       : { kind: 'levels', id, levels: fresh };
     for (const t of this.threads) t.postMessage(message);
     return id;
   }
-}
-
-/** The volume with its voxels copied onto a SharedArrayBuffer (metadata reduced to what matching reads). */
-function sharedVolume(v: Volume): Volume {
-  return makeVolume({
-    size: v.size,
-    spacing: v.spacing,
-    origin: v.origin,
-    direction: v.direction,
-    components: v.components,
-    data: sharedCopy(v.data),
-    meta: { source: v.meta.source },
-  });
 }
 
 /**

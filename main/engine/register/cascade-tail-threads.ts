@@ -16,10 +16,9 @@
  */
 import { threadEntry } from '../compute/start-thread.ts';
 import { JobThreads, type JobReply } from '../compute/job-threads.ts';
-import { sharedCopy, sharedVoxels } from '../compute/shared-memory.ts';
+import { sharedVolume, sharedVoxels } from '../compute/shared-memory.ts';
 import { makeVolume, voxelTypeOf, type Volume, type VoxelArray } from '../volume/volume.ts';
 import type { Geometry } from '../volume/geometry.ts';
-import { availableParallelism } from 'node:os';
 import type { Affine3x4 } from './affine-fit.ts';
 import { gridCopy, type Field } from './field/field.ts';
 import { warpResult, warpSlices, warpVolume, warpWithAffine, warpWithAffineSlices } from './field/warp.ts';
@@ -62,13 +61,16 @@ export interface TailOutputs {
   foldedData?: Uint8Array;
 }
 
+/** A slab's Jacobian counts. */
+type SlabCounts = Pick<JacobianSlab, 'voxels' | 'folded' | 'nonPositive'>;
+
 /** A slab's answer: its Jacobian counts (its voxels are in the shared outputs). */
 export interface TailSlabReply extends JobReply {
-  counts?: Pick<JacobianSlab, 'voxels' | 'folded' | 'nonPositive'>;
+  counts?: SlabCounts;
 }
 
 /** One slab's work, into the shared outputs (a thread's, or this thread's after a failure). */
-export function tailSlab(m: TailSlabJob): TailSlabReply['counts'] {
+export function tailSlab(m: TailSlabJob): SlabCounts | undefined {
   const { grid, out, k0, k1 } = m;
   const plane = grid.size[0] * grid.size[1];
   const slices = <T extends { subarray(a: number, b: number): T }>(a: T, nc = 1) =>
@@ -125,10 +127,10 @@ export function cascadeTail(
 
 export class CascadeTailThreads extends JobThreads<TailSlabReply> {
   /**
-   * `count` threads (default: one per core, at most 8); null when fewer than 2 or they cannot start.
+   * `count` threads (default 8; at most one per core); null when fewer than 2 or they cannot start.
    * Start them early: a thread loads its modules while the cascade's other stages run.
    */
-  static start(count = Math.min(8, availableParallelism()), entry?: string): CascadeTailThreads | null {
+  static start(count = 8, entry?: string): CascadeTailThreads | null {
     const threads = JobThreads.startThreads(
       count,
       entry ?? threadEntry(new URL('./cascade-tail-worker.ts', import.meta.url)),
@@ -157,13 +159,13 @@ export class CascadeTailThreads extends JobThreads<TailSlabReply> {
       det: o.jacobian ? (sharedVoxels('float32', n) as Float32Array) : undefined,
       foldedData: o.jacobian ? (sharedVoxels('uint8', n) as Uint8Array) : undefined,
     };
-    const zero = () => ({
+    const zero = (): SlabCounts => ({
       voxels: 0,
       folded: 0,
-      nonPositive: Object.fromEntries(JACOBIAN_VARIANTS.map((v) => [v, 0])),
+      nonPositive: Object.fromEntries(JACOBIAN_VARIANTS.map((v) => [v, 0])) as SlabCounts['nonPositive'],
     });
     let counts = zero();
-    const add = (c: TailSlabReply['counts']) => {
+    const add = (c: SlabCounts | undefined) => {
       if (!c) return;
       counts.voxels += c.voxels;
       counts.folded += c.folded;
@@ -171,11 +173,11 @@ export class CascadeTailThreads extends JobThreads<TailSlabReply> {
     };
     const mask = o.jacobian?.mask;
     const inputs = {
-      grid: { size: grid.size, spacing: grid.spacing, origin: grid.origin, direction: grid.direction },
+      grid: gridCopy(grid),
       affine,
-      corrections: corrections.map((c) => ({ ...c, data: sharedCopy(c.data as Float32Array) })),
-      moving: { ...moving, meta: { warnings: [] }, data: sharedCopy(moving.data) },
-      mask: mask && { ...mask, meta: { warnings: [] }, data: sharedCopy(mask.data) },
+      corrections: corrections.map((c) => sharedVolume(c) as Field),
+      moving: sharedVolume(moving),
+      mask: mask && sharedVolume(mask),
       fill: o.fill,
       out,
     };
@@ -211,9 +213,7 @@ export class CascadeTailThreads extends JobThreads<TailSlabReply> {
       field,
       warped: warpResult(moving, grid, out.warped, 'displacement field, linear'),
       unwarped: out.unwarped && warpResult(moving, grid, out.unwarped, 'affine, linear'),
-      jacobian: o.jacobian
-        ? jacobianReport(field, out.det!, out.foldedData!, counts as Parameters<typeof jacobianReport>[3], mask)
-        : undefined,
+      jacobian: o.jacobian ? jacobianReport(field, out.det!, out.foldedData!, counts, mask) : undefined,
     };
   }
 

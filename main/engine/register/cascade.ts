@@ -81,8 +81,8 @@ export interface RegisterOptions {
   featureWeight?: number;
   /**
    * Worker threads of the CPU work: the NCC matcher (affine and coarse stages; default one per core,
-   * at most 8) and the deform stage's box sums on the host (at most 4); 1: none. The result does not
-   * depend on it.
+   * at most 8), the deform stage's box sums on the host (at most 4) and the dense tail (field, warp,
+   * Jacobian; at most 8); 1: none. The result does not depend on it.
    */
   threads?: number;
   /**

@@ -5,9 +5,9 @@
  * optimisation's result is the same on any number of threads. Arrays travel as SharedArrayBuffers
  * (shared32 / shared64 give reusable ones). Threads that fail leave the sums to the caller's thread.
  */
-import { availableParallelism } from 'node:os';
 import { threadEntry } from '../../compute/start-thread.ts';
 import { JobThreads, type JobReply } from '../../compute/job-threads.ts';
+import { sharedVoxels } from '../../compute/shared-memory.ts';
 import { boxSum } from './box-sum.ts';
 
 export interface BoxSumJob {
@@ -18,16 +18,14 @@ export interface BoxSumJob {
   r: number;
 }
 
-/** Threads of the deform stage by default: one per core, at most 4 (an iteration has 3-4 sums at a time). */
-export function defaultBoxSumThreads(): number {
-  return Math.min(4, availableParallelism());
-}
-
 export class BoxSumThreads extends JobThreads<JobReply> {
   private readonly scratch = new Map<string, Float32Array | Float64Array>();
 
-  /** `count` threads (at most one per core); null when fewer than 2 or they cannot start. */
-  static start(count = defaultBoxSumThreads(), entry?: string): BoxSumThreads | null {
+  /**
+   * `count` threads (default 4: an iteration has 3-4 sums at a time; at most one per core); null when
+   * fewer than 2 or they cannot start.
+   */
+  static start(count = 4, entry?: string): BoxSumThreads | null {
     const threads = JobThreads.startThreads(
       count,
       entry ?? threadEntry(new URL('./box-sum-worker.ts', import.meta.url)),
@@ -64,12 +62,12 @@ export class BoxSumThreads extends JobThreads<JobReply> {
 
   /** A float32 array of n on shared memory, the same one for the same key and length (reused per iteration). */
   shared32(key: string, n: number): Float32Array {
-    return this.reuse(`f32:${key}`, n, () => new Float32Array(new SharedArrayBuffer(4 * n))) as Float32Array;
+    return this.reuse(`f32:${key}`, n, () => sharedVoxels('float32', n) as Float32Array) as Float32Array;
   }
 
   /** shared32's float64 sibling. */
   shared64(key: string, n: number): Float64Array {
-    return this.reuse(`f64:${key}`, n, () => new Float64Array(new SharedArrayBuffer(8 * n))) as Float64Array;
+    return this.reuse(`f64:${key}`, n, () => sharedVoxels('float64', n) as Float64Array) as Float64Array;
   }
 
   dispose(): void {

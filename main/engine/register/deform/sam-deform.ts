@@ -26,7 +26,7 @@ import { resampleOnDevice } from '../device/resample-on-device.ts';
 import { boxMeanWhere, smoothField } from './box-sum.ts';
 import type { DeformEval, DeformProblem, SampledImage } from './deform-loss.ts';
 import { hostDeformOptimiser } from './deform-optimiser.ts';
-import { BoxSumThreads, defaultBoxSumThreads } from './box-sum-threads.ts';
+import { BoxSumThreads } from './box-sum-threads.ts';
 import { deviceDeformOptimiser } from '../device/deform-optimiser-on-device.ts';
 import { fixedWindows } from './local-ncc.ts';
 import { stageField } from '../stage-field.ts';
@@ -277,7 +277,7 @@ export async function samDeform(
   o: SamDeformOptions = {},
 ): Promise<SamDeformResult> {
   // on the host the iterations' box sums go to worker threads (the same numbers on any number)
-  const boxSums = o.onDevice ? null : BoxSumThreads.start(o.threads ?? defaultBoxSumThreads());
+  const boxSums = o.onDevice ? null : BoxSumThreads.start(o.threads);
   try {
     return await deformLevels(fixed, moving, u0, fixedMask, o, boxSums);
   } finally {
