@@ -53,7 +53,9 @@ function sliceOverlayRequest(v: unknown): SliceOverlayRequest {
     throw new InputError('orientation', 'use axial, coronal or sagittal');
   if (!Number.isInteger(r.every) || r.every < 1 || r.every > 512)
     throw new InputError('every', 'an integer from 1 to 512 voxels');
-  return { orientation: r.orientation, point: point(r.point), every: r.every };
+  if (r.slice !== undefined && (!Number.isInteger(r.slice) || r.slice < 0))
+    throw new InputError('slice', 'a slice index: an integer from 0');
+  return { orientation: r.orientation, point: point(r.point), every: r.every, slice: r.slice };
 }
 
 function indices(v: unknown): number[] {

@@ -45,7 +45,7 @@ export function ReviewPanel(): React.JSX.Element | null {
       </span>
       <span data-testid="qa-panel" data-qa={fieldQa ? JSON.stringify(fieldQa.jacobian) : ''}>
         {j
-          ? `Jacobian min ${f(j.min, 3)} max ${f(j.max, 3)} mean ${f(j.mean, 3)}; folded ${j.folded} (${f(j.foldedPercent, 3)} %); ` +
+          ? `in the fixed body: Jacobian min ${f(j.min, 3)} max ${f(j.max, 3)} mean ${f(j.mean, 3)}; folded ${j.folded} (${f(j.foldedPercent, 3)} %); ` +
             `|u| mean ${f(fieldQa.displacementMm.mean, 2)} max ${f(fieldQa.displacementMm.max, 2)} mm`
           : live
             ? 'field QA…'

@@ -65,9 +65,9 @@ function pump(view: ViewName): void {
   st.busy = true;
   st.last = performance.now();
   samApi()
-    .sliceOverlay({ orientation: view, point: w.point, every: w.every })
+    .sliceOverlay({ orientation: view, point: w.point, every: w.every, slice: w.slice })
     .then((o) => {
-      // keyed by the slice the engine answered for (the same as the view's for the fixed grid)
+      // the engine drew the slice asked for (the view's index on the fixed grid, which the field shares)
       cache.set(keyOf(w.result, view, o.slice, w.every), o);
       if (cache.size > MAX_ENTRIES) cache.delete(cache.keys().next().value!);
       w.onReady();

@@ -78,6 +78,8 @@ export class SliceView {
   onRender: (() => void) | null = null;
   /** Slice index the base layer shows (for the UI and tests). */
   slice = 0;
+  /** Whether the shown plane cuts the overlay volume (else the overlay is hidden). */
+  private overlayInside = true;
   sliceCount = 0;
 
   constructor(
@@ -148,7 +150,7 @@ export class SliceView {
   /** The base layer shows when it has an image; the overlay also needs an opacity above 0. */
   private updateVisibility(): void {
     this.base.actor.setVisibility(!!this.base.image);
-    this.overlay.actor.setVisibility(!!this.overlay.image && this.opacity > 0);
+    this.overlay.actor.setVisibility(!!this.overlay.image && this.opacity > 0 && this.overlayInside);
   }
 
   /** keepCamera: the same grid shown differently (a comparison composite): zoom and pan stay. */
@@ -269,7 +271,14 @@ export class SliceView {
     let changed = false;
     for (const l of [this.base, this.overlay]) {
       if (!l.desc) continue;
-      const { axis, slice, count } = sliceFor(l.desc, this.view, this.cursor);
+      const { axis, slice, count, inside } = sliceFor(l.desc, this.view, this.cursor);
+      if (l === this.overlay && inside !== this.overlayInside) {
+        // an overlay volume (the unregistered moving image) that this plane misses is not drawn:
+        // its clamped edge slice would sit where it has no data
+        this.overlayInside = inside;
+        this.updateVisibility();
+        changed = true;
+      }
       if (l.mapper.getSlicingMode() !== axis) {
         l.mapper.setSlicingMode(axis);
         changed = true;

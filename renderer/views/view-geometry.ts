@@ -54,11 +54,17 @@ export function centreOf(g: Geo): Vec3 {
 }
 
 /** The slice index a view shows for a cursor, clamped to the volume, and the axis it slices. */
-export function sliceFor(g: Geo, view: ViewName, cursor: Vec3): { axis: 0 | 1 | 2; slice: number; count: number } {
+export function sliceFor(
+  g: Geo,
+  view: ViewName,
+  cursor: Vec3,
+): { axis: 0 | 1 | 2; slice: number; count: number; inside: boolean } {
   const axis = indexAxisAlong(g, CAMERA[view].normalAxis);
   const count = g.size[axis];
-  const s = Math.round(worldToIndex(g, cursor)[axis]);
-  return { axis, slice: Math.min(count - 1, Math.max(0, s)), count };
+  const t = worldToIndex(g, cursor)[axis];
+  const s = Math.round(t);
+  // inside: the cursor's plane cuts the volume (within half a voxel of its first or last slice)
+  return { axis, slice: Math.min(count - 1, Math.max(0, s)), count, inside: t >= -0.5 && t <= count - 0.5 };
 }
 
 /** Cursor moved by n slices of the given volume along a view's normal. */

@@ -188,7 +188,8 @@ export class ViewOverlay {
     g.arc(l.x, l.y, l.radius, 0, 2 * Math.PI);
     g.clip();
     // image pixel (u, v) covers [u, u+1) x [v, v+1): voxel centres at u + 1/2; like vtk, the picture
-    // spans the voxel centres only
+    // spans the voxel centres only; nearest voxel, as the vtk views draw (smoothing blurred the edges
+    // the lens is there to judge)
     g.setTransform(
       dpr * a[0],
       dpr * a[1],
@@ -197,7 +198,7 @@ export class ViewOverlay {
       dpr * (p0[0] - 0.5 * (a[0] + b[0])),
       dpr * (p0[1] - 0.5 * (a[1] + b[1])),
     );
-    g.imageSmoothingEnabled = true;
+    g.imageSmoothingEnabled = false;
     const { width: iw, height: ih } = l.pixels;
     if (iw > 1 && ih > 1) g.drawImage(l.image, 0.5, 0.5, iw - 1, ih - 1, 0.5, 0.5, iw - 1, ih - 1);
     g.restore();

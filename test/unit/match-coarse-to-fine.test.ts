@@ -8,6 +8,7 @@ import type { EmbeddedVolume, EmbeddingVolume } from '../../main/engine/sam/embe
 import { toHalf } from '../../main/engine/sam/embed-volume.ts';
 import { matchPoints } from '../../main/engine/sam/match.ts';
 import { dotBackendStatus, dotRows, dotRowsJs } from '../../main/engine/sam/dot-products.ts';
+import { globalAt, localAt, scanContext, scanWindow, type ScanState } from '../../main/engine/sam/similarity-grid.ts';
 import { embeddingGrid } from '../../main/engine/train/patch-pairs.ts';
 import { indexToWorldMatrix, applyAffine, type Geometry } from '../../main/engine/volume/geometry.ts';
 import { makeVolume, type Vec3 } from '../../main/engine/volume/volume.ts';
@@ -87,6 +88,50 @@ test('default top-k on smooth fields: within one local voxel, mostly the exhaust
   // float16 storage: same matches within a fraction of a voxel
   const h = await matchPoints(embed(tGrid, 16, [0, 0, 0], true), embed(qGrid, 16, SHIFT, true), pts);
   h.forEach((r, n) => assert.ok(Math.hypot(...r.location.map((v, a) => v - m[n].location[a])) < 1));
+});
+
+test('window scan: skipping voxels whose global similarity cannot win gives the full scan best', () => {
+  const query = embed(qGrid, 16, SHIFT);
+  const x = scanContext(query);
+  const [li, lj, lk] = query.local.size;
+  const Vg = query.global.size[0] * query.global.size[1] * query.global.size[2];
+  const r = rng(11);
+  let pruned = 0;
+  for (let trial = 0; trial < 40; trial++) {
+    // a template vector near one query voxel's (a high best early, so the bound prunes) or random
+    const tl = new Float32Array(16);
+    const v0 = Math.floor(r() * li * lj * lk);
+    let n2 = 0;
+    for (let c = 0; c < 16; c++) {
+      tl[c] = (trial % 2 ? 0 : (query.local.data as Float32Array)[v0 * 16 + c]) + 0.3 * (r() - 0.5);
+      n2 += tl[c] * tl[c];
+    }
+    tl.forEach((v, c) => (tl[c] = v / Math.sqrt(n2)));
+    const row = Float32Array.from({ length: Vg }, () => 0.6 + 0.4 * r());
+    const lo = [Math.floor(r() * (li - 20)), Math.floor(r() * (lj - 20)), Math.floor(r() * (lk - 6))];
+    const hi = [lo[0] + 19, lo[1] + 15, lo[2] + 5];
+    const st: ScanState = { best: -Infinity, bestV: 0, bestG: 0, bestL: 0 };
+    scanWindow(x, st, tl, row, 0, lo, hi, -1);
+    let best = -Infinity;
+    let bestV = -1;
+    let skippable = 0;
+    for (let k = lo[2]; k <= hi[2]; k++)
+      for (let j = lo[1]; j <= hi[1]; j++)
+        for (let i = lo[0]; i <= hi[0]; i++) {
+          const v = i + li * (j + lj * k);
+          const g = globalAt(x, row, 0, i, j, k);
+          const s = (g + localAt(x, tl, v)) / 2;
+          if ((g + 1) / 2 < best) skippable++;
+          if (s > best) {
+            best = s;
+            bestV = v;
+          }
+        }
+    assert.equal(st.best, best);
+    assert.equal(st.bestV, bestV);
+    pruned += skippable;
+  }
+  assert.ok(pruned > 0, 'the bound never applied: the test does not exercise the skip');
 });
 
 test('dot products: ONNX Runtime and JS agree', async (t) => {

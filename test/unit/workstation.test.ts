@@ -63,6 +63,9 @@ test('workstation: register in a worker with progress, export, reopen geometry, 
     assert.equal(so.lines.length, lines(57) + lines(78));
     for (const g of so.glyphs) assert.ok(Math.abs(g.position[2] - ro.point[2]) < 1e-3);
     assert.throws(() => ws.sliceOverlay({ orientation: 'axial', point: ro.point, every: 0 }), /every/);
+    // the slice a view shows wins over the point (a point halfway between slices may round either way)
+    assert.equal(ws.sliceOverlay({ orientation: 'axial', point: ro.point, every: 8, slice: 1 }).slice, 1);
+    assert.throws(() => ws.sliceOverlay({ orientation: 'axial', point: ro.point, every: 8, slice: 999 }), /outside/);
     assert.throws(() => ws.readout([NaN, 0, 0]), /finite/);
     // the affine pairs in the summary; a refit without none of them gives the registration's RMS back
     assert.ok(r.pairs && r.pairs.length > 4 && r.pairs.every((p, i) => p.index === i));
@@ -84,6 +87,18 @@ test('workstation: register in a worker with progress, export, reopen geometry, 
     assert.equal(report.signOff.decision, 'rejected');
     assert.equal(report.signOff.comment, 'shift at the apex');
     assert.ok(e.files.some((p) => p.endsWith('report.html')));
+    // the report holds what the reviewer saw: the field QA's numbers (same body mask), the affine pairs
+    assert.ok(Math.abs(report.displacementMm.mean - qa.displacementMm.mean) < 1e-3);
+    assert.equal(report.jacobian.folded, qa.jacobian.folded);
+    assert.equal(report.residuals.pairs, r.pairs!.length);
+    assert.ok(
+      Math.abs(report.residuals.rmsMm - r.affineRmsMm!) < 1e-3,
+      `${report.residuals.rmsMm} vs ${r.affineRmsMm}`,
+    );
+    // without a sign-off the report is written too, and says so
+    const unsigned = await ws.exportResult(join(t.dir, 'out-unsigned'));
+    assert.equal(JSON.parse(readFileSync(join(unsigned.dir, 'report.json'), 'utf8')).signOff, null);
+    assert.match(readFileSync(join(unsigned.dir, 'report.html'), 'utf8'), /not signed off/);
     const back = await readVolume(join(e.dir, 'warped.nii.gz'));
     assert.deepEqual(back.size, f.size);
     back.spacing.forEach((s, i) => assert.ok(Math.abs(s - f.spacing[i]) < 1e-4));

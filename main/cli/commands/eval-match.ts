@@ -37,7 +37,7 @@ const USAGE = `usage: sam eval-match [options]
   --seeds A,B,...    explicit pair seeds instead
   --points N         points per pair (default 200), inside the body, truth inside the moving image
   --ct FILE          source CT (default ../shared/data/${DEFAULT_CT.join('/')}, or $SAM_DATA_DIR)
-  --top-k N          global candidates of the SAM matching (default 5)
+  --top-k N          global candidates of the SAM matching (default 20)
   --no-ncc           skip the NCC baseline
   --json             print the results as JSON
   --device NAME      auto (default: a GPU through WebGPU, else ONNX Runtime on the CPU), webgpu,

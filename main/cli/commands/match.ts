@@ -71,7 +71,7 @@ const USAGE = `usage: sam match <template> <query> --points FILE [options]
   --random-init SEED    use the network at random initialisation instead (testing only)
   --config NAME         configuration for --random-init: small (default), paper, tiny
   --out FILE            write the matches as CSV (default: standard output)
-  --top-k N             global candidates searched locally (default 5)
+  --top-k N             global candidates searched locally (default 20)
   --cycle               check forward-backward consistency; --cycle-threshold MM (default 10)
   --min-score X         do not accept matches scoring below X
   --cache-dir DIR       embedding cache (default $SAM_CACHE_DIR or ~/.cache/sam-workstation; not used

@@ -237,7 +237,13 @@ export function renderReportHtml(report: ReviewReport, images: ReportImage[]): s
   parts.push(
     table([
       ['Stages', esc(String(qa.stages ?? ''))],
-      ['Matcher / engine', `${esc(String(qa.matcher ?? ''))} / ${esc(String(qa.engine ?? ''))}`],
+      [
+        qa.engine ? 'Matcher / engine' : 'Matcher',
+        [qa.matcher, qa.engine]
+          .filter((x) => x !== undefined && x !== null && x !== '')
+          .map((x) => esc(String(x)))
+          .join(' / '),
+      ],
       ...Object.entries(stages).map(([k, v]) => [`Time: ${k}`, `${num(v)} s`] as [string, string]),
       ...Object.entries(report.reviewSeconds).map(([k, v]) => [`Review time: ${k}`, `${num(v)} s`] as [string, string]),
     ]),
@@ -261,7 +267,7 @@ export function renderReportHtml(report: ReviewReport, images: ReportImage[]): s
     );
   }
   const j = report.jacobian;
-  parts.push(`<h2>Deformation</h2>`);
+  parts.push(`<h2>Deformation (inside the fixed body)</h2>`);
   parts.push(
     table([
       ['Jacobian determinant min / mean / max', `${num(j.min, 3)} / ${num(j.mean, 3)} / ${num(j.max, 3)}`],

@@ -29,7 +29,13 @@ export interface ReviewInputs {
   /** Include the key slice images (default true). */
   images?: boolean;
   /** Already computed for this transform (a review session's caches): reused as they are. */
-  precomputed?: { mask?: Volume; confidence?: ConfidenceResult | null; fieldStats?: FieldStatistics };
+  precomputed?: {
+    mask?: Volume;
+    confidence?: ConfidenceResult | null;
+    /** Seconds the precomputed work took, by step (reported as review times). */
+    seconds?: Record<string, number>;
+    fieldStats?: FieldStatistics;
+  };
 }
 
 export interface ReviewOutput {
@@ -58,14 +64,16 @@ export function residualStats(pairs: RegistrationResult['pairs']): ReviewReport[
 export function reviewRegistration(inputs: ReviewInputs): ReviewOutput {
   const seconds: Record<string, number> = {};
   let t0 = performance.now();
-  const tick = (name: string) => {
-    seconds[name] = (performance.now() - t0) / 1000;
+  /** Records the time since the last tick under `name`, or only restarts the clock (name null: reused work). */
+  const tick = (name: string | null) => {
+    if (name) seconds[name] = (performance.now() - t0) / 1000;
     t0 = performance.now();
   };
   const { fixed, moving, result } = inputs;
   const pre = inputs.precomputed ?? {};
+  Object.assign(seconds, pre.seconds);
   const mask = pre.mask ?? bodyMask(fixed);
-  tick('body mask');
+  tick(pre.mask ? null : 'body mask');
   const warped = result.warped ?? warpVolume(moving, result.field, { fill: -1024 });
   if (!result.warped) tick('warp');
   const confidence =
@@ -79,9 +87,9 @@ export function reviewRegistration(inputs: ReviewInputs): ReviewOutput {
             threshold: inputs.threshold,
           })
         : null;
-  if (confidence) tick('confidence');
+  if (confidence) tick(pre.confidence !== undefined ? null : 'confidence');
   const fieldStats = pre.fieldStats ?? fieldStatistics(result.field, { mask });
-  tick('jacobian');
+  tick(pre.fieldStats ? null : 'jacobian');
   const j = fieldStats.jacobian;
   const images = inputs.images === false ? [] : keyImages(fixed, warped, confidence?.lowMask);
   if (images.length) tick('images');

@@ -9,7 +9,7 @@ import { InputError } from '../errors.ts';
 import { worldToIndex } from '../volume/geometry.ts';
 import type { Vec3, Volume } from '../volume/volume.ts';
 import { arrowGlyphs, deformedGridLines } from './field-stats.ts';
-import { checkOrientation, slicePlane, type Orientation } from './slice-plane.ts';
+import { checkOrientation, sliceIndex, slicePlane, type Orientation } from './slice-plane.ts';
 
 export interface OverlayGlyph {
   /** Voxel centre of the glyph's foot (LPS mm). */
@@ -50,10 +50,22 @@ export function sliceThrough(field: Volume, orientation: Orientation, point: Vec
   return Math.min(field.size[plane.axis] - 1, Math.max(0, s));
 }
 
-export function sliceOverlay(field: Volume, orientation: Orientation, point: Vec3, every: number): SliceOverlay {
+/**
+ * Glyphs and grid lines of one slice: the slice through `point`, or `slice` (an index along the
+ * plane's axis) when given, as a view asks for the slice it shows: a point halfway between two slices
+ * rounds one way here and may round the other in the view's float arithmetic.
+ */
+export function sliceOverlay(
+  field: Volume,
+  orientation: Orientation,
+  point: Vec3,
+  every: number,
+  slice?: number,
+): SliceOverlay {
   checkOrientation(orientation);
   checkEvery(every);
-  const slice = sliceThrough(field, orientation, point);
+  if (slice !== undefined) sliceIndex(field, slicePlane(field, orientation), slice);
+  else slice = sliceThrough(field, orientation, point);
   const g = arrowGlyphs(field, { orientation, slice, every });
   const grid = deformedGridLines(field, { orientation, slice, every });
   const pointStep = Math.max(1, Math.floor(every / 4));

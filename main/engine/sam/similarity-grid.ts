@@ -150,26 +150,23 @@ export function globalAt(x: ScanContext, row: Float32Array, rowOff: number, i: n
   return (c0 + (c1 - c0) * fz) / x.gnorm[i + x.li * (j + x.lj * k)];
 }
 
-/** Local similarity of `tl` with local voxel v. */
+/**
+ * Local similarity of `tl` with local voxel v: one accumulator in channel order, the arithmetic of
+ * localRow's, so that a voxel scores the same bits whichever path scored it.
+ */
 export function localAt(x: ScanContext, tl: Float32Array, v: number): number {
   const C = x.CL;
   const base = v * C;
   let s0 = 0;
-  let s1 = 0;
-  let c = 0;
   if (x.q32) {
     const q = x.q32;
-    for (; c + 1 < C; c += 2) {
-      s0 += tl[c] * q[base + c];
-      s1 += tl[c + 1] * q[base + c + 1];
-    }
-    if (c < C) s0 += tl[c] * q[base + c];
+    for (let c = 0; c < C; c++) s0 += tl[c] * q[base + c];
   } else {
     const q = x.q16!;
     const t = x.half;
-    for (; c < C; c++) s0 += tl[c] * t[q[base + c]];
+    for (let c = 0; c < C; c++) s0 += tl[c] * t[q[base + c]];
   }
-  return s0 + s1;
+  return s0;
 }
 
 /** Local similarities of `tl` with the n voxels from v0 on (contiguous), into out[0..n). */
@@ -205,7 +202,18 @@ function localRow(x: ScanContext, tl: Float32Array, v0: number, n: number, out: 
   for (; t < n; t++) out[t] = localAt(x, tl, v0 + t);
 }
 
-/** Score the local voxels of box [lo, hi] not yet stamped `id` (-1: no stamping), keeping the best. */
+/**
+ * Largest local similarity counted by the pruning bound: unit vectors give at most 1; the margin
+ * covers float32 rounding of normalised embeddings (|l - 1| ~ 1e-7).
+ */
+const LOCAL_BOUND = 1 + 1e-4;
+
+/**
+ * Score the local voxels of box [lo, hi] not yet stamped `id` (-1: no stamping), keeping the best.
+ * A voxel whose global similarity g cannot win even with a perfect local one ((g + 1) / 2 at most
+ * the best so far) is not scored locally (the 128-channel dot product is the cost): the result is
+ * the exhaustive scan's, since such a voxel never replaces the best.
+ */
 export function scanWindow(
   x: ScanContext,
   st: ScanState,
@@ -217,24 +225,40 @@ export function scanWindow(
   id: number,
 ): void {
   const n = hi[0] - lo[0] + 1;
-  if (x.scratch.length < n) x.scratch = new Float64Array(n);
+  if (x.scratch.length < 2 * n) x.scratch = new Float64Array(2 * n);
   const ls = x.scratch;
+  const gs = x.scratch.subarray(n, 2 * n);
   for (let k = lo[2]; k <= hi[2]; k++)
     for (let j = lo[1]; j <= hi[1]; j++) {
       const v0 = lo[0] + x.li * (j + x.lj * k);
-      localRow(x, tl, v0, n, ls);
+      // global similarities of the row, and how many voxels could still win
+      let alive = 0;
+      const thr = 2 * st.best - LOCAL_BOUND;
       for (let t = 0; t < n; t++) {
         const v = v0 + t;
         if (id >= 0) {
-          if (x.stamp[v] === id) continue;
+          if (x.stamp[v] === id) {
+            gs[t] = -Infinity;
+            continue;
+          }
           x.stamp[v] = id;
         }
-        const l = ls[t];
         const g = globalAt(x, row, rowOff, lo[0] + t, j, k);
+        gs[t] = g;
+        if (g > thr) alive++;
+      }
+      if (alive === 0) continue;
+      // most of the row alive: the unrolled row product; else one voxel at a time
+      const whole = 2 * alive > n;
+      if (whole) localRow(x, tl, v0, n, ls);
+      for (let t = 0; t < n; t++) {
+        const g = gs[t];
+        if (!(g > 2 * st.best - LOCAL_BOUND)) continue;
+        const l = whole ? ls[t] : localAt(x, tl, v0 + t);
         const s = (g + l) / 2;
         if (s > st.best) {
           st.best = s;
-          st.bestV = v;
+          st.bestV = v0 + t;
           st.bestG = g;
           st.bestL = l;
         }

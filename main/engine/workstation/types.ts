@@ -182,6 +182,8 @@ export interface SliceOverlayRequest {
   orientation: 'axial' | 'coronal' | 'sagittal';
   point: [number, number, number];
   every: number;
+  /** The slice index the view shows (along the plane's index axis of the fixed grid); wins over point. */
+  slice?: number;
 }
 
 /** The reviewer's decision, stored in the session and written into the export's report. */

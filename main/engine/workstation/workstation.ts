@@ -121,6 +121,8 @@ export class Workstation {
     result: RegisterResult;
     warpedId: string;
     stats?: FieldStatistics;
+    /** The fixed image's body mask: the region of the field QA, the report and the confidence statistics. */
+    fixedBody?: Volume;
     jacobianId?: string;
     /** The confidence map's computation (started once per result; see confidence()). */
     confidence?: Promise<StoredConfidence>;
@@ -419,8 +421,13 @@ export class Workstation {
     return (await this.askWorker((job) => ({ type: 'track', job, point }), 'track-done')).tracked;
   }
 
+  /** Jacobian and |u| statistics inside the fixed body (the maps cover the whole grid), as the report's. */
   private stats(r: NonNullable<Workstation['result']>): FieldStatistics {
-    return (r.stats ??= fieldStatistics(r.result.field));
+    return (r.stats ??= fieldStatistics(r.result.field, { mask: this.fixedBody(r) }));
+  }
+
+  private fixedBody(r: NonNullable<Workstation['result']>): Volume {
+    return (r.fixedBody ??= bodyMask(this.get(r.fixedId).volume));
   }
 
   /**
@@ -485,12 +492,13 @@ export class Workstation {
    */
   sliceOverlay(req: SliceOverlayRequest): SliceOverlay {
     const r = this.lastResult('slice overlay');
-    return sliceOverlay(r.result.field, req.orientation, req.point, req.every);
+    return sliceOverlay(r.result.field, req.orientation, req.point, req.every, req.slice);
   }
 
   /**
-   * Writes the last registration's result folder (warped, field, affine, pairs, QA); never over the
-   * inputs. With a sign-off, also the review report (report.json, report.html) holding it.
+   * Writes the last registration's result folder (warped, field, affine, pairs, QA) and the review
+   * report (report.json, report.html: with the sign-off when given, else marked not signed off);
+   * never over the inputs.
    */
   async exportResult(dir: string, signOff?: SignOffRequest & { time?: string }): Promise<ExportSummary> {
     if (!this.result) throw new InputError('export', 'nothing to export: run a registration first');
@@ -510,37 +518,43 @@ export class Workstation {
       protect: inputs,
       onArchived: (folder) => (previous = folder),
     });
-    if (signOff) {
-      const r = this.result;
-      const review = reviewRegistration({
-        fixed: fixed.volume,
-        moving: moving.volume,
-        result: {
-          dir: out,
-          warped: r.result.warped,
-          field: r.result.field,
-          fieldSource: 'displacement.nii.gz',
-          affine: null,
-          pairs: null,
-          qa: r.result.qa,
-          files,
-        },
-        names: { fixed: fixed.descriptor.path, moving: moving.descriptor.path },
-        signOff: makeSignOff(signOff),
-        // the body mask once, for the stored confidence map and the review's statistics
-        precomputed: r.confidenceDone
-          ? (() => {
-              const mask = bodyMask(fixed.volume);
-              const { map, info } = r.confidenceDone;
-              return {
+    // the review report, signed off or not (then it says so): the field QA, residuals and confidence
+    // the reviewer saw, on the same body mask
+    const r = this.result;
+    const mask = this.fixedBody(r);
+    const review = reviewRegistration({
+      fixed: fixed.volume,
+      moving: moving.volume,
+      result: {
+        dir: out,
+        warped: r.result.warped,
+        field: r.result.field,
+        fieldSource: 'displacement.nii.gz',
+        affine: r.result.affine.affine,
+        pairs: r.result.affine.pairs,
+        qa: r.result.qa,
+        files,
+      },
+      names: { fixed: fixed.descriptor.path, moving: moving.descriptor.path },
+      signOff: signOff ? makeSignOff(signOff) : null,
+      precomputed: {
+        mask,
+        fieldStats: this.stats(r),
+        ...(r.confidenceDone
+          ? {
+              confidence: confidenceFromStoredMap(
+                fixed.volume,
+                r.confidenceDone.map,
+                CONFIDENCE_NO_DATA,
+                r.confidenceDone.info.summary,
                 mask,
-                confidence: confidenceFromStoredMap(fixed.volume, map, CONFIDENCE_NO_DATA, info.summary, mask),
-              };
-            })()
-          : undefined,
-      });
-      files.push(...writeReviewReport(out, review.report, review.images, { protect: inputs }));
-    }
+              ),
+              seconds: r.confidenceDone.info.seconds,
+            }
+          : {}),
+      },
+    });
+    files.push(...writeReviewReport(out, review.report, review.images, { protect: inputs }));
     return { dir: out, files, ...(previous ? { previous } : {}) };
   }
 

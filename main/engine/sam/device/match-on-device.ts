@@ -28,6 +28,7 @@ import {
   applyCycleCheck,
   backMatchOptions,
   candidateWindow,
+  DEFAULT_TOP_K,
   parabolaOffset,
   trilinearCorners,
   windowHalfSizes,
@@ -137,7 +138,7 @@ export async function matchPointsOnDevice(
   const [gi, gj, gk] = query.global.size;
   const Vg = gi * gj * gk;
   const Vl = li * lj * lk;
-  const topK = Math.max(1, Math.min(Vg, options.topK ?? 5));
+  const topK = Math.max(1, Math.min(Vg, options.topK ?? DEFAULT_TOP_K));
   const exhaustive = topK === Vg;
   const h = windowHalfSizes(query, options);
   const mapFor = options.returnMap === true ? 0 : typeof options.returnMap === 'number' ? options.returnMap : -1;
