@@ -12,7 +12,9 @@ import { computeConfidence } from '../confidence-actions.ts';
 import { reviewable } from '../review-actions.ts';
 import { useApp } from '../store/index.ts';
 import type { Vec3 } from '../store/view.ts';
+import { confidenceStops } from '../views/color-maps.ts';
 import { Checkbox } from './Checkbox.tsx';
+import { Legend } from './Legend.tsx';
 
 const pct = (x: number) => (Number.isFinite(x) ? `${x.toFixed(1)} %` : '–');
 const mm = (p: readonly number[]) => p.map((x) => x.toFixed(1)).join(', ');
@@ -110,6 +112,15 @@ export function ConfidencePanel(): React.JSX.Element | null {
       >
         confidence map
       </Checkbox>
+      {s.show && c && (
+        <Legend
+          title={`SAM similarity (red: below ${c.summary.threshold})`}
+          stops={confidenceStops(c.summary.threshold).slice(0, -1)}
+          unit=""
+          scale={1000}
+          testId="legend-confidence"
+        />
+      )}
       <span
         data-testid="qa-flags"
         data-flags={flags ? JSON.stringify(flags) : ''}

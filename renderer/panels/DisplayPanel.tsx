@@ -6,6 +6,8 @@
 import { useShallow } from 'zustand/react/shallow';
 import { useApp } from '../store/index.ts';
 import { PRESETS, type PresetName } from '../store/view.ts';
+import { DIFFERENCE_NO_DATA_RGB, DIFFERENCE_STOPS } from '../views/color-maps.ts';
+import { Legend } from './Legend.tsx';
 
 export function DisplayPanel(): React.JSX.Element {
   const {
@@ -124,6 +126,15 @@ export function DisplayPanel(): React.JSX.Element {
             style={{ width: '4em' }}
           />
         </label>
+      )}
+      {compare === 'difference' && (
+        <Legend
+          title="|fixed − warped|"
+          stops={DIFFERENCE_STOPS}
+          unit="HU"
+          testId="legend-difference"
+          noData={DIFFERENCE_NO_DATA_RGB}
+        />
       )}
       {compare === 'checker' && (
         <label>

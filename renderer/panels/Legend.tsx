@@ -1,5 +1,5 @@
 /** A colour-map legend: a gradient bar over a map's stops with its title, end values and unit. */
-import { cssGradient, type Stop } from '../views/color-maps.ts';
+import { cssColor, cssGradient, type Rgb, type Stop } from '../views/color-maps.ts';
 
 export function Legend({
   title,
@@ -7,6 +7,7 @@ export function Legend({
   unit,
   scale = 1,
   testId,
+  noData,
 }: {
   title: string;
   stops: readonly Stop[];
@@ -14,6 +15,8 @@ export function Legend({
   /** Divides the stops' values for the labels (e.g. 10 for a map holding mm x 10). */
   scale?: number;
   testId: string;
+  /** The colour of voxels without data, shown as a swatch after the bar. */
+  noData?: Rgb;
 }): React.JSX.Element {
   const lo = stops[0][0] / scale;
   const hi = stops[stops.length - 1][0] / scale;
@@ -28,6 +31,11 @@ export function Legend({
           ≥ {fmt(hi)} {unit}
         </span>
       </span>
+      {noData && (
+        <span className="legend-no-data">
+          <span className="legend-swatch" style={{ background: cssColor(noData) }} /> no data
+        </span>
+      )}
     </div>
   );
 }

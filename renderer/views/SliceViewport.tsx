@@ -16,7 +16,16 @@ import { magnitudeScaleMm } from './color-maps.ts';
 import { OverlayController } from './overlay-controller.ts';
 import { liveOverlays, liveViews } from './registry.ts';
 import { SliceView, type OverlayColors } from './slice-view.ts';
-import { CAMERA, indexToWorld, stepCursor, VIEWS, worldToIndex, type ViewName } from './view-geometry.ts';
+import {
+  CAMERA,
+  indexToWorld,
+  NORMAL_NAME,
+  orientationLabels,
+  stepCursor,
+  VIEWS,
+  worldToIndex,
+  type ViewName,
+} from './view-geometry.ts';
 
 /** The base layer: the comparison composite when one is on, else the fixed volume. */
 function baseOf(s: AppState): AppState['fixed'] {
@@ -93,7 +102,14 @@ export function SliceViewport({ name }: { name: ViewName }): React.JSX.Element {
     const el = host.current!;
     const view = new SliceView(el, name);
     liveViews.set(name, view);
-    const show = () => setLabel(view.sliceCount ? `${view.slice + 1}/${view.sliceCount}` : '');
+    const show = () => {
+      const mm = view.slicePositionMm();
+      setLabel(
+        view.sliceCount
+          ? `${view.slice + 1}/${view.sliceCount}` + (mm === null ? '' : ` · ${NORMAL_NAME[name]} ${mm.toFixed(1)} mm`)
+          : '',
+      );
+    };
     const overlay = new OverlayController(el, view, name);
     liveOverlays.set(name, overlay.overlay);
     sync(view, useApp.getState(), null);
@@ -229,6 +245,16 @@ export function SliceViewport({ name }: { name: ViewName }): React.JSX.Element {
       <div className="view-label">
         {name} <span data-testid={`slice-${name}`}>{label}</span>
       </div>
+      {label && (
+        <>
+          <div className="orient orient-left" data-testid={`orient-${name}-left`}>
+            {orientationLabels(name).left}
+          </div>
+          <div className="orient orient-right">{orientationLabels(name).right}</div>
+          <div className="orient orient-top">{orientationLabels(name).top}</div>
+          <div className="orient orient-bottom">{orientationLabels(name).bottom}</div>
+        </>
+      )}
     </div>
   );
 }

@@ -18,6 +18,13 @@ export const DIFFERENCE_STOPS: readonly Stop[] = [
   [1000, 1, 1, 1],
 ];
 
+/**
+ * The difference composite's value where the warped image has no moving data (DISPLAY_NO_DATA):
+ * below the scale, drawn in DIFFERENCE_NO_DATA_RGB (slate blue), never as agreement or as an error.
+ */
+export const DIFFERENCE_NO_DATA = -1;
+export const DIFFERENCE_NO_DATA_RGB: Rgb = [0.22, 0.27, 0.42];
+
 /** Jacobian determinant x1000: folded (<= 0) magenta, compression blue, 1 grey, expansion red. */
 export const JACOBIAN_STOPS: readonly Stop[] = [
   [0, 1, 0, 1],

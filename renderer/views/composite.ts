@@ -2,9 +2,12 @@
  * Fixed/warped comparison images computed on the renderer side from the two int16 display copies
  * (the warped volume lies on the fixed grid): a 3-D checkerboard (tiles of `tile` voxels along each
  * index axis, fixed in the even tiles, warped in the odd ones) and the absolute difference |fixed -
- * warped| in HU. One typed-array pass over the volume when the mode or the tile size changes; the
+ * warped| in HU (DIFFERENCE_NO_DATA where the warp had no moving data). One typed-array pass over the volume when the mode or the tile size changes; the
  * views then scroll through it like any volume. Pure functions (no DOM, no vtk.js).
  */
+
+import { DISPLAY_NO_DATA } from '../../main/engine/workstation/display-voxels.ts';
+import { DIFFERENCE_NO_DATA } from './color-maps.ts';
 
 /** blend, flicker and spyglass show the two volumes themselves; checker and difference a composite. */
 export type CompareMode = 'blend' | 'checker' | 'difference' | 'flicker' | 'spyglass';
@@ -36,9 +39,14 @@ export function checkerboardVoxels(
   return out;
 }
 
+/** |fixed - warped| in HU; DIFFERENCE_NO_DATA where the warped image has no moving data. */
 export function differenceVoxels(fixed: Int16Array, warped: Int16Array): Int16Array {
   const out = new Int16Array(fixed.length);
   for (let n = 0; n < fixed.length; n++) {
+    if (warped[n] === DISPLAY_NO_DATA) {
+      out[n] = DIFFERENCE_NO_DATA;
+      continue;
+    }
     const d = fixed[n] - warped[n];
     const a = d < 0 ? -d : d;
     out[n] = a > 32767 ? 32767 : a;

@@ -23,12 +23,22 @@ import type { Vec3 } from '../store/view.ts';
 import {
   confidenceOpacityStops,
   confidenceStops,
+  DIFFERENCE_NO_DATA,
+  DIFFERENCE_NO_DATA_RGB,
   DIFFERENCE_STOPS,
   JACOBIAN_STOPS,
   magnitudeStops,
   type Stop,
 } from './color-maps.ts';
-import { CAMERA, centreOf, indexAxisAlong, sliceFor, type ViewName } from './view-geometry.ts';
+import {
+  CAMERA,
+  centreOf,
+  indexAxisAlong,
+  indexToWorld,
+  sliceFor,
+  worldToIndex,
+  type ViewName,
+} from './view-geometry.ts';
 
 const INTERACTIVE_SCALE = 0.5;
 const STILL_AFTER_MS = 200;
@@ -93,6 +103,7 @@ export class SliceView {
     this.overlay = this.layer();
     this.overlay.actor.getProperty().setRGBTransferFunction(0, this.overlayColors);
     setStops(this.differenceColors, DIFFERENCE_STOPS);
+    this.differenceColors.addRGBPoint(DIFFERENCE_NO_DATA, ...DIFFERENCE_NO_DATA_RGB);
     setStops(this.jacobianColors, JACOBIAN_STOPS);
     this.setMagnitudeRange(10);
     this.setConfidenceThreshold(0.6);
@@ -367,6 +378,19 @@ export class SliceView {
   }
 
   /** Current display settings (for tests and the status line). */
+  /**
+   * World position (LPS mm) of the shown base slice along the view's normal axis, at the cursor's
+   * in-plane position (null without a volume).
+   */
+  slicePositionMm(): number | null {
+    const desc = this.base.desc;
+    if (!desc) return null;
+    const { axis, slice } = sliceFor(desc, this.view, this.cursor);
+    const ijk = worldToIndex(desc, this.cursor);
+    ijk[axis] = slice;
+    return indexToWorld(desc, ijk)[CAMERA[this.view].normalAxis];
+  }
+
   state(): { window: number; level: number; opacity: number; zoom: number; slice: number; sliceCount: number } {
     return {
       window: this.window,

@@ -16,6 +16,41 @@ export const CAMERA: Record<ViewName, { normalAxis: 0 | 1 | 2; dop: Vec3; up: Ve
   sagittal: { normalAxis: 0, dop: [-1, 0, 0], up: [0, 0, 1] },
 };
 
+/** The patient direction a world (LPS) axis points to, and its opposite: +x left, +y posterior, +z superior. */
+const TOWARD = [
+  ['L', 'R'],
+  ['P', 'A'],
+  ['S', 'I'],
+] as const;
+
+function directionLetter(v: Vec3): string {
+  const a = [0, 1, 2].reduce((b, c) => (Math.abs(v[c]) > Math.abs(v[b]) ? c : b), 0);
+  return TOWARD[a][v[a] >= 0 ? 0 : 1];
+}
+
+/**
+ * The patient directions at a view's screen edges, from its camera (screen right = dop x up, top =
+ * up): axial and coronal R on the left (radiological), sagittal A on the left; S at the top.
+ */
+export function orientationLabels(view: ViewName): { left: string; right: string; top: string; bottom: string } {
+  const { dop, up } = CAMERA[view];
+  const right: Vec3 = [
+    dop[1] * up[2] - dop[2] * up[1],
+    dop[2] * up[0] - dop[0] * up[2],
+    dop[0] * up[1] - dop[1] * up[0],
+  ];
+  const neg = (v: Vec3): Vec3 => [-v[0], -v[1], -v[2]];
+  return {
+    left: directionLetter(neg(right)),
+    right: directionLetter(right),
+    top: directionLetter(up),
+    bottom: directionLetter(neg(up)),
+  };
+}
+
+/** The world (LPS) coordinate name along a view's normal: z axial, y coronal, x sagittal. */
+export const NORMAL_NAME: Record<ViewName, string> = { axial: 'z', coronal: 'y', sagittal: 'x' };
+
 type Geo = Pick<VolumeDescriptor, 'size' | 'spacing' | 'origin' | 'direction'>;
 
 /** The index axis (0 = i, 1 = j, 2 = k) closest to a world axis. */

@@ -201,7 +201,13 @@ test('chest DICOM: three oriented views, window/level, zoom, pan, scrolling at >
   const info = await page.getByTestId('info-fixed').textContent();
   const m = /([\d.]+) MB in (\d+) ms/.exec(info!)!;
   metrics.chestTransfer = { megabytes: Number(m[1]), ms: Number(m[2]), views: 3, transfers: 1 };
-  await expect(page.getByTestId('slice-axial')).toHaveText('71/141');
+  // the slice label carries the slice's world position (LPS mm); the edges name the patient directions
+  await expect(page.getByTestId('slice-axial')).toHaveText(/^71\/141 · z -?\d+\.\d mm$/);
+  await expect(page.getByTestId('orient-axial-left')).toHaveText('R');
+  await expect(page.getByTestId('orient-coronal-left')).toHaveText('R');
+  await expect(page.getByTestId('orient-sagittal-left')).toHaveText('A');
+  const zOf = (label: string | null) => Number(/ z (-?[\d.]+) mm$/.exec(label ?? '')![1]);
+  const z71 = zOf(await page.getByTestId('slice-axial').textContent());
   const before = await expectContent('01-chest-lung-window');
 
   // presets change the picture
@@ -244,13 +250,15 @@ test('chest DICOM: three oriented views, window/level, zoom, pan, scrolling at >
   await page.mouse.dblclick(ax.x + ax.width * 0.3, ax.y + ax.height * 0.6);
   await expect(page.getByTestId('slice-sagittal')).not.toHaveText('257/512');
   await expect(page.getByTestId('slice-coronal')).not.toHaveText('257/512');
-  await expect(page.getByTestId('slice-axial')).toHaveText('71/141');
+  await expect(page.getByTestId('slice-axial')).toHaveText(/^71\/141 /);
   await page.screenshot({ path: `${ART}/03b-chest-linked-cursor.png` });
 
   // one wheel step = one slice, and the picture changes with the slice
   await page.getByTestId('view-axial').hover();
   await page.mouse.wheel(0, 100);
-  await expect(page.getByTestId('slice-axial')).toHaveText('72/141');
+  await expect(page.getByTestId('slice-axial')).toHaveText(/^72\/141 /);
+  // one slice of the chest series is 2 mm
+  expect(Math.abs(zOf(await page.getByTestId('slice-axial').textContent()) - z71)).toBeCloseTo(2, 5);
   await page.waitForTimeout(400);
   const next = await stats('axial');
   expect(next.checksum).not.toBe(before.axial.checksum);

@@ -159,7 +159,7 @@ test('SAM-affine pipeline (stand-in matcher, NOT SAM accuracy): known affine rec
   await assert.rejects(samAffine(pair.fixed, pair.moving, null, { match, signal: ac.signal }), /cancelled/);
   await assert.rejects(
     samAffine(pair.fixed, pair.moving, null, { match, movingMask, minScore: 1.01 }),
-    /matched points are confident/,
+    /points of the fixed body were matched with confidence/,
   );
   await assert.rejects(samAffine(pair.fixed, pair.moving, null, { movingMask }), /no embeddings/);
 });

@@ -301,7 +301,8 @@ function ransac(P: Pairs, o: Required<RobustFitOptions>) {
     throw new InputError(
       'affine fit',
       `all ${mirrored} samples of 4 pairs that fixed an affine mirror the image (of ${s} drawn; the rest ` +
-        'were degenerate): is one of the images mirrored, or are the matches wrong?',
+        'were degenerate): the matches are probably wrong (do the scans show the same part of the body?), ' +
+        'unless one scan is stored mirrored',
     );
   if (!best) throw new InputError('affine fit', `RANSAC found no non-degenerate minimal set in ${s} samples`);
   // refit on the inliers until the set is stable

@@ -221,8 +221,9 @@ export function samAffineFromPairs(
   if (kept.length < minPairs)
     throw new InputError(
       'SAM-affine',
-      `only ${kept.length} of ${candidates.length} matched points are confident (need ${minPairs}): ` +
-        `lower minScore (${minScore}), relax the cycle check or check that the images overlap`,
+      `only ${kept.length} of ${candidates.length} points of the fixed body were matched with confidence ` +
+        `(need ${minPairs}; similarity >= ${minScore}, cycle-checked): the two scans may not show the same ` +
+        'part of the body (compare their extents), or this matcher cannot relate them (try the other one)',
     );
   const method = options.method ?? 'ransac+irls';
   options.onProgress?.({ stage: 'fit', done: 0, total: 1 });
@@ -238,7 +239,8 @@ export function samAffineFromPairs(
     throw new InputError(
       'SAM-affine',
       `the affine fitted to ${kept.length} confident pairs is not a patient-to-patient transform (${implausible}): ` +
-        'the images may not show the same part of the body, or one of them is mirrored',
+        'most likely the two scans do not show the same part of the body (compare their extents) and the ' +
+        'matches are wrong; a scan stored mirrored (left and right swapped) would give this too',
     );
   let k = 0;
   const pairs: SamAffinePair[] = candidates.map((c, i) => {

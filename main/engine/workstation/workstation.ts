@@ -26,7 +26,8 @@ import { listDicomSeries } from '../volume/io/dicom/scan.ts';
 import { readVolume } from '../volume/io/index.ts';
 import type { Volume } from '../volume/volume.ts';
 import { describeVolume } from './describe.ts';
-import { displayVoxels } from './display-voxels.ts';
+import { displayVoxels, warpedDisplayVoxels } from './display-voxels.ts';
+import { movingCoverage } from '../register/field/coverage.ts';
 import { isInside, type PathPolicy } from './path-policy.ts';
 import type { StartWorker, WorkerHandle } from './runner.ts';
 import { CONFIDENCE_NO_DATA, type FromWorker } from './register-protocol.ts';
@@ -185,7 +186,12 @@ export class Workstation {
   /** The int16 display copy (computed once, shared by every view and every fetch). */
   voxels(id: string): Int16Array {
     const l = this.get(id);
-    l.display ??= displayVoxels(l.volume);
+    const r = this.result;
+    // the warped image marks where it has no moving data (DISPLAY_NO_DATA)
+    l.display ??=
+      r && id === r.warpedId
+        ? warpedDisplayVoxels(l.volume, movingCoverage(r.result.field, this.get(r.movingId).volume))
+        : displayVoxels(l.volume);
     return l.display;
   }
 
