@@ -73,4 +73,5 @@ export function registerIpc(window: () => BrowserWindow | null, workstation: Wor
   handle('sam:slice-overlay', ops.sliceOverlay);
   handle('sam:save-session', ops.saveSession);
   handle('sam:open-session', ops.openSession);
+  handle('sam:open-result', ops.openResult);
 }

@@ -43,6 +43,7 @@ const api: SamApi = {
   sliceOverlay: (req) => ipcRenderer.invoke('sam:slice-overlay', req),
   saveSession: (path, s) => ipcRenderer.invoke('sam:save-session', path, s),
   openSession: (path) => ipcRenderer.invoke('sam:open-session', path),
+  openResult: (req) => ipcRenderer.invoke('sam:open-result', req),
   onMenu(listener) {
     const l = (_e: IpcRendererEvent, m: MenuCommand) => listener(m);
     ipcRenderer.on('sam:menu', l);

@@ -124,7 +124,10 @@ export async function saveSession(path: string): Promise<void> {
   );
 }
 
-/** Reopens a session: settings, both inputs, and the exported warped volume when there is one. */
+/**
+ * Reopens a session: settings, both inputs and, when it was exported, the result for review (the
+ * engine reads the folder back: readout, field QA, maps, pairs, confidence and export work again).
+ */
 export async function openSession(path: string): Promise<void> {
   const session = await guarded('open session', () => samApi().openSession(path));
   if (!session) return;
@@ -139,12 +142,17 @@ export async function openSession(path: string): Promise<void> {
   s.setSessionPath(path);
   if (session.fixed) await loadVolume('fixed', session.fixed.path, session.fixed.series);
   if (session.moving) await loadVolume('moving', session.moving.path, session.moving.series);
-  if (session.results?.exportDir) {
+  const dir = session.results?.exportDir;
+  const { fixed, moving } = useApp.getState();
+  if (dir && fixed && moving) {
     await guarded('open exported result', async () => {
-      const desc = await samApi().openVolume(`${session.results!.exportDir}/warped.nii.gz`);
+      const summary = await samApi().openResult({ dir, fixedId: fixed.desc.id, movingId: moving.desc.id });
       const st = useApp.getState();
-      st.setVolume('warped', await fetchLoaded(desc));
+      st.setVolume('warped', await fetchLoaded(summary.warped));
       st.setOverlay('warped');
+      st.finishRegistration({ status: 'done', summary });
+      st.setLastExport({ dir, files: [], reopened: true });
+      cleanup();
     });
   }
   if (session.signOff) useApp.getState().setSignOff(session.signOff);

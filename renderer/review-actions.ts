@@ -69,8 +69,8 @@ useApp.subscribe((s, p) => {
 });
 
 /**
- * Whether the warped volume shown is the engine's last result (a warped volume reopened from a session
- * is not: the engine holds no field for it, or another registration's).
+ * Whether the warped volume shown is the engine's last result (a registration, or an exported result
+ * the engine read back when a session was reopened).
  */
 export function reviewable(s: AppState): boolean {
   return !!s.summary && !!s.warped && s.summary.warped.id === s.warped.desc.id;

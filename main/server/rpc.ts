@@ -6,6 +6,7 @@ import { InputError } from '../engine/errors.ts';
 import type { Workstation } from '../engine/workstation/workstation.ts';
 import type {
   ConfidenceLabels,
+  OpenResultRequest,
   RegisterProgress,
   RegisterRequest,
   ReviewProgress,
@@ -58,6 +59,12 @@ function sliceOverlayRequest(v: unknown): SliceOverlayRequest {
   return { orientation: r.orientation, point: point(r.point), every: r.every, slice: r.slice };
 }
 
+function openResultRequest(v: unknown): OpenResultRequest {
+  const r = v as OpenResultRequest;
+  if (!r || typeof r !== 'object') throw new InputError('result', 'expected a request object');
+  return { dir: str(r.dir, 'dir'), fixedId: str(r.fixedId, 'fixedId'), movingId: str(r.movingId, 'movingId') };
+}
+
 function indices(v: unknown): number[] {
   if (!Array.isArray(v) || v.length > 100_000 || !v.every((x) => Number.isInteger(x) && x >= 0))
     throw new InputError('excluded', 'expected a list of pair indices');
@@ -105,5 +112,6 @@ export function operations(ws: Workstation, emit: Emit): Record<string, (...args
     sliceOverlay: (req) => ws.sliceOverlay(sliceOverlayRequest(req)),
     saveSession: (path, s) => ws.saveSession(str(path, 'path'), s as SessionFile),
     openSession: (path) => ws.openSession(str(path, 'path')),
+    openResult: (req) => ws.openResult(openResultRequest(req)),
   };
 }

@@ -13,6 +13,7 @@ import type {
   FieldQa,
   RegisterProgress,
   RegisterRequest,
+  OpenResultRequest,
   RegisterSummary,
   ReviewProgress,
   SeriesChoice,
@@ -56,6 +57,8 @@ export interface SamApi {
   sliceOverlay(req: SliceOverlayRequest): Promise<SliceOverlay>;
   saveSession(path: string, session: SessionFile): Promise<string>;
   openSession(path: string): Promise<SessionFile>;
+  /** Reopens an exported result folder for review on the open fixed and moving volumes (a saved session). */
+  openResult(req: OpenResultRequest): Promise<RegisterSummary>;
   /** Desktop only: the application menu's actions (a path already chosen in a native dialog). */
   onMenu?(listener: (m: MenuCommand) => void): () => void;
 }

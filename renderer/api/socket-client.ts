@@ -80,5 +80,6 @@ export function browserApi(): SamApi {
     sliceOverlay: (req) => call('sliceOverlay', req),
     saveSession: (path, s) => call('saveSession', path, s),
     openSession: (path) => call('openSession', path),
+    openResult: (req) => call('openResult', req),
   };
 }

@@ -137,13 +137,13 @@ export function ConfidencePanel(): React.JSX.Element | null {
         testId="track-mode"
         disabled={!s.samModel || !s.live}
         checked={s.trackMode}
-        onChange={(checked) => app.setTrack({ trackMode: checked })}
+        onChange={(checked) => app.setTrack(checked ? { trackMode: true } : { trackMode: false, tracked: null })}
       >
         track points (double-click)
       </Checkbox>
       {t && (
         <span data-testid="tracked" data-tracked={JSON.stringify(t)}>
-          ({mm(t.point)}) → moving ({mm(t.matched)}) score {t.score.toFixed(3)}
+          ({mm(t.point)}) mm → moving ({mm(t.matched)}) mm, score {t.score.toFixed(3)}
           {t.accepted ? '' : ' (rejected by the cycle check)'}
           {t.distanceMm !== null ? `, ${t.distanceMm.toFixed(1)} mm from the registration's mapping` : ''}{' '}
           <button data-testid="track-show-moving" onClick={() => goTo(t.matched, 'moving')}>

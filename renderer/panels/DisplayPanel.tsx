@@ -59,7 +59,7 @@ export function DisplayPanel(): React.JSX.Element {
         </button>
       ))}
       <span data-testid="wl">
-        W {Math.round(window)} L {Math.round(level)}
+        W {Math.round(window)} L {Math.round(level)} HU
       </span>
       <label>
         overlay{' '}

@@ -27,7 +27,9 @@ export function ExportPanel(): React.JSX.Element {
       </button>
       {lastExport && (
         <span data-testid="export-result" title={lastExport.files.join('\n')}>
-          {lastExport.files.length} files in {lastExport.dir}
+          {lastExport.reopened
+            ? `result reopened from ${lastExport.dir}`
+            : `${lastExport.files.length} files in ${lastExport.dir}`}
           {lastExport.previous && (
             <span data-testid="export-previous">
               {' '}

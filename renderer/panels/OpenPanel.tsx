@@ -77,11 +77,20 @@ function OpenRow({ role }: { role: 'fixed' | 'moving' }): React.JSX.Element {
         Open {role}
       </button>
       {loaded && (
-        <span className="info" data-testid={`info-${role}`} data-desc={JSON.stringify(loaded.desc)}>
-          {loaded.desc.size.join('×')} @ {loaded.desc.spacing.map((x) => x.toFixed(2)).join('×')} mm{' '}
+        <span
+          className="info"
+          data-testid={`info-${role}`}
+          data-desc={JSON.stringify(loaded.desc)}
+          title={loaded.desc.path}
+        >
+          <b data-testid={`name-${role}`}>
+            {loaded.desc.path.split(/[\\/]/).filter(Boolean).pop()}
+            {loaded.desc.description ? ` (${loaded.desc.description})` : ''}
+          </b>
+          : {loaded.desc.size.join('×')} @ {loaded.desc.spacing.map((x) => x.toFixed(2)).join('×')} mm{' '}
           {loaded.desc.orientation}; {(loaded.transfer.bytes / 1e6).toFixed(1)} MB in {loaded.transfer.ms.toFixed(0)} ms
           {loaded.desc.notCt && (
-            <span className="error" data-testid={`not-ct-${role}`} title={loaded.desc.notCt}>
+            <span className="error not-ct" data-testid={`not-ct-${role}`} title={loaded.desc.notCt}>
               {' '}
               {loaded.desc.notCt}
             </span>

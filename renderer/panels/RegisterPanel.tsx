@@ -73,7 +73,16 @@ export function RegisterPanel(): React.JSX.Element {
           ))}
         </select>
       </label>
-      <button data-testid="register" disabled={running || !s.fixed || !s.moving} onClick={() => void runRegistration()}>
+      <button
+        data-testid="register"
+        disabled={running || !s.fixed || !s.moving || !!s.fixed.desc.notCt || !!s.moving.desc.notCt}
+        title={
+          s.fixed?.desc.notCt || s.moving?.desc.notCt
+            ? 'an input is not a CT in Hounsfield units (see its warning)'
+            : undefined
+        }
+        onClick={() => void runRegistration()}
+      >
         Register
       </button>
       <button data-testid="cancel" disabled={!running} onClick={() => void cancelRegistration()}>

@@ -33,7 +33,7 @@ export function ReviewPanel(): React.JSX.Element | null {
     <section className="panel">
       <span data-testid="readout" data-readout={readout ? JSON.stringify(readout) : ''}>
         {readout
-          ? `voxel ${readout.index.join(',')}: fixed ${f(readout.fixedHu, 0)} HU, warped ${f(readout.warpedHu, 0)} HU (moving ${f(readout.movingHu, 0)} at x+u), ` +
+          ? `voxel ${readout.index.join(',')} (${readout.point.map((x) => x.toFixed(1)).join(', ')} mm LPS): fixed ${f(readout.fixedHu, 0)} HU, warped ${f(readout.warpedHu, 0)} HU (moving ${f(readout.movingHu, 0)} at x+u), ` +
             `u (${readout.displacement.map((x) => x.toFixed(2)).join(', ')}) mm, J ${f(readout.jacobian, 3)}` +
             (readout.folded ? ' (folded)' : '') +
             (readout.samSimilarity !== null
@@ -53,6 +53,7 @@ export function ReviewPanel(): React.JSX.Element | null {
       </span>
       <Checkbox
         testId="overlay-jacobian"
+        title="the Jacobian determinant map, in place of the overlay layer"
         disabled={!fieldQa}
         checked={showJacobian}
         onChange={(checked) => showMap(checked ? 'jacobian' : null)}
@@ -68,6 +69,11 @@ export function ReviewPanel(): React.JSX.Element | null {
       >
         |u| map
       </Checkbox>
+      {(showJacobian || showMagnitude) && (
+        <span className="info" data-testid="map-replaces-overlay">
+          (the map takes the overlay layer's place: untick it to see the warped image again)
+        </span>
+      )}
       <label>
         reviewer{' '}
         <input

@@ -33,6 +33,12 @@ export const registrationSlice: StateCreator<AppState, [], [], RegistrationSlice
   // or failed run leaves it as it was (the engine keeps it too)
   startRegistration: () => set({ status: 'running', progress: {}, regError: null }),
   reportProgress: (p) => set((st) => ({ progress: { ...st.progress, [p.stage]: p } })),
+  // idle (new inputs): the last run's progress no longer describes anything on screen
   finishRegistration: ({ status, summary, error = null }) =>
-    set({ status, regError: error, ...(summary !== undefined ? { summary } : {}) }),
+    set({
+      status,
+      regError: error,
+      ...(summary !== undefined ? { summary } : {}),
+      ...(status === 'idle' ? { progress: {} } : {}),
+    }),
 });

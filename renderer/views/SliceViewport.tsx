@@ -4,7 +4,8 @@
  * mouse: wheel = scroll slices (Ctrl+wheel = zoom), left drag = window/level, right drag = zoom,
  * middle or Shift+left drag = pan, double-click = move the linked cursor there (and ask the engine for
  * the readout, and in tracking mode track the point into the moving image), left click on an affine
- * pair's marker = move the cursor to the pair. The review overlays are drawn over the view by an
+ * pair's marker = move the cursor to the pair; keys over a view: arrow up/down one slice, Page Up/Down
+ * ten. The review overlays are drawn over the view by an
  * OverlayController (overlay-controller.ts).
  */
 import { useEffect, useRef, useState } from 'react';
@@ -213,6 +214,23 @@ export function SliceViewport({ name }: { name: ViewName }): React.JSX.Element {
       void trackAt(c);
     };
     const noMenu = (e: Event) => e.preventDefault();
+    // keys step the slices of the view under the mouse (not while typing in a field)
+    let hovered = false;
+    const onEnter = () => (hovered = true);
+    const onLeave = () => (hovered = false);
+    const STEPS: Record<string, number> = { ArrowUp: -1, ArrowDown: 1, PageUp: -10, PageDown: 10 };
+    const onKey = (e: KeyboardEvent) => {
+      const n = STEPS[e.key];
+      const target = e.target as HTMLElement | null;
+      if (!hovered || n === undefined || target?.closest('input, select, textarea')) return;
+      const s = useApp.getState();
+      if (!s.fixed) return;
+      e.preventDefault();
+      s.setCursor(stepCursor(s.fixed.desc, name, s.cursor, n));
+    };
+    el.addEventListener('pointerenter', onEnter);
+    el.addEventListener('pointerleave', onLeave);
+    window.addEventListener('keydown', onKey);
     el.addEventListener('wheel', onWheel, { passive: false });
     el.addEventListener('pointerdown', onDown);
     el.addEventListener('pointermove', onMove);
@@ -223,6 +241,9 @@ export function SliceViewport({ name }: { name: ViewName }): React.JSX.Element {
       alive = false;
       unsub();
       el.removeEventListener('wheel', onWheel);
+      el.removeEventListener('pointerenter', onEnter);
+      el.removeEventListener('pointerleave', onLeave);
+      window.removeEventListener('keydown', onKey);
       el.removeEventListener('pointerdown', onDown);
       el.removeEventListener('pointermove', onMove);
       el.removeEventListener('pointerup', onUp);

@@ -212,11 +212,11 @@ test('chest DICOM: three oriented views, window/level, zoom, pan, scrolling at >
 
   // presets change the picture
   await page.getByTestId('preset-soft-tissue').click();
-  await expect(page.getByTestId('wl')).toHaveText('W 400 L 40');
+  await expect(page.getByTestId('wl')).toHaveText('W 400 L 40 HU');
   const soft = await stats('axial');
   expect(soft.checksum).not.toBe(before.axial.checksum);
   await page.getByTestId('preset-bone').click();
-  await expect(page.getByTestId('wl')).toHaveText('W 1800 L 400');
+  await expect(page.getByTestId('wl')).toHaveText('W 1800 L 400 HU');
   await page.screenshot({ path: `${ART}/02-chest-bone-window.png` });
   await page.getByTestId('preset-lung').click();
 
@@ -226,7 +226,7 @@ test('chest DICOM: three oriented views, window/level, zoom, pan, scrolling at >
   await page.mouse.down();
   await page.mouse.move(box.x + box.width / 2 + 50, box.y + box.height / 2 + 25, { steps: 5 });
   await page.mouse.up();
-  await expect(page.getByTestId('wl')).toHaveText('W 1700 L -550');
+  await expect(page.getByTestId('wl')).toHaveText('W 1700 L -550 HU');
   const coronalBefore = await stats('coronal');
   await page.keyboard.down('Control');
   await page.mouse.wheel(0, -100);
@@ -259,6 +259,14 @@ test('chest DICOM: three oriented views, window/level, zoom, pan, scrolling at >
   await expect(page.getByTestId('slice-axial')).toHaveText(/^72\/141 /);
   // one slice of the chest series is 2 mm
   expect(Math.abs(zOf(await page.getByTestId('slice-axial').textContent()) - z71)).toBeCloseTo(2, 5);
+  // keys over the view: arrow up one slice back, Page Down ten on, Page Up ten back
+  await page.keyboard.press('ArrowUp');
+  await expect(page.getByTestId('slice-axial')).toHaveText(/^71\/141 /);
+  await page.keyboard.press('PageDown');
+  await expect(page.getByTestId('slice-axial')).toHaveText(/^81\/141 /);
+  await page.keyboard.press('PageUp');
+  await page.keyboard.press('ArrowDown');
+  await expect(page.getByTestId('slice-axial')).toHaveText(/^72\/141 /);
   await page.waitForTimeout(400);
   const next = await stats('axial');
   expect(next.checksum).not.toBe(before.axial.checksum);
@@ -807,7 +815,7 @@ test('export (never outside the work folder), session saved, reloaded, reopened,
   await page.getByTestId('session-path').fill('session.json');
   await page.getByTestId('session-open').click();
   await expect(page.getByTestId('info-warped')).toBeVisible({ timeout: 120_000 });
-  await expect(page.getByTestId('wl')).toHaveText('W 1500 L -600');
+  await expect(page.getByTestId('wl')).toHaveText('W 1500 L -600 HU');
   await expect(page.getByTestId('signoff-status')).toContainText('rejected by e2e reviewer');
   const reFixed = JSON.parse((await page.getByTestId('info-fixed').getAttribute('data-desc'))!);
   const warped = JSON.parse((await page.getByTestId('info-warped').getAttribute('data-desc'))!);
@@ -821,6 +829,11 @@ test('export (never outside the work folder), session saved, reloaded, reopened,
     expect(Math.abs(warped.origin[c] - fixed.origin[c])).toBeLessThan(1e-2);
   }
   for (let n = 0; n < 9; n++) expect(Math.abs(warped.direction[n] - fixed.direction[n])).toBeLessThan(1e-4);
+  // the review is back, not only the picture: field QA, pairs, export
+  await expect(page.getByTestId('qa-panel')).toContainText('Jacobian min', { timeout: 60_000 });
+  await expect(page.getByTestId('export-result')).toContainText('result reopened from');
+  await page.getByTestId('export-dir').fill('export2');
+  await expect(page.getByTestId('export')).toBeEnabled();
   metrics.exportGeometry = {
     fixed: { size: fixed.size, spacing: fixed.spacing, origin: fixed.origin },
     warped: { size: warped.size, spacing: warped.spacing, origin: warped.origin },
@@ -846,5 +859,8 @@ test('a DICOM folder holding two series asks which one to open', async () => {
   await expect(page.getByTestId('info-moving')).toContainText('64×64×93', { timeout: 60_000 });
   // stored values, not HU: said when opened, not only when Register is clicked
   await expect(page.getByTestId('not-ct-moving')).toContainText('not a CT in Hounsfield units');
+  // ... and Register is not offered for it; the file is named in the info line
+  await expect(page.getByTestId('register')).toBeDisabled();
+  await expect(page.getByTestId('name-moving')).toContainText('two-series');
   await page.screenshot({ path: `${ART}/10-series-choice.png` });
 });

@@ -13,7 +13,8 @@ import { fieldFromAffine } from '../../main/engine/register/field/field.ts';
 import { warpWithAffine } from '../../main/engine/register/field/warp.ts';
 import { samAffineFromPairs, writePairsCsv } from '../../main/engine/register/sam-affine.ts';
 import { checkerboardImage, makeSignOff, sliceImage, writeReviewReport } from '../../main/engine/review/report.ts';
-import { parsePairsCsv } from '../../main/engine/review/result-dir.ts';
+import { parseCoarsePairsCsv, parsePairsCsv } from '../../main/engine/review/result-dir.ts';
+import { coarsePairsCsv } from '../../main/engine/register/register-output.ts';
 import { openReviewSession } from '../../main/engine/review/session.ts';
 import { parseLabelNames } from '../../main/engine/review/label-names.ts';
 import { affineDeterminant } from '../../main/engine/register/affine-fit.ts';
@@ -214,6 +215,27 @@ test('report: sign-off rules, slice and checkerboard images, pairs.csv round tri
   try {
     writePairsCsv(join(dir, 'pairs.csv'), pairs);
     assert.deepEqual(parsePairsCsv(readFileSync(join(dir, 'pairs.csv'), 'utf8')), pairs);
+    // coarse-pairs.csv too (a reopened result writes it again on export); NaN residual: not kept
+    const coarse = [
+      {
+        fixed: [1.5, -2, 3] as Vec3,
+        moving: [4, 5.25, -6] as Vec3,
+        score: 0.91,
+        cycleErrorMm: 1.2,
+        kept: true,
+        residualMm: 0.8,
+      },
+      {
+        fixed: [0, 0, 0] as Vec3,
+        moving: [1, 1, 1] as Vec3,
+        score: 0.4,
+        cycleErrorMm: 30.5,
+        kept: false,
+        residualMm: NaN,
+      },
+    ];
+    assert.deepEqual(parseCoarsePairsCsv(coarsePairsCsv(coarse)), coarse);
+    assert.throws(() => parseCoarsePairsCsv('a,b\n1,2\n', 'x.csv'), /x.csv.*no 'fixed_x' column/);
     const rep = {
       createdAt: 'now',
       inputs: { fixed: 'f', moving: 'm', resultDir: dir },

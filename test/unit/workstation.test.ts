@@ -99,6 +99,23 @@ test('workstation: register in a worker with progress, export, reopen geometry, 
     const unsigned = await ws.exportResult(join(t.dir, 'out-unsigned'));
     assert.equal(JSON.parse(readFileSync(join(unsigned.dir, 'report.json'), 'utf8')).signOff, null);
     assert.match(readFileSync(join(unsigned.dir, 'report.html'), 'utf8'), /not signed off/);
+    // a saved session reopens the exported result for review: the same pairs, affine, field QA, readout
+    const reopened = await ws.openResult({ dir: e.dir, fixedId: f.id, movingId: m.id });
+    assert.equal(reopened.pairs!.length, r.pairs!.length);
+    assert.ok(Math.abs(reopened.affineRmsMm! - r.affineRmsMm!) < 1e-6);
+    reopened.affine.forEach((x, i) => assert.ok(Math.abs(x - r.affine[i]) < 1e-6, `${x} vs ${r.affine[i]}`));
+    const qa2 = ws.fieldQa();
+    assert.equal(qa2.jacobian.folded, qa.jacobian.folded);
+    assert.ok(Math.abs(qa2.displacementMm.mean - qa.displacementMm.mean) < 1e-3);
+    const ro2 = ws.readout(c);
+    assert.deepEqual(ro2.index, ro.index);
+    assert.ok(Math.abs(ro2.warpedHu! - ro.warpedHu!) < 1e-3, `${ro2.warpedHu} vs ${ro.warpedHu}`);
+    const again = await ws.exportResult(join(t.dir, 'out-again'));
+    assert.ok(existsSync(join(again.dir, 'displacement.nii.gz')) && existsSync(join(again.dir, 'report.json')));
+    await assert.rejects(
+      ws.openResult({ dir: join(t.dir, 'nowhere'), fixedId: f.id, movingId: m.id }),
+      /no such result folder/,
+    );
     const back = await readVolume(join(e.dir, 'warped.nii.gz'));
     assert.deepEqual(back.size, f.size);
     back.spacing.forEach((s, i) => assert.ok(Math.abs(s - f.spacing[i]) < 1e-4));

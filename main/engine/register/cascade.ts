@@ -525,5 +525,6 @@ async function stagesWith(
     jacobian,
     nccInFixedBody,
   };
+  o.onProgress?.('warp, Jacobian, QA', 1, 1);
   return { affine, coarse, deform, deformNet, field, warped, qa };
 }

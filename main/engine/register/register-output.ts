@@ -20,7 +20,19 @@ import type { Volume } from '../volume/volume.ts';
 import { writeAffine } from './affine-io.ts';
 import type { RegisterResult } from './cascade.ts';
 import { writePairsCsv } from './sam-affine.ts';
+import type { CoarsePair } from './sam-coarse.ts';
 import { archivePreviousResult } from './previous-result.ts';
+
+/** coarse-pairs.csv: fixed and moving point (LPS mm), score, cycle error, kept (1/0), residual after the fit. */
+export function coarsePairsCsv(pairs: CoarsePair[]): string {
+  const f = (x: number) => (Number.isFinite(x) ? String(+x.toFixed(4)) : '');
+  const lines = ['fixed_x,fixed_y,fixed_z,moving_x,moving_y,moving_z,score,cycle_error_mm,kept,residual_mm'];
+  for (const p of pairs)
+    lines.push(
+      [...p.fixed.map(f), ...p.moving.map(f), f(p.score), f(p.cycleErrorMm), p.kept ? 1 : 0, f(p.residualMm)].join(','),
+    );
+  return `${lines.join('\n')}\n`;
+}
 
 export async function writeRegistration(
   dir: string,
@@ -33,6 +45,8 @@ export async function writeRegistration(
     onArchived?: (folder: string) => void;
     /** Called before each file or folder is written (large volumes take seconds). */
     onWriting?: (path: string) => void;
+    /** The coarse stage's pairs when the result holds no coarse stage of its own (a result read back). */
+    coarsePairs?: CoarsePair[];
   },
 ): Promise<string[]> {
   const protect = options.protect;
@@ -60,17 +74,8 @@ export async function writeRegistration(
   writeAffine(file('affine.txt'), r.affine.affine, { protect });
   writeAffine(file('affine.tfm'), r.affine.affine, { protect });
   writePairsCsv(file('pairs.csv'), r.affine.pairs, { protect });
-  if (r.coarse) {
-    const f = (x: number) => (Number.isFinite(x) ? String(+x.toFixed(4)) : '');
-    const lines = ['fixed_x,fixed_y,fixed_z,moving_x,moving_y,moving_z,score,cycle_error_mm,kept,residual_mm'];
-    for (const p of r.coarse.pairs)
-      lines.push(
-        [...p.fixed.map(f), ...p.moving.map(f), f(p.score), f(p.cycleErrorMm), p.kept ? 1 : 0, f(p.residualMm)].join(
-          ',',
-        ),
-      );
-    writeFileAtomic(file('coarse-pairs.csv'), Buffer.from(`${lines.join('\n')}\n`), { protect });
-  }
+  const coarse = r.coarse?.pairs ?? options.coarsePairs;
+  if (coarse) writeFileAtomic(file('coarse-pairs.csv'), Buffer.from(coarsePairsCsv(coarse)), { protect });
   writeFileAtomic(file('qa.json'), Buffer.from(JSON.stringify(r.qa, null, 2)), { protect });
   return out;
 }

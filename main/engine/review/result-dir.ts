@@ -11,6 +11,7 @@ import { readAffine } from '../register/affine-io.ts';
 import type { Affine3x4 } from '../register/affine-fit.ts';
 import { checkField, fieldFromAffine } from '../register/field/field.ts';
 import type { SamAffinePair } from '../register/sam-affine.ts';
+import type { CoarsePair } from '../register/sam-coarse.ts';
 import { sameGrid, type Geometry } from '../volume/geometry.ts';
 import { readVolume } from '../volume/io/index.ts';
 import type { Vec3, Volume } from '../volume/volume.ts';
@@ -62,6 +63,30 @@ export function parsePairsCsv(text: string, source = 'pairs.csv'): SamAffinePair
       inlier: v(ci) === 1,
       ...(Number.isFinite(cyc) ? { cycleErrorMm: cyc } : {}),
     };
+  });
+}
+
+/** Parse coarse-pairs.csv (register/register-output.ts coarsePairsCsv) back into pair records. */
+export function parseCoarsePairsCsv(text: string, source = 'coarse-pairs.csv'): CoarsePair[] {
+  const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '');
+  if (lines.length === 0) throw new InputError(source, 'empty pairs file');
+  const header = lines[0].split(',').map((s) => s.trim());
+  const col = (name: string) => {
+    const i = header.indexOf(name);
+    if (i < 0) throw new InputError(source, `no '${name}' column (is this a sam register coarse-pairs.csv?)`);
+    return i;
+  };
+  const fx = ['fixed_x', 'fixed_y', 'fixed_z'].map(col);
+  const mx = ['moving_x', 'moving_y', 'moving_z'].map(col);
+  const [cs, cc, ck, cr] = ['score', 'cycle_error_mm', 'kept', 'residual_mm'].map(col);
+  return lines.slice(1).map((l, n) => {
+    const f = l.split(',');
+    const v = (i: number) => (f[i] === undefined || f[i].trim() === '' ? NaN : Number(f[i]));
+    const fixed = fx.map(v) as Vec3;
+    const moving = mx.map(v) as Vec3;
+    if (!fixed.every(Number.isFinite) || !moving.every(Number.isFinite))
+      throw new InputError(source, `line ${n + 2}: a point coordinate is not a number`);
+    return { fixed, moving, score: v(cs), cycleErrorMm: v(cc), kept: v(ck) === 1, residualMm: v(cr) };
   });
 }
 

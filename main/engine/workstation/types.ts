@@ -115,6 +115,8 @@ export interface ExportSummary {
   files: string[];
   /** Where an earlier result in that folder was moved (register/previous-result.ts), if there was one. */
   previous?: string;
+  /** The result was read back from this folder (a reopened session), not written now. */
+  reopened?: boolean;
 }
 
 export interface Capabilities {
@@ -127,6 +129,16 @@ export interface Capabilities {
   /** Browser mode: the folders it may read and write (the user cannot browse elsewhere). */
   dataRoots: string[];
   workRoot?: string;
+}
+
+/**
+ * Reopening an exported result (a `sam register` / export folder) for review on the open fixed and
+ * moving volumes: the engine answers as after a registration (RegisterSummary).
+ */
+export interface OpenResultRequest {
+  dir: string;
+  fixedId: string;
+  movingId: string;
 }
 
 /** The session file: inputs, settings and results, enough to reopen the work. */

@@ -5,11 +5,17 @@
  * wrap one instance; plain Node, no Electron, no DOM.
  */
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CancelledError, InputError } from '../errors.ts';
-import type { RegisterResult } from '../register/cascade.ts';
+import type { RegisterQa, RegisterResult } from '../register/cascade.ts';
+import type { FitMethod } from '../register/affine-fit.ts';
+import type { Field } from '../register/field/field.ts';
+import { warpVolume } from '../register/field/warp.ts';
 import { writeRegistration } from '../register/register-output.ts';
+import type { SamAffineStats } from '../register/sam-affine.ts';
+import type { CoarsePair } from '../register/sam-coarse.ts';
+import { parseCoarsePairsCsv, readRegistrationResult } from '../review/result-dir.ts';
 import { confidenceFromStoredMap } from '../review/confidence.ts';
 import { fieldStatistics, jacobianSummary, type FieldStatistics } from '../review/field-stats.ts';
 import { parseLabelNames } from '../review/label-names.ts';
@@ -45,6 +51,7 @@ import type {
   ExportSummary,
   RegisterProgress,
   RegisterRequest,
+  OpenResultRequest,
   RegisterSummary,
   ReviewProgress,
   SeriesChoice,
@@ -98,9 +105,9 @@ function affinePairs(result: RegisterResult): AffinePair[] {
   return all.length <= MAX_PAIRS ? all : all.filter((p) => p.kept).slice(0, MAX_PAIRS);
 }
 
-function coarsePairs(result: RegisterResult): CoarsePairInfo[] | undefined {
-  return result.coarse?.pairs
-    .filter((p) => p.kept)
+function coarsePairs(pairs: CoarsePair[] | undefined): CoarsePairInfo[] | undefined {
+  return pairs
+    ?.filter((p) => p.kept)
     .slice(0, MAX_PAIRS)
     .map((p) => ({
       fixed: [p.fixed[0], p.fixed[1], p.fixed[2]],
@@ -131,6 +138,8 @@ export class Workstation {
     confidenceKey?: string;
     confidenceDone?: StoredConfidence;
     magnitudeId?: string;
+    /** A result read back from a folder (openResult): its coarse-stage pairs, written again on export. */
+    readBack?: { dir: string; coarsePairs?: CoarsePair[] };
   } | null = null;
   /** Review requests in flight in the worker, by job number. */
   private reviewJobs = new Map<number, (m: ReviewMessage) => void>();
@@ -256,9 +265,7 @@ export class Workstation {
       });
       const warped = this.add(fixed.descriptor.path, result.warped);
       warped.description = `${moving.descriptor.description ?? 'moving'} registered to fixed`;
-      if (this.result?.jacobianId) this.volumes.delete(this.result.jacobianId);
-      if (this.result?.confidenceDone) this.volumes.delete(this.result.confidenceDone.info.map.id);
-      if (this.result?.magnitudeId) this.volumes.delete(this.result.magnitudeId);
+      this.dropResultMaps();
       this.result = { fixedId: req.fixedId, movingId: req.movingId, result, warpedId: warped.id };
       return {
         warped,
@@ -267,13 +274,86 @@ export class Workstation {
         seconds: (performance.now() - t0) / 1000,
         pairs: affinePairs(result),
         affineRmsMm: result.affine.stats.rmsMm,
-        coarsePairs: coarsePairs(result),
+        coarsePairs: coarsePairs(result.coarse?.pairs),
         gridMm: req.gridMm,
       };
     } finally {
       this.job = null;
       this.listener = null;
     }
+  }
+
+  /**
+   * Reopens an exported result folder for review on the open fixed and moving volumes (a saved
+   * session): the field, warped image, affine, pairs and QA are read back (the field and the warped
+   * image must lie on the fixed grid) and become the last result, so the readout, field QA, maps,
+   * pairs, refit, confidence and export work as after a registration.
+   */
+  async openResult(req: OpenResultRequest): Promise<RegisterSummary> {
+    if (this.job) throw new InputError('result', 'a registration is running');
+    const fixed = this.get(req.fixedId);
+    const moving = this.get(req.movingId);
+    const t0 = performance.now();
+    const dir = this.o.policy.readable(req.dir);
+    const r = await readRegistrationResult(dir, fixed.volume);
+    if (r.fieldSource !== 'displacement.nii.gz' || !r.affine || !r.qa)
+      throw new InputError(
+        dir,
+        'not a complete registration result (it needs displacement.nii.gz, affine.tfm and qa.json)',
+      );
+    const qa = r.qa as RegisterQa;
+    const pairs = r.pairs ?? [];
+    const stats = (qa.pairs ?? {}) as Partial<SamAffineStats>;
+    const qaAffine = (qa.affine ?? {}) as { method?: FitMethod };
+    const coarsePath = join(dir, 'coarse-pairs.csv');
+    const coarse = existsSync(coarsePath)
+      ? parseCoarsePairsCsv(readFileSync(coarsePath, 'utf8'), coarsePath)
+      : undefined;
+    const result: RegisterResult = {
+      affine: {
+        affine: r.affine,
+        method: qaAffine.method ?? 'ransac+irls',
+        pairs,
+        stats: {
+          pairs: stats.pairs ?? pairs.length,
+          kept: stats.kept ?? pairs.filter((p) => p.kept).length,
+          inliers: stats.inliers ?? pairs.filter((p) => p.inlier).length,
+          rmsMm: stats.rmsMm ?? NaN,
+          medianResidualMm: stats.medianResidualMm ?? NaN,
+          p95ResidualMm: stats.p95ResidualMm ?? NaN,
+        },
+        fit: { scaleMm: NaN, iterations: 0, samples: 0 },
+      },
+      field: r.field as Field,
+      warped: r.warped ?? warpVolume(moving.volume, r.field, { fill: -1024 }),
+      qa,
+    };
+    const warped = this.add(r.warped ? join(dir, 'warped.nii.gz') : fixed.descriptor.path, result.warped);
+    warped.description = `${moving.descriptor.description ?? 'moving'} registered to fixed (from ${dir})`;
+    this.dropResultMaps();
+    this.result = {
+      fixedId: req.fixedId,
+      movingId: req.movingId,
+      result,
+      warpedId: warped.id,
+      readBack: { dir, coarsePairs: coarse },
+    };
+    return {
+      warped,
+      affine: [...r.affine],
+      qa,
+      seconds: (performance.now() - t0) / 1000,
+      pairs: affinePairs(result),
+      affineRmsMm: result.affine.stats.rmsMm,
+      coarsePairs: coarsePairs(coarse),
+    };
+  }
+
+  /** The last result's derived volumes (Jacobian, confidence, |u| maps), dropped when it is replaced. */
+  private dropResultMaps(): void {
+    if (this.result?.jacobianId) this.volumes.delete(this.result.jacobianId);
+    if (this.result?.confidenceDone) this.volumes.delete(this.result.confidenceDone.info.map.id);
+    if (this.result?.magnitudeId) this.volumes.delete(this.result.magnitudeId);
   }
 
   /** Cancels the running registration: asks the worker, and ends it if it does not stop in 2 s. */
@@ -522,6 +602,7 @@ export class Workstation {
     let previous: string | undefined;
     const files = await writeRegistration(out, fixed.volume, moving.volume, this.result.result, {
       protect: inputs,
+      coarsePairs: this.result.readBack?.coarsePairs,
       onArchived: (folder) => (previous = folder),
     });
     // the review report, signed off or not (then it says so): the field QA, residuals and confidence
