@@ -15,7 +15,8 @@
  *     renormalised, as the official code; computed without upsampling the embeddings, as the
  *     interpolated global similarities divided by the norm of the interpolated embedding
  *     (similarity-grid.ts globalNorms: from the Gram matrix of each global cell's corners). The best
- *     voxel wins, refined to sub-voxel by a parabola through its neighbours on each axis.
+ *     voxel wins, refined to sub-voxel on the continuous score (the query's embeddings interpolated
+ *     trilinearly and renormalised, as the template's are) within one voxel (continuous-refine.ts).
  * The score is the official one; the argmax equals the official exhaustive argmax whenever that lies
  * within the windows of the top-k global candidates. Optional cycle check: the found locations (their
  * voxel centres, whose embeddings are the ones that scored) are matched back to the template and a
@@ -27,7 +28,16 @@ import { indexToWorld, worldToIndex, type Geometry } from '../volume/geometry.ts
 import { makeVolume, type Vec3, type Volume } from '../volume/volume.ts';
 import { dotRows, type DotBackend } from './dot-products.ts';
 import { embeddingFloat32, halfTable, type EmbeddedVolume, type EmbeddingVolume } from './embed-volume.ts';
-import { globalAt, localAt, scanContext, scanWindow, topKInto, type ScanState } from './similarity-grid.ts';
+import {
+  globalAt,
+  localAt,
+  localToGlobal,
+  scanContext,
+  scanWindow,
+  topKInto,
+  type ScanState,
+} from './similarity-grid.ts';
+import { hostBlock, refineContinuous, toGlobal } from './continuous-refine.ts';
 
 /**
  * Global candidates searched locally by default. Measured with the shipped model (the chest matched
@@ -168,12 +178,6 @@ export function candidateWindow(
   };
 }
 
-/** Sub-voxel offset of a maximum from the scores of its two neighbours on one axis (a parabola), in [-0.5, 0.5]. */
-export function parabolaOffset(before: number, best: number, after: number): number {
-  const den = before - 2 * best + after;
-  return den < 0 ? Math.max(-0.5, Math.min(0.5, (0.5 * (before - after)) / den)) : 0;
-}
-
 /** Match template points (world mm) into the query. */
 export async function matchPoints(
   template: EmbeddedVolume,
@@ -202,6 +206,7 @@ export async function matchPoints(
   const voxelCentres: Vec3[] = [];
 
   const ctx = scanContext(query);
+  const l2g = localToGlobal(query);
   const scan: ScanState = { best: -Infinity, bestV: 0, bestG: 0, bestL: 0 };
   const scoreAt = (tl: Float32Array, row: Float32Array, rowOff: number, i: number, j: number, k: number) =>
     (globalAt(ctx, row, rowOff, i, j, k) + localAt(ctx, tl, i + li * (j + lj * k))) / 2;
@@ -232,17 +237,16 @@ export async function matchPoints(
       }
       const { best, bestV, bestG, bestL } = scan;
       const bi = [bestV % li, Math.floor(bestV / li) % lj, Math.floor(bestV / (li * lj))];
-      const at: Vec3 = [bi[0], bi[1], bi[2]];
-      if (refine)
-        for (let a = 0; a < 3; a++) {
-          if (bi[a] <= 0 || bi[a] >= query.local.size[a] - 1) continue;
-          const s = [-1, 1].map((d) => {
-            const n = [...bi];
-            n[a] += d;
-            return scoreAt(tl, sims, rowOff, n[0], n[1], n[2]);
-          });
-          at[a] += parabolaOffset(s[0], best, s[1]);
-        }
+      // sub-voxel: the continuous score's maximum within one voxel (continuous-refine.ts)
+      const at: Vec3 = refine
+        ? refineContinuous(
+            bi,
+            query.local.size,
+            hostBlock(query.local, tl, bi),
+            hostBlock(query.global, tg.subarray(b * C, (b + 1) * C), toGlobal(l2g, bi)),
+            l2g,
+          )
+        : [bi[0], bi[1], bi[2]];
       const m: PointMatch = {
         location: indexToWorld(query.local, at),
         score: best,

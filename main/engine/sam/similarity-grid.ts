@@ -8,6 +8,7 @@ import { InputError } from '../errors.ts';
 import { indexToWorldMatrix, worldToIndexMatrix, type Affine3x4, type Geometry } from '../volume/geometry.ts';
 import type { Vec3 } from '../volume/volume.ts';
 import { embeddingFloat32, halfTable, type EmbeddedVolume, type EmbeddingVolume } from './embed-volume.ts';
+import type { LocalToGlobal } from './continuous-refine.ts';
 
 /** a ∘ b for 3x4 affines. */
 export function compose(a: Affine3x4, b: Affine3x4): Affine3x4 {
@@ -34,6 +35,16 @@ interface QueryCache {
   norms?: Float32Array;
 }
 const queryCache = new WeakMap<EmbeddingVolume, QueryCache>();
+
+/** The query's local-to-global index map per axis (continuous-refine.ts). */
+export function localToGlobal(e: { global: Geometry; local: Geometry }): LocalToGlobal {
+  const m = compose(worldToIndexMatrix(e.global), indexToWorldMatrix(e.local));
+  return {
+    scale: [m[0], m[5], m[10]],
+    offset: [m[3], m[7], m[11]],
+    size: [e.global.size[0], e.global.size[1], e.global.size[2]],
+  };
+}
 
 /** The cell tables of an embedded volume (cached; shared with the GPU matcher, sam/device/). */
 export function cellTables(e: { global: Geometry; local: Geometry }): CellTables {

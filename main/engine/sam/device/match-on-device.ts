@@ -13,7 +13,10 @@
  *     interpolated embedding's norm), one batched matrix product each; the window scores are read back
  *     (points x window floats: 2.5 MB for 1,000 points of the small network) and the best taken in
  *     match.ts's scan order, so ties resolve the same way;
- *  4. sub-voxel refinement from the scores of the best voxel's six neighbours (a second small product);
+ *  4. sub-voxel refinement on the continuous score (continuous-refine.ts): the 3x3x3 blocks of local
+ *     and global voxels around each best voxel gathered, their dot products with the template and
+ *     their Gram matrices (one batched product each) read back, the search run on the host as
+ *     matchPoints runs it;
  *  5. optional similarity map of one point and the forward-backward cycle check (the same function
  *     with template and query swapped).
  * Equal to matchPoints within float32 rounding (test/unit/match-on-device.test.ts, CPU and WebGPU).
@@ -29,13 +32,20 @@ import {
   backMatchOptions,
   candidateWindow,
   DEFAULT_TOP_K,
-  parabolaOffset,
   trilinearCorners,
   windowHalfSizes,
   type MatchOptions,
   type PointMatch,
 } from '../match.ts';
-import { cellTables } from '../similarity-grid.ts';
+import { cellTables, localToGlobal } from '../similarity-grid.ts';
+import {
+  BLOCK_SLOTS,
+  blockAround,
+  blockVoxels,
+  refineContinuous,
+  toGlobal,
+  type SimBlock,
+} from '../continuous-refine.ts';
 import type { DeviceEmbedded, DeviceEmbeddingLevel } from './embed-on-device.ts';
 
 export interface DeviceMatchOptions extends Omit<MatchOptions, 'backend' | 'blockSize'> {
@@ -120,6 +130,27 @@ async function windowScores(
   }
 }
 
+/**
+ * The refinement blocks of P points (continuous-refine.ts): the voxels at `idx` (27 slots a point)
+ * gathered from `rows`, their dot products with each point's template vector and their Gram matrix.
+ */
+async function deviceBlocks(
+  rows: tf.Tensor2D,
+  t: tf.Tensor2D,
+  idx: Int32Array,
+  P: number,
+): Promise<{ dots: Float32Array; gram: Float32Array }> {
+  const [dots, gram] = tf.tidy(() => {
+    const v = tf.reshape(tf.gather(rows, tf.tensor1d(idx, 'int32')), [P, BLOCK_SLOTS, rows.shape[1]]);
+    return [tf.matMul(v, tf.reshape(t, [P, t.shape[1], 1])), tf.matMul(v, v, false, true)];
+  });
+  try {
+    return { dots: (await dots.data()) as Float32Array, gram: (await gram.data()) as Float32Array };
+  } finally {
+    tf.dispose([dots, gram]);
+  }
+}
+
 /** Match template points (world mm) into the query; both embedded on the same tfjs device. */
 export async function matchPointsOnDevice(
   template: DeviceEmbedded,
@@ -141,6 +172,7 @@ export async function matchPointsOnDevice(
   const topK = Math.max(1, Math.min(Vg, options.topK ?? DEFAULT_TOP_K));
   const exhaustive = topK === Vg;
   const h = windowHalfSizes(query, options);
+  const l2g = localToGlobal(query);
   const mapFor = options.returnMap === true ? 0 : typeof options.returnMap === 'number' ? options.returnMap : -1;
   const gn = upsampledGlobal(query);
   const ql = query.local.data;
@@ -221,24 +253,33 @@ export async function matchPointsOnDevice(
             bestL[b] = l[o];
           }
         }
-      // neighbours of the best voxels for the sub-voxel refinement (the voxel itself where none)
-      let nb: { g: Float32Array; l: Float32Array } | null = null;
+      // the local and global blocks around the best voxels for the sub-voxel refinement
+      let blocks: { local: SimBlock[]; global: SimBlock[] } | null = null;
       if (refine) {
-        const nIdx = new Int32Array(P * 6);
+        const places = {
+          local: [] as ReturnType<typeof blockAround>[],
+          global: [] as ReturnType<typeof blockAround>[],
+        };
+        const idxL = new Int32Array(P * BLOCK_SLOTS);
+        const idxG = new Int32Array(P * BLOCK_SLOTS);
         for (let b = 0; b < P; b++) {
           const bi = lv(bestV[b]);
-          for (let a = 0; a < 3; a++)
-            for (const [s, d] of [
-              [0, -1],
-              [1, 1],
-            ]) {
-              const n = [...bi];
-              n[a] += d;
-              const ok = n[a] >= 0 && n[a] < query.local.size[a];
-              nIdx[b * 6 + a * 2 + s] = ok ? n[0] + li * (n[1] + lj * n[2]) : bestV[b];
-            }
+          const pl = blockAround(bi, query.local.size);
+          const pg = blockAround(toGlobal(l2g, bi), query.global.size);
+          blockVoxels(pl, query.local.size, idxL, b * BLOCK_SLOTS);
+          blockVoxels(pg, query.global.size, idxG, b * BLOCK_SLOTS);
+          places.local.push(pl);
+          places.global.push(pg);
         }
-        nb = await windowScores(gn, ql, tg, tl, nIdx, P, 6);
+        const bl = await deviceBlocks(ql, tl, idxL, P);
+        const bg = await deviceBlocks(query.global.data, tg, idxG, P);
+        const simBlocks = (at: typeof places.local, r: typeof bl): SimBlock[] =>
+          at.map((p, b) => ({
+            ...p,
+            dots: Float64Array.from(r.dots.subarray(b * BLOCK_SLOTS, (b + 1) * BLOCK_SLOTS)),
+            gram: Float64Array.from(r.gram.subarray(b * BLOCK_SLOTS ** 2, (b + 1) * BLOCK_SLOTS ** 2)),
+          }));
+        blocks = { local: simBlocks(places.local, bl), global: simBlocks(places.global, bg) };
       }
       let map: Float32Array | null = null;
       if (mapFor >= p0 && mapFor < p0 + P) {
@@ -252,13 +293,9 @@ export async function matchPointsOnDevice(
       }
       for (let b = 0; b < P; b++) {
         const bi = lv(bestV[b]);
-        const at: Vec3 = [...bi];
-        if (nb)
-          for (let a = 0; a < 3; a++) {
-            if (bi[a] <= 0 || bi[a] >= query.local.size[a] - 1) continue;
-            const s = [0, 1].map((q) => (nb.g[b * 6 + a * 2 + q] + nb.l[b * 6 + a * 2 + q]) / 2);
-            at[a] += parabolaOffset(s[0], best[b], s[1]);
-          }
+        const at: Vec3 = blocks
+          ? refineContinuous(bi, query.local.size, blocks.local[b], blocks.global[b], l2g)
+          : [...bi];
         const inT = cg.inside[b] && cl.inside[b];
         const m: PointMatch = {
           location: indexToWorld(query.local, at),
