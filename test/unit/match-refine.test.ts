@@ -92,6 +92,9 @@ test('block similarity equals the cosine with the interpolated embedding (float3
       for (let c = 0; c < 24; c++) want += t[c] * ref[c];
       const got = blockSimilarity(b, pos);
       assert.ok(Math.abs(got - want) < 1e-6, `${size} fp16=${fp16} at ${pos}: ${got} vs ${want}`);
+      // the eager Gram of a cached block (the global level's) gives the same
+      const cached = blockSimilarity(hostBlock(e, t, centre, new Map()), pos);
+      assert.ok(Math.abs(cached - want) < 1e-6, `cached block: ${cached} vs ${want}`);
     }
   }
   assert.deepEqual(blockAround([0, 3.4, 8], [9, 7, 9]), { base: [0, 2, 6], dims: [3, 3, 3] });

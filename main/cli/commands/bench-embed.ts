@@ -23,7 +23,7 @@ import { bodyMask } from '../../engine/volume/mask.ts';
 import { resample } from '../../engine/volume/resample.ts';
 import type { Vec3, Volume } from '../../engine/volume/volume.ts';
 import { createRng } from '../../engine/train/rng.ts';
-import { openModel, type OpenedModel } from './match.ts';
+import { defaultModelPath, openModel, type OpenedModel } from './match.ts';
 import { intOption, numberOption, optionalNumber, sizeOption } from '../option-values.ts';
 
 const DEFAULT_INPUT = '../shared/data/ITKElastix/examples/data/00';
@@ -33,8 +33,10 @@ export const benchEmbedCommand: Command = {
   summary: 'benchmark whole-volume SAM embedding and matching 2,000 points: time and peak memory',
   usage: [
     `usage: sam bench-embed [input (default ${DEFAULT_INPUT})] [options]`,
-    '  --config NAME    small (default) or paper: random initialisation unless --weights (speed does not depend on it)',
-    '  --weights FILE   a trained model instead',
+    '  --weights FILE   the model (default resources/sam-small.samw or $SAM_MODEL: matching time depends on',
+    '                   the model, its local scan skips voxels a discriminative global embedding rules out)',
+    '  --config NAME    small or paper at random initialisation instead (embedding speed does not depend on',
+    '                   the weights; matching is slower with them)',
     '  --device NAME    auto (default), webgpu, onnx, onnx-cuda, tfjs-cpu, ...',
     '  --size X,Y,Z     resample the input onto this many voxels first (over the same extent, or with',
     '  --spacing X,Y,Z  this spacing in mm: e.g. --size 512,512,300 --spacing 0.8,0.8,1.25, a large scan)',
@@ -52,7 +54,7 @@ export const benchEmbedCommand: Command = {
       args,
       allowPositionals: true,
       options: {
-        config: { type: 'string', default: 'small' },
+        config: { type: 'string' },
         weights: { type: 'string' },
         device: { type: 'string', default: 'auto' },
         size: { type: 'string' },
@@ -78,7 +80,7 @@ export const benchEmbedCommand: Command = {
       volume = resample(volume, { size, spacing, origin: volume.origin, direction: volume.direction }, { fill: -1024 });
     }
     const model = await openModel(
-      values.weights ? { weightsFile: values.weights } : { config: values.config, seed: 0 },
+      values.config ? { config: values.config, seed: 0 } : { weightsFile: values.weights ?? defaultModelPath() },
       values.device as Device,
     );
     const rssBefore = process.memoryUsage().rss;

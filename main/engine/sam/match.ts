@@ -37,7 +37,7 @@ import {
   topKInto,
   type ScanState,
 } from './similarity-grid.ts';
-import { hostBlock, refineContinuous, toGlobal } from './continuous-refine.ts';
+import { blockScratch, hostBlock, refineContinuous, toGlobal, type BlockGram } from './continuous-refine.ts';
 
 /**
  * Global candidates searched locally by default. Measured with the shipped model (the chest matched
@@ -207,6 +207,9 @@ export async function matchPoints(
 
   const ctx = scanContext(query);
   const l2g = localToGlobal(query);
+  /** The global blocks' Gram matrices, shared by the points that read the same block. */
+  const globalBlocks = new Map<number, BlockGram>();
+  const localBlock = blockScratch(CL);
   const scan: ScanState = { best: -Infinity, bestV: 0, bestG: 0, bestL: 0 };
   const scoreAt = (tl: Float32Array, row: Float32Array, rowOff: number, i: number, j: number, k: number) =>
     (globalAt(ctx, row, rowOff, i, j, k) + localAt(ctx, tl, i + li * (j + lj * k))) / 2;
@@ -242,8 +245,8 @@ export async function matchPoints(
         ? refineContinuous(
             bi,
             query.local.size,
-            hostBlock(query.local, tl, bi),
-            hostBlock(query.global, tg.subarray(b * C, (b + 1) * C), toGlobal(l2g, bi)),
+            hostBlock(query.local, tl, bi, undefined, localBlock),
+            hostBlock(query.global, tg.subarray(b * C, (b + 1) * C), toGlobal(l2g, bi), globalBlocks),
             l2g,
           )
         : [bi[0], bi[1], bi[2]];

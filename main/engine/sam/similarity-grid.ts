@@ -145,20 +145,27 @@ export interface ScanState {
   bestL: number;
 }
 
-/** Global similarity at local voxel (i, j, k): the row upsampled (trilinear) and renormalised. */
+/**
+ * The row's similarities at one x-edge of a global cell, interpolated along y then z (the first two
+ * of globalAt's three steps; p = the edge's lower-y, lower-z voxel in the row).
+ */
+function edgeYZ(row: Float32Array, p: number, dy: number, dz: number, fy: number, fz: number): number {
+  const c0 = row[p] + (row[p + dy] - row[p]) * fy;
+  const c1 = row[p + dz] + (row[p + dz + dy] - row[p + dz]) * fy;
+  return c0 + (c1 - c0) * fz;
+}
+
+/**
+ * Global similarity at local voxel (i, j, k): the row upsampled (trilinear: y, then z, then x) and
+ * renormalised. scanWindow computes the same numbers with the y and z steps shared along a row.
+ */
 export function globalAt(x: ScanContext, row: Float32Array, rowOff: number, i: number, j: number, k: number): number {
   const p = rowOff + x.ox[i] + x.oy[j] + x.oz[k];
-  const fx = x.fxs[i];
   const fy = x.fys[j];
   const fz = x.fzs[k];
-  const { dx, dy, dz } = x;
-  const c00 = row[p] + (row[p + dx] - row[p]) * fx;
-  const c10 = row[p + dy] + (row[p + dy + dx] - row[p + dy]) * fx;
-  const c01 = row[p + dz] + (row[p + dz + dx] - row[p + dz]) * fx;
-  const c11 = row[p + dz + dy] + (row[p + dz + dy + dx] - row[p + dz + dy]) * fx;
-  const c0 = c00 + (c10 - c00) * fy;
-  const c1 = c01 + (c11 - c01) * fy;
-  return (c0 + (c1 - c0) * fz) / x.gnorm[i + x.li * (j + x.lj * k)];
+  const a0 = edgeYZ(row, p, x.dy, x.dz, fy, fz);
+  const a1 = edgeYZ(row, p + x.dx, x.dy, x.dz, fy, fz);
+  return (a0 + (a1 - a0) * x.fxs[i]) / x.gnorm[i + x.li * (j + x.lj * k)];
 }
 
 /**
@@ -242,9 +249,16 @@ export function scanWindow(
   for (let k = lo[2]; k <= hi[2]; k++)
     for (let j = lo[1]; j <= hi[1]; j++) {
       const v0 = lo[0] + x.li * (j + x.lj * k);
-      // global similarities of the row, and how many voxels could still win
+      // global similarities of the row (globalAt's arithmetic, its y and z steps once per cell edge),
+      // and how many voxels could still win
       let alive = 0;
       const thr = 2 * st.best - LOCAL_BOUND;
+      const pjk = rowOff + x.oy[j] + x.oz[k];
+      const fy = x.fys[j];
+      const fz = x.fzs[k];
+      let cellX = -1;
+      let a0 = 0;
+      let a1 = 0;
       for (let t = 0; t < n; t++) {
         const v = v0 + t;
         if (id >= 0) {
@@ -254,7 +268,13 @@ export function scanWindow(
           }
           x.stamp[v] = id;
         }
-        const g = globalAt(x, row, rowOff, lo[0] + t, j, k);
+        const i = lo[0] + t;
+        if (x.ox[i] !== cellX) {
+          cellX = x.ox[i];
+          a0 = edgeYZ(row, pjk + cellX, x.dy, x.dz, fy, fz);
+          a1 = edgeYZ(row, pjk + cellX + x.dx, x.dy, x.dz, fy, fz);
+        }
+        const g = (a0 + (a1 - a0) * x.fxs[i]) / x.gnorm[v];
         gs[t] = g;
         if (g > thr) alive++;
       }
