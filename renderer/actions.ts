@@ -49,6 +49,8 @@ export async function loadVolume(role: Role, path: string, series?: string): Pro
       s.setVolume('warped', null);
       if (s.overlay === 'warped') s.setOverlay('moving');
       s.finishRegistration({ status: 'idle', summary: null });
+      // ... and the last export's line (it named the old pair's folder)
+      s.setLastExport(null);
     }
     if (old) void samApi().closeVolume(old.desc.id);
     cleanup();

@@ -47,11 +47,15 @@ export async function trackAt(point: Vec3): Promise<void> {
   const s = useApp.getState();
   if (!s.trackMode || !reviewable(s)) return;
   const summary = s.summary;
-  s.setTrack({ tracked: null });
+  s.setTrack({ tracked: null, tracking: true });
   try {
     const tracked = await samApi().trackPoint(point);
-    if (useApp.getState().summary === summary) useApp.getState().setTrack({ tracked });
+    const now = useApp.getState();
+    // shown only for the same result, with tracking still on
+    if (now.summary === summary && now.trackMode) now.setTrack({ tracked });
   } catch (e) {
     useApp.getState().setError(`point tracking: ${(e as Error).message}`);
+  } finally {
+    useApp.getState().setTrack({ tracking: false });
   }
 }

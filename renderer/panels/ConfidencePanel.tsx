@@ -32,6 +32,7 @@ export function ConfidencePanel(): React.JSX.Element | null {
       show: st.showConfidence,
       trackMode: st.trackMode,
       tracked: st.tracked,
+      tracking: st.tracking,
     })),
   );
   const [labelsPath, setLabelsPath] = useState('');
@@ -141,6 +142,11 @@ export function ConfidencePanel(): React.JSX.Element | null {
       >
         track points (double-click)
       </Checkbox>
+      {s.tracking && (
+        <span className="info" data-testid="tracking">
+          tracking… (the first point embeds both images with SAM: a few seconds)
+        </span>
+      )}
       {t && (
         <span data-testid="tracked" data-tracked={JSON.stringify(t)}>
           ({mm(t.point)}) mm → moving ({mm(t.matched)}) mm, score {t.score.toFixed(3)}

@@ -134,6 +134,7 @@ export function DisplayPanel(): React.JSX.Element {
           unit="HU"
           testId="legend-difference"
           noData={DIFFERENCE_NO_DATA_RGB}
+          inline
         />
       )}
       {compare === 'checker' && (

@@ -29,7 +29,12 @@ export function RegisterPanel(): React.JSX.Element {
   );
   const running = s.status === 'running';
   const qa = s.summary?.qa as
-    { nccInFixedBody?: { before: number; after: number }; pairs?: { inliers: number; rmsMm: number } } | undefined;
+    | {
+        nccInFixedBody?: { before: number; after: number };
+        pairs?: { inliers: number; rmsMm: number };
+        secondsTotal?: number;
+      }
+    | undefined;
   return (
     <section className="panel tall">
       <label>
@@ -112,8 +117,11 @@ export function RegisterPanel(): React.JSX.Element {
       </ul>
       {s.summary && !running && (
         <span data-testid="reg-result">
-          done in {s.summary.seconds.toFixed(1)} s; NCC in body {num(qa?.nccInFixedBody?.before)} →{' '}
-          {num(qa?.nccInFixedBody?.after)}; {qa?.pairs?.inliers ?? '–'} inlier pairs, RMS {num(qa?.pairs?.rmsMm, 2)} mm
+          {s.summary.reopenedFrom
+            ? `reopened (registered in ${num(qa?.secondsTotal, 1)} s)`
+            : `done in ${s.summary.seconds.toFixed(1)} s`}
+          ; NCC in body {num(qa?.nccInFixedBody?.before)} → {num(qa?.nccInFixedBody?.after)};{' '}
+          {qa?.pairs?.inliers ?? '–'} inlier pairs, RMS {num(qa?.pairs?.rmsMm, 2)} mm
         </span>
       )}
       {s.regError && s.status !== 'cancelled' && <span className="error">{s.regError}</span>}

@@ -37,10 +37,12 @@ export interface ReviewSlice {
   /** Point tracking: on = a double-click also tracks the point into the moving image. */
   trackMode: boolean;
   tracked: TrackedPointInfo | null;
+  /** A point is being tracked (the first one also embeds both images: seconds). */
+  tracking: boolean;
   setConfidence(
     s: Partial<Pick<ReviewSlice, 'confidence' | 'confidenceMap' | 'confidenceStatus' | 'confidenceProgress'>>,
   ): void;
-  setTrack(s: Partial<Pick<ReviewSlice, 'trackMode' | 'tracked'>>): void;
+  setTrack(s: Partial<Pick<ReviewSlice, 'trackMode' | 'tracked' | 'tracking'>>): void;
   /**
    * The map shown in the views' overlay layer: the Jacobian, the |u| or the confidence map, or none.
    * They share the layer, so turning one on turns the others off (one place decides it).
@@ -70,6 +72,7 @@ export const reviewSlice: StateCreator<AppState, [], [], ReviewSlice> = (set) =>
   showConfidence: false,
   trackMode: false,
   tracked: null,
+  tracking: false,
   setConfidence: (c) => set(c),
   setTrack: (t) => set(t),
   showMap: (map) =>

@@ -33,6 +33,11 @@ test('real CTs in HU pass the CT check; the windowed LIDC2 copy and the raw-valu
   const slab = await readVolume(dataPath('TotalSegmentator/tests/reference_files/example_ct.nii.gz'));
   const tissue = { ...slab, data: Int16Array.from(slab.data, (v, n) => (n === 0 ? -896 : Math.max(40, v))) };
   assert.match(checkCt(tissue).reason, /lowest value -896: the field of view holds almost no air/);
+  // an MR (no modality in NIfTI): nothing near air, said as "not a CT", not as a tight crop
+  const mr = checkCt(await readVolume(dataPath('TotalSegmentator/tests/reference_files/example_mr_sm.nii.gz')));
+  assert.equal(mr.ok, false);
+  assert.match(mr.reason, /not a CT \(MR, PET/);
+  assert.doesNotMatch(mr.reason, /tight crop/);
   const lidc = await readVolume(dataPath('vtk-js/Data/volume/LIDC2.vti'));
   assert.equal(checkCt(lidc).ok, false, 'uint8 0..255 is not HU');
   assert.doesNotMatch(checkCt(lidc).reason, /label map/, 'a windowed image is not a label map');

@@ -202,6 +202,14 @@ function inMask(mask: Volume, p: Vec3, toIndex = worldToIndexMatrix(mask)): bool
  * Steps 3 to 5 on pre-computed pairs: keep the confident ones (accepted, score >= minScore, match in
  * `movingMask` when given), fit robustly, report residuals and inliers.
  */
+/**
+ * Floor of the robust fit's residual scale (mm): the matchers place points to about a quarter of a
+ * millimetre (sub-voxel refinement), so residuals below it are refinement noise, not outliers. Without
+ * it a near-perfect set of matches (identical images) drives the scale to zero and the Tukey support
+ * (4.685 sigma) calls pairs 0.1 mm off outliers.
+ */
+export const MIN_RESIDUAL_SCALE_MM = 0.25;
+
 export function samAffineFromPairs(
   candidates: CandidatePair[],
   options: Pick<SamAffineOptions, 'minScore' | 'method' | 'fit' | 'minPairs' | 'movingMask' | 'onProgress'> = {},
@@ -230,7 +238,7 @@ export function samAffineFromPairs(
   const fit = fitAffineRobust(
     kept.map((c) => c.fixed),
     kept.map((c) => c.moving),
-    { ...options.fit, method },
+    { minScaleMm: MIN_RESIDUAL_SCALE_MM, ...options.fit, method },
   );
   options.onProgress?.({ stage: 'fit', done: 1, total: 1 });
   const A = fit.matrix;
@@ -240,7 +248,8 @@ export function samAffineFromPairs(
       'SAM-affine',
       `the affine fitted to ${kept.length} confident pairs is not a patient-to-patient transform (${implausible}): ` +
         'most likely the two scans do not show the same part of the body (compare their extents) and the ' +
-        'matches are wrong; a scan stored mirrored (left and right swapped) would give this too',
+        'matches are wrong (the other matcher may relate them)' +
+        (/mirror/.test(implausible) ? '; a scan stored mirrored (left and right swapped) would give this too' : ''),
     );
   let k = 0;
   const pairs: SamAffinePair[] = candidates.map((c, i) => {

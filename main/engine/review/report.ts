@@ -257,7 +257,9 @@ export function renderReportHtml(report: ReviewReport, images: ReportImage[]): s
   );
   const r = report.residuals;
   if (r) {
-    parts.push(`<h2>Matched pairs (SAM-affine)</h2>`);
+    parts.push(
+      `<h2>Matched pairs (affine stage${qa.matcher ? `, ${esc(String(qa.matcher).toUpperCase())} matcher` : ''})</h2>`,
+    );
     parts.push(
       table([
         ['Pairs / kept / inliers', `${r.pairs} / ${r.kept} / ${r.inliers}`],

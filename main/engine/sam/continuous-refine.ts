@@ -6,8 +6,8 @@
  * global embedding at x's place in the global grid (at voxel centres: the official upsampled global).
  * Both are computed without interpolating 128-channel vectors: from the template's dot products with a
  * 3x3x3 block of query voxels and the block's Gram matrix (only pairs that share a cell are needed),
- * sim(x) = sum_c w_c d_c / sqrt(sum_ab w_a w_b G_ab). A coordinate ascent from the best voxel, in
- * steps of 1/2 down to 1/32 voxel within one voxel of it, finds the maximum.
+ * sim(x) = sum_c w_c d_c / sqrt(sum_ab w_a w_b G_ab). A pattern search from the best voxel, in steps of
+ * 1/2 down to 1/16 voxel within one voxel of it, finds the maximum.
  *
  * Measured with the shipped model on the chest matched onto crops of itself (990 grid points): the
  * parabola through the six neighbours' scores (the earlier refinement) left a mean error of 1.13 mm
@@ -37,6 +37,8 @@ export interface SimBlock {
    * search visits few of the 8 cells), from the rows; `have` marks the entries done.
    */
   lazy?: { rows: Float32Array; components: number; have: Uint8Array };
+  /** The cells blockSimilarity has read (filled by it), by lower corner o0 + 2 (o1 + 2 o2). */
+  cells?: (CellCache | undefined)[];
 }
 
 /** The block of voxels around a grid position: per axis up to 3 voxels centred on it, inside the grid. */
@@ -201,56 +203,89 @@ export function hostBlock(
 
 const slotOf = new Int32Array(8);
 const weightOf = new Float64Array(8);
-const cellOf = new Int32Array(3);
-const fracOf = new Float64Array(3);
 
 /**
  * Cosine of the template with the block's trilinear interpolation at a continuous grid position
  * (clamped into the block's voxel-centre hull).
  */
 export function blockSimilarity(b: SimBlock, pos: readonly number[]): number {
-  const o = cellOf;
-  const f = fracOf;
-  for (let a = 0; a < 3; a++) {
-    const n = b.dims[a];
-    const x = Math.min(Math.max(pos[a] - b.base[a], 0), n - 1);
-    o[a] = Math.min(Math.floor(x), Math.max(n - 2, 0));
-    f[a] = n > 1 ? x - o[a] : 0;
-  }
+  const dims = b.dims;
+  // the cell (its lower corner within the block) and the fractions along each axis
+  const n0 = dims[0];
+  const n1 = dims[1];
+  const n2 = dims[2];
+  const x = Math.min(Math.max(pos[0] - b.base[0], 0), n0 - 1);
+  const y = Math.min(Math.max(pos[1] - b.base[1], 0), n1 - 1);
+  const z = Math.min(Math.max(pos[2] - b.base[2], 0), n2 - 1);
+  const o0 = n0 > 1 ? Math.min(Math.floor(x), n0 - 2) : 0;
+  const o1 = n1 > 1 ? Math.min(Math.floor(y), n1 - 2) : 0;
+  const o2 = n2 > 1 ? Math.min(Math.floor(z), n2 - 2) : 0;
+  const c = cellOfBlock(b, o0 + 3 * (o1 + 3 * o2));
+  const fx = n0 > 1 ? x - o0 : 0;
+  const fy = n1 > 1 ? y - o1 : 0;
+  const fz = n2 > 1 ? z - o2 : 0;
+  const w = weightOf;
+  const gx = 1 - fx;
+  const gy = 1 - fy;
+  const gz = 1 - fz;
+  w[0] = gx * gy * gz;
+  w[1] = fx * gy * gz;
+  w[2] = gx * fy * gz;
+  w[3] = fx * fy * gz;
+  w[4] = gx * gy * fz;
+  w[5] = fx * gy * fz;
+  w[6] = gx * fy * fz;
+  w[7] = fx * fy * fz;
+  const d = c.dots;
+  const g = c.gram;
   let num = 0;
-  for (let c8 = 0; c8 < 8; c8++) {
-    const dx = c8 & 1;
-    const dy = (c8 >> 1) & 1;
-    const dz = (c8 >> 2) & 1;
-    const w = (dx ? f[0] : 1 - f[0]) * (dy ? f[1] : 1 - f[1]) * (dz ? f[2] : 1 - f[2]);
-    const s =
-      Math.min(o[0] + dx, b.dims[0] - 1) +
-      3 * (Math.min(o[1] + dy, b.dims[1] - 1) + 3 * Math.min(o[2] + dz, b.dims[2] - 1));
-    slotOf[c8] = s;
-    weightOf[c8] = w;
-    num += w * b.dots[s];
-  }
-  const lazy = b.lazy;
-  if (lazy)
-    for (let p = 0; p < 8; p++) {
-      if (weightOf[p] === 0) continue;
-      for (let q = p; q < 8; q++) {
-        const k = slotOf[p] * BLOCK_SLOTS + slotOf[q];
-        if (weightOf[q] === 0 || lazy.have[k]) continue;
-        const g = rowDot(lazy.rows, lazy.components, slotOf[p], slotOf[q]);
-        const k2 = slotOf[q] * BLOCK_SLOTS + slotOf[p];
-        b.gram[k] = b.gram[k2] = g;
-        lazy.have[k] = lazy.have[k2] = 1;
-      }
-    }
   let den = 0;
   for (let p = 0; p < 8; p++) {
-    const wp = weightOf[p];
-    if (wp === 0) continue;
-    const row = slotOf[p] * BLOCK_SLOTS;
-    for (let q = 0; q < 8; q++) if (weightOf[q] !== 0) den += wp * weightOf[q] * b.gram[row + slotOf[q]];
+    const wp = w[p];
+    num += wp * d[p];
+    let row = 0;
+    for (let q = p + 1; q < 8; q++) row += w[q] * g[p * 8 + q];
+    den += wp * (wp * g[p * 9] + 2 * row);
   }
   return num / Math.sqrt(Math.max(den, 1e-24));
+}
+
+/** The current cell of a block: its 8 corners' slots, dot products and 8 x 8 Gram matrix. */
+export interface CellCache {
+  key: number;
+  dots: Float64Array;
+  gram: Float64Array;
+}
+
+/** The cell whose lower corner is block slot `key` (corners past a size-1 axis clamp onto it). */
+function cellOfBlock(b: SimBlock, key: number): CellCache {
+  const o0 = key % 3;
+  const o1 = Math.floor(key / 3) % 3;
+  const o2 = Math.floor(key / 9);
+  // a block has at most 2 x 2 x 2 cells: each kept once filled (the search circles a voxel centre)
+  const at = o0 + 2 * (o1 + 2 * o2);
+  const all = (b.cells ??= []);
+  let c = all[at];
+  if (c) return c;
+  all[at] = c = { key, dots: new Float64Array(8), gram: new Float64Array(64) };
+  for (let c8 = 0; c8 < 8; c8++)
+    slotOf[c8] =
+      Math.min(o0 + (c8 & 1), b.dims[0] - 1) +
+      3 * (Math.min(o1 + ((c8 >> 1) & 1), b.dims[1] - 1) + 3 * Math.min(o2 + (c8 >> 2), b.dims[2] - 1));
+  const lazy = b.lazy;
+  for (let p = 0; p < 8; p++) {
+    c.dots[p] = b.dots[slotOf[p]];
+    for (let q = p; q < 8; q++) {
+      const k = slotOf[p] * BLOCK_SLOTS + slotOf[q];
+      if (lazy && !lazy.have[k]) {
+        const v = rowDot(lazy.rows, lazy.components, slotOf[p], slotOf[q]);
+        b.gram[k] = b.gram[slotOf[q] * BLOCK_SLOTS + slotOf[p]] = v;
+        lazy.have[k] = lazy.have[slotOf[q] * BLOCK_SLOTS + slotOf[p]] = 1;
+      }
+      c.gram[p * 8 + q] = c.gram[q * 8 + p] = b.gram[k];
+    }
+  }
+  return c;
 }
 
 /**
@@ -266,6 +301,10 @@ export interface LocalToGlobal {
 export function toGlobal(m: LocalToGlobal, pos: readonly number[]): Vec3 {
   return [0, 1, 2].map((a) => Math.min(Math.max(m.scale[a] * pos[a] + m.offset[a], 0), m.size[a] - 1)) as Vec3;
 }
+
+/** Neighbour moves by their index d (offsets (d % 3, d / 3 % 3, d / 9) - 1): along one axis, and the rest. */
+const AXIS_MOVES = [12, 14, 10, 16, 4, 22];
+const DIAGONAL_MOVES = Array.from({ length: 27 }, (_, d) => d).filter((d) => d !== 13 && !AXIS_MOVES.includes(d));
 
 /**
  * The refined continuous local-grid position of a match found at voxel `bi`: the maximum of
@@ -288,23 +327,34 @@ export function refineContinuous(
   };
   const at: Vec3 = [bi[0], bi[1], bi[2]];
   let best = score(at);
-  // coordinate ascent, the step halved when no axis move helps
-  for (let step = 0.5; step >= 1 / 32; step /= 2) {
-    for (let pass = 0; pass < 8; pass++) {
+  // per step: moves along the axes while one helps, then the 20 diagonal neighbours once (a move
+  // there resumes the axis moves); the step halved when none is better, down to 1/16 voxel (0.25 mm
+  // on the 4 mm local grid: 1/32 cost a fifth more evaluations for nothing measurable). (Axis moves alone stalled on
+  // diagonal ridges: the plumbing test's inliers 167 -> 151 of 229; all 26 every move cost 1.6x.)
+  const q: Vec3 = [0, 0, 0];
+  const next: Vec3 = [0, 0, 0];
+  const tryMove = (d: number, step: number): boolean => {
+    q[0] = at[0] + ((d % 3) - 1) * step;
+    q[1] = at[1] + ((Math.floor(d / 3) % 3) - 1) * step;
+    q[2] = at[2] + (Math.floor(d / 9) - 1) * step;
+    if (q[0] < lo[0] || q[0] > hi[0] || q[1] < lo[1] || q[1] > hi[1] || q[2] < lo[2] || q[2] > hi[2]) return false;
+    const s = score(q);
+    if (!(s > best)) return false;
+    best = s;
+    next[0] = q[0];
+    next[1] = q[1];
+    next[2] = q[2];
+    return true;
+  };
+  for (let step = 0.5; step >= 1 / 16; step /= 2) {
+    for (let rounds = 0; rounds < 12; rounds++) {
       let moved = false;
-      for (let a = 0; a < 3; a++)
-        for (const sign of [-1, 1]) {
-          const was = at[a];
-          const x = was + sign * step;
-          if (x < lo[a] || x > hi[a]) continue;
-          at[a] = x;
-          const s = score(at);
-          if (s > best) {
-            best = s;
-            moved = true;
-          } else at[a] = was;
-        }
+      for (const d of AXIS_MOVES) if (tryMove(d, step)) moved = true;
+      if (!moved) for (const d of DIAGONAL_MOVES) if (tryMove(d, step)) moved = true;
       if (!moved) break;
+      at[0] = next[0];
+      at[1] = next[1];
+      at[2] = next[2];
     }
   }
   return at;

@@ -90,8 +90,10 @@ export function checkCt(volume: Volume): CtCheck {
   const why = labels
     ? `${distinct.size} distinct integer values in ${min}..${max}: a label map or mask, not an image`
     : min >= 0
-      ? `no value below 0: stored values not rescaled to HU (a missing RescaleIntercept?)`
-      : `lowest value ${Math.round(min)}: the field of view holds almost no air around the body (a single slice or a tight crop?)`;
+      ? `no value below 0: stored values not rescaled to HU (a missing RescaleIntercept?), or not a CT (MR, PET)`
+      : min > -500
+        ? `lowest value ${Math.round(min)}, nothing near air's -1000 HU: not a CT (MR, PET?) or values not in HU`
+        : `lowest value ${Math.round(min)}: the field of view holds almost no air around the body (a single slice or a tight crop?)`;
   if (frac < 0.01)
     return {
       ok: false,

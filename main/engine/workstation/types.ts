@@ -75,6 +75,8 @@ export interface RegisterSummary {
   coarsePairs?: CoarsePairInfo[];
   /** Grid spacing of the matched points of this run, mm (the request's gridMm). */
   gridMm?: number;
+  /** The result was read back from this folder (a reopened session); `seconds` is then the reading. */
+  reopenedFrom?: string;
 }
 
 /** One kept point pair of the SAM-coarse stage (engine: register/sam-coarse.ts CoarsePair). */

@@ -346,6 +346,7 @@ export class Workstation {
       pairs: affinePairs(result),
       affineRmsMm: result.affine.stats.rmsMm,
       coarsePairs: coarsePairs(coarse),
+      reopenedFrom: dir,
     };
   }
 
@@ -641,6 +642,8 @@ export class Workstation {
           : {}),
       },
     });
+    // the report lists the export's files beside its own
+    review.report.files = [...files];
     files.push(...writeReviewReport(out, review.report, review.images, { protect: inputs }));
     return { dir: out, files, ...(previous ? { previous } : {}) };
   }
