@@ -29,65 +29,81 @@ export interface RegistrationResult {
   files: string[];
 }
 
-/** Parse pairs.csv (register/sam-affine.ts pairsCsv) back into pair records. */
-export function parsePairsCsv(text: string, source = 'pairs.csv'): SamAffinePair[] {
+/**
+ * The rows of a pairs CSV (pairs.csv, coarse-pairs.csv): each row's fixed and moving point (checked to
+ * be numbers) and a reader of its other columns by name (NaN where empty; `optional` columns may be
+ * missing, then NaN).
+ */
+function pairRows<T>(
+  text: string,
+  source: string,
+  file: string,
+  columns: string[],
+  optional: string[],
+  make: (fixed: Vec3, moving: Vec3, value: (name: string) => number) => T,
+): T[] {
   const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '');
   if (lines.length === 0) throw new InputError(source, 'empty pairs file');
   const header = lines[0].split(',').map((s) => s.trim());
   const col = (name: string) => {
     const i = header.indexOf(name);
-    if (i < 0) throw new InputError(source, `no '${name}' column (is this a sam register pairs.csv?)`);
+    if (i < 0) throw new InputError(source, `no '${name}' column (is this a sam register ${file}?)`);
     return i;
   };
   const fx = ['fixed_x', 'fixed_y', 'fixed_z'].map(col);
   const mx = ['moving_x', 'moving_y', 'moving_z'].map(col);
-  const [cs, cr, ci, ck] = ['score', 'residual_mm', 'inlier', 'kept'].map(col);
-  const cc = header.indexOf('cycle_error_mm');
+  const at = new Map<string, number>([
+    ...columns.map((c) => [c, col(c)] as [string, number]),
+    ...optional.map((c) => [c, header.indexOf(c)] as [string, number]),
+  ]);
   return lines.slice(1).map((l, n) => {
     const f = l.split(',');
-    const v = (i: number) => (f[i] === undefined || f[i].trim() === '' ? NaN : Number(f[i]));
+    const v = (i: number) => (i < 0 || f[i] === undefined || f[i].trim() === '' ? NaN : Number(f[i]));
     const fixed = fx.map(v) as Vec3;
     const moving = mx.map(v) as Vec3;
     if (!fixed.every(Number.isFinite) || !moving.every(Number.isFinite))
       throw new InputError(source, `line ${n + 2}: a point coordinate is not a number`);
-    const kept = v(ck) === 1;
-    const cyc = cc >= 0 ? v(cc) : NaN;
-    return {
-      fixed,
-      moving,
-      score: v(cs),
-      // pairs.csv does not record the matcher's verdict; a kept pair was accepted
-      accepted: kept,
-      kept,
-      residualMm: v(cr),
-      inlier: v(ci) === 1,
-      ...(Number.isFinite(cyc) ? { cycleErrorMm: cyc } : {}),
-    };
+    return make(fixed, moving, (name) => v(at.get(name)!));
   });
+}
+
+/** Parse pairs.csv (register/sam-affine.ts pairsCsv) back into pair records. */
+export function parsePairsCsv(text: string, source = 'pairs.csv'): SamAffinePair[] {
+  return pairRows(
+    text,
+    source,
+    'pairs.csv',
+    ['score', 'residual_mm', 'inlier', 'kept'],
+    ['cycle_error_mm'],
+    (fixed, moving, v) => {
+      const kept = v('kept') === 1;
+      const cyc = v('cycle_error_mm');
+      return {
+        fixed,
+        moving,
+        score: v('score'),
+        // pairs.csv does not record the matcher's verdict; a kept pair was accepted
+        accepted: kept,
+        kept,
+        residualMm: v('residual_mm'),
+        inlier: v('inlier') === 1,
+        ...(Number.isFinite(cyc) ? { cycleErrorMm: cyc } : {}),
+      };
+    },
+  );
 }
 
 /** Parse coarse-pairs.csv (register/register-output.ts coarsePairsCsv) back into pair records. */
 export function parseCoarsePairsCsv(text: string, source = 'coarse-pairs.csv'): CoarsePair[] {
-  const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '');
-  if (lines.length === 0) throw new InputError(source, 'empty pairs file');
-  const header = lines[0].split(',').map((s) => s.trim());
-  const col = (name: string) => {
-    const i = header.indexOf(name);
-    if (i < 0) throw new InputError(source, `no '${name}' column (is this a sam register coarse-pairs.csv?)`);
-    return i;
-  };
-  const fx = ['fixed_x', 'fixed_y', 'fixed_z'].map(col);
-  const mx = ['moving_x', 'moving_y', 'moving_z'].map(col);
-  const [cs, cc, ck, cr] = ['score', 'cycle_error_mm', 'kept', 'residual_mm'].map(col);
-  return lines.slice(1).map((l, n) => {
-    const f = l.split(',');
-    const v = (i: number) => (f[i] === undefined || f[i].trim() === '' ? NaN : Number(f[i]));
-    const fixed = fx.map(v) as Vec3;
-    const moving = mx.map(v) as Vec3;
-    if (!fixed.every(Number.isFinite) || !moving.every(Number.isFinite))
-      throw new InputError(source, `line ${n + 2}: a point coordinate is not a number`);
-    return { fixed, moving, score: v(cs), cycleErrorMm: v(cc), kept: v(ck) === 1, residualMm: v(cr) };
-  });
+  const cols = ['score', 'cycle_error_mm', 'kept', 'residual_mm'];
+  return pairRows(text, source, 'coarse-pairs.csv', cols, [], (fixed, moving, v) => ({
+    fixed,
+    moving,
+    score: v('score'),
+    cycleErrorMm: v('cycle_error_mm'),
+    kept: v('kept') === 1,
+    residualMm: v('residual_mm'),
+  }));
 }
 
 /** Largest distance (mm) between grid corners for a stored volume to count as on the fixed grid. */

@@ -12,7 +12,7 @@
  * Measured with the shipped model on the chest matched onto crops of itself (990 grid points): the
  * parabola through the six neighbours' scores (the earlier refinement) left a mean error of 1.13 mm
  * on the identical image and 1.64-2.75 mm on crops one voxel or more apart; this leaves 0.06 mm and
- * 0.44-1.78 mm (node_modules/.probe/refine.mts, session 13). A parabola assumes a smooth peak; the
+ * 0.44-1.78 mm (session 13; the README has the numbers). A parabola assumes a smooth peak; the
  * cosine of interpolated embeddings is peaked and skewed, so the parabola is biased toward the voxel.
  *
  * Blocks have 27 slots (slot = i + 3 (j + 3 k) within the block), whatever their extent (1 to 3 voxels
