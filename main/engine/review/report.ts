@@ -283,6 +283,11 @@ export function renderReportHtml(report: ReviewReport, images: ReportImage[]): s
   const c = report.confidence;
   if (c) {
     parts.push(`<h2>SAM confidence (threshold ${num(c.threshold)})</h2>`);
+    parts.push(
+      `<p>Counted over the fixed body's voxels whose mapped point has SAM embeddings in the moving scan ` +
+        `(${c.body.voxels} of the ${j.voxels} the deformation statistics count): where the moving scan ` +
+        `has no data there is nothing to compare.</p>`,
+    );
     const rows = [c.body, ...c.thirds, ...c.octants, ...c.labels];
     parts.push(
       `<table><tr><th>Region</th><th>Voxels</th><th>Mean similarity</th><th>% below threshold</th></tr>${rows
