@@ -100,7 +100,7 @@ export function checkCt(volume: Volume): CtCheck {
       reason:
         mod === 'CT'
           ? `modality is CT but only ${pct}% of voxels lie in the air range -1100..-900 HU; ${why}`
-          : `values do not look like CT in Hounsfield units (only ${pct}% of voxels in the air range -1100..-900 HU; ${why})`,
+          : `${why} (${pct}% of voxels in the air range -1100..-900 HU)`,
     };
   return { ok: true, reason: `${mod === 'CT' ? 'modality CT, ' : ''}HU range plausible (${pct}% air)` };
 }
