@@ -258,6 +258,7 @@ export function SliceViewport({ name }: { name: ViewName }): React.JSX.Element {
     };
   }, [name]);
 
+  const edges = orientationLabels(name);
   return (
     <div className="viewport">
       <div className="view-host" ref={host} data-testid={`view-${name}`} />
@@ -269,11 +270,11 @@ export function SliceViewport({ name }: { name: ViewName }): React.JSX.Element {
       {label && (
         <>
           <div className="orient orient-left" data-testid={`orient-${name}-left`}>
-            {orientationLabels(name).left}
+            {edges.left}
           </div>
-          <div className="orient orient-right">{orientationLabels(name).right}</div>
-          <div className="orient orient-top">{orientationLabels(name).top}</div>
-          <div className="orient orient-bottom">{orientationLabels(name).bottom}</div>
+          <div className="orient orient-right">{edges.right}</div>
+          <div className="orient orient-top">{edges.top}</div>
+          <div className="orient orient-bottom">{edges.bottom}</div>
         </>
       )}
     </div>

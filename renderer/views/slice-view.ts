@@ -35,6 +35,7 @@ import {
   centreOf,
   indexAxisAlong,
   indexToWorld,
+  screenRight,
   sliceFor,
   worldToIndex,
   type ViewName,
@@ -312,11 +313,7 @@ export class SliceView {
     if (!desc) return;
     const { dop, up } = CAMERA[this.view];
     const c = centreOf(desc);
-    const right: Vec3 = [
-      dop[1] * up[2] - dop[2] * up[1],
-      dop[2] * up[0] - dop[0] * up[2],
-      dop[0] * up[1] - dop[1] * up[0],
-    ];
+    const right = screenRight(this.view);
     const f: Vec3 = [0, 1, 2].map((i) => c[i] + right[i] * this.pan[0] + up[i] * this.pan[1]) as Vec3;
     const cam = this.renderer.getActiveCamera();
     const dist = 2000;
@@ -331,8 +328,8 @@ export class SliceView {
   pick(fx: number, fy: number): Vec3 {
     const cam = this.renderer.getActiveCamera();
     const f = cam.getFocalPoint();
-    const { dop, up } = CAMERA[this.view];
-    const right = [dop[1] * up[2] - dop[2] * up[1], dop[2] * up[0] - dop[0] * up[2], dop[0] * up[1] - dop[1] * up[0]];
+    const { up } = CAMERA[this.view];
+    const right = screenRight(this.view);
     const s = cam.getParallelScale();
     const a = (fx - 0.5) * 2 * s * this.aspect();
     const b = (0.5 - fy) * 2 * s;
@@ -343,8 +340,8 @@ export class SliceView {
   project(x: Vec3): [number, number] {
     const cam = this.renderer.getActiveCamera();
     const f = cam.getFocalPoint();
-    const { dop, up } = CAMERA[this.view];
-    const right = [dop[1] * up[2] - dop[2] * up[1], dop[2] * up[0] - dop[0] * up[2], dop[0] * up[1] - dop[1] * up[0]];
+    const { up } = CAMERA[this.view];
+    const right = screenRight(this.view);
     const d = [x[0] - f[0], x[1] - f[1], x[2] - f[2]];
     const a = d[0] * right[0] + d[1] * right[1] + d[2] * right[2];
     const b = d[0] * up[0] + d[1] * up[1] + d[2] * up[2];

@@ -28,17 +28,19 @@ function directionLetter(v: Vec3): string {
   return TOWARD[a][v[a] >= 0 ? 0 : 1];
 }
 
+/** The world direction of a view's screen right: dop x up (vtk's camera convention). */
+export function screenRight(view: ViewName): Vec3 {
+  const { dop, up } = CAMERA[view];
+  return [dop[1] * up[2] - dop[2] * up[1], dop[2] * up[0] - dop[0] * up[2], dop[0] * up[1] - dop[1] * up[0]];
+}
+
 /**
- * The patient directions at a view's screen edges, from its camera (screen right = dop x up, top =
- * up): axial and coronal R on the left (radiological), sagittal A on the left; S at the top.
+ * The patient directions at a view's screen edges, from its camera (screen right, top = up): axial
+ * and coronal R on the left (radiological), sagittal A on the left; S at the top.
  */
 export function orientationLabels(view: ViewName): { left: string; right: string; top: string; bottom: string } {
-  const { dop, up } = CAMERA[view];
-  const right: Vec3 = [
-    dop[1] * up[2] - dop[2] * up[1],
-    dop[2] * up[0] - dop[0] * up[2],
-    dop[0] * up[1] - dop[1] * up[0],
-  ];
+  const { up } = CAMERA[view];
+  const right = screenRight(view);
   const neg = (v: Vec3): Vec3 => [-v[0], -v[1], -v[2]];
   return {
     left: directionLetter(neg(right)),

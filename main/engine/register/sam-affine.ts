@@ -199,10 +199,6 @@ function inMask(mask: Volume, p: Vec3, toIndex = worldToIndexMatrix(mask)): bool
 }
 
 /**
- * Steps 3 to 5 on pre-computed pairs: keep the confident ones (accepted, score >= minScore, match in
- * `movingMask` when given), fit robustly, report residuals and inliers.
- */
-/**
  * Floor of the robust fit's residual scale (mm): the matchers place points to about a quarter of a
  * millimetre (sub-voxel refinement), so residuals below it are refinement noise, not outliers. Without
  * it a near-perfect set of matches (identical images) drives the scale to zero and the Tukey support
@@ -210,6 +206,10 @@ function inMask(mask: Volume, p: Vec3, toIndex = worldToIndexMatrix(mask)): bool
  */
 export const MIN_RESIDUAL_SCALE_MM = 0.25;
 
+/**
+ * Steps 3 to 5 on pre-computed pairs: keep the confident ones (accepted, score >= minScore, match in
+ * `movingMask` when given), fit robustly, report residuals and inliers.
+ */
 export function samAffineFromPairs(
   candidates: CandidatePair[],
   options: Pick<SamAffineOptions, 'minScore' | 'method' | 'fit' | 'minPairs' | 'movingMask' | 'onProgress'> = {},

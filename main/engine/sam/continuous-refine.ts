@@ -250,9 +250,8 @@ export function blockSimilarity(b: SimBlock, pos: readonly number[]): number {
   return num / Math.sqrt(Math.max(den, 1e-24));
 }
 
-/** The current cell of a block: its 8 corners' slots, dot products and 8 x 8 Gram matrix. */
+/** A cell of a block: its 8 corners' dot products and 8 x 8 Gram matrix. */
 export interface CellCache {
-  key: number;
   dots: Float64Array;
   gram: Float64Array;
 }
@@ -267,7 +266,7 @@ function cellOfBlock(b: SimBlock, key: number): CellCache {
   const all = (b.cells ??= []);
   let c = all[at];
   if (c) return c;
-  all[at] = c = { key, dots: new Float64Array(8), gram: new Float64Array(64) };
+  all[at] = c = { dots: new Float64Array(8), gram: new Float64Array(64) };
   for (let c8 = 0; c8 < 8; c8++)
     slotOf[c8] =
       Math.min(o0 + (c8 & 1), b.dims[0] - 1) +
@@ -298,8 +297,10 @@ export interface LocalToGlobal {
   size: Vec3;
 }
 
-export function toGlobal(m: LocalToGlobal, pos: readonly number[]): Vec3 {
-  return [0, 1, 2].map((a) => Math.min(Math.max(m.scale[a] * pos[a] + m.offset[a], 0), m.size[a] - 1)) as Vec3;
+/** The global index of a continuous local index, into `out` (a new array by default). */
+export function toGlobal(m: LocalToGlobal, pos: readonly number[], out: Vec3 = [0, 0, 0]): Vec3 {
+  for (let a = 0; a < 3; a++) out[a] = Math.min(Math.max(m.scale[a] * pos[a] + m.offset[a], 0), m.size[a] - 1);
+  return out;
 }
 
 /** Neighbour moves by their index d (offsets (d % 3, d / 3 % 3, d / 9) - 1): along one axis, and the rest. */
@@ -321,10 +322,8 @@ export function refineContinuous(
   const lo = [0, 1, 2].map((a) => Math.max(0, bi[a] - 1));
   const hi = [0, 1, 2].map((a) => Math.min(localSize[a] - 1, bi[a] + 1));
   const g: Vec3 = [0, 0, 0];
-  const score = (p: readonly number[]) => {
-    for (let a = 0; a < 3; a++) g[a] = Math.min(Math.max(map.scale[a] * p[a] + map.offset[a], 0), map.size[a] - 1);
-    return (blockSimilarity(global, g) + blockSimilarity(local, p)) / 2;
-  };
+  const score = (p: readonly number[]) =>
+    (blockSimilarity(global, toGlobal(map, p, g)) + blockSimilarity(local, p)) / 2;
   const at: Vec3 = [bi[0], bi[1], bi[2]];
   let best = score(at);
   // per step: moves along the axes while one helps, then the 20 diagonal neighbours once (a move

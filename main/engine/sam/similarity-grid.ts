@@ -31,19 +31,16 @@ export interface CellTables {
 
 interface QueryCache {
   local: EmbeddingVolume;
+  /** Local index -> global index per axis; the cell tables are its values at the local voxels. */
+  l2g: LocalToGlobal;
   cells: CellTables;
   norms?: Float32Array;
 }
 const queryCache = new WeakMap<EmbeddingVolume, QueryCache>();
 
-/** The query's local-to-global index map per axis (continuous-refine.ts). */
+/** The query's local-to-global index map per axis (cached; continuous-refine.ts). */
 export function localToGlobal(e: { global: Geometry; local: Geometry }): LocalToGlobal {
-  const m = compose(worldToIndexMatrix(e.global), indexToWorldMatrix(e.local));
-  return {
-    scale: [m[0], m[5], m[10]],
-    offset: [m[3], m[7], m[11]],
-    size: [e.global.size[0], e.global.size[1], e.global.size[2]],
-  };
+  return cached(e as unknown as EmbeddedVolume).l2g;
 }
 
 /** The cell tables of an embedded volume (cached; shared with the GPU matcher, sam/device/). */
@@ -60,18 +57,19 @@ function cached(e: EmbeddedVolume): QueryCache {
       if (r !== c && Math.abs(m[r * 4 + c]) > 1e-9)
         throw new InputError('SAM embedding', 'its global and local grids do not share axes');
   const G = e.global.size;
+  const l2g: LocalToGlobal = { scale: [m[0], m[5], m[10]], offset: [m[3], m[7], m[11]], size: [G[0], G[1], G[2]] };
   const strides = [1, G[0], G[0] * G[1]];
   const off = [0, 1, 2].map((a) => new Int32Array(e.local.size[a])) as CellTables['off'];
   const frac = [0, 1, 2].map((a) => new Float64Array(e.local.size[a])) as CellTables['frac'];
   for (let a = 0; a < 3; a++)
     for (let t = 0; t < e.local.size[a]; t++) {
-      const x = Math.min(Math.max(m[a * 4 + a] * t + m[a * 4 + 3], 0), G[a] - 1);
+      const x = Math.min(Math.max(l2g.scale[a] * t + l2g.offset[a], 0), G[a] - 1);
       const x0 = Math.min(Math.floor(x), Math.max(G[a] - 2, 0));
       off[a][t] = x0 * strides[a];
       frac[a][t] = G[a] > 1 ? x - x0 : 0;
     }
   const step = [0, 1, 2].map((a) => (G[a] > 1 ? strides[a] : 0)) as Vec3;
-  q = { local: e.local, cells: { off, frac, step } };
+  q = { local: e.local, l2g, cells: { off, frac, step } };
   queryCache.set(e.global, q);
   return q;
 }

@@ -139,7 +139,7 @@ export class Workstation {
     confidenceDone?: StoredConfidence;
     magnitudeId?: string;
     /** A result read back from a folder (openResult): its coarse-stage pairs, written again on export. */
-    readBack?: { dir: string; coarsePairs?: CoarsePair[] };
+    readBackCoarsePairs?: CoarsePair[];
   } | null = null;
   /** Review requests in flight in the worker, by job number. */
   private reviewJobs = new Map<number, (m: ReviewMessage) => void>();
@@ -336,7 +336,7 @@ export class Workstation {
       movingId: req.movingId,
       result,
       warpedId: warped.id,
-      readBack: { dir, coarsePairs: coarse },
+      readBackCoarsePairs: coarse,
     };
     return {
       warped,
@@ -603,7 +603,7 @@ export class Workstation {
     let previous: string | undefined;
     const files = await writeRegistration(out, fixed.volume, moving.volume, this.result.result, {
       protect: inputs,
-      coarsePairs: this.result.readBack?.coarsePairs,
+      coarsePairs: this.result.readBackCoarsePairs,
       onArchived: (folder) => (previous = folder),
     });
     // the review report, signed off or not (then it says so): the field QA, residuals and confidence
