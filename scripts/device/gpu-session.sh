@@ -53,35 +53,29 @@ benches() {
       --on-device --tile-bytes 16e9
   } 2>&1 | log
 }
-# check: the short re-measurement after changes (at most 345 s of timeouts, about 120 s on an H200; one call when little device time is left):
-#   run(command="bash scripts/device/gpu-session.sh check", carry=[".device"], timeout_s=370)
+# check: the short re-measurement after changes (at most 300 s of timeouts; one call when little device time
+# is left). The kit is over the 64 MiB a call carries with the training set, so a check carries the parts it reads:
+#   run(command="bash scripts/device/gpu-session.sh check", carry=[".device/sam.mjs.xz", ".device/node.xz",
+#       ".device/dawn.node.xz", ".device/node_modules", ".device/debs", ".device/bench",
+#       ".device/data/02-example_ct.nii.gz"], timeout_s=330)
+# CHECKS (default "train reg embed paper") picks the parts; SAM_PROFILE_MATCH=1 splits the matcher's time.
 checks() {
+  local only=" ${CHECKS:-train reg embed paper} "
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>&1 | log
-  { echo "== bench-train small webgpu, 2 pairs, WGSL weight gradient, one forward pass an iteration (issue 3)"
-    timeout 60 /tmp/node $D/sam.mjs bench-train --backend webgpu --config small --batch 2 --iterations 8 --no-kernels \
-      --no-forward --wgrad wgsl --data $D/data/02-example_ct.nii.gz
+  [[ $only == *" train "* ]] && { echo "== bench-train small webgpu, 2 pairs, WGSL weight gradient, then one profiled iteration (issue 3)"
+    SAM_DAWN_FLAGS=enable-dawn-features=allow_unsafe_apis \
+      timeout 90 /tmp/node $D/sam.mjs bench-train --backend webgpu --config small --batch 2 --iterations 8 --no-kernels \
+      --no-forward --wgrad wgsl --profile --data $D/data/02-example_ct.nii.gz
   } 2>&1 | log
-  { echo "== the same with the InfoNCE in tfjs ops (SAM_INFONCE=tfops, the way before session 9)"
-    SAM_INFONCE=tfops timeout 40 /tmp/node $D/sam.mjs bench-train --backend webgpu --config small --batch 2 \
-      --iterations 4 --no-kernels --no-forward --wgrad wgsl --data $D/data/02-example_ct.nii.gz
+  [[ $only == *" reg "* ]] && { echo "== bench-reg chest 2 mm, SAM matcher, embeddings and deform stage on WebGPU, cold then twice warm (issue 5)"
+    timeout 80 /tmp/node $D/sam.mjs bench-reg --pairs 1 --sources $D/bench/chest-2mm.nii.gz --spacing 2 --seed 12 --no-elastix \
+      --matcher sam --weights "$INIT" --device webgpu --deform-on gpu --repeat 3
   } 2>&1 | log
-  { echo "== the same with two forward passes too (SAM_TRAIN_TWO_PASS=1 SAM_INFONCE=tfops, the way before session 8)"
-    SAM_TRAIN_TWO_PASS=1 SAM_INFONCE=tfops timeout 40 /tmp/node $D/sam.mjs bench-train --backend webgpu --config small --batch 2 \
-      --iterations 4 --no-kernels --no-forward --wgrad wgsl --data $D/data/02-example_ct.nii.gz
-  } 2>&1 | log
-  { echo "== bench-reg chest 2 mm, SAM matcher, embeddings and deform stage on WebGPU, cold then warm (issue 5)"
-    timeout 70 /tmp/node $D/sam.mjs bench-reg --pairs 1 --sources $D/bench/chest-2mm.nii.gz --spacing 2 --seed 12 --no-elastix \
-      --matcher sam --weights "$INIT" --device webgpu --deform-on gpu --repeat 2
-  } 2>&1 | log
-  { echo "== the same with the feature term (SAME++'s; off by default since session 12)"
-    timeout 50 /tmp/node $D/sam.mjs bench-reg --pairs 1 --sources $D/bench/chest-2mm.nii.gz --spacing 2 --seed 12 --no-elastix \
-      --matcher sam --weights "$INIT" --device webgpu --deform-on gpu --repeat 2 --feature-weight 0.5
-  } 2>&1 | log
-  { echo "== bench-embed small ($INIT) webgpu, default tile budget, on the device (issue 4)"
-    timeout 35 /tmp/node $D/sam.mjs bench-embed $D/bench/chest-2mm.nii.gz --device webgpu --weights "$INIT" --repeat 3 \
+  [[ $only == *" embed "* ]] && { echo "== bench-embed small ($INIT) webgpu, default tile budget, on the device (issue 4)"
+    timeout 40 /tmp/node $D/sam.mjs bench-embed $D/bench/chest-2mm.nii.gz --device webgpu --weights "$INIT" --repeat 3 \
       --points 2000 --on-device
   } 2>&1 | log
-  { echo "== bench-train paper webgpu, 2 pairs, WGSL weight gradient"
+  [[ $only == *" paper "* ]] && { echo "== bench-train paper webgpu, 2 pairs, WGSL weight gradient"
     timeout 50 /tmp/node $D/sam.mjs bench-train --backend webgpu --config paper --batch 2 --iterations 2 --no-kernels \
       --no-forward --wgrad wgsl --data $D/data/02-example_ct.nii.gz
   } 2>&1 | log

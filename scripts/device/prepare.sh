@@ -26,4 +26,6 @@ if [ -z "$(ls $D/debs)" ]; then
   (cd $D/debs && apt-get $o download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
 fi
 [ -n "$(ls $D/data)" ] || npx tsx scripts/device/prepare-data.ts $D/data ../shared/data
+mkdir -p $D/bench
+[ -s $D/bench/chest-2mm.nii.gz ] || npx tsx scripts/device/prepare-bench.ts $D/bench/chest-2mm.nii.gz ../shared/data
 du -sh $D; du -sh $D/*

@@ -249,6 +249,18 @@ test('WebGPU: device embedding and matching equal the CPU engine and matcher', a
           `(lavapipe); ${same}/${pts.length} at the CPU's location`,
       );
       assert.ok(same >= pts.length - 2);
+      // the windows searched in place (the WGSL argmax, the default here) = gathered and read back,
+      // with the default 20 candidates and the cycle check (its backward matching too)
+      const opts = { cycleCheck: true, cycleThresholdMm: 6 };
+      const inPlace = await matchPointsOnDevice(da, db, pts, opts);
+      const gathered = await matchPointsOnDevice(da, db, pts, { ...opts, windowSearch: 'gather' });
+      inPlace.forEach((m, n) => {
+        const g = gathered[n];
+        assert.deepEqual(m.location, g.location, `point ${n}`);
+        assert.equal(m.accepted, g.accepted, `point ${n}`);
+        assert.ok(Math.abs(m.score - g.score) < 1e-5, `point ${n}: score ${m.score} vs ${g.score}`);
+      });
+      t.diagnostic(`in place = gathered: ${pts.length} points, ${inPlace.filter((m) => m.accepted).length} accepted`);
     } finally {
       da?.dispose();
       db?.dispose();

@@ -47,10 +47,18 @@ import {
   type SimBlock,
 } from '../continuous-refine.ts';
 import type { DeviceEmbedded, DeviceEmbeddingLevel } from './embed-on-device.ts';
+import { windowArgmaxApplies, windowArgmaxWgsl } from './window-argmax-wgsl.ts';
+import { topkRows } from '../../train/top-k-wgsl.ts';
+import { readAndDispose } from '../../register/device/flat-program.ts';
 
 export interface DeviceMatchOptions extends Omit<MatchOptions, 'backend' | 'blockSize'> {
   /** Bytes of gathered embedding rows per block of points (default 256 MB; each level's under the device's buffer cap). */
   maxBlockBytes?: number;
+  /**
+   * Where the windows are searched: 'device' (default on WebGPU: window-argmax-wgsl.ts, only the best
+   * comes back) or 'gather' (the windows' rows gathered and every score read back; other backends).
+   */
+  windowSearch?: 'device' | 'gather';
 }
 
 const UPSAMPLED_GLOBAL = 'globalOnLocalGrid';
@@ -132,23 +140,78 @@ async function windowScores(
 
 /**
  * The refinement blocks of P points (continuous-refine.ts): the voxels at `idx` (27 slots a point)
- * gathered from `rows`, their dot products with each point's template vector and their Gram matrix.
+ * gathered from `rows`, their dot products with each point's template vector [P, 27] and their Gram
+ * matrices [P, 27, 27], flattened one after the other (one read-back for both levels).
  */
-async function deviceBlocks(
-  rows: tf.Tensor2D,
-  t: tf.Tensor2D,
-  idx: Int32Array,
-  P: number,
-): Promise<{ dots: Float32Array; gram: Float32Array }> {
-  const [dots, gram] = tf.tidy(() => {
+function deviceBlocks(rows: tf.Tensor2D, t: tf.Tensor2D, idx: Int32Array, P: number): tf.Tensor1D {
+  return tf.tidy(() => {
     const v = tf.reshape(tf.gather(rows, tf.tensor1d(idx, 'int32')), [P, BLOCK_SLOTS, rows.shape[1]]);
-    return [tf.matMul(v, tf.reshape(t, [P, t.shape[1], 1])), tf.matMul(v, v, false, true)];
+    const dots = tf.matMul(v, tf.reshape(t, [P, t.shape[1], 1]));
+    const gram = tf.matMul(v, v, false, true);
+    return tf.concat([tf.reshape(dots, [-1]), tf.reshape(gram, [-1])]) as tf.Tensor1D;
   });
-  try {
-    return { dots: (await dots.data()) as Float32Array, gram: (await gram.data()) as Float32Array };
-  } finally {
-    tf.dispose([dots, gram]);
+}
+
+/**
+ * The voxels each point's windows scan [P, Wb] (padded with the list's first voxel; counts the real
+ * lengths): every local voxel, or the boxes around the top-k global candidates in match.ts's order.
+ */
+async function windowLists(
+  query: DeviceEmbedded,
+  tg: tf.Tensor2D,
+  P: number,
+  topK: number,
+  exhaustive: boolean,
+  h: number[],
+): Promise<{ idx: Int32Array; Wb: number; counts: Int32Array }> {
+  const [li, lj, lk] = query.local.size;
+  const Vl = li * lj * lk;
+  const counts = new Int32Array(P);
+  if (exhaustive) {
+    const idx = new Int32Array(P * Vl);
+    for (let b = 0; b < P; b++) {
+      for (let v = 0; v < Vl; v++) idx[b * Vl + v] = v;
+      counts[b] = Vl;
+    }
+    return { idx, Wb: Vl, counts };
   }
+  const top = tf.tidy(() => tf.topk(tf.matMul(tg, query.global.data, false, true), topK).indices);
+  const cand = (await readAndDispose(top)) as unknown as Int32Array;
+  const lists: number[][] = [];
+  for (let b = 0; b < P; b++) {
+    const list: number[] = [];
+    for (let q = 0; q < topK; q++) {
+      const { lo, hi } = candidateWindow(query, cand[b * topK + q], h);
+      for (let k = lo[2]; k <= hi[2]; k++)
+        for (let j = lo[1]; j <= hi[1]; j++) for (let i = lo[0]; i <= hi[0]; i++) list.push(i + li * (j + lj * k));
+    }
+    lists.push(list);
+  }
+  const Wb = Math.max(1, ...lists.map((l) => l.length));
+  const idx = new Int32Array(P * Wb);
+  lists.forEach((list, b) => {
+    counts[b] = list.length;
+    idx.set(list, b * Wb);
+    idx.fill(list[0] ?? 0, b * Wb + list.length, (b + 1) * Wb);
+  });
+  return { idx, Wb, counts };
+}
+
+/** Every global voxel's window (match.ts candidateWindow) as [Vg, 6] int32 (lo, hi), cached per query and h. */
+function windowBoxes(query: DeviceEmbedded, h: number[]): tf.Tensor2D {
+  const key = `windowBoxes ${h.join(' ')}`;
+  const hit = query.derived.get(key);
+  if (hit) return hit as tf.Tensor2D;
+  const [gi, gj, gk] = query.global.size;
+  const Vg = gi * gj * gk;
+  const table = new Int32Array(Vg * 6);
+  for (let v = 0; v < Vg; v++) {
+    const { lo, hi } = candidateWindow(query, v, h);
+    table.set([...lo, ...hi], v * 6);
+  }
+  const t = tf.tensor2d(table, [Vg, 6], 'int32');
+  query.derived.set(key, t);
+  return t;
 }
 
 /** Match template points (world mm) into the query; both embedded on the same tfjs device. */
@@ -176,22 +239,30 @@ export async function matchPointsOnDevice(
   const mapFor = options.returnMap === true ? 0 : typeof options.returnMap === 'number' ? options.returnMap : -1;
   const gn = upsampledGlobal(query);
   const ql = query.local.data;
-  // points per block: the window rows gathered for a block stay under the budget
+  // points per block: on WebGPU the windows are searched in place (window-argmax-wgsl.ts) and a
+  // block's global similarities [P, Vg] stay within maxBlockBytes; elsewhere the windows' rows are
+  // gathered: both levels' rows within maxBlockBytes, each gathered tensor under the buffer cap
+  const inPlace = !exhaustive && options.windowSearch !== 'gather' && windowArgmaxApplies(1, Vl);
   const W = exhaustive ? Vl : topK * h.reduce((p, x) => p * (Math.floor(2 * x + 2e-6) + 1), 1);
-  // points per block: the gathered rows (both levels) within maxBlockBytes, each gathered tensor under
-  // the device's buffer cap
   const perPoint = W * 4;
-  const block = Math.max(
-    1,
-    Math.min(
-      4096,
-      Math.floor((options.maxBlockBytes ?? 256e6) / (perPoint * (C + CL))),
-      Math.floor((maxTensorBytes() ?? Infinity) / (perPoint * Math.max(C, CL))),
-    ),
-  );
+  const budget = options.maxBlockBytes ?? 256e6;
+  const block = inPlace
+    ? Math.max(1, Math.min(65535, Math.floor(budget / (Vg * 4))))
+    : Math.max(
+        1,
+        Math.min(
+          4096,
+          Math.floor(budget / (perPoint * (C + CL))),
+          Math.floor((maxTensorBytes() ?? Infinity) / (perPoint * Math.max(C, CL))),
+        ),
+      );
+  const boxes = inPlace ? windowBoxes(query, h) : null;
   const results: PointMatch[] = [];
   const voxelCentres: Vec3[] = [];
   const lv = (v: number): Vec3 => [v % li, Math.floor(v / li) % lj, Math.floor(v / (li * lj))];
+  // SAM_PROFILE_MATCH=1: each call's time split printed to stderr (search, refinement blocks, host refinement)
+  const prof = process.env.SAM_PROFILE_MATCH ? { t0: performance.now(), search: 0, blocks: 0, refine: 0 } : null;
+  let tick: number;
 
   for (let p0 = 0; p0 < points.length; p0 += block) {
     if (options.signal?.aborted) throw new CancelledError('point matching');
@@ -202,57 +273,42 @@ export async function matchPointsOnDevice(
     const tg = sampleRows(template.global, cg.idx, cg.w);
     const tl = sampleRows(template.local, cl.idx, cl.w);
     try {
-      // windows: every local voxel, or the boxes around the top-k global candidates in match.ts's order
-      let idx: Int32Array;
-      let Wb: number;
-      const counts = new Int32Array(P);
-      if (exhaustive) {
-        Wb = Vl;
-        idx = new Int32Array(P * Vl);
-        for (let b = 0; b < P; b++) {
-          for (let v = 0; v < Vl; v++) idx[b * Vl + v] = v;
-          counts[b] = Vl;
-        }
-      } else {
-        const top = tf.tidy(() => tf.topk(tf.matMul(tg, query.global.data, false, true), topK).indices);
-        const cand = (await top.data()) as Int32Array;
-        top.dispose();
-        const lists: number[][] = [];
-        for (let b = 0; b < P; b++) {
-          const list: number[] = [];
-          for (let q = 0; q < topK; q++) {
-            const { lo, hi } = candidateWindow(query, cand[b * topK + q], h);
-            for (let k = lo[2]; k <= hi[2]; k++)
-              for (let j = lo[1]; j <= hi[1]; j++)
-                for (let i = lo[0]; i <= hi[0]; i++) list.push(i + li * (j + lj * k));
-          }
-          lists.push(list);
-        }
-        Wb = Math.max(1, ...lists.map((l) => l.length));
-        idx = new Int32Array(P * Wb);
-        lists.forEach((list, b) => {
-          counts[b] = list.length;
-          idx.set(list, b * Wb);
-          idx.fill(list[0] ?? 0, b * Wb + list.length, (b + 1) * Wb);
-        });
-      }
-      const { g, l } = await windowScores(gn, ql, tg, tl, idx, P, Wb);
-      // best of each window, first maximum in scan order (as match.ts's strict '>')
+      tick = performance.now();
       const bestV = new Int32Array(P);
       const best = new Float64Array(P).fill(-Infinity);
       const bestG = new Float64Array(P);
       const bestL = new Float64Array(P);
-      for (let b = 0; b < P; b++)
-        for (let t = 0; t < counts[b]; t++) {
-          const o = b * Wb + t;
-          const s = (g[o] + l[o]) / 2;
-          if (s > best[b]) {
-            best[b] = s;
-            bestV[b] = idx[o];
-            bestG[b] = g[o];
-            bestL[b] = l[o];
-          }
+      if (boxes) {
+        // the windows searched on the device: only each point's best comes back
+        const found = tf.tidy(() => {
+          const cand = topkRows(tf.matMul(tg, query.global.data, false, true), topK).indices;
+          return windowArgmaxWgsl(gn, ql, tg, tl, cand, boxes, query.local.size);
+        });
+        const r = await readAndDispose(found);
+        for (let b = 0; b < P; b++) {
+          bestV[b] = r[4 * b];
+          best[b] = r[4 * b + 1];
+          bestG[b] = r[4 * b + 2];
+          bestL[b] = r[4 * b + 3];
         }
+      } else {
+        const { idx, Wb, counts } = await windowLists(query, tg, P, topK, exhaustive, h);
+        const { g, l } = await windowScores(gn, ql, tg, tl, idx, P, Wb);
+        // best of each window, first maximum in scan order (as match.ts's strict '>')
+        for (let b = 0; b < P; b++)
+          for (let t = 0; t < counts[b]; t++) {
+            const o = b * Wb + t;
+            const s = (g[o] + l[o]) / 2;
+            if (s > best[b]) {
+              best[b] = s;
+              bestV[b] = idx[o];
+              bestG[b] = g[o];
+              bestL[b] = l[o];
+            }
+          }
+      }
+      if (prof) prof.search += performance.now() - tick;
+      tick = performance.now();
       // the local and global blocks around the best voxels for the sub-voxel refinement
       let blocks: { local: SimBlock[]; global: SimBlock[] } | null = null;
       if (refine) {
@@ -271,15 +327,21 @@ export async function matchPointsOnDevice(
           places.local.push(pl);
           places.global.push(pg);
         }
-        const bl = await deviceBlocks(ql, tl, idxL, P);
-        const bg = await deviceBlocks(query.global.data, tg, idxG, P);
-        const simBlocks = (at: typeof places.local, r: typeof bl): SimBlock[] =>
-          at.map((p, b) => ({
+        const both = await readAndDispose(
+          tf.tidy(() => tf.concat([deviceBlocks(ql, tl, idxL, P), deviceBlocks(query.global.data, tg, idxG, P)])),
+        );
+        const levelFloats = P * BLOCK_SLOTS * (1 + BLOCK_SLOTS);
+        const simBlocks = (at: typeof places.local, level: number): SimBlock[] => {
+          const dots = level * levelFloats;
+          const gram = dots + P * BLOCK_SLOTS;
+          return at.map((p, b) => ({
             ...p,
-            dots: Float64Array.from(r.dots.subarray(b * BLOCK_SLOTS, (b + 1) * BLOCK_SLOTS)),
-            gram: Float64Array.from(r.gram.subarray(b * BLOCK_SLOTS ** 2, (b + 1) * BLOCK_SLOTS ** 2)),
+            dots: Float64Array.from(both.subarray(dots + b * BLOCK_SLOTS, dots + (b + 1) * BLOCK_SLOTS)),
+            gram: Float64Array.from(both.subarray(gram + b * BLOCK_SLOTS ** 2, gram + (b + 1) * BLOCK_SLOTS ** 2)),
           }));
-        blocks = { local: simBlocks(places.local, bl), global: simBlocks(places.global, bg) };
+        };
+        blocks = { local: simBlocks(places.local, 0), global: simBlocks(places.global, 1) };
+        if (prof) prof.blocks += performance.now() - tick;
       }
       let map: Float32Array | null = null;
       if (mapFor >= p0 && mapFor < p0 + P) {
@@ -291,6 +353,7 @@ export async function matchPointsOnDevice(
         map = (await m.data()) as Float32Array;
         m.dispose();
       }
+      tick = performance.now();
       for (let b = 0; b < P; b++) {
         const bi = lv(bestV[b]);
         const at: Vec3 = blocks
@@ -318,11 +381,20 @@ export async function matchPointsOnDevice(
         results.push(m);
         voxelCentres.push(indexToWorld(query.local, bi));
       }
+      if (prof) prof.refine += performance.now() - tick;
     } finally {
       tf.dispose([tg, tl]);
     }
   }
 
+  if (prof) {
+    const ms = (x: number) => x.toFixed(0);
+    process.stderr.write(
+      `match-on-device: ${points.length} points (${boxes ? 'in place' : 'gathered'}, top ${topK}): ` +
+        `${ms(performance.now() - prof.t0)} ms, search ${ms(prof.search)}, refinement blocks ${ms(prof.blocks)}, ` +
+        `host refinement ${ms(prof.refine)}\n`,
+    );
+  }
   if (options.cycleCheck)
     applyCycleCheck(
       results,
