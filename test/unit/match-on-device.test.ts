@@ -249,18 +249,32 @@ test('WebGPU: device embedding and matching equal the CPU engine and matcher', a
           `(lavapipe); ${same}/${pts.length} at the CPU's location`,
       );
       assert.ok(same >= pts.length - 2);
-      // the windows searched in place (the WGSL argmax, the default here) = gathered and read back,
-      // with the default 20 candidates and the cycle check (its backward matching too)
+      // the windows searched and the matches refined in place (window-argmax-wgsl.ts, refine-wgsl.ts:
+      // the default here) = gathered, read back and refined on the host (float64), with the default
+      // 20 candidates and the cycle check (its backward matching too), 300 points
+      const many = bodyPoints(p, 300, 9);
       const opts = { cycleCheck: true, cycleThresholdMm: 6 };
-      const inPlace = await matchPointsOnDevice(da, db, pts, opts);
-      const gathered = await matchPointsOnDevice(da, db, pts, { ...opts, windowSearch: 'gather' });
+      const inPlace = await matchPointsOnDevice(da, db, many, opts);
+      const gathered = await matchPointsOnDevice(da, db, many, { ...opts, windowSearch: 'gather' });
+      let identical = 0;
+      let far = 0;
+      let sameAccepted = 0;
       inPlace.forEach((m, n) => {
         const g = gathered[n];
-        assert.deepEqual(m.location, g.location, `point ${n}`);
-        assert.equal(m.accepted, g.accepted, `point ${n}`);
         assert.ok(Math.abs(m.score - g.score) < 1e-5, `point ${n}: score ${m.score} vs ${g.score}`);
+        const d = Math.hypot(...(m.location.map((x, a) => x - g.location[a]) as Vec3));
+        if (d === 0) identical++;
+        // a float32 tie can send the search another way: by at most a step, rarely
+        if (d > db!.local.spacing[0] / 8) far++;
+        if (m.accepted === g.accepted) sameAccepted++;
       });
-      t.diagnostic(`in place = gathered: ${pts.length} points, ${inPlace.filter((m) => m.accepted).length} accepted`);
+      t.diagnostic(
+        `in place vs gathered + host refinement: ${identical}/${many.length} identical locations, ${far} more than ` +
+          `1/8 voxel apart, ${sameAccepted} with the same cycle-check verdict (${inPlace.filter((m) => m.accepted).length} accepted)`,
+      );
+      assert.ok(identical >= many.length * 0.97, `only ${identical} identical`);
+      assert.ok(far <= 2, `${far} refined more than 1/8 voxel apart`);
+      assert.ok(sameAccepted >= many.length - 2, `${many.length - sameAccepted} verdicts differ`);
     } finally {
       da?.dispose();
       db?.dispose();

@@ -304,8 +304,10 @@ export function toGlobal(m: LocalToGlobal, pos: readonly number[], out: Vec3 = [
 }
 
 /** Neighbour moves by their index d (offsets (d % 3, d / 3 % 3, d / 9) - 1): along one axis, and the rest. */
-const AXIS_MOVES = [12, 14, 10, 16, 4, 22];
-const DIAGONAL_MOVES = Array.from({ length: 27 }, (_, d) => d).filter((d) => d !== 13 && !AXIS_MOVES.includes(d));
+export const AXIS_MOVES = [12, 14, 10, 16, 4, 22];
+export const DIAGONAL_MOVES = Array.from({ length: 27 }, (_, d) => d).filter(
+  (d) => d !== 13 && !AXIS_MOVES.includes(d),
+);
 
 /**
  * The refined continuous local-grid position of a match found at voxel `bi`: the maximum of

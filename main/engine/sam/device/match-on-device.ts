@@ -5,18 +5,19 @@
  *  1. template embeddings at the points: the 8 trilinear corners' rows gathered and weighted
  *     (indices and weights computed here, as match.ts sampleEmbedding), renormalised;
  *  2. global similarity with every query global voxel: one matrix product per block of points; the
- *     top-k global voxels by tf.topk (indices read back: points x k integers);
- *  3. the local windows around the candidates (built here, exactly match.ts's boxes and order) scored
- *     on the device: gathered rows of the query's local embedding and of its global embedding
- *     upsampled trilinearly to the local grid and renormalised (computed once per query, kept in
- *     `derived`: tg · normalise(upsample(G)) equals match.ts's interpolated similarity divided by the
- *     interpolated embedding's norm), one batched matrix product each; the window scores are read back
- *     (points x window floats: 2.5 MB for 1,000 points of the small network) and the best taken in
- *     match.ts's scan order, so ties resolve the same way;
+ *     top-k global voxels (WGSL top-k on WebGPU, tf.topk elsewhere);
+ *  3. the local windows around the candidates (exactly match.ts's boxes and order), scored with the
+ *     query's local embedding and its global embedding upsampled trilinearly to the local grid and
+ *     renormalised (computed once per query, kept in `derived`: tg · normalise(upsample(G)) equals
+ *     match.ts's interpolated similarity divided by the interpolated embedding's norm). On WebGPU one
+ *     WGSL dispatch searches every point's windows and returns only the best (window-argmax-wgsl.ts);
+ *     elsewhere the windows' rows are gathered, scored by one batched matrix product a level and read
+ *     back, and the best taken here; both keep the first maximum in match.ts's scan order;
  *  4. sub-voxel refinement on the continuous score (continuous-refine.ts): the 3x3x3 blocks of local
- *     and global voxels around each best voxel gathered, their dot products with the template and
- *     their Gram matrices (one batched product each) read back, the search run on the host as
- *     matchPoints runs it;
+ *     and global voxels around each best voxel gathered, their dot products with the template and their
+ *     Gram matrices (one batched product each); on WebGPU the pattern search runs there too
+ *     (refine-wgsl.ts: only the refined positions come back), elsewhere the blocks are read back and
+ *     searched on the host as matchPoints does;
  *  5. optional similarity map of one point and the forward-backward cycle check (the same function
  *     with template and query swapped).
  * Equal to matchPoints within float32 rounding (test/unit/match-on-device.test.ts, CPU and WebGPU).
@@ -48,6 +49,7 @@ import {
 } from '../continuous-refine.ts';
 import type { DeviceEmbedded, DeviceEmbeddingLevel } from './embed-on-device.ts';
 import { windowArgmaxApplies, windowArgmaxWgsl } from './window-argmax-wgsl.ts';
+import { REFINE_GEOMETRY, refineContinuousWgsl } from './refine-wgsl.ts';
 import { topkRows } from '../../train/top-k-wgsl.ts';
 import { readAndDispose } from '../../register/device/flat-program.ts';
 
@@ -55,8 +57,10 @@ export interface DeviceMatchOptions extends Omit<MatchOptions, 'backend' | 'bloc
   /** Bytes of gathered embedding rows per block of points (default 256 MB; each level's under the device's buffer cap). */
   maxBlockBytes?: number;
   /**
-   * Where the windows are searched: 'device' (default on WebGPU: window-argmax-wgsl.ts, only the best
-   * comes back) or 'gather' (the windows' rows gathered and every score read back; other backends).
+   * Where the windows are searched: 'device' (default on WebGPU: window-argmax-wgsl.ts, and the
+   * refinement there too, refine-wgsl.ts: only each point's best and refined position come back) or
+   * 'gather' (the windows' rows gathered and every score read back, the refinement's blocks read back
+   * and refined on the host, as on other backends).
    */
   windowSearch?: 'device' | 'gather';
 }
@@ -141,14 +145,17 @@ async function windowScores(
 /**
  * The refinement blocks of P points (continuous-refine.ts): the voxels at `idx` (27 slots a point)
  * gathered from `rows`, their dot products with each point's template vector [P, 27] and their Gram
- * matrices [P, 27, 27], flattened one after the other (one read-back for both levels).
+ * matrices [P, 27, 27].
  */
-function deviceBlocks(rows: tf.Tensor2D, t: tf.Tensor2D, idx: Int32Array, P: number): tf.Tensor1D {
+function deviceBlocks(
+  rows: tf.Tensor2D,
+  t: tf.Tensor2D,
+  idx: Int32Array,
+  P: number,
+): { dots: tf.Tensor; gram: tf.Tensor } {
   return tf.tidy(() => {
     const v = tf.reshape(tf.gather(rows, tf.tensor1d(idx, 'int32')), [P, BLOCK_SLOTS, rows.shape[1]]);
-    const dots = tf.matMul(v, tf.reshape(t, [P, t.shape[1], 1]));
-    const gram = tf.matMul(v, v, false, true);
-    return tf.concat([tf.reshape(dots, [-1]), tf.reshape(gram, [-1])]) as tf.Tensor1D;
+    return { dots: tf.matMul(v, tf.reshape(t, [P, t.shape[1], 1])), gram: tf.matMul(v, v, false, true) };
   });
 }
 
@@ -309,8 +316,11 @@ export async function matchPointsOnDevice(
       }
       if (prof) prof.search += performance.now() - tick;
       tick = performance.now();
-      // the local and global blocks around the best voxels for the sub-voxel refinement
+      // the local and global blocks around the best voxels for the sub-voxel refinement: refined on
+      // the device (refine-wgsl.ts) where the windows were searched there, else read back and refined
+      // on the host
       let blocks: { local: SimBlock[]; global: SimBlock[] } | null = null;
+      let refined: Float32Array | null = null;
       if (refine) {
         const places = {
           local: [] as ReturnType<typeof blockAround>[],
@@ -318,6 +328,7 @@ export async function matchPointsOnDevice(
         };
         const idxL = new Int32Array(P * BLOCK_SLOTS);
         const idxG = new Int32Array(P * BLOCK_SLOTS);
+        const geometry = new Int32Array(P * REFINE_GEOMETRY);
         for (let b = 0; b < P; b++) {
           const bi = lv(bestV[b]);
           const pl = blockAround(bi, query.local.size);
@@ -326,21 +337,40 @@ export async function matchPointsOnDevice(
           blockVoxels(pg, query.global.size, idxG, b * BLOCK_SLOTS);
           places.local.push(pl);
           places.global.push(pg);
+          geometry.set([...bi, ...pl.base, ...pl.dims, ...pg.base, ...pg.dims], b * REFINE_GEOMETRY);
         }
-        const both = await readAndDispose(
-          tf.tidy(() => tf.concat([deviceBlocks(ql, tl, idxL, P), deviceBlocks(query.global.data, tg, idxG, P)])),
-        );
-        const levelFloats = P * BLOCK_SLOTS * (1 + BLOCK_SLOTS);
-        const simBlocks = (at: typeof places.local, level: number): SimBlock[] => {
-          const dots = level * levelFloats;
-          const gram = dots + P * BLOCK_SLOTS;
-          return at.map((p, b) => ({
-            ...p,
-            dots: Float64Array.from(both.subarray(dots + b * BLOCK_SLOTS, dots + (b + 1) * BLOCK_SLOTS)),
-            gram: Float64Array.from(both.subarray(gram + b * BLOCK_SLOTS ** 2, gram + (b + 1) * BLOCK_SLOTS ** 2)),
-          }));
-        };
-        blocks = { local: simBlocks(places.local, 0), global: simBlocks(places.global, 1) };
+        if (boxes) {
+          refined = await readAndDispose(
+            tf.tidy(() =>
+              refineContinuousWgsl(
+                deviceBlocks(ql, tl, idxL, P),
+                deviceBlocks(query.global.data, tg, idxG, P),
+                tf.tensor2d(geometry, [P, REFINE_GEOMETRY], 'int32'),
+                query.local.size,
+                l2g,
+              ),
+            ),
+          );
+        } else {
+          const both = await readAndDispose(
+            tf.tidy(() => {
+              const l = deviceBlocks(ql, tl, idxL, P);
+              const g = deviceBlocks(query.global.data, tg, idxG, P);
+              return tf.concat([l.dots, l.gram, g.dots, g.gram].map((x) => tf.reshape(x, [-1])));
+            }),
+          );
+          const levelFloats = P * BLOCK_SLOTS * (1 + BLOCK_SLOTS);
+          const simBlocks = (at: typeof places.local, level: number): SimBlock[] => {
+            const dots = level * levelFloats;
+            const gram = dots + P * BLOCK_SLOTS;
+            return at.map((p, b) => ({
+              ...p,
+              dots: Float64Array.from(both.subarray(dots + b * BLOCK_SLOTS, dots + (b + 1) * BLOCK_SLOTS)),
+              gram: Float64Array.from(both.subarray(gram + b * BLOCK_SLOTS ** 2, gram + (b + 1) * BLOCK_SLOTS ** 2)),
+            }));
+          };
+          blocks = { local: simBlocks(places.local, 0), global: simBlocks(places.global, 1) };
+        }
         if (prof) prof.blocks += performance.now() - tick;
       }
       let map: Float32Array | null = null;
@@ -356,9 +386,11 @@ export async function matchPointsOnDevice(
       tick = performance.now();
       for (let b = 0; b < P; b++) {
         const bi = lv(bestV[b]);
-        const at: Vec3 = blocks
-          ? refineContinuous(bi, query.local.size, blocks.local[b], blocks.global[b], l2g)
-          : [...bi];
+        const at: Vec3 = refined
+          ? [refined[3 * b], refined[3 * b + 1], refined[3 * b + 2]]
+          : blocks
+            ? refineContinuous(bi, query.local.size, blocks.local[b], blocks.global[b], l2g)
+            : [...bi];
         const inT = cg.inside[b] && cl.inside[b];
         const m: PointMatch = {
           location: indexToWorld(query.local, at),
