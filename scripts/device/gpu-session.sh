@@ -58,7 +58,7 @@ benches() {
 #   run(command="bash scripts/device/gpu-session.sh check", carry=[".device/sam.mjs.xz", ".device/node.xz",
 #       ".device/dawn.node.xz", ".device/node_modules", ".device/debs", ".device/bench",
 #       ".device/data/02-example_ct.nii.gz"], timeout_s=330)
-# CHECKS (default "train reg embed paper") picks the parts; SAM_PROFILE_MATCH=1 splits the matcher's time.
+# CHECKS (default "train reg embed paper") picks the parts; SAM_PROFILE=1 prints time splits (matcher, affine, coarse, warp; util/profile.ts).
 checks() {
   local only=" ${CHECKS:-train reg embed paper} "
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>&1 | log

@@ -63,6 +63,7 @@ import { affineWarpOnDevice, cascadeWarpOnDevice, stageFieldOnDevice } from './d
 import { jacobianOnDevice } from './device/jacobian-on-device.ts';
 import { maskedNcc } from './masked-ncc.ts';
 import { AFFINE_IDENTITY } from './affine3x4.ts';
+import { profiler } from '../util/profile.ts';
 
 export const STAGES = ['affine', 'coarse', 'deform'] as const;
 export type Stage = (typeof STAGES)[number];
@@ -200,17 +201,23 @@ async function embedBothOnDevice(
   meanwhile: () => void,
 ): Promise<GpuEmbeddings> {
   const t0 = performance.now();
+  const prof = profiler('embed both on device');
   o.onProgress?.('embed fixed (GPU)', 0, 2);
   const f = await embedVolumeOnDevice(fixed, model, { signal: o.signal, images });
+  prof.mark('fixed queued');
   let m: DeviceEmbedded | undefined;
   try {
     o.onProgress?.('embed moving (GPU)', 1, 2);
     m = await embedVolumeOnDevice(moving, model, { signal: o.signal, images });
     // send the queued commands to the GPU now (tfjs submits in batches), then work on the CPU
+    prof.mark('moving queued');
     flushGpuQueue();
     meanwhile();
+    prof.mark('masks on the CPU');
     await whenComputed(f);
     await whenComputed(m);
+    prof.mark('waiting for the GPU');
+    prof.done();
     return { fixed: f, moving: m, seconds: (performance.now() - t0) / 1000 };
   } catch (e) {
     f.dispose();
@@ -238,6 +245,7 @@ async function alignedSamMatcher(
   o.onProgress?.('coarse: embed the moving image after the affine', 0, 1);
   if (gpu && o.deviceModel) {
     // on WebGPU the aligned image is made there (no host warp, no upload); elsewhere on the host
+    const prof = profiler('coarse: moving after the affine, embedded on device');
     const grid = movingAfterAffineGrid(fixed);
     const voxels = tf.getBackend() === 'webgpu' ? affineWarpOnDevice(moving, grid, affine, -1024, images) : null;
     let al: DeviceEmbedded;
@@ -245,6 +253,10 @@ async function alignedSamMatcher(
       al = voxels
         ? await embedVolumeOnDevice(moving, o.deviceModel, { signal: o.signal, image: { geometry: grid, voxels } })
         : await embedVolumeOnDevice(movingAfterAffine(fixed, moving, affine), o.deviceModel, { signal: o.signal });
+      prof.mark('queued');
+      await whenComputed(al);
+      prof.mark('waiting for the GPU');
+      prof.done();
     } finally {
       voxels?.dispose();
     }
@@ -337,8 +349,9 @@ async function stagesWith(
     movingMask,
     // NCC searches +-48 mm exhaustively per point: a few hundred points are plenty for 12 parameters
     maxPoints: matcher === 'ncc' ? 300 : undefined,
-    // NCC matches synchronously: chunks of 25 points (about 0.3 s) between which cancel is seen
-    chunk: matcher === 'ncc' ? 25 * (ncc?.size ?? 1) : undefined,
+    // NCC matches synchronously: chunks of 25 points (about 0.3 s) between which cancel is seen; the
+    // GPU matcher takes every point at once (tens of ms: each call's read-backs wait for the device)
+    chunk: matcher === 'ncc' ? 25 * (ncc?.size ?? 1) : gpuMatch ? 4096 : undefined,
     signal: o.signal,
     onProgress: (p) => o.onProgress?.(`affine: ${p.stage}`, p.done, p.total),
     match:
@@ -380,6 +393,7 @@ async function stagesWith(
         fixedMask,
         {
           ...o.coarse,
+          chunk: o.coarse?.chunk ?? (gpu ? 4096 : undefined),
           nccThreads: ncc,
           signal: o.signal,
           onProgress: o.onProgress,

@@ -27,6 +27,7 @@ import type { Vec3, Volume } from '../volume/volume.ts';
 import { fitAffineRobust, quantile, type Affine3x4, type FitMethod, type RobustFitOptions } from './affine-fit.ts';
 import { gridPointsInMask } from './grid-points.ts';
 import { affineDeterminant, symmetricEigen3 } from './affine3x4.ts';
+import { profiler } from '../util/profile.ts';
 
 /** Minimum similarity of a kept pair: the official SAM-affine threshold. */
 export const DEFAULT_MIN_SCORE = 0.7;
@@ -136,6 +137,7 @@ export async function samAffine(
     if (signal?.aborted) throw new CancelledError('SAM-affine');
   };
   check();
+  const prof = profiler('sam-affine');
   options.onProgress?.({ stage: 'grid', done: 0, total: 1 });
   const fixedMask = options.fixedMask ?? bodyMask(fixed);
   const points = gridPointsInMask(fixedMask, {
@@ -147,6 +149,7 @@ export async function samAffine(
     throw new InputError('SAM-affine', `only ${points.length} grid points in the fixed body mask; lower gridMm`);
   options.onProgress?.({ stage: 'grid', done: 1, total: 1 });
   check();
+  prof.mark('grid');
 
   let match = options.match;
   if (!match) {
@@ -187,8 +190,12 @@ export async function samAffine(
   }
   options.onProgress?.({ stage: 'match', done: points.length, total: points.length });
   check();
+  prof.mark('match');
   const movingMask = (options.useMovingMask ?? true) ? (options.movingMask ?? bodyMask(moving)) : undefined;
-  return samAffineFromPairs(candidates, { ...options, movingMask });
+  const result = samAffineFromPairs(candidates, { ...options, movingMask });
+  prof.mark('fit');
+  prof.done(`${points.length} points`);
+  return result;
 }
 
 /** Is a world point in the mask (nearest voxel, component 0 nonzero)? */

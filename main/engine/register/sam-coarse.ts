@@ -31,6 +31,7 @@ import { affineInvert, type Affine3x4 } from './affine-fit.ts';
 import { fitControlGrid } from './control-grid-fit.ts';
 import type { Field } from './field/field.ts';
 import { gridPointsInMask } from './grid-points.ts';
+import { profiler } from '../util/profile.ts';
 
 export interface SamCoarseOptions {
   /** Spacing of the matched points, mm (default 10). */
@@ -127,7 +128,9 @@ export async function samCoarse(
   const check = () => {
     if (o.signal?.aborted) throw new CancelledError('SAM-coarse');
   };
+  const prof = profiler('sam-coarse');
   const points = gridPointsInMask(fixedMask, { spacingMm: o.gridMm ?? 10, maxPoints: o.maxPoints ?? 800 });
+  prof.mark('grid');
   if (points.length < 8) throw new InputError('SAM-coarse', `only ${points.length} grid points in the fixed body`);
   const minScore = o.minScore ?? (matcher.kind === 'sam' ? 0.6 : 0.5);
   const cycleThr = o.cycleThresholdMm ?? 4;
@@ -202,6 +205,7 @@ export async function samCoarse(
   }
   o.onProgress?.('coarse: match', points.length, points.length);
   check();
+  prof.mark('match');
   const kept = pairs.filter((p) => p.kept);
   if (kept.length < 8)
     throw new InputError(
@@ -219,6 +223,8 @@ export async function samCoarse(
     { spacingMm: o.controlSpacingMm ?? 24, smoothness: o.smoothness, bounds: worldBounds(fixed) },
   );
   o.onProgress?.('coarse: fit', 1, 1);
+  prof.mark('fit');
+  prof.done(`${points.length} points`);
   const before: number[] = [];
   const after: number[] = [];
   kept.forEach((p, n) => {

@@ -27,6 +27,7 @@ import { maskOnDevice, type MaskOnDevice } from './mask-on-device.ts';
 import { NccMoments } from './masked-ncc-on-device.ts';
 import { JacobianStats, type JacobianSummary } from './jacobian-stats-on-device.ts';
 import { jacobianSlab } from './jacobian-on-device.ts';
+import { profiler } from '../../util/profile.ts';
 
 /**
  * What a slab program writes per voxel: 'field' u (3); 'warp' u and the warped moving value (4);
@@ -271,6 +272,7 @@ export async function cascadeWarpOnDevice(
   const FX = ncc ? voxelsOnDevice(ncc.fixed, options.images) : null;
   const moments = new NccMoments();
   const jacobianStats = options.jacobian ? new JacobianStats(fixedGrid, jacobianMask) : null;
+  const prof = profiler('cascade warp on device');
   try {
     for (let k0 = 0; k0 < nk; k0 += slabSlices) {
       const slices = Math.min(slabSlices, nk - k0);
@@ -279,8 +281,10 @@ export async function cascadeWarpOnDevice(
       const s0 = Math.max(0, k0 - halo);
       const s1 = Math.min(nk, k0 + slices + halo);
       let out = warpSlab(fixedGrid, M, moving, affine, F, corrections, fill, s0, (s1 - s0) * slice, outputs);
+      prof.mark('uploads + warp dispatch');
       try {
         if (ncc) await moments.addSlab(out, nc, FX!, nccMask!, k0, slices * nj, (k0 - s0) * nj);
+        prof.mark('warp + NCC moments (waited for)');
         if (jacobianStats) {
           // u is the first 3 of nc numbers per voxel of the slab from s0
           const J = jacobianSlab(out, nc, fixedGrid, s0, k0, voxels);
@@ -289,6 +293,7 @@ export async function cascadeWarpOnDevice(
           } finally {
             J.dispose();
           }
+          prof.mark('Jacobian statistics');
         }
       } catch (e) {
         out.dispose();
@@ -300,6 +305,7 @@ export async function cascadeWarpOnDevice(
         all.dispose();
       }
       const d = await readAndDispose(out);
+      prof.mark('read-back');
       const o = k0 * slice;
       for (let v = 0; v < voxels; v++) {
         const q = readChannels * v;
@@ -316,7 +322,9 @@ export async function cascadeWarpOnDevice(
           if (range) x = Math.min(range[1], Math.max(range[0], Math.round(x)));
           unwarpedData[o + v] = x;
         }
+      prof.mark('field + warped to host arrays');
     }
+    prof.done(`${nk} slices, ${Math.ceil(nk / slabSlices)} slab(s)`);
   } finally {
     tf.dispose(options.images ? F : [M, ...F]);
     jacobianStats?.dispose();

@@ -48,6 +48,7 @@ import {
   type SimBlock,
 } from '../continuous-refine.ts';
 import type { DeviceEmbedded, DeviceEmbeddingLevel } from './embed-on-device.ts';
+import { profiler } from '../../util/profile.ts';
 import { windowArgmaxApplies, windowArgmaxWgsl } from './window-argmax-wgsl.ts';
 import { REFINE_GEOMETRY, refineContinuousWgsl } from './refine-wgsl.ts';
 import { topkRows } from '../../train/top-k-wgsl.ts';
@@ -267,9 +268,7 @@ export async function matchPointsOnDevice(
   const results: PointMatch[] = [];
   const voxelCentres: Vec3[] = [];
   const lv = (v: number): Vec3 => [v % li, Math.floor(v / li) % lj, Math.floor(v / (li * lj))];
-  // SAM_PROFILE_MATCH=1: each call's time split printed to stderr (search, refinement blocks, host refinement)
-  const prof = process.env.SAM_PROFILE_MATCH ? { t0: performance.now(), search: 0, blocks: 0, refine: 0 } : null;
-  let tick: number;
+  const prof = profiler('match-on-device');
 
   for (let p0 = 0; p0 < points.length; p0 += block) {
     if (options.signal?.aborted) throw new CancelledError('point matching');
@@ -280,7 +279,7 @@ export async function matchPointsOnDevice(
     const tg = sampleRows(template.global, cg.idx, cg.w);
     const tl = sampleRows(template.local, cl.idx, cl.w);
     try {
-      tick = performance.now();
+      prof.mark('template');
       const bestV = new Int32Array(P);
       const best = new Float64Array(P).fill(-Infinity);
       const bestG = new Float64Array(P);
@@ -314,8 +313,7 @@ export async function matchPointsOnDevice(
             }
           }
       }
-      if (prof) prof.search += performance.now() - tick;
-      tick = performance.now();
+      prof.mark('search');
       // the local and global blocks around the best voxels for the sub-voxel refinement: refined on
       // the device (refine-wgsl.ts) where the windows were searched there, else read back and refined
       // on the host
@@ -371,7 +369,7 @@ export async function matchPointsOnDevice(
           };
           blocks = { local: simBlocks(places.local, 0), global: simBlocks(places.global, 1) };
         }
-        if (prof) prof.blocks += performance.now() - tick;
+        prof.mark(boxes ? 'refinement' : 'refinement blocks');
       }
       let map: Float32Array | null = null;
       if (mapFor >= p0 && mapFor < p0 + P) {
@@ -383,7 +381,6 @@ export async function matchPointsOnDevice(
         map = (await m.data()) as Float32Array;
         m.dispose();
       }
-      tick = performance.now();
       for (let b = 0; b < P; b++) {
         const bi = lv(bestV[b]);
         const at: Vec3 = refined
@@ -413,20 +410,13 @@ export async function matchPointsOnDevice(
         results.push(m);
         voxelCentres.push(indexToWorld(query.local, bi));
       }
-      if (prof) prof.refine += performance.now() - tick;
+      prof.mark(refined || !blocks ? 'results' : 'host refinement');
     } finally {
       tf.dispose([tg, tl]);
     }
   }
 
-  if (prof) {
-    const ms = (x: number) => x.toFixed(0);
-    process.stderr.write(
-      `match-on-device: ${points.length} points (${boxes ? 'in place' : 'gathered'}, top ${topK}): ` +
-        `${ms(performance.now() - prof.t0)} ms, search ${ms(prof.search)}, refinement blocks ${ms(prof.blocks)}, ` +
-        `host refinement ${ms(prof.refine)}\n`,
-    );
-  }
+  prof.done(`${points.length} points, ${boxes ? 'in place' : 'gathered'}, top ${topK}`);
   if (options.cycleCheck)
     applyCycleCheck(
       results,
