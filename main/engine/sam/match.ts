@@ -38,6 +38,7 @@ import {
   type ScanState,
 } from './similarity-grid.ts';
 import { blockScratch, hostBlock, refineContinuous, toGlobal, type BlockGram } from './continuous-refine.ts';
+import { profiler } from '../util/profile.ts';
 
 /**
  * Global candidates searched locally by default. Measured with the shipped model (the chest matched
@@ -214,12 +215,15 @@ export async function matchPoints(
   const scoreAt = (tl: Float32Array, row: Float32Array, rowOff: number, i: number, j: number, k: number) =>
     (globalAt(ctx, row, rowOff, i, j, k) + localAt(ctx, tl, i + li * (j + lj * k))) / 2;
 
+  const prof = profiler('match');
   for (let p0 = 0; p0 < points.length; p0 += block) {
     if (options.signal?.aborted) throw new CancelledError('point matching');
     const nb = Math.min(block, points.length - p0);
     const inside: boolean[] = [];
     for (let b = 0; b < nb; b++) inside.push(sampleEmbedding(template.global, points[p0 + b], tg, b * C));
+    prof.mark('templates');
     const sims = await dotRows({ data: tg, rows: nb, cols: C }, qg, options.backend);
+    prof.mark('global similarities');
     const cand = new Int32Array(topK);
     const candS = new Float32Array(topK);
     for (let b = 0; b < nb; b++) {
@@ -228,6 +232,7 @@ export async function matchPoints(
       const rowOff = b * Vg;
       // top-k global voxels
       topKInto(sims, rowOff, Vg, cand, candS);
+      prof.mark('top k');
       // local search in the windows around the candidates (the whole grid when every voxel is one)
       scan.best = -Infinity;
       for (let q = 0; q < topK && cand[q] >= 0; q++) {
@@ -239,6 +244,7 @@ export async function matchPoints(
         scanWindow(ctx, scan, tl, sims, rowOff, lo, hi, pi);
       }
       const { best, bestV, bestG, bestL } = scan;
+      prof.mark('window scan');
       const bi = [bestV % li, Math.floor(bestV / li) % lj, Math.floor(bestV / (li * lj))];
       // sub-voxel: the continuous score's maximum within one voxel (continuous-refine.ts)
       const at: Vec3 = refine
@@ -266,8 +272,10 @@ export async function matchPoints(
       }
       results.push(m);
       voxelCentres.push(indexToWorld(query.local, [bi[0], bi[1], bi[2]]));
+      prof.mark('refinement');
     }
   }
+  prof.done(`${points.length} points, top ${topK}`);
 
   if (options.cycleCheck)
     applyCycleCheck(
