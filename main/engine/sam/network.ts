@@ -29,6 +29,7 @@ import { sumPerChannel } from './channel-sum-wgsl.ts';
 import { conv3dFilterGradByTaps, conv3dWithFilterGrad } from './conv3d-filter-grad.ts';
 import { conv3dFilterGradWgsl } from './conv3d-filter-grad-wgsl.ts';
 import { conv3dWgsl } from './conv3d-wgsl.ts';
+import { l2NormaliseRowsWgsl } from './l2-normalise-wgsl.ts';
 import { standardisedKernelWgsl } from './weight-standardisation-wgsl.ts';
 import { InputError } from '../errors.ts';
 import {
@@ -317,10 +318,15 @@ function upsample(x: tf.Tensor5D, f: Vec3): tf.Tensor5D {
 const pool = (x: tf.Tensor5D, f: Vec3, kind: 'avg' | 'max'): tf.Tensor5D =>
   f.every((n) => n === 1) ? x : kind === 'avg' ? tf.avgPool3d(x, f, f, 'valid') : tf.maxPool3d(x, f, f, 'valid');
 
-/** x / |x| along channels; the per-voxel factor is spread over channels by an outer product (fast on cpu). */
+/**
+ * x / |x| along channels; the per-voxel factor is spread over channels by an outer product (fast on
+ * cpu). On WebGPU one dispatch, and one for the gradient (l2-normalise-wgsl.ts).
+ */
 function l2normalize(x: tf.Tensor5D): tf.Tensor5D {
   const c = x.shape[4];
   const x2 = tf.reshape(x, [-1, c]);
+  if (tf.getBackend() === 'webgpu' && x2.dtype === 'float32')
+    return tf.reshape(l2NormaliseRowsWgsl(x2 as tf.Tensor2D), x.shape);
   const inv = tf.rsqrt(tf.maximum(tf.sum(tf.square(x2), -1, true), 1e-12));
   return tf.reshape(tf.mul(x2, tf.matMul(inv, tf.ones([1, c]))), x.shape);
 }
