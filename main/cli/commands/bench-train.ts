@@ -29,6 +29,7 @@ import { setFilterGradientMode, type FilterGradientMode } from '../../engine/sam
 import { loadTrainingSet } from '../../engine/train/dataset.ts';
 import { ADAM } from '../../engine/train/optimizer.ts';
 import { trainSam } from '../../engine/train/train-loop.ts';
+import { startHostStats, type HostStats } from '../bench/host-stats.ts';
 import { printKernelProfile } from '../bench/kernel-profile.ts';
 import { intOption, sizeOption } from '../option-values.ts';
 
@@ -46,6 +47,8 @@ const USAGE = [
   '  --no-kernels       skip the layer-by-layer weight-gradient comparison',
   '  --no-forward       skip the layer-by-layer forward comparison, built-in Conv3D vs WGSL (WebGPU only)',
   '  --no-iterations    skip the training iterations',
+  '  --host-stats       per timed iteration: WebGPU calls (dispatches, submits, read-backs, bind groups, pipelines',
+  '                     compiled ...), the main thread busy vs waiting, GC pauses, CPU time (host-stats.ts)',
   '  --profile          after the timed iterations, one more iteration (default kernels) with every kernel timed',
   '                     (tf.profile; WebGPU: SAM_DAWN_FLAGS=enable-dawn-features=allow_unsafe_apis)',
   `  --data FILE        training CT (default ${DEFAULT_DATA})`,
@@ -197,6 +200,7 @@ export const benchTrainCommand: Command = {
         'no-forward': { type: 'boolean', default: false },
         'no-iterations': { type: 'boolean', default: false },
         profile: { type: 'boolean', default: false },
+        'host-stats': { type: 'boolean', default: false },
         data: { type: 'string', default: DEFAULT_DATA },
       },
     });
@@ -240,7 +244,15 @@ export const benchTrainCommand: Command = {
         setFilterGradientMode(m as FilterGradientMode);
         const dir = mkdtempSync(join(tmpdir(), 'sam-bench-train-'));
         try {
-          const r = await trainSam(cases, runOptions(dir, iterations + 1));
+          // host statistics over the timed iterations (from the end of the warm-up to the last one's row)
+          let stats: HostStats | undefined;
+          let host: string[] = [];
+          const onProgress = ({ iteration }: { iteration: number }) => {
+            if (!values['host-stats']) return;
+            if (iteration === 1) stats = startHostStats();
+            if (iteration === iterations + 1 && stats) host = stats.stop(iterations);
+          };
+          const r = await trainSam(cases, runOptions(dir, iterations + 1), { onProgress });
           const secs = r.rows.slice(1).map((row) => row.seconds);
           const s = median(secs);
           console.log(
@@ -254,6 +266,7 @@ export const benchTrainCommand: Command = {
             `    per iteration: patch pairs ${phase('sample')} s, mining (forward + negatives) ${phase('mine')} s, ` +
               `loss forward + backward ${phase('gradients')} s, optimiser update ${phase('update')} s`,
           );
+          for (const line of host) console.log(`    per iteration: ${line}`);
         } finally {
           rmSync(dir, { recursive: true, force: true });
         }
