@@ -194,18 +194,21 @@ export async function trainSam(
         mine,
         loss,
       ));
+    // the four terms and the total in one read-back (one flush and wait, not five)
+    const packed = tf.tidy(() => tf.concat([...kept, value].map((x) => tf.reshape(x, [1]))));
+    tf.dispose(kept);
+    value.dispose();
     if (t < o.iterations) {
       // (tfjs queues GPU work and submits it in batches: send it all before the CPU turns to sampling)
       flushGpuQueue();
       const next = iterationRng(o.seed, t + 1);
       prefetched = { t: t + 1, rng: next, pairs: samplePairs(next) };
     }
-    const [localAB, localBA, globalAB, globalBA] = await Promise.all(kept.map(async (t) => (await t.data())[0]));
-    tf.dispose(kept);
+    const read = await packed.data();
+    packed.dispose();
+    const [localAB, localBA, globalAB, globalBA, total] = Array.from(read);
     const terms = { localAB, localBA, globalAB, globalBA };
     input.dispose();
-    const total = (await value.data())[0];
-    value.dispose();
     const tGradients = performance.now();
     if (!Number.isFinite(total)) {
       grads.forEach((g) => g.dispose());
