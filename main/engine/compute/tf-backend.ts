@@ -138,16 +138,27 @@ function throttleDawnPolling(): void {
   const immediate = g.setImmediate;
   if (typeof immediate !== 'function' || (immediate as { samDawnThrottle?: boolean }).samDawnThrottle) return;
   const fnToString = Function.prototype.toString;
-  let waitStart = -Infinity;
-  let lastPoll = -Infinity;
+  // A wait is one chain of polls: each turn schedules the next while Dawn still waits for something.
+  let chainStart = 0;
+  let polling = false;
+  let rescheduled = false;
   const throttled = (f: (...a: unknown[]) => void, ...args: unknown[]) => {
     // Dawn's callback: an anonymous native function, new at every turn
     if (typeof f !== 'function' || f.name !== '' || !fnToString.call(f).includes('[native code]'))
       return immediate(f, ...args);
     const now = performance.now();
-    if (now - lastPoll > 5) waitStart = now; // a new wait
-    lastPoll = now;
-    return now - waitStart < 2 ? immediate(f, ...args) : setTimeout(f, 1, ...args);
+    if (!polling) chainStart = now; // a new wait
+    polling = true;
+    rescheduled = true;
+    const turn = () => {
+      rescheduled = false;
+      try {
+        f(...args);
+      } finally {
+        if (!rescheduled) polling = false; // the wait is over: nothing pending
+      }
+    };
+    return now - chainStart < 2 ? immediate(turn) : setTimeout(turn, 1);
   };
   (throttled as { samDawnThrottle?: boolean }).samDawnThrottle = true;
   g.setImmediate = throttled;
