@@ -91,6 +91,7 @@ async function tryBackend(name: TfBackendName): Promise<string | null> {
     }
     if (!(await tf.setBackend(name))) return `initialisation failed`;
     await tf.ready();
+    if (name === 'webgpu' && process.env.SAM_WEBGPU_UPLOAD !== 'staging') uploadByWriteBuffer();
     // tfjs-webgpu submits queued dispatches in batches of 15; $SAM_WEBGPU_SUBMIT_BATCH sets it (experiments)
     if (name === 'webgpu' && process.env.SAM_WEBGPU_SUBMIT_BATCH)
       tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', Number(process.env.SAM_WEBGPU_SUBMIT_BATCH));
@@ -98,6 +99,58 @@ async function tryBackend(name: TfBackendName): Promise<string | null> {
   } catch (e) {
     return `initialisation failed (${message(e)})`;
   }
+}
+
+interface UploadingBackend {
+  tensorMap: { get(id: object): { dtype: string; shape: number[]; values: unknown; resource: unknown } | undefined };
+  bufferManager: {
+    freeBuffers: Map<string, unknown[]>;
+    acquireBuffer(size: number, usage: number): { size: number };
+  };
+  queue: { writeBuffer(b: unknown, offset: number, data: ArrayBufferView): void };
+  uploadToGPU(dataId: object): void;
+  samWriteBufferUploads?: boolean;
+}
+
+/**
+ * tfjs-webgpu uploads a tensor's host values (every tf.tensor made from an array: index lists, masks,
+ * the patches) into a pooled buffer through a new mapped staging buffer, created for that upload and
+ * destroyed after it (or, without a pooled buffer of that size, a new buffer mapped at creation): some
+ * 40 buffers created an iteration in SAM training. Here a pooled buffer of the size is filled by
+ * queue.writeBuffer instead (Dawn's own staging ring, no buffer created). The queue runs the write
+ * before the commands not yet submitted, which is safe: tfjs returns a buffer to the pool only after
+ * the commands that use it were submitted. Without a pooled buffer, tfjs' own path.
+ * $SAM_WEBGPU_UPLOAD=staging leaves tfjs' path.
+ */
+function uploadByWriteBuffer(): void {
+  const b = tf.backend() as unknown as UploadingBackend;
+  if (b.samWriteBufferUploads || typeof b.uploadToGPU !== 'function' || !b.bufferManager?.freeBuffers) return;
+  const own = b.uploadToGPU.bind(b);
+  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+  b.uploadToGPU = (dataId: object) => {
+    const d = b.tensorMap.get(dataId);
+    if (!d || d.resource != null || d.values == null || !['float32', 'int32', 'bool'].includes(d.dtype))
+      return own(dataId);
+    const n = d.shape.reduce((x, y) => x * y, 1);
+    const size = 4 * n;
+    // tfjs-webgpu's buffer key (getBufferKey): size and usage
+    if (n === 0 || !b.bufferManager.freeBuffers.get(`${size}_${usage}`)?.length) return own(dataId);
+    const values = d.values as ArrayLike<number>;
+    const data =
+      d.dtype === 'float32'
+        ? values instanceof Float32Array
+          ? values
+          : Float32Array.from(values)
+        : values instanceof Int32Array
+          ? values
+          : Int32Array.from(values);
+    if (data.length !== n) return own(dataId);
+    const buffer = b.bufferManager.acquireBuffer(size, usage);
+    b.queue.writeBuffer(buffer, 0, data);
+    d.resource = buffer;
+    d.values = null; // as tfjs: once uploaded, the values are not kept on the host
+  };
+  b.samWriteBufferUploads = true;
 }
 
 /** navigator.gpu from the environment, or from the optional `webgpu` package (Dawn) under Node. */
