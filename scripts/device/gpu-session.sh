@@ -65,7 +65,7 @@ checks() {
   [[ $only == *" train "* ]] && { echo "== bench-train small webgpu, 2 pairs, WGSL weight gradient, then one profiled iteration (issue 3)"
     SAM_DAWN_FLAGS=enable-dawn-features=allow_unsafe_apis \
       timeout 90 /tmp/node $D/sam.mjs bench-train --backend webgpu --config small --batch 2 --iterations 8 --no-kernels \
-      --no-forward --wgrad wgsl --profile --data $D/data/02-example_ct.nii.gz
+      --no-forward --wgrad wgsl --host-stats --profile --data $D/data/02-example_ct.nii.gz
   } 2>&1 | log
   [[ $only == *" reg "* ]] && { echo "== bench-reg chest 2 mm, SAM matcher, embeddings and deform stage on WebGPU, cold then twice warm (issue 5)"
     timeout 80 /tmp/node $D/sam.mjs bench-reg --pairs 1 --sources $D/bench/chest-2mm.nii.gz --spacing 2 --seed 12 --no-elastix \
