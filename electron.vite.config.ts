@@ -13,6 +13,8 @@ export default defineConfig({
           'register-worker': resolve(__dirname, 'main/engine/workstation/register-worker.ts'),
           // the NCC matcher's worker threads (bench/ncc-threads.ts), started from the registration worker
           'ncc-match-worker': resolve(__dirname, 'main/engine/bench/ncc-match-worker.ts'),
+          // the SAM matcher's search on worker threads (sam/match-threads.ts)
+          'match-worker': resolve(__dirname, 'main/engine/sam/match-worker.ts'),
           // the deform stage's box sums on worker threads (register/deform/box-sum-threads.ts)
           'box-sum-worker': resolve(__dirname, 'main/engine/register/deform/box-sum-worker.ts'),
           // the cascade's field, warp and Jacobian slabs on worker threads (register/cascade-tail-threads.ts)

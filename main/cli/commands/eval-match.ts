@@ -14,6 +14,7 @@ import { InputError } from '../../engine/errors.ts';
 import { makeSyntheticPair, insideGrid, type SyntheticPair } from '../../engine/bench/synthetic-pair.ts';
 import { nccMatch } from '../../engine/bench/ncc-match.ts';
 import { embedVolume } from '../../engine/sam/embed-volume.ts';
+import { MatchThreads } from '../../engine/sam/match-threads.ts';
 import { matchPoints } from '../../engine/sam/match.ts';
 import { createRng } from '../../engine/train/rng.ts';
 import { indexToWorld } from '../../engine/volume/geometry.ts';
@@ -120,7 +121,14 @@ export const evalMatchCommand: Command = {
     const source = await readVolume(ctPath);
     const errors = new Map<string, number[]>([['identity (no matching)', []]]);
     const add = (k: string, e: number[]) => errors.set(k, [...(errors.get(k) ?? []), ...e]);
-    for (const seed of seeds) {
+    // the host matcher's search shared with worker threads (the same answers), stopped after the pairs
+    const threads = MatchThreads.start();
+    try {
+      for (const seed of seeds) await evaluatePair(seed);
+    } finally {
+      threads?.dispose();
+    }
+    async function evaluatePair(seed: number): Promise<void> {
       const pair = makeSyntheticPair(source, { seed, spacingMm: 2 });
       const pts = samplePoints(pair, nPoints, seed);
       const truth = pts.map((p) => pair.truth(p));
@@ -138,7 +146,7 @@ export const evalMatchCommand: Command = {
         const fe = await embedVolume(pair.fixed, m.engine, { onProgress: progress('fixed') });
         const me = await embedVolume(pair.moving, m.engine, { onProgress: progress('moving') });
         const t1 = performance.now();
-        const r = await matchPoints(fe, me, pts, { topK });
+        const r = await matchPoints(fe, me, pts, { topK, threads });
         const t2 = performance.now();
         if (process.stderr.isTTY) process.stderr.write('\r');
         log(`  ${m.label}: embedded in ${((t1 - t0) / 1000).toFixed(1)} s, matched in ${(t2 - t1).toFixed(0)} ms`);

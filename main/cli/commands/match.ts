@@ -13,6 +13,7 @@ import type { EmbeddingEngine } from '../../engine/compute/embedding-engine.ts';
 import { getSamConfig, type SamConfig } from '../../engine/sam/config.ts';
 import { embedVolumeCached, hashModel, hashVolume } from '../../engine/sam/embedding-cache.ts';
 import { embedVolumeOnDevice, whenComputed } from '../../engine/sam/device/embed-on-device.ts';
+import { MatchThreads } from '../../engine/sam/match-threads.ts';
 import { matchPointsOnDevice } from '../../engine/sam/device/match-on-device.ts';
 import { matchPoints, type PointMatch } from '../../engine/sam/match.ts';
 import { createWeights, type SamWeights } from '../../engine/sam/network.ts';
@@ -165,10 +166,16 @@ export const matchCommand: Command = {
         qe.dispose();
       }
     } else {
-      const te = await embed(template, templatePath, 'template');
-      const qe = await embed(query, queryPath, 'query');
-      t0 = performance.now();
-      matches = await matchPoints(te, qe, points, matchOptions);
+      // the search shared with worker threads when the points are many (started now: they load meanwhile)
+      const threads = points.length >= 64 ? MatchThreads.start() : null;
+      try {
+        const te = await embed(template, templatePath, 'template');
+        const qe = await embed(query, queryPath, 'query');
+        t0 = performance.now();
+        matches = await matchPoints(te, qe, points, { ...matchOptions, threads });
+      } finally {
+        threads?.dispose();
+      }
     }
     const accepted = matches.filter((m) => m.accepted).length;
     console.error(

@@ -30,6 +30,7 @@ import type { SamConfig } from '../sam/config.ts';
 import type { SamWeights } from '../sam/network.ts';
 import { embedVolumeOnDevice, whenComputed, type DeviceEmbedded } from '../sam/device/embed-on-device.ts';
 import { matchPointsOnDevice } from '../sam/device/match-on-device.ts';
+import { MatchThreads } from '../sam/match-threads.ts';
 import { embeddingFeaturesOnDevice } from './device/embedding-features-on-device.ts';
 import { flushGpuQueue, onHardwareGpu } from '../compute/tf-backend.ts';
 import { DeviceImages } from '../compute/device-images.ts';
@@ -287,6 +288,8 @@ interface StageInputs {
   gpu: GpuEmbeddings | null;
   madeMasks: BodyMasks | undefined;
   images: DeviceImages | undefined;
+  /** The host SAM matcher's threads (runStages starts them). */
+  matchThreads?: MatchThreads | null;
 }
 
 /**
@@ -297,11 +300,15 @@ interface StageInputs {
 async function runStages(inputs: StageInputs): Promise<RegisterResult> {
   const o = inputs.o;
   const ncc = (o.matcher ?? 'sam') === 'ncc' ? NccThreads.start(o.threads) : null;
+  // the host SAM matcher's search on worker threads too (the GPU matcher needs none)
+  const matchThreads =
+    (o.matcher ?? 'sam') === 'sam' && !inputs.gpu ? MatchThreads.start((o.threads ?? Infinity) - 1) : null;
   const tailOnCpu = inputs.stages.length > 1 && !(o.deform?.onDevice ?? onHardwareGpu());
   const tail = tailOnCpu ? CascadeTailThreads.start(o.threads) : null;
   try {
-    return await stagesWith(ncc, tail, inputs);
+    return await stagesWith(ncc, tail, { ...inputs, matchThreads });
   } finally {
+    matchThreads?.dispose();
     ncc?.dispose();
     tail?.dispose();
   }
@@ -312,7 +319,7 @@ async function stagesWith(
   tailThreads: CascadeTailThreads | null,
   inputs: StageInputs,
 ): Promise<RegisterResult> {
-  const { fixed, moving, o, stages, gpu, madeMasks, images } = inputs;
+  const { fixed, moving, o, stages, gpu, madeMasks, images, matchThreads } = inputs;
   const times: Record<string, number> = {};
   const tick = (name: string, t0: number) => (times[name] = (performance.now() - t0) / 1000);
   const matcher = o.matcher ?? 'sam';
@@ -344,6 +351,7 @@ async function stagesWith(
   const shift = matcher === 'ncc' ? initialShift(fixed, moving, fixedMask) : ([0, 0, 0] as Vec3);
   const affine = await samAffine(fixed, moving, matcher === 'sam' ? embeddings : null, {
     samMatch: matcher === 'sam' ? gpuMatch : undefined,
+    matchThreads,
     gridMm: o.gridMm,
     fixedMask,
     movingMask,
@@ -395,6 +403,7 @@ async function stagesWith(
           ...o.coarse,
           chunk: o.coarse?.chunk ?? (gpu ? 4096 : undefined),
           nccThreads: ncc,
+          matchThreads,
           signal: o.signal,
           onProgress: o.onProgress,
         },

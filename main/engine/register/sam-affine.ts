@@ -28,6 +28,7 @@ import { fitAffineRobust, quantile, type Affine3x4, type FitMethod, type RobustF
 import { gridPointsInMask } from './grid-points.ts';
 import { affineDeterminant, symmetricEigen3 } from './affine3x4.ts';
 import { profiler } from '../util/profile.ts';
+import type { MatchThreads } from '../sam/match-threads.ts';
 
 /** Minimum similarity of a kept pair: the official SAM-affine threshold. */
 export const DEFAULT_MIN_SCORE = 0.7;
@@ -117,6 +118,8 @@ export interface SamAffineOptions {
   minPairs?: number;
   /** Matches with SAM's options and answers in place of matchPoints on `embeddings` (e.g. on the GPU). */
   samMatch?: SamMatchFn;
+  /** Worker threads for the host matcher's search (sam/match-threads.ts; the same answers). */
+  matchThreads?: MatchThreads | null;
   /** Replaces the SAM matcher (embeddings are then not needed). */
   match?: PointMatcher;
   /** Points per matcher call (progress and cancellation granularity; default 512). */
@@ -156,7 +159,8 @@ export async function samAffine(
     const e = embeddings;
     // host embeddings (sam/match.ts), or the caller's SAM matcher (the GPU's, sam/device/)
     const sam: SamMatchFn | undefined =
-      options.samMatch ?? (e ? (pts, mo) => matchPoints(e.fixed, e.moving, pts, mo) : undefined);
+      options.samMatch ??
+      (e ? (pts, mo) => matchPoints(e.fixed, e.moving, pts, { ...mo, threads: options.matchThreads }) : undefined);
     if (!sam) throw new InputError('SAM-affine', 'no embeddings and no matcher given');
     match = (pts, sig) =>
       sam(pts, {

@@ -32,6 +32,7 @@ import { fitControlGrid } from './control-grid-fit.ts';
 import type { Field } from './field/field.ts';
 import { gridPointsInMask } from './grid-points.ts';
 import { profiler } from '../util/profile.ts';
+import type { MatchThreads } from '../sam/match-threads.ts';
 
 export interface SamCoarseOptions {
   /** Spacing of the matched points, mm (default 10). */
@@ -63,6 +64,8 @@ export interface SamCoarseOptions {
   chunk?: number;
   /** NCC: match on these worker threads (bench/ncc-threads.ts; the same answers), else in this thread. */
   nccThreads?: NccThreads | null;
+  /** Worker threads for the host SAM matcher's search (sam/match-threads.ts; the same answers). */
+  matchThreads?: MatchThreads | null;
   onProgress?: (stage: string, done: number, total: number) => void;
   signal?: AbortSignal;
 }
@@ -154,7 +157,10 @@ export async function samCoarse(
       const found =
         'match' in matcher
           ? await matcher.match(part, opts)
-          : await matchPoints(matcher.embeddings.fixed, matcher.embeddings.moving, part, opts);
+          : await matchPoints(matcher.embeddings.fixed, matcher.embeddings.moving, part, {
+              ...opts,
+              threads: o.matchThreads,
+            });
       const prior = o.priorRadiusMm ?? 25;
       found.forEach((m, n) => {
         // a match p' in the aligned image is the moving point A p'

@@ -280,7 +280,8 @@ export async function embedVolume(
     const v = makeVolume({
       ...g,
       components: C,
-      data: fp16 ? new Uint16Array(n) : new Float32Array(n),
+      // on shared memory: the match threads read it without a copy (sam/match-threads.ts)
+      data: fp16 ? new Uint16Array(new SharedArrayBuffer(2 * n)) : new Float32Array(new SharedArrayBuffer(4 * n)),
       meta: { source: volume.meta.source, description: `SAM ${what} embedding (${config.name})` },
     });
     return { ...v, storage: fp16 ? 'float16' : 'float32', stride: [...stride] as Vec3 };

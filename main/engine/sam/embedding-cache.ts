@@ -157,7 +157,8 @@ function decode(bytes: Uint8Array, key: string): EmbeddedVolume | null {
 
 function volumeOf(e: Entry, b: Uint8Array): EmbeddingVolume | null {
   if (crc32(b) !== e.crc32 >>> 0) return null;
-  const copy = new Uint8Array(b.length);
+  // on shared memory, as embedVolume's (the match threads read it without a copy)
+  const copy = new Uint8Array(new SharedArrayBuffer(b.length));
   copy.set(b);
   const data = e.storage === 'float16' ? new Uint16Array(copy.buffer) : new Float32Array(copy.buffer);
   const v = makeVolume({

@@ -28,16 +28,9 @@ import { indexToWorld, worldToIndex, type Geometry } from '../volume/geometry.ts
 import { makeVolume, type Vec3, type Volume } from '../volume/volume.ts';
 import { dotRows, type DotBackend } from './dot-products.ts';
 import { embeddingFloat32, halfTable, type EmbeddedVolume, type EmbeddingVolume } from './embed-volume.ts';
-import {
-  globalAt,
-  localAt,
-  localToGlobal,
-  scanContext,
-  scanWindow,
-  topKInto,
-  type ScanState,
-} from './similarity-grid.ts';
-import { blockScratch, hostBlock, refineContinuous, toGlobal, type BlockGram } from './continuous-refine.ts';
+import { globalAt, localAt, scanContext } from './similarity-grid.ts';
+import { emptyFound, QuerySearch, type SearchBlock } from './match-search.ts';
+import type { MatchThreads } from './match-threads.ts';
 import { profiler } from '../util/profile.ts';
 
 /**
@@ -77,6 +70,11 @@ export interface MatchOptions {
   /** Points per matrix product (default 512: bounds memory at 512 x query global voxels). */
   blockSize?: number;
   backend?: DotBackend;
+  /**
+   * Worker threads that share each block's search (top k, window scan, refinement) with this thread
+   * (match-threads.ts; the same answers); the caller starts and disposes them.
+   */
+  threads?: MatchThreads | null;
   signal?: AbortSignal;
 }
 
@@ -193,89 +191,62 @@ export async function matchPoints(
   const refine = options.refine ?? true;
   const block = Math.max(1, options.blockSize ?? 512);
   const qg = { data: embeddingFloat32(query.global), rows: query.global.data.length / C, cols: C };
-  const [li, lj, lk] = query.local.size;
+  const [li, lj] = query.local.size;
   const [gi, gj, gk] = query.global.size;
   const Vg = gi * gj * gk;
   const topK = Math.max(1, Math.min(Vg, options.topK ?? DEFAULT_TOP_K));
   /** Window half-size per axis, in local voxels (continuous: compared with voxel-centre offsets). */
   const h = windowHalfSizes(query, options);
   const mapFor = options.returnMap === true ? 0 : typeof options.returnMap === 'number' ? options.returnMap : -1;
-  const tg = new Float32Array(block * C);
-  const tl = new Float32Array(CL);
   const results: PointMatch[] = [];
   /** Centre of each match's voxel (before refinement): where the cycle check starts back. */
   const voxelCentres: Vec3[] = [];
-
-  const ctx = scanContext(query);
-  const l2g = localToGlobal(query);
-  /** The global blocks' Gram matrices, shared by the points that read the same block. */
-  const globalBlocks = new Map<number, BlockGram>();
-  const localBlock = blockScratch(CL);
-  const scan: ScanState = { best: -Infinity, bestV: 0, bestG: 0, bestL: 0 };
-  const scoreAt = (tl: Float32Array, row: Float32Array, rowOff: number, i: number, j: number, k: number) =>
-    (globalAt(ctx, row, rowOff, i, j, k) + localAt(ctx, tl, i + li * (j + lj * k))) / 2;
+  const search = new QuerySearch(query);
+  const threads = options.threads?.usable ? options.threads : null;
 
   const prof = profiler('match');
   for (let p0 = 0; p0 < points.length; p0 += block) {
     if (options.signal?.aborted) throw new CancelledError('point matching');
     const nb = Math.min(block, points.length - p0);
+    const tg = new Float32Array(nb * C);
+    const tl = new Float32Array(nb * CL);
     const inside: boolean[] = [];
-    for (let b = 0; b < nb; b++) inside.push(sampleEmbedding(template.global, points[p0 + b], tg, b * C));
+    for (let b = 0; b < nb; b++) {
+      const inG = sampleEmbedding(template.global, points[p0 + b], tg, b * C);
+      inside.push(sampleEmbedding(template.local, points[p0 + b], tl, b * CL) && inG);
+    }
     prof.mark('templates');
     const sims = await dotRows({ data: tg, rows: nb, cols: C }, qg, options.backend);
     prof.mark('global similarities');
-    const cand = new Int32Array(topK);
-    const candS = new Float32Array(topK);
+    const work: SearchBlock = { tg, tl, sims, n: nb, topK, h, refine };
+    // top k, window scan, refinement: shared with the match threads when they are given
+    const found = threads
+      ? await threads.search(query, search, work, options.signal)
+      : (() => {
+          const f = emptyFound(nb);
+          search.search(work, 0, nb, f);
+          return f;
+        })();
+    prof.mark(threads ? 'search (threads)' : 'search');
     for (let b = 0; b < nb; b++) {
       const pi = p0 + b;
-      const inT = sampleEmbedding(template.local, points[pi], tl) && inside[b];
-      const rowOff = b * Vg;
-      // top-k global voxels
-      topKInto(sims, rowOff, Vg, cand, candS);
-      prof.mark('top k');
-      // local search in the windows around the candidates (the whole grid when every voxel is one)
-      scan.best = -Infinity;
-      for (let q = 0; q < topK && cand[q] >= 0; q++) {
-        if (topK === Vg) {
-          scanWindow(ctx, scan, tl, sims, rowOff, [0, 0, 0], [li - 1, lj - 1, lk - 1], -1);
-          break;
-        }
-        const { lo, hi } = candidateWindow(query, cand[q], h);
-        scanWindow(ctx, scan, tl, sims, rowOff, lo, hi, pi);
-      }
-      const { best, bestV, bestG, bestL } = scan;
-      prof.mark('window scan');
-      const bi = [bestV % li, Math.floor(bestV / li) % lj, Math.floor(bestV / (li * lj))];
-      // sub-voxel: the continuous score's maximum within one voxel (continuous-refine.ts)
-      const at: Vec3 = refine
-        ? refineContinuous(
-            bi,
-            query.local.size,
-            hostBlock(query.local, tl, bi, undefined, localBlock),
-            hostBlock(query.global, tg.subarray(b * C, (b + 1) * C), toGlobal(l2g, bi), globalBlocks),
-            l2g,
-          )
-        : [bi[0], bi[1], bi[2]];
+      const v = found.voxel[b];
+      const bi: Vec3 = [v % li, Math.floor(v / li) % lj, Math.floor(v / (li * lj))];
+      const best = found.score[b];
       const m: PointMatch = {
-        location: indexToWorld(query.local, at),
+        location: indexToWorld(query.local, [found.at[3 * b], found.at[3 * b + 1], found.at[3 * b + 2]]),
         score: best,
-        globalScore: bestG,
-        localScore: bestL,
-        inTemplate: inT,
-        accepted: inT && best >= (options.minScore ?? -Infinity),
+        globalScore: found.globalScore[b],
+        localScore: found.localScore[b],
+        inTemplate: inside[b],
+        accepted: inside[b] && best >= (options.minScore ?? -Infinity),
       };
-      if (pi === mapFor) {
-        const map = new Float32Array(li * lj * lk);
-        for (let k = 0, n = 0; k < lk; k++)
-          for (let j = 0; j < lj; j++) for (let i = 0; i < li; i++, n++) map[n] = scoreAt(tl, sims, rowOff, i, j, k);
-        m.map = makeVolume({ ...query.local, components: 1, data: map, meta: { description: 'SAM similarity' } });
-      }
+      if (pi === mapFor) m.map = similarityMap(query, tl.subarray(b * CL, (b + 1) * CL), sims, b * Vg);
       results.push(m);
-      voxelCentres.push(indexToWorld(query.local, [bi[0], bi[1], bi[2]]));
-      prof.mark('refinement');
+      voxelCentres.push(indexToWorld(query.local, bi));
     }
   }
-  prof.done(`${points.length} points, top ${topK}`);
+  prof.done(`${points.length} points, top ${topK}${threads ? `, ${threads.size} threads + this one` : ''}`);
 
   if (options.cycleCheck)
     applyCycleCheck(
@@ -285,6 +256,23 @@ export async function matchPoints(
       options,
     );
   return results;
+}
+
+/** The combined similarity (g + l) / 2 of one point at every query local voxel (returnMap). */
+function similarityMap(
+  query: EmbeddedVolume,
+  tl: Float32Array,
+  sims: Float32Array,
+  rowOff: number,
+): Volume<Float32Array> {
+  const ctx = scanContext(query);
+  const [li, lj, lk] = query.local.size;
+  const map = new Float32Array(li * lj * lk);
+  for (let k = 0, n = 0; k < lk; k++)
+    for (let j = 0; j < lj; j++)
+      for (let i = 0; i < li; i++, n++)
+        map[n] = (globalAt(ctx, sims, rowOff, i, j, k) + localAt(ctx, tl, i + li * (j + lj * k))) / 2;
+  return makeVolume({ ...query.local, components: 1, data: map, meta: { description: 'SAM similarity' } });
 }
 
 /** The options of the cycle check's backward matching: the forward ones without map, threshold or recursion. */

@@ -74,6 +74,15 @@ function cached(e: EmbeddedVolume): QueryCache {
   return q;
 }
 
+/** Use norms made elsewhere (globalNorms of the same embeddings, e.g. in another thread) for this volume. */
+export function adoptGlobalNorms(e: EmbeddedVolume, norms: Float32Array): void {
+  const q = cached(e);
+  const [li, lj, lk] = e.local.size;
+  if (norms.length !== li * lj * lk)
+    throw new RangeError(`adoptGlobalNorms: ${norms.length} norms for ${li * lj * lk} voxels`);
+  q.norms = norms;
+}
+
 /**
  * |trilinear upsampling of the global embedding| at every local voxel of an embedded volume (the
  * official code divides by it), from each global cell's 8x8 Gram matrix. Cached per volume.
