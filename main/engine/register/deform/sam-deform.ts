@@ -30,6 +30,7 @@ import { BoxSumThreads } from './box-sum-threads.ts';
 import { deviceDeformOptimiser } from '../device/deform-optimiser-on-device.ts';
 import { fixedWindows } from './local-ncc.ts';
 import { stageField } from '../stage-field.ts';
+import { profiler } from '../../util/profile.ts';
 
 export interface SamDeformOptions {
   /** Spacing of G, mm (default 4). */
@@ -303,10 +304,12 @@ async function deformLevels(
   const optimiserFor = (problem: DeformProblem) =>
     o.onDevice ? deviceDeformOptimiser(problem, o) : hostDeformOptimiser(problem, { ...o, boxSums });
   let init: Field | null = null;
+  const prof = profiler('sam-deform');
   if (o.multilevel ?? true) {
     let t0 = performance.now();
     const c = await buildLevel(fixed, moving, u0, fixedMask, 2 * s, o);
     seconds.prepare += lap(t0);
+    prof.mark('prepare coarse level');
     t0 = performance.now();
     const wc = new Float32Array(c.problem.base.length);
     const opt = optimiserFor(c.problem);
@@ -316,6 +319,7 @@ async function deformLevels(
       opt.dispose();
     }
     seconds.optimise += lap(t0);
+    prof.mark('optimise coarse level');
     init = makeVolume({ ...c.G, components: 3, data: wc, meta: { description: 'w (coarse level)' } }) as Field;
   }
   let t0 = performance.now();
@@ -327,11 +331,14 @@ async function deformLevels(
   const w = init ? stageField(G, [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0], [init]).data : new Float32Array(3 * N);
   const opt = optimiserFor(problem);
   seconds.prepare += lap(t0);
+  prof.mark('prepare');
   t0 = performance.now();
   let start: DeformEval;
   try {
     start = await opt.evaluate(init ? new Float32Array(3 * N) : w);
+    prof.mark('evaluate (start)');
     await opt.optimise(w, iterations, lr0, smoothing, 'optimise');
+    prof.mark('optimise');
   } catch (e) {
     opt.dispose();
     throw e;
@@ -366,12 +373,15 @@ async function deformLevels(
     foldedPercent = await folded();
   }
   seconds.foldCheck = lap(t0);
+  prof.mark('fold check');
   let end: DeformEval;
   try {
     end = await opt.evaluate(w);
   } finally {
     opt.dispose();
   }
+  prof.mark('evaluate (end)');
+  prof.done(`grid ${G.size.join('x')}, ${iterations} iterations a level`);
   return {
     field,
     stats: {
