@@ -255,7 +255,7 @@ export async function matchPointsOnDevice(
   const perPoint = W * 4;
   const budget = options.maxBlockBytes ?? 256e6;
   const block = inPlace
-    ? Math.max(1, Math.min(65535, Math.floor(budget / (Vg * 4))))
+    ? Math.max(1, Math.min(65535, Math.floor(Math.min(budget, maxTensorBytes() ?? Infinity) / (Vg * 4))))
     : Math.max(
         1,
         Math.min(
