@@ -51,6 +51,21 @@ test('sam match: CSV of matches, embeddings cached, missing model explained', ()
     assert.match(again.err, /embedding template: from cache/);
     assert.equal(again.out.trim().split('\n').length, 4);
     assert.equal(readdirSync(join(dir, 'cache')).length, 1);
+    // 100 points (enough to share the search with worker threads, from the cached embeddings: shared
+    // memory): the command ends, one row a point, the same rows as a point at a time
+    const many: string[] = [];
+    for (let k = 0; k < 4; k++)
+      for (let j = 0; j < 5; j++)
+        for (let i = 0; i < 5; i++) many.push(`${-60 + 8 * i} ${-60 + 8 * j} ${-1216 + 8 * k}`);
+    const manyPts = join(dir, 'many.txt');
+    writeFileSync(manyPts, `point\n${many.length}\n${many.join('\n')}\n`);
+    const all = sam(env, ...args, '--points', manyPts);
+    assert.equal(all.code, 0, all.err);
+    const rows = all.out.trim().split('\n');
+    assert.equal(rows.length, 101);
+    writeFileSync(manyPts, `point\n1\n${many[37]}\n`);
+    const one = sam(env, ...args, '--points', manyPts);
+    assert.equal(one.out.trim().split('\n')[1], rows[38]);
   } finally {
     cleanup();
   }
