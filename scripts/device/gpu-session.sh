@@ -53,22 +53,29 @@ benches() {
       --on-device --tile-bytes 16e9
   } 2>&1 | log
 }
-# check: the short re-measurement after changes (at most 300 s of timeouts; one call when little device time
+# check: the short re-measurement after changes (at most 320 s of timeouts; one call when little device time
 # is left). The kit is over the 64 MiB a call carries with the training set, so a check carries the parts it reads:
 #   run(command="bash scripts/device/gpu-session.sh check", carry=[".device/sam.mjs.xz", ".device/node.xz",
 #       ".device/dawn.node.xz", ".device/node_modules", ".device/debs", ".device/bench",
-#       ".device/data/02-example_ct.nii.gz"], timeout_s=330)
-# CHECKS (default "train reg embed paper") picks the parts; SAM_PROFILE=1 prints time splits (matcher, affine, coarse, warp; util/profile.ts).
+#       ".device/data/02-example_ct.nii.gz"], timeout_s=360)
+# CHECKS (default "train trainprof reg embed paper") picks the parts; SAM_PROFILE=1 prints time splits (matcher, affine, coarse, warp; util/profile.ts).
 checks() {
-  local only=" ${CHECKS:-train reg embed paper} "
+  local only=" ${CHECKS:-train trainprof reg embed paper} "
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>&1 | log
   [[ $only == *" train "* ]] && { echo "== bench-train small webgpu, 2 pairs, WGSL weight gradient, then one profiled iteration (issue 3)"
     SAM_DAWN_FLAGS=enable-dawn-features=allow_unsafe_apis \
       timeout 90 /tmp/node $D/sam.mjs bench-train --backend webgpu --config small --batch 2 --iterations 8 --no-kernels \
       --no-forward --wgrad wgsl --host-stats --profile --data $D/data/02-example_ct.nii.gz
   } 2>&1 | log
-  [[ $only == *" reg "* ]] && { echo "== bench-reg chest 2 mm, SAM matcher, embeddings and deform stage on WebGPU, cold then twice warm (issue 5)"
-    timeout 80 /tmp/node $D/sam.mjs bench-reg --pairs 1 --sources $D/bench/chest-2mm.nii.gz --spacing 2 --seed 12 --no-elastix \
+  [[ $only == *" trainprof "* ]] && { echo "== training's host time: a V8 CPU profile of 4 iterations (small), summarised (the profile: \$OUT/train.cpuprofile.xz)"
+    rm -rf /tmp/prof
+    timeout 60 /tmp/node --cpu-prof --cpu-prof-dir /tmp/prof $D/sam.mjs bench-train --backend webgpu --config small --batch 2 \
+      --iterations 4 --no-kernels --no-forward --wgrad wgsl --data $D/data/02-example_ct.nii.gz
+    prof=$(ls -S /tmp/prof/*.cpuprofile 2>/dev/null | head -1)
+    [ -n "$prof" ] && /tmp/node scripts/cpuprofile-summary.mjs "$prof" --top 40 && xz -T4 -c "$prof" > "$OUT/train.cpuprofile.xz"
+  } 2>&1 | log
+  [[ $only == *" reg "* ]] && { echo "== bench-reg chest 2 mm, SAM matcher, embeddings and deform stage on WebGPU, cold then twice warm, time splits (SAM_PROFILE) (issue 5)"
+    SAM_PROFILE=1 timeout 80 /tmp/node $D/sam.mjs bench-reg --pairs 1 --sources $D/bench/chest-2mm.nii.gz --spacing 2 --seed 12 --no-elastix \
       --matcher sam --weights "$INIT" --device webgpu --deform-on gpu --repeat 3
   } 2>&1 | log
   [[ $only == *" embed "* ]] && { echo "== bench-embed small ($INIT) webgpu, default tile budget, on the device (issue 4)"

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.."
 D=.device
 mkdir -p $D/debs $D/data $D/node_modules
 [ -s $D/node.xz ] || xz -T2 -9e -c "$(command -v node)" > $D/node.xz
-npx esbuild scripts/device/sam-entry.ts --bundle --ignore-annotations --main-fields=module,main --platform=node --format=esm --target=node20 --minify \
+npx esbuild scripts/device/sam-entry.ts --bundle --ignore-annotations --main-fields=module,main --platform=node --format=esm --target=node20 --minify-whitespace --minify-syntax \
   --external:*.node --external:onnxruntime-node --external:webgpu --external:dcmjs \
   --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" \
   --outfile=$D/sam.mjs --log-level=warning
