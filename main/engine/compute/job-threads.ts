@@ -50,12 +50,13 @@ export abstract class JobThreads<R extends JobReply> {
   }
 
   /**
-   * Up to `count` threads on `entry` (at most one per core); null when that is fewer than 2, the entry
-   * is missing (a bundle built without it) or a thread cannot start: the caller works alone then.
+   * Up to `count` threads on `entry` (at most one per core); null when that is fewer than `min`
+   * (default 2), the entry is missing (a bundle built without it) or a thread cannot start: the caller
+   * works alone then.
    */
-  protected static startThreads(count: number, entry: string): Worker[] | null {
+  protected static startThreads(count: number, entry: string, min = 2): Worker[] | null {
     const n = Math.min(count, availableParallelism());
-    if (n < 2 || !existsSync(entry)) return null;
+    if (n < min || !existsSync(entry)) return null;
     const threads: Worker[] = [];
     try {
       for (let w = 0; w < n; w++) threads.push(startThread(entry));

@@ -9,10 +9,8 @@
  * Start them early (they load their modules meanwhile) and dispose of them when done.
  */
 import { availableParallelism } from 'node:os';
-import { existsSync } from 'node:fs';
-import type { Worker } from 'node:worker_threads';
 import { CancelledError } from '../errors.ts';
-import { threadEntry, startThread } from '../compute/start-thread.ts';
+import { threadEntry } from '../compute/start-thread.ts';
 import { JobThreads, type JobReply } from '../compute/job-threads.ts';
 import type { EmbeddedVolume } from './embed-volume.ts';
 import { emptyFound, type QuerySearch, type SearchBlock, type SearchFound } from './match-search.ts';
@@ -49,17 +47,13 @@ export class MatchThreads extends JobThreads<MatchReply> {
    * when the threads cannot start (the caller matches alone). `entry`: the thread's module (tests).
    */
   static start(count = availableParallelism() - 1, entry?: string): MatchThreads | null {
-    const file = entry ?? threadEntry(new URL('./match-worker.ts', import.meta.url));
-    const n = Math.min(count, availableParallelism() - 1);
-    if (n < 1 || !existsSync(file)) return null;
-    const threads: Worker[] = [];
-    try {
-      for (let w = 0; w < n; w++) threads.push(startThread(file));
-    } catch {
-      for (const t of threads) void t.terminate();
-      return null;
-    }
-    return new MatchThreads(threads);
+    // (the caller's thread searches too: one thread fewer than cores, and one is enough)
+    const threads = JobThreads.startThreads(
+      Math.min(count, availableParallelism() - 1),
+      entry ?? threadEntry(new URL('./match-worker.ts', import.meta.url)),
+      1,
+    );
+    return threads && new MatchThreads(threads);
   }
 
   /** Whether the threads can take work (not stopped, not failed). */
