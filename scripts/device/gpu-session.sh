@@ -76,7 +76,7 @@ checks() {
   } 2>&1 | log
   [[ $only == *" reg "* ]] && { echo "== bench-reg chest 2 mm, SAM matcher, embeddings and deform stage on WebGPU, cold then twice warm, time splits (SAM_PROFILE) (issue 5)"
     SAM_PROFILE=1 timeout 80 /tmp/node $D/sam.mjs bench-reg --pairs 1 --sources $D/bench/chest-2mm.nii.gz --spacing 2 --seed 12 --no-elastix \
-      --matcher sam --weights "$INIT" --device webgpu --deform-on gpu --repeat 3
+      --matcher sam --weights "$INIT" --device webgpu --deform-on gpu --repeat 3 --host-stats
   } 2>&1 | log
   [[ $only == *" embed "* ]] && { echo "== bench-embed small ($INIT) webgpu, default tile budget, on the device (issue 4)"
     timeout 40 /tmp/node $D/sam.mjs bench-embed $D/bench/chest-2mm.nii.gz --device webgpu --weights "$INIT" --repeat 3 \

@@ -18,6 +18,7 @@ import { resample } from '../../engine/volume/resample.ts';
 import { defaultModelPath, openModel } from './match.ts';
 import { DEFORM_NET_OPTIONS, DEFORM_ON_USAGE, deformOnDevice, openDeformNet } from '../deform-net-args.ts';
 import { intOption, numberOption, optionalInt } from '../option-values.ts';
+import { startHostStats } from '../bench/host-stats.ts';
 
 const DATA = process.env.SAM_DATA_DIR ?? '../shared/data';
 const TS = 'TotalSegmentator/tests/reference_files';
@@ -53,6 +54,8 @@ ${DEFORM_ON_USAGE}
   --elastix-iterations N  override elastix's iterations per resolution (quick runs)
   --repeat N         run the cascade N times per pair and report the last (default 1): a warm process,
                      the GPU programs compiled by the first run (its total is printed as progress)
+  --host-stats       around the last run: WebGPU calls (dispatches, submits, read-backs ...), the main
+                     thread's busy and waiting time, GC (cli/bench/host-stats.ts)
   --json             print the rows as JSON instead of the table`;
 
 async function loadSource(name: string): Promise<BenchSource> {
@@ -93,6 +96,7 @@ export const benchRegCommand: Command = {
         'no-elastix': { type: 'boolean', default: false },
         'elastix-iterations': { type: 'string' },
         repeat: { type: 'string' },
+        'host-stats': { type: 'boolean', default: false },
         json: { type: 'boolean', default: false },
         help: { type: 'boolean', default: false },
         ...DEFORM_NET_OPTIONS,
@@ -154,6 +158,7 @@ export const benchRegCommand: Command = {
         },
         elastixIterations: optionalInt('elastix-iterations', values['elastix-iterations']),
         repeat: optionalInt('repeat', values.repeat),
+        hostStats: values['host-stats'] ? startHostStats : undefined,
         onProgress: (what) => console.error(`bench-reg: ${what}`),
       });
       if (values.json) console.log(JSON.stringify(rows, null, 2));

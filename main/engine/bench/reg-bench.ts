@@ -64,6 +64,8 @@ export interface BenchOptions {
    * progress).
    */
   repeat?: number;
+  /** Counts of the host's work (e.g. cli/bench/host-stats.ts) around the last run, reported by onProgress. */
+  hostStats?: () => { stop(per: number): string[] };
   /** Further options of the cascade (stage options). */
   register?: Pick<RegisterOptions, 'coarse' | 'deform' | 'gridMm' | 'deformNet' | 'deviceModel' | 'threads'>;
   onProgress?: (what: string) => void;
@@ -159,6 +161,7 @@ export async function benchRegistration(sources: BenchSource[], o: BenchOptions)
       o.onProgress?.(
         `${name}: SAM cascade (${o.stages.join(',')}, ${o.matcher})${runs > 1 ? `, run ${run} of ${runs}` : ''}`,
       );
+      const stats = run === runs ? o.hostStats?.() : undefined;
       r = await registerVolumes(pair.fixed, pair.moving, {
         stages: o.stages,
         matcher: o.matcher,
@@ -167,6 +170,7 @@ export async function benchRegistration(sources: BenchSource[], o: BenchOptions)
         ...o.register,
         signal: o.signal,
       });
+      if (stats) for (const line of stats.stop(1)) o.onProgress?.(`${name}: run ${run}, host: ${line}`);
       if (run < runs)
         o.onProgress?.(`${name}: run ${run}: ${r.qa.secondsTotal.toFixed(2)} s (${stageTimes(r.qa.secondsPerStage)})`);
     }
