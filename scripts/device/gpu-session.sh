@@ -53,11 +53,9 @@ benches() {
       --on-device --tile-bytes 16e9
   } 2>&1 | log
 }
-# check: the short re-measurement after changes (at most 320 s of timeouts; one call when little device time
-# is left). The kit is over the 64 MiB a call carries with the training set, so a check carries the parts it reads:
-#   run(command="bash scripts/device/gpu-session.sh check", carry=[".device/sam.mjs.xz", ".device/node.xz",
-#       ".device/dawn.node.xz", ".device/node_modules", ".device/debs", ".device/bench",
-#       ".device/data/02-example_ct.nii.gz"], timeout_s=360)
+# check: the short re-measurement after changes (at most 320 s of timeouts; one call when little device
+# time is left):
+#   run(command="bash scripts/device/gpu-session.sh check", carry=[".device"], timeout_s=360)
 # CHECKS (default "train trainprof reg embed paper") picks the parts; SAM_PROFILE=1 prints time splits (matcher, affine, coarse, warp; util/profile.ts).
 checks() {
   local only=" ${CHECKS:-train trainprof reg embed paper} "

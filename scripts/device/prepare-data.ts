@@ -2,7 +2,8 @@
  * Writes the training set for the GPU machine: every CT in HU under the given inputs, resampled to
  * the network's 2 mm LPS grid (what training does first anyway), int16, as .nii.gz, so the whole
  * set fits the device transfer limit (each cropped to its body with a margin; inputs matching
- * $EXCLUDE, default the example_ct_sm subset of example_ct, are left out).
+ * $EXCLUDE, default the example_ct_sm subset of example_ct and the chest that prepare-bench.ts writes, are
+ * left out).
  * Usage: tsx scripts/device/prepare-data.ts OUT_DIR INPUT...
  */
 import { basename } from 'node:path';
@@ -15,8 +16,11 @@ import { boundingBox, cropIndex } from '../../main/engine/volume/crop.ts';
 import { bodyMask } from '../../main/engine/volume/mask.ts';
 
 const [out, ...inputs] = process.argv.slice(2);
-let n = 0;
-const exclude = new RegExp(process.env.EXCLUDE ?? 'example_ct_sm');
+// numbered from 1: 00 was the chest, now prepare-bench.ts's (the other files keep their names)
+let n = 1;
+// (the 141-slice chest, ITKElastix examples/data/00, travels once, uncropped, as the benchmarks' volume:
+// prepare-bench.ts; train.sh adds it to the training set)
+const exclude = new RegExp(process.env.EXCLUDE ?? 'example_ct_sm|ITKElastix/examples/data/00$');
 for (const src of findVolumeInputs(inputs)) {
   if (exclude.test(src)) continue;
   let v;

@@ -10,7 +10,7 @@ shift || true
 source "$(dirname "$0")/setup.sh"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 mkdir -p "$OUT/run"
-timeout --foreground -s INT "$SECONDS_BUDGET" /tmp/node $D/sam.mjs train --data $D/data --out "$OUT/run" --config small \
+timeout --foreground -s INT "$SECONDS_BUDGET" /tmp/node $D/sam.mjs train --data $D/data --data $D/bench --out "$OUT/run" --config small \
   --backend webgpu --iterations 100000 --checkpoint-every 50 --optimizer adam "$@" 2>&1 | tee "$OUT/train.log" | tail -40
 rm -rf "$OUT/run/checkpoints"
 ls -la "$OUT/run"
