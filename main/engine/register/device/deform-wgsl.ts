@@ -83,6 +83,89 @@ export function boxSum3Wgsl(x: tf.Tensor4D, r: number, mean = false): tf.Tensor4
   );
 }
 
+/**
+ * boxSum3Wgsl in one dispatch: each output sums its (2r + 1)^3 window directly, in the order and with
+ * the divisions of the three axis passes (i innermost, then j, then k; each partial sum divided by its
+ * axis's count for a mean), so the float32 result is the same bit for bit. (2r + 1)^3 reads instead of
+ * 3 (2r + 1): for small r, where the dispatches cost more than the reads (the gradient's radius-1
+ * smoothing, twice an iteration).
+ */
+class BoxSum3dProgram extends FlatProgram {
+  variableNames = ['X'];
+  uniforms = 'dims : vec4<i32>,';
+  outputShape: number[];
+  shaderKey: string;
+  size = true;
+
+  constructor(
+    n: number,
+    private readonly r: number,
+    private readonly mean: boolean,
+  ) {
+    super(n);
+    this.outputShape = [n];
+    this.shaderKey = `samBoxSum3d_${r}_${mean}`;
+  }
+
+  getUserCode(): string {
+    const r = this.r;
+    const div = (s: string, n: string) => (this.mean ? `${s} / ${n}` : s);
+    return `
+      fn main(index : i32) {
+        if (index < uniforms.size) {
+          let ni = uniforms.dims.x;
+          let nj = uniforms.dims.y;
+          let nk = uniforms.dims.z;
+          let C = uniforms.dims.w;
+          let v = index / C;
+          let i = v % ni;
+          let j = (v / ni) % nj;
+          let k = v / (ni * nj);
+          var sk = 0.0;
+          var ck = 0.0;
+          for (var tk = -${r}; tk <= ${r}; tk = tk + 1) {
+            let kk = k + tk;
+            if (kk < 0 || kk >= nk) { continue; }
+            var sj = 0.0;
+            var cj = 0.0;
+            for (var tj = -${r}; tj <= ${r}; tj = tj + 1) {
+              let jj = j + tj;
+              if (jj < 0 || jj >= nj) { continue; }
+              var si = 0.0;
+              var ci = 0.0;
+              for (var ti = -${r}; ti <= ${r}; ti = ti + 1) {
+                let ii = i + ti;
+                if (ii >= 0 && ii < ni) {
+                  si = si + X[index + ((kk - k) * nj * ni + (jj - j) * ni + ti) * C];
+                  ci = ci + 1.0;
+                }
+              }
+              sj = sj + ${div('si', 'ci')};
+              cj = cj + 1.0;
+            }
+            sk = sk + ${div('sj', 'cj')};
+            ck = ck + 1.0;
+          }
+          setOutputAtIndex(index, ${div('sk', 'ck')});
+        }
+      }
+    `;
+  }
+}
+
+/** boxSum3Wgsl(x, r, mean) in one dispatch (BoxSum3dProgram; the same numbers); webgpu only. */
+export function boxSum3dWgsl(x: tf.Tensor4D, r: number, mean = false): tf.Tensor4D {
+  const [nk, nj, ni, C] = x.shape;
+  return tf.tidy(() => {
+    const out = runWebgpuProgram(
+      new BoxSum3dProgram(x.size, r, mean),
+      [tf.reshape(x, [-1])],
+      [{ type: 'int32', data: [ni, nj, nk, C] }],
+    );
+    return tf.reshape(out, x.shape) as tf.Tensor4D;
+  });
+}
+
 class TrilinearProgram extends FlatProgram {
   variableNames = ['I', 'P'];
   uniforms = 'm0 : vec4<f32>, m1 : vec4<f32>, m2 : vec4<f32>, dims : vec3<i32>, points : i32,';
