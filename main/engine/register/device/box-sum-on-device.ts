@@ -8,7 +8,7 @@
  * costs one more box sum instead of the transposes of the pads and slices.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { boxSum3dWgsl, boxSum3Wgsl } from './deform-wgsl.ts';
+import { boxSum3dWgsl } from './deform-wgsl.ts';
 
 function alongAxis(x: tf.Tensor4D, axis: 0 | 1 | 2, r: number): tf.Tensor4D {
   if (r <= 0) return x.clone();
@@ -30,8 +30,8 @@ function alongAxis(x: tf.Tensor4D, axis: 0 | 1 | 2, r: number): tf.Tensor4D {
 }
 
 function boxSumForward(x: tf.Tensor4D, r: number): tf.Tensor4D {
-  // on WebGPU one dispatch per axis (deform-wgsl.ts), elsewhere pads and slices
-  if (tf.getBackend() === 'webgpu') return boxSum3Wgsl(x, r);
+  // on WebGPU one or two dispatches (deform-wgsl.ts boxSum3dWgsl), elsewhere pads and slices
+  if (tf.getBackend() === 'webgpu') return boxSum3dWgsl(x, r);
   return tf.tidy(() => alongAxis(alongAxis(alongAxis(x, 2, r), 1, r), 0, r));
 }
 
@@ -46,12 +46,12 @@ export function boxSumOnDevice(x: tf.Tensor4D, r: number): tf.Tensor4D {
 
 /**
  * Box mean of radius r (the sum over the truncated window divided by its voxel count), not
- * differentiated. On WebGPU three per-axis means (the count is a product over the axes; radius 1 in
- * one dispatch with the same numbers); elsewhere the box sum divided by the box sum of ones.
+ * differentiated. On WebGPU the per-axis means (the count is a product over the axes) in one or two
+ * dispatches; elsewhere the box sum divided by the box sum of ones.
  */
 export function boxMeanOnDevice(x: tf.Tensor4D, r: number): tf.Tensor4D {
-  // radius 1 (the gradient's smoothing): one dispatch, the three axis passes' numbers
-  if (tf.getBackend() === 'webgpu') return r <= 1 ? boxSum3dWgsl(x, r, true) : boxSum3Wgsl(x, r, true);
+  // one dispatch for radius 1 (the gradient's smoothing), two for more: the three axis passes' numbers
+  if (tf.getBackend() === 'webgpu') return boxSum3dWgsl(x, r, true);
   return tf.tidy(() => tf.div(boxSumForward(x, r), boxSumForward(tf.ones([x.shape[0], x.shape[1], x.shape[2], 1]), r)));
 }
 

@@ -19,7 +19,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { DeviceDeformProblem } from './deform-loss-on-device.ts';
-import { boxSum3Wgsl, trilinearWgsl } from './deform-wgsl.ts';
+import { boxSum3dWgsl, trilinearWgsl } from './deform-wgsl.ts';
 import { affineUniforms, FlatProgram } from './flat-program.ts';
 import { runWebgpuProgram } from '../../compute/run-webgpu-program.ts';
 
@@ -189,7 +189,7 @@ export function deformGradientWgsl(p: DeviceDeformProblem, pack: tf.Tensor2D, st
       [state, p.base, mv.data, pack],
       [...mUniforms, { type: 'int32', data: [N] }],
     );
-    const Q = boxSum3Wgsl(tf.reshape(products, [nk, nj, ni, 3]), p.windows.r);
+    const Q = boxSum3dWgsl(tf.reshape(products, [nk, nj, ni, 3]), p.windows.r);
     const coefficients = runWebgpuProgram(
       new LnccCoefficientsProgram(N),
       [Q, pack],
@@ -198,7 +198,7 @@ export function deformGradientWgsl(p: DeviceDeformProblem, pack: tf.Tensor2D, st
         { type: 'int32', data: [N] },
       ],
     );
-    const R = boxSum3Wgsl(tf.reshape(coefficients, [nk, nj, ni, 4]), p.windows.r);
+    const R = boxSum3dWgsl(tf.reshape(coefficients, [nk, nj, ni, 4]), p.windows.r);
     const F = p.features && p.features.weight > 0 ? p.features : undefined;
     const C = F ? F.fixed.shape[1] : 0;
     const coef = p.alpha / N;

@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Affine3x4 } from '../../volume/geometry.ts';
 import type { DeformProblem } from '../deform/deform-loss.ts';
 import { boxSumOnDevice } from './box-sum-on-device.ts';
-import { boxSum3Wgsl } from './deform-wgsl.ts';
+import { boxSum3dWgsl } from './deform-wgsl.ts';
 import { sampleWorldOnDevice } from './sample-on-device.ts';
 
 interface DeviceImage {
@@ -64,9 +64,9 @@ export function deviceProblem(p: DeformProblem): DeviceDeformProblem {
     // the window sums on the GPU (float32 sums of 2r + 1 values per axis) instead of the host's float64
     // box sums (the largest part of the deform stage's preparation on a GPU machine's host)
     [n, sI, varI] = tf.tidy(() => {
-      const ones = boxSum3Wgsl(tf.onesLike(I), f.r);
-      const s = boxSum3Wgsl(I, f.r);
-      const ss = boxSum3Wgsl(tf.square(I) as tf.Tensor4D, f.r);
+      const ones = boxSum3dWgsl(tf.onesLike(I), f.r);
+      const s = boxSum3dWgsl(I, f.r);
+      const ss = boxSum3dWgsl(tf.square(I) as tf.Tensor4D, f.r);
       return [ones, s, tf.sub(ss, tf.div(tf.square(s), ones)) as tf.Tensor4D];
     });
     [n, sI, varI].forEach(keep);

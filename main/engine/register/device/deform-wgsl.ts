@@ -4,7 +4,9 @@
  * about 85 ops per trilinear sampling) spend a GPU's time on launches:
  * - BoxSumAxisProgram: the truncated box sum (or mean) of radius r along one axis of a flat tensor (the
  *   axis given by its length and element stride), one dispatch per axis; the truncated window's count
- *   is a product over the axes, so three axis means make the box mean;
+ *   is a product over the axes, so three axis means make the box mean (boxSum3Wgsl, the reference);
+ * - BoxSumAxesProgram: the same passes fused, i and j or all three axes in one dispatch, bit for bit
+ *   the same numbers (boxSum3dWgsl, what the deform stage uses: one or two dispatches a box sum);
  * - TrilinearProgram: the trilinear value of every channel of an image [V, C] at world points [N, 3]
  *   (through the world -> index affine, border clamped as the host code) and its derivatives with
  *   respect to the world coordinates, in one dispatch: output [N, 4, C] = value, d/dX, d/dY, d/dZ.
@@ -84,13 +86,14 @@ export function boxSum3Wgsl(x: tf.Tensor4D, r: number, mean = false): tf.Tensor4
 }
 
 /**
- * boxSum3Wgsl in one dispatch: each output sums its (2r + 1)^3 window directly, in the order and with
- * the divisions of the three axis passes (i innermost, then j, then k; each partial sum divided by its
- * axis's count for a mean), so the float32 result is the same bit for bit. (2r + 1)^3 reads instead of
- * 3 (2r + 1): for small r, where the dispatches cost more than the reads (the gradient's radius-1
- * smoothing, twice an iteration).
+ * Box sums over the i and j axes (`axes` 2) or all three (`axes` 3) of [nk, nj, ni, C] in one
+ * dispatch: each output sums its window directly, in the order and with the divisions of the axis
+ * passes (i innermost, then j, then k; each partial sum divided by its axis's count for a mean), so
+ * the float32 result is the same bit for bit as boxSumAxisWgsl's passes. (2r + 1)^axes reads instead of
+ * axes (2r + 1), for one dispatch instead of `axes`: launching a program costs a GPU's host more than
+ * the reads (0.3-0.5 ms a dispatch on the H200 machine).
  */
-class BoxSum3dProgram extends FlatProgram {
+class BoxSumAxesProgram extends FlatProgram {
   variableNames = ['X'];
   uniforms = 'dims : vec4<i32>,';
   outputShape: number[];
@@ -101,15 +104,20 @@ class BoxSum3dProgram extends FlatProgram {
     n: number,
     private readonly r: number,
     private readonly mean: boolean,
+    private readonly axes: 2 | 3,
   ) {
     super(n);
     this.outputShape = [n];
-    this.shaderKey = `samBoxSum3d_${r}_${mean}`;
+    this.shaderKey = `samBoxSumAxes_${r}_${mean}_${axes}`;
   }
 
   getUserCode(): string {
     const r = this.r;
     const div = (s: string, n: string) => (this.mean ? `${s} / ${n}` : s);
+    // the k loop: over the window (3 axes) or k itself (2 axes: no k pass)
+    const kLoop =
+      this.axes === 3 ? `for (var tk = -${r}; tk <= ${r}; tk = tk + 1)` : 'for (var tk = 0; tk <= 0; tk = tk + 1)';
+    const result = this.axes === 3 ? div('sk', 'ck') : 'sk';
     return `
       fn main(index : i32) {
         if (index < uniforms.size) {
@@ -123,7 +131,7 @@ class BoxSum3dProgram extends FlatProgram {
           let k = v / (ni * nj);
           var sk = 0.0;
           var ck = 0.0;
-          for (var tk = -${r}; tk <= ${r}; tk = tk + 1) {
+          ${kLoop} {
             let kk = k + tk;
             if (kk < 0 || kk >= nk) { continue; }
             var sj = 0.0;
@@ -146,24 +154,32 @@ class BoxSum3dProgram extends FlatProgram {
             sk = sk + ${div('sj', 'cj')};
             ck = ck + 1.0;
           }
-          setOutputAtIndex(index, ${div('sk', 'ck')});
+          setOutputAtIndex(index, ${result});
         }
       }
     `;
   }
 }
 
-/** boxSum3Wgsl(x, r, mean) in one dispatch (BoxSum3dProgram; the same numbers); webgpu only. */
-export function boxSum3dWgsl(x: tf.Tensor4D, r: number, mean = false): tf.Tensor4D {
+function boxSumAxesWgsl(x: tf.Tensor4D, r: number, mean: boolean, axes: 2 | 3): tf.Tensor4D {
   const [nk, nj, ni, C] = x.shape;
   return tf.tidy(() => {
     const out = runWebgpuProgram(
-      new BoxSum3dProgram(x.size, r, mean),
+      new BoxSumAxesProgram(x.size, r, mean, axes),
       [tf.reshape(x, [-1])],
       [{ type: 'int32', data: [ni, nj, nk, C] }],
     );
     return tf.reshape(out, x.shape) as tf.Tensor4D;
   });
+}
+
+/**
+ * boxSum3Wgsl's numbers in fewer dispatches: radius 1 in one (27 reads an output), larger radii in two
+ * (the i and j axes together, then k: (2r + 1)^2 + 2r + 1 reads). Bit for bit the same.
+ */
+export function boxSum3dWgsl(x: tf.Tensor4D, r: number, mean = false): tf.Tensor4D {
+  if (r <= 1) return boxSumAxesWgsl(x, r, mean, 3);
+  return tf.tidy(() => boxSumAxisWgsl(boxSumAxesWgsl(x, r, mean, 2), 0, r, mean) as tf.Tensor4D);
 }
 
 class TrilinearProgram extends FlatProgram {
