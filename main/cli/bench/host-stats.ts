@@ -8,6 +8,7 @@
  * restored by `stop`; nothing when they do not exist (other backends).
  */
 import { PerformanceObserver, performance } from 'node:perf_hooks';
+import * as tf from '@tensorflow/tfjs-core';
 
 const CALLS = [
   ['GPUComputePassEncoder', 'dispatchWorkgroups', 'dispatches'],
@@ -39,6 +40,27 @@ export function startHostStats(): HostStats {
     };
     restore.push(() => (proto[method] = orig));
   }
+  // tfjs kernels (every op the engine runs, gradients included; custom-gradient ops count once) and
+  // programs dispatched on WebGPU, by name; SAM_HOST_STATS_DETAIL=1 lists the most frequent ones
+  const kernels = new Map<string, number>();
+  const programs = new Map<string, number>();
+  const bump = (m: Map<string, number>, k: string) => m.set(k, (m.get(k) ?? 0) + 1);
+  const engine = tf.engine() as unknown as Record<string, unknown>;
+  const runKernelFunc = engine.runKernelFunc as (p: { kernelName?: string }) => unknown;
+  engine.runKernelFunc = function (this: unknown, p: { kernelName?: string }) {
+    bump(kernels, p.kernelName ?? 'custom');
+    return runKernelFunc.call(this, p);
+  };
+  restore.push(() => delete engine.runKernelFunc);
+  const backend = tf.getBackend() === 'webgpu' ? (tf.backend() as unknown as Record<string, unknown>) : undefined;
+  if (backend) {
+    const run = backend.runWebGPUProgram as (p: { constructor: { name: string } }, ...rest: unknown[]) => unknown;
+    backend.runWebGPUProgram = function (this: unknown, p: { constructor: { name: string } }, ...rest: unknown[]) {
+      bump(programs, p.constructor.name);
+      return run.call(this, p, ...rest);
+    };
+    restore.push(() => delete backend.runWebGPUProgram);
+  }
   let gcMs = 0;
   let gcs = 0;
   const gc = new PerformanceObserver((list) => {
@@ -59,6 +81,14 @@ export function startHostStats(): HostStats {
       gc.disconnect();
       for (const r of restore) r();
       const f = (ms: number) => (ms / per).toFixed(1);
+      const total = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+      const top = (m: Map<string, number>) =>
+        [...m]
+          .sort((a, b) => b[1] - a[1])
+          .slice(0, 30)
+          .map(([k, n]) => `${k} ${(n / per).toFixed(1)}`)
+          .join(', ');
+      const detail = process.env.SAM_HOST_STATS_DETAIL === '1';
       return [
         `wall ${f(wall)} ms: main thread busy ${f(u.active)} ms, waiting ${f(u.idle)} ms; ` +
           `GC ${f(gcMs)} ms in ${(gcs / per).toFixed(1)} pauses; process CPU ${f(c.user / 1000)} ms user ` +
@@ -66,6 +96,9 @@ export function startHostStats(): HostStats {
         counts.size
           ? [...counts].map(([k, n]) => `${k} ${(n / per).toFixed(1)}`).join(', ')
           : 'no WebGPU calls counted (not on WebGPU)',
+        `tfjs kernels ${(total(kernels) / per).toFixed(1)}` +
+          (backend ? `, WebGPU programs run ${(total(programs) / per).toFixed(1)}` : ''),
+        ...(detail ? [`kernels by name: ${top(kernels)}`, `programs by class: ${top(programs)}`] : []),
       ];
     },
   };
