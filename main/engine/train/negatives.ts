@@ -140,6 +140,37 @@ async function readRanking(ranking: Ranking): Promise<{ k: number; values: Float
   }
 }
 
+type ReadRanking = { k: number; values: Float32Array; indices: Int32Array };
+
+/**
+ * Several rankings read back at once: every ranking's values concatenated into one tensor and its
+ * indices into another, so two read-backs (each a flush and a wait for the GPU) instead of two per
+ * ranking; the same numbers, split again on the host.
+ */
+async function readRankings(rankings: Ranking[]): Promise<ReadRanking[]> {
+  const tops = rankings.filter((r) => r.top !== null);
+  if (tops.length <= 1) return Promise.all(rankings.map(readRanking));
+  const all = tops.flatMap((r) => [r.top!.values, r.top!.indices]);
+  let packed: tf.Tensor[] = [];
+  try {
+    packed = tf.tidy(() =>
+      (['values', 'indices'] as const).map((key) => tf.concat(tops.map((r) => tf.reshape(r.top![key], [-1])))),
+    );
+    const [v, i] = (await Promise.all(packed.map((t) => t.data()))) as [Float32Array, Int32Array];
+    let at = 0;
+    return rankings.map((r) => {
+      if (!r.top) return { k: 0, values: new Float32Array(0), indices: new Int32Array(0) };
+      const n = r.top.values.size;
+      const out = { k: r.k, values: v.subarray(at, at + n), indices: i.subarray(at, at + n) };
+      at += n;
+      return out;
+    });
+  } finally {
+    tf.dispose(all);
+    tf.dispose(packed);
+  }
+}
+
 /** From a read ranking: the exact exclusions, the top nCand kept, nNeg of them drawn at random. */
 function drawNegatives(
   r: HardNegativeRequest,
@@ -468,7 +499,9 @@ export async function mineSamBatch(
         queueDirection(global, positives.global, true),
       ]);
     }
-    const read = await Promise.all(queued.map((dirs) => Promise.all(dirs.map((d) => readRanking(d.ranking)))));
+    // every ranking in two read-backs
+    const flat = await readRankings(queued.flat().map((d) => d.ranking));
+    const read = queued.map((_, p) => flat.slice(4 * p, 4 * p + 4));
     const none = new Int32Array(0);
     return queued.map(([lab, lba, gab, gba], p) => {
       const vg = gab.ctx.voxels;
