@@ -30,6 +30,7 @@ import { conv3dFilterGradByTaps, conv3dWithFilterGrad } from './conv3d-filter-gr
 import { conv3dFilterGradWgsl } from './conv3d-filter-grad-wgsl.ts';
 import { conv3dWgsl } from './conv3d-wgsl.ts';
 import { l2NormaliseRowsWgsl } from './l2-normalise-wgsl.ts';
+import { reluWgsl } from './relu-wgsl.ts';
 import { standardisedKernelWgsl } from './weight-standardisation-wgsl.ts';
 import { InputError } from '../errors.ts';
 import {
@@ -283,9 +284,13 @@ function cropSpatial(y: tf.Tensor5D, s: Vec3): tf.Tensor5D {
   return tf.reshape(dz, [b, s[0], s[1], s[2], c]);
 }
 
+/** ReLU; on WebGPU its gradient in one dispatch instead of tfjs' three kernels (relu-wgsl.ts). */
+const relu = (x: tf.Tensor5D): tf.Tensor5D =>
+  tf.getBackend() === 'webgpu' && x.dtype === 'float32' ? reluWgsl(x) : tf.relu(x);
+
 /** conv(act(x)) with act = GAMMA * relu, GAMMA folded into the kernel. */
 const actConv = (x: tf.Tensor5D, w: SamWeights, l: ConvLayer, o: ConvOptions = {}) =>
-  conv(tf.relu(x), w, l, { ...o, inScale: (o.inScale ?? 1) * GAMMA });
+  conv(relu(x), w, l, { ...o, inScale: (o.inScale ?? 1) * GAMMA });
 
 /**
  * Nearest upsampling by integer factors (powers of two): forward through 2D nearest resizes, gradient
@@ -382,7 +387,7 @@ export function forward(
         const inScale = 1 / Math.sqrt(variance);
         const prev = x;
         x = tf.tidy(() => {
-          const a = b === 0 ? pool(tf.relu(prev), st.down, 'avg') : tf.relu(prev);
+          const a = b === 0 ? pool(relu(prev), st.down, 'avg') : relu(prev);
           const raw = { inScale: inScale * GAMMA };
           const shortcut = trans ? conv(a, weights, L(`${p}.short`), raw) : prev;
           const h = conv(a, weights, L(`${p}.conv1`), raw);
