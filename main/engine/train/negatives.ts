@@ -438,12 +438,15 @@ export function tfOpsLocalScorer(
  * Local ranking = local similarity + similarity of the upsampled, renormalised global
  * embeddings, computed as the upsampled global similarity map divided by the upsampled
  * embeddings' norms (the same numbers, without a [queries x local voxels x C] product).
+ * `whileWaiting` runs once every ranking is queued and its read-back requested, before the wait
+ * (host work that then overlaps the GPU's); it must not use `rng`.
  */
 export async function mineSamBatch(
   emb: BatchEmbeddings,
   pairs: MiningPair[],
   rng: Rng,
   options: NegativeOptions = {},
+  whileWaiting?: () => void,
 ): Promise<PairSelection[]> {
   const o = { ...SAM_NEGATIVES, ...options };
   const batch = pairs.length * 2;
@@ -499,8 +502,11 @@ export async function mineSamBatch(
         queueDirection(global, positives.global, true),
       ]);
     }
-    // every ranking in two read-backs
-    const flat = await readRankings(queued.flat().map((d) => d.ranking));
+    // every ranking in two read-backs, queued (readRankings runs up to its wait), then the caller's
+    // host work while the GPU computes
+    const reading = readRankings(queued.flat().map((d) => d.ranking));
+    whileWaiting?.();
+    const flat = await reading;
     const read = queued.map((_, p) => flat.slice(4 * p, 4 * p + 4));
     const none = new Int32Array(0);
     return queued.map(([lab, lba, gab, gba], p) => {

@@ -117,9 +117,9 @@ export async function trainSam(
     if (opt.v) disposeWeights(opt.v);
   };
 
-  const samplePairs = (rng: Rng): PatchPair[] => {
-    const pairs: PatchPair[] = [];
-    for (let p = 0; p < o.batchPairs; p++) {
+  /** Pairs [from, to) of an iteration's batch, appended to `pairs` (the same draws as all at once). */
+  const samplePairs = (rng: Rng, pairs: PatchPair[] = [], from = 0, to = o.batchPairs): PatchPair[] => {
+    for (let p = from; p < to; p++) {
       // A pair without positives (the official 20% of independently placed patches that miss each
       // other) would contribute nothing: draw again, a few times at most.
       let pair: PatchPair;
@@ -131,8 +131,9 @@ export async function trainSam(
     }
     return pairs;
   };
-  // the next iteration's patch pairs, sampled while the GPU computes this one's gradients, with the
-  // RNG that iteration continues from (the same draws as sampling them then)
+  // the next iteration's patch pairs, sampled while the GPU computes this one (the first half while
+  // it mines, the rest while it computes the gradients), with the RNG that iteration continues from
+  // (the same draws as sampling them then)
   let prefetched: { t: number; rng: Rng; pairs: PatchPair[] } | null = null;
 
   const step = async (t: number, fresh: Rng): Promise<LossRow> => {
@@ -158,8 +159,14 @@ export async function trainSam(
     // mining: one-forward-gradients.ts), or with twoPass the network runs again inside the loss.
     let kept: tf.Scalar[] = [];
     let tMined = 0;
+    let next: { t: number; rng: Rng; pairs: PatchPair[] } | null = null;
+    const prefetchFirstHalf = () => {
+      if (t >= o.iterations) return;
+      next = { t: t + 1, rng: iterationRng(o.seed, t + 1), pairs: [] };
+      samplePairs(next.rng, next.pairs, 0, Math.ceil(o.batchPairs / 2));
+    };
     const mine = async (e: { local: tf.Tensor; global: tf.Tensor }) => {
-      const sel = await mineSamBatch(e, pairs, rng, o.negatives);
+      const sel = await mineSamBatch(e, pairs, rng, o.negatives, prefetchFirstHalf);
       tMined = performance.now();
       return sel;
     };
@@ -201,8 +208,9 @@ export async function trainSam(
     if (t < o.iterations) {
       // (tfjs queues GPU work and submits it in batches: send it all before the CPU turns to sampling)
       flushGpuQueue();
-      const next = iterationRng(o.seed, t + 1);
-      prefetched = { t: t + 1, rng: next, pairs: samplePairs(next) };
+      next ??= { t: t + 1, rng: iterationRng(o.seed, t + 1), pairs: [] };
+      samplePairs(next.rng, next.pairs, next.pairs.length);
+      prefetched = next;
     }
     const read = await packed.data();
     packed.dispose();
