@@ -267,6 +267,52 @@ test("conv3dWgsl's input and filter gradients equal tf.conv3d's (webgpu)", async
   }
 });
 
+test("conv3dWgsl's bias (in the forward dispatch) = adding it after, both variants and both modes; its gradients = tf ops' (webgpu)", async (t) => {
+  if (!(await webgpuOrSkip(t))) return;
+  try {
+    for (const n of [0, 3, 4, 9]) {
+      const c = CASES[n];
+      const x = tf.tensor5d(randomValues(size(c.x), 10 + n), c.x);
+      const w = tf.tensor5d(randomValues(size([...c.k, c.x[4], c.cout]), 20 + n), [...c.k, c.x[4], c.cout]);
+      const b = tf.tensor1d(randomValues(c.cout, 40 + n));
+      const info = tf.backend_util.computeConv3DInfo(c.x, w.shape, c.strides, 1, c.pad);
+      const dy = tf.tensor5d(randomValues(size(info.outShape), 30 + n), info.outShape as Case['x']);
+      for (const tiles of [{ variant: 'staged' as const }, { variant: 'direct' as const }, { mode: 'flat' as const }]) {
+        setConv3dWgslTiles(tiles);
+        const withBias = conv3dWgslForward(x, w, c.strides, c.pad, b);
+        const after = tf.tidy(() =>
+          tf.reshape(tf.add(tf.reshape(conv3dWgslForward(x, w, c.strides, c.pad), [-1, c.cout]), b), info.outShape),
+        );
+        assert.deepEqual(withBias.shape, info.outShape);
+        assert.deepEqual(await withBias.data(), await after.data(), `${c.what} ${JSON.stringify(tiles)}: values`);
+        tf.dispose([withBias, after]);
+      }
+      setConv3dWgslTiles({});
+      const loss =
+        (f: (a: tf.Tensor5D, k: tf.Tensor5D, bb: tf.Tensor) => tf.Tensor) =>
+        (xt: tf.Tensor, wt: tf.Tensor, bt: tf.Tensor) =>
+          tf.sum(tf.mul(f(xt as tf.Tensor5D, wt as tf.Tensor5D, bt), dy));
+      // (the bias added as a rank-2 op: tfjs-webgpu's rank-5 broadcasting is unreliable)
+      const byOps = (a: tf.Tensor5D, k: tf.Tensor5D, bb: tf.Tensor) =>
+        tf.reshape(tf.add(tf.reshape(tf.conv3d(a, k, c.strides, c.pad), [-1, c.cout]), bb), info.outShape);
+      const [gx0, gw0, gb0] = tf.grads(loss(byOps))([x, w, b]);
+      const [gx1, gw1, gb1] = tf.grads(loss((a, k, bb) => conv3dWgsl(a, k, c.strides, c.pad, undefined, bb)))([
+        x,
+        w,
+        b,
+      ]);
+      assert.deepEqual(gb1.shape, [c.cout]);
+      assert.ok(maxRelError(await gx1.data(), await gx0.data()) < 1e-6, `${c.what}: input gradient`);
+      assert.ok(maxRelError(await gw1.data(), await gw0.data()) < 1e-6, `${c.what}: filter gradient`);
+      assert.ok(maxRelError(await gb1.data(), await gb0.data()) < 1e-5, `${c.what}: bias gradient`);
+      tf.dispose([x, w, b, dy, gx0, gw0, gb0, gx1, gw1, gb1]);
+    }
+  } finally {
+    setConv3dWgslTiles({});
+    await initTfBackend({ backend: 'cpu' });
+  }
+});
+
 /** Embeddings and all weight gradients of a random loss, with the forward convs built-in or WGSL. */
 async function network(name: 'tiny' | 'small', size: Vec3, mode: 'builtin' | 'wgsl') {
   setConvForwardMode(mode);

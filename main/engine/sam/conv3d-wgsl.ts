@@ -73,6 +73,7 @@
  * reshapes): tfjs-webgpu cannot index rank-5 coordinates in generated shader code (see network.ts).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { sumPerChannel } from './channel-sum-wgsl.ts';
 import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
 import type { Conv3dFilterGrad } from './conv3d-filter-grad.ts';
 import { isSoftwareAdapter } from '../compute/tf-backend.ts';
@@ -195,6 +196,8 @@ class Conv3DMMProgram implements WebGPUProgram {
   constructor(
     private readonly info: tf.backend_util.Conv3DInfo,
     private readonly t: Conv3dTiles & { mode: Mode },
+    /** Add a per-output-channel bias (a third input, [Cout]) to every result. */
+    private readonly bias = false,
   ) {
     const { tm, tn, tk, rm, cn } = t;
     const cin = info.inChannels;
@@ -214,11 +217,12 @@ class Conv3DMMProgram implements WebGPUProgram {
     this.dispatch = [Math.ceil(cout / tn), this.tilesY, tilesZ];
     const xv = t.mode === 'flat' ? 1 : 4;
     const ov = cout % 4 === 0 ? 4 : 1;
-    this.variableComponents = [xv, ov];
+    this.variableComponents = bias ? [xv, ov, ov] : [xv, ov];
+    if (bias) this.variableNames = ['x', 'W', 'bias'];
     this.outputComponent = ov;
     const k = [info.filterDepth, info.filterHeight, info.filterWidth];
     const s = [info.strideDepth, info.strideHeight, info.strideWidth];
-    this.shaderKey = `samConv3dMM_${t.variant}_${t.mode}_${tm}_${tn}_${tk}_${rm}_${cn}_${k.join('x')}_${s.join('x')}_${cin}_${cout}`;
+    this.shaderKey = `samConv3dMM_${t.variant}_${t.mode}_${tm}_${tn}_${tk}_${rm}_${cn}_${k.join('x')}_${s.join('x')}_${cin}_${cout}${bias ? '_bias' : ''}`;
   }
 
   getUserCode(): string {
@@ -303,8 +307,11 @@ class Conv3DMMProgram implements WebGPUProgram {
     const write = (i: number, j: number) => {
       const store =
         COUT % 4 === 0
-          ? `result[m * ${COUT / 4} + n / 4] = acc${i}_${j};`
-          : Q.map((q) => `if (n + ${q} < ${COUT}) { result[m * ${COUT} + n + ${q}] = acc${i}_${j}[${q}]; }`).join('\n');
+          ? `result[m * ${COUT / 4} + n / 4] = acc${i}_${j}${this.bias ? ' + bias[n / 4]' : ''};`
+          : Q.map(
+              (q) =>
+                `if (n + ${q} < ${COUT}) { result[m * ${COUT} + n + ${q}] = acc${i}_${j}[${q}]${this.bias ? ` + bias[n + ${q}]` : ''}; }`,
+            ).join('\n');
       return `{
     let m = m0 + ty * ${rm} + ${i};
     let n = nc${j};
@@ -433,9 +440,12 @@ ${main()} {
     const write = (i: number, j: number) => {
       const store =
         COUT % 4 === 0
-          ? `result[m * ${COUT / 4} + n / 4] = acc${i}_${j};`
+          ? `result[m * ${COUT / 4} + n / 4] = acc${i}_${j}${this.bias ? ' + bias[n / 4]' : ''};`
           : [0, 1, 2, 3]
-              .map((q) => `if (n + ${q} < ${COUT}) { result[m * ${COUT} + n + ${q}] = acc${i}_${j}[${q}]; }`)
+              .map(
+                (q) =>
+                  `if (n + ${q} < ${COUT}) { result[m * ${COUT} + n + ${q}] = acc${i}_${j}[${q}]${this.bias ? ` + bias[n + ${q}]` : ''}; }`,
+              )
               .join('\n');
       return `{
     let m = m0 + ty * ${rm} + ${i};
@@ -484,10 +494,14 @@ function kernelFunc({
   backend: unknown;
   attrs?: tf.NamedAttrMap;
 }): tf.TensorInfo {
-  const { x, filter } = inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
+  const { x, filter, bias } = inputs as { x: tf.TensorInfo; filter: tf.TensorInfo; bias?: tf.TensorInfo };
   const { strides, pad } = attrs as unknown as KernelAttrs;
   const info = tf.backend_util.computeConv3DInfo(x.shape as Shape5, filter.shape as Shape5, strides, 1, pad);
-  const program = new Conv3DMMProgram(info, chooseTiles(info.inChannels, info.outChannels, defaultVariant(backend)));
+  const program = new Conv3DMMProgram(
+    info,
+    chooseTiles(info.inChannels, info.outChannels, defaultVariant(backend)),
+    bias !== undefined,
+  );
   const p = info.padInfo;
   const uniforms = [
     { type: 'int32', data: [info.inDepth, info.inHeight, info.inWidth] },
@@ -507,7 +521,8 @@ function kernelFunc({
     shape: [filter.shape.slice(0, 4).reduce((a, b) => a * b, 1), filter.shape[4]],
     dtype: filter.dtype,
   };
-  const out = (backend as WebGPUBackend).runWebGPUProgram(program, [x2, w2], 'float32', uniforms);
+  const ins = bias ? [x2, w2, { dataId: bias.dataId, shape: [bias.shape[0]], dtype: bias.dtype }] : [x2, w2];
+  const out = (backend as WebGPUBackend).runWebGPUProgram(program, ins, 'float32', uniforms);
   return { dataId: out.dataId, shape: info.outShape, dtype: out.dtype };
 }
 
@@ -516,12 +531,13 @@ function ensureKernel(): void {
   tf.registerKernel({ kernelName: KERNEL_NAME, backendName: 'webgpu', kernelFunc });
 }
 
-/** Forward only (no gradient): the WGSL program on the active webgpu backend. */
+/** Forward only (no gradient): the WGSL program on the active webgpu backend; plus `bias` [Cout] if given. */
 export function conv3dWgslForward(
   x: tf.Tensor5D,
   filter: tf.Tensor5D,
   strides: Vec3,
   pad: 'same' | 'valid',
+  bias?: tf.Tensor,
 ): tf.Tensor5D {
   if (tf.getBackend() !== 'webgpu')
     throw new Error(`conv3dWgsl needs the tfjs 'webgpu' backend (the active backend is '${tf.getBackend()}')`);
@@ -529,9 +545,14 @@ export function conv3dWgslForward(
   if (x.shape[4] !== filter.shape[3])
     throw new Error(`conv3dWgsl: input channels ${x.shape[4]} differ from the filter's ${filter.shape[3]}`);
   if (x.dtype !== 'float32' || filter.dtype !== 'float32') throw new Error(`conv3dWgsl: float32 only`);
+  if (bias && (bias.size !== filter.shape[4] || bias.dtype !== 'float32'))
+    throw new Error(
+      `conv3dWgsl: the bias must be ${filter.shape[4]} float32 values (got [${bias.shape}] ${bias.dtype})`,
+    );
   ensureKernel();
   const attrs: KernelAttrs = { strides, pad };
-  return tf.engine().runKernel(KERNEL_NAME, { x, filter }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor5D;
+  const inputs: tf.NamedTensorMap = bias ? { x, filter, bias } : { x, filter };
+  return tf.engine().runKernel(KERNEL_NAME, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor5D;
 }
 
 /** tfjs' own filter gradient kernel (Conv3DBackpropFilterV2), as tf.conv3d's gradient calls it. */
@@ -616,7 +637,9 @@ export function conv3dInputGrad(
 /**
  * tf.conv3d(x, filter, strides, pad) (NDHWC, filter [kd, kh, kw, Cin, Cout], dilation 1) with the
  * forward pass in WGSL; needs the webgpu backend. Gradients: input by conv3dInputGrad, filter by
- * `filterGrad` (default tfjs' Conv3DBackpropFilterV2).
+ * `filterGrad` (default tfjs' Conv3DBackpropFilterV2). With `bias` [Cout], plus the bias in the same
+ * dispatch (the same numbers as adding it after: one float addition per value), its gradient the
+ * per-channel sum of dy (sumPerChannel: one dispatch).
  */
 export function conv3dWgsl(
   x: tf.Tensor5D,
@@ -624,17 +647,24 @@ export function conv3dWgsl(
   strides: Vec3,
   pad: 'same' | 'valid',
   filterGrad: Conv3dFilterGrad = builtinFilterGrad,
+  bias?: tf.Tensor,
 ): tf.Tensor5D {
   const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const [xi, wi] = args as [tf.Tensor5D, tf.Tensor5D];
-    const save = args[2] as tf.GradSaveFunc;
-    const value = conv3dWgslForward(xi, wi, strides, pad);
+    const bi = bias ? (args[2] as tf.Tensor) : undefined;
+    const save = args[bias ? 3 : 2] as tf.GradSaveFunc;
+    const value = conv3dWgslForward(xi, wi, strides, pad, bi);
     save([xi, wi]);
     const gradFunc = (dy: tf.Tensor5D, saved: tf.Tensor[]) => {
       const [xs, ws] = saved as [tf.Tensor5D, tf.Tensor5D];
-      return [conv3dInputGrad(dy, ws, xs.shape, strides, pad), filterGrad(xs, dy, ws.shape as Shape5, strides, pad)];
+      const grads: tf.Tensor[] = [
+        conv3dInputGrad(dy, ws, xs.shape, strides, pad),
+        filterGrad(xs, dy, ws.shape as Shape5, strides, pad),
+      ];
+      if (bi) grads.push(tf.reshape(sumPerChannel(dy), bi.shape));
+      return grads;
     };
     return { value, gradFunc };
   });
-  return f(x, filter) as tf.Tensor5D;
+  return (bias ? f(x, filter, bias) : f(x, filter)) as tf.Tensor5D;
 }

@@ -226,13 +226,21 @@ export function convForwardIsWgsl(): boolean {
 
 /**
  * tf.conv3d with its forward pass by the current forward mode (convForwardIsWgsl) and its weight
- * gradient by the current method (filterGradientMethod).
+ * gradient by the current method (filterGradientMethod); plus `bias` [Cout] if given (in the WGSL
+ * forward program's dispatch, else by addChannelBias).
  */
-export function conv3dTrainable(x: tf.Tensor5D, k: tf.Tensor5D, strides: Vec3, pad: 'same' | 'valid'): tf.Tensor5D {
+export function conv3dTrainable(
+  x: tf.Tensor5D,
+  k: tf.Tensor5D,
+  strides: Vec3,
+  pad: 'same' | 'valid',
+  bias?: tf.Tensor,
+): tf.Tensor5D {
   const m = filterGradientMethod();
   const filterGrad = m === 'builtin' ? undefined : m === 'taps' ? conv3dFilterGradByTaps : conv3dFilterGradWgsl;
-  if (convForwardIsWgsl()) return conv3dWgsl(x, k, strides, pad, filterGrad);
-  return filterGrad ? conv3dWithFilterGrad(x, k, strides, pad, filterGrad) : tf.conv3d(x, k, strides, pad);
+  if (convForwardIsWgsl()) return conv3dWgsl(x, k, strides, pad, filterGrad, bias);
+  const y = filterGrad ? conv3dWithFilterGrad(x, k, strides, pad, filterGrad) : tf.conv3d(x, k, strides, pad);
+  return bias ? addChannelBias(y, bias) : y;
 }
 
 function conv(x: tf.Tensor5D, w: SamWeights, l: ConvLayer, o: ConvOptions = {}): tf.Tensor5D {
@@ -240,8 +248,7 @@ function conv(x: tf.Tensor5D, w: SamWeights, l: ConvLayer, o: ConvOptions = {}):
   const k = effectiveKernel(w, l, (o.inScale ?? 1) * out);
   const b = w[`${l.name}.b`];
   const pad = o.pad ?? 'same';
-  const y = conv3dTrainable(x, k, l.convStride, pad);
-  return addChannelBias(y, out === 1 ? b : tf.mul(b, out));
+  return conv3dTrainable(x, k, l.convStride, pad, out === 1 ? b : tf.mul(b, out));
 }
 
 /*
