@@ -197,9 +197,26 @@ export function samInfoNceLoss(
   selections: PairSelection[],
   tau = 0.5,
 ): SamLossTerms {
+  const { total, packed, counts } = samInfoNceLossPacked(emb, selections, tau);
+  const out = {} as Record<TermName, tf.Scalar>;
+  TERMS.forEach((t, n) => (out[t.name] = tf.tidy(() => tf.reshape(tf.slice(packed, [n], [1]), []) as tf.Scalar)));
+  packed.dispose();
+  return { total, ...out, counts };
+}
+
+/**
+ * samInfoNceLoss with the four terms and the total as one [5] tensor `packed` (localAB, localBA,
+ * globalAB, globalBA, total; values without gradients), for one read-back: on WebGPU that is the
+ * WGSL loss's own output (no slices and no concatenation).
+ */
+export function samInfoNceLossPacked(
+  emb: { local: tf.Tensor; global: tf.Tensor },
+  selections: PairSelection[],
+  tau = 0.5,
+): { total: tf.Scalar; packed: tf.Tensor1D; counts: SamLossTerms['counts'] } {
   const counts = { localAB: 0, localBA: 0, globalAB: 0, globalBA: 0 };
   for (const t of TERMS) for (const s of selections) counts[t.name] += t.pick(s).query.length;
-  const parts = {} as Record<TermName, tf.Scalar>;
+  let packed: tf.Tensor1D | undefined;
   const flat = (x: tf.Tensor): tf.Tensor2D => tf.reshape(x, [-1, x.shape[x.shape.length - 1]]) as tf.Tensor2D;
   // The gradient is made with the value: every piece of it is the loss's gradient times dy, so the
   // forward pass computes it for dy = 1 (each selection's softmax once, not again in the backward
@@ -217,13 +234,14 @@ export function samInfoNceLoss(
       const lv = levelLossAndGradWgsl(l2, items(true), tau);
       const gv = levelLossAndGradWgsl(g2, items(false), tau);
       const sums = termSumsWgsl(lv, gv, selections.length);
-      TERMS.forEach((t, n) => (parts[t.name] = tf.keep(tf.reshape(tf.slice(sums, [n], [1]), []) as tf.Scalar)));
+      packed = tf.keep(sums);
       (args[2] as tf.GradSaveFunc)([tf.reshape(lv.grad, local.shape), tf.reshape(gv.grad, global.shape)]);
       const value: tf.Tensor = tf.reshape(tf.slice(sums, [4], [1]), []);
       const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] => [tf.mul(saved[0], dy), tf.mul(saved[1], dy)];
       return { value, gradFunc };
     }
     const pieces: { local: Piece[]; global: Piece[] } = { local: [], global: [] };
+    const parts = {} as Record<TermName, tf.Scalar>;
     for (const t of TERMS) {
       let sum: tf.Scalar = tf.scalar(0);
       for (const s of selections) {
@@ -233,22 +251,21 @@ export function samInfoNceLoss(
         sum = tf.add(sum, r.loss) as tf.Scalar;
         pieces[t.local ? 'local' : 'global'].push(r.piece!);
       }
-      parts[t.name] = tf.keep(counts[t.name] > 0 ? (tf.div(sum, counts[t.name]) as tf.Scalar) : sum);
+      parts[t.name] = counts[t.name] > 0 ? (tf.div(sum, counts[t.name]) as tf.Scalar) : sum;
     }
     (args[2] as tf.GradSaveFunc)([
       tf.reshape(scatterPieces(l2, pieces.local), local.shape),
       tf.reshape(scatterPieces(g2, pieces.global), global.shape),
     ]);
     const value: tf.Tensor = tf.addN(TERMS.map((t) => parts[t.name]));
+    packed = tf.keep(tf.concat([...TERMS.map((t) => parts[t.name]), value].map((x) => tf.reshape(x, [1]))));
     const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] => [tf.mul(saved[0], dy), tf.mul(saved[1], dy)];
     return { value, gradFunc };
   });
   const total = f(emb.local, emb.global) as tf.Scalar;
-  // The terms were kept through the custom gradient's inner scope: hand the caller's scope copies.
-  const out = {} as Record<TermName, tf.Scalar>;
-  for (const t of TERMS) {
-    out[t.name] = tf.clone(parts[t.name]);
-    parts[t.name].dispose();
-  }
-  return { total, ...out, counts };
+  // kept through the custom gradient's inner scope: hand the caller's scope a copy
+  const kept = packed!;
+  const out = tf.clone(kept);
+  kept.dispose();
+  return { total, packed: out, counts };
 }

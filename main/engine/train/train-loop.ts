@@ -15,7 +15,7 @@ import { augmentPatch, type AugmentOptions } from './augment.ts';
 import { changedRunOptions, saveCheckpoint, startRun } from './checkpoint.ts';
 import { changedDataSet, dataSetRecord, type DataSetRecord } from './data-set-record.ts';
 import type { TrainingCase } from './dataset.ts';
-import { samInfoNceLoss } from './infonce.ts';
+import { samInfoNceLossPacked } from './infonce.ts';
 import { LossLog, type LossRow } from './loss-log.ts';
 import { mineSamBatch, type NegativeOptions } from './negatives.ts';
 import { gradientsWithOneForward } from './one-forward-gradients.ts';
@@ -157,7 +157,8 @@ export async function trainSam(
     // GPU backends have no synchronous read in Node), then the loss with those selections is
     // differentiated with respect to every weight. One forward pass serves both (its tape paused while
     // mining: one-forward-gradients.ts), or with twoPass the network runs again inside the loss.
-    let kept: tf.Scalar[] = [];
+    // the four terms and the total, [5], for one read-back
+    let packed: tf.Tensor1D | null = null;
     let tMined = 0;
     let next: { t: number; rng: Rng; pairs: PatchPair[] } | null = null;
     const prefetchFirstHalf = () => {
@@ -171,8 +172,8 @@ export async function trainSam(
       return sel;
     };
     const loss = (e: { local: tf.Tensor; global: tf.Tensor }, sel: Awaited<ReturnType<typeof mine>>): tf.Scalar => {
-      const l = samInfoNceLoss(e, sel, o.tau ?? 0.5);
-      kept = [l.localAB, l.localBA, l.globalAB, l.globalBA].map((t) => tf.keep(t));
+      const l = samInfoNceLossPacked(e, sel, o.tau ?? 0.5);
+      packed = tf.keep(l.packed);
       return l.total;
     };
     const xs = names.map((n) => weights[n]);
@@ -201,9 +202,6 @@ export async function trainSam(
         mine,
         loss,
       ));
-    // the four terms and the total in one read-back (one flush and wait, not five)
-    const packed = tf.tidy(() => tf.concat([...kept, value].map((x) => tf.reshape(x, [1]))));
-    tf.dispose(kept);
     value.dispose();
     if (t < o.iterations) {
       // (tfjs queues GPU work and submits it in batches: send it all before the CPU turns to sampling)
@@ -212,8 +210,11 @@ export async function trainSam(
       samplePairs(next.rng, next.pairs, next.pairs.length);
       prefetched = next;
     }
-    const read = await packed.data();
-    packed.dispose();
+    // the four terms and the total in one read-back (one flush and wait, not five)
+    const terms5 = packed as tf.Tensor1D | null;
+    if (!terms5) throw new Error('the loss was not computed');
+    const read = await terms5.data();
+    terms5.dispose();
     const [localAB, localBA, globalAB, globalBA, total] = Array.from(read);
     const terms = { localAB, localBA, globalAB, globalBA };
     input.dispose();
