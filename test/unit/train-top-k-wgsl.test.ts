@@ -7,7 +7,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initTfBackend } from '../../main/engine/compute/tf-backend.ts';
-import { topkRows, topkRowsMaskedWgsl } from '../../main/engine/train/top-k-wgsl.ts';
+import { topkRows, topkRowsMaskedPackedWgsl, topkRowsMaskedWgsl } from '../../main/engine/train/top-k-wgsl.ts';
 import { useWebgpu } from './webgpu-fixture.ts';
 
 function matrix(rows: number, n: number, seed: number): Float32Array {
@@ -108,8 +108,26 @@ test('WebGPU: the top-k with the radius mask read in place equals the top-k of t
     const x = tf.tensor2d(v, [rows, n]);
     const ours = topkRowsMaskedWgsl(x, k, { rowWorld: rw, candidateWorld: cw, within })!;
     const oi = await ours.data();
-    tf.dispose([x, ours]);
+    // the packed form: the same indices in rows of `stride` (-1 past k), then their unmasked values' bits
+    const p = topkRowsMaskedPackedWgsl(x, k, { rowWorld: rw, candidateWorld: cw, within })!;
+    const stride = 2 ** Math.ceil(Math.log2(k));
+    assert.equal(p.stride, stride);
+    assert.deepEqual(p.packed.shape, [2 * rows, stride]);
+    const bits = (await p.packed.data()) as Int32Array;
+    const vals = new Float32Array(bits.buffer, bits.byteOffset + 4 * rows * stride, rows * stride);
+    tf.dispose([x, ours, p.packed]);
     assert.deepEqual([...oi], reference(masked, rows, n, k).idx);
+    for (let r = 0; r < rows; r++)
+      for (let j = 0; j < stride; j++) {
+        const idx = bits[r * stride + j];
+        if (j < k) {
+          assert.equal(idx, oi[r * k + j], `row ${r} slot ${j}`);
+          assert.equal(vals[r * stride + j], v[r * n + idx], `row ${r} slot ${j} value`);
+        } else {
+          assert.equal(idx, -1);
+          assert.equal(bits[(rows + r) * stride + j], 0);
+        }
+      }
   } finally {
     await initTfBackend({ backend: 'cpu' });
   }

@@ -20,7 +20,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { indexToWorld, worldToIndex, type Geometry } from '../volume/geometry.ts';
 import type { Vec3 } from '../volume/volume.ts';
 import type { Rng } from './rng.ts';
-import { topkRows, topkRowsMaskedWgsl } from './top-k-wgsl.ts';
+import { topkRows, topkRowsMaskedPackedWgsl } from './top-k-wgsl.ts';
 import { localScorerWgsl } from './local-score-wgsl.ts';
 import { embeddingGrid, gridWorldPositions, type PositivePairs, type PositiveSet } from './patch-pairs.ts';
 import type { DirectionSelection, PairSelection } from './infonce.ts';
@@ -80,10 +80,16 @@ export async function selectHardNegatives(r: HardNegativeRequest): Promise<Negat
   return drawNegatives(r, await readRanking(ranked));
 }
 
-/** The queued top-k of a request's masked scores (tensors on the backend), k with a few spare places. */
+/**
+ * The queued top-k of a request's masked scores (tensors on the backend), k with a few spare places:
+ * values and indices, or on WebGPU both in one int32 tensor (topkRowsMaskedPackedWgsl: indices, then
+ * the values' bits, rows of `stride`).
+ */
+type PairTop = { values: tf.Tensor; indices: tf.Tensor };
+type PackedTop = { packed: tf.Tensor; rows: number; stride: number };
 interface Ranking {
   k: number;
-  top: { values: tf.Tensor; indices: tf.Tensor } | null;
+  top: PairTop | PackedTop | null;
 }
 
 /**
@@ -104,8 +110,8 @@ function rankCandidates(r: HardNegativeRequest): Ranking {
   for (let i = 0; i < n * 3; i++) cw[i] = r.candidateWorld[i] - ref[i % 3];
   const r2 = r.radiusMm * r.radiusMm;
   // on WebGPU the mask is applied inside the top-k program (top-k-wgsl.ts): one dispatch
-  const indices = topkRowsMaskedWgsl(r.scores, k, { rowWorld: qw, candidateWorld: cw, within: r2 - 0.05 });
-  if (indices) return { k, top: { indices, values: tf.gather(r.scores, indices, 1, 1) } };
+  const packed = topkRowsMaskedPackedWgsl(r.scores, k, { rowWorld: qw, candidateWorld: cw, within: r2 - 0.05 });
+  if (packed) return { k, top: { packed: packed.packed, rows: nq, stride: packed.stride } };
   const top = tf.tidy(() => {
     // |q - c|^2 = [|q|^2, 1, -2q] . [1, |c|^2, c]: one matMul, no broadcasting.
     const qa = new Float32Array(nq * 5);
@@ -128,58 +134,67 @@ function rankCandidates(r: HardNegativeRequest): Ranking {
   return { k, top };
 }
 
+/** A ranking read back: row q's candidates at q * stride (k of them), best first. */
+type ReadRanking = { k: number; stride: number; values: Float32Array; indices: Int32Array };
+
 /** A ranking's values and candidate indices, read back (asynchronously: GPU backends have no synchronous read in Node). */
-async function readRanking(ranking: Ranking): Promise<{ k: number; values: Float32Array; indices: Int32Array }> {
-  if (!ranking.top) return { k: 0, values: new Float32Array(0), indices: new Int32Array(0) };
-  const { values, indices } = ranking.top;
-  try {
-    const [v, i] = await Promise.all([values.data(), indices.data()]);
-    return { k: ranking.k, values: v as Float32Array, indices: i as Int32Array };
-  } finally {
-    tf.dispose([values, indices]);
-  }
+async function readRanking(ranking: Ranking): Promise<ReadRanking> {
+  return (await readRankings([ranking]))[0];
 }
 
-type ReadRanking = { k: number; values: Float32Array; indices: Int32Array };
-
 /**
- * Several rankings read back at once: every ranking's values concatenated into one tensor and its
- * indices into another, so two read-backs (each a flush and a wait for the GPU) instead of two per
- * ranking; the same numbers, split again on the host.
+ * Rankings read back at once: the packed ones (WebGPU) concatenated into one tensor, the others' values
+ * into one and their indices into another, so one read-back (each a flush and a wait for the GPU)
+ * instead of two per ranking; the same numbers, split again on the host.
  */
 async function readRankings(rankings: Ranking[]): Promise<ReadRanking[]> {
-  const tops = rankings.filter((r) => r.top !== null);
-  if (tops.length <= 1) return Promise.all(rankings.map(readRanking));
-  const all = tops.flatMap((r) => [r.top!.values, r.top!.indices]);
-  let packed: tf.Tensor[] = [];
+  const tops = rankings.map((r) => r.top).filter((t) => t !== null);
+  const packed = tops.filter((t): t is PackedTop => 'packed' in t);
+  const pairs = tops.filter((t): t is PairTop => !('packed' in t));
+  const owned = tops.flatMap((t) => ('packed' in t ? [t.packed] : [t.values, t.indices]));
+  let reads: tf.Tensor[] = [];
   try {
-    packed = tf.tidy(() =>
-      (['values', 'indices'] as const).map((key) => tf.concat(tops.map((r) => tf.reshape(r.top![key], [-1])))),
-    );
-    const [v, i] = (await Promise.all(packed.map((t) => t.data()))) as [Float32Array, Int32Array];
-    let at = 0;
-    return rankings.map((r) => {
-      if (!r.top) return { k: 0, values: new Float32Array(0), indices: new Int32Array(0) };
-      const n = r.top.values.size;
-      const out = { k: r.k, values: v.subarray(at, at + n), indices: i.subarray(at, at + n) };
-      at += n;
+    reads = tf.tidy(() => {
+      const flat = (ts: tf.Tensor[]) =>
+        ts.length === 1 ? tf.reshape(ts[0], [-1]) : tf.concat(ts.map((t) => tf.reshape(t, [-1])));
+      const out: tf.Tensor[] = [];
+      if (packed.length) out.push(flat(packed.map((t) => t.packed)));
+      if (pairs.length) out.push(flat(pairs.map((t) => t.values)), flat(pairs.map((t) => t.indices)));
       return out;
     });
+    const data = await Promise.all(reads.map((t) => t.data()));
+    const bits = (packed.length ? data.shift() : new Int32Array(0)) as Int32Array;
+    const [v, i] = (pairs.length ? data : [new Float32Array(0), new Int32Array(0)]) as [Float32Array, Int32Array];
+    let atPacked = 0;
+    let atPairs = 0;
+    return rankings.map((r): ReadRanking => {
+      const t = r.top;
+      if (!t) return { k: 0, stride: 0, values: new Float32Array(0), indices: new Int32Array(0) };
+      if ('packed' in t) {
+        const n = t.rows * t.stride;
+        const at = atPacked;
+        atPacked += 2 * n;
+        const values = new Float32Array(bits.buffer, bits.byteOffset + 4 * (at + n), n);
+        return { k: r.k, stride: t.stride, values, indices: bits.subarray(at, at + n) };
+      }
+      const n = t.values.size;
+      const at = atPairs;
+      atPairs += n;
+      return { k: r.k, stride: r.k, values: v.subarray(at, at + n), indices: i.subarray(at, at + n) };
+    });
   } finally {
-    tf.dispose(all);
-    tf.dispose(packed);
+    tf.dispose(owned);
+    tf.dispose(reads);
   }
 }
 
 /** From a read ranking: the exact exclusions, the top nCand kept, nNeg of them drawn at random. */
-function drawNegatives(
-  r: HardNegativeRequest,
-  ranked: { k: number; values: Float32Array; indices: Int32Array },
-): NegativeIndices {
+function drawNegatives(r: HardNegativeRequest, ranked: ReadRanking): NegativeIndices {
   const nq = r.scores.shape[0];
   const perQuery = r.nNeg;
   const out = new Int32Array(nq * perQuery).fill(-1);
   const k = ranked.k;
+  const stride = ranked.stride;
   if (k === 0) return { indices: out, perQuery };
   const ex = r.exclude?.perQuery ?? 0;
   const r2 = r.radiusMm * r.radiusMm;
@@ -187,10 +202,10 @@ function drawNegatives(
   for (let qi = 0; qi < nq; qi++) {
     let m = 0;
     for (let t = 0; t < k && m < r.nCand; t++) {
-      const v = ranked.values[qi * k + t];
+      const v = ranked.values[qi * stride + t];
       if (v === -Infinity) break; // sorted: only excluded ones remain
       if (Number.isNaN(v)) continue;
-      const ci = ranked.indices[qi * k + t];
+      const ci = ranked.indices[qi * stride + t];
       let skip = false;
       for (let e = 0; e < ex; e++) if (r.exclude!.indices[qi * ex + e] === ci) skip = true;
       if (skip) continue;
@@ -383,11 +398,7 @@ function queueDirection(ctx: DirectionContext, pos: PositiveSet, fromB: boolean)
 }
 
 /** The direction's selection from its read ranking (the random draws happen here, in call order). */
-function finishDirection(
-  d: QueuedDirection,
-  ranked: { k: number; values: Float32Array; indices: Int32Array },
-  shared: Int32Array,
-): DirectionSelection {
+function finishDirection(d: QueuedDirection, ranked: ReadRanking, shared: Int32Array): DirectionSelection {
   const neg = d.request ? drawNegatives(d.request, ranked).indices : new Int32Array(0);
   const base = d.ctx.rowBase;
   return {

@@ -24,18 +24,23 @@ class TopKRowsProgram implements WebGPUProgram {
   dispatchLayout = { x: [1], y: [0] };
   dispatch: [number, number, number];
   workgroupSize: [number, number, number] = [THREADS, 1, 1];
-  uniforms = 'n : i32, k : i32, k2 : i32, within : f32,';
+  uniforms = 'n : i32, k : i32, k2 : i32, within : f32, rows : i32,';
 
-  /** masked: candidate i of row r counts as -Infinity when |qw[r] - cw[i]|^2 < within (world positions, 3 each). */
+  /**
+   * masked: candidate i of row r counts as -Infinity when |qw[r] - cw[i]|^2 < within (world positions,
+   * 3 each). withValues: the output is [2 * rows, k2], the indices then the bits of their (unmasked)
+   * values, x[row, index] (0 for padding).
+   */
   constructor(
     rows: number,
     k2: number,
     private readonly masked: boolean,
+    private readonly withValues = false,
   ) {
-    this.outputShape = [rows, k2];
+    this.outputShape = [withValues ? 2 * rows : rows, k2];
     this.dispatch = [1, rows, 1];
     this.variableNames = masked ? ['x', 'qw', 'cw'] : ['x'];
-    this.shaderKey = masked ? 'samTopKRowsMasked' : 'samTopKRows';
+    this.shaderKey = (masked ? 'samTopKRowsMasked' : 'samTopKRows') + (withValues ? 'Values' : '');
   }
 
   getUserCode(): string {
@@ -170,6 +175,16 @@ fn main() {
       }
       storageBarrier();
     }
+  }${
+    this.withValues
+      ? `
+  // the values of the sorted slots (their bits), after all rows' indices
+  let vOut = uniforms.rows * uniforms.k2 + out;
+  for (var i = i32(t); i < uniforms.k2; i += ${THREADS}) {
+    let idx = result[out + i];
+    result[vOut + i] = select(0, bitcast<i32>(x[base + max(idx, 0)]), idx >= 0);
+  }`
+      : ''
   }
 }`;
   }
@@ -191,25 +206,53 @@ export interface RadiusMask {
 const wgslApplies = (x: tf.Tensor2D) =>
   tf.getBackend() === 'webgpu' && x.dtype === 'float32' && x.shape[0] > 0 && x.shape[0] <= 65535;
 
-/** The program's k best indices of each row (mask: see RadiusMask), [rows, k]. */
-function topkIndicesWgsl(x: tf.Tensor2D, k: number, mask?: RadiusMask): tf.Tensor2D {
+/** The program's output: [rows, k2] indices (k2 = k rounded up to a power of two; -1 past k), then with values their bits. */
+function topkProgramWgsl(x: tf.Tensor2D, k: number, mask: RadiusMask | undefined, withValues: boolean): tf.Tensor2D {
   const [rows, n] = x.shape;
   return tf.tidy(() => {
     const k2 = nextPow2(k);
     const extra = mask ? [tf.tensor1d(mask.rowWorld), tf.tensor1d(mask.candidateWorld)] : [];
-    const all = runWebgpuProgram(
-      new TopKRowsProgram(rows, k2, !!mask),
+    return runWebgpuProgram(
+      new TopKRowsProgram(rows, k2, !!mask, withValues),
       [x, ...extra],
       [
         { type: 'int32', data: [n] },
         { type: 'int32', data: [k] },
         { type: 'int32', data: [k2] },
         { type: 'float32', data: [mask?.within ?? 0] },
+        { type: 'int32', data: [rows] },
       ],
       'int32',
     ) as tf.Tensor2D;
-    return k2 === k ? all : (tf.slice(all, [0, 0], [rows, k]) as tf.Tensor2D);
   });
+}
+
+/** The program's k best indices of each row (mask: see RadiusMask), [rows, k]. */
+function topkIndicesWgsl(x: tf.Tensor2D, k: number, mask?: RadiusMask): tf.Tensor2D {
+  const [rows] = x.shape;
+  const all = topkProgramWgsl(x, k, mask, false);
+  if (all.shape[1] === k) return all;
+  try {
+    return tf.slice(all, [0, 0], [rows, k]) as tf.Tensor2D;
+  } finally {
+    all.dispose();
+  }
+}
+
+/**
+ * topkRowsMaskedWgsl's indices and their values (the unmasked scores) in one dispatch and one int32
+ * tensor, for reading back: `packed` [2 * rows, stride], row r's k indices (best first) at
+ * r * stride, their values' float32 bits at (rows + r) * stride; stride = k rounded up to a power of
+ * two (slots past k: index -1, value bits 0). Null where topkRowsMaskedWgsl is.
+ */
+export function topkRowsMaskedPackedWgsl(
+  x: tf.Tensor2D,
+  k: number,
+  mask: RadiusMask,
+): { packed: tf.Tensor2D; stride: number } | null {
+  if (!wgslApplies(x)) return null;
+  checkK(x, k);
+  return { packed: topkProgramWgsl(x, k, mask, true), stride: nextPow2(k) };
 }
 
 function checkK(x: tf.Tensor2D, k: number): void {
