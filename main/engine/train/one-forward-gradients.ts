@@ -6,7 +6,8 @@
  * straightforward way runs the network twice (once to mine, once inside the differentiated function);
  * this records the first pass on tfjs' tape instead, pauses the tape while `between` runs (its ops are
  * not recorded), resumes it for the loss and back-propagates through both (tfjs' Engine.gradients on
- * the already-open tape: it only resets the tape when none is open).
+ * the already-open tape: it only resets the tape when none is open; the outer opening is closed at the
+ * end of the loss, so that the backward pass, as in Engine.gradients alone, is not recorded).
  *
  * This leans on tfjs-core's Engine internals (startTape, endTape, state.activeTape, state.gradientDepth;
  * checked against @tensorflow/tfjs-core 4.22): a tfjs upgrade must rerun the test that compares it with
@@ -44,7 +45,15 @@ export async function gradientsWithOneForward<F extends tf.TensorContainer, S>(
     open = true;
     engine.state.activeTape = tape;
     const forward = out;
-    const { value, grads } = engine.gradients(() => lossFn(forward, s), xs);
+    const { value, grads } = engine.gradients(() => {
+      const loss = lossFn(forward, s);
+      // close this function's tape before Engine.gradients closes its own: the backward pass then runs
+      // untaped (with ours still open, every backward kernel was recorded and its inputs cloned) and
+      // Engine.gradients frees the tape's saved tensors itself
+      engine.endTape();
+      open = false;
+      return loss;
+    }, xs);
     return { value, grads, between: s };
   } finally {
     if (open) engine.endTape();
