@@ -521,11 +521,11 @@ export function conv3dFilterGradWgsl(
     throw new Error(`conv3dFilterGradWgsl: tensors over 2^31 elements (i32 indices)`);
   const backend = tf.backend() as unknown as WebGPUBackend;
   const plan = planFilterGrad(g, variant);
-  const x2 = tf.reshape(x, [-1, cin]);
-  const dy2 = tf.reshape(dy, [-1, cout]);
+  // rank-2 views of the same buffers (no Reshape kernels)
+  const x2: tf.TensorInfo = { dataId: x.dataId, shape: [x.size / cin, cin], dtype: x.dtype };
+  const dy2: tf.TensorInfo = { dataId: dy.dataId, shape: [dy.size / cout, cout], dtype: dy.dtype };
   const program = new ConvFilterGradProgram(g, plan);
   const partial = backend.runWebGPUProgram(program, [x2, dy2], 'float32', program.uniformData);
-  tf.dispose([x2, dy2]);
   let flat: tf.TensorInfo = partial;
   if (plan.splits > 1) {
     flat = backend.runWebGPUProgram(new SplitSumProgram(g.M * g.N), [partial], 'float32', [
@@ -533,8 +533,5 @@ export function conv3dFilterGradWgsl(
     ]);
     backend.disposeData(partial.dataId);
   }
-  const t = tf.engine().makeTensorFromTensorInfo(flat);
-  const out = tf.reshape(t, filterShape) as tf.Tensor5D;
-  t.dispose();
-  return out;
+  return tf.engine().makeTensorFromTensorInfo({ ...flat, shape: filterShape }) as tf.Tensor5D;
 }

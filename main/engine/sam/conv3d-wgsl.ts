@@ -661,7 +661,7 @@ export function conv3dWgsl(
         conv3dInputGrad(dy, ws, xs.shape, strides, pad),
         filterGrad(xs, dy, ws.shape as Shape5, strides, pad),
       ];
-      if (bi) grads.push(tf.reshape(sumPerChannel(dy), bi.shape));
+      if (bi) grads.push(bi.rank === 1 ? sumPerChannel(dy) : tf.reshape(sumPerChannel(dy), bi.shape));
       return grads;
     };
     return { value, gradFunc };

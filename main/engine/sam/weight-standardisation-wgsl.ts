@@ -112,6 +112,9 @@ function run(program: WebGPUProgram, inputs: tf.Tensor[], fanIn: number, cout: n
   ]);
 }
 
+/** The gain's gradient [cout] in the gain's shape (no Reshape kernel when that is [cout] too). */
+const gainShaped = (grad: tf.Tensor, g: tf.Tensor): tf.Tensor => (g.rank === 1 ? grad : tf.reshape(grad, g.shape));
+
 /**
  * scale * g * (W - mean) / sqrt(sum (W - mean)^2 + 1e-4) per output channel (the last axis of the
  * kernel), differentiable in W and g; WebGPU only (network.ts takes tfjs ops elsewhere).
@@ -137,7 +140,7 @@ export function standardisedKernelWgsl(kernel: tf.Tensor5D, gain: tf.Tensor, sca
         cout,
         scale,
       ),
-      tf.reshape(
+      gainShaped(
         run(
           new ChannelProgram([cout], cout, ['W', 'dy'], 'samWeightStandardiseGradG', GAIN_GRAD),
           [w, dy],
@@ -145,7 +148,7 @@ export function standardisedKernelWgsl(kernel: tf.Tensor5D, gain: tf.Tensor, sca
           cout,
           scale,
         ),
-        g.shape,
+        g,
       ),
     ];
     return { value, gradFunc };
