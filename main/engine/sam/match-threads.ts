@@ -4,8 +4,9 @@
  * caller searches the first while the threads search the others, on the same numbers, so the answers
  * equal a single-threaded match's exactly (test/unit/match-threads.test.ts). The query's embeddings
  * must lie on SharedArrayBuffers (embedVolume and the embedding cache put them there): they are shared
- * with the threads, not copied; otherwise the caller searches alone. The threads keep the last few
- * queries sent to them (with the query's upsampled-global norms, computed once, here).
+ * with the threads, not copied; otherwise the caller searches alone. The threads keep the queries sent
+ * to them (with the query's upsampled-global norms, computed once, here) until matchPoints ends
+ * (release()), at most the two most recent.
  * Start them early (they load their modules meanwhile) and dispose of them when done.
  */
 import { availableParallelism } from 'node:os';
@@ -27,7 +28,7 @@ export interface MatchReply extends JobReply {
   found?: SearchFound;
 }
 
-/** Queries the threads keep (the most recent two: a forward match and its cycle check's backward one; each holds its embeddings alive). */
+/** Queries a thread keeps at most (a forward match's and its cycle check's; each holds its embeddings alive). */
 const KEPT_QUERIES = 2;
 /** Below this many points a block is searched here alone. */
 const MIN_SHARED_POINTS = 64;
@@ -127,6 +128,18 @@ export class MatchThreads extends JobThreads<MatchReply> {
       throw e;
     } finally {
       signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /**
+   * The threads let go of every query sent to them (matchPoints calls it after each call, so that
+   * embeddings the caller drops are not held alive by a thread; sending one again is cheap: shared).
+   */
+  release(): void {
+    if (!this.usable) return;
+    for (const id of this.sent.splice(0)) {
+      const drop: MatchToThread = { kind: 'drop', id };
+      for (const t of this.threads) t.postMessage(drop);
     }
   }
 

@@ -247,6 +247,8 @@ export async function matchPoints(
     }
   }
   prof.done(`${points.length} points, top ${topK}${threads ? `, ${threads.size} threads + this one` : ''}`);
+  // the threads let go of the query: embeddings the caller drops are not kept alive there
+  threads?.release();
 
   if (options.cycleCheck)
     applyCycleCheck(
