@@ -147,6 +147,7 @@ export const matchCommand: Command = {
     };
     let matches: PointMatch[];
     let t0: number;
+    let where = 'on the GPU';
     if (model.engine.name === 'tfjs-webgpu') {
       // on a GPU: embeddings made and matched there (sam/device/), no cache (recomputing beats reading it)
       const onDevice = async (volume: typeof template, what: string) => {
@@ -173,13 +174,14 @@ export const matchCommand: Command = {
         const qe = await embed(query, queryPath, 'query');
         t0 = performance.now();
         matches = await matchPoints(te, qe, points, { ...matchOptions, threads });
+        where = threads ? `search shared with ${threads.size} worker thread(s)` : 'in one thread';
       } finally {
         threads?.dispose();
       }
     }
     const accepted = matches.filter((m) => m.accepted).length;
     console.error(
-      `matched ${matches.length} points in ${(performance.now() - t0).toFixed(0)} ms; ${accepted} accepted`,
+      `matched ${matches.length} points in ${(performance.now() - t0).toFixed(0)} ms (${where}); ${accepted} accepted`,
     );
     // a point outside the template has no embedding of its own: no match is written for it
     const outside = matches.flatMap((m, n) => (m.inTemplate ? [] : [n + 1]));
