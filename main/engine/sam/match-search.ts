@@ -5,10 +5,12 @@
  * and the match threads (match-threads.ts) run the same code on parts of a block: each point's answer
  * depends on nothing but its own rows, so any split gives the same answers.
  */
-import type { Vec3 } from '../volume/volume.ts';
+import { makeVolume, type Vec3, type Volume } from '../volume/volume.ts';
 import type { EmbeddedVolume } from './embed-volume.ts';
 import { candidateWindow } from './match.ts';
 import {
+  globalAt,
+  localAt,
   localToGlobal,
   scanContext,
   scanWindow,
@@ -76,6 +78,28 @@ export class QuerySearch {
     this.ctx = scanContext(query);
     this.l2g = localToGlobal(query);
     this.localBlock = blockScratch(query.local.components);
+  }
+
+  /** The whole block searched here. */
+  searchAll(b: SearchBlock): SearchFound {
+    const out = emptyFound(b.n);
+    this.search(b, 0, b.n, out);
+    return out;
+  }
+
+  /** The combined similarity (g + l) / 2 of block row r's point at every query local voxel (returnMap). */
+  similarityMap(b: SearchBlock, r: number): Volume<Float32Array> {
+    const { query, ctx } = this;
+    const CL = query.local.components;
+    const tl = b.tl.subarray(r * CL, (r + 1) * CL);
+    const rowOff = r * (b.sims.length / b.n);
+    const [li, lj, lk] = query.local.size;
+    const map = new Float32Array(li * lj * lk);
+    for (let k = 0, n = 0; k < lk; k++)
+      for (let j = 0; j < lj; j++)
+        for (let i = 0; i < li; i++, n++)
+          map[n] = (globalAt(ctx, b.sims, rowOff, i, j, k) + localAt(ctx, tl, i + li * (j + lj * k))) / 2;
+    return makeVolume({ ...query.local, components: 1, data: map, meta: { description: 'SAM similarity' } });
   }
 
   /** Search rows lo .. hi - 1 of the block into `out` at the same rows (out's row 0 = block row `outFirst`). */

@@ -73,11 +73,8 @@ export class MatchThreads extends JobThreads<MatchReply> {
     signal?: AbortSignal,
   ): Promise<SearchFound> {
     const n = block.n;
+    if (!this.usable || n < MIN_SHARED_POINTS || !isShared(query)) return here.searchAll(block);
     const out = emptyFound(n);
-    if (!this.usable || n < MIN_SHARED_POINTS || !isShared(query)) {
-      here.search(block, 0, n, out);
-      return out;
-    }
     if (signal?.aborted) throw this.stop(new CancelledError('point matching'));
     const id = this.send(query);
     const parts = this.size + 1;
@@ -121,10 +118,7 @@ export class MatchThreads extends JobThreads<MatchReply> {
       return out;
     } catch (e) {
       // a thread failed (not a cancel): the whole block here instead
-      if (this.broken && !this.stopped) {
-        here.search(block, 0, n, out);
-        return out;
-      }
+      if (this.broken && !this.stopped) return here.searchAll(block);
       throw e;
     } finally {
       signal?.removeEventListener('abort', onAbort);

@@ -4,7 +4,7 @@
  * with match-search.ts, one at a time.
  */
 import { parentPort } from 'node:worker_threads';
-import { emptyFound, QuerySearch } from './match-search.ts';
+import { QuerySearch } from './match-search.ts';
 import { adoptGlobalNorms } from './similarity-grid.ts';
 import type { MatchReply, MatchToThread } from './match-threads.ts';
 
@@ -25,8 +25,7 @@ port.on('message', (m: MatchToThread) => {
   try {
     const s = searches.get(m.id);
     if (!s) throw new Error(`match thread: query ${m.id} was not sent`);
-    const found = emptyFound(m.block.n);
-    s.search(m.block, 0, m.block.n, found);
+    const found = s.searchAll(m.block);
     reply = { job: m.job, found };
     for (const a of Object.values(found)) transfer.push((a as Float64Array).buffer as ArrayBuffer);
   } catch (e) {

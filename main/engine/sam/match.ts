@@ -25,11 +25,10 @@
  */
 import { CancelledError, InputError } from '../errors.ts';
 import { indexToWorld, worldToIndex, type Geometry } from '../volume/geometry.ts';
-import { makeVolume, type Vec3, type Volume } from '../volume/volume.ts';
+import type { Vec3, Volume } from '../volume/volume.ts';
 import { dotRows, type DotBackend } from './dot-products.ts';
 import { embeddingFloat32, halfTable, type EmbeddedVolume, type EmbeddingVolume } from './embed-volume.ts';
-import { globalAt, localAt, scanContext } from './similarity-grid.ts';
-import { emptyFound, QuerySearch, type SearchBlock } from './match-search.ts';
+import { QuerySearch, type SearchBlock } from './match-search.ts';
 import type { MatchThreads } from './match-threads.ts';
 import { profiler } from '../util/profile.ts';
 
@@ -220,13 +219,7 @@ export async function matchPoints(
     prof.mark('global similarities');
     const work: SearchBlock = { tg, tl, sims, n: nb, topK, h, refine };
     // top k, window scan, refinement: shared with the match threads when they are given
-    const found = threads
-      ? await threads.search(query, search, work, options.signal)
-      : (() => {
-          const f = emptyFound(nb);
-          search.search(work, 0, nb, f);
-          return f;
-        })();
+    const found = threads ? await threads.search(query, search, work, options.signal) : search.searchAll(work);
     prof.mark(threads ? 'search (threads)' : 'search');
     for (let b = 0; b < nb; b++) {
       const pi = p0 + b;
@@ -241,7 +234,7 @@ export async function matchPoints(
         inTemplate: inside[b],
         accepted: inside[b] && best >= (options.minScore ?? -Infinity),
       };
-      if (pi === mapFor) m.map = similarityMap(query, tl.subarray(b * CL, (b + 1) * CL), sims, b * Vg);
+      if (pi === mapFor) m.map = search.similarityMap(work, b);
       results.push(m);
       voxelCentres.push(indexToWorld(query.local, bi));
     }
@@ -258,23 +251,6 @@ export async function matchPoints(
       options,
     );
   return results;
-}
-
-/** The combined similarity (g + l) / 2 of one point at every query local voxel (returnMap). */
-function similarityMap(
-  query: EmbeddedVolume,
-  tl: Float32Array,
-  sims: Float32Array,
-  rowOff: number,
-): Volume<Float32Array> {
-  const ctx = scanContext(query);
-  const [li, lj, lk] = query.local.size;
-  const map = new Float32Array(li * lj * lk);
-  for (let k = 0, n = 0; k < lk; k++)
-    for (let j = 0; j < lj; j++)
-      for (let i = 0; i < li; i++, n++)
-        map[n] = (globalAt(ctx, sims, rowOff, i, j, k) + localAt(ctx, tl, i + li * (j + lj * k))) / 2;
-  return makeVolume({ ...query.local, components: 1, data: map, meta: { description: 'SAM similarity' } });
 }
 
 /** The options of the cycle check's backward matching: the forward ones without map, threshold or recursion. */

@@ -272,6 +272,13 @@ export function topkRowsMaskedWgsl(x: tf.Tensor2D, k: number, mask: RadiusMask):
   return topkIndicesWgsl(x, k, mask);
 }
 
+/** tf.topk(x, k, true).indices of a [rows, n] matrix, by the WGSL program on WebGPU (no values gathered). */
+export function topkRowIndices(x: tf.Tensor2D, k: number): tf.Tensor2D {
+  checkK(x, k);
+  if (!wgslApplies(x)) return tf.tidy(() => tf.topk(x, k, true).indices as tf.Tensor2D);
+  return topkIndicesWgsl(x, k);
+}
+
 /** tf.topk(x, k, true) of a [rows, n] matrix, by the WGSL program on WebGPU (see the header). */
 export function topkRows(x: tf.Tensor2D, k: number): { values: tf.Tensor2D; indices: tf.Tensor2D } {
   checkK(x, k);

@@ -51,7 +51,7 @@ import type { DeviceEmbedded, DeviceEmbeddingLevel } from './embed-on-device.ts'
 import { profiler } from '../../util/profile.ts';
 import { windowArgmaxApplies, windowArgmaxWgsl } from './window-argmax-wgsl.ts';
 import { REFINE_GEOMETRY, refineContinuousWgsl } from './refine-wgsl.ts';
-import { topkRows } from '../../train/top-k-wgsl.ts';
+import { topkRowIndices } from '../../train/top-k-wgsl.ts';
 import { readAndDispose } from '../../register/device/flat-program.ts';
 
 export interface DeviceMatchOptions extends Omit<MatchOptions, 'backend' | 'blockSize'> {
@@ -183,7 +183,7 @@ async function windowLists(
     }
     return { idx, Wb: Vl, counts };
   }
-  const top = tf.tidy(() => tf.topk(tf.matMul(tg, query.global.data, false, true), topK).indices);
+  const top = tf.tidy(() => topkRowIndices(tf.matMul(tg, query.global.data, false, true), topK));
   const cand = (await readAndDispose(top)) as unknown as Int32Array;
   const lists: number[][] = [];
   for (let b = 0; b < P; b++) {
@@ -287,7 +287,7 @@ export async function matchPointsOnDevice(
       if (boxes) {
         // the windows searched on the device: only each point's best comes back
         const found = tf.tidy(() => {
-          const cand = topkRows(tf.matMul(tg, query.global.data, false, true), topK).indices;
+          const cand = topkRowIndices(tf.matMul(tg, query.global.data, false, true), topK);
           return windowArgmaxWgsl(gn, ql, tg, tl, cand, boxes, query.local.size);
         });
         const r = await readAndDispose(found);
