@@ -8,6 +8,7 @@ import { heldVolumes, useApp } from './store/index.ts';
 import type { LoadedVolume, Role } from './store/volumes.ts';
 import { centreOf } from './views/view-geometry.ts';
 import { releaseImagesExcept } from './views/images.ts';
+import { adoptConfidence } from './confidence-actions.ts';
 
 async function guarded<T>(what: string, f: () => Promise<T>): Promise<T | undefined> {
   const s = useApp.getState();
@@ -65,7 +66,14 @@ export async function runRegistration(): Promise<void> {
   s.startRegistration();
   try {
     const summary = await samApi().register(
-      { fixedId: s.fixed.desc.id, movingId: s.moving.desc.id, matcher: s.matcher, stages: s.stages, gridMm: s.gridMm },
+      {
+        fixedId: s.fixed.desc.id,
+        movingId: s.moving.desc.id,
+        matcher: s.matcher,
+        refine: s.refine,
+        stages: s.stages,
+        gridMm: s.gridMm,
+      },
       (p) => useApp.getState().reportProgress(p),
     );
     // the engine's part ends here; what follows is fetching and displaying the result
@@ -106,6 +114,7 @@ export function currentSession(): SessionFile {
     moving: s.moving ? { path: s.moving.desc.path, series: s.moving.desc.series } : undefined,
     settings: {
       matcher: s.matcher,
+      refine: s.refine,
       stages: s.stages,
       gridMm: s.gridMm,
       window: s.window,
@@ -136,6 +145,7 @@ export async function openSession(path: string): Promise<void> {
   const s = useApp.getState();
   s.setSettings({
     matcher: session.settings.matcher,
+    refine: session.settings.refine ?? 'ncc',
     stages: session.settings.stages,
     gridMm: session.settings.gridMm,
   });
@@ -155,6 +165,10 @@ export async function openSession(path: string): Promise<void> {
       st.finishRegistration({ status: 'done', summary });
       st.setLastExport({ dir, files: [], reopened: true });
       cleanup();
+      // the confidence map the export stored comes back with it (engine: readStoredConfidence)
+      if (summary.confidence) await adoptConfidence(summary.confidence, useApp.getState().summary);
+      if (summary.confidenceNotRead)
+        useApp.getState().setError(`stored confidence map not read: ${summary.confidenceNotRead}`);
     });
   }
   if (session.signOff) useApp.getState().setSignOff(session.signOff);

@@ -5,7 +5,7 @@
  * tracking mode sends the fixed point to the engine and keeps its match on the moving image).
  */
 import { CONFIDENCE_NO_DATA } from '../main/engine/workstation/register-protocol.ts';
-import type { ConfidenceLabels } from '../main/engine/workstation/types.ts';
+import type { ConfidenceInfo, ConfidenceLabels, RegisterSummary } from '../main/engine/workstation/types.ts';
 import { samApi } from './api/client.ts';
 import { releaseLater, reviewable } from './review-actions.ts';
 import { useApp } from './store/index.ts';
@@ -21,16 +21,7 @@ export async function computeConfidence(labels?: ConfidenceLabels): Promise<void
   const off = samApi().onReviewProgress((p) => useApp.getState().setConfidence({ confidenceProgress: p }));
   try {
     const info = await samApi().confidence(labels);
-    const t0 = performance.now();
-    const voxels = await samApi().fetchVoxels(info.map.id);
-    for (let n = 0; n < voxels.length; n++) if (voxels[n] === CONFIDENCE_NO_DATA) voxels[n] = CONFIDENCE_HOLE;
-    if (useApp.getState().summary !== summary) return; // another result meanwhile
-    useApp.getState().setConfidence({
-      confidence: info,
-      confidenceMap: { desc: info.map, voxels, transfer: { bytes: voxels.byteLength, ms: performance.now() - t0 } },
-      confidenceStatus: 'done',
-      confidenceProgress: null,
-    });
+    if (!(await adoptConfidence(info, summary))) return; // another result meanwhile
     useApp.getState().showMap('confidence');
     releaseLater(); // a recomputed map replaces the previous one
   } catch (e) {
@@ -40,6 +31,24 @@ export async function computeConfidence(labels?: ConfidenceLabels): Promise<void
   } finally {
     off();
   }
+}
+
+/**
+ * Fetches a confidence map's voxels and makes it the shown result's (computed now, or stored with a
+ * reopened result); false when another result replaced `summary` meanwhile.
+ */
+export async function adoptConfidence(info: ConfidenceInfo, summary: RegisterSummary | null): Promise<boolean> {
+  const t0 = performance.now();
+  const voxels = await samApi().fetchVoxels(info.map.id);
+  for (let n = 0; n < voxels.length; n++) if (voxels[n] === CONFIDENCE_NO_DATA) voxels[n] = CONFIDENCE_HOLE;
+  if (useApp.getState().summary !== summary) return false;
+  useApp.getState().setConfidence({
+    confidence: info,
+    confidenceMap: { desc: info.map, voxels, transfer: { bytes: voxels.byteLength, ms: performance.now() - t0 } },
+    confidenceStatus: 'done',
+    confidenceProgress: null,
+  });
+  return true;
 }
 
 /** Tracks a fixed point (mm) into the moving image when tracking mode is on. */

@@ -3,6 +3,7 @@ import { cancelRegistration, runRegistration } from '../actions.ts';
 import { useShallow } from 'zustand/react/shallow';
 import { useApp } from '../store/index.ts';
 import type { StageName } from '../../main/engine/workstation/types.ts';
+import { Checkbox } from './Checkbox.tsx';
 
 /** The cascade's stages in order; a run takes a prefix of them. */
 const STAGES: StageName[] = ['affine', 'coarse', 'deform'];
@@ -15,6 +16,7 @@ export function RegisterPanel(): React.JSX.Element {
   const s = useApp(
     useShallow((a) => ({
       matcher: a.matcher,
+      refine: a.refine,
       gridMm: a.gridMm,
       stages: a.stages,
       status: a.status,
@@ -51,6 +53,15 @@ export function RegisterPanel(): React.JSX.Element {
           <option value="ncc">NCC</option>
         </select>
       </label>
+      <Checkbox
+        testId="refine"
+        disabled={running || s.matcher !== 'sam'}
+        checked={s.matcher === 'sam' && s.refine === 'ncc'}
+        title="SAM matcher: each match refined by NCC template matching within 8 mm of it (with its own cycle check)"
+        onChange={(checked) => s.setSettings({ refine: checked ? 'ncc' : 'none' })}
+      >
+        NCC refine
+      </Checkbox>
       <label>
         grid mm{' '}
         <input

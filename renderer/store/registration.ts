@@ -1,12 +1,20 @@
 /** Store slice: registration settings, per-stage progress, result or error. */
 import type { StateCreator } from 'zustand';
-import type { Matcher, RegisterProgress, RegisterSummary, StageName } from '../../main/engine/workstation/types.ts';
+import type {
+  Matcher,
+  Refine,
+  RegisterProgress,
+  RegisterSummary,
+  StageName,
+} from '../../main/engine/workstation/types.ts';
 import type { AppState } from './index.ts';
 
 export type RegStatus = 'idle' | 'running' | 'done' | 'cancelled' | 'error';
 
 export interface RegistrationSlice {
   matcher: Matcher;
+  /** SAM matcher: refined by NCC ('ncc') or not. */
+  refine: Refine;
   stages: StageName[];
   gridMm: number;
   status: RegStatus;
@@ -14,7 +22,7 @@ export interface RegistrationSlice {
   progress: Record<string, RegisterProgress>;
   summary: RegisterSummary | null;
   regError: string | null;
-  setSettings(s: Partial<Pick<RegistrationSlice, 'matcher' | 'stages' | 'gridMm'>>): void;
+  setSettings(s: Partial<Pick<RegistrationSlice, 'matcher' | 'refine' | 'stages' | 'gridMm'>>): void;
   startRegistration(): void;
   reportProgress(p: RegisterProgress): void;
   finishRegistration(s: { status: RegStatus; summary?: RegisterSummary | null; error?: string | null }): void;
@@ -22,6 +30,7 @@ export interface RegistrationSlice {
 
 export const registrationSlice: StateCreator<AppState, [], [], RegistrationSlice> = (set) => ({
   matcher: 'ncc',
+  refine: 'ncc',
   stages: ['affine', 'coarse', 'deform'],
   gridMm: 24,
   status: 'idle',

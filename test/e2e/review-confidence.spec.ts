@@ -205,3 +205,48 @@ test('the full cascade on the same pair: not flagged, no folding', async () => {
   expect(qa.folded).toBe(0);
   await expect(page.getByTestId('qa-flags')).toHaveText('QA: nothing flagged');
 });
+
+test('the confidence map is exported with the result and comes back when the session is reopened', async () => {
+  const before = await page.evaluate(() => window.__sam!.store.getState().confidence!);
+  await page.getByTestId('export-dir').fill('confidence-export');
+  await page.getByTestId('export').click();
+  await expect(page.getByTestId('export-result')).toHaveAttribute('title', /confidence\.nii\.gz/, { timeout: 60_000 });
+  await page.getByTestId('session-path').fill('confidence-session.json');
+  await page.getByTestId('session-save').click();
+  await expect(page.getByTestId('busy')).toHaveCount(0);
+  await expect(page.getByTestId('error')).toHaveCount(0);
+
+  await page.reload();
+  await expect(page.getByTestId('info-fixed')).toHaveCount(0);
+  const t0 = Date.now();
+  await page.getByTestId('session-path').fill('confidence-session.json');
+  await page.getByTestId('session-open').click();
+  await expect(page.getByTestId('info-warped')).toBeVisible({ timeout: 120_000 });
+  // back without embedding anything again: the summary, organs and flags the reviewer saw
+  await expect(page.getByTestId('confidence-status')).toHaveAttribute('data-status', 'done', { timeout: 30_000 });
+  const seconds = (Date.now() - t0) / 1000;
+  const after = await page.evaluate(() => window.__sam!.store.getState().confidence!);
+  expect(after.summary).toEqual(before.summary);
+  expect(after.flags).toEqual(before.flags);
+  await expect(page.getByTestId('confidence-organs')).toContainText('organs, most below');
+  await expect(page.getByTestId('qa-flags')).toHaveText('QA: nothing flagged');
+  await expect(page.getByTestId('error')).toHaveCount(0);
+  // the map itself: shown on demand, the readout's SAM similarity is its value at that voxel
+  const plain = await checksum();
+  await page.getByTestId('overlay-confidence').check();
+  await page.waitForTimeout(100);
+  expect(await checksum()).not.toBe(plain);
+  const ax = (await page.getByTestId('view-axial').boundingBox())!;
+  await page.mouse.dblclick(ax.x + ax.width * 0.45, ax.y + ax.height * 0.45);
+  const readout = page.getByTestId('readout');
+  await expect(readout).toHaveAttribute('data-readout', /"samSimilarity":-?\d/, { timeout: 10_000 });
+  const ro = JSON.parse((await readout.getAttribute('data-readout'))!) as { index: number[]; samSimilarity: number };
+  const mapValue = await page.evaluate((ijk) => {
+    const m = window.__sam!.store.getState().confidenceMap!;
+    const [ni, nj] = m.desc.size;
+    return m.voxels[ijk[0] + ni * (ijk[1] + nj * ijk[2])] / 1000;
+  }, ro.index);
+  expect(ro.samSimilarity).toBeCloseTo(mapValue, 6);
+  await page.screenshot({ path: `${ART}/44-confidence-reopened.png` });
+  metrics.reopened = { seconds, bodyPercentBelow: after.summary.body.percentBelow };
+});

@@ -340,7 +340,9 @@ test('MHA pair: cancel a registration, run one with progress while the page stay
   await open('fixed', PAIR_FIXED);
   await open('moving', PAIR_MOVING);
   await expectContent('05-pair-unregistered-overlay');
-  await expect(page.getByTestId('matcher')).toHaveValue('ncc');
+  // the default where the model is installed: SAM, each match refined by NCC
+  await expect(page.getByTestId('matcher')).toHaveValue('sam');
+  await expect(page.getByTestId('refine')).toBeChecked();
 
   // cancel: a fine grid keeps the worker busy long enough
   await page.getByTestId('grid').fill('8');

@@ -75,6 +75,9 @@ test('sam register --deform-net: the network runs before the instance optimisati
       'affine,deform',
       '--deform-iters',
       '5',
+      // the network opens the SAM model for its features with the NCC matcher too
+      '--matcher',
+      'ncc',
     ]);
     assert.equal(r.status, 0, r.stderr);
     const qa = JSON.parse(readFileSync(join(out, 'qa.json'), 'utf8'));

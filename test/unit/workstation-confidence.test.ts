@@ -102,6 +102,28 @@ test('workstation: confidence map and point tracking in the worker flag an affin
     const rep = JSON.parse(readFileSync(join(e.dir, 'report.json'), 'utf8'));
     assert.deepEqual(rep.confidence.body, c.summary.body);
     assert.ok(rep.flags.some((x: { code: string }) => x.code === 'low-confidence'));
+    assert.ok(
+      e.files.some((x) => x.endsWith('confidence.nii.gz')) && e.files.some((x) => x.endsWith('low-confidence.nii.gz')),
+    );
+
+    // reopening the export restores the map without the model's work: every voxel, the summary, the
+    // flags, the readout's similarity; a new export writes the same summary again
+    const re = await ws.openResult({ dir: e.dir, fixedId: f.id, movingId: m.id });
+    assert.ok(re.confidence, 'the reopened result carries its confidence map');
+    assert.equal(re.confidenceNotRead, undefined);
+    assert.deepEqual(re.confidence.summary, c.summary);
+    assert.deepEqual(re.confidence.flags, c.flags);
+    assert.deepEqual(ws.voxels(re.confidence.map.id), map);
+    assert.equal(ws.readout(centre).samSimilarity, ro.samSimilarity);
+    const e2 = await ws.exportResult(join(dir.dir, 'out-2'));
+    assert.deepEqual(JSON.parse(readFileSync(join(e2.dir, 'report.json'), 'utf8')).confidence, rep.confidence);
+    // a stored map off the fixed grid is named, and the result opens without it
+    const { copyFileSync } = await import('node:fs');
+    copyFileSync(join(dir.dir, 'moving.nii.gz'), join(e2.dir, 'confidence.nii.gz'));
+    const bad = await ws.openResult({ dir: e2.dir, fixedId: f.id, movingId: m.id });
+    assert.equal(bad.confidence, undefined);
+    assert.match(bad.confidenceNotRead ?? '', /confidence\.nii\.gz.*not on the fixed image grid/);
+    assert.equal(ws.readout(centre).samSimilarity, null);
   } finally {
     ws.dispose();
     dir.cleanup();

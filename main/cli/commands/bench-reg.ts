@@ -13,6 +13,7 @@ import { InputError } from '../../engine/errors.ts';
 import { benchRegistration, benchTable, type BenchSource } from '../../engine/bench/reg-bench.ts';
 import { elastixVersion } from '../../engine/bench/elastix.ts';
 import { checkStages, DEFAULT_FEATURE_WEIGHT, DEFAULT_STAGES } from '../../engine/register/cascade.ts';
+import { MATCHER_OPTIONS, MATCHER_USAGE, matcherOptions } from '../matcher-args.ts';
 import { readVolume } from '../../engine/volume/io/index.ts';
 import { resample } from '../../engine/volume/resample.ts';
 import { defaultModelPath, openModel } from './match.ts';
@@ -40,7 +41,7 @@ const USAGE = `usage: sam bench-reg [options]
   --deform-iters N   Adam iterations per level of the deform stage (default: the cascade's)
   --feature-weight X weight of the SAM local-embedding similarity in the deform stage (SAM matcher;
                      default ${DEFAULT_FEATURE_WEIGHT}: off, see sam register --help)
-  --matcher sam|ncc  default ncc (no model needed); sam uses --weights or resources/sam-small.samw
+${MATCHER_USAGE}
   --deform-net FILE  a SAM-deform network (sam train-reg) before the instance optimisation (default
                      resources/sam-deform-net.samw when present; opens the SAM model for its features)
   --no-deform-net    instance optimisation alone
@@ -87,7 +88,7 @@ export const benchRegCommand: Command = {
         spacing: { type: 'string', default: '3' },
         seed: { type: 'string', default: '11' },
         stages: { type: 'string', default: DEFAULT_STAGES.join(',') },
-        matcher: { type: 'string', default: 'ncc' },
+        ...MATCHER_OPTIONS,
         'deform-iters': { type: 'string' },
         'feature-weight': { type: 'string' },
         threads: { type: 'string' },
@@ -107,7 +108,8 @@ export const benchRegCommand: Command = {
       return 0;
     }
     const stages = checkStages(values.stages.split(',').map((s) => s.trim()));
-    if (values.matcher !== 'sam' && values.matcher !== 'ncc') throw new InputError('--matcher', 'use sam or ncc');
+    const { matcher, refine, note } = matcherOptions(values);
+    if (note) console.error(`bench-reg: ${note}`);
     const nPairs = intOption('pairs', values.pairs);
     const spacing = numberOption('spacing', values.spacing, { above: 0 });
     let elastix = !values['no-elastix'];
@@ -123,7 +125,7 @@ export const benchRegCommand: Command = {
     if (deformNet) console.error(`bench-reg: deform network ${deformNet.file}, then instance optimisation`);
     let engine;
     let deviceModel;
-    if (values.matcher === 'sam' || deformNet) {
+    if (matcher === 'sam' || deformNet) {
       const w = values.weights ?? defaultModelPath();
       if (!existsSync(w)) throw new InputError(w, 'no trained SAM model: pass --weights FILE or use --matcher ncc');
       const model = await openModel({ weightsFile: w }, values.device as Device);
@@ -139,7 +141,7 @@ export const benchRegCommand: Command = {
         seeds: Array.from({ length: nPairs }, (_, n) => seed0 + n),
         spacingMm: spacing,
         stages,
-        matcher: values.matcher,
+        matcher,
         engine,
         elastix,
         register: {
@@ -152,6 +154,7 @@ export const benchRegCommand: Command = {
           ...(values['feature-weight'] !== undefined
             ? { featureWeight: numberOption('feature-weight', values['feature-weight'], { min: 0 }) }
             : {}),
+          refine,
           deformNet,
           deviceModel,
           threads: optionalInt('threads', values.threads),
@@ -164,7 +167,7 @@ export const benchRegCommand: Command = {
       if (values.json) console.log(JSON.stringify(rows, null, 2));
       else {
         console.log(
-          `${nPairs} pair(s) at ${spacing} mm, matcher ${values.matcher}, stages ${stages.join(',')}` +
+          `${nPairs} pair(s) at ${spacing} mm, matcher ${matcher}${matcher === 'sam' ? ` (refine ${refine})` : ''}, stages ${stages.join(',')}` +
             (elastix ? `, ${elastixVersion()}` : ', elastix skipped'),
         );
         console.log(benchTable(rows));

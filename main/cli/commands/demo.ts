@@ -16,6 +16,7 @@ import { readVolume, writeVolume } from '../../engine/volume/io/index.ts';
 import { bodyMask } from '../../engine/volume/mask.ts';
 import { defaultModelPath, openModel } from './match.ts';
 import { intOption } from '../option-values.ts';
+import { MATCHER_OPTIONS, MATCHER_USAGE, matcherOptions } from '../matcher-args.ts';
 
 const DEFAULT_CT = '../shared/data/TotalSegmentator/tests/reference_files/example_ct.nii.gz';
 
@@ -24,7 +25,7 @@ export const demoCommand: Command = {
   summary: 'register a pair made from a real CT by a known affine, and score the result',
   usage: [
     `usage: sam demo [--ct FILE (default ${DEFAULT_CT})] [--out DIR (default sam-demo)] [--seed N]`,
-    '  --matcher ncc|sam  NCC template matching (default) or SAM embeddings (resources/sam-small.samw or $SAM_MODEL)',
+    MATCHER_USAGE,
   ].join('\n'),
   async run(args) {
     const { values } = parseArgs({
@@ -33,7 +34,7 @@ export const demoCommand: Command = {
         ct: { type: 'string', default: DEFAULT_CT },
         out: { type: 'string', default: 'sam-demo' },
         seed: { type: 'string', default: '5' },
-        matcher: { type: 'string', default: 'ncc' },
+        ...MATCHER_OPTIONS,
       },
     });
     const ct = await readVolume(values.ct);
@@ -51,15 +52,19 @@ export const demoCommand: Command = {
     const movingPath = join(out, 'moving.nii.gz');
     await writeVolume(fixedPath, pair.fixed, { protect: [values.ct] });
     await writeVolume(movingPath, pair.moving, { protect: [values.ct] });
-    if (values.matcher !== 'sam' && values.matcher !== 'ncc') throw new InputError('--matcher', 'use ncc or sam');
-    const sam = values.matcher === 'sam';
+    const { matcher, refine, note } = matcherOptions(values);
+    const sam = matcher === 'sam';
     if (sam && !existsSync(defaultModelPath()))
       throw new InputError(defaultModelPath(), 'no SAM model here: use --matcher ncc');
     const engine = sam ? (await openModel({ weightsFile: defaultModelPath() })).engine : undefined;
-    console.error(`pair from ${values.ct} (seed ${values.seed}); matcher: ${sam ? 'SAM' : 'NCC'}`);
+    if (note) console.error(note);
+    console.error(
+      `pair from ${values.ct} (seed ${values.seed}); matcher: ${sam ? `SAM${refine === 'ncc' ? ', refined by NCC' : ''}` : 'NCC'}`,
+    );
     const t0 = performance.now();
     const r = await registerVolumes(pair.fixed, pair.moving, {
-      matcher: sam ? 'sam' : 'ncc',
+      matcher,
+      refine,
       engine,
       gridMm: 24,
       onProgress: (stage, done, total) =>

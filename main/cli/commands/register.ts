@@ -16,6 +16,7 @@ import { writeRegistration } from '../../engine/register/register-output.ts';
 import { readVolume } from '../../engine/volume/io/index.ts';
 import { ProgressLine } from '../progress.ts';
 import { intOption, numberOption, optionalInt } from '../option-values.ts';
+import { MATCHER_OPTIONS, MATCHER_USAGE, matcherOptions } from '../matcher-args.ts';
 
 const USAGE = `usage: sam register <fixed> <moving> --out DIR [options]
 
@@ -23,8 +24,7 @@ const USAGE = `usage: sam register <fixed> <moving> --out DIR [options]
   --out DIR           result folder: warped.nii.gz (+ warped-dicom/ for DICOM input), displacement.nii.gz,
                       affine.txt, affine.tfm, pairs.csv, coarse-pairs.csv, qa.json; never writes over the inputs
   --stages LIST       comma-separated, in order: affine[,coarse][,deform] (default affine,coarse,deform)
-  --matcher ncc|sam   point matcher (default ncc, intensity template matching; sam = SAM embeddings, which
-                      with the shipped short-trained model are less accurate than NCC on our benchmarks)
+${MATCHER_USAGE}
   --weights FILE      SAM model (default resources/sam-small.samw or $SAM_MODEL)
   --random-init SEED  the untrained network instead (testing only)
   --device NAME       auto (default), webgpu, onnx, onnx-cuda, tfjs-cpu, ...
@@ -56,7 +56,7 @@ export const registerCommand: Command = {
       options: {
         out: { type: 'string' },
         stages: { type: 'string', default: DEFAULT_STAGES.join(',') },
-        matcher: { type: 'string', default: 'ncc' },
+        ...MATCHER_OPTIONS,
         ...MODEL_OPTIONS,
         grid: { type: 'string', default: '16' },
         'coarse-grid': { type: 'string', default: '10' },
@@ -73,7 +73,7 @@ export const registerCommand: Command = {
       return 2;
     }
     const stages = checkStages(values.stages.split(',').map((s) => s.trim()));
-    if (values.matcher !== 'sam' && values.matcher !== 'ncc') throw new InputError('--matcher', 'use sam or ncc');
+    const { matcher, refine, note } = matcherOptions(values);
     // numbers first: a mistyped option is refused before the inputs are read
     const gridMm = numberOption('grid', values.grid, { above: 0 });
     const coarseGridMm = numberOption('coarse-grid', values['coarse-grid'], { above: 0 });
@@ -94,15 +94,16 @@ export const registerCommand: Command = {
       console.error(`deform network: ${deformNet.file} (${deformNet.config.name}), then instance optimisation`);
     let engine;
     let deviceModel;
-    if (values.matcher === 'sam' || deformNet) {
-      const model = await openModelFromArgs(values, values.matcher === 'sam' ? '--matcher ncc' : '--no-deform-net');
+    if (note) console.error(note);
+    if (matcher === 'sam' || deformNet) {
+      const model = await openModelFromArgs(values, matcher === 'sam' ? '--matcher ncc' : '--no-deform-net');
       engine = model.engine;
       deviceModel = model;
       console.error(
-        `${values.matcher === 'sam' ? 'matcher: SAM, model' : 'SAM features for the deform network:'} ${model.label}${model.weightsFile ? ` (${model.weightsFile})` : ''}`,
+        `${matcher === 'sam' ? `matcher: SAM${refine === 'ncc' ? ' refined by NCC' : ''}, model` : 'SAM features for the deform network:'} ${model.label}${model.weightsFile ? ` (${model.weightsFile})` : ''}`,
       );
     }
-    if (values.matcher === 'ncc') console.error('matcher: NCC template matching');
+    if (matcher === 'ncc') console.error('matcher: NCC template matching');
     const onDevice = stages.includes('deform') ? await deformOnDevice(values, (l) => console.error(l)) : false;
     const controller = new AbortController();
     const onSigint = () => controller.abort();
@@ -110,7 +111,8 @@ export const registerCommand: Command = {
     try {
       const r = await registerVolumes(fixed, moving, {
         stages,
-        matcher: values.matcher,
+        matcher,
+        refine,
         engine,
         deviceModel,
         gridMm,

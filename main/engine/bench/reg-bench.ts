@@ -67,7 +67,10 @@ export interface BenchOptions {
   /** Counts of the host's work (e.g. cli/bench/host-stats.ts) around the last run, reported by onProgress. */
   hostStats?: () => { stop(per: number): string[] };
   /** Further options of the cascade (stage options). */
-  register?: Pick<RegisterOptions, 'coarse' | 'deform' | 'gridMm' | 'deformNet' | 'deviceModel' | 'threads'>;
+  register?: Pick<
+    RegisterOptions,
+    'coarse' | 'deform' | 'gridMm' | 'deformNet' | 'deviceModel' | 'threads' | 'refine' | 'featureWeight'
+  >;
   onProgress?: (what: string) => void;
   signal?: AbortSignal;
 }

@@ -16,8 +16,9 @@
  * `deviceModel` the embeddings are made, matched and reduced there (sam/device/).
  * The default is the full cascade (DEFAULT_STAGES): about 30-60 s on a 2-core CPU for a 2 mm chest
  * pair with the NCC matcher (README, registration section).
- * The matcher is SAM (embeddings from the given engine) or, as a classical fallback and baseline, NCC
- * template matching.
+ * The matcher is SAM (embeddings from the given engine), by default with each match refined by NCC
+ * template matching near it (ncc-refine.ts), or, as a classical fallback and baseline, NCC template
+ * matching alone (from a rough translation, initial-shift.ts).
  * Conventions: the affine maps fixed to moving points (LPS mm); the corrections of coarse and deform
  * are added in moving space (stage-field.ts); `field` is the whole map as one displacement field on
  * the fixed grid (fixed point x -> moving point x + u(x)); the warped image is moving(x + u(x)).
@@ -52,6 +53,7 @@ import {
   type SamCoarseResult,
   type SamMatchFn,
 } from './sam-coarse.ts';
+import { NCC_MIN_SCORE, NCC_REFINE_CYCLE_MM, nccRefineMatches } from './ncc-refine.ts';
 import { samDeform, type SamDeformOptions, type SamDeformResult } from './deform/sam-deform.ts';
 import { stageField } from './stage-field.ts';
 import { embeddingFeatures } from './deform/embedding-features.ts';
@@ -70,6 +72,10 @@ export const STAGES = ['affine', 'coarse', 'deform'] as const;
 export type Stage = (typeof STAGES)[number];
 export const DEFAULT_STAGES: Stage[] = ['affine', 'coarse', 'deform'];
 
+/** How the SAM matcher's matches are refined (RegisterOptions.refine). */
+export type RefineMode = 'ncc' | 'none';
+export const DEFAULT_REFINE: RefineMode = 'ncc';
+
 export interface RegisterOptions {
   stages?: Stage[];
   matcher?: 'sam' | 'ncc';
@@ -79,6 +85,12 @@ export interface RegisterOptions {
   /** Options of the later stages. */
   coarse?: SamCoarseOptions;
   deform?: SamDeformOptions;
+  /**
+   * SAM matcher: each match of the affine and coarse stages refined by NCC template matching near it
+   * (register/ncc-refine.ts: SAM finds the anatomy, NCC its precise position, with a cycle check of
+   * its own); 'none' keeps SAM's own locations. Default 'ncc' (DEFAULT_REFINE).
+   */
+  refine?: RefineMode;
   /** Weight of the SAM local-embedding similarity in the deform stage (SAM matcher only; default DEFAULT_FEATURE_WEIGHT). */
   featureWeight?: number;
   /**
@@ -297,9 +309,14 @@ interface StageInputs {
  * and, when the deform stage runs on the CPU, the threads of the dense tail (started now: they load
  * their modules while the stages run).
  */
+/** Whether the SAM matcher's matches are refined by NCC (the SAM matcher and refine 'ncc'). */
+function refinesWithNcc(o: RegisterOptions): boolean {
+  return (o.matcher ?? 'sam') === 'sam' && (o.refine ?? DEFAULT_REFINE) === 'ncc';
+}
+
 async function runStages(inputs: StageInputs): Promise<RegisterResult> {
   const o = inputs.o;
-  const ncc = (o.matcher ?? 'sam') === 'ncc' ? NccThreads.start(o.threads) : null;
+  const ncc = (o.matcher ?? 'sam') === 'ncc' || refinesWithNcc(o) ? NccThreads.start(o.threads) : null;
   // the host SAM matcher's search on worker threads too (the GPU matcher needs none)
   const matchThreads =
     (o.matcher ?? 'sam') === 'sam' && !inputs.gpu ? MatchThreads.start((o.threads ?? Infinity) - 1) : null;
@@ -349,6 +366,8 @@ async function stagesWith(
   t0 = performance.now();
   // NCC searches near its start point: start from a rough translation (initial-shift.ts)
   const shift = matcher === 'ncc' ? initialShift(fixed, moving, fixedMask) : ([0, 0, 0] as Vec3);
+  // SAM's matches refined by NCC (ncc-refine.ts), in both stages
+  const refineWithNcc = refinesWithNcc(o);
   const affine = await samAffine(fixed, moving, matcher === 'sam' ? embeddings : null, {
     samMatch: matcher === 'sam' ? gpuMatch : undefined,
     matchThreads,
@@ -356,12 +375,24 @@ async function stagesWith(
     fixedMask,
     movingMask,
     // NCC searches +-48 mm exhaustively per point: a few hundred points are plenty for 12 parameters
-    maxPoints: matcher === 'ncc' ? 300 : undefined,
+    // (SAM refined by NCC: the same, the refinement's two NCC searches a point dominate its time)
+    maxPoints: matcher === 'ncc' ? 300 : refineWithNcc ? 400 : undefined,
     // NCC matches synchronously: chunks of 25 points (about 0.3 s) between which cancel is seen; the
     // GPU matcher takes every point at once (tens of ms: each call's read-backs wait for the device)
     chunk: matcher === 'ncc' ? 25 * (ncc?.size ?? 1) : gpuMatch ? 4096 : undefined,
     signal: o.signal,
     onProgress: (p) => o.onProgress?.(`affine: ${p.stage}`, p.done, p.total),
+    refine: refineWithNcc
+      ? async (points, found, signal) => {
+          const r = await nccRefineMatches(fixed, moving, points, found, { threads: ncc, signal });
+          return found.map((m, n) => ({
+            location: r[n].location,
+            score: m.score,
+            accepted: m.accepted && r[n].score >= NCC_MIN_SCORE && r[n].cycleErrorMm <= NCC_REFINE_CYCLE_MM,
+            cycleErrorMm: r[n].cycleErrorMm,
+          }));
+        }
+      : undefined,
     match:
       matcher === 'ncc'
         ? async (points) => {
@@ -402,6 +433,7 @@ async function stagesWith(
         {
           ...o.coarse,
           chunk: o.coarse?.chunk ?? (gpu ? 4096 : undefined),
+          nccRefine: refineWithNcc,
           nccThreads: ncc,
           matchThreads,
           signal: o.signal,
@@ -534,6 +566,7 @@ async function stagesWith(
   const qa: RegisterQa = {
     stages,
     matcher,
+    ...(matcher === 'sam' ? { refine: o.refine ?? DEFAULT_REFINE } : {}),
     engine: o.engine?.name,
     secondsPerStage: times,
     // made on the CPU while the GPU embedded (inside 'embedding (GPU) + masks')

@@ -122,6 +122,11 @@ export interface SamAffineOptions {
   matchThreads?: MatchThreads | null;
   /** Replaces the SAM matcher (embeddings are then not needed). */
   match?: PointMatcher;
+  /**
+   * Refines the matcher's answers before the confidence filters (e.g. ncc-refine.ts: SAM's matches
+   * moved by NCC template matching, with its own verdict), one answer per point, in order.
+   */
+  refine?: (points: Vec3[], found: MatchedPoint[], signal?: AbortSignal) => Promise<MatchedPoint[]>;
   /** Points per matcher call (progress and cancellation granularity; default 512). */
   chunk?: number;
   onProgress?: (p: SamAffineProgress) => void;
@@ -179,7 +184,8 @@ export async function samAffine(
     check();
     options.onProgress?.({ stage: 'match', done: p0, total: points.length });
     const part = points.slice(p0, p0 + chunk);
-    const found = await match(part, signal);
+    const matched = await match(part, signal);
+    const found = options.refine ? await options.refine(part, matched, signal) : matched;
     if (found.length !== part.length)
       throw new InputError('SAM-affine', `the matcher returned ${found.length} results for ${part.length} points`);
     found.forEach((r, n) =>

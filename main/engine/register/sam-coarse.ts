@@ -32,6 +32,7 @@ import { fitControlGrid } from './control-grid-fit.ts';
 import type { Field } from './field/field.ts';
 import { gridPointsInMask } from './grid-points.ts';
 import { profiler } from '../util/profile.ts';
+import { NCC_MIN_SCORE, nccRefineMatches } from './ncc-refine.ts';
 import type { MatchThreads } from '../sam/match-threads.ts';
 
 export interface SamCoarseOptions {
@@ -60,6 +61,15 @@ export interface SamCoarseOptions {
    * with either matcher (NCC 2.86 -> 1.62 mm on the hardest; SAM 2.85 -> 1.53 mm on pair 12).
    */
   matchAfterAffine?: boolean;
+  /**
+   * SAM matcher: refine each match by NCC template matching within refineRadiusMm of it, in the image
+   * it was found in (the aligned one, or the moving image), with NCC's own cycle check; a pair is kept
+   * when SAM accepted it and the refinement is confident too (score >= 0.5, back within
+   * cycleThresholdMm). SAM finds the anatomy, NCC its precise position (default off).
+   */
+  nccRefine?: boolean;
+  /** Search radius of nccRefine, mm (default 8). */
+  refineRadiusMm?: number;
   /** Points per matcher call (progress and cancellation granularity; default SAM 256, NCC 50 a thread). */
   chunk?: number;
   /** NCC: match on these worker threads (bench/ncc-threads.ts; the same answers), else in this thread. */
@@ -162,16 +172,32 @@ export async function samCoarse(
               threads: o.matchThreads,
             });
       const prior = o.priorRadiusMm ?? 25;
+      const refined = o.nccRefine
+        ? await (async () => {
+            nccTarget ??= matcher.movingAligned ? movingAfterAffine(fixed, moving, affine) : moving;
+            // matched back from the refined point in W (the fixed frame), or from A^-1 q
+            const backStart = (q: Vec3) => (matcher.movingAligned ? q : applyAffine(inverse, q));
+            return nccRefineMatches(fixed, nccTarget, part, found, {
+              backStart,
+              radiusMm: o.refineRadiusMm,
+              threads: o.nccThreads,
+              signal: o.signal,
+            });
+          })()
+        : null;
       found.forEach((m, n) => {
+        const r = refined?.[n];
+        const at = r ? r.location : m.location;
         // a match p' in the aligned image is the moving point A p'
-        const q = matcher.movingAligned ? applyAffine(affine, m.location) : m.location;
+        const q = matcher.movingAligned ? applyAffine(affine, at) : at;
         const far = Math.hypot(q[0] - predicted[n][0], q[1] - predicted[n][1], q[2] - predicted[n][2]) > prior;
+        const refinedOk = !r || (r.score >= NCC_MIN_SCORE && r.cycleErrorMm <= cycleThr);
         pairs.push({
           fixed: part[n],
           moving: [...q] as Vec3,
           score: m.score,
-          cycleErrorMm: m.cycleErrorMm ?? NaN,
-          kept: m.accepted && m.score >= minScore && !far,
+          cycleErrorMm: r ? r.cycleErrorMm : (m.cycleErrorMm ?? NaN),
+          kept: m.accepted && m.score >= minScore && !far && refinedOk,
           residualMm: NaN,
         });
       });

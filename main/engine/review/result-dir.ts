@@ -12,6 +12,8 @@ import type { Affine3x4 } from '../register/affine-fit.ts';
 import { checkField, fieldFromAffine } from '../register/field/field.ts';
 import type { SamAffinePair } from '../register/sam-affine.ts';
 import type { CoarsePair } from '../register/sam-coarse.ts';
+import type { ConfidenceSummary } from './confidence.ts';
+import type { QaFlag } from './qa-flags.ts';
 import { sameGrid, type Geometry } from '../volume/geometry.ts';
 import { readVolume } from '../volume/io/index.ts';
 import type { Vec3, Volume } from '../volume/volume.ts';
@@ -174,4 +176,40 @@ export async function readRegistrationResult(dir: string, fixedGrid: Geometry): 
     qa,
     files,
   };
+}
+
+/** A confidence map stored with a result (the app's export, or `sam review` into the result folder). */
+export interface StoredConfidenceMap {
+  /** Similarity on the fixed grid, NaN where undefined. */
+  map: Volume;
+  summary: ConfidenceSummary;
+  /** The QA flags the report gave with it (confidence and Jacobian rules). */
+  flags: QaFlag[];
+}
+
+/**
+ * The confidence map of a result folder: confidence.nii.gz with report.json's confidence summary and
+ * flags (written together by an export after the map was computed). Null when the folder has none
+ * (no confidence.nii.gz, or no report.json, or a report without a confidence summary); an error
+ * naming the file when one is there but unreadable or off the fixed grid.
+ */
+export async function readStoredConfidence(dir: string, fixedGrid: Geometry): Promise<StoredConfidenceMap | null> {
+  const mapPath = join(dir, 'confidence.nii.gz');
+  const reportPath = join(dir, 'report.json');
+  if (!existsSync(mapPath) || !existsSync(reportPath)) return null;
+  let report: { confidence?: ConfidenceSummary | null; flags?: QaFlag[] };
+  try {
+    report = JSON.parse(readFileSync(reportPath, 'utf8')) as typeof report;
+  } catch (e) {
+    throw new InputError(reportPath, `not valid JSON (${(e as Error).message})`);
+  }
+  const summary = report.confidence;
+  if (!summary) return null;
+  if (typeof summary.threshold !== 'number' || !summary.body || !Array.isArray(summary.thirds))
+    throw new InputError(reportPath, 'its confidence summary lacks the threshold, body or thirds');
+  const map = await readVolume(mapPath);
+  if (map.components !== 1) throw new InputError(mapPath, `${map.components} components per voxel, not 1`);
+  if (!sameGrid(map, fixedGrid, GRID_TOLERANCE_MM))
+    throw new InputError(mapPath, 'the confidence map is not on the fixed image grid (wrong fixed image?)');
+  return { map: onFixedGrid(map, fixedGrid), summary, flags: Array.isArray(report.flags) ? report.flags : [] };
 }

@@ -18,7 +18,7 @@ import type { EmbeddedVolume } from '../sam/embed-volume.ts';
 import { embedVolume } from '../sam/embed-volume.ts';
 import { bodyMask } from '../volume/mask.ts';
 import type { Volume } from '../volume/volume.ts';
-import { CONFIDENCE_NO_DATA, type FromWorker, type ToWorker } from './register-protocol.ts';
+import { quantizeConfidence, type FromWorker, type ToWorker } from './register-protocol.ts';
 
 interface Port {
   post(m: FromWorker): void;
@@ -81,6 +81,7 @@ async function run(m: Extract<ToWorker, { type: 'register' }>): Promise<void> {
     const result = await registerVolumes(m.fixed, m.moving, {
       stages: m.options.stages,
       matcher: m.options.matcher,
+      refine: m.options.refine,
       engine,
       deviceModel,
       gridMm: m.options.gridMm,
@@ -143,11 +144,7 @@ async function runReview(m: Extract<ToWorker, { type: 'review' }>): Promise<void
       labels: m.labels,
       labelNames: m.labelNames,
     });
-    const map = new Int16Array(c.map.data.length);
-    for (let n = 0; n < map.length; n++) {
-      const v = c.map.data[n];
-      map[n] = Number.isFinite(v) ? Math.round(Math.max(-1, Math.min(1, v)) * 1000) : CONFIDENCE_NO_DATA;
-    }
+    const map = quantizeConfidence(c.map.data);
     tick('confidence map');
     if (review === mine) io.post({ type: 'review-done', job: m.job, summary: c.summary, map, seconds });
   } catch (e) {

@@ -12,14 +12,14 @@ import type { RegisterResult } from '../register/cascade.ts';
 import type { ConfidenceSummary } from '../review/confidence.ts';
 import type { TrackedPoint } from '../review/track-point.ts';
 import type { Vec3, Volume } from '../volume/volume.ts';
-import type { Matcher, StageName } from './types.ts';
+import type { Matcher, Refine, StageName } from './types.ts';
 
 export type ToWorker =
   | {
       type: 'register';
       fixed: Volume;
       moving: Volume;
-      options: { matcher: Matcher; stages: StageName[]; gridMm: number; modelPath?: string };
+      options: { matcher: Matcher; refine?: Refine; stages: StageName[]; gridMm: number; modelPath?: string };
     }
   | { type: 'cancel' }
   /** Embeds the last registration's fixed and moving images and computes the confidence map. */
@@ -55,3 +55,13 @@ export type FromWorker =
 
 /** Value of the int16 confidence map where the similarity is undefined (outside the embeddings). */
 export const CONFIDENCE_NO_DATA = -32768;
+
+/** A similarity map (NaN where undefined) as the workstation keeps it: x1000 in int16, CONFIDENCE_NO_DATA for NaN. */
+export function quantizeConfidence(data: ArrayLike<number>): Int16Array {
+  const map = new Int16Array(data.length);
+  for (let n = 0; n < map.length; n++) {
+    const v = data[n];
+    map[n] = Number.isFinite(v) ? Math.round(Math.max(-1, Math.min(1, v)) * 1000) : CONFIDENCE_NO_DATA;
+  }
+  return map;
+}

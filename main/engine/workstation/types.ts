@@ -42,12 +42,16 @@ export interface SeriesChoice {
 }
 
 export type Matcher = 'sam' | 'ncc';
+/** SAM matcher: each match refined by NCC near it, or SAM's own locations (engine: register/ncc-refine.ts). */
+export type Refine = 'ncc' | 'none';
 export type StageName = 'affine' | 'coarse' | 'deform';
 
 export interface RegisterRequest {
   fixedId: string;
   movingId: string;
   matcher: Matcher;
+  /** SAM matcher's refinement (default 'ncc'). */
+  refine?: Refine;
   stages: StageName[];
   /** Grid spacing of the matched points, mm. */
   gridMm: number;
@@ -77,6 +81,10 @@ export interface RegisterSummary {
   gridMm?: number;
   /** The result was read back from this folder (a reopened session); `seconds` is then the reading. */
   reopenedFrom?: string;
+  /** A reopened result's confidence map, when its export had one (confidence.nii.gz + report.json). */
+  confidence?: ConfidenceInfo;
+  /** Why a reopened result's stored confidence map was not read (the rest of the result was). */
+  confidenceNotRead?: string;
 }
 
 /** One kept point pair of the SAM-coarse stage (engine: register/sam-coarse.ts CoarsePair). */
@@ -152,6 +160,8 @@ export interface SessionFile {
   moving?: { path: string; series?: string };
   settings: {
     matcher: Matcher;
+    /** Absent in sessions saved before the refinement existed: then 'ncc'. */
+    refine?: Refine;
     stages: StageName[];
     gridMm: number;
     window: number;

@@ -15,7 +15,7 @@ import { warpVolume } from '../register/field/warp.ts';
 import { writeRegistration } from '../register/register-output.ts';
 import type { SamAffineStats } from '../register/sam-affine.ts';
 import type { CoarsePair } from '../register/sam-coarse.ts';
-import { parseCoarsePairsCsv, readRegistrationResult } from '../review/result-dir.ts';
+import { parseCoarsePairsCsv, readRegistrationResult, readStoredConfidence } from '../review/result-dir.ts';
 import { confidenceFromStoredMap } from '../review/confidence.ts';
 import { fieldStatistics, jacobianSummary, type FieldStatistics } from '../review/field-stats.ts';
 import { parseLabelNames } from '../review/label-names.ts';
@@ -29,14 +29,14 @@ import type { Geometry } from '../volume/geometry.ts';
 import { bodyMask } from '../volume/mask.ts';
 import { makeVolume } from '../volume/volume.ts';
 import { listDicomSeries } from '../volume/io/dicom/scan.ts';
-import { readVolume } from '../volume/io/index.ts';
+import { readVolume, writeVolume } from '../volume/io/index.ts';
 import type { Volume } from '../volume/volume.ts';
 import { describeVolume } from './describe.ts';
 import { displayVoxels, warpedDisplayVoxels } from './display-voxels.ts';
 import { movingCoverage } from '../register/field/coverage.ts';
 import { isInside, type PathPolicy } from './path-policy.ts';
 import type { StartWorker, WorkerHandle } from './runner.ts';
-import { CONFIDENCE_NO_DATA, type FromWorker } from './register-protocol.ts';
+import { CONFIDENCE_NO_DATA, quantizeConfidence, type FromWorker } from './register-protocol.ts';
 import { readSession, writeSession } from './session-file.ts';
 import type {
   AffinePair,
@@ -152,8 +152,8 @@ export class Workstation {
     return {
       mode: this.o.mode,
       samModel: sam,
-      // NCC until a shipped model matches as accurately (README, Registration): SAM is offered
-      defaultMatcher: 'ncc',
+      // SAM (refined by NCC) where the model is installed: the most accurate on the README's benchmarks
+      defaultMatcher: sam ? 'sam' : 'ncc',
       stages: ['affine', 'coarse', 'deform'],
       dataRoots: this.o.dataRoots ?? [],
       workRoot: this.o.workRoot,
@@ -257,6 +257,7 @@ export class Workstation {
           moving: moving.volume,
           options: {
             matcher: req.matcher,
+            refine: req.refine,
             stages: req.stages,
             gridMm: req.gridMm,
             modelPath: this.capabilities().samModel ? this.o.modelPath : undefined,
@@ -328,6 +329,14 @@ export class Workstation {
       warped: r.warped ?? warpVolume(moving.volume, r.field, { fill: -1024 }),
       qa,
     };
+    // the confidence map its export stored, if any: a bad one is reported, the result still opens
+    let storedConfidence: Awaited<ReturnType<typeof readStoredConfidence>> = null;
+    let confidenceNotRead: string | undefined;
+    try {
+      storedConfidence = await readStoredConfidence(dir, fixed.volume);
+    } catch (e) {
+      confidenceNotRead = (e as Error).message;
+    }
     const warped = this.add(r.warped ? join(dir, 'warped.nii.gz') : fixed.descriptor.path, result.warped);
     warped.description = `${moving.descriptor.description ?? 'moving'} registered to fixed (from ${dir})`;
     this.dropResultMaps();
@@ -338,6 +347,12 @@ export class Workstation {
       warpedId: warped.id,
       readBackCoarsePairs: coarse,
     };
+    if (storedConfidence) {
+      const map = quantizeConfidence(storedConfidence.map.data);
+      const d = this.addMap(fixed.descriptor.path, fixed.volume, map, 'SAM confidence x1000 (stored)');
+      const info = { summary: storedConfidence.summary, map: d, flags: storedConfidence.flags, seconds: {} };
+      this.result.confidenceDone = { info, map };
+    }
     return {
       warped,
       affine: [...r.affine],
@@ -347,6 +362,8 @@ export class Workstation {
       affineRmsMm: result.affine.stats.rmsMm,
       coarsePairs: coarsePairs(coarse),
       reopenedFrom: dir,
+      ...(this.result.confidenceDone ? { confidence: this.result.confidenceDone.info } : {}),
+      ...(confidenceNotRead ? { confidenceNotRead } : {}),
     };
   }
 
@@ -460,7 +477,8 @@ export class Workstation {
       const previous = r.confidence;
       r.confidenceKey = key;
       r.confidence = (async () => {
-        const old = await previous?.catch(() => undefined);
+        // the map it replaces: an earlier computation's, or the one a reopened result stored
+        const old = (await previous?.catch(() => undefined)) ?? r.confidenceDone;
         const lab = labels ? await this.readLabels(labels) : undefined;
         const m = await this.askWorker(
           (job) => ({ type: 'review', job, modelPath, labels: lab?.volume, labelNames: lab?.names }),
@@ -642,6 +660,16 @@ export class Workstation {
           : {}),
       },
     });
+    // the confidence map as `sam review` writes it: reopening the folder restores it (openResult)
+    if (review.confidence)
+      for (const [name, v] of [
+        ['confidence.nii.gz', review.confidence.map],
+        ['low-confidence.nii.gz', review.confidence.lowMask],
+      ] as const) {
+        const p = join(out, name);
+        await writeVolume(p, v, { protect: inputs });
+        files.push(p);
+      }
     // the report lists the export's files beside its own
     review.report.files = [...files];
     files.push(...writeReviewReport(out, review.report, review.images, { protect: inputs }));

@@ -1,0 +1,44 @@
+/**
+ * The point-matcher options shared by `sam register`, `sam bench-reg` and `sam demo`: --matcher
+ * sam|ncc (default sam where a SAM model is at hand, else ncc) and, for the SAM matcher, --refine
+ * ncc|none (register/ncc-refine.ts), checked with the option's name.
+ */
+import { existsSync } from 'node:fs';
+import { InputError } from '../engine/errors.ts';
+import { DEFAULT_REFINE, type RefineMode } from '../engine/register/cascade.ts';
+import { defaultModelPath } from './commands/match.ts';
+
+export const MATCHER_OPTIONS = {
+  matcher: { type: 'string' },
+  refine: { type: 'string', default: DEFAULT_REFINE },
+} as const;
+
+export const MATCHER_USAGE = `  --matcher sam|ncc   point matcher of the affine and coarse stages: sam = SAM embeddings, each match
+                      refined by NCC near it (--refine); ncc = NCC template matching alone, from a rough
+                      translation, no model needed (default sam when a SAM model is at hand: --weights,
+                      --random-init, $SAM_MODEL or resources/sam-small.samw; else ncc)
+  --refine ncc|none   SAM matcher: refine each match by NCC template matching within 8 mm of it, with
+                      its own cycle check (default ${DEFAULT_REFINE}), or keep SAM's locations (none)`;
+
+export interface MatcherChoice {
+  matcher: 'sam' | 'ncc';
+  refine: RefineMode;
+  /** Why the matcher is what it is, when it was not asked for (a line for the log), else undefined. */
+  note?: string;
+}
+
+/** The matcher and refinement of a command's values; `model` says whether a SAM model was named. */
+export function matcherOptions(values: {
+  matcher?: string;
+  refine: string;
+  weights?: string;
+  'random-init'?: string;
+}): MatcherChoice {
+  const { matcher, refine } = values;
+  if (refine !== 'ncc' && refine !== 'none') throw new InputError('--refine', `use ncc or none, got '${refine}'`);
+  if (matcher === 'sam' || matcher === 'ncc') return { matcher, refine };
+  if (matcher !== undefined) throw new InputError('--matcher', `use sam or ncc, got '${matcher}'`);
+  if (values.weights !== undefined || values['random-init'] !== undefined || existsSync(defaultModelPath()))
+    return { matcher: 'sam', refine };
+  return { matcher: 'ncc', refine, note: `no SAM model at ${defaultModelPath()}: matcher NCC` };
+}

@@ -1,0 +1,75 @@
+/**
+ * SAM matches refined by NCC template matching: SAM finds the anatomy (a global match needs no
+ * starting guess), NCC its precise position (intensity templates are sharper than the 4 mm local
+ * embeddings of a briefly trained model). From each match the matcher accepted, NCC searches within
+ * radiusMm in the image it was found in (bench/ncc-match.ts: 24 mm templates, 4 mm then 2 mm grid,
+ * continuous refinement), then matches the refined point back into the fixed image for a cycle error
+ * of its own; the caller keeps a pair when SAM accepted it and the refinement is confident too
+ * (score >= NCC_MIN_SCORE, cycle error within its threshold).
+ */
+import { nccMatchOn, type NccThreads } from '../bench/ncc-threads.ts';
+import type { Vec3, Volume } from '../volume/volume.ts';
+import type { MatchedPoint } from './sam-affine.ts';
+
+/** Least NCC of a kept NCC match (also the NCC matcher's default minimum in SAM-coarse). */
+export const NCC_MIN_SCORE = 0.5;
+
+/** Largest cycle error of a refined match in SAM-affine, mm (SAM-coarse uses its cycleThresholdMm, 4). */
+export const NCC_REFINE_CYCLE_MM = 4;
+
+/** Default search radius around the SAM match, mm. */
+export const NCC_REFINE_RADIUS_MM = 8;
+
+export interface NccRefined {
+  /** The refined location in `target` (world mm); SAM's where the point was not searched. */
+  location: Vec3;
+  /** NCC at the refined location; NaN where SAM had not accepted the match (not searched). */
+  score: number;
+  /** Distance from the fixed point of the match back from `location`, mm (NaN: not searched). */
+  cycleErrorMm: number;
+}
+
+export async function nccRefineMatches(
+  fixed: Volume,
+  target: Volume,
+  points: Vec3[],
+  found: Pick<MatchedPoint, 'location' | 'accepted'>[],
+  o: {
+    /** Where the back match starts in the fixed image, from the refined point (default the point itself). */
+    backStart?: (refined: Vec3, n: number) => Vec3;
+    radiusMm?: number;
+    threads?: NccThreads | null;
+    signal?: AbortSignal;
+  } = {},
+): Promise<NccRefined[]> {
+  const idx = found.flatMap((m, n) => (m.accepted ? [n] : []));
+  const out: NccRefined[] = found.map((m) => ({ location: m.location, score: NaN, cycleErrorMm: NaN }));
+  if (!idx.length) return out;
+  const opts = {
+    templateRadiusMm: 12,
+    searchRadiusMm: o.radiusMm ?? NCC_REFINE_RADIUS_MM,
+    coarseSpacingMm: 4,
+    fineSpacingMm: 2,
+  };
+  const pts = idx.map((n) => points[n]);
+  const initial = idx.map((n) => found[n].location);
+  const fwd = await nccMatchOn(o.threads, fixed, target, pts, { ...opts, initial }, o.signal);
+  const back = await nccMatchOn(
+    o.threads,
+    target,
+    fixed,
+    fwd.map((m) => m.location),
+    { ...opts, initial: fwd.map((m, j) => (o.backStart ? o.backStart(m.location, idx[j]) : points[idx[j]])) },
+    o.signal,
+  );
+  idx.forEach((n, j) => {
+    const b = back[j].location;
+    const p = points[n];
+    out[n] = {
+      location: fwd[j].location,
+      score: fwd[j].score,
+      cycleErrorMm: Math.hypot(b[0] - p[0], b[1] - p[1], b[2] - p[2]),
+    };
+  });
+  return out;
+}
