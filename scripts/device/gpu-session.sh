@@ -8,8 +8,8 @@
 #      gradient: built-in vs per-tap products vs WGSL), and where an iteration's time goes (issue 3);
 #   2. `sam bench-embed --on-device --profile`: whole-volume embedding of the 2 mm chest with the
 #      shipped model, input and matching on the GPU, per-kernel profile (issue 4);
-#   3. `sam bench-reg` on the 2 mm chest: the cascade's time per stage on this machine, NCC (the
-#      default, CPU) and SAM matcher with WebGPU embeddings; the deform stage's instance optimisation
+#   3. `sam bench-reg` on the 2 mm chest: the cascade's time per stage on this machine, NCC matcher
+#      (CPU) and SAM matcher with WebGPU embeddings (without the NCC refinement: all on the GPU); the deform stage's instance optimisation
 #      on the GPU in both (--deform-on gpu; it prints its prepare / optimise / fold-check split); the SAM
 #      one twice, the second in a warm process (GPU programs compiled) (issue 5);
 #   4. the paper-size network's embedding time.
@@ -43,17 +43,17 @@ benches() {
   } 2>&1 | log
   { echo "== bench-reg chest 2 mm, NCC matcher (CPU), deform stage on the GPU (issue 5)"
     timeout 60 /tmp/node $D/sam.mjs bench-reg --pairs 1 --sources $D/bench/chest-2mm.nii.gz --spacing 2 --seed 12 --no-elastix \
-      --deform-on gpu
-    echo "== bench-reg chest 2 mm, SAM matcher, embeddings and deform stage on WebGPU, 2 runs: cold, then warm (issue 5)"
+      --matcher ncc --deform-on gpu
+    echo "== bench-reg chest 2 mm, SAM matcher (no NCC refinement: all on the GPU), embeddings and deform stage on WebGPU, 2 runs: cold, then warm (issue 5)"
     timeout 90 /tmp/node $D/sam.mjs bench-reg --pairs 1 --sources $D/bench/chest-2mm.nii.gz --spacing 2 --seed 12 --no-elastix \
-      --matcher sam --weights "$INIT" --device webgpu --deform-on gpu --repeat 2
+      --matcher sam --refine none --weights "$INIT" --device webgpu --deform-on gpu --repeat 2
   } 2>&1 | log
   { echo "== bench-embed paper (random init) webgpu, on the device"
     timeout 60 /tmp/node $D/sam.mjs bench-embed $D/bench/chest-2mm.nii.gz --device webgpu --config paper --repeat 2 --points 200 \
       --on-device --tile-bytes 16e9
   } 2>&1 | log
 }
-# check: the short re-measurement after changes (at most 320 s of timeouts; one call when little device
+# check: the short re-measurement after changes (at most 365 s of timeouts; one call when little device
 # time is left):
 #   run(command="bash scripts/device/gpu-session.sh check", carry=[".device"], timeout_s=360)
 # CHECKS (default "train trainprof reg embed paper") picks the parts; SAM_PROFILE=1 prints time splits (matcher, affine, coarse, warp; util/profile.ts).
@@ -72,9 +72,12 @@ checks() {
     prof=$(ls -S /tmp/prof/*.cpuprofile 2>/dev/null | head -1)
     [ -n "$prof" ] && /tmp/node scripts/cpuprofile-summary.mjs "$prof" --top 40 && xz -T4 -c "$prof" > "$OUT/train.cpuprofile.xz"
   } 2>&1 | log
-  [[ $only == *" reg "* ]] && { echo "== bench-reg chest 2 mm, SAM matcher, embeddings and deform stage on WebGPU, cold then twice warm, time splits (SAM_PROFILE) (issue 5)"
+  [[ $only == *" reg "* ]] && { echo "== bench-reg chest 2 mm, SAM matcher (no NCC refinement: all on the GPU), embeddings and deform stage on WebGPU, cold then twice warm, time splits (SAM_PROFILE) (issue 5)"
     SAM_PROFILE=1 timeout 80 /tmp/node $D/sam.mjs bench-reg --pairs 1 --sources $D/bench/chest-2mm.nii.gz --spacing 2 --seed 12 --no-elastix \
-      --matcher sam --weights "$INIT" --device webgpu --deform-on gpu --repeat 3 --host-stats
+      --matcher sam --refine none --weights "$INIT" --device webgpu --deform-on gpu --repeat 3 --host-stats
+    echo "== the same with the default NCC refinement of the SAM matches (on the CPU's threads), cold then warm"
+    timeout 45 /tmp/node $D/sam.mjs bench-reg --pairs 1 --sources $D/bench/chest-2mm.nii.gz --spacing 2 --seed 12 --no-elastix \
+      --matcher sam --weights "$INIT" --device webgpu --deform-on gpu --repeat 2
   } 2>&1 | log
   [[ $only == *" embed "* ]] && { echo "== bench-embed small ($INIT) webgpu, default tile budget, on the device (issue 4)"
     timeout 40 /tmp/node $D/sam.mjs bench-embed $D/bench/chest-2mm.nii.gz --device webgpu --weights "$INIT" --repeat 3 \
