@@ -46,6 +46,24 @@ test('sam match: CSV of matches, embeddings cached, missing model explained', ()
       const [x, y, z, score, , , cyc, acc] = l.split(',').map(Number);
       assert.ok(Number.isFinite(x + y + z + cyc) && score > 0.9 && score <= 1 && (acc === 0 || acc === 1), l);
     }
+    // --refine ncc: the same scan as template and query, so NCC puts the point on itself (the random
+    // network's match lands within 8 mm of it, or the row keeps SAM's location with refined 0)
+    const rf = sam(env, ...args, '--refine', 'ncc');
+    assert.equal(rf.code, 0, rf.err);
+    const rl = rf.out.trim().split('\n');
+    assert.equal(rl[0], 'x,y,z,score,global,local,cycle_error_mm,accepted,in_template,ncc_score,refined');
+    assert.equal(rl[2], ',,,,,,,0,0,,0');
+    const c = rl[1].split(',').map(Number);
+    const sam0 = lines[1].split(',').map(Number);
+    const p0 = [-36.351, -36.974, -1204.5];
+    if (c[10] === 1) {
+      p0.forEach((x, a) => assert.ok(Math.abs(c[a] - x) < 0.2, `refined ${rl[1]} vs the point ${p0}`));
+      assert.ok(c[9] > 0.99, rl[1]);
+    } else for (let a = 0; a < 3; a++) assert.equal(c[a], sam0[a], 'not refined: SAM location kept');
+    assert.match(rf.err, /refined by NCC in \d+ ms: [01] of [01] accepted matches moved/);
+    const bad = sam(env, ...args, '--refine', 'icp');
+    assert.equal(bad.code, 1);
+    assert.match(bad.err, /--refine: use ncc or none, got 'icp'/);
     const again = sam(env, ...args);
     assert.equal(again.code, 0, again.err);
     assert.match(again.err, /embedding template: from cache/);

@@ -1,7 +1,8 @@
 /**
  * `sam eval-match`: accuracy of point matching on synthetic pairs made from a real CT (known random
  * affine + smooth deformation, noise, field-of-view change; bench/synthetic-pair.ts), for the trained
- * model, the same network at random initialisation, and the NCC template-matching baseline.
+ * model, the same network at random initialisation, and the NCC template-matching baseline; and the
+ * trained model's matches refined by NCC near them, as the registration cascade uses them.
  * Reports the mean radial error (MRE, mm), its median, and the share of points within 5 and 10 mm
  * (CPM@5, CPM@10, the SAM paper's measure), next to the error without any matching (identity).
  */
@@ -13,6 +14,8 @@ import type { Device } from '../../engine/compute/choose-engine.ts';
 import { InputError } from '../../engine/errors.ts';
 import { makeSyntheticPair, insideGrid, type SyntheticPair } from '../../engine/bench/synthetic-pair.ts';
 import { nccMatch } from '../../engine/bench/ncc-match.ts';
+import { NccThreads } from '../../engine/bench/ncc-threads.ts';
+import { nccRefineMatches, refinedLocation } from '../../engine/register/ncc-refine.ts';
 import { embedVolume } from '../../engine/sam/embed-volume.ts';
 import { MatchThreads } from '../../engine/sam/match-threads.ts';
 import { matchPoints } from '../../engine/sam/match.ts';
@@ -39,7 +42,8 @@ const USAGE = `usage: sam eval-match [options]
   --points N         points per pair (default 200), inside the body, truth inside the moving image
   --ct FILE          source CT (default ../shared/data/${DEFAULT_CT.join('/')}, or $SAM_DATA_DIR)
   --top-k N          global candidates of the SAM matching (default 20)
-  --no-ncc           skip the NCC baseline
+  --no-ncc           skip the NCC baseline and the trained model's matches refined by NCC (the
+                     registration's default, register/ncc-refine.ts)
   --json             print the results as JSON
   --device NAME      auto (default: a GPU through WebGPU, else ONNX Runtime on the CPU), webgpu,
                      onnx, onnx-cuda, onnx-dml, onnx-coreml, tfjs-cpu, tfjs-node`;
@@ -113,7 +117,8 @@ export const evalMatchCommand: Command = {
 
     const models: OpenedModel[] = [];
     const weightsFile = values.weights ?? defaultModelPath();
-    if (existsSync(weightsFile)) models.push(await openModel({ weightsFile }, backend));
+    const trained = existsSync(weightsFile);
+    if (trained) models.push(await openModel({ weightsFile }, backend));
     else if (values.weights) throw new InputError(weightsFile, 'no such weights file');
     else log(`no trained model at ${weightsFile}: evaluating random initialisation and NCC only`);
     models.push(await openModel({ config: values.config ?? models[0]?.config.name ?? 'small', seed: 0 }, backend));
@@ -123,10 +128,12 @@ export const evalMatchCommand: Command = {
     const add = (k: string, e: number[]) => errors.set(k, [...(errors.get(k) ?? []), ...e]);
     // the host matcher's search shared with worker threads (the same answers), stopped after the pairs
     const threads = MatchThreads.start();
+    const nccThreads = values['no-ncc'] ? null : NccThreads.start();
     try {
       for (const seed of seeds) await evaluatePair(seed);
     } finally {
       threads?.dispose();
+      nccThreads?.dispose();
     }
     async function evaluatePair(seed: number): Promise<void> {
       const pair = makeSyntheticPair(source, { seed, spacingMm: 2 });
@@ -151,6 +158,16 @@ export const evalMatchCommand: Command = {
         if (process.stderr.isTTY) process.stderr.write('\r');
         log(`  ${m.label}: embedded in ${((t1 - t0) / 1000).toFixed(1)} s, matched in ${(t2 - t1).toFixed(0)} ms`);
         add(`SAM ${m.label}`, err(r.map((x) => x.location)));
+        if (m === models[0] && trained && !values['no-ncc']) {
+          // the registration's default: each match refined by NCC within 8 mm (register/ncc-refine.ts)
+          const t3 = performance.now();
+          const refined = await nccRefineMatches(pair.fixed, pair.moving, pts, r, { threads: nccThreads });
+          const at = refined.map((x, n) => refinedLocation(r[n].location, x));
+          log(
+            `  refined by NCC in ${((performance.now() - t3) / 1000).toFixed(1)} s, ${at.filter((x) => x.refined).length} of ${at.length} moved`,
+          );
+          add(`SAM ${m.label}, refined by NCC`, err(at.map((x) => x.location)));
+        }
       }
       if (!values['no-ncc']) {
         const t0 = performance.now();

@@ -18,6 +18,8 @@ import { matchPointsOnDevice } from '../../engine/sam/device/match-on-device.ts'
 import { matchPoints, type PointMatch } from '../../engine/sam/match.ts';
 import { createWeights, type SamWeights } from '../../engine/sam/network.ts';
 import { loadModel } from '../../engine/sam/weights-file.ts';
+import { NccThreads } from '../../engine/bench/ncc-threads.ts';
+import { nccRefineMatches, refinedLocation } from '../../engine/register/ncc-refine.ts';
 import { writeFileAtomic } from '../../engine/util/atomic-write.ts';
 import { indexToWorld } from '../../engine/volume/geometry.ts';
 import { readVolume } from '../../engine/volume/io/index.ts';
@@ -75,6 +77,9 @@ const USAGE = `usage: sam match <template> <query> --points FILE [options]
   --top-k N             global candidates searched locally (default 20)
   --cycle               check forward-backward consistency; --cycle-threshold MM (default 10)
   --min-score X         do not accept matches scoring below X
+  --refine ncc|none     refine each accepted match by NCC template matching within 8 mm of it (the
+                        registration's default, register/ncc-refine.ts): its location moves where the
+                        NCC is >= 0.5 and matches back within 4 mm (default none: SAM's locations)
   --cache-dir DIR       embedding cache (default $SAM_CACHE_DIR or ~/.cache/sam-workstation; not used
                         on WebGPU, where embeddings are made and matched on the GPU)
   --no-cache            always recompute the embeddings
@@ -85,7 +90,7 @@ const USAGE = `usage: sam match <template> <query> --points FILE [options]
 
 Output columns, a row per point in input order: x,y,z (matched, world LPS mm), score, global, local,
 cycle_error_mm, accepted, in_template (0: the point lies outside the template's field of view, its row
-is left empty).`;
+is left empty); with --refine ncc also ncc_score and refined (1: the location is NCC's).`;
 
 export const matchCommand: Command = {
   name: 'match',
@@ -103,6 +108,7 @@ export const matchCommand: Command = {
         cycle: { type: 'boolean', default: false },
         'cycle-threshold': { type: 'string' },
         'min-score': { type: 'string' },
+        refine: { type: 'string', default: 'none' },
         'cache-dir': { type: 'string' },
         'no-cache': { type: 'boolean', default: false },
         fp16: { type: 'boolean', default: false },
@@ -114,6 +120,8 @@ export const matchCommand: Command = {
       return 2;
     }
     const [templatePath, queryPath] = positionals;
+    if (values.refine !== 'ncc' && values.refine !== 'none')
+      throw new InputError('--refine', `use ncc or none, got '${values.refine}'`);
     const num = (name: string, v: string | undefined) => optionalNumber(name, v);
     const template = await readVolume(templatePath, { allowGaps: values['allow-gaps'] });
     const query = await readVolume(queryPath, { allowGaps: values['allow-gaps'] });
@@ -183,6 +191,24 @@ export const matchCommand: Command = {
     console.error(
       `matched ${matches.length} points in ${(performance.now() - t0).toFixed(0)} ms (${where}); ${accepted} accepted`,
     );
+    let refined: { score: number; refined: boolean }[] | null = null;
+    if (values.refine === 'ncc') {
+      const t1 = performance.now();
+      const threads = points.length >= 64 ? NccThreads.start() : null;
+      try {
+        const r = await nccRefineMatches(template, query, points, matches, { threads });
+        refined = r.map((x, n) => {
+          const at = refinedLocation(matches[n].location, x);
+          matches[n] = { ...matches[n], location: at.location };
+          return { score: x.score, refined: at.refined };
+        });
+      } finally {
+        threads?.dispose();
+      }
+      console.error(
+        `refined by NCC in ${(performance.now() - t1).toFixed(0)} ms: ${refined.filter((x) => x.refined).length} of ${accepted} accepted matches moved`,
+      );
+    }
     // a point outside the template has no embedding of its own: no match is written for it
     const outside = matches.flatMap((m, n) => (m.inTemplate ? [] : [n + 1]));
     if (outside.length)
@@ -199,10 +225,12 @@ export const matchCommand: Command = {
       );
     }
     const f = (x: number) => (Number.isFinite(x) ? +x.toFixed(3) : '');
-    const lines = ['x,y,z,score,global,local,cycle_error_mm,accepted,in_template'];
-    for (const m of matches)
+    const lines = [
+      'x,y,z,score,global,local,cycle_error_mm,accepted,in_template' + (refined ? ',ncc_score,refined' : ''),
+    ];
+    matches.forEach((m, n) =>
       lines.push(
-        m.inTemplate
+        (m.inTemplate
           ? [
               ...m.location.map(f),
               f(m.score),
@@ -212,8 +240,9 @@ export const matchCommand: Command = {
               m.accepted ? 1 : 0,
               1,
             ].join(',')
-          : ',,,,,,,0,0',
-      );
+          : ',,,,,,,0,0') + (refined ? `,${f(refined[n].score)},${refined[n].refined ? 1 : 0}` : ''),
+      ),
+    );
     const csv = `${lines.join('\n')}\n`;
     if (values.out) {
       writeFileAtomic(values.out, new TextEncoder().encode(csv), { protect: [templatePath, queryPath, values.points] });

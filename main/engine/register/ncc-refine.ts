@@ -73,3 +73,16 @@ export async function nccRefineMatches(
   });
   return out;
 }
+
+/**
+ * Where a refined match ends up: NCC's location when the refinement is confident (score >=
+ * NCC_MIN_SCORE, back within cycleMm), else SAM's own (a point NCC cannot place keeps its anatomy).
+ */
+export function refinedLocation(
+  sam: Vec3,
+  r: NccRefined,
+  cycleMm = NCC_REFINE_CYCLE_MM,
+): { location: Vec3; refined: boolean } {
+  const ok = r.score >= NCC_MIN_SCORE && r.cycleErrorMm <= cycleMm;
+  return ok ? { location: r.location, refined: true } : { location: sam, refined: false };
+}
