@@ -145,7 +145,8 @@ export async function openSession(path: string): Promise<void> {
   const s = useApp.getState();
   s.setSettings({
     matcher: session.settings.matcher,
-    refine: session.settings.refine ?? 'ncc',
+    // a session saved before the refinement existed ran SAM alone
+    refine: session.settings.refine ?? (session.settings.matcher === 'sam' ? 'none' : 'ncc'),
     stages: session.settings.stages,
     gridMm: session.settings.gridMm,
   });

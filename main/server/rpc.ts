@@ -24,10 +24,13 @@ function optStr(v: unknown, name: string): string | undefined {
   return v === undefined || v === null || v === '' ? undefined : str(v, name);
 }
 
-function registerRequest(v: unknown): RegisterRequest {
+/** A register request from the page, checked field by field (only the known fields pass). */
+export function registerRequest(v: unknown): RegisterRequest {
   const r = v as RegisterRequest;
   if (!r || typeof r !== 'object') throw new InputError('register', 'expected a request object');
   if (r.matcher !== 'sam' && r.matcher !== 'ncc') throw new InputError('matcher', 'use sam or ncc');
+  if (r.refine !== undefined && r.refine !== 'ncc' && r.refine !== 'none')
+    throw new InputError('refine', 'use ncc or none');
   if (!Array.isArray(r.stages) || !r.stages.every((s) => ['affine', 'coarse', 'deform'].includes(s)))
     throw new InputError('stages', 'unknown stage');
   const gridMm = Number(r.gridMm);
@@ -36,6 +39,7 @@ function registerRequest(v: unknown): RegisterRequest {
     fixedId: str(r.fixedId, 'fixedId'),
     movingId: str(r.movingId, 'movingId'),
     matcher: r.matcher,
+    ...(r.refine !== undefined ? { refine: r.refine } : {}),
     stages: r.stages,
     gridMm,
   };

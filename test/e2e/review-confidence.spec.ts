@@ -81,7 +81,11 @@ test.afterAll(async () => {
 test('affine only on a deformed pair: flagged by the confidence map; overlay, readout and tracking agree with the engine', async () => {
   await openVolume(page, 'fixed', join(server.work, 'deformed-fixed.nii.gz'));
   await openVolume(page, 'moving', join(server.work, 'deformed-moving.nii.gz'));
+  // SAM alone for this one: the box reaches the engine (its QA says which refinement ran)
+  await expect(page.getByTestId('refine')).toBeChecked();
+  await page.getByTestId('refine').uncheck();
   const affineSeconds = await register('affine');
+  expect(await page.evaluate(() => window.__sam!.store.getState().summary!.qa.refine)).toBe('none');
   await expect(page.getByTestId('qa-panel')).toHaveAttribute('data-qa', /foldedPercent/, { timeout: 60_000 });
   const before = await checksum();
   const r = await confidence('40-confidence-affine-only');
@@ -146,7 +150,9 @@ test('affine only on a deformed pair: flagged by the confidence map; overlay, re
 });
 
 test('the full cascade on the same pair: not flagged, no folding', async () => {
+  await page.getByTestId('refine').check();
   const seconds = await register('affine,coarse,deform');
+  expect(await page.evaluate(() => window.__sam!.store.getState().summary!.qa.refine)).toBe('ncc');
   await expect(page.getByTestId('qa-panel')).toHaveAttribute('data-qa', /foldedPercent/, { timeout: 60_000 });
   // the previous result's map is gone with it
   await expect(page.getByTestId('confidence-status')).toHaveAttribute('data-status', 'idle');

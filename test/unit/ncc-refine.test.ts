@@ -82,6 +82,10 @@ test('NCC refinement brings matches up to 5 mm off back to the truth; unaccepted
   assert.ok(median(after) < 0.8, `median error after refinement ${median(after)} mm`);
   assert.ok(within >= 0.85, `${within} within 1.5 mm`);
   assert.ok(kept.length >= 0.7 * after.length && mean(kept) < 1, `${kept.length} kept, ${mean(kept)} mm`);
+  // in this thread (no NCC threads) it works in blocks and sees a cancel between them
+  const ac = new AbortController();
+  ac.abort();
+  await assert.rejects(nccRefineMatches(pair.fixed, pair.moving, points, found, { signal: ac.signal }), /cancel/i);
   // a match outside the moving image: no NCC score the verdict would keep
   const o = refined[outside];
   assert.ok(!(o.score >= NCC_MIN_SCORE), `a match outside the moving image scores ${o.score}`);

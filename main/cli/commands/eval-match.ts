@@ -128,7 +128,7 @@ export const evalMatchCommand: Command = {
     const add = (k: string, e: number[]) => errors.set(k, [...(errors.get(k) ?? []), ...e]);
     // the host matcher's search shared with worker threads (the same answers), stopped after the pairs
     const threads = MatchThreads.start();
-    const nccThreads = values['no-ncc'] ? null : NccThreads.start();
+    const nccThreads = trained && !values['no-ncc'] ? NccThreads.start() : null;
     try {
       for (const seed of seeds) await evaluatePair(seed);
     } finally {

@@ -53,7 +53,7 @@ import {
   type SamCoarseResult,
   type SamMatchFn,
 } from './sam-coarse.ts';
-import { NCC_MIN_SCORE, NCC_REFINE_CYCLE_MM, nccRefineMatches } from './ncc-refine.ts';
+import { nccRefineMatches, refinedLocation } from './ncc-refine.ts';
 import { samDeform, type SamDeformOptions, type SamDeformResult } from './deform/sam-deform.ts';
 import { stageField } from './stage-field.ts';
 import { embeddingFeatures } from './deform/embedding-features.ts';
@@ -385,12 +385,16 @@ async function stagesWith(
     refine: refineWithNcc
       ? async (points, found, signal) => {
           const r = await nccRefineMatches(fixed, moving, points, found, { threads: ncc, signal });
-          return found.map((m, n) => ({
-            location: r[n].location,
-            score: m.score,
-            accepted: m.accepted && r[n].score >= NCC_MIN_SCORE && r[n].cycleErrorMm <= NCC_REFINE_CYCLE_MM,
-            cycleErrorMm: r[n].cycleErrorMm,
-          }));
+          // NCC's location where it is confident, else SAM's (and the pair is not kept)
+          return found.map((m, n) => {
+            const at = refinedLocation(m.location, r[n]);
+            return {
+              location: at.location,
+              score: m.score,
+              accepted: m.accepted && at.refined,
+              cycleErrorMm: Number.isFinite(r[n].score) ? r[n].cycleErrorMm : m.cycleErrorMm,
+            };
+          });
         }
       : undefined,
     match:

@@ -7,7 +7,9 @@
  * of its own; the caller keeps a pair when SAM accepted it and the refinement is confident too
  * (score >= NCC_MIN_SCORE, cycle error within its threshold).
  */
+import { CancelledError } from '../errors.ts';
 import { nccMatchOn, type NccThreads } from '../bench/ncc-threads.ts';
+import { yieldToEventLoop } from '../util/yield.ts';
 import type { Vec3, Volume } from '../volume/volume.ts';
 import type { MatchedPoint } from './sam-affine.ts';
 
@@ -44,35 +46,44 @@ export async function nccRefineMatches(
 ): Promise<NccRefined[]> {
   const idx = found.flatMap((m, n) => (m.accepted ? [n] : []));
   const out: NccRefined[] = found.map((m) => ({ location: m.location, score: NaN, cycleErrorMm: NaN }));
-  if (!idx.length) return out;
   const opts = {
     templateRadiusMm: 12,
     searchRadiusMm: o.radiusMm ?? NCC_REFINE_RADIUS_MM,
     coarseSpacingMm: 4,
     fineSpacingMm: 2,
   };
-  const pts = idx.map((n) => points[n]);
-  const initial = idx.map((n) => found[n].location);
-  const fwd = await nccMatchOn(o.threads, fixed, target, pts, { ...opts, initial }, o.signal);
-  const back = await nccMatchOn(
-    o.threads,
-    target,
-    fixed,
-    fwd.map((m) => m.location),
-    { ...opts, initial: fwd.map((m, j) => (o.backStart ? o.backStart(m.location, idx[j]) : points[idx[j]])) },
-    o.signal,
-  );
-  idx.forEach((n, j) => {
-    const b = back[j].location;
-    const p = points[n];
-    out[n] = {
-      location: fwd[j].location,
-      score: fwd[j].score,
-      cycleErrorMm: Math.hypot(b[0] - p[0], b[1] - p[1], b[2] - p[2]),
-    };
-  });
+  // without threads NCC runs in this thread: in blocks, so that cancel and the event loop are seen
+  const block = o.threads ? Math.max(1, idx.length) : SYNC_BLOCK;
+  for (let b0 = 0; b0 < idx.length; b0 += block) {
+    if (b0 > 0) await yieldToEventLoop();
+    if (o.signal?.aborted) throw new CancelledError('NCC refinement');
+    const part = idx.slice(b0, b0 + block);
+    const pts = part.map((n) => points[n]);
+    const initial = part.map((n) => found[n].location);
+    const fwd = await nccMatchOn(o.threads, fixed, target, pts, { ...opts, initial }, o.signal);
+    const back = await nccMatchOn(
+      o.threads,
+      target,
+      fixed,
+      fwd.map((m) => m.location),
+      { ...opts, initial: fwd.map((m, j) => (o.backStart ? o.backStart(m.location, part[j]) : points[part[j]])) },
+      o.signal,
+    );
+    part.forEach((n, j) => {
+      const b = back[j].location;
+      const p = points[n];
+      out[n] = {
+        location: fwd[j].location,
+        score: fwd[j].score,
+        cycleErrorMm: Math.hypot(b[0] - p[0], b[1] - p[1], b[2] - p[2]),
+      };
+    });
+  }
   return out;
 }
+
+/** Points per synchronous block when NCC runs in the caller's thread (about 0.1-0.2 s here). */
+const SYNC_BLOCK = 25;
 
 /**
  * Where a refined match ends up: NCC's location when the refinement is confident (score >=

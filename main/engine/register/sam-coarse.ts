@@ -32,7 +32,7 @@ import { fitControlGrid } from './control-grid-fit.ts';
 import type { Field } from './field/field.ts';
 import { gridPointsInMask } from './grid-points.ts';
 import { profiler } from '../util/profile.ts';
-import { NCC_MIN_SCORE, nccRefineMatches } from './ncc-refine.ts';
+import { nccRefineMatches, refinedLocation } from './ncc-refine.ts';
 import type { MatchThreads } from '../sam/match-threads.ts';
 
 export interface SamCoarseOptions {
@@ -187,16 +187,17 @@ export async function samCoarse(
         : null;
       found.forEach((m, n) => {
         const r = refined?.[n];
-        const at = r ? r.location : m.location;
+        // NCC's location where it is confident, else SAM's (and the pair is not kept)
+        const refinedOk = !r || refinedLocation(m.location, r, cycleThr).refined;
+        const at = r && refinedOk ? r.location : m.location;
         // a match p' in the aligned image is the moving point A p'
         const q = matcher.movingAligned ? applyAffine(affine, at) : at;
         const far = Math.hypot(q[0] - predicted[n][0], q[1] - predicted[n][1], q[2] - predicted[n][2]) > prior;
-        const refinedOk = !r || (r.score >= NCC_MIN_SCORE && r.cycleErrorMm <= cycleThr);
         pairs.push({
           fixed: part[n],
           moving: [...q] as Vec3,
           score: m.score,
-          cycleErrorMm: r ? r.cycleErrorMm : (m.cycleErrorMm ?? NaN),
+          cycleErrorMm: r && Number.isFinite(r.score) ? r.cycleErrorMm : (m.cycleErrorMm ?? NaN),
           kept: m.accepted && m.score >= minScore && !far && refinedOk,
           residualMm: NaN,
         });
