@@ -57,3 +57,28 @@ test('bench-reg without elastix on the PATH: elastix skipped with a message', ()
   assert.match(r.stdout, /elastix skipped/);
   assert.doesNotMatch(r.stdout, /elastix affine\+bspline/);
 });
+
+test('bench-reg --max-rotation/--max-shift: a pair the cascade refuses gets a row that says why', () => {
+  // chest pair 33 with up to 30 degrees and 60 mm: NCC from its rough translation gives an affine
+  // no two patients relate by (SAM-affine's limits), which the cascade refuses
+  const r = spawnSync(
+    process.execPath,
+    [
+      'bin/sam.mjs', 'bench-reg', '--pairs', '1', '--sources', 'chest', '--spacing', '2', '--seed', '33',
+      '--max-rotation', '30', '--max-shift', '60', '--matcher', 'ncc', '--stages', 'affine', '--no-elastix', '--json',
+    ],
+    { encoding: 'utf8' },
+  ); // prettier-ignore
+  assert.equal(r.status, 0, r.stderr);
+  const rows = JSON.parse(r.stdout) as { method: string; refused?: string; tre: { mean: number } }[];
+  assert.deepEqual(
+    rows.map((x) => x.method),
+    ['none', 'SAM affine'],
+  );
+  assert.ok(rows[0].tre.mean > 45, `the motion is large: ${rows[0].tre.mean} mm before`);
+  assert.match(rows[1].refused ?? '', /not a patient-to-patient transform/);
+  assert.match(r.stderr, /chest#33: the cascade refused the pair/);
+  const bad = spawnSync(process.execPath, ['bin/sam.mjs', 'bench-reg', '--max-shift', 'far'], { encoding: 'utf8' });
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /--max-shift: a number >= 0, got 'far'/);
+});

@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import type { Command } from '../index.ts';
 import type { Device } from '../../engine/compute/choose-engine.ts';
 import { InputError } from '../../engine/errors.ts';
-import { benchRegistration, benchTable, type BenchSource } from '../../engine/bench/reg-bench.ts';
+import { BENCH_TRANSFORM, benchRegistration, benchTable, type BenchSource } from '../../engine/bench/reg-bench.ts';
 import { elastixVersion } from '../../engine/bench/elastix.ts';
 import { checkStages, DEFAULT_FEATURE_WEIGHT, DEFAULT_STAGES } from '../../engine/register/cascade.ts';
 import { MATCHER_OPTIONS, MATCHER_USAGE, matcherOptions } from '../matcher-args.ts';
@@ -37,6 +37,10 @@ const USAGE = `usage: sam bench-reg [options]
                      folder; no organ labels) (default abdomen,chest)
   --spacing MM       isotropic grid of both images (default 3)
   --seed N           seed of the first pair (default 11; pair n uses seed + n)
+  --max-rotation DEG largest rotation of a pair's affine (default ${BENCH_TRANSFORM.maxRotationDeg})
+  --max-shift MM     largest shift of a pair's affine (default ${BENCH_TRANSFORM.maxTranslationMm}); larger motions test
+                     the matchers' reach: a cascade that refuses a pair (e.g. its affine is no patient-to-
+                     patient transform) gets a row that says so
   --stages LIST      cascade stages (default ${DEFAULT_STAGES.join(',')})
   --deform-iters N   Adam iterations per level of the deform stage (default: the cascade's)
   --feature-weight X weight of the SAM local-embedding similarity in the deform stage (SAM matcher;
@@ -87,6 +91,8 @@ export const benchRegCommand: Command = {
         sources: { type: 'string', default: 'abdomen,chest' },
         spacing: { type: 'string', default: '3' },
         seed: { type: 'string', default: '11' },
+        'max-rotation': { type: 'string' },
+        'max-shift': { type: 'string' },
         stages: { type: 'string', default: DEFAULT_STAGES.join(',') },
         ...MATCHER_OPTIONS,
         'deform-iters': { type: 'string' },
@@ -112,6 +118,14 @@ export const benchRegCommand: Command = {
     if (note) console.error(`bench-reg: ${note}`);
     const nPairs = intOption('pairs', values.pairs);
     const spacing = numberOption('spacing', values.spacing, { above: 0 });
+    const transform = {
+      ...(values['max-rotation'] !== undefined
+        ? { maxRotationDeg: numberOption('max-rotation', values['max-rotation'], { min: 0 }) }
+        : {}),
+      ...(values['max-shift'] !== undefined
+        ? { maxTranslationMm: numberOption('max-shift', values['max-shift'], { min: 0 }) }
+        : {}),
+    };
     let elastix = !values['no-elastix'];
     if (elastix && !elastixVersion()) {
       console.error(
@@ -139,6 +153,7 @@ export const benchRegCommand: Command = {
     try {
       const rows = await benchRegistration(sources, {
         seeds: Array.from({ length: nPairs }, (_, n) => seed0 + n),
+        transform,
         spacingMm: spacing,
         stages,
         matcher,

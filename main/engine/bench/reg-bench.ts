@@ -17,6 +17,7 @@ import { bodyMask } from '../volume/mask.ts';
 import { resample } from '../volume/resample.ts';
 import { makeVolume, type Volume } from '../volume/volume.ts';
 import type { EmbeddingEngine } from '../compute/embedding-engine.ts';
+import { InputError } from '../errors.ts';
 import { registerVolumes, type RegisterOptions, type Stage } from '../register/cascade.ts';
 import { fieldFromAffine, type Field } from '../register/field/field.ts';
 import { jacobianDeterminant } from '../register/field/jacobian.ts';
@@ -43,6 +44,8 @@ export interface BenchRow {
   foldedPercent: number;
   seconds: Record<string, number>;
   secondsTotal: number;
+  /** The method refused the pair (an InputError's message: e.g. an affine no two patients relate by); no numbers. */
+  refused?: string;
 }
 
 export interface BenchOptions {
@@ -158,48 +161,7 @@ export async function benchRegistration(sources: BenchSource[], o: BenchOptions)
       minOrgan: o.minOrganVoxels ?? 50,
     };
     rows.push(score(name, 'none', fieldFromAffine(pair.fixed, [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0]), pair, ctx, {}));
-    const runs = Math.max(1, o.repeat ?? 1);
-    let r!: Awaited<ReturnType<typeof registerVolumes>>;
-    for (let run = 1; run <= runs; run++) {
-      o.onProgress?.(
-        `${name}: SAM cascade (${o.stages.join(',')}, ${o.matcher})${runs > 1 ? `, run ${run} of ${runs}` : ''}`,
-      );
-      const stats = run === runs ? o.hostStats?.() : undefined;
-      r = await registerVolumes(pair.fixed, pair.moving, {
-        stages: o.stages,
-        matcher: o.matcher,
-        engine: o.engine,
-        gridMm: 24,
-        ...o.register,
-        signal: o.signal,
-      });
-      if (stats) for (const line of stats.stop(1)) o.onProgress?.(`${name}: run ${run}, host: ${line}`);
-      if (run < runs)
-        o.onProgress?.(`${name}: run ${run}: ${r.qa.secondsTotal.toFixed(2)} s (${stageTimes(r.qa.secondsPerStage)})`);
-    }
-    const t = r.qa.secondsPerStage;
-    if (r.qa.embeddingOnHost) o.onProgress?.(`${name}: embedded on the host, not the GPU: ${r.qa.embeddingOnHost}`);
-    if (typeof r.qa.masksSecondsDuringEmbedding === 'number')
-      o.onProgress?.(
-        `${name}: body masks made on the CPU during the GPU embedding: ${seconds(r.qa.masksSecondsDuringEmbedding)} s`,
-      );
-    if (r.deform) {
-      const d = r.deform.stats.seconds;
-      o.onProgress?.(
-        `${name}: deform stage: prepare ${seconds(d.prepare)} s, optimise ${seconds(d.optimise)} s ` +
-          `(${r.deform.stats.optimisedOn}, grid ${r.deform.stats.grid.size.join('x')}), fold check ${seconds(d.foldCheck)} s`,
-      );
-    }
-    rows.push(score(name, 'SAM affine', fieldFromAffine(pair.fixed, r.affine.affine), pair, ctx, { affine: t.affine }));
-    if (r.coarse)
-      rows.push(
-        score(name, 'SAM affine+coarse', stageField(pair.fixed, r.affine.affine, [r.coarse.grid]), pair, ctx, {
-          affine: t.affine,
-          coarse: t.coarse,
-        }),
-      );
-    if (r.deform)
-      rows.push(score(name, `SAM ${o.stages.join('+')}${r.deformNet ? ' (net + IO)' : ''}`, r.field, pair, ctx, t));
+    rows.push(...(await cascadeRows(name, pair, ctx, o)));
     if (o.elastix) {
       o.onProgress?.(`${name}: elastix (affine + B-spline)`);
       const e = await runElastix(pair.fixed, pair.moving, { signal: o.signal, iterations: o.elastixIterations });
@@ -207,6 +169,91 @@ export async function benchRegistration(sources: BenchSource[], o: BenchOptions)
     }
   }
   return rows;
+}
+
+type Cascade = Awaited<ReturnType<typeof registerVolumes>>;
+type ScoreContext = Parameters<typeof score>[4];
+
+/**
+ * The cascade's rows of one pair (affine, + coarse, + deform): run `repeat` times, the last scored. A
+ * refusal (an InputError, e.g. an affine no two patients relate by) is the cascade's answer for this
+ * pair and gives a row that says so; anything else ends the benchmark.
+ */
+async function cascadeRows(name: string, pair: SyntheticPair, ctx: ScoreContext, o: BenchOptions): Promise<BenchRow[]> {
+  let r: Cascade;
+  try {
+    r = await cascadeRuns(name, pair, o);
+  } catch (e) {
+    if (!(e instanceof InputError)) throw e;
+    o.onProgress?.(`${name}: the cascade refused the pair: ${e.message}`);
+    return [refusedRow(name, `SAM ${o.stages.join('+')}`, e.message)];
+  }
+  const t = r.qa.secondsPerStage;
+  if (r.qa.embeddingOnHost) o.onProgress?.(`${name}: embedded on the host, not the GPU: ${r.qa.embeddingOnHost}`);
+  if (typeof r.qa.masksSecondsDuringEmbedding === 'number')
+    o.onProgress?.(
+      `${name}: body masks made on the CPU during the GPU embedding: ${seconds(r.qa.masksSecondsDuringEmbedding)} s`,
+    );
+  if (r.deform) {
+    const d = r.deform.stats.seconds;
+    o.onProgress?.(
+      `${name}: deform stage: prepare ${seconds(d.prepare)} s, optimise ${seconds(d.optimise)} s ` +
+        `(${r.deform.stats.optimisedOn}, grid ${r.deform.stats.grid.size.join('x')}), fold check ${seconds(d.foldCheck)} s`,
+    );
+  }
+  const rows = [
+    score(name, 'SAM affine', fieldFromAffine(pair.fixed, r.affine.affine), pair, ctx, { affine: t.affine }),
+  ];
+  if (r.coarse)
+    rows.push(
+      score(name, 'SAM affine+coarse', stageField(pair.fixed, r.affine.affine, [r.coarse.grid]), pair, ctx, {
+        affine: t.affine,
+        coarse: t.coarse,
+      }),
+    );
+  if (r.deform)
+    rows.push(score(name, `SAM ${o.stages.join('+')}${r.deformNet ? ' (net + IO)' : ''}`, r.field, pair, ctx, t));
+  return rows;
+}
+
+/** The cascade on a pair `repeat` times (a warm process measured by the last); the last result. */
+async function cascadeRuns(name: string, pair: SyntheticPair, o: BenchOptions): Promise<Cascade> {
+  const runs = Math.max(1, o.repeat ?? 1);
+  let r!: Cascade;
+  for (let run = 1; run <= runs; run++) {
+    o.onProgress?.(
+      `${name}: SAM cascade (${o.stages.join(',')}, ${o.matcher})${runs > 1 ? `, run ${run} of ${runs}` : ''}`,
+    );
+    const stats = run === runs ? o.hostStats?.() : undefined;
+    r = await registerVolumes(pair.fixed, pair.moving, {
+      stages: o.stages,
+      matcher: o.matcher,
+      engine: o.engine,
+      gridMm: 24,
+      ...o.register,
+      signal: o.signal,
+    });
+    if (stats) for (const line of stats.stop(1)) o.onProgress?.(`${name}: run ${run}, host: ${line}`);
+    if (run < runs)
+      o.onProgress?.(`${name}: run ${run}: ${r.qa.secondsTotal.toFixed(2)} s (${stageTimes(r.qa.secondsPerStage)})`);
+  }
+  return r;
+}
+
+/** A row for a method that refused the pair: no numbers, the reason. */
+function refusedRow(pair: string, method: string, reason: string): BenchRow {
+  const none: TreStats = { points: 0, mean: NaN, p95: NaN, max: NaN };
+  return {
+    pair,
+    method,
+    tre: none,
+    diceMean: NaN,
+    dice: {},
+    foldedPercent: NaN,
+    seconds: {},
+    secondsTotal: 0,
+    refused: reason,
+  };
 }
 
 /** Seconds with two decimals below 10 s (a GPU's stages), one above. */
@@ -223,16 +270,20 @@ function stageTimes(t: Record<string, number>): string {
 /** The rows as a text table. */
 export function benchTable(rows: BenchRow[]): string {
   const head = ['pair', 'method', 'TRE mean mm', 'TRE p95 mm', 'Dice mean', 'folding %', 'time s', 'time per stage s'];
-  const body = rows.map((r) => [
-    r.pair,
-    r.method,
-    r.tre.mean.toFixed(2),
-    r.tre.p95.toFixed(2),
-    Number.isFinite(r.diceMean) ? r.diceMean.toFixed(3) : '-',
-    r.foldedPercent.toFixed(3),
-    r.secondsTotal ? seconds(r.secondsTotal) : '-',
-    stageTimes(r.seconds) || '-',
-  ]);
+  const body = rows.map((r) =>
+    r.refused
+      ? [r.pair, `${r.method}: refused`, '-', '-', '-', '-', '-', r.refused.replace(/\s+/g, ' ').slice(0, 160)]
+      : [
+          r.pair,
+          r.method,
+          r.tre.mean.toFixed(2),
+          r.tre.p95.toFixed(2),
+          Number.isFinite(r.diceMean) ? r.diceMean.toFixed(3) : '-',
+          r.foldedPercent.toFixed(3),
+          r.secondsTotal ? seconds(r.secondsTotal) : '-',
+          stageTimes(r.seconds) || '-',
+        ],
+  );
   const widths = head.map((h, c) => Math.max(h.length, ...body.map((b) => b[c].length)));
   const line = (cells: string[]) => `| ${cells.map((x, c) => x.padEnd(widths[c])).join(' | ')} |`;
   return [line(head), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...body.map(line)].join('\n');
