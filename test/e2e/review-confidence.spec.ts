@@ -55,6 +55,22 @@ async function confidence(
   return { flags, seconds, body: c.body.percentBelow, thirds: c.thirds.map((r) => r.percentBelow) };
 }
 
+/** Double-clicks the axial view: the readout's SAM similarity is the shown map's value at that voxel. */
+async function readoutIsMapValue() {
+  const ax = (await page.getByTestId('view-axial').boundingBox())!;
+  await page.mouse.dblclick(ax.x + ax.width * 0.45, ax.y + ax.height * 0.45);
+  const readout = page.getByTestId('readout');
+  await expect(readout).toHaveAttribute('data-readout', /"samSimilarity":-?\d/, { timeout: 10_000 });
+  const ro = JSON.parse((await readout.getAttribute('data-readout'))!) as { index: number[]; samSimilarity: number };
+  const mapValue = await page.evaluate((ijk) => {
+    const m = window.__sam!.store.getState().confidenceMap!;
+    const [ni, nj] = m.desc.size;
+    return m.voxels[ijk[0] + ni * (ijk[1] + nj * ijk[2])] / 1000;
+  }, ro.index);
+  expect(ro.samSimilarity).toBeCloseTo(mapValue, 6);
+  return ax;
+}
+
 test.beforeAll(async ({ browser }) => {
   mkdirSync(ART, { recursive: true });
   server = await startServer();
@@ -108,17 +124,8 @@ test('affine only on a deformed pair: flagged by the confidence map; overlay, re
   expect(await checksum()).toBe(on);
 
   // the readout's SAM similarity is the map's value at that voxel
-  const ax = (await page.getByTestId('view-axial').boundingBox())!;
-  await page.mouse.dblclick(ax.x + ax.width * 0.45, ax.y + ax.height * 0.45);
+  const ax = await readoutIsMapValue();
   const readout = page.getByTestId('readout');
-  await expect(readout).toHaveAttribute('data-readout', /"samSimilarity":-?\d/, { timeout: 10_000 });
-  const ro = JSON.parse((await readout.getAttribute('data-readout'))!) as { index: number[]; samSimilarity: number };
-  const mapValue = await page.evaluate((ijk) => {
-    const m = window.__sam!.store.getState().confidenceMap!;
-    const [ni, nj] = m.desc.size;
-    return m.voxels[ijk[0] + ni * (ijk[1] + nj * ijk[2])] / 1000;
-  }, ro.index);
-  expect(ro.samSimilarity).toBeCloseTo(mapValue, 6);
   await expect(readout).toContainText('SAM ');
 
   // tracking: double-click a point in tracking mode; the match lies near the true correspondence
@@ -242,17 +249,7 @@ test('the confidence map is exported with the result and comes back when the ses
   await page.getByTestId('overlay-confidence').check();
   await page.waitForTimeout(100);
   expect(await checksum()).not.toBe(plain);
-  const ax = (await page.getByTestId('view-axial').boundingBox())!;
-  await page.mouse.dblclick(ax.x + ax.width * 0.45, ax.y + ax.height * 0.45);
-  const readout = page.getByTestId('readout');
-  await expect(readout).toHaveAttribute('data-readout', /"samSimilarity":-?\d/, { timeout: 10_000 });
-  const ro = JSON.parse((await readout.getAttribute('data-readout'))!) as { index: number[]; samSimilarity: number };
-  const mapValue = await page.evaluate((ijk) => {
-    const m = window.__sam!.store.getState().confidenceMap!;
-    const [ni, nj] = m.desc.size;
-    return m.voxels[ijk[0] + ni * (ijk[1] + nj * ijk[2])] / 1000;
-  }, ro.index);
-  expect(ro.samSimilarity).toBeCloseTo(mapValue, 6);
+  await readoutIsMapValue();
   await page.screenshot({ path: `${ART}/44-confidence-reopened.png` });
   metrics.reopened = { seconds, bodyPercentBelow: after.summary.body.percentBelow };
 });
