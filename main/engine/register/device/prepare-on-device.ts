@@ -19,6 +19,7 @@ export async function prepareImageOnDevice(
   v: Volume,
   grid: Geometry,
   images?: DeviceImages,
+  smoothMm = grid.spacing[0],
 ): Promise<Float32Array | null> {
   const cap = maxTensorBytes() ?? 2 ** 31;
   const [gi, gj, gk] = grid.size;
@@ -26,7 +27,7 @@ export async function prepareImageOnDevice(
   // the image (and its smoothed copy) and the resampled image in one buffer each
   if (v.components !== 1 || v.data.length * 4 > cap || N * 4 > cap) return null;
   const [ni, nj, nk] = v.size;
-  const r = Math.max(0, Math.round(grid.spacing[0] / 2 / Math.min(...v.spacing)));
+  const r = Math.max(0, Math.round(smoothMm / 2 / Math.min(...v.spacing)));
   const src = tf.tidy(() => {
     const voxels = tf.reshape(voxelsOnDevice(v, images), [nk, nj, ni, 1]);
     const x = tf.div(tf.clipByValue(voxels, -1000, 1000), 1000);
