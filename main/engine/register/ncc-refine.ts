@@ -5,7 +5,8 @@
  * radiusMm in the image it was found in (bench/ncc-match.ts: 24 mm templates, 4 mm then 2 mm grid,
  * continuous refinement), then matches the refined point back into the fixed image for a cycle error
  * of its own; the caller keeps a pair when SAM accepted it and the refinement is confident too
- * (score >= NCC_MIN_SCORE, cycle error within its threshold).
+ * (score >= NCC_MIN_SCORE, cycle error within its threshold). SAM-coarse's NCC matcher is the same
+ * search from the affine's prediction over a wider radius (every start `accepted`).
  */
 import { CancelledError } from '../errors.ts';
 import { nccMatchOn, type NccThreads } from '../bench/ncc-threads.ts';

@@ -20,7 +20,7 @@
  */
 import { CancelledError, InputError } from '../errors.ts';
 import { yieldToEventLoop } from '../util/yield.ts';
-import { nccMatchOn, type NccThreads } from '../bench/ncc-threads.ts';
+import type { NccThreads } from '../bench/ncc-threads.ts';
 import type { EmbeddedVolume } from '../sam/embed-volume.ts';
 import { matchPoints, type MatchOptions, type PointMatch } from '../sam/match.ts';
 import { applyAffine, worldBounds, type Geometry } from '../volume/geometry.ts';
@@ -148,9 +148,14 @@ export async function samCoarse(
   const minScore = o.minScore ?? (matcher.kind === 'sam' ? 0.6 : 0.5);
   const cycleThr = o.cycleThresholdMm ?? 4;
   const inverse = affineInvert(affine);
-  // NCC: in the affine-aligned moving image (made once, at the first chunk) or in the moving image
-  const nccAligned = matcher.kind === 'ncc' && (o.matchAfterAffine ?? true);
+  // matching in the affine-aligned moving image W(x) = M(A x) (its frame is the fixed one: a point p'
+  // there is the moving point A p') or in the moving image; NCC works in the same image, made once
+  const aligned = matcher.kind === 'sam' ? !!matcher.movingAligned : (o.matchAfterAffine ?? true);
+  const toMoving = (x: Vec3) => (aligned ? applyAffine(affine, x) : x);
   let nccTarget: Volume | undefined;
+  const nccImage = () => (nccTarget ??= aligned ? movingAfterAffine(fixed, moving, affine) : moving);
+  // NCC matched back from a point in W (the fixed frame) or from A^-1 q
+  const backStart = (q: Vec3) => (aligned ? q : applyAffine(inverse, q));
   // NCC matches synchronously: small chunks keep cancel and progress responsive between them (about
   // the same wall time on any number of threads)
   const chunk = Math.max(1, o.chunk ?? (matcher.kind === 'sam' ? 256 : 50 * (o.nccThreads?.size ?? 1)));
@@ -173,25 +178,19 @@ export async function samCoarse(
             });
       const prior = o.priorRadiusMm ?? 25;
       const refined = o.nccRefine
-        ? await (async () => {
-            nccTarget ??= matcher.movingAligned ? movingAfterAffine(fixed, moving, affine) : moving;
-            // matched back from the refined point in W (the fixed frame), or from A^-1 q
-            const backStart = (q: Vec3) => (matcher.movingAligned ? q : applyAffine(inverse, q));
-            return nccRefineMatches(fixed, nccTarget, part, found, {
-              backStart,
-              radiusMm: o.refineRadiusMm,
-              threads: o.nccThreads,
-              signal: o.signal,
-            });
-          })()
+        ? await nccRefineMatches(fixed, nccImage(), part, found, {
+            backStart,
+            radiusMm: o.refineRadiusMm,
+            threads: o.nccThreads,
+            signal: o.signal,
+          })
         : null;
       found.forEach((m, n) => {
         const r = refined?.[n];
         // NCC's location where it is confident, else SAM's (and the pair is not kept)
         const refinedOk = !r || refinedLocation(m.location, r, cycleThr).refined;
         const at = r && refinedOk ? r.location : m.location;
-        // a match p' in the aligned image is the moving point A p'
-        const q = matcher.movingAligned ? applyAffine(affine, at) : at;
+        const q = toMoving(at);
         const far = Math.hypot(q[0] - predicted[n][0], q[1] - predicted[n][1], q[2] - predicted[n][2]) > prior;
         pairs.push({
           fixed: part[n],
@@ -203,37 +202,26 @@ export async function samCoarse(
         });
       });
     } else {
-      const sr = o.searchRadiusMm ?? 16;
-      const opts = { templateRadiusMm: 12, searchRadiusMm: sr, coarseSpacingMm: 4, fineSpacingMm: 2 };
-      // searched around p in W(x) = M(A x) (a match p' there is the moving point A p'), or around A p in
-      // the moving image; matched back from there into the fixed image around p', or around A^-1 q
-      nccTarget ??= nccAligned ? movingAfterAffine(fixed, moving, affine) : moving;
-      const ncc = (a: Volume, b: Volume, pts: Vec3[], initial: Vec3[]) =>
-        nccMatchOn(o.nccThreads, a, b, pts, { ...opts, initial }, o.signal);
-      const found = await ncc(fixed, nccTarget, part, nccAligned ? part : predicted);
-      const back = await ncc(
-        nccTarget,
-        fixed,
-        found.map((m) => m.location),
-        found.map((m) => (nccAligned ? m.location : applyAffine(inverse, m.location))),
-      );
-      const fwd = nccAligned
-        ? found.map((m) => ({ location: applyAffine(affine, m.location), score: m.score }))
-        : found;
-      fwd.forEach((m, n) => {
-        const b = back[n].location;
-        const p = part[n];
-        const cyc = Math.hypot(b[0] - p[0], b[1] - p[1], b[2] - p[2]);
+      // NCC alone: the same search as the SAM matches' refinement (ncc-refine.ts), started around p in
+      // W, or around A p in the moving image, over a wider radius
+      const starts = (aligned ? part : predicted).map((location) => ({ location, accepted: true }));
+      const found = await nccRefineMatches(fixed, nccImage(), part, starts, {
+        backStart,
+        radiusMm: o.searchRadiusMm ?? 16,
+        threads: o.nccThreads,
+        signal: o.signal,
+      });
+      found.forEach((m, n) => {
+        const cyc = m.cycleErrorMm;
         pairs.push({
-          fixed: p,
-          moving: [...m.location] as Vec3,
+          fixed: part[n],
+          moving: [...toMoving(m.location)] as Vec3,
           score: m.score,
           cycleErrorMm: cyc,
           kept: Number.isFinite(cyc) && cyc <= cycleThr && m.score >= minScore,
           residualMm: NaN,
         });
       });
-      await new Promise((r) => setImmediate(r));
     }
   }
   o.onProgress?.('coarse: match', points.length, points.length);
