@@ -27,15 +27,24 @@ export interface MatcherChoice {
   note?: string;
 }
 
-/** The matcher and refinement of a command's values; `model` says whether a SAM model was named. */
+/** --refine's value, checked. */
+export function refineOption(refine: string): RefineMode {
+  if (refine !== 'ncc' && refine !== 'none') throw new InputError('--refine', `use ncc or none, got '${refine}'`);
+  return refine;
+}
+
+/**
+ * The matcher and refinement of a command's values: SAM by default when a model is named (--weights,
+ * --random-init) or installed, else NCC with a note saying why.
+ */
 export function matcherOptions(values: {
   matcher?: string;
   refine: string;
   weights?: string;
   'random-init'?: string;
 }): MatcherChoice {
-  const { matcher, refine } = values;
-  if (refine !== 'ncc' && refine !== 'none') throw new InputError('--refine', `use ncc or none, got '${refine}'`);
+  const { matcher } = values;
+  const refine = refineOption(values.refine);
   if (matcher === 'sam' || matcher === 'ncc') return { matcher, refine };
   if (matcher !== undefined) throw new InputError('--matcher', `use sam or ncc, got '${matcher}'`);
   if (values.weights !== undefined || values['random-init'] !== undefined || existsSync(defaultModelPath()))

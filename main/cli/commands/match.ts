@@ -25,6 +25,7 @@ import { indexToWorld } from '../../engine/volume/geometry.ts';
 import { readVolume } from '../../engine/volume/io/index.ts';
 import { parsePoints } from '../../engine/volume/points.ts';
 import { optionalNumber } from '../option-values.ts';
+import { refineOption } from '../matcher-args.ts';
 import { InputError } from '../../engine/errors.ts';
 
 /** Where the trained default model lives (resources/sam-small.samw; $SAM_MODEL overrides). */
@@ -120,8 +121,7 @@ export const matchCommand: Command = {
       return 2;
     }
     const [templatePath, queryPath] = positionals;
-    if (values.refine !== 'ncc' && values.refine !== 'none')
-      throw new InputError('--refine', `use ncc or none, got '${values.refine}'`);
+    const refine = refineOption(values.refine);
     const num = (name: string, v: string | undefined) => optionalNumber(name, v);
     const template = await readVolume(templatePath, { allowGaps: values['allow-gaps'] });
     const query = await readVolume(queryPath, { allowGaps: values['allow-gaps'] });
@@ -192,7 +192,7 @@ export const matchCommand: Command = {
       `matched ${matches.length} points in ${(performance.now() - t0).toFixed(0)} ms (${where}); ${accepted} accepted`,
     );
     let refined: { score: number; refined: boolean }[] | null = null;
-    if (values.refine === 'ncc') {
+    if (refine === 'ncc') {
       const t1 = performance.now();
       const threads = points.length >= 64 ? NccThreads.start() : null;
       try {

@@ -304,16 +304,16 @@ interface StageInputs {
   matchThreads?: MatchThreads | null;
 }
 
-/**
- * The stages, with the NCC matcher's threads for the affine and coarse stages (stopped after them)
- * and, when the deform stage runs on the CPU, the threads of the dense tail (started now: they load
- * their modules while the stages run).
- */
 /** Whether the SAM matcher's matches are refined by NCC (the SAM matcher and refine 'ncc'). */
 function refinesWithNcc(o: RegisterOptions): boolean {
   return (o.matcher ?? 'sam') === 'sam' && (o.refine ?? DEFAULT_REFINE) === 'ncc';
 }
 
+/**
+ * The stages, with the NCC matcher's threads for the affine and coarse stages (stopped after them)
+ * and, when the deform stage runs on the CPU, the threads of the dense tail (started now: they load
+ * their modules while the stages run).
+ */
 async function runStages(inputs: StageInputs): Promise<RegisterResult> {
   const o = inputs.o;
   const ncc = (o.matcher ?? 'sam') === 'ncc' || refinesWithNcc(o) ? NccThreads.start(o.threads) : null;
