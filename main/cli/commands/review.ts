@@ -12,7 +12,7 @@ import { MODEL_OPTIONS, openModelFromArgs } from '../model-args.ts';
 import { InputError } from '../../engine/errors.ts';
 import { readRegistrationResult } from '../../engine/review/result-dir.ts';
 import { parseLabelNames } from '../../engine/review/label-names.ts';
-import { makeSignOff, writeReviewReport } from '../../engine/review/report.ts';
+import { makeSignOff, writeConfidenceMaps, writeReviewReport } from '../../engine/review/report.ts';
 import { reviewRegistration } from '../../engine/review/review.ts';
 import { embedVolumeCached, hashVolume } from '../../engine/sam/embedding-cache.ts';
 import { readVolume, writeVolume } from '../../engine/volume/io/index.ts';
@@ -125,10 +125,7 @@ export const reviewCommand: Command = {
       await writeVolume(p, v, { protect });
       files.push(p);
     };
-    if (r.confidence) {
-      await write('confidence.nii.gz', r.confidence.map);
-      await write('low-confidence.nii.gz', r.confidence.lowMask);
-    }
+    if (r.confidence) files.push(...(await writeConfidenceMaps(out, r.confidence, { protect })));
     await write('jacobian.nii.gz', r.fieldStats.jacobian.det);
     await write('folded.nii.gz', r.fieldStats.jacobian.foldedMask);
     r.report.files = files;

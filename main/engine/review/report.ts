@@ -14,7 +14,8 @@ import { writeFileAtomic } from '../util/atomic-write.ts';
 import { encodePng } from '../util/png.ts';
 import { sameGrid } from '../volume/geometry.ts';
 import type { Volume } from '../volume/volume.ts';
-import type { ConfidenceSummary } from './confidence.ts';
+import type { ConfidenceResult, ConfidenceSummary } from './confidence.ts';
+import { writeVolume } from '../volume/io/index.ts';
 import type { QaFlag } from './qa-flags.ts';
 import { slicePlane, sliceIndex, type Orientation } from './slice-plane.ts';
 
@@ -320,6 +321,21 @@ export function renderReportHtml(report: ReviewReport, images: ReportImage[]): s
 }
 
 /** Write report.json and report.html into `dir` atomically; returns the paths. */
+/** The confidence maps' files beside a result (`sam review`, the app's export; readStoredConfidence reads the map back). */
+export const CONFIDENCE_FILES = { map: 'confidence.nii.gz', low: 'low-confidence.nii.gz' } as const;
+
+/** Writes the confidence map and its low-confidence mask into dir (atomic, never over `protect`); their paths. */
+export async function writeConfidenceMaps(
+  dir: string,
+  c: Pick<ConfidenceResult, 'map' | 'lowMask'>,
+  options: { protect?: string[] } = {},
+): Promise<string[]> {
+  const paths = [join(dir, CONFIDENCE_FILES.map), join(dir, CONFIDENCE_FILES.low)];
+  await writeVolume(paths[0], c.map, options);
+  await writeVolume(paths[1], c.lowMask, options);
+  return paths;
+}
+
 export function writeReviewReport(
   dir: string,
   report: ReviewReport,

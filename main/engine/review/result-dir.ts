@@ -14,6 +14,7 @@ import type { SamAffinePair } from '../register/sam-affine.ts';
 import type { CoarsePair } from '../register/sam-coarse.ts';
 import type { ConfidenceSummary } from './confidence.ts';
 import type { QaFlag } from './qa-flags.ts';
+import { CONFIDENCE_FILES } from './report.ts';
 import { sameGrid, type Geometry } from '../volume/geometry.ts';
 import { readVolume } from '../volume/io/index.ts';
 import type { Vec3, Volume } from '../volume/volume.ts';
@@ -194,7 +195,7 @@ export interface StoredConfidenceMap {
  * naming the file when one is there but unreadable or off the fixed grid.
  */
 export async function readStoredConfidence(dir: string, fixedGrid: Geometry): Promise<StoredConfidenceMap | null> {
-  const mapPath = join(dir, 'confidence.nii.gz');
+  const mapPath = join(dir, CONFIDENCE_FILES.map);
   const reportPath = join(dir, 'report.json');
   if (!existsSync(mapPath) || !existsSync(reportPath)) return null;
   let report: { confidence?: ConfidenceSummary | null; flags?: QaFlag[] };

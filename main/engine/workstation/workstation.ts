@@ -23,13 +23,13 @@ import { qaFlags } from '../review/qa-flags.ts';
 import { voxelReadout } from '../review/readout.ts';
 import { refitAffine } from '../review/refit.ts';
 import { sliceOverlay, type SliceOverlay } from '../review/slice-overlay.ts';
-import { makeSignOff, writeReviewReport } from '../review/report.ts';
+import { makeSignOff, writeConfidenceMaps, writeReviewReport } from '../review/report.ts';
 import { reviewRegistration } from '../review/review.ts';
 import type { Geometry } from '../volume/geometry.ts';
 import { bodyMask } from '../volume/mask.ts';
 import { makeVolume } from '../volume/volume.ts';
 import { listDicomSeries } from '../volume/io/dicom/scan.ts';
-import { readVolume, writeVolume } from '../volume/io/index.ts';
+import { readVolume } from '../volume/io/index.ts';
 import type { Volume } from '../volume/volume.ts';
 import { describeVolume } from './describe.ts';
 import { displayVoxels, warpedDisplayVoxels } from './display-voxels.ts';
@@ -661,15 +661,7 @@ export class Workstation {
       },
     });
     // the confidence map as `sam review` writes it: reopening the folder restores it (openResult)
-    if (review.confidence)
-      for (const [name, v] of [
-        ['confidence.nii.gz', review.confidence.map],
-        ['low-confidence.nii.gz', review.confidence.lowMask],
-      ] as const) {
-        const p = join(out, name);
-        await writeVolume(p, v, { protect: inputs });
-        files.push(p);
-      }
+    if (review.confidence) files.push(...(await writeConfidenceMaps(out, review.confidence, { protect: inputs })));
     // the report lists the export's files beside its own
     review.report.files = [...files];
     files.push(...writeReviewReport(out, review.report, review.images, { protect: inputs }));
