@@ -17,8 +17,10 @@ export const MATCHER_USAGE = `  --matcher sam|ncc   point matcher of the affine 
                       refined by NCC near it (--refine); ncc = NCC template matching alone, from a rough
                       translation, no model needed (default sam when a SAM model is at hand: --weights,
                       --random-init, $SAM_MODEL or resources/sam-small.samw; else ncc)
-  --refine ncc|none   SAM matcher: refine each match by NCC template matching within 8 mm of it, with
-                      its own cycle check (default ${DEFAULT_REFINE}), or keep SAM's locations (none)`;
+  --refine ncc|none   SAM matcher: refine each affine match by NCC template matching within 8 mm of it,
+                      with its own cycle check, and find the coarse stage's points by NCC around the
+                      affine's prediction (default ${DEFAULT_REFINE}); none: SAM's locations in both
+                      stages (the moving image embedded again after the affine)`;
 
 export interface MatcherChoice {
   matcher: 'sam' | 'ncc';

@@ -57,7 +57,7 @@ export function RegisterPanel(): React.JSX.Element {
         testId="refine"
         disabled={running || s.matcher !== 'sam'}
         checked={s.matcher === 'sam' && s.refine === 'ncc'}
-        title="SAM matcher: each match refined by NCC template matching within 8 mm of it (with its own cycle check)"
+        title="SAM matcher: each affine match refined by NCC template matching within 8 mm of it (with its own cycle check), and the coarse stage's points found by NCC around the affine's prediction"
         onChange={(checked) => s.setSettings({ refine: checked ? 'ncc' : 'none' })}
       >
         NCC refine

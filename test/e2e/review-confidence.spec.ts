@@ -160,6 +160,8 @@ test('the full cascade on the same pair: not flagged, no folding', async () => {
   await page.getByTestId('refine').check();
   const seconds = await register('affine,coarse,deform');
   expect(await page.evaluate(() => window.__sam!.store.getState().summary!.qa.refine)).toBe('ncc');
+  // refined by NCC, the coarse stage's points are NCC's around the affine's prediction
+  expect(await page.evaluate(() => window.__sam!.store.getState().summary!.qa.coarseMatcher)).toBe('ncc');
   await expect(page.getByTestId('qa-panel')).toHaveAttribute('data-qa', /foldedPercent/, { timeout: 60_000 });
   // the previous result's map is gone with it
   await expect(page.getByTestId('confidence-status')).toHaveAttribute('data-status', 'idle');

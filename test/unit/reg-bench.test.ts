@@ -73,7 +73,7 @@ test('bench-reg --max-rotation/--max-shift: a pair the cascade refuses gets a ro
   const rows = JSON.parse(r.stdout) as { method: string; refused?: string; tre: { mean: number } }[];
   assert.deepEqual(
     rows.map((x) => x.method),
-    ['none', 'SAM affine'],
+    ['none', 'NCC affine'],
   );
   assert.ok(rows[0].tre.mean > 45, `the motion is large: ${rows[0].tre.mean} mm before`);
   assert.match(rows[1].refused ?? '', /not a patient-to-patient transform/);

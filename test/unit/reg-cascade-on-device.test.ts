@@ -76,6 +76,9 @@ test('WebGPU: the cascade with embeddings, matching, features, deform and warp o
   });
   const options = {
     matcher: 'sam' as const,
+    // SAM alone: every stage's matching on the device (the SAM-coarse matcher on the moving image
+    // embedded again after the affine); refined by NCC the coarse stage would be NCC on the host
+    refine: 'none' as const,
     stages: ['affine', 'coarse', 'deform'] as const,
     deform: { iterations: 6 },
     featureWeight: 0.5,
@@ -119,6 +122,7 @@ test('WebGPU: the cascade with embeddings, matching, features, deform and warp o
       assert.ok(!('masks' in dev.qa.secondsPerStage), 'no separate mask stage');
       assert.equal(typeof dev.qa.masksSecondsDuringEmbedding, 'number');
       assert.ok('warp (GPU)' in dev.qa.secondsPerStage, 'warped on the device');
+      assert.equal(dev.qa.coarseMatcher, 'sam');
       const mask = bodyMask(pair.fixed);
       const pts = bodyPoints(mask, 17);
       const [eh, ed] = [tre(host.field, pair.truth, pts), tre(dev.field, pair.truth, pts)];

@@ -186,7 +186,7 @@ async function cascadeRows(name: string, pair: SyntheticPair, ctx: ScoreContext,
   } catch (e) {
     if (!(e instanceof InputError)) throw e;
     o.onProgress?.(`${name}: the cascade refused the pair: ${e.message}`);
-    return [refusedRow(name, `SAM ${o.stages.join('+')}`, e.message)];
+    return [refusedRow(name, `${matcherLabel(o)} ${o.stages.join('+')}`, e.message)];
   }
   const t = r.qa.secondsPerStage;
   if (r.qa.embeddingOnHost) o.onProgress?.(`${name}: embedded on the host, not the GPU: ${r.qa.embeddingOnHost}`);
@@ -202,18 +202,34 @@ async function cascadeRows(name: string, pair: SyntheticPair, ctx: ScoreContext,
     );
   }
   const rows = [
-    score(name, 'SAM affine', fieldFromAffine(pair.fixed, r.affine.affine), pair, ctx, { affine: t.affine }),
+    score(name, `${matcherLabel(o)} affine`, fieldFromAffine(pair.fixed, r.affine.affine), pair, ctx, {
+      affine: t.affine,
+    }),
   ];
   if (r.coarse)
     rows.push(
-      score(name, 'SAM affine+coarse', stageField(pair.fixed, r.affine.affine, [r.coarse.grid]), pair, ctx, {
-        affine: t.affine,
-        coarse: t.coarse,
-      }),
+      score(
+        name,
+        `${matcherLabel(o)} affine+coarse`,
+        stageField(pair.fixed, r.affine.affine, [r.coarse.grid]),
+        pair,
+        ctx,
+        {
+          affine: t.affine,
+          coarse: t.coarse,
+        },
+      ),
     );
   if (r.deform)
-    rows.push(score(name, `SAM ${o.stages.join('+')}${r.deformNet ? ' (net + IO)' : ''}`, r.field, pair, ctx, t));
+    rows.push(
+      score(name, `${matcherLabel(o)} ${o.stages.join('+')}${r.deformNet ? ' (net + IO)' : ''}`, r.field, pair, ctx, t),
+    );
   return rows;
+}
+
+/** The cascade rows' name: its matcher, SAM (refined by NCC or not: the table's header says) or NCC. */
+function matcherLabel(o: BenchOptions): string {
+  return o.matcher === 'ncc' ? 'NCC' : 'SAM';
 }
 
 /** The cascade on a pair `repeat` times (a warm process measured by the last); the last result. */
