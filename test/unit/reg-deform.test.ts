@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { boxMean, boxMeanWhere, boxSum } from '../../main/engine/register/deform/box-sum.ts';
 import { deformLoss } from '../../main/engine/register/deform/deform-loss.ts';
-import { prepareImage, samDeform } from '../../main/engine/register/deform/sam-deform.ts';
+import { prepareImage, samDeform, weighFixedFaces } from '../../main/engine/register/deform/sam-deform.ts';
 import {
   gridWithSpacing,
   linearScalarFootprint,
@@ -146,4 +146,38 @@ test('prepareImage equals the box mean of every voxel resampled (real CT; fine t
       const all = boxMean(clipped, v.size, r);
       for (let q = 0; q < read.length; q++) if (read[q]) assert.equal(means[q], all[q]);
     }
+});
+
+test('weighFixedFaces: window centres within the margin of the fixed faces lose their weight, in world terms (oblique G)', () => {
+  // a fixed image 2 mm x 3 mm x 2.5 mm, not at the origin; G rotated 20 degrees about z, 4 mm
+  const fixed: Geometry = {
+    size: [40, 30, 24],
+    spacing: [2, 3, 2.5],
+    origin: [-30, 12, 100],
+    direction: [1, 0, 0, 0, 1, 0, 0, 0, 1],
+  };
+  const c = Math.cos((20 * Math.PI) / 180);
+  const s = Math.sin((20 * Math.PI) / 180);
+  const G: Geometry = {
+    size: [25, 25, 18],
+    spacing: [4, 4, 4],
+    origin: [-40, 0, 95],
+    direction: [c, -s, 0, s, c, 0, 0, 0, 1],
+  };
+  const n = G.size[0] * G.size[1] * G.size[2];
+  const weight = new Float32Array(n).fill(1);
+  weight[5] = 0; // a centre already out stays out
+  weighFixedFaces(weight, G, fixed, 10);
+  const lo = fixed.origin;
+  const hi = [0, 1, 2].map((a) => fixed.origin[a] + (fixed.size[a] - 1) * fixed.spacing[a]);
+  let kept = 0;
+  for (let k = 0, v = 0; k < G.size[2]; k++)
+    for (let j = 0; j < G.size[1]; j++)
+      for (let i = 0; i < G.size[0]; i++, v++) {
+        const x = [G.origin[0] + 4 * (c * i - s * j), G.origin[1] + 4 * (s * i + c * j), G.origin[2] + 4 * k];
+        const inside = [0, 1, 2].every((a) => x[a] - lo[a] >= 10 && hi[a] - x[a] >= 10);
+        assert.equal(weight[v], inside && v !== 5 ? 1 : 0, `voxel ${[i, j, k]} at ${x}`);
+        if (weight[v]) kept++;
+      }
+  assert.ok(kept > 100 && kept < n / 2, `${kept} of ${n} kept`);
 });
