@@ -48,7 +48,7 @@ export function DisplayPanel(): React.JSX.Element {
     })),
   );
   return (
-    <section className="panel">
+    <section className="panel display-bar" data-testid="display-bar">
       {(Object.keys(PRESETS) as PresetName[]).map((p) => (
         <button
           key={p}

@@ -81,20 +81,20 @@ function OpenRow({ role }: { role: 'fixed' | 'moving' }): React.JSX.Element {
           className="info"
           data-testid={`info-${role}`}
           data-desc={JSON.stringify(loaded.desc)}
-          title={loaded.desc.path}
+          title={[loaded.desc.notCt, loaded.desc.path].filter(Boolean).join('\n')}
         >
+          {/* (a warning first: on a narrow window the line is cut at its end) */}
+          {loaded.desc.notCt && (
+            <span className="error not-ct" data-testid={`not-ct-${role}`}>
+              {loaded.desc.notCt}{' '}
+            </span>
+          )}
           <b data-testid={`name-${role}`}>
             {loaded.desc.path.split(/[\\/]/).filter(Boolean).pop()}
             {loaded.desc.description ? ` (${loaded.desc.description})` : ''}
           </b>
           : {loaded.desc.size.join('×')} @ {loaded.desc.spacing.map((x) => x.toFixed(2)).join('×')} mm{' '}
           {loaded.desc.orientation}; {(loaded.transfer.bytes / 1e6).toFixed(1)} MB in {loaded.transfer.ms.toFixed(0)} ms
-          {loaded.desc.notCt && (
-            <span className="error not-ct" data-testid={`not-ct-${role}`} title={loaded.desc.notCt}>
-              {' '}
-              {loaded.desc.notCt}
-            </span>
-          )}
         </span>
       )}
     </div>

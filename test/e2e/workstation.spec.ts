@@ -391,6 +391,61 @@ test('MHA pair: cancel a registration, run one with progress while the page stay
   await page.getByTestId('opacity').fill('0.5');
 });
 
+test('a 1024x768 window: the display bar takes two rows and every control stays in it, in each compare mode', async () => {
+  const size = page.viewportSize()!;
+  await page.setViewportSize({ width: 1024, height: 768 });
+  try {
+    const bar = page.getByTestId('display-bar');
+    const views = async () => (await page.getByTestId('view-axial').boundingBox())!;
+    let first: { width: number; height: number } | undefined;
+    for (const mode of ['blend', 'checker', 'difference', 'flicker', 'spyglass']) {
+      await page.getByTestId('compare-mode').selectOption(mode);
+      await page.waitForTimeout(100);
+      const b = (await bar.boundingBox())!;
+      expect(b.x + b.width).toBeLessThanOrEqual(1024);
+      // every control (and the difference legend) lies inside the bar, none cut off at its edge
+      const boxes = await bar.evaluate((el) =>
+        [...el.querySelectorAll('button, select, input, [data-testid^="legend"]')].map((c) => {
+          const r = c.getBoundingClientRect();
+          return {
+            id: c.getAttribute('data-testid') ?? c.textContent,
+            left: r.left,
+            right: r.right,
+            top: r.top,
+            bottom: r.bottom,
+          };
+        }),
+      );
+      for (const c of boxes) {
+        expect(c.right, `${mode}: ${c.id}`).toBeLessThanOrEqual(b.x + b.width + 0.5);
+        expect(c.bottom, `${mode}: ${c.id}`).toBeLessThanOrEqual(b.y + b.height + 0.5);
+        expect(c.top, `${mode}: ${c.id}`).toBeGreaterThanOrEqual(b.y - 0.5);
+      }
+      // the views keep their size whatever the mode adds to the bar
+      const v = await views();
+      first ??= v;
+      expect(v.width).toBeCloseTo(first.width, 0);
+      expect(v.height).toBeCloseTo(first.height, 0);
+    }
+    // the open rows stay one line each: the descriptions are cut at their end, not wrapped
+    for (const role of ['fixed', 'moving']) {
+      const info = (await page.getByTestId(`info-${role}`).boundingBox())!;
+      const button = (await page.getByTestId(`open-${role}`).boundingBox())!;
+      expect(info.height, role).toBeLessThan(24);
+      expect(button.height, role).toBeLessThan(24);
+      expect(info.x + info.width, role).toBeLessThanOrEqual(1024);
+      // (the label with its path field on the same line as the button)
+      const label = (await page.getByTestId(`path-${role}`).locator('xpath=..').boundingBox())!;
+      expect(label.height, role).toBeLessThan(24);
+      expect(Math.abs(label.y + label.height / 2 - (button.y + button.height / 2)), role).toBeLessThan(4);
+    }
+    await page.screenshot({ path: `${ART}/08b-window-1024x768.png` });
+  } finally {
+    await page.getByTestId('compare-mode').selectOption('blend');
+    await page.setViewportSize(size);
+  }
+});
+
 const review: { readout?: Record<string, unknown>; qa?: Record<string, number> } = {};
 
 test('review: compare modes, checkerboard tiles, engine readout, Jacobian overlay and QA, sign-off', async () => {
