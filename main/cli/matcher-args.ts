@@ -13,10 +13,11 @@ export const MATCHER_OPTIONS = {
   refine: { type: 'string', default: DEFAULT_REFINE },
 } as const;
 
-export const MATCHER_USAGE = `  --matcher sam|ncc   point matcher of the affine and coarse stages: sam = SAM embeddings, each match
-                      refined by NCC near it (--refine); ncc = NCC template matching alone, from a rough
-                      translation, no model needed (default sam when a SAM model is at hand: --weights,
-                      --random-init, $SAM_MODEL or resources/sam-small.samw; else ncc)
+export const MATCHER_USAGE = `  --matcher sam|ncc   point matcher of the affine and coarse stages: sam = SAM embeddings, refined by
+                      NCC (--refine: in the coarse stage NCC around the affine's prediction); ncc = NCC
+                      template matching alone, from a rough translation, no model needed (default
+                      sam when a SAM model is at hand: --weights, --random-init, $SAM_MODEL or
+                      resources/sam-small.samw; else ncc)
   --refine ncc|none   SAM matcher: refine each affine match by NCC template matching within 8 mm of it,
                       with its own cycle check, and find the coarse stage's points by NCC around the
                       affine's prediction (default ${DEFAULT_REFINE}); none: SAM's locations in both

@@ -180,4 +180,10 @@ test('weighFixedFaces: window centres within the margin of the fixed faces lose 
         if (weight[v]) kept++;
       }
   assert.ok(kept > 100 && kept < n / 2, `${kept} of ${n} kept`);
+  // a short scan (12 slices of 2 mm: 22 mm) keeps its middle: along z the margin is a quarter of it
+  const thin: Geometry = { ...fixed, size: [40, 30, 12], spacing: [2, 3, 2] };
+  const Gz: Geometry = { size: [1, 1, 12], spacing: [2, 2, 2], origin: [10, 50, 100], direction: fixed.direction };
+  const wz = new Float32Array(12).fill(1);
+  weighFixedFaces(wz, Gz, thin, 10);
+  assert.deepEqual([...wz], [0, 0, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0]);
 });

@@ -14,7 +14,7 @@ import {
   affineFromParts,
   fitAffineLeastSquares,
 } from '../../main/engine/register/affine-fit.ts';
-import { samCoarse } from '../../main/engine/register/sam-coarse.ts';
+import { refitAffineOf, samCoarse } from '../../main/engine/register/sam-coarse.ts';
 import { sampleField } from '../../main/engine/register/field/field.ts';
 import { readVolume } from '../../main/engine/volume/io/index.ts';
 import { bodyMask } from '../../main/engine/volume/mask.ts';
@@ -62,4 +62,36 @@ test('SAM-coarse refits the linear part the affine left: a 3 degree rotation err
   assert.ok(refit.error.mean < 0.5, `coarse with the refit ${refit.error.mean} mm`);
   assert.ok(refit.error.mean < 0.7 * plain.error.mean, `${refit.error.mean} vs ${plain.error.mean} without`);
   assert.equal(plain.r.refitAffine, undefined);
+});
+
+test('the refit is not used where it is no patient-to-patient transform or moves the image far from the affine', () => {
+  const fixed = {
+    size: [100, 100, 50] as Vec3,
+    spacing: [2, 2, 2] as Vec3,
+    origin: [-100, -100, -50] as Vec3,
+    direction: [1, 0, 0, 0, 1, 0, 0, 0, 1] as [number, number, number, number, number, number, number, number, number],
+  };
+  const A = affineFromParts({ rotationDeg: [0, 0, 0] });
+  const pts: Vec3[] = [];
+  for (let x = -60; x <= 60; x += 20)
+    for (let y = -60; y <= 60; y += 20) for (let z = -30; z <= 30; z += 20) pts.push([x, y, z]);
+  const pairs = (B: ReturnType<typeof affineFromParts>) =>
+    pts.map((p) => ({ fixed: p, moving: affineApply(B, p), score: 1, cycleErrorMm: 0, kept: true, residualMm: NaN }));
+  // 2 degrees about the body centre: a correction the stage makes
+  const small = refitAffineOf(pairs(affineFromParts({ rotationDeg: [2, 0, 0] })), A, fixed, 32);
+  assert.ok('matrix' in small, JSON.stringify(small));
+  // 20 degrees: the image's corners move ~60 mm
+  const far = refitAffineOf(pairs(affineFromParts({ rotationDeg: [0, 0, 20] })), A, fixed, 32);
+  assert.ok('rejected' in far && /moves a corner/.test(far.rejected), JSON.stringify(far));
+  // a mirror
+  const mirror = refitAffineOf(pairs(affineFromParts({ scales: [-1, 1, 1] })), A, fixed, 1000);
+  assert.ok('rejected' in mirror && /mirror/.test(mirror.rejected), JSON.stringify(mirror));
+  // all pairs in one plane: no affine
+  const flat = refitAffineOf(
+    pairs(A).filter((p) => p.fixed[2] === -10),
+    A,
+    fixed,
+    32,
+  );
+  assert.ok('rejected' in flat, JSON.stringify(flat));
 });

@@ -5,8 +5,8 @@
  *   pairs, robust fit;
  * - coarse (sam-coarse.ts): denser points matched near their affine prediction, in the moving image
  *   resampled through the affine (SAME++; with the SAM matcher unrefined that image is embedded again,
- *   otherwise NCC searches there: coarseMatcherOf), cycle-checked, a smooth control-grid displacement
- *   fitted to them;
+ *   otherwise NCC searches there: coarseMatcherOf), cycle-checked, an affine refitted to them and a
+ *   smooth control-grid displacement to what it leaves, both held by the grid;
  * - deform (deform/sam-deform.ts): instance optimisation of a dense 4 mm displacement (local NCC,
  *   diffusion smoothness), no trained network needed; with a trained SAM-deform network
  *   (deform-net/, `deformNet`), the network's field first and the instance optimisation refining it
@@ -43,7 +43,7 @@ import type { Vec3, Volume } from '../volume/volume.ts';
 import type { Affine3x4, Geometry } from '../volume/geometry.ts';
 import { add } from '../volume/geometry.ts';
 import { initialShift } from './initial-shift.ts';
-import { affineCompose, affineDecompose, affineDeterminant, affineInvert } from './affine-fit.ts';
+import { affineDecompose, affineDeterminant } from './affine-fit.ts';
 import { warpWithAffine } from './field/warp.ts';
 import { samAffine, type SamAffineResult } from './sam-affine.ts';
 import {
@@ -380,7 +380,7 @@ async function stagesWith(
   t0 = performance.now();
   // NCC searches near its start point: start from a rough translation (initial-shift.ts)
   const shift = matcher === 'ncc' ? initialShift(fixed, moving, fixedMask) : ([0, 0, 0] as Vec3);
-  // SAM's matches refined by NCC (ncc-refine.ts), in both stages
+  // SAM's matches refined by NCC (ncc-refine.ts) in the affine stage (the coarse stage: coarseMatcherOf)
   const refineWithNcc = refinesWithNcc(o);
   const affine = await samAffine(fixed, moving, matcher === 'sam' ? embeddings : null, {
     samMatch: matcher === 'sam' ? gpuMatch : undefined,
@@ -452,7 +452,8 @@ async function stagesWith(
         fixedMask,
         {
           ...o.coarse,
-          chunk: o.coarse?.chunk ?? (gpu ? 4096 : undefined),
+          // (the GPU's SAM matcher takes every point at once; NCC in its own chunks, see sam-coarse.ts)
+          chunk: o.coarse?.chunk ?? (gpu && coarseMatcher === 'sam' ? 4096 : undefined),
           nccThreads: ncc,
           matchThreads,
           signal: o.signal,
@@ -595,13 +596,8 @@ async function stagesWith(
     affine: { matrix: affine.affine, decomposition: affineDecompose(affine.affine), method: affine.method },
     initialShiftMm: shift,
     pairs: affine.stats,
-    coarse: coarse && {
-      ...coarse.stats,
-      // what the affine stage left linear (sam-coarse.ts refitAffine), in v with the smooth part
-      ...(coarse.refitAffine
-        ? { linearCorrection: affineDecompose(affineCompose(coarse.refitAffine, affineInvert(affine.affine))) }
-        : {}),
-    },
+    // (with refitShiftMm: what the affine stage left linear, sam-coarse.ts refitAffine)
+    coarse: coarse?.stats,
     deform: deform?.stats,
     deformNet: deformNet?.stats,
     jacobian,

@@ -25,7 +25,8 @@ import { yieldToEventLoop } from '../util/yield.ts';
 import type { NccThreads } from '../bench/ncc-threads.ts';
 import type { EmbeddedVolume } from '../sam/embed-volume.ts';
 import { matchPoints, type MatchOptions, type PointMatch } from '../sam/match.ts';
-import { applyAffine, worldBounds, type Geometry } from '../volume/geometry.ts';
+import { applyAffine, indexToWorldMatrix, worldBounds, type Geometry } from '../volume/geometry.ts';
+import { implausibleAffine } from './sam-affine.ts';
 import { gridWithSpacing } from '../volume/resample.ts';
 import { warpWithAffine } from './field/warp.ts';
 import type { Vec3, Volume } from '../volume/volume.ts';
@@ -107,6 +108,10 @@ export interface SamCoarseResult {
     /** Over the inliers: |q - A p| before the stage and |q - A p - v(p)| after it, mm. */
     affineResidualMm: { mean: number; p95: number };
     coarseResidualMm: { mean: number; p95: number };
+    /** With the affine refit: |B p - A p| over the kept pairs, mm (the linear part of v there). */
+    refitShiftMm?: { mean: number; p95: number };
+    /** Why the refitted affine was not used (refitAffineOf), when it was not. */
+    refitRejected?: string;
   };
 }
 
@@ -129,18 +134,47 @@ export function movingAfterAffineGrid(fixed: Geometry): Geometry {
   return gridWithSpacing(fixed, [2, 2, 2]);
 }
 
-/** The kept pairs' robust affine (see SamCoarseOptions.refitAffine), or null where it cannot be fitted. */
-function refitAffineOf(kept: CoarsePair[]): Affine3x4 | null {
+/**
+ * The kept pairs' robust affine B (see SamCoarseOptions.refitAffine), or why it is not used: it cannot
+ * be fitted (the pairs in a plane), it is no patient-to-patient transform (sam-affine.ts
+ * implausibleAffine), or it moves a corner of the fixed image more than maxShiftMm from where A sends
+ * it (the pairs were matched within the search radius of A's prediction; a larger change extrapolates
+ * a few pairs' slope over the whole image). Then the smooth grid alone corrects A.
+ */
+export function refitAffineOf(
+  kept: CoarsePair[],
+  affine: Affine3x4,
+  fixed: Geometry,
+  maxShiftMm: number,
+): { matrix: Affine3x4 } | { rejected: string } {
+  let fit;
   try {
-    return fitAffineRobust(
+    fit = fitAffineRobust(
       kept.map((p) => p.fixed),
       kept.map((p) => p.moving),
-    ).matrix;
+    );
   } catch (e) {
-    // degenerate pairs (all in a plane): the smooth grid alone, on the stage's affine
-    if (e instanceof InputError) return null;
+    if (e instanceof InputError) return { rejected: e.message };
     throw e;
   }
+  const implausible = implausibleAffine(fit.matrix, fit.rmsMm);
+  if (implausible) return { rejected: implausible };
+  const shift = Math.max(...boxCorners(fixed).map((x) => distance(applyAffine(fit.matrix, x), applyAffine(affine, x))));
+  if (shift > maxShiftMm)
+    return { rejected: `it moves a corner of the fixed image ${shift.toFixed(1)} mm (limit ${maxShiftMm} mm)` };
+  return { matrix: fit.matrix };
+}
+
+/** The world positions of a grid's 8 corner voxels. */
+function boxCorners(g: Geometry): Vec3[] {
+  const toW = indexToWorldMatrix(g);
+  return [0, 1, 2, 3, 4, 5, 6, 7].map((c) =>
+    applyAffine(toW, [c & 1 ? g.size[0] - 1 : 0, c & 2 ? g.size[1] - 1 : 0, c & 4 ? g.size[2] - 1 : 0]),
+  );
+}
+
+function distance(a: Vec3, b: Vec3): number {
+  return Math.hypot(a[0] - b[0], a[1] - b[1], a[2] - b[2]);
 }
 
 /** The affine map x -> x + (B - A) x: as a displacement, B x - A x. */
@@ -247,7 +281,10 @@ export async function samCoarse(
     );
   o.onProgress?.('coarse: fit', 0, 1);
   // the linear part first (refitAffine), so the smoothness term acts on what is not linear
-  const refit = (o.refitAffine ?? true) ? refitAffineOf(kept) : null;
+  // (a corner may move at most twice the search radius: the pairs were found within it)
+  const radius = matcher.kind === 'sam' ? (o.priorRadiusMm ?? 25) : (o.searchRadiusMm ?? 16);
+  const refitted = (o.refitAffine ?? true) ? refitAffineOf(kept, affine, fixed, 2 * radius) : null;
+  const refit = refitted && 'matrix' in refitted ? refitted.matrix : null;
   const base = refit ?? affine;
   const fromAffine = (b: Affine3x4) =>
     kept.map((p) => {
@@ -289,6 +326,12 @@ export async function samCoarse(
       inliers: after.length,
       affineResidualMm: meanP95(before),
       coarseResidualMm: meanP95(after),
+      ...(refit
+        ? {
+            refitShiftMm: meanP95(kept.map((p) => distance(applyAffine(refit, p.fixed), applyAffine(affine, p.fixed)))),
+          }
+        : {}),
+      ...(refitted && 'rejected' in refitted ? { refitRejected: refitted.rejected } : {}),
     },
   };
 }

@@ -219,8 +219,12 @@ function addPositionsAndWeigh(
       }
 }
 
-/** weight 0 for the window centres of G within marginMm of the fixed image's faces. */
+/**
+ * weight 0 for the window centres of G within marginMm of the fixed image's faces (along each axis
+ * at most a quarter of the fixed extent, so that a short scan keeps its middle).
+ */
 export function weighFixedFaces(weight: Float32Array, G: Geometry, fixed: Geometry, marginMm: number): void {
+  const margin = [0, 1, 2].map((a) => Math.min(marginMm, 0.25 * (fixed.size[a] - 1) * fixed.spacing[a]));
   const toF = worldToIndexMatrix(fixed);
   const toW = indexToWorldMatrix(G);
   const [ni, nj, nk] = G.size;
@@ -231,7 +235,7 @@ export function weighFixedFaces(weight: Float32Array, G: Geometry, fixed: Geomet
         const x = [0, 1, 2].map((r) => toW[4 * r] * i + toW[4 * r + 1] * j + toW[4 * r + 2] * k + toW[4 * r + 3]);
         for (let a = 0; a < 3; a++) {
           const c = toF[4 * a] * x[0] + toF[4 * a + 1] * x[1] + toF[4 * a + 2] * x[2] + toF[4 * a + 3];
-          if (Math.min(c, fixed.size[a] - 1 - c) * fixed.spacing[a] < marginMm) {
+          if (Math.min(c, fixed.size[a] - 1 - c) * fixed.spacing[a] < margin[a]) {
             weight[v] = 0;
             break;
           }
