@@ -147,6 +147,22 @@ test('WebGPU: the cascade with embeddings, matching, features, deform and warp o
           Math.abs(dev.qa.jacobian[k] - host.qa.jacobian[k]) < 0.01,
           `Jacobian ${k}: ${dev.qa.jacobian[k]} vs ${host.qa.jacobian[k]}`,
         );
+      // the default, refined by NCC: the GPU's SAM matches refined on the host's NCC threads, the
+      // coarse stage's NCC on them too (coarseMatcherOf), the embeddings still made on the device
+      const refined = await registerVolumes(pair.fixed, pair.moving, {
+        matcher: 'sam',
+        stages: ['affine', 'coarse'],
+        engine: gpuEngine,
+        deviceModel: { config, weights: gw },
+        deform: { onDevice: true },
+      });
+      assert.equal(tf.memory().numTensors, tensorsBefore, 'no tensor left on the device');
+      assert.equal(refined.qa.refine, 'ncc');
+      assert.equal(refined.qa.coarseMatcher, 'ncc');
+      assert.ok('embedding (GPU) + masks' in refined.qa.secondsPerStage);
+      const er = tre(refined.field, pair.truth, pts);
+      t.diagnostic(`refined by NCC, affine + coarse: TRE mean ${er.mean.toFixed(2)} mm, p95 ${er.p95.toFixed(2)}`);
+      assert.ok(er.mean < 1, `refined, affine + coarse: TRE ${er.mean} mm`);
       await gpuEngine.dispose();
     } finally {
       tf.dispose(Object.values(gw));
