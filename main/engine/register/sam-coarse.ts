@@ -25,7 +25,7 @@ import { yieldToEventLoop } from '../util/yield.ts';
 import type { NccThreads } from '../bench/ncc-threads.ts';
 import type { EmbeddedVolume } from '../sam/embed-volume.ts';
 import { matchPoints, type MatchOptions, type PointMatch } from '../sam/match.ts';
-import { applyAffine, indexToWorldMatrix, worldBounds, type Geometry } from '../volume/geometry.ts';
+import { applyAffine, norm, sub, worldBounds, worldCorners, type Geometry } from '../volume/geometry.ts';
 import { implausibleAffine } from './sam-affine.ts';
 import { gridWithSpacing } from '../volume/resample.ts';
 import { warpWithAffine } from './field/warp.ts';
@@ -159,22 +159,12 @@ export function refitAffineOf(
   }
   const implausible = implausibleAffine(fit.matrix, fit.rmsMm);
   if (implausible) return { rejected: implausible };
-  const shift = Math.max(...boxCorners(fixed).map((x) => distance(applyAffine(fit.matrix, x), applyAffine(affine, x))));
+  const shift = Math.max(
+    ...worldCorners(fixed).map((x) => norm(sub(applyAffine(fit.matrix, x), applyAffine(affine, x)))),
+  );
   if (shift > maxShiftMm)
     return { rejected: `it moves a corner of the fixed image ${shift.toFixed(1)} mm (limit ${maxShiftMm} mm)` };
   return { matrix: fit.matrix };
-}
-
-/** The world positions of a grid's 8 corner voxels. */
-function boxCorners(g: Geometry): Vec3[] {
-  const toW = indexToWorldMatrix(g);
-  return [0, 1, 2, 3, 4, 5, 6, 7].map((c) =>
-    applyAffine(toW, [c & 1 ? g.size[0] - 1 : 0, c & 2 ? g.size[1] - 1 : 0, c & 4 ? g.size[2] - 1 : 0]),
-  );
-}
-
-function distance(a: Vec3, b: Vec3): number {
-  return Math.hypot(a[0] - b[0], a[1] - b[1], a[2] - b[2]);
 }
 
 /** The affine map x -> x + (B - A) x: as a displacement, B x - A x. */
@@ -328,7 +318,9 @@ export async function samCoarse(
       coarseResidualMm: meanP95(after),
       ...(refit
         ? {
-            refitShiftMm: meanP95(kept.map((p) => distance(applyAffine(refit, p.fixed), applyAffine(affine, p.fixed)))),
+            refitShiftMm: meanP95(
+              kept.map((p) => norm(sub(applyAffine(refit, p.fixed), applyAffine(affine, p.fixed)))),
+            ),
           }
         : {}),
       ...(refitted && 'rejected' in refitted ? { refitRejected: refitted.rejected } : {}),

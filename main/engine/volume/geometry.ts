@@ -90,15 +90,20 @@ export function geometryOf(v: Volume): Geometry {
 export function worldBounds(g: Geometry): [Vec3, Vec3] {
   const lo: Vec3 = [Infinity, Infinity, Infinity];
   const hi: Vec3 = [-Infinity, -Infinity, -Infinity];
-  for (let c = 0; c < 8; c++) {
-    const ijk: Vec3 = [c & 1 ? g.size[0] - 1 : 0, c & 2 ? g.size[1] - 1 : 0, c & 4 ? g.size[2] - 1 : 0];
-    const p = indexToWorld(g, ijk);
+  for (const p of worldCorners(g)) {
     for (let a = 0; a < 3; a++) {
       lo[a] = Math.min(lo[a], p[a]);
       hi[a] = Math.max(hi[a], p[a]);
     }
   }
   return [lo, hi];
+}
+
+/** The world positions of the grid's 8 corner voxel centres. */
+export function worldCorners(g: Geometry): Vec3[] {
+  return [0, 1, 2, 3, 4, 5, 6, 7].map((c) =>
+    indexToWorld(g, [c & 1 ? g.size[0] - 1 : 0, c & 2 ? g.size[1] - 1 : 0, c & 4 ? g.size[2] - 1 : 0]),
+  );
 }
 
 export function det3(m: Mat3): number {

@@ -18,7 +18,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { indexToWorld, indexToWorldMatrix, worldToIndexMatrix, type Geometry } from '../../volume/geometry.ts';
 import { gridWithSpacing, linearScalarFootprint, resample, targetToSourceIndex } from '../../volume/resample.ts';
 import { makeVolume, type Vec3, type Volume } from '../../volume/volume.ts';
-import type { Field } from '../field/field.ts';
+import { gridToGridAffine, type Field } from '../field/field.ts';
 import { jacobianDeterminant } from '../field/jacobian.ts';
 import { jacobianOnDevice } from '../device/jacobian-on-device.ts';
 import { prepareImageOnDevice } from '../device/prepare-on-device.ts';
@@ -225,16 +225,15 @@ function addPositionsAndWeigh(
  */
 export function weighFixedFaces(weight: Float32Array, G: Geometry, fixed: Geometry, marginMm: number): void {
   const margin = [0, 1, 2].map((a) => Math.min(marginMm, 0.25 * (fixed.size[a] - 1) * fixed.spacing[a]));
-  const toF = worldToIndexMatrix(fixed);
-  const toW = indexToWorldMatrix(G);
+  // G's index to the fixed image's continuous index
+  const m = gridToGridAffine(G, fixed);
   const [ni, nj, nk] = G.size;
   for (let k = 0, v = 0; k < nk; k++)
     for (let j = 0; j < nj; j++)
       for (let i = 0; i < ni; i++, v++) {
         if (!weight[v]) continue;
-        const x = [0, 1, 2].map((r) => toW[4 * r] * i + toW[4 * r + 1] * j + toW[4 * r + 2] * k + toW[4 * r + 3]);
         for (let a = 0; a < 3; a++) {
-          const c = toF[4 * a] * x[0] + toF[4 * a + 1] * x[1] + toF[4 * a + 2] * x[2] + toF[4 * a + 3];
+          const c = m[4 * a] * i + m[4 * a + 1] * j + m[4 * a + 2] * k + m[4 * a + 3];
           if (Math.min(c, fixed.size[a] - 1 - c) * fixed.spacing[a] < margin[a]) {
             weight[v] = 0;
             break;
