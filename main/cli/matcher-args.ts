@@ -4,6 +4,8 @@
  * ncc|none (register/ncc-refine.ts), checked with the option's name.
  */
 import { existsSync } from 'node:fs';
+import * as tf from '@tensorflow/tfjs-core';
+import { initTfBackend } from '../engine/compute/tf-backend.ts';
 import { InputError } from '../engine/errors.ts';
 import { DEFAULT_REFINE, type RefineMode } from '../engine/register/cascade.ts';
 import { defaultModelPath } from './commands/match.ts';
@@ -11,6 +13,7 @@ import { defaultModelPath } from './commands/match.ts';
 export const MATCHER_OPTIONS = {
   matcher: { type: 'string' },
   refine: { type: 'string', default: DEFAULT_REFINE },
+  'ncc-on': { type: 'string', default: 'auto' },
 } as const;
 
 export const MATCHER_USAGE = `  --matcher sam|ncc   point matcher of the affine and coarse stages: sam = SAM embeddings, refined by
@@ -21,11 +24,16 @@ export const MATCHER_USAGE = `  --matcher sam|ncc   point matcher of the affine 
   --refine ncc|none   SAM matcher: refine each affine match by NCC template matching within 8 mm of it,
                       with its own cycle check, and find the coarse stage's points by NCC around the
                       affine's prediction (default ${DEFAULT_REFINE}); none: SAM's locations in both
-                      stages (the moving image embedded again after the affine)`;
+                      stages (the moving image embedded again after the affine)
+  --ncc-on auto|gpu|cpu  where the SAM matches' NCC refinement and the coarse stage's NCC run: gpu =
+                      WGSL on WebGPU, cpu = worker threads; auto (default): the GPU when the SAM
+                      embeddings are there`;
 
 export interface MatcherChoice {
   matcher: 'sam' | 'ncc';
   refine: RefineMode;
+  /** --ncc-on: true gpu, false cpu, undefined auto (RegisterOptions.nccOnDevice). */
+  nccOnDevice?: boolean;
   /** Why the matcher is what it is, when it was not asked for (a line for the log), else undefined. */
   note?: string;
 }
@@ -45,12 +53,27 @@ export function matcherOptions(values: {
   refine: string;
   weights?: string;
   'random-init'?: string;
+  'ncc-on'?: string;
 }): MatcherChoice {
   const { matcher } = values;
   const refine = refineOption(values.refine);
-  if (matcher === 'sam' || matcher === 'ncc') return { matcher, refine };
+  const nccOn = values['ncc-on'] ?? 'auto';
+  if (nccOn !== 'auto' && nccOn !== 'gpu' && nccOn !== 'cpu')
+    throw new InputError('--ncc-on', `use auto, gpu or cpu, got '${nccOn}'`);
+  const nccOnDevice = nccOn === 'auto' ? undefined : nccOn === 'gpu';
+  if (matcher === 'sam' || matcher === 'ncc') return { matcher, refine, nccOnDevice };
   if (matcher !== undefined) throw new InputError('--matcher', `use sam or ncc, got '${matcher}'`);
   if (values.weights !== undefined || values['random-init'] !== undefined || existsSync(defaultModelPath()))
-    return { matcher: 'sam', refine };
-  return { matcher: 'ncc', refine, note: `no SAM model at ${defaultModelPath()}: matcher NCC` };
+    return { matcher: 'sam', refine, nccOnDevice };
+  return { matcher: 'ncc', refine, nccOnDevice, note: `no SAM model at ${defaultModelPath()}: matcher NCC` };
+}
+
+/** --ncc-on gpu: tfjs' webgpu backend made active (after the SAM engine and the deform stage chose theirs). */
+export async function useNccDevice(choice: MatcherChoice): Promise<void> {
+  if (!choice.nccOnDevice || tf.getBackend() === 'webgpu') return;
+  try {
+    await initTfBackend({ backend: 'webgpu' });
+  } catch (e) {
+    throw new InputError('--ncc-on gpu', `no WebGPU device: ${(e as Error).message}`);
+  }
 }

@@ -12,7 +12,7 @@ import { useWebgpu } from './webgpu-fixture.ts';
 import { createTfjsEngine } from '../../main/engine/compute/tfjs-engine.ts';
 import { embeddingFeatures } from '../../main/engine/register/deform/embedding-features.ts';
 import { embeddingFeaturesOnDevice } from '../../main/engine/register/device/embedding-features-on-device.ts';
-import { registerVolumes } from '../../main/engine/register/cascade.ts';
+import { registerVolumes, type Stage } from '../../main/engine/register/cascade.ts';
 import { makeSyntheticPair } from '../../main/engine/bench/synthetic-pair.ts';
 import { bodyPoints, tre } from '../../main/engine/bench/reg-metrics.ts';
 import { embedVolume } from '../../main/engine/sam/embed-volume.ts';
@@ -147,22 +147,35 @@ test('WebGPU: the cascade with embeddings, matching, features, deform and warp o
           Math.abs(dev.qa.jacobian[k] - host.qa.jacobian[k]) < 0.01,
           `Jacobian ${k}: ${dev.qa.jacobian[k]} vs ${host.qa.jacobian[k]}`,
         );
-      // the default, refined by NCC: the GPU's SAM matches refined on the host's NCC threads, the
-      // coarse stage's NCC on them too (coarseMatcherOf), the embeddings still made on the device
-      const refined = await registerVolumes(pair.fixed, pair.moving, {
-        matcher: 'sam',
-        stages: ['affine', 'coarse'],
+      // the default, refined by NCC: the GPU's SAM matches refined by NCC on the GPU too
+      // (device/ncc-on-device.ts), the coarse stage's NCC there as well (coarseMatcherOf), in its
+      // aligned image made there; then the same with the NCC on the host's threads
+      const opts = {
+        matcher: 'sam' as const,
+        stages: ['affine', 'coarse'] as Stage[],
         engine: gpuEngine,
         deviceModel: { config, weights: gw },
         deform: { onDevice: true },
-      });
+      };
+      const refined = await registerVolumes(pair.fixed, pair.moving, opts);
       assert.equal(tf.memory().numTensors, tensorsBefore, 'no tensor left on the device');
       assert.equal(refined.qa.refine, 'ncc');
       assert.equal(refined.qa.coarseMatcher, 'ncc');
+      assert.equal(refined.qa.nccOn, 'gpu');
       assert.ok('embedding (GPU) + masks' in refined.qa.secondsPerStage);
       const er = tre(refined.field, pair.truth, pts);
-      t.diagnostic(`refined by NCC, affine + coarse: TRE mean ${er.mean.toFixed(2)} mm, p95 ${er.p95.toFixed(2)}`);
+      t.diagnostic(
+        `refined by NCC on the GPU, affine + coarse: TRE mean ${er.mean.toFixed(2)} mm, p95 ${er.p95.toFixed(2)}`,
+      );
       assert.ok(er.mean < 1, `refined, affine + coarse: TRE ${er.mean} mm`);
+      const onCpu = await registerVolumes(pair.fixed, pair.moving, { ...opts, nccOnDevice: false });
+      assert.equal(onCpu.qa.nccOn, 'cpu');
+      const ec = tre(onCpu.field, pair.truth, pts);
+      t.diagnostic(`refined by NCC on the CPU: TRE mean ${ec.mean.toFixed(2)} mm, p95 ${ec.p95.toFixed(2)}`);
+      // the same search in float32: the same pairs kept, the same fields to a few hundredths of a mm
+      const kept = (r: typeof refined) => (r.qa.pairs as { kept: number }).kept;
+      assert.equal(kept(refined), kept(onCpu));
+      assert.ok(Math.abs(er.mean - ec.mean) < 0.02, `TRE ${er.mean} (GPU NCC) vs ${ec.mean} (CPU NCC)`);
       await gpuEngine.dispose();
     } finally {
       tf.dispose(Object.values(gw));

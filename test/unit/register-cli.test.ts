@@ -74,6 +74,14 @@ test('sam register (affine, NCC matcher): known affine recovered, exports read b
       assert.equal(again.status, 1, bad);
       assert.match(again.stderr, /--stages/);
     }
+    // where the NCC runs: auto, gpu or cpu, refused otherwise before the inputs are read
+    const where = spawnSync(
+      process.execPath,
+      ['bin/sam.mjs', 'register', fixedPath, movingPath, '--out', out, '--ncc-on', 'fast'],
+      { encoding: 'utf8' },
+    );
+    assert.equal(where.status, 1);
+    assert.match(where.stderr, /--ncc-on: use auto, gpu or cpu, got 'fast'/);
   } finally {
     cleanup();
   }

@@ -13,7 +13,7 @@ import { InputError } from '../../engine/errors.ts';
 import { BENCH_TRANSFORM, benchRegistration, benchTable, type BenchSource } from '../../engine/bench/reg-bench.ts';
 import { elastixVersion } from '../../engine/bench/elastix.ts';
 import { checkStages, DEFAULT_FEATURE_WEIGHT, DEFAULT_STAGES } from '../../engine/register/cascade.ts';
-import { MATCHER_OPTIONS, MATCHER_USAGE, matcherOptions } from '../matcher-args.ts';
+import { MATCHER_OPTIONS, MATCHER_USAGE, matcherOptions, useNccDevice } from '../matcher-args.ts';
 import { readVolume } from '../../engine/volume/io/index.ts';
 import { resample } from '../../engine/volume/resample.ts';
 import { defaultModelPath, openModel } from './match.ts';
@@ -114,7 +114,7 @@ export const benchRegCommand: Command = {
       return 0;
     }
     const stages = checkStages(values.stages.split(',').map((s) => s.trim()));
-    const { matcher, refine, note } = matcherOptions(values);
+    const { matcher, refine, nccOnDevice, note } = matcherOptions(values);
     if (note) console.error(`bench-reg: ${note}`);
     const nPairs = intOption('pairs', values.pairs);
     const spacing = numberOption('spacing', values.spacing, { above: 0 });
@@ -150,6 +150,7 @@ export const benchRegCommand: Command = {
     const onDevice = stages.includes('deform')
       ? await deformOnDevice(values, (l) => console.error(`bench-reg: ${l}`))
       : false;
+    await useNccDevice({ matcher, refine, nccOnDevice });
     try {
       const rows = await benchRegistration(sources, {
         seeds: Array.from({ length: nPairs }, (_, n) => seed0 + n),
@@ -170,6 +171,7 @@ export const benchRegCommand: Command = {
             ? { featureWeight: numberOption('feature-weight', values['feature-weight'], { min: 0 }) }
             : {}),
           refine,
+          nccOnDevice,
           deformNet,
           deviceModel,
           threads: optionalInt('threads', values.threads),

@@ -16,7 +16,7 @@ import { readVolume, writeVolume } from '../../engine/volume/io/index.ts';
 import { bodyMask } from '../../engine/volume/mask.ts';
 import { defaultModelPath, openModel } from './match.ts';
 import { intOption } from '../option-values.ts';
-import { MATCHER_OPTIONS, MATCHER_USAGE, matcherOptions } from '../matcher-args.ts';
+import { MATCHER_OPTIONS, MATCHER_USAGE, matcherOptions, useNccDevice } from '../matcher-args.ts';
 
 const DEFAULT_CT = '../shared/data/TotalSegmentator/tests/reference_files/example_ct.nii.gz';
 
@@ -52,7 +52,7 @@ export const demoCommand: Command = {
     const movingPath = join(out, 'moving.nii.gz');
     await writeVolume(fixedPath, pair.fixed, { protect: [values.ct] });
     await writeVolume(movingPath, pair.moving, { protect: [values.ct] });
-    const { matcher, refine, note } = matcherOptions(values);
+    const { matcher, refine, nccOnDevice, note } = matcherOptions(values);
     const sam = matcher === 'sam';
     if (sam && !existsSync(defaultModelPath()))
       throw new InputError(defaultModelPath(), 'no SAM model here: use --matcher ncc');
@@ -61,10 +61,12 @@ export const demoCommand: Command = {
     console.error(
       `pair from ${values.ct} (seed ${values.seed}); matcher: ${sam ? `SAM${refine === 'ncc' ? ', refined by NCC' : ''}` : 'NCC'}`,
     );
+    await useNccDevice({ matcher, refine, nccOnDevice });
     const t0 = performance.now();
     const r = await registerVolumes(pair.fixed, pair.moving, {
       matcher,
       refine,
+      nccOnDevice,
       engine,
       gridMm: 24,
       onProgress: (stage, done, total) =>

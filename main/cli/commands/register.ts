@@ -16,7 +16,7 @@ import { writeRegistration } from '../../engine/register/register-output.ts';
 import { readVolume } from '../../engine/volume/io/index.ts';
 import { ProgressLine } from '../progress.ts';
 import { intOption, numberOption, optionalInt } from '../option-values.ts';
-import { MATCHER_OPTIONS, MATCHER_USAGE, matcherOptions } from '../matcher-args.ts';
+import { MATCHER_OPTIONS, MATCHER_USAGE, matcherOptions, useNccDevice } from '../matcher-args.ts';
 
 const USAGE = `usage: sam register <fixed> <moving> --out DIR [options]
 
@@ -73,7 +73,7 @@ export const registerCommand: Command = {
       return 2;
     }
     const stages = checkStages(values.stages.split(',').map((s) => s.trim()));
-    const { matcher, refine, note } = matcherOptions(values);
+    const { matcher, refine, nccOnDevice, note } = matcherOptions(values);
     // numbers first: a mistyped option is refused before the inputs are read
     const gridMm = numberOption('grid', values.grid, { above: 0 });
     const coarseGridMm = numberOption('coarse-grid', values['coarse-grid'], { above: 0 });
@@ -105,6 +105,7 @@ export const registerCommand: Command = {
     }
     if (matcher === 'ncc') console.error('matcher: NCC template matching');
     const onDevice = stages.includes('deform') ? await deformOnDevice(values, (l) => console.error(l)) : false;
+    await useNccDevice({ matcher, refine, nccOnDevice });
     const controller = new AbortController();
     const onSigint = () => controller.abort();
     process.once('SIGINT', onSigint);
@@ -113,6 +114,7 @@ export const registerCommand: Command = {
         stages,
         matcher,
         refine,
+        nccOnDevice,
         engine,
         deviceModel,
         gridMm,

@@ -35,6 +35,17 @@ export interface NccMatch {
   score: number;
 }
 
+/**
+ * Where nccMatch runs: worker threads (ncc-threads.ts) or the GPU (register/device/ncc-on-device.ts);
+ * the same search, the same options. `size`: how many of this thread's points it matches side by
+ * side (its threads; the GPU more), for the callers' chunk sizes.
+ */
+export interface NccMatcher {
+  readonly size: number;
+  match(fixed: Volume, moving: Volume, points: Vec3[], options?: NccOptions, signal?: AbortSignal): Promise<NccMatch[]>;
+  dispose(): void;
+}
+
 const LO = -1024;
 const HI = 2000;
 
@@ -83,15 +94,20 @@ export function nccLevelsMade(): number {
   return made;
 }
 
-/** The moving image on an LPS grid of the given spacing, padded by `pad` voxels of air on each side. */
-function level(moving: Volume, spacing: number, pad: number): NccLevel {
+/** A search level's grid: LPS-aligned (identity direction), the given spacing, `pad` voxels beyond the image. */
+export function nccLevelGrid(moving: Geometry, spacing: number, pad: number): Geometry {
   const g = gridWithSpacing(moving, [spacing, spacing, spacing], IDENTITY3);
-  const grid: Geometry = {
+  return {
     size: g.size.map((n) => n + 2 * pad) as Vec3,
     spacing: g.spacing,
     origin: indexToWorld(g, [-pad, -pad, -pad]),
     direction: g.direction,
   };
+}
+
+/** The moving image on an LPS grid of the given spacing, padded by `pad` voxels of air on each side. */
+function level(moving: Volume, spacing: number, pad: number): NccLevel {
+  const grid = nccLevelGrid(moving, spacing, pad);
   const v = resample(moving, grid, { fill: LO, outputType: 'float32' });
   const data = sharedCopy(v.data as Float32Array);
   for (let n = 0; n < data.length; n++) data[n] = Math.min(HI, Math.max(LO, data[n]));
@@ -120,11 +136,26 @@ export function adoptNccLevels(moving: Volume, made: NccLevel[]): void {
   for (const L of made) byKey.set(nccLevelKey(L), L);
 }
 
-function nccSpacings(options: NccOptions) {
+/**
+ * The search's sizes for these options: template radius tr (mm), level spacings cs, fs (mm), the
+ * template radii in level voxels rc, rf and of the continuous refinement rr, and the search radii in
+ * level voxels Rc (coarse window) and Rf (fine window around the coarse best).
+ */
+export function nccSpacings(options: NccOptions) {
   const tr = options.templateRadiusMm ?? 16;
   const cs = options.coarseSpacingMm ?? 4;
   const fs = options.fineSpacingMm ?? 2;
-  return { tr, cs, fs, rc: Math.max(1, Math.round(tr / cs)), rf: Math.max(1, Math.round(tr / fs)) };
+  const sr = options.searchRadiusMm ?? 48;
+  return {
+    tr,
+    cs,
+    fs,
+    rc: Math.max(1, Math.round(tr / cs)),
+    rf: Math.max(1, Math.round(tr / fs)),
+    rr: Math.max(1, Math.round(refineMm / fs)),
+    Rc: Math.max(1, Math.round(sr / cs)),
+    Rf: Math.max(1, Math.ceil(cs / fs)),
+  };
 }
 
 /**
@@ -194,26 +225,18 @@ function searchLevel(fixed: Volume, p: Vec3, L: NccLevel, r: number, centre: Vec
 }
 
 export function nccMatch(fixed: Volume, moving: Volume, points: Vec3[], options: NccOptions = {}): NccMatch[] {
-  const sr = options.searchRadiusMm ?? 48;
-  const { cs, fs, rc, rf } = nccSpacings(options);
+  const { cs, fs, rc, rf, rr, Rc, Rf } = nccSpacings(options);
   const coarse = cachedLevel(moving, cs, rc);
   const fine = cachedLevel(moving, fs, rf);
   return points.map((p, n) => {
     const start = options.initial?.[n] ?? p;
     if (!start.every(Number.isFinite)) return { location: [NaN, NaN, NaN] as Vec3, score: NaN };
-    const c = searchLevel(fixed, p, coarse, rc, start, Math.max(1, Math.round(sr / cs)));
+    const c = searchLevel(fixed, p, coarse, rc, start, Rc);
     const q = indexToWorld(coarse.grid, c.at);
-    const f = searchLevel(fixed, p, fine, rf, q, Math.max(1, Math.ceil(cs / fs)));
+    const f = searchLevel(fixed, p, fine, rf, q, Rf);
     // the fine grid's best, then continuous: the template's own lattice moved over the moving image;
     // the search's start (the prediction of an earlier stage, or the point itself) is climbed from too
-    const refined = refine(
-      fixed,
-      moving,
-      p,
-      [indexToWorld(fine.grid, f.at), start],
-      fs,
-      Math.max(1, Math.round(refineMm / fs)),
-    );
+    const refined = refine(fixed, moving, p, [indexToWorld(fine.grid, f.at), start], fs, rr);
     return { location: refined, score: f.best };
   });
 }

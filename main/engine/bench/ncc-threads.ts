@@ -10,7 +10,15 @@ import { CancelledError } from '../errors.ts';
 import { threadEntry } from '../compute/start-thread.ts';
 import { JobThreads, type JobReply } from '../compute/job-threads.ts';
 import type { Vec3, Volume } from '../volume/volume.ts';
-import { nccLevelKey, nccLevels, nccMatch, type NccLevel, type NccMatch, type NccOptions } from './ncc-match.ts';
+import {
+  nccLevelKey,
+  nccLevels,
+  nccMatch,
+  type NccLevel,
+  type NccMatch,
+  type NccMatcher,
+  type NccOptions,
+} from './ncc-match.ts';
 import { sharedVolume } from '../compute/shared-memory.ts';
 
 export type NccToThread =
@@ -24,7 +32,7 @@ export interface NccReply extends JobReply {
   levelsMade?: number;
 }
 
-export class NccThreads extends JobThreads<NccReply> {
+export class NccThreads extends JobThreads<NccReply> implements NccMatcher {
   private readonly ids = new Map<Volume, number>();
   /** Levels already sent, per volume id and level key. */
   private readonly sentLevels = new Set<string>();
@@ -117,11 +125,11 @@ export class NccThreads extends JobThreads<NccReply> {
 }
 
 /**
- * nccMatch(fixed, moving, points, options) on `threads` when given (the same answers), else in this
- * thread: the one call of the cascade's NCC stages.
+ * nccMatch(fixed, moving, points, options) on `threads` when given (worker threads: the same answers;
+ * the GPU: the same search in float32), else in this thread: the one call of the cascade's NCC stages.
  */
 export async function nccMatchOn(
-  threads: NccThreads | null | undefined,
+  threads: NccMatcher | null | undefined,
   fixed: Volume,
   moving: Volume,
   points: Vec3[],

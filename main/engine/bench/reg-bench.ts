@@ -72,7 +72,15 @@ export interface BenchOptions {
   /** Further options of the cascade (stage options). */
   register?: Pick<
     RegisterOptions,
-    'coarse' | 'deform' | 'gridMm' | 'deformNet' | 'deviceModel' | 'threads' | 'refine' | 'featureWeight'
+    | 'coarse'
+    | 'deform'
+    | 'gridMm'
+    | 'deformNet'
+    | 'deviceModel'
+    | 'threads'
+    | 'refine'
+    | 'nccOnDevice'
+    | 'featureWeight'
   >;
   onProgress?: (what: string) => void;
   signal?: AbortSignal;

@@ -7,6 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { Volume } from '../volume/volume.ts';
+import type { Geometry } from '../volume/geometry.ts';
 
 export class DeviceImages {
   private readonly tensors = new Map<Volume, tf.Tensor1D>();
@@ -19,6 +20,12 @@ export class DeviceImages {
       this.tensors.set(v, t);
     }
     return t;
+  }
+
+  /** Hold `voxels` (a float32 tensor [voxels], kept here until dispose) as the volume's copy. */
+  put(v: Volume, voxels: tf.Tensor1D): void {
+    this.tensors.get(v)?.dispose();
+    this.tensors.set(v, tf.keep(voxels));
   }
 
   dispose(): void {
@@ -38,4 +45,27 @@ export function voxelsOnDevice(v: Volume, images?: DeviceImages): tf.Tensor1D {
 /** The voxels as float32 (the array itself when it already is). */
 function float32Voxels(v: Volume): Float32Array {
   return v.data instanceof Float32Array ? v.data : Float32Array.from(v.data as ArrayLike<number>);
+}
+
+/**
+ * A volume whose voxels exist only on the device (`voxels`, held by `images` from now on): its
+ * geometry on the host, for programs that read it through `images`; reading its `data` on the host
+ * throws an error that names it (nothing may fall back to host loops over it silently).
+ */
+export function deviceOnlyVolume(geometry: Geometry, voxels: tf.Tensor1D, images: DeviceImages, name: string): Volume {
+  const v = {
+    size: [...geometry.size],
+    spacing: [...geometry.spacing],
+    origin: [...geometry.origin],
+    direction: [...geometry.direction],
+    components: 1,
+    meta: { warnings: [], source: name },
+  } as unknown as Volume;
+  Object.defineProperty(v, 'data', {
+    get() {
+      throw new Error(`${name} exists only on the GPU; its voxels cannot be read on the host here`);
+    },
+  });
+  images.put(v, voxels);
+  return v;
 }

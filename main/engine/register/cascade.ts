@@ -35,7 +35,9 @@ import { matchPointsOnDevice } from '../sam/device/match-on-device.ts';
 import { MatchThreads } from '../sam/match-threads.ts';
 import { embeddingFeaturesOnDevice } from './device/embedding-features-on-device.ts';
 import { flushGpuQueue, onHardwareGpu } from '../compute/tf-backend.ts';
-import { DeviceImages } from '../compute/device-images.ts';
+import { DeviceImages, deviceOnlyVolume } from '../compute/device-images.ts';
+import { NccOnDevice } from './device/ncc-on-device.ts';
+import type { NccMatcher } from '../bench/ncc-match.ts';
 import { NccThreads, nccMatchOn } from '../bench/ncc-threads.ts';
 import { requireCt } from '../volume/intensity.ts';
 import { bodyMask } from '../volume/mask.ts';
@@ -93,6 +95,13 @@ export interface RegisterOptions {
    * (coarseMatcherOf); 'none' keeps SAM's own locations in both. Default 'ncc' (DEFAULT_REFINE).
    */
   refine?: RefineMode;
+  /**
+   * Where the SAM matches' NCC refinement and SAM-coarse's NCC searches run: on the GPU
+   * (register/device/ncc-on-device.ts, one dispatch for all points) or on the CPU's threads. Default:
+   * on the GPU when the SAM embeddings are there (the whole cascade on the device). The NCC matcher
+   * (matcher 'ncc') always runs on the CPU's threads.
+   */
+  nccOnDevice?: boolean;
   /** Weight of the SAM local-embedding similarity in the deform stage (SAM matcher only; default DEFAULT_FEATURE_WEIGHT). */
   featureWeight?: number;
   /**
@@ -287,6 +296,18 @@ async function alignedSamMatcher(
   };
 }
 
+/**
+ * SAM-coarse's NCC image (sam-coarse.ts movingAfterAffine) made on the device for the GPU's NCC
+ * matcher: a volume that lives there only; on the host when it does not fit one device buffer.
+ */
+function alignedOnDevice(fixed: Volume, moving: Volume, affine: Affine3x4, images: DeviceImages): Volume {
+  const grid = movingAfterAffineGrid(fixed);
+  const voxels = affineWarpOnDevice(moving, grid, affine, -1024, images);
+  return voxels
+    ? deviceOnlyVolume(grid, voxels, images, 'the moving image after the affine')
+    : movingAfterAffine(fixed, moving, affine);
+}
+
 interface GpuEmbeddings {
   fixed: DeviceEmbedded;
   moving: DeviceEmbedded;
@@ -330,7 +351,11 @@ export function coarseMatcherOf(o: RegisterOptions): 'sam' | 'ncc' {
  */
 async function runStages(inputs: StageInputs): Promise<RegisterResult> {
   const o = inputs.o;
-  const ncc = (o.matcher ?? 'sam') === 'ncc' || refinesWithNcc(o) ? NccThreads.start(o.threads) : null;
+  const ncc = nccOnDeviceOf(o, inputs.gpu)
+    ? new NccOnDevice(inputs.images)
+    : (o.matcher ?? 'sam') === 'ncc' || refinesWithNcc(o)
+      ? NccThreads.start(o.threads)
+      : null;
   // the host SAM matcher's search on worker threads too (the GPU matcher needs none)
   const matchThreads =
     (o.matcher ?? 'sam') === 'sam' && !inputs.gpu ? MatchThreads.start((o.threads ?? Infinity) - 1) : null;
@@ -345,8 +370,16 @@ async function runStages(inputs: StageInputs): Promise<RegisterResult> {
   }
 }
 
+/** Whether the SAM matches' NCC refinement runs on the GPU (RegisterOptions.nccOnDevice). */
+function nccOnDeviceOf(o: RegisterOptions, gpu: GpuEmbeddings | null): boolean {
+  if (!refinesWithNcc(o)) return false;
+  if (o.nccOnDevice && tf.getBackend() !== 'webgpu')
+    throw new InputError('nccOnDevice', `NCC on the GPU needs tfjs' webgpu backend (active: ${tf.getBackend()})`);
+  return (o.nccOnDevice ?? !!gpu) && tf.getBackend() === 'webgpu';
+}
+
 async function stagesWith(
-  ncc: NccThreads | null,
+  ncc: NccMatcher | null,
   tailThreads: CascadeTailThreads | null,
   inputs: StageInputs,
 ): Promise<RegisterResult> {
@@ -455,6 +488,11 @@ async function stagesWith(
           // (the GPU's SAM matcher takes every point at once; NCC in its own chunks, see sam-coarse.ts)
           chunk: o.coarse?.chunk ?? (gpu && coarseMatcher === 'sam' ? 4096 : undefined),
           nccThreads: ncc,
+          // NCC on the GPU: the aligned image made there too (no host warp, no upload)
+          alignedImage:
+            ncc instanceof NccOnDevice && images
+              ? () => alignedOnDevice(fixed, moving, affine.affine, images)
+              : undefined,
           matchThreads,
           signal: o.signal,
           onProgress: o.onProgress,
@@ -588,6 +626,8 @@ async function stagesWith(
     matcher,
     ...(matcher === 'sam' ? { refine: o.refine ?? DEFAULT_REFINE } : {}),
     ...(stages.includes('coarse') ? { coarseMatcher: coarseMatcherOf(o) } : {}),
+    // where the NCC searches ran (the NCC matcher, or SAM refined by NCC)
+    ...(matcher === 'ncc' || refinesWithNcc(o) ? { nccOn: nccOnDeviceOf(o, gpu) ? 'gpu' : 'cpu' } : {}),
     engine: o.engine?.name,
     secondsPerStage: times,
     // made on the CPU while the GPU embedded (inside 'embedding (GPU) + masks')

@@ -9,7 +9,8 @@
  * search from the affine's prediction over a wider radius (every start `accepted`).
  */
 import { CancelledError } from '../errors.ts';
-import { nccMatchOn, type NccThreads } from '../bench/ncc-threads.ts';
+import { nccMatchOn } from '../bench/ncc-threads.ts';
+import type { NccMatcher } from '../bench/ncc-match.ts';
 import { yieldToEventLoop } from '../util/yield.ts';
 import type { Vec3, Volume } from '../volume/volume.ts';
 import type { MatchedPoint } from './sam-affine.ts';
@@ -41,7 +42,8 @@ export async function nccRefineMatches(
     /** Where the back match starts in the fixed image, from the refined point (default the point itself). */
     backStart?: (refined: Vec3, n: number) => Vec3;
     radiusMm?: number;
-    threads?: NccThreads | null;
+    /** Where NCC runs: worker threads or the GPU (bench/ncc-match.ts NccMatcher); else in this thread. */
+    threads?: NccMatcher | null;
     signal?: AbortSignal;
   } = {},
 ): Promise<NccRefined[]> {

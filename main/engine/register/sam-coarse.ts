@@ -22,7 +22,7 @@
  */
 import { CancelledError, InputError } from '../errors.ts';
 import { yieldToEventLoop } from '../util/yield.ts';
-import type { NccThreads } from '../bench/ncc-threads.ts';
+import type { NccMatcher } from '../bench/ncc-match.ts';
 import type { EmbeddedVolume } from '../sam/embed-volume.ts';
 import { matchPoints, type MatchOptions, type PointMatch } from '../sam/match.ts';
 import { applyAffine, norm, sub, worldBounds, worldCorners, type Geometry } from '../volume/geometry.ts';
@@ -76,8 +76,16 @@ export interface SamCoarseOptions {
   refitAffine?: boolean;
   /** Points per matcher call (progress and cancellation granularity; default SAM 256, NCC 50 a thread). */
   chunk?: number;
-  /** NCC: match on these worker threads (bench/ncc-threads.ts; the same answers), else in this thread. */
-  nccThreads?: NccThreads | null;
+  /**
+   * NCC: match on these worker threads (bench/ncc-threads.ts) or on the GPU (device/ncc-on-device.ts),
+   * else in this thread.
+   */
+  nccThreads?: NccMatcher | null;
+  /**
+   * NCC after the affine: the aligned image (movingAfterAffine) made by the caller, e.g. on the device
+   * for the GPU's matcher (default: warped here, on the host).
+   */
+  alignedImage?: () => Volume;
   /** Worker threads for the host SAM matcher's search (sam/match-threads.ts; the same answers). */
   matchThreads?: MatchThreads | null;
   onProgress?: (stage: string, done: number, total: number) => void;
@@ -201,7 +209,8 @@ export async function samCoarse(
   const aligned = matcher.kind === 'sam' ? !!matcher.movingAligned : (o.matchAfterAffine ?? true);
   const toMoving = (x: Vec3) => (aligned ? applyAffine(affine, x) : x);
   let nccTarget: Volume | undefined;
-  const nccImage = () => (nccTarget ??= aligned ? movingAfterAffine(fixed, moving, affine) : moving);
+  const nccImage = () =>
+    (nccTarget ??= aligned ? (o.alignedImage?.() ?? movingAfterAffine(fixed, moving, affine)) : moving);
   // NCC matched back from a point in W (the fixed frame) or from A^-1 q
   const backStart = (q: Vec3) => (aligned ? q : applyAffine(inverse, q));
   // NCC matches synchronously: small chunks keep cancel and progress responsive between them (about
