@@ -19,6 +19,7 @@ import { matchPoints, type PointMatch } from '../../engine/sam/match.ts';
 import { createWeights, type SamWeights } from '../../engine/sam/network.ts';
 import { loadModel } from '../../engine/sam/weights-file.ts';
 import { NccThreads } from '../../engine/bench/ncc-threads.ts';
+import { NccOnDevice } from '../../engine/register/device/ncc-on-device.ts';
 import { nccRefineMatches, refinedLocation } from '../../engine/register/ncc-refine.ts';
 import { writeFileAtomic } from '../../engine/util/atomic-write.ts';
 import { indexToWorld } from '../../engine/volume/geometry.ts';
@@ -194,7 +195,10 @@ export const matchCommand: Command = {
     let refined: { score: number; refined: boolean }[] | null = null;
     if (refine === 'ncc') {
       const t1 = performance.now();
-      const threads = points.length >= 64 ? NccThreads.start() : null;
+      // on the GPU where the embeddings were made there (register/device/ncc-on-device.ts), else
+      // worker threads for more than a few points
+      const threads =
+        model.engine.name === 'tfjs-webgpu' ? new NccOnDevice() : points.length >= 64 ? NccThreads.start() : null;
       try {
         const r = await nccRefineMatches(template, query, points, matches, { threads });
         refined = r.map((x, n) => {
@@ -206,7 +210,7 @@ export const matchCommand: Command = {
         threads?.dispose();
       }
       console.error(
-        `refined by NCC in ${(performance.now() - t1).toFixed(0)} ms: ${refined.filter((x) => x.refined).length} of ${accepted} accepted matches moved`,
+        `refined by NCC in ${(performance.now() - t1).toFixed(0)} ms${model.engine.name === 'tfjs-webgpu' ? ' on the GPU' : ''}: ${refined.filter((x) => x.refined).length} of ${accepted} accepted matches moved`,
       );
     }
     // a point outside the template has no embedding of its own: no match is written for it
