@@ -14,55 +14,24 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { useWebgpu } from './webgpu-fixture.ts';
 import { initTfBackend } from '../../main/engine/compute/tf-backend.ts';
-import { makeSyntheticPair } from '../../main/engine/bench/synthetic-pair.ts';
+import { rigidExamplePair } from './ct-pair-fixtures.ts';
+import { rotation } from './field-fixtures.ts';
 import { nccMatch, type NccMatch, type NccOptions } from '../../main/engine/bench/ncc-match.ts';
 import { NccOnDevice } from '../../main/engine/register/device/ncc-on-device.ts';
 import { DeviceImages, deviceOnlyVolume } from '../../main/engine/compute/device-images.ts';
 import { gridPointsInMask } from '../../main/engine/register/grid-points.ts';
 import { gridWithSpacing, resample } from '../../main/engine/volume/resample.ts';
-import { readVolume } from '../../main/engine/volume/io/index.ts';
 import { indexToWorld } from '../../main/engine/volume/geometry.ts';
 import { bodyMask } from '../../main/engine/volume/mask.ts';
-import type { Mat3, Vec3, Volume } from '../../main/engine/volume/volume.ts';
-import { EXAMPLE_CT } from './embed-fixtures.ts';
+import type { Vec3, Volume } from '../../main/engine/volume/volume.ts';
 import { rng } from '../helpers.ts';
 
-/** A rotation by 20 degrees about (1, 2, 3) (rows: the grid's axes in LPS). */
-function obliqueDirection(): Mat3 {
-  const [x, y, z] = [1, 2, 3].map((v) => v / Math.sqrt(14));
-  const c = Math.cos((20 * Math.PI) / 180);
-  const s = Math.sin((20 * Math.PI) / 180);
-  const t = 1 - c;
-  return [
-    t * x * x + c,
-    t * x * y - s * z,
-    t * x * z + s * y,
-    t * x * y + s * z,
-    t * y * y + c,
-    t * y * z - s * x,
-    t * x * z - s * y,
-    t * y * z + s * x,
-    t * z * z + c,
-  ];
-}
-
 async function pairOf() {
-  const ct = await readVolume(EXAMPLE_CT);
-  const pair = makeSyntheticPair(ct, {
-    seed: 4,
-    maxRotationDeg: 6,
-    maxScale: 0.05,
-    maxTranslationMm: 15,
-    maxDeformationMm: 0,
-    bumps: 0,
-    noiseHu: 10,
-    fovKeep: [1, 1],
-    fovKeepInPlane: [1, 1],
-  });
+  const pair = await rigidExamplePair();
   // the moving image on an oblique, anisotropic grid, as float32 (what both matchers read)
   // (its central three quarters per axis: the search levels span the oblique box's LPS bounding box,
   // which must fit lavapipe's 128 MB buffers)
-  const full = gridWithSpacing(pair.moving, [2.5, 3, 3.5], obliqueDirection());
+  const full = gridWithSpacing(pair.moving, [2.5, 3, 3.5], rotation([1, 2, 3], (20 * Math.PI) / 180));
   const size = full.size.map((n) => Math.round(0.75 * n)) as Vec3;
   const grid = { ...full, size, origin: indexToWorld(full, full.size.map((n, a) => (n - size[a]) / 2) as Vec3) };
   const moving = resample(pair.moving, grid, { fill: -1024, outputType: 'float32' });

@@ -8,32 +8,16 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { makeSyntheticPair } from '../../main/engine/bench/synthetic-pair.ts';
+import { rigidExamplePair } from './ct-pair-fixtures.ts';
 import { nccRefineMatches, NCC_MIN_SCORE } from '../../main/engine/register/ncc-refine.ts';
 import { gridPointsInMask } from '../../main/engine/register/grid-points.ts';
 import { registerVolumes } from '../../main/engine/register/cascade.ts';
 import { openModel } from '../../main/cli/commands/match.ts';
-import { readVolume } from '../../main/engine/volume/io/index.ts';
 import { bodyMask } from '../../main/engine/volume/mask.ts';
 import type { Vec3 } from '../../main/engine/volume/volume.ts';
-import { dataPath, rng } from '../helpers.ts';
+import { rng } from '../helpers.ts';
 
-const EXAMPLE_CT = dataPath('TotalSegmentator', 'tests', 'reference_files', 'example_ct.nii.gz');
-
-async function pairOf() {
-  const ct = await readVolume(EXAMPLE_CT);
-  return makeSyntheticPair(ct, {
-    seed: 4,
-    maxRotationDeg: 6,
-    maxScale: 0.05,
-    maxTranslationMm: 15,
-    maxDeformationMm: 0,
-    bumps: 0,
-    noiseHu: 10,
-    fovKeep: [1, 1],
-    fovKeepInPlane: [1, 1],
-  });
-}
+const pairOf = rigidExamplePair;
 
 const dist = (a: Vec3, b: Vec3) => Math.hypot(a[0] - b[0], a[1] - b[1], a[2] - b[2]);
 
