@@ -197,8 +197,8 @@ export const matchCommand: Command = {
       const t1 = performance.now();
       // on the GPU where the embeddings were made there (register/device/ncc-on-device.ts), else
       // worker threads for more than a few points
-      const threads =
-        model.engine.name === 'tfjs-webgpu' ? new NccOnDevice() : points.length >= 64 ? NccThreads.start() : null;
+      const onGpu = model.engine.name === 'tfjs-webgpu';
+      const threads = onGpu ? new NccOnDevice() : points.length >= 64 ? NccThreads.start() : null;
       try {
         const r = await nccRefineMatches(template, query, points, matches, { threads });
         refined = r.map((x, n) => {
@@ -210,7 +210,7 @@ export const matchCommand: Command = {
         threads?.dispose();
       }
       console.error(
-        `refined by NCC in ${(performance.now() - t1).toFixed(0)} ms${model.engine.name === 'tfjs-webgpu' ? ' on the GPU' : ''}: ${refined.filter((x) => x.refined).length} of ${accepted} accepted matches moved`,
+        `refined by NCC in ${(performance.now() - t1).toFixed(0)} ms${onGpu ? ' on the GPU' : ''}: ${refined.filter((x) => x.refined).length} of ${accepted} accepted matches moved`,
       );
     }
     // a point outside the template has no embedding of its own: no match is written for it

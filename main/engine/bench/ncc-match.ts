@@ -46,8 +46,11 @@ export interface NccMatcher {
   dispose(): void;
 }
 
-const LO = -1024;
-const HI = 2000;
+/** The HU range NCC clips to (the search levels, templates and the climb's samples; the GPU's too). */
+export const NCC_LO_HU = -1024;
+export const NCC_HI_HU = 2000;
+const LO = NCC_LO_HU;
+const HI = NCC_HI_HU;
 
 /** A moving image's search level (its arrays on SharedArrayBuffers: ncc-threads.ts shares them). */
 export interface NccLevel {

@@ -627,7 +627,7 @@ async function stagesWith(
     ...(matcher === 'sam' ? { refine: o.refine ?? DEFAULT_REFINE } : {}),
     ...(stages.includes('coarse') ? { coarseMatcher: coarseMatcherOf(o) } : {}),
     // where the NCC searches ran (the NCC matcher, or SAM refined by NCC)
-    ...(matcher === 'ncc' || refinesWithNcc(o) ? { nccOn: nccOnDeviceOf(o, gpu) ? 'gpu' : 'cpu' } : {}),
+    ...(matcher === 'ncc' || refinesWithNcc(o) ? { nccOn: ncc instanceof NccOnDevice ? 'gpu' : 'cpu' } : {}),
     engine: o.engine?.name,
     secondsPerStage: times,
     // made on the CPU while the GPU embedded (inside 'embedding (GPU) + masks')

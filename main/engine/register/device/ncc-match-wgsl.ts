@@ -22,7 +22,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
 import { runWebgpuProgram, type ProgramUniform } from '../../compute/run-webgpu-program.ts';
 import { worldToIndexMatrix, type Geometry } from '../../volume/geometry.ts';
-import { affineUniforms } from './flat-program.ts';
+import { affineUniforms, TRILINEAR_WGSL } from './flat-program.ts';
+import { workgroupReduceWgsl } from '../../compute/wgsl-workgroup-reduce.ts';
+import { NCC_HI_HU, NCC_LO_HU } from '../../bench/ncc-match.ts';
 
 const THREADS = 64;
 /** Largest template (voxels) that fits the workgroup's memory beside the reductions (16 KB in all). */
@@ -44,8 +46,8 @@ export interface NccShape {
   Rf: number;
 }
 
-const LO = -1024;
-const HI = 2000;
+const LO = NCC_LO_HU;
+const HI = NCC_HI_HU;
 
 /** A level: padded, clipped moving image on an LPS-aligned grid (geometry.ts identity direction). */
 export interface NccLevelOnDevice {
@@ -81,22 +83,11 @@ class NccMatchProgram implements WebGPUProgram {
     const f = (x: number) => (Number.isInteger(x) ? `${x}.0` : `${x}`);
     return `
 var<workgroup> T : array<f32, ${this.templateVoxels}>;
-var<workgroup> red3 : array<vec3<f32>, ${THREADS}>;
 var<workgroup> bestS : array<f32, ${THREADS}>;
 var<workgroup> orderS : array<i32, ${THREADS}>;
 
-// three sums over the workgroup, in a fixed tree order, returned to every thread
-fn reduce3(v : vec3<f32>, t : i32) -> vec3<f32> {
-  red3[t] = v;
-  workgroupBarrier();
-  for (var s = ${THREADS / 2}; s > 0; s >>= 1u) {
-    if (t < s) { red3[t] = red3[t] + red3[t + s]; }
-    workgroupBarrier();
-  }
-  let r = red3[0];
-  workgroupBarrier();
-  return r;
-}
+// three sums over the workgroup at once, in a fixed tree order, returned to every thread
+${workgroupReduceWgsl('reduce3', THREADS, 'a + b', 'vec3<f32>')}
 
 struct Best {
   score : f32,
@@ -123,6 +114,8 @@ fn argmax(best : f32, order : i32, t : i32) -> Best {
   return r;
 }
 
+${TRILINEAR_WGSL}
+
 // synthetic-pair.ts sampleLinear: trilinear, fill ${LO} beyond the voxel-centre hull (+-1e-6 voxel)
 fn sampleVolume(p : vec3<f32>, dims : vec3<i32>, isFixed : bool) -> f32 {
   let hi = vec3<f32>(dims - vec3<i32>(1));
@@ -136,13 +129,7 @@ fn sampleVolume(p : vec3<f32>, dims : vec3<i32>, isFixed : bool) -> f32 {
     let o = q + select(0, d.x, (c & 1) != 0) + select(0, d.y, (c & 2) != 0) + select(0, d.z, (c & 4) != 0);
     if (isFixed) { v[c] = F[o]; } else { v[c] = M[o]; }
   }
-  let c00 = v[0] + (v[1] - v[0]) * fr.x;
-  let c10 = v[2] + (v[3] - v[2]) * fr.x;
-  let c01 = v[4] + (v[5] - v[4]) * fr.x;
-  let c11 = v[6] + (v[7] - v[6]) * fr.x;
-  let c0 = c00 + (c10 - c00) * fr.y;
-  let c1 = c01 + (c11 - c01) * fr.y;
-  return c0 + (c1 - c0) * fr.z;
+  return trilinear(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], fr);
 }
 
 fn clipHu(v : f32) -> f32 { return clamp(v, ${f(LO)}, ${f(HI)}); }
@@ -167,14 +154,14 @@ fn buildTemplate(p : vec3<f32>, s : f32, r : i32, t : i32) -> vec2<f32> {
     T[q] = v;
     sum += v;
   }
-  let mean = reduce3(vec3<f32>(sum, 0.0, 0.0), t).x / f32(n);
+  let mean = reduce3(vec3<f32>(sum, 0.0, 0.0), u32(t)).x / f32(n);
   var ss = 0.0;
   for (var q = t; q < n; q += ${THREADS}) {
     let v = T[q] - mean;
     T[q] = v;
     ss += v * v;
   }
-  return vec2<f32>(mean, reduce3(vec3<f32>(ss, 0.0, 0.0), t).x);
+  return vec2<f32>(mean, reduce3(vec3<f32>(ss, 0.0, 0.0), u32(t)).x);
 }
 
 // the best window position (level index) and its score; the window is +-R voxels around round(centre)
@@ -243,7 +230,7 @@ fn nccAt(y : vec3<f32>, r : i32, s : f32, tn2 : f32, shift : f32, t : i32) -> f3
     let v = clipHu(sampleVolume(b + d, uniforms.mdims, false)) - shift;
     acc += vec3<f32>(v, v * v, T[q] * v);
   }
-  let sums = reduce3(acc, t);
+  let sums = reduce3(acc, u32(t));
   let variance = sums.y - sums.x * sums.x / f32(n);
   if (variance > 1e-6) { return sums.z / sqrt(tn2 * variance); }
   return 0.0;

@@ -17,13 +17,17 @@ import { DeviceImages } from '../../compute/device-images.ts';
 import { maxTensorBytes } from '../../compute/tf-backend.ts';
 import {
   nccLevelGrid,
+  nccLevelKey,
   nccMatch,
+  NCC_HI_HU,
+  NCC_LO_HU,
   nccSpacings,
   type NccMatch,
   type NccMatcher,
   type NccOptions,
 } from '../../bench/ncc-match.ts';
 import type { Vec3, Volume } from '../../volume/volume.ts';
+import type { Geometry } from '../../volume/geometry.ts';
 import { resampleTensorOnDevice } from './resample-on-device.ts';
 import { readAndDispose } from './flat-program.ts';
 import {
@@ -34,8 +38,6 @@ import {
   type NccLevelOnDevice,
 } from './ncc-match-wgsl.ts';
 
-const LO = -1024;
-const HI = 2000;
 /** Points per dispatch (WebGPU's workgroups per dimension). */
 const MAX_POINTS = 65535;
 
@@ -68,12 +70,13 @@ export class NccOnDevice implements NccMatcher {
     // a template larger than the workgroup's memory, or an image or level larger than one device
     // buffer (lavapipe: 128 MB; a 2 mm level of an oblique scan spans its LPS bounding box): the host
     const cap = maxTensorBytes() ?? 2 ** 31;
-    const tooLarge =
-      [fixed, moving].some((v) => v.size[0] * v.size[1] * v.size[2] * 4 > cap) ||
-      [s.cs, s.fs].some((sp, l) => {
-        const g = nccLevelGrid(moving, sp, l ? s.rf : s.rc);
-        return g.size[0] * g.size[1] * g.size[2] * 4 > cap;
-      });
+    const levels = [
+      { spacing: s.cs, pad: s.rc },
+      { spacing: s.fs, pad: s.rf },
+    ].map((L) => ({ ...L, grid: nccLevelGrid(moving, L.spacing, L.pad) }));
+    const tooLarge = [fixed, moving, ...levels.map((L) => L.grid)].some(
+      (g) => g.size[0] * g.size[1] * g.size[2] * 4 > cap,
+    );
     if (templateVoxels(s) > MAX_TEMPLATE_VOXELS || tooLarge) {
       this.hostCalls++;
       return nccMatch(fixed, moving, points, options);
@@ -82,8 +85,7 @@ export class NccOnDevice implements NccMatcher {
     // (a start that is not finite is not searched, as on the host)
     const idx = points.flatMap((_, n) => ((options.initial?.[n] ?? points[n]).every(Number.isFinite) ? [n] : []));
     if (!idx.length) return out;
-    const coarse = this.level(moving, s.cs, s.rc);
-    const fine = this.level(moving, s.fs, s.rf);
+    const [coarse, fine] = levels.map((L) => this.level(moving, L));
     const F = this.images.get(fixed);
     const M = this.images.get(moving);
     for (let b0 = 0; b0 < idx.length; b0 += MAX_POINTS) {
@@ -112,16 +114,18 @@ export class NccOnDevice implements NccMatcher {
     return out;
   }
 
-  /** The image's search level for a spacing and template radius (ncc-match.ts level), made once. */
-  private level(v: Volume, spacing: number, pad: number): NccLevelOnDevice {
+  /** The image's search level for a spacing and template radius on its grid (nccLevelGrid), made once. */
+  private level(v: Volume, level: { spacing: number; pad: number; grid: Geometry }): NccLevelOnDevice {
     let byKey = this.levels.get(v);
     if (!byKey) this.levels.set(v, (byKey = new Map()));
-    const key = `${spacing}:${pad}`;
+    const key = nccLevelKey(level);
+    const grid = level.grid;
     let L = byKey.get(key);
     if (!L) {
-      const grid = nccLevelGrid(v, spacing, pad);
       const X = this.images.get(v);
-      const data = tf.tidy(() => tf.reshape(tf.clipByValue(resampleTensorOnDevice(X, v, 1, grid, LO), LO, HI), [-1]));
+      const data = tf.tidy(() =>
+        tf.reshape(tf.clipByValue(resampleTensorOnDevice(X, v, 1, grid, NCC_LO_HU), NCC_LO_HU, NCC_HI_HU), [-1]),
+      );
       byKey.set(key, (L = { data: tf.keep(data), grid }));
     }
     return L;
