@@ -1,27 +1,31 @@
 /**
  * SAM-deform's gradient and Adam step as a few WGSL dispatches on tfjs' WebGPU backend: the hand-written
  * gradient of deform/deform-loss.ts (not tfjs' autodiff, which takes about 115 dispatches an iteration
- * with its pads, slices and element-wise ops), about 20 dispatches an iteration in all:
+ * with its pads, slices and element-wise ops), 9 dispatches an iteration in all:
  *   1. SampleProducts: J = M(b + w) per voxel of G -> [J, J², I·J]                       (1 dispatch)
- *   2. box sums of those                                                                 (3)
- *   3. LnccCoefficients: per window centre, the coefficients a, a·Ī, b, b·J̄ of
- *      local-ncc.ts (zero where the centre's weight is 0)                                (1)
- *   4. box sums of the coefficients (the truncated windows are symmetric)                (3)
- *   5. DeformGradient: per voxel, ∂LNCC/∂J times ∇M at b + w (world), the feature
- *      term's -weight/N · Σ_c f_c ∇g_c, and the diffusion term's forward differences      (1)
- * and in the optimiser (deform-optimiser-on-device.ts): the box means that smooth the gradient (3 per
- * pass), the global second moment's two sums (tfjs reductions) and AdamStep, one dispatch that writes
- * the new w and moments. State: one flat tensor [9N + 1] = per voxel w (3), m1 (3), m2 (3), then the
- * global second moment; float32 throughout, equal to the host's float64 gradient to float32 rounding
+ *   2. their box sums' i and j passes (deform-wgsl.ts boxSumAxesWgsl)                    (1)
+ *   3. LnccCoefficients: per window centre, the box sums' k pass, then the coefficients
+ *      a, a·Ī, b, b·J̄ of local-ncc.ts (zero where the centre's weight is 0)              (1)
+ *   4. the coefficients' box sums' i and j passes (the truncated windows are symmetric)  (1)
+ *   5. DeformGradient: per voxel, the k pass of those, ∂LNCC/∂J times ∇M at b + w (world),
+ *      the feature term's -weight/N · Σ_c f_c ∇g_c, and the diffusion term's forward
+ *      differences                                                                       (1)
+ * and in the optimiser (deform-optimiser-on-device.ts): the radius-1 box means that smooth the
+ * gradient (1 per pass, 2 passes by default), 'adam-global''s two statistics of the gradient
+ * (GradientStats: partial sums, 1) and AdamStep (1), which adds the parts and writes the new w and
+ * moments. State: one flat tensor [9N + 1] = per voxel w (3), m1 (3), m2 (3), then the global second
+ * moment; float32 throughout, equal to the host's float64 gradient to float32 rounding
  * (test/unit/reg-deform-on-device.test.ts).
  * DeformGradient binds 7 inputs and its output: WebGPU's default limit of 8 storage buffers per shader
  * stage, which tfjs does not raise. Another input needs packing, not a new binding.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
 import type { DeviceDeformProblem } from './deform-loss-on-device.ts';
-import { boxSum3dWgsl, trilinearWgsl } from './deform-wgsl.ts';
+import { boxSumAxesWgsl, trilinearWgsl } from './deform-wgsl.ts';
 import { affineUniforms, FlatProgram } from './flat-program.ts';
 import { runWebgpuProgram } from '../../compute/run-webgpu-program.ts';
+import { workgroupReduceWgsl } from '../../compute/wgsl-workgroup-reduce.ts';
 
 /** Values per voxel in the optimiser's state tensor: w, m1, m2 (3 each). */
 export const STATE_STRIDE = 9;
@@ -31,6 +35,30 @@ const MOVED = `
         let X = vec4<f32>(B[3 * index] + S[${STATE_STRIDE} * index], B[3 * index + 1] + S[${STATE_STRIDE} * index + 1],
           B[3 * index + 2] + S[${STATE_STRIDE} * index + 2], 1.0);
         let pm = vec3<f32>(dot(uniforms.m0, X), dot(uniforms.m1, X), dot(uniforms.m2, X));`;
+
+/**
+ * WGSL: the k pass of a truncated box sum of radius r at voxel `index` of a [nk, nj, ni, C] buffer
+ * that already holds the i and j passes (deform-wgsl.ts boxSumAxesWgsl, axes 2): its C channels
+ * as a vecC<f32>, each summed in BoxSumAxisProgram's order (t = -r .. r from 0.0), so the same
+ * float32 numbers as boxSum3dWgsl.
+ */
+function boxSumKWgsl(name: string, buf: string, C: 3 | 4, r: number): string {
+  const read = Array.from({ length: C }, (_, c) => `${buf}[o + ${c}]`).join(', ');
+  return `
+      fn ${name}(index : i32, dims : vec3<i32>) -> vec${C}<f32> {
+        let plane = dims.x * dims.y;
+        let k = index / plane;
+        var s = vec${C}<f32>(0.0);
+        for (var t = -${r}; t <= ${r}; t = t + 1) {
+          let kk = k + t;
+          if (kk >= 0 && kk < dims.z) {
+            let o = ${C} * (index + t * plane);
+            s = s + vec${C}<f32>(${read});
+          }
+        }
+        return s;
+      }`;
+}
 
 class SampleProductsProgram extends FlatProgram {
   variableNames = ['S', 'B', 'M', 'P'];
@@ -61,19 +89,25 @@ class SampleProductsProgram extends FlatProgram {
   }
 }
 
+/** LNCC's coefficients per voxel, from the products' i-j box sums (Qij): the k pass done here. */
 class LnccCoefficientsProgram extends FlatProgram {
   variableNames = ['Q', 'P'];
-  uniforms = 'eps : f32, voxels : i32,';
+  uniforms = 'eps : f32, dims : vec3<i32>, voxels : i32,';
   outputShape: number[];
-  shaderKey = 'samDeformLnccCoefficients';
+  shaderKey: string;
 
-  constructor(voxels: number) {
+  constructor(
+    voxels: number,
+    private readonly r: number,
+  ) {
     super(voxels);
     this.outputShape = [voxels, 4];
+    this.shaderKey = `samDeformLnccCoefficients_${r}`;
   }
 
   getUserCode(): string {
     return `
+      ${boxSumKWgsl('windowSums', 'Q', 3, this.r)}
       fn main(index : i32) {
         if (index >= uniforms.voxels) {
           return;
@@ -81,12 +115,13 @@ class LnccCoefficientsProgram extends FlatProgram {
         let m = P[5 * index + 3];
         var out = vec4<f32>(0.0);
         if (m != 0.0) {
+          let q = windowSums(index, uniforms.dims);
           let n = P[5 * index];
           let sI = P[5 * index + 1];
           let varI = P[5 * index + 2];
-          let sJ = Q[3 * index];
-          let cross = Q[3 * index + 2] - sI * sJ / n;
-          let varJ = Q[3 * index + 1] - sJ * sJ / n;
+          let sJ = q.x;
+          let cross = q.z - sI * sJ / n;
+          let varJ = q.y - sJ * sJ / n;
           let D = varI * varJ + uniforms.eps;
           let a = m * 2.0 * cross / D;
           let b = m * cross * cross * varI / (D * D);
@@ -109,6 +144,7 @@ class DeformGradientProgram extends FlatProgram {
   constructor(
     voxels: number,
     private readonly featureChannels: number,
+    private readonly r: number,
   ) {
     super(voxels);
     this.variableNames = ['S', 'B', 'M', 'P', 'R', ...(featureChannels ? ['FM', 'FF'] : [])];
@@ -116,7 +152,7 @@ class DeformGradientProgram extends FlatProgram {
       'm0 : vec4<f32>, m1 : vec4<f32>, m2 : vec4<f32>, mdims : vec3<i32>, f0 : vec4<f32>, f1 : vec4<f32>, ' +
       'f2 : vec4<f32>, fdims : vec3<i32>, dims : vec3<i32>, gd : vec3<f32>, lnccScale : f32, featureScale : f32, voxels : i32,';
     this.outputShape = [voxels, 3];
-    this.shaderKey = `samDeformGradient_${featureChannels}`;
+    this.shaderKey = `samDeformGradient_${featureChannels}_${r}`;
   }
 
   getUserCode(): string {
@@ -134,6 +170,7 @@ class DeformGradientProgram extends FlatProgram {
     return `
       ${trilinearWgsl('sampleM', 'M', 1, 'uniforms.mdims')}
       ${C ? trilinearWgsl('sampleF', 'FM', C, 'uniforms.fdims', false) : ''}
+      ${boxSumKWgsl('coefficientSums', 'R', 4, this.r)}
       fn w3(v : i32) -> vec3<f32> {
         return vec3<f32>(S[${W} * v], S[${W} * v + 1], S[${W} * v + 2]);
       }
@@ -143,7 +180,7 @@ class DeformGradientProgram extends FlatProgram {
         }
         ${MOVED}
         let s = sampleM(pm, 0);
-        let r = vec4<f32>(R[4 * index], R[4 * index + 1], R[4 * index + 2], R[4 * index + 3]);
+        let r = coefficientSums(index, uniforms.dims);
         let dJ = uniforms.lnccScale * (P[5 * index + 4] * r.x - r.y - 2.0 * s.x * r.z + 2.0 * r.w);
         var g = dJ * toWorld(s.yzw, uniforms.m0, uniforms.m1, uniforms.m2);
         ${features}
@@ -183,29 +220,32 @@ export function deformGradientWgsl(p: DeviceDeformProblem, pack: tf.Tensor2D, st
   const N = ni * nj * nk;
   const mv = p.moving;
   const mUniforms = [...affineUniforms(mv.toIndex), { type: 'int32', data: [...mv.size] }];
+  const r = p.windows.r;
   return tf.tidy(() => {
     const products = runWebgpuProgram(
       new SampleProductsProgram(N),
       [state, p.base, mv.data, pack],
       [...mUniforms, { type: 'int32', data: [N] }],
     );
-    const Q = boxSum3dWgsl(tf.reshape(products, [nk, nj, ni, 3]), p.windows.r);
+    // box sums: the i and j passes here, the k pass inside the next program
+    const Qij = boxSumAxesWgsl(tf.reshape(products, [nk, nj, ni, 3]), r, false, 2);
     const coefficients = runWebgpuProgram(
-      new LnccCoefficientsProgram(N),
-      [Q, pack],
+      new LnccCoefficientsProgram(N, r),
+      [Qij, pack],
       [
         { type: 'float32', data: [p.windows.eps] },
+        { type: 'int32', data: [ni, nj, nk] },
         { type: 'int32', data: [N] },
       ],
     );
-    const R = boxSum3dWgsl(tf.reshape(coefficients, [nk, nj, ni, 4]), p.windows.r);
+    const R = boxSumAxesWgsl(tf.reshape(coefficients, [nk, nj, ni, 4]), r, false, 2);
     const F = p.features && p.features.weight > 0 ? p.features : undefined;
     const C = F ? F.fixed.shape[1] : 0;
     const coef = p.alpha / N;
     const gd = [0, 1, 2].map((a) => (2 * coef) / (p.spacing[a] * p.spacing[a]));
     const fm = F ? F.moving : mv;
     return runWebgpuProgram(
-      new DeformGradientProgram(N, C),
+      new DeformGradientProgram(N, C, r),
       [state, p.base, mv.data, pack, R, ...(F ? [F.moving.data, F.fixed] : [])],
       [
         ...mUniforms,
@@ -219,6 +259,48 @@ export function deformGradientWgsl(p: DeviceDeformProblem, pack: tf.Tensor2D, st
       ],
     ) as tf.Tensor2D;
   });
+}
+
+/** Partial sums of the gradient statistics: one per workgroup of GradientStatsProgram. */
+const STATS_PARTS = 64;
+const STATS_THREADS = 256;
+
+/**
+ * 'adam-global''s two statistics of the gradient g, its sum of squares and its count of nonzero
+ * entries, as STATS_PARTS partial pairs in one dispatch: workgroup w sums the w-th contiguous part of
+ * g ([2 * STATS_PARTS]: sums, then counts). AdamStepProgram adds the parts in order. tfjs' ops
+ * took six dispatches (square, sum, notEqual, cast, sum, stack).
+ */
+class GradientStatsProgram implements WebGPUProgram {
+  variableNames = ['G'];
+  outputShape = [2 * STATS_PARTS];
+  shaderKey = 'samDeformGradientStats';
+  dispatchLayout = { x: [1], y: [0] };
+  dispatch: [number, number, number] = [1, STATS_PARTS, 1];
+  workgroupSize: [number, number, number] = [STATS_THREADS, 1, 1];
+  uniforms = 'entries : i32,';
+
+  getUserCode(): string {
+    return `
+${workgroupReduceWgsl('total', STATS_THREADS, 'a + b', 'vec2<f32>')}
+
+fn main() {
+  let part = i32(workgroupId.y);
+  let t = localIndex;
+  let per = (uniforms.entries + ${STATS_PARTS - 1}) / ${STATS_PARTS};
+  let end = min(uniforms.entries, (part + 1) * per);
+  var s = vec2<f32>(0.0);
+  for (var e = part * per + i32(t); e < end; e += ${STATS_THREADS}) {
+    let g = G[e];
+    s += vec2<f32>(g * g, select(0.0, 1.0, g != 0.0));
+  }
+  let r = total(s, t);
+  if (t == 0u) {
+    result[part] = r.x;
+    result[${STATS_PARTS} + part] = r.y;
+  }
+}`;
+  }
 }
 
 class AdamStepProgram extends FlatProgram {
@@ -240,8 +322,8 @@ class AdamStepProgram extends FlatProgram {
 
   getUserCode(): string {
     const W = STATE_STRIDE;
-    // 'adam-global': one second moment from the mean square of the nonzero gradient entries (T), each
-    // step clipped to the rate; 'adam': per parameter
+    // 'adam-global': one second moment from the mean square of the nonzero gradient entries (T: the
+    // partial sums of GradientStatsProgram), each step clipped to the rate; 'adam': per parameter
     const update = this.global
       ? `
           let step = clamp(uniforms.lr * (m1n / uniforms.c1) / (sqrt(v2 / uniforms.c2) + 1e-12), -uniforms.lr, uniforms.lr);
@@ -257,9 +339,15 @@ class AdamStepProgram extends FlatProgram {
         }
         ${
           this.global
-            ? `var v2 = 0.999 * S[${W} * uniforms.voxels];
-        if (T[1] > 0.0) {
-          v2 = v2 + 0.001 * T[0] / T[1];
+            ? `var squares = 0.0;
+        var nonzero = 0.0;
+        for (var q = 0; q < ${STATS_PARTS}; q = q + 1) {
+          squares = squares + T[q];
+          nonzero = nonzero + T[${STATS_PARTS} + q];
+        }
+        var v2 = 0.999 * S[${W} * uniforms.voxels];
+        if (nonzero > 0.0) {
+          v2 = v2 + 0.001 * squares / nonzero;
         }`
             : 'let v2 = 0.0;'
         }
@@ -280,7 +368,8 @@ class AdamStepProgram extends FlatProgram {
 
 /**
  * One Adam step on `state` ([9N + 1]) with the (smoothed) gradient g [N, 3]: the new state. `global`:
- * 'adam-global' (the gradient's sum of squares and nonzero count are taken here); else per-parameter.
+ * 'adam-global' (the gradient's sum of squares and nonzero count are taken here: one more dispatch);
+ * else per-parameter.
  */
 export function adamStepWgsl(
   state: tf.Tensor,
@@ -289,8 +378,9 @@ export function adamStepWgsl(
 ): tf.Tensor {
   const N = g.shape[0];
   return tf.tidy(() => {
-    // adam-global: the gradient's sum of squares and count of nonzero entries
-    const stats = o.global ? [tf.stack([tf.sum(tf.square(g)), tf.sum(tf.cast(tf.notEqual(g, 0), 'float32'))])] : [];
+    const stats = o.global
+      ? [runWebgpuProgram(new GradientStatsProgram(), [g], [{ type: 'int32', data: [g.size] }])]
+      : [];
     return runWebgpuProgram(
       new AdamStepProgram(N, o.global),
       [state, g, ...stats],

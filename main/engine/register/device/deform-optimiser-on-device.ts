@@ -5,8 +5,9 @@
  * learning rate; or per-parameter 'adam'), the same cosine-decayed rate, on the objective of
  * deform-loss-on-device.ts. The problem is uploaded once per level; w, the moments and the gradient
  * stay on the device, and w is read back only at the end, so a GPU runs the iterations back to back.
- * On WebGPU each iteration is about 20 dispatches of WGSL programs (deform-gradient-wgsl.ts: the
- * hand-written gradient, the smoothing box means, a fused Adam step on one state tensor); on other tfjs
+ * On WebGPU each iteration is 9 dispatches of WGSL programs (deform-gradient-wgsl.ts: the hand-written
+ * gradient, the smoothing box means, the gradient's statistics, a fused Adam step on one state
+ * tensor); on other tfjs
  * backends (the CPU backend in the tests) tfjs' autodiff differentiates deform-loss-on-device.ts.
  * The AbortSignal is checked and progress reported every iteration; every few iterations the loop
  * waits for the device (a one-number read), so progress and cancel follow the GPU, not the queue.

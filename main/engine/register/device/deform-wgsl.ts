@@ -161,7 +161,8 @@ class BoxSumAxesProgram extends FlatProgram {
   }
 }
 
-function boxSumAxesWgsl(x: tf.Tensor4D, r: number, mean: boolean, axes: 2 | 3): tf.Tensor4D {
+/** BoxSumAxesProgram over [nk, nj, ni, C]: the i and j passes (`axes` 2) or all three (3), one dispatch. */
+export function boxSumAxesWgsl(x: tf.Tensor4D, r: number, mean: boolean, axes: 2 | 3): tf.Tensor4D {
   const [nk, nj, ni, C] = x.shape;
   return tf.tidy(() => {
     const out = runWebgpuProgram(
