@@ -77,7 +77,7 @@ checks() {
       --matcher sam --refine none --weights "$INIT" --device webgpu --deform-on gpu --repeat 3 --host-stats
     echo "== the default: SAM matches refined by NCC, coarse stage by NCC, both on the GPU (--ncc-on auto), cold then twice warm, time splits"
     SAM_PROFILE=1 timeout 50 /tmp/node $D/sam.mjs bench-reg --pairs 1 --sources $D/bench/chest-2mm.nii.gz --spacing 2 --seed 12 --no-elastix \
-      --matcher sam --weights "$INIT" --device webgpu --deform-on gpu --repeat 3
+      --matcher sam --weights "$INIT" --device webgpu --deform-on gpu --repeat 3 --host-stats
     echo "== the same with the NCC on the CPU's threads (--ncc-on cpu), cold then warm"
     timeout 40 /tmp/node $D/sam.mjs bench-reg --pairs 1 --sources $D/bench/chest-2mm.nii.gz --spacing 2 --seed 12 --no-elastix \
       --matcher sam --weights "$INIT" --device webgpu --deform-on gpu --ncc-on cpu --repeat 2
