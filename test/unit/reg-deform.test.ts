@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { boxMean, boxMeanWhere, boxSum } from '../../main/engine/register/deform/box-sum.ts';
 import { deformLoss } from '../../main/engine/register/deform/deform-loss.ts';
+import { fixedWindows, lnccLoss } from '../../main/engine/register/deform/local-ncc.ts';
 import { prepareImage, samDeform, weighFixedFaces } from '../../main/engine/register/deform/sam-deform.ts';
 import {
   gridWithSpacing,
@@ -100,7 +101,47 @@ test('SAM-deform on real CT with a known smooth deformation: error falls, no fol
   assert.ok(after.mean < 0.6 * before.mean, `TRE ${before.mean} -> ${after.mean}`);
   assert.ok(elsewhere.mean < 0.6, `TRE where nothing moves: ${elsewhere.mean}`);
   assert.ok(r.stats.lnccEnd > r.stats.lnccStart);
+  assert.ok(r.stats.kept, 'the stage kept its field');
   assert.equal(jac.foldedPercent, 0);
+});
+
+test('local NCC: zero gradient at J = I in every window (flat ones too), blind to the contrast of J', () => {
+  // a blob image with flat regions (clipped air at -1, uniform tissue) and textured ones
+  const size = [14, 11, 9];
+  const N = size[0] * size[1] * size[2];
+  const R = rng(7);
+  const I = new Float32Array(N);
+  for (let k = 0, v = 0; k < size[2]; k++)
+    for (let j = 0; j < size[1]; j++)
+      for (let i = 0; i < size[0]; i++, v++)
+        I[v] = i < 4 ? -1 : i < 8 ? 0.05 + 1e-4 * R() : 0.2 * Math.sin(i + 2 * j) + 0.1 * R() + 0.01 * k;
+  const f = fixedWindows(I, size, 2);
+  const grad = new Float64Array(N);
+  const loss = lnccLoss(f, I, grad);
+  // against the gradient after a small change of J: the size of a gradient that means something
+  const J = I.map((x, v) => x + 0.02 * Math.sin(v));
+  const gradJ = new Float64Array(N);
+  lnccLoss(f, J, gradJ);
+  const maxAbs = (g: Float64Array) => g.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+  console.log(`LNCC at J = I: ${-loss}; max |gradient| ${maxAbs(grad).toExponential(2)} (at J = I + noise ${maxAbs(gradJ).toExponential(2)})`);
+  // (what is left comes from epsJ, which keeps a flat J window finite; eps on varJ as VoxelMorph: 1e-3 of it)
+  assert.ok(maxAbs(grad) < 1e-4 * maxAbs(gradJ), `gradient at J = I: ${maxAbs(grad)}`);
+  // the contrast of J: J = 3 I + 0.5 scores as I (VoxelMorph's cross^2 / (varI varJ + eps) scores it higher)
+  const brighter = I.map((x) => 3 * x + 0.5);
+  const a = lnccLoss(f, I);
+  const b = lnccLoss(f, brighter);
+  assert.ok(Math.abs(a - b) < 1e-3 * Math.abs(a), `LNCC ${-a} vs ${-b} with 3x the contrast`);
+});
+
+test('SAM-deform: a scan registered to itself keeps the identity', async () => {
+  const ct = await readVolume(dataPath('TotalSegmentator/tests/reference_files/example_ct.nii.gz'));
+  const mask = bodyMask(ct);
+  const r = await samDeform(ct, ct, (g) => zeroField(g), mask, { spacingMm: 8, iterations: 15 });
+  const maxW = r.field.data.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+  console.log(`self-registration: kept ${r.stats.kept}, |w| up to ${maxW} mm, LNCC ${r.stats.lnccStart.toFixed(4)} -> ${r.stats.lnccEnd.toFixed(4)}`);
+  assert.equal(r.stats.kept, false);
+  assert.equal(maxW, 0);
+  assert.equal(r.stats.foldedPercentOnGrid, 0);
 });
 
 test('linearScalarFootprint: the voxels outside it do not change a resampling (oblique, anisotropic grids)', () => {

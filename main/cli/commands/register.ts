@@ -150,7 +150,11 @@ export const registerCommand: Command = {
           `deform network ${r.deformNet.stats.meanDisplacementMm.toFixed(2)} mm mean, LNCC ${r.deformNet.stats.lnccBefore.toFixed(3)} -> ${r.deformNet.stats.lnccAfter.toFixed(3)}`,
         );
       if (r.deform)
-        parts.push(`deform LNCC ${r.deform.stats.lnccStart.toFixed(3)} -> ${r.deform.stats.lnccEnd.toFixed(3)}`);
+        parts.push(
+          r.deform.stats.kept
+            ? `deform LNCC ${r.deform.stats.lnccStart.toFixed(3)} -> ${r.deform.stats.lnccEnd.toFixed(3)}`
+            : `deform: no improvement on the earlier stages (LNCC ${r.deform.stats.lnccStart.toFixed(3)}), field left as they made it`,
+        );
       parts.push(`folding ${q.jacobian.foldedPercent.toFixed(3)} %`);
       console.error(parts.join('; '));
       for (const f of files) console.log(f);

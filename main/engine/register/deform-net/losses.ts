@@ -2,7 +2,8 @@
  * The SAM-deform network's training losses in tfjs (VoxelMorph's losses.py, SAME++'s terms). Images and
  * features [1, K, J, I, C] on the deform grid G, a per-voxel weight `mask` [1, K, J, I, 1] (window
  * centres / voxels that count: the fixed body inside the moving field of view).
- * - lncc: local NCC exactly as deform/local-ncc.ts (window (2r+1)^3 truncated at the faces, the same eps,
+ * - lncc: local NCC exactly as deform/local-ncc.ts (window (2r+1)^3 truncated at the faces, the same
+ *   damping of each variance,
  *   loss = -(sum_c m_c cc_c) / sum_c m_c), box sums as a conv3d with a ones kernel.
  * - featureDissimilarity: 1 - the weighted mean cosine of fixed and warped moving features.
  * - diffusion: alpha * mean over voxels of sum over axes of |forward difference of u / h|^2, u in mm
@@ -10,6 +11,7 @@
  * - softDice: 1 - mean over labels of 2 sum(a b) / (sum a + sum b), a and b one-hot (warped: soft).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { defaultLnccEps, LNCC_EPS_J_RATIO } from '../deform/local-ncc.ts';
 
 function boxSum(x: tf.Tensor5D, r: number): tf.Tensor5D {
   const k = tf.ones([2 * r + 1, 2 * r + 1, 2 * r + 1, 1, 1]) as tf.Tensor5D;
@@ -19,7 +21,7 @@ function boxSum(x: tf.Tensor5D, r: number): tf.Tensor5D {
 /** Local NCC loss of fixed I and warped moving J ([1, K, J, I, 1]); r: window radius. */
 export function lncc(I: tf.Tensor5D, J: tf.Tensor5D, r: number, mask?: tf.Tensor5D, eps?: number): tf.Scalar {
   return tf.tidy(() => {
-    const e = eps ?? 1e-3 * ((2 * r + 1) ** 3 / 125) ** 2;
+    const e = eps ?? defaultLnccEps(r);
     const n = boxSum(tf.onesLike(I), r);
     const sI = boxSum(I, r);
     const sJ = boxSum(J, r);
@@ -29,7 +31,7 @@ export function lncc(I: tf.Tensor5D, J: tf.Tensor5D, r: number, mask?: tf.Tensor
     const cross = tf.sub(sIJ, tf.div(tf.mul(sI, sJ), n));
     const varI = tf.sub(sII, tf.div(tf.mul(sI, sI), n));
     const varJ = tf.sub(sJJ, tf.div(tf.mul(sJ, sJ), n));
-    const cc = tf.div(tf.mul(cross, cross), tf.add(tf.mul(varI, varJ), e));
+    const cc = tf.div(tf.mul(cross, cross), tf.mul(tf.add(varI, e), tf.add(varJ, e * LNCC_EPS_J_RATIO)));
     if (!mask) return tf.neg(tf.mean(cc));
     return tf.neg(tf.div(tf.sum(tf.mul(cc, mask)), tf.maximum(tf.sum(mask), 1e-12)));
   });

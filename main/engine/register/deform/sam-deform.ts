@@ -7,7 +7,8 @@
  * diffusion smoothness. The total map is x -> b(x) + w(x), so w is a correction added in moving space
  * (stage-field.ts). Both images are box-smoothed to G's scale and clipped to [-1000, 1000] HU / 1000.
  * Folding is watched: after the optimisation the Jacobian of u0 + w is checked on G, and w is smoothed
- * (box filter) until no voxel folds (or `maxSmoothing` passes). AbortSignal is checked every iteration.
+ * (box filter) until no voxel folds (or `maxSmoothing` passes). w is kept only if it lowered the
+ * objective below w = 0 (stats.kept). AbortSignal is checked every iteration.
  * Two levels (2s, then s) by default; the gradient is box-smoothed before each step (a preconditioner);
  * the step is Adam's momentum over one shared second moment, clipped to the learning rate.
  * Only window centres inside the fixed body, well inside the moving field of view (fovMarginMm) and
@@ -107,6 +108,11 @@ export interface SamDeformResult {
     lnccStart: number;
     lnccEnd: number;
     smoothingPasses: number;
+    /**
+     * false: the optimised w did not lower the objective below w = 0 (the earlier stages' map), and
+     * the stage returns w = 0 (lossEnd, lnccEnd are then the start's).
+     */
+    kept: boolean;
     foldedPercentOnGrid: number;
     /** Where the optimisation ran: 'host' or 'tfjs-<backend>'. */
     optimisedOn: string;
@@ -429,6 +435,16 @@ async function deformLevels(
     opt.dispose();
   }
   prof.mark('evaluate (end)');
+  // w is kept only when it lowered the stage's own objective (similarity + smoothness) below the
+  // earlier stages' map: where that map is already the optimum (a scan registered to itself), Adam's
+  // steps add only noise
+  const kept = end.loss < start.loss;
+  if (!kept) {
+    w.fill(0);
+    end = start;
+    passes = 0;
+    foldedPercent = await folded();
+  }
   prof.done(`grid ${G.size.join('x')}, ${iterations} iterations a level`);
   return {
     field,
@@ -440,6 +456,7 @@ async function deformLevels(
       lnccStart: -start.similarity,
       lnccEnd: -end.similarity,
       smoothingPasses: passes,
+      kept,
       foldedPercentOnGrid: foldedPercent,
       optimisedOn: o.onDevice ? `tfjs-${tf.getBackend()}` : 'host',
       seconds,

@@ -23,6 +23,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
 import type { DeviceDeformProblem } from './deform-loss-on-device.ts';
 import { boxSumAxesWgsl, trilinearWgsl } from './deform-wgsl.ts';
+import { LNCC_EPS_J_RATIO } from '../deform/local-ncc.ts';
 import { affineUniforms, FlatProgram } from './flat-program.ts';
 import { runWebgpuProgram } from '../../compute/run-webgpu-program.ts';
 import { workgroupReduceWgsl } from '../../compute/wgsl-workgroup-reduce.ts';
@@ -92,7 +93,7 @@ class SampleProductsProgram extends FlatProgram {
 /** LNCC's coefficients per voxel, from the products' i-j box sums (Qij): the k pass done here. */
 class LnccCoefficientsProgram extends FlatProgram {
   variableNames = ['Q', 'P'];
-  uniforms = 'eps : f32, dims : vec3<i32>, voxels : i32,';
+  uniforms = 'eps : f32, epsJ : f32, dims : vec3<i32>, voxels : i32,';
   outputShape: number[];
   shaderKey: string;
 
@@ -118,13 +119,13 @@ class LnccCoefficientsProgram extends FlatProgram {
           let q = windowSums(index, uniforms.dims);
           let n = P[5 * index];
           let sI = P[5 * index + 1];
-          let varI = P[5 * index + 2];
+          let vI = P[5 * index + 2] + uniforms.eps;
           let sJ = q.x;
           let cross = q.z - sI * sJ / n;
           let varJ = q.y - sJ * sJ / n;
-          let D = varI * varJ + uniforms.eps;
+          let D = vI * (varJ + uniforms.epsJ);
           let a = m * 2.0 * cross / D;
-          let b = m * cross * cross * varI / (D * D);
+          let b = m * cross * cross * vI / (D * D);
           out = vec4<f32>(a, a * sI / n, b, b * sJ / n);
         }
         for (var c = 0; c < 4; c = c + 1) {
@@ -234,6 +235,7 @@ export function deformGradientWgsl(p: DeviceDeformProblem, pack: tf.Tensor2D, st
       [Qij, pack],
       [
         { type: 'float32', data: [p.windows.eps] },
+        { type: 'float32', data: [p.windows.eps * LNCC_EPS_J_RATIO] },
         { type: 'int32', data: [ni, nj, nk] },
         { type: 'int32', data: [N] },
       ],
@@ -306,7 +308,7 @@ fn main() {
 class AdamStepProgram extends FlatProgram {
   // (every declared input must be read: WGSL drops unused bindings and the bind group would not match)
   variableNames: string[];
-  uniforms = 'lr : f32, c1 : f32, c2 : f32, voxels : i32,';
+  uniforms = 'lr : f32, c1 : f32, c2 : f32, gradientFloor : f32, voxels : i32,';
   outputShape: number[];
   shaderKey: string;
 
@@ -326,11 +328,11 @@ class AdamStepProgram extends FlatProgram {
     // partial sums of GradientStatsProgram), each step clipped to the rate; 'adam': per parameter
     const update = this.global
       ? `
-          let step = clamp(uniforms.lr * (m1n / uniforms.c1) / (sqrt(v2 / uniforms.c2) + 1e-12), -uniforms.lr, uniforms.lr);
+          let step = clamp(uniforms.lr * (m1n / uniforms.c1) / (sqrt(v2 / uniforms.c2) + uniforms.gradientFloor), -uniforms.lr, uniforms.lr);
           setOutputAtIndex(${W} * index + 6 + a, 0.0);`
       : `
           let m2n = 0.999 * S[${W} * index + 6 + a] + 0.001 * g * g;
-          let step = uniforms.lr * (m1n / uniforms.c1) / (sqrt(m2n / uniforms.c2) + 1e-12);
+          let step = uniforms.lr * (m1n / uniforms.c1) / (sqrt(m2n / uniforms.c2) + uniforms.gradientFloor);
           setOutputAtIndex(${W} * index + 6 + a, m2n);`;
     return `
       fn main(index : i32) {
@@ -374,7 +376,7 @@ class AdamStepProgram extends FlatProgram {
 export function adamStepWgsl(
   state: tf.Tensor,
   g: tf.Tensor2D,
-  o: { lr: number; c1: number; c2: number; global: boolean },
+  o: { lr: number; c1: number; c2: number; floor: number; global: boolean },
 ): tf.Tensor {
   const N = g.shape[0];
   return tf.tidy(() => {
@@ -388,6 +390,7 @@ export function adamStepWgsl(
         { type: 'float32', data: [o.lr] },
         { type: 'float32', data: [o.c1] },
         { type: 'float32', data: [o.c2] },
+        { type: 'float32', data: [o.floor] },
         { type: 'int32', data: [N] },
       ],
     );

@@ -15,7 +15,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { CancelledError } from '../../errors.ts';
 import type { DeformEval, DeformProblem } from '../deform/deform-loss.ts';
-import { learningRateAt, type DeformOptimiser, type OptimiserSettings } from '../deform/deform-optimiser.ts';
+import {
+  gradientFloor,
+  learningRateAt,
+  type DeformOptimiser,
+  type OptimiserSettings,
+} from '../deform/deform-optimiser.ts';
 import { smoothGradientOnDevice } from './box-sum-on-device.ts';
 import {
   deformLossAndGradientOnDevice,
@@ -41,13 +46,14 @@ export function deviceDeformOptimiser(problem: DeformProblem, settings: Optimise
       return { loss, similarity, feature, smoothness };
     },
     async optimise(w: Float32Array, iterations: number, lr0: number, smoothing: number, label: string): Promise<void> {
-      if (wgsl) return optimiseWgsl(p, wgsl, settings, w, iterations, lr0, smoothing, label);
+      if (wgsl) return optimiseWgsl(p, wgsl, settings, w, iterations, lr0, smoothing, label, gradientFloor(problem));
       const o = settings;
       let wt: tf.Tensor2D = tf.tensor2d(w, [N, 3]);
       let m1: tf.Tensor = tf.zerosLike(wt);
       let m2: tf.Tensor = o.optimizer === 'adam' ? tf.zerosLike(wt) : tf.scalar(0);
       const b1 = 0.9;
       const b2 = 0.999;
+      const floor = gradientFloor(problem) + 1e-12;
       try {
         for (let it = 1; it <= iterations; it++) {
           if (o.signal?.aborted) throw new CancelledError('SAM-deform');
@@ -61,12 +67,12 @@ export function deviceDeformOptimiser(problem: DeformProblem, settings: Optimise
             let step: tf.Tensor;
             if (o.optimizer === 'adam') {
               m2n = tf.add(tf.mul(m2, b2), tf.mul(tf.square(g), 1 - b2));
-              step = tf.div(tf.mul(m1n, lr / c1), tf.add(tf.sqrt(tf.div(m2n, c2)), 1e-12));
+              step = tf.div(tf.mul(m1n, lr / c1), tf.add(tf.sqrt(tf.div(m2n, c2)), floor));
             } else {
               const nonzero = tf.sum(tf.cast(tf.notEqual(g, 0), 'float32'));
               const meanSquare = tf.div(tf.sum(tf.square(g)), tf.maximum(nonzero, 1));
               m2n = tf.add(tf.mul(m2, b2), tf.mul(meanSquare, 1 - b2));
-              const denom = tf.add(tf.sqrt(tf.div(m2n, c2)), 1e-12);
+              const denom = tf.add(tf.sqrt(tf.div(m2n, c2)), floor);
               step = tf.clipByValue(tf.div(tf.mul(m1n, lr / c1), denom), -lr, lr);
             }
             return [tf.sub(wt, step) as tf.Tensor2D, m1n, m2n] as const;
@@ -99,6 +105,7 @@ async function optimiseWgsl(
   lr0: number,
   smoothing: number,
   label: string,
+  floor: number,
 ): Promise<void> {
   const N = w.length / 3;
   const initial = new Float32Array(STATE_STRIDE * N + 1);
@@ -113,6 +120,7 @@ async function optimiseWgsl(
           lr: learningRateAt(lr0, it, iterations),
           c1: 1 - 0.9 ** it,
           c2: 1 - 0.999 ** it,
+          floor: floor + 1e-12,
           global: o.optimizer !== 'adam',
         });
       });
