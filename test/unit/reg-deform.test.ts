@@ -123,7 +123,9 @@ test('local NCC: zero gradient at J = I in every window (flat ones too), blind t
   const gradJ = new Float64Array(N);
   lnccLoss(f, J, gradJ);
   const maxAbs = (g: Float64Array) => g.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
-  console.log(`LNCC at J = I: ${-loss}; max |gradient| ${maxAbs(grad).toExponential(2)} (at J = I + noise ${maxAbs(gradJ).toExponential(2)})`);
+  console.log(
+    `LNCC at J = I: ${-loss}; max |gradient| ${maxAbs(grad).toExponential(2)} (at J = I + noise ${maxAbs(gradJ).toExponential(2)})`,
+  );
   // (what is left comes from epsJ, which keeps a flat J window finite; eps on varJ as VoxelMorph: 1e-3 of it)
   assert.ok(maxAbs(grad) < 1e-4 * maxAbs(gradJ), `gradient at J = I: ${maxAbs(grad)}`);
   // the contrast of J: J = 3 I + 0.5 scores as I (VoxelMorph's cross^2 / (varI varJ + eps) scores it higher)
@@ -138,7 +140,9 @@ test('SAM-deform: a scan registered to itself keeps the identity', async () => {
   const mask = bodyMask(ct);
   const r = await samDeform(ct, ct, (g) => zeroField(g), mask, { spacingMm: 8, iterations: 15 });
   const maxW = r.field.data.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
-  console.log(`self-registration: kept ${r.stats.kept}, |w| up to ${maxW} mm, LNCC ${r.stats.lnccStart.toFixed(4)} -> ${r.stats.lnccEnd.toFixed(4)}`);
+  console.log(
+    `self-registration: kept ${r.stats.kept}, |w| up to ${maxW} mm, LNCC ${r.stats.lnccStart.toFixed(4)} -> ${r.stats.lnccEnd.toFixed(4)}`,
+  );
   assert.equal(r.stats.kept, false);
   assert.equal(maxW, 0);
   assert.equal(r.stats.foldedPercentOnGrid, 0);
