@@ -106,3 +106,28 @@ test('float and out-of-int16 data: slope/intercept chosen so values come back wi
     cleanup();
   }
 });
+
+test('frameOfReference: a series resampled onto another scan takes the frame of that scan; a new one when it is not DICOM', async () => {
+  const { dir, cleanup } = tempDir('sam-dicom-write-frame-');
+  try {
+    const src = await readDicomSeries(CTHEAD);
+    const other = await readDicomSeries(GE);
+    const frameOf = (v: Volume) => v.meta.dicom!.attributes.FrameOfReferenceUID;
+    await writeDicomSeries(join(dir, 'a'), src, { source: src, frameOfReference: other, seriesDescription: 'on GE' });
+    const a = await readDicomSeries(join(dir, 'a'));
+    assert.equal(frameOf(a), frameOf(other));
+    assert.equal(a.meta.dicom!.attributes.PatientID, src.meta.dicom!.attributes.PatientID, 'the source patient');
+    const plain = { ...other, meta: { ...other.meta, dicom: undefined } };
+    await writeDicomSeries(join(dir, 'b'), src, {
+      source: src,
+      frameOfReference: plain,
+      seriesDescription: 'on NIfTI',
+    });
+    const b = await readDicomSeries(join(dir, 'b'));
+    assert.ok(frameOf(b));
+    assert.notEqual(frameOf(b), frameOf(src));
+    assert.notEqual(frameOf(b), frameOf(other));
+  } finally {
+    cleanup();
+  }
+});

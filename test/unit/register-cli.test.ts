@@ -13,6 +13,8 @@ import { readAffine } from '../../main/engine/register/affine-io.ts';
 import { affineApply } from '../../main/engine/register/affine-fit.ts';
 import { indexToWorld } from '../../main/engine/volume/geometry.ts';
 import { readVolume } from '../../main/engine/volume/io/index.ts';
+import { readDicomSeries } from '../../main/engine/volume/io/dicom/read-series.ts';
+import { writeDicomSeries } from '../../main/engine/volume/io/dicom/write-series.ts';
 import { affineErrorRms, registerPairCli, transformPointsCli } from '../register-helpers.ts';
 import { dataPath, tempDir } from '../helpers.ts';
 
@@ -82,6 +84,72 @@ test('sam register (affine, NCC matcher): known affine recovered, exports read b
     );
     assert.equal(where.status, 1);
     assert.match(where.stderr, /--ncc-on: use auto, gpu or cpu, got 'fast'/);
+  } finally {
+    cleanup();
+  }
+});
+
+test('sam register on DICOM: one folder of two series picked by --fixed-series / --moving-series; the warped series lies in the fixed frame of reference', async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const ct = await readVolume(dataPath('TotalSegmentator/tests/reference_files/example_ct.nii.gz'));
+    const pair = makeSyntheticPair(ct, {
+      seed: 5,
+      bumps: 0,
+      maxDeformationMm: 0,
+      noiseHu: 5,
+      maxRotationDeg: 6,
+      maxTranslationMm: 12,
+    });
+    // both series in one folder, each in its own frame of reference; the moving one of a named patient
+    const both = join(dir, 'both');
+    const f = await writeDicomSeries(both, pair.fixed, { seriesDescription: 'planning CT' });
+    const movingPatient = { attributes: { PatientID: 'SAM-TEST-7', PatientName: 'Test^Moving' } };
+    const m = await writeDicomSeries(both, pair.moving, {
+      source: { ...pair.moving, meta: { ...pair.moving.meta, dicom: movingPatient } },
+      seriesDescription: '',
+    });
+    const out = join(dir, 'result');
+    const run = (extra: string[]) =>
+      spawnSync(
+        process.execPath,
+        [
+          'bin/sam.mjs',
+          'register',
+          both,
+          both,
+          '--out',
+          out,
+          '--stages',
+          'affine',
+          '--matcher',
+          'ncc',
+          '--grid',
+          '24',
+          ...extra,
+        ],
+        { encoding: 'utf8' },
+      );
+    const ambiguous = run([]);
+    assert.equal(ambiguous.status, 1);
+    assert.match(ambiguous.stderr, /holds 2 DICOM series/);
+    assert.match(ambiguous.stderr, /--fixed-series UID/);
+    const r = run(['--fixed-series', f.seriesInstanceUid, '--moving-series', m.seriesInstanceUid]);
+    assert.equal(r.status, 0, r.stderr);
+    const fixedBack = await readDicomSeries(both, { seriesUid: f.seriesInstanceUid });
+    const movingBack = await readDicomSeries(both, { seriesUid: m.seriesInstanceUid });
+    const warped = await readDicomSeries(join(out, 'warped-dicom'));
+    const a = warped.meta.dicom!.attributes;
+    const frameOf = (v: typeof warped) => v.meta.dicom!.attributes.FrameOfReferenceUID;
+    assert.notEqual(frameOf(fixedBack), frameOf(movingBack));
+    // its voxels are on the fixed grid, in the fixed scan's patient coordinates: the fixed frame
+    assert.equal(frameOf(warped), frameOf(fixedBack));
+    assert.deepEqual(warped.size, fixedBack.size);
+    for (let k = 0; k < 3; k++) assert.ok(Math.abs(warped.origin[k] - fixedBack.origin[k]) < 1e-3);
+    // ... of the moving scan's patient
+    assert.equal(a.PatientID, 'SAM-TEST-7');
+    assert.equal(a.SeriesDescription, 'CT registered to fixed (NCC affine)');
+    assert.notEqual(a.SeriesInstanceUID, m.seriesInstanceUid);
   } finally {
     cleanup();
   }

@@ -14,6 +14,7 @@ import { InputError } from '../../engine/errors.ts';
 import { checkStages, DEFAULT_FEATURE_WEIGHT, DEFAULT_STAGES, registerVolumes } from '../../engine/register/cascade.ts';
 import { writeRegistration } from '../../engine/register/register-output.ts';
 import { readVolume } from '../../engine/volume/io/index.ts';
+import { MultipleSeriesError } from '../../engine/volume/io/dicom/read-series.ts';
 import { ProgressLine } from '../progress.ts';
 import { intOption, numberOption, optionalInt } from '../option-values.ts';
 import { MATCHER_OPTIONS, MATCHER_USAGE, matcherOptions, useNccDevice } from '../matcher-args.ts';
@@ -43,6 +44,8 @@ ${DEFORM_ON_USAGE}
                       CPU (default: one per core, at most 8, 4 and 8; 1: none; the result does not
                       depend on it)
   --no-field          do not write the displacement field
+  --fixed-series UID  the fixed series, by SeriesInstanceUID, in a DICOM folder holding several
+  --moving-series UID the moving series, likewise (\`sam info <folder>\` lists a folder's series)
   --allow-gaps        interpolate across missing slices of a DICOM series (refused otherwise)`;
 
 export const registerCommand: Command = {
@@ -65,6 +68,8 @@ export const registerCommand: Command = {
         threads: { type: 'string' },
         'no-field': { type: 'boolean', default: false },
         'allow-gaps': { type: 'boolean', default: false },
+        'fixed-series': { type: 'string' },
+        'moving-series': { type: 'string' },
         ...DEFORM_NET_OPTIONS,
       },
     });
@@ -86,9 +91,16 @@ export const registerCommand: Command = {
       if (resolve(p) === out) throw new InputError(values.out, 'the output folder is an input');
     const progress = new ProgressLine(process.stderr, 5);
     progress.update(`read fixed: ${fixedPath}`, true);
-    const fixed = await readVolume(fixedPath, { allowGaps: values['allow-gaps'] });
+    const read = (path: string, role: 'fixed' | 'moving') =>
+      readVolume(path, { allowGaps: values['allow-gaps'], seriesUid: values[`${role}-series`] }).catch((e) => {
+        // a folder of several series: say which option picks one
+        if (e instanceof MultipleSeriesError)
+          throw new InputError(path, `${e.problem}\nchoose the ${role} one with --${role}-series UID`);
+        throw e;
+      });
+    const fixed = await read(fixedPath, 'fixed');
     progress.update(`read moving: ${movingPath}`, true);
-    const moving = await readVolume(movingPath, { allowGaps: values['allow-gaps'] });
+    const moving = await read(movingPath, 'moving');
     const deformNet = stages.includes('deform') ? await openDeformNet(values) : undefined;
     if (deformNet)
       console.error(`deform network: ${deformNet.file} (${deformNet.config.name}), then instance optimisation`);

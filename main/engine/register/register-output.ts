@@ -1,7 +1,8 @@
 /**
  * Writes a registration result into a folder, every file atomically and never over an input:
  *   warped.nii.gz          the moving image resampled on the fixed grid (plus warped-dicom/ when the
- *                          moving input was DICOM: a derived series keeping patient and study)
+ *                          moving input was DICOM: a derived series keeping the moving patient and
+ *                          study, in the fixed scan's frame of reference)
  *   displacement.nii.gz    the displacement field of the whole cascade (affine composed with the coarse
  *                          and deform corrections) on the fixed grid, 3 components, mm: fixed point x maps
  *                          to moving point x + u(x) (LPS inside the product; stored as a NIfTI DISPVECT
@@ -61,12 +62,12 @@ export async function writeRegistration(
   };
   await writeVolume(file('warped.nii.gz'), r.warped, { protect });
   if (moving.meta.dicom) {
+    // the moving patient's study, in the fixed scan's frame of reference (its voxels are on the fixed grid)
+    const method = `${r.qa.matcher === 'ncc' ? 'NCC' : 'SAM'} ${(r.qa.stages as string[]).join('+')}`;
     await writeDicomSeries(file('warped-dicom'), r.warped, {
       source: moving,
-      seriesDescription: `${moving.meta.description ?? 'CT'} registered to fixed (SAM ${String(r.qa.stages)})`.slice(
-        0,
-        64,
-      ),
+      frameOfReference: fixed,
+      seriesDescription: `${moving.meta.description?.trim() || 'CT'} registered to fixed (${method})`.slice(0, 64),
       protect,
     });
   }

@@ -56,7 +56,7 @@ function chooseSeries(groups: Map<string, FileHeader[]>, label: string, seriesUi
   if (groups.size > 1)
     throw new MultipleSeriesError(
       label,
-      `holds ${groups.size} DICOM series; choose one by its SeriesInstanceUID (seriesUid):\n${list()}`,
+      `holds ${groups.size} DICOM series; choose one by its SeriesInstanceUID:\n${list()}`,
       [...groups.values()].map(summarize),
     );
   return [...groups.values()][0];

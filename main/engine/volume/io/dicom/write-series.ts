@@ -5,8 +5,12 @@
  * PixelSpacing, SliceThickness = SpacingBetweenSlices = spacing k).
  *
  * Identity: patient and study attributes are copied from `source.meta.dicom.attributes` (or,
- * without a source, from the volume's own meta.dicom), so the series joins the same study in
- * the same frame of reference; the series and every instance get new UIDs (2.25.<uuid>).
+ * without a source, from the volume's own meta.dicom), so the series joins the same study; the
+ * frame of reference (FrameOfReferenceUID, PositionReferenceIndicator) is `frameOfReference`'s, the
+ * scan whose patient coordinates the volume's positions are in (default the source; a new UID when
+ * that scan is not DICOM): a moving scan resampled onto the fixed grid lies in the fixed scan's
+ * frame, and labelling it with the moving's would put it, and anything drawn on it, in the wrong
+ * place. The series and every instance get new UIDs (2.25.<uuid>).
  * ImageType is DERIVED\SECONDARY\AXIAL, Modality CT.
  *
  * Files are named <prefix>_<nnnn>.dcm after the new series; each is written atomically, nothing
@@ -28,8 +32,13 @@ import { EXPLICIT_VR_LE } from './transfer-syntax.ts';
 import { newUid } from './uid.ts';
 
 export interface DicomWriteOptions {
-  /** The volume whose patient / study identity (and frame of reference) the series keeps. */
+  /** The volume whose patient / study identity the series keeps. */
   source?: Volume;
+  /**
+   * The scan whose patient coordinate system the volume's positions are in (default `source`): its
+   * FrameOfReferenceUID, or a new one when it is not DICOM.
+   */
+  frameOfReference?: Volume;
   /** What the series is, e.g. "CT registered to baseline (SAM affine+deformable)". */
   seriesDescription: string;
   /** Paths never to overwrite (the inputs). */
@@ -67,8 +76,6 @@ const KEPT = [
   'AccessionNumber',
   'ReferringPhysicianName',
   'StudyDescription',
-  'FrameOfReferenceUID',
-  'PositionReferenceIndicator',
   'BodyPartExamined',
   'PatientPosition',
 ];
@@ -107,6 +114,7 @@ export async function writeDicomSeries(
     throw new VolumeWriteError(dir, `slices of ${ni}x${nj} are too large for DICOM (65535 at most)`);
 
   const src: Attributes = (options.source ?? volume).meta.dicom?.attributes ?? {};
+  const frame: Attributes = (options.frameOfReference ?? options.source ?? volume).meta.dicom?.attributes ?? {};
   const seriesUid = newUid();
   const prefix = `CT_${seriesUid.slice(-8)}`;
   const files = Array.from({ length: nk }, (_, k) => join(dir, `${prefix}_${String(k + 1).padStart(4, '0')}.dcm`));
@@ -132,6 +140,10 @@ export async function writeDicomSeries(
     PatientSex: '',
     PositionReferenceIndicator: '',
     ...Object.fromEntries(KEPT.filter((k) => src[k] !== undefined).map((k) => [k, src[k]])),
+    ...(frame.FrameOfReferenceUID ? { FrameOfReferenceUID: frame.FrameOfReferenceUID } : {}),
+    ...(frame.PositionReferenceIndicator !== undefined
+      ? { PositionReferenceIndicator: frame.PositionReferenceIndicator }
+      : {}),
     SeriesDate: now.date,
     SeriesTime: now.time,
     ContentDate: now.date,
