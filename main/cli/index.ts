@@ -55,6 +55,31 @@ function help(): string {
   ].join('\n');
 }
 
+/** The option of `usage` nearest to `given` (edit distance at most 3), if any. */
+export function nearestOption(given: string, usage: string): string | undefined {
+  const options = [...new Set(usage.match(/--[a-z][a-z0-9-]*/g) ?? [])];
+  const distance = (a: string, b: string) => {
+    const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+    for (let i = 1; i <= a.length; i++) {
+      let diagonal = row[0];
+      row[0] = i;
+      for (let j = 1; j <= b.length; j++) {
+        const up = row[j];
+        row[j] = Math.min(row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
+        diagonal = up;
+      }
+    }
+    return row[b.length];
+  };
+  let best: string | undefined;
+  let bestDistance = 4;
+  for (const o of options) {
+    const d = distance(given, o);
+    if (d < bestDistance) [best, bestDistance] = [o, d];
+  }
+  return best;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
@@ -73,7 +98,17 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await cmd.run(rest);
   } catch (e) {
-    const err = e as Error;
+    const err = e as Error & { code?: string };
+    // a mistyped option: say so plainly, with the nearest option of the command (node's own message
+    // suggests quoting it as a positional argument)
+    if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      const given = /'([^']*)'/.exec(err.message)?.[1] ?? '';
+      const near = nearestOption(given, cmd.usage);
+      console.error(
+        `sam ${name}: unknown option ${given}${near ? ` (did you mean ${near}?)` : ''}; 'sam ${name} --help' lists its options`,
+      );
+      return 2;
+    }
     // Typed engine errors already say "<file>: <problem>"; print them without a stack.
     console.error(`sam ${name}: ${err.message}`);
     if (process.env.SAM_DEBUG) console.error(err.stack);

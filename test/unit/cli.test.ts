@@ -123,3 +123,29 @@ test('mistyped numbers are refused with the option and what it takes, before any
   assert.equal(e.code, 1, e.err);
   assert.match(e.err, /--points: an integer >= 1, got 'many'/);
 });
+
+test('a mistyped option is named, with the nearest real one', () => {
+  const r = sam('register', 'a.nii.gz', 'b.nii.gz', '--out', 'x', '--stage', 'affine');
+  assert.equal(r.code, 2);
+  assert.match(r.err, /^sam register: unknown option --stage \(did you mean --stages\?\)/);
+  assert.doesNotMatch(r.err, /positional/);
+});
+
+test('sam demo finds its default CT from any working folder', () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    // an invalid seed stops it right after the CT is read: the CT was found
+    const bin = join(process.cwd(), 'bin/sam.mjs');
+    const env = { ...process.env, SAM_DATA_DIR: '' };
+    const r = spawnSync(process.execPath, [bin, 'demo', '--out', join(dir, 'd'), '--seed', 'x'], {
+      cwd: dir,
+      encoding: 'utf8',
+      env,
+    });
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /seed/);
+    assert.doesNotMatch(r.stderr, /no such file/);
+  } finally {
+    cleanup();
+  }
+});

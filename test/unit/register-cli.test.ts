@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeSyntheticPair } from '../../main/engine/bench/synthetic-pair.ts';
 import { readAffine } from '../../main/engine/register/affine-io.ts';
@@ -66,6 +66,27 @@ test('sam register (affine, NCC matcher): known affine recovered, exports read b
       const want = affineApply(a, pts[k]);
       for (let c = 0; c < 3; c++) assert.ok(Math.abs(row[c] - want[c]) < 1e-2, `point ${k}: ${row} vs ${want}`);
     });
+    // transform-points never writes over the result it reads, nor its points; names a missing file;
+    // warns about points outside the fixed image
+    const fieldBefore = readFileSync(join(out, 'displacement.nii.gz'));
+    const ptsFile = join(dir, 'points.csv');
+    for (const target of [join(out, 'displacement.nii.gz'), join(out, 'qa.json'), ptsFile]) {
+      const tp = spawnSync(process.execPath, ['bin/sam.mjs', 'transform-points', out, ptsFile, '--out', target], {
+        encoding: 'utf8',
+      });
+      assert.equal(tp.status, 1, target);
+      assert.match(tp.stderr, /is an input or a file of the registration result/);
+    }
+    assert.deepEqual(readFileSync(join(out, 'displacement.nii.gz')), fieldBefore, 'the field is untouched');
+    const missing = spawnSync(process.execPath, ['bin/sam.mjs', 'transform-points', out, join(dir, 'nope.csv')], {
+      encoding: 'utf8',
+    });
+    assert.equal(missing.status, 1);
+    assert.match(missing.stderr, /nope\.csv: no such points file/);
+    writeFileSync(ptsFile, `${pts[0].join(',')}\n1000,1000,1000\n`);
+    const far = spawnSync(process.execPath, ['bin/sam.mjs', 'transform-points', out, ptsFile], { encoding: 'utf8' });
+    assert.equal(far.status, 0, far.stderr);
+    assert.match(far.stderr, /warning: 1 of 2 points lie outside the fixed image \(point 2\)/);
     // unknown stages, and stages out of order, refused
     for (const bad of ['affine,warp', 'coarse,affine']) {
       const again = spawnSync(

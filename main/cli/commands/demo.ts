@@ -3,9 +3,9 @@
  * CT of ../shared/data by a known affine (with noise and a cropped field of view), registered with
  * the cascade (affine, coarse, deform), written like `sam register` writes, and the result is scored against the known truth.
  */
-import { InputError } from '../../engine/errors.ts';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Command } from '../index.ts';
 import { makeSyntheticPair } from '../../engine/bench/synthetic-pair.ts';
@@ -14,30 +14,43 @@ import { registerVolumes } from '../../engine/register/cascade.ts';
 import { writeRegistration } from '../../engine/register/register-output.ts';
 import { readVolume, writeVolume } from '../../engine/volume/io/index.ts';
 import { bodyMask } from '../../engine/volume/mask.ts';
-import { defaultModelPath, openModel } from './match.ts';
+import { MODEL_OPTIONS, openModelFromArgs } from '../model-args.ts';
 import { intOption } from '../option-values.ts';
 import { MATCHER_OPTIONS, MATCHER_USAGE, matcherOptions, useNccDevice } from '../matcher-args.ts';
 
-const DEFAULT_CT = '../shared/data/TotalSegmentator/tests/reference_files/example_ct.nii.gz';
+const CT_IN_DATA = 'TotalSegmentator/tests/reference_files/example_ct.nii.gz';
+const DEFAULT_CT = `../shared/data/${CT_IN_DATA}`;
+
+/** The default CT: $SAM_DATA_DIR's, else ../shared/data's from here, else from beside the repository. */
+function defaultCt(): string {
+  if (process.env.SAM_DATA_DIR) return join(process.env.SAM_DATA_DIR, CT_IN_DATA);
+  if (existsSync(DEFAULT_CT)) return DEFAULT_CT;
+  const besideRepo = fileURLToPath(new URL(`../../../${DEFAULT_CT}`, import.meta.url));
+  return existsSync(besideRepo) ? besideRepo : DEFAULT_CT;
+}
 
 export const demoCommand: Command = {
   name: 'demo',
   summary: 'register a pair made from a real CT by a known affine, and score the result',
   usage: [
-    `usage: sam demo [--ct FILE (default ${DEFAULT_CT})] [--out DIR (default sam-demo)] [--seed N]`,
+    `usage: sam demo [--ct FILE (default ${DEFAULT_CT}, or under $SAM_DATA_DIR)] [--out DIR (default sam-demo)] [--seed N]`,
     MATCHER_USAGE,
+    '  --weights FILE      SAM model (default resources/sam-small.samw or $SAM_MODEL)',
+    '  --device NAME       auto (default), webgpu, onnx, onnx-cuda, tfjs-cpu, ...',
   ].join('\n'),
   async run(args) {
     const { values } = parseArgs({
       args,
       options: {
-        ct: { type: 'string', default: DEFAULT_CT },
+        ct: { type: 'string' },
         out: { type: 'string', default: 'sam-demo' },
         seed: { type: 'string', default: '5' },
         ...MATCHER_OPTIONS,
+        ...MODEL_OPTIONS,
       },
     });
-    const ct = await readVolume(values.ct);
+    const ctPath = values.ct ?? defaultCt();
+    const ct = await readVolume(ctPath);
     const pair = makeSyntheticPair(ct, {
       seed: intOption('seed', values.seed, 0),
       bumps: 0,
@@ -50,16 +63,14 @@ export const demoCommand: Command = {
     mkdirSync(out, { recursive: true });
     const fixedPath = join(out, 'fixed.nii.gz');
     const movingPath = join(out, 'moving.nii.gz');
-    await writeVolume(fixedPath, pair.fixed, { protect: [values.ct] });
-    await writeVolume(movingPath, pair.moving, { protect: [values.ct] });
+    await writeVolume(fixedPath, pair.fixed, { protect: [ctPath] });
+    await writeVolume(movingPath, pair.moving, { protect: [ctPath] });
     const { matcher, refine, nccOnDevice, note } = matcherOptions(values);
     const sam = matcher === 'sam';
-    if (sam && !existsSync(defaultModelPath()))
-      throw new InputError(defaultModelPath(), 'no SAM model here: use --matcher ncc');
-    const engine = sam ? (await openModel({ weightsFile: defaultModelPath() })).engine : undefined;
+    const engine = sam ? (await openModelFromArgs(values, '--matcher ncc')).engine : undefined;
     if (note) console.error(note);
     console.error(
-      `pair from ${values.ct} (seed ${values.seed}); matcher: ${sam ? `SAM${refine === 'ncc' ? ', refined by NCC' : ''}` : 'NCC'}`,
+      `pair from ${ctPath} (seed ${values.seed}); matcher: ${sam ? `SAM${refine === 'ncc' ? ', refined by NCC' : ''}` : 'NCC'}`,
     );
     await useNccDevice({ matcher, refine, nccOnDevice });
     const t0 = performance.now();
@@ -74,7 +85,7 @@ export const demoCommand: Command = {
     });
     const seconds = (performance.now() - t0) / 1000;
     const files = await writeRegistration(join(out, 'result'), pair.fixed, pair.moving, r, {
-      protect: [fixedPath, movingPath, values.ct],
+      protect: [fixedPath, movingPath, ctPath],
     });
     await engine?.dispose();
     // score: the recovered map (the whole cascade's field) against the truth over the fixed body

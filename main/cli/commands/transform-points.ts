@@ -4,16 +4,17 @@
  * result, as `transformix -def` does: through displacement.nii.gz when present (x -> x + u(x),
  * trilinear, clamped at the field's border), otherwise through affine.tfm.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from '../index.ts';
 import { InputError } from '../../engine/errors.ts';
 import { readAffine } from '../../engine/register/affine-io.ts';
 import { affineApply } from '../../engine/register/affine-fit.ts';
+import { RESULT_ENTRIES } from '../../engine/register/previous-result.ts';
 import { transformPoints } from '../../engine/register/field/field.ts';
 import { writeFileAtomic } from '../../engine/util/atomic-write.ts';
-import { indexToWorld } from '../../engine/volume/geometry.ts';
+import { applyAffine, indexToWorld, worldToIndexMatrix } from '../../engine/volume/geometry.ts';
 import { readVolume } from '../../engine/volume/io/index.ts';
 import { parsePoints } from '../../engine/volume/points.ts';
 import type { Vec3 } from '../../engine/volume/volume.ts';
@@ -38,6 +39,16 @@ export const transformPointsCommand: Command = {
       return 2;
     }
     const [dir, pointsFile] = positionals;
+    if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory())
+      throw new InputError(dir, 'no such result folder (give the --out folder of sam register)');
+    if (!existsSync(pointsFile)) throw new InputError(pointsFile, 'no such points file');
+    // the inputs and every file of the result are never written over (--out given as one of them)
+    const protect = [pointsFile, ...(values.fixed ? [values.fixed] : []), ...RESULT_ENTRIES.map((f) => join(dir, f))];
+    if (values.out) {
+      const target = resolve(values.out);
+      if (protect.some((p) => target === resolve(p) || target.startsWith(resolve(p) + sep)))
+        throw new InputError(values.out, 'is an input or a file of the registration result: give another --out');
+    }
     const list = parsePoints(readFileSync(pointsFile, 'utf8'), pointsFile);
     let points = list.points;
     if (list.kind === 'index') {
@@ -48,8 +59,23 @@ export const transformPointsCommand: Command = {
     const fieldPath = join(dir, 'displacement.nii.gz');
     const affinePath = join(dir, 'affine.tfm');
     let mapped: Vec3[];
-    if (existsSync(fieldPath)) mapped = transformPoints(await readVolume(fieldPath), points);
-    else if (existsSync(affinePath)) {
+    if (existsSync(fieldPath)) {
+      const field = await readVolume(fieldPath);
+      mapped = transformPoints(field, points);
+      // beyond the fixed grid the field is read at its border: say so (transformix does the same, silently)
+      const toIndex = worldToIndexMatrix(field);
+      const outside = points
+        .map((p, n) => ({ n, idx: applyAffine(toIndex, p) }))
+        .filter(({ idx }) => idx.some((v, a) => v < -0.5 || v > field.size[a] - 0.5));
+      if (outside.length)
+        console.error(
+          `sam transform-points: warning: ${outside.length} of ${points.length} points lie outside the fixed image ` +
+            `(point ${outside
+              .slice(0, 5)
+              .map((o) => o.n + 1)
+              .join(', ')}${outside.length > 5 ? ', ...' : ''}): mapped with the displacement at its border`,
+        );
+    } else if (existsSync(affinePath)) {
       const a = readAffine(affinePath);
       mapped = points.map((p) => affineApply(a, p));
     } else throw new InputError(dir, 'no displacement.nii.gz or affine.tfm: not a sam register result folder');
@@ -57,7 +83,7 @@ export const transformPointsCommand: Command = {
       values.format === 'elastix'
         ? ['point', String(mapped.length), ...mapped.map((p) => p.map((v) => v.toFixed(4)).join(' '))].join('\n') + '\n'
         : ['x,y,z', ...mapped.map((p) => p.map((v) => v.toFixed(4)).join(','))].join('\n') + '\n';
-    if (values.out) writeFileAtomic(values.out, Buffer.from(text), { protect: [pointsFile] });
+    if (values.out) writeFileAtomic(values.out, Buffer.from(text), { protect });
     else process.stdout.write(text);
     return 0;
   },
