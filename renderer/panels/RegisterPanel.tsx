@@ -33,6 +33,7 @@ export function RegisterPanel(): React.JSX.Element {
   const qa = s.summary?.qa as
     | {
         nccInFixedBody?: { before: number; after: number };
+        nccWhereMovingHasData?: { before: number; after: number; afterPercent: number };
         pairs?: { inliers: number; rmsMm: number };
         secondsTotal?: number;
       }
@@ -131,7 +132,17 @@ export function RegisterPanel(): React.JSX.Element {
           {s.summary.reopenedFrom
             ? `reopened (registered in ${num(qa?.secondsTotal, 1)} s)`
             : `done in ${s.summary.seconds.toFixed(1)} s`}
-          ; NCC in body {num(qa?.nccInFixedBody?.before)} → {num(qa?.nccInFixedBody?.after)};{' '}
+          {/* where the moving image has data (results from before session 18: over the whole body) */}
+          {qa?.nccWhereMovingHasData ? (
+            <span title="normalised cross-correlation over the fixed body where the moving image has data">
+              ; NCC {num(qa.nccWhereMovingHasData.before)} → {num(qa.nccWhereMovingHasData.after)} (
+              {qa.nccWhereMovingHasData.afterPercent.toFixed(0)} % of the body covered);{' '}
+            </span>
+          ) : (
+            <>
+              ; NCC in body {num(qa?.nccInFixedBody?.before)} → {num(qa?.nccInFixedBody?.after)};{' '}
+            </>
+          )}
           {qa?.pairs?.inliers ?? '–'} inlier pairs, RMS {num(qa?.pairs?.rmsMm, 2)} mm
         </span>
       )}

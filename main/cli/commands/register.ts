@@ -167,6 +167,11 @@ export const registerCommand: Command = {
             ? `deform LNCC ${r.deform.stats.lnccStart.toFixed(3)} -> ${r.deform.stats.lnccEnd.toFixed(3)}`
             : `deform: no improvement on the earlier stages (LNCC ${r.deform.stats.lnccStart.toFixed(3)}), field left as they made it`,
         );
+      const o = q.nccWhereMovingHasData;
+      parts.push(
+        `NCC where the moving image has data ${o.before.toFixed(3)} -> ${o.after.toFixed(3)} ` +
+          `(${o.afterPercent.toFixed(0)} % of the fixed body)`,
+      );
       parts.push(`folding ${q.jacobian.foldedPercent.toFixed(3)} %`);
       console.error(parts.join('; '));
       for (const f of files) console.log(f);

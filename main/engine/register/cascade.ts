@@ -67,6 +67,7 @@ import { deformNetStage, type DeformNet, type DeformNetStageResult } from './def
 import { warpVolume } from './field/warp.ts';
 import { affineWarpOnDevice, cascadeWarpOnDevice, stageFieldOnDevice } from './device/warp-on-device.ts';
 import { jacobianOnDevice } from './device/jacobian-on-device.ts';
+import { overlapNcc, type OverlapNcc } from './overlap-ncc.ts';
 import { maskedNcc } from './masked-ncc.ts';
 import { AFFINE_IDENTITY } from './affine3x4.ts';
 import { profiler } from '../util/profile.ts';
@@ -140,6 +141,8 @@ export type RegisterQa = Record<string, unknown> & {
   secondsTotal: number;
   jacobian: { min: number; max: number; mean: number; std: number; foldedPercent: number; voxels?: number };
   nccInFixedBody: { before: number; after: number };
+  /** NCC over the fixed body where the moving image has data (overlap-ncc.ts), and how much of it that is. */
+  nccWhereMovingHasData: OverlapNcc;
 };
 
 /**
@@ -620,6 +623,8 @@ async function stagesWith(
     ),
     after: maskedNcc(fixed.data, warped.data, mask),
   };
+  // (the same where the moving image has data: nccInFixedBody counts the body's uncovered voxels too)
+  const nccWhereMovingHasData = overlapNcc(fixed, moving, field, warped, mask);
   tick('qa numbers', t0);
   const qa: RegisterQa = {
     stages,
@@ -642,6 +647,7 @@ async function stagesWith(
     deformNet: deformNet?.stats,
     jacobian,
     nccInFixedBody,
+    nccWhereMovingHasData,
   };
   o.onProgress?.('warp, Jacobian, QA', 1, 1);
   return { affine, coarse, deform, deformNet, field, warped, qa };
