@@ -18,18 +18,23 @@ import { writeDicomSeries } from '../../main/engine/volume/io/dicom/write-series
 import { affineErrorRms, registerPairCli, transformPointsCli } from '../register-helpers.ts';
 import { dataPath, tempDir } from '../helpers.ts';
 
+/** The abdomen CT and a copy moved by a known affine (6 degrees, 12 mm; 5 HU noise, no deformation). */
+async function knownAffinePair() {
+  const ct = await readVolume(dataPath('TotalSegmentator/tests/reference_files/example_ct.nii.gz'));
+  return makeSyntheticPair(ct, {
+    seed: 5,
+    bumps: 0,
+    maxDeformationMm: 0,
+    noiseHu: 5,
+    maxRotationDeg: 6,
+    maxTranslationMm: 12,
+  });
+}
+
 test('sam register (affine, NCC matcher): known affine recovered, exports read back on the fixed grid', async () => {
   const { dir, cleanup } = tempDir();
   try {
-    const ct = await readVolume(dataPath('TotalSegmentator/tests/reference_files/example_ct.nii.gz'));
-    const pair = makeSyntheticPair(ct, {
-      seed: 5,
-      bumps: 0,
-      maxDeformationMm: 0,
-      noiseHu: 5,
-      maxRotationDeg: 6,
-      maxTranslationMm: 12,
-    });
+    const pair = await knownAffinePair();
     const { fixedPath, movingPath, out, r } = registerPairCli(dir, pair, [
       '--matcher',
       'ncc',
@@ -113,15 +118,7 @@ test('sam register (affine, NCC matcher): known affine recovered, exports read b
 test('sam register on DICOM: one folder of two series picked by --fixed-series / --moving-series; the warped series lies in the fixed frame of reference', async () => {
   const { dir, cleanup } = tempDir();
   try {
-    const ct = await readVolume(dataPath('TotalSegmentator/tests/reference_files/example_ct.nii.gz'));
-    const pair = makeSyntheticPair(ct, {
-      seed: 5,
-      bumps: 0,
-      maxDeformationMm: 0,
-      noiseHu: 5,
-      maxRotationDeg: 6,
-      maxTranslationMm: 12,
-    });
+    const pair = await knownAffinePair();
     // both series in one folder, each in its own frame of reference; the moving one of a named patient
     const both = join(dir, 'both');
     const f = await writeDicomSeries(both, pair.fixed, { seriesDescription: 'planning CT' });
