@@ -76,6 +76,16 @@ export const transformPointsCommand: Command = {
               .join(', ')}${outside.length > 5 ? ', ...' : ''}): mapped with the displacement at its border`,
         );
     } else if (existsSync(affinePath)) {
+      // a result written with --no-field: say that its later stages are not applied
+      const qaPath = join(dir, 'qa.json');
+      const stages = existsSync(qaPath)
+        ? (JSON.parse(readFileSync(qaPath, 'utf8')) as { stages?: string[] }).stages
+        : [];
+      if (stages?.some((s) => s !== 'affine'))
+        console.error(
+          `sam transform-points: warning: ${dir} has no displacement.nii.gz (written with --no-field?): mapped through ` +
+            `the affine alone, without the ${stages.filter((s) => s !== 'affine').join(' and ')} stage(s)`,
+        );
       const a = readAffine(affinePath);
       mapped = points.map((p) => affineApply(a, p));
     } else throw new InputError(dir, 'no displacement.nii.gz or affine.tfm: not a sam register result folder');
