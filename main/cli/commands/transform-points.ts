@@ -14,7 +14,7 @@ import { affineApply } from '../../engine/register/affine-fit.ts';
 import { RESULT_ENTRIES } from '../../engine/register/previous-result.ts';
 import { transformPoints } from '../../engine/register/field/field.ts';
 import { writeFileAtomic } from '../../engine/util/atomic-write.ts';
-import { applyAffine, indexToWorld, worldToIndexMatrix } from '../../engine/volume/geometry.ts';
+import { applyAffine, indexToWorld, insideExtent, worldToIndexMatrix } from '../../engine/volume/geometry.ts';
 import { readVolume } from '../../engine/volume/io/index.ts';
 import { parsePoints } from '../../engine/volume/points.ts';
 import type { Vec3 } from '../../engine/volume/volume.ts';
@@ -66,7 +66,7 @@ export const transformPointsCommand: Command = {
       const toIndex = worldToIndexMatrix(field);
       const outside = points
         .map((p, n) => ({ n, idx: applyAffine(toIndex, p) }))
-        .filter(({ idx }) => idx.some((v, a) => v < -0.5 || v > field.size[a] - 0.5));
+        .filter(({ idx }) => !insideExtent(field.size, idx[0], idx[1], idx[2]));
       if (outside.length)
         console.error(
           `sam transform-points: warning: ${outside.length} of ${points.length} points lie outside the fixed image ` +

@@ -9,9 +9,9 @@
  * decides (field/warp.ts: voxel centres +- half a voxel), on every `step`-th voxel along each axis;
  * with the share of the body's voxels counted.
  */
-import { applyAffine, indexToWorldMatrix, worldToIndexMatrix } from '../volume/geometry.ts';
+import { applyAffine, indexToWorldMatrix, insideExtent, sameGrid, worldToIndexMatrix } from '../volume/geometry.ts';
 import { trilinearAt } from '../volume/interpolate.ts';
-import type { Vec3, Volume } from '../volume/volume.ts';
+import type { Volume } from '../volume/volume.ts';
 
 export interface OverlapNcc {
   before: number;
@@ -60,13 +60,9 @@ export function overlapNcc(
     ['field', field],
     ['warped image', warped],
   ] as const)
-    if (v.size.some((s, a) => s !== fixed.size[a]))
-      throw new RangeError(`overlapNcc: the ${name} is not on the fixed grid`);
+    if (!sameGrid(v, fixed, 0.01)) throw new RangeError(`overlapNcc: the ${name} is not on the fixed grid`);
   const toWorld = indexToWorldMatrix(fixed);
   const toMoving = worldToIndexMatrix(moving);
-  const [mi, mj, mk] = moving.size;
-  const inside = (p: Vec3) =>
-    p[0] >= -0.5 && p[1] >= -0.5 && p[2] >= -0.5 && p[0] <= mi - 0.5 && p[1] <= mj - 0.5 && p[2] <= mk - 0.5;
   const before = new Moments();
   const after = new Moments();
   const u = field.data;
@@ -81,10 +77,10 @@ export function overlapNcc(
         const x = applyAffine(toWorld, [i, j, k]);
         const f = fixed.data[v];
         const m = applyAffine(toMoving, x);
-        if (inside(m) && trilinearAt(moving.data, moving.size, 1, m[0], m[1], m[2], 'extent', out))
-          before.add(f, out[0]);
+        // ('extent': false outside the moving extent, as the warp decides)
+        if (trilinearAt(moving.data, moving.size, 1, m[0], m[1], m[2], 'extent', out)) before.add(f, out[0]);
         const y = applyAffine(toMoving, [x[0] + u[3 * v], x[1] + u[3 * v + 1], x[2] + u[3 * v + 2]]);
-        if (inside(y)) after.add(f, warped.data[v]);
+        if (insideExtent(moving.size, y[0], y[1], y[2])) after.add(f, warped.data[v]);
       }
   const percent = (n: number) => (body ? (100 * n) / body : 0);
   return {

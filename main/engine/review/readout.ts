@@ -18,7 +18,7 @@ import { checkField } from '../register/field/field.ts';
 import { jacobianDeterminant } from '../register/field/jacobian.ts';
 import { trilinearAt } from '../volume/interpolate.ts';
 import { cropIndex } from '../volume/crop.ts';
-import { indexToWorld, sameGrid, worldToIndex } from '../volume/geometry.ts';
+import { indexToWorld, insideExtent, sameGrid, worldToIndex } from '../volume/geometry.ts';
 import type { Vec3, Volume } from '../volume/volume.ts';
 import type { EmbeddedVolume } from '../sam/embed-volume.ts';
 import { sampleEmbedding } from '../sam/match.ts';
@@ -83,7 +83,7 @@ export function voxelReadout(inputs: ReadoutInputs, point: Vec3): VoxelReadout {
     throw new InputError('warped image', 'the warped image is not on the fixed grid');
   if (!point.every(Number.isFinite)) throw new InputError('point', `not a finite point: ${point.join(', ')}`);
   const cont = worldToIndex(fixed, point);
-  const inside = cont.every((v, a) => v >= -0.5 && v <= fixed.size[a] - 0.5);
+  const inside = insideExtent(fixed.size, cont[0], cont[1], cont[2]);
   const index = cont.map((v, a) => Math.max(0, Math.min(fixed.size[a] - 1, Math.round(v)))) as Vec3;
   const [ni, nj] = fixed.size;
   const n = index[0] + ni * (index[1] + nj * index[2]);

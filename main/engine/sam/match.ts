@@ -24,7 +24,7 @@
  * Points are world LPS mm; every index <-> world conversion goes through geometry.ts.
  */
 import { CancelledError, InputError } from '../errors.ts';
-import { indexToWorld, worldToIndex, type Geometry } from '../volume/geometry.ts';
+import { indexToWorld, insideExtent, worldToIndex, type Geometry } from '../volume/geometry.ts';
 import type { Vec3, Volume } from '../volume/volume.ts';
 import { dotRows, type DotBackend } from './dot-products.ts';
 import { embeddingFloat32, halfTable, type EmbeddedVolume, type EmbeddingVolume } from './embed-volume.ts';
@@ -107,7 +107,7 @@ export function trilinearCorners(
   at = 0,
 ): boolean {
   const c = worldToIndex(g, p);
-  const inside = c.every((v, a) => v >= -0.5 && v <= g.size[a] - 0.5);
+  const inside = insideExtent(g.size, c[0], c[1], c[2]);
   const i0: number[] = [];
   const f: number[] = [];
   for (let a = 0; a < 3; a++) {

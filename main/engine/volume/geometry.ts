@@ -213,6 +213,14 @@ export function orthonormalize(m: Mat3): Mat3 {
   return fromColumns(a, b, c);
 }
 
+/**
+ * Is continuous index (x, y, z) inside a grid's physical extent, the voxel centres +- half a voxel
+ * ([-0.5, n - 0.5] on every axis)? The warp's outside rule (register/field/warp.ts).
+ */
+export function insideExtent(size: readonly number[], x: number, y: number, z: number): boolean {
+  return x >= -0.5 && y >= -0.5 && z >= -0.5 && x <= size[0] - 0.5 && y <= size[1] - 0.5 && z <= size[2] - 0.5;
+}
+
 /** True when two geometries describe the same grid within tol mm (positions) and 1e-4 (direction). */
 export function sameGrid(a: Geometry, b: Geometry, tolMm = 1e-3): boolean {
   if (a.size.some((n, i) => n !== b.size[i])) return false;

@@ -4,7 +4,7 @@
  * rest of a warped image holds the warp's fill value, which a display must not show as anatomy (a
  * difference image would paint it as a 1000 HU error, a checkerboard as black air).
  */
-import { worldToIndexMatrix, type Geometry } from '../../volume/geometry.ts';
+import { insideExtent, worldToIndexMatrix, type Geometry } from '../../volume/geometry.ts';
 import type { Volume } from '../../volume/volume.ts';
 import { checkField, gridToGridAffine } from './field.ts';
 
@@ -16,7 +16,6 @@ export function movingCoverage(field: Volume, moving: Geometry): Uint8Array {
   const m = worldToIndexMatrix(moving);
   const u = field.data;
   const [ni, nj, nk] = field.size;
-  const [mi, mj, mk] = moving.size;
   const out = new Uint8Array(ni * nj * nk);
   for (let k = 0, v = 0; k < nk; k++)
     for (let j = 0; j < nj; j++) {
@@ -30,7 +29,7 @@ export function movingCoverage(field: Volume, moving: Geometry): Uint8Array {
         const x = bx + p[0] * i + m[0] * ux + m[1] * uy + m[2] * uz;
         const y = by + p[4] * i + m[4] * ux + m[5] * uy + m[6] * uz;
         const z = bz + p[8] * i + m[8] * ux + m[9] * uy + m[10] * uz;
-        out[v] = x >= -0.5 && y >= -0.5 && z >= -0.5 && x <= mi - 0.5 && y <= mj - 0.5 && z <= mk - 0.5 ? 1 : 0;
+        out[v] = insideExtent(moving.size, x, y, z) ? 1 : 0;
       }
     }
   return out;
