@@ -11,7 +11,7 @@
  * - softDice: 1 - mean over labels of 2 sum(a b) / (sum a + sum b), a and b one-hot (warped: soft).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { defaultLnccEps, LNCC_EPS_J_RATIO } from '../deform/local-ncc.ts';
+import { defaultLnccEps } from '../deform/local-ncc.ts';
 
 function boxSum(x: tf.Tensor5D, r: number): tf.Tensor5D {
   const k = tf.ones([2 * r + 1, 2 * r + 1, 2 * r + 1, 1, 1]) as tf.Tensor5D;
@@ -31,7 +31,7 @@ export function lncc(I: tf.Tensor5D, J: tf.Tensor5D, r: number, mask?: tf.Tensor
     const cross = tf.sub(sIJ, tf.div(tf.mul(sI, sJ), n));
     const varI = tf.sub(sII, tf.div(tf.mul(sI, sI), n));
     const varJ = tf.sub(sJJ, tf.div(tf.mul(sJ, sJ), n));
-    const cc = tf.div(tf.mul(cross, cross), tf.mul(tf.add(varI, e), tf.add(varJ, e * LNCC_EPS_J_RATIO)));
+    const cc = tf.div(tf.mul(cross, cross), tf.mul(tf.add(varI, e), tf.add(varJ, e)));
     if (!mask) return tf.neg(tf.mean(cc));
     return tf.neg(tf.div(tf.sum(tf.mul(cc, mask)), tf.maximum(tf.sum(mask), 1e-12)));
   });

@@ -43,8 +43,9 @@ export interface DeformOptimiser {
  */
 export const ADAM_GRADIENT_FLOOR = 3e-4;
 
+/** The floor for `problem` (with the 1e-12 that Adam's denominator always had). */
 export function gradientFloor(problem: DeformProblem): number {
-  return ADAM_GRADIENT_FLOOR / problem.windows.weightSum;
+  return ADAM_GRADIENT_FLOOR / problem.windows.weightSum + 1e-12;
 }
 
 /** The cosine-decayed rate of iteration `it` (1-based) of `iterations`. */
@@ -68,7 +69,7 @@ export function hostDeformOptimiser(problem: DeformProblem, o: OptimiserSettings
       const m2 = new Float32Array(n);
       const b1 = 0.9;
       const b2 = 0.999;
-      const floor = gradientFloor(problem) + 1e-12;
+      const floor = gradientFloor(problem);
       let v2 = 0;
       for (let it = 1; it <= iterations; it++) {
         if (o.signal?.aborted) throw new CancelledError('SAM-deform');

@@ -5,26 +5,23 @@
  * Windows: the (2r+1)^3 box around each voxel c, truncated at the grid's faces (n_c voxels). With the
  * box sums S_I, S_J, S_II, S_JJ, S_IJ of the window:
  *   cross_c = S_IJ - S_I S_J / n_c,  varI_c = S_II - S_I^2 / n_c,  varJ_c = S_JJ - S_J^2 / n_c,
- *   cc_c = cross_c^2 / ((varI_c + eps) (varJ_c + epsJ)),      loss = -(Σ_c m_c cc_c) / Σ_c m_c
- * with m_c a weight per window centre (the fixed body) and eps, epsJ = LNCC_EPS_J_RATIO eps damping
- * flat windows (air, uniform tissue). The damping sits on each variance of its own: VoxelMorph's
- * cross^2 / (varI varJ + eps) rewards more contrast in J (for J = a I, a^2 v^2 / (a^2 v^2 + eps)
- * grows with a, by eps / v^2), so its gradient at J = I is not zero and a scan registered to itself
- * came out deformed (|w| up to 0.9 mm, Jacobian 0.56-1.14 on the 2 mm chest). Here the reward is
- * eps / v, a textured window's variance v times smaller. (epsJ = 1e-3 eps made the gradient at J = I
- * rounding noise, but the registrations came out worse: the demo pair 0.20 / 0.46 mm against 0.18 /
- * 0.41, the four 2 mm chest pairs 0.01 mm worse in two; the damping of flat J windows helps.) Then
+ *   cc_c = cross_c^2 / ((varI_c + eps) (varJ_c + eps)),      loss = -(Σ_c m_c cc_c) / Σ_c m_c
+ * with m_c a weight per window centre (the fixed body) and eps damping flat windows (air, uniform
+ * tissue). The damping sits on each variance of its own: VoxelMorph's cross^2 / (varI varJ + eps)
+ * rewards more contrast in J (for J = a I, a^2 v^2 / (a^2 v^2 + eps) grows with a, by eps / v^2),
+ * so its gradient at J = I is not zero and a scan registered to itself came out deformed (|w| up to
+ * 0.9 mm, Jacobian 0.56-1.14 on the 2 mm chest). Here the reward is eps / v, a textured window's
+ * variance v times smaller. (Damping varJ by only 1e-3 eps made the gradient at J = I rounding
+ * noise, but the registrations came out worse: the demo pair 0.20 / 0.46 mm against 0.18 / 0.41, the
+ * four 2 mm chest pairs 0.01 mm worse in two; the damping of flat J windows helps.) Then
  *   ∂cc_c/∂J(x) = a_c (I(x) - Ī_c) - 2 b_c (J(x) - J̄_c),  a_c = 2 cross_c / D_c,
- *   b_c = cross_c^2 (varI_c + eps) / D_c^2,  D_c = (varI_c + eps)(varJ_c + epsJ)
+ *   b_c = cross_c^2 (varI_c + eps) / D_c^2,  D_c = (varI_c + eps)(varJ_c + eps)
  * for x in the window of c, and since the truncated windows are symmetric (x in window(c) iff c in
  * window(x)), the sum over windows is a box sum again:
  *   ∂loss/∂J(x) = -(1/Σm) [ I(x) B(m a)(x) - B(m a Ī)(x) - 2 J(x) B(m b)(x) + 2 B(m b J̄)(x) ].
  */
 import { boxSum } from './box-sum.ts';
 import type { BoxSumThreads } from './box-sum-threads.ts';
-
-/** epsJ / eps (see the header). */
-export const LNCC_EPS_J_RATIO = 1;
 
 /** The default eps of windows of radius r: 1e-3 for 5^3 windows, scaled as a squared window sum. */
 export function defaultLnccEps(r: number): number {
@@ -34,7 +31,7 @@ export function defaultLnccEps(r: number): number {
 export interface FixedWindows {
   size: readonly number[];
   r: number;
-  /** Damping of varI; varJ's is eps * LNCC_EPS_J_RATIO. */
+  /** Damping of varI and of varJ. */
   eps: number;
   I: Float32Array;
   /** Window sums of 1, I, I^2. */
@@ -154,7 +151,6 @@ function windowTerms(
   const fsI = f.sI;
   const fsII = f.sII;
   const [A, AI, B, BJ] = coef ?? [];
-  const epsJ = f.eps * LNCC_EPS_J_RATIO;
   let total = 0;
   for (let c = 0; c < sJ.length; c++) {
     const m = w ? w[c] : 1;
@@ -167,7 +163,7 @@ function windowTerms(
     const varI = fsII[c] - (fsI[c] * fsI[c]) / n;
     const varJ = sJJ[c] - (sJ[c] * sJ[c]) / n;
     const vI = varI + f.eps;
-    const D = vI * (varJ + epsJ);
+    const D = vI * (varJ + f.eps);
     total += (m * cross * cross) / D;
     if (A) {
       const a = (m * 2 * cross) / D;

@@ -23,7 +23,6 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
 import type { DeviceDeformProblem } from './deform-loss-on-device.ts';
 import { boxSumAxesWgsl, trilinearWgsl } from './deform-wgsl.ts';
-import { LNCC_EPS_J_RATIO } from '../deform/local-ncc.ts';
 import { affineUniforms, FlatProgram } from './flat-program.ts';
 import { runWebgpuProgram } from '../../compute/run-webgpu-program.ts';
 import { workgroupReduceWgsl } from '../../compute/wgsl-workgroup-reduce.ts';
@@ -93,7 +92,7 @@ class SampleProductsProgram extends FlatProgram {
 /** LNCC's coefficients per voxel, from the products' i-j box sums (Qij): the k pass done here. */
 class LnccCoefficientsProgram extends FlatProgram {
   variableNames = ['Q', 'P'];
-  uniforms = 'eps : f32, epsJ : f32, dims : vec3<i32>, voxels : i32,';
+  uniforms = 'eps : f32, dims : vec3<i32>, voxels : i32,';
   outputShape: number[];
   shaderKey: string;
 
@@ -123,7 +122,7 @@ class LnccCoefficientsProgram extends FlatProgram {
           let sJ = q.x;
           let cross = q.z - sI * sJ / n;
           let varJ = q.y - sJ * sJ / n;
-          let D = vI * (varJ + uniforms.epsJ);
+          let D = vI * (varJ + uniforms.eps);
           let a = m * 2.0 * cross / D;
           let b = m * cross * cross * vI / (D * D);
           out = vec4<f32>(a, a * sI / n, b, b * sJ / n);
@@ -235,7 +234,6 @@ export function deformGradientWgsl(p: DeviceDeformProblem, pack: tf.Tensor2D, st
       [Qij, pack],
       [
         { type: 'float32', data: [p.windows.eps] },
-        { type: 'float32', data: [p.windows.eps * LNCC_EPS_J_RATIO] },
         { type: 'int32', data: [ni, nj, nk] },
         { type: 'int32', data: [N] },
       ],

@@ -10,7 +10,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Affine3x4 } from '../../volume/geometry.ts';
 import type { DeformProblem } from '../deform/deform-loss.ts';
-import { LNCC_EPS_J_RATIO } from '../deform/local-ncc.ts';
 import { boxSumOnDevice } from './box-sum-on-device.ts';
 import { boxSum3dWgsl } from './deform-wgsl.ts';
 import { sampleWorldOnDevice } from './sample-on-device.ts';
@@ -123,7 +122,7 @@ function lnccOnDevice(p: DeviceDeformProblem, J: tf.Tensor4D): tf.Scalar {
   const [sJ, sJJ, sIJ] = tf.split(sums, 3, 3) as tf.Tensor4D[];
   const cross = tf.sub(sIJ, tf.div(tf.mul(f.sI, sJ), f.n));
   const varJ = tf.sub(sJJ, tf.div(tf.square(sJ), f.n));
-  const D = tf.mul(tf.add(f.varI, f.eps), tf.add(varJ, f.eps * LNCC_EPS_J_RATIO));
+  const D = tf.mul(tf.add(f.varI, f.eps), tf.add(varJ, f.eps));
   const total = tf.sum(tf.div(tf.mul(f.weight, tf.square(cross)), D));
   return tf.div(total, -f.weightSum) as tf.Scalar;
 }

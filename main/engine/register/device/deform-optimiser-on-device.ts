@@ -46,14 +46,14 @@ export function deviceDeformOptimiser(problem: DeformProblem, settings: Optimise
       return { loss, similarity, feature, smoothness };
     },
     async optimise(w: Float32Array, iterations: number, lr0: number, smoothing: number, label: string): Promise<void> {
-      if (wgsl) return optimiseWgsl(p, wgsl, settings, w, iterations, lr0, smoothing, label, gradientFloor(problem));
+      const floor = gradientFloor(problem);
+      if (wgsl) return optimiseWgsl(p, wgsl, settings, w, iterations, lr0, smoothing, label, floor);
       const o = settings;
       let wt: tf.Tensor2D = tf.tensor2d(w, [N, 3]);
       let m1: tf.Tensor = tf.zerosLike(wt);
       let m2: tf.Tensor = o.optimizer === 'adam' ? tf.zerosLike(wt) : tf.scalar(0);
       const b1 = 0.9;
       const b2 = 0.999;
-      const floor = gradientFloor(problem) + 1e-12;
       try {
         for (let it = 1; it <= iterations; it++) {
           if (o.signal?.aborted) throw new CancelledError('SAM-deform');
@@ -120,7 +120,7 @@ async function optimiseWgsl(
           lr: learningRateAt(lr0, it, iterations),
           c1: 1 - 0.9 ** it,
           c2: 1 - 0.999 ** it,
-          floor: floor + 1e-12,
+          floor,
           global: o.optimizer !== 'adam',
         });
       });
