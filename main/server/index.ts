@@ -1,13 +1,15 @@
 /**
  * `npm run web`: the browser mode. Serves the built renderer (out/renderer, from `npm run build`) and
  * the workstation engine on 127.0.0.1 and prints the session URL (with its token).
- * Options: --data DIR (repeatable; folders the page may read, default ../shared/data if present and
- * the current folder), --work DIR (exports and sessions; default ./sam-work), --port N (default random).
+ * Options: --data DIR (repeatable; folders the page may read; default $SAM_DATA_DIR or ../shared/data,
+ * cli/shared-data.ts, if present, else the current folder), --work DIR (exports and sessions; default
+ * ./sam-work), --port N (default random).
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { findSharedData } from '../cli/shared-data.ts';
 import { rootedPolicy } from '../engine/workstation/path-policy.ts';
 import { startWorkerThread } from '../engine/workstation/worker-runner.ts';
 import { defaultModelPath, Workstation } from '../engine/workstation/workstation.ts';
@@ -25,7 +27,8 @@ if (!existsSync(resolve(rendererDir, 'index.html'))) {
   console.error(`no built renderer in ${rendererDir}: run npm run build first`);
   process.exit(1);
 }
-const dataRoots = (values.data ?? [existsSync('../shared/data') ? '../shared/data' : '.']).map((d) => resolve(d));
+const sharedData = findSharedData();
+const dataRoots = (values.data ?? [sharedData ?? '.']).map((d) => resolve(d));
 const workRoot = resolve(values.work);
 mkdirSync(workRoot, { recursive: true });
 const workstation = new Workstation({

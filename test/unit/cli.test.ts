@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dataPath, tempDir } from '../helpers.ts';
 
@@ -146,6 +146,27 @@ test('sam demo finds its default CT from any working folder', () => {
     assert.match(r.stderr, /seed/);
     assert.doesNotMatch(r.stderr, /no such file/);
   } finally {
+    cleanup();
+  }
+});
+
+test('the example data is found from any folder, $SAM_DATA_DIR first', async () => {
+  const { findSharedData, sharedDataPath } = await import('../../main/cli/shared-data.ts');
+  const { dir, cleanup } = tempDir();
+  const cwd = process.cwd();
+  const env = process.env.SAM_DATA_DIR;
+  try {
+    process.chdir(dir);
+    delete process.env.SAM_DATA_DIR;
+    // no ../shared/data from the temp folder: the one beside the checkout, where the tests read theirs
+    assert.equal(realpathSync(findSharedData()!), realpathSync(dataPath('.')));
+    process.env.SAM_DATA_DIR = join(dir, 'elsewhere');
+    assert.equal(findSharedData(), join(dir, 'elsewhere'));
+    assert.equal(sharedDataPath('a', 'b.nii'), join(dir, 'elsewhere', 'a', 'b.nii'));
+  } finally {
+    process.chdir(cwd);
+    if (env === undefined) delete process.env.SAM_DATA_DIR;
+    else process.env.SAM_DATA_DIR = env;
     cleanup();
   }
 });

@@ -26,14 +26,15 @@ import type { Vec3, Volume } from '../../engine/volume/volume.ts';
 import { createRng } from '../../engine/train/rng.ts';
 import { defaultModelPath, openModel, type OpenedModel } from './match.ts';
 import { intOption, numberOption, optionalNumber, sizeOption } from '../option-values.ts';
+import { SHARED_DATA_LABEL, sharedDataPath } from '../shared-data.ts';
 
-const DEFAULT_INPUT = '../shared/data/ITKElastix/examples/data/00';
+const DEFAULT_INPUT = 'ITKElastix/examples/data/00';
 
 export const benchEmbedCommand: Command = {
   name: 'bench-embed',
   summary: 'benchmark whole-volume SAM embedding and matching 2,000 points: time and peak memory',
   usage: [
-    `usage: sam bench-embed [input (default ${DEFAULT_INPUT})] [options]`,
+    `usage: sam bench-embed [input (default ${DEFAULT_INPUT} under ${SHARED_DATA_LABEL})] [options]`,
     '  --weights FILE   the model (default resources/sam-small.samw or $SAM_MODEL: matching time depends on',
     '                   the model, its local scan skips voxels a discriminative global embedding rules out)',
     '  --config NAME    small or paper at random initialisation instead (embedding speed does not depend on',
@@ -67,7 +68,7 @@ export const benchEmbedCommand: Command = {
         profile: { type: 'boolean', default: false },
       },
     });
-    const input = positionals[0] ?? DEFAULT_INPUT;
+    const input = positionals[0] ?? sharedDataPath(DEFAULT_INPUT);
     const repeat = intOption('repeat', values.repeat);
     const nPoints = intOption('points', values.points);
     const tileBytes = optionalNumber('tile-bytes', values['tile-bytes'], { above: 0 });

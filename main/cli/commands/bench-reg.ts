@@ -20,13 +20,13 @@ import { defaultModelPath, openModel } from './match.ts';
 import { DEFORM_NET_OPTIONS, DEFORM_ON_USAGE, deformOnDevice, openDeformNet } from '../deform-net-args.ts';
 import { intOption, numberOption, optionalInt } from '../option-values.ts';
 import { startHostStats } from '../bench/host-stats.ts';
+import { SHARED_DATA_LABEL, sharedDataPath } from '../shared-data.ts';
 
-const DATA = process.env.SAM_DATA_DIR ?? '../shared/data';
 const TS = 'TotalSegmentator/tests/reference_files';
 
 const USAGE = `usage: sam bench-reg [options]
 
-  Pairs made from real CT (${DATA}) by known transforms (affine up to +-15 deg, +-15 % scale, +-30 mm;
+  Pairs made from real CT (${SHARED_DATA_LABEL}) by known transforms (affine up to +-15 deg, +-15 % scale, +-30 mm;
   smooth deformation up to 15 mm; noise; cropped field of view), registered by the SAM cascade and by
   elastix (affine + B-spline, resources/elastix/), scored by TRE on dense known correspondences, Dice per
   organ (TotalSegmentator labels) and folding.
@@ -65,14 +65,14 @@ ${DEFORM_ON_USAGE}
 
 async function loadSource(name: string): Promise<BenchSource> {
   if (name === 'abdomen') {
-    const ct = await readVolume(`${DATA}/${TS}/example_ct.nii.gz`);
+    const ct = await readVolume(sharedDataPath(TS, 'example_ct.nii.gz'));
     // example_seg labels example_ct_sm, the first 30 slices of example_ct (same origin and axes):
     // placed on example_ct's grid, unlabelled beyond them
-    const seg = await readVolume(`${DATA}/${TS}/example_seg.nii.gz`);
+    const seg = await readVolume(sharedDataPath(TS, 'example_seg.nii.gz'));
     const labels = resample(seg, ct, { interpolation: 'nearest', fill: 0, outputType: 'uint16' });
     return { name: 'abdomen', ct, labels };
   }
-  if (name === 'chest') return { name: 'chest', ct: await readVolume(`${DATA}/ITKElastix/examples/data/00`) };
+  if (name === 'chest') return { name: 'chest', ct: await readVolume(sharedDataPath('ITKElastix/examples/data/00')) };
   // any CT the user has (no organ labels: TRE and folding only)
   if (existsSync(name))
     return { name: basename(name).replace(/\.(nii\.gz|nii|mha|mhd|nrrd|vti)$/i, ''), ct: await readVolume(name) };

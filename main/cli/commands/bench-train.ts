@@ -32,8 +32,9 @@ import { trainSam } from '../../engine/train/train-loop.ts';
 import { startHostStats, type HostStats } from '../bench/host-stats.ts';
 import { printKernelProfile } from '../bench/kernel-profile.ts';
 import { intOption, sizeOption } from '../option-values.ts';
+import { SHARED_DATA_LABEL, sharedDataPath } from '../shared-data.ts';
 
-const DEFAULT_DATA = '../shared/data/TotalSegmentator/tests/reference_files/example_ct.nii.gz';
+const DEFAULT_DATA = 'TotalSegmentator/tests/reference_files/example_ct.nii.gz';
 
 const USAGE = [
   'usage: sam bench-train [options]',
@@ -51,7 +52,7 @@ const USAGE = [
   '                     compiled ...), the main thread busy vs waiting, GC pauses, CPU time (host-stats.ts)',
   '  --profile          after the timed iterations, one more iteration (default kernels) with every kernel timed',
   '                     (tf.profile; WebGPU: SAM_DAWN_FLAGS=enable-dawn-features=allow_unsafe_apis)',
-  `  --data FILE        training CT (default ${DEFAULT_DATA})`,
+  `  --data FILE        training CT (default ${DEFAULT_DATA} under ${SHARED_DATA_LABEL})`,
 ].join('\n');
 
 /** Forward-pass equivalents of one training iteration (see the header). */
@@ -201,7 +202,7 @@ export const benchTrainCommand: Command = {
         'no-iterations': { type: 'boolean', default: false },
         profile: { type: 'boolean', default: false },
         'host-stats': { type: 'boolean', default: false },
-        data: { type: 'string', default: DEFAULT_DATA },
+        data: { type: 'string' },
       },
     });
     const batch = intOption('batch', values.batch);
@@ -215,7 +216,9 @@ export const benchTrainCommand: Command = {
       if (m.startsWith('wgsl') && !webgpu) throw new Error(`--wgrad ${m} needs the webgpu backend`);
     }
     console.log(`backend: ${backend.backend}`);
-    const cases = values['no-iterations'] ? [] : (await loadTrainingSet([values.data])).cases;
+    const cases = values['no-iterations']
+      ? []
+      : (await loadTrainingSet([values.data ?? sharedDataPath(DEFAULT_DATA)])).cases;
     const patchZyx: Vec3 = [patch[2], patch[1], patch[0]];
     for (const name of values.config.split(',')) {
       const config = getSamConfig(name);

@@ -5,7 +5,6 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Command } from '../index.ts';
 import { makeSyntheticPair } from '../../engine/bench/synthetic-pair.ts';
@@ -16,24 +15,16 @@ import { readVolume, writeVolume } from '../../engine/volume/io/index.ts';
 import { bodyMask } from '../../engine/volume/mask.ts';
 import { MODEL_OPTIONS, openModelFromArgs } from '../model-args.ts';
 import { intOption } from '../option-values.ts';
+import { SHARED_DATA_LABEL, sharedDataPath } from '../shared-data.ts';
 import { MATCHER_OPTIONS, MATCHER_USAGE, matcherOptions, useNccDevice } from '../matcher-args.ts';
 
 const CT_IN_DATA = 'TotalSegmentator/tests/reference_files/example_ct.nii.gz';
-const DEFAULT_CT = `../shared/data/${CT_IN_DATA}`;
-
-/** The default CT: $SAM_DATA_DIR's, else ../shared/data's from here, else from beside the repository. */
-function defaultCt(): string {
-  if (process.env.SAM_DATA_DIR) return join(process.env.SAM_DATA_DIR, CT_IN_DATA);
-  if (existsSync(DEFAULT_CT)) return DEFAULT_CT;
-  const besideRepo = fileURLToPath(new URL(`../../../${DEFAULT_CT}`, import.meta.url));
-  return existsSync(besideRepo) ? besideRepo : DEFAULT_CT;
-}
 
 export const demoCommand: Command = {
   name: 'demo',
   summary: 'register a pair made from a real CT by a known affine, and score the result',
   usage: [
-    `usage: sam demo [--ct FILE (default ${DEFAULT_CT}, or under $SAM_DATA_DIR)] [--out DIR (default sam-demo)] [--seed N]`,
+    `usage: sam demo [--ct FILE (default ${CT_IN_DATA} under ${SHARED_DATA_LABEL})] [--out DIR (default sam-demo)] [--seed N]`,
     MATCHER_USAGE,
     '  --weights FILE      SAM model (default resources/sam-small.samw or $SAM_MODEL)',
     '  --device NAME       auto (default), webgpu, onnx, onnx-cuda, tfjs-cpu, ...',
@@ -49,7 +40,7 @@ export const demoCommand: Command = {
         ...MODEL_OPTIONS,
       },
     });
-    const ctPath = values.ct ?? defaultCt();
+    const ctPath = values.ct ?? sharedDataPath(CT_IN_DATA);
     const ct = await readVolume(ctPath);
     const pair = makeSyntheticPair(ct, {
       seed: intOption('seed', values.seed, 0),

@@ -7,7 +7,6 @@
  * (CPM@5, CPM@10, the SAM paper's measure), next to the error without any matching (identity).
  */
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from '../index.ts';
 import type { Device } from '../../engine/compute/choose-engine.ts';
@@ -26,6 +25,7 @@ import { bodyMask } from '../../engine/volume/mask.ts';
 import type { Vec3 } from '../../engine/volume/volume.ts';
 import { defaultModelPath, openModel, type OpenedModel } from './match.ts';
 import { intOption } from '../option-values.ts';
+import { SHARED_DATA_LABEL, sharedDataPath } from '../shared-data.ts';
 
 /** The fixed list of pair seeds; --pairs N takes the first N. */
 export const EVAL_SEEDS = [1101, 2202, 3303, 4404, 5505, 6606, 7707, 8808, 9909, 11011];
@@ -40,7 +40,7 @@ const USAGE = `usage: sam eval-match [options]
   --pairs N          number of synthetic pairs (default 3), seeds taken from a fixed list
   --seeds A,B,...    explicit pair seeds instead
   --points N         points per pair (default 200), inside the body, truth inside the moving image
-  --ct FILE          source CT (default ../shared/data/${DEFAULT_CT.join('/')}, or $SAM_DATA_DIR)
+  --ct FILE          source CT (default ${DEFAULT_CT.join('/')} under ${SHARED_DATA_LABEL})
   --top-k N          global candidates of the SAM matching (default 20)
   --no-ncc           skip the NCC baseline and the trained model's matches refined by NCC (the
                      registration's default, register/ncc-refine.ts)
@@ -112,7 +112,7 @@ export const evalMatchCommand: Command = {
     const nPoints = int('points', values.points);
     const topK = values['top-k'] ? int('top-k', values['top-k']) : undefined;
     const backend = values.device as Device;
-    const ctPath = values.ct ?? join(process.env.SAM_DATA_DIR ?? '../shared/data', ...DEFAULT_CT);
+    const ctPath = values.ct ?? sharedDataPath(...DEFAULT_CT);
     const log = (s: string) => console.error(s);
 
     const models: OpenedModel[] = [];
