@@ -3,7 +3,7 @@
  * CT of ../shared/data by a known affine (with noise and a cropped field of view), registered with
  * the cascade (affine, coarse, deform), written like `sam register` writes, and the result is scored against the known truth.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from '../index.ts';
