@@ -7,6 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from '../index.ts';
+import { checkOutputFolder } from '../../engine/util/paths.ts';
 import { MODEL_OPTIONS, openModelFromArgs } from '../model-args.ts';
 import { DEFORM_NET_OPTIONS, DEFORM_ON_USAGE, deformOnDevice, openDeformNet } from '../deform-net-args.ts';
 import { disposeDeformWeights } from '../../engine/register/deform-net/network.ts';
@@ -87,8 +88,7 @@ export const registerCommand: Command = {
     const threads = optionalInt('threads', values.threads);
     const [fixedPath, movingPath] = positionals;
     const out = resolve(values.out);
-    for (const p of [fixedPath, movingPath])
-      if (resolve(p) === out) throw new InputError(values.out, 'the output folder is an input');
+    checkOutputFolder(values.out, [fixedPath, movingPath]);
     const progress = new ProgressLine(process.stderr, 5);
     progress.update(`read fixed: ${fixedPath}`, true);
     const read = (path: string, role: 'fixed' | 'moving') =>

@@ -1,12 +1,14 @@
 /**
  * Atomic file writes: data goes to a temporary file in the destination's folder, is flushed,
  * then renamed over the destination, so a crash or a cancelled export never leaves a half file
- * and a reader never sees one. Refuses to write over any path listed in `protect` (the inputs).
+ * and a reader never sees one. Refuses to write over any path listed in `protect` (the inputs), however spelt
+ * (a symlink to an input counts as the input).
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { VolumeWriteError } from '../errors.ts';
+import { samePath } from './paths.ts';
 
 export interface AtomicWriteOptions {
   /** Paths that must never be overwritten (e.g. the input volumes). */
@@ -20,7 +22,7 @@ export function writeFileAtomic(
 ): void {
   const target = resolve(path);
   for (const p of options.protect ?? [])
-    if (resolve(p) === target) throw new VolumeWriteError(path, 'refusing to overwrite an input file');
+    if (samePath(p, target)) throw new VolumeWriteError(path, 'refusing to overwrite an input file');
   if (statSync(target, { throwIfNoEntry: false })?.isDirectory())
     throw new VolumeWriteError(path, 'is a folder: give a file name (inside it, or beside it)');
   const dir = dirname(target);

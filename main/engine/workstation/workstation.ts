@@ -5,7 +5,7 @@
  * wrap one instance; plain Node, no Electron, no DOM.
  */
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CancelledError, InputError } from '../errors.ts';
 import type { RegisterQa, RegisterResult } from '../register/cascade.ts';
@@ -34,7 +34,8 @@ import type { Volume } from '../volume/volume.ts';
 import { describeVolume } from './describe.ts';
 import { displayVoxels, warpedDisplayVoxels } from './display-voxels.ts';
 import { movingCoverage } from '../register/field/coverage.ts';
-import { isInside, type PathPolicy } from './path-policy.ts';
+import { type PathPolicy } from './path-policy.ts';
+import { checkOutputFolder } from '../util/paths.ts';
 import type { StartWorker, WorkerHandle } from './runner.ts';
 import { CONFIDENCE_NO_DATA, quantizeConfidence, type FromWorker } from './register-protocol.ts';
 import { readSession, writeSession } from './session-file.ts';
@@ -611,12 +612,7 @@ export class Workstation {
     const fixed = this.get(this.result.fixedId);
     const moving = this.get(this.result.movingId);
     const inputs = [fixed.descriptor.path, moving.descriptor.path];
-    for (const p of inputs) {
-      const folder = statSync(p).isDirectory() ? p : dirname(p);
-      if (isInside(folder, out) && statSync(p).isDirectory())
-        throw new InputError(dir, 'the export folder is inside an input DICOM folder');
-      if (out === p) throw new InputError(dir, 'the export folder is an input');
-    }
+    checkOutputFolder(dir, inputs);
     mkdirSync(out, { recursive: true });
     let previous: string | undefined;
     const files = await writeRegistration(out, fixed.volume, moving.volume, this.result.result, {

@@ -24,6 +24,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { CancelledError, VolumeWriteError } from '../../../errors.ts';
 import { bytesOf, writeFileAtomic } from '../../../util/atomic-write.ts';
+import { inputFolderHolding } from '../../../util/paths.ts';
 import { column, cross, dot, geometryProblem, indexToWorld } from '../../geometry.ts';
 import type { Volume } from '../../volume.ts';
 import { dcmjs, quietly, type Attributes } from './dcmjs.ts';
@@ -113,6 +114,12 @@ export async function writeDicomSeries(
   if (ni > 65535 || nj > 65535)
     throw new VolumeWriteError(dir, `slices of ${ni}x${nj} are too large for DICOM (65535 at most)`);
 
+  const host = inputFolderHolding(dir, options.protect ?? []);
+  if (host)
+    throw new VolumeWriteError(
+      dir,
+      `is inside the input folder ${host}: the series would become part of that input (read with its subfolders); write it outside`,
+    );
   const src: Attributes = (options.source ?? volume).meta.dicom?.attributes ?? {};
   const frame: Attributes = (options.frameOfReference ?? options.source ?? volume).meta.dicom?.attributes ?? {};
   const seriesUid = newUid();
