@@ -94,7 +94,7 @@ test('writeDicomSeries refuses a folder inside an input DICOM folder: the input 
     const volume = makeVolume({ size: [4, 3, 2], spacing: [1, 1, 2], origin: [0, 0, 0], data: new Int16Array(24) });
     const out = join(input, 'derived');
     await assert.rejects(
-      writeDicomSeries(out, volume, { protect: [input] }),
+      writeDicomSeries(out, volume, { seriesDescription: 'derived', protect: [input] }),
       (e) => e instanceof VolumeWriteError && e.message.includes(`inside the input folder ${input}`),
     );
     assert.ok(!existsSync(out));
