@@ -80,6 +80,22 @@ export function nearestOption(given: string, usage: string): string | undefined 
   return best;
 }
 
+/**
+ * `--tau -1` as `--tau=-1`: node's parseArgs takes a value that starts with '-' for an option and
+ * refuses it as ambiguous, so a negative number would get that message instead of the option's own
+ * range check. (No option of sam is a flag followed by a negative-number argument.)
+ */
+export function joinNegativeValues(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (/^--[a-z][a-z0-9-]*$/.test(args[i]) && /^-(\d|\.\d)/.test(args[i + 1] ?? '')) {
+      out.push(`${args[i]}=${args[i + 1]}`);
+      i++;
+    } else out.push(args[i]);
+  }
+  return out;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
@@ -96,7 +112,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   try {
-    return await cmd.run(rest);
+    return await cmd.run(joinNegativeValues(rest));
   } catch (e) {
     const err = e as Error & { code?: string };
     // a mistyped option: say so plainly, with the nearest option of the command (node's own message

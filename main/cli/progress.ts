@@ -14,9 +14,8 @@ export class ProgressLine {
   update(text: string, force = false): void {
     if (this.stream.isTTY) {
       this.shown = true;
-      this.stream.write(
-        `\r${text.slice(0, (this.stream.columns ?? 120) - 1).padEnd(Math.min(this.stream.columns ?? 120, 120) - 1)}`,
-      );
+      const w = this.width();
+      this.stream.write(`\r${text.slice(0, w).padEnd(Math.min(w, 119))}`);
       return;
     }
     const now = performance.now() / 1000;
@@ -28,9 +27,14 @@ export class ProgressLine {
 
   /** A message that stays (a checkpoint saved...): on a terminal above the progress line, which the next update redraws. */
   note(text: string): void {
-    if (this.stream.isTTY && this.shown)
-      this.stream.write(`\r${' '.repeat(Math.min(this.stream.columns ?? 120, 120) - 1)}\r`);
+    if (this.stream.isTTY && this.shown) this.stream.write(`\r${' '.repeat(Math.min(this.width(), 119))}\r`);
     this.stream.write(`${text}\n`);
+  }
+
+  /** Characters a line may take: one less than the terminal's width (120 when it reports none, or 0). */
+  private width(): number {
+    const c = this.stream.columns;
+    return c !== undefined && c > 1 ? c - 1 : 119;
   }
 
   done(text?: string): void {

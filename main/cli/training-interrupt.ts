@@ -20,7 +20,10 @@ export function trainingInterrupt(): { signal: AbortSignal; exitCode(): number; 
           : '\ninterrupted: finishing this step and saving a checkpoint (Ctrl-C again to quit at once)',
       );
       controller.abort();
-    } else if (now - firstInterrupt > 1000) process.exit(signal === 'SIGTERM' ? 143 : 130);
+    } else if (now - firstInterrupt > 1000) {
+      console.error('\nquitting at once: the step in progress is lost; --resume continues from the latest checkpoint');
+      process.exit(signal === 'SIGTERM' ? 143 : 130);
+    }
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

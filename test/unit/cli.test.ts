@@ -131,6 +131,13 @@ test('a mistyped option is named, with the nearest real one', () => {
   assert.doesNotMatch(r.err, /positional/);
 });
 
+test("a negative number given to an option gets the option's own range message", () => {
+  const r = sam('register', 'a.nii.gz', 'b.nii.gz', '--out', 'x', '--grid', '-5');
+  assert.equal(r.code, 1);
+  assert.match(r.err, /--grid: a number > 0, got '-5'/);
+  assert.doesNotMatch(r.err, /ambiguous/);
+});
+
 test('sam demo finds its default CT from any working folder', () => {
   const { dir, cleanup } = tempDir();
   try {

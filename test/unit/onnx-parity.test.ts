@@ -140,6 +140,17 @@ test('sam export-onnx: from a weights file (same bytes as the API), untrained wi
     r = sam('--weights', samw, '--out', samw);
     assert.equal(r.status, 1);
     assert.match(r.stderr, /refusing to overwrite an input file/);
+    // an existing file only with --force; never a file that is not .onnx (a trained model, a CT)
+    const before = readFileSync(out);
+    r = sam('--config', 'tiny', '--out', out);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /m\.onnx: already exists: give another name, or --force to replace it/);
+    assert.ok(readFileSync(out).equals(before));
+    r = sam('--config', 'tiny', '--out', out, '--force');
+    assert.equal(r.status, 0, r.stderr);
+    r = sam('--config', 'tiny', '--out', join(tmp.dir, 'model.samw'));
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /model\.samw: the output must be a \.onnx file/);
     r = sam('--out', out);
     assert.equal(r.status, 2);
     assert.match(r.stderr, /give either --weights or --config/);

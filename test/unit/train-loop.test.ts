@@ -17,6 +17,8 @@ import { ADAM } from '../../main/engine/train/optimizer.ts';
 import { trainSam, type TrainOptions } from '../../main/engine/train/train-loop.ts';
 import { checkRunFolder } from '../../main/engine/train/checkpoint.ts';
 import { niceTicks } from '../../main/engine/train/loss-plot-svg.ts';
+import { checkPatchSize, trainingMemoryEstimate } from '../../main/engine/train/patch-size-check.ts';
+import { runIterations } from '../../main/engine/train/run-iterations.ts';
 import { createWeights, disposeWeights } from '../../main/engine/sam/network.ts';
 import { loadWeights } from '../../main/engine/sam/weights-file.ts';
 import { dataPath, tempDir } from '../helpers.ts';
@@ -127,23 +129,24 @@ test('sam train: Ctrl-C saves a checkpoint and exits 130; --resume finishes the 
     let err = '';
     child.stderr.on('data', (d) => {
       err += d;
-      if (err.includes('CT volumes for training') && !child.killed) child.kill('SIGINT');
+      // after the first iteration (stopped before it, a run saves nothing)
+      if (/ 1\/3 /.test(err) && !child.killed) child.kill('SIGINT');
     });
     const code = await new Promise<number | null>((res) => child.on('close', res));
     assert.equal(code, 130, err);
     assert.match(err, /saving a checkpoint/);
     assert.ok(existsSync(join(dir, 'checkpoints', 'latest.json')));
-    // resumed with only the data and the folder: the run's own options (tiny, 3 iterations, adam...)
-    const resume = spawn(
-      process.execPath,
-      ['bin/sam.mjs', 'train', '--data', CT, '--out', dir, '--backend', 'cpu', '--resume'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    assert.match(err, /continue with: sam train --out .* --resume/);
+    // resumed with only the folder: the run's own options (tiny, 3 iterations, adam...) and data
+    const resume = spawn(process.execPath, ['bin/sam.mjs', 'train', '--out', dir, '--backend', 'cpu', '--resume'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let err2 = '';
     resume.stderr.on('data', (d) => (err2 += d));
     assert.equal(await new Promise((res) => resume.on('close', res)), 0, err2);
     assert.match(err2, /resuming .*: config tiny, 3 iterations, batch 1, patch 32,32,16, adam lr 0\.001/);
     assert.match(err2, /finished at iteration 3/);
+    assert.match(err2, /use .*example_ct\.nii\.gz/);
     // an option given again and different is refused, naming it
     const other = spawnSync(process.execPath, [...args, '--seed', '4', '--resume'], { encoding: 'utf8' });
     assert.equal(other.status, 1, other.stderr);
@@ -297,3 +300,80 @@ function readFileWeights(runDir: string): Record<string, Float32Array> {
   disposeWeights(m.weights);
   return out;
 }
+
+test('training set: a file reached twice (a symlink) is read once; a lone DICOM slice beside volumes is named by its file', async () => {
+  const a = tempDir();
+  try {
+    const data = join(a.dir, 'data');
+    mkdirSync(data);
+    symlinkSync(CT, join(data, 'ct.nii.gz'));
+    copyFileSync(filesOf(CTHEAD)[0], join(data, 'slice.dcm'));
+    const r = await loadTrainingSet([data, CT]);
+    assert.equal(r.cases.length, 1);
+    const reasons = r.skipped.map((k) => `${k.source}: ${k.reason}`).join('\n');
+    assert.match(
+      reasons,
+      new RegExp(`${CT.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: the same file or folder as .*ct\\.nii\\.gz`),
+    );
+    assert.match(reasons, /slice\.dcm: 1 voxel\(s\) thick/);
+  } finally {
+    a.cleanup();
+  }
+});
+
+test('sam train refuses a patch too small for the network before reading any data', () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const r = spawnSync(
+      process.execPath,
+      ['bin/sam.mjs', 'train', '--data', CT, '--out', join(dir, 'run'), '--patch', '16,16,4', '--backend', 'cpu'],
+      { encoding: 'utf8' },
+    );
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /--patch: 16,16,4 is too small for the 'small' network: at least 32,32,8 \(x,y,z\)/);
+    assert.doesNotMatch(r.stderr, /reading training data/);
+  } finally {
+    cleanup();
+  }
+});
+
+test('patch memory estimate: the measured peaks (1.00 GB at 96x96x32, 0.43 GB at 48x48x16) within 10 %; a huge patch is refused', () => {
+  const small = getSamConfig('small');
+  const near = (a: number, b: number) => Math.abs(a - b) / b < 0.1;
+  assert.ok(
+    near(trainingMemoryEstimate(small, [96, 96, 32], 1), 1.0e9),
+    `${trainingMemoryEstimate(small, [96, 96, 32], 1)}`,
+  );
+  assert.ok(
+    near(trainingMemoryEstimate(small, [48, 48, 16], 1), 0.43e9),
+    `${trainingMemoryEstimate(small, [48, 48, 16], 1)}`,
+  );
+  checkPatchSize(small, [96, 96, 32], 1, 8e9);
+  assert.throws(
+    () => checkPatchSize(small, [2000, 2000, 500], 1, 128e9),
+    /needs about .* GB to train, more than this machine's 128\.0 GB/,
+  );
+});
+
+test('a run stopped before its first iteration saves nothing: no checkpoint of untrained weights', async () => {
+  const controller = new AbortController();
+  controller.abort();
+  const saved: number[] = [];
+  let released = false;
+  const r = await runIterations(
+    {
+      start: 0,
+      log: { append: () => {} } as never,
+      rows: [],
+      checkpoint: async (t) => (saved.push(t), `ck${t}`),
+      release: () => (released = true),
+      step: async () => assert.fail('no step after the stop'),
+    },
+    { iterations: 5, checkpointEvery: 2, seed: 0 },
+    { signal: controller.signal },
+  );
+  assert.deepEqual(saved, []);
+  assert.equal(r.checkpoint, undefined);
+  assert.equal(r.iteration, 0);
+  assert.ok(released);
+});

@@ -1,10 +1,11 @@
 /**
  * `sam convert <input> <output>`: read any supported volume and write it as NIfTI (.nii/.nii.gz),
  * MetaImage (.mha/.mhd) or, with --dicom, a derived DICOM CT series into a folder. Never writes
- * over the input; every file is written atomically.
+ * over the input, nor over an existing file without --force; every file is written atomically.
  */
 import { parseArgs } from 'node:util';
 import type { Command } from '../index.ts';
+import { checkOutputFile } from '../output-file.ts';
 import { readVolume, writeVolume } from '../../engine/volume/io/index.ts';
 import { writeDicomSeries } from '../../engine/volume/io/dicom/write-series.ts';
 
@@ -20,6 +21,7 @@ export const convertCommand: Command = {
     '  --description   SeriesDescription of the derived series (default: "Converted by sam")',
     '  --series        SeriesInstanceUID to read from an input folder with several series',
     '  --allow-gaps    interpolate across missing slices of a DICOM series (refused otherwise)',
+    '  --force         replace an existing output file (never the input)',
   ].join('\n'),
   async run(args) {
     const { values, positionals } = parseArgs({
@@ -30,6 +32,7 @@ export const convertCommand: Command = {
         description: { type: 'string' },
         series: { type: 'string' },
         'allow-gaps': { type: 'boolean' },
+        force: { type: 'boolean' },
       },
     });
     if (positionals.length !== 2) {
@@ -37,6 +40,7 @@ export const convertCommand: Command = {
       return 2;
     }
     const [input, output] = positionals;
+    if (!values.dicom) checkOutputFile(output, { inputs: [input], force: values.force });
     const volume = await readVolume(input, { seriesUid: values.series, allowGaps: values['allow-gaps'] });
     if (values.dicom) {
       const r = await writeDicomSeries(output, volume, {

@@ -2,7 +2,7 @@
  * `sam export-onnx`: write the SAM embedding network as an ONNX model (sam/onnx/export.ts) from a
  * weights file, or, with --config (and --seed), from a freshly initialised untrained network, which
  * is labelled as such on the terminal and inside the model. The write is atomic and never replaces
- * the weights file it reads.
+ * the weights file it reads, nor an existing file without --force.
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -14,6 +14,7 @@ import { initValues, weightSpecs } from '../../engine/sam/network.ts';
 import { checkIsModel, decodeWeights } from '../../engine/sam/weights-file.ts';
 import { exportSamOnnx, SAM_ONNX_OPSET } from '../../engine/sam/onnx/export.ts';
 import { intOption } from '../option-values.ts';
+import { checkOutputFile } from '../output-file.ts';
 
 export const exportOnnxCommand: Command = {
   name: 'export-onnx',
@@ -26,7 +27,9 @@ export const exportOnnxCommand: Command = {
     `  --config    export a freshly initialised, UNTRAINED network of this configuration (${SAM_CONFIG_NAMES.join(', ')});`,
     '              only for tests and benchmarks',
     '  --seed      initialisation seed with --config (default 0)',
-    '  --out       the .onnx file to write (atomically; never over the weights file)',
+    '  --out       the .onnx file to write (atomically; never over the weights file, nor over an',
+    '              existing file without --force)',
+    '  --force     replace an existing .onnx file',
     '',
     `The model (opset ${SAM_ONNX_OPSET}) takes "ct" [1, 1, D, H, W] (normalised 2 mm CT, any size) and gives`,
     '"global" and "local" [1, d, h, w, C], channel-last, unit norm; padding and cropping are inside.',
@@ -43,6 +46,7 @@ export const exportOnnxCommand: Command = {
         config: { type: 'string' },
         seed: { type: 'string' },
         out: { type: 'string' },
+        force: { type: 'boolean' },
       },
     });
     const usage = (problem: string) => {
@@ -53,6 +57,11 @@ export const exportOnnxCommand: Command = {
     if (!values.out) return usage('--out is required');
     if (!values.weights === !values.config) return usage('give either --weights or --config');
     if (values.weights && values.seed !== undefined) return usage('--seed goes with --config, not --weights');
+    checkOutputFile(values.out, {
+      inputs: [values.weights],
+      force: values.force,
+      suffix: { pattern: /\.onnx$/i, label: '.onnx' },
+    });
 
     let config: SamConfig;
     let weights: Map<string, Float32Array>;

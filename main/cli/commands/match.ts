@@ -26,6 +26,7 @@ import { indexToWorld } from '../../engine/volume/geometry.ts';
 import { readVolume } from '../../engine/volume/io/index.ts';
 import { parsePoints } from '../../engine/volume/points.ts';
 import { optionalNumber } from '../option-values.ts';
+import { checkOutputFile } from '../output-file.ts';
 import { refineOption } from '../matcher-args.ts';
 import { InputError } from '../../engine/errors.ts';
 
@@ -57,9 +58,10 @@ export async function openModel(
         return { config: c, weights: createWeights(c, source.seed) };
       })();
   const { engine, reason } = await chooseEngine(config, weights, device);
-  console.error(`engine: ${engine.name} (${reason})`);
+  const label = trained ? `trained (${config.name})` : `random init (${config.name}, seed ${source.seed})`;
+  console.error(`engine for the ${label} network: ${engine.name} (${reason})`);
   return {
-    label: trained ? `trained (${config.name})` : `random init (${config.name}, seed ${source.seed})`,
+    label,
     config,
     weights,
     engine,
@@ -75,7 +77,9 @@ const USAGE = `usage: sam match <template> <query> --points FILE [options]
   --weights FILE        trained model (default resources/sam-small.samw, or $SAM_MODEL)
   --random-init SEED    use the network at random initialisation instead (testing only)
   --config NAME         configuration for --random-init: small (default), paper, tiny
-  --out FILE            write the matches as CSV (default: standard output)
+  --out FILE            write the matches as CSV (default: standard output); an existing file only
+                        with --force
+  --force               replace an existing --out file (never an input)
   --top-k N             global candidates searched locally (default 20)
   --cycle               check forward-backward consistency; --cycle-threshold MM (default 10)
   --min-score X         do not accept matches scoring below X
@@ -90,7 +94,9 @@ const USAGE = `usage: sam match <template> <query> --points FILE [options]
                         onnx, onnx-cuda, onnx-dml, onnx-coreml, tfjs-cpu, tfjs-node
   --allow-gaps          interpolate across missing slices of a DICOM series (refused otherwise)
 
-Output columns, a row per point in input order: x,y,z (matched, world LPS mm), score, global, local,
+Output columns, a row per point in input order: x,y,z (matched, world LPS mm), score, global, local
+(global and local: the cosine similarity, in [-1, 1], of the point's global and local embedding in the
+template with the query's at the match; score: their mean, what the match maximises and --min-score tests),
 cycle_error_mm, accepted, in_template (0: the point lies outside the template's field of view, its row
 is left empty); with --refine ncc also ncc_score and refined (1: the location is NCC's).`;
 
@@ -106,6 +112,7 @@ export const matchCommand: Command = {
         points: { type: 'string' },
         ...MODEL_OPTIONS,
         out: { type: 'string' },
+        force: { type: 'boolean' },
         'top-k': { type: 'string' },
         cycle: { type: 'boolean', default: false },
         'cycle-threshold': { type: 'string' },
@@ -123,6 +130,9 @@ export const matchCommand: Command = {
     }
     const [templatePath, queryPath] = positionals;
     const refine = refineOption(values.refine);
+    // before the embeddings: a refused --out should not cost minutes
+    if (values.out)
+      checkOutputFile(values.out, { inputs: [templatePath, queryPath, values.points], force: values.force });
     const num = (name: string, v: string | undefined) => optionalNumber(name, v);
     const template = await readVolume(templatePath, { allowGaps: values['allow-gaps'] });
     const query = await readVolume(queryPath, { allowGaps: values['allow-gaps'] });

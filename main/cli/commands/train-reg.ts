@@ -155,7 +155,9 @@ export const trainRegCommand: Command = {
         },
       );
       progress.done(
-        `${result.stopped === 'done' ? 'finished' : 'stopped'} at iteration ${result.iteration}; network ${values.out}/model.samw; loss curve ${values.out}/loss.csv, loss.svg (axes, legend), loss.png`,
+        result.checkpoint
+          ? `${result.stopped === 'done' ? 'finished' : 'stopped'} at iteration ${result.iteration}; network ${values.out}/model.samw; loss curve ${values.out}/loss.csv, loss.svg (axes, legend), loss.png`
+          : `stopped before an iteration was trained: nothing new saved${result.iteration > 0 ? ` (the run stays at iteration ${result.iteration})` : ', no network written'}`,
       );
       return result.stopped === 'done' ? 0 : interrupt.exitCode();
     } finally {

@@ -3,6 +3,8 @@
  * Ctrl-C once saves a checkpoint and stops (resume with --resume); twice quits at once.
  */
 import { mkdirSync } from 'node:fs';
+import { totalmem } from 'node:os';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from '../index.ts';
 import { initTfBackend, type TfBackendName } from '../../engine/compute/tf-backend.ts';
@@ -16,11 +18,13 @@ import { ADAM, SAM_SGD, type OptimizerOptions } from '../../engine/train/optimiz
 import { resumeConflicts, trainSam } from '../../engine/train/train-loop.ts';
 import { checkRunFolder, savedRunOptions } from '../../engine/train/checkpoint.ts';
 import { NO_AUGMENT } from '../../engine/train/augment.ts';
+import { checkPatchSize } from '../../engine/train/patch-size-check.ts';
 import { bar, duration, ProgressLine } from '../progress.ts';
 import { trainingInterrupt } from '../training-interrupt.ts';
 import { intOption, numberOption, sizeOption } from '../option-values.ts';
 
 const USAGE = `usage: sam train --data <folder|file|list.txt> [--data ...] --out <run dir> [options]
+       sam train --out <run dir> --resume [--iterations N]
 
   --data DIR|FILE     CT volumes: folders are searched (NIfTI, MetaImage, NRRD, VTI, DICOM series);
                       a .txt file lists paths, one per line (relative to the list's folder). Non-CT
@@ -30,15 +34,18 @@ const USAGE = `usage: sam train --data <folder|file|list.txt> [--data ...] --out
                       small to learn anatomy)
   --iterations N      total iterations (default 2000)
   --batch P           patch pairs per iteration (default 1)
-  --patch X,Y,Z       patch size in voxels at 2 mm (default 96,96,32)
+  --patch X,Y,Z       patch size in voxels at 2 mm (default 96,96,32; at least two voxels of the
+                      network's coarsest level per axis, 32,32,8 for small/paper; refused when the CPU
+                      backend's memory would not hold it). On a CPU one iteration of the default takes
+                      about a minute: --patch 48,48,16 --iterations 5 --optimizer adam is a smoke test
   --optimizer sgd|adam  sgd: official SAM schedule (lr 0.02, momentum 0.9, wd 1e-4, warm-up 500);
-                      adam: lr 1e-3 (default sgd)
+                      adam: lr 1e-3, for short runs and --init (default sgd)
   --lr X              learning rate
   --warmup N          warm-up iterations (sgd)
   --checkpoint-every N  (default 100)
   --init FILE         start from this model's weights (fine-tuning; same configuration), not at random
-  --resume            continue the run in --out from its latest checkpoint, with its options (those
-                      given again must be the same; --iterations may grow)
+  --resume            continue the run in --out from its latest checkpoint, with its options and data
+                      (those given again must be the same; --iterations may grow)
   --seed N            (default 0): same seed, data and options give the same weights
   --backend NAME      auto (default: webgpu, then tfjs-node, then cpu), webgpu, tensorflow, cpu
   --no-augment        no noise / blur / intensity augmentation
@@ -83,8 +90,8 @@ export const trainCommand: Command = {
         'allow-gaps': { type: 'boolean', default: false },
       },
     });
-    if (!values.data?.length || !values.out) {
-      console.error(USAGE);
+    if (!values.out || (!values.data?.length && !values.resume)) {
+      console.error(`sam train: ${values.out ? '--data' : '--out'} is required\n\n${USAGE}`);
       return 2;
     }
     // what can be refused without the data is, before it is read (minutes for a large set); a resumed
@@ -92,6 +99,13 @@ export const trainCommand: Command = {
     checkRunFolder(values.out, values.resume, 'sam');
     // a resumed run takes its own options for those not given again (a different one is refused later)
     const saved: Partial<ReturnType<typeof savedRunOptions>> = values.resume ? savedRunOptions(values.out) : {};
+    // --resume alone reads the data the run was started with (recorded since 2026-11-28)
+    const data = values.data?.length ? values.data : saved.dataInputs;
+    if (!data?.length)
+      throw new InputError(
+        values.out,
+        "--resume without --data: this run's checkpoint does not record its data; give --data",
+      );
     const int = intOption;
     const patch = values.patch ? sizeOption('patch', values.patch) : (saved.patch?.patchSize ?? [96, 96, 32]);
     const kind = values.optimizer ?? saved.optimizer?.kind ?? 'sgd';
@@ -130,6 +144,9 @@ export const trainCommand: Command = {
       console.error(
         `note: the run trained on ${saved.backend} until now, on ${backend.backend} from here (the same computation; float rounding differs)`,
       );
+    // the activations live in host memory on the CPU backends; a GPU's own limit shows when it allocates
+    const onHost = backend.backend === 'cpu' || backend.backend === 'tensorflow';
+    checkPatchSize(config, patch, batchPairs, onHost ? totalmem() : undefined);
     const cost = forwardCost(config, [patch[2], patch[1], patch[0]]);
     console.error(
       `network: ${config.name}, ${(cost.params / 1e6).toFixed(2)} M parameters, ${(cost.flops / 1e9).toFixed(2)} GFLOP per patch forward`,
@@ -149,6 +166,7 @@ export const trainCommand: Command = {
       augment,
       tau,
       init,
+      dataInputs: data.map((d) => resolve(d)),
     };
     if (values.resume) {
       // refused now, not after the data is read
@@ -169,7 +187,7 @@ export const trainCommand: Command = {
     const interrupt = trainingInterrupt();
     try {
       console.error('reading training data...');
-      const { cases, skipped } = await loadTrainingSet(values.data, {
+      const { cases, skipped } = await loadTrainingSet(data, {
         signal: interrupt.signal,
         allowGaps: values['allow-gaps'],
         onCase: (src, ok, reason) => console.error(`  ${ok ? 'use ' : 'skip'} ${src}${ok ? '' : `: ${reason}`}`),
@@ -189,9 +207,17 @@ export const trainCommand: Command = {
           ),
         onCheckpoint: (dir) => progress.note(`checkpoint ${dir}`),
       });
-      progress.done(
-        `${result.stopped === 'done' ? 'finished' : 'stopped'} at iteration ${result.iteration}; model ${values.out}/model.samw; loss curve ${values.out}/loss.csv, loss.svg (axes, legend), loss.png`,
-      );
+      if (!result.checkpoint)
+        progress.done(
+          result.iteration > 0
+            ? `stopped before an iteration was trained: the run stays at iteration ${result.iteration} (continue it with: sam train --out ${values.out} --resume)`
+            : `stopped before the first iteration: nothing trained, no model written (start it again without --resume)`,
+        );
+      else
+        progress.done(
+          `${result.stopped === 'done' ? 'finished' : 'stopped'} at iteration ${result.iteration}; model ${values.out}/model.samw; loss curve ${values.out}/loss.csv, loss.svg (axes, legend), loss.png` +
+            (result.stopped === 'done' ? '' : `\ncontinue with: sam train --out ${values.out} --resume`),
+        );
       return result.stopped === 'done' ? 0 : interrupt.exitCode();
     } catch (e) {
       if (e instanceof CancelledError) {

@@ -8,6 +8,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from '../index.ts';
+import { checkOutputFile } from '../output-file.ts';
 import { InputError } from '../../engine/errors.ts';
 import { readAffine } from '../../engine/register/affine-io.ts';
 import { affineApply } from '../../engine/register/affine-fit.ts';
@@ -27,12 +28,19 @@ export const transformPointsCommand: Command = {
     '  points: x,y,z world LPS mm per line (CSV, optional header) or an elastix file ("point" or "index")',
     '  --fixed   the fixed volume, needed for "index" point files',
     '  --format  csv (default) or elastix ("point", count, then x y z per line)',
+    '  --out     the file to write (default: standard output); an existing file only with --force',
+    '  --force   replace an existing --out file (never an input or a file of the result)',
   ].join('\n'),
   async run(args) {
     const { values, positionals } = parseArgs({
       args,
       allowPositionals: true,
-      options: { out: { type: 'string' }, format: { type: 'string', default: 'csv' }, fixed: { type: 'string' } },
+      options: {
+        out: { type: 'string' },
+        format: { type: 'string', default: 'csv' },
+        fixed: { type: 'string' },
+        force: { type: 'boolean' },
+      },
     });
     if (positionals.length !== 2) {
       console.error(this.usage);
@@ -48,6 +56,7 @@ export const transformPointsCommand: Command = {
       const target = resolve(values.out);
       if (protect.some((p) => target === resolve(p) || target.startsWith(resolve(p) + sep)))
         throw new InputError(values.out, 'is an input or a file of the registration result: give another --out');
+      checkOutputFile(values.out, { inputs: protect, force: values.force });
     }
     const list = parsePoints(readFileSync(pointsFile, 'utf8'), pointsFile);
     let points = list.points;

@@ -122,6 +122,8 @@ export interface SavedRunOptions {
   augment?: AugmentOptions;
   /** The tfjs backend it last trained on (for the record: a resume may use another). */
   backend?: string;
+  /** The --data inputs as absolute paths (for --resume without --data; not part of the run's identity). */
+  dataInputs?: string[];
 }
 
 export function savedRunOptions(runDir: string): SavedRunOptions & { iterationDone: number } {

@@ -11,6 +11,7 @@ import type { Volume } from '../volume/volume.ts';
 import { formatOfPath, readVolume, type ReadOptions } from '../volume/io/index.ts';
 import { checkCt } from '../volume/intensity.ts';
 import { prepareCt, type PreparedCt } from './patch-pairs.ts';
+import { realPathOf } from '../util/paths.ts';
 
 export interface TrainingCase {
   source: string;
@@ -43,8 +44,15 @@ export function findTrainingInputs(
   inputs: string[],
   onSkip?: (source: string, reason: string) => void,
 ): TrainingInput[] {
+  // keyed by real path: the same file or folder reached twice (a symlink, a list naming it again) is one input
   const found = new Map<string, TrainingInput>();
   const named = new Map<string, string[]>();
+  const add = (input: TrainingInput): void => {
+    const key = realPathOf(input.source);
+    const before = found.get(key);
+    if (!before) found.set(key, input);
+    else if (before.source !== input.source) onSkip?.(input.source, `the same file or folder as ${before.source}`);
+  };
   const skip = (p: string, reason: string): void => {
     if (!onSkip) throw new InputError(p, reason);
     onSkip(p, reason);
@@ -70,7 +78,7 @@ export function findTrainingInputs(
     const k = kind(p);
     if (!k) return;
     if (k === 'file') {
-      if (formatOfPath(p) && formatOfPath(p) !== 'dicom') found.set(p, { source: p });
+      if (formatOfPath(p) && formatOfPath(p) !== 'dicom') add({ source: p });
       else if (isDicomFile(p)) {
         const group = named.get(dirname(p)) ?? [];
         if (!group.includes(p)) group.push(p);
@@ -79,7 +87,7 @@ export function findTrainingInputs(
       return;
     }
     if (existsSync(join(p, 'index.json'))) {
-      found.set(p, { source: p });
+      add({ source: p });
       return;
     }
     let entries: string[];
@@ -90,12 +98,12 @@ export function findTrainingInputs(
       return;
     }
     const dicom = dicomFilesIn(p, entries);
-    if (dicom.length) found.set(p, { source: p, files: dicom });
+    if (dicom.length) add({ source: p, files: dicom });
     for (const e of entries) {
       const q = join(p, e);
       const kq = kind(q);
       if (kq === 'dir') visit(q);
-      else if (kq === 'file' && formatOfPath(q) && formatOfPath(q) !== 'dicom') found.set(q, { source: q });
+      else if (kq === 'file' && formatOfPath(q) && formatOfPath(q) !== 'dicom') add({ source: q });
     }
   };
   for (const input of inputs) {
@@ -171,8 +179,10 @@ export interface LoadOptions {
 async function* volumesOf(
   { source: folder, files, named }: TrainingInput,
   options: ReadOptions,
-): AsyncGenerator<{ source: string; read: () => Promise<Volume> }> {
+): AsyncGenerator<{ source: string; label: string; read: () => Promise<Volume> }> {
   const source = named ? `${folder} (${files!.length} file(s) named)` : folder;
+  // what a skip names: the file itself when a folder holds one DICOM file beside other volumes
+  const label = !named && files?.length === 1 ? files[0] : source;
   let first: Volume | undefined;
   let series: MultipleSeriesError | undefined;
   let failure: unknown;
@@ -183,16 +193,18 @@ async function* volumesOf(
     if (e instanceof MultipleSeriesError) series = e;
     else failure = e;
   }
-  if (first) yield { source, read: async () => first! };
+  if (first) yield { source, label, read: async () => first! };
   else if (series)
     for (const s of series.series)
       yield {
         source: `${source} (series ${s.seriesInstanceUid || 'without a SeriesInstanceUID'}${s.description ? ` '${s.description}'` : ''})`,
+        label: `${label} (series ${s.seriesInstanceUid || 'without a SeriesInstanceUID'}${s.description ? ` '${s.description}'` : ''})`,
         read: () => readVolume(input, { ...options, seriesUid: s.seriesInstanceUid }),
       };
   else
     yield {
       source,
+      label,
       read: () => Promise.reject(failure),
     };
 }
@@ -214,7 +226,10 @@ export async function loadTrainingSet(
   };
   for (const input of findTrainingInputs(inputs, skip)) {
     aborted();
-    for await (const { source, read } of volumesOf(input, { signal: options.signal, allowGaps: options.allowGaps })) {
+    for await (const { source, label, read } of volumesOf(input, {
+      signal: options.signal,
+      allowGaps: options.allowGaps,
+    })) {
       aborted();
       let reason: string;
       try {
@@ -223,13 +238,13 @@ export async function loadTrainingSet(
         const uid = v.meta?.seriesInstanceUid;
         const before = uid ? seen.get(uid) : undefined;
         if (before) {
-          skip(source, `the same DICOM series as ${before}`);
+          skip(label, `the same DICOM series as ${before}`);
           continue;
         }
         if (uid) seen.set(uid, source);
         const thin = Math.min(...v.size);
         if (thin < 4) {
-          skip(source, `${thin} voxel(s) thick (size ${v.size.join('x')}): too thin for training patches`);
+          skip(label, `${thin} voxel(s) thick (size ${v.size.join('x')}): too thin for training patches`);
           continue;
         }
         const c = checkCt(v);
@@ -242,9 +257,10 @@ export async function loadTrainingSet(
       } catch (e) {
         if (e instanceof CancelledError) throw new CancelledError('reading the training data');
         // the line names the input already: its problem alone, or the message naming another file
-        reason = e instanceof VolumeReadError && e.file === source ? e.problem : (e as Error).message;
+        reason =
+          e instanceof VolumeReadError && (e.file === source || e.file === label) ? e.problem : (e as Error).message;
       }
-      skip(source, reason);
+      skip(label, reason);
     }
   }
   aborted();

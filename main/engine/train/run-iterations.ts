@@ -23,7 +23,8 @@ export interface IterationProgress<R> {
 export interface IterationsResult<R> {
   iteration: number;
   stopped: 'done' | 'cancelled';
-  checkpoint: string;
+  /** The checkpoint saved at the stop; none when stopped before the call's first iteration. */
+  checkpoint?: string;
   rows: R[];
 }
 
@@ -67,7 +68,9 @@ export async function runIterations<R extends { iteration: number; total: number
   for (t = start + 1; t <= o.iterations; t++) {
     await yieldToEventLoop();
     if (o.signal?.aborted) {
-      const dir = await o.checkpoint(t - 1);
+      // stopped before this call's first iteration: nothing new to save (a resumed run keeps its
+      // latest checkpoint; a new one has none and no model.samw, rather than untrained weights)
+      const dir = t > start + 1 ? await o.checkpoint(t - 1) : undefined;
       o.release();
       return { iteration: t - 1, stopped: 'cancelled', checkpoint: dir, rows };
     }

@@ -49,6 +49,8 @@ export interface TrainOptions {
    * SAM_TRAIN_TWO_PASS=1 turns it on). Not part of the run's identity.
    */
   twoPass?: boolean;
+  /** The --data inputs (absolute paths), kept in checkpoints for a resume without --data; not part of the run's identity. */
+  dataInputs?: string[];
 }
 
 export type TrainProgress = IterationProgress<LossRow>;
