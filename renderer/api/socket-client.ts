@@ -6,6 +6,9 @@
 import type { SamApi } from './client.ts';
 import type { RegisterProgress, ReviewProgress } from '../../main/engine/workstation/types.ts';
 
+const CLOSED =
+  'the connection to the local SAM server closed (the server stopped?): start it again (npm run web) and open its new address';
+
 interface Pending {
   resolve: (v: unknown) => void;
   reject: (e: Error) => void;
@@ -25,7 +28,7 @@ export function browserApi(): SamApi {
     ws.onopen = () => resolve(ws);
     ws.onerror = () => reject(new Error('cannot reach the local SAM server (wrong or expired session token?)'));
     ws.onclose = () => {
-      for (const p of pending.values()) p.reject(new Error('connection to the local SAM server closed'));
+      for (const p of pending.values()) p.reject(new Error(CLOSED));
       pending.clear();
     };
     ws.onmessage = (e) => {
@@ -41,6 +44,8 @@ export function browserApi(): SamApi {
   });
   async function call<T>(op: string, ...args: unknown[]): Promise<T> {
     const ws = await socket;
+    // a closed socket drops what is sent without an error: the call would wait for ever
+    if (ws.readyState !== WebSocket.OPEN) throw new Error(CLOSED);
     const id = nextId++;
     return new Promise<T>((resolve, reject) => {
       pending.set(id, { resolve: resolve as (v: unknown) => void, reject });

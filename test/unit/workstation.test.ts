@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { Workstation } from '../../main/engine/workstation/workstation.ts';
 import { rootedPolicy } from '../../main/engine/workstation/path-policy.ts';
 import { startWorkerThread } from '../../main/engine/workstation/worker-runner.ts';
+import { defaultModelPath } from '../../main/engine/workstation/workstation.ts';
 import { readVolume } from '../../main/engine/volume/io/index.ts';
 import { DATA, dataPath, tempDir } from '../helpers.ts';
 
@@ -135,6 +136,42 @@ test('workstation: register in a worker with progress, export, reopen geometry, 
     assert.equal(f.notCt, undefined);
     const mr = await ws.openVolume(join(DATA, 'TotalSegmentator/tests/reference_files/example_mr_sm.nii.gz'));
     assert.match(mr.notCt ?? '', /^not a CT in Hounsfield units: .*registration will refuse it$/);
+  } finally {
+    ws.dispose();
+    t.cleanup();
+  }
+});
+
+test('workstation: a cancel inside the SAM embedding (an ONNX Runtime run) leaves the process and the next registration working', async () => {
+  // ending the worker thread during an ONNX Runtime run aborted the whole server (Napi::Error); the
+  // worker is now set aside until it reports back
+  const t = tempDir();
+  const ws = new Workstation({
+    mode: 'browser',
+    policy: rootedPolicy([DATA], t.dir),
+    startWorker: startWorkerThread,
+    modelPath: defaultModelPath(),
+  });
+  try {
+    const chest = await ws.openVolume(dataPath('ITKElastix/examples/data/00'));
+    let cancelledAt = '';
+    const run = ws.register(
+      { fixedId: chest.id, movingId: chest.id, matcher: 'sam', stages: ['affine'], gridMm: 40 },
+      (p) => {
+        if (!cancelledAt && p.stage.startsWith('embed')) {
+          cancelledAt = p.stage;
+          ws.cancelRegistration();
+        }
+      },
+    );
+    await assert.rejects(run, /cancelled/);
+    assert.match(cancelledAt, /^embed/);
+    const small = await ws.openVolume(FIXED);
+    const r = await ws.register(
+      { fixedId: small.id, movingId: small.id, matcher: 'ncc', stages: ['affine'], gridMm: 40 },
+      () => {},
+    );
+    assert.deepEqual(r.warped.size, small.size);
   } finally {
     ws.dispose();
     t.cleanup();

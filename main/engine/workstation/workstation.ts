@@ -123,6 +123,11 @@ export class Workstation {
   private nextId = 1;
   private job: { worker: WorkerHandle; cancelled: boolean } | null = null;
   private pool: WorkerHandle | null = null;
+  /**
+   * Workers set aside by a cancel they did not answer in time: ended once they report back (their
+   * messages are ignored until then), never while they may be inside ONNX Runtime (see cancelRegistration).
+   */
+  private retired = new Set<WorkerHandle>();
   private listener: ((m: Exclude<FromWorker, ReviewMessage>) => void) | null = null;
   private result: {
     fixedId: string;
@@ -218,8 +223,20 @@ export class Workstation {
     if (this.pool) return this.pool;
     const w = this.o.startWorker();
     this.pool = w;
-    w.onMessage((m) => ('job' in m ? this.reviewJobs.get(m.job)?.(m) : this.listener?.(m)));
+    w.onMessage((m) => {
+      if (this.retired.has(w)) {
+        // its cancelled registration has ended: the worker is idle, safe to end
+        if (m.type === 'done' || m.type === 'error') {
+          this.retired.delete(w);
+          w.terminate();
+        }
+        return;
+      }
+      if ('job' in m) this.reviewJobs.get(m.job)?.(m);
+      else this.listener?.(m);
+    });
     w.onExit((code) => {
+      if (this.retired.delete(w)) return;
       if (this.pool === w) this.pool = null;
       const message = `registration worker exited (${code})`;
       this.listener?.({ type: 'error', name: 'WorkerExit', message });
@@ -232,6 +249,8 @@ export class Workstation {
   dispose(): void {
     this.pool?.terminate();
     this.pool = null;
+    // set-aside workers end themselves when they report back (ending one inside ONNX Runtime would
+    // abort the process); they do not keep the process alive
   }
 
   async register(req: RegisterRequest, onProgress: (p: RegisterProgress) => void): Promise<RegisterSummary> {
@@ -383,8 +402,13 @@ export class Workstation {
     job.worker.post({ type: 'cancel' });
     setTimeout(() => {
       if (this.job !== job) return;
-      job.worker.terminate();
+      // Not stopped within 2 s: the worker is inside a step that cannot be interrupted, typically an
+      // ONNX Runtime run (a whole-volume embedding takes seconds). Ending a worker thread then takes
+      // the whole process down (onnxruntime-node aborts), so the worker is set aside instead: the
+      // registration is reported cancelled now, the next one starts a fresh worker, and this one is
+      // ended when its cancelled run reports back.
       if (this.pool === job.worker) this.pool = null;
+      this.retired.add(job.worker);
       this.listener?.({ type: 'error', name: 'CancelledError', message: 'registration cancelled' });
     }, 2000).unref?.();
     return true;
