@@ -130,9 +130,11 @@ export function currentSession(): SessionFile {
 }
 
 export async function saveSession(path: string): Promise<void> {
-  await guarded('save session', async () =>
-    useApp.getState().setSessionPath(await samApi().saveSession(path, currentSession())),
-  );
+  await guarded('save session', async () => {
+    const saved = await samApi().saveSession(path, currentSession());
+    useApp.getState().setSessionPath(saved.path);
+    useApp.getState().setSessionSaved(saved);
+  });
 }
 
 /**

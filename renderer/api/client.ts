@@ -18,6 +18,7 @@ import type {
   ReviewProgress,
   SeriesChoice,
   SessionFile,
+  SessionSaved,
   SignOffRequest,
   TrackedPointInfo,
   SliceOverlay,
@@ -55,7 +56,7 @@ export interface SamApi {
   trackPoint(point: [number, number, number]): Promise<TrackedPointInfo>;
   /** Arrow glyphs and deformed grid lines of the last registration on a view's slice (world mm). */
   sliceOverlay(req: SliceOverlayRequest): Promise<SliceOverlay>;
-  saveSession(path: string, session: SessionFile): Promise<string>;
+  saveSession(path: string, session: SessionFile): Promise<SessionSaved>;
   openSession(path: string): Promise<SessionFile>;
   /** Reopens an exported result folder for review on the open fixed and moving volumes (a saved session). */
   openResult(req: OpenResultRequest): Promise<RegisterSummary>;

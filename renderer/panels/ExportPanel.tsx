@@ -8,8 +8,14 @@ import { useApp } from '../store/index.ts';
 export function ExportPanel(): React.JSX.Element {
   const [dir, setDir] = useState('');
   const [session, setSession] = useState('');
-  const { summary, lastExport, busy, caps } = useApp(
-    useShallow((a) => ({ summary: a.summary, lastExport: a.lastExport, busy: a.busy, caps: a.caps })),
+  const { summary, lastExport, busy, caps, sessionSaved } = useApp(
+    useShallow((a) => ({
+      summary: a.summary,
+      lastExport: a.lastExport,
+      busy: a.busy,
+      caps: a.caps,
+      sessionSaved: a.sessionSaved,
+    })),
   );
   const desktop = caps?.mode === 'desktop';
   const pick = async (kind: 'export-folder' | 'session-save' | 'session-open', set: (p: string) => void) => {
@@ -49,6 +55,12 @@ export function ExportPanel(): React.JSX.Element {
       <button data-testid="session-open" disabled={!session || !!busy} onClick={() => void openSession(session)}>
         Open session
       </button>
+      {sessionSaved && (
+        <span data-testid="session-saved">
+          session saved to {sessionSaved.path}
+          {sessionSaved.replaced ? ' (replacing the earlier session saved there)' : ''}
+        </span>
+      )}
     </section>
   );
 }

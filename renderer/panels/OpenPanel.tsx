@@ -81,12 +81,20 @@ function OpenRow({ role }: { role: 'fixed' | 'moving' }): React.JSX.Element {
           className="info"
           data-testid={`info-${role}`}
           data-desc={JSON.stringify(loaded.desc)}
-          title={[loaded.desc.notCt, loaded.desc.path].filter(Boolean).join('\n')}
+          title={[loaded.desc.notCt, ...loaded.desc.warnings, loaded.desc.path].filter(Boolean).join('\n')}
         >
           {/* (a warning first: on a narrow window the line is cut at its end) */}
           {loaded.desc.notCt && (
             <span className="error not-ct" data-testid={`not-ct-${role}`}>
               {loaded.desc.notCt}{' '}
+            </span>
+          )}
+          {/* how the reader changed the voxels (gantry tilt, uneven spacing resampled...): a reader of
+              the images must know which slices are interpolated */}
+          {loaded.desc.warnings.length > 0 && (
+            <span className="volume-warning" data-testid={`warnings-${role}`}>
+              ⚠ {loaded.desc.warnings.length > 1 ? `${loaded.desc.warnings.length} notes: ` : ''}
+              {loaded.desc.warnings.join('; ')}{' '}
             </span>
           )}
           <b data-testid={`name-${role}`}>

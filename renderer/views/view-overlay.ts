@@ -158,6 +158,18 @@ export class ViewOverlay {
     if (scene.pairs) this.drawPairs(scene.pairs, w, h, drawn);
     if (scene.tracked) drawn.trackMarkers = this.drawTracked(scene.tracked, w, h);
     this.drawn = drawn;
+    // an empty overlay is hidden, not only cleared: headless Chromium on a software GL was seen
+    // compositing a stale frame of this canvas (a grid switched off, drawn for another slice)
+    const empty =
+      !scene.lens &&
+      drawn.lines === 0 &&
+      drawn.glyphs === 0 &&
+      drawn.coarsePairs === 0 &&
+      drawn.pairs === 0 &&
+      drawn.fixedMarkers === 0 &&
+      drawn.movingMarkers === 0 &&
+      drawn.trackMarkers.length === 0;
+    c.style.visibility = empty ? 'hidden' : 'visible';
     const attrs = `${drawn.pairs} ${drawn.glyphs} ${drawn.lines} ${drawn.slice} ${drawn.coarsePairs} ${drawn.trackMarkers.join(',')}`;
     if (attrs !== this.attrs) {
       this.attrs = attrs;

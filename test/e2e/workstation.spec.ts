@@ -868,6 +868,8 @@ test('export (never outside the work folder), session saved, reloaded, reopened,
   await page.getByTestId('session-save').click();
   await expect(page.getByTestId('busy')).toHaveCount(0);
   await expect(page.getByTestId('error')).toHaveCount(0);
+  await expect(page.getByTestId('session-saved')).toContainText('session saved to');
+  await expect(page.getByTestId('session-saved')).not.toContainText('replacing');
   const saved = JSON.parse(readFileSync(join(server.work, 'session.json'), 'utf8'));
   expect(saved.signOff).toMatchObject({ decision: 'rejected', reviewer: 'e2e reviewer' });
 
@@ -925,4 +927,15 @@ test('a DICOM folder holding two series asks which one to open', async () => {
   await expect(page.getByTestId('register')).toBeDisabled();
   await expect(page.getByTestId('name-moving')).toContainText('two-series');
   await page.screenshot({ path: `${ART}/10-series-choice.png` });
+});
+
+test('a series the reader resampled says so when opened (gantry tilt, uneven spacing)', async () => {
+  await page.getByTestId('path-moving').fill(join(DATA, 'dcm_qa_ct/In/GE'));
+  await page.getByTestId('open-moving').click();
+  const warnings = page.getByTestId('warnings-moving');
+  await expect(warnings).toContainText('2 notes: gantry tilt 18.5 degrees corrected by resampling', {
+    timeout: 60_000,
+  });
+  await expect(warnings).toContainText('uneven slice spacing');
+  await page.screenshot({ path: `${ART}/10b-resampled-warning.png` });
 });

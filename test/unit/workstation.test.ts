@@ -1,7 +1,7 @@
 /** The workstation engine: open, register in a worker thread (progress, cancel), export, sessions, path policy. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Workstation } from '../../main/engine/workstation/workstation.ts';
 import { rootedPolicy } from '../../main/engine/workstation/path-policy.ts';
@@ -120,15 +120,30 @@ test('workstation: register in a worker with progress, export, reopen geometry, 
     const back = await readVolume(join(e.dir, 'warped.nii.gz'));
     assert.deepEqual(back.size, f.size);
     back.spacing.forEach((s, i) => assert.ok(Math.abs(s - f.spacing[i]) < 1e-4));
-    const sp = ws.saveSession('s.json', {
-      format: 'sam-workstation-session',
-      version: 1,
+    const session = {
+      format: 'sam-workstation-session' as const,
+      version: 1 as const,
       savedAt: new Date().toISOString(),
       fixed: { path: FIXED },
-      settings: { matcher: 'ncc', stages: ['affine'], gridMm: 40, window: 1500, level: -600, opacity: 0.5 },
+      settings: {
+        matcher: 'ncc' as const,
+        stages: ['affine' as const],
+        gridMm: 40,
+        window: 1500,
+        level: -600,
+        opacity: 0.5,
+      },
       results: { exportDir: e.dir },
-    });
+    };
+    const saved = ws.saveSession('s.json', session);
+    assert.equal(saved.replaced, false);
+    const sp = saved.path;
     assert.equal(ws.openSession(sp).results?.exportDir, e.dir);
+    // saving again replaces the session file (and says so); a file of another kind is never replaced
+    assert.equal(ws.saveSession('s.json', session).replaced, true);
+    writeFileSync(join(t.dir, 'notes.json'), '{"mine": true}\n');
+    assert.throws(() => ws.saveSession('notes.json', session), /notes\.json: exists and is not a SAM session file/);
+    assert.equal(readFileSync(join(t.dir, 'notes.json'), 'utf8'), '{"mine": true}\n');
     // the browser-mode policy: no reading outside the roots, no writing outside the work folder
     assert.throws(() => ws.saveSession(join(DATA, 'x.json'), ws.openSession(sp)), /outside the work folder/);
     await assert.rejects(ws.openVolume('/etc/passwd'), /outside the folders/);

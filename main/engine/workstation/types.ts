@@ -152,6 +152,12 @@ export interface OpenResultRequest {
 }
 
 /** The session file: inputs, settings and results, enough to reopen the work. */
+/** Where a session was saved, and whether an earlier session file there was replaced. */
+export interface SessionSaved {
+  path: string;
+  replaced: boolean;
+}
+
 export interface SessionFile {
   format: 'sam-workstation-session';
   version: 1;

@@ -57,6 +57,7 @@ import type {
   ReviewProgress,
   SeriesChoice,
   SessionFile,
+  SessionSaved,
   TrackedPointInfo,
   SliceOverlayRequest,
   VolumeDescriptor,
@@ -688,11 +689,11 @@ export class Workstation {
     return { dir: out, files, ...(previous ? { previous } : {}) };
   }
 
-  saveSession(path: string, s: SessionFile): string {
+  /** Saves the session (replacing only an earlier session file); where, and whether one was replaced. */
+  saveSession(path: string, s: SessionFile): SessionSaved {
     const p = this.o.policy.writable(path);
     const protect = [...this.volumes.values()].map((l) => l.descriptor.path);
-    writeSession(p, s, protect);
-    return p;
+    return { path: p, ...writeSession(p, s, protect) };
   }
 
   openSession(path: string): SessionFile {
