@@ -22,6 +22,13 @@ const COLUMNS: { key: SortKey | null; label: string }[] = [
   { key: 'inlier', label: 'inlier' },
 ];
 
+/** What the inlier column's values mean (its header's tooltip). */
+const INLIER_HELP =
+  'yes: fitted (an inlier of the robust affine fit)\n' +
+  'no: kept by the similarity and cycle checks, but an outlier of the fit\n' +
+  'not kept: failed the similarity or forward-backward cycle check, not fitted\n' +
+  '(residual sort: the kept pairs first, then the not kept)';
+
 const mm = (p: number[]) => p.map((x) => x.toFixed(1)).join(', ');
 
 function Histogram({ h }: { h: AffineRefit['histogram'] }): React.JSX.Element {
@@ -64,7 +71,12 @@ function PairsTable({ pairs, rmsMm }: { pairs: AffinePair[]; rmsMm: number }): R
       return r ? { ...p, residualMm: r.residualMm, inlier: r.inlier } : p;
     };
     const v = (p: AffinePair) => Number(withRefit(p, orderBy)[sort.key]);
-    const order = [...pairs].sort((a, b) => (sort.desc ? v(b) - v(a) : v(a) - v(b)) || a.index - b.index);
+    // by residual, the pairs the fit used come first: the not-kept ones (failed the similarity or
+    // cycle check, residuals of hundreds of mm) would otherwise fill the top of a worst-first table
+    const group = (p: AffinePair) => (sort.key === 'residualMm' && !p.kept ? 1 : 0);
+    const order = [...pairs].sort(
+      (a, b) => group(a) - group(b) || (sort.desc ? v(b) - v(a) : v(a) - v(b)) || a.index - b.index,
+    );
     return order.map((p) => withRefit(p, refit));
   }, [pairs, refit, orderBy, sort]);
   /** Excluding or including a pair refits the affine at once (the engine's robust fit, ~10-30 ms); the latest answer wins. */
@@ -105,6 +117,7 @@ function PairsTable({ pairs, rmsMm }: { pairs: AffinePair[]; rmsMm: number }): R
                   key={c.label}
                   data-testid={c.key ? `sort-${c.key}` : undefined}
                   style={c.key ? { cursor: 'pointer' } : undefined}
+                  title={c.key === 'inlier' ? INLIER_HELP : undefined}
                   onClick={() => {
                     if (!c.key) return;
                     setOrderBy(refit);

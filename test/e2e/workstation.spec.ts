@@ -526,9 +526,15 @@ test('affine pairs: residual table sorted, row click moves the cursor, exclude a
   await expect(rows.first()).toBeVisible({ timeout: 10_000 });
   const residuals = (await rows.evaluateAll((r) => r.map((e) => Number(e.getAttribute('data-residual'))))) as number[];
   expect(residuals.length).toBeGreaterThan(10);
-  for (let i = 1; i < residuals.length; i++) expect(residuals[i]).toBeLessThanOrEqual(residuals[i - 1]);
   const pairs = await page.evaluate(() => window.__sam!.store.getState().summary!.pairs!);
   expect(pairs.length).toBe(residuals.length);
+  // worst first among the pairs the fit used, then the pairs not kept (worst first too)
+  const shown = (await rows.evaluateAll((r) => r.map((e) => Number(e.getAttribute('data-index'))))) as number[];
+  const kept = shown.map((i) => pairs.find((p: AffinePair) => p.index === i)!.kept);
+  const firstNotKept = kept.indexOf(false);
+  if (firstNotKept >= 0) expect(kept.slice(firstNotKept).every((k) => !k)).toBe(true);
+  for (let i = 1; i < residuals.length; i++)
+    if (kept[i] === kept[i - 1]) expect(residuals[i]).toBeLessThanOrEqual(residuals[i - 1]);
 
   // a click on a row whose fixed point lies on another axial slice moves the linked cursor there
   const cursor = await page.evaluate(() => window.__sam!.store.getState().cursor);

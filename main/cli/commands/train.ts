@@ -202,7 +202,9 @@ export const trainCommand: Command = {
           progress.update(
             `${bar(p.iteration / p.iterations, 16)} ${p.iteration}/${p.iterations} ` +
               `${p.rate < 1 ? `${(1 / p.rate).toFixed(1)} s/it` : `${p.rate.toFixed(2)} it/s`} ETA ${duration(p.etaSeconds)} ` +
-              `loss ${p.row.total.toFixed(3)} (local ${((p.row.localAB + p.row.localBA) / 2).toFixed(3)}, global ${((p.row.globalAB + p.row.globalBA) / 2).toFixed(3)}) ` +
+              // the total is the sum of the four InfoNCE terms (each patch as anchor)
+              `loss ${p.row.total.toFixed(3)} = local ${p.row.localAB.toFixed(2)}+${p.row.localBA.toFixed(2)} ` +
+              `+ global ${p.row.globalAB.toFixed(2)}+${p.row.globalBA.toFixed(2)} ` +
               `lr ${p.row.lr.toExponential(1)}`,
           ),
         onCheckpoint: (dir) => progress.note(`checkpoint ${dir}`),
