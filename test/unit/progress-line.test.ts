@@ -39,3 +39,19 @@ test('not a terminal: whole lines, at most one per interval unless forced', () =
   p.update('third', true);
   assert.deepEqual(written, ['first\n', 'third\n']);
 });
+
+test('the data log: every volume used, the first 20 skips, then a count per reason', async () => {
+  const { caseLog } = await import('../../main/cli/case-log.ts');
+  const lines: string[] = [];
+  const log = caseLog((l) => lines.push(l));
+  log.onCase('/d/ct.nii.gz', true, 'CT');
+  for (let n = 0; n < 30; n++) log.onCase(`/d/f${n}.txt`, false, 'not a volume file this reads (NIfTI, ...)');
+  for (let n = 0; n < 5; n++) log.onCase(`/d/seg${n}.nii.gz`, false, `not CT in HU: ${n + 40} distinct integer values`);
+  log.summary();
+  assert.equal(lines[0], '  use  /d/ct.nii.gz');
+  assert.equal(lines.filter((l) => l.startsWith('  skip ')).length, 20);
+  assert.ok(lines.includes('  ... more inputs skipped: counted by reason below'));
+  assert.ok(lines.includes('  35 inputs skipped:'));
+  assert.ok(lines.includes('       30  not a volume file this reads'));
+  assert.ok(lines.includes('        5  not CT in HU: N distinct integer values'));
+});

@@ -238,6 +238,9 @@ test('the run folder: --resume without a checkpoint, files a run would overwrite
 test('loss plot ticks: round values at 1, 2 or 5 times a power of ten, covering the range', () => {
   assert.deepEqual(niceTicks(18.9, 22.1), [19, 20, 21, 22]);
   assert.deepEqual(niceTicks(0, 394, 8), [0, 50, 100, 150, 200, 250, 300, 350]);
+  // iterations of a short run: whole numbers only
+  assert.deepEqual(niceTicks(1, 3, 8, true), [1, 2, 3]);
+  assert.ok(niceTicks(1, 3, 8).some((t) => !Number.isInteger(t)), 'without the flag: fractional steps');
   assert.deepEqual(niceTicks(0.0012, 0.0031, 4), [0.0015, 0.002, 0.0025, 0.003]);
   assert.deepEqual(niceTicks(5, 5), [5]);
 });

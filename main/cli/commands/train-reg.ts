@@ -18,6 +18,7 @@ import { loadRegTrainingSet } from '../../engine/register/deform-net/train-set.t
 import type { Vec3 } from '../../engine/volume/volume.ts';
 import { bar, duration, ProgressLine } from '../progress.ts';
 import { trainingInterrupt } from '../training-interrupt.ts';
+import { caseLog } from '../case-log.ts';
 import { checkRunFolder } from '../../engine/train/checkpoint.ts';
 import { intOption, numberOption } from '../option-values.ts';
 
@@ -92,17 +93,19 @@ export const trainRegCommand: Command = {
       // SAM features first (the engine may use tfjs too), then the training backend
       const model = await openModelFromArgs(values, '--random-init SEED');
       console.error('reading and embedding the training CTs...');
+      const dataLog = caseLog();
       let cases;
       try {
         cases = await loadRegTrainingSet(values.data, model.engine, {
           spacingMm: config.spacingMm,
           featureChannels: config.featureChannels,
           signal: interrupt.signal,
-          onCase: (src, ok, reason) => console.error(`  ${ok ? 'use ' : 'skip'} ${src}${ok ? '' : `: ${reason}`}`),
+          onCase: dataLog.onCase,
         });
       } finally {
         await model.engine.dispose();
       }
+      dataLog.summary();
       const backend = await initTfBackend({ backend: values.backend as TfBackendName | 'auto' });
       if (!backend.gradients) throw new Error(`cannot train: gradients unavailable (${backend.gradientsReason})`);
       console.error(`backend: ${backend.backend}; network ${config.name}; ${cases.length} CT volume(s)`);

@@ -21,6 +21,7 @@ import { NO_AUGMENT } from '../../engine/train/augment.ts';
 import { checkPatchSize } from '../../engine/train/patch-size-check.ts';
 import { bar, duration, ProgressLine } from '../progress.ts';
 import { trainingInterrupt } from '../training-interrupt.ts';
+import { caseLog } from '../case-log.ts';
 import { intOption, numberOption, sizeOption } from '../option-values.ts';
 
 const USAGE = `usage: sam train --data <folder|file|list.txt> [--data ...] --out <run dir> [options]
@@ -187,11 +188,13 @@ export const trainCommand: Command = {
     const interrupt = trainingInterrupt();
     try {
       console.error('reading training data...');
+      const dataLog = caseLog();
       const { cases, skipped } = await loadTrainingSet(data, {
         signal: interrupt.signal,
         allowGaps: values['allow-gaps'],
-        onCase: (src, ok, reason) => console.error(`  ${ok ? 'use ' : 'skip'} ${src}${ok ? '' : `: ${reason}`}`),
+        onCase: dataLog.onCase,
       });
+      dataLog.summary();
       console.error(`${cases.length} CT volumes for training, ${skipped.length} inputs skipped`);
       mkdirSync(values.out, { recursive: true });
       const progress = new ProgressLine();

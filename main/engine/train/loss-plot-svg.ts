@@ -8,11 +8,13 @@
 export type Colour = [number, number, number];
 
 /** Round tick values covering [lo, hi]: about `count` of them at 1, 2 or 5 times a power of ten. */
-export function niceTicks(lo: number, hi: number, count = 5): number[] {
+export function niceTicks(lo: number, hi: number, count = 5, integer = false): number[] {
   if (!(hi > lo)) return [lo];
   const raw = (hi - lo) / Math.max(1, count);
   const p = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 5, 10].map((m) => m * p).find((s) => s >= raw) ?? 10 * p;
+  let step = [1, 2, 5, 10].map((m) => m * p).find((s) => s >= raw) ?? 10 * p;
+  // iterations: no tick between two of them (a short run's axis had 1.5, 2.5 ...)
+  if (integer) step = Math.max(1, Math.round(step));
   const out: number[] = [];
   for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(+v.toPrecision(12));
   return out;
@@ -79,7 +81,7 @@ export function plotLossSvg<R extends { iteration: number; total: number }>(
       out.push(`<line x1="${left}" x2="${width - right}" y1="${y}" y2="${y}" stroke="#e4e4e4"/>`);
       out.push(`<text x="${left - 6}" y="${y}" text-anchor="end" dominant-baseline="middle">${t}</text>`);
     }
-    for (const t of niceTicks(x0, x1, 8)) {
+    for (const t of niceTicks(x0, x1, 8, true)) {
       const x = X(t).toFixed(1);
       out.push(`<line x1="${x}" x2="${x}" y1="${p.y + panelH}" y2="${p.y + panelH + 4}" stroke="black"/>`);
       out.push(`<text x="${x}" y="${p.y + panelH + 16}" text-anchor="middle">${t}</text>`);
