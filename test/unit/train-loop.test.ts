@@ -240,7 +240,10 @@ test('loss plot ticks: round values at 1, 2 or 5 times a power of ten, covering 
   assert.deepEqual(niceTicks(0, 394, 8), [0, 50, 100, 150, 200, 250, 300, 350]);
   // iterations of a short run: whole numbers only
   assert.deepEqual(niceTicks(1, 3, 8, true), [1, 2, 3]);
-  assert.ok(niceTicks(1, 3, 8).some((t) => !Number.isInteger(t)), 'without the flag: fractional steps');
+  assert.ok(
+    niceTicks(1, 3, 8).some((t) => !Number.isInteger(t)),
+    'without the flag: fractional steps',
+  );
   assert.deepEqual(niceTicks(0.0012, 0.0031, 4), [0.0015, 0.002, 0.0025, 0.003]);
   assert.deepEqual(niceTicks(5, 5), [5]);
 });
