@@ -7,11 +7,17 @@ import { dialog, ipcMain, type BrowserWindow, type IpcMainInvokeEvent } from 'el
 import type { Workstation } from './engine/workstation/workstation.ts';
 import { operations } from './server/rpc.ts';
 
-/** Only our own renderer (file:// in production, the dev server in development) may call. */
+/** The renderer's page (index.ts sets it): in production its file:// URL, in development the dev server's. */
+let rendererUrl = '';
+export function setRendererUrl(url: string): void {
+  rendererUrl = url;
+}
+
+/** Only our own renderer page may call: that exact file (not any file://), or the dev server. */
 function checkSender(e: IpcMainInvokeEvent): void {
-  const url = e.senderFrame?.url ?? '';
+  const url = (e.senderFrame?.url ?? '').replace(/[?#].*$/, '');
   const devUrl = process.env.ELECTRON_RENDERER_URL;
-  if (!(url.startsWith('file://') || (devUrl && url.startsWith(devUrl))))
+  if (!((rendererUrl && url === rendererUrl) || (devUrl && url.startsWith(devUrl))))
     throw new Error(`IPC call from an unexpected origin: ${url}`);
 }
 

@@ -11,6 +11,7 @@
  */
 import { inOwnMemory } from '../compute/shared-memory.ts';
 import { parentPort } from 'node:worker_threads';
+import { PartJoiner, sendInParts } from './message-parts.ts';
 import { registerVolumes } from '../register/cascade.ts';
 import { confidenceMap } from '../review/confidence.ts';
 import { trackPoint } from '../review/track-point.ts';
@@ -38,7 +39,16 @@ function port(): Port {
   }
   const u = (process as unknown as { parentPort?: UtilityParentPort }).parentPort;
   if (!u) throw new Error('register-worker: not started as a worker thread or a utility process');
-  return { post: (m) => u.postMessage(m), onMessage: (f) => u.on('message', (e) => f(e.data as ToWorker)) };
+  // a separate process: large arrays travel in parts (message-parts.ts, utility-runner.ts)
+  const joiner = new PartJoiner();
+  return {
+    post: (m) => sendInParts(m, (part) => u.postMessage(part)),
+    onMessage: (f) =>
+      u.on('message', (e) => {
+        const whole = joiner.accept<ToWorker>(e.data);
+        if (whole) f(whole);
+      }),
+  };
 }
 
 const io = port();

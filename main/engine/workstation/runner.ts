@@ -8,8 +8,8 @@ import type { FromWorker, ToWorker } from './register-protocol.ts';
 export interface WorkerHandle {
   post(m: ToWorker): void;
   onMessage(f: (m: FromWorker) => void): void;
-  /** Called once if the worker dies without a 'done' or 'error' message. */
-  onExit(f: (code: number) => void): void;
+  /** Called once if the worker dies without a 'done' or 'error' message; `detail`: its last error output, if kept. */
+  onExit(f: (code: number, detail?: string) => void): void;
   terminate(): void;
 }
 

@@ -236,14 +236,19 @@ export class Workstation {
       if ('job' in m) this.reviewJobs.get(m.job)?.(m);
       else this.listener?.(m);
     });
-    w.onExit((code) => {
+    w.onExit((code, detail) => {
       if (this.retired.delete(w)) return;
       if (this.pool === w) this.pool = null;
-      const message = `registration worker exited (${code})`;
+      const message = `registration worker exited (${code})${detail ? `: ${detail}` : ''}`;
       this.listener?.({ type: 'error', name: 'WorkerExit', message });
       for (const [job, f] of [...this.reviewJobs]) f({ type: 'review-error', job, name: 'WorkerExit', message });
     });
     return w;
+  }
+
+  /** Whether a registration is running (the app asks before quitting). */
+  registering(): boolean {
+    return this.job !== null;
   }
 
   /** Ends the worker (when the app or the server closes). */
