@@ -130,6 +130,57 @@ test('workstation: confidence map and point tracking in the worker flag an affin
   }
 });
 
+test('workstation: a result reopened after another registration gets the confidence map of its own images', async () => {
+  // the worker keeps the inputs of the last registration it ran; a reopened result used to be
+  // reviewed on those (another pair), now its images and field go to the worker with the request
+  const s = await deformedSetup();
+  const dir = tempDir();
+  const ws = new Workstation({
+    mode: 'browser',
+    policy: rootedPolicy([DATA], dir.dir),
+    startWorker: startWorkerThread,
+    modelPath: SHIPPED_MODEL,
+  });
+  try {
+    await writeVolume(join(dir.dir, 'fixed.nii.gz'), s.pair.fixed);
+    await writeVolume(join(dir.dir, 'moving.nii.gz'), s.pair.moving);
+    const f = await ws.openVolume('fixed.nii.gz');
+    const m = await ws.openVolume('moving.nii.gz');
+    const r = await ws.register(
+      { fixedId: f.id, movingId: m.id, matcher: 'ncc', stages: ['affine'], gridMm: 16 },
+      () => {},
+    );
+    const e = await ws.exportResult(join(dir.dir, 'out'));
+    // another pair registered: the worker now holds it
+    const other = await ws.openVolume(join(DATA, 'elastix/Testing/Data/3DCT_lung_baseline_small.mha'));
+    await ws.register(
+      { fixedId: other.id, movingId: other.id, matcher: 'ncc', stages: ['affine'], gridMm: 40 },
+      () => {},
+    );
+    await ws.openResult({ dir: e.dir, fixedId: f.id, movingId: m.id });
+    const c = await ws.confidence();
+    const map = ws.voxels(c.map.id);
+    assert.equal(map.length, s.pair.fixed.size[0] * s.pair.fixed.size[1] * s.pair.fixed.size[2]);
+    const field = fieldFromAffine(s.pair.fixed, r.affine as never);
+    const direct = resample(confidenceGrid(s.embeddings, field), s.pair.fixed, { fill: NaN, outputType: 'float32' });
+    let compared = 0;
+    for (let n = 0; n < map.length; n += 97) {
+      if (map[n] === CONFIDENCE_NO_DATA || !Number.isFinite(direct.data[n])) continue;
+      // the affine read back from affine.txt: within its printed precision
+      assert.ok(Math.abs(map[n] / 1000 - direct.data[n]) < 5e-3, `voxel ${n}: ${map[n] / 1000} vs ${direct.data[n]}`);
+      compared++;
+    }
+    assert.ok(compared > 1000, String(compared));
+    // tracking works on it too (the worker holds its embeddings now)
+    const [ni, nj, nk] = s.pair.fixed.size;
+    const tr = await ws.trackPoint(indexToWorld(s.pair.fixed, [ni >> 1, nj >> 1, nk >> 1]));
+    assert.ok(Number.isFinite(tr.score));
+  } finally {
+    ws.dispose();
+    dir.cleanup();
+  }
+});
+
 test('workstation: without a SAM model, confidence and tracking say why', async () => {
   const dir = tempDir();
   const ws = new Workstation({

@@ -56,6 +56,8 @@ let controller: AbortController | null = null;
 
 /** The last registration, kept for the review requests. */
 let last: {
+  /** The workstation's number for this result. */
+  id: number;
   fixed: Volume;
   moving: Volume;
   field: Volume;
@@ -98,7 +100,7 @@ async function run(m: Extract<ToWorker, { type: 'register' }>): Promise<void> {
       signal: controller.signal,
       onProgress: (stage, done, total) => io.post({ type: 'progress', stage, done, total }),
     });
-    last = { fixed: m.fixed, moving: m.moving, field: result.field };
+    last = { id: m.resultId, fixed: m.fixed, moving: m.moving, field: result.field };
     // (the CPU threads' outputs are on shared memory, which a message to another process cannot take)
     io.post({
       type: 'done',
@@ -123,6 +125,8 @@ async function runReview(m: Extract<ToWorker, { type: 'review' }>): Promise<void
   const mine = { job: m.job, controller: new AbortController() };
   review = mine;
   const signal = mine.controller.signal;
+  // a result this worker did not register (reopened from a folder): adopt its images and field
+  if (m.state && last?.id !== m.resultId) last = { id: m.resultId, ...m.state };
   const state = last;
   const seconds: Record<string, number> = {};
   let t0 = performance.now();
@@ -133,6 +137,7 @@ async function runReview(m: Extract<ToWorker, { type: 'review' }>): Promise<void
   let engine;
   try {
     if (!state) throw new Error('run a registration first');
+    if (state.id !== m.resultId) throw new Error('the registration worker holds another result: ask again');
     if (!state.embeddings) {
       engine = await openEngine(m.modelPath);
       const embeddings: { fixed?: EmbeddedVolume; moving?: EmbeddedVolume } = {};
@@ -167,7 +172,8 @@ async function runReview(m: Extract<ToWorker, { type: 'review' }>): Promise<void
 
 async function runTrack(m: Extract<ToWorker, { type: 'track' }>): Promise<void> {
   try {
-    if (!last?.embeddings) throw new Error('point tracking needs the SAM embeddings: compute the confidence map first');
+    if (!last?.embeddings || last.id !== m.resultId)
+      throw new Error('point tracking needs the SAM embeddings: compute the confidence map first');
     const tracked = await trackPoint(last.embeddings, m.point, { field: last.field });
     io.post({ type: 'track-done', job: m.job, tracked });
   } catch (e) {

@@ -17,6 +17,8 @@ import type { Matcher, Refine, StageName } from './types.ts';
 export type ToWorker =
   | {
       type: 'register';
+      /** The workstation's number for the result (review requests name it). */
+      resultId: number;
       fixed: Volume;
       moving: Volume;
       options: { matcher: Matcher; refine?: Refine; stages: StageName[]; gridMm: number; modelPath?: string };
@@ -26,6 +28,10 @@ export type ToWorker =
   | {
       type: 'review';
       job: number;
+      /** The result the review is for; the worker refuses it when it holds another and `state` is absent. */
+      resultId: number;
+      /** That result's images and field, when the worker does not hold it (a result reopened from a folder). */
+      state?: { fixed: Volume; moving: Volume; field: Volume };
       modelPath: string;
       threshold?: number;
       /** Label map (any grid) and names for per-organ summaries. */
@@ -33,7 +39,7 @@ export type ToWorker =
       labelNames?: Record<number, string>;
     }
   /** Tracks a fixed point into the moving image with the embeddings of the last 'review'. */
-  | { type: 'track'; job: number; point: Vec3 }
+  | { type: 'track'; job: number; point: Vec3; resultId: number }
   | { type: 'cancel-review'; job: number };
 
 export type FromWorker =

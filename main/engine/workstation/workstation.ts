@@ -130,7 +130,16 @@ export class Workstation {
    */
   private retired = new Set<WorkerHandle>();
   private listener: ((m: Exclude<FromWorker, ReviewMessage>) => void) | null = null;
+  /**
+   * Which result the worker holds for the review requests (its inputs and field, then its SAM
+   * embeddings): the last registration it ran, or one handed to it with a review request (a result
+   * reopened from a folder, or after the worker was replaced). Requests name the result they are for.
+   */
+  private workerHolds: { worker: WorkerHandle; resultId: number } | null = null;
+  private nextResultId = 1;
   private result: {
+    /** Numbers the results of this workstation (the worker's review state is checked against it). */
+    id: number;
     fixedId: string;
     movingId: string;
     result: RegisterResult;
@@ -266,6 +275,7 @@ export class Workstation {
     const t0 = performance.now();
     const worker = this.worker();
     const job = { worker, cancelled: false };
+    const resultId = this.nextResultId++;
     this.job = job;
     try {
       const result = await new Promise<RegisterResult>((resolve, reject) => {
@@ -279,6 +289,7 @@ export class Workstation {
         };
         worker.post({
           type: 'register',
+          resultId,
           fixed: fixed.volume,
           moving: moving.volume,
           options: {
@@ -293,7 +304,8 @@ export class Workstation {
       const warped = this.add(fixed.descriptor.path, result.warped);
       warped.description = `${moving.descriptor.description ?? 'moving'} registered to fixed`;
       this.dropResultMaps();
-      this.result = { fixedId: req.fixedId, movingId: req.movingId, result, warpedId: warped.id };
+      this.result = { id: resultId, fixedId: req.fixedId, movingId: req.movingId, result, warpedId: warped.id };
+      this.workerHolds = { worker, resultId };
       return {
         warped,
         affine: [...result.affine.affine],
@@ -367,6 +379,7 @@ export class Workstation {
     warped.description = `${moving.descriptor.description ?? 'moving'} registered to fixed (from ${dir})`;
     this.dropResultMaps();
     this.result = {
+      id: this.nextResultId++,
       fixedId: req.fixedId,
       movingId: req.movingId,
       result,
@@ -512,7 +525,24 @@ export class Workstation {
         const old = (await previous?.catch(() => undefined)) ?? r.confidenceDone;
         const lab = labels ? await this.readLabels(labels) : undefined;
         const m = await this.askWorker(
-          (job) => ({ type: 'review', job, modelPath, labels: lab?.volume, labelNames: lab?.names }),
+          (job) => ({
+            type: 'review',
+            job,
+            resultId: r.id,
+            modelPath,
+            labels: lab?.volume,
+            labelNames: lab?.names,
+            // the result's images and field when the worker holds another (a reopened result, a new worker)
+            ...(this.workerHolds?.worker === this.pool && this.workerHolds?.resultId === r.id
+              ? {}
+              : {
+                  state: {
+                    fixed: this.get(r.fixedId).volume,
+                    moving: this.get(r.movingId).volume,
+                    field: r.result.field,
+                  },
+                }),
+          }),
           'review-done',
           onProgress,
         );
@@ -522,6 +552,8 @@ export class Workstation {
         const flags = qaFlags(m.summary, jacobianSummary(this.stats(r).jacobian));
         const stored = { info: { summary: m.summary, map: d, flags, seconds: m.seconds }, map: m.map };
         if (this.result === r) r.confidenceDone = stored;
+        // the worker now holds this result and its embeddings
+        if (this.pool) this.workerHolds = { worker: this.pool, resultId: r.id };
         return stored;
       })();
       const mine = r.confidence;
@@ -550,11 +582,13 @@ export class Workstation {
     point: [number, number, number],
     onProgress?: (p: ReviewProgress) => void,
   ): Promise<TrackedPointInfo> {
-    this.lastResult('point tracking');
+    const r = this.lastResult('point tracking');
     this.samModelFor('point tracking');
-    // any confidence map of this result means the worker holds the embeddings
-    await (this.result?.confidence ?? this.confidence(onProgress));
-    return (await this.askWorker((job) => ({ type: 'track', job, point }), 'track-done')).tracked;
+    // the worker needs this result's embeddings: a confidence map computed by this worker means it
+    // holds them; otherwise (a new worker after a cancel or a crash) the map is computed again
+    if (this.workerHolds?.worker !== this.pool || this.workerHolds?.resultId !== r.id) r.confidence = undefined;
+    await (r.confidence ?? this.confidence(onProgress));
+    return (await this.askWorker((job) => ({ type: 'track', job, point, resultId: r.id }), 'track-done')).tracked;
   }
 
   /** Jacobian and |u| statistics inside the fixed body (the maps cover the whole grid), as the report's. */
