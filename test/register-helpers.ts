@@ -4,14 +4,14 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SyntheticPair } from '../main/engine/bench/synthetic-pair.ts';
 import { affineApply, type Affine3x4 } from '../main/engine/register/affine-fit.ts';
 import { indexToWorld } from '../main/engine/volume/geometry.ts';
 import { writeVolumeSync } from '../main/engine/volume/io/index.ts';
 import { bodyMask } from '../main/engine/volume/mask.ts';
-import type { Vec3 } from '../main/engine/volume/volume.ts';
+import type { Vec3, Volume } from '../main/engine/volume/volume.ts';
 
 export interface RegisterRun {
   fixedPath: string;
@@ -68,4 +68,48 @@ export function transformPointsCli(dir: string, resultDir: string, points: Vec3[
     .split('\n')
     .slice(1)
     .map((l) => l.split(',').map(Number));
+}
+
+/**
+ * Points through a displacement field file by transformix -def (elastix's DeformationFieldTransform,
+ * linear interpolation): an independent reader of the exported field. `field` gives its geometry.
+ */
+export function transformixThroughField(dir: string, fieldFile: string, field: Volume, points: Vec3[]): number[][] {
+  const f = (v: readonly number[]) => v.map((x) => x.toPrecision(10)).join(' ');
+  // elastix lists the direction matrix column by column
+  const direction = [0, 1, 2].flatMap((c) => [0, 1, 2].map((r) => field.direction[3 * r + c]));
+  const tp = join(dir, 'tp-field.txt');
+  writeFileSync(
+    tp,
+    [
+      '(Transform "DeformationFieldTransform")',
+      `(DeformationFieldFileName "${fieldFile}")`,
+      '(DeformationFieldInterpolationOrder 1)',
+      '(NumberOfParameters 0)',
+      '(FixedImageDimension 3)',
+      '(MovingImageDimension 3)',
+      '(FixedInternalImagePixelType "float")',
+      '(MovingInternalImagePixelType "float")',
+      `(Size ${field.size.join(' ')})`,
+      '(Index 0 0 0)',
+      `(Spacing ${f(field.spacing)})`,
+      `(Origin ${f(field.origin)})`,
+      `(Direction ${f(direction)})`,
+      '(UseDirectionCosines "true")',
+      '(InitialTransformParametersFileName "NoInitialTransform")',
+      '(HowToCombineTransforms "Compose")',
+      '(ResultImagePixelType "float")',
+      '',
+    ].join('\n'),
+  );
+  const pts = join(dir, 'points-elastix.txt');
+  writeFileSync(pts, `point\n${points.length}\n${points.map((p) => f(p)).join('\n')}\n`);
+  const out = join(dir, 'transformix-out');
+  mkdirSync(out, { recursive: true });
+  const t = spawnSync('transformix', ['-def', pts, '-tp', tp, '-out', out], { encoding: 'utf8' });
+  assert.equal(t.status, 0, `${t.stdout}\n${t.stderr}`);
+  return readFileSync(join(out, 'outputpoints.txt'), 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('OutputPoint'))
+    .map((l) => /OutputPoint = \[ ([^\]]+) \]/.exec(l)![1].trim().split(/\s+/).map(Number));
 }

@@ -5,8 +5,8 @@
  *                          study, in the fixed scan's frame of reference)
  *   displacement.nii.gz    the displacement field of the whole cascade (affine composed with the coarse
  *                          and deform corrections) on the fixed grid, 3 components, mm: fixed point x maps
- *                          to moving point x + u(x) (LPS inside the product; stored as a NIfTI DISPVECT
- *                          field with RAS vectors, which ITK and 3D Slicer read back as LPS)
+ *                          to moving point x + u(x) (LPS mm; a NIfTI VECTOR (1007) image with the LPS
+ *                          components, as ITK and ANTs write and every ITK, transformix included, reads)
  *   affine.txt, affine.tfm the affine (fixed -> moving, LPS mm; ITK's resampling convention)
  *   pairs.csv              matched point pairs of the affine stage with residuals and inlier flags
  *   coarse-pairs.csv       matched point pairs of the coarse stage (when it ran)

@@ -13,13 +13,15 @@
  * dim[5] > 1 holds vector components (intent NIFTI_INTENT_VECTOR 1007 or DISPVECT 1006), stored
  * in the file as planes (all voxels of component 0, then 1, ...) and interleaved in the Volume.
  *
- * Vector convention, as ITK >= 5.4 (NiftiImageIO, ConvertRASDisplacementVectors on by default):
+ * Vector convention, as ITK >= 5.4 reads (NiftiImageIO, ConvertRASDisplacementVectors on by default):
  * - intent DISPVECT (1006) with 3 components holds vectors in RAS (the NIfTI world, as nibabel,
  *   FSL and NiftyReg expect): x and y are negated on reading to give LPS vectors;
  * - any other vector intent (VECTOR 1007, what ITK and ANTs write) is taken as LPS, unchanged.
- * writeNifti stores a 3-component float volume (the product's displacement fields, LPS mm) as
- * DISPVECT with RAS vectors, so other tools read it correctly and readNifti gives back the same
- * LPS vectors; integer vector volumes are written as VECTOR (1007) unchanged.
+ * writeNifti stores vectors as VECTOR (1007), unchanged: the product's displacement fields in LPS mm.
+ * Every ITK reads that the same way (ITK before 5.4, e.g. the elastix / transformix 5.0 of Debian
+ * 12, reads a DISPVECT file as a scalar image: all three components equal, tens of mm wrong), as do
+ * ANTs and elastix; a NIfTI reader that does not know ITK's convention gets LPS components, as
+ * documented.
  *
  * Writer geometry: qform and sform both with code 1 (scanner), from origin / spacing / direction
  * converted to RAS; pixdim = spacing, qfac = pixdim[0] = +-1, xyzt_units = mm. Header fields are
@@ -215,8 +217,7 @@ export function encodeNifti(vol: Volume, description?: string): Uint8Array[] {
   const problem = geometryProblem(vol);
   if (problem) throw new Error(problem);
   const o = niftiOrientationFields(vol);
-  const float = type === 'float32' || type === 'float64';
-  const intent = nc === 1 ? 0 : nc === 3 && float ? NIFTI_INTENT_DISPVECT : NIFTI_INTENT_VECTOR;
+  const intent = nc === 1 ? 0 : NIFTI_INTENT_VECTOR;
   const header = encodeNifti1Header({
     dim: nc === 1 ? [3, ...vol.size, 1, 1, 1, 1] : [5, ...vol.size, 1, nc, 1, 1],
     intentCode: intent,
@@ -234,12 +235,7 @@ export function encodeNifti(vol: Volume, description?: string): Uint8Array[] {
     qoffset: o.qoffset,
     srow: o.srow,
   });
-  let data = vol.data;
-  if (intent === NIFTI_INTENT_DISPVECT) {
-    data = data.slice();
-    flipVectorsXY(data);
-  }
-  return [header, littleEndianBytes(interleave(data, nc, true))];
+  return [header, littleEndianBytes(interleave(vol.data, nc, true))];
 }
 
 /**
