@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { makeSyntheticPair } from '../../main/engine/bench/synthetic-pair.ts';
 import { readAffine } from '../../main/engine/register/affine-io.ts';
 import { affineApply } from '../../main/engine/register/affine-fit.ts';
@@ -81,6 +81,14 @@ test('sam register (affine, NCC matcher): known affine recovered, exports read b
           assert.ok(Math.abs(q[c] - rows[k][c]) < 1e-2, `transformix point ${k}: ${q} vs sam ${rows[k]}`);
       });
     } else console.log('transformix not installed: the field is not checked against it');
+    // provenance: qa.json records the inputs; a review against another moving scan is refused
+    assert.equal(qa.inputs.fixed.path, resolve(fixedPath));
+    assert.deepEqual(qa.inputs.moving.size, pair.moving.size);
+    const wrong = spawnSync(process.execPath, ['bin/sam.mjs', 'review', fixedPath, fixedPath, out, '--no-sam'], {
+      encoding: 'utf8',
+    });
+    assert.equal(wrong.status, 1, wrong.stderr);
+    assert.match(wrong.stderr, /is not the moving image this result was registered with/);
     // transform-points never writes over the result it reads, nor its points; names a missing file;
     // warns about points outside the fixed image
     const fieldBefore = readFileSync(join(out, 'displacement.nii.gz'));

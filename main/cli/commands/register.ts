@@ -141,6 +141,7 @@ export const registerCommand: Command = {
       mkdirSync(out, { recursive: true });
       const files = await writeRegistration(out, fixed, moving, r, {
         protect: [fixedPath, movingPath],
+        inputPaths: { fixed: fixedPath, moving: movingPath },
         field: !values['no-field'],
         onArchived: (folder) => progress.note(`sam register: the earlier result in ${out} moved to ${folder}`),
         onWriting: (p) => progress.update(`write ${p}`, true),
@@ -155,7 +156,10 @@ export const registerCommand: Command = {
       if (r.coarse)
         parts.push(
           `coarse from ${r.coarse.stats.inliers} pairs: residual mean ${r.coarse.stats.affineResidualMm.mean.toFixed(2)} -> ` +
-            `${r.coarse.stats.coarseResidualMm.mean.toFixed(2)} mm`,
+            `${r.coarse.stats.coarseResidualMm.mean.toFixed(2)} mm` +
+            (r.coarse.stats.used === false
+              ? ` (not used: image NCC ${r.coarse.stats.nccAffine?.toFixed(4)} with the affine alone, ${r.coarse.stats.nccCoarse?.toFixed(4)} with it)`
+              : ''),
         );
       if (r.deformNet)
         parts.push(
@@ -163,9 +167,11 @@ export const registerCommand: Command = {
         );
       if (r.deform)
         parts.push(
-          r.deform.stats.kept
-            ? `deform LNCC ${r.deform.stats.lnccStart.toFixed(3)} -> ${r.deform.stats.lnccEnd.toFixed(3)}`
-            : `deform: no improvement on the earlier stages (LNCC ${r.deform.stats.lnccStart.toFixed(3)}), field left as they made it`,
+          !r.deform.stats.kept
+            ? `deform: no improvement on the earlier stages (LNCC ${r.deform.stats.lnccStart.toFixed(3)}), field left as they made it`
+            : r.deform.stats.used === false
+              ? `deform LNCC ${r.deform.stats.lnccStart.toFixed(3)} -> ${r.deform.stats.lnccEnd.toFixed(3)} but the unbiased LNCC ${r.deform.stats.nccBefore?.toFixed(4)} -> ${r.deform.stats.nccAfter?.toFixed(4)}: not used, field left as the earlier stages made it`
+              : `deform LNCC ${r.deform.stats.lnccStart.toFixed(3)} -> ${r.deform.stats.lnccEnd.toFixed(3)}`,
         );
       const o = q.nccWhereMovingHasData;
       parts.push(

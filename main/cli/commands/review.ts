@@ -11,6 +11,7 @@ import type { Command } from '../index.ts';
 import { MODEL_OPTIONS, openModelFromArgs } from '../model-args.ts';
 import { InputError } from '../../engine/errors.ts';
 import { readRegistrationResult } from '../../engine/review/result-dir.ts';
+import { checkRecordedMoving } from '../../engine/register/provenance.ts';
 import { parseLabelNames } from '../../engine/review/label-names.ts';
 import { makeSignOff, writeConfidenceMaps, writeReviewReport } from '../../engine/review/report.ts';
 import { reviewRegistration } from '../../engine/review/review.ts';
@@ -80,6 +81,8 @@ export const reviewCommand: Command = {
     const fixed = await readVolume(fixedPath);
     const moving = await readVolume(movingPath);
     const result = await readRegistrationResult(resultDir, fixed);
+    // the fixed image is checked by the result's grid; the moving one by the grid recorded in qa.json
+    checkRecordedMoving((result.qa?.inputs as { moving?: unknown } | undefined)?.moving, moving, movingPath);
     const labels = values.labels ? await readVolume(values.labels) : undefined;
     const ln = values['label-names'];
     const labelNames = ln ? parseLabelNames(readFileSync(ln, 'utf8'), ln) : undefined;

@@ -202,6 +202,15 @@ async function cascadeRows(name: string, pair: SyntheticPair, ctx: ScoreContext,
     o.onProgress?.(
       `${name}: body masks made on the CPU during the GPU embedding: ${seconds(r.qa.masksSecondsDuringEmbedding)} s`,
     );
+  // whether the later stages' corrections were used (map-ncc.ts: only when they raised the images' NCC)
+  const used = (u: boolean | undefined, before?: number, after?: number) =>
+    `${u === false ? 'not used' : 'used'} (NCC ${before?.toFixed(5)} -> ${after?.toFixed(5)})`;
+  if (r.coarse)
+    o.onProgress?.(`${name}: coarse ${used(r.coarse.stats.used, r.coarse.stats.nccAffine, r.coarse.stats.nccCoarse)}`);
+  if (r.deform?.stats.kept)
+    o.onProgress?.(
+      `${name}: deform ${used(r.deform.stats.used, r.deform.stats.nccBefore, r.deform.stats.nccAfter).replace('NCC', 'unbiased LNCC')}`,
+    );
   if (r.deform) {
     const d = r.deform.stats.seconds;
     o.onProgress?.(

@@ -43,6 +43,7 @@ import { requireCt } from '../volume/intensity.ts';
 import { bodyMask } from '../volume/mask.ts';
 import type { Vec3, Volume } from '../volume/volume.ts';
 import type { Affine3x4, Geometry } from '../volume/geometry.ts';
+import { lnccThroughMaps, nccThroughMaps, smoothedPair, type SmoothedPair } from './map-ncc.ts';
 import { add } from '../volume/geometry.ts';
 import { initialShift } from './initial-shift.ts';
 import { affineDecompose, affineDeterminant } from './affine-fit.ts';
@@ -464,6 +465,8 @@ async function stagesWith(
   // without a coarse stage the NCC threads' work is done
   if (!stages.includes('coarse')) ncc?.dispose();
   const corrections: Field[] = [];
+  // both images smoothed, for the checks that a stage's correction improves on the earlier map (map-ncc.ts)
+  let smoothed: SmoothedPair | undefined;
   let coarse: SamCoarseResult | undefined;
   if (stages.includes('coarse')) {
     t0 = performance.now();
@@ -506,7 +509,14 @@ async function stagesWith(
       // the NCC threads' work is done
       ncc?.dispose();
     }
-    corrections.push(coarse.grid);
+    // kept only when it makes the images agree better than the affine alone: on a scan registered to
+    // itself (or a rigid pair) the matches' half-millimetre noise would otherwise become a field
+    smoothed ??= smoothedPair(fixed, moving, fixedMask);
+    const [nccAffine, nccCoarse] = nccThroughMaps(smoothed, affine.affine, [[], [coarse.grid]]);
+    coarse.stats.nccAffine = nccAffine;
+    coarse.stats.nccCoarse = nccCoarse;
+    coarse.stats.used = !(nccCoarse <= nccAffine);
+    if (coarse.stats.used) corrections.push(coarse.grid);
     tick('coarse', t0);
   }
   let deform: SamDeformResult | undefined;
@@ -561,7 +571,14 @@ async function stagesWith(
       signal: o.signal,
       onProgress: o.onProgress,
     });
-    corrections.push(deform.field);
+    if (deform.stats.kept) {
+      smoothed ??= smoothedPair(fixed, moving, fixedMask);
+      const [nccBefore, nccAfter] = lnccThroughMaps(smoothed, affine.affine, [before, [...before, deform.field]]);
+      deform.stats.nccBefore = nccBefore;
+      deform.stats.nccAfter = nccAfter;
+      deform.stats.used = !(nccAfter <= nccBefore);
+    } else deform.stats.used = false;
+    if (deform.stats.used) corrections.push(deform.field);
     tick('deform', t0);
   }
   if (o.signal?.aborted) throw new CancelledError('registration');

@@ -23,6 +23,7 @@ import type { RegisterResult } from './cascade.ts';
 import { writePairsCsv } from './sam-affine.ts';
 import type { CoarsePair } from './sam-coarse.ts';
 import { archivePreviousResult } from './previous-result.ts';
+import { inputRecord } from './provenance.ts';
 
 /** coarse-pairs.csv: fixed and moving point (LPS mm), score, cycle error, kept (1/0), residual after the fit. */
 export function coarsePairsCsv(pairs: CoarsePair[]): string {
@@ -48,6 +49,8 @@ export async function writeRegistration(
     onWriting?: (path: string) => void;
     /** The coarse stage's pairs when the result holds no coarse stage of its own (a result read back). */
     coarsePairs?: CoarsePair[];
+    /** The inputs' paths: recorded with their grids and DICOM identity in qa.json `inputs` (provenance.ts). */
+    inputPaths?: { fixed: string; moving: string };
   },
 ): Promise<string[]> {
   const protect = options.protect;
@@ -77,6 +80,16 @@ export async function writeRegistration(
   writePairsCsv(file('pairs.csv'), r.affine.pairs, { protect });
   const coarse = r.coarse?.pairs ?? options.coarsePairs;
   if (coarse) writeFileAtomic(file('coarse-pairs.csv'), Buffer.from(coarsePairsCsv(coarse)), { protect });
-  writeFileAtomic(file('qa.json'), Buffer.from(JSON.stringify(r.qa, null, 2)), { protect });
+  const qa = options.inputPaths
+    ? {
+        ...r.qa,
+        inputs: {
+          fixed: inputRecord(options.inputPaths.fixed, fixed),
+          moving: inputRecord(options.inputPaths.moving, moving),
+        },
+        writtenAt: new Date().toISOString(),
+      }
+    : r.qa;
+  writeFileAtomic(file('qa.json'), Buffer.from(JSON.stringify(qa, null, 2)), { protect });
   return out;
 }

@@ -120,6 +120,14 @@ export interface SamCoarseResult {
     refitShiftMm?: { mean: number; p95: number };
     /** Why the refitted affine was not used (refitAffineOf), when it was not. */
     refitRejected?: string;
+    /**
+     * Set by the cascade: the fixed and moving images' NCC in the fixed body through the affine
+     * alone and with this stage's correction (map-ncc.ts), and whether the correction was used
+     * (only when it raised the NCC).
+     */
+    nccAffine?: number;
+    nccCoarse?: number;
+    used?: boolean;
   };
 }
 

@@ -39,6 +39,7 @@ import { checkOutputFolder } from '../util/paths.ts';
 import type { StartWorker, WorkerHandle } from './runner.ts';
 import { CONFIDENCE_NO_DATA, quantizeConfidence, type FromWorker } from './register-protocol.ts';
 import { readSession, writeSession } from './session-file.ts';
+import { checkRecordedMoving } from '../register/provenance.ts';
 import type {
   AffinePair,
   AffineRefit,
@@ -335,6 +336,11 @@ export class Workstation {
     const t0 = performance.now();
     const dir = this.o.policy.readable(req.dir);
     const r = await readRegistrationResult(dir, fixed.volume);
+    checkRecordedMoving(
+      (r.qa?.inputs as { moving?: unknown } | undefined)?.moving,
+      moving.volume,
+      moving.descriptor.path,
+    );
     if (r.fieldSource !== 'displacement.nii.gz' || !r.affine || !r.qa)
       throw new InputError(
         dir,
@@ -681,6 +687,7 @@ export class Workstation {
     let previous: string | undefined;
     const files = await writeRegistration(out, fixed.volume, moving.volume, this.result.result, {
       protect: inputs,
+      inputPaths: { fixed: fixed.descriptor.path, moving: moving.descriptor.path },
       coarsePairs: this.result.readBackCoarsePairs,
       onArchived: (folder) => (previous = folder),
     });

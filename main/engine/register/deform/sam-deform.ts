@@ -113,6 +113,16 @@ export interface SamDeformResult {
      * the stage returns w = 0 (lossEnd, lnccEnd are then the start's).
      */
     kept: boolean;
+    /**
+     * Set by the cascade (map-ncc.ts lnccThroughMaps): the images' local NCC without the objective's
+     * reward for contrast (varJ undamped), in the fixed body, through the earlier stages' map and
+     * with this stage's field; the field is used only when it raised it (a field that only raises
+     * the objective by adding contrast in low-contrast windows, e.g. on a scan registered to itself,
+     * is not).
+     */
+    nccBefore?: number;
+    nccAfter?: number;
+    used?: boolean;
     foldedPercentOnGrid: number;
     /** Where the optimisation ran: 'host' or 'tfjs-<backend>'. */
     optimisedOn: string;
