@@ -21,7 +21,8 @@ import type { Vec3 } from '../../main/engine/volume/volume.ts';
 import { DATA, tempDir } from '../helpers.ts';
 import { deformedSetup, SHIPPED_MODEL } from './review-fixtures.ts';
 
-test('workstation: confidence map and point tracking in the worker flag an affine-only registration of a deformed pair', async (t) => {
+/** The deformed pair written into a temporary work folder and opened in a browser-mode workstation with the shipped model. */
+async function deformedWorkstation() {
   const s = await deformedSetup();
   const dir = tempDir();
   const ws = new Workstation({
@@ -30,11 +31,16 @@ test('workstation: confidence map and point tracking in the worker flag an affin
     startWorker: startWorkerThread,
     modelPath: SHIPPED_MODEL,
   });
+  await writeVolume(join(dir.dir, 'fixed.nii.gz'), s.pair.fixed);
+  await writeVolume(join(dir.dir, 'moving.nii.gz'), s.pair.moving);
+  const f = await ws.openVolume('fixed.nii.gz');
+  const m = await ws.openVolume('moving.nii.gz');
+  return { s, dir, ws, f, m };
+}
+
+test('workstation: confidence map and point tracking in the worker flag an affine-only registration of a deformed pair', async (t) => {
+  const { s, dir, ws, f, m } = await deformedWorkstation();
   try {
-    await writeVolume(join(dir.dir, 'fixed.nii.gz'), s.pair.fixed);
-    await writeVolume(join(dir.dir, 'moving.nii.gz'), s.pair.moving);
-    const f = await ws.openVolume('fixed.nii.gz');
-    const m = await ws.openVolume('moving.nii.gz');
     await assert.rejects(ws.confidence(), /run a registration first/);
     const r = await ws.register(
       { fixedId: f.id, movingId: m.id, matcher: 'ncc', stages: ['affine'], gridMm: 16 },
@@ -133,19 +139,8 @@ test('workstation: confidence map and point tracking in the worker flag an affin
 test('workstation: a result reopened after another registration gets the confidence map of its own images', async () => {
   // the worker keeps the inputs of the last registration it ran; a reopened result used to be
   // reviewed on those (another pair), now its images and field go to the worker with the request
-  const s = await deformedSetup();
-  const dir = tempDir();
-  const ws = new Workstation({
-    mode: 'browser',
-    policy: rootedPolicy([DATA], dir.dir),
-    startWorker: startWorkerThread,
-    modelPath: SHIPPED_MODEL,
-  });
+  const { s, dir, ws, f, m } = await deformedWorkstation();
   try {
-    await writeVolume(join(dir.dir, 'fixed.nii.gz'), s.pair.fixed);
-    await writeVolume(join(dir.dir, 'moving.nii.gz'), s.pair.moving);
-    const f = await ws.openVolume('fixed.nii.gz');
-    const m = await ws.openVolume('moving.nii.gz');
     const r = await ws.register(
       { fixedId: f.id, movingId: m.id, matcher: 'ncc', stages: ['affine'], gridMm: 16 },
       () => {},
