@@ -33,4 +33,9 @@ test('CSV: empty fields are refused; a header chooses the x, y, z columns by nam
   // four numbers and no header: an id column or a stray value, never silently the first three
   assert.throws(() => parsePoints('1,-5,-161,262\n', 'p.csv'), /p\.csv: line 1 has 4 values and there is no header/);
   assert.throws(() => parsePoints('1 -5 -161 262\n', 'p.txt'), /no header/);
+  // semicolons (a spreadsheet's export): not a header, not three numbers
+  assert.throws(
+    () => parsePoints('1;2;3\n', 'p.csv'),
+    /p\.csv: line 1 "1;2;3" is neither three numbers separated by commas or spaces/,
+  );
 });

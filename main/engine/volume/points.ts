@@ -41,6 +41,11 @@ export function parsePoints(text: string, name: string): PointList {
       names.findIndex((n) => n === c || n.startsWith(`${c} `) || n.startsWith(`${c}(`) || n.startsWith(`${c}_`)),
     );
     if (found.every((c) => c >= 0)) cols = found;
+    else if (names.length < 3)
+      throw new InputError(
+        name,
+        `line 1 "${lines[0]}" is neither three numbers separated by commas or spaces (x, y, z in mm) nor a header naming x, y, z`,
+      );
     else if (names.length > 3)
       throw new InputError(name, `header "${lines[0]}" has more than three columns but no x, y, z names`);
   }
