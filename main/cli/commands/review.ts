@@ -82,7 +82,7 @@ export const reviewCommand: Command = {
     const moving = await readVolume(movingPath);
     const result = await readRegistrationResult(resultDir, fixed);
     // the fixed image is checked by the result's grid; the moving one by the grid recorded in qa.json
-    checkRecordedMoving((result.qa?.inputs as { moving?: unknown } | undefined)?.moving, moving, movingPath);
+    checkRecordedMoving(result.qa, moving, movingPath);
     const labels = values.labels ? await readVolume(values.labels) : undefined;
     const ln = values['label-names'];
     const labelNames = ln ? parseLabelNames(readFileSync(ln, 'utf8'), ln) : undefined;

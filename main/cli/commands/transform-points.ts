@@ -5,7 +5,7 @@
  * trilinear, clamped at the field's border), otherwise through affine.tfm.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join, resolve, sep } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from '../index.ts';
 import { checkOutputFile } from '../output-file.ts';
@@ -15,6 +15,7 @@ import { affineApply } from '../../engine/register/affine-fit.ts';
 import { RESULT_ENTRIES } from '../../engine/register/previous-result.ts';
 import { transformPoints } from '../../engine/register/field/field.ts';
 import { writeFileAtomic } from '../../engine/util/atomic-write.ts';
+import { isInside } from '../../engine/util/paths.ts';
 import { applyAffine, indexToWorld, insideExtent, worldToIndexMatrix } from '../../engine/volume/geometry.ts';
 import { readVolume } from '../../engine/volume/io/index.ts';
 import { parsePoints } from '../../engine/volume/points.ts';
@@ -54,7 +55,7 @@ export const transformPointsCommand: Command = {
     const protect = [pointsFile, ...(values.fixed ? [values.fixed] : []), ...RESULT_ENTRIES.map((f) => join(dir, f))];
     if (values.out) {
       const target = resolve(values.out);
-      if (protect.some((p) => target === resolve(p) || target.startsWith(resolve(p) + sep)))
+      if (protect.some((p) => isInside(resolve(p), target)))
         throw new InputError(values.out, 'is an input or a file of the registration result: give another --out');
       checkOutputFile(values.out, { inputs: protect, force: values.force });
     }

@@ -20,6 +20,7 @@ import { prepareImage } from './deform/sam-deform.ts';
 import { stageField } from './stage-field.ts';
 import { applyAffine, indexToWorldMatrix, insideExtent, worldToIndexMatrix } from '../volume/geometry.ts';
 import { trilinearAt } from '../volume/interpolate.ts';
+import { Moments } from './overlap-ncc.ts';
 import { gridWithSpacing, resample } from '../volume/resample.ts';
 import type { Volume } from '../volume/volume.ts';
 
@@ -46,54 +47,51 @@ export function smoothedPair(
   return { fixed: f, moving: on(moving), mask };
 }
 
-/** The NCC through each map (a list of corrections after the affine), on the same points. */
-export function nccThroughMaps(pair: SmoothedPair, affine: Affine3x4, maps: Field[][]): number[] {
-  const { fixed, moving, mask } = pair;
-  const fields = maps.map((corrections) => stageField(fixed, affine, corrections).data);
+/**
+ * The moving image read through each map (trilinear, its border beyond the edge) at every point of
+ * the fixed grid, or only where `only` is set, and where every map lands inside the moving image.
+ */
+function movingThroughMaps(
+  pair: SmoothedPair,
+  affine: Affine3x4,
+  maps: Field[][],
+  only?: Uint8Array,
+): { J: Float32Array[]; inside: Uint8Array } {
+  const { fixed, moving } = pair;
+  const size = fixed.size;
+  const N = fixed.data.length;
   const toWorld = indexToWorldMatrix(fixed);
   const toMoving = worldToIndexMatrix(moving);
-  const [ni, nj, nk] = fixed.size;
-  const n = maps.length;
-  const sa = new Float64Array(n);
-  const sb = new Float64Array(n);
-  const saa = new Float64Array(n);
-  const sbb = new Float64Array(n);
-  const sab = new Float64Array(n);
-  const m = new Float64Array(n);
   const out = [0];
-  let count = 0;
-  for (let k = 0, v = 0; k < nk; k++)
-    for (let j = 0; j < nj; j++)
-      for (let i = 0; i < ni; i++, v++) {
-        if (!mask[v]) continue;
-        const x = applyAffine(toWorld, [i, j, k]);
-        let inside = true;
-        for (let c = 0; c < n && inside; c++) {
-          const u = fields[c];
+  const inside = new Uint8Array(N);
+  if (only) inside.set(only);
+  else inside.fill(1);
+  const J = maps.map((corrections) => {
+    const u = stageField(fixed, affine, corrections).data;
+    const Jm = new Float32Array(N);
+    for (let k = 0, v = 0; k < size[2]; k++)
+      for (let j = 0; j < size[1]; j++)
+        for (let i = 0; i < size[0]; i++, v++) {
+          if (only && !only[v]) continue;
+          const x = applyAffine(toWorld, [i, j, k]);
           const y = applyAffine(toMoving, [x[0] + u[3 * v], x[1] + u[3 * v + 1], x[2] + u[3 * v + 2]]);
-          inside = insideExtent(moving.size, y[0], y[1], y[2]);
-          if (inside) {
-            trilinearAt(moving.data, moving.size, 1, y[0], y[1], y[2], 'border', out);
-            m[c] = out[0];
-          }
+          if (!insideExtent(moving.size, y[0], y[1], y[2])) inside[v] = 0;
+          trilinearAt(moving.data, moving.size, 1, y[0], y[1], y[2], 'border', out);
+          Jm[v] = out[0];
         }
-        if (!inside) continue;
-        const f = fixed.data[v];
-        count++;
-        for (let c = 0; c < n; c++) {
-          sa[c] += f;
-          sb[c] += m[c];
-          saa[c] += f * f;
-          sbb[c] += m[c] * m[c];
-          sab[c] += f * m[c];
-        }
-      }
-  return maps.map((_, c) => {
-    if (!count) return NaN;
-    const ab = sab[c] - (sa[c] * sb[c]) / count;
-    const aa = saa[c] - (sa[c] * sa[c]) / count;
-    const bb = sbb[c] - (sb[c] * sb[c]) / count;
-    return ab / Math.sqrt(aa * bb || 1);
+    return Jm;
+  });
+  return { J, inside };
+}
+
+/** The NCC through each map (a list of corrections after the affine), on the same points. */
+export function nccThroughMaps(pair: SmoothedPair, affine: Affine3x4, maps: Field[][]): number[] {
+  const { J, inside } = movingThroughMaps(pair, affine, maps, pair.mask);
+  const I = pair.fixed.data;
+  return J.map((Jm) => {
+    const m = new Moments();
+    for (let v = 0; v < I.length; v++) if (inside[v]) m.add(I[v], Jm[v]);
+    return m.ncc();
   });
 }
 
@@ -105,27 +103,10 @@ export function nccThroughMaps(pair: SmoothedPair, affine: Affine3x4, maps: Fiel
  * Averaged over the windows centred in the fixed body where every map lands inside the moving image.
  */
 export function lnccThroughMaps(pair: SmoothedPair, affine: Affine3x4, maps: Field[][], r = 2): number[] {
-  const { fixed, moving, mask } = pair;
+  const { fixed, mask } = pair;
   const size = fixed.size;
   const N = fixed.data.length;
-  const toWorld = indexToWorldMatrix(fixed);
-  const toMoving = worldToIndexMatrix(moving);
-  const out = [0];
-  const valid = new Uint8Array(N).fill(1);
-  const Js = maps.map((corrections) => {
-    const u = stageField(fixed, affine, corrections).data;
-    const J = new Float32Array(N);
-    for (let k = 0, v = 0; k < size[2]; k++)
-      for (let j = 0; j < size[1]; j++)
-        for (let i = 0; i < size[0]; i++, v++) {
-          const x = applyAffine(toWorld, [i, j, k]);
-          const y = applyAffine(toMoving, [x[0] + u[3 * v], x[1] + u[3 * v + 1], x[2] + u[3 * v + 2]]);
-          if (!insideExtent(moving.size, y[0], y[1], y[2])) valid[v] = 0;
-          trilinearAt(moving.data, moving.size, 1, y[0], y[1], y[2], 'border', out);
-          J[v] = out[0];
-        }
-    return J;
-  });
+  const { J: Js, inside: valid } = movingThroughMaps(pair, affine, maps);
   const I = fixed.data;
   const sq = (a: Float32Array) => a.map((x) => x * x);
   const n = boxSum(new Float32Array(N).fill(1), size, r);

@@ -21,8 +21,8 @@ export interface OverlapNcc {
   afterPercent: number;
 }
 
-/** Float64 co-moments of pairs (a, b), and their correlation. */
-class Moments {
+/** Float64 co-moments of pairs (a, b), and their correlation (also map-ncc.ts). */
+export class Moments {
   n = 0;
   private sa = 0;
   private sb = 0;

@@ -35,11 +35,12 @@ export function inputRecord(path: string, v: Volume): InputRecord {
 }
 
 /**
- * Refuses a moving image whose grid is not the one recorded for the result (another scan than the
- * one registered): its size, spacing (0.1 %), origin and axes (0.01 mm / 1e-4) must match.
+ * Refuses a moving image whose grid is not the one recorded in a result's qa.json (another scan than
+ * the one registered): its size, spacing (0.1 %), origin and axes (0.01 mm / 1e-4) must match.
+ * A result without the record (written before it was kept) is not checked.
  */
-export function checkRecordedMoving(recorded: unknown, v: Volume, path: string): void {
-  const r = recorded as Partial<InputRecord> | undefined;
+export function checkRecordedMoving(qa: Record<string, unknown> | null, v: Volume, path: string): void {
+  const r = (qa?.inputs as { moving?: Partial<InputRecord> } | undefined)?.moving;
   if (!r || !Array.isArray(r.size) || !Array.isArray(r.spacing) || !Array.isArray(r.origin)) return;
   const near = (a: readonly number[], b: readonly number[], tol: (x: number) => number) =>
     a.length === b.length && a.every((x, i) => Math.abs(x - b[i]) <= tol(b[i]));

@@ -195,12 +195,14 @@ async function* volumesOf(
   }
   if (first) yield { source, label, read: async () => first! };
   else if (series)
-    for (const s of series.series)
+    for (const s of series.series) {
+      const which = `(series ${s.seriesInstanceUid || 'without a SeriesInstanceUID'}${s.description ? ` '${s.description}'` : ''})`;
       yield {
-        source: `${source} (series ${s.seriesInstanceUid || 'without a SeriesInstanceUID'}${s.description ? ` '${s.description}'` : ''})`,
-        label: `${label} (series ${s.seriesInstanceUid || 'without a SeriesInstanceUID'}${s.description ? ` '${s.description}'` : ''})`,
+        source: `${source} ${which}`,
+        label: `${label} ${which}`,
         read: () => readVolume(input, { ...options, seriesUid: s.seriesInstanceUid }),
       };
+    }
   else
     yield {
       source,

@@ -256,6 +256,11 @@ export class Workstation {
     return w;
   }
 
+  /** Whether the current worker holds result `id` (its images and field, and its embeddings once reviewed). */
+  private workerHoldsResult(id: number): boolean {
+    return !!this.pool && this.workerHolds?.worker === this.pool && this.workerHolds.resultId === id;
+  }
+
   /** Whether a registration is running (the app asks before quitting). */
   registering(): boolean {
     return this.job !== null;
@@ -336,11 +341,7 @@ export class Workstation {
     const t0 = performance.now();
     const dir = this.o.policy.readable(req.dir);
     const r = await readRegistrationResult(dir, fixed.volume);
-    checkRecordedMoving(
-      (r.qa?.inputs as { moving?: unknown } | undefined)?.moving,
-      moving.volume,
-      moving.descriptor.path,
-    );
+    checkRecordedMoving(r.qa, moving.volume, moving.descriptor.path);
     if (r.fieldSource !== 'displacement.nii.gz' || !r.affine || !r.qa)
       throw new InputError(
         dir,
@@ -539,7 +540,7 @@ export class Workstation {
             labels: lab?.volume,
             labelNames: lab?.names,
             // the result's images and field when the worker holds another (a reopened result, a new worker)
-            ...(this.workerHolds?.worker === this.pool && this.workerHolds?.resultId === r.id
+            ...(this.workerHoldsResult(r.id)
               ? {}
               : {
                   state: {
@@ -592,7 +593,7 @@ export class Workstation {
     this.samModelFor('point tracking');
     // the worker needs this result's embeddings: a confidence map computed by this worker means it
     // holds them; otherwise (a new worker after a cancel or a crash) the map is computed again
-    if (this.workerHolds?.worker !== this.pool || this.workerHolds?.resultId !== r.id) r.confidence = undefined;
+    if (!this.workerHoldsResult(r.id)) r.confidence = undefined;
     await (r.confidence ?? this.confidence(onProgress));
     return (await this.askWorker((job) => ({ type: 'track', job, point, resultId: r.id }), 'track-done')).tracked;
   }
@@ -682,7 +683,8 @@ export class Workstation {
     const fixed = this.get(this.result.fixedId);
     const moving = this.get(this.result.movingId);
     const inputs = [fixed.descriptor.path, moving.descriptor.path];
-    checkOutputFolder(dir, inputs);
+    // (the resolved folder: a typed path is taken in the work folder in browser mode)
+    checkOutputFolder(out, inputs);
     mkdirSync(out, { recursive: true });
     let previous: string | undefined;
     const files = await writeRegistration(out, fixed.volume, moving.volume, this.result.result, {
