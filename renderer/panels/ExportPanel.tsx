@@ -42,6 +42,12 @@ export function ExportPanel(): React.JSX.Element {
               (the earlier result there moved to {lastExport.previous.split(/[\\/]/).pop()})
             </span>
           )}
+          {lastExport.notes?.map((n) => (
+            <span key={n} data-testid="export-note">
+              {' '}
+              · {n}
+            </span>
+          ))}
         </span>
       )}
       <label>

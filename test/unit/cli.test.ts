@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, readdirSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dataPath, tempDir } from '../helpers.ts';
+import { loadDicom } from './dicom-fixtures.ts';
 
 function sam(...args: string[]) {
   const r = spawnSync(process.execPath, ['bin/sam.mjs', ...args], { encoding: 'utf8' });
@@ -88,6 +89,26 @@ test('sam convert: DICOM to NIfTI and MetaImage and back to a DICOM series, geom
     const back = infoOf(join(dir, 'dicom'));
     assert.deepEqual(back.size, ref.size);
     assert.equal(back.description, 'round trip');
+    // a NIfTI (no patient) written as a series for a PACS: the patient given on the command line
+    const nii = join(dir, 'unnamed.nii.gz');
+    assert.equal(sam('convert', join(dir, 'head.mha'), nii).code, 0);
+    const named = sam(
+      'convert',
+      nii,
+      join(dir, 'named'),
+      '--dicom',
+      '--patient-id',
+      'P-1',
+      '--patient-name',
+      'Doe^Jane',
+    );
+    assert.equal(named.code, 0, named.err);
+    const first = loadDicom(join(dir, 'named', readdirSync(join(dir, 'named')).sort()[0])).ds;
+    assert.equal(first.PatientID, 'P-1');
+    assert.equal(JSON.stringify(first.PatientName), JSON.stringify([{ Alphabetic: 'Doe^Jane' }]));
+    const bad = sam('convert', nii, join(dir, 'bad'), '--dicom', '--patient-id', 'a\\b');
+    assert.equal(bad.code, 1);
+    assert.match(bad.err, /PatientID "a\\b" is not a DICOM LO value/);
     // converting onto the input itself is refused
     const same = sam('convert', join(dir, 'head.mha'), join(dir, 'head.mha'));
     assert.equal(same.code, 1);

@@ -26,6 +26,8 @@ export function filesOf(dir: string): string[] {
 export interface DicomFile {
   meta: Attributes;
   ds: Attributes;
+  /** The raw dataset by tag (e.g. "00185100"): shows that an empty Type 2 element is present. */
+  dict?: Record<string, unknown>;
 }
 
 /** A whole DICOM file, naturalised by dcmjs (PixelData: one ArrayBuffer per frame or fragment). */
@@ -38,6 +40,7 @@ export function loadDicom(file: string): DicomFile {
     return {
       meta: lib.data.DicomMetaDictionary.naturalizeDataset(d.meta),
       ds: lib.data.DicomMetaDictionary.naturalizeDataset(d.dict),
+      dict: d.dict as Record<string, unknown>,
     };
   });
 }

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { readDicomSeries } from '../../main/engine/volume/io/dicom/read-series.ts';
 import { listDicomSeries } from '../../main/engine/volume/io/dicom/scan.ts';
 import { writeDicomSeries } from '../../main/engine/volume/io/dicom/write-series.ts';
-import { withData, type Volume } from '../../main/engine/volume/volume.ts';
+import { withData, type Mat3, type Vec3, type Volume } from '../../main/engine/volume/volume.ts';
+import { indexToWorld } from '../../main/engine/volume/geometry.ts';
 import { tempDir } from '../helpers.ts';
 import { CTHEAD, GE, loadDicom } from './dicom-fixtures.ts';
 
@@ -107,17 +108,35 @@ test('float and out-of-int16 data: slope/intercept chosen so values come back wi
   }
 });
 
-test('frameOfReference: a series resampled onto another scan takes the frame of that scan; a new one when it is not DICOM', async () => {
+test("frameOfReference: a series resampled onto another scan of the patient takes the frame of that scan; a new one when it is not DICOM or another patient's", async () => {
   const { dir, cleanup } = tempDir('sam-dicom-write-frame-');
   try {
     const src = await readDicomSeries(CTHEAD);
-    const other = await readDicomSeries(GE);
+    const ge = await readDicomSeries(GE);
     const frameOf = (v: Volume) => v.meta.dicom!.attributes.FrameOfReferenceUID;
-    await writeDicomSeries(join(dir, 'a'), src, { source: src, frameOfReference: other, seriesDescription: 'on GE' });
+    const srcAttrs = src.meta.dicom!.attributes;
+    // the GE scan taken as another scan of the CTHead patient (FFS, to see PatientPosition follow the frame)
+    const other = {
+      ...ge,
+      meta: {
+        ...ge.meta,
+        dicom: {
+          ...ge.meta.dicom!,
+          attributes: { ...ge.meta.dicom!.attributes, PatientID: srcAttrs.PatientID, PatientPosition: 'FFS' },
+        },
+      },
+    };
+    const ra = await writeDicomSeries(join(dir, 'a'), src, {
+      source: src,
+      frameOfReference: other,
+      seriesDescription: 'on GE',
+    });
+    assert.deepEqual(ra.notes, []);
     const a = await readDicomSeries(join(dir, 'a'));
     assert.equal(frameOf(a), frameOf(other));
-    assert.equal(a.meta.dicom!.attributes.PatientID, src.meta.dicom!.attributes.PatientID, 'the source patient');
-    const plain = { ...other, meta: { ...other.meta, dicom: undefined } };
+    assert.equal(a.meta.dicom!.attributes.PatientID, srcAttrs.PatientID, 'the source patient');
+    assert.equal(a.meta.dicom!.attributes.PatientPosition, 'FFS', 'the position of the scan whose frame it is in');
+    const plain = { ...ge, meta: { ...ge.meta, dicom: undefined } };
     await writeDicomSeries(join(dir, 'b'), src, {
       source: src,
       frameOfReference: plain,
@@ -127,6 +146,97 @@ test('frameOfReference: a series resampled onto another scan takes the frame of 
     assert.ok(frameOf(b));
     assert.notEqual(frameOf(b), frameOf(src));
     assert.notEqual(frameOf(b), frameOf(other));
+    assert.equal(b.meta.dicom!.attributes.PatientPosition ?? '', '', 'unknown without a DICOM frame scan');
+    // the GE scan as it is: another patient's, so its frame of reference is not borrowed, and the note says so
+    const rc = await writeDicomSeries(join(dir, 'c'), src, {
+      source: src,
+      frameOfReference: ge,
+      seriesDescription: 'x',
+    });
+    const c = await readDicomSeries(join(dir, 'c'));
+    assert.notEqual(frameOf(c), frameOf(ge));
+    assert.notEqual(frameOf(c), frameOf(src));
+    assert.equal(rc.notes.length, 1);
+    assert.match(rc.notes[0], /another patient's \(PatientID QMNx85rKkkg, the moving scan's 8775070\)/);
+  } finally {
+    cleanup();
+  }
+});
+
+/** The CTHead volume with its index axes permuted (new axis a = old axis perm[a]) and flipped (flip[a]). */
+function reordered(v: Volume, perm: [number, number, number], flip: [boolean, boolean, boolean]): Volume {
+  const size = perm.map((p) => v.size[p]) as Vec3;
+  const spacing = perm.map((p) => v.spacing[p]) as Vec3;
+  const direction = new Array<number>(9);
+  for (let w = 0; w < 3; w++)
+    for (let a = 0; a < 3; a++) direction[3 * w + a] = (flip[a] ? -1 : 1) * v.direction[3 * w + perm[a]];
+  const corner: Vec3 = [0, 0, 0];
+  for (let a = 0; a < 3; a++) corner[perm[a]] = flip[a] ? v.size[perm[a]] - 1 : 0;
+  const data = new Int16Array(v.data.length);
+  const old: Vec3 = [0, 0, 0];
+  let n = 0;
+  for (let k = 0; k < size[2]; k++)
+    for (let j = 0; j < size[1]; j++)
+      for (let i = 0; i < size[0]; i++, n++) {
+        [i, j, k].forEach((x, a) => (old[perm[a]] = flip[a] ? size[a] - 1 - x : x));
+        data[n] = v.data[old[0] + v.size[0] * (old[1] + v.size[1] * old[2])];
+      }
+  return { ...v, size, spacing, direction: direction as Mat3, origin: indexToWorld(v, corner), data };
+}
+
+test('voxel order: a RAS-ordered or sagittal-stored volume is written as the LPS-ordered axial series (rows to the left, columns to posterior), every voxel at its world position', async () => {
+  const { dir, cleanup } = tempDir('sam-dicom-write-order-');
+  try {
+    const src = await readDicomSeries(CTHEAD); // LPS-ordered axial (identity direction)
+    const cases: [string, Volume][] = [
+      ['ras', reordered(src, [0, 1, 2], [true, true, false])],
+      ['sagittal', reordered(src, [1, 2, 0], [false, true, false])],
+      ['left-handed', reordered(src, [0, 1, 2], [false, false, true])],
+    ];
+    for (const [name, v] of cases) {
+      assert.notDeepEqual(v.direction, src.direction);
+      await writeDicomSeries(join(dir, name), v, { source: src, seriesDescription: name });
+      const first = loadDicom(join(dir, name, readdirSync(join(dir, name)).sort()[0])).ds;
+      assert.deepEqual((first.ImageOrientationPatient as string[]).map(Number), [1, 0, 0, 0, 1, 0], name);
+      assert.equal(Number(first.Rows), 64, name);
+      // read back: the CTHead series itself, same grid and the same voxels (so each at its world position)
+      const back = await readDicomSeries(join(dir, name));
+      sameGeometry(back, src);
+      assert.deepEqual(Buffer.from(back.data.buffer), Buffer.from(src.data.buffer), name);
+    }
+  } finally {
+    cleanup();
+  }
+});
+
+test("derived-series attributes: SliceThickness is at least the source's, window from the source (else soft tissue), de-identification and Type 2 attributes kept or present", async () => {
+  const { dir, cleanup } = tempDir('sam-dicom-write-attrs-');
+  try {
+    const ge = await readDicomSeries(GE); // 4 mm thick, slices 2.62 mm apart
+    const deid = { DeidentificationMethod: 'test profile', PatientIdentityRemoved: 'YES' };
+    const src = {
+      ...ge,
+      meta: { ...ge.meta, dicom: { ...ge.meta.dicom!, attributes: { ...ge.meta.dicom!.attributes, ...deid } } },
+    };
+    await writeDicomSeries(join(dir, 'ge'), src, { source: src, seriesDescription: 'ge' });
+    const g = loadDicom(join(dir, 'ge', readdirSync(join(dir, 'ge')).sort()[0])).ds;
+    assert.equal(Number(g.SliceThickness), 4);
+    assert.ok(Math.abs(Number(g.SpacingBetweenSlices) - 2.6197871793) < 1e-6);
+    assert.equal(Number(g.WindowCenter), 35);
+    assert.equal(Number(g.WindowWidth), 100);
+    assert.equal(g.DeidentificationMethod, 'test profile');
+    assert.equal(g.PatientIdentityRemoved, 'YES');
+    assert.equal(g.PatientPosition, 'HFS');
+    // a volume with no DICOM source: thickness = slice spacing, soft-tissue window, Type 2 attributes present (empty)
+    const plain = { ...ge, meta: { ...ge.meta, dicom: undefined } };
+    await writeDicomSeries(join(dir, 'plain'), plain, { seriesDescription: 'plain' });
+    const file = join(dir, 'plain', readdirSync(join(dir, 'plain')).sort()[0]);
+    const p = loadDicom(file).ds;
+    assert.ok(Math.abs(Number(p.SliceThickness) - 2.6197871793) < 1e-6);
+    assert.equal(Number(p.WindowCenter), 40);
+    assert.equal(Number(p.WindowWidth), 400);
+    const raw = loadDicom(file).dict!;
+    for (const tag of ['00185100', '00200060']) assert.ok(tag in raw, `Type 2 element ${tag} present`);
   } finally {
     cleanup();
   }

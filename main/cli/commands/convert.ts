@@ -15,10 +15,14 @@ export const convertCommand: Command = {
   usage: [
     'usage: sam convert <input> <output.nii.gz|.nii|.mha|.mhd> [--series UID]',
     '       sam convert <input> <output-folder> --dicom [--description TEXT] [--series UID]',
+    '                   [--patient-id ID] [--patient-name NAME]',
     '',
     '  --dicom         write a derived CT series (new series and instance UIDs; patient and study kept',
     '                  when the input is DICOM) into the output folder',
     '  --description   SeriesDescription of the derived series (default: "Converted by sam")',
+    '  --patient-id, --patient-name',
+    '                  the series\' PatientID / PatientName (DICOM person name, e.g. "Doe^Jane"), in place',
+    "                  of the input's (a NIfTI input has none, and many PACS quarantine a series without an ID)",
     '  --series        SeriesInstanceUID to read from an input folder with several series',
     '  --allow-gaps    interpolate across missing slices of a DICOM series (refused otherwise)',
     '  --force         replace an existing output file (never the input)',
@@ -30,6 +34,8 @@ export const convertCommand: Command = {
       options: {
         dicom: { type: 'boolean' },
         description: { type: 'string' },
+        'patient-id': { type: 'string' },
+        'patient-name': { type: 'string' },
         series: { type: 'string' },
         'allow-gaps': { type: 'boolean' },
         force: { type: 'boolean' },
@@ -42,9 +48,17 @@ export const convertCommand: Command = {
     const [input, output] = positionals;
     if (!values.dicom) checkOutputFile(output, { inputs: [input], force: values.force });
     const volume = await readVolume(input, { seriesUid: values.series, allowGaps: values['allow-gaps'] });
+    if (!values.dicom && (values['patient-id'] !== undefined || values['patient-name'] !== undefined)) {
+      console.error('sam convert: --patient-id and --patient-name apply to a DICOM series (--dicom) only');
+      return 2;
+    }
     if (values.dicom) {
       const r = await writeDicomSeries(output, volume, {
         seriesDescription: values.description ?? 'Converted by sam',
+        patient: {
+          ...(values['patient-id'] !== undefined ? { id: values['patient-id'] } : {}),
+          ...(values['patient-name'] !== undefined ? { name: values['patient-name'] } : {}),
+        },
         protect: [input],
       });
       console.log(`wrote ${r.files.length} files of series ${r.seriesInstanceUid} to ${output}`);

@@ -145,6 +145,7 @@ export const registerCommand: Command = {
         field: !values['no-field'],
         onArchived: (folder) => progress.note(`sam register: the earlier result in ${out} moved to ${folder}`),
         onWriting: (p) => progress.update(`write ${p}`, true),
+        onNote: (n) => progress.note(`sam register: ${n}`),
       });
       const s = r.affine.stats;
       progress.done(

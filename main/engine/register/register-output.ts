@@ -47,6 +47,8 @@ export async function writeRegistration(
     onArchived?: (folder: string) => void;
     /** Called before each file or folder is written (large volumes take seconds). */
     onWriting?: (path: string) => void;
+    /** A decision the user should hear of (the DICOM writer's notes, e.g. a new frame of reference). */
+    onNote?: (text: string) => void;
     /** The coarse stage's pairs when the result holds no coarse stage of its own (a result read back). */
     coarsePairs?: CoarsePair[];
     /** The inputs' paths: recorded with their grids and DICOM identity in qa.json `inputs` (provenance.ts). */
@@ -67,12 +69,13 @@ export async function writeRegistration(
   if (moving.meta.dicom) {
     // the moving patient's study, in the fixed scan's frame of reference (its voxels are on the fixed grid)
     const method = `${r.qa.matcher === 'ncc' ? 'NCC' : 'SAM'} ${(r.qa.stages as string[]).join('+')}`;
-    await writeDicomSeries(file('warped-dicom'), r.warped, {
+    const d = await writeDicomSeries(file('warped-dicom'), r.warped, {
       source: moving,
       frameOfReference: fixed,
       seriesDescription: `${moving.meta.description?.trim() || 'CT'} registered to fixed (${method})`.slice(0, 64),
       protect,
     });
+    for (const n of d.notes) options.onNote?.(`warped-dicom: ${n}`);
   }
   if (options.field !== false) await writeVolume(file('displacement.nii.gz'), r.field, { protect });
   writeAffine(file('affine.txt'), r.affine.affine, { protect });

@@ -127,6 +127,8 @@ export interface ExportSummary {
   previous?: string;
   /** The result was read back from this folder (a reopened session), not written now. */
   reopened?: boolean;
+  /** Decisions the writer took that the user should hear of (e.g. the warped DICOM's new frame of reference). */
+  notes?: string[];
 }
 
 export interface Capabilities {

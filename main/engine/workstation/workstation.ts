@@ -687,11 +687,13 @@ export class Workstation {
     checkOutputFolder(out, inputs);
     mkdirSync(out, { recursive: true });
     let previous: string | undefined;
+    const notes: string[] = [];
     const files = await writeRegistration(out, fixed.volume, moving.volume, this.result.result, {
       protect: inputs,
       inputPaths: { fixed: fixed.descriptor.path, moving: moving.descriptor.path },
       coarsePairs: this.result.readBackCoarsePairs,
       onArchived: (folder) => (previous = folder),
+      onNote: (n) => notes.push(n),
     });
     // the review report, signed off or not (then it says so): the field QA, residuals and confidence
     // the reviewer saw, on the same body mask
@@ -734,7 +736,7 @@ export class Workstation {
     // the report lists the export's files beside its own
     review.report.files = [...files];
     files.push(...writeReviewReport(out, review.report, review.images, { protect: inputs }));
-    return { dir: out, files, ...(previous ? { previous } : {}) };
+    return { dir: out, files, ...(previous ? { previous } : {}), ...(notes.length ? { notes } : {}) };
   }
 
   /** Saves the session (replacing only an earlier session file); where, and whether one was replaced. */
