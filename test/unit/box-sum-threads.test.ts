@@ -3,10 +3,9 @@
 // (deformLossOn vs deformLoss, with the feature term and zero-weight window centres), and samDeform on
 // a real CT pair on one thread and on three (the same field bit for bit). Threads that cannot load
 // leave the sums to the caller's thread; arrays not on shared memory are refused; disposed threads stop.
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BoxSumThreads } from '../../main/engine/register/deform/box-sum-threads.ts';
 import { boxSum, smoothField, smoothFieldOn } from '../../main/engine/register/deform/box-sum.ts';
@@ -15,7 +14,7 @@ import { samDeform } from '../../main/engine/register/deform/sam-deform.ts';
 import { zeroField } from '../../main/engine/register/field/field.ts';
 import { readVolume } from '../../main/engine/volume/io/index.ts';
 import { bodyMask } from '../../main/engine/volume/mask.ts';
-import { rng } from '../helpers.ts';
+import { rng, tempDir } from '../helpers.ts';
 import { blobProblem, smoothDeformationPair } from './deform-fixtures.ts';
 import { EXAMPLE_CT } from './embed-fixtures.ts';
 
@@ -68,7 +67,9 @@ test('box sums, the deform loss and its gradient, and the gradient smoothing on 
 });
 
 test('box-sum threads that cannot load leave the sums here; disposed threads stop', async () => {
-  const entry = join(mkdtempSync(join(tmpdir(), 'box-thread-')), 'broken.mjs');
+  const tmp = tempDir('box-thread-');
+  after(tmp.cleanup);
+  const entry = join(tmp.dir, 'broken.mjs');
   writeFileSync(entry, "throw new Error('this thread cannot load');\n");
   const broken = BoxSumThreads.start(2, entry)!;
   const N = SIZE[0] * SIZE[1] * SIZE[2];

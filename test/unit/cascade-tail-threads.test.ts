@@ -2,10 +2,9 @@
 // (register/cascade-tail-threads.ts) equals the single-threaded functions voxel for voxel and count
 // for count, on a real CT with an oblique affine and two corrections (one rough enough to fold), for a
 // moving image of two voxel types. Threads that cannot load leave the work here; disposed threads stop.
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CascadeTailThreads, cascadeTail, type CascadeTail } from '../../main/engine/register/cascade-tail-threads.ts';
 import type { Affine3x4 } from '../../main/engine/register/affine-fit.ts';
@@ -14,7 +13,7 @@ import { gridWithSpacing } from '../../main/engine/volume/resample.ts';
 import { readVolume } from '../../main/engine/volume/io/index.ts';
 import { bodyMask } from '../../main/engine/volume/mask.ts';
 import { makeVolume, type Volume } from '../../main/engine/volume/volume.ts';
-import { rng } from '../helpers.ts';
+import { rng, tempDir } from '../helpers.ts';
 import { affineOf, rotation } from './field-fixtures.ts';
 import { EXAMPLE_CT } from './embed-fixtures.ts';
 
@@ -83,7 +82,9 @@ test('the cascade tail on threads equals one thread (field, warp, unwarped, Jaco
 
 test('cascade-tail threads that cannot load leave the work here; disposed threads refuse and stop', async () => {
   const { ct, affine, corrections, mask } = await problem();
-  const entry = join(mkdtempSync(join(tmpdir(), 'tail-thread-')), 'broken.mjs');
+  const tmp = tempDir('tail-thread-');
+  after(tmp.cleanup);
+  const entry = join(tmp.dir, 'broken.mjs');
   writeFileSync(entry, "throw new Error('this thread cannot load');\n");
   const broken = CascadeTailThreads.start(2, entry)!;
   const o = { fill: -1024, unwarped: true, jacobian: { mask } };

@@ -6,8 +6,8 @@
 // threads that fail to load leaving the search to the caller (same answers).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tempDir } from '../helpers.ts';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { exampleCt2mm, tinyEngine } from './embed-fixtures.ts';
 import { embedVolume, type EmbeddedVolume } from '../../main/engine/sam/embed-volume.ts';
@@ -94,12 +94,14 @@ test('match threads: a cancelled call is rejected and the threads stop; threads 
   for (let n = 0; n < 100 && threads.running > 0; n++) await new Promise((r) => setTimeout(r, 50));
   assert.equal(threads.running, 0, 'threads still running');
   // a thread that cannot load: the search stays here, same answers
-  const entry = join(mkdtempSync(join(tmpdir(), 'match-thread-')), 'broken.mjs');
+  const tmp = tempDir('match-thread-');
+  const entry = join(tmp.dir, 'broken.mjs');
   writeFileSync(entry, "throw new Error('this thread cannot load');\n");
   const broken = MatchThreads.start(1, entry)!;
   try {
     assert.deepEqual(await matchPoints(a, b, points, { threads: broken }), await matchPoints(a, b, points));
   } finally {
     broken.dispose();
+    tmp.cleanup();
   }
 });

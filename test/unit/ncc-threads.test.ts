@@ -5,16 +5,16 @@
 // cascade's affine and coarse stages equal on one thread and on two; cancellation (also before the
 // call) and disposal reject and stop the threads; threads that fail to load leave the answers to the
 // caller's thread.
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { tempDir } from '../helpers.ts';
 import { makeSyntheticPair } from '../../main/engine/bench/synthetic-pair.ts';
 import { nccMatch } from '../../main/engine/bench/ncc-match.ts';
 import { NccThreads } from '../../main/engine/bench/ncc-threads.ts';
 import { CancelledError } from '../../main/engine/errors.ts';
 import { registerVolumes } from '../../main/engine/register/cascade.ts';
 import { cropIndex } from '../../main/engine/volume/crop.ts';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readVolume } from '../../main/engine/volume/io/index.ts';
 import { bodyMask } from '../../main/engine/volume/mask.ts';
@@ -98,7 +98,9 @@ test('NCC threads: a cancelled call and a call after dispose are rejected, the t
 
 test('NCC threads that fail to load leave the matching to the caller, same answers', async () => {
   const { pair, points } = await pairAndPoints();
-  const entry = join(mkdtempSync(join(tmpdir(), 'ncc-thread-')), 'broken.mjs');
+  const tmp = tempDir('ncc-thread-');
+  after(tmp.cleanup);
+  const entry = join(tmp.dir, 'broken.mjs');
   writeFileSync(entry, "throw new Error('this thread cannot load');\n");
   const threads = NccThreads.start(2, entry)!;
   try {
