@@ -22,6 +22,7 @@ import {
 import { deviceDeformOptimiser } from '../../main/engine/register/device/deform-optimiser-on-device.ts';
 import { bodyGrid, prepareImage, samDeform } from '../../main/engine/register/deform/sam-deform.ts';
 import { prepareImageOnDevice } from '../../main/engine/register/device/prepare-on-device.ts';
+import { pairResolution, smoothingRadii } from '../../main/engine/register/deform/pair-resolution.ts';
 import { registerVolumes } from '../../main/engine/register/cascade.ts';
 import { makeSyntheticPair } from '../../main/engine/bench/synthetic-pair.ts';
 import { zeroField, type Field } from '../../main/engine/register/field/field.ts';
@@ -431,6 +432,17 @@ test('WebGPU: the deform images prepared on the device equal prepareImage (real 
       assert.ok(worst < 1e-5, `prepared images differ by ${worst}`);
       assert.ok(off <= host.length * 1e-3, `${off} voxels differ`);
     }
+    // a radius per axis (pair-resolution.ts): the CT against a scan of 1 x 1.5 x 7 mm voxels
+    const other = { ...ct, spacing: [1, 1.5, 7] as [number, number, number] };
+    const pair = pairResolution(ct, other);
+    const G = bodyGrid(gridWithSpacing(ct, [4, 4, 4]), mask, 4);
+    assert.deepEqual(smoothingRadii(ct, 4, pair), [0, 0, 1], 'a different radius per axis');
+    const host = prepareImage(ct, G, 4, pair);
+    const dev = await prepareImageOnDevice(ct, G, undefined, 4, pair);
+    assert.ok(dev, 'fits the device');
+    let off = 0;
+    for (let v = 0; v < host.length; v++) if (Math.abs(host[v] - dev[v]) > 1e-5) off++;
+    assert.ok(off <= host.length * 1e-3, `${off} voxels differ`);
   });
 });
 

@@ -17,6 +17,7 @@ import type { Field } from './field/field.ts';
 import { boxSum } from './deform/box-sum.ts';
 import { defaultLnccEps } from './deform/local-ncc.ts';
 import { prepareImage } from './deform/sam-deform.ts';
+import { pairResolution } from './deform/pair-resolution.ts';
 import { stageField } from './stage-field.ts';
 import { applyAffine, indexToWorldMatrix, insideExtent, worldToIndexMatrix } from '../volume/geometry.ts';
 import { trilinearAt } from '../volume/interpolate.ts';
@@ -38,9 +39,11 @@ export function smoothedPair(
   spacingMm = 4,
   smoothMm = 4,
 ): SmoothedPair {
+  // both to the same resolution along each world axis (deform/pair-resolution.ts), as the deform stage
+  const pair = pairResolution(fixed, moving);
   const on = (v: Volume): Volume<Float32Array> => {
     const grid = gridWithSpacing(v, [spacingMm, spacingMm, spacingMm]);
-    return { ...grid, components: 1, data: prepareImage(v, grid, smoothMm), meta: { warnings: [] } };
+    return { ...grid, components: 1, data: prepareImage(v, grid, smoothMm, pair), meta: { warnings: [] } };
   };
   const f = on(fixed);
   const mask = resample(fixedMask, f, { interpolation: 'nearest', outputType: 'uint8' }).data as Uint8Array;

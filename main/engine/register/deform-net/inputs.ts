@@ -11,6 +11,7 @@ import { gridWithSpacing, resample } from '../../volume/resample.ts';
 import { trilinearAt } from '../../volume/interpolate.ts';
 import { makeVolume, type Vec3, type Volume } from '../../volume/volume.ts';
 import { fieldSampler, type Field } from '../field/field.ts';
+import { pairResolution } from '../deform/pair-resolution.ts';
 import { prepareImage } from '../deform/sam-deform.ts';
 import type { DeformNetInput } from './network.ts';
 import { correlationVolume } from './layers.ts';
@@ -83,9 +84,11 @@ export function buildSample(src: SampleSources): DeformNetSample {
   const G = src.grid;
   const N = G.size[0] * G.size[1] * G.size[2];
   const s = G.spacing[0];
-  const fixed = prepareImage(src.fixed, G);
+  // both to the same resolution along each world axis (deform/pair-resolution.ts), as the deform stage
+  const pair = pairResolution(src.fixed, src.moving);
+  const fixed = prepareImage(src.fixed, G, s, pair);
   const movingGrid = gridWithSpacing(src.moving, [s, s, s]);
-  const M = prepareImage(src.moving, movingGrid);
+  const M = prepareImage(src.moving, movingGrid, s, pair);
   const toM = worldToIndexMatrix(movingGrid);
   const maskG = resample(src.fixedMask, G, { interpolation: 'nearest', outputType: 'uint8' }).data;
   const C = src.features.fixed.components;

@@ -79,10 +79,18 @@ export function boxMean(data: Float32Array, size: readonly number[], r: number):
  * lines, kept at the (i, j) columns that hold a needed voxel; the running sums along k of those
  * columns; the divisions at the needed voxels. The partial sums are stored compactly (a fine image on
  * a coarse grid needs a fraction of them). Each line's running sum is the same sequence of additions
- * as in boxSum, so the values equal boxMean's exactly.
+ * as in boxSum, so the values equal boxMean's exactly. `radius` may differ per axis (i, j, k): a box of
+ * (2ri + 1) x (2rj + 1) x (2rk + 1) voxels.
  */
-export function boxMeanWhere(data: Float32Array, size: readonly number[], r: number, need: Uint8Array): Float32Array {
+export function boxMeanWhere(
+  data: Float32Array,
+  size: readonly number[],
+  radius: number | readonly [number, number, number],
+  need: Uint8Array,
+): Float32Array {
   const [ni, nj, nk] = size;
+  // a radius per axis (i, j, k), or one for all three
+  const [ri, rj, rk] = typeof radius === 'number' ? [radius, radius, radius] : radius;
   const plane = ni * nj;
   // the needed columns (i, j) and the needed i, each numbered in order (-1: not needed)
   const colOf = new Int32Array(plane).fill(-1);
@@ -100,11 +108,11 @@ export function boxMeanWhere(data: Float32Array, size: readonly number[], r: num
   const A = new Float64Array(nI * nj * nk);
   for (let row = 0, s0 = 0; row < nj * nk; row++, s0 += ni) {
     let acc = 0;
-    for (let t = 0; t < Math.min(r, ni); t++) acc += data[s0 + t];
+    for (let t = 0; t < Math.min(ri, ni); t++) acc += data[s0 + t];
     const a0 = row * nI;
     for (let t = 0; t < ni; t++) {
-      if (t + r < ni) acc += data[s0 + t + r];
-      if (t - r - 1 >= 0) acc -= data[s0 + t - r - 1];
+      if (t + ri < ni) acc += data[s0 + t + ri];
+      if (t - ri - 1 >= 0) acc -= data[s0 + t - ri - 1];
       if (iOf[t] >= 0) A[a0 + iOf[t]] = acc;
     }
   }
@@ -115,10 +123,10 @@ export function boxMeanWhere(data: Float32Array, size: readonly number[], r: num
   for (let k = 0; k < nk; k++) {
     const b0 = k * nj * nI;
     acc.fill(0);
-    for (let t = 0; t < Math.min(r, nj); t++) for (let q = 0, o = b0 + t * nI; q < nI; q++) acc[q] += A[o + q];
+    for (let t = 0; t < Math.min(rj, nj); t++) for (let q = 0, o = b0 + t * nI; q < nI; q++) acc[q] += A[o + q];
     for (let t = 0; t < nj; t++) {
-      if (t + r < nj) for (let q = 0, o = b0 + (t + r) * nI; q < nI; q++) acc[q] += A[o + q];
-      if (t - r - 1 >= 0) for (let q = 0, o = b0 + (t - r - 1) * nI; q < nI; q++) acc[q] -= A[o + q];
+      if (t + rj < nj) for (let q = 0, o = b0 + (t + rj) * nI; q < nI; q++) acc[q] += A[o + q];
+      if (t - rj - 1 >= 0) for (let q = 0, o = b0 + (t - rj - 1) * nI; q < nI; q++) acc[q] -= A[o + q];
       for (let q = 0; q < nI; q++) {
         const c = colOf[is[q] + ni * t];
         if (c >= 0) B[k * nC + c] = acc[q];
@@ -127,12 +135,12 @@ export function boxMeanWhere(data: Float32Array, size: readonly number[], r: num
   }
   // along k, the needed columns
   const C = new Float64Array(nC * nk);
-  passStrided(B, C, nC, nk, 1, r);
+  passStrided(B, C, nC, nk, 1, rk);
   const out = new Float32Array(data.length);
-  const wi = Float64Array.from({ length: ni }, (_, t) => windowWidth(t, ni, r));
-  const wj = Float64Array.from({ length: nj }, (_, t) => windowWidth(t, nj, r));
+  const wi = Float64Array.from({ length: ni }, (_, t) => windowWidth(t, ni, ri));
+  const wj = Float64Array.from({ length: nj }, (_, t) => windowWidth(t, nj, rj));
   for (let k = 0; k < nk; k++) {
-    const wk = windowWidth(k, nk, r);
+    const wk = windowWidth(k, nk, rk);
     for (let n = 0; n < nC; n++) {
       const c = cols[n];
       const q = k * plane + c;

@@ -23,6 +23,7 @@ import { gridToGridAffine, type Field } from '../field/field.ts';
 import { jacobianDeterminant } from '../field/jacobian.ts';
 import { jacobianOnDevice } from '../device/jacobian-on-device.ts';
 import { prepareImageOnDevice } from '../device/prepare-on-device.ts';
+import { pairResolution, smoothingRadii, type PairResolution } from './pair-resolution.ts';
 import type { DeviceImages } from '../../compute/device-images.ts';
 import { resampleOnDevice } from '../device/resample-on-device.ts';
 import { boxMeanWhere, smoothField } from './box-sum.ts';
@@ -131,18 +132,27 @@ export interface SamDeformResult {
   };
 }
 
-/** The CT smoothed to about `smoothMm` (box of half-width smoothMm/2; default the grid's spacing) and normalised, on `grid`. */
-export function prepareImage(v: Volume, grid: Geometry, smoothMm = grid.spacing[0]): Float32Array {
+/**
+ * The CT clipped to [-1000, 1000] HU, normalised, box-smoothed to the scale `smoothMm` (default the
+ * grid's spacing) and read on `grid`. The box's radius along each axis comes from pair-resolution.ts:
+ * with `pair` (the two images' voxel sizes, pairResolution) both images of a pair reach the same
+ * resolution along each world axis, whatever their voxel sizes.
+ */
+export function prepareImage(
+  v: Volume,
+  grid: Geometry,
+  smoothMm = grid.spacing[0],
+  pair?: PairResolution,
+): Float32Array {
   const n = v.data.length;
   const clipped = new Float32Array(n);
   for (let q = 0; q < n; q++) clipped[q] = Math.max(-1000, Math.min(1000, v.data[q])) / 1000;
-  const r = Math.max(0, Math.round(smoothMm / 2 / Math.min(...v.spacing)));
+  const r = smoothingRadii(v, smoothMm, pair);
   // the box means only where the resampling reads them (the same values there; a fine image on a
   // coarse grid reads a fraction of its voxels)
-  const src =
-    r > 0
-      ? boxMeanWhere(clipped, v.size, r, linearScalarFootprint(v.size, targetToSourceIndex(grid, v), grid.size))
-      : clipped;
+  const src = r.some((x) => x > 0)
+    ? boxMeanWhere(clipped, v.size, r, linearScalarFootprint(v.size, targetToSourceIndex(grid, v), grid.size))
+    : clipped;
   return resample({ ...v, data: src, components: 1 }, grid, { fill: -1, outputType: 'float32' }).data as Float32Array;
 }
 
@@ -285,8 +295,10 @@ async function buildLevel(
   const { grid: G, mask: maskG } = bodyGridAndMask(gridWithSpacing(fixed, [s, s, s]), fixedMask, rw + 2);
   const N = G.size[0] * G.size[1] * G.size[2];
   // on the GPU when the optimisation runs there (and the image fits one buffer)
+  // both images to the same resolution along each world axis (pair-resolution.ts)
+  const pair = pairResolution(fixed, moving);
   const prepare = async (v: Volume, g: Geometry) =>
-    (onWebgpu(o) ? await prepareImageOnDevice(v, g, o.deviceImages, s) : null) ?? prepareImage(v, g, s);
+    (onWebgpu(o) ? await prepareImageOnDevice(v, g, o.deviceImages, s, pair) : null) ?? prepareImage(v, g, s, pair);
   const I = await prepare(fixed, G);
   // the moving image smoothed to the same scale, kept on a grid `movingOversample` times finer
   const ms = s / Math.max(1, o.movingOversample ?? 2);

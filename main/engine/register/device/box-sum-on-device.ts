@@ -8,7 +8,7 @@
  * costs one more box sum instead of the transposes of the pads and slices.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { boxSum3dWgsl } from './deform-wgsl.ts';
+import { boxSum3dWgsl, boxSumAxisWgsl } from './deform-wgsl.ts';
 
 function alongAxis(x: tf.Tensor4D, axis: 0 | 1 | 2, r: number): tf.Tensor4D {
   if (r <= 0) return x.clone();
@@ -53,6 +53,31 @@ export function boxMeanOnDevice(x: tf.Tensor4D, r: number): tf.Tensor4D {
   // one dispatch for radius 1 (the gradient's smoothing), two for more: the three axis passes' numbers
   if (tf.getBackend() === 'webgpu') return boxSum3dWgsl(x, r, true);
   return tf.tidy(() => tf.div(boxSumForward(x, r), boxSumForward(tf.ones([x.shape[0], x.shape[1], x.shape[2], 1]), r)));
+}
+
+/** Box mean of radius r along one spatial axis (tensor axis 2 = i, 1 = j, 0 = k). */
+function boxMeanAlongOnDevice(x: tf.Tensor4D, axis: 0 | 1 | 2, r: number): tf.Tensor4D {
+  if (tf.getBackend() === 'webgpu') return boxSumAxisWgsl(x, axis, r, true) as tf.Tensor4D;
+  return tf.tidy(() => tf.div(alongAxis(x, axis, r), alongAxis(tf.onesLike(x), axis, r)));
+}
+
+/**
+ * Box mean with a radius per spatial axis (i, j, k) of [nk, nj, ni, C]: boxMeanOnDevice when the three
+ * are equal, otherwise one pass per axis with a radius above 0.
+ */
+export function boxMeanAxesOnDevice(x: tf.Tensor4D, r: readonly [number, number, number]): tf.Tensor4D {
+  if (r[0] === r[1] && r[1] === r[2]) return boxMeanOnDevice(x, r[0]);
+  return tf.tidy(() => {
+    let y: tf.Tensor4D = x;
+    // tensor axes: 2 = i, 1 = j, 0 = k
+    for (const [axis, radius] of [
+      [2, r[0]],
+      [1, r[1]],
+      [0, r[2]],
+    ] as const)
+      if (radius > 0) y = boxMeanAlongOnDevice(y, axis, radius);
+    return y;
+  });
 }
 
 /** The optimisers' preconditioner: the radius-1 box mean of a gradient [N, 3] on a grid of `size`, `passes` times. */

@@ -60,7 +60,7 @@ class BoxSumAxisProgram extends FlatProgram {
  * Box sum (or with `mean`, box mean) of radius r along axis `axis` of x (float32, any rank), by the
  * WGSL program; webgpu only.
  */
-function boxSumAxisWgsl(x: tf.Tensor, axis: number, r: number, mean = false): tf.Tensor {
+export function boxSumAxisWgsl(x: tf.Tensor, axis: number, r: number, mean = false): tf.Tensor {
   const len = x.shape[axis];
   const stride = x.shape.slice(axis + 1).reduce((a, b) => a * b, 1);
   const flat = tf.reshape(x, [-1]);

@@ -1,6 +1,7 @@
 /**
  * deform/sam-deform.ts prepareImage on the GPU: the CT clipped to [-1000, 1000] HU and scaled by 1/1000,
- * box-smoothed to about the grid's spacing (box mean of half-width spacing / 2; box-sum-on-device.ts)
+ * box-smoothed to the scale `smoothMm` with the same radii per axis (deform/pair-resolution.ts;
+ * box-sum-on-device.ts)
  * and resampled trilinearly onto the deform grid with -1 outside (resample-on-device.ts). It replaces
  * the host's smoothing of the whole full-resolution image, the largest part of the deform stage's
  * preparation. Returns null when the image does not fit one device buffer (the caller prepares it on
@@ -10,7 +11,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { maxTensorBytes } from '../../compute/tf-backend.ts';
 import type { Geometry } from '../../volume/geometry.ts';
 import type { Volume } from '../../volume/volume.ts';
-import { boxMeanOnDevice } from './box-sum-on-device.ts';
+import { boxMeanAxesOnDevice } from './box-sum-on-device.ts';
+import { smoothingRadii, type PairResolution } from '../deform/pair-resolution.ts';
 import { readAndDispose } from './flat-program.ts';
 import { resampleTensorOnDevice } from './resample-on-device.ts';
 import { voxelsOnDevice, type DeviceImages } from '../../compute/device-images.ts';
@@ -20,6 +22,7 @@ export async function prepareImageOnDevice(
   grid: Geometry,
   images?: DeviceImages,
   smoothMm = grid.spacing[0],
+  pair?: PairResolution,
 ): Promise<Float32Array | null> {
   const cap = maxTensorBytes() ?? 2 ** 31;
   const [gi, gj, gk] = grid.size;
@@ -27,11 +30,11 @@ export async function prepareImageOnDevice(
   // the image (and its smoothed copy) and the resampled image in one buffer each
   if (v.components !== 1 || v.data.length * 4 > cap || N * 4 > cap) return null;
   const [ni, nj, nk] = v.size;
-  const r = Math.max(0, Math.round(smoothMm / 2 / Math.min(...v.spacing)));
+  const r = smoothingRadii(v, smoothMm, pair);
   const src = tf.tidy(() => {
     const voxels = tf.reshape(voxelsOnDevice(v, images), [nk, nj, ni, 1]);
     const x = tf.div(tf.clipByValue(voxels, -1000, 1000), 1000);
-    return tf.reshape(r > 0 ? boxMeanOnDevice(x as tf.Tensor4D, r) : x, [-1]);
+    return tf.reshape(r.some((a) => a > 0) ? boxMeanAxesOnDevice(x as tf.Tensor4D, r) : x, [-1]);
   });
   try {
     return await readAndDispose(resampleTensorOnDevice(src, v, 1, grid, -1));
