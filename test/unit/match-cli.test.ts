@@ -27,7 +27,7 @@ test('sam match: CSV of matches, embeddings cached, missing model explained', ()
     const none = sam(env, 'match', LUNG, LUNG, '--points', pts);
     assert.equal(none.code, 1);
     assert.match(none.err, /absent\.samw: no trained model here yet/);
-    const args = ['match', LUNG, LUNG, '--points', pts, '--random-init', '1', '--config', 'tiny', '--cycle'];
+    const args = ['match', LUNG, LUNG, '--points', pts, '--random-init', '1', '--config', 'tiny'];
     const out = join(dir, 'm.csv');
     const r = sam(env, ...args, '--top-k', '100000', '--out', out);
     assert.equal(r.code, 0, r.err);
@@ -69,6 +69,24 @@ test('sam match: CSV of matches, embeddings cached, missing model explained', ()
     assert.match(again.err, /embedding template: from cache/);
     assert.equal(again.out.trim().split('\n').length, 4);
     assert.equal(readdirSync(join(dir, 'cache')).length, 1);
+    // a labelled RAS file: said, converted (the same match as the LPS point), labels kept; a point given
+    // as a voxel index at the template's corner lies in the air around the body: warned
+    const rasPts = join(dir, 'ras.csv');
+    writeFileSync(rasPts, 'label,r,a,s\nnodule,36.351,36.974,-1204.5\n');
+    const ras = sam(env, ...args, '--points', rasPts);
+    assert.equal(ras.code, 0, ras.err);
+    assert.match(ras.err, /ras\.csv holds RAS coordinates \(as it says\): converted to LPS/);
+    const rasRows = ras.out.trim().split('\n');
+    assert.equal(rasRows[0], 'label,x,y,z,score,global,local,cycle_error_mm,accepted,in_template');
+    assert.equal(rasRows[1], `nodule,${lines[1]}`);
+    const cornerPts = join(dir, 'corner.csv');
+    writeFileSync(cornerPts, 'i,j,k\n0,0,0\n');
+    const corner = sam(env, ...args, '--points', cornerPts);
+    assert.equal(corner.code, 0, corner.err);
+    assert.match(corner.err, /warning: 1 of 1 points of .*corner\.csv lie outside the body in .*\(point 1\)/);
+    const both = sam(env, ...args, '--cycle', '--no-cycle');
+    assert.equal(both.code, 1);
+    assert.match(both.err, /--no-cycle: contradicts --cycle/);
     // 100 points (enough to share the search with worker threads, from the cached embeddings: shared
     // memory): the command ends, one row a point, the same rows as a point at a time
     const many: string[] = [];

@@ -113,9 +113,30 @@ test('sam register (affine, NCC matcher): known affine recovered, exports read b
       far.stderr,
       /warning: 1 of 2 points lie outside the fixed image \(point 2\): mapped by the affine alone/,
     );
+    // ... and, mapped 1 m away, outside the moving image the result was registered with (qa.json's record)
+    assert.match(far.stderr, /warning: 1 of 2 points map outside the moving image \(point 2\)/);
     // ... through the affine: exactly where it sends that point
     const farRow = far.stdout.trim().split('\n')[2].split(',').map(Number);
     affineApply(a, [1000, 1000, 1000]).forEach((v, c) => assert.ok(Math.abs(v - farRow[c]) < 1e-3, `${farRow}`));
+    // a Slicer markups file in RAS, with labels: converted (said so), mapped as the LPS point, labels kept
+    const [x0, y0, z0] = pts[0];
+    writeFileSync(
+      ptsFile.replace(/csv$/, 'fcsv'),
+      `# Markups fiducial file version = 4.11\n# CoordinateSystem = RAS\n# columns = id,x,y,z,ow,ox,oy,oz,vis,sel,lock,label,desc,associatedNodeID\nvtkMRMLMarkupsFiducialNode_0,${-x0},${-y0},${z0},0,0,0,1,1,1,0,lesion 1,,\n`,
+    );
+    const ras = spawnSync(process.execPath, ['bin/sam.mjs', 'transform-points', out, ptsFile.replace(/csv$/, 'fcsv')], {
+      encoding: 'utf8',
+    });
+    assert.equal(ras.status, 0, ras.stderr);
+    assert.match(ras.stderr, /holds RAS coordinates \(as it says\): converted to LPS/);
+    const rasRows = ras.stdout.trim().split('\n');
+    assert.equal(rasRows[0], 'label,x,y,z');
+    assert.equal(rasRows[1].split(',')[0], 'lesion 1');
+    rasRows[1]
+      .split(',')
+      .slice(1)
+      .map(Number)
+      .forEach((v, c) => assert.ok(Math.abs(v - rows[0][c]) < 1e-3, `${rasRows[1]} vs ${rows[0]}`));
     // unknown stages, and stages out of order, refused
     for (const bad of ['affine,warp', 'coarse,affine']) {
       const again = spawnSync(

@@ -15,19 +15,53 @@ import { affineApply } from '../../engine/register/affine-fit.ts';
 import { RESULT_ENTRIES } from '../../engine/register/previous-result.ts';
 import { transformPoints } from '../../engine/register/field/field.ts';
 import { writeFileAtomic } from '../../engine/util/atomic-write.ts';
+import { csvField } from '../../engine/util/csv-field.ts';
 import { isInside } from '../../engine/util/paths.ts';
-import { applyAffine, indexToWorld, insideExtent, worldToIndexMatrix } from '../../engine/volume/geometry.ts';
+import {
+  applyAffine,
+  indexToWorld,
+  insideExtent,
+  worldToIndexMatrix,
+  type Geometry,
+} from '../../engine/volume/geometry.ts';
 import { readVolume } from '../../engine/volume/io/index.ts';
 import { parsePoints } from '../../engine/volume/points.ts';
 import type { Vec3 } from '../../engine/volume/volume.ts';
+import type { InputRecord } from '../../engine/register/provenance.ts';
+
+/**
+ * Warns of mapped points outside the moving image the result was registered with (its grid is recorded
+ * in qa.json `inputs`): the anatomy there was not in the moving scan, so nothing confirms the mapping.
+ */
+function warnOutsideMoving(dir: string, mapped: Vec3[]): void {
+  const qaPath = join(dir, 'qa.json');
+  if (!existsSync(qaPath)) return;
+  const moving = (JSON.parse(readFileSync(qaPath, 'utf8')) as { inputs?: { moving?: Partial<InputRecord> } }).inputs
+    ?.moving;
+  if (!moving?.size || !moving.spacing || !moving.origin || !moving.direction) return;
+  const toIndex = worldToIndexMatrix(moving as Geometry);
+  const outside = mapped.flatMap((p, n) => {
+    const [i, j, k] = applyAffine(toIndex, p);
+    // within half a voxel of the outermost voxel centres counts as inside
+    return moving.size!.every((s, a) => [i, j, k][a] >= -0.5 && [i, j, k][a] <= s - 0.5) ? [] : [n + 1];
+  });
+  if (outside.length)
+    console.error(
+      `sam transform-points: warning: ${outside.length} of ${mapped.length} points map outside the moving image ` +
+        `(point${outside.length > 1 ? 's' : ''} ${outside.slice(0, 10).join(', ')}${outside.length > 10 ? ', ...' : ''}): ` +
+        "the moving scan does not show them; their positions are the transform's extrapolation",
+    );
+}
 
 export const transformPointsCommand: Command = {
   name: 'transform-points',
   summary: 'map fixed-space points into moving space through a registration result',
   usage: [
     'usage: sam transform-points <result dir> <points.csv|elastix points.txt> [--out FILE] [--format csv|elastix] [--fixed VOLUME]',
-    '  points: x,y,z world LPS mm per line (CSV, optional header) or an elastix file ("point" or "index")',
-    '  --fixed   the fixed volume, needed for "index" point files',
+    '  points: x,y,z world LPS mm per line (CSV, optional header; a header of r,a,s or x_ras,... is RAS,',
+    '          of i,j,k 0-based voxel indices of the fixed image), an elastix file ("point" or "index",',
+    '          0-based), or 3D Slicer markups (.fcsv, .mrk.json: in the coordinate system they state)',
+    '  --fixed   the fixed volume, needed for voxel-index points',
     '  --format  csv (default) or elastix ("point", count, then x y z per line)',
     '  --out     the file to write (default: standard output); an existing file only with --force',
     '  --force   replace an existing --out file (never an input or a file of the result)',
@@ -60,6 +94,8 @@ export const transformPointsCommand: Command = {
       checkOutputFile(values.out, { inputs: protect, force: values.force });
     }
     const list = parsePoints(readFileSync(pointsFile, 'utf8'), pointsFile);
+    if (list.fromRas)
+      console.error(`sam transform-points: ${pointsFile} holds RAS coordinates (as it says): converted to LPS`);
     let points = list.points;
     if (list.kind === 'index') {
       if (!values.fixed) throw new InputError(pointsFile, 'index points need the fixed volume (--fixed)');
@@ -106,10 +142,15 @@ export const transformPointsCommand: Command = {
       const a = readAffine(affinePath);
       mapped = points.map((p) => affineApply(a, p));
     } else throw new InputError(dir, 'no displacement.nii.gz or affine.tfm: not a sam register result folder');
+    warnOutsideMoving(dir, mapped);
+    const labels = list.labels;
     const text =
       values.format === 'elastix'
         ? ['point', String(mapped.length), ...mapped.map((p) => p.map((v) => v.toFixed(4)).join(' '))].join('\n') + '\n'
-        : ['x,y,z', ...mapped.map((p) => p.map((v) => v.toFixed(4)).join(','))].join('\n') + '\n';
+        : [
+            labels ? 'label,x,y,z' : 'x,y,z',
+            ...mapped.map((p, n) => (labels ? `${csvField(labels[n])},` : '') + p.map((v) => v.toFixed(4)).join(',')),
+          ].join('\n') + '\n';
     if (values.out) writeFileAtomic(values.out, Buffer.from(text), { protect });
     else process.stdout.write(text);
     return 0;
