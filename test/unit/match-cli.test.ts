@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parsePoints } from '../../main/engine/volume/points.ts';
 import { dataPath, tempDir } from '../helpers.ts';
 
 const LUNG = dataPath('elastix', 'Testing', 'Data', '3DCT_lung_baseline_small.mha');
@@ -79,6 +80,15 @@ test('sam match: CSV of matches, embeddings cached, missing model explained', ()
     const rasRows = ras.out.trim().split('\n');
     assert.equal(rasRows[0], 'label,x,y,z,score,global,local,cycle_error_mm,accepted,in_template');
     assert.equal(rasRows[1], `nodule,${lines[1]}`);
+    // the accepted matches as Slicer markups: labelled, LPS stated, read back to the CSV's location
+    const fcsv = sam(env, ...args, '--points', rasPts, '--format', 'fcsv');
+    assert.equal(fcsv.code, 0, fcsv.err);
+    if (rasRows[1].split(',')[8] === '1') {
+      assert.match(fcsv.out, /# CoordinateSystem = LPS/);
+      const m = parsePoints(fcsv.out, 'm.fcsv');
+      assert.deepEqual(m.labels, ['nodule']);
+      m.points[0].forEach((v, a) => assert.ok(Math.abs(v - Number(rasRows[1].split(',')[a + 1])) < 1e-3));
+    } else assert.match(fcsv.err, /0 accepted matches of 1 points in the \.fcsv/);
     const cornerPts = join(dir, 'corner.csv');
     writeFileSync(cornerPts, 'i,j,k\n0,0,0\n');
     const corner = sam(env, ...args, '--points', cornerPts);

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parsePoints } from '../../main/engine/volume/points.ts';
+import { pointFormat, pointsText } from '../../main/engine/volume/points-out.ts';
 
 test('elastix point and index files, and CSV with or without header', () => {
   assert.deepEqual(parsePoints('point\n2\n1 2 3\n-4.5 5 6e1\n', 'a.txt'), {
@@ -97,4 +98,20 @@ test('3D Slicer markups: .fcsv in RAS (stated or, in old files, not) or LPS; .mr
   ]);
   assert.deepEqual(m.labels, ['a', 'b']);
   assert.throws(() => parsePoints('{"a": 1}', 'x.json'), /not a Slicer markups file/);
+});
+
+test('written point files read back to the same LPS points and labels: csv, elastix, Slicer .fcsv', () => {
+  const pts: [number, number, number][] = [
+    [-10.5, 20.25, -300.125],
+    [0, -0.5, 12],
+  ];
+  const labels = ['nodule, left', 'L1'];
+  for (const format of ['csv', 'elastix', 'fcsv'] as const) {
+    const back = parsePoints(pointsText(pts, format, labels, ['a', 'b']), `p.${format}`);
+    assert.deepEqual(back.points, pts, format);
+    assert.equal(back.fromRas, undefined, `${format}: stated as LPS`);
+    if (format === 'csv') assert.deepEqual(back.labels, labels);
+    if (format === 'fcsv') assert.deepEqual(back.labels, ['nodule  left', 'L1'], 'no comma in a .fcsv field');
+  }
+  assert.throws(() => pointFormat('slicer'), /--format: use csv, elastix, fcsv, got 'slicer'/);
 });

@@ -28,6 +28,7 @@ import { bodyMask } from '../../engine/volume/mask.ts';
 import type { Vec3, Volume } from '../../engine/volume/volume.ts';
 import { readVolume } from '../../engine/volume/io/index.ts';
 import { parsePoints } from '../../engine/volume/points.ts';
+import { pointFormat, pointsText } from '../../engine/volume/points-out.ts';
 import { optionalNumber } from '../option-values.ts';
 import { checkOutputFile } from '../output-file.ts';
 import { refineOption } from '../matcher-args.ts';
@@ -104,8 +105,10 @@ const USAGE = `usage: sam match <template> <query> --points FILE [options]
   --weights FILE        trained model (default resources/sam-small.samw, or $SAM_MODEL)
   --random-init SEED    use the network at random initialisation instead (testing only)
   --config NAME         configuration for --random-init: small (default), paper, tiny
-  --out FILE            write the matches as CSV (default: standard output); an existing file only
-                        with --force
+  --out FILE            write the matches (default: standard output); an existing file only with
+                        --force
+  --format csv|fcsv     csv (default: every point, the columns below) or fcsv: the accepted matches
+                        as 3D Slicer markups (LPS stated; labels kept, score and cycle error in desc)
   --force               replace an existing --out file (never an input)
   --top-k N             global candidates searched locally (default 20)
   --no-cycle            accept matches without the forward-backward check (by default a match is
@@ -148,6 +151,7 @@ export const matchCommand: Command = {
         points: { type: 'string' },
         ...MODEL_OPTIONS,
         out: { type: 'string' },
+        format: { type: 'string', default: 'csv' },
         force: { type: 'boolean' },
         'top-k': { type: 'string' },
         cycle: { type: 'boolean', default: false },
@@ -167,6 +171,8 @@ export const matchCommand: Command = {
     }
     const [templatePath, queryPath] = positionals;
     const refine = refineOption(values.refine);
+    const format = pointFormat(values.format ?? 'csv');
+    if (format === 'elastix') throw new InputError('--format', 'sam match writes csv or fcsv');
     // before the embeddings: a refused --out should not cost minutes
     if (values.out)
       checkOutputFile(values.out, { inputs: [templatePath, queryPath, values.points], force: values.force });
@@ -302,7 +308,23 @@ export const matchCommand: Command = {
           (refined ? `,${f(refined[n].score)},${refined[n].refined ? 1 : 0}` : ''),
       ),
     );
-    const csv = `${lines.join('\n')}\n`;
+    const kept = matches.flatMap((m, n) => (m.inTemplate && m.accepted ? [n] : []));
+    const csv =
+      format === 'fcsv'
+        ? pointsText(
+            kept.map((n) => matches[n].location),
+            'fcsv',
+            kept.map((n) => labels?.[n] || `P-${n + 1}`),
+            kept.map(
+              (n) =>
+                `score ${f(matches[n].score)}` +
+                (matches[n].cycleErrorMm !== undefined ? ` cycle ${f(matches[n].cycleErrorMm!)} mm` : '') +
+                (refined?.[n].refined ? ` NCC ${f(refined[n].score)}` : ''),
+            ),
+          )
+        : `${lines.join('\n')}\n`;
+    if (format === 'fcsv')
+      console.error(`sam match: ${kept.length} accepted matches of ${matches.length} points in the .fcsv`);
     if (values.out) {
       writeFileAtomic(values.out, new TextEncoder().encode(csv), { protect: [templatePath, queryPath, values.points] });
       console.error(`wrote ${values.out}`);

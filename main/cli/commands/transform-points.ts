@@ -15,7 +15,6 @@ import { affineApply } from '../../engine/register/affine-fit.ts';
 import { RESULT_ENTRIES } from '../../engine/register/previous-result.ts';
 import { transformPoints } from '../../engine/register/field/field.ts';
 import { writeFileAtomic } from '../../engine/util/atomic-write.ts';
-import { csvField } from '../../engine/util/csv-field.ts';
 import { isInside } from '../../engine/util/paths.ts';
 import {
   applyAffine,
@@ -26,6 +25,7 @@ import {
 } from '../../engine/volume/geometry.ts';
 import { readVolume } from '../../engine/volume/io/index.ts';
 import { parsePoints } from '../../engine/volume/points.ts';
+import { pointFormat, pointsText } from '../../engine/volume/points-out.ts';
 import type { Vec3 } from '../../engine/volume/volume.ts';
 import type { InputRecord } from '../../engine/register/provenance.ts';
 
@@ -62,7 +62,8 @@ export const transformPointsCommand: Command = {
     '          of i,j,k 0-based voxel indices of the fixed image), an elastix file ("point" or "index",',
     '          0-based), or 3D Slicer markups (.fcsv, .mrk.json: in the coordinate system they state)',
     '  --fixed   the fixed volume, needed for voxel-index points',
-    '  --format  csv (default) or elastix ("point", count, then x y z per line)',
+    '  --format  csv (default; x,y,z, after a label column when the input names its points), elastix',
+    '            ("point", count, then x y z per line) or fcsv (3D Slicer markups, LPS stated)',
     '  --out     the file to write (default: standard output); an existing file only with --force',
     '  --force   replace an existing --out file (never an input or a file of the result)',
   ].join('\n'),
@@ -82,6 +83,7 @@ export const transformPointsCommand: Command = {
       return 2;
     }
     const [dir, pointsFile] = positionals;
+    const format = pointFormat(values.format ?? 'csv');
     if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory())
       throw new InputError(dir, 'no such result folder (give the --out folder of sam register)');
     if (!existsSync(pointsFile)) throw new InputError(pointsFile, 'no such points file');
@@ -143,14 +145,7 @@ export const transformPointsCommand: Command = {
       mapped = points.map((p) => affineApply(a, p));
     } else throw new InputError(dir, 'no displacement.nii.gz or affine.tfm: not a sam register result folder');
     warnOutsideMoving(dir, mapped);
-    const labels = list.labels;
-    const text =
-      values.format === 'elastix'
-        ? ['point', String(mapped.length), ...mapped.map((p) => p.map((v) => v.toFixed(4)).join(' '))].join('\n') + '\n'
-        : [
-            labels ? 'label,x,y,z' : 'x,y,z',
-            ...mapped.map((p, n) => (labels ? `${csvField(labels[n])},` : '') + p.map((v) => v.toFixed(4)).join(',')),
-          ].join('\n') + '\n';
+    const text = pointsText(mapped, format, list.labels);
     if (values.out) writeFileAtomic(values.out, Buffer.from(text), { protect });
     else process.stdout.write(text);
     return 0;

@@ -201,9 +201,30 @@ function separatorOf(line: string): Separator {
   return ' ';
 }
 
+/** A line's fields; a field in double quotes (RFC 4180: a doubled quote inside) may hold the separator. */
 function splitLine(line: string, sep: Separator): string[] {
-  const parts = sep === ' ' ? line.trim().split(/\s+/) : line.split(sep);
-  return parts.map((t) => t.trim());
+  if (sep === ' ') return line.trim().split(/\s+/);
+  const out: string[] = [];
+  let field = '';
+  let quoted = false;
+  for (let n = 0; n < line.length; n++) {
+    const c = line[n];
+    if (quoted) {
+      if (c === '"' && line[n + 1] === '"') {
+        field += '"';
+        n++;
+      } else if (c === '"') quoted = false;
+      else field += c;
+    } else if (c === '"' && field.trim() === '') {
+      field = '';
+      quoted = true;
+    } else if (c === sep) {
+      out.push(field.trim());
+      field = '';
+    } else field += c;
+  }
+  out.push(field.trim());
+  return out;
 }
 
 /** A number; after semicolons a decimal comma ("12,5") is a decimal point. */
