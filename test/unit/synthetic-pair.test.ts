@@ -71,6 +71,41 @@ test('synthetic pair: exact truth, intensities agree along it, reproducible, cro
   assert.notDeepEqual(makeSyntheticPair(source, { seed: 8, noiseHu: 0, spacingMm: 3 }).params, clean.params);
 });
 
+test('synthetic pair with a thick-slice moving image: its slices are the mean of the anatomy over their thickness', async () => {
+  const source = await readVolume(EXAMPLE_CT);
+  const o = { seed: 7, noiseHu: 0, spacingMm: 3 };
+  const thin = makeSyntheticPair(source, o);
+  const thick = makeSyntheticPair(source, { ...o, movingSliceMm: 9 });
+  assert.deepEqual(thick.params, thin.params, 'the same transform');
+  assert.deepEqual(thick.moving.spacing, [3, 3, 9]);
+  assert.deepEqual(thick.fixed.data, thin.fixed.data);
+  // a voxel of the thick image: the mean over its 9 mm of the source seen through the same map
+  const sw = worldToIndexMatrix(source);
+  const m = thick.moving;
+  const [i, j, k] = [Math.floor(m.size[0] / 2), Math.floor(m.size[1] / 2), Math.floor(m.size[2] / 2)];
+  const slab = Math.max(1, Math.round((2 * 9) / Math.min(...source.spacing)));
+  let sum = 0;
+  for (let q = 0; q < slab; q++) {
+    const p = indexToWorld(m, [i, j, k + (q + 0.5) / slab - 0.5]);
+    sum += sampleLinear(source, applyAffine(sw, thick.movingToFixed(p)));
+  }
+  assert.ok(Math.abs(m.data[i + m.size[0] * (j + m.size[1] * k)] - sum / slab) < 1e-3);
+  // and it is not the thin image's value at the slice centre (the slab blurs along z)
+  const centre = sampleLinear(source, applyAffine(sw, thick.movingToFixed(indexToWorld(m, [i, j, k]))));
+  let differ = 0;
+  for (let q = 0; q < m.data.length; q += 97) {
+    const ii = q % m.size[0];
+    const jj = Math.floor(q / m.size[0]) % m.size[1];
+    const kk = Math.floor(q / (m.size[0] * m.size[1]));
+    const c = sampleLinear(source, applyAffine(sw, thick.movingToFixed(indexToWorld(m, [ii, jj, kk]))));
+    if (Math.abs(c - m.data[q]) > 20) differ++;
+  }
+  assert.ok(
+    Number.isFinite(centre) && differ > 50,
+    `${differ} sampled voxels differ from their slice centres by > 20 HU`,
+  );
+});
+
 test('NCC baseline: finds points of a synthetic pair within a few mm', async (t) => {
   const source = await readVolume(EXAMPLE_CT);
   const pair = makeSyntheticPair(source, { seed: 11, spacingMm: 3 });

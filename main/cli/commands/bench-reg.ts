@@ -36,6 +36,8 @@ const USAGE = `usage: sam bench-reg [options]
                      chest (ITKElastix 00, 141 slices), or the path of any CT (file or DICOM
                      folder; no organ labels) (default abdomen,chest)
   --spacing MM       isotropic grid of both images (default 3)
+  --moving-slice MM  the moving image as thick slices of MM along the superior axis, each the mean over
+                     its thickness (a thick reconstruction; default: the --spacing grid)
   --seed N           seed of the first pair (default 11; pair n uses seed + n)
   --max-rotation DEG largest rotation of a pair's affine (default ${BENCH_TRANSFORM.maxRotationDeg})
   --max-shift MM     largest shift of a pair's affine (default ${BENCH_TRANSFORM.maxTranslationMm}); larger motions test
@@ -91,6 +93,7 @@ export const benchRegCommand: Command = {
         sources: { type: 'string', default: 'abdomen,chest' },
         spacing: { type: 'string', default: '3' },
         seed: { type: 'string', default: '11' },
+        'moving-slice': { type: 'string' },
         'max-rotation': { type: 'string' },
         'max-shift': { type: 'string' },
         stages: { type: 'string', default: DEFAULT_STAGES.join(',') },
@@ -124,6 +127,9 @@ export const benchRegCommand: Command = {
         : {}),
       ...(values['max-shift'] !== undefined
         ? { maxTranslationMm: numberOption('max-shift', values['max-shift'], { min: 0 }) }
+        : {}),
+      ...(values['moving-slice'] !== undefined
+        ? { movingSliceMm: numberOption('moving-slice', values['moving-slice'], { above: 0 }) }
         : {}),
     };
     let elastix = !values['no-elastix'];

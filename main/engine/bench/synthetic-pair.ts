@@ -53,6 +53,11 @@ export interface SyntheticPairOptions {
   fovKeepInPlane?: [number, number];
   /** Spacing (isotropic, mm) of both images' grids (default: the source's own grid). */
   spacingMm?: number;
+  /**
+   * The moving image as thick slices (mm) along the superior axis, each the mean of the anatomy over
+   * its thickness (a thick reconstruction of the same scan), instead of the fixed grid's spacing.
+   */
+  movingSliceMm?: number;
 }
 
 export interface SyntheticPair {
@@ -217,16 +222,18 @@ export function makeSyntheticPair(source: Volume, options: SyntheticPairOptions)
   const sup = superiorAxis({ ...fixedGrid, components: 1, data: new Float32Array(0), meta: { warnings: [] } });
   const size: number[] = [];
   const origin: Vec3 = [0, 0, 0];
+  const movingSpacing: Vec3 = [...fixedGrid.spacing];
+  if (o.movingSliceMm !== undefined) movingSpacing[sup] = o.movingSliceMm;
   for (let a = 0; a < 3; a++) {
-    const n = Math.floor((hi[a] - lo[a]) / fixedGrid.spacing[a]) + 1;
+    const n = Math.floor((hi[a] - lo[a]) / movingSpacing[a]) + 1;
     const keep = a === sup ? u(...o.fovKeep) : u(...o.fovKeepInPlane);
     const m = Math.max(2, Math.round(n * keep));
-    const start = lo[a] + rng.int(0, n - m + 1) * fixedGrid.spacing[a];
+    const start = lo[a] + rng.int(0, n - m + 1) * movingSpacing[a];
     size.push(m);
     const col = column(dir, a);
     for (let r = 0; r < 3; r++) origin[r] += col[r] * start;
   }
-  const movingGrid: Geometry = { size: size as Vec3, spacing: [...fixedGrid.spacing], origin, direction: [...dir] };
+  const movingGrid: Geometry = { size: size as Vec3, spacing: movingSpacing, origin, direction: [...dir] };
 
   const noise = (data: Float32Array) => {
     if (o.noiseHu > 0) for (let n = 0; n < data.length; n++) data[n] += o.noiseHu * gaussian(rng);
@@ -237,10 +244,23 @@ export function makeSyntheticPair(source: Volume, options: SyntheticPairOptions)
   const movingData = new Float32Array(size[0] * size[1] * size[2]);
   const mw = indexToWorldMatrix(movingGrid);
   const sw = worldToIndexMatrix(source);
+  // a thick slice: the mean of samples spread evenly over its thickness (about two per source voxel)
+  const slab =
+    o.movingSliceMm !== undefined ? Math.max(1, Math.round((2 * o.movingSliceMm) / Math.min(...source.spacing))) : 1;
+  const at: Vec3 = [0, 0, 0];
   for (let kk = 0, n = 0; kk < size[2]; kk++)
     for (let j = 0; j < size[1]; j++)
-      for (let i = 0; i < size[0]; i++, n++)
-        movingData[n] = sampleLinear(source, applyAffine(sw, movingToFixed(applyAffine(mw, [i, j, kk]))));
+      for (let i = 0; i < size[0]; i++, n++) {
+        let sum = 0;
+        for (let q = 0; q < slab; q++) {
+          at[0] = i;
+          at[1] = j;
+          at[2] = kk;
+          at[sup] += (q + 0.5) / slab - 0.5;
+          sum += sampleLinear(source, applyAffine(sw, movingToFixed(applyAffine(mw, at))));
+        }
+        movingData[n] = sum / slab;
+      }
   const moving = makeVolume({
     ...movingGrid,
     data: noise(movingData),
