@@ -2,7 +2,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readVolume } from '../../main/engine/volume/io/index.ts';
-import { checkCt, requireCt } from '../../main/engine/volume/intensity.ts';
+import { checkCt, countNonFinite, nonFiniteAsAir, requireCt } from '../../main/engine/volume/intensity.ts';
+import { formatSummary, summarizeVolume } from '../../main/engine/volume/describe.ts';
+import { makeVolume } from '../../main/engine/volume/volume.ts';
 import { dataPath } from '../helpers.ts';
 
 test('the MR volume is read, reported as not CT, and refused by requireCt with its file name', async () => {
@@ -50,4 +52,41 @@ test('real CTs in HU pass the CT check; the windowed LIDC2 copy and the raw-valu
     assert.equal(r.ok, false);
     assert.match(r.reason, /distinct integer values in 0\.\.\d+: a label map or mask, not an image/, p);
   }
+});
+
+test('NaN or infinite voxels: counted (sam info), read as air by the registration, the input untouched', () => {
+  const data = Float32Array.from({ length: 1000 }, (_, n) => (n % 3 ? -1000 : 40));
+  data[5] = NaN;
+  data[6] = Infinity;
+  data[7] = -Infinity;
+  const v = makeVolume({ size: [10, 10, 10], spacing: [1, 1, 1], origin: [0, 0, 0], data });
+  assert.equal(countNonFinite(v), 3);
+  assert.match(
+    formatSummary(summarizeVolume(v)),
+    /3 voxels NaN or infinite \(registration reads them as air, -1024 HU\)/,
+  );
+  const r = nonFiniteAsAir(v);
+  assert.equal(r.count, 3);
+  assert.deepEqual(Array.from(r.volume.data.slice(5, 8)), [-1024, -1024, -1024]);
+  assert.ok(Number.isNaN(v.data[5]), 'the input keeps its values');
+  const clean = makeVolume({ size: [10, 10, 10], spacing: [1, 1, 1], origin: [0, 0, 0], data: new Int16Array(1000) });
+  assert.equal(nonFiniteAsAir(clean).volume, clean);
+});
+
+test('a single slice is refused by the registration with its file and axis, before any work', async () => {
+  const { registerVolumes } = await import('../../main/engine/register/cascade.ts');
+  const ct = await readVolume(dataPath('TotalSegmentator/tests/reference_files/example_ct.nii.gz'));
+  const [ni, nj] = ct.size;
+  const slice = makeVolume({
+    size: [ni, nj, 1],
+    spacing: ct.spacing,
+    origin: ct.origin,
+    direction: ct.direction,
+    data: ct.data.slice(50 * ni * nj, 51 * ni * nj),
+    meta: { warnings: [], source: 'slice.nii.gz' },
+  });
+  await assert.rejects(
+    registerVolumes(ct, slice, { matcher: 'ncc' }),
+    /slice\.nii\.gz: is 1 voxel \(3\.0 mm\) along its k axis: registration needs a 3D volume/,
+  );
 });

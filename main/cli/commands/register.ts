@@ -147,6 +147,17 @@ export const registerCommand: Command = {
         onWriting: (p) => progress.update(`write ${p}`, true),
         onNote: (n) => progress.note(`sam register: ${n}`),
       });
+      const nonFinite = r.qa.nonFiniteVoxelsAsAir as { fixed: number; moving: number } | undefined;
+      if (nonFinite)
+        progress.note(
+          `sam register: warning: NaN or infinite voxels read as air (-1024 HU): ` +
+            [
+              nonFinite.fixed ? `${nonFinite.fixed} in ${fixedPath}` : '',
+              nonFinite.moving ? `${nonFinite.moving} in ${movingPath}` : '',
+            ]
+              .filter(Boolean)
+              .join(', '),
+        );
       const s = r.affine.stats;
       progress.done(
         `affine from ${s.inliers} inlier pairs of ${s.kept} kept (${s.pairs} grid points): residual RMS ${s.rmsMm.toFixed(2)} mm, ` +

@@ -39,7 +39,7 @@ import { DeviceImages, deviceOnlyVolume } from '../compute/device-images.ts';
 import { NccOnDevice } from './device/ncc-on-device.ts';
 import type { NccMatcher } from '../bench/ncc-match.ts';
 import { NccThreads, nccMatchOn } from '../bench/ncc-threads.ts';
-import { requireCt } from '../volume/intensity.ts';
+import { nonFiniteAsAir, requireCt } from '../volume/intensity.ts';
 import { bodyMask } from '../volume/mask.ts';
 import type { Vec3, Volume } from '../volume/volume.ts';
 import type { Affine3x4, Geometry } from '../volume/geometry.ts';
@@ -49,6 +49,7 @@ import { initialShift } from './initial-shift.ts';
 import { affineDecompose, affineDeterminant } from './affine-fit.ts';
 import { warpWithAffine } from './field/warp.ts';
 import { samAffine, type SamAffineResult } from './sam-affine.ts';
+import { checkNotMirrored, mirroredLeftRight } from './mirror-check.ts';
 import {
   movingAfterAffine,
   movingAfterAffineGrid,
@@ -168,8 +169,25 @@ export function checkStages(stages: string[]): Stage[] {
 
 export async function registerVolumes(fixed: Volume, moving: Volume, o: RegisterOptions = {}): Promise<RegisterResult> {
   const stages = checkStages(o.stages ?? DEFAULT_STAGES);
-  requireCt(fixed, fixed.meta.source ?? 'fixed image');
-  requireCt(moving, moving.meta.source ?? 'moving image');
+  // NaN or infinite voxels read as air (intensity.ts nonFiniteAsAir), counted in the QA
+  const f = nonFiniteAsAir(fixed);
+  const m = nonFiniteAsAir(moving);
+  fixed = f.volume;
+  moving = m.volume;
+  for (const [v, what] of [
+    [fixed, 'fixed image'],
+    [moving, 'moving image'],
+  ] as const) {
+    requireCt(v, v.meta.source ?? what);
+    // a slice or a slab is no volume to register (its grid points and windows find no neighbours)
+    const thin = v.size.findIndex((n, a) => n < 8 || n * v.spacing[a] < 16);
+    if (thin >= 0)
+      throw new InputError(
+        v.meta.source ?? what,
+        `is ${v.size[thin]} voxel${v.size[thin] > 1 ? 's' : ''} (${(v.size[thin] * v.spacing[thin]).toFixed(1)} mm) ` +
+          `along its ${'ijk'[thin]} axis: registration needs a 3D volume (at least 8 voxels and 16 mm along each axis)`,
+      );
+  }
   const matcher = o.matcher ?? 'sam';
   const netUsed = !!o.deformNet && stages.includes('deform');
   if ((matcher === 'sam' || netUsed) && !o.engine)
@@ -197,6 +215,7 @@ export async function registerVolumes(fixed: Volume, moving: Volume, o: Register
     }
     const r = await runStages({ fixed, moving, o, stages, gpu: onGpu, madeMasks: masks, images });
     if (hostReason) r.qa.embeddingOnHost = hostReason;
+    if (f.count || m.count) r.qa.nonFiniteVoxelsAsAir = { fixed: f.count, moving: m.count };
     return r;
   } finally {
     onGpu?.fixed.dispose();
@@ -461,6 +480,41 @@ async function stagesWith(
           }
         : undefined,
   });
+  // a scan stored mirrored left to right can fit a proper rotation, badly: then the affine is fitted to
+  // it mirrored too, and a far better fit refuses it (mirror-check.ts; the host SAM path)
+  let mirrorCheck: Awaited<ReturnType<typeof checkNotMirrored>> | undefined;
+  if (matcher === 'sam' && embeddings && o.engine) {
+    const engine = o.engine;
+    const host = embeddings;
+    mirrorCheck = await checkNotMirrored(
+      affine.stats,
+      async () => {
+        o.onProgress?.('affine: the moving image mirrored (a high residual)', 0, 1);
+        const mirrored = mirroredLeftRight(moving);
+        const me = await embedVolume(mirrored, engine, { signal: o.signal });
+        try {
+          const r = await samAffine(
+            fixed,
+            mirrored,
+            { fixed: host.fixed, moving: me },
+            {
+              matchThreads,
+              gridMm: o.gridMm,
+              fixedMask,
+              movingMask: mirroredLeftRight(movingMask),
+              maxPoints: refineWithNcc ? 400 : undefined,
+              signal: o.signal,
+            },
+          );
+          return r.stats;
+        } catch (e) {
+          if (e instanceof InputError) return null; // nothing plausible fits it mirrored either
+          throw e;
+        }
+      },
+      'moving image',
+    );
+  }
   tick('affine', t0);
   // without a coarse stage the NCC threads' work is done
   if (!stages.includes('coarse')) ncc?.dispose();
@@ -658,6 +712,9 @@ async function stagesWith(
     affine: { matrix: affine.affine, decomposition: affineDecompose(affine.affine), method: affine.method },
     initialShiftMm: shift,
     pairs: affine.stats,
+    ...(mirrorCheck?.checked
+      ? { mirrorCheck: { rmsMm: affine.stats.rmsMm, mirroredRmsMm: mirrorCheck.mirrored?.rmsMm ?? null } }
+      : {}),
     // (with refitShiftMm: what the affine stage left linear, sam-coarse.ts refitAffine)
     coarse: coarse?.stats,
     deform: deform?.stats,

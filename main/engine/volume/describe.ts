@@ -1,6 +1,6 @@
 /** A plain summary of a volume for `sam info`, the UI and reports. */
 import { orientationCode } from './geometry.ts';
-import { checkCt } from './intensity.ts';
+import { checkCt, countNonFinite } from './intensity.ts';
 import { valueRange, voxelTypeOf, type Volume } from './volume.ts';
 
 export interface VolumeSummary {
@@ -14,6 +14,8 @@ export interface VolumeSummary {
   components: number;
   voxelType: string;
   valueRange: [number, number];
+  /** NaN or infinite voxels (not in valueRange). */
+  nonFinite: number;
   modality: string;
   ct: { ok: boolean; reason: string };
   seriesInstanceUid?: string;
@@ -33,6 +35,7 @@ export function summarizeVolume(v: Volume): VolumeSummary {
     components: v.components,
     voxelType: voxelTypeOf(v.data),
     valueRange: valueRange(v.data),
+    nonFinite: countNonFinite(v),
     modality: v.meta.modality ?? 'unknown (not recorded in this format)',
     ct: checkCt(v),
     seriesInstanceUid: v.meta.seriesInstanceUid,
@@ -53,7 +56,8 @@ export function formatSummary(s: VolumeSummary): string {
     `origin:      ${s.origin.map((x) => f(x)).join(', ')} mm (LPS)`,
     `direction:   [${f(d[0], 4)} ${f(d[1], 4)} ${f(d[2], 4)}; ${f(d[3], 4)} ${f(d[4], 4)} ${f(d[5], 4)}; ${f(d[6], 4)} ${f(d[7], 4)} ${f(d[8], 4)}] (columns = i, j, k axes)`,
     `orientation: ${s.orientation} (direction of increasing i, j, k)`,
-    `values:      ${f(s.valueRange[0])} .. ${f(s.valueRange[1])}`,
+    `values:      ${f(s.valueRange[0])} .. ${f(s.valueRange[1])}` +
+      (s.nonFinite ? `; ${s.nonFinite} voxels NaN or infinite (registration reads them as air, -1024 HU)` : ''),
     `modality:    ${s.modality}; CT in HU: ${s.ct.ok ? 'yes' : 'no'} (${s.ct.reason})`,
     s.seriesInstanceUid ? `series:      ${s.seriesInstanceUid}${s.description ? ` "${s.description}"` : ''}` : '',
     ...s.warnings.map((w) => `warning:     ${w}`),

@@ -42,6 +42,28 @@ export function normalizeForNetwork(volume: Volume, n: NetworkNormalization = SA
   return withData(volume, out);
 }
 
+/** How many voxels are NaN or infinite. */
+export function countNonFinite(volume: Volume): number {
+  const d = volume.data;
+  if (!(d instanceof Float32Array || d instanceof Float64Array)) return 0;
+  let n = 0;
+  for (let q = 0; q < d.length; q++) if (!Number.isFinite(d[q])) n++;
+  return n;
+}
+
+/**
+ * NaN or infinite voxels (a resampling's "no data", a masked export) read as air, -1024 HU: every
+ * stage compares, smooths and interpolates values, and one NaN spreads (the stage checks' NCC became
+ * NaN and let a stage through unchecked). The same volume when there are none; the count either way.
+ */
+export function nonFiniteAsAir(volume: Volume): { volume: Volume; count: number } {
+  const count = countNonFinite(volume);
+  if (count === 0) return { volume, count };
+  const out = volume.data.slice();
+  for (let q = 0; q < out.length; q++) if (!Number.isFinite(out[q])) out[q] = -1024;
+  return { volume: withData(volume, out), count };
+}
+
 export interface CtCheck {
   ok: boolean;
   reason: string;
