@@ -164,6 +164,27 @@ test('qform-only file (sform_code 0, garbage srow) uses the quaternion and qfac'
   }
 });
 
+test('sform and qform that disagree: the sform (the standard), with a warning giving the distance', () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const v = smallVolume([1, 0, 0, 0, 1, 0, 0, 0, 1]);
+    writeNiftiSync(join(dir, 'a.nii'), v);
+    assert.deepEqual(readNifti(join(dir, 'a.nii')).meta.warnings, [], 'as written: they agree');
+    // qoffset_x (byte 268) 30 mm off
+    patch(join(dir, 'a.nii'), join(dir, 'd.nii'), (h) => h.setFloat32(268, h.getFloat32(268, true) + 30, true));
+    const d = readNifti(join(dir, 'd.nii'));
+    close(d.origin, v.origin, 1e-4, 'origin from the sform');
+    assert.ok(
+      d.meta.warnings.some((w) =>
+        /sform and qform disagree \(the grid's corners up to 30\.0 mm apart\): using the sform/.test(w),
+      ),
+      d.meta.warnings.join('; '),
+    );
+  } finally {
+    cleanup();
+  }
+});
+
 test('sform with shear falls back to the qform with a warning; without a qform it is refused', () => {
   const { dir, cleanup } = tempDir();
   try {

@@ -248,7 +248,9 @@ export function samAffineFromPairs(
       'SAM-affine',
       `only ${kept.length} of ${candidates.length} points of the fixed body were matched with confidence ` +
         `(need ${minPairs}; similarity >= ${minScore}, cycle-checked): the two scans may not show the same ` +
-        'part of the body (compare their extents), or this matcher cannot relate them (try the other one)',
+        'part of the body (compare their extents), the patient may lie otherwise (feet first against head ' +
+        'first, prone against supine, or turned by more than about 25 degrees: the matchers do not relate ' +
+        'those), or this matcher cannot relate them (try the other one)',
     );
   const method = options.method ?? 'ransac+irls';
   options.onProgress?.({ stage: 'fit', done: 0, total: 1 });
@@ -266,7 +268,10 @@ export function samAffineFromPairs(
       `the affine fitted to ${kept.length} confident pairs is not a patient-to-patient transform (${implausible}): ` +
         'most likely the two scans do not show the same part of the body (compare their extents) and the ' +
         'matches are wrong (the other matcher may relate them)' +
-        (/mirror/.test(implausible) ? '; a scan stored mirrored (left and right swapped) would give this too' : ''),
+        (/mirror/.test(implausible)
+          ? '; a scan stored mirrored (left and right swapped) would give this too, and so would a patient ' +
+            'lying otherwise (feet first against head first, prone against supine), which the matchers do not relate'
+          : ''),
     );
   let k = 0;
   const pairs: SamAffinePair[] = candidates.map((c, i) => {

@@ -289,6 +289,18 @@ function agree(a: NiftiGeometry, b: NiftiGeometry): boolean {
   );
 }
 
+/** How far apart (mm) two geometries put the grid's first voxel and the ends of its axes (100 voxels out). */
+function disagreement(a: NiftiGeometry, b: NiftiGeometry): number {
+  let worst = Math.hypot(...a.origin.map((x, r) => x - b.origin[r]));
+  for (let c = 0; c < 3; c++) {
+    const end = (g: NiftiGeometry) => [0, 1, 2].map((r) => g.origin[r] + 100 * g.spacing[c] * g.direction[3 * r + c]);
+    const ea = end(a);
+    const eb = end(b);
+    worst = Math.max(worst, Math.hypot(...ea.map((x, r) => x - eb[r])));
+  }
+  return worst;
+}
+
 /**
  * Volume geometry (LPS) of a header, following the precedence documented at the top. When the
  * sform is used, is not axis-aligned, and a valid qform describes the same grid up to float32
@@ -307,14 +319,21 @@ export function niftiGeometry(file: string, h: NiftiHeader, warnings: string[]):
         ...geometryFromColumns(file, flipRows(m), flipPoint([s[3], s[7], s[11]]), warnings, 'sform'),
         method: 'sform',
       };
-      if (h.qformCode > 0 && pixdimOk && !isSignedPermutation(g.direction)) {
+      if (h.qformCode > 0 && pixdimOk) {
         let q: NiftiGeometry | null;
         try {
           q = qformGeometry(file, h, []);
         } catch {
           q = null; // an invalid qform beside a valid sform is ignored
         }
-        if (q && agree(g, q)) return { ...q, method: 'sform' };
+        if (q && agree(g, q)) return isSignedPermutation(g.direction) ? g : { ...q, method: 'sform' };
+        // two valid orientations that disagree: the standard's choice (the sform), said, since tools
+        // that prefer the qform (some do) place this scan elsewhere
+        if (q && disagreement(g, q) > 0.5)
+          warnings.push(
+            `its sform and qform disagree (the grid's corners up to ${disagreement(g, q).toFixed(1)} mm apart): ` +
+              'using the sform, as the NIfTI standard says; tools that read the qform place this scan elsewhere',
+          );
       }
       return g;
     }
