@@ -7,6 +7,8 @@ import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from '../index.ts';
+import { QA_LIMITS } from '../../engine/review/qa-flags.ts';
+import { MIRROR_CHECK_RMS_MM } from '../../engine/register/mirror-check.ts';
 import { checkOutputFolder } from '../../engine/util/paths.ts';
 import { MODEL_OPTIONS, openModelFromArgs } from '../model-args.ts';
 import { DEFORM_NET_OPTIONS, DEFORM_ON_USAGE, deformOnDevice, openDeformNet } from '../deform-net-args.ts';
@@ -190,8 +192,25 @@ export const registerCommand: Command = {
         `NCC where the moving image has data ${o.before.toFixed(3)} -> ${o.after.toFixed(3)} ` +
           `(${o.afterPercent.toFixed(0)} % of the fixed body)`,
       );
-      parts.push(`folding ${q.jacobian.foldedPercent.toFixed(3)} %`);
+      const J = q.jacobian;
+      parts.push(`Jacobian ${J.min.toFixed(2)}-${J.max.toFixed(2)}, folding ${J.foldedPercent.toFixed(3)} %`);
       console.error(parts.join('; '));
+      // what a reviewer should look at before using the result
+      const doubts = [
+        ...(J.min < QA_LIMITS.jacobianMin || J.max > QA_LIMITS.jacobianMax
+          ? [
+              `local volume change beyond [${QA_LIMITS.jacobianMin}, ${QA_LIMITS.jacobianMax}] (Jacobian ${J.min.toFixed(2)}-${J.max.toFixed(2)})`,
+            ]
+          : []),
+        ...(s.rmsMm > MIRROR_CHECK_RMS_MM
+          ? [`the affine's residual RMS is ${s.rmsMm.toFixed(1)} mm (about 1 when the scans agree)`]
+          : []),
+      ];
+      if (doubts.length)
+        console.error(
+          `sam register: check this result: ${doubts.join('; ')}; ` +
+            `sam review ${fixedPath} ${movingPath} ${out} maps SAM's confidence in it and flags what looks wrong`,
+        );
       for (const f of files) console.log(f);
       return 0;
     } finally {
