@@ -24,7 +24,7 @@ import { gridWithSpacing, resample } from '../../main/engine/volume/resample.ts'
 import { readVolume } from '../../main/engine/volume/io/index.ts';
 import { indexToWorld } from '../../main/engine/volume/geometry.ts';
 import { EXAMPLE_CT, tinyEngine } from './embed-fixtures.ts';
-import type { Volume } from '../../main/engine/volume/volume.ts';
+import { withData, type Volume } from '../../main/engine/volume/volume.ts';
 
 /**
  * A 200 x 152 x 60 mm block of the chest/abdomen CT at 2 mm (the network grid), from one side of the
@@ -184,5 +184,39 @@ test('WebGPU: the cascade with embeddings, matching, features, deform and warp o
   } finally {
     disposeWeights(weights);
     await initTfBackend({ backend: 'cpu' });
+  }
+});
+
+test('WebGPU: a moving scan stored mirrored left to right is refused on the device path too', async (t) => {
+  if (!(await useWebgpu(t, false))) return;
+  // a 340 x 152 x 60 mm slab through the middle of the CT at 2 mm (both flanks: air on each side), and
+  // the same slab with its rows reversed (stored mirrored, header unchanged): small enough for lavapipe
+  const ct = await readVolume(EXAMPLE_CT);
+  const full = gridWithSpacing(ct, [2, 2, 2]);
+  const size: [number, number, number] = [170, 76, 30];
+  const start = full.size.map((n, a) => (n - 1) / 2 - (size[a] - 1) / 2) as [number, number, number];
+  const slab = resample(ct, { ...full, size, origin: indexToWorld(full, start) }, { fill: -1024 });
+  const [ni, nj, nk] = size;
+  const data = new Float32Array(slab.data.length);
+  for (let k = 0; k < nk; k++)
+    for (let j = 0; j < nj; j++)
+      for (let i = 0; i < ni; i++) data[i + ni * (j + nj * k)] = slab.data[ni - 1 - i + ni * (j + nj * k)];
+  const { config, weights } = loadWeights('resources/sam-small.samw');
+  try {
+    const engine = await createTfjsEngine({ config, weights });
+    const tensorsBefore = tf.memory().numTensors;
+    await assert.rejects(
+      registerVolumes(slab, withData(slab, data), {
+        stages: ['affine'],
+        matcher: 'sam',
+        refine: 'none',
+        engine,
+        deviceModel: { config, weights },
+      }),
+      /looks mirrored left to right/,
+    );
+    assert.equal(tf.memory().numTensors, tensorsBefore, 'the refused cascade leaves no tensor on the device');
+  } finally {
+    disposeWeights(weights);
   }
 });

@@ -481,35 +481,46 @@ async function stagesWith(
         : undefined,
   });
   // a scan stored mirrored left to right can fit a proper rotation, badly: then the affine is fitted to
-  // it mirrored too, and a far better fit refuses it (mirror-check.ts; the host SAM path)
+  // it mirrored too, and a far better fit refuses it (mirror-check.ts; the SAM matcher, host or GPU)
   let mirrorCheck: Awaited<ReturnType<typeof checkNotMirrored>> | undefined;
-  if (matcher === 'sam' && embeddings && o.engine) {
-    const engine = o.engine;
-    const host = embeddings;
+  const hostSam = embeddings && o.engine ? { embeddings, engine: o.engine } : null;
+  const deviceSam = gpu && o.deviceModel ? { gpu, model: o.deviceModel } : null;
+  if (matcher === 'sam' && (hostSam || deviceSam)) {
     mirrorCheck = await checkNotMirrored(
       affine.stats,
       async () => {
         o.onProgress?.('affine: the moving image mirrored (a high residual)', 0, 1);
         const mirrored = mirroredLeftRight(moving);
-        const me = await embedVolume(mirrored, engine, { signal: o.signal });
+        // embedded and matched where the direct fit's were: on the GPU, or on the host
+        let onDevice: DeviceEmbedded | undefined;
         try {
-          const r = await samAffine(
-            fixed,
-            mirrored,
-            { fixed: host.fixed, moving: me },
-            {
-              matchThreads,
-              gridMm: o.gridMm,
-              fixedMask,
-              movingMask: mirroredLeftRight(movingMask),
-              maxPoints: refineWithNcc ? 400 : undefined,
-              signal: o.signal,
-            },
-          );
+          let host: { fixed: EmbeddedVolume; moving: EmbeddedVolume } | null = null;
+          let samMatch: SamMatchFn | undefined;
+          if (deviceSam) {
+            const dev = await embedVolumeOnDevice(mirrored, deviceSam.model, { signal: o.signal });
+            onDevice = dev;
+            samMatch = (pts, mo) => matchPointsOnDevice(deviceSam.gpu.fixed, dev, pts, mo);
+          } else if (hostSam)
+            host = {
+              fixed: hostSam.embeddings.fixed,
+              moving: await embedVolume(mirrored, hostSam.engine, { signal: o.signal }),
+            };
+          const r = await samAffine(fixed, mirrored, host, {
+            samMatch,
+            matchThreads,
+            gridMm: o.gridMm,
+            fixedMask,
+            movingMask: mirroredLeftRight(movingMask),
+            maxPoints: refineWithNcc ? 400 : undefined,
+            chunk: samMatch ? 4096 : undefined,
+            signal: o.signal,
+          });
           return r.stats;
         } catch (e) {
           if (e instanceof InputError) return null; // nothing plausible fits it mirrored either
           throw e;
+        } finally {
+          onDevice?.dispose();
         }
       },
       'moving image',

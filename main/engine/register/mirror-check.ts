@@ -15,7 +15,7 @@ import { indexToWorld } from '../volume/geometry.ts';
 import type { Mat3, Vec3, Volume } from '../volume/volume.ts';
 
 /** The affine residual (inlier RMS, mm) above which the mirror hypothesis is tried. */
-export const MIRROR_CHECK_RMS_MM = 5;
+export const MIRROR_CHECK_RMS_MM = 3;
 /** The mirrored fit must have at most this share of the residual, and at least as many inliers. */
 export const MIRROR_BETTER_RATIO = 0.5;
 
