@@ -30,6 +30,7 @@ import { readVolume } from '../../engine/volume/io/index.ts';
 import { parsePoints } from '../../engine/volume/points.ts';
 import { pointFormat, pointsText } from '../../engine/volume/points-out.ts';
 import { optionalNumber } from '../option-values.ts';
+import { pointNumbers } from '../point-numbers.ts';
 import { checkOutputFile } from '../output-file.ts';
 import { refineOption } from '../matcher-args.ts';
 import { InputError } from '../../engine/errors.ts';
@@ -51,7 +52,7 @@ function warnOutsideBody(template: Volume, points: Vec3[], pointsFile: string, t
   if (outside.length)
     console.error(
       `sam match: warning: ${outside.length} of ${points.length} points of ${pointsFile} lie outside the body in ` +
-        `${templatePath} (point${outside.length > 1 ? 's' : ''} ${outside.slice(0, 10).join(', ')}${outside.length > 10 ? ', ...' : ''}): ` +
+        `${templatePath} (${pointNumbers(outside)}): ` +
         'check their coordinate convention (LPS mm here; 3D Slicer shows RAS) and that they belong to this scan',
     );
 }
@@ -274,7 +275,7 @@ export const matchCommand: Command = {
     if (outside.length)
       console.error(
         `sam match: ${outside.length} of ${matches.length} points lie outside the template's field of view ` +
-          `(point${outside.length > 1 ? 's' : ''} ${outside.slice(0, 10).join(', ')}${outside.length > 10 ? ', ...' : ''}): ` +
+          `(${pointNumbers(outside)}): ` +
           'their rows are left empty (in_template 0)',
       );
     if (outside.length === matches.length) {

@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from '../index.ts';
 import { checkOutputFile } from '../output-file.ts';
+import { pointNumbers } from '../point-numbers.ts';
 import { InputError } from '../../engine/errors.ts';
 import { readAffine } from '../../engine/register/affine-io.ts';
 import { affineApply } from '../../engine/register/affine-fit.ts';
@@ -41,14 +42,14 @@ function warnOutsideMoving(dir: string, mapped: Vec3[]): void {
   if (!moving?.size || !moving.spacing || !moving.origin || !moving.direction) return;
   const toIndex = worldToIndexMatrix(moving as Geometry);
   const outside = mapped.flatMap((p, n) => {
-    const [i, j, k] = applyAffine(toIndex, p);
+    const idx = applyAffine(toIndex, p);
     // within half a voxel of the outermost voxel centres counts as inside
-    return moving.size!.every((s, a) => [i, j, k][a] >= -0.5 && [i, j, k][a] <= s - 0.5) ? [] : [n + 1];
+    return moving.size!.every((s, a) => idx[a] >= -0.5 && idx[a] <= s - 0.5) ? [] : [n + 1];
   });
   if (outside.length)
     console.error(
       `sam transform-points: warning: ${outside.length} of ${mapped.length} points map outside the moving image ` +
-        `(point${outside.length > 1 ? 's' : ''} ${outside.slice(0, 10).join(', ')}${outside.length > 10 ? ', ...' : ''}): ` +
+        `(${pointNumbers(outside)}): ` +
         "the moving scan does not show them; their positions are the transform's extrapolation",
     );
 }
@@ -122,10 +123,10 @@ export const transformPointsCommand: Command = {
       if (outside.length)
         console.error(
           `sam transform-points: warning: ${outside.length} of ${points.length} points lie outside the fixed image ` +
-            `(point ${outside
-              .slice(0, 5)
-              .map((o) => o.n + 1)
-              .join(', ')}${outside.length > 5 ? ', ...' : ''}): ` +
+            `(${pointNumbers(
+              outside.map((o) => o.n + 1),
+              5,
+            )}): ` +
             (affine
               ? 'mapped by the affine alone (the later stages are defined on the fixed image only)'
               : 'mapped with the displacement at its border'),

@@ -438,19 +438,23 @@ async function stagesWith(
   const shift = matcher === 'ncc' ? initialShift(fixed, moving, fixedMask) : ([0, 0, 0] as Vec3);
   // SAM's matches refined by NCC (ncc-refine.ts) in the affine stage (the coarse stage: coarseMatcherOf)
   const refineWithNcc = refinesWithNcc(o);
-  const affine = await samAffine(fixed, moving, matcher === 'sam' ? embeddings : null, {
-    samMatch: matcher === 'sam' ? gpuMatch : undefined,
+  // the grid and its matching, the same for the fit to the moving scan mirrored (below)
+  const affineGrid = {
     matchThreads,
     gridMm: o.gridMm,
     fixedMask,
-    movingMask,
     // NCC searches +-48 mm exhaustively per point: a few hundred points are plenty for 12 parameters
     // (SAM refined by NCC: the same, the refinement's two NCC searches a point dominate its time)
     maxPoints: matcher === 'ncc' ? 300 : refineWithNcc ? 400 : undefined,
+    signal: o.signal,
+  };
+  const affine = await samAffine(fixed, moving, matcher === 'sam' ? embeddings : null, {
+    ...affineGrid,
+    samMatch: matcher === 'sam' ? gpuMatch : undefined,
+    movingMask,
     // NCC matches synchronously: chunks of 25 points (about 0.3 s) between which cancel is seen; the
     // GPU matcher takes every point at once (tens of ms: each call's read-backs wait for the device)
     chunk: matcher === 'ncc' ? 25 * (ncc?.size ?? 1) : gpuMatch ? 4096 : undefined,
-    signal: o.signal,
     onProgress: (p) => o.onProgress?.(`affine: ${p.stage}`, p.done, p.total),
     refine: refineWithNcc
       ? async (points, found, signal) => {
@@ -506,14 +510,10 @@ async function stagesWith(
               moving: await embedVolume(mirrored, hostSam.engine, { signal: o.signal }),
             };
           const r = await samAffine(fixed, mirrored, host, {
+            ...affineGrid,
             samMatch,
-            matchThreads,
-            gridMm: o.gridMm,
-            fixedMask,
             movingMask: mirroredLeftRight(movingMask),
-            maxPoints: refineWithNcc ? 400 : undefined,
             chunk: samMatch ? 4096 : undefined,
-            signal: o.signal,
           });
           return r.stats;
         } catch (e) {

@@ -329,9 +329,10 @@ export function niftiGeometry(file: string, h: NiftiHeader, warnings: string[]):
         if (q && agree(g, q)) return isSignedPermutation(g.direction) ? g : { ...q, method: 'sform' };
         // two valid orientations that disagree: the standard's choice (the sform), said, since tools
         // that prefer the qform (some do) place this scan elsewhere
-        if (q && disagreement(g, q) > 0.5)
+        const apart = q ? disagreement(g, q) : 0;
+        if (apart > 0.5)
           warnings.push(
-            `its sform and qform disagree (the grid's corners up to ${disagreement(g, q).toFixed(1)} mm apart): ` +
+            `its sform and qform disagree (the grid's corners up to ${apart.toFixed(1)} mm apart): ` +
               'using the sform, as the NIfTI standard says; tools that read the qform place this scan elsewhere',
           );
       }

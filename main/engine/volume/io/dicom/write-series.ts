@@ -174,13 +174,6 @@ export async function writeDicomSeries(
   const [ni, nj, nk] = order.size;
   if (ni > 65535 || nj > 65535)
     throw new VolumeWriteError(dir, `slices of ${ni}x${nj} are too large for DICOM (65535 at most)`);
-  const writtenGrid = {
-    ...volume,
-    size: order.size,
-    spacing: order.spacing,
-    origin: order.origin,
-    direction: order.direction,
-  };
   const seriesUid = newUid();
   const prefix = `CT_${seriesUid.slice(-8)}`;
   const files = Array.from({ length: nk }, (_, k) => join(dir, `${prefix}_${String(k + 1).padStart(4, '0')}.dcm`));
@@ -263,7 +256,7 @@ export async function writeDicomSeries(
     for (let k = 0; k < nk; k++) {
       if (options.signal?.aborted) throw new CancelledError('DICOM writing');
       const sop = newUid();
-      const ipp = indexToWorld(writtenGrid, [0, 0, k]);
+      const ipp = indexToWorld(order, [0, 0, k]);
       const ds: Attributes = {
         ...common,
         SOPInstanceUID: sop,
