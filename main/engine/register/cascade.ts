@@ -43,7 +43,7 @@ import { nonFiniteAsAir, requireCt } from '../volume/intensity.ts';
 import { bodyMask } from '../volume/mask.ts';
 import type { Vec3, Volume } from '../volume/volume.ts';
 import type { Affine3x4, Geometry } from '../volume/geometry.ts';
-import { lnccThroughMaps, nccThroughMaps, smoothedPair, type SmoothedPair } from './map-ncc.ts';
+import { StageChecks } from './stage-checks.ts';
 import { add } from '../volume/geometry.ts';
 import { initialShift } from './initial-shift.ts';
 import { affineDecompose, affineDeterminant } from './affine-fit.ts';
@@ -530,8 +530,15 @@ async function stagesWith(
   // without a coarse stage the NCC threads' work is done
   if (!stages.includes('coarse')) ncc?.dispose();
   const corrections: Field[] = [];
-  // both images smoothed, for the checks that a stage's correction improves on the earlier map (map-ncc.ts)
-  let smoothed: SmoothedPair | undefined;
+  // the checks that a stage's correction improves on the earlier map (map-ncc.ts), on the GPU with the
+  // deform stage (the smoothed images made once, on first use)
+  const checks = new StageChecks(
+    fixed,
+    moving,
+    fixedMask,
+    affine.affine,
+    (o.deform?.onDevice ?? onHardwareGpu()) && tf.getBackend() === 'webgpu' ? { images } : null,
+  );
   let coarse: SamCoarseResult | undefined;
   if (stages.includes('coarse')) {
     t0 = performance.now();
@@ -576,8 +583,7 @@ async function stagesWith(
     }
     // kept only when it makes the images agree better than the affine alone: on a scan registered to
     // itself (or a rigid pair) the matches' half-millimetre noise would otherwise become a field
-    smoothed ??= smoothedPair(fixed, moving, fixedMask);
-    const [nccAffine, nccCoarse] = nccThroughMaps(smoothed, affine.affine, [[], [coarse.grid]]);
+    const [nccAffine, nccCoarse] = await checks.ncc([[], [coarse.grid]]);
     coarse.stats.nccAffine = nccAffine;
     coarse.stats.nccCoarse = nccCoarse;
     coarse.stats.used = !(nccCoarse <= nccAffine);
@@ -637,8 +643,7 @@ async function stagesWith(
       onProgress: o.onProgress,
     });
     if (deform.stats.kept) {
-      smoothed ??= smoothedPair(fixed, moving, fixedMask);
-      const [nccBefore, nccAfter] = lnccThroughMaps(smoothed, affine.affine, [before, [...before, deform.field]]);
+      const [nccBefore, nccAfter] = await checks.lncc([before, [...before, deform.field]]);
       deform.stats.nccBefore = nccBefore;
       deform.stats.nccAfter = nccAfter;
       deform.stats.used = !(nccAfter <= nccBefore);

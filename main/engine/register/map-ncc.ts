@@ -17,13 +17,19 @@ import type { Field } from './field/field.ts';
 import { boxSum } from './deform/box-sum.ts';
 import { defaultLnccEps } from './deform/local-ncc.ts';
 import { prepareImage } from './deform/sam-deform.ts';
-import { pairResolution } from './deform/pair-resolution.ts';
+import { pairResolution, type PairResolution } from './deform/pair-resolution.ts';
 import { stageField } from './stage-field.ts';
-import { applyAffine, indexToWorldMatrix, insideExtent, worldToIndexMatrix } from '../volume/geometry.ts';
+import {
+  applyAffine,
+  indexToWorldMatrix,
+  insideExtent,
+  worldToIndexMatrix,
+  type Geometry,
+} from '../volume/geometry.ts';
 import { trilinearAt } from '../volume/interpolate.ts';
 import { Moments } from './overlap-ncc.ts';
 import { gridWithSpacing, resample } from '../volume/resample.ts';
-import type { Volume } from '../volume/volume.ts';
+import type { Vec3, Volume } from '../volume/volume.ts';
 
 /** Both images smoothed on 4 mm grids (the deform stage's scale: on 2 mm grids the checks cost 9 s of a 2 mm chest pair, on 4 mm 2.4) and the fixed body on the fixed one: made once, compared through several maps. */
 export interface SmoothedPair {
@@ -39,27 +45,64 @@ export function smoothedPair(
   spacingMm = 4,
   smoothMm = 4,
 ): SmoothedPair {
-  // both to the same resolution along each world axis (deform/pair-resolution.ts), as the deform stage
-  const pair = pairResolution(fixed, moving);
-  const on = (v: Volume): Volume<Float32Array> => {
-    const grid = gridWithSpacing(v, [spacingMm, spacingMm, spacingMm]);
-    return { ...grid, components: 1, data: prepareImage(v, grid, smoothMm, pair), meta: { warnings: [] } };
+  const { fixedGrid, movingGrid, pair } = smoothedPairGrids(fixed, moving, spacingMm);
+  const on = (v: Volume, grid: Geometry) => prepareImage(v, grid, smoothMm, pair);
+  return smoothedPairOf(fixedGrid, on(fixed, fixedGrid), movingGrid, on(moving, movingGrid), fixedMask);
+}
+
+/** The grids of smoothedPair and the per-axis resolution both images are smoothed to (deform/pair-resolution.ts, as the deform stage). */
+export function smoothedPairGrids(
+  fixed: Volume,
+  moving: Volume,
+  spacingMm = 4,
+): { fixedGrid: Geometry; movingGrid: Geometry; pair: PairResolution } {
+  const s: Vec3 = [spacingMm, spacingMm, spacingMm];
+  return {
+    fixedGrid: gridWithSpacing(fixed, s),
+    movingGrid: gridWithSpacing(moving, s),
+    pair: pairResolution(fixed, moving),
   };
-  const f = on(fixed);
+}
+
+/** A SmoothedPair from both prepared images (sam-deform.ts prepareImage on their grids; the host's or the GPU's) and the fixed body mask. */
+export function smoothedPairOf(
+  fixedGrid: Geometry,
+  fixedData: Float32Array,
+  movingGrid: Geometry,
+  movingData: Float32Array,
+  fixedMask: Volume,
+): SmoothedPair {
+  const as = (grid: Geometry, data: Float32Array): Volume<Float32Array> => ({
+    ...grid,
+    components: 1,
+    data,
+    meta: { warnings: [] },
+  });
+  const f = as(fixedGrid, fixedData);
   const mask = resample(fixedMask, f, { interpolation: 'nearest', outputType: 'uint8' }).data as Uint8Array;
-  return { fixed: f, moving: on(moving), mask };
+  return { fixed: f, moving: as(movingGrid, movingData), mask };
+}
+
+/**
+ * The moving image sampled through each map on the fixed grid (J, one array per map) and where every
+ * map lands inside the moving image (inside): movingThroughMaps's result, from the host or the GPU
+ * (device/map-ncc-on-device.ts).
+ */
+export interface MapSamples {
+  J: Float32Array[];
+  inside: Uint8Array;
 }
 
 /**
  * The moving image read through each map (trilinear, its border beyond the edge) at every point of
  * the fixed grid, or only where `only` is set, and where every map lands inside the moving image.
  */
-function movingThroughMaps(
+export function movingThroughMaps(
   pair: SmoothedPair,
   affine: Affine3x4,
   maps: Field[][],
   only?: Uint8Array,
-): { J: Float32Array[]; inside: Uint8Array } {
+): MapSamples {
   const { fixed, moving } = pair;
   const size = fixed.size;
   const N = fixed.data.length;
@@ -89,11 +132,16 @@ function movingThroughMaps(
 
 /** The NCC through each map (a list of corrections after the affine), on the same points. */
 export function nccThroughMaps(pair: SmoothedPair, affine: Affine3x4, maps: Field[][]): number[] {
-  const { J, inside } = movingThroughMaps(pair, affine, maps, pair.mask);
+  return nccOfSamples(pair, movingThroughMaps(pair, affine, maps, pair.mask));
+}
+
+/** nccThroughMaps from the samples: over the fixed body where every map lands inside the moving image. */
+export function nccOfSamples(pair: SmoothedPair, { J, inside }: MapSamples): number[] {
   const I = pair.fixed.data;
+  const mask = pair.mask;
   return J.map((Jm) => {
     const m = new Moments();
-    for (let v = 0; v < I.length; v++) if (inside[v]) m.add(I[v], Jm[v]);
+    for (let v = 0; v < I.length; v++) if (inside[v] && mask[v]) m.add(I[v], Jm[v]);
     return m.ncc();
   });
 }
@@ -106,10 +154,14 @@ export function nccThroughMaps(pair: SmoothedPair, affine: Affine3x4, maps: Fiel
  * Averaged over the windows centred in the fixed body where every map lands inside the moving image.
  */
 export function lnccThroughMaps(pair: SmoothedPair, affine: Affine3x4, maps: Field[][], r = 2): number[] {
+  return lnccOfSamples(pair, movingThroughMaps(pair, affine, maps), r);
+}
+
+/** lnccThroughMaps from the samples (taken at every point of the fixed grid). */
+export function lnccOfSamples(pair: SmoothedPair, { J: Js, inside: valid }: MapSamples, r = 2): number[] {
   const { fixed, mask } = pair;
   const size = fixed.size;
   const N = fixed.data.length;
-  const { J: Js, inside: valid } = movingThroughMaps(pair, affine, maps);
   const I = fixed.data;
   const sq = (a: Float32Array) => a.map((x) => x * x);
   const n = boxSum(new Float32Array(N).fill(1), size, r);
