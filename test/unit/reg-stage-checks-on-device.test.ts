@@ -16,6 +16,7 @@ import {
   smoothedPair,
 } from '../../main/engine/register/map-ncc.ts';
 import {
+  lnccThroughMapsOnDevice,
   movingThroughMapsOnDevice,
   smoothedPairOnDevice,
 } from '../../main/engine/register/device/map-ncc-on-device.ts';
@@ -74,11 +75,19 @@ test('stage checks on the GPU equal the host ones (smoothed pair, samples, insid
   const lnccHost = lnccThroughMaps(host, affine, maps);
   const nccDev = nccOfSamples(host, b);
   const lnccDev = lnccOfSamples(host, b);
+  // the local NCC with its sums on the device (float32)
+  const lnccSums = await lnccThroughMapsOnDevice(host, affine, maps);
+  assert.ok(lnccSums);
   for (let m = 0; m < maps.length; m++) {
     assert.ok(Math.abs(nccHost[m] - nccDev[m]) < 1e-5, `NCC ${nccHost} vs ${nccDev}`);
     assert.ok(Math.abs(lnccHost[m] - lnccDev[m]) < 1e-4, `LNCC ${lnccHost} vs ${lnccDev}`);
+    assert.ok(Math.abs(lnccHost[m] - lnccSums[m]) < 1e-4, `LNCC ${lnccHost} vs ${lnccSums} (sums on the device)`);
   }
   assert.ok(nccHost[1] < nccHost[0] && nccDev[1] < nccDev[0], 'the bump makes it worse');
+  assert.ok(lnccSums[1] < lnccSums[0], 'the bump makes it worse');
+  console.log(
+    `NCC host ${nccHost.map((x) => x.toFixed(6))}, GPU ${nccDev.map((x) => x.toFixed(6))}; LNCC host ${lnccHost.map((x) => x.toFixed(6))}, GPU ${lnccSums.map((x) => x.toFixed(6))}`,
+  );
 
   // the cascade's entry point, on the device
   const checks = new StageChecks(fixed, moving, mask, affine, {});

@@ -292,6 +292,7 @@ export async function samCoarse(
   const radius = matcher.kind === 'sam' ? (o.priorRadiusMm ?? 25) : (o.searchRadiusMm ?? 16);
   const refitted = (o.refitAffine ?? true) ? refitAffineOf(kept, affine, fixed, 2 * radius) : null;
   const refit = refitted && 'matrix' in refitted ? refitted.matrix : null;
+  prof.mark('affine refit');
   const base = refit ?? affine;
   const fromAffine = (b: Affine3x4) =>
     kept.map((p) => {
@@ -311,7 +312,7 @@ export async function samCoarse(
     for (let n = 0; n < lin.data.length; n++) fit.grid.data[n] += lin.data[n];
   }
   o.onProgress?.('coarse: fit', 1, 1);
-  prof.mark('fit');
+  prof.mark('control grid fit');
   prof.done(`${points.length} points`);
   const before: number[] = [];
   const after: number[] = [];

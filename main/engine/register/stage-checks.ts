@@ -15,7 +15,11 @@ import {
   type MapSamples,
   type SmoothedPair,
 } from './map-ncc.ts';
-import { movingThroughMapsOnDevice, smoothedPairOnDevice } from './device/map-ncc-on-device.ts';
+import {
+  lnccThroughMapsOnDevice,
+  movingThroughMapsOnDevice,
+  smoothedPairOnDevice,
+} from './device/map-ncc-on-device.ts';
 import { profiler } from '../util/profile.ts';
 
 export class StageChecks {
@@ -48,10 +52,10 @@ export class StageChecks {
     const prof = profiler('stage check (LNCC)');
     const pair = await this.smoothed();
     prof.mark('smoothed pair');
-    const s = await this.samples(pair, maps, false);
-    prof.mark(`samples through ${maps.length} maps`);
-    const out = lnccOfSamples(pair, s, r);
-    prof.mark('LNCC');
+    // on the GPU the samples and the local sums stay there
+    const onDevice = this.device ? await lnccThroughMapsOnDevice(pair, this.affine, maps, r) : null;
+    const out = onDevice ?? lnccOfSamples(pair, await this.samples(pair, maps, false), r);
+    prof.mark(`samples through ${maps.length} maps, LNCC`);
     prof.done(this.device ? 'GPU' : 'host');
     return out;
   }

@@ -21,6 +21,8 @@ import { smoothedPairGrids, smoothedPairOf, type MapSamples, type SmoothedPair }
 import { prepareImageOnDevice } from './prepare-on-device.ts';
 import { readAndDispose } from './flat-program.ts';
 import { warpSlab } from './warp-on-device.ts';
+import { boxSumOnDevice } from './box-sum-on-device.ts';
+import { defaultLnccEps } from '../deform/local-ncc.ts';
 
 /** What the sampler writes outside the moving image's extent (no smoothed CT value comes near it). */
 const OUTSIDE = -1e30;
@@ -43,16 +45,13 @@ export async function smoothedPairOnDevice(
 }
 
 /**
- * map-ncc.ts movingThroughMaps (every point of the fixed grid) on the GPU: one dispatch per map; null
+ * The smoothed moving image through each map at every point of the fixed grid, on the device: one
+ * [N] tensor per map (OUTSIDE where the map leaves the moving image), which the caller disposes; null
  * when the smoothed moving image, a correction or the samples do not fit one device buffer.
  */
-export async function movingThroughMapsOnDevice(
-  pair: SmoothedPair,
-  affine: Affine3x4,
-  maps: Field[][],
-): Promise<MapSamples | null> {
+function samplesOnDevice(pair: SmoothedPair, affine: Affine3x4, maps: Field[][]): tf.Tensor1D[] | null {
   if (tf.getBackend() !== 'webgpu')
-    throw new Error(`movingThroughMapsOnDevice needs the webgpu backend (active: ${tf.getBackend()})`);
+    throw new Error(`the stage checks on the device need the webgpu backend (active: ${tf.getBackend()})`);
   const cap = maxTensorBytes() ?? 2 ** 31;
   const N = pair.fixed.data.length;
   const fields = [...new Set(maps.flat())];
@@ -61,33 +60,104 @@ export async function movingThroughMapsOnDevice(
   // each correction uploaded once (the maps share the earlier stages' corrections)
   const F = new Map(fields.map((c) => [c, tf.tensor1d(c.data)]));
   try {
-    const outputs = maps.map((corrections) =>
-      warpSlab(
-        pair.fixed,
-        M,
-        pair.moving,
-        affine,
-        corrections.map((c) => F.get(c)!),
-        corrections,
-        OUTSIDE,
-        0,
-        N,
-        'image',
+    return maps.map((corrections) =>
+      tf.reshape(
+        warpSlab(
+          pair.fixed,
+          M,
+          pair.moving,
+          affine,
+          corrections.map((c) => F.get(c)!),
+          corrections,
+          OUTSIDE,
+          0,
+          N,
+          'image',
+        ),
+        [N],
       ),
     );
-    const J = await Promise.all(outputs.map((o) => readAndDispose(o)));
-    const inside = new Uint8Array(N).fill(1);
-    for (const Jm of J)
-      for (let v = 0; v < N; v++)
-        if (Jm[v] <= OUTSIDE / 2) {
-          inside[v] = 0;
-          // (the host samples the border value there; a point outside is never scored, and the local
-          // NCC's windows that hold one are dropped, so any finite value will do)
-          Jm[v] = 0;
-        }
-    return { J, inside };
   } finally {
     M.dispose();
     for (const t of F.values()) t.dispose();
   }
+}
+
+/** map-ncc.ts movingThroughMaps (every point of the fixed grid) on the GPU, read back; null when it does not fit (samplesOnDevice). */
+export async function movingThroughMapsOnDevice(
+  pair: SmoothedPair,
+  affine: Affine3x4,
+  maps: Field[][],
+): Promise<MapSamples | null> {
+  const samples = samplesOnDevice(pair, affine, maps);
+  if (!samples) return null;
+  const N = pair.fixed.data.length;
+  const J = await Promise.all(samples.map((o) => readAndDispose(o)));
+  const inside = new Uint8Array(N).fill(1);
+  for (const Jm of J)
+    for (let v = 0; v < N; v++)
+      if (Jm[v] <= OUTSIDE / 2) {
+        inside[v] = 0;
+        // (the host samples the border value there; a point outside is never scored, and the local
+        // NCC's windows that hold one are dropped, so any finite value will do)
+        Jm[v] = 0;
+      }
+  return { J, inside };
+}
+
+/**
+ * map-ncc.ts lnccThroughMaps on the GPU: the samples and the local sums stay there (float32 box
+ * sums of the values less the fixed body's mean, so that the sums of squares and products keep their
+ * digits; the host sums in float64), and only each map's total and the window count come back. Null
+ * when it does not fit (samplesOnDevice), or the sums would not fit one device buffer.
+ */
+export async function lnccThroughMapsOnDevice(
+  pair: SmoothedPair,
+  affine: Affine3x4,
+  maps: Field[][],
+  r = 2,
+): Promise<number[] | null> {
+  const { fixed, mask } = pair;
+  const N = fixed.data.length;
+  const channels = 4 + 3 * maps.length;
+  if (N * channels * 4 > (maxTensorBytes() ?? 2 ** 31)) return null;
+  const samples = samplesOnDevice(pair, affine, maps);
+  if (!samples) return null;
+  let c = 0;
+  let inBody = 0;
+  for (let v = 0; v < N; v++)
+    if (mask[v]) {
+      c += fixed.data[v];
+      inBody++;
+    }
+  c = inBody ? c / inBody : 0;
+  const [ni, nj, nk] = fixed.size;
+  const eps = defaultLnccEps(r);
+  const sums = tf.tidy(() => {
+    const I = tf.sub(tf.tensor1d(fixed.data), c);
+    const inside = samples.map((J) => tf.greater(J, OUTSIDE / 2));
+    const valid = inside.reduce((a, b) => tf.logicalAnd(a, b));
+    const Js = samples.map((J, m) => tf.where(inside[m], tf.sub(J, c), 0));
+    const columns = [tf.onesLike(I), I, tf.square(I), tf.cast(valid, 'float32')];
+    for (const J of Js) columns.push(J, tf.square(J), tf.mul(I, J));
+    const S = boxSumOnDevice(tf.reshape(tf.stack(columns, 1), [nk, nj, ni, channels]) as tf.Tensor4D, r);
+    const at = (k: number) => tf.reshape(tf.slice(S, [0, 0, 0, k], [nk, nj, ni, 1]), [N]);
+    const n = at(0);
+    const sI = at(1);
+    const varI = tf.sub(at(2), tf.div(tf.square(sI), n));
+    // windows centred in the fixed body whose every point has data through every map
+    const sel = tf.logicalAnd(tf.cast(tf.tensor1d(mask, 'int32'), 'bool'), tf.greaterEqual(at(3), tf.sub(n, 0.5)));
+    const out = Js.map((_, m) => {
+      const sJ = at(4 + 3 * m);
+      const cross = tf.sub(at(6 + 3 * m), tf.div(tf.mul(sI, sJ), n));
+      const varJ = tf.sub(at(5 + 3 * m), tf.div(tf.square(sJ), n));
+      const cc = tf.div(tf.square(cross), tf.mul(tf.add(varI, eps), varJ));
+      return tf.sum(tf.where(tf.logicalAnd(sel, tf.greater(varJ, 1e-12)), cc, 0));
+    });
+    return tf.stack([...out, tf.sum(tf.cast(sel, 'float32'))]);
+  });
+  tf.dispose(samples);
+  const d = await readAndDispose(sums);
+  const count = d[maps.length];
+  return maps.map((_, m) => (count ? d[m] / count : NaN));
 }
