@@ -280,7 +280,7 @@ export async function cascadeWarpOnDevice(
       // computed: slices s0 .. s1 - 1 (the halo); kept: k0 .. k0 + slices - 1
       const s0 = Math.max(0, k0 - halo);
       const s1 = Math.min(nk, k0 + slices + halo);
-      let out = warpSlab(fixedGrid, M, moving, affine, F, corrections, fill, s0, (s1 - s0) * slice, outputs);
+      const out = warpSlab(fixedGrid, M, moving, affine, F, corrections, fill, s0, (s1 - s0) * slice, outputs);
       prof.mark('uploads + warp dispatch');
       try {
         if (ncc) await moments.addSlab(out, nc, FX!, nccMask!, k0, slices * nj, (k0 - s0) * nj);
@@ -299,29 +299,28 @@ export async function cascadeWarpOnDevice(
         out.dispose();
         throw e;
       }
-      if (readChannels < nc || s0 !== k0 || s1 !== k0 + slices) {
-        const all = out;
-        out = tf.slice(all, [(k0 - s0) * slice, 0], [voxels, readChannels]);
-        all.dispose();
-      }
-      const d = await readAndDispose(out);
+      // repacked on the device: u (3 numbers a voxel), then the warped values (rounded and clamped to
+      // the moving image's integer type, as the host's warp), then the unwarped ones when asked for,
+      // so that the host copies whole blocks instead of picking channels voxel by voxel
+      const packed = tf.tidy(() => {
+        const kept = s0 !== k0 || s1 !== k0 + slices ? tf.slice(out, [(k0 - s0) * slice, 0], [voxels, nc]) : out;
+        const channel = (c: number) => {
+          const x = tf.reshape(tf.slice(kept, [0, c], [voxels, 1]), [voxels]);
+          // (Math.round's rule, half up, as the host's; tf.round rounds half to even)
+          return range ? tf.clipByValue(tf.floor(tf.add(x, 0.5)), range[0], range[1]) : x;
+        };
+        const parts = [tf.reshape(tf.slice(kept, [0, 0], [voxels, 3]), [3 * voxels]), channel(3)];
+        if (readChannels > 4) parts.push(channel(4));
+        return tf.concat(parts);
+      });
+      out.dispose();
+      const d = await readAndDispose(packed);
       prof.mark('read-back');
       const o = k0 * slice;
-      for (let v = 0; v < voxels; v++) {
-        const q = readChannels * v;
-        fieldData[3 * (o + v)] = d[q];
-        fieldData[3 * (o + v) + 1] = d[q + 1];
-        fieldData[3 * (o + v) + 2] = d[q + 2];
-        let x = d[q + 3];
-        if (range) x = Math.min(range[1], Math.max(range[0], Math.round(x)));
-        warpedData[o + v] = x;
-      }
-      if (unwarpedData)
-        for (let v = 0; v < voxels; v++) {
-          let x = d[readChannels * v + 4];
-          if (range) x = Math.min(range[1], Math.max(range[0], Math.round(x)));
-          unwarpedData[o + v] = x;
-        }
+      fieldData.set(d.subarray(0, 3 * voxels), 3 * o);
+      // (integers within the type's range: the typed array's conversion keeps them exactly)
+      warpedData.set(d.subarray(3 * voxels, 4 * voxels), o);
+      if (unwarpedData) unwarpedData.set(d.subarray(4 * voxels, 5 * voxels), o);
       prof.mark('field + warped to host arrays');
     }
     prof.done(`${nk} slices, ${Math.ceil(nk / slabSlices)} slab(s)`);
