@@ -11,7 +11,11 @@ import { initTfBackend } from '../../main/engine/compute/tf-backend.ts';
 import { useWebgpu } from './webgpu-fixture.ts';
 import { fieldFromAffine, type Field } from '../../main/engine/register/field/field.ts';
 import { JACOBIAN_VARIANTS, jacobianDeterminant } from '../../main/engine/register/field/jacobian.ts';
-import { jacobianOnDevice, jacobianSlab } from '../../main/engine/register/device/jacobian-on-device.ts';
+import {
+  jacobianOnDevice,
+  jacobianSlab,
+  jacobianSummaryOnDevice,
+} from '../../main/engine/register/device/jacobian-on-device.ts';
 import { JacobianStats } from '../../main/engine/register/device/jacobian-stats-on-device.ts';
 import { maskOnDevice } from '../../main/engine/register/device/mask-on-device.ts';
 import * as tf from '@tensorflow/tfjs-core';
@@ -95,6 +99,13 @@ test('WebGPU: Jacobian determinants and fold counts equal the host (every varian
         assert.equal(sum.nonPositive[v], host.nonPositive[v], `${name}: row sums, ${v}`);
       for (const k of ['mean', 'std', 'min', 'max'] as const)
         assert.ok(Math.abs(sum[k] - host[k]) < 1e-5, `${name}: row sums, ${k} ${sum[k]} vs ${host[k]}`);
+      // the same through jacobianSummaryOnDevice (the deform stage's fold check), with its slabs
+      const summary = await jacobianSummaryOnDevice(field, o);
+      assert.equal(summary.voxels, host.voxels, `${name}: summary, voxels`);
+      assert.equal(summary.folded, host.folded, `${name}: summary, folded`);
+      assert.equal(summary.foldedPercent, host.foldedPercent, `${name}: summary, folded %`);
+      for (const k of ['mean', 'std', 'min', 'max'] as const)
+        assert.ok(Math.abs(summary[k] - host[k]) < 1e-5, `${name}: summary, ${k} ${summary[k]} vs ${host[k]}`);
     }
     assert.ok(jacobianDeterminant(w).folded > 0, 'the wavy field folds somewhere (the test sees folds)');
   } finally {

@@ -6,6 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
 import { useWebgpu } from './webgpu-fixture.ts';
 import {
   lnccOfSamples,
@@ -44,6 +45,7 @@ test('stage checks on the GPU equal the host ones (smoothed pair, samples, insid
   for (let q = 0; q < bump.data.length; q++) bump.data[q] = Math.sin(q) * 3;
   const maps = [[], [bump]];
 
+  const tensorsBefore = tf.memory().numTensors;
   const host = smoothedPair(fixed, moving, mask);
   const dev = await smoothedPairOnDevice(fixed, moving, mask);
   assert.ok(dev, 'the pair fits the device');
@@ -93,4 +95,5 @@ test('stage checks on the GPU equal the host ones (smoothed pair, samples, insid
   const checks = new StageChecks(fixed, moving, mask, affine, {});
   const viaChecks = await checks.lncc(maps);
   for (let m = 0; m < maps.length; m++) assert.ok(Math.abs(viaChecks[m] - lnccHost[m]) < 1e-4);
+  assert.equal(tf.memory().numTensors, tensorsBefore, 'no tensor left on the device');
 });

@@ -68,7 +68,7 @@ import { jacobianDeterminant } from './field/jacobian.ts';
 import { deformNetStage, type DeformNet, type DeformNetStageResult } from './deform-net/apply.ts';
 import { warpVolume } from './field/warp.ts';
 import { affineWarpOnDevice, cascadeWarpOnDevice, stageFieldOnDevice } from './device/warp-on-device.ts';
-import { jacobianOnDevice } from './device/jacobian-on-device.ts';
+import { jacobianSummaryOnDevice } from './device/jacobian-on-device.ts';
 import { overlapNcc, type OverlapNcc } from './overlap-ncc.ts';
 import { maskedNcc } from './masked-ncc.ts';
 import { AFFINE_IDENTITY } from './affine3x4.ts';
@@ -690,7 +690,7 @@ async function stagesWith(
     t0 = performance.now();
     // on the GPU with the warp (from its field on the device: only statistics come back)
     const j = onGpu
-      ? (dense?.jacobian ?? (await jacobianOnDevice(field, { mask: fixedMask })))
+      ? (dense?.jacobian ?? (await jacobianSummaryOnDevice(field, { mask: fixedMask })))
       : (onThreads?.jacobian ?? jacobianDeterminant(field, { mask: fixedMask }));
     jacobian = { min: j.min, max: j.max, mean: j.mean, std: j.std, foldedPercent: j.foldedPercent, voxels: j.voxels };
     if (!onThreads) tick(onGpu ? 'jacobian (GPU)' : 'jacobian', t0);

@@ -18,6 +18,7 @@ import { InputError } from '../errors.ts';
 import { applyAffine, worldToIndexMatrix } from '../volume/geometry.ts';
 import { IDENTITY3, makeVolume, type Vec3 } from '../volume/volume.ts';
 import type { Field } from './field/field.ts';
+import { profiler } from '../util/profile.ts';
 
 export interface ControlGridFitOptions {
   /** Node spacing, mm (default 24). */
@@ -196,6 +197,8 @@ export function fitControlGrid(
   const r = new Float64Array(len);
   const p = new Float64Array(len);
   const ap = new Float64Array(len);
+  const prof = profiler('control grid fit');
+  const iterations: number[] = [];
   for (let round = 0; round <= rounds; round++) {
     rhs.fill(0);
     for (let q = 0; q < n; q++)
@@ -212,7 +215,8 @@ export function fitControlGrid(
       bb[i % 3] += rhs[i] * rhs[i];
     }
     const active = [0, 1, 2].map((m) => rr[m] > TOL * Math.max(bb[m], 1e-12));
-    for (let it = 0; it < maxIt && active.some(Boolean); it++) {
+    let it = 0;
+    for (; it < maxIt && active.some(Boolean); it++) {
       apply(p, ap, weight);
       let pap0 = 0;
       let pap1 = 0;
@@ -255,6 +259,8 @@ export function fitControlGrid(
           active[m] = rr[m] > TOL * Math.max(bb[m], 1e-12);
         }
     }
+    iterations.push(it);
+    prof.mark(`round ${round}`);
     // residuals, then Tukey weights for the next round
     for (let q = 0; q < n; q++) {
       let e2 = 0;
@@ -277,6 +283,7 @@ export function fitControlGrid(
       }
     }
   }
+  prof.done(`${n} points, ${size.join('x')} nodes, CG iterations ${iterations.join(', ')}`);
   const grid = makeVolume({
     ...geometry,
     components: 3,

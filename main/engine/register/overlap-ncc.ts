@@ -9,7 +9,8 @@
  * decides (field/warp.ts: voxel centres +- half a voxel), on every `step`-th voxel along each axis;
  * with the share of the body's voxels counted.
  */
-import { applyAffine, indexToWorldMatrix, insideExtent, sameGrid, worldToIndexMatrix } from '../volume/geometry.ts';
+import { indexToWorldMatrix, insideExtent, sameGrid, worldToIndexMatrix } from '../volume/geometry.ts';
+import { affineCompose } from './affine3x4.ts';
 import { trilinearAt } from '../volume/interpolate.ts';
 import type { Volume } from '../volume/volume.ts';
 
@@ -61,8 +62,10 @@ export function overlapNcc(
     ['warped image', warped],
   ] as const)
     if (!sameGrid(v, fixed, 0.01)) throw new RangeError(`overlapNcc: the ${name} is not on the fixed grid`);
-  const toWorld = indexToWorldMatrix(fixed);
-  const toMoving = worldToIndexMatrix(moving);
+  // fixed index -> moving index through world (the affine's entries inlined: no arrays per voxel)
+  const W = indexToWorldMatrix(fixed);
+  const M = worldToIndexMatrix(moving);
+  const toMovingIndex = affineCompose(M, W);
   const before = new Moments();
   const after = new Moments();
   const u = field.data;
@@ -74,13 +77,21 @@ export function overlapNcc(
         const v = i + ni * (j + nj * k);
         if (!mask[v]) continue;
         body++;
-        const x = applyAffine(toWorld, [i, j, k]);
         const f = fixed.data[v];
-        const m = applyAffine(toMoving, x);
+        const T = toMovingIndex;
+        const m0 = T[0] * i + T[1] * j + T[2] * k + T[3];
+        const m1 = T[4] * i + T[5] * j + T[6] * k + T[7];
+        const m2 = T[8] * i + T[9] * j + T[10] * k + T[11];
         // ('extent': false outside the moving extent, as the warp decides)
-        if (trilinearAt(moving.data, moving.size, 1, m[0], m[1], m[2], 'extent', out)) before.add(f, out[0]);
-        const y = applyAffine(toMoving, [x[0] + u[3 * v], x[1] + u[3 * v + 1], x[2] + u[3 * v + 2]]);
-        if (insideExtent(moving.size, y[0], y[1], y[2])) after.add(f, warped.data[v]);
+        if (trilinearAt(moving.data, moving.size, 1, m0, m1, m2, 'extent', out)) before.add(f, out[0]);
+        // the displaced point x + u in moving indices: the same map plus M's linear part times u
+        const u0 = u[3 * v];
+        const u1 = u[3 * v + 1];
+        const u2 = u[3 * v + 2];
+        const y0 = m0 + M[0] * u0 + M[1] * u1 + M[2] * u2;
+        const y1 = m1 + M[4] * u0 + M[5] * u1 + M[6] * u2;
+        const y2 = m2 + M[8] * u0 + M[9] * u1 + M[10] * u2;
+        if (insideExtent(moving.size, y0, y1, y2)) after.add(f, warped.data[v]);
       }
   const percent = (n: number) => (body ? (100 * n) / body : 0);
   return {

@@ -21,7 +21,7 @@ import { gridWithSpacing, linearScalarFootprint, resample, targetToSourceIndex }
 import { makeVolume, type Vec3, type Volume } from '../../volume/volume.ts';
 import { gridToGridAffine, type Field } from '../field/field.ts';
 import { jacobianDeterminant } from '../field/jacobian.ts';
-import { jacobianOnDevice } from '../device/jacobian-on-device.ts';
+import { jacobianSummaryOnDevice } from '../device/jacobian-on-device.ts';
 import { prepareImageOnDevice } from '../device/prepare-on-device.ts';
 import { pairResolution, smoothingRadii, type PairResolution } from './pair-resolution.ts';
 import type { DeviceImages } from '../../compute/device-images.ts';
@@ -438,7 +438,7 @@ async function deformLevels(
           total.data[q + 2] = base[q + 2] + w[q + 2] - (toW[8] * i + toW[9] * j + toW[10] * k + toW[11]);
         }
     return onWebgpu(o)
-      ? jacobianOnDevice(total).then((j) => j.foldedPercent)
+      ? jacobianSummaryOnDevice(total).then((j) => j.foldedPercent)
       : jacobianDeterminant(total).foldedPercent;
   };
   let passes = 0;

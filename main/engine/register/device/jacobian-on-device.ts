@@ -14,6 +14,8 @@ import { maxTensorBytes } from '../../compute/tf-backend.ts';
 import { voxelCount, type Volume } from '../../volume/volume.ts';
 import { checkField, checkMask } from '../field/field.ts';
 import { JACOBIAN_VARIANTS, jacobianReport, type JacobianReport, type JacobianVariant } from '../field/jacobian.ts';
+import { JacobianStats, type JacobianSummary } from './jacobian-stats-on-device.ts';
+import { maskOnDevice } from './mask-on-device.ts';
 
 /**
  * WGSL: `fn jacobianAt(idx) -> vec2<f32>`, the central determinant and the bits of the variants that are
@@ -241,4 +243,51 @@ export async function jacobianOnDevice(
     for (let v = 0; v < JACOBIAN_VARIANTS.length; v++) if (b & (1 << v)) nonPositive[JACOBIAN_VARIANTS[v]]++;
   }
   return jacobianReport(field, det, foldedData, { voxels: voxelsCounted, folded, nonPositive }, mask);
+}
+
+/**
+ * jacobianDeterminant(field, { mask })'s numbers alone (no per-voxel volumes), reduced on the device
+ * (jacobian-stats-on-device.ts): only per-row statistics come back. The deform stage's fold check
+ * reads the folded share of each field it tries this way.
+ */
+export async function jacobianSummaryOnDevice(
+  field: Volume,
+  options: {
+    mask?: Volume;
+    /** slices per dispatch (default: as many as the buffer cap allows) */ slabSlices?: number;
+  } = {},
+): Promise<JacobianSummary> {
+  if (tf.getBackend() !== 'webgpu')
+    throw new Error(`jacobianSummaryOnDevice needs the webgpu backend (active: ${tf.getBackend()})`);
+  checkField(field);
+  if (options.mask) checkMask(options.mask, field);
+  const [ni, nj, nk] = field.size;
+  const slice = ni * nj;
+  const cap = Math.min(maxTensorBytes() ?? 2 ** 31, 2 ** 28);
+  const slabSlices = options.slabSlices ?? Math.max(1, Math.min(nk, Math.floor(cap / (12 * slice)) - 2));
+  const mask = options.mask ? maskOnDevice(options.mask) : null;
+  const stats = new JacobianStats(field, mask);
+  const u = field.data as Float32Array;
+  try {
+    for (let k0 = 0; k0 < nk; k0 += slabSlices) {
+      const k1 = Math.min(nk, k0 + slabSlices);
+      const s0 = Math.max(0, k0 - 1);
+      const s1 = Math.min(nk, k1 + 1);
+      const U = tf.tensor1d(u.subarray(3 * slice * s0, 3 * slice * s1));
+      try {
+        const J = jacobianSlab(U, 3, field, s0, k0, (k1 - k0) * slice);
+        try {
+          await stats.add(J, k0, k1 - k0);
+        } finally {
+          J.dispose();
+        }
+      } finally {
+        U.dispose();
+      }
+    }
+    return stats.result();
+  } finally {
+    stats.dispose();
+    mask?.dispose();
+  }
 }

@@ -61,20 +61,22 @@ function samplesOnDevice(pair: SmoothedPair, affine: Affine3x4, maps: Field[][])
   const F = new Map(fields.map((c) => [c, tf.tensor1d(c.data)]));
   try {
     return maps.map((corrections) =>
-      tf.reshape(
-        warpSlab(
-          pair.fixed,
-          M,
-          pair.moving,
-          affine,
-          corrections.map((c) => F.get(c)!),
-          corrections,
-          OUTSIDE,
-          0,
-          N,
-          'image',
+      tf.tidy(() =>
+        tf.reshape(
+          warpSlab(
+            pair.fixed,
+            M,
+            pair.moving,
+            affine,
+            corrections.map((c) => F.get(c)!),
+            corrections,
+            OUTSIDE,
+            0,
+            N,
+            'image',
+          ),
+          [N],
         ),
-        [N],
       ),
     );
   } finally {
@@ -137,7 +139,11 @@ export async function lnccThroughMapsOnDevice(
     const I = tf.sub(tf.tensor1d(fixed.data), c);
     const inside = samples.map((J) => tf.greater(J, OUTSIDE / 2));
     const valid = inside.reduce((a, b) => tf.logicalAnd(a, b));
-    const Js = samples.map((J, m) => tf.where(inside[m], tf.sub(J, c), 0));
+    // (a tensor of zeros, not the scalar 0: tfjs broadcasts a scalar on the CPU, 290 ms an H200 call)
+    const Js = samples.map((J, m) => {
+      const x = tf.sub(J, c);
+      return tf.where(inside[m], x, tf.zerosLike(x));
+    });
     const columns = [tf.onesLike(I), I, tf.square(I), tf.cast(valid, 'float32')];
     for (const J of Js) columns.push(J, tf.square(J), tf.mul(I, J));
     const S = boxSumOnDevice(tf.reshape(tf.stack(columns, 1), [nk, nj, ni, channels]) as tf.Tensor4D, r);
@@ -152,7 +158,7 @@ export async function lnccThroughMapsOnDevice(
       const cross = tf.sub(at(6 + 3 * m), tf.div(tf.mul(sI, sJ), n));
       const varJ = tf.sub(at(5 + 3 * m), tf.div(tf.square(sJ), n));
       const cc = tf.div(tf.square(cross), tf.mul(tf.add(varI, eps), varJ));
-      return tf.sum(tf.where(tf.logicalAnd(sel, tf.greater(varJ, 1e-12)), cc, 0));
+      return tf.sum(tf.where(tf.logicalAnd(sel, tf.greater(varJ, 1e-12)), cc, tf.zerosLike(cc)));
     });
     return tf.stack([...out, tf.sum(tf.cast(sel, 'float32'))]);
   });
