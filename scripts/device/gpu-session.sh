@@ -56,7 +56,7 @@ benches() {
 # check: the short re-measurement after changes (at most 350 s of timeouts with the default parts; one
 # call when little device time is left):
 #   run(command="bash scripts/device/gpu-session.sh check", carry=[".device"], timeout_s=360)
-# CHECKS (default "train reg regcpu embed paper"; "trainprof" adds a V8 profile of training, 60 s; "regprof" one of the cascade, 60 s) picks the parts; SAM_PROFILE=1 prints time splits (matcher, affine, coarse, warp; util/profile.ts).
+# CHECKS (default "train reg regcpu embed paper"; "trainprof" adds a V8 profile of training, 60 s; "regprof" one of the cascade, 60 s; "embedprof" the embedding's host stats, kernel times and V8 profile, 120 s) picks the parts; SAM_PROFILE=1 prints time splits (matcher, affine, coarse, warp; util/profile.ts).
 checks() {
   local only=" ${CHECKS:-train reg regcpu embed paper} "
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>&1 | log
@@ -78,6 +78,15 @@ checks() {
     echo "== the default: SAM matches refined by NCC, coarse stage by NCC, both on the GPU (--ncc-on auto), cold then twice warm, time splits"
     SAM_PROFILE=1 timeout 50 /tmp/node $D/sam.mjs bench-reg --pairs 1 --sources $D/bench/chest-2mm.nii.gz --spacing 2 --seed 12 --no-elastix \
       --matcher sam --weights "$INIT" --device webgpu --deform-on gpu --repeat 3 --host-stats
+  } 2>&1 | log
+  [[ $only == *" embedprof "* ]] && { echo "== bench-embed small ($INIT) webgpu on the device: host stats of the last of 4 embeddings, kernel times of one forward pass, then a V8 CPU profile of 10 embeddings"
+    SAM_DAWN_FLAGS=enable-dawn-features=allow_unsafe_apis timeout 60 /tmp/node $D/sam.mjs bench-embed $D/bench/chest-2mm.nii.gz \
+      --device webgpu --weights "$INIT" --repeat 4 --points 200 --on-device --host-stats --profile
+    rm -rf /tmp/prof
+    timeout 60 /tmp/node --cpu-prof --cpu-prof-dir /tmp/prof $D/sam.mjs bench-embed $D/bench/chest-2mm.nii.gz --device webgpu \
+      --weights "$INIT" --repeat 10 --points 200 --on-device
+    prof=$(ls -S /tmp/prof/*.cpuprofile 2>/dev/null | head -1)
+    [ -n "$prof" ] && /tmp/node scripts/cpuprofile-summary.mjs "$prof" --top 40 && xz -T4 -c "$prof" > "$OUT/embed.cpuprofile.xz"
   } 2>&1 | log
   [[ $only == *" regprof "* ]] && { echo "== the cascade's host time: a V8 CPU profile of the default cascade (3 runs, the first cold), summarised"
     rm -rf /tmp/prof

@@ -14,6 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../../engine/errors.ts';
 import { forward } from '../../engine/sam/network.ts';
 import { printKernelProfile } from '../bench/kernel-profile.ts';
+import { startHostStats, type HostStats } from '../bench/host-stats.ts';
 import { embedVolumeOnDevice, whenComputed, type DeviceEmbedded } from '../../engine/sam/device/embed-on-device.ts';
 import { matchPointsOnDevice } from '../../engine/sam/device/match-on-device.ts';
 import { matchPoints, type PointMatch } from '../../engine/sam/match.ts';
@@ -50,6 +51,8 @@ export const benchEmbedCommand: Command = {
     '                   with --on-device; a large GPU takes more)',
     '  --profile        with --on-device: time every kernel of one forward pass on the whole grid (tf.profile;',
     '                   WebGPU needs timestamp queries: SAM_DAWN_FLAGS=enable-dawn-features=allow_unsafe_apis)',
+    '  --host-stats     with --on-device: around the last embedding, the WebGPU calls (dispatches, submits,',
+    "                   read-backs ...) and the main thread's busy and waiting time (cli/bench/host-stats.ts)",
   ].join('\n'),
   async run(args) {
     const { values, positionals } = parseArgs({
@@ -66,6 +69,7 @@ export const benchEmbedCommand: Command = {
         'on-device': { type: 'boolean', default: false },
         'tile-bytes': { type: 'string' },
         profile: { type: 'boolean', default: false },
+        'host-stats': { type: 'boolean', default: false },
       },
     });
     const input = positionals[0] ?? sharedDataPath(DEFAULT_INPUT);
@@ -184,7 +188,12 @@ export const benchEmbedCommand: Command = {
       if (!engine.name.startsWith('tfjs-'))
         throw new InputError('--on-device', `needs a tfjs engine (--device webgpu or tfjs-cpu), not ${engine.name}`);
       try {
-        await benchOnDevice(volume, model, pts, { repeat, maxTileBytes: tileBytes, profile: values.profile });
+        await benchOnDevice(volume, model, pts, {
+          repeat,
+          maxTileBytes: tileBytes,
+          profile: values.profile,
+          hostStats: values['host-stats'],
+        });
       } catch (e) {
         console.log(`on the device: not run (${(e as Error).message})`);
       }
@@ -205,14 +214,17 @@ async function benchOnDevice(
   volume: Volume,
   model: OpenedModel,
   pts: Vec3[],
-  options: { repeat: number; maxTileBytes?: number; profile?: boolean },
+  options: { repeat: number; maxTileBytes?: number; profile?: boolean; hostStats?: boolean },
 ): Promise<void> {
   const { config, weights } = model;
   let e: DeviceEmbedded | undefined;
   const times: number[] = [];
   let tiles = 0;
-  for (let r = 0; r < Math.max(1, options.repeat); r++) {
+  const runs = Math.max(1, options.repeat);
+  let stats: HostStats | undefined;
+  for (let r = 0; r < runs; r++) {
     e?.dispose();
+    if (options.hostStats && r === runs - 1) stats = startHostStats();
     const t0 = performance.now();
     e = await embedVolumeOnDevice(
       volume,
@@ -227,6 +239,7 @@ async function benchOnDevice(
     `on the device (${d.backend}): embedding, ${tiles} tile(s), input made on the device, embeddings left there: ` +
       `${times.map((t) => t.toFixed(3)).join(', ')} s (best ${Math.min(...times).toFixed(3)} s)`,
   );
+  for (const line of stats?.stop(1) ?? []) console.log(`  last embedding: ${line}`);
   await matchPointsOnDevice(d, d, pts.slice(0, 10)); // warm-up (shader compilation)
   const m: number[] = [];
   let matches: PointMatch[] = [];
