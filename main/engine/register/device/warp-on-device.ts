@@ -258,7 +258,8 @@ export async function cascadeWarpOnDevice(
   // (from the registration's cache when given: not disposed here)
   const M = voxelsOnDevice(moving, options.images);
   const F = corrections.map((c) => tf.tensor1d(c.data));
-  const fieldData = new Float32Array(3 * slice * nk);
+  // (one slab: a view onto the read-back itself, no copy of the field)
+  let fieldData: Float32Array | undefined;
   const outType = voxelTypeOf(moving.data);
   const warpedData = allocateVoxels(outType, slice * nk);
   const range = INTEGER_RANGE[outType];
@@ -317,7 +318,8 @@ export async function cascadeWarpOnDevice(
       const d = await readAndDispose(packed);
       prof.mark('read-back');
       const o = k0 * slice;
-      fieldData.set(d.subarray(0, 3 * voxels), 3 * o);
+      if (slices === nk) fieldData = d.subarray(0, 3 * voxels);
+      else (fieldData ??= new Float32Array(3 * slice * nk)).set(d.subarray(0, 3 * voxels), 3 * o);
       // (integers within the type's range: the typed array's conversion keeps them exactly)
       warpedData.set(d.subarray(3 * voxels, 4 * voxels), o);
       if (unwarpedData) unwarpedData.set(d.subarray(4 * voxels, 5 * voxels), o);
@@ -339,7 +341,7 @@ export async function cascadeWarpOnDevice(
   const field = makeVolume({
     ...geometry,
     components: 3,
-    data: fieldData,
+    data: fieldData!,
     meta: { description: 'displacement field (cascade)' },
   }) as Field;
   const warped = makeVolume({
