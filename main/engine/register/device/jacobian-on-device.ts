@@ -8,7 +8,7 @@
  * differently from the host's float64.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { FlatProgram, readAndDispose } from './flat-program.ts';
+import { FlatProgram } from './flat-program.ts';
 import { runWebgpuProgram } from '../../compute/run-webgpu-program.ts';
 import { maxTensorBytes } from '../../compute/tf-backend.ts';
 import { voxelCount, type Volume } from '../../volume/volume.ts';
@@ -190,6 +190,42 @@ export function jacobianSlab(
   );
 }
 
+/**
+ * The field's Jacobian results slab by slab on the device ([voxels, 2] each, for slices k0 .. k1 - 1,
+ * disposed after `each`): a slab's field with one halo slice either side and its output under the
+ * buffer cap, unless `slabSlices` says how many slices.
+ */
+async function jacobianSlabs(
+  field: Volume,
+  what: string,
+  slabSlices: number | undefined,
+  each: (J: tf.Tensor, k0: number, k1: number) => Promise<void>,
+): Promise<void> {
+  if (tf.getBackend() !== 'webgpu') throw new Error(`${what} needs the webgpu backend (active: ${tf.getBackend()})`);
+  checkField(field);
+  const [ni, nj, nk] = field.size;
+  const slice = ni * nj;
+  const cap = Math.min(maxTensorBytes() ?? 2 ** 31, 2 ** 28);
+  const slabs = slabSlices ?? Math.max(1, Math.min(nk, Math.floor(cap / (12 * slice)) - 2));
+  const u = field.data as Float32Array;
+  for (let k0 = 0; k0 < nk; k0 += slabs) {
+    const k1 = Math.min(nk, k0 + slabs);
+    const s0 = Math.max(0, k0 - 1);
+    const s1 = Math.min(nk, k1 + 1);
+    const U = tf.tensor1d(u.subarray(3 * slice * s0, 3 * slice * s1));
+    try {
+      const J = jacobianSlab(U, 3, field, s0, k0, (k1 - k0) * slice);
+      try {
+        await each(J, k0, k1);
+      } finally {
+        J.dispose();
+      }
+    } finally {
+      U.dispose();
+    }
+  }
+}
+
 /** jacobianDeterminant(field, { mask }) computed on the WebGPU backend (see the header). */
 export async function jacobianOnDevice(
   field: Volume,
@@ -198,37 +234,19 @@ export async function jacobianOnDevice(
     /** slices per dispatch (default: as many as the buffer cap allows) */ slabSlices?: number;
   } = {},
 ): Promise<JacobianReport> {
-  if (tf.getBackend() !== 'webgpu')
-    throw new Error(`jacobianOnDevice needs the webgpu backend (active: ${tf.getBackend()})`);
-  checkField(field);
   const mask = options.mask;
   if (mask) checkMask(mask, field);
-  const [ni, nj, nk] = field.size;
-  const slice = ni * nj;
+  const slice = field.size[0] * field.size[1];
   const nvox = voxelCount(field.size);
-  const cap = Math.min(maxTensorBytes() ?? 2 ** 31, 2 ** 28);
-  // a slab's field (with one halo slice either side) and its [voxels, 2] output under the cap
-  const slabSlices = options.slabSlices ?? Math.max(1, Math.min(nk, Math.floor(cap / (12 * slice)) - 2));
   const det = new Float32Array(nvox);
   const bits = new Uint16Array(nvox);
-  const u = field.data as Float32Array;
-  for (let k0 = 0; k0 < nk; k0 += slabSlices) {
-    const k1 = Math.min(nk, k0 + slabSlices);
-    const s0 = Math.max(0, k0 - 1);
-    const s1 = Math.min(nk, k1 + 1);
-    const U = tf.tensor1d(u.subarray(3 * slice * s0, 3 * slice * s1));
-    const voxels = (k1 - k0) * slice;
-    try {
-      const out = jacobianSlab(U, 3, field, s0, k0, voxels);
-      const d = await readAndDispose(out);
-      for (let v = 0, o = k0 * slice; v < voxels; v++, o++) {
-        det[o] = d[2 * v];
-        bits[o] = d[2 * v + 1];
-      }
-    } finally {
-      U.dispose();
+  await jacobianSlabs(field, 'jacobianOnDevice', options.slabSlices, async (J, k0, k1) => {
+    const d = (await J.data()) as Float32Array;
+    for (let v = 0, o = k0 * slice; v < (k1 - k0) * slice; v++, o++) {
+      det[o] = d[2 * v];
+      bits[o] = d[2 * v + 1];
     }
-  }
+  });
   const foldedData = new Uint8Array(nvox);
   const nonPositive = Object.fromEntries(JACOBIAN_VARIANTS.map((v) => [v, 0])) as Record<JacobianVariant, number>;
   let voxelsCounted = 0;
@@ -257,34 +275,11 @@ export async function jacobianSummaryOnDevice(
     /** slices per dispatch (default: as many as the buffer cap allows) */ slabSlices?: number;
   } = {},
 ): Promise<JacobianSummary> {
-  if (tf.getBackend() !== 'webgpu')
-    throw new Error(`jacobianSummaryOnDevice needs the webgpu backend (active: ${tf.getBackend()})`);
-  checkField(field);
   if (options.mask) checkMask(options.mask, field);
-  const [ni, nj, nk] = field.size;
-  const slice = ni * nj;
-  const cap = Math.min(maxTensorBytes() ?? 2 ** 31, 2 ** 28);
-  const slabSlices = options.slabSlices ?? Math.max(1, Math.min(nk, Math.floor(cap / (12 * slice)) - 2));
-  const mask = options.mask ? maskOnDevice(options.mask) : null;
+  const mask = options.mask && tf.getBackend() === 'webgpu' ? maskOnDevice(options.mask) : null;
   const stats = new JacobianStats(field, mask);
-  const u = field.data as Float32Array;
   try {
-    for (let k0 = 0; k0 < nk; k0 += slabSlices) {
-      const k1 = Math.min(nk, k0 + slabSlices);
-      const s0 = Math.max(0, k0 - 1);
-      const s1 = Math.min(nk, k1 + 1);
-      const U = tf.tensor1d(u.subarray(3 * slice * s0, 3 * slice * s1));
-      try {
-        const J = jacobianSlab(U, 3, field, s0, k0, (k1 - k0) * slice);
-        try {
-          await stats.add(J, k0, k1 - k0);
-        } finally {
-          J.dispose();
-        }
-      } finally {
-        U.dispose();
-      }
-    }
+    await jacobianSlabs(field, 'jacobianSummaryOnDevice', options.slabSlices, (J, k0, k1) => stats.add(J, k0, k1 - k0));
     return stats.result();
   } finally {
     stats.dispose();
