@@ -224,6 +224,16 @@ test('report: sign-off rules, slice and checkerboard images, pairs.csv round tri
         cycleErrorMm: 1.2,
         kept: true,
         residualMm: 0.8,
+        inlier: true,
+      },
+      {
+        fixed: [2, 2, 2] as Vec3,
+        moving: [9, 9, 9] as Vec3,
+        score: 0.8,
+        cycleErrorMm: 2.5,
+        kept: true,
+        residualMm: 7.5,
+        inlier: false,
       },
       {
         fixed: [0, 0, 0] as Vec3,
@@ -232,9 +242,19 @@ test('report: sign-off rules, slice and checkerboard images, pairs.csv round tri
         cycleErrorMm: 30.5,
         kept: false,
         residualMm: NaN,
+        inlier: false,
       },
     ];
     assert.deepEqual(parseCoarsePairsCsv(coarsePairsCsv(coarse)), coarse);
+    // an older result's file, without the inlier column: its kept pairs read as inliers
+    const old = coarsePairsCsv(coarse)
+      .split('\n')
+      .map((l) => l.replace(/,[^,]*$/, ''))
+      .join('\n');
+    assert.deepEqual(
+      parseCoarsePairsCsv(old).map((p) => p.inlier),
+      [true, true, false],
+    );
     assert.throws(() => parseCoarsePairsCsv('a,b\n1,2\n', 'x.csv'), /x.csv.*no 'fixed_x' column/);
     const rep = {
       createdAt: 'now',

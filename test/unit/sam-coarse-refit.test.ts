@@ -76,7 +76,15 @@ test('the refit is not used where it is no patient-to-patient transform or moves
   for (let x = -60; x <= 60; x += 20)
     for (let y = -60; y <= 60; y += 20) for (let z = -30; z <= 30; z += 20) pts.push([x, y, z]);
   const pairs = (B: ReturnType<typeof affineFromParts>) =>
-    pts.map((p) => ({ fixed: p, moving: affineApply(B, p), score: 1, cycleErrorMm: 0, kept: true, residualMm: NaN }));
+    pts.map((p) => ({
+      fixed: p,
+      moving: affineApply(B, p),
+      score: 1,
+      cycleErrorMm: 0,
+      kept: true,
+      residualMm: NaN,
+      inlier: false,
+    }));
   // 2 degrees about the body centre: a correction the stage makes
   const small = refitAffineOf(pairs(affineFromParts({ rotationDeg: [2, 0, 0] })), A, fixed, 32);
   assert.ok('matrix' in small, JSON.stringify(small));

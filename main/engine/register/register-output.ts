@@ -28,10 +28,18 @@ import { inputRecord } from './provenance.ts';
 /** coarse-pairs.csv: fixed and moving point (LPS mm), score, cycle error, kept (1/0), residual after the fit. */
 export function coarsePairsCsv(pairs: CoarsePair[]): string {
   const f = (x: number) => (Number.isFinite(x) ? String(+x.toFixed(4)) : '');
-  const lines = ['fixed_x,fixed_y,fixed_z,moving_x,moving_y,moving_z,score,cycle_error_mm,kept,residual_mm'];
+  const lines = ['fixed_x,fixed_y,fixed_z,moving_x,moving_y,moving_z,score,cycle_error_mm,kept,residual_mm,inlier'];
   for (const p of pairs)
     lines.push(
-      [...p.fixed.map(f), ...p.moving.map(f), f(p.score), f(p.cycleErrorMm), p.kept ? 1 : 0, f(p.residualMm)].join(','),
+      [
+        ...p.fixed.map(f),
+        ...p.moving.map(f),
+        f(p.score),
+        f(p.cycleErrorMm),
+        p.kept ? 1 : 0,
+        f(p.residualMm),
+        p.inlier ? 1 : 0,
+      ].join(','),
     );
   return `${lines.join('\n')}\n`;
 }

@@ -100,6 +100,8 @@ export interface CoarsePair {
   kept: boolean;
   /** |A p + v(p) - q|, mm (kept pairs; NaN otherwise). */
   residualMm: number;
+  /** A kept pair that the fit's Tukey rounds left a weight above 0 (stats.inliers counts them). */
+  inlier: boolean;
 }
 
 export interface SamCoarseResult {
@@ -252,6 +254,7 @@ export async function samCoarse(
           cycleErrorMm: m.cycleErrorMm ?? NaN,
           kept: m.accepted && m.score >= minScore && !far,
           residualMm: NaN,
+          inlier: false,
         });
       });
     } else {
@@ -273,6 +276,7 @@ export async function samCoarse(
           cycleErrorMm: cyc,
           kept: Number.isFinite(cyc) && cyc <= cycleThr && m.score >= minScore,
           residualMm: NaN,
+          inlier: false,
         });
       });
     }
@@ -319,7 +323,8 @@ export async function samCoarse(
   const left = refit ? fromAffine(affine) : d;
   kept.forEach((p, n) => {
     p.residualMm = fit.residualMm[n];
-    if (fit.weight[n] > 0) {
+    p.inlier = fit.weight[n] > 0;
+    if (p.inlier) {
       before.push(Math.hypot(...left[n]));
       after.push(fit.residualMm[n]);
     }

@@ -99,14 +99,20 @@ export function parsePairsCsv(text: string, source = 'pairs.csv'): SamAffinePair
 /** Parse coarse-pairs.csv (register/register-output.ts coarsePairsCsv) back into pair records. */
 export function parseCoarsePairsCsv(text: string, source = 'coarse-pairs.csv'): CoarsePair[] {
   const cols = ['score', 'cycle_error_mm', 'kept', 'residual_mm'];
-  return pairRows(text, source, 'coarse-pairs.csv', cols, [], (fixed, moving, v) => ({
-    fixed,
-    moving,
-    score: v('score'),
-    cycleErrorMm: v('cycle_error_mm'),
-    kept: v('kept') === 1,
-    residualMm: v('residual_mm'),
-  }));
+  // (results written before session 21 have no inlier column: their kept pairs count as inliers)
+  return pairRows(text, source, 'coarse-pairs.csv', cols, ['inlier'], (fixed, moving, v) => {
+    const kept = v('kept') === 1;
+    const inlier = v('inlier');
+    return {
+      fixed,
+      moving,
+      score: v('score'),
+      cycleErrorMm: v('cycle_error_mm'),
+      kept,
+      residualMm: v('residual_mm'),
+      inlier: Number.isNaN(inlier) ? kept : inlier === 1,
+    };
+  });
 }
 
 /** Largest distance (mm) between grid corners for a stored volume to count as on the fixed grid. */
