@@ -1,7 +1,8 @@
 /**
  * Adam in place on WebGPU (train/adam-on-device.ts) against optimizer.ts' tfjs ops on the same backend
- * and against a float64 hand computation, over several steps with weight decay; and its refusal when a
- * weight shares its buffer with another tensor.
+ * and against a float64 hand computation, over several steps with weight decay, with the tensors read
+ * (as a checkpoint reads them) part way; and its refusal when a weight shares its buffer with another
+ * tensor.
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
@@ -55,6 +56,10 @@ test('WebGPU: Adam in place equals the tfjs ops and a float64 reference over 4 s
       for (let it = 1; it <= 4; it++) {
         const g = weightsOf(10 * it);
         const before = w;
+        // read everything first, as a checkpoint does: tfjs then keeps host copies, which the
+        // in-place step must not leave stale (they were: every later checkpoint saved these values)
+        if (it === 3)
+          for (const x of [...Object.values(w), ...Object.values(st.m), ...Object.values(st.v ?? {})]) await x.data();
         const r = optimizerStep(OPT, w, g, st, it);
         // in place on the device: the same tensors come back
         assert.equal(r.weights === before, onDevice);

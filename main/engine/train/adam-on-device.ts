@@ -19,6 +19,7 @@ interface TensorData {
   dtype: string;
   refCount: number;
   resource?: unknown;
+  values?: unknown;
 }
 interface ComputePass {
   setPipeline(p: unknown): void;
@@ -175,6 +176,11 @@ export function adamStepOnDevice(
   }
   pass.end();
   for (const n of names) for (const t of [weights[n], m[n], v[n], grads[n]]) b.commandQueueOwnedIds.add(t.dataId);
+  // tfjs keeps a host copy of a tensor once it has been read (a checkpoint reads every weight and
+  // moment) and answers later reads from it: the buffers changed, so drop those copies, or the next
+  // checkpoint saves the values of the previous one (a resumed run then left the uninterrupted one's
+  // path, and a run's final weights were its last periodic checkpoint's)
+  for (const n of names) for (const t of [weights[n], m[n], v[n]]) b.tensorMap.get(t.dataId)!.values = null;
   b.submitQueue();
   ubuf.destroy();
   return true;
