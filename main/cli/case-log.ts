@@ -7,7 +7,8 @@ const SHOWN = 20;
 
 export function caseLog(print: (line: string) => void = (l) => console.error(l)) {
   let skips = 0;
-  const byReason = new Map<string, number>();
+  // per kind of reason: how many, and the first one's own words (the kind hides its numbers)
+  const byReason = new Map<string, { n: number; example: string }>();
   return {
     onCase(source: string, ok: boolean, reason: string): void {
       if (ok) return print(`  use  ${source}`);
@@ -17,7 +18,9 @@ export function caseLog(print: (line: string) => void = (l) => console.error(l))
         .replace(/\(.*$/, '')
         .replace(/[\d.]+/g, 'N')
         .trim();
-      byReason.set(kind, (byReason.get(kind) ?? 0) + 1);
+      const e = byReason.get(kind) ?? { n: 0, example: reason };
+      e.n++;
+      byReason.set(kind, e);
       if (skips <= SHOWN) print(`  skip ${source}: ${reason}`);
       else if (skips === SHOWN + 1) print(`  ... more inputs skipped: counted by reason below`);
     },
@@ -25,7 +28,8 @@ export function caseLog(print: (line: string) => void = (l) => console.error(l))
     summary(): void {
       if (skips <= SHOWN) return;
       print(`  ${skips} inputs skipped:`);
-      for (const [kind, n] of [...byReason].sort((a, b) => b[1] - a[1])) print(`    ${String(n).padStart(5)}  ${kind}`);
+      for (const { n, example } of [...byReason.values()].sort((a, b) => b.n - a.n))
+        print(`    ${String(n).padStart(5)}  ${n > 1 ? 'like ' : ''}${example}`);
     },
   };
 }

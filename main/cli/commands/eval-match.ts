@@ -6,6 +6,7 @@
  * Reports the mean radial error (MRE, mm), its median, and the share of points within 5 and 10 mm
  * (CPM@5, CPM@10, the SAM paper's measure), next to the error without any matching (identity).
  */
+import { resolve } from 'node:path';
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Command } from '../index.ts';
@@ -194,10 +195,18 @@ export const evalMatchCommand: Command = {
     for (const m of models) await m.engine.dispose();
     const results = [...errors].map(([k, e]) => scoreErrors(k, e));
     if (values.json) {
-      console.log(JSON.stringify({ ct: ctPath, seeds, pointsPerPair: nPoints, results }, null, 2));
+      console.log(
+        JSON.stringify(
+          { ct: ctPath, weights: trained ? resolve(weightsFile) : null, seeds, pointsPerPair: nPoints, results },
+          null,
+          2,
+        ),
+      );
       return 0;
     }
     console.log(`source ${ctPath}; pairs (seeds) ${seeds.join(', ')}; ${nPoints} points per pair`);
+    // which file "trained" is: comparing two models means two runs of this
+    if (trained) console.log(`trained model: ${resolve(weightsFile)}`);
     console.log(
       `${'method'.padEnd(44)} ${'points'.padStart(6)} ${'MRE mm'.padStart(7)} ${'median'.padStart(7)} CPM@5  CPM@10`,
     );

@@ -7,7 +7,7 @@ import { totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from '../index.ts';
-import { initTfBackend, type TfBackendName } from '../../engine/compute/tf-backend.ts';
+import { initTfBackend, maxTensorBytes, type TfBackendName } from '../../engine/compute/tf-backend.ts';
 import { getSamConfig, type SamConfig } from '../../engine/sam/config.ts';
 import { checkWeights, disposeWeights, type SamWeights } from '../../engine/sam/network.ts';
 import { loadModel } from '../../engine/sam/weights-file.ts';
@@ -18,7 +18,7 @@ import { ADAM, SAM_SGD, type OptimizerOptions } from '../../engine/train/optimiz
 import { resumeConflicts, trainSam } from '../../engine/train/train-loop.ts';
 import { checkRunFolder, savedRunOptions } from '../../engine/train/checkpoint.ts';
 import { NO_AUGMENT } from '../../engine/train/augment.ts';
-import { checkPatchSize } from '../../engine/train/patch-size-check.ts';
+import { checkPatchFitsDevice, checkPatchSize } from '../../engine/train/patch-size-check.ts';
 import { bar, duration, ProgressLine } from '../progress.ts';
 import { trainingInterrupt } from '../training-interrupt.ts';
 import { caseLog } from '../case-log.ts';
@@ -148,6 +148,9 @@ export const trainCommand: Command = {
     // the activations live in host memory on the CPU backends; a GPU's own limit shows when it allocates
     const onHost = backend.backend === 'cpu' || backend.backend === 'tensorflow';
     checkPatchSize(config, patch, batchPairs, onHost ? totalmem() : undefined);
+    // on a GPU, each activation in one device buffer
+    const cap = onHost ? undefined : maxTensorBytes();
+    if (cap) checkPatchFitsDevice(config, patch, batchPairs, cap);
     const cost = forwardCost(config, [patch[2], patch[1], patch[0]]);
     console.error(
       `network: ${config.name}, ${(cost.params / 1e6).toFixed(2)} M parameters, ${(cost.flops / 1e9).toFixed(2)} GFLOP per patch forward`,
@@ -195,7 +198,20 @@ export const trainCommand: Command = {
         onCase: dataLog.onCase,
       });
       dataLog.summary();
-      console.error(`${cases.length} CT volumes for training, ${skipped.length} inputs skipped`);
+      console.error(
+        `${cases.length} CT volume${cases.length === 1 ? '' : 's'} for training, ${skipped.length} input${skipped.length === 1 ? '' : 's'} skipped`,
+      );
+      // a volume smaller than the patch along an axis (at 2 mm) trains on patches padded with air
+      const small = cases.filter((c) => c.ct.image.size.some((n, a) => n < patch[a]));
+      if (small.length)
+        console.error(
+          `note: ${small.length} of them smaller than the ${patch.join('x')} patch along an axis at 2 mm, so their patches are partly air (padding): ` +
+            small
+              .slice(0, 3)
+              .map((c) => `${c.source} (${c.ct.image.size.join('x')})`)
+              .join(', ') +
+            (small.length > 3 ? ', ...' : ''),
+        );
       mkdirSync(values.out, { recursive: true });
       const progress = new ProgressLine();
       const result = await trainSam(cases, runOptions, {

@@ -17,7 +17,8 @@
  * Writes are atomic (temporary file, then rename). Reading checks everything and reports a
  * VolumeReadError "<file>: <problem>".
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError, VolumeReadError } from '../errors.ts';
 import { writeFileAtomic } from '../util/atomic-write.ts';
@@ -170,6 +171,15 @@ export function loadWeights(path: string): { config: SamConfig; weights: SamWeig
   try {
     bytes = readFileSync(path);
   } catch (e) {
+    // a training run's folder: its model is the file model.samw inside
+    if ((e as NodeJS.ErrnoException).code === 'EISDIR')
+      throw new VolumeReadError(
+        path,
+        existsSync(join(path, 'model.samw'))
+          ? `is a folder, not a weights file: a sam train run? its model is ${join(path, 'model.samw')}`
+          : 'is a folder, not a weights file (.samw)',
+        { cause: e },
+      );
     throw new VolumeReadError(path, `cannot read SAM weights file (${(e as Error).message})`, { cause: e });
   }
   const d = decodeWeights(bytes, path);

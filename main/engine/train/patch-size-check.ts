@@ -46,3 +46,23 @@ export function checkPatchSize(config: SamConfig, patch: Vec3, batchPairs: numbe
       `${patch.join(',')} with ${batchPairs} pair(s) per iteration needs about ${gb(need)} to train, more than this machine's ${gb(memoryBytes)}: choose a smaller patch (the default is 96,96,32)`,
     );
 }
+
+/**
+ * On a GPU backend, whether every convolution's output for the iteration's 2 x batchPairs patches fits
+ * one device buffer (`capBytes`, WebGPU's maxStorageBufferBindingSize: 128 MB on lavapipe, 2 GB on an
+ * H200): past it the device rejects the dispatches one by one (hundreds of Dawn errors, then "Dispatch
+ * size exceeds WebGPU limits") after the data have been read. Throws an InputError naming --patch.
+ */
+export function checkPatchFitsDevice(config: SamConfig, patch: Vec3, batchPairs: number, capBytes: number): void {
+  const cost = forwardCost(config, [patch[2], patch[1], patch[0]]);
+  const largest = Math.max(
+    4 * patch[0] * patch[1] * patch[2],
+    ...cost.layers.map((l) => 4 * l.cout * l.outShape[0] * l.outShape[1] * l.outShape[2]),
+  );
+  const need = largest * 2 * batchPairs;
+  if (need > capBytes)
+    throw new InputError(
+      '--patch',
+      `${patch.join(',')} with ${batchPairs} pair(s) per iteration needs a ${(need / 2 ** 20).toFixed(0)} MB tensor, more than this GPU holds in one buffer (${(capBytes / 2 ** 20).toFixed(0)} MB): choose a smaller patch (the default is 96,96,32) or --backend cpu`,
+    );
+}
