@@ -98,6 +98,28 @@ test('a run logs four finite loss terms per iteration, checkpoints, and resuming
       volumes: [{ source: cases[0].source, size: [...cases[0].ct.image.size] }],
     });
     assert.equal(state.options.backend, 'cpu');
+    // the newest checkpoint damaged (a file cut short): the older one kept beside it is resumed from,
+    // said so, the damaged folder kept aside, and the run continues as the uninterrupted one
+    const c = tempDir();
+    try {
+      await trainSam(cases, options(c.dir, 4));
+      const v = join(c.dir, 'checkpoints', 'iter-0000004', 'opt-v.samw');
+      writeFileSync(v, readFileSync(v).subarray(0, 1000));
+      const notes: string[] = [];
+      const again = await trainSam(cases, options(c.dir, 4, true), { onNote: (t) => notes.push(t) });
+      assert.match(
+        notes.join('\n'),
+        /iter-0000004 cannot be read .*truncated.*resuming from iter-0000002, iteration 2/,
+      );
+      assert.ok(existsSync(join(c.dir, 'checkpoints', 'damaged-iter-0000004', 'opt-v.samw')), 'kept aside');
+      assert.deepEqual(
+        again.rows.map((r) => r.total),
+        straight.rows.map((r) => r.total),
+      );
+      assert.ok(readFileSync(join(a.dir, 'model.samw')).equals(readFileSync(join(c.dir, 'model.samw'))));
+    } finally {
+      c.cleanup();
+    }
   } finally {
     a.cleanup();
     b.cleanup();

@@ -58,7 +58,10 @@ function initWeights(file: string, config: SamConfig): SamWeights {
   const m = loadModel(file);
   if (JSON.stringify(m.config) !== JSON.stringify(config)) {
     disposeWeights(m.weights);
-    throw new InputError(file, `--init model has configuration '${m.config.name}', the run '${config.name}'`);
+    throw new InputError(
+      file,
+      `--init model has configuration '${m.config.name}', the run '${config.name}' (give --config ${m.config.name} to continue that network)`,
+    );
   }
   checkWeights(config, m.weights, file);
   return m.weights;
@@ -175,6 +178,8 @@ export const trainCommand: Command = {
     if (values.resume) {
       // refused now, not after the data is read
       const conflicts = resumeConflicts(saved as Record<string, unknown>, runOptions);
+      if (saved.config && saved.config !== config.name)
+        conflicts.unshift(`configuration: '${saved.config}' then, '${config.name}' now`);
       if (conflicts.length)
         throw new InputError(
           values.out,
@@ -227,6 +232,7 @@ export const trainCommand: Command = {
               `lr ${p.row.lr.toExponential(1)}`,
           ),
         onCheckpoint: (dir) => progress.note(`checkpoint ${dir}`),
+        onNote: (text) => progress.note(`note: ${text}`),
       });
       if (!result.checkpoint)
         progress.done(

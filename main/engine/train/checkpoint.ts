@@ -86,8 +86,11 @@ export function loadCheckpoint<C = SamConfig>(
   weights: SamWeights;
   opt: OptimizerState;
   state: CheckpointState;
+  /** Said when the newest checkpoint could not be read and an older kept one was used. */
+  note?: string;
 } {
-  const latest = join(runDir, 'checkpoints', 'latest.json');
+  const root = join(runDir, 'checkpoints');
+  const latest = join(root, 'latest.json');
   if (!existsSync(latest))
     throw new InputError(runDir, 'no checkpoint to resume from (checkpoints/latest.json missing)');
   let name: string;
@@ -96,17 +99,61 @@ export function loadCheckpoint<C = SamConfig>(
   } catch (e) {
     throw new InputError(latest, `corrupt checkpoint pointer (${(e as Error).message})`);
   }
-  const dir = join(runDir, 'checkpoints', String(name));
-  const w = io.load(join(dir, 'weights.samw'));
-  const m = io.load(join(dir, 'opt-m.samw'));
-  const v = existsSync(join(dir, 'opt-v.samw')) ? io.load(join(dir, 'opt-v.samw')) : undefined;
+  try {
+    return readCheckpoint(join(root, String(name)), io);
+  } catch (damaged) {
+    // a damaged newest checkpoint (a disk full or a copy cut short): the older one kept beside it, if
+    // it reads, with the damaged folder moved aside (never deleted) and the pointer moved back
+    const older = readdirSync(root)
+      .filter((d) => /^iter-\d+$/.test(d) && d < String(name))
+      .sort()
+      .reverse();
+    for (const d of older) {
+      let ck;
+      try {
+        ck = readCheckpoint(join(root, d), io);
+      } catch {
+        continue;
+      }
+      const aside = `damaged-${name}`;
+      renameSync(join(root, String(name)), join(root, aside));
+      writeFileAtomic(latest, Buffer.from(JSON.stringify({ checkpoint: d }, null, 2)));
+      const why = damaged instanceof Error ? damaged.message : String(damaged);
+      return {
+        ...ck,
+        note: `the newest checkpoint ${name} cannot be read (${why}): resuming from ${d}, iteration ${ck.state.iteration}; the damaged one is kept as checkpoints/${aside}`,
+      };
+    }
+    throw damaged;
+  }
+}
+
+function readCheckpoint<C>(
+  dir: string,
+  io: WeightsIo<C>,
+): { config: C; weights: SamWeights; opt: OptimizerState; state: CheckpointState } {
   let state: CheckpointState;
   try {
     state = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8'));
   } catch (e) {
     throw new InputError(join(dir, 'state.json'), `corrupt checkpoint state (${(e as Error).message})`);
   }
-  return { config: w.config, weights: w.weights, opt: v ? { m: m.weights, v: v.weights } : { m: m.weights }, state };
+  const loaded: SamWeights[] = [];
+  const load = (file: string) => {
+    const r = io.load(join(dir, file));
+    loaded.push(r.weights);
+    return r;
+  };
+  try {
+    const w = load('weights.samw');
+    const m = load('opt-m.samw');
+    const v = existsSync(join(dir, 'opt-v.samw')) ? load('opt-v.samw') : undefined;
+    return { config: w.config, weights: w.weights, opt: v ? { m: m.weights, v: v.weights } : { m: m.weights }, state };
+  } catch (e) {
+    // (what was read before the damaged file is not kept on the device)
+    for (const ws of loaded) for (const t of Object.values(ws)) t.dispose();
+    throw e;
+  }
 }
 
 /** The options a run was started with (its latest checkpoint's state.json), for resuming with them. */
@@ -143,6 +190,8 @@ export interface RunStart {
   opt: OptimizerState;
   start: number;
   elapsedBefore: number;
+  /** What the user should hear of the resume (an older checkpoint used: loadCheckpoint). */
+  note?: string;
 }
 
 /** What a run writes into its folder (checkpoints/, the model, the loss log and its plots). */
@@ -230,7 +279,13 @@ export function startRun<C extends { name: string }>(o: {
         o.runDir,
         `--resume with other options than the run was started with (${changed.join('; ')}): a resumed run must continue the same run`,
       );
-    return { weights: ck.weights, opt: ck.opt, start: ck.state.iteration, elapsedBefore: ck.state.elapsedSeconds };
+    return {
+      weights: ck.weights,
+      opt: ck.opt,
+      start: ck.state.iteration,
+      elapsedBefore: ck.state.elapsedSeconds,
+      note: ck.note,
+    };
   }
   // a fresh run: its marker first, then the files it makes are known to be its own
   mkdirSync(o.runDir, { recursive: true });

@@ -73,7 +73,13 @@ export function resumeConflicts(saved: Record<string, unknown>, o: TrainOptions)
 export async function trainSam(
   cases: TrainingCase[],
   o: TrainOptions,
-  hooks: { onProgress?: (p: TrainProgress) => void; onCheckpoint?: (dir: string) => void; signal?: AbortSignal } = {},
+  hooks: {
+    onProgress?: (p: TrainProgress) => void;
+    onCheckpoint?: (dir: string) => void;
+    /** Something the user should hear of (an older checkpoint resumed from). */
+    onNote?: (text: string) => void;
+    signal?: AbortSignal;
+  } = {},
 ): Promise<TrainResult> {
   if (cases.length === 0) throw new InputError(o.runDir, 'no training cases');
   const log = new LossLog(o.runDir);
@@ -95,6 +101,7 @@ export async function trainSam(
       return { weights: w, opt: createOptimizerState(o.optimizer, w) };
     },
   });
+  if (run.note) hooks.onNote?.(run.note);
   let { weights, opt } = run;
   const { start, elapsedBefore } = run;
   const rows = log.load(start);
