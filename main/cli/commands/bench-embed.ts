@@ -141,7 +141,7 @@ export const benchEmbedCommand: Command = {
       try {
         for (let r = 0; r < 3; r++) net.push(await engine.timeNetwork(zyx));
         console.log(
-          `  network alone on the whole ${grid.join('x')} grid (outputs reduced on the device): ` +
+          `  network alone on the whole ${grid.join('x')} grid (outputs left on the device, one element read): ` +
             `${net.map((t) => t.toFixed(3)).join(', ')} s (best ${Math.min(...net).toFixed(3)} s)`,
         );
       } catch (e) {

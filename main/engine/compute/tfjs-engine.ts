@@ -65,7 +65,11 @@ export async function createTfjsEngine(options: TfjsEngineOptions): Promise<Embe
         const t0 = performance.now();
         const sum = tf.tidy(() => {
           const o = forward(weights, x, config);
-          return tf.add(tf.sum(o.global), tf.sum(o.local));
+          // one element of each output (the dispatch that reads them runs after all that wrote them),
+          // not sums over every element: tfjs' whole-tensor sum is one workgroup, slow on a GPU
+          // (rank 2: tfjs-webgpu cannot slice rank-5 tensors)
+          const one = (t: tf.Tensor5D) => tf.slice(tf.reshape(t, [-1, t.shape[4]]), [0, 0], [1, 1]);
+          return tf.add(one(o.global), one(o.local));
         });
         await sum.data();
         sum.dispose();
