@@ -8,6 +8,7 @@
  * deviceProblem() uploads a host DeformProblem once; the caller disposes it.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { sumAll } from '../../compute/sum-all.ts';
 import type { Affine3x4 } from '../../volume/geometry.ts';
 import type { DeformProblem } from '../deform/deform-loss.ts';
 import { boxSumOnDevice } from './box-sum-on-device.ts';
@@ -123,7 +124,7 @@ function lnccOnDevice(p: DeviceDeformProblem, J: tf.Tensor4D): tf.Scalar {
   const cross = tf.sub(sIJ, tf.div(tf.mul(f.sI, sJ), f.n));
   const varJ = tf.sub(sJJ, tf.div(tf.square(sJ), f.n));
   const D = tf.mul(tf.add(f.varI, f.eps), tf.add(varJ, f.eps));
-  const total = tf.sum(tf.div(tf.mul(f.weight, tf.square(cross)), D));
+  const total = sumAll(tf.div(tf.mul(f.weight, tf.square(cross)), D));
   return tf.div(total, -f.weightSum) as tf.Scalar;
 }
 
@@ -147,7 +148,7 @@ function diffusionOnDevice(p: DeviceDeformProblem, w4: tf.Tensor4D): tf.Scalar {
     const hi = [0, 0, 0, 0];
     hi[t] = 1;
     const d = tf.sub(tf.slice(w4, hi, size), tf.slice(w4, lo, size));
-    terms.push(tf.mul(tf.sum(tf.square(d)), 1 / (p.spacing[a] * p.spacing[a])) as tf.Scalar);
+    terms.push(tf.mul(sumAll(tf.square(d)), 1 / (p.spacing[a] * p.spacing[a])) as tf.Scalar);
   }
   return tf.mul(tf.addN(terms), p.alpha / N) as tf.Scalar;
 }
@@ -164,7 +165,7 @@ export function deformTermsOnDevice(p: DeviceDeformProblem, w: tf.Tensor2D): Dev
   if (p.features && p.features.weight > 0) {
     const F = p.features;
     const g = sampleWorldOnDevice(F.moving.data, F.moving.size, F.moving.toIndex, points);
-    feature = tf.div(tf.sum(tf.mul(F.fixed, g)), -N) as tf.Scalar;
+    feature = tf.div(sumAll(tf.mul(F.fixed, g)), -N) as tf.Scalar;
     loss = tf.add(loss, tf.mul(feature, F.weight)) as tf.Scalar;
   }
   const smoothness = diffusionOnDevice(p, tf.reshape(w, [nk, nj, ni, 3]));

@@ -12,6 +12,7 @@
  * 2 mm chest pair's cascade on an H200's machine (session 21), more than the GPU's whole deform stage.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { sumAll } from '../../compute/sum-all.ts';
 import type { Affine3x4 } from '../affine-fit.ts';
 import type { Field } from '../field/field.ts';
 import type { Volume } from '../../volume/volume.ts';
@@ -158,9 +159,9 @@ export async function lnccThroughMapsOnDevice(
       const cross = tf.sub(at(6 + 3 * m), tf.div(tf.mul(sI, sJ), n));
       const varJ = tf.sub(at(5 + 3 * m), tf.div(tf.square(sJ), n));
       const cc = tf.div(tf.square(cross), tf.mul(tf.add(varI, eps), varJ));
-      return tf.sum(tf.where(tf.logicalAnd(sel, tf.greater(varJ, 1e-12)), cc, tf.zerosLike(cc)));
+      return sumAll(tf.where(tf.logicalAnd(sel, tf.greater(varJ, 1e-12)), cc, tf.zerosLike(cc)));
     });
-    return tf.stack([...out, tf.sum(tf.cast(sel, 'float32'))]);
+    return tf.stack([...out, sumAll(tf.cast(sel, 'float32'))]);
   });
   tf.dispose(samples);
   const d = await readAndDispose(sums);
