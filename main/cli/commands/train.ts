@@ -129,11 +129,6 @@ export const trainCommand: Command = {
       : (saved.checkpointEvery ?? 100);
     const tau = values.tau ? numberOption('tau', values.tau, { above: 0 }) : (saved.tau ?? 0.5);
     const augment = values['no-augment'] ? NO_AUGMENT : saved.augment;
-    if (values.resume)
-      console.error(
-        `resuming ${values.out}: config ${config.name}, ${iterations} iterations, batch ${batchPairs}, patch ${patch.join(',')}, ` +
-          `${optimizer.kind} lr ${optimizer.lr}, seed ${seed}, tau ${tau}${augment && !augment.noiseProb && !augment.blurProb && !augment.intensityProb ? ', no augmentation' : ''}`,
-      );
 
     const backend = await initTfBackend({ backend: values.backend as TfBackendName | 'auto' });
     if (!backend.gradients) throw new Error(`cannot train: gradients unavailable (${backend.gradientsReason})`);
@@ -185,6 +180,11 @@ export const trainCommand: Command = {
           values.out,
           `--resume with other options than the run was started with (${conflicts.join('; ')}): a resumed run must continue the same run`,
         );
+      // (said once the options are known to be the run's own: a refused resume names the differences)
+      console.error(
+        `resuming ${values.out}: config ${config.name}, ${iterations} iterations, batch ${batchPairs}, patch ${patch.join(',')}, ` +
+          `${optimizer.kind} lr ${optimizer.lr}, seed ${seed}, tau ${tau}${augment && !augment.noiseProb && !augment.blurProb && !augment.intensityProb ? ', no augmentation' : ''}`,
+      );
       if (saved.iterationDone !== undefined && iterations <= saved.iterationDone) {
         console.error(
           `${values.out}: the run is at iteration ${saved.iterationDone} of ${iterations}: nothing to train (give --iterations above ${saved.iterationDone} to continue it)`,
