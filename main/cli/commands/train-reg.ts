@@ -155,6 +155,7 @@ export const trainRegCommand: Command = {
                 `${p.row.dice ? `, dice ${p.row.dice.toFixed(3)}` : ''})`,
             ),
           onCheckpoint: (dir) => progress.note(`checkpoint ${dir}`),
+          onNote: (text) => progress.note(`note: ${text}`),
         },
       );
       progress.done(

@@ -113,8 +113,9 @@ export function fitControlGrid(
   // of 106-110 on a 2 mm chest pair, the same TRE (0.40 / 0.53 mm on pairs #11 / #12).
   const TOL = 1e-10;
   const TOL_EARLY = 1e-6;
-  // (a module function, not a closure made per call: V8 keeps its optimised code from one fit to the
-  // next; as a closure the first round of every fit ran 3x slower per iteration, 125 vs 45 ms on the H200)
+  // (the operator a module function of its inputs, one compiled function for every fit; on the H200 a
+  // fit's first round still ran at about a third of its later rounds' speed per iteration, V8's
+  // tiering in a benchmark's second and third cascade)
   const apply = (x: Float64Array, out: Float64Array, w: Float64Array) =>
     applyOperator(x, out, w, st, n, size, eps, lambda);
 

@@ -118,6 +118,8 @@ export async function trainDeformNet(
   hooks: {
     onProgress?: (p: TrainRegProgress) => void;
     onCheckpoint?: (dir: string) => void;
+    /** Something the user should hear of (an older checkpoint resumed from: checkpoint.ts). */
+    onNote?: (text: string) => void;
     signal?: AbortSignal;
   } = {},
 ): Promise<TrainRegResult> {
@@ -139,6 +141,7 @@ export async function trainDeformNet(
       return { weights: w, opt: createOptimizerState(o.optimizer, w) };
     },
   });
+  if (run.note) hooks.onNote?.(run.note);
   let weights: DeformNetWeights = run.weights;
   let opt: OptimizerState = run.opt;
   const { start, elapsedBefore } = run;

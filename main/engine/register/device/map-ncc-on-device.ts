@@ -140,7 +140,8 @@ export async function lnccThroughMapsOnDevice(
     const I = tf.sub(tf.tensor1d(fixed.data), c);
     const inside = samples.map((J) => tf.greater(J, OUTSIDE / 2));
     const valid = inside.reduce((a, b) => tf.logicalAnd(a, b));
-    // (a tensor of zeros, not the scalar 0: tfjs broadcasts a scalar on the CPU, 290 ms an H200 call)
+    // (a tensor of zeros, not the scalar 0: tfjs broadcast the scalar on the CPU, 288 ms of three
+    // H200 cascades' host profile)
     const Js = samples.map((J, m) => {
       const x = tf.sub(J, c);
       return tf.where(inside[m], x, tf.zerosLike(x));

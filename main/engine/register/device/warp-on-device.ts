@@ -164,6 +164,15 @@ ${this.outputs === 'image' ? '        setOutputAtIndex(index, sampleMoving(vec3<
 }
 
 /**
+ * Warped values as the moving image's integer type holds them (`range`: INTEGER_RANGE of that type;
+ * none for a float type): rounded by Math.round's rule, half up, as the host's warp (tf.round rounds
+ * half to even), and clamped.
+ */
+function asVoxelType<T extends tf.Tensor>(x: T, range: readonly [number, number] | undefined): T {
+  return range ? (tf.clipByValue(tf.floor(tf.add(x, 0.5)), range[0], range[1]) as T) : x;
+}
+
+/**
  * One slab (fixed slices from k0, `voxels` voxels) of the map and the warp: [voxels, 4] = u (mm, LPS)
  * and the moving value, `M` the moving image's voxels on the device (its geometry from `moving`);
  * 'warp+unwarped': [voxels, 5], the moving value at the fixed voxel's own world point last; 'field':
@@ -305,11 +314,7 @@ export async function cascadeWarpOnDevice(
       // so that the host copies whole blocks instead of picking channels voxel by voxel
       const packed = tf.tidy(() => {
         const kept = s0 !== k0 || s1 !== k0 + slices ? tf.slice(out, [(k0 - s0) * slice, 0], [voxels, nc]) : out;
-        const channel = (c: number) => {
-          const x = tf.reshape(tf.slice(kept, [0, c], [voxels, 1]), [voxels]);
-          // (Math.round's rule, half up, as the host's; tf.round rounds half to even)
-          return range ? tf.clipByValue(tf.floor(tf.add(x, 0.5)), range[0], range[1]) : x;
-        };
+        const channel = (c: number) => asVoxelType(tf.reshape(tf.slice(kept, [0, c], [voxels, 1]), [voxels]), range);
         const parts = [tf.reshape(tf.slice(kept, [0, 0], [voxels, 3]), [3 * voxels]), channel(3)];
         if (readChannels > 4) parts.push(channel(4));
         return tf.concat(parts);
@@ -436,10 +441,10 @@ export function affineWarpOnDevice(
         const voxels = Math.min(slabSlices, nk - k0) * slice;
         slabs.push(warpSlab(grid, M, moving, affine, [], [], fill, k0, voxels, 'image'));
       }
-      let w = tf.reshape(slabs.length === 1 ? slabs[0] : tf.concat(slabs, 0), [slice * nk]) as tf.Tensor1D;
-      // (Math.round's rule, half up, as the host's; tf.round rounds half to even)
-      if (range) w = tf.clipByValue(tf.floor(tf.add(w, 0.5)), range[0], range[1]);
-      return w;
+      return asVoxelType(
+        tf.reshape(slabs.length === 1 ? slabs[0] : tf.concat(slabs, 0), [slice * nk]) as tf.Tensor1D,
+        range,
+      );
     });
   } finally {
     if (!images) M.dispose();
