@@ -19,6 +19,8 @@ export default defineConfig({
           'box-sum-worker': resolve(__dirname, 'main/engine/register/deform/box-sum-worker.ts'),
           // the cascade's field, warp and Jacobian slabs on worker threads (register/cascade-tail-threads.ts)
           'cascade-tail-worker': resolve(__dirname, 'main/engine/register/cascade-tail-worker.ts'),
+          // the body masks on worker threads during the embedding (volume/mask-threads.ts)
+          'mask-worker': resolve(__dirname, 'main/engine/volume/mask-worker.ts'),
         },
         // shared chunks beside the entries (not in chunks/): a module that starts a worker thread
         // finds the entry's built .js beside its own chunk (compute/start-thread.ts)

@@ -2,8 +2,9 @@
 // Summarises a V8 CPU profile (node --cpu-prof --cpu-prof-dir DIR ...): the main thread's time by
 // category (idle = waiting, GC, tfjs-core, tfjs-webgpu, our engine's folders, native calls, Node's
 // internals), the functions with the most self time, and the inclusive time of functions whose name
-// contains one of the given words. Usage:
-//   node scripts/cpuprofile-summary.mjs FILE.cpuprofile [--top N] [word ...]
+// contains one of the given words; with --last S, only the profile's last S seconds (a benchmark's
+// last, warm run). Usage:
+//   node scripts/cpuprofile-summary.mjs FILE.cpuprofile [--top N] [--last S] [word ...]
 // e.g. on a lent GPU, training: /tmp/node --cpu-prof --cpu-prof-dir $OUT .device/sam.mjs bench-train ...
 // then: node scripts/cpuprofile-summary.mjs $OUT/CPU*.cpuprofile samplePatchPair mineSamBatch Engine.gradients
 import { readFileSync } from 'node:fs';
@@ -15,9 +16,11 @@ if (!file) {
   process.exit(1);
 }
 let top = 25;
+let lastSeconds = Infinity;
 const words = [];
 for (let i = 0; i < args.length; i++) {
   if (args[i] === '--top') top = Number(args[++i]);
+  else if (args[i] === '--last') lastSeconds = Number(args[++i]);
   else words.push(args[i]);
 }
 const p = JSON.parse(readFileSync(file, 'utf8'));
@@ -45,7 +48,12 @@ const cats = new Map();
 const self = new Map();
 const incl = new Map();
 let total = 0;
+// each sample's time (µs from the start), for --last
+const at = [];
+for (let i = 0, t = 0; i < p.samples.length; i++) at.push((t += p.timeDeltas[i] ?? 0));
+const from = at.length ? at[at.length - 1] - lastSeconds * 1e6 : 0;
 for (let i = 0; i < p.samples.length; i++) {
+  if (at[i] < from) continue;
   const dt = p.timeDeltas[i + 1] ?? 0;
   total += dt;
   const leaf = byId.get(p.samples[i]);

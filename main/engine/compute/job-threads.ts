@@ -6,7 +6,8 @@
  * - a thread that fails to load or dies marks the set `broken`: pending jobs are rejected and the
  *   subclass answers in the caller's thread from then on (the same function, the same answers);
  * - end: the threads are terminated and the subclass lets go of what it sent them (released()).
- * Threads are not unref'd: a pending job keeps the process alive until its answer.
+ * Threads are not unref'd: a pending job keeps the process alive until its answer. A set kept for the
+ * process's life (`unrefWhenIdle`) is unref'd while no job is pending, so it never holds a process open.
  */
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -29,13 +30,18 @@ export abstract class JobThreads<R extends JobReply> {
   /** Resolves once every thread has ended (after stop() or a failure). */
   private terminated: Promise<unknown> | null = null;
 
-  protected constructor(protected readonly threads: Worker[]) {
+  protected constructor(
+    protected readonly threads: Worker[],
+    private readonly unrefWhenIdle = false,
+  ) {
     this.alive = threads.length;
+    if (unrefWhenIdle) for (const t of threads) t.unref();
     for (const t of threads) {
       t.on('message', (m: R) => {
         const p = this.pending.get(m.job);
         if (!p) return;
         this.pending.delete(m.job);
+        if (this.unrefWhenIdle && this.pending.size === 0) for (const w of this.threads) w.unref();
         if (m.error !== undefined) p.reject(new Error(m.error));
         else p.resolve(m);
       });
@@ -80,6 +86,7 @@ export abstract class JobThreads<R extends JobReply> {
   protected post(w: number, message: { job?: number; [k: string]: unknown }): Promise<R> {
     const job = this.nextJob++;
     const done = new Promise<R>((resolve, reject) => this.pending.set(job, { resolve, reject }));
+    if (this.unrefWhenIdle) this.threads[w].ref();
     this.threads[w].postMessage({ ...message, job });
     return done;
   }

@@ -41,6 +41,7 @@ import type { NccMatcher } from '../bench/ncc-match.ts';
 import { NccThreads, nccMatchOn } from '../bench/ncc-threads.ts';
 import { nonFiniteAsAir, requireCt } from '../volume/intensity.ts';
 import { bodyMask } from '../volume/mask.ts';
+import { MaskThreads } from '../volume/mask-threads.ts';
 import type { Vec3, Volume } from '../volume/volume.ts';
 import type { Affine3x4, Geometry } from '../volume/geometry.ts';
 import { StageChecks } from './stage-checks.ts';
@@ -199,14 +200,21 @@ export async function registerVolumes(fixed: Volume, moving: Volume, o: Register
       : undefined;
   let onGpu: GpuEmbeddings | null = null;
   let hostReason: string | undefined;
-  let masks: BodyMasks | undefined;
+  // the body masks on worker threads while this thread embeds (else on this thread during the GPU's
+  // embedding, or after the CPU's)
+  const maskThreads = (o.threads ?? 2) > 1 ? MaskThreads.shared() : null;
+  let masks: BodyMasks | Promise<BodyMasks> | undefined = maskThreads
+    ? bodyMasksOn(maskThreads, fixed, moving)
+    : undefined;
+  // (awaited by runStages; a failure meanwhile is seen there, not as an unhandled rejection)
+  if (masks instanceof Promise) masks.catch(() => {});
   // on WebGPU each image's voxels go to the device once (embedding, deform preparation, warp)
   const images = tf.getBackend() === 'webgpu' ? new DeviceImages() : undefined;
   try {
     if (gpuModel) {
       try {
         // the body masks are made on the CPU while the GPU embeds
-        onGpu = await embedBothOnDevice(fixed, moving, gpuModel, o, images, () => (masks = bodyMasks(fixed, moving)));
+        onGpu = await embedBothOnDevice(fixed, moving, gpuModel, o, images, () => (masks ??= bodyMasks(fixed, moving)));
       } catch (e) {
         // too large for one buffer of this device: the host path embeds in tiles and reads them back
         if (!(e instanceof DeviceLimitError)) throw e;
@@ -227,7 +235,10 @@ export async function registerVolumes(fixed: Volume, moving: Volume, o: Register
 interface BodyMasks {
   fixed: Volume<Uint8Array>;
   moving: Volume<Uint8Array>;
+  /** Seconds of the masks' making (on threads: the longer of the two). */
   seconds: number;
+  /** Made on worker threads (mask-threads.ts). */
+  onThreads?: boolean;
 }
 
 function bodyMasks(fixed: Volume, moving: Volume): BodyMasks {
@@ -235,9 +246,16 @@ function bodyMasks(fixed: Volume, moving: Volume): BodyMasks {
   return { fixed: bodyMask(fixed), moving: bodyMask(moving), seconds: (performance.now() - t0) / 1000 };
 }
 
+/** bodyMasks, the two made at once on the threads. */
+async function bodyMasksOn(threads: MaskThreads, fixed: Volume, moving: Volume): Promise<BodyMasks> {
+  const [f, m] = await Promise.all([threads.bodyMask(fixed), threads.bodyMask(moving)]);
+  return { fixed: f.mask, moving: m.mask, seconds: Math.max(f.seconds, m.seconds), onThreads: true };
+}
+
 /**
  * Both images' embeddings on the device (each disposed if the other fails). tfjs queues the GPU work
- * and returns: `meanwhile` runs on the CPU while the GPU computes, before the wait for it.
+ * and returns: `meanwhile` runs on the CPU while the GPU computes, before the wait for it (the body
+ * masks, when they are not on threads).
  */
 async function embedBothOnDevice(
   fixed: Volume,
@@ -259,6 +277,7 @@ async function embedBothOnDevice(
     // send the queued commands to the GPU now (tfjs submits in batches), then work on the CPU
     prof.mark('moving queued');
     flushGpuQueue();
+    prof.mark('submitted');
     meanwhile();
     prof.mark('masks on the CPU');
     await whenComputed(f);
@@ -344,7 +363,8 @@ interface StageInputs {
   o: RegisterOptions;
   stages: Stage[];
   gpu: GpuEmbeddings | null;
-  madeMasks: BodyMasks | undefined;
+  /** The body masks when made (or being made on threads) during the embedding. */
+  madeMasks: BodyMasks | Promise<BodyMasks> | undefined;
   images: DeviceImages | undefined;
   /** The host SAM matcher's threads (runStages starts them). */
   matchThreads?: MatchThreads | null;
@@ -406,15 +426,16 @@ async function stagesWith(
   tailThreads: CascadeTailThreads | null,
   inputs: StageInputs,
 ): Promise<RegisterResult> {
-  const { fixed, moving, o, stages, gpu, madeMasks, images, matchThreads } = inputs;
+  const { fixed, moving, o, stages, gpu, images, matchThreads } = inputs;
   const times: Record<string, number> = {};
   const tick = (name: string, t0: number) => (times[name] = (performance.now() - t0) / 1000);
   const matcher = o.matcher ?? 'sam';
   let t0 = performance.now();
   let embeddings = null;
   const netUsed = !!o.deformNet && stages.includes('deform');
-  // with the masks made during the GPU embedding, the two share one wall-clock time
-  if (gpu) times[madeMasks ? 'embedding (GPU) + masks' : 'embedding (GPU)'] = gpu.seconds;
+  // with the masks made on this thread during the GPU embedding, the two share one wall-clock time
+  const masksMeanwhile = inputs.madeMasks && !(inputs.madeMasks instanceof Promise);
+  if (gpu) times[masksMeanwhile ? 'embedding (GPU) + masks' : 'embedding (GPU)'] = gpu.seconds;
   else if ((matcher === 'sam' || netUsed) && o.engine) {
     o.onProgress?.('embed fixed', 0, 2);
     const f = await embedVolume(fixed, o.engine, { signal: o.signal });
@@ -427,8 +448,14 @@ async function stagesWith(
     ? (pts, mo) => matchPointsOnDevice(gpu.fixed, gpu.moving, pts, mo)
     : undefined;
   if (o.signal?.aborted) throw new CancelledError('registration');
-  let masks = madeMasks;
-  if (!masks) {
+  let masks: BodyMasks;
+  if (inputs.madeMasks instanceof Promise) {
+    // made on threads during the embedding: the time waited for them after it
+    t0 = performance.now();
+    masks = await inputs.madeMasks;
+    tick('masks (threads, waited for)', t0);
+  } else if (inputs.madeMasks) masks = inputs.madeMasks;
+  else {
     masks = bodyMasks(fixed, moving);
     times.masks = masks.seconds;
   }
@@ -722,8 +749,10 @@ async function stagesWith(
     ...(matcher === 'ncc' || refinesWithNcc(o) ? { nccOn: ncc instanceof NccOnDevice ? 'gpu' : 'cpu' } : {}),
     engine: o.engine?.name,
     secondsPerStage: times,
-    // made on the CPU while the GPU embedded (inside 'embedding (GPU) + masks')
-    ...(madeMasks ? { masksSecondsDuringEmbedding: madeMasks.seconds } : {}),
+    // made while the images were embedded: on this thread during the GPU's embedding (inside
+    // 'embedding (GPU) + masks'), or on worker threads (masksOnThreads)
+    ...(masksMeanwhile || masks.onThreads ? { masksSecondsDuringEmbedding: masks.seconds } : {}),
+    ...(masks.onThreads ? { masksOnThreads: true } : {}),
     secondsTotal: Object.values(times).reduce((a, b) => a + b, 0),
     affine: { matrix: affine.affine, decomposition: affineDecompose(affine.affine), method: affine.method },
     initialShiftMm: shift,

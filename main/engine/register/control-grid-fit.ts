@@ -113,9 +113,7 @@ export function fitControlGrid(
   // of 106-110 on a 2 mm chest pair, the same TRE (0.40 / 0.53 mm on pairs #11 / #12).
   const TOL = 1e-10;
   const TOL_EARLY = 1e-6;
-  // (the operator a module function of its inputs, one compiled function for every fit; on the H200 a
-  // fit's first round still ran at about a third of its later rounds' speed per iteration, V8's
-  // tiering in a benchmark's second and third cascade)
+  // (the operator and the CG's vector loops are module functions, see dots3 below)
   const apply = (x: Float64Array, out: Float64Array, w: Float64Array) =>
     applyOperator(x, out, w, st, n, size, eps, lambda);
 
@@ -125,6 +123,10 @@ export function fitControlGrid(
   const r = new Float64Array(len);
   const p = new Float64Array(len);
   const ap = new Float64Array(len);
+  // the CG's three step sizes, directions' factors and sums of products (per component)
+  const alpha = new Float64Array(3);
+  const beta = new Float64Array(3);
+  const sums = new Float64Array(3);
   const prof = profiler('control grid fit');
   const iterations: number[] = [];
   for (let round = 0; round <= rounds; round++) {
@@ -150,44 +152,15 @@ export function fitControlGrid(
     let it = 0;
     for (; it < maxIt && active.some(Boolean); it++) {
       apply(p, ap, weight);
-      let pap0 = 0;
-      let pap1 = 0;
-      let pap2 = 0;
-      for (let i = 0; i < len; i += 3) {
-        pap0 += p[i] * ap[i];
-        pap1 += p[i + 1] * ap[i + 1];
-        pap2 += p[i + 2] * ap[i + 2];
-      }
+      dots3(p, ap, sums);
       // a converged component takes no step (alpha 0; its r is unchanged)
-      const a0 = active[0] ? rr[0] / pap0 : 0;
-      const a1 = active[1] ? rr[1] / pap1 : 0;
-      const a2 = active[2] ? rr[2] / pap2 : 0;
-      let s0 = 0;
-      let s1 = 0;
-      let s2 = 0;
-      for (let i = 0; i < len; i += 3) {
-        theta[i] += a0 * p[i];
-        theta[i + 1] += a1 * p[i + 1];
-        theta[i + 2] += a2 * p[i + 2];
-        r[i] -= a0 * ap[i];
-        r[i + 1] -= a1 * ap[i + 1];
-        r[i + 2] -= a2 * ap[i + 2];
-        s0 += r[i] * r[i];
-        s1 += r[i + 1] * r[i + 1];
-        s2 += r[i + 2] * r[i + 2];
-      }
-      const b0 = active[0] ? s0 / rr[0] : 1;
-      const b1 = active[1] ? s1 / rr[1] : 1;
-      const b2 = active[2] ? s2 / rr[2] : 1;
-      for (let i = 0; i < len; i += 3) {
-        p[i] = r[i] + b0 * p[i];
-        p[i + 1] = r[i + 1] + b1 * p[i + 1];
-        p[i + 2] = r[i + 2] + b2 * p[i + 2];
-      }
-      const s = [s0, s1, s2];
+      for (let m = 0; m < 3; m++) alpha[m] = active[m] ? rr[m] / sums[m] : 0;
+      stepAndResidual(theta, r, p, ap, alpha, sums);
+      for (let m = 0; m < 3; m++) beta[m] = active[m] ? sums[m] / rr[m] : 1;
+      newDirection(p, r, beta);
       for (let m = 0; m < 3; m++)
         if (active[m]) {
-          rr[m] = s[m];
+          rr[m] = sums[m];
           active[m] = rr[m] > tol * Math.max(bb[m], 1e-12);
         }
     }
@@ -318,4 +291,66 @@ function applyOperator(
         out[i + 1] += eps * x1 + lambda * (deg * x1 - d1);
         out[i + 2] += eps * x2 + lambda * (deg * x2 - d2);
       }
+}
+
+// The CG's vector loops, each a small module function: a fit calls each a few hundred times, so V8
+// optimises them within the first fit (inlined in fitControlGrid's own loop they ran 3-4 times slower
+// until a process's third or fourth fit: 211, 186, 95, then 60 ms on this CPU).
+
+/** sums[m] = Σ_v a[3v + m] b[3v + m]. */
+function dots3(a: Float64Array, b: Float64Array, sums: Float64Array): void {
+  let s0 = 0;
+  let s1 = 0;
+  let s2 = 0;
+  for (let i = 0; i < a.length; i += 3) {
+    s0 += a[i] * b[i];
+    s1 += a[i + 1] * b[i + 1];
+    s2 += a[i + 2] * b[i + 2];
+  }
+  sums[0] = s0;
+  sums[1] = s1;
+  sums[2] = s2;
+}
+
+/** theta += alpha p, r -= alpha ap (per component); rr[m] = the new Σ r². */
+function stepAndResidual(
+  theta: Float64Array,
+  r: Float64Array,
+  p: Float64Array,
+  ap: Float64Array,
+  alpha: Float64Array,
+  rr: Float64Array,
+): void {
+  const a0 = alpha[0];
+  const a1 = alpha[1];
+  const a2 = alpha[2];
+  let s0 = 0;
+  let s1 = 0;
+  let s2 = 0;
+  for (let i = 0; i < theta.length; i += 3) {
+    theta[i] += a0 * p[i];
+    theta[i + 1] += a1 * p[i + 1];
+    theta[i + 2] += a2 * p[i + 2];
+    r[i] -= a0 * ap[i];
+    r[i + 1] -= a1 * ap[i + 1];
+    r[i + 2] -= a2 * ap[i + 2];
+    s0 += r[i] * r[i];
+    s1 += r[i + 1] * r[i + 1];
+    s2 += r[i + 2] * r[i + 2];
+  }
+  rr[0] = s0;
+  rr[1] = s1;
+  rr[2] = s2;
+}
+
+/** p = r + beta p (per component). */
+function newDirection(p: Float64Array, r: Float64Array, beta: Float64Array): void {
+  const b0 = beta[0];
+  const b1 = beta[1];
+  const b2 = beta[2];
+  for (let i = 0; i < p.length; i += 3) {
+    p[i] = r[i] + b0 * p[i];
+    p[i + 1] = r[i + 1] + b1 * p[i + 1];
+    p[i + 2] = r[i + 2] + b2 * p[i + 2];
+  }
 }

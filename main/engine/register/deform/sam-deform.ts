@@ -292,6 +292,7 @@ async function buildLevel(
   o: SamDeformOptions,
 ): Promise<Level> {
   const rw = o.windowRadius ?? 2;
+  const prof = profiler(`deform level ${s} mm`);
   const { grid: G, mask: maskG } = bodyGridAndMask(gridWithSpacing(fixed, [s, s, s]), fixedMask, rw + 2);
   const N = G.size[0] * G.size[1] * G.size[2];
   // on the GPU when the optimisation runs there (and the image fits one buffer)
@@ -299,14 +300,18 @@ async function buildLevel(
   const pair = pairResolution(fixed, moving);
   const prepare = async (v: Volume, g: Geometry) =>
     (onWebgpu(o) ? await prepareImageOnDevice(v, g, o.deviceImages, s, pair) : null) ?? prepareImage(v, g, s, pair);
+  prof.mark('grid and mask');
   const I = await prepare(fixed, G);
+  prof.mark('fixed image');
   // the moving image smoothed to the same scale, kept on a grid `movingOversample` times finer
   const ms = s / Math.max(1, o.movingOversample ?? 2);
   const movingGrid = gridWithSpacing(moving, [ms, ms, ms]);
   const M = await prepare(moving, movingGrid);
+  prof.mark('moving image');
   const weight = new Float32Array(N);
   for (let v = 0; v < N; v++) weight[v] = maskG[v] ? 1 : 0;
   const base = (await u0(G)).data;
+  prof.mark('earlier stages on the grid');
   const toW = indexToWorldMatrix(G);
   const toM = worldToIndexMatrix(movingGrid);
   // (measured on the chest pairs: errors grew in a band 15-30 mm inside the moving image's cut faces
@@ -320,6 +325,7 @@ async function buildLevel(
   addPositionsAndWeigh(base, weight, G, toW, toM, movingGrid.size, fovMargin);
   // nor where the window reaches the fixed image's faces
   weighFixedFaces(weight, G, fixed, rw * s + (o.fixedFaceMarginMm ?? s / 2));
+  prof.mark('weights');
   const problem: DeformProblem = {
     size: G.size,
     spacing: G.spacing,
@@ -338,7 +344,9 @@ async function buildLevel(
       moving: sampled(o.features.moving, o.features.moving.data, o.features.moving.components),
       weight: o.features.weight,
     };
+    prof.mark('fixed features');
   }
+  prof.done(`grid ${G.size.join('x')}`);
   return { G, problem };
 }
 
@@ -405,9 +413,10 @@ async function deformLevels(
   const N = G.size[0] * G.size[1] * G.size[2];
   // the coarse level's w read on G (stageField with the identity affine adds nothing else)
   const w = init ? stageField(G, [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0], [init]).data : new Float32Array(3 * N);
+  prof.mark('prepare');
   const opt = optimiserFor(problem);
   seconds.prepare += lap(t0);
-  prof.mark('prepare');
+  prof.mark('optimiser set up');
   t0 = performance.now();
   let start: DeformEval;
   try {
