@@ -44,7 +44,7 @@ export interface DeformOptimiser {
 export const ADAM_GRADIENT_FLOOR = 3e-4;
 
 /** The floor for `problem` (with the 1e-12 that Adam's denominator always had). */
-export function gradientFloor(problem: DeformProblem): number {
+export function gradientFloor(problem: { windows: { weightSum: number } }): number {
   return ADAM_GRADIENT_FLOOR / problem.windows.weightSum + 1e-12;
 }
 

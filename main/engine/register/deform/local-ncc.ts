@@ -54,9 +54,7 @@ export function fixedWindows(
   weight: Float32Array | null = null,
   eps?: number,
 ): FixedWindows {
-  let weightSum = 0;
-  if (weight) for (let v = 0; v < weight.length; v++) weightSum += weight[v];
-  else weightSum = I.length;
+  const weightSum = windowWeightSum(weight, I.length);
   let n: Float64Array | undefined;
   let sI: Float64Array | undefined;
   let sII: Float64Array | undefined;
@@ -80,8 +78,16 @@ export function fixedWindows(
       return sII;
     },
     weight,
-    weightSum: Math.max(weightSum, 1e-12),
+    weightSum,
   };
+}
+
+/** FixedWindows.weightSum: the window centres' weights summed (n when there are none), at least 1e-12. */
+export function windowWeightSum(weight: Float32Array | null, n: number): number {
+  let sum = 0;
+  if (weight) for (let v = 0; v < weight.length; v++) sum += weight[v];
+  else sum = n;
+  return Math.max(sum, 1e-12);
 }
 
 /** The LNCC loss of J against the fixed windows; writes ∂loss/∂J into `grad` when given. */

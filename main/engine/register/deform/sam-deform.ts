@@ -22,16 +22,17 @@ import { makeVolume, type Vec3, type Volume } from '../../volume/volume.ts';
 import { gridToGridAffine, type Field } from '../field/field.ts';
 import { jacobianDeterminant } from '../field/jacobian.ts';
 import { jacobianSummaryOnDevice } from '../device/jacobian-on-device.ts';
-import { prepareImageOnDevice } from '../device/prepare-on-device.ts';
+import { prepareImageTensorOnDevice } from '../device/prepare-on-device.ts';
 import { pairResolution, smoothingRadii, type PairResolution } from './pair-resolution.ts';
 import type { DeviceImages } from '../../compute/device-images.ts';
-import { resampleOnDevice } from '../device/resample-on-device.ts';
+import { resampleToTensorOnDevice } from '../device/resample-on-device.ts';
 import { boxMeanWhere, smoothField } from './box-sum.ts';
 import type { DeformEval, DeformProblem, SampledImage } from './deform-loss.ts';
 import { hostDeformOptimiser } from './deform-optimiser.ts';
 import { BoxSumThreads } from './box-sum-threads.ts';
 import { deviceDeformOptimiser } from '../device/deform-optimiser-on-device.ts';
-import { fixedWindows } from './local-ncc.ts';
+import type { DeformProblemOnDevice } from '../device/deform-loss-on-device.ts';
+import { defaultLnccEps, fixedWindows, windowWeightSum } from './local-ncc.ts';
 import { stageField } from '../stage-field.ts';
 import { profiler } from '../../util/profile.ts';
 
@@ -274,7 +275,8 @@ function sampled(v: Volume, data: Float32Array, channels: number): SampledImage 
 
 interface Level {
   G: Geometry;
-  problem: DeformProblem;
+  /** On WebGPU its images are tensors there (DeformProblemOnDevice), the optimiser's to dispose. */
+  problem: DeformProblem | DeformProblemOnDevice;
 }
 
 /** The WGSL parts (image preparation, fold check) run when the optimisation runs on WebGPU. */
@@ -298,56 +300,92 @@ async function buildLevel(
   // on the GPU when the optimisation runs there (and the image fits one buffer)
   // both images to the same resolution along each world axis (pair-resolution.ts)
   const pair = pairResolution(fixed, moving);
-  const prepare = async (v: Volume, g: Geometry) =>
-    (onWebgpu(o) ? await prepareImageOnDevice(v, g, o.deviceImages, s, pair) : null) ?? prepareImage(v, g, s, pair);
-  prof.mark('grid and mask');
-  const I = await prepare(fixed, G);
-  prof.mark('fixed image');
-  // the moving image smoothed to the same scale, kept on a grid `movingOversample` times finer
-  const ms = s / Math.max(1, o.movingOversample ?? 2);
-  const movingGrid = gridWithSpacing(moving, [ms, ms, ms]);
-  const M = await prepare(moving, movingGrid);
-  prof.mark('moving image');
-  const weight = new Float32Array(N);
-  for (let v = 0; v < N; v++) weight[v] = maskG[v] ? 1 : 0;
-  const base = (await u0(G)).data;
-  prof.mark('earlier stages on the grid');
-  const toW = indexToWorldMatrix(G);
-  const toM = worldToIndexMatrix(movingGrid);
-  // (measured on the chest pairs: errors grew in a band 15-30 mm inside the moving image's cut faces
-  // with a one-window margin; 40 mm removed that band and improved the interior too)
-  // (in voxels of the moving grid)
-  const fovMargin = [0, 1, 2].map((a) =>
-    Math.max((rw * s) / ms, Math.min((o.fovMarginMm ?? 40) / ms, 0.25 * (movingGrid.size[a] - 1))),
-  );
-  // window centres count only inside the fixed body and where the earlier stages land inside the
-  // moving image, a window's radius away from its faces (no information beyond the moving field of view)
-  addPositionsAndWeigh(base, weight, G, toW, toM, movingGrid.size, fovMargin);
-  // nor where the window reaches the fixed image's faces
-  weighFixedFaces(weight, G, fixed, rw * s + (o.fixedFaceMarginMm ?? s / 2));
-  prof.mark('weights');
-  const problem: DeformProblem = {
-    size: G.size,
-    spacing: G.spacing,
-    base,
-    windows: fixedWindows(I, G.size, rw, weight),
-    moving: sampled({ ...movingGrid } as Volume, M, 1),
-    alpha: o.alpha ?? 5,
+  // on WebGPU the images stay there for the optimiser (made on the host when one does not fit a buffer)
+  const onGpu = onWebgpu(o);
+  const made: tf.Tensor[] = [];
+  const prepare = (v: Volume, g: Geometry): Float32Array | tf.Tensor1D => {
+    const t = onGpu
+      ? (prepareImageTensorOnDevice(v, g, o.deviceImages, s, pair) ?? tf.tensor1d(prepareImage(v, g, s, pair)))
+      : null;
+    if (t) made.push(t);
+    return t ?? prepareImage(v, g, s, pair);
   };
-  if (o.features && o.features.weight > 0) {
-    // the fixed features on G (on the GPU when the optimisation runs there)
-    const ff =
-      (onWebgpu(o) ? await resampleOnDevice(o.features.fixed, G, 0) : null) ??
-      (resample(o.features.fixed, G, { fill: 0, outputType: 'float32' }).data as Float32Array);
-    problem.features = {
-      fixed: ff,
-      moving: sampled(o.features.moving, o.features.moving.data, o.features.moving.components),
-      weight: o.features.weight,
-    };
-    prof.mark('fixed features');
+  try {
+    prof.mark('grid and mask');
+    const I = prepare(fixed, G);
+    prof.mark('fixed image');
+    // the moving image smoothed to the same scale, kept on a grid `movingOversample` times finer
+    const ms = s / Math.max(1, o.movingOversample ?? 2);
+    const movingGrid = gridWithSpacing(moving, [ms, ms, ms]);
+    const M = prepare(moving, movingGrid);
+    prof.mark('moving image');
+    const weight = new Float32Array(N);
+    for (let v = 0; v < N; v++) weight[v] = maskG[v] ? 1 : 0;
+    const base = (await u0(G)).data;
+    prof.mark('earlier stages on the grid');
+    const toW = indexToWorldMatrix(G);
+    const toM = worldToIndexMatrix(movingGrid);
+    // (measured on the chest pairs: errors grew in a band 15-30 mm inside the moving image's cut faces
+    // with a one-window margin; 40 mm removed that band and improved the interior too)
+    // (in voxels of the moving grid)
+    const fovMargin = [0, 1, 2].map((a) =>
+      Math.max((rw * s) / ms, Math.min((o.fovMarginMm ?? 40) / ms, 0.25 * (movingGrid.size[a] - 1))),
+    );
+    // window centres count only inside the fixed body and where the earlier stages land inside the
+    // moving image, a window's radius away from its faces (no information beyond the moving field of view)
+    addPositionsAndWeigh(base, weight, G, toW, toM, movingGrid.size, fovMargin);
+    // nor where the window reaches the fixed image's faces
+    weighFixedFaces(weight, G, fixed, rw * s + (o.fixedFaceMarginMm ?? s / 2));
+    prof.mark('weights');
+    const F = o.features && o.features.weight > 0 ? o.features : undefined;
+    const movingFeatures = F && sampled(F.moving, F.moving.data, F.moving.components);
+    let problem: DeformProblem | DeformProblemOnDevice;
+    if (I instanceof Float32Array) {
+      problem = {
+        size: G.size,
+        spacing: G.spacing,
+        base,
+        windows: fixedWindows(I, G.size, rw, weight),
+        moving: sampled({ ...movingGrid } as Volume, M as Float32Array, 1),
+        alpha: o.alpha ?? 5,
+        features: F && {
+          fixed: resample(F.fixed, G, { fill: 0, outputType: 'float32' }).data as Float32Array,
+          moving: movingFeatures!,
+          weight: F.weight,
+        },
+      };
+    } else {
+      const Mt = M as tf.Tensor1D;
+      // the fixed features on G made there too
+      const ff = F && (resampleToTensorOnDevice(F.fixed, G, 0) ?? resampleHere(F.fixed, G));
+      if (ff) made.push(ff);
+      problem = {
+        size: G.size,
+        spacing: G.spacing,
+        base,
+        windows: { r: rw, eps: defaultLnccEps(rw), I, weight, weightSum: windowWeightSum(weight, N) },
+        moving: { data: tf.reshape(Mt, [-1, 1]) as tf.Tensor2D, size: movingGrid.size, toIndex: toM },
+        alpha: o.alpha ?? 5,
+        features: F && { fixed: ff!, moving: movingFeatures!, weight: F.weight },
+      };
+      made.push(problem.moving.data);
+      // (the reshape is a view: the optimiser owns the reshaped tensor, M itself is let go here)
+      Mt.dispose();
+      made.splice(made.indexOf(Mt), 1);
+    }
+    if (F) prof.mark('fixed features');
+    prof.done(`grid ${G.size.join('x')}`);
+    return { G, problem };
+  } catch (e) {
+    tf.dispose(made);
+    throw e;
   }
-  prof.done(`grid ${G.size.join('x')}`);
-  return { G, problem };
+}
+
+/** The fixed features resampled on the host onto G, uploaded ([N, C]). */
+function resampleHere(features: Volume, G: Geometry): tf.Tensor2D {
+  const data = resample(features, G, { fill: 0, outputType: 'float32' }).data as Float32Array;
+  return tf.tensor2d(data, [data.length / features.components, features.components]);
 }
 
 /**
@@ -385,8 +423,9 @@ async function deformLevels(
   // coarse level first (twice the spacing, 8 times fewer voxels), its w carried to the fine level
   const seconds = { prepare: 0, optimise: 0, foldCheck: 0 };
   const lap = (t0: number) => (performance.now() - t0) / 1000;
-  const optimiserFor = (problem: DeformProblem) =>
-    o.onDevice ? deviceDeformOptimiser(problem, o) : hostDeformOptimiser(problem, { ...o, boxSums });
+  // (a level's images are on the device only when the optimisation runs there: onWebgpu)
+  const optimiserFor = (problem: Level['problem']) =>
+    o.onDevice ? deviceDeformOptimiser(problem, o) : hostDeformOptimiser(problem as DeformProblem, { ...o, boxSums });
   let init: Field | null = null;
   const prof = profiler('sam-deform');
   if (o.multilevel ?? true) {

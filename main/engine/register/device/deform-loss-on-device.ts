@@ -5,7 +5,8 @@
  *   loss = LNCC(I, M(b + w)) + featureWeight · F(w) + alpha · mean_x Σ_axes |Δ_axis w / h|^2
  * Tensors: w and b are [N, 3] (world mm, voxels of G in the Volume order, i fastest); images on G are
  * [nk, nj, ni, C]; sampled images are [V, C] with their size and world -> index map (sample-on-device.ts).
- * deviceProblem() uploads a host DeformProblem once; the caller disposes it.
+ * deviceProblem() uploads a host DeformProblem once (or takes over one whose images are on the device
+ * already); the caller disposes it.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { sumAll } from '../../compute/sum-all.ts';
@@ -49,8 +50,52 @@ export interface DeviceDeformTerms {
   smoothness: tf.Scalar;
 }
 
-/** Upload a host problem (deform/deform-loss.ts) to the active tfjs backend. */
-export function deviceProblem(p: DeformProblem): DeviceDeformProblem {
+/**
+ * A problem whose images are tensors already (sam-deform.ts on WebGPU makes them there: no read-back
+ * and upload again): the fixed image on G ([N], i fastest), the moving image ([V, C]) and, with the
+ * feature term, the fixed features on G ([N, C]); the rest as in the host's DeformProblem.
+ */
+export interface DeformProblemOnDevice {
+  size: readonly number[];
+  spacing: readonly number[];
+  base: Float32Array;
+  windows: { r: number; eps: number; I: tf.Tensor; weight: Float32Array | null; weightSum: number };
+  moving: { data: tf.Tensor2D; size: readonly number[]; toIndex: Affine3x4 };
+  alpha: number;
+  features?: { fixed: tf.Tensor2D; moving: DeformProblem['moving']; weight: number };
+}
+
+/** Whether a problem's images are on the device (DeformProblemOnDevice) rather than host arrays. */
+export function imagesOnDevice(p: DeformProblem | DeformProblemOnDevice): p is DeformProblemOnDevice {
+  return p.windows.I instanceof tf.Tensor;
+}
+
+/**
+ * Upload a host problem (deform/deform-loss.ts) to the active tfjs backend, or take over a problem whose
+ * images are on the device (WebGPU only; its tensors are the result's, disposed with it).
+ */
+export function deviceProblem(p: DeformProblem | DeformProblemOnDevice): DeviceDeformProblem {
+  if (imagesOnDevice(p)) return fromImagesOnDevice(p);
+  if (tf.getBackend() === 'webgpu') {
+    const F = p.features;
+    const N = p.size[0] * p.size[1] * p.size[2];
+    const tensors: tf.Tensor[] = [];
+    const keep = <T extends tf.Tensor>(t: T): T => (tensors.push(t), t);
+    try {
+      return fromImagesOnDevice({
+        ...p,
+        windows: { ...p.windows, I: keep(tf.tensor1d(p.windows.I)) },
+        moving: {
+          ...p.moving,
+          data: keep(tf.tensor2d(p.moving.data, [p.moving.data.length / p.moving.channels, p.moving.channels])),
+        },
+        features: F && { ...F, fixed: keep(tf.tensor2d(F.fixed, [N, F.fixed.length / N])) },
+      });
+    } catch (e) {
+      tf.dispose(tensors);
+      throw e;
+    }
+  }
   const [ni, nj, nk] = p.size;
   const N = ni * nj * nk;
   const onG = (a: ArrayLike<number>) => tf.tensor4d(Float32Array.from(a), [nk, nj, ni, 1]);
@@ -58,53 +103,72 @@ export function deviceProblem(p: DeformProblem): DeviceDeformProblem {
   const tensors: tf.Tensor[] = [];
   const keep = <T extends tf.Tensor>(t: T): T => (tensors.push(t), t);
   const I = keep(onG(f.I));
-  let n: tf.Tensor4D;
-  let sI: tf.Tensor4D;
-  let varI: tf.Tensor4D;
-  if (tf.getBackend() === 'webgpu') {
+  const n = keep(onG(f.n));
+  const sI = keep(onG(f.sI));
+  const varIHost = new Float32Array(N);
+  for (let v = 0; v < N; v++) varIHost[v] = f.sII[v] - (f.sI[v] * f.sI[v]) / f.n[v];
+  const varI = keep(tf.tensor4d(varIHost, [nk, nj, ni, 1]));
+  const moving = keep(tf.tensor2d(p.moving.data, [p.moving.data.length / p.moving.channels, p.moving.channels]));
+  const F = p.features;
+  return assemble(p, { I, n, sI, varI }, moving, F && keep(tf.tensor2d(F.fixed, [N, F.fixed.length / N])), tensors);
+}
+
+/** The WebGPU problem from images on the device: the fixed image's window sums made there. */
+function fromImagesOnDevice(p: DeformProblemOnDevice): DeviceDeformProblem {
+  const [ni, nj, nk] = p.size;
+  const f = p.windows;
+  const tensors: tf.Tensor[] = [f.I, p.moving.data, ...(p.features ? [p.features.fixed] : [])];
+  const keep = <T extends tf.Tensor>(t: T): T => (tensors.push(t), t);
+  try {
+    const I = keep(tf.reshape(f.I, [nk, nj, ni, 1]) as tf.Tensor4D);
     // the window sums on the GPU (float32 sums of 2r + 1 values per axis) instead of the host's float64
     // box sums (the largest part of the deform stage's preparation on a GPU machine's host)
-    [n, sI, varI] = tf.tidy(() => {
+    const [n, sI, varI] = tf.tidy(() => {
       const ones = boxSum3dWgsl(tf.onesLike(I), f.r);
       const s = boxSum3dWgsl(I, f.r);
       const ss = boxSum3dWgsl(tf.square(I) as tf.Tensor4D, f.r);
       return [ones, s, tf.sub(ss, tf.div(tf.square(s), ones)) as tf.Tensor4D];
     });
     [n, sI, varI].forEach(keep);
-  } else {
-    n = keep(onG(f.n));
-    sI = keep(onG(f.sI));
-    const varIHost = new Float32Array(N);
-    for (let v = 0; v < N; v++) varIHost[v] = f.sII[v] - (f.sI[v] * f.sI[v]) / f.n[v];
-    varI = keep(tf.tensor4d(varIHost, [nk, nj, ni, 1]));
+    return assemble(p, { I, n, sI, varI }, p.moving.data, p.features?.fixed, tensors);
+  } catch (e) {
+    tf.dispose(tensors);
+    throw e;
   }
+}
+
+/** The device problem around the fixed windows' tensors; `tensors` (disposed with it) gets the rest. */
+function assemble(
+  p: DeformProblem | DeformProblemOnDevice,
+  w: { I: tf.Tensor4D; n: tf.Tensor4D; sI: tf.Tensor4D; varI: tf.Tensor4D },
+  moving: tf.Tensor2D,
+  featuresFixed: tf.Tensor2D | undefined,
+  tensors: tf.Tensor[],
+): DeviceDeformProblem {
+  const [ni, nj, nk] = p.size;
+  const N = ni * nj * nk;
+  const keep = <T extends tf.Tensor>(t: T): T => (tensors.push(t), t);
+  const f = p.windows;
   const out: DeviceDeformProblem = {
     size: p.size,
     spacing: p.spacing,
     base: keep(tf.tensor2d(p.base, [N, 3])),
-    moving: {
-      data: keep(tf.tensor2d(p.moving.data, [p.moving.data.length / p.moving.channels, p.moving.channels])),
-      size: p.moving.size,
-      toIndex: p.moving.toIndex,
-    },
+    moving: { data: moving, size: p.moving.size, toIndex: p.moving.toIndex },
     windows: {
       r: f.r,
       eps: f.eps,
-      I,
-      n,
-      sI,
-      varI,
-      weight: keep(f.weight ? onG(f.weight) : tf.ones([nk, nj, ni, 1])),
+      ...w,
+      weight: keep(f.weight ? tf.tensor4d(Float32Array.from(f.weight), [nk, nj, ni, 1]) : tf.ones([nk, nj, ni, 1])),
       weightSum: f.weightSum,
     },
     alpha: p.alpha,
     dispose: () => tf.dispose(tensors),
   };
-  if (p.features) {
+  if (p.features && featuresFixed) {
     const F = p.features;
     const C = F.moving.channels;
     out.features = {
-      fixed: keep(tf.tensor2d(F.fixed, [N, F.fixed.length / N])),
+      fixed: featuresFixed,
       moving: {
         data: keep(tf.tensor2d(F.moving.data, [F.moving.data.length / C, C])),
         size: F.moving.size,

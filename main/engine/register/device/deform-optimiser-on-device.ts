@@ -26,12 +26,20 @@ import {
   deformLossAndGradientOnDevice,
   deformTermsOnDevice,
   deviceProblem,
+  type DeformProblemOnDevice,
   type DeviceDeformProblem,
 } from './deform-loss-on-device.ts';
 import { adamStepWgsl, deformGradientWgsl, fixedPack, STATE_STRIDE } from './deform-gradient-wgsl.ts';
 import { readAndDispose } from './flat-program.ts';
 
-export function deviceDeformOptimiser(problem: DeformProblem, settings: OptimiserSettings): DeformOptimiser {
+/**
+ * The optimiser of a host problem (uploaded) or of one whose images are on the device already (taken
+ * over: disposed with the optimiser).
+ */
+export function deviceDeformOptimiser(
+  problem: DeformProblem | DeformProblemOnDevice,
+  settings: OptimiserSettings,
+): DeformOptimiser {
   const p = deviceProblem(problem);
   const [ni, nj, nk] = problem.size;
   const N = ni * nj * nk;

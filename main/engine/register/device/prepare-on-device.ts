@@ -24,6 +24,21 @@ export async function prepareImageOnDevice(
   smoothMm = grid.spacing[0],
   pair?: PairResolution,
 ): Promise<Float32Array | null> {
+  const t = prepareImageTensorOnDevice(v, grid, images, smoothMm, pair);
+  return t && (await readAndDispose(t));
+}
+
+/**
+ * prepareImageOnDevice left on the device: the grid's values as a [N] tensor (i fastest) that the caller
+ * disposes (sam-deform.ts keeps the deform level's images there: no read-back and upload again).
+ */
+export function prepareImageTensorOnDevice(
+  v: Volume,
+  grid: Geometry,
+  images?: DeviceImages,
+  smoothMm = grid.spacing[0],
+  pair?: PairResolution,
+): tf.Tensor1D | null {
   const cap = maxTensorBytes() ?? 2 ** 31;
   const [gi, gj, gk] = grid.size;
   const N = gi * gj * gk;
@@ -37,7 +52,12 @@ export async function prepareImageOnDevice(
     return tf.reshape(r.some((a) => a > 0) ? boxMeanAxesOnDevice(x as tf.Tensor4D, r) : x, [-1]);
   });
   try {
-    return await readAndDispose(resampleTensorOnDevice(src, v, 1, grid, -1));
+    const out = resampleTensorOnDevice(src, v, 1, grid, -1);
+    try {
+      return tf.reshape(out, [N]) as tf.Tensor1D;
+    } finally {
+      out.dispose();
+    }
   } finally {
     src.dispose();
   }

@@ -96,6 +96,12 @@ export function resampleTensorOnDevice(
 
 /** resample(volume, grid, { fill, outputType: 'float32' }).data on WebGPU; null when it does not fit. */
 export async function resampleOnDevice(volume: Volume, grid: Geometry, fill: number): Promise<Float32Array | null> {
+  const t = resampleToTensorOnDevice(volume, grid, fill);
+  return t && (await readAndDispose(t));
+}
+
+/** resampleOnDevice left on the device: [N, C], the caller disposes it; null when it does not fit. */
+export function resampleToTensorOnDevice(volume: Volume, grid: Geometry, fill: number): tf.Tensor2D | null {
   if (tf.getBackend() !== 'webgpu')
     throw new Error(`resampleOnDevice needs the webgpu backend (active: ${tf.getBackend()})`);
   const C = volume.components;
@@ -104,7 +110,7 @@ export async function resampleOnDevice(volume: Volume, grid: Geometry, fill: num
   if (volume.data.length * 4 > cap || N * C * 4 > cap) return null;
   const X = voxelsOnDevice(volume);
   try {
-    return await readAndDispose(resampleTensorOnDevice(X, volume, C, grid, fill));
+    return resampleTensorOnDevice(X, volume, C, grid, fill);
   } finally {
     X.dispose();
   }
