@@ -144,6 +144,12 @@ test('WebGPU: the cascade with embeddings, matching, features, deform and warp o
       const [nd, nh] = [dev.qa.nccInFixedBody, host.qa.nccInFixedBody];
       assert.ok(Math.abs(nd.before - nh.before) < 1e-4, `NCC before ${nd.before} vs ${nh.before}`);
       assert.ok(Math.abs(nd.after - nh.after) < 0.01, `NCC after ${nd.after} vs ${nh.after}`);
+      // and where the moving image has data (overlap-ncc-on-device.ts, from the same dispatch)
+      const [od, oh] = [dev.qa.nccWhereMovingHasData, host.qa.nccWhereMovingHasData];
+      assert.ok(Math.abs(od.before - oh.before) < 1e-4, `overlap NCC before ${od.before} vs ${oh.before}`);
+      assert.ok(Math.abs(od.beforePercent - oh.beforePercent) < 0.01, 'overlap share before');
+      assert.ok(Math.abs(od.after - oh.after) < 0.01, `overlap NCC after ${od.after} vs ${oh.after}`);
+      assert.ok(Math.abs(od.afterPercent - oh.afterPercent) < 0.5, 'overlap share after');
       assert.equal(dev.qa.jacobian.voxels, host.qa.jacobian.voxels);
       for (const k of ['mean', 'std', 'min', 'max'] as const)
         assert.ok(

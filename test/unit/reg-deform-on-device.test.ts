@@ -30,6 +30,7 @@ import { warpVolume } from '../../main/engine/register/field/warp.ts';
 import { stageField } from '../../main/engine/register/stage-field.ts';
 import { cascadeWarpOnDevice, stageFieldOnDevice } from '../../main/engine/register/device/warp-on-device.ts';
 import { maskedNcc } from '../../main/engine/register/masked-ncc.ts';
+import { overlapNcc } from '../../main/engine/register/overlap-ncc.ts';
 import { JACOBIAN_VARIANTS, jacobianDeterminant } from '../../main/engine/register/field/jacobian.ts';
 import { resampleOnDevice } from '../../main/engine/register/device/resample-on-device.ts';
 import { makeVolume } from '../../main/engine/volume/volume.ts';
@@ -299,7 +300,7 @@ test('WebGPU: the cascade field and warp on the device equal stageField + warpVo
       data: Uint8Array.from({ length: before.data.length }, (_, v) => (v % 7 < 5 && fixed.data[v] > -900 ? 1 : 0)),
     });
     const withNcc = await cascadeWarpOnDevice(fixed, ct, affine, corrections, -1024, {
-      ncc: { fixed, mask },
+      ncc: { fixed, mask, overlap: true },
       jacobian: { mask },
     });
     assert.ok(withNcc?.ncc && !withNcc.unwarped, 'NCC without the unwarped image');
@@ -312,6 +313,19 @@ test('WebGPU: the cascade field and warp on the device equal stageField + warpVo
     );
     assert.ok(Math.abs(withNcc.ncc.before - want.before) < 1e-4, 'NCC before');
     assert.ok(Math.abs(withNcc.ncc.after - want.after) < 1e-4, 'NCC after');
+    // where the moving image has data (overlap-ncc-on-device.ts against overlap-ncc.ts): the oblique
+    // affine maps part of the fixed body out of the moving image's extent (before: all of it inside)
+    const ov = overlapNcc(fixed, ct, field, warped, mask.data);
+    const od = withNcc.overlap!;
+    t.diagnostic(
+      `overlap NCC before ${od.before.toFixed(7)} (host ${ov.before.toFixed(7)}) over ${od.beforePercent.toFixed(3)} % ` +
+        `(${ov.beforePercent.toFixed(3)}), after ${od.after.toFixed(7)} (${ov.after.toFixed(7)}) over ` +
+        `${od.afterPercent.toFixed(3)} % (${ov.afterPercent.toFixed(3)})`,
+    );
+    assert.ok(ov.afterPercent < 99, 'part of the body mapped outside the moving image');
+    assert.ok(Math.abs(od.before - ov.before) < 1e-4 && Math.abs(od.after - ov.after) < 1e-4, 'overlap NCC');
+    assert.ok(Math.abs(od.beforePercent - ov.beforePercent) < 0.01, 'overlap share before');
+    assert.ok(Math.abs(od.afterPercent - ov.afterPercent) < 0.01, 'overlap share after');
     assert.deepEqual(withNcc.warped.data, dev.warped.data, 'the same warped image with four channels read');
     assert.deepEqual(withNcc.field.data, dev.field.data, 'the same field');
     // the Jacobian's statistics from the slab's own field on the device (one slab: jacobianSlab + row sums)
@@ -326,7 +340,7 @@ test('WebGPU: the cascade field and warp on the device equal stageField + warpVo
     for (const k of ['mean', 'std', 'min', 'max'] as const) assert.ok(Math.abs(jd[k] - jh[k]) < 1e-4, `Jacobian ${k}`);
     // in slabs of 3 slices (each computed with a one-slice halo for the Jacobian): the same numbers
     const slabs = await cascadeWarpOnDevice(fixed, ct, affine, corrections, -1024, {
-      ncc: { fixed, mask },
+      ncc: { fixed, mask, overlap: true },
       jacobian: { mask },
       slabSlices: 3,
     });
@@ -338,6 +352,8 @@ test('WebGPU: the cascade field and warp on the device equal stageField + warpVo
         Math.abs(slabs!.ncc!.before - withNcc.ncc.before) < 1e-6,
       'slabs: the same NCC',
     );
+    assert.equal(slabs!.overlap!.afterPercent, od.afterPercent, 'slabs: the same overlap');
+    assert.ok(Math.abs(slabs!.overlap!.after - od.after) < 1e-6, 'slabs: the same overlap NCC');
   });
 });
 

@@ -687,7 +687,7 @@ async function stagesWith(
   const dense = onGpu
     ? await cascadeWarpOnDevice(fixed, moving, affine.affine, corrections, -1024, {
         images,
-        ncc: { fixed, mask: fixedMask },
+        ncc: { fixed, mask: fixedMask, overlap: true },
         jacobian: { mask: fixedMask },
       })
     : null;
@@ -738,7 +738,7 @@ async function stagesWith(
     after: maskedNcc(fixed.data, warped.data, mask),
   };
   // (the same where the moving image has data: nccInFixedBody counts the body's uncovered voxels too)
-  const nccWhereMovingHasData = overlapNcc(fixed, moving, field, warped, mask);
+  const nccWhereMovingHasData = dense?.overlap ?? overlapNcc(fixed, moving, field, warped, mask);
   tick('qa numbers', t0);
   const qa: RegisterQa = {
     stages,

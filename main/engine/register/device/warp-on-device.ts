@@ -25,6 +25,8 @@ import { checkMask, type Field } from '../field/field.ts';
 import { voxelsOnDevice, type DeviceImages } from '../../compute/device-images.ts';
 import { maskOnDevice, type MaskOnDevice } from './mask-on-device.ts';
 import { NccMoments } from './masked-ncc-on-device.ts';
+import { OverlapMoments } from './overlap-ncc-on-device.ts';
+import type { OverlapNcc } from '../overlap-ncc.ts';
 import { JacobianStats, type JacobianSummary } from './jacobian-stats-on-device.ts';
 import { jacobianSlab } from './jacobian-on-device.ts';
 import { profiler } from '../../util/profile.ts';
@@ -213,6 +215,8 @@ export interface CascadeWarp {
   unwarped?: Volume;
   /** With `ncc`: the fixed image's NCC with the unwarped ('before') and warped ('after') moving image in the mask. */
   ncc?: { before: number; after: number };
+  /** With `ncc.overlap`: overlap-ncc.ts overlapNcc's numbers (where the moving image has data). */
+  overlap?: OverlapNcc;
   /** With `jacobian`: jacobianDeterminant(field, { mask })'s numbers. */
   jacobian?: JacobianSummary;
 }
@@ -231,8 +235,11 @@ export async function cascadeWarpOnDevice(
   options: {
     unwarped?: boolean;
     images?: DeviceImages;
-    /** The QA's NCC of the fixed image with the warped and the unwarped moving image inside `mask`. */
-    ncc?: { fixed: Volume; mask: Volume };
+    /**
+     * The QA's NCC of the fixed image with the warped and the unwarped moving image inside `mask`; with
+     * `overlap`, also over the mask's voxels where the moving image has data (overlap-ncc-on-device.ts).
+     */
+    ncc?: { fixed: Volume; mask: Volume; overlap?: boolean };
     /**
      * The Jacobian's statistics of the field inside `mask` (all voxels without one), from each slab's
      * field on the device (the slabs then carry one more slice on either side).
@@ -281,6 +288,7 @@ export async function cascadeWarpOnDevice(
   const jacobianMask = options.jacobian?.mask ? onDevice(options.jacobian.mask) : null;
   const FX = ncc ? voxelsOnDevice(ncc.fixed, options.images) : null;
   const moments = new NccMoments();
+  const overlap = ncc?.overlap ? new OverlapMoments(fixedGrid, moving) : null;
   const jacobianStats = options.jacobian ? new JacobianStats(fixedGrid, jacobianMask) : null;
   const prof = profiler('cascade warp on device');
   try {
@@ -294,6 +302,7 @@ export async function cascadeWarpOnDevice(
       prof.mark('uploads + warp dispatch');
       try {
         if (ncc) await moments.addSlab(out, nc, FX!, nccMask!, k0, slices * nj, (k0 - s0) * nj);
+        if (overlap) await overlap.addSlab(out, nc, FX!, nccMask!, k0, slices * nj, (k0 - s0) * nj);
         prof.mark('warp + NCC moments (waited for)');
         if (jacobianStats) {
           // u is the first 3 of nc numbers per voxel of the slab from s0
@@ -367,6 +376,7 @@ export async function cascadeWarpOnDevice(
     warped,
     unwarped,
     ...(ncc ? { ncc: moments.result() } : {}),
+    ...(overlap ? { overlap: overlap.result() } : {}),
     ...(jacobianStats ? { jacobian: jacobianStats.result() } : {}),
   };
 }
