@@ -328,6 +328,21 @@ test('weighFixedFaces: window centres within the margin of the fixed faces lose 
         if (weight[v]) kept++;
       }
   assert.ok(kept > 100 && kept < n / 2, `${kept} of ${n} kept`);
+  // G on the fixed image's axes (the cascade's case: each axis's faces found once), a centre out already
+  const Ga: Geometry = { size: [23, 27, 20], spacing: [4, 4, 4], origin: [-33, 7, 97], direction: fixed.direction };
+  const wa = new Float32Array(Ga.size[0] * Ga.size[1] * Ga.size[2]).fill(1);
+  wa[700] = 0;
+  weighFixedFaces(wa, Ga, fixed, 10);
+  let keptA = 0;
+  for (let k = 0, v = 0; k < Ga.size[2]; k++)
+    for (let j = 0; j < Ga.size[1]; j++)
+      for (let i = 0; i < Ga.size[0]; i++, v++) {
+        const x = [Ga.origin[0] + 4 * i, Ga.origin[1] + 4 * j, Ga.origin[2] + 4 * k];
+        const inside = [0, 1, 2].every((a) => x[a] - lo[a] >= 10 && hi[a] - x[a] >= 10);
+        assert.equal(wa[v], inside && v !== 700 ? 1 : 0, `axis-aligned: voxel ${[i, j, k]} at ${x}`);
+        if (wa[v]) keptA++;
+      }
+  assert.ok(keptA > 100, `${keptA} kept (axis-aligned)`);
   // a short scan (12 slices of 2 mm: 22 mm) keeps its middle: along z the margin is a quarter of it
   const thin: Geometry = { ...fixed, size: [40, 30, 12], spacing: [2, 3, 2] };
   const Gz: Geometry = { size: [1, 1, 12], spacing: [2, 2, 2], origin: [10, 50, 100], direction: fixed.direction };

@@ -12,7 +12,7 @@
  *   along the rows, deterministic.
  */
 import { InputError } from '../errors.ts';
-import { applyAffine, worldBounds, worldToIndexMatrix } from '../volume/geometry.ts';
+import { worldBounds, worldToIndexMatrix } from '../volume/geometry.ts';
 import { boxFilter } from '../volume/mask.ts';
 import type { Vec3, Volume } from '../volume/volume.ts';
 
@@ -54,13 +54,19 @@ export function gridPointsInMask(mask: Volume, options: GridPointOptions = {}): 
     Math.floor((hi[a] - anchor[a]) / step + 1e-9),
   ]);
   const points: Vec3[] = [];
+  // (applyAffine's sums written out: no arrays for the tens of thousands of lattice points outside)
+  const [m0, m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11] = toIndex;
   for (let c = range[2][0]; c <= range[2][1]; c++)
     for (let b = range[1][0]; b <= range[1][1]; b++)
       for (let a = range[0][0]; a <= range[0][1]; a++) {
-        const p: Vec3 = [anchor[0] + a * step, anchor[1] + b * step, anchor[2] + c * step];
-        const idx = applyAffine(toIndex, p).map(Math.round);
-        if (idx[0] < 0 || idx[1] < 0 || idx[2] < 0 || idx[0] >= ni || idx[1] >= nj || idx[2] >= nk) continue;
-        if (inside[(idx[0] + ni * (idx[1] + nj * idx[2])) * stride]) points.push(p);
+        const x = anchor[0] + a * step;
+        const y = anchor[1] + b * step;
+        const z = anchor[2] + c * step;
+        const i = Math.round(m0 * x + m1 * y + m2 * z + m3);
+        const j = Math.round(m4 * x + m5 * y + m6 * z + m7);
+        const k = Math.round(m8 * x + m9 * y + m10 * z + m11);
+        if (i < 0 || j < 0 || k < 0 || i >= ni || j >= nj || k >= nk) continue;
+        if (inside[(i + ni * (j + nj * k)) * stride]) points.push([x, y, z]);
       }
   if (points.length <= maxPoints) return points;
   const n = points.length;

@@ -255,6 +255,24 @@ export function weighFixedFaces(weight: Float32Array, G: Geometry, fixed: Geomet
   // G's index to the fixed image's continuous index
   const m = gridToGridAffine(G, fixed);
   const [ni, nj, nk] = G.size;
+  const near = (a: number, c: number) => Math.min(c, fixed.size[a] - 1 - c) * fixed.spacing[a] < margin[a];
+  if (m[1] === 0 && m[2] === 0 && m[4] === 0 && m[6] === 0 && m[8] === 0 && m[9] === 0) {
+    // G on the fixed image's axes (as gridWithSpacing makes it): fixed index a depends on G's index a
+    // alone, so each axis's faces are found once (the same sums as the general loop)
+    const faces = [ni, nj, nk].map((n, a) =>
+      Uint8Array.from({ length: n }, (_, t) => (near(a, m[5 * a] * t + m[4 * a + 3]) ? 1 : 0)),
+    );
+    const [fi, fj, fk] = faces;
+    for (let k = 0, v = 0; k < nk; k++)
+      for (let j = 0; j < nj; j++, v += ni) {
+        if (fk[k] || fj[j]) {
+          weight.fill(0, v, v + ni);
+          continue;
+        }
+        for (let i = 0; i < ni; i++) if (fi[i]) weight[v + i] = 0;
+      }
+    return;
+  }
   for (let k = 0, v = 0; k < nk; k++)
     for (let j = 0; j < nj; j++)
       for (let i = 0; i < ni; i++, v++) {
