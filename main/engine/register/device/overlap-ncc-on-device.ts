@@ -40,6 +40,28 @@ class OverlapRowMomentsProgram extends FlatProgram {
   getUserCode(): string {
     return `
       ${MASK_BIT_WGSL}
+      // running count, means and centred (co-)moments of pairs (f, m): Welford's update
+      struct Pair {
+        n : f32, mf : f32, mm : f32, sff : f32, smm : f32, sfm : f32,
+      }
+      fn addPair(p : ptr<function, Pair>, f : f32, m : f32) {
+        (*p).n = (*p).n + 1.0;
+        let df = f - (*p).mf;
+        let dm = m - (*p).mm;
+        (*p).mf = (*p).mf + df / (*p).n;
+        (*p).mm = (*p).mm + dm / (*p).n;
+        (*p).sff = (*p).sff + df * (f - (*p).mf);
+        (*p).smm = (*p).smm + dm * (m - (*p).mm);
+        (*p).sfm = (*p).sfm + df * (m - (*p).mm);
+      }
+      fn putPair(o : i32, p : Pair) {
+        setOutputAtIndex(o, p.n);
+        setOutputAtIndex(o + 1, p.mf);
+        setOutputAtIndex(o + 2, p.mm);
+        setOutputAtIndex(o + 3, p.sff);
+        setOutputAtIndex(o + 4, p.smm);
+        setOutputAtIndex(o + 5, p.sfm);
+      }
       fn inside(p : vec3<f32>) -> bool {
         return all(p >= vec3<f32>(-0.5)) && all(p <= uniforms.mdims - vec3<f32>(0.5));
       }
@@ -55,19 +77,9 @@ class OverlapRowMomentsProgram extends FlatProgram {
         let j = row % nj;
         let k = row / nj;
         var body = 0.0;
-        // before: fixed f against the unwarped b; after: f against the warped a
-        var nb = 0.0;
-        var fb = 0.0;
-        var mb = 0.0;
-        var sffb = 0.0;
-        var sbb = 0.0;
-        var sfb = 0.0;
-        var na = 0.0;
-        var fa = 0.0;
-        var ma = 0.0;
-        var sffa = 0.0;
-        var saa = 0.0;
-        var sfa = 0.0;
+        // before: the fixed image against the unwarped one; after: against the warped one
+        var before = Pair(0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+        var after = Pair(0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
         if (j % 2 == 0 && k % 2 == 0) {
           for (var i = 0; i < ni; i = i + 2) {
             if (!inMask(row, i)) {
@@ -83,43 +95,17 @@ class OverlapRowMomentsProgram extends FlatProgram {
             let u = vec4<f32>(O[v], O[v + 1], O[v + 2], 0.0);
             let y = m + vec3<f32>(dot(uniforms.w0, u), dot(uniforms.w1, u), dot(uniforms.w2, u));
             if (inside(m)) {
-              let b = O[v + 4];
-              nb = nb + 1.0;
-              let df = f - fb;
-              let db = b - mb;
-              fb = fb + df / nb;
-              mb = mb + db / nb;
-              sffb = sffb + df * (f - fb);
-              sbb = sbb + db * (b - mb);
-              sfb = sfb + df * (b - mb);
+              addPair(&before, f, O[v + 4]);
             }
             if (inside(y)) {
-              let a = O[v + 3];
-              na = na + 1.0;
-              let df = f - fa;
-              let da = a - ma;
-              fa = fa + df / na;
-              ma = ma + da / na;
-              sffa = sffa + df * (f - fa);
-              saa = saa + da * (a - ma);
-              sfa = sfa + df * (a - ma);
+              addPair(&after, f, O[v + 3]);
             }
           }
         }
         let o = index * ${ROW_VALUES};
         setOutputAtIndex(o, body);
-        setOutputAtIndex(o + 1, nb);
-        setOutputAtIndex(o + 2, fb);
-        setOutputAtIndex(o + 3, mb);
-        setOutputAtIndex(o + 4, sffb);
-        setOutputAtIndex(o + 5, sbb);
-        setOutputAtIndex(o + 6, sfb);
-        setOutputAtIndex(o + 7, na);
-        setOutputAtIndex(o + 8, fa);
-        setOutputAtIndex(o + 9, ma);
-        setOutputAtIndex(o + 10, sffa);
-        setOutputAtIndex(o + 11, saa);
-        setOutputAtIndex(o + 12, sfa);
+        putPair(o + 1, before);
+        putPair(o + 7, after);
       }
     `;
   }
