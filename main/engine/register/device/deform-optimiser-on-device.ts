@@ -119,6 +119,8 @@ async function optimiseWgsl(
   const initial = new Float32Array(STATE_STRIDE * N + 1);
   for (let v = 0; v < N; v++) for (let a = 0; a < 3; a++) initial[STATE_STRIDE * v + a] = w[3 * v + a];
   let state: tf.Tensor = tf.tensor1d(initial);
+  // the device's progress checks, one in flight (see below)
+  let inFlight: Promise<unknown> | null = null;
   try {
     for (let it = 1; it <= iterations; it++) {
       if (o.signal?.aborted) throw new CancelledError('SAM-deform');
@@ -135,14 +137,22 @@ async function optimiseWgsl(
       state.dispose();
       state = next;
       o.onProgress?.(`deform: ${label}`, it, iterations);
-      // wait for the device now and then (one number): progress and cancel follow the GPU, not the queue
+      // wait for the device now and then (one number): progress and cancel follow the GPU, not the queue.
+      // The wait for iteration it's number comes after iterations it + 1 .. it + 4 are queued, so the
+      // queue holds at most 8 iterations and the GPU does not idle while this thread queues the next 4
+      // (a wait right away left it idle for each batch's queueing, 20 times a level)
       if (it % 4 === 0 && it < iterations) {
-        await readAndDispose(tf.slice(state, [STATE_STRIDE * N], [1]));
+        const check = readAndDispose(tf.slice(state, [STATE_STRIDE * N], [1]));
+        const previous = inFlight;
+        inFlight = check;
+        await previous;
       }
     }
     const out = (await state.data()) as Float32Array;
     for (let v = 0; v < N; v++) for (let a = 0; a < 3; a++) w[3 * v + a] = out[STATE_STRIDE * v + a];
   } finally {
     state.dispose();
+    // (a cancel leaves the last check's read in flight: its tensor is gone once it has come back)
+    await inFlight?.catch(() => {});
   }
 }
