@@ -10,7 +10,14 @@ import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync
 import { join } from 'node:path';
 import { InputError, VolumeWriteError } from '../../main/engine/errors.ts';
 import { writeFileAtomic } from '../../main/engine/util/atomic-write.ts';
-import { checkOutputFolder, inputFolderHolding, isInside, realPathOf, samePath } from '../../main/engine/util/paths.ts';
+import {
+  checkFolderCanBeMade,
+  checkOutputFolder,
+  inputFolderHolding,
+  isInside,
+  realPathOf,
+  samePath,
+} from '../../main/engine/util/paths.ts';
 import { writeDicomSeries } from '../../main/engine/volume/io/dicom/write-series.ts';
 import { listDicomSeries } from '../../main/engine/volume/io/dicom/scan.ts';
 import { makeVolume } from '../../main/engine/volume/volume.ts';
@@ -119,6 +126,37 @@ test('sam register refuses --out inside an input DICOM folder before reading any
     );
     assert.doesNotMatch(r.stderr, /read fixed/);
     assert.ok(!existsSync(join(input, 'result')));
+  } finally {
+    cleanup();
+  }
+});
+
+test('checkFolderCanBeMade and sam register: an --out that is a file, or lies under one, is refused before anything is read', () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const file = join(dir, 'outfile');
+    writeFileSync(file, 'mine');
+    assert.throws(() => checkFolderCanBeMade(file), /outfile: is a file, not a folder/);
+    assert.throws(
+      () => checkFolderCanBeMade(join(file, 'sub', 'deeper')),
+      /outfile is a file, so no folder can be made/,
+    );
+    checkFolderCanBeMade(join(dir, 'new', 'nested'));
+    checkFolderCanBeMade(dir);
+    for (const out of [file, join(file, 'sub')]) {
+      const ct = dataPath('TotalSegmentator/tests/reference_files/example_ct.nii.gz');
+      const r = spawnSync(process.execPath, ['bin/sam.mjs', 'register', ct, ct, '--out', out, '--matcher', 'ncc'], {
+        encoding: 'utf8',
+      });
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, /sam register: .*outfile.*(is a file, not a folder|is a file, so no folder)/);
+      assert.doesNotMatch(r.stderr, /read fixed|EEXIST|ENOTDIR/);
+    }
+    assert.equal(readFileSync(file, 'utf8'), 'mine', 'the file is untouched');
+    // no --out: said so, not only the usage
+    const none = spawnSync(process.execPath, ['bin/sam.mjs', 'register', file, file], { encoding: 'utf8' });
+    assert.equal(none.status, 2);
+    assert.match(none.stderr, /^sam register: give the result folder with --out DIR/);
   } finally {
     cleanup();
   }

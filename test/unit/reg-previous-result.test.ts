@@ -14,7 +14,7 @@ test('a previous result moves into previous-<time>/, other files stay, a second 
   try {
     const dir = join(t.dir, 'out');
     mkdirSync(dir);
-    assert.equal(archivePreviousResult(dir), null, 'no qa.json: nothing to move');
+    assert.equal(archivePreviousResult(dir), null, 'no result file: nothing to move');
     for (const f of ['qa.json', 'coarse-pairs.csv', 'report.json', 'notes.txt']) writeFileSync(join(dir, f), f);
     mkdirSync(join(dir, 'warped-dicom'));
     writeFileSync(join(dir, 'warped-dicom', 'IM0001.dcm'), 'x');
@@ -29,6 +29,12 @@ test('a previous result moves into previous-<time>/, other files stay, a second 
     const b = archivePreviousResult(dir, when);
     assert.equal(b, join(dir, 'previous-20261127-093005-2'), 'the same second: a new folder, not a merge');
     assert.equal(readFileSync(join(b!, 'qa.json'), 'utf8'), 'second');
+    // the rest of a result without its qa.json (an interrupted writer of an older version, a stray
+    // file): moved aside too, so that a new result never sits beside it or merges into its series
+    writeFileSync(join(dir, 'coarse-pairs.csv'), 'stray');
+    mkdirSync(join(dir, 'warped-dicom'));
+    const c = archivePreviousResult(dir, new Date('2026-11-28T10:00:00Z'));
+    assert.deepEqual(readdirSync(c!).sort(), ['coarse-pairs.csv', 'warped-dicom']);
   } finally {
     t.cleanup();
   }

@@ -3,17 +3,17 @@
  * Stages: affine (SAM-affine), coarse (SAM-coarse), deform (SAM-deform by instance optimisation);
  * default all three. Writes the result folder (register-output.ts).
  */
-import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from '../index.ts';
 import { QA_LIMITS } from '../../engine/review/qa-flags.ts';
 import { MIRROR_CHECK_RMS_MM } from '../../engine/register/mirror-check.ts';
-import { checkOutputFolder } from '../../engine/util/paths.ts';
+import { checkFolderCanBeMade, checkOutputFolder } from '../../engine/util/paths.ts';
+import { commandInterrupt } from '../interrupt.ts';
 import { MODEL_OPTIONS, openModelFromArgs } from '../model-args.ts';
 import { DEFORM_NET_OPTIONS, DEFORM_ON_USAGE, deformOnDevice, openDeformNet } from '../deform-net-args.ts';
 import { disposeDeformWeights } from '../../engine/register/deform-net/network.ts';
-import { InputError } from '../../engine/errors.ts';
+import { CancelledError, InputError } from '../../engine/errors.ts';
 import { checkStages, DEFAULT_FEATURE_WEIGHT, DEFAULT_STAGES, registerVolumes } from '../../engine/register/cascade.ts';
 import { writeRegistration } from '../../engine/register/register-output.ts';
 import { readVolume } from '../../engine/volume/io/index.ts';
@@ -77,7 +77,11 @@ export const registerCommand: Command = {
       },
     });
     if (positionals.length !== 2 || !values.out) {
-      console.error(USAGE);
+      const missing =
+        positionals.length !== 2
+          ? `give a fixed and a moving image (${positionals.length} given)`
+          : 'give the result folder with --out DIR';
+      console.error(`sam register: ${missing}\n\n${USAGE}`);
       return 2;
     }
     const stages = checkStages(values.stages.split(',').map((s) => s.trim()));
@@ -91,6 +95,8 @@ export const registerCommand: Command = {
     const [fixedPath, movingPath] = positionals;
     const out = resolve(values.out);
     checkOutputFolder(values.out, [fixedPath, movingPath]);
+    // (before the minutes of work: a file in the way is found now, not when the result is written)
+    checkFolderCanBeMade(values.out);
     const progress = new ProgressLine(process.stderr, 5);
     progress.update(`read fixed: ${fixedPath}`, true);
     const read = (path: string, role: 'fixed' | 'moving') =>
@@ -120,9 +126,11 @@ export const registerCommand: Command = {
     if (matcher === 'ncc') console.error('matcher: NCC template matching');
     const onDevice = stages.includes('deform') ? await deformOnDevice(values, (l) => console.error(l)) : false;
     await useNccDevice({ matcher, refine, nccOnDevice });
-    const controller = new AbortController();
-    const onSigint = () => controller.abort();
-    process.once('SIGINT', onSigint);
+    const interrupt = commandInterrupt({
+      interrupted: 'interrupted: stopping; no result is written (Ctrl-C again to quit at once)',
+      terminated: 'terminated: stopping; no result is written',
+      quitting: `quitting at once: no result written to ${out}`,
+    });
     try {
       const r = await registerVolumes(fixed, moving, {
         stages,
@@ -137,11 +145,11 @@ export const registerCommand: Command = {
         featureWeight,
         deformNet,
         threads,
-        signal: controller.signal,
+        signal: interrupt.signal,
         onProgress: (stage, done, total) => progress.update(`${stage} ${done}/${total}`),
       });
-      mkdirSync(out, { recursive: true });
       const files = await writeRegistration(out, fixed, moving, r, {
+        signal: interrupt.signal,
         protect: [fixedPath, movingPath],
         inputPaths: { fixed: fixedPath, moving: movingPath },
         field: !values['no-field'],
@@ -213,8 +221,12 @@ export const registerCommand: Command = {
         );
       for (const f of files) console.log(f);
       return 0;
+    } catch (e) {
+      if (!(e instanceof CancelledError)) throw e;
+      progress.done(`sam register: ${e.message}: nothing written to ${out}`);
+      return interrupt.exitCode();
     } finally {
-      process.off('SIGINT', onSigint);
+      interrupt.dispose();
       await engine?.dispose();
       if (deformNet) disposeDeformWeights(deformNet.weights);
     }

@@ -17,7 +17,7 @@ import { DEFAULT_REG_LOSS, trainDeformNet } from '../../engine/register/deform-n
 import { loadRegTrainingSet } from '../../engine/register/deform-net/train-set.ts';
 import type { Vec3 } from '../../engine/volume/volume.ts';
 import { bar, duration, ProgressLine } from '../progress.ts';
-import { trainingInterrupt } from '../training-interrupt.ts';
+import { trainingInterrupt } from '../interrupt.ts';
 import { caseLog } from '../case-log.ts';
 import { checkRunFolder } from '../../engine/train/checkpoint.ts';
 import { intOption, numberOption } from '../option-values.ts';

@@ -20,7 +20,7 @@ import { checkRunFolder, savedRunOptions } from '../../engine/train/checkpoint.t
 import { NO_AUGMENT } from '../../engine/train/augment.ts';
 import { checkPatchFitsDevice, checkPatchSize } from '../../engine/train/patch-size-check.ts';
 import { bar, duration, ProgressLine } from '../progress.ts';
-import { trainingInterrupt } from '../training-interrupt.ts';
+import { trainingInterrupt } from '../interrupt.ts';
 import { caseLog } from '../case-log.ts';
 import { intOption, numberOption, sizeOption } from '../option-values.ts';
 

@@ -1,9 +1,10 @@
 /**
- * A folder that already holds a registration result (its qa.json) gets a new one only after the old
- * one's files are moved aside, into previous-<time>/ inside it: a new result never sits beside files
- * of an older one (a coarse-pairs.csv or a signed report of another run would contradict it), and
- * nothing is deleted. Only the files a result and its review write are moved; anything else in the
- * folder stays where it is.
+ * A folder that already holds a registration result (any file a result or its review writes: a
+ * whole one, or the rest of one whose qa.json is missing) gets a new one only after the old one's
+ * files are moved aside, into previous-<time>/ inside it: a new result never sits beside files of an
+ * older one (a coarse-pairs.csv or a signed report of another run would contradict it; a DICOM series
+ * folder would take in a second series), and nothing is deleted. Only the files a result and its
+ * review write are moved; anything else in the folder stays where it is.
  */
 import { existsSync, mkdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
@@ -27,11 +28,11 @@ export const RESULT_ENTRIES = [
 ];
 
 /**
- * When `dir` holds a previous result, moves its entries into a new previous-<time> folder inside
+ * When `dir` holds any entry of a previous result, moves its entries into a new previous-<time> folder inside
  * `dir` and returns that folder; otherwise returns null.
  */
 export function archivePreviousResult(dir: string, now = new Date()): string | null {
-  if (!existsSync(join(dir, 'qa.json'))) return null;
+  if (!RESULT_ENTRIES.some((name) => existsSync(join(dir, name)))) return null;
   const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
   let archive = join(dir, `previous-${stamp}`);
   for (let n = 2; existsSync(archive); n++) archive = join(dir, `previous-${stamp}-${n}`);

@@ -11,9 +11,17 @@
  *   pairs.csv              matched point pairs of the affine stage with residuals and inlier flags
  *   coarse-pairs.csv       matched point pairs of the coarse stage (when it ran)
  *   qa.json                per-stage times, residual and Jacobian statistics (folding %), image similarity
- * A previous result in the folder is first moved into previous-<time>/ (previous-result.ts).
+ * The files are written into a staging folder inside it (.sam-writing-<pid>-<id>/) and moved into
+ * place only once all of them are written, qa.json last: an interrupted or cancelled write (the
+ * signal is checked before each file) leaves the folder as it was, never a partial result; a staging
+ * folder left by a killed process is removed by the next write into the folder. Only then is a
+ * previous result in the folder moved into previous-<time>/ (previous-result.ts).
  */
+import { mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { CancelledError, InputError } from '../errors.ts';
+import { samePath } from '../util/paths.ts';
 import { writeFileAtomic } from '../util/atomic-write.ts';
 import { writeVolume } from '../volume/io/index.ts';
 import { writeDicomSeries } from '../volume/io/dicom/write-series.ts';
@@ -22,7 +30,7 @@ import { writeAffine } from './affine-io.ts';
 import type { RegisterResult } from './cascade.ts';
 import { writePairsCsv } from './sam-affine.ts';
 import type { CoarsePair } from './sam-coarse.ts';
-import { archivePreviousResult } from './previous-result.ts';
+import { archivePreviousResult, RESULT_ENTRIES } from './previous-result.ts';
 import { inputRecord } from './provenance.ts';
 
 /** coarse-pairs.csv: fixed and moving point (LPS mm), score, cycle error, kept (1/0), residual after the fit. */
@@ -44,6 +52,28 @@ export function coarsePairsCsv(pairs: CoarsePair[]): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** Staging folders of writeRegistration: .sam-writing-<pid>-<id>. */
+const STAGING = /^\.sam-writing-(\d+)-[0-9a-f]+$/;
+
+/** Removes staging folders in `dir` left by processes that are gone (killed while writing). */
+function removeStaleStaging(dir: string): void {
+  for (const name of readdirSync(dir)) {
+    const m = STAGING.exec(name);
+    if (m && !processAlive(Number(m[1]))) rmSync(join(dir, name), { recursive: true, force: true });
+  }
+}
+
+function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: it exists, another user's
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export async function writeRegistration(
   dir: string,
   fixed: Volume,
@@ -61,46 +91,82 @@ export async function writeRegistration(
     coarsePairs?: CoarsePair[];
     /** The inputs' paths: recorded with their grids and DICOM identity in qa.json `inputs` (provenance.ts). */
     inputPaths?: { fixed: string; moving: string };
+    /** Checked before each file: a cancel leaves the folder as it was. */
+    signal?: AbortSignal;
   },
 ): Promise<string[]> {
   const protect = options.protect;
-  const archived = archivePreviousResult(dir);
-  if (archived) options.onArchived?.(archived);
-  const out: string[] = [];
+  // an input among the earlier result's files would be moved aside with them: refused before any work
+  for (const name of RESULT_ENTRIES)
+    for (const p of protect)
+      if (samePath(p, join(dir, name)))
+        throw new InputError(
+          p,
+          `is an input and lies in the output folder ${dir} as a result file: give another output folder`,
+        );
+  mkdirSync(dir, { recursive: true });
+  removeStaleStaging(dir);
+  const staging = join(dir, `.sam-writing-${process.pid}-${randomBytes(4).toString('hex')}`);
+  mkdirSync(staging);
+  const names: string[] = [];
   const file = (name: string) => {
-    const p = join(dir, name);
-    out.push(p);
-    options.onWriting?.(p);
-    return p;
+    if (options.signal?.aborted) throw new CancelledError('writing the result');
+    names.push(name);
+    options.onWriting?.(join(dir, name));
+    return join(staging, name);
   };
-  await writeVolume(file('warped.nii.gz'), r.warped, { protect });
-  if (moving.meta.dicom) {
-    // the moving patient's study, in the fixed scan's frame of reference (its voxels are on the fixed grid)
-    const method = `${r.qa.matcher === 'ncc' ? 'NCC' : 'SAM'} ${(r.qa.stages as string[]).join('+')}`;
-    const d = await writeDicomSeries(file('warped-dicom'), r.warped, {
-      source: moving,
-      frameOfReference: fixed,
-      seriesDescription: `${moving.meta.description?.trim() || 'CT'} registered to fixed (${method})`.slice(0, 64),
-      protect,
-    });
-    for (const n of d.notes) options.onNote?.(`warped-dicom: ${n}`);
+  try {
+    await writeVolume(file('warped.nii.gz'), r.warped, { protect });
+    if (moving.meta.dicom) {
+      // the moving patient's study, in the fixed scan's frame of reference (its voxels are on the fixed grid)
+      const method = `${r.qa.matcher === 'ncc' ? 'NCC' : 'SAM'} ${usedStages(r).join('+')}`;
+      const d = await writeDicomSeries(file('warped-dicom'), r.warped, {
+        source: moving,
+        frameOfReference: fixed,
+        seriesDescription: `${moving.meta.description?.trim() || 'CT'} registered to fixed (${method})`.slice(0, 64),
+        protect,
+      });
+      for (const n of d.notes) options.onNote?.(`warped-dicom: ${n}`);
+    }
+    if (options.field !== false) await writeVolume(file('displacement.nii.gz'), r.field, { protect });
+    writeAffine(file('affine.txt'), r.affine.affine, { protect });
+    writeAffine(file('affine.tfm'), r.affine.affine, { protect });
+    writePairsCsv(file('pairs.csv'), r.affine.pairs, { protect });
+    const coarse = r.coarse?.pairs ?? options.coarsePairs;
+    if (coarse) writeFileAtomic(file('coarse-pairs.csv'), Buffer.from(coarsePairsCsv(coarse)), { protect });
+    const qa = options.inputPaths
+      ? {
+          ...r.qa,
+          inputs: {
+            fixed: inputRecord(options.inputPaths.fixed, fixed),
+            moving: inputRecord(options.inputPaths.moving, moving),
+          },
+          writtenAt: new Date().toISOString(),
+        }
+      : r.qa;
+    writeFileAtomic(file('qa.json'), Buffer.from(JSON.stringify(qa, null, 2)), { protect });
+    if (options.signal?.aborted) throw new CancelledError('writing the result');
+    // all written: the earlier result aside, then the new one in place (qa.json, which marks a whole
+    // result, last)
+    const archived = archivePreviousResult(dir);
+    if (archived) options.onArchived?.(archived);
+    for (const name of [...names.filter((n) => n !== 'qa.json'), 'qa.json'])
+      renameSync(join(staging, name), join(dir, name));
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
   }
-  if (options.field !== false) await writeVolume(file('displacement.nii.gz'), r.field, { protect });
-  writeAffine(file('affine.txt'), r.affine.affine, { protect });
-  writeAffine(file('affine.tfm'), r.affine.affine, { protect });
-  writePairsCsv(file('pairs.csv'), r.affine.pairs, { protect });
-  const coarse = r.coarse?.pairs ?? options.coarsePairs;
-  if (coarse) writeFileAtomic(file('coarse-pairs.csv'), Buffer.from(coarsePairsCsv(coarse)), { protect });
-  const qa = options.inputPaths
-    ? {
-        ...r.qa,
-        inputs: {
-          fixed: inputRecord(options.inputPaths.fixed, fixed),
-          moving: inputRecord(options.inputPaths.moving, moving),
-        },
-        writtenAt: new Date().toISOString(),
-      }
-    : r.qa;
-  writeFileAtomic(file('qa.json'), Buffer.from(JSON.stringify(qa, null, 2)), { protect });
-  return out;
+  return names.map((n) => join(dir, n));
+}
+
+/**
+ * The stages whose correction the result holds: the affine, and the coarse and deform stages unless
+ * their check found the images agreeing no better with them (qa.json keeps every stage that ran).
+ */
+export function usedStages(r: RegisterResult): string[] {
+  return (r.qa.stages as string[]).filter(
+    (st) =>
+      !(st === 'coarse' && r.coarse?.stats.used === false) &&
+      // (the deform stage's network field stays in the map even when the instance optimisation's does not)
+      !(st === 'deform' && !r.deformNet && r.deform?.stats.used === false),
+  );
 }

@@ -4,7 +4,7 @@
  * inside it. Used by the atomic writer's input protection, the DICOM series writer, the register
  * command's output check and the workstation's path policy and export.
  */
-import { realpathSync, statSync } from 'node:fs';
+import { accessSync, constants, realpathSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { InputError } from '../errors.ts';
 
@@ -51,4 +51,35 @@ export function checkOutputFolder(out: string, inputs: readonly string[]): void 
       out,
       `is inside the input folder ${host}: what is written there would become part of that input (a DICOM folder is read with its subfolders); give a folder outside it`,
     );
+}
+
+/**
+ * Refuses a folder path that cannot be a folder: an existing file, or a path under a file. Where it
+ * does not exist yet, its deepest existing ancestor must be a writable folder.
+ */
+export function checkFolderCanBeMade(dir: string): void {
+  const abs = resolve(dir);
+  // (a path under a file: ENOTDIR, no entry either way)
+  const statOf = (p: string) => {
+    try {
+      return statSync(p, { throwIfNoEntry: false });
+    } catch {
+      return undefined;
+    }
+  };
+  const st = statOf(abs);
+  if (st && !st.isDirectory()) throw new InputError(dir, 'is a file, not a folder: give a folder for the result');
+  let p = abs;
+  while (!statOf(p)) {
+    const parent = dirname(p);
+    if (parent === p) return;
+    p = parent;
+  }
+  if (!statSync(p).isDirectory())
+    throw new InputError(dir, `${p} is a file, so no folder can be made under it: give another folder`);
+  try {
+    accessSync(p, constants.W_OK);
+  } catch {
+    throw new InputError(dir, `cannot write in ${p === abs ? 'it' : p} (permission denied): give another folder`);
+  }
 }
