@@ -106,6 +106,45 @@ test('sam register (affine, NCC matcher): known affine recovered, exports read b
     });
     assert.equal(missing.status, 1);
     assert.match(missing.stderr, /nope\.csv: no such points file/);
+    // the arguments swapped, an image given as the points: said so (no bytes quoted)
+    writeFileSync(ptsFile, `${pts[0].join(',')}\n`);
+    const swapped = spawnSync(process.execPath, ['bin/sam.mjs', 'transform-points', ptsFile, out], {
+      encoding: 'utf8',
+    });
+    assert.equal(swapped.status, 1);
+    assert.match(swapped.stderr, /points\.csv: is a file, not a result folder: the result folder comes first/);
+    const image = spawnSync(process.execPath, ['bin/sam.mjs', 'transform-points', out, fixedPath], {
+      encoding: 'utf8',
+    });
+    assert.equal(image.status, 1);
+    assert.match(image.stderr, /is a binary file \(an image\?\), not a text file of points/);
+    assert.ok(image.stderr.length < 400, 'no bytes of the image in the message');
+    // voxel indices of another image than the fixed one registered: refused (qa.json's record)
+    const ijk = join(dir, 'ijk.csv');
+    writeFileSync(ijk, 'i,j,k\n40,50,60\n');
+    const wrongFixed = spawnSync(
+      process.execPath,
+      ['bin/sam.mjs', 'transform-points', out, ijk, '--fixed', movingPath],
+      {
+        encoding: 'utf8',
+      },
+    );
+    assert.equal(wrongFixed.status, 1, wrongFixed.stderr);
+    assert.match(wrongFixed.stderr, /is not the fixed image this result was registered with/);
+    const rightFixed = spawnSync(
+      process.execPath,
+      ['bin/sam.mjs', 'transform-points', out, ijk, '--fixed', fixedPath],
+      {
+        encoding: 'utf8',
+      },
+    );
+    assert.equal(rightFixed.status, 0, rightFixed.stderr);
+    rightFixed.stdout
+      .trim()
+      .split('\n')[1]
+      .split(',')
+      .map(Number)
+      .forEach((v, c) => assert.ok(Math.abs(v - rows[0][c]) < 1e-3, `index point: ${rightFixed.stdout}`));
     writeFileSync(ptsFile, `${pts[0].join(',')}\n1000,1000,1000\n`);
     const far = spawnSync(process.execPath, ['bin/sam.mjs', 'transform-points', out, ptsFile], { encoding: 'utf8' });
     assert.equal(far.status, 0, far.stderr);

@@ -28,17 +28,25 @@ import { readVolume } from '../../engine/volume/io/index.ts';
 import { parsePoints } from '../../engine/volume/points.ts';
 import { pointFormat, pointsText } from '../../engine/volume/points-out.ts';
 import type { Vec3 } from '../../engine/volume/volume.ts';
-import type { InputRecord } from '../../engine/register/provenance.ts';
+import { checkRecordedInput, type InputRecord } from '../../engine/register/provenance.ts';
+
+/** The result's qa.json, or null when it has none. */
+function readQa(dir: string): Record<string, unknown> | null {
+  const qaPath = join(dir, 'qa.json');
+  if (!existsSync(qaPath)) return null;
+  try {
+    return JSON.parse(readFileSync(qaPath, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw new InputError(qaPath, `is not valid JSON (${e instanceof Error ? e.message : String(e)})`);
+  }
+}
 
 /**
  * Warns of mapped points outside the moving image the result was registered with (its grid is recorded
  * in qa.json `inputs`): the anatomy there was not in the moving scan, so nothing confirms the mapping.
  */
 function warnOutsideMoving(dir: string, mapped: Vec3[]): void {
-  const qaPath = join(dir, 'qa.json');
-  if (!existsSync(qaPath)) return;
-  const moving = (JSON.parse(readFileSync(qaPath, 'utf8')) as { inputs?: { moving?: Partial<InputRecord> } }).inputs
-    ?.moving;
+  const moving = (readQa(dir) as { inputs?: { moving?: Partial<InputRecord> } } | null)?.inputs?.moving;
   if (!moving?.size || !moving.spacing || !moving.origin || !moving.direction) return;
   const toIndex = worldToIndexMatrix(moving as Geometry);
   const outside = mapped.flatMap((p, n) => {
@@ -85,8 +93,13 @@ export const transformPointsCommand: Command = {
     }
     const [dir, pointsFile] = positionals;
     const format = pointFormat(values.format ?? 'csv');
-    if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory())
-      throw new InputError(dir, 'no such result folder (give the --out folder of sam register)');
+    const st = statSync(dir, { throwIfNoEntry: false });
+    if (st && !st.isDirectory())
+      throw new InputError(
+        dir,
+        'is a file, not a result folder: the result folder comes first (sam transform-points <result dir> <points>)',
+      );
+    if (!st) throw new InputError(dir, 'no such result folder (give the --out folder of sam register)');
     if (!existsSync(pointsFile)) throw new InputError(pointsFile, 'no such points file');
     // the inputs and every file of the result are never written over (--out given as one of them)
     const protect = [pointsFile, ...(values.fixed ? [values.fixed] : []), ...RESULT_ENTRIES.map((f) => join(dir, f))];
@@ -103,8 +116,13 @@ export const transformPointsCommand: Command = {
     if (list.kind === 'index') {
       if (!values.fixed) throw new InputError(pointsFile, 'index points need the fixed volume (--fixed)');
       const fixed = await readVolume(values.fixed);
+      // its voxel indices are only this result's if it is the fixed image registered (qa.json's record)
+      checkRecordedInput(readQa(dir), 'fixed', fixed, values.fixed);
       points = points.map((p) => indexToWorld(fixed, p));
-    }
+    } else if (values.fixed)
+      console.error(
+        `sam transform-points: --fixed is not used: ${pointsFile} holds world coordinates, not voxel indices`,
+      );
     const fieldPath = join(dir, 'displacement.nii.gz');
     const affinePath = join(dir, 'affine.tfm');
     let mapped: Vec3[];
@@ -133,10 +151,7 @@ export const transformPointsCommand: Command = {
         );
     } else if (existsSync(affinePath)) {
       // a result written with --no-field: say that its later stages are not applied
-      const qaPath = join(dir, 'qa.json');
-      const stages = existsSync(qaPath)
-        ? (JSON.parse(readFileSync(qaPath, 'utf8')) as { stages?: string[] }).stages
-        : [];
+      const stages = (readQa(dir) as { stages?: string[] } | null)?.stages ?? [];
       if (stages?.some((s) => s !== 'affine'))
         console.error(
           `sam transform-points: warning: ${dir} has no displacement.nii.gz (written with --no-field?): mapped through ` +

@@ -40,7 +40,17 @@ export function inputRecord(path: string, v: Volume): InputRecord {
  * A result without the record (written before it was kept) is not checked.
  */
 export function checkRecordedMoving(qa: Record<string, unknown> | null, v: Volume, path: string): void {
-  const r = (qa?.inputs as { moving?: Partial<InputRecord> } | undefined)?.moving;
+  checkRecordedInput(qa, 'moving', v, path);
+}
+
+/** checkRecordedMoving for either input (sam transform-points checks its --fixed volume so). */
+export function checkRecordedInput(
+  qa: Record<string, unknown> | null,
+  role: 'fixed' | 'moving',
+  v: Volume,
+  path: string,
+): void {
+  const r = (qa?.inputs as Record<string, Partial<InputRecord> | undefined> | undefined)?.[role];
   if (!r || !Array.isArray(r.size) || !Array.isArray(r.spacing) || !Array.isArray(r.origin)) return;
   const near = (a: readonly number[], b: readonly number[], tol: (x: number) => number) =>
     a.length === b.length && a.every((x, i) => Math.abs(x - b[i]) <= tol(b[i]));
@@ -52,7 +62,7 @@ export function checkRecordedMoving(qa: Record<string, unknown> | null, v: Volum
   if (!same)
     throw new InputError(
       path,
-      `is not the moving image this result was registered with (${r.path ?? 'recorded'}: ${r.size.join('x')} voxels of ` +
+      `is not the ${role} image this result was registered with (${r.path ?? 'recorded'}: ${r.size.join('x')} voxels of ` +
         `${r.spacing.map((x) => +x.toFixed(3)).join('x')} mm at ${r.origin.map((x) => +x.toFixed(2)).join(', ')}; ` +
         `this one: ${v.size.join('x')} of ${v.spacing.map((x) => +x.toFixed(3)).join('x')} mm at ${v.origin.map((x) => +x.toFixed(2)).join(', ')})`,
     );

@@ -32,6 +32,10 @@ const rasToLps = (p: Vec3): Vec3 => [-p[0], -p[1], p[2]];
 
 /** Parse a point file (format told by its content; `name` is its path, for messages and the extension). */
 export function parsePoints(text: string, name: string): PointList {
+  // (an image or an archive given as the points: say so, not quote its bytes)
+  const start = text.slice(0, 4096);
+  if (start.includes('\0') || (start.match(/\uFFFD/g)?.length ?? 0) > 8)
+    throw new InputError(name, 'is a binary file (an image?), not a text file of points');
   if (/\.json$/i.test(name) || /^\s*\{/.test(text)) return parseMarkupsJson(text, name);
   const all = text.split(/\r?\n/).map((l) => l.trim());
   const comments = all.filter((l) => l.startsWith('#'));
