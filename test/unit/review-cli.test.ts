@@ -138,6 +138,29 @@ test('sam review: maps, report.json and report.html for a register result, with 
     assert.equal(again.status, 0, again.stderr);
     assert.equal(statSync(join(res, 'warped.nii.gz')).mtimeMs, before);
     assert.equal(JSON.parse(readFileSync(join(res, 'report.json'), 'utf8')).signOff.decision, 'approved');
+    // a second review there keeps the first one's sign-off: moved aside, not overwritten
+    const third = spawnSync(
+      process.execPath,
+      [
+        'bin/sam.mjs',
+        'review',
+        fixedPath,
+        movingPath,
+        res,
+        '--no-sam',
+        '--reject',
+        '--reviewer',
+        'Y',
+        '--comment',
+        'no',
+      ],
+      { encoding: 'utf8' },
+    );
+    assert.equal(third.status, 0, third.stderr);
+    const kept = /the earlier review in .* moved to (.*previous-review-[0-9-]+)/.exec(third.stderr)?.[1];
+    assert.ok(kept, third.stderr);
+    assert.equal(JSON.parse(readFileSync(join(kept, 'report.json'), 'utf8')).signOff.reviewer, 'X');
+    assert.equal(JSON.parse(readFileSync(join(res, 'report.json'), 'utf8')).signOff.reviewer, 'Y');
     // the same folder opened as a review session (what the workstation calls), without a model
     const session = await openReviewSession({ fixed: fixedPath, moving: movingPath, resultDir: res });
     assert.equal(session.result.fieldSource, 'displacement.nii.gz');

@@ -14,6 +14,7 @@ import { readRegistrationResult } from '../../engine/review/result-dir.ts';
 import { checkRecordedMoving } from '../../engine/register/provenance.ts';
 import { parseLabelNames } from '../../engine/review/label-names.ts';
 import { makeSignOff, writeConfidenceMaps, writeReviewReport } from '../../engine/review/report.ts';
+import { archivePreviousReview } from '../../engine/register/previous-result.ts';
 import { reviewRegistration } from '../../engine/review/review.ts';
 import { embedVolumeCached, hashVolume } from '../../engine/sam/embedding-cache.ts';
 import { readVolume, writeVolume } from '../../engine/volume/io/index.ts';
@@ -122,6 +123,9 @@ export const reviewCommand: Command = {
       signOff,
     });
     mkdirSync(out, { recursive: true });
+    // an earlier review (its sign-off, its maps) is kept, moved aside, never overwritten or mixed in
+    const archived = archivePreviousReview(out);
+    if (archived) console.error(`sam review: the earlier review in ${out} moved to ${archived}`);
     const files: string[] = [];
     const write = async (name: string, v: Volume) => {
       const p = join(out, name);

@@ -9,6 +9,16 @@
 import { existsSync, mkdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 
+/** The files `sam review` (and the app's review export) writes. */
+export const REVIEW_ENTRIES = [
+  'report.json',
+  'report.html',
+  'confidence.nii.gz',
+  'low-confidence.nii.gz',
+  'jacobian.nii.gz',
+  'folded.nii.gz',
+];
+
 /** Every file or folder that writeRegistration and the review write into a result folder. */
 export const RESULT_ENTRIES = [
   'qa.json',
@@ -19,12 +29,7 @@ export const RESULT_ENTRIES = [
   'affine.tfm',
   'pairs.csv',
   'coarse-pairs.csv',
-  'report.json',
-  'report.html',
-  'confidence.nii.gz',
-  'low-confidence.nii.gz',
-  'jacobian.nii.gz',
-  'folded.nii.gz',
+  ...REVIEW_ENTRIES,
 ];
 
 /**
@@ -32,12 +37,25 @@ export const RESULT_ENTRIES = [
  * `dir` and returns that folder; otherwise returns null.
  */
 export function archivePreviousResult(dir: string, now = new Date()): string | null {
-  if (!RESULT_ENTRIES.some((name) => existsSync(join(dir, name)))) return null;
+  return archiveEntries(dir, RESULT_ENTRIES, 'previous', now);
+}
+
+/**
+ * A new review of a result moves the earlier review's files (a signed report above all, and a
+ * confidence map that a review without SAM would leave beside its report) into
+ * previous-review-<time>/ inside `dir`; null when there was none.
+ */
+export function archivePreviousReview(dir: string, now = new Date()): string | null {
+  return archiveEntries(dir, REVIEW_ENTRIES, 'previous-review', now);
+}
+
+function archiveEntries(dir: string, entries: string[], prefix: string, now: Date): string | null {
+  if (!entries.some((name) => existsSync(join(dir, name)))) return null;
   const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
-  let archive = join(dir, `previous-${stamp}`);
-  for (let n = 2; existsSync(archive); n++) archive = join(dir, `previous-${stamp}-${n}`);
+  let archive = join(dir, `${prefix}-${stamp}`);
+  for (let n = 2; existsSync(archive); n++) archive = join(dir, `${prefix}-${stamp}-${n}`);
   mkdirSync(archive);
-  for (const name of RESULT_ENTRIES) {
+  for (const name of entries) {
     const from = join(dir, name);
     if (existsSync(from)) renameSync(from, join(archive, name));
   }
