@@ -89,6 +89,10 @@ test('sam convert: DICOM to NIfTI and MetaImage and back to a DICOM series, geom
     const back = infoOf(join(dir, 'dicom'));
     assert.deepEqual(back.size, ref.size);
     assert.equal(back.description, 'round trip');
+    // into the same folder again: a second series beside the first, and the user is told
+    const again = sam('convert', join(dir, 'head.mha'), join(dir, 'dicom'), '--dicom');
+    assert.equal(again.code, 0, again.err);
+    assert.match(again.err, /dicom now holds 2 series \(the new one beside the earlier\); read it with --series /);
     // a NIfTI (no patient) written as a series for a PACS: the patient given on the command line
     const nii = join(dir, 'unnamed.nii.gz');
     assert.equal(sam('convert', join(dir, 'head.mha'), nii).code, 0);

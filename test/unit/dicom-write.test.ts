@@ -158,6 +158,23 @@ test("frameOfReference: a series resampled onto another scan of the patient take
     assert.notEqual(frameOf(c), frameOf(src));
     assert.equal(rc.notes.length, 1);
     assert.match(rc.notes[0], /another patient's \(PatientID QMNx85rKkkg, the moving scan's 8775070\)/);
+    // a moving scan with no PatientID against a named fixed one: nothing shows they are one patient
+    const anonymous = {
+      ...src,
+      meta: {
+        ...src.meta,
+        dicom: { ...src.meta.dicom!, attributes: { ...srcAttrs, PatientID: '' } },
+      },
+    };
+    const rd = await writeDicomSeries(join(dir, 'd'), anonymous, {
+      source: anonymous,
+      frameOfReference: other,
+      seriesDescription: 'y',
+    });
+    const d = await readDicomSeries(join(dir, 'd'));
+    assert.notEqual(frameOf(d), frameOf(other));
+    assert.equal(rd.notes.length, 1);
+    assert.match(rd.notes[0], /the moving scan has no PatientID \(the fixed scan's is 8775070\)/);
   } finally {
     cleanup();
   }

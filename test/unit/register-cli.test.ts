@@ -203,10 +203,14 @@ test('sam register on DICOM: one folder of two series picked by --fixed-series /
   const { dir, cleanup } = tempDir();
   try {
     const pair = await knownAffinePair();
-    // both series in one folder, each in its own frame of reference; the moving one of a named patient
+    // both series in one folder, each in its own frame of reference, of one named patient (a scan
+    // without a PatientID would not lend its frame: nothing would show the two are one patient)
     const both = join(dir, 'both');
-    const f = await writeDicomSeries(both, pair.fixed, { seriesDescription: 'planning CT' });
     const movingPatient = { attributes: { PatientID: 'SAM-TEST-7', PatientName: 'Test^Moving' } };
+    const f = await writeDicomSeries(both, pair.fixed, {
+      source: { ...pair.fixed, meta: { ...pair.fixed.meta, dicom: movingPatient } },
+      seriesDescription: 'planning CT',
+    });
     const m = await writeDicomSeries(both, pair.moving, {
       source: { ...pair.moving, meta: { ...pair.moving.meta, dicom: movingPatient } },
       seriesDescription: '',

@@ -8,6 +8,7 @@ import type { Command } from '../index.ts';
 import { checkOutputFile } from '../output-file.ts';
 import { readVolume, writeVolume } from '../../engine/volume/io/index.ts';
 import { writeDicomSeries } from '../../engine/volume/io/dicom/write-series.ts';
+import { listDicomSeries } from '../../engine/volume/io/dicom/scan.ts';
 
 export const convertCommand: Command = {
   name: 'convert',
@@ -62,6 +63,13 @@ export const convertCommand: Command = {
         protect: [input],
       });
       console.log(`wrote ${r.files.length} files of series ${r.seriesInstanceUid} to ${output}`);
+      // a folder that held a series already now holds two: reading it then needs the series named
+      const series = await listDicomSeries(output);
+      if (series.length > 1)
+        console.error(
+          `sam convert: note: ${output} now holds ${series.length} series (the new one beside the earlier); ` +
+            `read it with --series ${r.seriesInstanceUid}, or write into an empty folder`,
+        );
     } else {
       await writeVolume(output, volume, { protect: [input] });
       console.log(`wrote ${output} (${volume.size.join('x')})`);

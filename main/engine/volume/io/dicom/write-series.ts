@@ -169,6 +169,14 @@ export async function writeDicomSeries(
         "the series gets a frame of reference of its own, not the fixed scan's",
     );
     frame = {};
+  } else if (frame !== src && frame.FrameOfReferenceUID && !patientId(frame) !== !patientId(src)) {
+    // one scan names its patient and the other does not: nothing says they are the same patient
+    const [named, unnamed] = patientId(frame) ? ['fixed', 'moving'] : ['moving', 'fixed'];
+    notes.push(
+      `the ${unnamed} scan has no PatientID (the ${named} scan's is ${patientId(frame) || patientId(src)}): ` +
+        "nothing shows they are one patient, so the series gets a frame of reference of its own, not the fixed scan's",
+    );
+    frame = {};
   }
   const order = lpsAxisOrder(volume);
   const [ni, nj, nk] = order.size;
