@@ -33,10 +33,17 @@ export function defaultDeformNetPath(): string {
   return process.env.SAM_DEFORM_NET || fileURLToPath(new URL('../../resources/sam-deform-net.samw', import.meta.url));
 }
 
+/** --deform-net FILE and --no-deform-net together: refused (before the inputs are read). */
+export function checkDeformNetArgs(values: { 'deform-net'?: string; 'no-deform-net'?: boolean }): void {
+  if (values['no-deform-net'] && values['deform-net'] !== undefined)
+    throw new InputError('--deform-net/--no-deform-net', 'give one: a network file, or none');
+}
+
 export async function openDeformNet(values: {
   'deform-net'?: string;
   'no-deform-net'?: boolean;
 }): Promise<DeformNet | undefined> {
+  checkDeformNetArgs(values);
   if (values['no-deform-net']) return undefined;
   const file = values['deform-net'] ?? defaultDeformNetPath();
   if (!existsSync(file)) {

@@ -12,7 +12,7 @@ import { defaultModelPath } from './commands/match.ts';
 
 export const MATCHER_OPTIONS = {
   matcher: { type: 'string' },
-  refine: { type: 'string', default: DEFAULT_REFINE },
+  refine: { type: 'string' },
   'ncc-on': { type: 'string', default: 'auto' },
 } as const;
 
@@ -50,13 +50,21 @@ export function refineOption(refine: string): RefineMode {
  */
 export function matcherOptions(values: {
   matcher?: string;
-  refine: string;
+  refine?: string;
   weights?: string;
   'random-init'?: string;
   'ncc-on'?: string;
 }): MatcherChoice {
   const { matcher } = values;
-  const refine = refineOption(values.refine);
+  const refine = refineOption(values.refine ?? DEFAULT_REFINE);
+  // options that contradict each other: refused, not one of them silently dropped
+  if (values.weights !== undefined && values['random-init'] !== undefined)
+    throw new InputError('--weights/--random-init', 'give one: a trained model or a randomly initialised network');
+  if (matcher === 'ncc' && values.refine !== undefined)
+    throw new InputError(
+      '--refine',
+      "refines the SAM matcher's matches: with --matcher ncc there is nothing to refine",
+    );
   const nccOn = values['ncc-on'] ?? 'auto';
   if (nccOn !== 'auto' && nccOn !== 'gpu' && nccOn !== 'cpu')
     throw new InputError('--ncc-on', `use auto, gpu or cpu, got '${nccOn}'`);

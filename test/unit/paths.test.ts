@@ -153,6 +153,25 @@ test('checkFolderCanBeMade and sam register: an --out that is a file, or lies un
       assert.doesNotMatch(r.stderr, /read fixed|EEXIST|ENOTDIR/);
     }
     assert.equal(readFileSync(file, 'utf8'), 'mine', 'the file is untouched');
+    // options that contradict each other, and a series UID for a NIfTI: refused before the work, named
+    const ct = dataPath('TotalSegmentator/tests/reference_files/example_ct.nii.gz');
+    const out = join(dir, 'res');
+    for (const [extra, want] of [
+      [['--weights', 'resources/sam-small.samw', '--random-init', '3'], /--weights\/--random-init: give one/],
+      [['--deform-net', 'x.samw', '--no-deform-net'], /--deform-net\/--no-deform-net: give one/],
+      [['--matcher', 'ncc', '--refine', 'none'], /--refine: refines the SAM matcher's matches/],
+      [
+        ['--matcher', 'ncc', '--stages', 'affine', '--fixed-series', '1.2.3'],
+        /example_ct\.nii\.gz: a DICOM series UID was given \(1\.2\.3\), but this is a NIfTI file, not DICOM/,
+      ],
+    ] as [string[], RegExp][]) {
+      const r = spawnSync(process.execPath, ['bin/sam.mjs', 'register', ct, ct, '--out', out, ...extra], {
+        encoding: 'utf8',
+      });
+      assert.equal(r.status, 1, `${extra.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, want);
+      assert.ok(!existsSync(out), 'nothing written');
+    }
     // no --out: said so, not only the usage
     const none = spawnSync(process.execPath, ['bin/sam.mjs', 'register', file, file], { encoding: 'utf8' });
     assert.equal(none.status, 2);

@@ -11,7 +11,13 @@ import { MIRROR_CHECK_RMS_MM } from '../../engine/register/mirror-check.ts';
 import { checkFolderCanBeMade, checkOutputFolder } from '../../engine/util/paths.ts';
 import { commandInterrupt } from '../interrupt.ts';
 import { MODEL_OPTIONS, openModelFromArgs } from '../model-args.ts';
-import { DEFORM_NET_OPTIONS, DEFORM_ON_USAGE, deformOnDevice, openDeformNet } from '../deform-net-args.ts';
+import {
+  checkDeformNetArgs,
+  DEFORM_NET_OPTIONS,
+  DEFORM_ON_USAGE,
+  deformOnDevice,
+  openDeformNet,
+} from '../deform-net-args.ts';
 import { disposeDeformWeights } from '../../engine/register/deform-net/network.ts';
 import { CancelledError, InputError } from '../../engine/errors.ts';
 import { checkStages, DEFAULT_FEATURE_WEIGHT, DEFAULT_STAGES, registerVolumes } from '../../engine/register/cascade.ts';
@@ -86,6 +92,7 @@ export const registerCommand: Command = {
     }
     const stages = checkStages(values.stages.split(',').map((s) => s.trim()));
     const { matcher, refine, nccOnDevice, note } = matcherOptions(values);
+    checkDeformNetArgs(values);
     // numbers first: a mistyped option is refused before the inputs are read
     const gridMm = numberOption('grid', values.grid, { above: 0 });
     const coarseGridMm = numberOption('coarse-grid', values['coarse-grid'], { above: 0 });

@@ -27,6 +27,14 @@ export function formatOfPath(path: string): VolumeFormat | null {
 
 export type ReadOptions = DicomReadOptions;
 
+const FORMAT_NAMES: Record<VolumeFormat, string> = {
+  nifti: 'NIfTI',
+  metaimage: 'MetaImage',
+  vti: 'VTK image',
+  nrrd: 'NRRD',
+  dicom: 'DICOM',
+};
+
 /**
  * Read a volume from a file, a DICOM folder, or a list of DICOM files.
  * Throws VolumeReadError naming the file and the problem.
@@ -44,8 +52,17 @@ export async function readVolume(input: string | string[], options: ReadOptions 
   }
   if (!isDir && bytes === 0) throw new VolumeReadError(input, 'empty file (0 bytes)');
   // A vtk.js HTTP data set (folder with index.json, often named *.vti) or a DICOM folder.
-  if (isDir) return isVtkJsDataSet(input) ? readVtkJsDataSet(input) : readDicomSeries(input, options);
-  switch (formatOfPath(input)) {
+  if (isDir && !isVtkJsDataSet(input)) return readDicomSeries(input, options);
+  // a series UID picks one series of a DICOM input: given for another format, it would be ignored
+  const format = isDir ? null : formatOfPath(input);
+  const kind = isDir ? 'a vtk.js data set' : format && format !== 'dicom' ? `a ${FORMAT_NAMES[format]} file` : null;
+  if (options.seriesUid !== undefined && kind)
+    throw new VolumeReadError(
+      input,
+      `a DICOM series UID was given (${options.seriesUid}), but this is ${kind}, not DICOM`,
+    );
+  if (isDir) return readVtkJsDataSet(input);
+  switch (format) {
     case 'nifti':
       return readNifti(input);
     case 'metaimage':
