@@ -15,6 +15,7 @@
  */
 import { availableParallelism } from 'node:os';
 import type * as Ort from 'onnxruntime-node';
+import { importOnnxRuntime } from './onnx-runtime.ts';
 import { InputError } from '../errors.ts';
 import { outputStrides, widestConvChannelsPerVoxel, type SamConfig, type Vec3 } from '../sam/config.ts';
 import { outputGeometry } from '../sam/network.ts';
@@ -55,12 +56,10 @@ export interface OnnxEngine extends EmbeddingEngine {
 }
 
 type OrtModule = typeof Ort;
-let ortModule: Promise<OrtModule> | undefined;
 
 /** onnxruntime-node, imported on first use. */
 export function loadOnnxRuntime(): Promise<OrtModule> {
-  ortModule ??= import('onnxruntime-node').then((m) => ((m as { default?: OrtModule }).default ?? m) as OrtModule);
-  return ortModule;
+  return importOnnxRuntime<OrtModule>();
 }
 
 export async function createOnnxEngine(options: OnnxEngineOptions): Promise<OnnxEngine> {

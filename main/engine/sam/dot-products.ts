@@ -6,6 +6,7 @@
  * from a one-node model built here in memory; else a register-blocked JS kernel. 'auto' (default)
  * tries ONNX Runtime once and falls back to JS for good, keeping the reason (dotBackendStatus()).
  */
+import { importOnnxRuntime } from '../compute/onnx-runtime.ts';
 
 export type DotBackend = 'auto' | 'onnxruntime' | 'js';
 
@@ -65,9 +66,7 @@ function matMulModel(): Uint8Array {
 function loadOrt() {
   ort ??= (async () => {
     try {
-      const name = 'onnxruntime-node';
-      const m = (await import(/* @vite-ignore */ name)) as { default?: OrtLike } & OrtLike;
-      const o = (m.default ?? m) as OrtLike;
+      const o = await importOnnxRuntime<OrtLike>();
       return { ort: o, session: await o.InferenceSession.create(matMulModel()) };
     } catch (e) {
       return `onnxruntime-node unavailable (${e instanceof Error ? e.message.split('\n')[0] : String(e)})`;
