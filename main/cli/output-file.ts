@@ -4,8 +4,9 @@
  * kind of name, and not an existing file unless --force (the write itself is atomic either way).
  */
 import { statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { InputError } from '../engine/errors.ts';
-import { samePath } from '../engine/util/paths.ts';
+import { checkFolderCanBeMade, samePath } from '../engine/util/paths.ts';
 
 export interface OutputFileRules {
   /** Files the command reads: never written over, --force or not. */
@@ -25,7 +26,14 @@ export function checkOutputFile(out: string, rules: OutputFileRules): void {
       throw new InputError(out, 'refusing to overwrite an input file: give another output name');
   if (rules.suffix && !rules.suffix.pattern.test(out))
     throw new InputError(out, `the output must be a ${rules.suffix.label} file`);
-  const s = statSync(out, { throwIfNoEntry: false });
+  let s;
+  try {
+    s = statSync(out, { throwIfNoEntry: false });
+  } catch {
+    // (ENOTDIR: a part of its path is a file; said below)
+  }
   if (s?.isDirectory()) throw new InputError(out, 'is a folder: give a file name');
   if (s && !rules.force) throw new InputError(out, 'already exists: give another name, or --force to replace it');
+  // its folder must be one, or can be made (not under a file)
+  if (!s) checkFolderCanBeMade(dirname(resolve(out)));
 }

@@ -26,7 +26,16 @@ export function writeFileAtomic(
   if (statSync(target, { throwIfNoEntry: false })?.isDirectory())
     throw new VolumeWriteError(path, 'is a folder: give a file name (inside it, or beside it)');
   const dir = dirname(target);
-  mkdirSync(dir, { recursive: true });
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR' || code === 'EEXIST')
+      throw new VolumeWriteError(path, 'a part of its folder path is a file, not a folder: give another place', {
+        cause: e,
+      });
+    throw new VolumeWriteError(path, `could not make its folder (${(e as Error).message})`, { cause: e });
+  }
   const tmp = join(dir, `.${basename(target)}.${randomBytes(6).toString('hex')}.tmp`);
   let fd = -1;
   try {

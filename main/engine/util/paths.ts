@@ -68,7 +68,7 @@ export function checkFolderCanBeMade(dir: string): void {
     }
   };
   const st = statOf(abs);
-  if (st && !st.isDirectory()) throw new InputError(dir, 'is a file, not a folder: give a folder for the result');
+  if (st && !st.isDirectory()) throw new InputError(dir, 'is a file, not a folder: give a folder');
   let p = abs;
   while (!statOf(p)) {
     const parent = dirname(p);
@@ -76,10 +76,10 @@ export function checkFolderCanBeMade(dir: string): void {
     p = parent;
   }
   if (!statSync(p).isDirectory())
-    throw new InputError(dir, `${p} is a file, so no folder can be made under it: give another folder`);
+    throw new InputError(dir, `${p} is a file, so no folder can be made under it: give another place`);
   try {
     accessSync(p, constants.W_OK);
   } catch {
-    throw new InputError(dir, `cannot write in ${p === abs ? 'it' : p} (permission denied): give another folder`);
+    throw new InputError(dir, `cannot write in ${p === abs ? 'it' : p} (permission denied): give another place`);
   }
 }
