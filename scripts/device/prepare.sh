@@ -12,6 +12,17 @@ npx esbuild scripts/device/sam-entry.ts --bundle --ignore-annotations --main-fie
   --external:*.node --external:onnxruntime-node --external:webgpu --external:dcmjs \
   --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" \
   --outfile=$D/sam.mjs --log-level=warning
+# the engine's worker-thread entries beside it (compute/start-thread.ts looks for <name>.js beside the
+# bundle): without them the body masks, the NCC searches, the host matcher and the dense tail ran on
+# the main thread there; .device/package.json makes the .js files ES modules
+for w in main/engine/volume/mask-worker.ts main/engine/bench/ncc-match-worker.ts main/engine/sam/match-worker.ts \
+  main/engine/register/deform/box-sum-worker.ts main/engine/register/cascade-tail-worker.ts; do
+  npx esbuild "$w" --bundle --ignore-annotations --main-fields=module,main --platform=node --format=esm --target=node20 \
+    --minify-whitespace --minify-syntax --external:*.node --external:onnxruntime-node --external:webgpu --external:dcmjs \
+    --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" \
+    --outfile="$D/$(basename "${w%.ts}").js" --log-level=warning
+done
+echo '{ "type": "module" }' > $D/package.json
 # the bundle travels xz-compressed too (1.4 MB -> 0.4; the kit must stay under the 64 MiB a call
 # carries, with the tracked files), unpacked by setup.sh
 xz -T2 -9 -f $D/sam.mjs

@@ -200,8 +200,8 @@ async function cascadeRows(name: string, pair: SyntheticPair, ctx: ScoreContext,
   if (r.qa.embeddingOnHost) o.onProgress?.(`${name}: embedded on the host, not the GPU: ${r.qa.embeddingOnHost}`);
   if (typeof r.qa.masksSecondsDuringEmbedding === 'number')
     o.onProgress?.(
-      `${name}: body masks made ${r.qa.masksOnThreads ? 'on worker threads' : 'on the CPU'} during the ` +
-        `embedding: ${seconds(r.qa.masksSecondsDuringEmbedding)} s`,
+      `${name}: body masks made ${r.qa.masksOnThreads ? 'on worker threads meanwhile' : 'on the CPU during the GPU embedding'}: ` +
+        `${seconds(r.qa.masksSecondsDuringEmbedding)} s`,
     );
   // whether the later stages' corrections were used (map-ncc.ts: only when they raised the images' NCC)
   const used = (u: boolean | undefined, before?: number, after?: number) =>
