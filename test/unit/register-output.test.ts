@@ -8,6 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { makeSyntheticPair } from '../../main/engine/bench/synthetic-pair.ts';
 import { CancelledError, InputError } from '../../main/engine/errors.ts';
@@ -26,9 +27,13 @@ test('a result folder is written whole or not at all; stale staging removed; par
     mkdirSync(dir);
     // a staging folder of a writer that was killed (no such process), the rest of an earlier result
     // without its qa.json, and a file of the user's
-    const stale = join(dir, '.sam-writing-999999999-abcd1234');
+    const host = hostname().replace(/[^A-Za-z0-9.]/g, '_');
+    const stale = join(dir, `.sam-writing-${host}-999999999-abcd1234`);
     mkdirSync(stale);
     writeFileSync(join(stale, 'warped.nii.gz'), 'half');
+    // another machine's writer on a shared disk: its process id means nothing here, its folder stays
+    const elsewhere = `.sam-writing-another-machine-${process.pid}-abcd1234`;
+    mkdirSync(join(dir, elsewhere));
     writeFileSync(join(dir, 'coarse-pairs.csv'), 'an older run');
     writeFileSync(join(dir, 'notes.txt'), 'mine');
     const archived: string[] = [];
@@ -37,7 +42,11 @@ test('a result folder is written whole or not at all; stale staging removed; par
       onArchived: (f) => archived.push(f),
     });
     const names = readdirSync(dir).sort();
-    assert.ok(!names.some((n) => n.startsWith('.sam-writing')), `no staging folder left: ${names}`);
+    assert.deepEqual(
+      names.filter((n) => n.startsWith('.sam-writing')),
+      [elsewhere],
+      `no staging folder of this machine left: ${names}`,
+    );
     assert.equal(archived.length, 1, 'the partial earlier result moved aside');
     assert.deepEqual(readdirSync(archived[0]), ['coarse-pairs.csv']);
     assert.ok(!existsSync(join(dir, 'coarse-pairs.csv')), 'no coarse pairs of another run beside an affine result');
@@ -71,6 +80,15 @@ test('a result folder is written whole or not at all; stale staging removed; par
       (e) => e instanceof InputError && /warped\.nii\.gz: is an input and lies in the output folder/.test(e.message),
     );
     assert.deepEqual(readdirSync(dir).sort(), before);
+    // ... or lies inside one of them (a file of the earlier warped series)
+    mkdirSync(join(dir, 'warped-dicom'));
+    writeFileSync(join(dir, 'warped-dicom', 'IM1.dcm'), 'x');
+    await assert.rejects(
+      writeRegistration(dir, pair.fixed, pair.moving, r, { protect: [join(dir, 'warped-dicom', 'IM1.dcm')] }),
+      (e) =>
+        e instanceof InputError &&
+        /IM1\.dcm: is an input and lies in the output folder .* \(warped-dicom\)/.test(e.message),
+    );
   } finally {
     cleanup();
   }

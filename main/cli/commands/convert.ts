@@ -64,7 +64,8 @@ export const convertCommand: Command = {
       });
       console.log(`wrote ${r.files.length} files of series ${r.seriesInstanceUid} to ${output}`);
       // a folder that held a series already now holds two: reading it then needs the series named
-      const series = await listDicomSeries(output);
+      // (a folder that cannot be scanned again changes nothing of what was written)
+      const series = await listDicomSeries(output).catch(() => []);
       if (series.length > 1)
         console.error(
           `sam convert: note: ${output} now holds ${series.length} series (the new one beside the earlier); ` +

@@ -21,7 +21,7 @@ import {
 import { disposeDeformWeights } from '../../engine/register/deform-net/network.ts';
 import { CancelledError, InputError } from '../../engine/errors.ts';
 import { checkStages, DEFAULT_FEATURE_WEIGHT, DEFAULT_STAGES, registerVolumes } from '../../engine/register/cascade.ts';
-import { writeRegistration } from '../../engine/register/register-output.ts';
+import { checkResultFolder, writeRegistration } from '../../engine/register/register-output.ts';
 import { readVolume } from '../../engine/volume/io/index.ts';
 import { MultipleSeriesError } from '../../engine/volume/io/dicom/read-series.ts';
 import { ProgressLine } from '../progress.ts';
@@ -104,6 +104,7 @@ export const registerCommand: Command = {
     checkOutputFolder(values.out, [fixedPath, movingPath]);
     // (before the minutes of work: a file in the way is found now, not when the result is written)
     checkFolderCanBeMade(values.out);
+    checkResultFolder(out, [fixedPath, movingPath]);
     const progress = new ProgressLine(process.stderr, 5);
     progress.update(`read fixed: ${fixedPath}`, true);
     const read = (path: string, role: 'fixed' | 'moving') =>

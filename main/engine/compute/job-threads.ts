@@ -85,9 +85,11 @@ export abstract class JobThreads<R extends JobReply> {
   /** Post a job (its `job` number filled in) to thread `w`; resolves with the thread's reply. */
   protected post(w: number, message: { job?: number; [k: string]: unknown }): Promise<R> {
     const job = this.nextJob++;
+    // sent first: a message that cannot be sent (too large to copy) leaves no job pending for ever
+    // (nor a thread ref'd: the process could not exit)
+    this.threads[w].postMessage({ ...message, job });
     const done = new Promise<R>((resolve, reject) => this.pending.set(job, { resolve, reject }));
     if (this.unrefWhenIdle) this.threads[w].ref();
-    this.threads[w].postMessage({ ...message, job });
     return done;
   }
 

@@ -7,9 +7,18 @@
  */
 let module: Promise<unknown> | undefined;
 
+/**
+ * The switch itself. Set on a process's main thread, which changes the process's environment: a worker
+ * thread's process.env is its own copy, which native code there never sees, so start-thread.ts sets it
+ * before it starts a thread (the registration worker of `npm run web` loads ONNX Runtime in one).
+ */
+export function disableOnnxTelemetry(): void {
+  process.env.ORT_DISABLE_TELEMETRY ??= '1';
+}
+
 export function importOnnxRuntime<T>(): Promise<T> {
   module ??= (() => {
-    process.env.ORT_DISABLE_TELEMETRY ??= '1';
+    disableOnnxTelemetry();
     // (a name in a variable: bundlers leave the native addon to the runtime)
     const name = 'onnxruntime-node';
     return import(/* @vite-ignore */ name).then((m: { default?: unknown }) => m.default ?? m);

@@ -8,6 +8,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { disableOnnxTelemetry } from './onnx-runtime.ts';
 
 /** The entry's file: the .ts source (`tsUrl`) when present, else the .js of the same name beside it. */
 export function threadEntry(tsUrl: URL): string {
@@ -18,6 +19,8 @@ export function threadEntry(tsUrl: URL): string {
 
 /** Start a worker thread on an entry (threadEntry's file). */
 export function startThread(entry: string): Worker {
+  // (in the process's environment before a thread can load ONNX Runtime: onnx-runtime.ts)
+  disableOnnxTelemetry();
   return entry.endsWith('.ts')
     ? new Worker(
         `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})` +

@@ -249,7 +249,12 @@ function bodyMasks(fixed: Volume, moving: Volume): BodyMasks {
 /** bodyMasks, the two made at once on the threads. */
 async function bodyMasksOn(threads: MaskThreads, fixed: Volume, moving: Volume): Promise<BodyMasks> {
   const [f, m] = await Promise.all([threads.bodyMask(fixed), threads.bodyMask(moving)]);
-  return { fixed: f.mask, moving: m.mask, seconds: Math.max(f.seconds, m.seconds), onThreads: true };
+  return {
+    fixed: f.mask,
+    moving: m.mask,
+    seconds: Math.max(f.seconds, m.seconds),
+    onThreads: !!(f.onThread && m.onThread),
+  };
 }
 
 /**

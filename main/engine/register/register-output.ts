@@ -11,7 +11,7 @@
  *   pairs.csv              matched point pairs of the affine stage with residuals and inlier flags
  *   coarse-pairs.csv       matched point pairs of the coarse stage (when it ran)
  *   qa.json                per-stage times, residual and Jacobian statistics (folding %), image similarity
- * The files are written into a staging folder inside it (.sam-writing-<pid>-<id>/) and moved into
+ * The files are written into a staging folder inside it (.sam-writing-<host>-<pid>-<id>/) and moved into
  * place only once all of them are written, qa.json last: an interrupted or cancelled write (the
  * signal is checked before each file) leaves the folder as it was, never a partial result; a staging
  * folder left by a killed process is removed by the next write into the folder. Only then is a
@@ -19,9 +19,10 @@
  */
 import { mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { CancelledError, InputError } from '../errors.ts';
-import { samePath } from '../util/paths.ts';
+import { CancelledError, InputError, VolumeWriteError } from '../errors.ts';
+import { isInside, realPathOf } from '../util/paths.ts';
 import { writeFileAtomic } from '../util/atomic-write.ts';
 import { writeVolume } from '../volume/io/index.ts';
 import { writeDicomSeries } from '../volume/io/dicom/write-series.ts';
@@ -52,25 +53,59 @@ export function coarsePairsCsv(pairs: CoarsePair[]): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** Staging folders of writeRegistration: .sam-writing-<pid>-<id>. */
-const STAGING = /^\.sam-writing-(\d+)-[0-9a-f]+$/;
+/** Staging folders of writeRegistration: .sam-writing-<host>-<pid>-<id>. */
+const STAGING = /^\.sam-writing-(.+)-(\d+)-[0-9a-f]+$/;
 
-/** Removes staging folders in `dir` left by processes that are gone (killed while writing). */
+/**
+ * This process's staging folders (their paths) while it writes them, with whether the result is
+ * being moved into place: the stale-folder clean-up spares them, and on an abrupt exit (a second
+ * Ctrl-C) the ones still being written are removed.
+ */
+const active = new Map<string, 'writing' | 'placing'>();
+let exitHook = false;
+
+function host(): string {
+  return hostname().replace(/[^A-Za-z0-9.]/g, '_') || 'host';
+}
+
+/**
+ * Removes staging folders in `dir` left by a writer that is gone: one of this machine (by its host
+ * name: a folder on a shared disk written from another machine is left alone) whose process is not
+ * running, or is this process (a restarted container's same pid) but not among its writes now.
+ */
 function removeStaleStaging(dir: string): void {
   for (const name of readdirSync(dir)) {
     const m = STAGING.exec(name);
-    if (m && !processAlive(Number(m[1]))) rmSync(join(dir, name), { recursive: true, force: true });
+    if (!m || m[1] !== host()) continue;
+    const pid = Number(m[2]);
+    const gone = pid === process.pid ? !active.has(join(dir, name)) : !processAlive(pid);
+    if (gone) rmSync(join(dir, name), { recursive: true, force: true });
   }
 }
 
 function processAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
   try {
     process.kill(pid, 0);
     return true;
   } catch (e) {
     // EPERM: it exists, another user's
     return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Refuses an output folder where an input lies among (or inside) the files a result writes there: it
+ * would be moved aside with an earlier result. Called before the work (sam register) and by the writer.
+ */
+export function checkResultFolder(dir: string, inputs: readonly string[]): void {
+  for (const name of RESULT_ENTRIES) {
+    const entry = realPathOf(join(dir, name));
+    for (const p of inputs)
+      if (isInside(entry, realPathOf(p)))
+        throw new InputError(
+          p,
+          `is an input and lies in the output folder ${dir} among a result's files (${name}): give another output folder`,
+        );
   }
 }
 
@@ -97,17 +132,19 @@ export async function writeRegistration(
 ): Promise<string[]> {
   const protect = options.protect;
   // an input among the earlier result's files would be moved aside with them: refused before any work
-  for (const name of RESULT_ENTRIES)
-    for (const p of protect)
-      if (samePath(p, join(dir, name)))
-        throw new InputError(
-          p,
-          `is an input and lies in the output folder ${dir} as a result file: give another output folder`,
-        );
+  checkResultFolder(dir, protect);
   mkdirSync(dir, { recursive: true });
   removeStaleStaging(dir);
-  const staging = join(dir, `.sam-writing-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const staging = join(dir, `.sam-writing-${host()}-${process.pid}-${randomBytes(4).toString('hex')}`);
   mkdirSync(staging);
+  active.set(staging, 'writing');
+  if (!exitHook) {
+    exitHook = true;
+    // an abrupt exit (process.exit on a second Ctrl-C): the staging folders still being written go
+    process.on('exit', () => {
+      for (const [p, state] of active) if (state === 'writing') rmSync(p, { recursive: true, force: true });
+    });
+  }
   const names: string[] = [];
   const file = (name: string) => {
     if (options.signal?.aborted) throw new CancelledError('writing the result');
@@ -146,15 +183,30 @@ export async function writeRegistration(
       : r.qa;
     writeFileAtomic(file('qa.json'), Buffer.from(JSON.stringify(qa, null, 2)), { protect });
     if (options.signal?.aborted) throw new CancelledError('writing the result');
-    // all written: the earlier result aside, then the new one in place (qa.json, which marks a whole
-    // result, last)
+  } catch (e) {
+    // nothing moved yet: the folder is as it was
+    active.delete(staging);
+    rmSync(staging, { recursive: true, force: true });
+    throw e;
+  }
+  // all written: the earlier result aside, then the new one in place (qa.json, which marks a whole
+  // result, last). A failure from here keeps the staging folder (what was not moved yet) and says where.
+  active.set(staging, 'placing');
+  try {
     const archived = archivePreviousResult(dir);
     if (archived) options.onArchived?.(archived);
     for (const name of [...names.filter((n) => n !== 'qa.json'), 'qa.json'])
       renameSync(join(staging, name), join(dir, name));
-  } finally {
-    rmSync(staging, { recursive: true, force: true });
+  } catch (e) {
+    active.delete(staging);
+    throw new VolumeWriteError(
+      dir,
+      `could not move the new result into place (${(e as Error).message}); its files not moved yet are in ${staging}`,
+      { cause: e },
+    );
   }
+  active.delete(staging);
+  rmSync(staging, { recursive: true, force: true });
   return names.map((n) => join(dir, n));
 }
 

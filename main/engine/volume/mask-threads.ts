@@ -32,6 +32,8 @@ export interface MaskReply extends JobReply {
 export interface MadeMask {
   mask: Volume<Uint8Array>;
   seconds: number;
+  /** Made on a thread (not on the caller's after a failure). */
+  onThread?: boolean;
 }
 
 let shared: MaskThreads | null | undefined;
@@ -65,9 +67,20 @@ export class MaskThreads extends JobThreads<MaskReply> {
     if (this.broken) return here();
     // (the geometry and voxels: the meta may hold what a message cannot carry)
     const message: MaskJob = { kind: 'body-mask', volume: { ...volume, meta: { warnings: [] } } };
+    let reply: Promise<MaskReply>;
     try {
-      const r = await this.post(this.next++ % this.size, { ...message });
-      return { mask: withData(volume, r.mask!, 1, { description: 'body mask' }), seconds: (r.ms ?? 0) / 1000 };
+      reply = this.post(this.next++ % this.size, { ...message });
+    } catch {
+      // the message could not be sent (the voxels too large to copy): this mask here
+      return here();
+    }
+    try {
+      const r = await reply;
+      return {
+        mask: withData(volume, r.mask!, 1, { description: 'body mask' }),
+        seconds: (r.ms ?? 0) / 1000,
+        onThread: true,
+      };
     } catch (e) {
       // a thread failed (it could not load, it died): here, as every later mask
       if (this.broken && !this.stopped) return here();

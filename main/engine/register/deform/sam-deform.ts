@@ -468,56 +468,56 @@ async function deformLevels(
   const base = problem.base;
   const toW = indexToWorldMatrix(G);
   const N = G.size[0] * G.size[1] * G.size[2];
-  // the coarse level's w read on G (stageField with the identity affine adds nothing else)
-  const w = init ? stageField(G, [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0], [init]).data : new Float32Array(3 * N);
-  prof.mark('prepare');
+  // (the optimiser takes over the level's device images: made first, disposed on every path below)
   const opt = optimiserFor(problem);
-  seconds.prepare += lap(t0);
   prof.mark('optimiser set up');
-  t0 = performance.now();
   let start: DeformEval;
+  let end: DeformEval;
+  let w: Float32Array;
+  let field: Field;
+  let passes = 0;
+  let foldedPercent: number;
+  let folded: () => number | Promise<number>;
   try {
+    // the coarse level's w read on G (stageField with the identity affine adds nothing else)
+    w = init ? stageField(G, [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0], [init]).data : new Float32Array(3 * N);
+    prof.mark('prepare');
+    seconds.prepare += lap(t0);
+    t0 = performance.now();
     start = await opt.evaluate(init ? new Float32Array(3 * N) : w);
     prof.mark('evaluate (start)');
     await opt.optimise(w, iterations, lr0, smoothing, 'optimise');
     prof.mark('optimise');
-  } catch (e) {
-    opt.dispose();
-    throw e;
-  }
-  seconds.optimise += lap(t0);
-  t0 = performance.now();
-  // fold check on G: u0 + w must not fold
-  const field = makeVolume({
-    ...G,
-    components: 3,
-    data: w,
-    meta: { description: 'SAM-deform correction' },
-  }) as Field;
-  const total = makeVolume({ ...G, components: 3, data: new Float32Array(3 * N), meta: { warnings: [] } }) as Field;
-  const folded = () => {
-    for (let k = 0, q = 0; k < G.size[2]; k++)
-      for (let j = 0; j < G.size[1]; j++)
-        for (let i = 0; i < G.size[0]; i++, q += 3) {
-          total.data[q] = base[q] + w[q] - (toW[0] * i + toW[1] * j + toW[2] * k + toW[3]);
-          total.data[q + 1] = base[q + 1] + w[q + 1] - (toW[4] * i + toW[5] * j + toW[6] * k + toW[7]);
-          total.data[q + 2] = base[q + 2] + w[q + 2] - (toW[8] * i + toW[9] * j + toW[10] * k + toW[11]);
-        }
-    return onWebgpu(o)
-      ? jacobianSummaryOnDevice(total).then((j) => j.foldedPercent)
-      : jacobianDeterminant(total).foldedPercent;
-  };
-  let passes = 0;
-  let foldedPercent = await folded();
-  while (foldedPercent > 0 && passes < (o.maxSmoothing ?? 4)) {
-    smoothField(w, G.size);
-    passes++;
+    seconds.optimise += lap(t0);
+    t0 = performance.now();
+    // fold check on G: u0 + w must not fold
+    field = makeVolume({
+      ...G,
+      components: 3,
+      data: w,
+      meta: { description: 'SAM-deform correction' },
+    }) as Field;
+    const total = makeVolume({ ...G, components: 3, data: new Float32Array(3 * N), meta: { warnings: [] } }) as Field;
+    folded = () => {
+      for (let k = 0, q = 0; k < G.size[2]; k++)
+        for (let j = 0; j < G.size[1]; j++)
+          for (let i = 0; i < G.size[0]; i++, q += 3) {
+            total.data[q] = base[q] + w[q] - (toW[0] * i + toW[1] * j + toW[2] * k + toW[3]);
+            total.data[q + 1] = base[q + 1] + w[q + 1] - (toW[4] * i + toW[5] * j + toW[6] * k + toW[7]);
+            total.data[q + 2] = base[q + 2] + w[q + 2] - (toW[8] * i + toW[9] * j + toW[10] * k + toW[11]);
+          }
+      return onWebgpu(o)
+        ? jacobianSummaryOnDevice(total).then((j) => j.foldedPercent)
+        : jacobianDeterminant(total).foldedPercent;
+    };
     foldedPercent = await folded();
-  }
-  seconds.foldCheck = lap(t0);
-  prof.mark('fold check');
-  let end: DeformEval;
-  try {
+    while (foldedPercent > 0 && passes < (o.maxSmoothing ?? 4)) {
+      smoothField(w, G.size);
+      passes++;
+      foldedPercent = await folded();
+    }
+    seconds.foldCheck = lap(t0);
+    prof.mark('fold check');
     end = await opt.evaluate(w);
   } finally {
     opt.dispose();

@@ -43,7 +43,13 @@ export function deviceDeformOptimiser(
   const p = deviceProblem(problem);
   const [ni, nj, nk] = problem.size;
   const N = ni * nj * nk;
-  const wgsl = tf.getBackend() === 'webgpu' ? fixedPack(p) : null;
+  let wgsl: tf.Tensor2D | null;
+  try {
+    wgsl = tf.getBackend() === 'webgpu' ? fixedPack(p) : null;
+  } catch (e) {
+    p.dispose();
+    throw e;
+  }
   return {
     async evaluate(w: Float32Array): Promise<DeformEval> {
       const t = tf.tidy(() => {
@@ -143,6 +149,8 @@ async function optimiseWgsl(
       // (a wait right away left it idle for each batch's queueing, 20 times a level)
       if (it % 4 === 0 && it < iterations) {
         const check = readAndDispose(tf.slice(state, [STATE_STRIDE * N], [1]));
+        // (awaited at the next check or in finally: a device lost meanwhile is no unhandled rejection)
+        check.catch(() => {});
         const previous = inFlight;
         inFlight = check;
         await previous;
