@@ -12,14 +12,14 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { FlatProgram, readAndDispose } from './flat-program.ts';
 import { runWebgpuProgram } from '../../compute/run-webgpu-program.ts';
-import { MASK_BIT_WGSL, type MaskOnDevice } from './mask-on-device.ts';
+import { MASK_BIT_WGSL, SLAB_ROW_UNIFORMS, slabRowUniforms, type MaskOnDevice } from './mask-on-device.ts';
 
 /** Per row: n, means of f, a, b, then Sff, Saa, Sbb, Sfa, Sfb. */
 const ROW_MOMENTS = 9;
 
 class NccRowMomentsProgram extends FlatProgram {
   variableNames = ['O', 'FX', 'MB'];
-  uniforms = 'dims : vec3<i32>, k0 : i32, rows : i32, wordsPerRow : i32, channels : i32, rowOffset : i32,';
+  uniforms = SLAB_ROW_UNIFORMS;
   outputShape: number[];
   shaderKey = 'samNccRowMoments';
 
@@ -105,18 +105,10 @@ export class NccMoments {
     rows: number,
     rowOffset = 0,
   ): Promise<void> {
-    const [ni, nj, nk] = mask.packed.size;
     const out = runWebgpuProgram(
       new NccRowMomentsProgram(rows),
       [slab, fixed, mask.bits],
-      [
-        { type: 'int32', data: [ni, nj, nk] },
-        { type: 'int32', data: [k0] },
-        { type: 'int32', data: [rows] },
-        { type: 'int32', data: [mask.packed.wordsPerRow] },
-        { type: 'int32', data: [channels] },
-        { type: 'int32', data: [rowOffset] },
-      ],
+      slabRowUniforms(mask, k0, rows, channels, rowOffset),
     );
     const r = await readAndDispose(out);
     for (let o = 0; o < r.length; o += ROW_MOMENTS) {

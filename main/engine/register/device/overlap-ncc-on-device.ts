@@ -15,7 +15,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { affineUniforms, FlatProgram, readAndDispose } from './flat-program.ts';
 import { runWebgpuProgram } from '../../compute/run-webgpu-program.ts';
-import { MASK_BIT_WGSL, type MaskOnDevice } from './mask-on-device.ts';
+import { MASK_BIT_WGSL, SLAB_ROW_UNIFORMS, slabRowUniforms, type MaskOnDevice } from './mask-on-device.ts';
 import { indexToWorldMatrix, worldToIndexMatrix, type Geometry } from '../../volume/geometry.ts';
 import { affineCompose } from '../affine3x4.ts';
 import type { Affine3x4 } from '../affine-fit.ts';
@@ -27,8 +27,8 @@ const ROW_VALUES = 13;
 class OverlapRowMomentsProgram extends FlatProgram {
   variableNames = ['O', 'FX', 'MB'];
   uniforms =
-    't0 : vec4<f32>, t1 : vec4<f32>, t2 : vec4<f32>, w0 : vec4<f32>, w1 : vec4<f32>, w2 : vec4<f32>, mdims : vec3<f32>, dims : vec3<i32>, k0 : i32, rows : i32, ' +
-    'wordsPerRow : i32, channels : i32, rowOffset : i32,';
+    't0 : vec4<f32>, t1 : vec4<f32>, t2 : vec4<f32>, w0 : vec4<f32>, w1 : vec4<f32>, w2 : vec4<f32>, mdims : vec3<f32>, ' +
+    SLAB_ROW_UNIFORMS;
   outputShape: number[];
   shaderKey = 'samOverlapRowMoments';
 
@@ -174,7 +174,6 @@ export class OverlapMoments {
     rowOffset = 0,
   ): Promise<void> {
     if (channels < 5) throw new Error('OverlapMoments: the slab has no unwarped channel');
-    const [ni, nj, nk] = mask.packed.size;
     const out = runWebgpuProgram(
       new OverlapRowMomentsProgram(rows),
       [slab, fixed, mask.bits],
@@ -182,12 +181,7 @@ export class OverlapMoments {
         ...affineUniforms(this.toMoving),
         ...affineUniforms(this.movingToIndex),
         { type: 'float32', data: [...this.moving.size] },
-        { type: 'int32', data: [ni, nj, nk] },
-        { type: 'int32', data: [k0] },
-        { type: 'int32', data: [rows] },
-        { type: 'int32', data: [mask.packed.wordsPerRow] },
-        { type: 'int32', data: [channels] },
-        { type: 'int32', data: [rowOffset] },
+        ...slabRowUniforms(mask, k0, rows, channels, rowOffset),
       ],
     );
     const r = await readAndDispose(out);
