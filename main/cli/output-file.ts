@@ -3,10 +3,9 @@
  * transform-points --out, export-onnx): not one of the inputs however spelt, not a folder, the right
  * kind of name, and not an existing file unless --force (the write itself is atomic either way).
  */
-import { statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { InputError } from '../engine/errors.ts';
-import { checkFolderCanBeMade, samePath } from '../engine/util/paths.ts';
+import { checkFolderCanBeMade, samePath, statOrNone } from '../engine/util/paths.ts';
 
 export interface OutputFileRules {
   /** Files the command reads: never written over, --force or not. */
@@ -26,12 +25,8 @@ export function checkOutputFile(out: string, rules: OutputFileRules): void {
       throw new InputError(out, 'refusing to overwrite an input file: give another output name');
   if (rules.suffix && !rules.suffix.pattern.test(out))
     throw new InputError(out, `the output must be a ${rules.suffix.label} file`);
-  let s;
-  try {
-    s = statSync(out, { throwIfNoEntry: false });
-  } catch {
-    // (ENOTDIR: a part of its path is a file; said below)
-  }
+  // (none also where a part of its path is a file: said below)
+  const s = statOrNone(out);
   if (s?.isDirectory()) throw new InputError(out, 'is a folder: give a file name');
   if (s && !rules.force) throw new InputError(out, 'already exists: give another name, or --force to replace it');
   // its folder must be one, or can be made (not under a file)

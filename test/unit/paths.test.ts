@@ -153,6 +153,11 @@ test('checkFolderCanBeMade and sam register: an --out that is a file, or lies un
       assert.doesNotMatch(r.stderr, /read fixed|EEXIST|ENOTDIR/);
     }
     assert.equal(readFileSync(file, 'utf8'), 'mine', 'the file is untouched');
+    // the atomic writer under a file: its own error, not a raw ENOTDIR
+    assert.throws(
+      () => writeFileAtomic(join(file, 'x.txt'), Buffer.from('a')),
+      (e) => e instanceof VolumeWriteError && /a part of its folder path is a file, not a folder/.test(e.message),
+    );
     // options that contradict each other, and a series UID for a NIfTI: refused before the work, named
     const ct = dataPath('TotalSegmentator/tests/reference_files/example_ct.nii.gz');
     const out = join(dir, 'res');

@@ -4,11 +4,11 @@
  * and a reader never sees one. Refuses to write over any path listed in `protect` (the inputs), however spelt
  * (a symlink to an input counts as the input).
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { VolumeWriteError } from '../errors.ts';
-import { samePath } from './paths.ts';
+import { samePath, statOrNone } from './paths.ts';
 
 export interface AtomicWriteOptions {
   /** Paths that must never be overwritten (e.g. the input volumes). */
@@ -23,7 +23,8 @@ export function writeFileAtomic(
   const target = resolve(path);
   for (const p of options.protect ?? [])
     if (samePath(p, target)) throw new VolumeWriteError(path, 'refusing to overwrite an input file');
-  if (statSync(target, { throwIfNoEntry: false })?.isDirectory())
+  // (under a file: no entry here, and the folder's making says so below)
+  if (statOrNone(target)?.isDirectory())
     throw new VolumeWriteError(path, 'is a folder: give a file name (inside it, or beside it)');
   const dir = dirname(target);
   try {

@@ -4,7 +4,7 @@
  * inside it. Used by the atomic writer's input protection, the DICOM series writer, the register
  * command's output check and the workstation's path policy and export.
  */
-import { accessSync, constants, realpathSync, statSync } from 'node:fs';
+import { accessSync, constants, realpathSync, statSync, type Stats } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { InputError } from '../errors.ts';
 
@@ -57,20 +57,25 @@ export function checkOutputFolder(out: string, inputs: readonly string[]): void 
  * Refuses a folder path that cannot be a folder: an existing file, or a path under a file. Where it
  * does not exist yet, its deepest existing ancestor must be a writable folder.
  */
+/**
+ * statSync, or undefined where nothing is: also for a path under a file (ENOTDIR, which
+ * `throwIfNoEntry: false` does not cover); other errors (permission) are thrown.
+ */
+export function statOrNone(p: string): Stats | undefined {
+  try {
+    return statSync(p, { throwIfNoEntry: false });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    throw e;
+  }
+}
+
 export function checkFolderCanBeMade(dir: string): void {
   const abs = resolve(dir);
-  // (a path under a file: ENOTDIR, no entry either way)
-  const statOf = (p: string) => {
-    try {
-      return statSync(p, { throwIfNoEntry: false });
-    } catch {
-      return undefined;
-    }
-  };
-  const st = statOf(abs);
+  const st = statOrNone(abs);
   if (st && !st.isDirectory()) throw new InputError(dir, 'is a file, not a folder: give a folder');
   let p = abs;
-  while (!statOf(p)) {
+  while (!statOrNone(p)) {
     const parent = dirname(p);
     if (parent === p) return;
     p = parent;
