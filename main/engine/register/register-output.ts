@@ -57,11 +57,11 @@ export function coarsePairsCsv(pairs: CoarsePair[]): string {
 const STAGING = /^\.sam-writing-(.+)-(\d+)-[0-9a-f]+$/;
 
 /**
- * This process's staging folders (their paths) while it writes them, with whether the result is
- * being moved into place: the stale-folder clean-up spares them, and on an abrupt exit (a second
- * Ctrl-C) the ones still being written are removed.
+ * This process's staging folders (their paths) while it writes files into them: the stale-folder
+ * clean-up spares them, and an abrupt exit (a second Ctrl-C) removes them. (Moving a result into place
+ * is synchronous: no signal handler runs during it.)
  */
-const active = new Map<string, 'writing' | 'placing'>();
+const active = new Set<string>();
 let exitHook = false;
 
 function host(): string {
@@ -137,12 +137,12 @@ export async function writeRegistration(
   removeStaleStaging(dir);
   const staging = join(dir, `.sam-writing-${host()}-${process.pid}-${randomBytes(4).toString('hex')}`);
   mkdirSync(staging);
-  active.set(staging, 'writing');
+  active.add(staging);
   if (!exitHook) {
     exitHook = true;
     // an abrupt exit (process.exit on a second Ctrl-C): the staging folders still being written go
     process.on('exit', () => {
-      for (const [p, state] of active) if (state === 'writing') rmSync(p, { recursive: true, force: true });
+      for (const p of active) rmSync(p, { recursive: true, force: true });
     });
   }
   const names: string[] = [];
@@ -185,27 +185,25 @@ export async function writeRegistration(
     if (options.signal?.aborted) throw new CancelledError('writing the result');
   } catch (e) {
     // nothing moved yet: the folder is as it was
-    active.delete(staging);
     rmSync(staging, { recursive: true, force: true });
     throw e;
+  } finally {
+    active.delete(staging);
   }
   // all written: the earlier result aside, then the new one in place (qa.json, which marks a whole
   // result, last). A failure from here keeps the staging folder (what was not moved yet) and says where.
-  active.set(staging, 'placing');
   try {
     const archived = archivePreviousResult(dir);
     if (archived) options.onArchived?.(archived);
     for (const name of [...names.filter((n) => n !== 'qa.json'), 'qa.json'])
       renameSync(join(staging, name), join(dir, name));
   } catch (e) {
-    active.delete(staging);
     throw new VolumeWriteError(
       dir,
       `could not move the new result into place (${(e as Error).message}); its files not moved yet are in ${staging}`,
       { cause: e },
     );
   }
-  active.delete(staging);
   rmSync(staging, { recursive: true, force: true });
   return names.map((n) => join(dir, n));
 }
