@@ -373,7 +373,6 @@ async function buildLevel(
         },
       };
     } else {
-      const Mt = M as tf.Tensor1D;
       // the fixed features on G made there too
       const ff = F && (resampleToTensorOnDevice(F.fixed, G, 0) ?? resampleHere(F.fixed, G));
       if (ff) made.push(ff);
@@ -382,14 +381,10 @@ async function buildLevel(
         spacing: G.spacing,
         base,
         windows: { r: rw, eps: defaultLnccEps(rw), I, weight, weightSum: windowWeightSum(weight, N) },
-        moving: { data: tf.reshape(Mt, [-1, 1]) as tf.Tensor2D, size: movingGrid.size, toIndex: toM },
+        moving: { data: M as tf.Tensor1D, channels: 1, size: movingGrid.size, toIndex: toM },
         alpha: o.alpha ?? 5,
         features: F && { fixed: ff!, moving: movingFeatures!, weight: F.weight },
       };
-      made.push(problem.moving.data);
-      // (the reshape is a view: the optimiser owns the reshaped tensor, M itself is let go here)
-      Mt.dispose();
-      made.splice(made.indexOf(Mt), 1);
     }
     if (F) prof.mark('fixed features');
     prof.done(`grid ${G.size.join('x')}`);

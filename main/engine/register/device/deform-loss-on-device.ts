@@ -60,7 +60,8 @@ export interface DeformProblemOnDevice {
   spacing: readonly number[];
   base: Float32Array;
   windows: { r: number; eps: number; I: tf.Tensor; weight: Float32Array | null; weightSum: number };
-  moving: { data: tf.Tensor2D; size: readonly number[]; toIndex: Affine3x4 };
+  /** The moving image's voxels (any shape: read as [V, channels]). */
+  moving: { data: tf.Tensor; channels: number; size: readonly number[]; toIndex: Affine3x4 };
   alpha: number;
   features?: { fixed: tf.Tensor2D; moving: DeformProblem['moving']; weight: number };
 }
@@ -85,10 +86,7 @@ export function deviceProblem(p: DeformProblem | DeformProblemOnDevice): DeviceD
       return fromImagesOnDevice({
         ...p,
         windows: { ...p.windows, I: keep(tf.tensor1d(p.windows.I)) },
-        moving: {
-          ...p.moving,
-          data: keep(tf.tensor2d(p.moving.data, [p.moving.data.length / p.moving.channels, p.moving.channels])),
-        },
+        moving: { ...p.moving, data: keep(tf.tensor1d(p.moving.data)) },
         features: F && { ...F, fixed: keep(tf.tensor2d(F.fixed, [N, F.fixed.length / N])) },
       });
     } catch (e) {
@@ -121,6 +119,7 @@ function fromImagesOnDevice(p: DeformProblemOnDevice): DeviceDeformProblem {
   const keep = <T extends tf.Tensor>(t: T): T => (tensors.push(t), t);
   try {
     const I = keep(tf.reshape(f.I, [nk, nj, ni, 1]) as tf.Tensor4D);
+    const moving = keep(tf.reshape(p.moving.data, [-1, p.moving.channels]) as tf.Tensor2D);
     // the window sums on the GPU (float32 sums of 2r + 1 values per axis) instead of the host's float64
     // box sums (the largest part of the deform stage's preparation on a GPU machine's host)
     const [n, sI, varI] = tf.tidy(() => {
@@ -130,7 +129,7 @@ function fromImagesOnDevice(p: DeformProblemOnDevice): DeviceDeformProblem {
       return [ones, s, tf.sub(ss, tf.div(tf.square(s), ones)) as tf.Tensor4D];
     });
     [n, sI, varI].forEach(keep);
-    return assemble(p, { I, n, sI, varI }, p.moving.data, p.features?.fixed, tensors);
+    return assemble(p, { I, n, sI, varI }, moving, p.features?.fixed, tensors);
   } catch (e) {
     tf.dispose(tensors);
     throw e;
